@@ -1,0 +1,59 @@
+"""The ``fmq`` command.
+
+Each sub-command lives in its own module of this package and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to the handler
+(``handler(args) -> int``).  The dispatcher below only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from fmq_theory import __version__
+
+#: Modules of :mod:`fmq_theory.cli` that register sub-commands, in help order.
+COMMAND_MODULES = (
+    "quantize_cmd",
+    "theory_cmd",
+    "harness_cmd",
+    "bound_check_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every available sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="fmq",
+        description="fmq_theory: OT quantization of flow-matching models, checked.",
+    )
+    parser.add_argument("--version", action="version", version=f"fmq_theory {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"fmq_theory.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"fmq_theory.cli.{name}":
+                continue  # that part of the package is not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``fmq`` command line; return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"fmq {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
