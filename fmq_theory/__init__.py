@@ -12,3 +12,23 @@ try:
     __version__ = _version("fmq_theory")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+source"
+
+# Public names resolved lazily so that ``import fmq_theory`` stays light (no torch, no numba
+# compilation) and the law-level theory can be used without the quantizer stack.
+_LAZY = {
+    "quantize": "fmq_theory.quantizers",
+    "quantize_state_dict": "fmq_theory.quantizers",
+    "QuantizedTensor": "fmq_theory.quantizers",
+    "METHODS": "fmq_theory.quantizers",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fmq_theory' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

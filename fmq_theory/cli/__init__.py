@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "quantize_cmd",
     "theory_cmd",
     "harness_cmd",
+    "asymptotics_cmd",
     "bound_check_cmd",
 )
 

@@ -1,0 +1,1 @@
+"""Empirical harness: data, flow-matching models, training, sampling, metrics, sweeps."""
