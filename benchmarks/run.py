@@ -1,0 +1,223 @@
+"""``make bench``: time fmq_theory against its peers, in one process run.
+
+Every case times our implementation and a peer on the same input in the same run, takes
+the median of repeated runs, and reports ``ratio = ours_s / peer_s`` (below 1: we are
+faster).  Ratios, not seconds, are the targets, so they hold on a noisy machine.  The
+table is printed and written to ``benchmarks/latest.json`` (atomically) as
+``[{"case", "ours_s", "peer", "peer_s", "ratio", "target", "met", "note"}]``.
+
+``--smoke`` shrinks every size so CI can check that the script still runs; smoke
+numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402  (benchmarks/ is a script folder, not a package)
+
+from fmq_theory import __version__, quantize  # noqa: E402
+from fmq_theory.wasserstein import wasserstein_1d  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the benchmark table (seconds are medians over ``repeats`` runs)."""
+
+    case: str
+    ours_s: float
+    peer: str
+    peer_s: float
+    ratio: float
+    target: str
+    met: bool
+    note: str = ""
+
+
+def median_time(fn, *, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls, after one untimed warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def compare(case, ours, peer_name, peer, *, repeats, target, limit, note="") -> Result:
+    """Time ``ours`` and ``peer`` on the same input and build a :class:`Result`.
+
+    ``limit`` is the largest ratio that meets the target.
+    """
+    ours_s = median_time(ours, repeats=repeats)
+    peer_s = median_time(peer, repeats=repeats)
+    ratio = ours_s / peer_s
+    return Result(case, ours_s, peer_name, peer_s, ratio, target, bool(ratio <= limit), note)
+
+
+def equal_mass_cases(rng, *, rows, cols, tensor_n, repeats):
+    matrix = rng.standard_normal((rows, cols), dtype=np.float32)
+    ours = lambda: quantize(matrix, method="equal_mass", bits=4, granularity="channel").dequantize()  # noqa: E731
+    ref = peers.paper_equal_mass_per_channel(matrix, bits=4)
+    err = float(np.max(np.abs(ours() - ref)))
+    yield compare(
+        "equal_mass_channel_vs_reference", ours,
+        "paper reference (argsort+array_split per channel)",
+        lambda: peers.paper_equal_mass_per_channel(matrix, bits=4),
+        repeats=max(1, repeats // 2), target="ratio <= 0.1 (>= 10x faster)", limit=0.1,
+        note=f"{rows}x{cols} float32, b=4; max |ours - reference| = {err:.2e}",
+    )
+    yield compare(
+        "equal_mass_channel_vs_sort", ours, "np.sort(W, axis=1)", lambda: np.sort(matrix, axis=1),
+        repeats=repeats, target="ratio <= 2", limit=2.0, note=f"{rows}x{cols} float32, b=4",
+    )
+    del matrix
+    flat = rng.standard_normal(tensor_n, dtype=np.float32)
+    yield compare(
+        "equal_mass_tensor_vs_sort",
+        lambda: quantize(flat, method="equal_mass", bits=4, granularity="tensor").dequantize(),
+        "np.sort(w)", lambda: np.sort(flat),
+        repeats=max(1, repeats // 2), target="ratio <= 1.5", limit=1.5, note=f"n={tensor_n:.0e} float32, b=4",
+    )
+
+
+def lloyd_max_case(rng, *, rows, cols, repeats):
+    matrix = rng.standard_normal((rows, cols), dtype=np.float32)
+
+    def ours_mse():
+        wq = quantize(matrix, method="lloyd_max", bits=4, granularity="channel").dequantize()
+        return np.mean((matrix.astype(np.float64) - wq) ** 2, axis=1)
+
+    worse = int(np.sum(ours_mse() > peers.sklearn_kmeans_per_channel(matrix, bits=4) * (1 + 1e-6)))
+    return compare(
+        "lloyd_max_vs_kmeans", ours_mse, "sklearn KMeans(n_init=1) per channel",
+        lambda: peers.sklearn_kmeans_per_channel(matrix, bits=4),
+        repeats=max(1, repeats // 2), target="ratio < 1 and MSE <= KMeans on every channel",
+        limit=1.0, note=f"{rows}x{cols} float32, b=4; channels where ours is worse than KMeans: {worse}",
+    )
+
+
+def uniform_case(rng, *, rows, cols, repeats):
+    matrix = rng.standard_normal((rows, cols), dtype=np.float32)
+    return compare(
+        "uniform_vs_numpy",
+        lambda: quantize(matrix, method="uniform_minmax", bits=4, granularity="channel").dequantize(),
+        "vectorized numpy min-max expression",
+        lambda: peers.numpy_uniform_minmax_per_channel(matrix, bits=4),
+        repeats=repeats, target="ratio <= 1.5", limit=1.5, note=f"{rows}x{cols} float32, b=4",
+    )
+
+
+def w2_case(rng, *, n, repeats):
+    u = rng.standard_normal(n)
+    v = rng.standard_t(5, size=n)
+    gap = abs(wasserstein_1d(u, v, p=2) - peers.pot_wasserstein_1d(u, v, p=2))
+    return compare(
+        "w2_vs_pot", lambda: wasserstein_1d(u, v, p=2), "ot.wasserstein_1d",
+        lambda: peers.pot_wasserstein_1d(u, v, p=2),
+        repeats=repeats, target="ratio <= 1", limit=1.0, note=f"n={n:.0e} each; |ours - POT| = {gap:.1e}",
+    )
+
+
+MEMORY_PROBE = r"""
+import sys, numpy as np
+from fmq_theory import quantize
+method, n = sys.argv[1], int(sys.argv[2])
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+w = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+quantize(w[:4096], method=method, bits=4, granularity="channel")  # compile kernels first
+base = rss("VmRSS:")
+qt = quantize(w.reshape(1024, -1), method=method, bits=4, granularity="channel")
+print(rss("VmHWM:") - base)
+"""
+
+
+def memory_cases(*, n):
+    """Peak extra resident memory of quantizing ``n`` float32 weights, in a fresh process."""
+    for method in ("equal_mass", "uniform_minmax", "lloyd_max"):
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_PROBE, method, str(n)], capture_output=True, text=True, check=True
+        )
+        extra = int(out.stdout.strip().splitlines()[-1])
+        floor = 4 * n
+        yield Result(
+            f"memory_{method}", float(extra), "input size 4n bytes", float(floor), extra / floor,
+            "ratio <= 3", extra / floor <= 3.0, f"peak extra RSS (bytes) of per-channel quantization, n={n:.0e}",
+        )
+
+
+def rho_case(*, max_bits):
+    """Time of the rho(b) tables (4 laws, b=1..max_bits, law level) and their error vs mpmath."""
+    from fmq_theory.rho import rho_table_benchmark
+
+    seconds, max_rel_err, note = rho_table_benchmark(max_bits=max_bits)
+    return Result("rho_tables", seconds, "mpmath reference (max relative error)", max_rel_err, max_rel_err,
+                  "max relative error <= 1e-8", max_rel_err <= 1e-8, note)
+
+
+def write_json_atomic(rows, path: Path):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump([asdict(r) for r in rows], fh, indent=2)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI check that the script runs)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=HERE / "latest.json")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    if args.smoke:
+        sizes = dict(em=(64, 96), tensor_n=10**5, lm=(8, 96), w2=10**4, mem=2**16, rho_bits=3)
+        repeats = 1
+    else:
+        sizes = dict(em=(4096, 4096), tensor_n=10**8, lm=(1024, 1152), w2=10**7, mem=10**7, rho_bits=12)
+        repeats = args.repeats
+    from tqdm import tqdm
+
+    steps = [
+        lambda: list(equal_mass_cases(rng, rows=sizes["em"][0], cols=sizes["em"][1], tensor_n=sizes["tensor_n"], repeats=repeats)),
+        lambda: [lloyd_max_case(rng, rows=sizes["lm"][0], cols=sizes["lm"][1], repeats=repeats)],
+        lambda: [uniform_case(rng, rows=sizes["em"][0], cols=sizes["em"][1], repeats=repeats)],
+        lambda: [w2_case(rng, n=sizes["w2"], repeats=repeats)],
+        lambda: list(memory_cases(n=sizes["mem"])),
+        lambda: [rho_case(max_bits=sizes["rho_bits"])],
+    ]
+    rows: list[Result] = []
+    for step in tqdm(steps, desc="benchmark cases", file=sys.stderr):
+        rows.extend(step())
+    print(f"fmq_theory {__version__} benchmarks ({'smoke' if args.smoke else 'full'}; median of {repeats}; "
+          f"{os.cpu_count()} CPUs)")
+    header = f"{'case':34s} {'ours':>11s} {'peer':>11s} {'ratio':>8s}  met  target / peer / note"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r.case:34s} {r.ours_s:11.4g} {r.peer_s:11.4g} {r.ratio:8.3g}  {'yes' if r.met else 'NO ':3s}  "
+              f"{r.target}; vs {r.peer}; {r.note}")
+    write_json_atomic(rows, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
