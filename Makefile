@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 JOBS ?= 2
 
-.PHONY: install data test report book bench clean
+.PHONY: install data test report book mathjax browser bench clean
 
 install: $(STAMP)
 
@@ -22,11 +22,38 @@ $(STAMP): pyproject.toml
 data: install
 	$(PY) -m fmq_theory.harness.data prepare
 
-test: install data
+test: install data mathjax browser
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup
 
 report: install
 	$(VENV)/bin/fmq report
+
+# --- the book (book/_config.yml, book/_toc.yml; output book/_build/html) -------------------
+MATHJAX_VERSION := 3.2.2
+MATHJAX := book/_mathjax/mathjax/tex-mml-chtml.js
+
+book: install data mathjax
+	$(PY) -m fmq_theory.book build
+
+# MathJax served from the book itself (no CDN at read time): npm package, es5/ copied in.
+mathjax: $(MATHJAX)
+
+$(MATHJAX):
+	npm install --no-save --no-audit --no-fund --prefix build/npm mathjax@$(MATHJAX_VERSION)
+	rm -rf book/_mathjax/mathjax
+	mkdir -p book/_mathjax
+	cp -r build/npm/node_modules/mathjax/es5 book/_mathjax/mathjax
+
+# Headless Debian Chromium for the book's browser test (installed when missing and root).
+browser:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; \
+	  else \
+	    echo "make browser: chromium is missing; run 'sudo apt-get install -y chromium'" \
+	         "(tests/test_book.py needs it)" >&2; \
+	  fi; \
+	fi
 
 bench: install
 	$(PY) benchmarks/run.py
