@@ -1,0 +1,634 @@
+"""Checkpoint I/O: safe loading of float checkpoints, and quantized checkpoints in one file.
+
+Quantized checkpoint format (``format_version`` 1)
+--------------------------------------------------
+One ``.safetensors`` file.  For every quantized tensor ``NAME`` it holds
+
+* ``NAME::codes``: the codes of the ``n`` weights, row-major, bit-packed by
+  :func:`fmq_theory.packing.pack_codes` (``ceil(bits * n / 8)`` bytes, uint8);
+* ``NAME::stored::KEY`` for every array ``KEY`` of :attr:`QuantizedTensor.stored`
+  (codebooks, scales, offsets) at its storage dtype;
+
+and every passthrough tensor (integer buffers, ...) under its own name, unchanged.  The
+header's ``__metadata__`` entry ``"fmq_theory"`` is a JSON document with the format name
+and version, the package version, the caller's metadata, the layout of every tensor
+(method, bits, granularity, shape, dtype, framework, codes dtype and shape, file keys)
+and the per-tensor report of the quantizer.  The reconstruction levels are not stored: they
+are rebuilt by :func:`fmq_theory.quantizers.levels_from_stored`, so the data bytes of the
+file are exactly what :attr:`QuantizedTensor.bits_per_weight` counts:
+
+.. math::
+
+    \\text{file bytes} - \\text{header bytes}
+    = \\sum_{\\text{quantized}} \\Big(\\lceil b\\, n / 8 \\rceil + \\text{stored bytes}\\Big)
+    + \\sum_{\\text{passthrough}} \\text{bytes},
+
+where the header bytes are the 8-byte length prefix plus the JSON header of the
+safetensors format [1]_.
+
+Every file is written atomically (:func:`atomic_output`): a failed write leaves neither a
+partial file nor a temporary one, and never clobbers an existing file.
+
+References
+----------
+.. [1] Hugging Face, "safetensors" file format,
+   https://github.com/huggingface/safetensors#format
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import struct
+import tempfile
+import zipfile
+from dataclasses import dataclass, fields
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from fmq_theory import __version__
+from fmq_theory.packing import pack_codes, packed_nbytes, unpack_codes
+from fmq_theory.quantizers._base import QuantizedTensor, format_granularity, parse_granularity
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "STATE_DICT_KEYS",
+    "QuantizedFileInfo",
+    "atomic_output",
+    "load_checkpoint",
+    "save_quantized",
+    "load_quantized",
+    "inspect_quantized",
+]
+
+#: Value of ``"format"`` in the metadata of a quantized checkpoint.
+FORMAT = "fmq_theory.quantized_state_dict"
+#: Newest quantized-checkpoint layout this version writes and reads.
+FORMAT_VERSION = 1
+#: Key of the safetensors ``__metadata__`` entry that holds the JSON metadata.
+METADATA_KEY = "fmq_theory"
+#: Entries of a pickled checkpoint dict that :func:`load_checkpoint` accepts as the state dict.
+STATE_DICT_KEYS = ("state_dict", "model", "ema")
+#: Suffixes :func:`load_checkpoint` reads with ``torch.load(weights_only=True)``.
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin")
+
+_SEP = "::"
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedFileInfo:
+    """Size accounting and metadata of a quantized checkpoint file.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    file_bytes : int
+        Size of the file.
+    header_bytes : int
+        The safetensors header: 8-byte length prefix plus the JSON header (with its
+        padding); ``file_bytes - header_bytes`` is the data.
+    tensor_bytes : dict of str to int
+        Data bytes of every state-dict entry, in state-dict order: for a quantized tensor
+        ``ceil(bits * n / 8)`` plus its stored arrays, for a passthrough tensor its bytes.
+    format_version : int
+        Layout version of the file.
+    package_version : str
+        Version of fmq_theory that wrote the file.
+    metadata : dict
+        The caller's ``metadata`` given to :func:`save_quantized`.
+    """
+
+    path: str
+    file_bytes: int
+    header_bytes: int
+    tensor_bytes: Mapping[str, int]
+    format_version: int
+    package_version: str
+    metadata: Mapping[str, Any]
+
+    @property
+    def data_bytes(self) -> int:
+        """Bytes of tensor data: ``file_bytes - header_bytes``."""
+        return self.file_bytes - self.header_bytes
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path) -> Iterator[str]:
+    """Yield a temporary path in ``path``'s directory; move it onto ``path`` on success.
+
+    The temporary file is flushed to disk and renamed with :func:`os.replace`, so readers
+    see either the old file or the complete new one.  If the body raises (or the rename
+    fails) the temporary file is removed and ``path`` is left as it was.
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory of ``path`` does not exist.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"path={path!r}: directory {directory!r} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------- float checkpoints
+
+
+def _require_file(path, argument: str) -> str:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{argument}={path!r}: no such file")
+    if not os.path.isfile(path):
+        raise ValueError(f"{argument}={path!r} is not a regular file")
+    return path
+
+
+def _tensor_mapping(obj, path: str, key: str | None) -> dict[str, torch.Tensor]:
+    def is_state_dict(value) -> bool:
+        return isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
+        )
+
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path!r} holds a {type(obj).__name__}, not a dict of tensors")
+    if key is not None:
+        if key not in obj or not is_state_dict(obj[key]):
+            raise ValueError(f"key={key!r}: {path!r} has no entry {key!r} that is a dict of tensors")
+        return dict(obj[key])
+    if is_state_dict(obj):
+        return dict(obj)
+    found = [k for k in STATE_DICT_KEYS if k in obj and is_state_dict(obj[k])]
+    if len(found) == 1:
+        return dict(obj[found[0]])
+    if len(found) > 1:
+        raise ValueError(f"{path!r} has several state dicts {found}; choose one with key=")
+    raise ValueError(
+        f"{path!r} is neither a dict of tensors nor a dict with one of the entries "
+        f"{list(STATE_DICT_KEYS)} holding a dict of tensors (top-level keys: {list(obj)[:10]})"
+    )
+
+
+def load_checkpoint(path, *, key: str | None = None) -> dict[str, torch.Tensor]:
+    """Load a float checkpoint as a state dict of CPU tensors, never running pickled code.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.safetensors`` (read with safetensors) or ``.pt`` / ``.pth`` / ``.bin`` (read
+        only with ``torch.load(..., weights_only=True)``, which refuses any pickled object
+        other than tensors, containers and plain values).
+    key : str, optional
+        Entry of a pickled dict that holds the state dict.  By default the file's top
+        level is used when it is a dict of tensors, else its single entry among
+        ``"state_dict"``, ``"model"``, ``"ema"`` that is a dict of tensors (training
+        checkpoints often hold ``{"model": ..., "optimizer": ..., "epoch": ...}``).
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        In file order.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        Unknown suffix; corrupt or truncated file; a pickle that holds anything
+        ``weights_only`` refuses (for example an object whose unpickling would run code);
+        no state dict found.  Every message names ``path``.
+    """
+    path = _require_file(path, "path")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(path, device="cpu"))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{path!r} is not a readable safetensors file: {exc}") from exc
+    if suffix in PICKLE_SUFFIXES:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise ValueError(
+                f"{path!r} holds objects that torch.load(weights_only=True) refuses to "
+                f"unpickle; such files are never loaded with code execution: {exc}"
+            ) from exc
+        except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path!r} is not a readable torch checkpoint: {exc}") from exc
+        return _tensor_mapping(obj, path, key)
+    raise ValueError(
+        f"path={path!r} has suffix {suffix!r}; expected '.safetensors' or one of {list(PICKLE_SUFFIXES)}"
+    )
+
+
+# --------------------------------------------------------------------------- quantized checkpoints
+
+
+def _quantizers():
+    from fmq_theory import quantizers
+
+    return quantizers
+
+
+def _split(qsd_or_mapping) -> tuple[dict, dict, tuple]:
+    """(quantized, passthrough, report) of a QuantizedStateDict or a name -> tensor mapping."""
+    if hasattr(qsd_or_mapping, "quantized") and hasattr(qsd_or_mapping, "passthrough"):
+        return dict(qsd_or_mapping.quantized), dict(qsd_or_mapping.passthrough), tuple(qsd_or_mapping.report)
+    if not isinstance(qsd_or_mapping, Mapping):
+        raise TypeError(
+            "qsd_or_mapping must be a QuantizedStateDict or a mapping of names to "
+            f"QuantizedTensor / tensors, got {type(qsd_or_mapping).__name__}"
+        )
+    quantized, passthrough = {}, {}
+    for name, value in qsd_or_mapping.items():
+        if isinstance(value, QuantizedTensor):
+            quantized[name] = value
+        elif isinstance(value, (torch.Tensor, np.ndarray)):
+            passthrough[name] = value
+        else:
+            raise TypeError(
+                f"qsd_or_mapping[{name!r}] is a {type(value).__name__}; expected a "
+                "QuantizedTensor, torch.Tensor or numpy.ndarray"
+            )
+    return quantized, passthrough, ()
+
+
+def _as_cpu_tensor(value) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value).copy())
+    return value.detach().to("cpu").contiguous().clone()
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return value
+
+
+def _report_json(report: tuple) -> list[dict]:
+    return [{f.name: _jsonable(getattr(row, f.name)) for f in fields(row)} for row in report]
+
+
+def _report_from_json(rows: list[dict]) -> tuple:
+    tensor_report = _quantizers().TensorReport
+    out = []
+    for row in rows:
+        out.append(tensor_report(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()}))
+    return tuple(out)
+
+
+def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None = None) -> QuantizedFileInfo:
+    """Write a quantized state dict to one ``.safetensors`` file, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; must end in ``.safetensors``.  Replaced only when the write succeeds.
+    qsd_or_mapping : QuantizedStateDict or mapping of str to QuantizedTensor / tensor
+        What :func:`fmq_theory.quantizers.quantize_state_dict` returns, or a mapping whose
+        :class:`QuantizedTensor` values are stored quantized and whose ``torch.Tensor`` /
+        ``numpy.ndarray`` values are stored unchanged.
+    metadata : mapping, optional
+        JSON-serializable caller metadata kept in the header (see :func:`inspect_quantized`).
+
+    Returns
+    -------
+    QuantizedFileInfo
+        Size accounting of the written file.
+
+    Raises
+    ------
+    ValueError
+        Wrong suffix, two entries that would share a file key, codes outside ``bits``.
+    TypeError
+        A value of an unsupported type, or metadata that is not JSON-serializable.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".safetensors"):
+        raise ValueError(f"path={path!r} must end in '.safetensors'")
+    quantized, passthrough, report = _split(qsd_or_mapping)
+    try:
+        user = json.loads(json.dumps(dict(metadata or {}), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"metadata must be a JSON-serializable mapping: {exc}") from exc
+
+    tensors: dict[str, torch.Tensor] = {}
+    layout: list[dict] = []
+
+    def put(key: str, tensor: torch.Tensor) -> None:
+        if key in tensors:
+            raise ValueError(f"two entries map to the file key {key!r}; rename one of them")
+        tensors[key] = tensor
+
+    for name, qt in quantized.items():
+        n = qt.n_weights
+        flat = np.asarray(qt.codes).reshape(-1)
+        if flat.size < n:
+            raise ValueError(f"quantized[{name!r}].codes has {flat.size} entries for {n} weights")
+        put(f"{name}{_SEP}codes", torch.from_numpy(pack_codes(flat[:n], qt.bits)))
+        stored_keys = {}
+        for skey, array in qt.stored.items():
+            stored_keys[skey] = f"{name}{_SEP}stored{_SEP}{skey}"
+            put(stored_keys[skey], _as_cpu_tensor(np.asarray(array)))
+        layout.append(
+            {
+                "name": name,
+                "kind": "quantized",
+                "method": qt.method,
+                "bits": int(qt.bits),
+                "granularity": format_granularity(parse_granularity(qt.granularity)),
+                "shape": [int(s) for s in qt.shape],
+                "dtype": str(qt.dtype),
+                "framework": qt.framework,
+                "codes_dtype": np.asarray(qt.codes).dtype.str,
+                "codes_shape": [int(s) for s in np.shape(qt.codes)],
+                "codes_key": f"{name}{_SEP}codes",
+                "stored": stored_keys,
+            }
+        )
+    for name, value in passthrough.items():
+        put(name, _as_cpu_tensor(value))
+        framework = "numpy" if isinstance(value, np.ndarray) else "torch"
+        layout.append({"name": name, "kind": "passthrough", "key": name, "framework": framework})
+
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "metadata": user,
+        "tensors": layout,
+        "report": _report_json(report),
+    }
+    header_metadata = {METADATA_KEY: json.dumps(document)}
+
+    from safetensors.torch import save_file
+
+    with atomic_output(path) as tmp:
+        save_file(tensors, tmp, metadata=header_metadata)
+    return inspect_quantized(path)
+
+
+def _read_header(path: str) -> tuple[int, dict]:
+    """(header bytes, parsed JSON header) of a safetensors file, with clear errors."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ValueError(f"{path!r} is not a safetensors file: only {size} bytes")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > size - 8:
+            raise ValueError(
+                f"{path!r} is truncated or not a safetensors file: header of {length} bytes "
+                f"announced, {size - 8} available"
+            )
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path!r} has a corrupt safetensors header: {exc}") from exc
+    if not isinstance(header, dict):
+        raise ValueError(f"{path!r} has a corrupt safetensors header (not a JSON object)")
+    return 8 + length, header
+
+
+def _document(path: str, header: dict) -> dict:
+    meta = header.get("__metadata__") or {}
+    if METADATA_KEY not in meta:
+        raise ValueError(f"{path!r} is a safetensors file but not an fmq_theory quantized checkpoint")
+    try:
+        document = json.loads(meta[METADATA_KEY])
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path!r}: corrupt fmq_theory metadata: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError(f"{path!r}: metadata format is not {FORMAT!r}")
+    version = document.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"{path!r}: invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path!r} has format_version {version}, written by fmq_theory "
+            f"{document.get('package_version')!r}; this version ({__version__}) reads up to "
+            f"{FORMAT_VERSION}"
+        )
+    if not isinstance(document.get("tensors"), list):
+        raise ValueError(f"{path!r}: metadata has no tensor layout")
+    return document
+
+
+def _entry_bytes(entry: dict, header: dict) -> int:
+    def nbytes(key: str) -> int:
+        start, end = header[key]["data_offsets"]
+        return int(end) - int(start)
+
+    if entry["kind"] == "passthrough":
+        return nbytes(entry["key"])
+    return nbytes(entry["codes_key"]) + sum(nbytes(k) for k in entry["stored"].values())
+
+
+def inspect_quantized(path) -> QuantizedFileInfo:
+    """Read the metadata and size accounting of a quantized checkpoint without its tensors.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file; not a (supported) fmq_theory quantized checkpoint.
+    """
+    path = _require_file(path, "path")
+    header_bytes, header = _read_header(path)
+    document = _document(path, header)
+    try:
+        tensor_bytes = {entry["name"]: _entry_bytes(entry, header) for entry in document["tensors"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path!r}: tensor layout does not match the file's tensors ({exc!r})") from exc
+    return QuantizedFileInfo(
+        path=path,
+        file_bytes=os.path.getsize(path),
+        header_bytes=header_bytes,
+        tensor_bytes=tensor_bytes,
+        format_version=document["format_version"],
+        package_version=str(document.get("package_version")),
+        metadata=document.get("metadata") or {},
+    )
+
+
+def _check_int_list(path: str, name: str, field_name: str, value, length: int | None = None) -> tuple:
+    if (
+        not isinstance(value, list)
+        or (length is not None and len(value) != length)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        raise ValueError(f"{path!r}: tensor {name!r} has invalid {field_name} {value!r}")
+    return tuple(value)
+
+
+def _group_layout_ok(granularity: tuple, shape: tuple, n: int, codes_shape: tuple) -> bool:
+    n_groups, group_size = codes_shape
+    if n == 0:
+        return n_groups * group_size == 0
+    if group_size == 0 or not 0 <= n_groups * group_size - n < group_size:
+        return False
+    if granularity[0] == "tensor":
+        return n_groups == 1
+    if granularity[0] == "group":
+        return group_size == granularity[1]
+    return n_groups * group_size == n
+
+
+def _load_entry(path: str, entry: dict, handle, methods, levels_from_stored, device: str):
+    name = entry.get("name")
+    method, bits = entry.get("method"), entry.get("bits")
+    if method not in methods:
+        raise ValueError(f"{path!r}: tensor {name!r} has unknown method {method!r}")
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 8:
+        raise ValueError(f"{path!r}: tensor {name!r} has bits={bits!r}, outside 1..8")
+    try:
+        granularity = parse_granularity(entry.get("granularity"))
+        codes_dtype = np.dtype(entry.get("codes_dtype"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path!r}: tensor {name!r}: {exc}") from exc
+    if codes_dtype.kind != "u" or (1 << bits) - 1 > np.iinfo(codes_dtype).max:
+        raise ValueError(f"{path!r}: tensor {name!r} has codes dtype {codes_dtype} for bits={bits}")
+    shape = _check_int_list(path, name, "shape", entry.get("shape"))
+    codes_shape = _check_int_list(path, name, "codes_shape", entry.get("codes_shape"), 2)
+    n = int(np.prod(shape, dtype=np.int64))
+    if not _group_layout_ok(granularity, shape, n, codes_shape):
+        raise ValueError(
+            f"{path!r}: tensor {name!r} has codes_shape {list(codes_shape)} inconsistent with "
+            f"shape {list(shape)} and granularity {format_granularity(granularity)!r}"
+        )
+    packed = handle.get_tensor(entry["codes_key"]).numpy()
+    try:
+        flat = unpack_codes(packed, bits, n)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path!r}: tensor {name!r} has corrupt codes: {exc}") from exc
+    codes = np.zeros(codes_shape[0] * codes_shape[1], dtype=codes_dtype)
+    codes[:n] = flat
+    codes = codes.reshape(codes_shape)
+    stored = {skey: handle.get_tensor(fkey).numpy() for skey, fkey in entry["stored"].items()}
+    try:
+        levels = levels_from_stored(method, bits, stored)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path!r}: tensor {name!r} has invalid side information: {exc!r}") from exc
+    if np.shape(levels) != (codes_shape[0], 1 << bits):
+        raise ValueError(
+            f"{path!r}: tensor {name!r}: levels of shape {np.shape(levels)} rebuilt from the "
+            f"stored arrays, expected {(codes_shape[0], 1 << bits)}"
+        )
+    framework = entry.get("framework")
+    if framework not in ("numpy", "torch"):
+        raise ValueError(f"{path!r}: tensor {name!r} has unknown framework {framework!r}")
+    return QuantizedTensor(
+        method=method,
+        bits=bits,
+        granularity=granularity,
+        shape=shape,
+        dtype=str(entry.get("dtype")),
+        codes=codes,
+        levels=levels,
+        stored=stored,
+        framework=framework,
+        device=device if framework == "torch" else "cpu",
+    )
+
+
+def load_quantized(path, *, device: str = "cpu"):
+    """Load and validate a quantized checkpoint written by :func:`save_quantized`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.safetensors`` file written by :func:`save_quantized`.
+    device : str
+        Device recorded in the torch-framework :class:`QuantizedTensor` objects (so that
+        ``dequantize()`` lands there) and of the passthrough torch tensors.
+
+    Returns
+    -------
+    QuantizedStateDict
+        Codes, stored arrays and levels identical to the saved ones, so ``dequantize()``
+        is bit-identical; the report is the one saved with the file (empty when a plain
+        mapping was saved).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        Truncated or corrupt file, unsupported format version, or a layout that fails
+        validation (unknown method, bits outside 1..8, inconsistent shapes, a packed
+        stream of the wrong length or with non-zero padding, stored arrays that do not
+        rebuild ``2**bits`` levels per group, tensors missing from or extra in the file).
+    """
+    path = _require_file(path, "path")
+    _, header = _read_header(path)
+    document = _document(path, header)
+    q = _quantizers()
+    from safetensors import SafetensorError, safe_open
+
+    quantized, passthrough = {}, {}
+    try:
+        with safe_open(path, framework="pt", device="cpu") as handle:
+            expected = set()
+            for entry in document["tensors"]:
+                if entry.get("kind") == "quantized":
+                    expected.update([entry["codes_key"], *entry["stored"].values()])
+                elif entry.get("kind") == "passthrough":
+                    expected.add(entry["key"])
+                else:
+                    raise ValueError(f"{path!r}: unknown tensor kind {entry.get('kind')!r}")
+            present = set(handle.keys())
+            if present != expected:
+                raise ValueError(
+                    f"{path!r}: tensors in the file do not match its layout (missing "
+                    f"{sorted(expected - present)[:5]}, unexpected {sorted(present - expected)[:5]})"
+                )
+            for entry in document["tensors"]:
+                if entry["kind"] == "quantized":
+                    quantized[entry["name"]] = _load_entry(
+                        path, entry, handle, q.METHODS, q.levels_from_stored, device
+                    )
+                else:
+                    tensor = handle.get_tensor(entry["key"])
+                    passthrough[entry["name"]] = (
+                        tensor.numpy() if entry.get("framework") == "numpy" else tensor.to(device)
+                    )
+    except SafetensorError as exc:
+        raise ValueError(f"{path!r} is a corrupt safetensors file: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path!r}: invalid tensor layout ({exc!r})") from exc
+    return q.QuantizedStateDict(
+        quantized=quantized,
+        passthrough=passthrough,
+        report=_report_from_json(document.get("report") or []),
+    )
