@@ -1,0 +1,358 @@
+"""The Jupyter Book, checked like a reader would: built, served, opened in headless Chromium.
+
+The module builds the book with :func:`fmq_theory.book.build_book` (a no-op when the HTML of
+``make book`` is fresh for the current sources; otherwise a full build that executes every
+notebook with Sphinx warnings as errors), serves ``book/_build/html`` on localhost, and checks
+
+* every page of ``book/_toc.yml`` is reachable by following links from ``index.html``, and
+  every internal link (file and ``#anchor``) resolves;
+* no page shows a Python traceback, an error output cell or an unresolved reference (``??``);
+* in Chromium, after MathJax has run: every math node holds a rendered ``mjx-container``,
+  MathJax reports no TeX error, no raw TeX delimiters are left in the text, every ``<img>``
+  has loaded (``naturalWidth > 0``), and every numbered ``sphinx-proof`` environment
+  (theorem, lemma, ...) carries its number;
+* three pages are screenshotted into ``artifacts/screenshots/`` (git-ignored).
+
+Chromium: Debian's ``chromium`` (``make browser`` installs it when missing and root).
+"""
+
+from __future__ import annotations
+
+import functools
+import html.parser
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fmq_theory.book import BookLayout, build_book
+
+pytestmark = [pytest.mark.book, pytest.mark.slow, pytest.mark.xdist_group("book")]
+
+LAYOUT = BookLayout.default()
+SCREENSHOT_DIR = LAYOUT.root / "artifacts" / "screenshots"
+#: Pages screenshotted for a human to look at (document names, as in the toc).
+SCREENSHOT_PAGES = ("book/intro", "notebooks/quantizers", "notebooks/ot_1d")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+)
+#: Names of the numbered environments of sphinx-proof (the ``prf:proof`` block is unnumbered).
+NUMBERED_PROOF_ENVS = (
+    "theorem", "lemma", "definition", "proposition", "corollary", "remark", "conjecture",
+    "example", "exercise", "algorithm", "criterion", "axiom", "assumption", "observation",
+    "property",
+)
+CHECK_PATH = "/__fmq_browser_check__.html"
+
+
+def toc_documents(toc_path: Path, root: Path) -> list[str]:
+    """Document names (``book/intro``, ``proofs/x``...) listed by the toc, globs expanded."""
+    toc = yaml.safe_load(toc_path.read_text())
+    docs = [toc["root"]]
+
+    def visit(entries):
+        for entry in entries:
+            if "file" in entry:
+                docs.append(entry["file"])
+            if "glob" in entry:
+                matches = sorted(root.glob(entry["glob"] + ".md"))
+                assert matches, f"toc glob {entry['glob']!r} matches no page"
+                docs.extend(p.relative_to(root).with_suffix("").as_posix() for p in matches)
+            for key in ("sections", "chapters"):
+                visit(entry.get(key, []))
+
+    for part in toc.get("parts", []):
+        visit(part["chapters"])
+    visit(toc.get("chapters", []))
+    return docs
+
+
+class _LinkParser(html.parser.HTMLParser):
+    """Collects ``href``/``src`` links, element ids and the meta-refresh target of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.refresh: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag == "meta" and (attrs.get("http-equiv") or "").lower() == "refresh":
+            match = re.search(r"url=(.+)", attrs.get("content", ""), flags=re.I)
+            if match:
+                self.refresh = match.group(1).strip()
+
+
+class _BookHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the book plus one extra page, the in-browser checker."""
+
+    check_page = b""
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.path.split("?")[0] == CHECK_PATH:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(self.check_page)))
+            self.end_headers()
+            self.wfile.write(self.check_page)
+            return
+        super().do_GET()
+
+    def log_message(self, format, *args):  # quiet
+        pass
+
+
+CHECK_SCRIPT = r"""
+<!doctype html><html><head><meta charset="utf-8"><title>book check</title></head><body>
+<pre id="fmq-result">pending</pre>
+<script>
+const PAGES = __PAGES__;
+const SKIP = new Set(["SCRIPT", "STYLE", "PRE", "CODE", "TEXTAREA", "MJX-CONTAINER", "NOSCRIPT"]);
+const NUMBERED = new Set(__NUMBERED__);
+function rawTexLeft(doc) {
+  const found = [];
+  const walker = doc.createTreeWalker(doc.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    let skip = false;
+    for (let el = node.parentElement; el; el = el.parentElement) {
+      if (SKIP.has(el.tagName) || el.classList.contains("highlight")) { skip = true; break; }
+    }
+    if (skip) continue;
+    const text = node.textContent;
+    const m = text.match(/\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\s]|\\begin\{|\\frac|\\mathbb/);
+    if (m) found.push(text.slice(Math.max(0, m.index - 40), m.index + 40));
+  }
+  return found;
+}
+async function checkPage(path) {
+  const frame = document.createElement("iframe");
+  frame.style.width = "1280px"; frame.style.height = "2000px";
+  document.body.appendChild(frame);
+  await new Promise((resolve) => { frame.onload = resolve; frame.src = path; });
+  const win = frame.contentWindow, doc = frame.contentDocument;
+  const r = {path: path, title: doc.title};
+  r.mathjax = !!(win.MathJax && win.MathJax.version);
+  if (r.mathjax && win.MathJax.startup && win.MathJax.startup.promise) {
+    await win.MathJax.startup.promise;
+  }
+  const imgs = Array.from(doc.images);
+  imgs.forEach((img) => { img.loading = "eager"; });
+  await Promise.all(imgs.map((img) => img.complete ? null :
+      new Promise((res) => { img.onload = res; img.onerror = res; })));
+  r.images = imgs.map((img) => ({src: img.getAttribute("src"), width: img.naturalWidth,
+                                 ok: img.complete && img.naturalWidth > 0}));
+  const maths = Array.from(doc.querySelectorAll("span.math, div.math"));
+  r.math_nodes = maths.length;
+  r.math_unrendered = maths.filter((e) => !e.querySelector("mjx-container"))
+                           .map((e) => e.textContent.slice(0, 80));
+  r.mjx_containers = doc.querySelectorAll("mjx-container").length;
+  r.mjx_errors = Array.from(doc.querySelectorAll("mjx-merror, [data-mjx-error]"))
+                      .map((e) => (e.getAttribute("data-mjx-error") || e.textContent).slice(0, 120));
+  r.raw_tex = rawTexLeft(doc);
+  r.unnumbered_envs = [];
+  r.numbered_envs = 0;
+  doc.querySelectorAll("div.proof").forEach((div) => {
+    const kind = Array.from(div.classList).find((c) => NUMBERED.has(c));
+    if (!kind) return;
+    const title = div.querySelector(".admonition-title");
+    const text = title ? title.textContent.trim() : "";
+    if (/^\S+\s+\d+(\.\d+)*/.test(text)) r.numbered_envs += 1;
+    else r.unnumbered_envs.push(kind + ": " + text.slice(0, 80));
+  });
+  r.text_has_qq = doc.body.innerText.includes("??");
+  frame.remove();
+  return r;
+}
+(async () => {
+  const out = [];
+  for (const path of PAGES) {
+    try { out.push(await checkPage(path)); }
+    catch (err) { out.push({path: path, exception: String(err)}); }
+  }
+  document.getElementById("fmq-result").textContent = JSON.stringify(out);
+})();
+</script></body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def book():
+    """The built book (fresh HTML reused, otherwise rebuilt) and its toc documents."""
+    result = build_book(layout=LAYOUT)
+    docs = toc_documents(LAYOUT.toc, LAYOUT.root)
+    return result.html, docs
+
+
+@pytest.fixture(scope="module")
+def server(book):
+    """Base URL of a localhost server of the built HTML (port chosen by the OS)."""
+    html_dir, docs = book
+    handler = functools.partial(_BookHandler, directory=str(html_dir))
+    pages = [f"/{doc}.html" for doc in docs]
+    _BookHandler.check_page = (
+        CHECK_SCRIPT.replace("__PAGES__", json.dumps(pages))
+        .replace("__NUMBERED__", json.dumps(NUMBERED_PROOF_ENVS))
+        .encode()
+    )
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Path of the Chromium executable; fails (never skips) when it is missing."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("chromium is not installed: run `make browser` (apt-get install -y chromium)")
+    return path
+
+
+def _run_chromium(chromium: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="fmq-chromium-") as profile:
+        return subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode("utf-8")
+
+
+def test_every_toc_page_is_reachable_and_links_resolve(book, server):
+    html_dir, docs = book
+    start = f"{server}/index.html"
+    pages: dict[str, _LinkParser] = {}
+    queue = [start]
+    while queue:
+        url = queue.pop()
+        if url in pages:
+            continue
+        parser = _LinkParser()
+        parser.feed(_fetch(url))
+        pages[url] = parser
+        targets = list(parser.links) + ([parser.refresh] if parser.refresh else [])
+        for href in targets:
+            absolute, _ = urllib.parse.urldefrag(urllib.parse.urljoin(url, href))
+            if absolute.startswith(server) and absolute.endswith(".html") and "/_" not in absolute:
+                queue.append(absolute)
+    reached = {urllib.parse.urlparse(u).path.lstrip("/").removesuffix(".html") for u in pages}
+    missing = [doc for doc in docs if doc not in reached]
+    assert not missing, f"toc pages not reachable from index.html: {missing}"
+    broken = []
+    for url, parser in pages.items():
+        for href in parser.links:
+            absolute = urllib.parse.urljoin(url, href)
+            if not absolute.startswith(server):
+                continue
+            target, fragment = urllib.parse.urldefrag(absolute)
+            rel = urllib.parse.unquote(urllib.parse.urlparse(target).path.lstrip("/"))
+            path = html_dir / rel
+            if not path.is_file():
+                broken.append(f"{url} -> {href} (no file {rel})")
+            elif fragment and target in pages and fragment not in pages[target].ids:
+                broken.append(f"{url} -> {href} (no anchor #{fragment})")
+    assert not broken, "broken internal links:\n" + "\n".join(broken)
+
+
+def test_no_tracebacks_error_cells_or_unresolved_references(book):
+    html_dir, docs = book
+    problems = []
+    for doc in docs:
+        text = (html_dir / f"{doc}.html").read_text()
+        for needle in ("Traceback", 'class="output error', "output traceback",
+                       'class="output stderr', 'class="problematic'):
+            if needle in text:
+                problems.append(f"{doc}: contains {needle!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_pages_render_in_chromium(book, server, chromium):
+    _, docs = book
+    proc = _run_chromium(
+        chromium, "--virtual-time-budget=300000", "--dump-dom", server + CHECK_PATH,
+        timeout=300,
+    )
+    match = re.search(r'<pre id="fmq-result">(.*?)</pre>', proc.stdout, flags=re.S)
+    assert match, f"no result from chromium; stderr tail:\n{proc.stderr[-2000:]}"
+    payload = match.group(1)
+    assert payload != "pending", "the in-browser check did not finish"
+    import html as html_lib
+
+    results = json.loads(html_lib.unescape(payload))
+    assert [r["path"] for r in results] == [f"/{doc}.html" for doc in docs]
+    problems = []
+    total_math = total_images = total_envs = 0
+    for r in results:
+        where = r["path"]
+        if "exception" in r:
+            problems.append(f"{where}: check raised {r['exception']}")
+            continue
+        if r["math_nodes"] and not r["mathjax"]:
+            problems.append(f"{where}: has {r['math_nodes']} equations but MathJax did not load")
+        if r["math_unrendered"]:
+            problems.append(f"{where}: math not rendered: {r['math_unrendered'][:3]}")
+        if r["mjx_errors"]:
+            problems.append(f"{where}: MathJax errors: {r['mjx_errors'][:3]}")
+        if r["raw_tex"]:
+            problems.append(f"{where}: raw TeX in text: {r['raw_tex'][:3]}")
+        bad = [img["src"] for img in r["images"] if not img["ok"]]
+        if bad:
+            problems.append(f"{where}: images not loaded: {bad}")
+        if r["unnumbered_envs"]:
+            problems.append(f"{where}: unnumbered environments: {r['unnumbered_envs']}")
+        if r["text_has_qq"]:
+            problems.append(f"{where}: '??' (unresolved reference) in the text")
+        total_math += r["math_nodes"]
+        total_images += len(r["images"])
+        total_envs += r["numbered_envs"]
+    assert not problems, "\n".join(problems)
+    # The book has equations, figures and numbered theorems; the check must have seen them.
+    assert total_math > 0 and total_images > 0 and total_envs > 0, (total_math, total_images, total_envs)
+    print(f"browser check: {len(results)} pages, {total_math} equations, "
+          f"{total_images} images, {total_envs} numbered environments")
+
+
+def test_screenshots(book, server, chromium):
+    _, docs = book
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    for doc in SCREENSHOT_PAGES:
+        assert doc in docs, f"screenshot page {doc!r} is not in the toc"
+        out = SCREENSHOT_DIR / (doc.replace("/", "__") + ".png")
+        out.unlink(missing_ok=True)
+        proc = _run_chromium(
+            chromium, "--virtual-time-budget=20000", "--window-size=1280,2000",
+            f"--screenshot={out}", f"{server}/{doc}.html", timeout=120,
+        )
+        assert out.is_file() and out.stat().st_size > 10_000, (
+            f"no screenshot of {doc}; stderr tail:\n{proc.stderr[-2000:]}"
+        )
