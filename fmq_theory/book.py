@@ -31,8 +31,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
-__all__ = ["BookBuild", "BookLayout", "book_fingerprint", "build_book", "main"]
+__all__ = ["BookBuild", "BookLayout", "book_fingerprint", "build_book", "markdown_table", "main"]
 
 #: Inputs of the book, as glob patterns relative to the repository root.
 SOURCE_PATTERNS = (
@@ -232,6 +233,44 @@ def build_book(*, layout: BookLayout | None = None, force: bool = False) -> Book
         )
     layout.stamp.write_text(fingerprint + "\n")
     return BookBuild(layout.html, True, time.perf_counter() - start, fingerprint)
+
+
+def markdown_table(*, header: Sequence[str], rows: Sequence[Sequence], formats: Sequence[str] | None = None) -> str:
+    """Render rows as a Markdown (MyST) table, for notebooks that display tables.
+
+    Parameters
+    ----------
+    header : sequence of str
+        Column titles (Markdown, so math such as ``$D/D_{LM}$`` works).
+    rows : sequence of sequences
+        One sequence per row, ``len(header)`` cells each.
+    formats : sequence of str, optional
+        One :func:`format` spec per column (e.g. ``".3g"``; ``""`` leaves the cell as is).
+
+    Returns
+    -------
+    str
+        The table; display it with ``IPython.display.Markdown``.
+
+    Examples
+    --------
+    >>> print(markdown_table(header=["b", "D"], rows=[[2, 0.1175]], formats=["", ".3f"]))
+    | b | D |
+    |---|---|
+    | 2 | 0.117 |
+    """
+    header = [str(h).replace("|", "\\|") for h in header]
+    formats = [""] * len(header) if formats is None else list(formats)
+    if len(formats) != len(header):
+        raise ValueError(f"formats has {len(formats)} entries, header has {len(header)}")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, row in enumerate(rows):
+        row = list(row)
+        if len(row) != len(header):
+            raise ValueError(f"rows[{i}] has {len(row)} cells, header has {len(header)}")
+        cells = [format(cell, spec).replace("|", "\\|") for cell, spec in zip(row, formats)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _serve(*, html: Path, port: int) -> None:
