@@ -83,6 +83,10 @@ class QuantizedTensor:
         Type of the input; :meth:`dequantize` returns the same type.
     device : str
         Torch device of the input (``"cpu"`` for numpy input).
+    info : dict of str to numpy.ndarray
+        Diagnostics that are not part of the checkpoint (never stored, not counted in
+        :attr:`bits_per_weight`), e.g. for ``lloyd_max``
+        ``{"excess_mse_bound": (n_groups,), "histogram": (n_groups,) bool}``.
     """
 
     method: str
@@ -95,6 +99,7 @@ class QuantizedTensor:
     stored: Mapping[str, np.ndarray] = field(default_factory=dict)
     framework: str = "numpy"
     device: str = "cpu"
+    info: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def n_weights(self) -> int:
@@ -110,3 +115,21 @@ class QuantizedTensor:
     def bits_per_weight(self) -> float:
         """Index bits plus side-information bits, divided by the number of weights."""
         return (self.bits * self.n_weights + self.overhead_bits) / self.n_weights
+
+    def dequantized_numpy(self) -> np.ndarray:
+        """The reconstructed weights as a numpy array of the original shape, in the
+        levels' (storage) dtype, i.e. before the cast to the input dtype."""
+        flat = np.take_along_axis(self.levels, self.codes.astype(np.intp), axis=1).reshape(-1)
+        return flat[: self.n_weights].reshape(self.shape)
+
+    def dequantize(self):
+        """The reconstructed tensor: same type (numpy/torch), dtype, shape and device as
+        the input.  Levels are cast to the input dtype (e.g. rounded to float16)."""
+        values = self.dequantized_numpy()
+        if self.framework == "torch":
+            import torch
+
+            return torch.from_numpy(np.ascontiguousarray(values)).to(
+                device=self.device, dtype=getattr(torch, self.dtype)
+            )
+        return values.astype(self.dtype)

@@ -1,0 +1,512 @@
+"""Hot loops of the quantizers: numba kernels and their plain-numpy twins.
+
+Every kernel ``f`` has a twin ``f_numpy`` with the same signature and result, written
+with vectorised numpy (or a different algorithm, e.g. the quadratic dynamic programme
+for :func:`lloyd_rows`).  The twins are the test oracles (``tests/test_kernels.py``),
+and they are what ``f`` *is* when numba is not installed or when the environment
+variable ``FMQ_DISABLE_NUMBA`` is set to anything but ``""``/``"0"``; the package then
+runs unchanged, only slower.
+
+Conventions shared by all kernels
+---------------------------------
+* Data arrive as C-contiguous ``(r, m)`` arrays (one group per row) of float32 or
+  float64; every accumulation is done in float64.
+* A *threshold* list ``t`` of a row (sorted, non-decreasing, ``+inf`` allowed) defines
+  cells by the "left" rule: the cell of ``x`` is the number of thresholds strictly
+  below ``x``, i.e. ``numpy.searchsorted(t, x, side="left")``.  Cell ``k`` is therefore
+  ``(t[k-1], t[k]]``; a value equal to a threshold goes to the lower cell.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+
+def _load_numba():
+    if os.environ.get("FMQ_DISABLE_NUMBA", "") not in ("", "0"):
+        return None
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - exercised on machines without numba
+        return None
+    return numba
+
+
+_numba = _load_numba()
+#: Whether the numba kernels are in use (else every kernel is its numpy twin).
+HAVE_NUMBA = _numba is not None
+
+#: Number of weights one parallel work unit handles in :func:`assign_cells`.
+_CHUNK = 1 << 16
+
+
+def _jit(py_func, twin):
+    """Compile ``py_func`` with numba (parallel, cached) or fall back to ``twin``."""
+    if _numba is None:
+        return twin
+    return _numba.njit(parallel=True, cache=True, nogil=True)(py_func)
+
+
+def _n_threads() -> int:
+    return int(_numba.get_num_threads()) if _numba is not None else 1
+
+
+def _prange(*args):  # pragma: no cover - replaced by numba.prange inside kernels
+    return range(*args)
+
+
+prange = _numba.prange if _numba is not None else _prange
+
+
+# --------------------------------------------------------------------------------------
+# cell assignment by thresholds
+# --------------------------------------------------------------------------------------
+def assign_codes_numpy(x: np.ndarray, thresholds: np.ndarray, codes: np.ndarray) -> None:
+    """Write into ``codes`` (shape ``(r, m)``) the cell of every ``x[i, j]`` given the
+    sorted ``thresholds[i]`` (shape ``(r, T)``): ``#{k : thresholds[i, k] < x[i, j]}``."""
+    for i in range(x.shape[0]):
+        codes[i] = np.searchsorted(thresholds[i], x[i], side="left")
+
+
+def _assign_codes_py(x, thresholds, codes):  # pragma: no cover - compiled by numba
+    r, m = x.shape
+    t_len = thresholds.shape[1]
+    n_chunks = (m + _CHUNK - 1) // _CHUNK
+    for unit in prange(r * n_chunks):
+        i = unit // n_chunks
+        start = (unit % n_chunks) * _CHUNK
+        stop = min(start + _CHUNK, m)
+        thr = thresholds[i]
+        for j in range(start, stop):
+            v = x[i, j]
+            lo = 0
+            hi = t_len
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if thr[mid] < v:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            codes[i, j] = lo
+
+
+assign_codes = _jit(_assign_codes_py, assign_codes_numpy)
+
+
+def assign_cells_numpy(x: np.ndarray, thresholds: np.ndarray, codes: np.ndarray):
+    """Like :func:`assign_codes_numpy`, and also return the per-cell sums and counts.
+
+    Returns
+    -------
+    sums : numpy.ndarray, shape (r, T + 1), float64
+        Sum of the values of each cell of each row.
+    counts : numpy.ndarray, shape (r, T + 1), int64
+        Number of values of each cell of each row.
+    """
+    r, t_len = thresholds.shape
+    assign_codes_numpy(x, thresholds, codes)
+    flat = (codes.astype(np.int64) + (t_len + 1) * np.arange(r, dtype=np.int64)[:, None]).ravel()
+    size = r * (t_len + 1)
+    sums = np.bincount(flat, weights=x.ravel().astype(np.float64), minlength=size)
+    counts = np.bincount(flat, minlength=size).astype(np.int64)
+    return sums.reshape(r, t_len + 1), counts.reshape(r, t_len + 1)
+
+
+def _assign_cells_py(x, thresholds, codes):  # pragma: no cover - compiled by numba
+    r, m = x.shape
+    t_len = thresholds.shape[1]
+    n_chunks = (m + _CHUNK - 1) // _CHUNK
+    n_units = r * n_chunks
+    part_sums = np.zeros((n_units, t_len + 1))
+    part_counts = np.zeros((n_units, t_len + 1), dtype=np.int64)
+    for unit in prange(n_units):
+        i = unit // n_chunks
+        start = (unit % n_chunks) * _CHUNK
+        stop = min(start + _CHUNK, m)
+        thr = thresholds[i]
+        for j in range(start, stop):
+            v = x[i, j]
+            lo = 0
+            hi = t_len
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if thr[mid] < v:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            codes[i, j] = lo
+            part_sums[unit, lo] += v
+            part_counts[unit, lo] += 1
+    sums = np.zeros((r, t_len + 1))
+    counts = np.zeros((r, t_len + 1), dtype=np.int64)
+    for unit in range(n_units):
+        i = unit // n_chunks
+        for k in range(t_len + 1):
+            sums[i, k] += part_sums[unit, k]
+            counts[i, k] += part_counts[unit, k]
+    return sums, counts
+
+
+assign_cells = _jit(_assign_cells_py, assign_cells_numpy)
+
+
+# --------------------------------------------------------------------------------------
+# MSE of candidate grids (searches of uniform_mse and pwlq)
+# --------------------------------------------------------------------------------------
+def uniform_grid_mse_numpy(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_levels: int) -> np.ndarray:
+    """MSE of every row of ``x`` on the uniform grid of ``n_levels`` points spanning
+    ``[lo[i], hi[i]]`` (values outside are clipped to the end points; rounding half up).
+
+    Returns
+    -------
+    numpy.ndarray, shape (r,), float64
+    """
+    x = x.astype(np.float64)
+    step = ((hi - lo) / (n_levels - 1))[:, None]
+    lo = lo[:, None]
+    safe = np.where(step > 0, step, 1.0)
+    q = np.clip(np.floor((x - lo) / safe + 0.5), 0, n_levels - 1)
+    q = np.where(step > 0, q, 0.0)
+    return np.mean((x - (lo + q * step)) ** 2, axis=1)
+
+
+def _uniform_grid_mse_py(x, lo, hi, n_levels):  # pragma: no cover - compiled by numba
+    r, m = x.shape
+    out = np.empty(r)
+    for i in prange(r):
+        step = (hi[i] - lo[i]) / (n_levels - 1)
+        acc = 0.0
+        for j in range(m):
+            v = np.float64(x[i, j])
+            if step > 0:
+                q = math.floor((v - lo[i]) / step + 0.5)
+                q = min(max(q, 0.0), n_levels - 1.0)
+            else:
+                q = 0.0
+            d = v - (lo[i] + q * step)
+            acc += d * d
+        out[i] = acc / m
+    return out
+
+
+uniform_grid_mse = _jit(_uniform_grid_mse_py, uniform_grid_mse_numpy)
+
+
+def nearest_level_mse_numpy(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """MSE of every row of ``x`` when each value goes to its nearest level of the sorted
+    ``levels[i]`` (shape ``(r, K)``; ties to the lower level).
+
+    Returns
+    -------
+    numpy.ndarray, shape (r,), float64
+    """
+    mids = 0.5 * (levels[:, 1:] + levels[:, :-1])
+    codes = np.empty(x.shape, dtype=np.int64)
+    assign_codes_numpy(x, mids, codes)
+    q = np.take_along_axis(levels, codes, axis=1)
+    return np.mean((x.astype(np.float64) - q) ** 2, axis=1)
+
+
+def _nearest_level_mse_py(x, levels):  # pragma: no cover - compiled by numba
+    r, m = x.shape
+    k_len = levels.shape[1]
+    out = np.empty(r)
+    for i in prange(r):
+        lev = levels[i]
+        acc = 0.0
+        for j in range(m):
+            v = np.float64(x[i, j])
+            lo = 0
+            hi = k_len - 1
+            while lo < hi:  # first k with midpoint(k, k+1) >= v
+                mid = (lo + hi) >> 1
+                if 0.5 * (lev[mid] + lev[mid + 1]) < v:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            d = v - lev[lo]
+            acc += d * d
+        out[i] = acc / m
+    return out
+
+
+nearest_level_mse = _jit(_nearest_level_mse_py, nearest_level_mse_numpy)
+
+
+# --------------------------------------------------------------------------------------
+# exact 1-D k-means (Lloyd-Max) by dynamic programming
+# --------------------------------------------------------------------------------------
+def _prefix_sums(values, weights):
+    center = np.sum(weights * values) / np.sum(weights)
+    v = values - center
+    p0 = np.concatenate(([0.0], np.cumsum(weights)))
+    p1 = np.concatenate(([0.0], np.cumsum(weights * v)))
+    p2 = np.concatenate(([0.0], np.cumsum(weights * v * v)))
+    return p0, p1, p2
+
+
+def lloyd_dp_numpy(values: np.ndarray, weights: np.ndarray, n_cells: int):
+    """Optimal partition of sorted weighted points into ``n_cells`` contiguous cells.
+
+    Plain O(K N^2) dynamic programme (every split point tried); the twin of the
+    divide-and-conquer kernel :func:`lloyd_dp`.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (N,), float64
+        Strictly increasing points.
+    weights : numpy.ndarray, shape (N,), float64
+        Positive masses.
+    n_cells : int
+        ``1 <= n_cells <= N``.
+
+    Returns
+    -------
+    ends : numpy.ndarray, shape (n_cells,), int64
+        ``ends[k]`` is one past the last point of cell ``k`` (``ends[-1] == N``).
+    cost : float
+        The minimal weighted sum of squared deviations from the cell means.
+    """
+    n = values.shape[0]
+    p0, p1, p2 = _prefix_sums(values, weights)
+
+    def cost(j, i):  # points j..i-1; j, i broadcast
+        w = p0[i] - p0[j]
+        s = p1[i] - p1[j]
+        return np.maximum(p2[i] - p2[j] - s * s / w, 0.0)
+
+    best = np.full(n + 1, np.inf)
+    best[1:] = cost(np.zeros(n, dtype=np.int64), np.arange(1, n + 1))
+    args = np.zeros((n_cells, n + 1), dtype=np.int64)
+    for k in range(1, n_cells):
+        new = np.full(n + 1, np.inf)
+        for i in range(k + 1, n + 1):
+            js = np.arange(k, i)
+            cand = best[js] + cost(js, i)
+            pos = int(np.argmin(cand))
+            new[i] = cand[pos]
+            args[k, i] = js[pos]
+        best = new
+    ends = np.empty(n_cells, dtype=np.int64)
+    i = n
+    for k in range(n_cells - 1, -1, -1):
+        ends[k] = i
+        i = args[k, i]
+    return ends, float(best[n])
+
+
+def _lloyd_dp_py(values, weights, n_cells):  # pragma: no cover - compiled by numba
+    n = values.shape[0]
+    total = 0.0
+    wsum = 0.0
+    for i in range(n):
+        total += weights[i] * values[i]
+        wsum += weights[i]
+    center = total / wsum
+    p0 = np.zeros(n + 1)
+    p1 = np.zeros(n + 1)
+    p2 = np.zeros(n + 1)
+    for i in range(n):
+        v = values[i] - center
+        p0[i + 1] = p0[i] + weights[i]
+        p1[i + 1] = p1[i] + weights[i] * v
+        p2[i + 1] = p2[i] + weights[i] * v * v
+    prev = np.empty(n + 1)
+    prev[0] = np.inf
+    for i in range(1, n + 1):
+        s = p1[i]
+        prev[i] = max(p2[i] - s * s / p0[i], 0.0)
+    cur = np.empty(n + 1)
+    args = np.zeros((n_cells, n + 1), dtype=np.int64)
+    stack = np.empty((256, 4), dtype=np.int64)
+    for k in range(1, n_cells):
+        for i in range(n + 1):
+            cur[i] = np.inf
+        # divide and conquer over i in [k+1, n]: the optimal split is monotone in i
+        top = 0
+        stack[0, 0] = k + 1
+        stack[0, 1] = n
+        stack[0, 2] = k
+        stack[0, 3] = n - 1
+        top = 1
+        while top > 0:
+            top -= 1
+            ilo = stack[top, 0]
+            ihi = stack[top, 1]
+            jlo = stack[top, 2]
+            jhi = stack[top, 3]
+            if ilo > ihi:
+                continue
+            mid = (ilo + ihi) >> 1
+            best = np.inf
+            best_j = max(jlo, k)
+            for j in range(max(jlo, k), min(jhi, mid - 1) + 1):
+                w = p0[mid] - p0[j]
+                s = p1[mid] - p1[j]
+                c = p2[mid] - p2[j] - s * s / w
+                if c < 0.0:
+                    c = 0.0
+                c += prev[j]
+                if c < best:
+                    best = c
+                    best_j = j
+            cur[mid] = best
+            args[k, mid] = best_j
+            stack[top, 0] = mid + 1
+            stack[top, 1] = ihi
+            stack[top, 2] = best_j
+            stack[top, 3] = jhi
+            stack[top + 1, 0] = ilo
+            stack[top + 1, 1] = mid - 1
+            stack[top + 1, 2] = jlo
+            stack[top + 1, 3] = best_j
+            top += 2
+        for i in range(n + 1):
+            prev[i] = cur[i]
+    ends = np.empty(n_cells, dtype=np.int64)
+    i = n
+    for k in range(n_cells - 1, -1, -1):
+        ends[k] = i
+        i = args[k, i]
+    return ends, prev[n]
+
+
+if _numba is not None:
+    lloyd_dp = _numba.njit(cache=True, nogil=True)(_lloyd_dp_py)
+else:  # pragma: no cover - machines without numba
+    lloyd_dp = lloyd_dp_numpy
+
+
+def lloyd_rows_numpy(sorted_x: np.ndarray, n_levels: int) -> np.ndarray:
+    """Exact K-level Lloyd-Max thresholds of every row of ``sorted_x`` (rows sorted).
+
+    Each row is reduced to its distinct values with their multiplicities (a quantizer
+    is a function of the value, so ties never straddle a cell) and partitioned
+    optimally by :func:`lloyd_dp_numpy`.
+
+    Returns
+    -------
+    thresholds : numpy.ndarray, shape (r, n_levels - 1), float64
+        Largest value of each cell but the last; ``+inf`` for the cells a row with
+        fewer than ``n_levels`` distinct values does not use.
+    """
+    r = sorted_x.shape[0]
+    out = np.full((r, n_levels - 1), np.inf)
+    for i in range(r):
+        vals, counts = np.unique(sorted_x[i].astype(np.float64), return_counts=True)
+        n_cells = min(n_levels, vals.size)
+        ends, _ = lloyd_dp_numpy(vals, counts.astype(np.float64), n_cells)
+        out[i, : n_cells - 1] = vals[ends[:-1] - 1]
+    return out
+
+
+def _lloyd_rows_py(sorted_x, n_levels):  # pragma: no cover - compiled by numba
+    r, m = sorted_x.shape
+    out = np.full((r, n_levels - 1), np.inf)
+    for i in prange(r):
+        vals = np.empty(m)
+        wts = np.empty(m)
+        nu = 0
+        for j in range(m):
+            v = np.float64(sorted_x[i, j])
+            if nu > 0 and vals[nu - 1] == v:
+                wts[nu - 1] += 1.0
+            else:
+                vals[nu] = v
+                wts[nu] = 1.0
+                nu += 1
+        n_cells = min(n_levels, nu)
+        ends, _ = lloyd_dp(vals[:nu], wts[:nu], n_cells)
+        for k in range(n_cells - 1):
+            out[i, k] = vals[ends[k] - 1]
+    return out
+
+
+lloyd_rows = _jit(_lloyd_rows_py, lloyd_rows_numpy)
+
+
+# --------------------------------------------------------------------------------------
+# fine histogram for the large-n Lloyd-Max mode
+# --------------------------------------------------------------------------------------
+def histogram_stats_numpy(x: np.ndarray, lo: float, width: float, n_bins: int):
+    """Statistics of ``x`` (shape ``(n,)``) on ``n_bins`` equal bins of ``width`` from ``lo``.
+
+    Bin of ``v``: ``min(floor((v - lo) / width), n_bins - 1)``.  Sums are taken of
+    ``u = v - (lo + b * width)`` (the offset from the bin's left edge), which keeps the
+    within-bin sum of squares free of cancellation.
+
+    Returns
+    -------
+    counts : numpy.ndarray, shape (n_bins,), int64
+    sum_u, sumsq_u : numpy.ndarray, shape (n_bins,), float64
+    vmax : numpy.ndarray, shape (n_bins,), float64
+        Largest value in each bin (``-inf`` for an empty bin).
+    """
+    v = x.astype(np.float64)
+    b = np.minimum(np.floor((v - lo) / width), n_bins - 1).astype(np.int64)
+    b = np.maximum(b, 0)
+    u = v - (lo + b * width)
+    counts = np.bincount(b, minlength=n_bins).astype(np.int64)
+    sum_u = np.bincount(b, weights=u, minlength=n_bins)
+    sumsq_u = np.bincount(b, weights=u * u, minlength=n_bins)
+    vmax = np.full(n_bins, -np.inf)
+    np.maximum.at(vmax, b, v)
+    return counts, sum_u, sumsq_u, vmax
+
+
+def _histogram_stats_py(x, lo, width, n_bins, n_parts):  # pragma: no cover - numba
+    n = x.shape[0]
+    counts = np.zeros((n_parts, n_bins), dtype=np.int64)
+    sum_u = np.zeros((n_parts, n_bins))
+    sumsq_u = np.zeros((n_parts, n_bins))
+    vmax = np.full((n_parts, n_bins), -np.inf)
+    per = (n + n_parts - 1) // n_parts
+    for p in prange(n_parts):
+        for j in range(p * per, min(n, (p + 1) * per)):
+            v = np.float64(x[j])
+            b = int(math.floor((v - lo) / width))
+            b = min(max(b, 0), n_bins - 1)
+            u = v - (lo + b * width)
+            counts[p, b] += 1
+            sum_u[p, b] += u
+            sumsq_u[p, b] += u * u
+            if v > vmax[p, b]:
+                vmax[p, b] = v
+    out_c = np.zeros(n_bins, dtype=np.int64)
+    out_s = np.zeros(n_bins)
+    out_q = np.zeros(n_bins)
+    out_m = np.full(n_bins, -np.inf)
+    for p in range(n_parts):
+        for b in range(n_bins):
+            out_c[b] += counts[p, b]
+            out_s[b] += sum_u[p, b]
+            out_q[b] += sumsq_u[p, b]
+            if vmax[p, b] > out_m[b]:
+                out_m[b] = vmax[p, b]
+    return out_c, out_s, out_q, out_m
+
+
+_histogram_stats_nb = _jit(_histogram_stats_py, None)
+
+
+def histogram_stats(x: np.ndarray, lo: float, width: float, n_bins: int):
+    """Numba version of :func:`histogram_stats_numpy` (same arguments and results)."""
+    if _numba is None:  # pragma: no cover - machines without numba
+        return histogram_stats_numpy(x, lo, width, n_bins)
+    n_parts = max(1, min(_n_threads(), (x.shape[0] + _CHUNK - 1) // _CHUNK))
+    return _histogram_stats_nb(x, float(lo), float(width), int(n_bins), n_parts)
+
+
+#: The kernels and their twins, for the tests: name -> (kernel, twin).
+KERNELS = {
+    "assign_codes": (assign_codes, assign_codes_numpy),
+    "assign_cells": (assign_cells, assign_cells_numpy),
+    "uniform_grid_mse": (uniform_grid_mse, uniform_grid_mse_numpy),
+    "nearest_level_mse": (nearest_level_mse, nearest_level_mse_numpy),
+    "lloyd_dp": (lloyd_dp, lloyd_dp_numpy),
+    "lloyd_rows": (lloyd_rows, lloyd_rows_numpy),
+    "histogram_stats": (histogram_stats, histogram_stats_numpy),
+}

@@ -1,0 +1,120 @@
+r"""Uniform grids: the paper's min-max grid, a symmetric absmax grid, an MSE-clipped grid.
+
+All three reconstruct ``level_k = offset + k * scale`` (``uniform_minmax``,
+``uniform_mse``) or ``level_k = (k - 2**(b-1)) * scale`` (``uniform_absmax``) from a
+per-group ``scale`` (and ``offset``) stored at the storage dtype; the levels are that
+arithmetic done in float64 on the stored numbers, rounded to the storage dtype.  Codes
+are ``floor((w - offset) / scale + 1/2)`` clipped to the grid (round half up; the stored,
+rounded scale and offset are used, so every weight goes to its nearest level up to a
+half-way tie).  A group with ``scale == 0`` (constant group, or an all-zero group for
+absmax) has every code 0 (absmax: the zero level) and zero error.
+
+References
+----------
+.. [1] B. Jacob et al., "Quantization and training of neural networks for efficient
+   integer-arithmetic-only inference", CVPR 2018 (asymmetric and symmetric grids).
+.. [2] R. Banner, Y. Nahshan, D. Soudry, "Post training 4-bit quantization of
+   convolutional networks for rapid-deployment", NeurIPS 2019 (MSE-optimal clipping).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fmq_theory.quantizers import _kernels
+from fmq_theory.quantizers._common import code_dtype, search_ratio
+
+
+def _grid_codes(x: np.ndarray, offset: np.ndarray, scale: np.ndarray, lowest: int, n_levels: int, bits: int):
+    """Codes ``clip(floor((x - offset) / scale + 1/2), lowest, lowest + K - 1) - lowest``."""
+    off = offset.astype(np.float64)[:, None]
+    sc = scale.astype(np.float64)[:, None]
+    t = (x - off) / np.where(sc > 0, sc, 1.0)
+    q = np.clip(np.floor(t + 0.5), lowest, lowest + n_levels - 1) - lowest
+    q = np.where(sc > 0, q, -lowest)
+    return q.astype(code_dtype(bits))
+
+
+def affine_levels(bits: int, stored) -> np.ndarray:
+    """Levels ``offset + k * scale``, ``k = 0..2**bits - 1``: shape ``(r, 2**bits)``."""
+    scale = np.asarray(stored["scale"])
+    offset = np.asarray(stored["offset"])
+    k = np.arange(2**bits, dtype=np.float64)
+    return (offset.astype(np.float64)[:, None] + scale.astype(np.float64)[:, None] * k).astype(scale.dtype)
+
+
+def fit_uniform_minmax(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
+    r"""The paper's asymmetric min-max grid.
+
+    :math:`\Delta = (\max w - \min w)/(K - 1)`, :math:`\hat w = \min w + \Delta\,
+    \mathrm{round}((w - \min w)/\Delta)`; no clipping, zero need not be a level.
+    Stored: ``scale`` (:math:`\Delta`) and ``offset`` (:math:`\min w`), one each per group.
+    """
+    n_levels = 2**bits
+    lo = x.min(axis=1).astype(np.float64)
+    hi = x.max(axis=1).astype(np.float64)
+    scale = ((hi - lo) / (n_levels - 1)).astype(storage_dtype)
+    offset = lo.astype(storage_dtype)
+    codes = _grid_codes(x, offset, scale, 0, n_levels, bits)
+    return {"scale": scale, "offset": offset}, codes, {}
+
+
+def absmax_levels(bits: int, stored) -> np.ndarray:
+    """Levels ``(k - 2**(bits-1)) * scale``, ``k = 0..2**bits - 1``: shape ``(r, 2**bits)``."""
+    scale = np.asarray(stored["scale"])
+    k = np.arange(2**bits, dtype=np.float64) - 2 ** (bits - 1)
+    return (scale.astype(np.float64)[:, None] * k).astype(scale.dtype)
+
+
+def fit_uniform_absmax(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
+    r"""Symmetric grid with an exact zero (signed-integer convention).
+
+    Integer grid :math:`q \in \{-2^{b-1}, \dots, 2^{b-1} - 1\}` (all :math:`2^b` codes of
+    a two's-complement b-bit integer), levels :math:`q s` with
+    :math:`s = \max|w| / \max(2^{b-1} - 1, 1)`, so :math:`\pm\max|w|` are both levels
+    (for :math:`b \ge 2`) and the one extra negative level :math:`-2^{b-1} s` lies beyond
+    :math:`-\max|w|` (it is used only at b = 1, where the levels are :math:`\{-\max|w|, 0\}`).
+    Stored: ``scale`` per group.
+    """
+    n_levels = 2**bits
+    half = 2 ** (bits - 1)
+    absmax = np.abs(x).max(axis=1).astype(np.float64)
+    scale = (absmax / max(half - 1, 1)).astype(storage_dtype)
+    offset = np.zeros_like(scale)
+    codes = _grid_codes(x, offset, scale, -half, n_levels, bits)
+    return {"scale": scale}, codes, {}
+
+
+def fit_uniform_mse(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
+    r"""Uniform grid whose clipping range minimises the MSE on the data.
+
+    The range shrinks the min-max range towards the group mean :math:`c` by a ratio
+    :math:`\alpha \in [0, 1]`: :math:`[\min w + (1-\alpha)(c - \min w),\;
+    \max w - (1-\alpha)(\max w - c)]`; values outside are clipped to the end levels.
+    :math:`\alpha` minimises the MSE of the group by a 64-point grid plus a
+    golden-section refinement (:func:`fmq_theory.quantizers._common.search_ratio`;
+    tolerance about 1e-10 in :math:`\alpha`, the best local minimum near the best grid
+    point).  :math:`\alpha = 1` is the min-max grid and is always tried, so the MSE never
+    exceeds ``uniform_minmax``'s (up to the rounding of the stored scale and offset).
+    Stored: ``scale`` and ``offset`` per group, as ``uniform_minmax``.
+    """
+    n_levels = 2**bits
+    lo = x.min(axis=1).astype(np.float64)
+    hi = x.max(axis=1).astype(np.float64)
+    centre = np.clip(x.mean(axis=1, dtype=np.float64), lo, hi)
+
+    def clip_range(alpha):
+        return lo + (1.0 - alpha) * (centre - lo), hi - (1.0 - alpha) * (hi - centre)
+
+    def objective(alpha):
+        a, b = clip_range(alpha)
+        return _kernels.uniform_grid_mse(x, a, b, n_levels)
+
+    alpha = search_ratio(objective, x.shape[0])
+    a, b = clip_range(alpha)
+    a = np.where(alpha == 1.0, lo, a)
+    b = np.where(alpha == 1.0, hi, b)
+    scale = ((b - a) / (n_levels - 1)).astype(storage_dtype)
+    offset = a.astype(storage_dtype)
+    codes = _grid_codes(x, offset, scale, 0, n_levels, bits)
+    return {"scale": scale, "offset": offset}, codes, {"clip_ratio": alpha}
