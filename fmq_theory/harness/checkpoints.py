@@ -1,0 +1,137 @@
+"""Save and load flow-matching checkpoints: safetensors weights plus a model card.
+
+Layout of a checkpoint folder (e.g. ``checkpoints/mnist/``)::
+
+    model.safetensors   EMA weights (fp32); its metadata holds the UNetConfig as JSON
+    model_card.json     config, training settings, data checksum, steps, wall time, metrics
+    MODEL_CARD.md       the same card rendered for people
+
+Weights are only ever read with :func:`safetensors.torch.load_file` - nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from fmq_theory.harness.unet import UNet, UNetConfig
+
+__all__ = ["LoadedModel", "save_checkpoint", "load_checkpoint", "update_card", "file_sha256",
+           "WEIGHTS_FILE", "CARD_FILE"]
+
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "model_card.json"
+_CARD_MD = "MODEL_CARD.md"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model rebuilt from a checkpoint folder.
+
+    Attributes
+    ----------
+    model : UNet
+        The network in eval mode on the requested device.
+    card : dict
+        The parsed ``model_card.json``.
+    sha256 : str
+        SHA-256 of ``model.safetensors`` (provenance for result rows).
+    path : pathlib.Path
+        The checkpoint folder.
+    """
+
+    model: UNet
+    card: dict
+    sha256: str
+    path: Path
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _render_markdown(card: dict) -> str:
+    lines = [f"# Model card: {card.get('dataset', '?')} flow-matching UNet", ""]
+    for key in sorted(card):
+        value = card[key]
+        text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+        lines.append(f"- **{key}**: {text}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _write_card(folder: Path, card: dict) -> None:
+    _atomic_write(folder / CARD_FILE,
+                  lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True)))
+    _atomic_write(folder / _CARD_MD, lambda tmp: Path(tmp).write_text(_render_markdown(card)))
+
+
+def save_checkpoint(folder: Path, model: UNet, card: dict) -> Path:
+    """Write ``model``'s weights (fp32, contiguous) and ``card`` into ``folder``.
+
+    The UNet config is stored both in the safetensors metadata and in the card
+    (``card["unet_config"]``); the card also gets ``weights_sha256`` and ``num_parameters``.
+    Returns the weights path.
+    """
+    if not isinstance(model, UNet):
+        raise TypeError(f"model must be a UNet, got {type(model).__name__}")
+    if not isinstance(card, dict):
+        raise TypeError(f"card must be a dict, got {type(card).__name__}")
+    folder = Path(folder)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
+               for k, v in model.state_dict().items()}
+    config_json = json.dumps(model.config.to_dict(), sort_keys=True)
+    weights = folder / WEIGHTS_FILE
+    _atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"unet_config": config_json}))
+    card = dict(card, unet_config=model.config.to_dict(), weights_sha256=file_sha256(weights),
+                num_parameters=model.num_parameters(), weights_file=WEIGHTS_FILE)
+    _write_card(folder, card)
+    return weights
+
+
+def update_card(folder: Path, **fields) -> dict:
+    """Merge ``fields`` into the card of ``folder`` (atomically) and return the new card."""
+    folder = Path(folder)
+    card = json.loads((folder / CARD_FILE).read_text())
+    card.update(fields)
+    _write_card(folder, card)
+    return card
+
+
+def load_checkpoint(folder: Path, *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the UNet of ``folder`` from its card and safetensors weights (strict load)."""
+    folder = Path(folder)
+    weights = folder / WEIGHTS_FILE
+    card_path = folder / CARD_FILE
+    if not weights.is_file() or not card_path.is_file():
+        raise FileNotFoundError(f"{folder} holds no checkpoint ({WEIGHTS_FILE} + {CARD_FILE}); "
+                                f"train one with `fmq train --out {folder}`")
+    card = json.loads(card_path.read_text())
+    model = UNet(UNetConfig.from_dict(card["unet_config"]))
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    model.to(device).eval()
+    return LoadedModel(model=model, card=card, sha256=file_sha256(weights), path=folder)

@@ -1,0 +1,29 @@
+"""Time paired sampling of a trained checkpoint on the GPU (plans the sweep's budget).
+
+Usage: python3 scripts/probe_sampling.py CHECKPOINT_DIR [N]
+Prints seconds for N samples with midpoint steps in {10, 20}, bf16 autocast on and off.
+"""
+import sys
+import time
+
+import torch
+
+from fmq_theory.harness.checkpoints import load_checkpoint
+from fmq_theory.harness.flow import balanced_labels, make_noise, sample
+
+folder = sys.argv[1]
+n = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
+lm = load_checkpoint(folder, device="cuda")
+noise = make_noise(n, (1, 28, 28), seed=0)
+labels = balanced_labels(n, 10)
+sample(lm.model, noise[:500], labels=labels[:500], steps=2, device="cuda", autocast=True)
+for steps in (10, 20):
+    for ac in (True, False):
+        for bs in (2500, 5000):
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            r = sample(lm.model, noise, labels=labels, steps=steps, device="cuda", autocast=ac,
+                       batch_size=bs)
+            torch.cuda.synchronize()
+            print(f"midpoint steps={steps} nfe={r.nfe} autocast={ac} batch={bs}: "
+                  f"{time.perf_counter() - t:.2f} s for {n}")
