@@ -1,0 +1,202 @@
+"""Tests of the a-posteriori certificate (:mod:`fmq_theory.bounds.certificate`).
+
+Oracles: closed-form linear flows (the one-step map is an exact matrix, its spectral norm is
+``numpy.linalg.norm(M, 2)``), the measured paired distance on a small trained model (the
+certificate must never fall below it), Gelbrich's inequality on random features, and a
+Monte-Carlo coverage check of the empirical-Bernstein bound.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from fmq_theory.bounds import Certificate, FIDCertificate, certify, certify_fid, empirical_bernstein_upper
+from fmq_theory.bounds.lognorm import jacobian_spectral_norm
+
+
+class AffineField(torch.nn.Module):
+    """``v(x, t) = A x + b`` on R^d (float64), called as ``model(x, t, y)``."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor):
+        super().__init__()
+        self.a = torch.nn.Parameter(a.clone())
+        self.b = torch.nn.Parameter(b.clone())
+
+    def forward(self, x, t, y=None):
+        return x @ self.a.T + self.b
+
+
+class TinyField(torch.nn.Module):
+    """Small MLP velocity on R^2 with a sinusoidal time input."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, width), torch.nn.SiLU(), torch.nn.Linear(width, width),
+                                       torch.nn.SiLU(), torch.nn.Linear(width, 2))
+
+    def forward(self, x, t, y=None):
+        tt = t.reshape(-1, 1).to(x.dtype)
+        return self.net(torch.cat([x, torch.sin(2 * math.pi * tt), torch.cos(2 * math.pi * tt)], 1))
+
+
+def _step_matrix(a: np.ndarray, h: float, solver: str) -> tuple[np.ndarray, np.ndarray]:
+    """One-step map of ``v = A x + b``: ``Phi(x) = M x + N b`` (numpy oracle)."""
+    eye = np.eye(a.shape[0])
+    if solver == "euler":
+        return eye + h * a, h * eye
+    # midpoint and Heun coincide on autonomous linear fields
+    return eye + h * a + 0.5 * h * h * a @ a, h * eye + 0.5 * h * h * a
+
+
+def _oracle(a_fp, b_fp, a_q, b_q, x0, steps, solver):
+    h = 1.0 / steps
+    m_fp, n_fp = _step_matrix(a_fp, h, solver)
+    m_q, n_q = _step_matrix(a_q, h, solver)
+    gain = np.linalg.norm(m_q, 2)
+    x, y = x0.copy(), x0.copy()
+    c = np.zeros(x0.shape[0])
+    for _ in range(steps):
+        x_next = x @ m_fp.T + n_fp @ b_fp
+        delta = np.linalg.norm(x @ m_q.T + n_q @ b_q - x_next, axis=1)
+        c = gain * c + delta
+        x, y = x_next, y @ m_q.T + n_q @ b_q
+    return c, np.linalg.norm(y - x, axis=1)
+
+
+@pytest.mark.parametrize("solver", ["euler", "midpoint", "heun"])
+def test_linear_field_matches_numpy_oracle(solver):
+    rng = np.random.default_rng(1)
+    d = 5
+    a_fp = -0.5 * np.eye(d) + 0.3 * rng.standard_normal((d, d))
+    a_q = a_fp + 0.05 * rng.standard_normal((d, d))
+    b_fp, b_q = rng.standard_normal(d), rng.standard_normal(d)
+    x0 = rng.standard_normal((30, d))
+    cert = certify(AffineField(torch.tensor(a_fp), torch.tensor(b_fp)), AffineField(torch.tensor(a_q), torch.tensor(b_q)),
+                   torch.tensor(x0), solver=solver, steps=8, lanczos_iterations=d, segment_points=(0.0,),
+                   value_range=None)
+    c_ref, dist_ref = _oracle(a_fp, b_fp, a_q, b_q, x0, 8, solver)
+    # Krylov space of dimension d: Lanczos is exact up to float64 round-off.
+    np.testing.assert_allclose(cert.per_sample, c_ref, rtol=1e-9)
+    np.testing.assert_allclose(cert.paired_distance, dist_ref, rtol=1e-9)
+    assert np.all(cert.per_sample >= cert.paired_distance * (1 - 1e-12))
+    # On this seeded example the bound is within a factor 3 of the true error for every sample.
+    assert np.max(cert.per_sample / cert.paired_distance) < 3.0
+    assert cert.defect_norms.shape == (8, 30) and cert.step_gains.shape == (8, 30)
+    assert np.max(cert.lanczos_residual) < 1e-8
+
+
+@pytest.mark.parametrize("solver", ["euler", "midpoint", "heun"])
+def test_linear_field_scalar_contraction_is_exact(solver):
+    # A_q = A_fp = a I and b_q != b_fp: every defect points along b_q - b_fp and the step map is
+    # a positive multiple of I, so the recursion holds with equality: certificate == true error.
+    d = 4
+    a = -0.7 * torch.eye(d, dtype=torch.float64)
+    b = torch.linspace(-1, 1, d, dtype=torch.float64)
+    x0 = torch.randn(20, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    cert = certify(AffineField(a, b), AffineField(a, b + 0.1), x0, solver=solver, steps=6, lanczos_iterations=d,
+                   segment_points=(0.0,), value_range=None)
+    np.testing.assert_allclose(cert.per_sample, cert.paired_distance, rtol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    torch.manual_seed(0)
+    model = TinyField()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    centers = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    for _ in range(300):
+        x1 = centers[torch.randint(4, (256,))] + 0.3 * torch.randn(256, 2)
+        x0 = torch.randn(256, 2)
+        t = torch.rand(256)
+        xt = (1 - t[:, None]) * x0 + t[:, None] * x1
+        loss = ((model(xt, t) - (x1 - x0)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    from fmq_theory.quantizers import quantize_state_dict
+
+    quantized = TinyField()
+    quantized.load_state_dict(quantize_state_dict(model.state_dict(), method="uniform_minmax", bits=3).state_dict())
+    quantized.eval()
+    return model, quantized
+
+
+@pytest.mark.parametrize("solver", ["euler", "midpoint"])
+def test_certificate_never_below_measured_distance_on_trained_model(tiny_models, solver):
+    model, quantized = tiny_models
+    noise = torch.randn(100, 2, generator=torch.Generator().manual_seed(3))
+    cert = certify(model, quantized, noise, solver=solver, steps=8, lanczos_iterations=2,
+                   segment_points=(0.0, 0.5, 1.0), value_range=None)
+    assert isinstance(cert, Certificate)
+    assert cert.paired_distance.max() > 1e-3  # 3-bit weights move the samples
+    assert np.all(cert.per_sample >= cert.paired_distance)
+    assert cert.w2_paired <= cert.w2_rms <= cert.w2_bound
+    assert cert.labels["step_gains"].startswith("estimated")
+
+
+def test_certify_rejects_bad_arguments(tiny_models):
+    model, quantized = tiny_models
+    noise = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="solver"):
+        certify(model, quantized, noise, solver="dopri5", steps=4)
+    with pytest.raises(ValueError, match="steps"):
+        certify(model, quantized, noise, steps=0)
+    with pytest.raises(ValueError, match="segment_points"):
+        certify(model, quantized, noise, steps=2, segment_points=(1.5,))
+
+
+def test_lanczos_is_a_lower_estimate_that_converges():
+    gen = torch.Generator().manual_seed(0)
+    mats = torch.randn(6, 30, 30, generator=gen, dtype=torch.float64)
+    x = torch.randn(6, 30, generator=gen, dtype=torch.float64)
+    true = torch.linalg.matrix_norm(mats, ord=2)
+    few = jacobian_spectral_norm(lambda z: torch.einsum("nij,nj->ni", mats, z), x, iterations=4, generator=gen)
+    assert torch.all(few.norm <= true * (1 + 1e-12))  # Ritz values never exceed the top eigenvalue
+    full = jacobian_spectral_norm(lambda z: torch.einsum("nij,nj->ni", mats, z), x, iterations=30, generator=gen)
+    torch.testing.assert_close(full.norm, true, rtol=1e-10, atol=0)
+
+
+def test_empirical_bernstein_covers_the_mean():
+    # Beta(2, 5) on [0, 1] has mean 2/7; the 95% bound must hold in at least ~95% of trials
+    # (it is conservative: we require 190 of 200).
+    rng = np.random.default_rng(0)
+    hits = sum(empirical_bernstein_upper(rng.beta(2, 5, 300), upper=1.0, delta=0.05) >= 2 / 7 for _ in range(200))
+    assert hits >= 190
+    with pytest.raises(ValueError, match="values must lie"):
+        empirical_bernstein_upper(np.array([0.0, 2.0]), upper=1.0, delta=0.05)
+
+
+@given(n=st.integers(3, 30), d=st.integers(1, 6), scale=st.floats(0.0, 2.0), seed=st.integers(0, 2**31 - 1))
+def test_fid_certificate_inequalities(n, d, scale, seed):
+    rng = np.random.default_rng(seed)
+    fp = rng.standard_normal((n, d))
+    q = fp + scale * rng.standard_normal((n, d)) + scale * rng.standard_normal(d)
+    ref = rng.standard_normal((40, d)) + 0.5
+    cert = certify_fid(fp, q, reference_mean=ref.mean(0), reference_cov=np.cov(ref.T).reshape(d, d), n_boot=4)
+    assert isinstance(cert, FIDCertificate)
+    tol = 1e-9 * (1 + cert.fid_q_bound)
+    assert cert.fd_between <= cert.fd_paired + tol  # Gelbrich with the n/(n-1) factor
+    assert cert.fid_q <= cert.fid_q_bound + tol  # triangle inequality
+    assert cert.measured_dfid <= cert.dfid_bound_between + tol
+    assert cert.measured_dfid <= cert.dfid_bound + tol
+    assert math.isnan(cert.switch_rate)
+
+
+def test_fid_certificate_switch_rate():
+    rng = np.random.default_rng(0)
+    fp = rng.standard_normal((10, 3))
+    labels_fp = np.arange(10) % 3
+    labels_q = labels_fp.copy()
+    labels_q[:2] = (labels_q[:2] + 1) % 3
+    cert = certify_fid(fp, fp + 0.1, reference_mean=np.zeros(3), reference_cov=np.eye(3), labels_fp=labels_fp,
+                       labels_q=labels_q, n_boot=4)
+    assert cert.switch_rate == pytest.approx(0.2)
+    assert cert.paired_feature_rms_kept == pytest.approx(math.sqrt(0.03))
+    with pytest.raises(ValueError, match="paired"):
+        certify_fid(fp, fp[:5], reference_mean=np.zeros(3), reference_cov=np.eye(3))
