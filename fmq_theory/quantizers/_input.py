@@ -83,7 +83,7 @@ def as_array(w, *, name: str = "w", allow_empty: bool = False) -> ArrayInput:
         raise TypeError(f"{name} must be a numpy array or a torch tensor, not {type(w).__name__}")
     if values.size == 0 and not allow_empty:
         raise ValueError(f"{name} is empty (shape {tuple(values.shape)})")
-    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
-    if bad:
+    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+        bad = values.size - int(np.count_nonzero(np.isfinite(values)))
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or Inf)")
     return ArrayInput(values, dtype, framework, device)

@@ -91,11 +91,12 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
     full, rest, width = _groups(data.values.reshape(-1), shape, used)
     parts = [p for p in (full, rest) if p is not None and p.size]
     fitted = [spec.fit(p, bits=bits, storage_dtype=data.storage_dtype, **fit_options) for p in parts]
-    stored = {k: np.concatenate([f[0][k] for f in fitted]) for k in spec.stored_keys}
-    codes = np.concatenate(
-        [np.pad(f[1], ((0, 0), (0, width - f[1].shape[1]))) for f in fitted]
-    ).astype(fitted[0][1].dtype)
-    info = {k: np.concatenate([f[2][k] for f in fitted]) for k in fitted[0][2]}
+    if len(fitted) == 1:
+        stored, codes, info = fitted[0]
+    else:  # full groups plus a shorter last group: pad its codes with 0
+        stored = {k: np.concatenate([f[0][k] for f in fitted]) for k in spec.stored_keys}
+        codes = np.concatenate([np.pad(f[1], ((0, 0), (0, width - f[1].shape[1]))) for f in fitted])
+        info = {k: np.concatenate([f[2][k] for f in fitted]) for k in fitted[0][2]}
     levels = levels_from_stored(method, bits, stored)
     return QuantizedTensor(
         method=method,

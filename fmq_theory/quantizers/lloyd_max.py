@@ -69,14 +69,17 @@ def fit_lloyd_max(x: np.ndarray, *, bits: int, storage_dtype: np.dtype, exact_li
     n_levels = 2**bits
     r, m = x.shape
     within = np.zeros(r)
+    sorted_x = np.sort(x, axis=1)
     if m <= exact_limit:
-        thresholds = _kernels.lloyd_rows(np.sort(x, axis=1), n_levels)
+        thresholds = _kernels.lloyd_rows(sorted_x, n_levels)
     else:
         thresholds = np.empty((r, n_levels - 1))
         for i in range(r):
             thresholds[i], within[i] = _histogram_thresholds(x[i], n_levels, int(exact_limit))
+    sums, counts = _kernels.sorted_cell_stats(sorted_x, thresholds)
+    del sorted_x
     codes = np.empty(x.shape, dtype=code_dtype(bits))
-    sums, counts = _kernels.assign_cells(x, np.ascontiguousarray(thresholds), codes)
+    _kernels.assign_codes(x, thresholds, codes)
     codebook = cell_means(sums, counts).astype(storage_dtype)
     bound = np.zeros(r)
     if m > exact_limit:
