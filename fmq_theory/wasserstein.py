@@ -25,13 +25,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmq_theory.quantizers._input import is_torch_tensor
-
 __all__ = ["wasserstein_1d", "quantization_w2"]
 
 
+def _is_torch_tensor(x) -> bool:
+    if not type(x).__module__.startswith("torch"):
+        return False
+    import torch
+
+    return isinstance(x, torch.Tensor)
+
+
 def _values(x, name: str) -> np.ndarray:
-    if is_torch_tensor(x):
+    if _is_torch_tensor(x):
         x = x.detach().to(device="cpu").double().numpy()
     arr = np.asarray(x, dtype=np.float64).reshape(-1)
     if arr.size == 0:
@@ -48,10 +54,10 @@ def _weights(weights, n: int, name: str) -> np.ndarray:
     if w.size != n:
         raise ValueError(f"{name} has {w.size} entries; its sample has {n}")
     if np.any(w < 0):
-        raise ValueError(f"{name} has negative entries (min {w.min()!r})")
+        raise ValueError(f"{name} has negative entries (min {float(w.min())!r})")
     total = w.sum()
     if not total > 0:
-        raise ValueError(f"{name} sums to {total!r}; it must have positive total mass")
+        raise ValueError(f"{name} sums to {float(total)!r}; it must have positive total mass")
     return w / total
 
 
@@ -112,17 +118,16 @@ def quantization_w2(w, quantized) -> float:
     w : numpy.ndarray or torch.Tensor
         The original weights.
     quantized : QuantizedTensor or numpy.ndarray or torch.Tensor
-        Its quantized version (a :class:`~fmq_theory.quantizers.QuantizedTensor` is
-        dequantized first), with as many entries as ``w``.
+        Its quantized version (anything with a ``dequantize()`` method, such as a
+        :class:`~fmq_theory.quantizers.QuantizedTensor`, is dequantized first), with as
+        many entries as ``w``.
 
     Returns
     -------
     float
         :math:`W_2(\frac1n\sum_i\delta_{w_i}, \frac1n\sum_i\delta_{\hat w_i})`.
     """
-    from fmq_theory.quantizers._base import QuantizedTensor
-
-    if isinstance(quantized, QuantizedTensor):
+    if callable(getattr(quantized, "dequantize", None)) and not _is_torch_tensor(quantized):
         quantized = quantized.dequantize()
     a = _values(w, "w")
     b = _values(quantized, "quantized")

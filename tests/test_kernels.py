@@ -1,0 +1,147 @@
+"""Every numba kernel equals its plain-numpy twin (property 6 of issue 2).
+
+The twins use different algorithms (``numpy.searchsorted`` per row, cumulative sums,
+``numpy.bincount``, the quadratic DP), so agreement is a real cross-check.  Integer
+outputs must match exactly; float outputs to a stated tolerance (different summation
+orders: ``1e-12`` relative to the sum of magnitudes involved).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fmq_theory.quantizers import _kernels as K
+
+pytestmark = pytest.mark.skipif(not K.HAVE_NUMBA, reason="numba not installed: kernels are the twins")
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def _rows(seed, r, m, dtype, ties):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((r, m)) * rng.uniform(0.01, 100)
+    if ties:
+        x = np.round(x * 2) / 2
+    return np.ascontiguousarray(x.astype(dtype))
+
+
+def _thresholds(seed, x, n_thr, n_inf):
+    rng = np.random.default_rng(seed + 1)
+    pool = np.concatenate([x, rng.standard_normal(x.shape) * np.abs(x).max()], axis=1)
+    t = np.sort(np.stack([rng.choice(row, n_thr) for row in pool]).astype(np.float64), axis=1)
+    if n_inf:
+        t[:, n_thr - n_inf :] = np.inf
+    return np.ascontiguousarray(t)
+
+
+@given(
+    seed=seeds,
+    r=st.integers(1, 5),
+    m=st.integers(1, 300),
+    bits=st.integers(1, 9),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    ties=st.booleans(),
+    n_inf=st.integers(0, 3),
+)
+def test_assign_codes_equals_twin(seed, r, m, bits, dtype, ties, n_inf):
+    x = _rows(seed, r, m, dtype, ties)
+    t = _thresholds(seed, x, 2**bits - 1, min(n_inf, 2**bits - 1))
+    got = np.empty(x.shape, dtype=np.uint16)
+    want = np.empty(x.shape, dtype=np.uint16)
+    K.assign_codes(x, t, got)
+    K.assign_codes_numpy(x, t, want)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_assign_codes_long_rows_span_several_chunks():
+    x = _rows(7, 1, 3 * K._CHUNK + 5, np.float32, False)
+    for n_thr in (3, 255):
+        t = _thresholds(7, x, n_thr, 0)
+        got = np.empty(x.shape, dtype=np.uint8)
+        want = np.empty(x.shape, dtype=np.uint8)
+        K.assign_codes(x, t, got)
+        K.assign_codes_numpy(x, t, want)
+        np.testing.assert_array_equal(got, want)
+
+
+@given(seed=seeds, r=st.integers(1, 5), m=st.integers(1, 300), bits=st.integers(1, 8), ties=st.booleans())
+def test_sorted_cell_stats_equals_twin(seed, r, m, bits, ties):
+    x = np.sort(_rows(seed, r, m, np.float32, ties), axis=1)
+    t = _thresholds(seed, x, 2**bits - 1, 0)
+    sums, counts = K.sorted_cell_stats(x, t)
+    sums0, counts0 = K.sorted_cell_stats_numpy(x, t)
+    np.testing.assert_array_equal(counts, counts0)
+    scale = np.abs(x.astype(np.float64)).sum(axis=1, keepdims=True)
+    assert np.all(np.abs(sums - sums0) <= 1e-12 * scale)
+
+
+@given(seed=seeds, r=st.integers(1, 4), m=st.integers(2, 200), bits=st.integers(1, 4))
+def test_uniform_grid_mse_equals_twin(seed, r, m, bits):
+    x = _rows(seed, r, m, np.float64, False)
+    rng = np.random.default_rng(seed)
+    lo = x.min(axis=1) * rng.uniform(0, 1, r)
+    hi = x.max(axis=1) * rng.uniform(0, 1, r)
+    hi[0] = lo[0]  # a degenerate (single-point) grid
+    got = K.uniform_grid_mse(x, lo, hi, 2**bits)
+    want = K.uniform_grid_mse_numpy(x, lo, hi, 2**bits)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+@given(seed=seeds, r=st.integers(1, 4), m=st.integers(1, 200), bits=st.integers(1, 5))
+def test_nearest_level_mse_equals_twin(seed, r, m, bits):
+    x = _rows(seed, r, m, np.float32, False)
+    levels = _thresholds(seed, x, 2**bits, 0)
+    got = K.nearest_level_mse(x, levels)
+    want = K.nearest_level_mse_numpy(x, levels)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+@given(seed=seeds, n=st.integers(1, 40), cells=st.integers(1, 6), weighted=st.booleans())
+def test_lloyd_dp_equals_quadratic_twin(seed, n, cells, weighted):
+    rng = np.random.default_rng(seed)
+    values = np.unique(rng.standard_normal(n) * 3)
+    weights = rng.integers(1, 5, values.size).astype(np.float64) if weighted else np.ones(values.size)
+    k = min(cells, values.size)
+    ends, cost = K.lloyd_dp(values, weights, k)
+    ends0, cost0 = K.lloyd_dp_numpy(values, weights, k)
+    scale = np.sum(weights * (values - np.average(values, weights=weights)) ** 2)
+    assert abs(cost - cost0) <= 1e-10 * scale + 1e-300
+    # the partition the kernel returns has the cost it claims
+    starts = np.concatenate(([0], ends[:-1]))
+    sse = sum(
+        np.sum(weights[a:b] * (values[a:b] - np.average(values[a:b], weights=weights[a:b])) ** 2)
+        for a, b in zip(starts, ends)
+    )
+    assert abs(sse - cost) <= 1e-10 * scale + 1e-300
+
+
+@given(seed=seeds, r=st.integers(1, 4), m=st.integers(1, 120), bits=st.integers(1, 4), ties=st.booleans())
+def test_lloyd_rows_equals_twin(seed, r, m, bits, ties):
+    x = np.sort(_rows(seed, r, m, np.float64, ties), axis=1)
+    got = K.lloyd_rows(x, 2**bits)
+    want = K.lloyd_rows_numpy(x, 2**bits)
+    # both are optimal; compare the resulting cell costs (ties between optimal partitions
+    # are possible in principle, so thresholds are compared through the cost)
+    for row, a, b in zip(x, got, want):
+        ca = _partition_sse(row, a)
+        cb = _partition_sse(row, b)
+        assert abs(ca - cb) <= 1e-10 * np.sum((row - row.mean()) ** 2) + 1e-300
+
+
+def _partition_sse(row, thresholds):
+    codes = np.searchsorted(thresholds, row, side="left")
+    return sum(np.sum((row[codes == k] - row[codes == k].mean()) ** 2) for k in np.unique(codes))
+
+
+@given(seed=seeds, n=st.integers(1, 3000), n_bins=st.integers(1, 64), ties=st.booleans())
+def test_histogram_stats_equals_twin(seed, n, n_bins, ties):
+    x = _rows(seed, 1, n, np.float32, ties)[0]
+    lo = float(x.min())
+    width = (float(x.max()) - lo) / n_bins or 1.0
+    got = K.histogram_stats(x, lo, width, n_bins)
+    want = K.histogram_stats_numpy(x, lo, width, n_bins)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[3], want[3])
+    for a, b in zip(got[1:3], want[1:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * width * width * n)
