@@ -16,8 +16,8 @@ nibble and code ``2m + 1`` in the high nibble of byte ``m`` (the order bitsandby
 for NF4 reads the other way round).  Eight consecutive codes always fill exactly ``b``
 bytes, which is what the parallel kernels exploit.
 
-Two implementations compute the same bytes: a numba kernel (``parallel=True``, one
-8-code block per iteration) and a plain-numpy twin (:func:`pack_codes_numpy`,
+Two implementations compute the same bytes: a numba kernel (one 8-code block per step,
+parallel over tasks of 2**18 codes for large inputs) and a plain-numpy twin (:func:`pack_codes_numpy`,
 :func:`unpack_codes_numpy`) that expands every code into its bits and calls
 :func:`numpy.packbits`.  The twin is the test oracle and the fallback when numba is not
 installed.
@@ -151,46 +151,78 @@ def unpack_codes_numpy(packed, bits: int, count: int) -> np.ndarray:
 # --------------------------------------------------------------------------- numba kernels
 
 
+#: Codes per parallel task of the numba kernels; smaller inputs run on one thread (starting
+#: the thread pool costs more than packing a few hundred thousand codes).
+_PARALLEL_BLOCK = 1 << 18
+
+
 @functools.cache
 def _numba_kernels():
-    """Compile (lazily, once) the numba kernels; ``None`` when numba is not installed."""
+    """Compile (lazily, once) the numba kernels; ``None`` when numba is not installed.
+
+    Returns ``(pack, unpack)``, each ``kernel(src, bits, out, parallel)``.  The work unit
+    is a block of 8 codes, which fills exactly ``bits`` bytes: it is assembled in (or
+    split from) one 64-bit word.
+    """
     try:
         import numba
     except ImportError:
         return None
 
-    @numba.njit(parallel=True, cache=True)
-    def pack(codes, bits, out):  # pragma: no cover - compiled
+    @numba.njit(cache=True)
+    def pack_blocks(codes, bits, out, first_block, last_block):  # pragma: no cover - compiled
         n = codes.size
-        n_blocks = (n + 7) // 8
         b = np.uint64(bits)
-        for blk in numba.prange(n_blocks):
+        for blk in range(first_block, last_block):
             base = blk * 8
-            stop = min(base + 8, n)
             word = np.uint64(0)
-            for i in range(base, stop):
+            for i in range(base, min(base + 8, n)):
                 word |= np.uint64(codes[i]) << (np.uint64(i - base) * b)
             first = blk * bits
-            last = min(first + bits, out.size)
-            for k in range(first, last):
+            for k in range(first, min(first + bits, out.size)):
                 out[k] = np.uint8((word >> np.uint64(8 * (k - first))) & np.uint64(255))
 
-    @numba.njit(parallel=True, cache=True)
-    def unpack(packed, bits, out):  # pragma: no cover - compiled
+    @numba.njit(cache=True)
+    def unpack_blocks(packed, bits, out, first_block, last_block):  # pragma: no cover - compiled
         n = out.size
-        n_blocks = (n + 7) // 8
         b = np.uint64(bits)
         mask = (np.uint64(1) << b) - np.uint64(1)
-        for blk in numba.prange(n_blocks):
+        for blk in range(first_block, last_block):
             first = blk * bits
-            last = min(first + bits, packed.size)
             word = np.uint64(0)
-            for k in range(first, last):
+            for k in range(first, min(first + bits, packed.size)):
                 word |= np.uint64(packed[k]) << np.uint64(8 * (k - first))
             base = blk * 8
-            stop = min(base + 8, n)
-            for i in range(base, stop):
+            for i in range(base, min(base + 8, n)):
                 out[i] = np.uint8((word >> (np.uint64(i - base) * b)) & mask)
+
+    @numba.njit(parallel=True, cache=True)
+    def pack_parallel(codes, bits, out, tasks):  # pragma: no cover - compiled
+        n_blocks = (codes.size + 7) // 8
+        per_task = (n_blocks + tasks - 1) // tasks
+        for t in numba.prange(tasks):
+            pack_blocks(codes, bits, out, t * per_task, min((t + 1) * per_task, n_blocks))
+
+    @numba.njit(parallel=True, cache=True)
+    def unpack_parallel(packed, bits, out, tasks):  # pragma: no cover - compiled
+        n_blocks = (out.size + 7) // 8
+        per_task = (n_blocks + tasks - 1) // tasks
+        for t in numba.prange(tasks):
+            unpack_blocks(packed, bits, out, t * per_task, min((t + 1) * per_task, n_blocks))
+
+    def pack(codes, bits, out):
+        n = codes.size
+        if n < _PARALLEL_BLOCK:
+            pack_blocks(codes, bits, out, 0, (n + 7) // 8)
+        else:
+            pack_parallel(codes, bits, out, -(-n // _PARALLEL_BLOCK))
+
+    def unpack(packed, bits, out):
+        n = out.size
+        if n < _PARALLEL_BLOCK:
+            unpack_blocks(packed, bits, out, 0, (n + 7) // 8)
+        else:
+            unpack_parallel(packed, bits, out, -(-n // _PARALLEL_BLOCK))
 
     return pack, unpack
 

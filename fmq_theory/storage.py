@@ -13,7 +13,8 @@ and every passthrough tensor (integer buffers, ...) under its own name, unchange
 header's ``__metadata__`` entry ``"fmq_theory"`` is a JSON document with the format name
 and version, the package version, the caller's metadata, the layout of every tensor
 (method, bits, granularity, shape, dtype, framework, codes dtype and shape, file keys)
-and the per-tensor report of the quantizer.  The reconstruction levels are not stored: they
+and the measured fields of the quantizer's per-tensor report (MSE, W2; the other fields
+are rebuilt from the tensors).  The reconstruction levels are not stored: they
 are rebuilt by :func:`fmq_theory.quantizers.levels_from_stored`, so the data bytes of the
 file are exactly what :attr:`QuantizedTensor.bits_per_weight` counts:
 
@@ -259,10 +260,14 @@ def _quantizers():
     return quantizers
 
 
-def _split(qsd_or_mapping) -> tuple[dict, dict, tuple]:
-    """(quantized, passthrough, report) of a QuantizedStateDict or a name -> tensor mapping."""
+def _split(qsd_or_mapping) -> tuple[dict, dict, tuple, tuple]:
+    """(quantized, passthrough, report, keys) of a QuantizedStateDict or a name -> tensor mapping."""
     if hasattr(qsd_or_mapping, "quantized") and hasattr(qsd_or_mapping, "passthrough"):
-        return dict(qsd_or_mapping.quantized), dict(qsd_or_mapping.passthrough), tuple(qsd_or_mapping.report)
+        quantized, passthrough = dict(qsd_or_mapping.quantized), dict(qsd_or_mapping.passthrough)
+        keys = tuple(qsd_or_mapping.keys)
+        if sorted(keys) != sorted([*quantized, *passthrough]):
+            raise ValueError("qsd_or_mapping.keys does not list exactly its quantized and passthrough names")
+        return quantized, passthrough, tuple(qsd_or_mapping.report), keys
     if not isinstance(qsd_or_mapping, Mapping):
         raise TypeError(
             "qsd_or_mapping must be a QuantizedStateDict or a mapping of names to "
@@ -279,7 +284,7 @@ def _split(qsd_or_mapping) -> tuple[dict, dict, tuple]:
                 f"qsd_or_mapping[{name!r}] is a {type(value).__name__}; expected a "
                 "QuantizedTensor, torch.Tensor or numpy.ndarray"
             )
-    return quantized, passthrough, ()
+    return quantized, passthrough, (), tuple(qsd_or_mapping)
 
 
 def _as_cpu_tensor(value) -> torch.Tensor:
@@ -296,16 +301,42 @@ def _jsonable(value):
     return value
 
 
-def _report_json(report: tuple) -> list[dict]:
-    return [{f.name: _jsonable(getattr(row, f.name)) for f in fields(row)} for row in report]
+def _derived_report_fields(name: str, qt: QuantizedTensor) -> dict:
+    """The fields of a quantizer's TensorReport that follow from the QuantizedTensor."""
+    return {
+        "name": name,
+        "shape": tuple(qt.shape),
+        "n_weights": qt.n_weights,
+        "method": qt.method,
+        "bits": qt.bits,
+        "granularity": format_granularity(parse_granularity(qt.granularity)),
+        "bits_per_weight": qt.bits_per_weight,
+    }
 
 
-def _report_from_json(rows: list[dict]) -> tuple:
+def _report_measurements(report: tuple, quantized: dict) -> dict[str, dict]:
+    """Per tensor name, the report fields not derivable from the tensor (MSE, W2, ...).
+
+    Only these are stored; the rest is rebuilt on load, so each row must agree with its
+    tensor.
+    """
+    out = {}
+    for row in report:
+        if row.name not in quantized:
+            raise ValueError(f"report row {row.name!r} names no quantized tensor")
+        derived = _derived_report_fields(row.name, quantized[row.name])
+        wrong = [k for k, v in derived.items() if k in row.__dataclass_fields__ and getattr(row, k) != v]
+        if wrong:
+            raise ValueError(f"report row {row.name!r} disagrees with its tensor on {wrong}")
+        out[row.name] = {f.name: _jsonable(getattr(row, f.name)) for f in fields(row) if f.name not in derived}
+    return out
+
+
+def _report_row(name: str, qt: QuantizedTensor, measured: dict):
     tensor_report = _quantizers().TensorReport
-    out = []
-    for row in rows:
-        out.append(tensor_report(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()}))
-    return tuple(out)
+    names = set(tensor_report.__dataclass_fields__)
+    derived = {k: v for k, v in _derived_report_fields(name, qt).items() if k in names}
+    return tensor_report(**derived, **{k: tuple(v) if isinstance(v, list) else v for k, v in measured.items()})
 
 
 def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None = None) -> QuantizedFileInfo:
@@ -337,7 +368,8 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
     path = os.fspath(path)
     if not path.endswith(".safetensors"):
         raise ValueError(f"path={path!r} must end in '.safetensors'")
-    quantized, passthrough, report = _split(qsd_or_mapping)
+    quantized, passthrough, report, keys = _split(qsd_or_mapping)
+    measured = _report_measurements(report, quantized)
     try:
         user = json.loads(json.dumps(dict(metadata or {}), allow_nan=False))
     except (TypeError, ValueError) as exc:
@@ -351,7 +383,18 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
             raise ValueError(f"two entries map to the file key {key!r}; rename one of them")
         tensors[key] = tensor
 
-    for name, qt in quantized.items():
+    for name in keys:
+        if name in passthrough:
+            value = passthrough[name]
+            put(name, _as_cpu_tensor(value))
+            framework = "numpy" if isinstance(value, np.ndarray) else "torch"
+            layout.append({"name": name, "kind": "passthrough", "key": name, "framework": framework})
+            continue
+        qt = quantized[name]
+        if not 1 <= qt.bits <= 8:
+            raise ValueError(
+                f"quantized[{name!r}] has bits={qt.bits}; packed checkpoints hold 1..8 bits per code"
+            )
         n = qt.n_weights
         flat = np.asarray(qt.codes).reshape(-1)
         if flat.size < n:
@@ -377,10 +420,8 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
                 "stored": stored_keys,
             }
         )
-    for name, value in passthrough.items():
-        put(name, _as_cpu_tensor(value))
-        framework = "numpy" if isinstance(value, np.ndarray) else "torch"
-        layout.append({"name": name, "kind": "passthrough", "key": name, "framework": framework})
+        if name in measured:
+            layout[-1]["report"] = measured[name]
 
     document = {
         "format": FORMAT,
@@ -388,9 +429,8 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
         "package_version": __version__,
         "metadata": user,
         "tensors": layout,
-        "report": _report_json(report),
     }
-    header_metadata = {METADATA_KEY: json.dumps(document)}
+    header_metadata = {METADATA_KEY: json.dumps(document, separators=(",", ":"))}
 
     from safetensors.torch import save_file
 
@@ -501,8 +541,9 @@ def _group_layout_ok(granularity: tuple, shape: tuple, n: int, codes_shape: tupl
     if granularity[0] == "tensor":
         return n_groups == 1
     if granularity[0] == "group":
-        return group_size == granularity[1]
-    return n_groups * group_size == n
+        # A tensor shorter than one group may keep its codes unpadded: shape (1, n).
+        return group_size == granularity[1] or (n_groups == 1 and group_size == n < granularity[1])
+    return len(shape) >= 2 and n_groups == shape[0] and n_groups * group_size == n
 
 
 def _load_entry(path: str, entry: dict, handle, methods, levels_from_stored, device: str):
@@ -578,7 +619,8 @@ def load_quantized(path, *, device: str = "cpu"):
     QuantizedStateDict
         Codes, stored arrays and levels identical to the saved ones, so ``dequantize()``
         is bit-identical; the report is the one saved with the file (empty when a plain
-        mapping was saved).
+        mapping was saved).  The quantizers' diagnostics (:attr:`QuantizedTensor.info`)
+        are not part of a checkpoint: loaded tensors have ``info == {}``.
 
     Raises
     ------
@@ -623,6 +665,11 @@ def load_quantized(path, *, device: str = "cpu"):
                     passthrough[entry["name"]] = (
                         tensor.numpy() if entry.get("framework") == "numpy" else tensor.to(device)
                     )
+            report = tuple(
+                _report_row(e["name"], quantized[e["name"]], e["report"])
+                for e in document["tensors"]
+                if "report" in e
+            )
     except SafetensorError as exc:
         raise ValueError(f"{path!r} is a corrupt safetensors file: {exc}") from exc
     except (KeyError, TypeError) as exc:
@@ -630,5 +677,6 @@ def load_quantized(path, *, device: str = "cpu"):
     return q.QuantizedStateDict(
         quantized=quantized,
         passthrough=passthrough,
-        report=_report_from_json(document.get("report") or []),
+        report=report,
+        keys=tuple(entry["name"] for entry in document["tensors"]),
     )

@@ -63,9 +63,11 @@ def test_known_bytes():
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
-def test_numba_equals_twin_across_twin_chunks(bits, monkeypatch):
-    """Large random streams; the twin's chunk is shrunk so its chunk seams are exercised."""
+def test_numba_equals_twin_across_chunks_and_tasks(bits, monkeypatch):
+    """Random streams with the twin's chunk and the kernels' parallel task shrunk to 64
+    codes, so chunk seams and the multi-task (parallel) kernel path are exercised."""
     monkeypatch.setattr(packing, "_TWIN_CHUNK", 64)
+    monkeypatch.setattr(packing, "_PARALLEL_BLOCK", 64)
     rng = np.random.default_rng(bits)
     for n in (64 * 7, 64 * 7 + 5, 1001):
         codes = rng.integers(0, 2**bits, n, dtype=np.uint8)

@@ -1,0 +1,361 @@
+"""Tests of fmq_theory.storage: exact save/load round trips, size accounting, atomic
+writes, safe loading of float checkpoints, validation of quantized files.
+
+Every comparison is exact: codes and stored arrays are integers / floats copied bit for
+bit, and levels are rebuilt by ``levels_from_stored``, which the quantizer contract
+requires to be bit-identical.
+"""
+
+import json
+import os
+import pickle
+import struct
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from safetensors.torch import load_file, save_file
+
+from fmq_theory import storage
+from fmq_theory.quantizers import METHODS, quantize, quantize_state_dict
+from fmq_theory.storage import (
+    FORMAT_VERSION,
+    atomic_output,
+    inspect_quantized,
+    load_checkpoint,
+    load_quantized,
+    save_quantized,
+)
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "data", "digits_cnn.safetensors")
+GRANULARITIES = ("tensor", "channel", ("group", 24))
+
+
+def assert_same_quantized(loaded, original):
+    for attr in ("method", "bits", "granularity", "shape", "dtype", "framework"):
+        assert getattr(loaded, attr) == getattr(original, attr), attr
+    for attr in ("codes", "levels"):
+        a, b = getattr(loaded, attr), np.asarray(getattr(original, attr))
+        assert a.dtype == b.dtype and a.shape == b.shape, attr
+        np.testing.assert_array_equal(a, b)
+    assert set(loaded.stored) == set(original.stored)
+    for key, array in original.stored.items():
+        assert loaded.stored[key].dtype == array.dtype
+        np.testing.assert_array_equal(loaded.stored[key], array)
+    x, y = loaded.dequantize(), original.dequantize()
+    if isinstance(y, torch.Tensor):
+        assert x.dtype == y.dtype and torch.equal(x, y)
+    else:
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+
+
+def leftovers(directory, name):
+    return sorted(f for f in os.listdir(directory) if f != name)
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_round_trip_every_method_bits_granularity(method, tmp_path):
+    rng = np.random.default_rng(0)
+    w = torch.from_numpy(rng.standard_t(4, size=(6, 40)).astype(np.float32))
+    path = tmp_path / "q.safetensors"
+    for bits in range(1, 9):
+        for granularity in GRANULARITIES:
+            qt = quantize(w, method=method, bits=bits, granularity=granularity)
+            info = save_quantized(path, {"w": qt})
+            assert info.data_bytes == (bits * qt.n_weights + 7) // 8 + qt.overhead_bits // 8
+            assert_same_quantized(load_quantized(path).quantized["w"], qt)
+    assert leftovers(tmp_path, "q.safetensors") == []
+
+
+@st.composite
+def quantized_cases(draw):
+    shape = tuple(draw(st.lists(st.integers(1, 9), min_size=1, max_size=3)))
+    method = draw(st.sampled_from(METHODS))
+    bits = draw(st.integers(1, 8))
+    granularity = draw(st.sampled_from(["tensor", "channel", ("group", draw(st.integers(1, 20)))]))
+    dtype = draw(st.sampled_from(["float32", "float64", "float16", "bfloat16"]))
+    framework = "numpy" if dtype == "float64" and draw(st.booleans()) else "torch"
+    seed = draw(st.integers(0, 2**32 - 1))
+    return shape, method, bits, granularity, dtype, framework, seed
+
+
+@given(quantized_cases())
+def test_round_trip_random_shapes_dtypes(case):
+    shape, method, bits, granularity, dtype, framework, seed = case
+    values = np.random.default_rng(seed).normal(size=shape)
+    w = values if framework == "numpy" else torch.from_numpy(values).to(getattr(torch, dtype))
+    qt = quantize(w, method=method, bits=bits, granularity=granularity)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "q.safetensors")
+        save_quantized(path, {"w": qt, "step": torch.tensor(7)})
+        qsd = load_quantized(path)
+        assert_same_quantized(qsd.quantized["w"], qt)
+        assert torch.equal(qsd.passthrough["step"], torch.tensor(7))
+
+
+def test_state_dict_round_trip_and_size_accounting(tmp_path):
+    sd = load_file(FIXTURE)
+    qsd = quantize_state_dict(sd, method="equal_mass", bits=3)
+    path = tmp_path / "digits.safetensors"
+    info = save_quantized(path, qsd, metadata={"note": "digits", "seed": 0})
+
+    expected = {}
+    for name, qt in qsd.quantized.items():
+        stored = sum(a.nbytes for a in qt.stored.values())
+        expected[name] = (qt.bits * qt.n_weights + 7) // 8 + stored
+        # ceil(bits_per_weight * n / 8), in integers: the stored bits are whole bytes.
+        assert expected[name] == -(-(qt.bits * qt.n_weights + qt.overhead_bits) // 8)
+    for name, tensor in qsd.passthrough.items():
+        expected[name] = tensor.numel() * tensor.element_size()
+    assert dict(info.tensor_bytes) == expected
+    assert info.file_bytes == os.path.getsize(path)
+    (header_len,) = struct.unpack("<Q", open(path, "rb").read(8))
+    assert info.header_bytes == 8 + header_len
+    assert info.file_bytes - info.header_bytes == sum(expected.values())
+    assert "0.weight" in qsd.quantized and "1.num_batches_tracked" in qsd.passthrough
+
+    loaded = load_quantized(path)
+    assert list(loaded.quantized) == list(qsd.quantized)
+    for name, qt in qsd.quantized.items():
+        assert_same_quantized(loaded.quantized[name], qt)
+    for name, tensor in qsd.passthrough.items():
+        assert loaded.passthrough[name].dtype == tensor.dtype
+        assert torch.equal(loaded.passthrough[name], tensor)
+    assert loaded.report == qsd.report
+    for key, value in qsd.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+    again = inspect_quantized(path)
+    assert again.metadata == {"note": "digits", "seed": 0}
+    assert again.format_version == FORMAT_VERSION and again.tensor_bytes == info.tensor_bytes
+
+
+def test_numpy_passthrough_comes_back_as_numpy(tmp_path):
+    qt = quantize(np.linspace(-1, 1, 32), method="uniform_minmax", bits=2)
+    counts = np.arange(5, dtype=np.int32)
+    save_quantized(tmp_path / "q.safetensors", {"w": qt, "counts": counts})
+    back = load_quantized(tmp_path / "q.safetensors").passthrough["counts"]
+    assert isinstance(back, np.ndarray) and back.dtype == np.int32
+    np.testing.assert_array_equal(back, counts)
+
+
+def test_save_refuses_bad_input(tmp_path):
+    qt = quantize(np.linspace(-1, 1, 32), method="uniform_minmax", bits=2)
+    with pytest.raises(ValueError, match="safetensors"):
+        save_quantized(tmp_path / "q.pt", {"w": qt})
+    with pytest.raises(TypeError, match="metadata"):
+        save_quantized(tmp_path / "q.safetensors", {"w": qt}, metadata={"f": object()})
+    with pytest.raises(TypeError, match="qsd_or_mapping\\['x'\\]"):
+        save_quantized(tmp_path / "q.safetensors", {"x": [1, 2]})
+    with pytest.raises(ValueError, match="file key 'w::codes'"):
+        save_quantized(tmp_path / "q.safetensors", {"w": qt, "w::codes": torch.zeros(2)})
+    wide = quantize(np.linspace(-1, 1, 64), method="uniform_minmax", bits=10)
+    with pytest.raises(ValueError, match="bits=10"):
+        save_quantized(tmp_path / "q.safetensors", {"w": wide})
+    assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _quantized_mapping():
+    return {"w": quantize(torch.randn(4, 16), method="equal_mass", bits=2, granularity="channel")}
+
+
+@pytest.mark.parametrize("failure", ["mid_write", "replace", "interrupt"])
+def test_failed_write_leaves_nothing_and_keeps_old_file(failure, tmp_path, monkeypatch):
+    path = tmp_path / "out.safetensors"
+    path.write_bytes(b"previous contents")
+    import safetensors.torch
+
+    real_save = safetensors.torch.save_file
+
+    def partial_save(tensors, filename, metadata=None):
+        real_save(tensors, filename, metadata=metadata)
+        with open(filename, "r+b") as handle:
+            handle.truncate(100)
+        raise KeyboardInterrupt if failure == "interrupt" else OSError("disk full")
+
+    if failure == "replace":
+        monkeypatch.setattr(storage.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("EXDEV")))
+    else:
+        monkeypatch.setattr(safetensors.torch, "save_file", partial_save)
+    with pytest.raises((OSError, KeyboardInterrupt)):
+        save_quantized(path, _quantized_mapping())
+    assert path.read_bytes() == b"previous contents"
+    assert leftovers(tmp_path, "out.safetensors") == []
+
+
+def test_failed_first_write_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError("EIO")))
+    with pytest.raises(OSError, match="EIO"):
+        save_quantized(tmp_path / "out.safetensors", _quantized_mapping())
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_output_success_and_missing_directory(tmp_path):
+    target = tmp_path / "a.txt"
+    with atomic_output(target) as tmp:
+        assert os.path.dirname(tmp) == str(tmp_path) and not target.exists()
+        with open(tmp, "w") as handle:
+            handle.write("done")
+    assert target.read_text() == "done" and os.listdir(tmp_path) == ["a.txt"]
+    assert os.stat(target).st_mode & 0o777 == 0o666 & ~storage._umask()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save_quantized(tmp_path / "no" / "q.safetensors", _quantized_mapping())
+
+
+# --------------------------------------------------------------------------- float checkpoints
+
+
+def test_load_checkpoint_safetensors_and_weights_only_pickles(tmp_path):
+    sd = load_file(FIXTURE)
+    loaded = load_checkpoint(FIXTURE)
+    assert list(loaded) == list(sd) and all(torch.equal(loaded[k], sd[k]) for k in sd)
+    for suffix in (".pt", ".pth", ".bin"):
+        torch.save(sd, tmp_path / f"raw{suffix}")
+        assert all(torch.equal(load_checkpoint(tmp_path / f"raw{suffix}")[k], sd[k]) for k in sd)
+    torch.save({"model": sd, "optimizer": {"lr": 0.1}, "epoch": 3}, tmp_path / "train.pt")
+    assert set(load_checkpoint(tmp_path / "train.pt")) == set(sd)
+    torch.save({"state_dict": sd, "ema": {"a": torch.ones(2)}}, tmp_path / "both.pt")
+    with pytest.raises(ValueError, match="several state dicts"):
+        load_checkpoint(tmp_path / "both.pt")
+    assert set(load_checkpoint(tmp_path / "both.pt", key="ema")) == {"a"}
+    with pytest.raises(ValueError, match="key='nope'"):
+        load_checkpoint(tmp_path / "both.pt", key="nope")
+    torch.save({"epoch": 3}, tmp_path / "none.pt")
+    with pytest.raises(ValueError, match="neither a dict of tensors"):
+        load_checkpoint(tmp_path / "none.pt")
+    torch.save([torch.ones(1)], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="holds a list"):
+        load_checkpoint(tmp_path / "list.pt")
+
+
+class _Exploit:
+    """Unpickling this would run a shell command (it must never be unpickled)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("writer", ["torch_save", "plain_pickle"])
+def test_malicious_pickle_is_refused_and_not_run(writer, tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    payload = {"weight": torch.ones(2), "hook": _Exploit(marker)}
+    if writer == "torch_save":
+        torch.save(payload, path)
+    else:
+        with open(path, "wb") as handle:
+            pickle.dump(payload, handle)
+    with pytest.raises(ValueError, match="refuses to unpickle") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+    assert not marker.exists()
+
+
+def test_corrupt_missing_and_unknown_files(tmp_path):
+    good = tmp_path / "good.safetensors"
+    good.write_bytes(open(FIXTURE, "rb").read())
+    truncated = tmp_path / "trunc.safetensors"
+    truncated.write_bytes(good.read_bytes()[:-1000])
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    torch.save(load_file(FIXTURE), tmp_path / "ok.pt")
+    cut_pt = tmp_path / "cut.pt"
+    cut_pt.write_bytes((tmp_path / "ok.pt").read_bytes()[:2000])
+    for bad in (truncated, garbage, cut_pt):
+        with pytest.raises(ValueError, match=str(bad)):
+            load_checkpoint(bad)
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+    (tmp_path / "w.npz").write_bytes(b"x")
+    with pytest.raises(ValueError, match="suffix '.npz'"):
+        load_checkpoint(tmp_path / "w.npz")
+    with pytest.raises(ValueError, match="not a regular file"):
+        load_checkpoint(tmp_path)
+
+
+# --------------------------------------------------------------------------- validation on load
+
+
+def _rewrite_document(src, dst, edit):
+    """Copy a quantized file with its fmq_theory metadata edited by ``edit(document)``."""
+    raw = open(src, "rb").read()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + length])
+    document = json.loads(header["__metadata__"]["fmq_theory"])
+    edit(document)
+    header["__metadata__"]["fmq_theory"] = json.dumps(document)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    open(dst, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + length :])
+
+
+def _set(field, value):
+    def edit(document):
+        document["tensors"][0][field] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(format_version=FORMAT_VERSION + 1), "format_version 2"),
+        (lambda d: d.update(format="other"), "format is not"),
+        (_set("bits", 9), "bits=9"),
+        (_set("bits", 3), "corrupt codes"),
+        (_set("method", "magic"), "unknown method 'magic'"),
+        (_set("shape", [4, 17]), "codes_shape"),
+        (_set("codes_shape", [2, 32]), "codes_shape"),
+        (_set("codes_dtype", "<f4"), "codes dtype"),
+        (_set("granularity", "group:0"), "granularity"),
+        (_set("stored", {}), "do not match its layout"),
+        (lambda d: d["tensors"].pop(), "do not match its layout"),
+    ],
+)
+def test_tampered_metadata_is_rejected(edit, message, tmp_path):
+    good = tmp_path / "good.safetensors"
+    save_quantized(good, _quantized_mapping() | {"step": torch.tensor(1)})
+    bad = tmp_path / "bad.safetensors"
+    _rewrite_document(good, bad, edit)
+    with pytest.raises(ValueError, match=message):
+        load_quantized(bad)
+
+
+def test_corrupt_quantized_files_are_rejected(tmp_path):
+    good = tmp_path / "good.safetensors"
+    save_quantized(good, _quantized_mapping())
+    raw = good.read_bytes()
+    (tmp_path / "trunc.safetensors").write_bytes(raw[:-3])
+    (tmp_path / "short.safetensors").write_bytes(raw[:5])
+    (tmp_path / "header.safetensors").write_bytes(raw[:8] + b"\xff" * (len(raw) - 8))
+    for name in ("trunc", "short", "header"):
+        with pytest.raises(ValueError, match=f"{name}.safetensors"):
+            load_quantized(tmp_path / f"{name}.safetensors")
+    save_file({"w": torch.ones(2)}, tmp_path / "plain.safetensors")
+    with pytest.raises(ValueError, match="not an fmq_theory quantized checkpoint"):
+        load_quantized(tmp_path / "plain.safetensors")
+    with pytest.raises(FileNotFoundError, match="nothing.safetensors"):
+        load_quantized(tmp_path / "nothing.safetensors")
+    # 5 codes of 3 bits use 15 of 16 bits: setting the last (padding) bit is corruption.
+    odd = {"w": quantize(torch.randn(5), method="uniform_minmax", bits=3)}
+    save_quantized(tmp_path / "odd.safetensors", odd)
+    data = bytearray((tmp_path / "odd.safetensors").read_bytes())
+    header_end = 8 + struct.unpack("<Q", bytes(data[:8]))[0]
+    header = json.loads(bytes(data[8:header_end]))
+    start, end = header["w::codes"]["data_offsets"]
+    data[header_end + end - 1] |= 0x80
+    (tmp_path / "odd.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="padding"):
+        load_quantized(tmp_path / "odd.safetensors")
