@@ -79,6 +79,8 @@ STATE_DICT_KEYS = ("state_dict", "model", "ema")
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin")
 
 _SEP = "::"
+#: dtypes a quantized tensor may dequantize to.
+_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 @dataclass(frozen=True, eq=False)
@@ -586,15 +588,17 @@ def _load_entry(path: str, entry: dict, handle, methods, levels_from_stored, dev
             f"{path!r}: tensor {name!r}: levels of shape {np.shape(levels)} rebuilt from the "
             f"stored arrays, expected {(codes_shape[0], 1 << bits)}"
         )
-    framework = entry.get("framework")
+    framework, dtype = entry.get("framework"), entry.get("dtype")
     if framework not in ("numpy", "torch"):
         raise ValueError(f"{path!r}: tensor {name!r} has unknown framework {framework!r}")
+    if dtype not in _FLOAT_DTYPES or (framework == "numpy" and dtype == "bfloat16"):
+        raise ValueError(f"{path!r}: tensor {name!r} has dtype {dtype!r}, not a {framework} float dtype")
     return QuantizedTensor(
         method=method,
         bits=bits,
         granularity=granularity,
         shape=shape,
-        dtype=str(entry.get("dtype")),
+        dtype=dtype,
         codes=codes,
         levels=levels,
         stored=stored,

@@ -319,6 +319,8 @@ def _set(field, value):
         (_set("shape", [4, 17]), "codes_shape"),
         (_set("codes_shape", [2, 32]), "codes_shape"),
         (_set("codes_dtype", "<f4"), "codes dtype"),
+        (_set("dtype", "int8"), "dtype 'int8'"),
+        (_set("framework", "jax"), "unknown framework"),
         (_set("granularity", "group:0"), "granularity"),
         (_set("stored", {}), "do not match its layout"),
         (lambda d: d["tensors"].pop(), "do not match its layout"),
