@@ -12,13 +12,16 @@ def code_dtype(bits: int) -> np.dtype:
     return np.dtype(np.uint8) if bits <= 8 else np.dtype(np.uint16)
 
 
-def cell_means(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Mean of every cell, shape ``(r, K)`` float64; an empty cell takes the mean of the
+def cell_means(first: np.ndarray, shifted: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Mean ``first + shifted / count`` of every cell (the output of
+    :func:`fmq_theory.quantizers._kernels.sorted_cell_stats`), shape ``(r, K)`` float64.
+
+    A cell of equal values gets exactly that value.  An empty cell takes the mean of the
     nearest non-empty cell below it (above it if there is none below), so the levels
     stay sorted and unused levels duplicate used ones."""
-    k_len = sums.shape[1]
+    k_len = first.shape[1]
     filled = counts > 0
-    means = np.divide(sums, counts, out=np.zeros_like(sums), where=filled)
+    means = first + np.divide(shifted, counts, out=np.zeros_like(shifted), where=filled)
     idx = np.where(filled, np.arange(k_len), -1)
     below = np.maximum.accumulate(idx, axis=1)
     first = np.argmax(filled, axis=1)

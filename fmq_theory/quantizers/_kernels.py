@@ -125,7 +125,11 @@ assign_codes = _jit(_assign_codes_py, assign_codes_numpy)
 
 
 def sorted_cell_stats_numpy(sorted_x: np.ndarray, thresholds: np.ndarray):
-    """Sums and counts of the cells ``(t[k-1], t[k]]`` of every sorted row.
+    """Statistics of the cells ``(t[k-1], t[k]]`` of every sorted row.
+
+    Each cell's sum is taken relative to its first (smallest) value, so a cell of equal
+    values has mean exactly that value, and the mean of a cell is
+    ``first + shifted / count``.
 
     Parameters
     ----------
@@ -136,18 +140,26 @@ def sorted_cell_stats_numpy(sorted_x: np.ndarray, thresholds: np.ndarray):
 
     Returns
     -------
-    sums : numpy.ndarray, shape (r, T + 1), float64
+    first : numpy.ndarray, shape (r, T + 1), float64
+        Smallest value of each cell (0 for an empty cell).
+    shifted : numpy.ndarray, shape (r, T + 1), float64
+        Sum over the cell of ``value - first``.
     counts : numpy.ndarray, shape (r, T + 1), int64
     """
     r, m = sorted_x.shape
-    sums = np.empty((r, thresholds.shape[1] + 1))
-    counts = np.empty((r, thresholds.shape[1] + 1), dtype=np.int64)
+    n_cells = thresholds.shape[1] + 1
+    first = np.zeros((r, n_cells))
+    shifted = np.empty((r, n_cells))
+    counts = np.empty((r, n_cells), dtype=np.int64)
     for i in range(r):
-        ends = np.concatenate(([0], np.searchsorted(sorted_x[i], thresholds[i], side="right"), [m]))
-        cum = np.concatenate(([0.0], np.cumsum(sorted_x[i], dtype=np.float64)))
-        sums[i] = cum[ends[1:]] - cum[ends[:-1]]
+        row = sorted_x[i].astype(np.float64)
+        ends = np.concatenate(([0], np.searchsorted(row, thresholds[i], side="right"), [m]))
         counts[i] = np.diff(ends)
-    return sums, counts
+        full = counts[i] > 0
+        first[i, full] = row[ends[:-1][full]]
+        cum = np.concatenate(([0.0], np.cumsum(row)))
+        shifted[i] = cum[ends[1:]] - cum[ends[:-1]] - counts[i] * first[i]
+    return first, shifted, counts
 
 
 def _sorted_cell_stats_py(sorted_x, thresholds):  # pragma: no cover - compiled by numba
@@ -168,17 +180,23 @@ def _sorted_cell_stats_py(sorted_x, thresholds):  # pragma: no cover - compiled 
                 else:
                     hi = mid
             ends[i, k + 1] = lo
-    sums = np.zeros((r, n_cells))
+    first = np.zeros((r, n_cells))
+    shifted = np.zeros((r, n_cells))
     counts = np.zeros((r, n_cells), dtype=np.int64)
     for unit in prange(r * n_cells):
         i = unit // n_cells
         k = unit % n_cells
-        acc = 0.0
-        for j in range(ends[i, k], ends[i, k + 1]):
-            acc += sorted_x[i, j]
-        sums[i, k] = acc
-        counts[i, k] = ends[i, k + 1] - ends[i, k]
-    return sums, counts
+        a = ends[i, k]
+        b = ends[i, k + 1]
+        counts[i, k] = b - a
+        if b > a:
+            f = np.float64(sorted_x[i, a])
+            acc = 0.0
+            for j in range(a, b):
+                acc += sorted_x[i, j] - f
+            first[i, k] = f
+            shifted[i, k] = acc
+    return first, shifted, counts
 
 
 sorted_cell_stats = _jit(_sorted_cell_stats_py, sorted_cell_stats_numpy)

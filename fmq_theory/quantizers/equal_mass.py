@@ -57,9 +57,9 @@ def fit_equal_mass(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
     sorted_x = np.sort(x, axis=1)
     thresholds = np.full((r, n_levels - 1), np.inf)
     thresholds[:, : n_chunks - 1] = sorted_x[:, kth]
-    sums, counts = _kernels.sorted_cell_stats(sorted_x, thresholds)
+    stats = _kernels.sorted_cell_stats(sorted_x, thresholds)
     del sorted_x
     codes = np.empty(x.shape, dtype=code_dtype(bits))
     _kernels.assign_codes(x, thresholds, codes)
-    codebook = cell_means(sums, counts).astype(storage_dtype)
+    codebook = cell_means(*stats).astype(storage_dtype)
     return {"codebook": codebook}, codes, {}

@@ -76,11 +76,11 @@ def fit_lloyd_max(x: np.ndarray, *, bits: int, storage_dtype: np.dtype, exact_li
         thresholds = np.empty((r, n_levels - 1))
         for i in range(r):
             thresholds[i], within[i] = _histogram_thresholds(x[i], n_levels, int(exact_limit))
-    sums, counts = _kernels.sorted_cell_stats(sorted_x, thresholds)
+    stats = _kernels.sorted_cell_stats(sorted_x, thresholds)
     del sorted_x
     codes = np.empty(x.shape, dtype=code_dtype(bits))
     _kernels.assign_codes(x, thresholds, codes)
-    codebook = cell_means(sums, counts).astype(storage_dtype)
+    codebook = cell_means(*stats).astype(storage_dtype)
     bound = np.zeros(r)
     if m > exact_limit:
         fitted = np.take_along_axis(codebook, codes.astype(np.intp), axis=1).astype(np.float64)
