@@ -158,71 +158,27 @@ _PARALLEL_BLOCK = 1 << 18
 
 @functools.cache
 def _numba_kernels():
-    """Compile (lazily, once) the numba kernels; ``None`` when numba is not installed.
-
-    Returns ``(pack, unpack)``, each ``kernel(src, bits, out, parallel)``.  The work unit
-    is a block of 8 codes, which fills exactly ``bits`` bytes: it is assembled in (or
-    split from) one 64-bit word.
-    """
+    """The numba kernels as ``(pack, unpack)``, each ``kernel(src, bits, out)``; ``None``
+    when numba is not installed.  Inputs under :data:`_PARALLEL_BLOCK` codes run on one
+    thread."""
     try:
-        import numba
+        from fmq_theory import _packing_kernels as k
     except ImportError:
         return None
-
-    @numba.njit(cache=True)
-    def pack_blocks(codes, bits, out, first_block, last_block):  # pragma: no cover - compiled
-        n = codes.size
-        b = np.uint64(bits)
-        for blk in range(first_block, last_block):
-            base = blk * 8
-            word = np.uint64(0)
-            for i in range(base, min(base + 8, n)):
-                word |= np.uint64(codes[i]) << (np.uint64(i - base) * b)
-            first = blk * bits
-            for k in range(first, min(first + bits, out.size)):
-                out[k] = np.uint8((word >> np.uint64(8 * (k - first))) & np.uint64(255))
-
-    @numba.njit(cache=True)
-    def unpack_blocks(packed, bits, out, first_block, last_block):  # pragma: no cover - compiled
-        n = out.size
-        b = np.uint64(bits)
-        mask = (np.uint64(1) << b) - np.uint64(1)
-        for blk in range(first_block, last_block):
-            first = blk * bits
-            word = np.uint64(0)
-            for k in range(first, min(first + bits, packed.size)):
-                word |= np.uint64(packed[k]) << np.uint64(8 * (k - first))
-            base = blk * 8
-            for i in range(base, min(base + 8, n)):
-                out[i] = np.uint8((word >> (np.uint64(i - base) * b)) & mask)
-
-    @numba.njit(parallel=True, cache=True)
-    def pack_parallel(codes, bits, out, tasks):  # pragma: no cover - compiled
-        n_blocks = (codes.size + 7) // 8
-        per_task = (n_blocks + tasks - 1) // tasks
-        for t in numba.prange(tasks):
-            pack_blocks(codes, bits, out, t * per_task, min((t + 1) * per_task, n_blocks))
-
-    @numba.njit(parallel=True, cache=True)
-    def unpack_parallel(packed, bits, out, tasks):  # pragma: no cover - compiled
-        n_blocks = (out.size + 7) // 8
-        per_task = (n_blocks + tasks - 1) // tasks
-        for t in numba.prange(tasks):
-            unpack_blocks(packed, bits, out, t * per_task, min((t + 1) * per_task, n_blocks))
 
     def pack(codes, bits, out):
         n = codes.size
         if n < _PARALLEL_BLOCK:
-            pack_blocks(codes, bits, out, 0, (n + 7) // 8)
+            k.pack_blocks(codes, bits, out, 0, (n + 7) // 8)
         else:
-            pack_parallel(codes, bits, out, -(-n // _PARALLEL_BLOCK))
+            k.pack_parallel(codes, bits, out, -(-n // _PARALLEL_BLOCK))
 
     def unpack(packed, bits, out):
         n = out.size
         if n < _PARALLEL_BLOCK:
-            unpack_blocks(packed, bits, out, 0, (n + 7) // 8)
+            k.unpack_blocks(packed, bits, out, 0, (n + 7) // 8)
         else:
-            unpack_parallel(packed, bits, out, -(-n // _PARALLEL_BLOCK))
+            k.unpack_parallel(packed, bits, out, -(-n // _PARALLEL_BLOCK))
 
     return pack, unpack
 
