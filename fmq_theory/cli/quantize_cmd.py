@@ -75,16 +75,17 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "quantize",
         help="quantize a checkpoint into a bit-packed .safetensors file",
-        description=__doc__.split("\n\n")[0],
+        description="Quantize every floating tensor of a checkpoint into one bit-packed .safetensors file.",
     )
     parser.add_argument("input", metavar="IN", help="checkpoint: .safetensors (or .pt/.pth/.bin, weights only)")
-    parser.add_argument("--method", required=True, type=_method, help="quantizer name")
+    parser.add_argument("--method", required=True, type=_method, help="quantizer name (fmq_theory.quantizers.METHODS)")
     parser.add_argument("--bits", required=True, type=_bits, help="index bits per weight, 1..8")
     parser.add_argument(
         "--granularity",
         default="channel",
         type=_granularity,
-        help="'tensor', 'channel' (default; 1-D tensors are always per tensor) or 'group:G'",
+        help="'tensor', 'channel' (default; tensors with ndim < 2 are then quantized per tensor) "
+        "or 'group:G'; normal_float uses blocks of 64 unless 'group:G' is given",
     )
     parser.add_argument("-o", "--output", required=True, type=_output, metavar="OUT", help="output .safetensors")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
@@ -119,6 +120,7 @@ def _summary(args, qsd, info) -> dict:
             "mse": float(r.mse),
             "w2": float(r.w2),
             "bits_per_weight": float(r.bits_per_weight),
+            "granularity": r.granularity,
         }
         for r in qsd.report
     ]
@@ -168,13 +170,18 @@ def _print_table(summary: dict, out) -> None:
     p, t = summary["parameters"], summary["total"]
     print(f"fmq_theory {summary['package_version']}  fmq quantize", file=out)
     print("  " + "  ".join(f"{k}={v}" for k, v in p.items()), file=out)
-    rows = [(r["name"], "x".join(map(str, r["shape"])) or "()", r["mse"], r["w2"], r["bits_per_weight"])
-            for r in summary["tensors"]]
+    rows = [
+        (r["name"], "x".join(map(str, r["shape"])) or "()", r["mse"], r["w2"], r["bits_per_weight"], r["granularity"])
+        for r in summary["tensors"]
+    ]
     width = max([len("tensor")] + [len(r[0]) for r in rows])
     swidth = max([len("shape")] + [len(r[1]) for r in rows])
-    print(f"{'tensor':<{width}}  {'shape':>{swidth}}  {'MSE':>11}  {'W2':>11}  {'bits/weight':>11}", file=out)
-    for name, shape, mse, w2, bpw in rows:
-        print(f"{name:<{width}}  {shape:>{swidth}}  {mse:11.4e}  {w2:11.4e}  {bpw:11.4f}", file=out)
+    print(
+        f"{'tensor':<{width}}  {'shape':>{swidth}}  {'MSE':>11}  {'W2':>11}  {'bits/weight':>11}  grouping",
+        file=out,
+    )
+    for name, shape, mse, w2, bpw, grouping in rows:
+        print(f"{name:<{width}}  {shape:>{swidth}}  {mse:11.4e}  {w2:11.4e}  {bpw:11.4f}  {grouping}", file=out)
     print(
         f"{'TOTAL':<{width}}  {'n=' + str(t['n_weights']):>{swidth}}  {t['mse']:11.4e}  {t['w2']:11.4e}  "
         f"{t['bits_per_weight']:11.4f}",
