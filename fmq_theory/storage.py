@@ -264,7 +264,7 @@ def _quantizers():
 
 def _split(qsd_or_mapping) -> tuple[dict, dict, tuple, tuple]:
     """(quantized, passthrough, report, keys) of a QuantizedStateDict or a name -> tensor mapping."""
-    if hasattr(qsd_or_mapping, "quantized") and hasattr(qsd_or_mapping, "passthrough"):
+    if isinstance(qsd_or_mapping, _quantizers().QuantizedStateDict):
         quantized, passthrough = dict(qsd_or_mapping.quantized), dict(qsd_or_mapping.passthrough)
         keys = tuple(qsd_or_mapping.keys)
         if sorted(keys) != sorted([*quantized, *passthrough]):

@@ -361,3 +361,21 @@ def test_corrupt_quantized_files_are_rejected(tmp_path):
     (tmp_path / "odd.safetensors").write_bytes(bytes(data))
     with pytest.raises(ValueError, match="padding"):
         load_quantized(tmp_path / "odd.safetensors")
+
+
+def test_edge_entries_keep_order_dtype_and_values(tmp_path):
+    sd = {
+        "scalar": torch.tensor(1.5),
+        "empty": torch.zeros(0, 3),  # empty floating tensors pass through
+        "bf16": torch.randn(3, 4, dtype=torch.bfloat16),
+        "half": torch.randn(5).half(),
+        "mask": torch.tensor([True, False]),
+    }
+    qsd = quantize_state_dict(sd, method="equal_mass", bits=2)
+    save_quantized(tmp_path / "q.safetensors", qsd)
+    loaded = load_quantized(tmp_path / "q.safetensors")
+    assert loaded.keys == tuple(sd) and set(loaded.passthrough) == {"empty", "mask"}
+    restored, expected = loaded.state_dict(), qsd.state_dict()
+    assert list(restored) == list(sd)
+    for key, value in expected.items():
+        assert restored[key].dtype == value.dtype and torch.equal(restored[key], value)
