@@ -34,6 +34,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -261,6 +262,23 @@ def tf_bilinear_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.einsum("ih,nchw,jw->ncij", rh, x, rw)
 
 
+@contextlib.contextmanager
+def _full_fp32():
+    """Disable TF32 in cuDNN convolutions and CUDA matmuls for the duration (restored after).
+
+    PyTorch lets cuDNN use TF32 (10-bit mantissa) for float32 convolutions by default, which
+    made Inception features depend on the batch size at the 1e-3 level on an H100; exact
+    float32 keeps features reproducible across batch sizes and devices.
+    """
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def _check_uint8_images(images, *, name: str = "images") -> torch.Tensor:
     if isinstance(images, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(images))
@@ -335,7 +353,7 @@ class InceptionFeatures:
         imgs = _check_uint8_images(images)
         batch_size = _batch_size(batch_size)
         out = np.empty((imgs.shape[0], INCEPTION_FEATURE_DIM), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), _full_fp32():
             for start in _progress(range(0, imgs.shape[0], batch_size), progress, "inception"):
                 x = imgs[start : start + batch_size].to(self.device, torch.float32)
                 if x.shape[1] == 1:
@@ -403,7 +421,9 @@ class ClassifierCard:
     config : dict
         ``{"in_channels", "num_classes", "image_size"}``.
     train_sha256, test_sha256 : str
-        Checksums of the data splits (:func:`fmq_theory.harness.data.array_sha256`).
+        Checksums of the full data splits (:func:`fmq_theory.harness.data.array_sha256`).
+    train_images : int
+        Training images used (the first ``train_images`` of the split).
     epochs, steps, batch_size : int
         Optimisation length (Adam, ``steps`` parameter updates).
     lr : float
@@ -425,6 +445,7 @@ class ClassifierCard:
     config: dict
     train_sha256: str
     test_sha256: str
+    train_images: int
     epochs: int
     steps: int
     batch_size: int
@@ -460,6 +481,21 @@ def _accuracy(net: SmallCNN, images: np.ndarray, labels: np.ndarray, device: tor
     return correct / x.shape[0]
 
 
+def _fit(net, opt, x_train, y_train, *, order_gen, batch_size, total, device, bar) -> None:
+    """``total`` Adam steps over minibatches of an epoch-wise reshuffled training set."""
+    n = x_train.shape[0]
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    for step in bar:
+        epoch_step = step % steps_per_epoch
+        if epoch_step == 0:
+            order = torch.randperm(n, generator=order_gen)
+        idx = order[epoch_step * batch_size : (epoch_step + 1) * batch_size]
+        loss = nn.functional.cross_entropy(net(_to_input(x_train[idx], device)), y_train[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def _device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
@@ -469,11 +505,12 @@ def _device_label(device: torch.device) -> str:
 def train_classifier(
     dataset: str,
     *,
-    epochs: int = 3,
+    epochs: int = 5,
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: int = 0,
     device="cpu",
+    limit: int | None = None,
     progress: bool = True,
 ) -> TrainedClassifier:
     """Train a :class:`SmallCNN` on the full training split of ``dataset`` and test it.
@@ -489,6 +526,9 @@ def train_classifier(
     lr : float, keyword-only
     seed : int, keyword-only
     device : str or torch.device, keyword-only
+    limit : int, optional, keyword-only
+        Train on the first ``limit`` training images only (for quick tests); the test
+        accuracy is always on the full test split.
     progress : bool, keyword-only
         Show a progress bar.
 
@@ -504,7 +544,9 @@ def train_classifier(
     if not (isinstance(lr, float) and lr > 0):
         raise ValueError(f"lr must be a positive float, got {lr!r}")
     device = torch.device(device)
-    train = load(dataset, "train")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    train = load(dataset, "train", limit=limit)
     test = load(dataset, "test")
     c, h, _ = DATASETS[dataset]["shape"]
     torch.manual_seed(seed)
@@ -518,17 +560,12 @@ def train_classifier(
     t0 = time.perf_counter()
     net.train()
     total = epochs * steps_per_epoch
-    for step in _progress(range(total), progress, f"classifier {dataset}"):
-        epoch_step = step % steps_per_epoch
-        if epoch_step == 0:
-            order = torch.randperm(n, generator=gen)
-        idx = order[epoch_step * batch_size : (epoch_step + 1) * batch_size]
-        loss = nn.functional.cross_entropy(net(_to_input(x_train[idx], device)), y_train[idx].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    with _full_fp32():
+        _fit(net, opt, x_train, y_train, order_gen=gen, batch_size=batch_size, total=total,
+             device=device, bar=_progress(range(total), progress, f"classifier {dataset}"))
     wall = time.perf_counter() - t0
-    acc = _accuracy(net, test.images, test.labels, device)
+    with _full_fp32():
+        acc = _accuracy(net, test.images, test.labels, device)
     net = net.cpu().eval()
     card = ClassifierCard(
         dataset=dataset,
@@ -536,6 +573,7 @@ def train_classifier(
         config=dict(net.config),
         train_sha256=train.sha256,
         test_sha256=test.sha256,
+        train_images=n,
         epochs=epochs,
         steps=total,
         batch_size=batch_size,
@@ -627,7 +665,7 @@ class ClassifierFeatures:
         if tuple(imgs.shape[1:]) != expected:
             raise ValueError(f"images must have shape (N, {', '.join(map(str, expected))}), got {tuple(imgs.shape)}")
         outs = []
-        with torch.inference_mode():
+        with torch.inference_mode(), _full_fp32():
             for start in range(0, imgs.shape[0], batch_size):
                 outs.append(fn(_to_input(imgs[start : start + batch_size], self.device)).cpu())
         return torch.cat(outs).numpy()
@@ -652,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("fetch-inception", help="download the Inception TorchScript file into the data cache")
     p = sub.add_parser("train-classifier", help="train and save the feature classifier of a dataset")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)

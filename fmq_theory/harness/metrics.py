@@ -17,7 +17,10 @@ SSIM (Wang, Bovik, Sheikh & Simoncelli 2004, IEEE TIP 13(4):600-612)
     with ``C1 = (K1 L)^2``, ``C2 = (K2 L)^2``, ``K1 = 0.01``, ``K2 = 0.03``, ``L = data_range``;
     local statistics under a normalized window, population (biased) variances, evaluated at
     every position where the window fits inside the image ("valid"), averaged over positions
-    and channels. :func:`ssim_gaussian` uses the paper's 11x11 Gaussian window with
+    and channels. SSIM is scale invariant but *not* shift invariant (the luminance term uses
+    the means): compute it on images in ``[0, L]`` (uint8 with ``L = 255``, or ``[0, 1]``
+    with ``L = 1``), not on model-space images in ``[-1, 1]``.
+    :func:`ssim_gaussian` uses the paper's 11x11 Gaussian window with
     sigma = 1.5; :func:`ssim_box` an 11x11 uniform window (the protocol of the reference code of
     arXiv 2511.11418).
 """
