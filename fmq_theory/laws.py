@@ -61,7 +61,7 @@ LAW_NAMES = ("gaussian", "laplace", "student-t", "gen-gaussian")
 #: Gauss-Legendre quadrature instead of the closed form (which then keeps >= 13 digits).
 _CANCELLATION_LIMIT = 1.0e3
 
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(32)
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 
 
 def _check_positive(name, value):
@@ -91,6 +91,8 @@ class ContinuousLaw:
 
     #: Family name as in :data:`LAW_NAMES`.
     name = "law"
+    #: Whether the density is analytic on each closed half-line ``[0, inf)``, ``(-inf, 0]``.
+    _analytic_half_line = True
 
     def __post_init__(self):
         self._check_shape()
@@ -241,10 +243,13 @@ class ContinuousLaw:
 
         The closed form from the partial moments is used where it does not cancel; where its
         cancellation factor (sum of absolute terms over the result) exceeds
-        :data:`_CANCELLATION_LIMIT` the cell is integrated by 32-node Gauss-Legendre
-        quadrature instead (such a cell is narrow compared with its distance to the nearest
-        singularity of the density, so the rule is exact to rounding; an unbounded cell is
-        split into panels of one decade of tail mass each).  Arrays broadcast.
+        :data:`_CANCELLATION_LIMIT`, and at once for finite cells narrower than 1/20 of their
+        distance to 0, the cell is integrated by 16-node Gauss-Legendre quadrature instead.
+        Such a cell is narrow compared with its distance to the nearest singularity of the
+        density (error of order ``(w / 2d)^32``), so the rule is exact to rounding; an
+        unbounded cell is split into panels of one decade of tail mass each.  Quadrature is
+        never used across 0, nor up to 0 for a generalized Gaussian whose ``|x|^beta`` is not
+        analytic there (non-integer ``beta``).  Arrays broadcast.
 
         Returns
         -------
@@ -254,22 +259,35 @@ class ContinuousLaw:
         za = (np.asarray(a, dtype=float) - self.loc) / self.scale
         zb = (np.asarray(b, dtype=float) - self.loc) / self.scale
         zc = (np.asarray(center, dtype=float) - self.loc) / self.scale
-        za, zb, zc = np.broadcast_arrays(za, zb, zc)
-        m0 = self._standard_moment(0, za, zb)
-        m1 = self._standard_moment(1, za, zb)
-        m2 = self._standard_moment(2, za, zb)
-        c1 = m1 - zc * m0
-        c2 = m2 - 2.0 * zc * m1 + zc * zc * m0
-        mag1 = np.abs(m1) + np.abs(zc) * m0
-        mag2 = np.abs(m2) + 2.0 * np.abs(zc * m1) + zc * zc * m0
-        bad = (c2 <= 0) | (mag2 > _CANCELLATION_LIMIT * np.abs(c2)) | (mag1 > _CANCELLATION_LIMIT * np.abs(c1))
-        bad &= zb > za
-        m0, c1, c2 = (np.array(v, dtype=float, copy=True) for v in (m0, c1, c2))
-        if np.any(bad):
-            q0, q1, q2 = self._quadrature_moments(za[bad], zb[bad], zc[bad])
-            m0[bad], c1[bad], c2[bad] = q0, q1, q2
+        za, zb, zc = (np.array(v, dtype=float) for v in np.broadcast_arrays(za, zb, zc))
+        shape = za.shape
+        za, zb, zc = za.ravel(), zb.ravel(), zc.ravel()
+        m0, c1, c2 = np.empty(za.size), np.empty(za.size), np.empty(za.size)
+        # cells where quadrature is safe: not straddling 0 (touching it only where the
+        # density is analytic up to 0 on that side)
+        safe = ((za >= 0) | (zb <= 0)) & (self._analytic_half_line | (za > 0) | (zb < 0))
+        # narrow, finite, safe cells: quadrature at once (their closed form would cancel)
+        width = zb - za
+        narrow = safe & np.isfinite(width) & (width < 0.05 * np.minimum(np.abs(za), np.abs(zb)))
+        rest = ~narrow
+        if np.any(narrow):
+            m0[narrow], c1[narrow], c2[narrow] = self._quadrature_moments(za[narrow], zb[narrow], zc[narrow])
+        if np.any(rest):
+            a, b, c = za[rest], zb[rest], zc[rest]
+            p0 = self._standard_moment(0, a, b)
+            p1 = self._standard_moment(1, a, b)
+            p2 = self._standard_moment(2, a, b)
+            q1 = p1 - c * p0
+            q2 = p2 - 2.0 * c * p1 + c * c * p0
+            mag1 = np.abs(p1) + np.abs(c) * p0
+            mag2 = np.abs(p2) + 2.0 * np.abs(c * p1) + c * c * p0
+            bad = (q2 <= 0) | (mag2 > _CANCELLATION_LIMIT * np.abs(q2)) | (mag1 > _CANCELLATION_LIMIT * np.abs(q1))
+            bad &= (b > a) & safe[rest]
+            if np.any(bad):
+                p0[bad], q1[bad], q2[bad] = self._quadrature_moments(a[bad], b[bad], c[bad])
+            m0[rest], c1[rest], c2[rest] = p0, q1, q2
         s = self.scale
-        return m0, c1 * s, np.maximum(c2, 0.0) * s * s
+        return m0.reshape(shape), (c1 * s).reshape(shape), (np.maximum(c2, 0.0) * s * s).reshape(shape)
 
     def _quadrature_moments(self, za, zb, zc):
         """Gauss-Legendre ``int (z - zc)^j p0(z) dz``, j = 0, 1, 2; unbounded cells on panels."""
@@ -407,10 +425,19 @@ class StudentT(ContinuousLaw):
         return np.exp(self._log_c() - 0.5 * (nu + 1) * np.log1p(z * z / nu))
 
     def _sf0(self, z):
-        return special.stdtr(self.nu, -z)
+        # far tail: I_x(nu/2, 1/2) with x = nu / (nu + z^2) formed without overflow
+        far = z > 1e6
+        zf = np.where(far, z, 1e6)
+        r = self.nu / zf / zf
+        tail = 0.5 * special.betainc(0.5 * self.nu, 0.5, r / (1.0 + r))
+        return np.where(far, tail, special.stdtr(self.nu, -np.where(far, 0.0, z)))
 
     def _isf0(self, q):
-        return -special.stdtrit(self.nu, q)
+        # far tail by inverting the incomplete beta form (stdtrit loses accuracy there)
+        far = q < 1e-12
+        x = special.betaincinv(0.5 * self.nu, 0.5, 2.0 * np.where(far, q, 1e-12))
+        tail = np.sqrt(self.nu / x) * np.sqrt(1.0 - x)
+        return np.where(far, tail, -special.stdtrit(self.nu, np.where(far, 0.25, q)))
 
     def _tail_moment0(self, k, z):
         nu = self.nu
@@ -441,6 +468,10 @@ class GenGaussian(ContinuousLaw):
 
     beta: float = 2.0
     name = "gen-gaussian"
+
+    @property
+    def _analytic_half_line(self):
+        return float(self.beta).is_integer()
 
     def _check_shape(self):
         object.__setattr__(self, "beta", _check_positive("beta", self.beta))
