@@ -91,7 +91,7 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
     full, rest, width = _groups(data.values.reshape(-1), shape, used)
     parts = [p for p in (full, rest) if p is not None and p.size]
     fitted = [spec.fit(p, bits=bits, storage_dtype=data.storage_dtype, **fit_options) for p in parts]
-    if len(fitted) == 1:
+    if len(fitted) == 1 and fitted[0][1].shape[1] == width:
         stored, codes, info = fitted[0]
     else:  # full groups plus a shorter last group: pad its codes with 0
         stored = {k: np.concatenate([f[0][k] for f in fitted]) for k in spec.stored_keys}
