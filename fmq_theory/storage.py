@@ -223,7 +223,8 @@ def load_checkpoint(path, *, key: str | None = None) -> dict[str, torch.Tensor]:
     FileNotFoundError
         ``path`` does not exist.
     ValueError
-        Unknown suffix; corrupt or truncated file; a pickle that holds anything
+        Unknown suffix; corrupt or truncated file; a quantized checkpoint written by
+        :func:`save_quantized` (read those with :func:`load_quantized`); a pickle that holds anything
         ``weights_only`` refuses (for example an object whose unpickling would run code);
         no state dict found.  Every message names ``path``.
     """
@@ -233,6 +234,12 @@ def load_checkpoint(path, *, key: str | None = None) -> dict[str, torch.Tensor]:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        _, header = _read_header(path)
+        if METADATA_KEY in (header.get("__metadata__") or {}):
+            raise ValueError(
+                f"{path!r} is an fmq_theory quantized checkpoint, not a float one; "
+                "read it with fmq_theory.storage.load_quantized"
+            )
         try:
             return dict(load_file(path, device="cpu"))
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:

@@ -5,6 +5,7 @@ big little-endian integer), and the plain-numpy twin.  Everything is exact (inte
 every comparison is equality.
 """
 
+import doctest
 import subprocess
 import sys
 
@@ -151,3 +152,7 @@ def test_bad_packed_streams():
 def test_packed_nbytes():
     assert [packed_nbytes(n, 3) for n in (0, 1, 2, 3, 8)] == [0, 1, 1, 2, 3]
     assert packed_nbytes(10**8, 4) == 5 * 10**7
+
+
+def test_docstring_examples():
+    assert doctest.testmod(packing).failed == 0

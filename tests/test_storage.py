@@ -283,6 +283,9 @@ def test_corrupt_missing_and_unknown_files(tmp_path):
         load_checkpoint(tmp_path / "w.npz")
     with pytest.raises(ValueError, match="not a regular file"):
         load_checkpoint(tmp_path)
+    save_quantized(tmp_path / "q.safetensors", _quantized_mapping())
+    with pytest.raises(ValueError, match="load_quantized"):
+        load_checkpoint(tmp_path / "q.safetensors")
 
 
 # --------------------------------------------------------------------------- validation on load
