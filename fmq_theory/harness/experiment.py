@@ -1,0 +1,424 @@
+"""The quantization sweep: every method x bits cell of one trained model, measured and logged.
+
+For one dataset and its checkpoint, the sweep runs the full-precision reference (method
+``none``, bits 32) and every requested ``(method, bits)`` cell:
+
+1. quantize the state dict (:func:`fmq_theory.quantizers.quantize_state_dict`, per output
+   channel by default) and load the dequantized weights into a copy of the model;
+2. sample ``samples`` images from the SAME seeded noise and the same balanced labels as the
+   full-precision model (:func:`fmq_theory.harness.flow.make_noise`), with the configured ODE
+   solver (NFE recorded);
+3. measure FID against the real test split in the features of the project's classifier
+   (always) and of InceptionV3 (for the cells named in ``inception_cells`` when the
+   Inception file is given); PSNR and SSIM (Gaussian 11x11, sigma 1.5) between the paired
+   full-precision and quantized samples; the mode-switch rate (paired samples whose predicted
+   class differs); the paper's protocol as a labelled reproduction mode (one forward pass at
+   ``t = 0`` on the first 64 test images, PSNR and 11x11 box-window SSIM of the velocity
+   outputs); and latent stability (PCA-20 of the down-path and middle-block activations at
+   ``t = 0``, and the ODE inversion of test images compared with the full-precision one).
+
+Each cell is an independent task. Rows are appended to a CSV file by rewriting it atomically
+(temp file + ``os.replace``), so a killed sweep resumes where it stopped: a cell counts as
+done when a row with its key already holds every metric this run asks for (a row written
+without Inception FID is recomputed once the Inception file is available for that cell).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fmq_theory import __version__
+from fmq_theory.harness import data as data_mod
+from fmq_theory.harness.checkpoints import load_checkpoint
+from fmq_theory.harness.flow import balanced_labels, guided_velocity, integrate, make_noise, sample
+from fmq_theory.harness.train import images_to_model_space
+
+__all__ = ["COLUMNS", "SweepConfig", "parse_cells", "read_rows", "run_sweep", "to_uint8",
+           "quantized_model", "LATENT_MODULES"]
+
+#: Columns of a results CSV, in order.
+COLUMNS = (
+    "dataset", "method", "bits", "granularity", "samples", "solver", "steps", "nfe",
+    "cfg_scale", "seed", "feature_net", "fid", "fid_real_test_samples", "inception_net",
+    "fid_inception", "psnr", "ssim", "switch_rate", "psnr_t0_paper", "ssim_box_t0_paper",
+    "latent_down_mean_var", "latent_down_collapsed", "latent_mid_mean_var",
+    "latent_mid_collapsed", "latent_images", "inversion_rel_sq", "inversion_images",
+    "bits_per_weight", "weight_mse", "weight_w2", "n_weights", "checkpoint_sha256",
+    "classifier_sha256", "inception_sha256", "device", "wall_s", "version",
+)
+#: Columns that identify a cell.
+KEY = ("dataset", "method", "bits", "granularity", "samples", "solver", "steps", "cfg_scale",
+       "seed")
+#: UNet submodules recorded for the PCA protocol: the last layer of the down path (the
+#: stages are iterated ModuleLists, so the hook goes on their last layer) and the middle block.
+LATENT_MODULES = ("down.{last}.{last_layer}", "mid2")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What one sweep measures.
+
+    Attributes
+    ----------
+    dataset : str
+    checkpoint : str or None
+        Checkpoint folder; default ``checkpoints/<dataset>``.
+    methods : tuple of str
+        Quantizer names, or ``("all",)`` for every method of :data:`fmq_theory.quantizers.METHODS`.
+    bits : tuple of int
+    granularity : str
+    samples : int
+        Generated images per cell (the FID/PSNR/SSIM sample count).
+    solver, steps, cfg_scale : as for :func:`fmq_theory.harness.flow.sample`
+    seed : int
+        Seed of the shared initial noise.
+    batch_size : int
+        Sampling batch.
+    inception : str or None
+        Path of the TorchScript InceptionV3; ``None`` computes no Inception FID.
+    inception_cells : str
+        ``"all"`` or ``"METHOD:B,B;METHOD:B"`` (``none:32`` is the full-precision row).
+    latent : bool
+        Compute the latent-stability metrics.
+    autocast : bool
+        bfloat16 autocast while sampling on CUDA.
+    classifier : str or None
+        Classifier checkpoint; default ``checkpoints/classifier_<dataset>.safetensors``.
+    latent_images : int
+        Test images for the PCA protocol.
+    inversion_images : int
+        Test images inverted to noise (midpoint, ``steps`` steps, null label).
+    """
+
+    dataset: str
+    checkpoint: str | None = None
+    methods: tuple = ("all",)
+    bits: tuple = (2, 3, 4, 5, 6, 7, 8)
+    granularity: str = "channel"
+    samples: int = 10000
+    solver: str = "midpoint"
+    steps: int = 10
+    cfg_scale: float = 0.0
+    seed: int = 0
+    batch_size: int = 2500
+    inception: str | None = None
+    inception_cells: str = "none:32;equal_mass:2,3,4,8;lloyd_max:2,3,4,8;uniform_minmax:2,3,4,8"
+    latent: bool = True
+    autocast: bool = True
+    classifier: str | None = None
+    latent_images: int = 2000
+    inversion_images: int = 500
+
+    def __post_init__(self):
+        if self.dataset not in data_mod.DATASETS:
+            raise ValueError(f"dataset must be one of {sorted(data_mod.DATASETS)}, got {self.dataset!r}")
+        if not isinstance(self.samples, int) or self.samples < 2:
+            raise ValueError(f"samples must be an int >= 2, got {self.samples!r}")
+        parse_cells(self.inception_cells)
+
+    def method_list(self) -> list[str]:
+        """The methods to run, ``"all"`` expanded."""
+        from fmq_theory.quantizers import METHODS
+
+        if "all" in self.methods:
+            return list(METHODS)
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"methods {unknown} are not among {list(METHODS)}")
+        return list(self.methods)
+
+
+def parse_cells(spec: str) -> set | None:
+    """``"all"`` -> None (every cell); ``"m:2,3;n:8"`` -> {("m", 2), ("m", 3), ("n", 8)}."""
+    if spec == "all":
+        return None
+    cells = set()
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        try:
+            method, bits = part.split(":")
+            cells |= {(method.strip(), int(b)) for b in bits.split(",")}
+        except ValueError:
+            raise ValueError(f"inception_cells must look like 'm:2,3;n:8' or 'all', got {spec!r}")
+    return cells
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Model-space images in [-1, 1] -> uint8 pixels ``round((x + 1) * 127.5)``."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a results CSV (strings), or ``[]`` when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in COLUMNS})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _key(row: dict) -> tuple:
+    return tuple(str(row[k]) for k in KEY)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def quantized_model(model: torch.nn.Module, *, method: str, bits: int, granularity: str):
+    """A copy of ``model`` with quantized-dequantized weights, and the quantization result."""
+    from fmq_theory.quantizers import quantize_state_dict
+
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    qsd = quantize_state_dict(sd, method=method, bits=bits, granularity=granularity)
+    qmodel = copy.deepcopy(model)
+    qmodel.load_state_dict(qsd.state_dict(), strict=True)
+    return qmodel.eval(), qsd
+
+
+class _Context:
+    """Everything shared by the cells of one sweep (computed once)."""
+
+    def __init__(self, cfg: SweepConfig, device: torch.device, progress: bool):
+        from fmq_theory.harness.features import ClassifierFeatures, classifier_checkpoint
+
+        self.cfg, self.device, self.progress = cfg, device, progress
+        folder = Path(cfg.checkpoint) if cfg.checkpoint else Path("checkpoints") / cfg.dataset
+        self.loaded = load_checkpoint(folder, device=device)
+        self.model = self.loaded.model
+        shape = (self.model.config.in_channels, self.model.config.image_size,
+                 self.model.config.image_size)
+        self.noise = make_noise(cfg.samples, shape, seed=cfg.seed)
+        nc = self.model.config.num_classes
+        self.labels = balanced_labels(cfg.samples, nc) if nc is not None else None
+        test = data_mod.load(cfg.dataset, "test")
+        self.test_uint8 = torch.as_tensor(test.images)
+        self.test_x = images_to_model_space(test.images)
+        clf_path = Path(cfg.classifier) if cfg.classifier else classifier_checkpoint(cfg.dataset)
+        self.classifier = ClassifierFeatures(clf_path, device=device)
+        self.real_clf = self.classifier.features(self.test_uint8)
+        self.inception = None
+        self.real_inc = None
+        if cfg.inception:
+            from fmq_theory.harness.features import InceptionFeatures
+
+            self.inception = InceptionFeatures(cfg.inception, device=device)
+            self.real_inc = self.inception.features(self.test_uint8, batch_size=500)
+        self.inception_cells = parse_cells(cfg.inception_cells)
+        self._fp = None
+
+    def wants_inception(self, method: str, bits: int) -> bool:
+        return self.inception is not None and (
+            self.inception_cells is None or (method, bits) in self.inception_cells)
+
+    def generate(self, model) -> tuple[torch.Tensor, int]:
+        res = sample(model, self.noise, labels=self.labels, solver=self.cfg.solver,
+                     steps=self.cfg.steps, cfg_scale=self.cfg.cfg_scale,
+                     batch_size=self.cfg.batch_size, device=self.device,
+                     autocast=self.cfg.autocast)
+        return res.x, res.nfe
+
+    @property
+    def fp(self) -> dict:
+        """Full-precision samples and per-model measurements (computed on first use)."""
+        if self._fp is None:
+            x, nfe = self.generate(self.model)
+            self._fp = {"x": x, "nfe": nfe, "u8": to_uint8(x),
+                        "t0": self.t0_outputs(self.model),
+                        "inv": self.inversion(self.model) if self.cfg.latent else None}
+            self._fp["pred"] = self.classifier.predict(self._fp["u8"])
+        return self._fp
+
+    def t0_outputs(self, model) -> torch.Tensor:
+        """Paper protocol: velocity at t = 0 on the first 64 test images (null label)."""
+        x = self.test_x[:64].to(self.device)
+        with torch.no_grad():
+            return model(x, torch.zeros(64, device=self.device), None).float().cpu()
+
+    def inversion(self, model) -> torch.Tensor:
+        from fmq_theory.harness.latent import invert
+
+        n = min(self.cfg.inversion_images, self.test_x.shape[0])
+        vel = guided_velocity(model, None, 0.0)
+
+        def solver(v, x, t_start, t_end):
+            return integrate(v, x, solver="midpoint", steps=self.cfg.steps, t_start=t_start,
+                             t_end=t_end).x
+
+        return invert(vel, self.test_x[:n].to(self.device), solver=solver, batch_size=500)
+
+    def latent_stats(self, model) -> dict:
+        from fmq_theory.harness.latent import latent_stability
+
+        last = len(model.down) - 1
+        names = [m.format(last=last, last_layer=len(model.down[last]) - 1) for m in LATENT_MODULES]
+        n = min(self.cfg.latent_images, self.test_x.shape[0])
+
+        def run(x):
+            return model(x, torch.zeros(x.shape[0], device=x.device), None)
+
+        stats = latent_stability(model, run, self.test_x[:n].to(self.device), module_names=names,
+                                 batch_size=500, pca_device=self.device)
+        return {"latent_down_mean_var": stats[0].mean_variance,
+                "latent_down_collapsed": stats[0].collapsed,
+                "latent_mid_mean_var": stats[1].mean_variance,
+                "latent_mid_collapsed": stats[1].collapsed, "latent_images": n}
+
+
+def _measure(ctx: _Context, model, method: str, bits: int, qsd) -> tuple[dict, torch.Tensor]:
+    from fmq_theory.harness.latent import compare_inversions
+    from fmq_theory.harness.metrics import fid_from_features, psnr, ssim_box, ssim_gaussian
+
+    cfg, fp = ctx.cfg, ctx.fp
+    t_start = time.perf_counter()
+    if method == "none":
+        x, nfe, u8 = fp["x"], fp["nfe"], fp["u8"]
+    else:
+        x, nfe = ctx.generate(model)
+        u8 = to_uint8(x)
+    row = {"dataset": cfg.dataset, "method": method, "bits": bits,
+           "granularity": cfg.granularity if method != "none" else "none",
+           "samples": cfg.samples, "solver": cfg.solver, "steps": cfg.steps, "nfe": nfe,
+           "cfg_scale": cfg.cfg_scale, "seed": cfg.seed, "feature_net": ctx.classifier.name,
+           "fid_real_test_samples": int(ctx.real_clf.shape[0]),
+           "checkpoint_sha256": ctx.loaded.sha256,
+           "classifier_sha256": ctx.classifier.card.get("checkpoint_sha256", ""),
+           "device": str(ctx.device), "version": __version__}
+    row["fid"] = fid_from_features(ctx.real_clf, ctx.classifier.features(u8))
+    if ctx.wants_inception(method, bits):
+        row["fid_inception"] = fid_from_features(ctx.real_inc,
+                                                 ctx.inception.features(u8, batch_size=500))
+        row["inception_net"] = ctx.inception.name
+        row["inception_sha256"] = ctx.inception.sha256
+    a, b = (fp["x"] + 1) / 2, (x + 1) / 2
+    row["psnr"] = psnr(a, b, data_range=1.0).mean
+    row["ssim"] = ssim_gaussian(a, b, data_range=1.0).mean
+    row["switch_rate"] = float(np.mean(ctx.classifier.predict(u8) != fp["pred"]))
+    t0_fp = fp["t0"]
+    t0_q = t0_fp if method == "none" else ctx.t0_outputs(model)
+    rng = float(t0_fp.max() - t0_fp.min())
+    row["psnr_t0_paper"] = psnr(t0_fp, t0_q, data_range=rng).mean
+    row["ssim_box_t0_paper"] = ssim_box(t0_fp, t0_q, data_range=rng).mean
+    if cfg.latent:
+        row.update(ctx.latent_stats(model))
+        inv = fp["inv"] if method == "none" else ctx.inversion(model)
+        comp = compare_inversions(fp["inv"], inv)
+        row["inversion_rel_sq"] = comp.mean_relative_sq_distance
+        row["inversion_images"] = comp.n_images
+    if qsd is None:
+        row.update(bits_per_weight=32.0, weight_mse=0.0, weight_w2=0.0,
+                   n_weights=sum(p.numel() for p in model.parameters()))
+    else:
+        n = qsd.n_weights
+        row["bits_per_weight"] = qsd.bits_per_weight
+        row["weight_mse"] = qsd.mse
+        # size-weighted RMS of the per-tensor exact W2 distances
+        row["weight_w2"] = math.sqrt(sum(r.w2 ** 2 * r.n_weights for r in qsd.report) / n)
+        row["n_weights"] = n
+    row["wall_s"] = round(time.perf_counter() - t_start, 2)
+    return {k: _fmt(v) for k, v in row.items()}, u8[:64]
+
+
+def _row_complete(row: dict, wants_inception: bool, latent: bool) -> bool:
+    if wants_inception and not row.get("fid_inception"):
+        return False
+    if latent and not row.get("inversion_rel_sq"):
+        return False
+    return bool(row.get("fid"))
+
+
+def run_sweep(cfg: SweepConfig, *, out: Path, device: str = "cpu", progress: bool = True,
+              grid_dir: Path | None = None, deadline: float | None = None,
+              defer_inception_cells: bool = False) -> int:
+    """Run every missing cell of ``cfg``, appending one row per cell to ``out``.
+
+    Parameters
+    ----------
+    cfg : SweepConfig
+    out : pathlib.Path
+        Results CSV (created if missing; rows of other cells are kept).
+    device : str
+    progress : bool
+        Show a progress bar over cells.
+    grid_dir : pathlib.Path, optional
+        Save the first 64 samples of every cell as ``<dataset>_<method>_<bits>.npy`` (uint8).
+    deadline : float, optional
+        Wall-clock time (``time.time()``) after which no new cell is started; the cells
+        left are picked up by the next call.
+    defer_inception_cells : bool
+        Skip the cells named in ``cfg.inception_cells`` (for a run without the Inception
+        file whose rows would otherwise be recomputed later).
+
+    Returns
+    -------
+    int
+        Number of rows written by this call.
+    """
+    if not isinstance(cfg, SweepConfig):
+        raise TypeError(f"cfg must be a SweepConfig, got {type(cfg).__name__}")
+    out = Path(out)
+    dev = torch.device(device)
+    cells = [("none", 32)] + [(m, b) for m in cfg.method_list() for b in cfg.bits]
+    ctx = None
+    written = 0
+    bar = tqdm(cells, desc=f"sweep {cfg.dataset}", disable=not progress)
+    inception_cells = parse_cells(cfg.inception_cells)
+    for method, bits in bar:
+        if deadline is not None and time.time() > deadline:
+            break
+        if defer_inception_cells and (inception_cells is None or (method, bits) in inception_cells):
+            continue
+        bar.set_postfix(cell=f"{method}:{bits}")
+        key = (cfg.dataset, method, str(bits), cfg.granularity if method != "none" else "none",
+               str(cfg.samples), cfg.solver, str(cfg.steps), str(cfg.cfg_scale), str(cfg.seed))
+        rows = read_rows(out)
+        existing = [r for r in rows if _key(r) == key]
+        if ctx is None:
+            ctx = _Context(cfg, dev, progress)
+        wants = ctx.wants_inception(method, bits)
+        if existing and _row_complete(existing[-1], wants, cfg.latent):
+            continue
+        if method == "none":
+            model, qsd = ctx.model, None
+        else:
+            model, qsd = quantized_model(ctx.model, method=method, bits=bits,
+                                         granularity=cfg.granularity)
+        row, first = _measure(ctx, model, method, bits, qsd)
+        if grid_dir is not None:
+            grid_dir.mkdir(parents=True, exist_ok=True)
+            np.save(grid_dir / f"{cfg.dataset}_{method}_{bits}.npy", first.numpy())
+        rows = [r for r in read_rows(out) if _key(r) != key] + [row]
+        _write_rows(out, rows)
+        written += 1
+        del model
+    return written
