@@ -15,10 +15,12 @@ Formats
       :class:`pickle.UnpicklingError`, and object arrays are rejected.
     * Image folders (CIFAR-10 exported as PNGs, CelebA, ImageNet): ``root/<class>/*.png|jpg``
       (the torchvision ``ImageFolder`` layout; labels index the sorted class folder names) or
-      images directly in ``root`` (labels ``-1``). Images are converted to RGB, centre-cropped
+      images directly in ``root`` (labels ``-1``); CIFAR-10 folders are labelled by the
+      official class names (:data:`CIFAR10_CLASSES`). Images are converted to RGB, centre-cropped
       to a square on the short side and resized with Pillow's box filter (area averaging, the
       filter of Downsampled ImageNet, Chrabaszcz, Loshchilov & Hutter 2017) when their size
-      differs from the requested one.
+      differs from the requested one. Pillow filters 8-bit images with fixed-point
+      coefficients, so a pixel can differ by 1 from the exactly rounded area mean.
     * Fixtures: the 20 real images per dataset shipped in the PyPI wheel ``foolbox==3.3.4``
       (``foolbox/data/<dataset>_<index>_<label>.png|jpg``), read from the wheel as a zip;
       foolbox is never imported.
@@ -30,6 +32,7 @@ import io
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -186,7 +189,7 @@ def load_cifar10(root=None, *, split: str = "train") -> ImageDataset:
     if (root / "cifar-10-batches-py").is_dir():
         return load_cifar10_pickle(root / "cifar-10-batches-py", split=split)
     if (root / split).is_dir():
-        return load_image_folder(root / split, name="cifar10", split=split, image_size=32)
+        return load_image_folder(root / split, name="cifar10", split=split, image_size=32, classes=CIFAR10_CLASSES)
     raise _missing_cifar(root)
 
 
@@ -228,15 +231,16 @@ def _stack(arrays: list[np.ndarray], where: str) -> np.ndarray:
 
 
 def load_image_folder(root, *, name: str, split: str = "train", image_size: int | None = None,
-                      limit: int | None = None) -> ImageDataset:
+                      limit: int | None = None, classes: Sequence[str] | None = None) -> ImageDataset:
     """Load an image folder as uint8 ``(N, 3, H, W)``.
 
     Parameters
     ----------
     root : path-like
-        ``root/<class>/<image>`` (labels = index of the class folder in sorted order) or
-        images directly in ``root`` (labels ``-1``). Files are taken in sorted path order;
-        suffixes :data:`IMAGE_SUFFIXES` (case-insensitive).
+        ``root/<class>/<image>`` (labels = index of the folder name in ``classes``, or in the
+        sorted folder names when ``classes`` is None) or images directly in ``root`` (labels
+        ``-1``). Files are taken in sorted path order (class by class); suffixes
+        :data:`IMAGE_SUFFIXES` (case-insensitive).
     name : str, keyword-only
         Dataset name stored in the result.
     split : str, keyword-only
@@ -246,6 +250,9 @@ def load_image_folder(root, *, name: str, split: str = "train", image_size: int 
         must then agree).
     limit : int, optional, keyword-only
         Keep the first ``limit`` files.
+    classes : sequence of str, optional, keyword-only
+        The dataset's full class list (e.g. :data:`CIFAR10_CLASSES`), so that labels stay
+        right when some classes have no folder; a folder not in it is an error.
 
     Returns
     -------
@@ -258,10 +265,15 @@ def load_image_folder(root, *, name: str, split: str = "train", image_size: int 
     root = Path(root)
     if not root.is_dir():
         raise DataUnavailableError(f"image folder {root} does not exist")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = list(classes) if classes is not None else folders
+    unknown = sorted(set(folders) - set(names))
+    if unknown:
+        raise DataUnavailableError(f"class folders {unknown} in {root} are not among the classes {names}")
     files: list[tuple[Path, int]] = []
-    if classes:
-        for label, cls in enumerate(classes):
+    if folders:
+        for cls in sorted(folders, key=names.index):
+            label = names.index(cls)
             files += [(p, label) for p in sorted((root / cls).rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
     else:
         files = [(p, -1) for p in sorted(root.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
