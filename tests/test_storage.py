@@ -34,6 +34,22 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "data", "digits_cnn.safetensor
 GRANULARITIES = ("tensor", "channel", ("group", 24))
 
 
+@pytest.fixture(autouse=True)
+def one_numba_thread():
+    """Run the quantizers' numba kernels on one thread here: these tests check storage,
+    and the searches of uniform_mse/pwlq call parallel kernels on tiny groups ~100 times
+    per tensor, where waking the thread pool costs far more than the work."""
+    try:
+        import numba
+    except ImportError:  # the quantizers then run their numpy twins
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
 def assert_same_quantized(loaded, original):
     for attr in ("method", "bits", "granularity", "shape", "dtype", "framework"):
         assert getattr(loaded, attr) == getattr(original, attr), attr
