@@ -236,7 +236,8 @@ def _uniform_distortion(law, K, c):
 
 def _uniform_mse(law, K):
     s = law.std
-    grid = s * np.geomspace(1e-2, 60.0, 64)
+    top = max(60.0 * s, float(law.isf(1e-15)) - law.loc)  # heavy tails clip far out at high b
+    grid = np.geomspace(1e-2 * s, top, 96)
     values = np.array([_uniform_distortion(law, K, c) for c in grid])
     i = int(np.argmin(values))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
@@ -288,7 +289,7 @@ def law_quantizer(law: ContinuousLaw, *, method: str, bits: int) -> LawQuantizer
         raise ValueError(
             f"method={method!r} is defined only for a finite number of weights n (its levels "
             "depend on the sample extremes or a block absmax, which are infinite or random on "
-            f"the law); pass n=..., or use one of {', '.join(LAW_METHODS)} on the law itself")
+            f"the law); pass n=... (--n on the command line), or use one of {', '.join(LAW_METHODS)} on the law itself")
     law.variance  # raises for infinite variance
     K = 2**bits
     t, levels, iterations = _LAW_SOLVERS[method](law, K)
