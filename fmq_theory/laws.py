@@ -525,7 +525,8 @@ class Empirical:
             raise ValueError("values is empty: the empirical law needs at least one value")
         if not np.all(np.isfinite(x)):
             raise ValueError("values contains NaN or Inf")
-        object.__setattr__(self, "values", np.sort(x))
+        x = np.sort(x)
+        object.__setattr__(self, "values", x)
         object.__setattr__(self, "_csum", [np.concatenate(([0.0], np.cumsum(x**k))) for k in (0, 1, 2)])
 
     @property
