@@ -14,6 +14,7 @@ import math
 
 import mpmath as mp
 import numpy as np
+import ot
 import pytest
 import scipy.stats as st
 import sympy as sp
@@ -500,3 +501,113 @@ def test_bad_types():
         S.asymptotic_form("student-t", "equal_mass", nu="3")
     with pytest.raises(TypeError, match="bits"):
         S.asymptotic_form("gaussian", "equal_mass").effective_exponent("8")
+
+
+# ------------------------------------------------------------------------------------------
+# the results the asymptotics rest on (proof pages): equal-mass optimality, Lloyd-Max
+# conditions, the tail-cell lower bound
+# ------------------------------------------------------------------------------------------
+
+
+def _gaussian_cells(t):
+    """Mass and first moment of N(0,1) on the cells between the sorted thresholds t (numpy)."""
+    edges = np.concatenate(([-np.inf], t, [np.inf]))
+    m0 = np.diff(st.norm.cdf(edges))
+    m1 = -np.diff(st.norm.pdf(edges))
+    return m0, m1
+
+
+def test_equal_mass_is_the_w2_closest_uniform_weight_measure_on_a_law():
+    """W2^2(N(0,1), (1/K) sum delta_z) >= D_EM, equality at the conditional means (K = 4).
+
+    W2^2 is computed in quantile space, int_0^1 (F^{-1}(u) - z_(ceil(uK)))^2 du, by mpmath.
+    """
+    K = 4
+    ppf = lambda u: mp.sqrt(2) * mp.erfinv(2 * u - 1)  # noqa: E731
+
+    def w2sq(z):
+        z = sorted(z)  # the monotone coupling is optimal
+        return float(mp.fsum(mp.quad(lambda u: (ppf(u) - z[k]) ** 2, [mp.mpf(k) / K, mp.mpf(k + 1) / K])
+                             for k in range(K)))
+    m0, m1 = _gaussian_cells(st.norm.ppf(np.arange(1, K) / K))
+    means = m1 / m0
+    d_em = float(exact_equal_mass("gaussian", {}, 2))
+    assert w2sq(means) == pytest.approx(d_em, rel=1e-12)
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        z = means + rng.normal(scale=0.2, size=K)
+        # the excess is exactly (1/K) sum (z_k - m_k)^2 (Pythagoras on each quantile cell)
+        assert w2sq(z) == pytest.approx(d_em + np.mean((np.sort(z) - means) ** 2), rel=1e-10)
+        assert w2sq(z) > d_em
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_equal_mass_is_the_w2_closest_uniform_weight_measure_on_a_sample(seed):
+    """Empirical version with POT's exact EMD: chunk means beat random equal-mass competitors."""
+    rng = np.random.default_rng(seed)
+    n, K = 96, 8
+    x = rng.standard_t(3, size=n)
+    xs = np.sort(x)
+    means = xs.reshape(K, -1).mean(axis=1)
+    a, bw = np.full(n, 1 / n), np.full(K, 1 / K)
+    best = ot.emd2(a, bw, (x[:, None] - means[None, :]) ** 2)
+    assert best == pytest.approx(np.mean((xs - np.repeat(means, n // K)) ** 2), rel=1e-10)
+    for scale in (0.01, 0.1, 1.0):
+        z = means + rng.normal(scale=scale, size=K)
+        assert ot.emd2(a, bw, (x[:, None] - z[None, :]) ** 2) >= best * (1 - 1e-12)
+
+
+def _lloyd_gaussian(K, iters=3000):
+    y = st.norm.ppf((np.arange(K) + 0.5) / K)
+    for _ in range(iters):
+        t = 0.5 * (y[:-1] + y[1:])
+        m0, m1 = _gaussian_cells(t)
+        y = m1 / m0
+    return y
+
+
+def _gaussian_mse(y):
+    """Exact MSE of nearest-level quantization of N(0,1) to the sorted levels y."""
+    t = 0.5 * (y[:-1] + y[1:])
+    edges = np.concatenate(([-np.inf], t, [np.inf]))
+    m0 = np.diff(st.norm.cdf(edges))
+    m1 = -np.diff(st.norm.pdf(edges))
+    e = np.where(np.isinf(edges), 0.0, edges)
+    m2 = m0 - np.diff(e * st.norm.pdf(edges))
+    return float(np.sum(m2 - 2 * y * m1 + y**2 * m0))
+
+
+@pytest.mark.parametrize("K,max1960", [(4, 0.1175), (8, 0.03454)])
+def test_lloyd_max_optimality_conditions(K, max1960):
+    """Fixed point of the two conditions (centroids, midpoints); Max's (1960) printed MSE; local optimum."""
+    y = _lloyd_gaussian(K)
+    t = 0.5 * (y[:-1] + y[1:])
+    m0, m1 = _gaussian_cells(t)
+    np.testing.assert_allclose(y, m1 / m0, rtol=0, atol=1e-12)  # centroid condition
+    d = _gaussian_mse(y)
+    assert d == pytest.approx(max1960, abs=6e-5)  # Max printed 4 significant digits
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # any small perturbation of the levels increases the MSE
+        assert _gaussian_mse(np.sort(y + rng.normal(scale=1e-3, size=K))) > d
+    # the equal-mass quantizer is a competitor with the same K
+    assert d < float(exact_equal_mass("gaussian", {}, int(math.log2(K))))
+
+
+def test_tail_cells_lower_bound_and_share():
+    """D_EM > (2/K) Var(X | X > F^{-1}(1 - 1/K)), and the two tail cells' share tends to 1/S.
+
+    Gaussian: share 0.825, 0.867, 0.892 at b = 4, 8, 12, rising to 1/S = 0.9256; the tail-cell
+    variance is 1 + t lam - lam^2 (lam the inverse Mills ratio), ~ 1/(2 ln K).
+    """
+    s = S.exponential_tail_sum().value
+    shares = []
+    for b in (4, 8, 12):
+        K = 2**b
+        t = mp.mpf(st.norm.isf(1 / K))
+        lam = mp.npdf(t) / mp.ncdf(-t)
+        tail_var = 1 + t * lam - lam**2
+        d = exact_equal_mass("gaussian", {}, b)
+        assert 2 * tail_var / K < d
+        shares.append(float(2 * tail_var / K / d))
+    assert shares[0] < shares[1] < shares[2] < 1 / s
+    assert 1 / s - shares[2] < 0.05
