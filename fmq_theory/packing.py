@@ -160,25 +160,29 @@ _PARALLEL_BLOCK = 1 << 18
 def _numba_kernels():
     """The numba kernels as ``(pack, unpack)``, each ``kernel(src, bits, out)``; ``None``
     when numba is not installed.  Inputs under :data:`_PARALLEL_BLOCK` codes run on one
-    thread."""
+    thread; the last partial block (fewer than 8 codes) goes through the numpy twin."""
     try:
         from fmq_theory import _packing_kernels as k
     except ImportError:
         return None
 
     def pack(codes, bits, out):
-        n = codes.size
-        if n < _PARALLEL_BLOCK:
-            k.pack_blocks(codes, bits, out, 0, (n + 7) // 8)
+        n_blocks = codes.size // 8
+        if codes.size < _PARALLEL_BLOCK:
+            k.pack_blocks(codes, bits, out, 0, n_blocks)
         else:
-            k.pack_parallel(codes, bits, out, -(-n // _PARALLEL_BLOCK))
+            k.pack_parallel(codes, bits, out, n_blocks, -(-codes.size // _PARALLEL_BLOCK))
+        if codes.size % 8:  # last partial block: at most 7 codes
+            out[n_blocks * bits :] = pack_codes_numpy(codes[n_blocks * 8 :], bits)
 
     def unpack(packed, bits, out):
-        n = out.size
-        if n < _PARALLEL_BLOCK:
-            k.unpack_blocks(packed, bits, out, 0, (n + 7) // 8)
+        n_blocks = out.size // 8
+        if out.size < _PARALLEL_BLOCK:
+            k.unpack_blocks(packed, bits, out, 0, n_blocks)
         else:
-            k.unpack_parallel(packed, bits, out, -(-n // _PARALLEL_BLOCK))
+            k.unpack_parallel(packed, bits, out, n_blocks, -(-out.size // _PARALLEL_BLOCK))
+        if out.size % 8:
+            out[n_blocks * 8 :] = unpack_codes_numpy(packed[n_blocks * bits :], bits, out.size % 8)
 
     return pack, unpack
 
