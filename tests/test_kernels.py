@@ -55,7 +55,7 @@ def test_assign_codes_equals_twin(seed, r, m, bits, dtype, ties, n_inf):
 
 
 def test_assign_codes_long_rows_span_several_chunks():
-    x = _rows(7, 1, 3 * K._CHUNK + 5, np.float32, False)
+    x = _rows(7, 1, 3 * K._RUN + 5, np.float32, False)
     for n_thr in (3, 255):
         t = _thresholds(7, x, n_thr, 0)
         got = np.empty(x.shape, dtype=np.uint8)
