@@ -379,8 +379,12 @@ def distortion(law, *, method: str, bits: int, n: int | None = None, replicates:
 
 
 def distortions(law, *, method: str, bits, n: int | None = None, replicates: int | None = None,
-                seed: int = 0) -> tuple:
+                seed: int = 0, quad_rtol: float = 1e-6) -> tuple:
     """:func:`distortion` for several bit widths; Monte Carlo reuses one set of samples.
+
+    ``quad_rtol`` is the tolerance of the finite-n ``uniform_minmax`` quadrature
+    (:func:`minmax_finite_n`): results within it are ``"finite-n exact"``, others
+    ``"finite-n quadrature"`` with an error interval.
 
     Returns
     -------
@@ -404,7 +408,7 @@ def distortions(law, *, method: str, bits, n: int | None = None, replicates: int
     if method in FINITE_N_EXACT_METHODS:
         for b in bits:
             try:
-                exact[b] = minmax_finite_n(law, bits=b, n=n)
+                exact[b] = minmax_finite_n(law, bits=b, n=n, rtol=quad_rtol)
             except QuadratureNotConverged as exc:
                 quadrature[b] = (exc.value, 2.0 * exc.change)
     mc_bits = [b for b in bits if b not in exact and b not in quadrature]

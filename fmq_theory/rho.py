@@ -84,7 +84,8 @@ def _relative_half_width(d):
 
 
 def rho_table(law, *, bits, n: int | None = None, method: str = "equal_mass",
-              against: str = "uniform_minmax", replicates: int | None = None, seed: int = 0) -> tuple:
+              against: str = "uniform_minmax", replicates: int | None = None, seed: int = 0,
+              quad_rtol: float = 1e-6) -> tuple:
     """rho(b) for each entry of ``bits`` (Monte Carlo parts share their samples).
 
     Parameters
@@ -96,16 +97,18 @@ def rho_table(law, *, bits, n: int | None = None, method: str = "equal_mass",
         the law, see :data:`fmq_theory.distortion.LAW_METHODS`).
     method, against : str
         Numerator and reference quantizers.
-    replicates, seed :
-        Monte Carlo settings (see :func:`fmq_theory.distortion.distortions`).
+    replicates, seed, quad_rtol :
+        Monte Carlo settings and finite-n quadrature tolerance (see
+        :func:`fmq_theory.distortion.distortions`).
 
     Returns
     -------
     tuple of RhoRow
     """
     bits = list(bits)
-    num = distortions(law, method=method, bits=bits, n=n, replicates=replicates, seed=seed)
-    den = distortions(law, method=against, bits=bits, n=n, replicates=replicates, seed=seed)
+    kw = dict(bits=bits, n=n, replicates=replicates, seed=seed, quad_rtol=quad_rtol)
+    num = distortions(law, method=method, **kw)
+    den = distortions(law, method=against, **kw)
     rows = []
     for a, b in zip(num, den):
         rho = a.distortion / b.distortion
