@@ -6,15 +6,17 @@ One ``.safetensors`` file.  For every quantized tensor ``NAME`` it holds
 
 * ``NAME::codes``: the codes of the ``n`` weights, row-major, bit-packed by
   :func:`fmq_theory.packing.pack_codes` (``ceil(bits * n / 8)`` bytes, uint8);
-* ``NAME::stored::KEY`` for every array ``KEY`` of :attr:`QuantizedTensor.stored`
-  (codebooks, scales, offsets) at its storage dtype;
+* ``NAME::KEY`` for every array ``KEY`` of :attr:`QuantizedTensor.stored` (codebooks,
+  scales, offsets) at its storage dtype;
 
 and every passthrough tensor (integer buffers, ...) under its own name, unchanged.  The
 header's ``__metadata__`` entry ``"fmq_theory"`` is a JSON document with the format name
-and version, the package version, the caller's metadata, the layout of every tensor
-(method, bits, granularity, shape, dtype, framework, codes dtype and shape, file keys)
-and the measured fields of the quantizer's per-tensor report (MSE, W2; the other fields
-are rebuilt from the tensors).  The reconstruction levels are not stored: they
+and version, the package version, the caller's metadata and, under ``"tensors"`` in
+state-dict order, one entry per name: for a quantized tensor its method, bits,
+granularity, shape, dtype, framework, codes dtype and shape (``[dtype, n_groups,
+group_size]``), stored keys and the measured fields of the quantizer's report (MSE, W2;
+the other report fields are rebuilt from the tensor); for a passthrough tensor
+``{"kept": framework}``.  The reconstruction levels are not stored: they
 are rebuilt by :func:`fmq_theory.quantizers.levels_from_stored`, so the data bytes of the
 file are exactly what :attr:`QuantizedTensor.bits_per_weight` counts:
 
@@ -385,7 +387,7 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
         raise TypeError(f"metadata must be a JSON-serializable mapping: {exc}") from exc
 
     tensors: dict[str, torch.Tensor] = {}
-    layout: list[dict] = []
+    layout: dict[str, dict] = {}
 
     def put(key: str, tensor: torch.Tensor) -> None:
         if key in tensors:
@@ -396,8 +398,7 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
         if name in passthrough:
             value = passthrough[name]
             put(name, _as_cpu_tensor(value))
-            framework = "numpy" if isinstance(value, np.ndarray) else "torch"
-            layout.append({"name": name, "kind": "passthrough", "key": name, "framework": framework})
+            layout[name] = {"kept": "numpy" if isinstance(value, np.ndarray) else "torch"}
             continue
         qt = quantized[name]
         if not 1 <= qt.bits <= 8:
@@ -405,32 +406,25 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
                 f"quantized[{name!r}] has bits={qt.bits}; packed checkpoints hold 1..8 bits per code"
             )
         n = qt.n_weights
-        flat = np.asarray(qt.codes).reshape(-1)
-        if flat.size < n:
-            raise ValueError(f"quantized[{name!r}].codes has {flat.size} entries for {n} weights")
+        codes = np.asarray(qt.codes)
+        flat = codes.reshape(-1)
+        if codes.ndim != 2 or flat.size < n:
+            raise ValueError(f"quantized[{name!r}].codes has shape {codes.shape} for {n} weights")
         put(f"{name}{_SEP}codes", torch.from_numpy(pack_codes(flat[:n], qt.bits)))
-        stored_keys = {}
         for skey, array in qt.stored.items():
-            stored_keys[skey] = f"{name}{_SEP}stored{_SEP}{skey}"
-            put(stored_keys[skey], _as_cpu_tensor(np.asarray(array)))
-        layout.append(
-            {
-                "name": name,
-                "kind": "quantized",
-                "method": qt.method,
-                "bits": int(qt.bits),
-                "granularity": format_granularity(parse_granularity(qt.granularity)),
-                "shape": [int(s) for s in qt.shape],
-                "dtype": str(qt.dtype),
-                "framework": qt.framework,
-                "codes_dtype": np.asarray(qt.codes).dtype.str,
-                "codes_shape": [int(s) for s in np.shape(qt.codes)],
-                "codes_key": f"{name}{_SEP}codes",
-                "stored": stored_keys,
-            }
-        )
+            put(f"{name}{_SEP}{skey}", _as_cpu_tensor(np.asarray(array)))
+        layout[name] = {
+            "method": qt.method,
+            "bits": int(qt.bits),
+            "granularity": format_granularity(parse_granularity(qt.granularity)),
+            "shape": [int(s) for s in qt.shape],
+            "dtype": str(qt.dtype),
+            "framework": qt.framework,
+            "codes": [codes.dtype.str, *map(int, codes.shape)],
+            "stored": list(qt.stored),
+        }
         if name in measured:
-            layout[-1]["report"] = measured[name]
+            layout[name]["report"] = measured[name]
 
     document = {
         "format": FORMAT,
@@ -490,19 +484,25 @@ def _document(path: str, header: dict) -> dict:
             f"{document.get('package_version')!r}; this version ({__version__}) reads up to "
             f"{FORMAT_VERSION}"
         )
-    if not isinstance(document.get("tensors"), list):
+    tensors = document.get("tensors")
+    if not isinstance(tensors, dict) or not all(isinstance(e, dict) for e in tensors.values()):
         raise ValueError(f"{path!r}: metadata has no tensor layout")
     return document
 
 
-def _entry_bytes(entry: dict, header: dict) -> int:
-    def nbytes(key: str) -> int:
-        start, end = header[key]["data_offsets"]
-        return int(end) - int(start)
+def _file_keys(name: str, entry: dict) -> list[str]:
+    """The safetensors keys that hold state-dict entry ``name`` (layout ``entry``)."""
+    if "kept" in entry:
+        return [name]
+    return [f"{name}{_SEP}codes", *(f"{name}{_SEP}{key}" for key in entry["stored"])]
 
-    if entry["kind"] == "passthrough":
-        return nbytes(entry["key"])
-    return nbytes(entry["codes_key"]) + sum(nbytes(k) for k in entry["stored"].values())
+
+def _entry_bytes(name: str, entry: dict, header: dict) -> int:
+    total = 0
+    for key in _file_keys(name, entry):
+        start, end = header[key]["data_offsets"]
+        total += int(end) - int(start)
+    return total
 
 
 def inspect_quantized(path) -> QuantizedFileInfo:
@@ -517,7 +517,7 @@ def inspect_quantized(path) -> QuantizedFileInfo:
     header_bytes, header = _read_header(path)
     document = _document(path, header)
     try:
-        tensor_bytes = {entry["name"]: _entry_bytes(entry, header) for entry in document["tensors"]}
+        tensor_bytes = {name: _entry_bytes(name, e, header) for name, e in document["tensors"].items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path!r}: tensor layout does not match the file's tensors ({exc!r})") from exc
     return QuantizedFileInfo(
@@ -555,8 +555,7 @@ def _group_layout_ok(granularity: tuple, shape: tuple, n: int, codes_shape: tupl
     return len(shape) >= 2 and n_groups == shape[0] and n_groups * group_size == n
 
 
-def _load_entry(path: str, entry: dict, handle, methods, levels_from_stored, device: str):
-    name = entry.get("name")
+def _load_entry(path: str, name: str, entry: dict, handle, methods, levels_from_stored, device: str):
     method, bits = entry.get("method"), entry.get("bits")
     if method not in methods:
         raise ValueError(f"{path!r}: tensor {name!r} has unknown method {method!r}")
@@ -564,20 +563,20 @@ def _load_entry(path: str, entry: dict, handle, methods, levels_from_stored, dev
         raise ValueError(f"{path!r}: tensor {name!r} has bits={bits!r}, outside 1..8")
     try:
         granularity = parse_granularity(entry.get("granularity"))
-        codes_dtype = np.dtype(entry.get("codes_dtype"))
-    except (TypeError, ValueError) as exc:
+        codes_dtype = np.dtype(entry["codes"][0])
+    except (TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"{path!r}: tensor {name!r}: {exc}") from exc
     if codes_dtype.kind != "u" or (1 << bits) - 1 > np.iinfo(codes_dtype).max:
         raise ValueError(f"{path!r}: tensor {name!r} has codes dtype {codes_dtype} for bits={bits}")
     shape = _check_int_list(path, name, "shape", entry.get("shape"))
-    codes_shape = _check_int_list(path, name, "codes_shape", entry.get("codes_shape"), 2)
+    codes_shape = _check_int_list(path, name, "codes shape", entry["codes"][1:], 2)
     n = int(np.prod(shape, dtype=np.int64))
     if not _group_layout_ok(granularity, shape, n, codes_shape):
         raise ValueError(
-            f"{path!r}: tensor {name!r} has codes_shape {list(codes_shape)} inconsistent with "
+            f"{path!r}: tensor {name!r} has codes shape {list(codes_shape)} inconsistent with "
             f"shape {list(shape)} and granularity {format_granularity(granularity)!r}"
         )
-    packed = handle.get_tensor(entry["codes_key"]).numpy()
+    packed = handle.get_tensor(f"{name}{_SEP}codes").numpy()
     try:
         flat = unpack_codes(packed, bits, n)
     except (TypeError, ValueError) as exc:
@@ -585,7 +584,7 @@ def _load_entry(path: str, entry: dict, handle, methods, levels_from_stored, dev
     codes = np.zeros(codes_shape[0] * codes_shape[1], dtype=codes_dtype)
     codes[:n] = flat
     codes = codes.reshape(codes_shape)
-    stored = {skey: handle.get_tensor(fkey).numpy() for skey, fkey in entry["stored"].items()}
+    stored = {skey: handle.get_tensor(f"{name}{_SEP}{skey}").numpy() for skey in entry["stored"]}
     try:
         levels = levels_from_stored(method, bits, stored)
     except (KeyError, TypeError, ValueError) as exc:
@@ -652,34 +651,26 @@ def load_quantized(path, *, device: str = "cpu"):
     quantized, passthrough = {}, {}
     try:
         with safe_open(path, framework="pt", device="cpu") as handle:
-            expected = set()
-            for entry in document["tensors"]:
-                if entry.get("kind") == "quantized":
-                    expected.update([entry["codes_key"], *entry["stored"].values()])
-                elif entry.get("kind") == "passthrough":
-                    expected.add(entry["key"])
-                else:
-                    raise ValueError(f"{path!r}: unknown tensor kind {entry.get('kind')!r}")
+            layout = document["tensors"]
+            expected = {key for name, entry in layout.items() for key in _file_keys(name, entry)}
             present = set(handle.keys())
             if present != expected:
                 raise ValueError(
                     f"{path!r}: tensors in the file do not match its layout (missing "
                     f"{sorted(expected - present)[:5]}, unexpected {sorted(present - expected)[:5]})"
                 )
-            for entry in document["tensors"]:
-                if entry["kind"] == "quantized":
-                    quantized[entry["name"]] = _load_entry(
-                        path, entry, handle, q.METHODS, q.levels_from_stored, device
+            for name, entry in layout.items():
+                if "kept" not in entry:
+                    quantized[name] = _load_entry(
+                        path, name, entry, handle, q.METHODS, q.levels_from_stored, device
                     )
+                elif entry["kept"] in ("numpy", "torch"):
+                    tensor = handle.get_tensor(name)
+                    passthrough[name] = tensor.numpy() if entry["kept"] == "numpy" else tensor.to(device)
                 else:
-                    tensor = handle.get_tensor(entry["key"])
-                    passthrough[entry["name"]] = (
-                        tensor.numpy() if entry.get("framework") == "numpy" else tensor.to(device)
-                    )
+                    raise ValueError(f"{path!r}: tensor {name!r} kept as unknown framework {entry['kept']!r}")
             report = tuple(
-                _report_row(e["name"], quantized[e["name"]], e["report"])
-                for e in document["tensors"]
-                if "report" in e
+                _report_row(name, quantized[name], e["report"]) for name, e in layout.items() if "report" in e
             )
     except SafetensorError as exc:
         raise ValueError(f"{path!r} is a corrupt safetensors file: {exc}") from exc
@@ -689,5 +680,5 @@ def load_quantized(path, *, device: str = "cpu"):
         quantized=quantized,
         passthrough=passthrough,
         report=report,
-        keys=tuple(entry["name"] for entry in document["tensors"]),
+        keys=tuple(document["tensors"]),
     )

@@ -322,7 +322,7 @@ def _rewrite_document(src, dst, edit):
 
 def _set(field, value):
     def edit(document):
-        document["tensors"][0][field] = value
+        document["tensors"]["w"][field] = value
 
     return edit
 
@@ -335,14 +335,18 @@ def _set(field, value):
         (_set("bits", 9), "bits=9"),
         (_set("bits", 3), "corrupt codes"),
         (_set("method", "magic"), "unknown method 'magic'"),
-        (_set("shape", [4, 17]), "codes_shape"),
-        (_set("codes_shape", [2, 32]), "codes_shape"),
-        (_set("codes_dtype", "<f4"), "codes dtype"),
+        (_set("shape", [4, 17]), "codes shape"),
+        (_set("codes", ["|u1", 2, 32]), "codes shape"),
+        (_set("codes", ["|u1", 64]), "codes shape"),
+        (_set("codes", ["<f4", 4, 16]), "codes dtype"),
         (_set("dtype", "int8"), "dtype 'int8'"),
         (_set("framework", "jax"), "unknown framework"),
         (_set("granularity", "group:0"), "granularity"),
-        (_set("stored", {}), "do not match its layout"),
-        (lambda d: d["tensors"].pop(), "do not match its layout"),
+        (_set("stored", []), "do not match its layout"),
+        (_set("stored", ["scale"]), "do not match its layout"),
+        (lambda d: d["tensors"].pop("step"), "do not match its layout"),
+        (lambda d: d["tensors"]["step"].update(kept="jax"), "unknown framework 'jax'"),
+        (lambda d: d.update(tensors=[]), "no tensor layout"),
     ],
 )
 def test_tampered_metadata_is_rejected(edit, message, tmp_path):
