@@ -177,8 +177,9 @@ def _check_uniform_rate() -> ClaimCheck:
         statement="Uniform quantization: D(b) ~ C 2^(-2b)",
         verdict="holds only when",
         condition=("the range is finite: per tensor of n weights (min-max grid) the exponent tends to 2, "
-                   "with a front constant ~ range^2/12 that grows with n; on the law itself the "
-                   "optimal clip grows with b and the exponent stays below 2 (D ~ b 4^-b Gaussian)"),
+                   "with a front constant ~ range^2/12 that grows with n; on the law itself (MSE-optimal "
+                   "clip) the clip grows with b and the exponent stays below 2: slowly approaching 2 for "
+                   "Gaussian/Laplace (log factors), 2(nu-2)/nu for Student-t"),
         evidence="; ".join(parts),
         command="fmq distortion --law gaussian --method uniform_minmax --bits 1:8 --n 2304")
 
