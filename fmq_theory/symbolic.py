@@ -687,7 +687,8 @@ def _uniform_mse(spec: _Law) -> AsymptoticForm:
         constant = sp.simplify(expr / (B ** (2 / spec.beta) * 4 ** (-B)))
         tail = ("the overload term is smaller than the granular term by O(1/ln K)",
                 "relative error O(ln ln K / ln K) (clip equation solved to leading order)")
-    return _form(spec, "uniform_mse", expr, constant, (*why, "D ~ c^2/(3K^2) (granular, delta = 2c/K)", *tail))
+    granular_note = "D ~ c^2/(3K^2) (granular term, delta = 2c/(K-1) ~ 2c/K)"
+    return _form(spec, "uniform_mse", expr, constant, (*why, granular_note, *tail))
 
 
 def _lloyd_max(spec: _Law) -> AsymptoticForm:
