@@ -193,7 +193,7 @@ def _tensor_mapping(obj, path: str, key: str | None) -> dict[str, torch.Tensor]:
     if len(found) == 1:
         return dict(obj[found[0]])
     if len(found) > 1:
-        raise ValueError(f"{path!r} has several state dicts {found}; choose one with key=")
+        raise ValueError(f"{path!r} has several state dicts {found}; choose one with key= (fmq quantize --key)")
     raise ValueError(
         f"{path!r} is neither a dict of tensors nor a dict with one of the entries "
         f"{list(STATE_DICT_KEYS)} holding a dict of tensors (top-level keys: {list(obj)[:10]})"
@@ -233,6 +233,8 @@ def load_checkpoint(path, *, key: str | None = None) -> dict[str, torch.Tensor]:
     path = _require_file(path, "path")
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".safetensors":
+        if key is not None:
+            raise ValueError(f"key={key!r}: a .safetensors file is a flat state dict; key= is for pickled ones")
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 

@@ -136,6 +136,11 @@ def test_pt_input_through_weights_only(tmp_path, capsys):
     out = tmp_path / "q.safetensors"
     assert run_cli(tmp_path / "ckpt.pt", "--method", "normal_float", "--bits", 4, "-o", out) == 0
     assert set(load_quantized(out).quantized) == set(load_file(FIXTURE)) - {"1.num_batches_tracked"}
+    torch.save({"ema": load_file(FIXTURE), "state_dict": {"x": torch.ones(3)}}, tmp_path / "two.pt")
+    assert run_cli(tmp_path / "two.pt", "--method", "log2", "--bits", 3, "-o", out) == 2
+    assert "choose one with key=" in capsys.readouterr().err
+    assert run_cli(tmp_path / "two.pt", "--method", "log2", "--bits", 3, "--key", "ema", "-o", out) == 0
+    assert "key=ema" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -234,6 +234,8 @@ def test_load_checkpoint_safetensors_and_weights_only_pickles(tmp_path):
     sd = load_file(FIXTURE)
     loaded = load_checkpoint(FIXTURE)
     assert list(loaded) == list(sd) and all(torch.equal(loaded[k], sd[k]) for k in sd)
+    with pytest.raises(ValueError, match="key='model'"):
+        load_checkpoint(FIXTURE, key="model")
     for suffix in (".pt", ".pth", ".bin"):
         torch.save(sd, tmp_path / f"raw{suffix}")
         assert all(torch.equal(load_checkpoint(tmp_path / f"raw{suffix}")[k], sd[k]) for k in sd)

@@ -88,6 +88,12 @@ def register(subparsers) -> None:
         "or 'group:G'; normal_float uses blocks of 64 unless 'group:G' is given",
     )
     parser.add_argument("-o", "--output", required=True, type=_output, metavar="OUT", help="output .safetensors")
+    parser.add_argument(
+        "--key",
+        default=None,
+        help="entry of a .pt/.pth/.bin dict holding the state dict (default: the file itself, "
+        "or its single 'state_dict'/'model'/'ema' entry)",
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     parser.set_defaults(func=run)
 
@@ -148,6 +154,7 @@ def _summary(args, qsd, info) -> dict:
             "method": args.method,
             "bits": args.bits,
             "granularity": format_granularity(args.granularity),
+            "key": args.key,
         },
         "tensors": rows,
         "passthrough": kept,
@@ -209,7 +216,7 @@ def run(args) -> int:
 
     if not os.path.isfile(args.input):
         raise FileNotFoundError(f"argument IN: no such file {args.input!r}")
-    state_dict = load_checkpoint(args.input)
+    state_dict = load_checkpoint(args.input, key=args.key)
     qsd = _quantize_with_progress(state_dict, method=args.method, bits=args.bits, granularity=args.granularity)
     info = save_quantized(
         args.output,
