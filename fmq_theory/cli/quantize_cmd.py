@@ -3,10 +3,11 @@
 ::
 
     fmq quantize IN.safetensors --method M --bits B [--granularity channel] -o OUT.safetensors
-                 [--format {table,json}]
+                 [--key KEY] [--format {table,json}]
 
 The input is read by :func:`fmq_theory.storage.load_checkpoint` (``.safetensors``, or a
-``.pt``/``.pth``/``.bin`` read with ``torch.load(weights_only=True)``); every tensor goes
+``.pt``/``.pth``/``.bin`` read with ``torch.load(weights_only=True)``, whose state dict
+``--key`` picks inside a training checkpoint); every tensor goes
 through :func:`fmq_theory.quantizers.quantize_state_dict` (the paper's rule: floating
 tensors with ``ndim > 1`` at the chosen granularity, 1-D ones per tensor, others kept as
 they are); the result is written atomically by :func:`fmq_theory.storage.save_quantized`.
