@@ -13,7 +13,7 @@ tensors with ``ndim > 1`` at the chosen granularity, 1-D ones per tensor, others
 they are); the result is written atomically by :func:`fmq_theory.storage.save_quantized`.
 
 Printed: the package version and every parameter, a per-tensor table (shape, MSE, W2,
-bits/weight) and totals over all quantized weights:
+bits/weight, grouping actually used) and totals over all quantized weights:
 
 * MSE: the weight-count-weighted mean of the per-tensor MSEs;
 * W2: ``sqrt(sum_t n_t W2_t^2 / sum_t n_t)``, the cost of coupling every tensor with its
