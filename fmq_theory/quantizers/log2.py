@@ -21,6 +21,7 @@ def _sign_levels(mag: np.ndarray, present: np.ndarray, half: int) -> np.ndarray:
     lo = np.where(present, np.nanmin(np.where(np.isnan(mag), np.inf, mag), axis=1), 1.0)
     hi = np.where(present, np.nanmax(np.where(np.isnan(mag), -np.inf, mag), axis=1), 1.0)
     out = np.exp2(np.linspace(np.log2(lo), np.log2(hi), half, axis=1))
+    out = np.maximum.accumulate(np.clip(out, lo[:, None], hi[:, None]), axis=1)  # sorted despite rounding
     out[:, 0] = lo
     if half > 1:
         out[:, -1] = hi
