@@ -21,7 +21,13 @@ import sympy as sp
 
 from fmq_theory import symbolic as S
 
-mp.mp.dps = 30
+
+
+@pytest.fixture(autouse=True)
+def _mpmath_precision():
+    """30 significant digits for the oracles, restored afterwards (other modules share mpmath)."""
+    with mp.workdps(30):
+        yield
 
 LAW_CASES = [
     ("gaussian", {}),
