@@ -139,7 +139,7 @@ class ContinuousLaw:
     @property
     def variance(self) -> float:
         """Variance ``scale**2 * Var Z``; raises ``ValueError`` when it is infinite."""
-        return self.scale**2 * self._variance0()
+        return float(self.scale**2 * self._variance0())
 
     @property
     def std(self) -> float:
@@ -599,8 +599,9 @@ def make_law(name: str, *, nu: float | None = None, beta: float | None = None,
 
     Examples
     --------
-    >>> make_law("student-t", nu=5).variance
-    1.0
+    >>> law = make_law("student-t", nu=5)
+    >>> round(float(law.variance), 12), round(float(law.scale), 6)
+    (1.0, 0.774597)
     """
     if name not in _FAMILIES:
         raise ValueError(f"law={name!r} is not one of {', '.join(LAW_NAMES)}")
