@@ -136,3 +136,19 @@ def test_classifier_bad_inputs():
         F.train_classifier("cifar10")
     with pytest.raises(ValueError, match="epochs"):
         F.train_classifier("mnist", epochs=0)
+
+
+def test_real_data_fid_noise_floor():
+    clf = F.ClassifierFeatures(F.classifier_checkpoint("mnist"))
+    iv = F.real_data_fid("mnist", clf, n=300, n_boot=5, seed=1)
+    assert (iv.n_a, iv.n_b, iv.n_boot, iv.seed) == (300, 300, 5, 1)
+    assert iv.value > 0 and iv.low <= iv.value <= iv.high
+    # Same subset rule by hand: the first 300 test images vs a seeded training subset.
+    idx = np.sort(np.random.default_rng(1).choice(60000, 300, replace=False))
+    from fmq_theory.harness.metrics import fid_from_features
+
+    ref = fid_from_features(clf.features(load("mnist", "test", limit=300).images),
+                            clf.features(load("mnist", "train").images[idx]))
+    assert iv.value == pytest.approx(ref, rel=1e-12)
+    with pytest.raises(ValueError, match="n must be"):
+        F.real_data_fid("mnist", clf, n=1)

@@ -27,6 +27,7 @@ Command line::
 
     python -m fmq_theory.harness.features fetch-inception
     python -m fmq_theory.harness.features train-classifier --dataset mnist
+    python -m fmq_theory.harness.features noise-floor --dataset mnist --net classifier
     python -m fmq_theory.harness.features split FILE --parts 2
     python -m fmq_theory.harness.features join PART [PART ...] --out FILE [--sha256 HEX]
 """
@@ -66,6 +67,7 @@ __all__ = [
     "fetch_inception",
     "file_sha256",
     "join_parts",
+    "real_data_fid",
     "save_classifier",
     "split_file",
     "tf_bilinear_resize",
@@ -684,11 +686,52 @@ class ClassifierFeatures:
 
 
 # ---------------------------------------------------------------------------------------------
+# noise floor
+
+
+def real_data_fid(dataset: str, extractor, *, n: int = 10000, seed: int = 0, n_boot: int = 50):
+    """FID between two real sets: the test split and a random training subset (noise floor).
+
+    The first ``n`` test images are compared with ``n`` training images drawn without
+    replacement by ``numpy.random.default_rng(seed).choice(n_train, n)`` (sorted). No model
+    can be expected to score below this value at the same ``n`` and feature network.
+
+    Parameters
+    ----------
+    dataset : str
+        A key of :data:`fmq_theory.harness.data.DATASETS`.
+    extractor : InceptionFeatures or ClassifierFeatures
+        Anything with ``features(images_uint8) -> (N, d)``.
+    n : int, keyword-only
+        Images per set.
+    seed : int, keyword-only
+        Seed of the training subset and of the bootstrap.
+    n_boot : int, keyword-only
+        Bootstrap replicates (see :func:`fmq_theory.harness.metrics.bootstrap_fid`).
+
+    Returns
+    -------
+    fmq_theory.harness.metrics.FIDInterval
+    """
+    from fmq_theory.harness.metrics import bootstrap_fid
+
+    test = load(dataset, "test")
+    train = load(dataset, "train")
+    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= min(len(test.images), len(train.images)):
+        raise ValueError(f"n must be an int in [2, {min(len(test.images), len(train.images))}], got {n!r}")
+    idx = np.sort(np.random.default_rng(seed).choice(len(train.images), n, replace=False))
+    feats_test = torch.from_numpy(extractor.features(test.images[:n]))
+    feats_train = torch.from_numpy(extractor.features(train.images[idx]))
+    device = getattr(extractor, "device", torch.device("cpu"))
+    return bootstrap_fid(feats_test.to(device), feats_train.to(device), n_boot=n_boot, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
 # command line
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``fetch-inception`` | ``train-classifier`` | ``split`` | ``join``."""
+    """``fetch-inception`` | ``train-classifier`` | ``noise-floor`` | ``split`` | ``join``."""
     parser = argparse.ArgumentParser(prog="python -m fmq_theory.harness.features")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch-inception", help="download the Inception TorchScript file into the data cache")
@@ -700,6 +743,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="default: checkpoints/classifier_<dataset>.safetensors")
+    p = sub.add_parser("noise-floor", help="FID of real test vs real train images (the noise floor)")
+    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    p.add_argument("--net", required=True, choices=["classifier", "inception"])
+    p.add_argument("--inception-path", type=Path, default=None, help="default: fetch into the data cache")
+    p.add_argument("--n", type=int, default=10000)
+    p.add_argument("--n-boot", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
     p = sub.add_parser("split", help="split a file into pieces")
     p.add_argument("path", type=Path)
     p.add_argument("--parts", type=int, required=True)
@@ -719,6 +770,17 @@ def main(argv: list[str] | None = None) -> int:
             out = save_classifier(trained, args.out or classifier_checkpoint(args.dataset))
             print(f"{out}: test accuracy {trained.card.test_accuracy:.4f}, {trained.card.steps} steps, "
                   f"{trained.card.wall_time_s:.1f} s")
+        elif args.command == "noise-floor":
+            if args.net == "classifier":
+                net = ClassifierFeatures(classifier_checkpoint(args.dataset), device=args.device)
+            else:
+                net = InceptionFeatures(args.inception_path, device=args.device)
+            t0 = time.perf_counter()
+            iv = real_data_fid(args.dataset, net, n=args.n, seed=args.seed, n_boot=args.n_boot)
+            print(json.dumps({"dataset": args.dataset, "feature_net": net.name, "n_test": iv.n_a, "n_train": iv.n_b,
+                              "fid": iv.value, "low": iv.low, "high": iv.high, "confidence": iv.confidence,
+                              "bootstrap_shift": iv.bootstrap_shift, "n_boot": iv.n_boot, "seed": iv.seed,
+                              "device": str(args.device), "wall_s": round(time.perf_counter() - t0, 1)}))
         elif args.command == "split":
             for piece in split_file(args.path, parts=args.parts, dest=args.dest):
                 print(piece)
