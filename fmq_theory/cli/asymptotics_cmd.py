@@ -171,8 +171,9 @@ def _comparison(args, forms, bits, n, kw) -> list[dict]:
         for d in distortions(law, method=f.method, bits=list(bits), n=group):
             lead = f.distortion(d.bits)
             out.append({"method": f.method, "bits": d.bits, "n": d.n, "how": d.how,
-                        "exact": d.distortion, "leading": lead, "ratio": d.distortion / lead,
-                        "version": __version__})
+                        "exact": d.distortion,
+                        "interval": None if d.interval is None else list(d.interval),
+                        "leading": lead, "ratio": d.distortion / lead, "version": __version__})
     return out
 
 
