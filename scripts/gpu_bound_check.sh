@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# GPU call: `fmq bound-check` for MNIST and FashionMNIST (issue 7), one call for both.
+# Run on the device machine from the repo root, with the committed checkpoints
+# (checkpoints/{mnist,fashion_mnist}/, checkpoints/classifier_*.safetensors) and the prepared
+# arrays carried in .carry/harness_data:
+#   mkdir -p .carry/harness_data && cp data/{mnist,fashion_mnist}.npz data/manifest.json .carry/harness_data/
+#   run(command="bash scripts/gpu_bound_check.sh", carry=[".carry/harness_data"])
+# Writes $OUT/bound_check_<dataset>.csv, $OUT/bound_check_<dataset>.png, $OUT/bound_check.log.
+# Each dataset stops starting new cells after TIME_LIMIT seconds (default 200).
+set -euo pipefail
+export PYTHONPATH=. PYTHONUNBUFFERED=1 FMQ_DATA_DIR=.carry/harness_data
+OUT=${OUT:-runs/bound_check}; mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/bound_check.log"
+start=$(date +%s)
+for ds in ${DATASETS:-mnist fashion_mnist}; do
+  python3 -m fmq_theory bound-check --dataset "$ds" --device cuda \
+      --samples ${SAMPLES:-5000} --cert-samples ${CERT_SAMPLES:-64} --pred-samples ${PRED_SAMPLES:-2000} \
+      --gain-samples ${GAIN_SAMPLES:-64} --draws ${DRAWS:-2} --solver ${SOLVER:-midpoint} --steps ${STEPS:-10} \
+      --bits ${BITS:-2:8} --time-limit ${TIME_LIMIT:-200} \
+      --out "$OUT/bound_check_$ds.csv" --figure "$OUT/bound_check_$ds.png" 2>&1 \
+      | tr '\r' '\n' | grep -v "it/s\]$" | tee -a "$OUT/bound_check.log"
+  echo "$ds done after $(( $(date +%s) - start )) s" | tee -a "$OUT/bound_check.log"
+done
+ls -la "$OUT"
