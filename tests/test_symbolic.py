@@ -619,3 +619,43 @@ def test_tail_cells_lower_bound_and_share():
         shares.append(float(2 * tail_var / K / d))
     assert shares[0] < shares[1] < shares[2] < 1 / s
     assert 1 / s - shares[2] < 0.05
+
+
+def _gaussian_equal_mass_large_b(bits, top=200):
+    """D_EM of N(0,1) for large b: the top cells of each tail exactly (mpmath closed forms),
+    the inner cells by 12-point Gauss-Legendre about each cell's centre (smooth integrand on a
+    cell of width < 0.1: relative error far below 1e-10)."""
+    K = 2**bits
+    J = K // 2
+    x = np.empty(J + 1)
+    x[0] = np.inf
+    x[1:] = st.norm.isf(np.arange(1, J + 1) / K)  # x[i] has survival i / K; x[J] = 0
+    total = mp.mpf(0)
+    for j in range(1, top + 1):
+        a = mp.mpf(x[j])
+        if j == 1:
+            m0, m1, m2 = mp.ncdf(-a), mp.npdf(a), mp.ncdf(-a) + a * mp.npdf(a)
+        else:
+            c = mp.mpf(x[j - 1])
+            m0 = mp.ncdf(-a) - mp.ncdf(-c)
+            m1 = mp.npdf(a) - mp.npdf(c)
+            m2 = m0 + a * mp.npdf(a) - c * mp.npdf(c)
+        total += m2 - m1**2 / m0
+    xg, wg = np.polynomial.legendre.leggauss(12)
+    lo, hi = x[top + 1:], x[top:J]
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+    d = half[:, None] * xg[None, :]
+    w = half[:, None] * wg[None, :] * st.norm.pdf(centre[:, None] + d)
+    m0, m1, m2 = w.sum(1), (w * d).sum(1), (w * d * d).sum(1)
+    return 2 * (float(total) + float(np.sum(m2 - m1**2 / m0)))
+
+
+def test_gaussian_equal_mass_ratio_crosses_one_at_large_b():
+    """The Gaussian ratio exact / (S/(K ln K)) is not monotone to 1: 0.9961 at b = 16, 1.0011 at
+    b = 20 (the ln ln K / ln K term takes over), so the leading form is good to 1% for b >= 8
+    but its error order is logarithmic."""
+    s = S.exponential_tail_sum().value
+    assert _gaussian_equal_mass_large_b(12) == pytest.approx(float(exact_equal_mass("gaussian", {}, 12)), rel=1e-10)
+    r16 = _gaussian_equal_mass_large_b(16) * 2**16 * math.log(2**16) / s
+    r20 = _gaussian_equal_mass_large_b(20) * 2**20 * math.log(2**20) / s
+    assert 0.99 < r16 < 1.0 < r20 < 1.01
