@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import re
 import http.server
 import shutil
 import subprocess
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["BookBuild", "BookLayout", "book_fingerprint", "build_book", "markdown_table", "main"]
+__all__ = ["BookBuild", "BookLayout", "book_fingerprint", "build_book", "escape_markdown", "markdown_table", "main"]
 
 #: Inputs of the book, as glob patterns relative to the repository root.
 SOURCE_PATTERNS = (
@@ -233,6 +234,22 @@ def build_book(*, layout: BookLayout | None = None, force: bool = False) -> Book
         )
     layout.stamp.write_text(fingerprint + "\n")
     return BookBuild(layout.html, True, time.perf_counter() - start, fingerprint)
+
+
+def escape_markdown(text: str) -> str:
+    r"""Escape the characters MyST Markdown would interpret, so ``text`` renders literally.
+
+    For library strings (claim statements, evidence with ``D*4^8``, names with
+    underscores) shown inside a Markdown output.
+
+    Examples
+    --------
+    >>> print(escape_markdown("D*4^8 = 4.07, uniform_minmax, $5, a|b"))
+    D\*4^8 = 4.07, uniform\_minmax, \$5, a\|b
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return re.sub(r"([\\`*_{}\[\]<>|$#])", r"\\\1", text)
 
 
 def markdown_table(*, header: Sequence[str], rows: Sequence[Sequence], formats: Sequence[str] | None = None) -> str:

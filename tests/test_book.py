@@ -65,6 +65,7 @@ def toc_documents(toc_path: Path, root: Path) -> list[str]:
     """Document names (``book/intro``, ``proofs/x``...) listed by the toc, globs expanded."""
     toc = yaml.safe_load(toc_path.read_text())
     docs = [toc["root"]]
+    explicit = set(re.findall(r"^\s*-?\s*file:\s*(\S+)", toc_path.read_text(), flags=re.M))
 
     def visit(entries):
         for entry in entries:
@@ -73,7 +74,10 @@ def toc_documents(toc_path: Path, root: Path) -> list[str]:
             if "glob" in entry:
                 matches = sorted(root.glob(entry["glob"] + ".md"))
                 assert matches, f"toc glob {entry['glob']!r} matches no page"
-                docs.extend(p.relative_to(root).with_suffix("").as_posix() for p in matches)
+                for match in matches:  # a glob adds only documents not listed elsewhere
+                    doc = match.relative_to(root).with_suffix("").as_posix()
+                    if doc not in docs and doc not in explicit:
+                        docs.append(doc)
             for key in ("sections", "chapters"):
                 visit(entry.get(key, []))
 
