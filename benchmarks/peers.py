@@ -8,7 +8,14 @@ yardsticks, not features.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+# POT is used with numpy inputs only: skip importing its torch/jax/cupy/tensorflow backends
+# (importing torch alone takes seconds).
+for _backend in ("PYTORCH", "JAX", "CUPY", "TENSORFLOW"):
+    os.environ.setdefault(f"POT_BACKEND_DISABLE_{_backend}", "1")
 
 
 def paper_equal_mass_per_channel(weights: np.ndarray, *, bits: int) -> np.ndarray:

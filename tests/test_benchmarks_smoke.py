@@ -1,0 +1,40 @@
+"""``benchmarks/run.py --smoke`` still runs and writes well-formed JSON (no speed assertion:
+smoke sizes are tiny and the numbers mean nothing; ``make bench`` is the real run)."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = {
+    "equal_mass_channel_vs_reference", "equal_mass_channel_vs_sort", "equal_mass_tensor_vs_sort",
+    "lloyd_max_vs_kmeans", "uniform_vs_numpy", "w2_vs_pot", "rho_tables",
+    "memory_equal_mass", "memory_uniform_minmax", "memory_lloyd_max",
+}
+FIELDS = {"case": str, "ours_s": float, "peer": str, "peer_s": float, "ratio": float, "target": str, "met": bool,
+          "note": str}
+
+
+def test_smoke_run_writes_every_case(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("ot")
+    pytest.importorskip("mpmath")
+    out = tmp_path / "latest.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--output", str(out)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert {row["case"] for row in rows} == CASES
+    assert len(rows) == len(CASES)
+    for row in rows:
+        for key, kind in FIELDS.items():
+            assert isinstance(row[key], kind), (row["case"], key, row[key])
+        for key in ("ours_s", "peer_s", "ratio"):
+            assert math.isfinite(row[key]) and row[key] > 0, (row["case"], key, row[key])
+        assert row["ratio"] == pytest.approx(row["ours_s"] / row["peer_s"])
+    assert all(row["case"] in proc.stdout for row in rows)  # the printed table has every case
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
