@@ -229,6 +229,18 @@ def test_monte_carlo_equal_mass_approaches_the_law_level_value():
     assert mc.interval[0] - 1e-4 < exact < mc.interval[1] + 1e-4
 
 
+def test_empirical_law_is_quantized_as_it_is():
+    from fmq_theory.laws import Empirical
+    from fmq_theory.quantizers import quantize
+
+    x = np.random.default_rng(8).standard_t(4, size=3000)
+    for method in ("uniform_minmax", "equal_mass", "log2"):
+        d = distortion(Empirical(x), method=method, bits=3)
+        q = np.asarray(quantize(x, method=method, bits=3).dequantize(), dtype=float)
+        assert d.how == "exact" and d.n == 3000
+        assert d.distortion == pytest.approx(np.mean((x - q) ** 2), rel=1e-12)
+
+
 def test_methods_needing_n_say_so():
     law = make_law("gaussian")
     for method in METHOD_NAMES:
