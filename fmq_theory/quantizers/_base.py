@@ -119,7 +119,9 @@ class QuantizedTensor:
     def dequantized_numpy(self) -> np.ndarray:
         """The reconstructed weights as a numpy array of the original shape, in the
         levels' (storage) dtype, i.e. before the cast to the input dtype."""
-        flat = np.take_along_axis(self.levels, self.codes.astype(np.intp), axis=1).reshape(-1)
+        from fmq_theory.quantizers._kernels import gather_levels
+
+        flat = gather_levels(self.levels, self.codes).reshape(-1)
         return flat[: self.n_weights].reshape(self.shape)
 
     def dequantize(self):
@@ -132,4 +134,4 @@ class QuantizedTensor:
             return torch.from_numpy(np.ascontiguousarray(values)).to(
                 device=self.device, dtype=getattr(torch, self.dtype)
             )
-        return values.astype(self.dtype)
+        return values.astype(self.dtype, copy=False)

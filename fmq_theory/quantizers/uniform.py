@@ -26,13 +26,11 @@ from fmq_theory.quantizers._common import code_dtype, search_ratio
 
 
 def _grid_codes(x: np.ndarray, offset: np.ndarray, scale: np.ndarray, lowest: int, n_levels: int, bits: int):
-    """Codes ``clip(floor((x - offset) / scale + 1/2), lowest, lowest + K - 1) - lowest``."""
-    off = offset.astype(np.float64)[:, None]
-    sc = scale.astype(np.float64)[:, None]
-    t = (x - off) / np.where(sc > 0, sc, 1.0)
-    q = np.clip(np.floor(t + 0.5), lowest, lowest + n_levels - 1) - lowest
-    q = np.where(sc > 0, q, -lowest)
-    return q.astype(code_dtype(bits))
+    """Codes ``clip(floor((x - offset) / scale + 1/2), lowest, lowest + K - 1) - lowest``
+    (float64 arithmetic; :func:`fmq_theory.quantizers._kernels.grid_codes`)."""
+    codes = np.empty(x.shape, dtype=code_dtype(bits))
+    _kernels.grid_codes(x, offset.astype(np.float64), scale.astype(np.float64), lowest, n_levels, codes)
+    return codes
 
 
 def affine_levels(bits: int, stored) -> np.ndarray:
