@@ -281,9 +281,10 @@ def _uniform_grid_mse_py(x, lo, hi, n_levels):  # pragma: no cover - compiled by
     out = np.empty(r)
     for i in prange(r):
         step = (hi[i] - lo[i]) / (n_levels - 1)
+        row = x[i]  # 1-D view: 2-D indexing in the loop is slower
         acc = 0.0
         for j in range(m):
-            v = np.float64(x[i, j])
+            v = np.float64(row[j])
             if step > 0:
                 q = math.floor((v - lo[i]) / step + 0.5)
                 q = min(max(q, 0.0), n_levels - 1.0)
@@ -319,9 +320,10 @@ def _nearest_level_mse_py(x, levels):  # pragma: no cover - compiled by numba
     out = np.empty(r)
     for i in prange(r):
         lev = levels[i]
+        row = x[i]  # 1-D view: 2-D indexing in the loop is slower
         acc = 0.0
         for j in range(m):
-            v = np.float64(x[i, j])
+            v = np.float64(row[j])
             lo = 0
             hi = k_len - 1
             while lo < hi:  # first k with midpoint(k, k+1) >= v
@@ -617,8 +619,12 @@ def _gather_levels_py(codes, levels, out):  # pragma: no cover - compiled by num
     for unit in prange(r * n_chunks):
         i = unit // n_chunks
         start = (unit % n_chunks) * _RUN
-        for j in range(start, min(start + _RUN, m)):
-            out[i, j] = levels[i, codes[i, j]]
+        stop = min(start + _RUN, m)
+        lev = levels[i]  # 1-D views: 2-D indexing in the loop runs ~3x slower
+        c = codes[i, start:stop]
+        o = out[i, start:stop]
+        for j in range(stop - start):
+            o[j] = lev[c[j]]
 
 
 _gather_levels_nb = _jit(_gather_levels_py, None)
@@ -657,14 +663,16 @@ def _grid_codes_py(x, offset, scale, lowest, n_levels, codes):  # pragma: no cov
         stop = min(start + _RUN, m)
         off = offset[i]
         sc = scale[i]
+        run = x[i, start:stop]  # 1-D views: 2-D indexing in the loop runs ~3x slower
+        out = codes[i, start:stop]
         if sc > 0:
-            for j in range(start, stop):
-                q = math.floor((np.float64(x[i, j]) - off) / sc + 0.5)
+            for j in range(stop - start):
+                q = math.floor((np.float64(run[j]) - off) / sc + 0.5)
                 q = min(max(q, low), top)
-                codes[i, j] = int(q - low)
+                out[j] = int(q - low)
         else:
-            for j in range(start, stop):
-                codes[i, j] = -lowest
+            for j in range(stop - start):
+                out[j] = -lowest
 
 
 grid_codes = _jit(_grid_codes_py, grid_codes_numpy)
