@@ -654,7 +654,7 @@ class HillEstimate:
 
 
 def hill_tail_index(x, *, k: int | None = None) -> HillEstimate:
-    """Hill estimator of the tail index of the absolute deviations from the median [2]_.
+    """Hill estimator of the tail index of the absolute deviations from the median (Hill 1975).
 
     Parameters
     ----------

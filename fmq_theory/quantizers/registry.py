@@ -6,10 +6,11 @@ function that rebuilds the ``(r, 2**bits)`` reconstruction levels from ``stored`
 alone, the names of the stored arrays and the method's options with their defaults.
 
 What a checkpoint stores per group (besides the b-bit codes), at the storage dtype
-(float32 for float16/bfloat16/float32 input, float64 for float64 input):
+(float32 for float16/bfloat16/float32 input, float64 for float64 input); each array has
+shape ``(n_groups,)``, or ``(n_groups, K)`` where marked (K):
 
 ================== ============================== =========================
-method             stored arrays, shape (n_groups,) or (n_groups, K)
+method             stored arrays                  size per group
 ================== ============================== =========================
 uniform_minmax     ``scale``, ``offset``          2 floats
 uniform_absmax     ``scale``                      1 float
