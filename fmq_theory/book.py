@@ -42,6 +42,7 @@ SOURCE_PATTERNS = (
     "book/_toc.yml",
     "book/*.md",
     "book/*.bib",
+    "book/_ext/*.py",
     "notebooks/*.md",
     "proofs/*.md",
     "fmq_theory/**/*.py",
