@@ -401,13 +401,13 @@ def run_sweep(cfg: SweepConfig, *, out: Path, device: str = "cpu", progress: boo
         bar.set_postfix(cell=f"{method}:{bits}")
         key = (cfg.dataset, method, str(bits), cfg.granularity if method != "none" else "none",
                str(cfg.samples), cfg.solver, str(cfg.steps), str(cfg.cfg_scale), str(cfg.seed))
-        rows = read_rows(out)
-        existing = [r for r in rows if _key(r) == key]
-        if ctx is None:
-            ctx = _Context(cfg, dev, progress)
-        wants = ctx.wants_inception(method, bits)
+        existing = [r for r in read_rows(out) if _key(r) == key]
+        wants = cfg.inception is not None and (inception_cells is None
+                                               or (method, bits) in inception_cells)
         if existing and _row_complete(existing[-1], wants, cfg.latent):
             continue
+        if ctx is None:
+            ctx = _Context(cfg, dev, progress)
         if method == "none":
             model, qsd = ctx.model, None
         else:

@@ -1,0 +1,64 @@
+"""End to end on the CPU: train a tiny model on real MNIST, quantize, sample, measure, resume."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fmq_theory.harness.analysis import fit_slope, noise_floor
+from fmq_theory.harness.checkpoints import save_checkpoint
+from fmq_theory.harness.experiment import SweepConfig, read_rows, run_sweep, _write_rows
+from fmq_theory.harness.plots import plot_all
+from fmq_theory.harness.train import TrainConfig, train
+from fmq_theory.harness.unet import UNetConfig
+
+
+@pytest.mark.slow
+def test_train_quantize_sample_measure_resume(tmp_path):
+    ucfg = UNetConfig(base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                      attention_resolutions=(14,), groups=4, dropout=0.0)
+    tcfg = TrainConfig(dataset="mnist", steps=30, batch_size=16, limit_train=512, warmup=5,
+                       lr=2e-3, amp=False)
+    result = train(ucfg, tcfg, progress=False)
+    assert result.steps == 30 and np.isfinite(result.losses).all()
+    # the flow-matching loss starts near E|x1 - x0|^2 (about 1 + E x1^2 > 1.5) and must drop
+    assert result.losses[-10:].mean() < result.losses[:3].mean()
+    ck = tmp_path / "ck"
+    save_checkpoint(ck, result.ema_model, result.card(unet_config=ucfg, train_config=tcfg,
+                                                      device="cpu"))
+    cfg = SweepConfig(dataset="mnist", checkpoint=str(ck), methods=("equal_mass", "uniform_minmax"),
+                      bits=(2, 8), samples=24, steps=2, batch_size=24, latent_images=24,
+                      inversion_images=8, inception_cells="none:32")
+    out = tmp_path / "mnist.csv"
+    assert run_sweep(cfg, out=out, progress=False, grid_dir=tmp_path / "g") == 5
+    rows = read_rows(out)
+    fp = rows[0]
+    assert fp["method"] == "none" and fp["bits"] == "32" and math.isinf(float(fp["psnr"]))
+    for r in rows:
+        assert r["samples"] == "24" and r["nfe"] == "4" and r["feature_net"].startswith("classifier")
+        assert float(r["fid"]) > 0 and r["checkpoint_sha256"] == rows[0]["checkpoint_sha256"]
+    q = {(r["method"], int(r["bits"])): r for r in rows[1:]}
+    # same noise: 8-bit samples are much closer to full precision than 2-bit ones
+    for m in ("equal_mass", "uniform_minmax"):
+        assert float(q[m, 8]["psnr"]) > float(q[m, 2]["psnr"])
+        assert float(q[m, 8]["weight_mse"]) < float(q[m, 2]["weight_mse"])
+    # resumable: nothing is recomputed; a lost row is recomputed alone
+    assert run_sweep(cfg, out=out, progress=False) == 0
+    _write_rows(out, rows[:-1])
+    assert run_sweep(cfg, out=out, progress=False) == 1
+    assert len(read_rows(out)) == 5
+    figures = plot_all(results_dir=tmp_path, out_dir=tmp_path / "fig")
+    assert [p.name for p in figures] == ["degradation_mnist.png", "w2_vs_fid_mnist.png"]
+    assert all(p.stat().st_size > 0 for p in figures)
+
+
+def test_slope_fit_recovers_a_power_law():
+    rows = [{"method": "none", "bits": "32", "fid": "2.0"}]
+    rows += [{"method": "m", "bits": str(b), "fid": str(2.0 + 1000 * 4.0 ** -b)} for b in range(2, 8)]
+    rows += [{"method": "m", "bits": "8", "fid": "2.001"}]
+    assert noise_floor(rows) == pytest.approx(0.001)
+    fit = fit_slope(rows, method="m")
+    # exact 2^(-2b) data above the floor: OLS slope -2 to rounding, interval collapses on it
+    assert fit.slope == pytest.approx(-2.0, abs=1e-9)
+    assert fit.ci_low == pytest.approx(-2.0, abs=1e-6) and fit.ci_high == pytest.approx(-2.0, abs=1e-6)
+    assert list(fit.bits) == [2, 3, 4, 5, 6, 7]
