@@ -430,3 +430,24 @@ def test_doctest_of_quantize():
 
     failures, _ = doctest.testmod(api_mod)
     assert failures == 0
+
+
+def test_works_without_numba():
+    """The package must run where numba is missing (kernels fall back to their twins)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "from fmq_theory.quantizers import quantize, METHODS\n"
+        "from fmq_theory.quantizers import _kernels\n"
+        "assert not _kernels.HAVE_NUMBA and _kernels.assign_codes is _kernels.assign_codes_numpy\n"
+        "w = np.random.default_rng(0).standard_normal((5, 40)).astype(np.float32)\n"
+        "for m in METHODS:\n"
+        "    quantize(w, method=m, bits=2, granularity='channel').dequantize()\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

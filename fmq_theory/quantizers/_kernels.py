@@ -130,20 +130,21 @@ def _assign_codes_py(x, thresholds, codes):  # pragma: no cover - compiled by nu
 _assign_codes_nb = _jit(_assign_codes_py, None)
 
 
-def assign_codes(x: np.ndarray, thresholds: np.ndarray, codes: np.ndarray) -> None:
+def _assign_codes(x: np.ndarray, thresholds: np.ndarray, codes: np.ndarray) -> None:
     """Numba version of :func:`assign_codes_numpy` (same arguments and result).
 
     The comparisons run in the dtype of ``x``: float64 thresholds are first rounded
     *down* to that dtype, which keeps ``x > t`` exact (no value of that dtype lies
     strictly between ``t`` and its rounded-down neighbour).
     """
-    if _numba is None:  # pragma: no cover - machines without numba
-        return assign_codes_numpy(x, thresholds, codes)
     t = thresholds.astype(x.dtype)
     over = t > thresholds
     if np.any(over):
         t[over] = np.nextafter(t[over], x.dtype.type(-np.inf))
     _assign_codes_nb(x, np.ascontiguousarray(t), codes)
+
+
+assign_codes = _assign_codes if _numba is not None else assign_codes_numpy
 
 
 
@@ -597,12 +598,13 @@ def _histogram_stats_py(x, lo, width, n_bins, n_parts):  # pragma: no cover - nu
 _histogram_stats_nb = _jit(_histogram_stats_py, None)
 
 
-def histogram_stats(x: np.ndarray, lo: float, width: float, n_bins: int):
+def _histogram_stats(x: np.ndarray, lo: float, width: float, n_bins: int):
     """Numba version of :func:`histogram_stats_numpy` (same arguments and results)."""
-    if _numba is None:  # pragma: no cover - machines without numba
-        return histogram_stats_numpy(x, lo, width, n_bins)
     n_parts = max(1, min(_n_threads(), (x.shape[0] + _CHUNK - 1) // _CHUNK))
     return _histogram_stats_nb(x, float(lo), float(width), int(n_bins), n_parts)
+
+
+histogram_stats = _histogram_stats if _numba is not None else histogram_stats_numpy
 
 
 # --------------------------------------------------------------------------------------
