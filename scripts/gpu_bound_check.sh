@@ -11,12 +11,13 @@ set -euo pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1 FMQ_DATA_DIR=.carry/harness_data
 OUT=${OUT:-runs/bound_check}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/bound_check.log"
+python3 -c "import importlib.util as u; print('numba', bool(u.find_spec('numba')))" | tee -a "$OUT/bound_check.log"
 start=$(date +%s)
 for ds in ${DATASETS:-mnist fashion_mnist}; do
   python3 -m fmq_theory bound-check --dataset "$ds" --device cuda \
       --samples ${SAMPLES:-5000} --cert-samples ${CERT_SAMPLES:-64} --pred-samples ${PRED_SAMPLES:-2000} \
       --gain-samples ${GAIN_SAMPLES:-64} --draws ${DRAWS:-2} --solver ${SOLVER:-midpoint} --steps ${STEPS:-10} \
-      --bits ${BITS:-2:8} --time-limit ${TIME_LIMIT:-200} \
+      --bits ${BITS:-2:8} --cert-bits ${CERT_BITS:-2:8} --n-boot ${N_BOOT:-100} --time-limit ${TIME_LIMIT:-200} \
       --out "$OUT/bound_check_$ds.csv" --figure "$OUT/bound_check_$ds.png" 2>&1 \
       | tr '\r' '\n' | grep -v "it/s\]$" | tee -a "$OUT/bound_check.log"
   echo "$ds done after $(( $(date +%s) - start )) s" | tee -a "$OUT/bound_check.log"

@@ -48,7 +48,8 @@ COLUMNS = (
     "cert_per_sample_ratio_median", "lanczos_residual_max", "fd_paired", "fd_between",
     "predicted_sample_msd", "predicted_sample_msd_mc", "measured_sample_msd", "dither_sample_msd",
     "predicted_feature_msd", "predicted_step_mse", "measured_step_mse", "dominant_tensors",
-    "lipschitz_x", "lipschitz_theta", "lip_features", "wall_s",
+    "lipschitz_x", "lipschitz_theta", "lip_features", "pred_samples", "draws", "t_quantize", "t_measure",
+    "t_certify", "t_predict", "t_dither", "wall_s",
 )
 
 
@@ -76,6 +77,8 @@ def register(subparsers) -> None:
                    help="classifier checkpoint (default checkpoints/classifier_<dataset>.safetensors)")
     p.add_argument("--methods", default=",".join(METHODS_DEFAULT), help="comma-separated quantizer names")
     p.add_argument("--bits", type=_parse_bits, default=_parse_bits("2:8"), help="'2:8' or '2,4,8'")
+    p.add_argument("--cert-bits", type=_parse_bits, default=None,
+                   help="bit widths that get the trajectory (W2) certificate (default: all)")
     p.add_argument("--samples", type=int, default=5000, help="paired samples for the measured FID")
     p.add_argument("--cert-samples", type=int, default=64, help="samples for the trajectory certificate")
     p.add_argument("--pred-samples", type=int, default=2000, help="samples for the FID prediction Monte Carlo")
@@ -129,7 +132,7 @@ def _handler(args) -> int:
         print(summary_line(row), flush=True)
 
     bound_check(dataset=args.dataset, checkpoint=args.checkpoint or Path("checkpoints") / args.dataset,
-                classifier=args.classifier,
+                classifier=args.classifier, cert_bits=args.cert_bits or args.bits,
                     methods=methods, bits=args.bits, samples=args.samples, cert_samples=args.cert_samples,
                     pred_samples=args.pred_samples, gain_samples=args.gain_samples, draws=args.draws,
                     solver=args.solver, steps=args.steps, n_boot=args.n_boot, confidence=args.confidence,
@@ -150,7 +153,8 @@ def summary_line(row: dict) -> str:
             f"[{row['dfid_low']:+.3g}, {row['dfid_high']:+.3g}]  cert {row['certified_bound']:.4g}  "
             f"pred {row['predicted_dfid']:.4g}  dither {row['dither_dfid']:+.4g}  naive {row['naive_bound']:.3g}  "
             f"switch {row['switch_rate']:.4f}  W2 {row['measured_w2_paired']:.4g}/{row['certified_w2']:.4g}  "
-            f"{row['wall_s']:.0f}s")
+            f"{row['wall_s']:.0f}s (quant {row['t_quantize']:.0f} meas {row['t_measure']:.0f} "
+            f"cert {row['t_certify']:.0f} pred {row['t_predict']:.0f} dither {row['t_dither']:.0f})")
 
 
 def _ratio(num: float, den: float, inside_noise: bool) -> float:
@@ -306,36 +310,57 @@ def _cell(setup: "_Setup", *, dataset, method, bits, cert_samples, pred_samples,
     n_w = sum(r.n_weights for r in qsd.report)
     weight_mse = sum(r.mse * r.n_weights for r in qsd.report) / n_w
     model_q = setup.model_with(sd_q)
+    t1 = time.perf_counter()
     x_q = setup.sample(model_q)
     f_q, y_q = setup.features(x_q)
-    fidc = certify_fid(setup.f_fp, f_q, reference_mean=setup.ref_mean, reference_cov=setup.ref_cov,
+    fidc = certify_fid(setup.f_fp.cpu(), f_q.cpu(), reference_mean=setup.ref_mean, reference_cov=setup.ref_cov,
                        labels_fp=setup.y_fp, labels_q=y_q, n_boot=n_boot, confidence=confidence, seed=seed)
     msd = float(((x_q - setup.x_fp).double().flatten(1) ** 2).sum(1).mean())
     params = dict(setup.model.named_parameters())
     quantized = {k: v for k, v in sd_q.items() if k in params}
+    t2 = time.perf_counter()
     n_c = cert_samples
-    cert = certify(setup.model, model_q, setup.noise[:n_c],
-                   labels=None if setup.labels is None else setup.labels[:n_c], solver=setup.solver,
-                   steps=setup.steps, segment_points=(0.0, 0.5, 1.0), lanczos_iterations=5, value_range=2.0,
-                   confidence=confidence, batch_size=n_c, device=setup.device, seed=seed)
+    cert = None
+    if n_c >= 2:
+        cert = certify(setup.model, model_q, setup.noise[:n_c],
+                       labels=None if setup.labels is None else setup.labels[:n_c], solver=setup.solver,
+                       steps=setup.steps, segment_points=(0.0, 0.5, 1.0), lanczos_iterations=5, value_range=2.0,
+                       confidence=confidence, batch_size=n_c, device=setup.device, seed=seed)
+    t3 = time.perf_counter()
     pred = predict(setup.model, quantized, noise=setup.noise[:pred_samples], feature_fn=setup.feature_fn,
                    reference_mean=setup.ref_mean, reference_cov=setup.ref_cov, gains=setup.gains,
                    labels=None if setup.labels is None else setup.labels[:pred_samples], solver=setup.solver,
-                   steps=setup.steps, draws=draws, batch_size=500, device=setup.device, seed=seed)
+                   steps=setup.steps, draws=draws, batch_size=1000, device=setup.device, seed=seed)
+    t4 = time.perf_counter()
     model_d = setup.model_with(dither_state_dict(sd, quantized, seed=seed))
     x_d = setup.sample(model_d)
     f_d, _ = setup.features(x_d)
+    f_d = f_d.cpu()
     mu_d = f_d.mean(0)
     c_d = f_d - mu_d
     dither_dfid = frechet_distance(mu_d, c_d.T @ c_d / (f_d.shape[0] - 1), setup.ref_mean, setup.ref_cov) - fidc.fid_fp
     dither_msd = float(((x_d - setup.x_fp).double().flatten(1) ** 2).sum(1).mean())
+    t5 = time.perf_counter()
     k = setup.constants
     naive = fid_chain(mse=weight_mse, n_params=n_w, lipschitz_theta=k["lipschitz_theta"],
                       lipschitz_x=k["lipschitz_x"], lip_features=k["lip_features"], fid_fp=fidc.fid_fp,
                       solver=setup.solver, steps=setup.steps)
     h = 1.0 / setup.steps
     inside = fidc.inside_noise
-    ratio = cert.per_sample / np.maximum(cert.paired_distance, np.finfo(float).tiny)
+    nan = float("nan")
+    if cert is not None:
+        ratio = cert.per_sample / np.maximum(cert.paired_distance, np.finfo(float).tiny)
+        cert_cols = {
+            "certified_w2": cert.w2_bound, "certified_w2_rms": cert.w2_rms, "measured_w2_paired_cert": cert.w2_paired,
+            "certified_w2_over_measured": cert.w2_bound / max(cert.w2_paired, 1e-300),
+            "cert_per_sample_ratio_median": float(np.median(ratio)),
+            "lanczos_residual_max": float(cert.lanczos_residual.max()),
+            "measured_step_mse": float(np.mean(cert.defect_norms**2)) / h**2,
+        }
+    else:  # not run for these bits (--cert-bits)
+        cert_cols = dict.fromkeys(("certified_w2", "certified_w2_rms", "measured_w2_paired_cert",
+                                   "certified_w2_over_measured", "cert_per_sample_ratio_median",
+                                   "lanczos_residual_max", "measured_step_mse"), nan)
     return {
         "dataset": dataset, "method": method, "bits": bits, "samples": int(setup.noise.shape[0]),
         "solver": setup.solver, "steps": setup.steps, "feature_net": setup.classifier.name,
@@ -349,22 +374,19 @@ def _cell(setup: "_Setup", *, dataset, method, bits, cert_samples, pred_samples,
         "ratio_certified": _ratio(fidc.dfid_bound, fidc.measured_dfid, inside),
         "ratio_predicted": _ratio(pred.dfid, fidc.measured_dfid, inside),
         "ratio_naive": _ratio(naive.delta_fid, fidc.measured_dfid, inside),
-        "measured_w2_paired": math.sqrt(msd), "cert_samples": n_c, "certified_w2": cert.w2_bound,
-        "certified_w2_rms": cert.w2_rms, "measured_w2_paired_cert": cert.w2_paired,
-        "certified_w2_over_measured": cert.w2_bound / max(cert.w2_paired, 1e-300),
-        "cert_per_sample_ratio_median": float(np.median(ratio)),
-        "lanczos_residual_max": float(cert.lanczos_residual.max()), "fd_paired": fidc.fd_paired,
+        "measured_w2_paired": math.sqrt(msd), "cert_samples": n_c if cert is not None else 0, **cert_cols,
+        "fd_paired": fidc.fd_paired,
         "fd_between": fidc.fd_between, "predicted_sample_msd": pred.sample_msd,
         "predicted_sample_msd_mc": float(np.mean(pred.sample_msd_mc)), "measured_sample_msd": msd,
         "dither_sample_msd": dither_msd, "predicted_feature_msd": pred.feature_msd,
         "predicted_step_mse": pred.step_mse,
-        "measured_step_mse": float(np.mean(cert.defect_norms**2)) / h**2,
         "dominant_tensors": ";".join(f"{name}:{share:.3f}" for name, share in pred.dominant("feature", k=3)),
-        **k, "wall_s": time.perf_counter() - t0,
+        **k, "pred_samples": pred.n, "draws": draws, "t_quantize": t1 - t0, "t_measure": t2 - t1,
+        "t_certify": t3 - t2, "t_predict": t4 - t3, "t_dither": t5 - t4, "wall_s": time.perf_counter() - t0,
     }
 
 
-def bound_check(*, dataset, checkpoint, classifier, methods, bits, samples, cert_samples, pred_samples, gain_samples, draws,
+def bound_check(*, dataset, checkpoint, classifier, cert_bits, methods, bits, samples, cert_samples, pred_samples, gain_samples, draws,
                 solver, steps, n_boot, confidence, device, seed, batch_size, time_limit, on_row) -> None:
     """Run every (method, bits) cell, calling ``on_row(row)`` after each.
 
@@ -387,7 +409,7 @@ def bound_check(*, dataset, checkpoint, classifier, methods, bits, samples, cert
         if time_limit is not None and time.perf_counter() - start > time_limit:
             print(f"time limit reached: {method} b={b} and later cells not run", flush=True)
             break
-        on_row(_cell(setup, dataset=dataset, method=method, bits=b, cert_samples=cert_samples,
+        on_row(_cell(setup, dataset=dataset, method=method, bits=b, cert_samples=cert_samples if b in cert_bits else 0,
                      pred_samples=pred_samples, draws=draws, n_boot=n_boot, confidence=confidence, seed=seed))
 
 
