@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.book, pytest.mark.slow, pytest.mark.xdist_group("book"
 LAYOUT = BookLayout.default()
 SCREENSHOT_DIR = LAYOUT.root / "artifacts" / "screenshots"
 #: Pages screenshotted for a human to look at (document names, as in the toc).
-SCREENSHOT_PAGES = ("book/intro", "notebooks/quantizers", "notebooks/ot_1d")
+SCREENSHOT_PAGES = ("notebooks/claims", "notebooks/quantizers", "proofs/fid_chain")
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
