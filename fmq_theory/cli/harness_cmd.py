@@ -59,7 +59,8 @@ def _cmd_experiment(args) -> int:
                       seed=args.seed, batch_size=args.batch_size,
                       inception=args.inception, inception_cells=args.inception_cells,
                       latent=args.latent, autocast=args.autocast,
-                      latent_images=args.latent_images, inversion_images=args.inversion_images)
+                      latent_images=args.latent_images, inversion_images=args.inversion_images,
+                      real_images=args.real_images)
     out = Path(args.out) if args.out else Path("results") / f"{args.dataset}.csv"
     rows = run_sweep(cfg, out=out, device=args.device, progress=not args.quiet,
                      grid_dir=Path(args.grid_dir) if args.grid_dir else None,
@@ -130,6 +131,8 @@ def register(subparsers) -> None:
                    help="unix time after which no new cell starts (resume later)")
     p.add_argument("--latent-images", type=int, default=2000)
     p.add_argument("--inversion-images", type=int, default=500)
+    p.add_argument("--real-images", type=int, default=None,
+                   help="real test images the FID compares against (default: all)")
     p.add_argument("--latent", action=argparse.BooleanOptionalAction, default=True,
                    help="also compute the latent-stability metrics")
     p.add_argument("--autocast", action=argparse.BooleanOptionalAction, default=True,

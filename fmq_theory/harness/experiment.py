@@ -60,7 +60,7 @@ COLUMNS = (
 )
 #: Columns that identify a cell.
 KEY = ("dataset", "method", "bits", "granularity", "samples", "solver", "steps", "cfg_scale",
-       "seed")
+       "seed", "fid_real_test_samples")
 #: UNet submodules recorded for the PCA protocol: the last layer of the down path (the
 #: stages are iterated ModuleLists, so the hook goes on their last layer) and the middle block.
 LATENT_MODULES = ("down.{last}.{last_layer}", "mid2")
@@ -100,6 +100,8 @@ class SweepConfig:
         Test images for the PCA protocol.
     inversion_images : int
         Test images inverted to noise (midpoint, ``steps`` steps, null label).
+    real_images : int or None
+        Real test images the FIDs compare against (``None``: the whole test split).
     """
 
     dataset: str
@@ -120,6 +122,7 @@ class SweepConfig:
     classifier: str | None = None
     latent_images: int = 2000
     inversion_images: int = 500
+    real_images: int | None = None
 
     def __post_init__(self):
         if self.dataset not in data_mod.DATASETS:
@@ -221,7 +224,7 @@ class _Context:
         self.noise = make_noise(cfg.samples, shape, seed=cfg.seed)
         nc = self.model.config.num_classes
         self.labels = balanced_labels(cfg.samples, nc) if nc is not None else None
-        test = data_mod.load(cfg.dataset, "test")
+        test = data_mod.load(cfg.dataset, "test", limit=cfg.real_images)
         self.test_uint8 = torch.as_tensor(test.images)
         self.test_x = images_to_model_space(test.images)
         clf_path = Path(cfg.classifier) if cfg.classifier else classifier_checkpoint(cfg.dataset)
@@ -393,6 +396,9 @@ def run_sweep(cfg: SweepConfig, *, out: Path, device: str = "cpu", progress: boo
     written = 0
     bar = tqdm(cells, desc=f"sweep {cfg.dataset}", disable=not progress)
     inception_cells = parse_cells(cfg.inception_cells)
+    n_real = data_mod.prepare(cfg.dataset)["num_test"]
+    if cfg.real_images is not None:
+        n_real = min(n_real, cfg.real_images)
     for method, bits in bar:
         if deadline is not None and time.time() > deadline:
             break
@@ -400,7 +406,8 @@ def run_sweep(cfg: SweepConfig, *, out: Path, device: str = "cpu", progress: boo
             continue
         bar.set_postfix(cell=f"{method}:{bits}")
         key = (cfg.dataset, method, str(bits), cfg.granularity if method != "none" else "none",
-               str(cfg.samples), cfg.solver, str(cfg.steps), str(cfg.cfg_scale), str(cfg.seed))
+               str(cfg.samples), cfg.solver, str(cfg.steps), str(cfg.cfg_scale), str(cfg.seed),
+               str(n_real))
         existing = [r for r in read_rows(out) if _key(r) == key]
         wants = cfg.inception is not None and (inception_cells is None
                                                or (method, bits) in inception_cells)
