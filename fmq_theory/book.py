@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import fcntl
 import functools
 import hashlib
 import re
@@ -29,6 +30,7 @@ import http.server
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,11 +186,24 @@ def build_book(*, layout: BookLayout | None = None, force: bool = False) -> Book
     RuntimeError
         If jupyter-book fails (a notebook error or any Sphinx warning); the message carries
         the tail of its output.
+
+    Notes
+    -----
+    Builds of one repository are serialized by an exclusive lock on a file in the system's
+    temporary folder: a concurrent caller waits, then finds the HTML fresh and returns.
     """
     if not isinstance(force, bool):
         raise TypeError(f"force must be a bool, got {force!r}")
     layout = BookLayout.default() if layout is None else layout
     start = time.perf_counter()
+    # One build at a time per repository: a second caller waits, then finds the HTML fresh.
+    lock_name = "fmq-book-" + hashlib.sha256(str(layout.root).encode()).hexdigest()[:16] + ".lock"
+    with open(Path(tempfile.gettempdir()) / lock_name, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(layout=layout, force=force, start=start)
+
+
+def _build_locked(*, layout: BookLayout, force: bool, start: float) -> BookBuild:
     if not layout.mathjax_entry.is_file():
         raise FileNotFoundError(
             f"MathJax is missing ({layout.mathjax_entry}); run `make mathjax` "
