@@ -360,3 +360,31 @@ def test_screenshots(book, server, chromium):
         assert out.is_file() and out.stat().st_size > 10_000, (
             f"no screenshot of {doc}; stderr tail:\n{proc.stderr[-2000:]}"
         )
+
+
+def test_markdown_helpers_escape_and_validate():
+    from fmq_theory.book import escape_markdown, markdown_table
+
+    assert escape_markdown("D*4^8, a_b, $x$, [r]") == r"D\*4^8, a\_b, \$x\$, \[r\]"
+    table = markdown_table(header=["a|b", "x"], rows=[["p|q", 0.5]], formats=["", ".2f"])
+    assert table.splitlines() == [r"| a\|b | x |", "|---|---|", r"| p\|q | 0.50 |"]
+    with pytest.raises(ValueError, match="rows\\[0\\] has 1 cells"):
+        markdown_table(header=["a", "b"], rows=[[1]])
+    with pytest.raises(TypeError, match="text must be a str"):
+        escape_markdown(3)
+
+
+def test_fingerprint_changes_with_any_input(tmp_path):
+    from fmq_theory.book import book_fingerprint
+
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "_config.yml").write_text("title: t\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.csv").write_text("a\n1\n")
+    layout = BookLayout.from_root(tmp_path)
+    before = book_fingerprint(layout)
+    assert book_fingerprint(layout) == before
+    (tmp_path / "results" / "r.csv").write_text("a\n2\n")
+    assert book_fingerprint(layout) != before
+    with pytest.raises(FileNotFoundError, match="no book/_config.yml"):
+        BookLayout.from_root(tmp_path / "results")
