@@ -182,9 +182,11 @@ def sorted_cell_stats_numpy(sorted_x: np.ndarray, thresholds: np.ndarray):
         ends = np.concatenate(([0], np.searchsorted(row, thresholds[i], side="right"), [m]))
         counts[i] = np.diff(ends)
         full = counts[i] > 0
-        first[i, full] = row[ends[:-1][full]]
-        cum = np.concatenate(([0.0], np.cumsum(row)))
-        shifted[i] = cum[ends[1:]] - cum[ends[:-1]] - counts[i] * first[i]
+        starts = ends[:-1][full]
+        first[i, full] = row[starts]
+        shifted[i] = 0.0
+        offsets = np.repeat(first[i, full], counts[i][full])  # each value's cell start value
+        shifted[i, full] = np.add.reduceat(row - offsets, starts)
     return first, shifted, counts
 
 
