@@ -88,15 +88,22 @@ def equal_mass_cases(rng, *, rows, cols, tensor_n, repeats):
     fit = lambda: quantize(matrix, method="equal_mass", bits=4, granularity="channel")  # noqa: E731
     ours = lambda: fit().dequantize()  # noqa: E731
     ref = peers.paper_equal_mass_per_channel(matrix, bits=4)
-    err = float(np.max(np.abs(ours() - ref)))
+    far = np.abs(ours() - ref) > 1e-5
     del ref
+    sorted_rows = np.sort(matrix, axis=1)
+    kth = np.cumsum([len(c) for c in np.array_split(np.arange(cols), 16)])[:-1] - 1
+    tied = np.any(sorted_rows[:, kth] == sorted_rows[:, kth + 1], axis=1)  # a tie straddles a chunk end
+    del sorted_rows
+    agreement = (f"entries differing from the reference by > 1e-5: {int(far.sum())}, in {int(far.any(axis=1).sum())} "
+                 f"rows, {int((far.any(axis=1) & ~tied).sum())} of them without a tie straddling a chunk end "
+                 f"(ties follow the library's documented rule)")
     yield compare(
         "equal_mass_channel_vs_reference", ours,
         "paper reference (argsort+array_split per channel)",
         lambda: peers.paper_equal_mass_per_channel(matrix, bits=4),
         repeats=max(1, repeats // 2), target="ratio <= 0.1 (>= 10x faster)", limit=0.1,
         note=f"{rows}x{cols} float32, b=4; ours = quantize + dequantize (same output as the reference); "
-             f"max |ours - reference| = {err:.2e}",
+             f"{agreement}",
     )
     full_s = median_time(ours, repeats=repeats)
     sort_s = median_time(lambda: np.sort(matrix, axis=1), repeats=repeats)
@@ -142,12 +149,18 @@ def lloyd_max_case(rng, *, rows, cols, repeats):
 def uniform_case(rng, *, rows, cols, repeats):
     matrix = rng.standard_normal((rows, cols), dtype=np.float32)
     ours = lambda: quantize(matrix, method="uniform_minmax", bits=4, granularity="channel").dequantize()  # noqa: E731
-    gap = float(np.max(np.abs(ours() - peers.numpy_uniform_minmax_per_channel(matrix, bits=4))))
+    peer_out = peers.numpy_uniform_minmax_per_channel(matrix, bits=4)
+    ours_out = ours()
+    differ = np.abs(ours_out - peer_out) > 1e-5
+    nearer = np.abs(ours_out - matrix)[differ] <= np.abs(peer_out - matrix)[differ]
+    gap = (f"entries on another level than numpy's: {int(differ.sum())} (half-way cases; ours is at least as near "
+           f"in {int(nearer.sum())}: numpy's expression rounds in float32)")
+    del peer_out, ours_out
     return compare(
         "uniform_vs_numpy", ours, "vectorized numpy min-max expression",
         lambda: peers.numpy_uniform_minmax_per_channel(matrix, bits=4),
         repeats=repeats, target="ratio <= 1.5", limit=1.5,
-        note=f"{rows}x{cols} float32, b=4; ours = quantize + dequantize; max |ours - numpy| = {gap:.1e}",
+        note=f"{rows}x{cols} float32, b=4; ours = quantize + dequantize; {gap}",
     )
 
 
