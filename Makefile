@@ -23,7 +23,7 @@ data: install
 	$(PY) -m fmq_theory.harness.data prepare
 
 test: install data mathjax browser
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup --durations=25
 
 report: install
 	$(VENV)/bin/fmq report
