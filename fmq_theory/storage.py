@@ -40,21 +40,20 @@ References
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from dataclasses import dataclass, fields
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from fmq_theory import __version__
-from fmq_theory.packing import pack_codes, packed_nbytes, unpack_codes
+from fmq_theory._atomic import atomic_output
+from fmq_theory.packing import pack_codes, unpack_codes
 from fmq_theory.quantizers._base import QuantizedTensor, format_granularity, parse_granularity
 
 __all__ = [
@@ -124,43 +123,6 @@ class QuantizedFileInfo:
 
 
 # --------------------------------------------------------------------------- atomic writes
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(path) -> Iterator[str]:
-    """Yield a temporary path in ``path``'s directory; move it onto ``path`` on success.
-
-    The temporary file is flushed to disk and renamed with :func:`os.replace`, so readers
-    see either the old file or the complete new one.  If the body raises (or the rename
-    fails) the temporary file is removed and ``path`` is left as it was.
-
-    Raises
-    ------
-    FileNotFoundError
-        The directory of ``path`` does not exist.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"path={path!r}: directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------- float checkpoints

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from fmq_theory import storage
+from fmq_theory import _atomic, storage
 from fmq_theory.quantizers import METHODS, quantize, quantize_state_dict
 from fmq_theory.storage import (
     FORMAT_VERSION,
@@ -222,7 +222,7 @@ def test_atomic_output_success_and_missing_directory(tmp_path):
         with open(tmp, "w") as handle:
             handle.write("done")
     assert target.read_text() == "done" and os.listdir(tmp_path) == ["a.txt"]
-    assert os.stat(target).st_mode & 0o777 == 0o666 & ~storage._umask()
+    assert os.stat(target).st_mode & 0o777 == 0o666 & ~_atomic._umask()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_quantized(tmp_path / "no" / "q.safetensors", _quantized_mapping())
 

@@ -19,28 +19,10 @@ import io
 import json
 
 from fmq_theory import __version__
+from fmq_theory.cli._spec import parse_bits
 
 FORMATS = ("table", "json", "csv", "latex")
 _LAWS = ("gaussian", "laplace", "student-t", "gen-gaussian")
-
-
-def parse_bits(spec: str, *, flag: str) -> tuple[int, ...]:
-    """Parse a bit specification: ``3``, ``2:8`` (inclusive) or a comma list of those."""
-    out: list[int] = []
-    for part in str(spec).split(","):
-        try:
-            if ":" in part:
-                lo, hi = (int(p) for p in part.split(":"))
-                if lo > hi:
-                    raise ValueError
-                out.extend(range(lo, hi + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise ValueError(f"{flag}: bad bit specification {spec!r} (use 3, 2:8 or 4,8,12)") from None
-    if any(b < 1 for b in out):
-        raise ValueError(f"{flag}: bits must be >= 1, got {spec!r}")
-    return tuple(dict.fromkeys(out))
 
 
 def _law_kwargs(args) -> dict:
@@ -107,10 +89,10 @@ def _asymptotics(args) -> int:
 
     kw = _law_kwargs(args)
     n = _check_n(args.n)
-    at_bits = parse_bits(args.at_bits, flag="--at-bits")
+    at_bits = parse_bits(args.at_bits, flag="--at-bits", max_bits=64)
     if any(b < 2 for b in at_bits):
         raise ValueError(f"--at-bits: the asymptotic forms need bits >= 2, got {args.at_bits!r}")
-    compare = parse_bits(args.compare_bits, flag="--compare-bits") if args.compare_bits else ()
+    compare = parse_bits(args.compare_bits, flag="--compare-bits", max_bits=64) if args.compare_bits else ()
     if any(b < 2 or b > 12 for b in compare):
         raise ValueError(f"--compare-bits must lie in 2..12, got {args.compare_bits!r}")
     params = {"law": args.law, "variance": 1.0, **{k: v for k, v in kw.items() if v is not None},
@@ -249,7 +231,7 @@ def _distortions_for_bound(args, constants):
         if value is None:
             raise ValueError(f"{flag} is required with --law/--method/--bits")
     kw = {k: v for k, v in _law_kwargs(args).items() if v is not None}
-    bits = parse_bits(args.bits, flag="--bits")
+    bits = parse_bits(args.bits, flag="--bits", max_bits=64)
     n = None if args.n is None else _check_n(args.n)
     rows = distortions(make_law(args.law, **kw), method=args.method, bits=list(bits), n=n)
     sources = [{"bits": d.bits, "mse": d.distortion, "how": d.how} for d in rows]

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from fmq_theory.cli._spec import parse_bits
+
 __all__ = ["register"]
 
 METHODS_DEFAULT = ("equal_mass", "lloyd_max", "uniform_minmax")
@@ -53,20 +55,6 @@ COLUMNS = (
 )
 
 
-def _parse_bits(text: str) -> list[int]:
-    try:
-        if ":" in text:
-            lo, hi = (int(v) for v in text.split(":"))
-            bits = list(range(lo, hi + 1))
-        else:
-            bits = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bits must look like '2:8' or '2,4,8', got {text!r}")
-    if not bits or min(bits) < 1 or max(bits) > 16:
-        raise argparse.ArgumentTypeError(f"bits must lie in 1..16, got {text!r}")
-    return bits
-
-
 def register(subparsers) -> None:
     """Add the ``bound-check`` sub-command."""
     p = subparsers.add_parser("bound-check", help="measured FID change vs naive, certified and predicted bounds",
@@ -76,8 +64,8 @@ def register(subparsers) -> None:
     p.add_argument("--classifier", type=Path, default=None,
                    help="classifier checkpoint (default checkpoints/classifier_<dataset>.safetensors)")
     p.add_argument("--methods", default=",".join(METHODS_DEFAULT), help="comma-separated quantizer names")
-    p.add_argument("--bits", type=_parse_bits, default=_parse_bits("2:8"), help="'2:8' or '2,4,8'")
-    p.add_argument("--cert-bits", type=_parse_bits, default=None,
+    p.add_argument("--bits", type=parse_bits, default=parse_bits("2:8"), help="'2:8' or '2,4,8'")
+    p.add_argument("--cert-bits", type=lambda spec: parse_bits(spec, flag="--cert-bits"), default=None,
                    help="bit widths that get the trajectory (W2) certificate (default: all)")
     p.add_argument("--samples", type=int, default=5000, help="paired samples for the measured FID")
     p.add_argument("--cert-samples", type=int, default=64, help="samples for the trajectory certificate")

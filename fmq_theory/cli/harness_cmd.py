@@ -5,22 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fmq_theory.cli._spec import parse_bits
+
 __all__ = ["register"]
-
-
-def _parse_bits(text: str) -> list[int]:
-    """``"2:8"`` -> [2..8]; ``"2,3,8"`` -> [2, 3, 8]."""
-    try:
-        if ":" in text:
-            lo, hi = (int(v) for v in text.split(":"))
-            bits = list(range(lo, hi + 1))
-        else:
-            bits = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bits must look like '2:8' or '2,4,8', got {text!r}")
-    if not bits or min(bits) < 1 or max(bits) > 16:
-        raise argparse.ArgumentTypeError(f"bits must lie in 1..16, got {text!r}")
-    return bits
 
 
 def _cmd_data(args) -> int:
@@ -111,7 +98,7 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default checkpoints/DATASET)")
     p.add_argument("--methods", nargs="+", default=["all"])
-    p.add_argument("--bits", type=_parse_bits, default=_parse_bits("2:8"))
+    p.add_argument("--bits", type=parse_bits, default=parse_bits("2:8"))
     p.add_argument("--granularity", default="channel")
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--solver", default="midpoint", choices=["euler", "midpoint", "heun", "dopri5"])

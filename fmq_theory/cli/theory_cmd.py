@@ -15,28 +15,11 @@ import shlex
 import sys
 
 from fmq_theory import __version__
+from fmq_theory.cli._spec import parse_bits
 from fmq_theory.distortion import MAX_BITS, METHOD_NAMES, distortions
 from fmq_theory.laws import LAW_NAMES, make_law
 
 FORMATS = ("table", "json", "csv", "latex")
-
-
-def parse_bits(spec: str) -> list:
-    """``"3"`` -> ``[3]``; ``"2:8"`` -> ``[2, ..., 8]`` (inclusive)."""
-    text = str(spec).strip()
-    parts = text.split(":")
-    try:
-        if len(parts) == 1:
-            lo = hi = int(parts[0])
-        elif len(parts) == 2:
-            lo, hi = int(parts[0]), int(parts[1])
-        else:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"--bits {spec!r} is not an integer B or a range LO:HI") from None
-    if not (1 <= lo <= hi <= MAX_BITS):
-        raise ValueError(f"--bits {spec!r} must satisfy 1 <= LO <= HI <= {MAX_BITS}")
-    return list(range(lo, hi + 1))
 
 
 def parse_n(text: str) -> int:
@@ -156,7 +139,7 @@ def _interval_fields(interval):
 def run_distortion(args) -> int:
     """Handler of ``fmq distortion``."""
     law = _law_from_args(args)
-    bits = parse_bits(args.bits)
+    bits = parse_bits(args.bits, max_bits=MAX_BITS)
     n = None if args.n is None else parse_n(args.n)
     _check_replicates(args)
     span = ([bits[0] - 1] if bits[0] > 1 else []) + bits  # one more row for the first exponent
@@ -182,7 +165,7 @@ def run_rho(args) -> int:
     from fmq_theory.rho import crossover, rho_table
 
     law = _law_from_args(args)
-    bits = parse_bits(args.bits)
+    bits = parse_bits(args.bits, max_bits=MAX_BITS)
     n = None if args.n is None else parse_n(args.n)
     _check_replicates(args)
     if n is None:

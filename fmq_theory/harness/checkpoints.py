@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from fmq_theory._atomic import write_atomic
 
 from fmq_theory.harness.unet import UNet, UNetConfig
 
@@ -62,18 +62,6 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _render_markdown(card: dict) -> str:
     lines = [f"# Model card: {card.get('dataset', '?')} flow-matching UNet", ""]
     for key in sorted(card):
@@ -85,9 +73,9 @@ def _render_markdown(card: dict) -> str:
 
 
 def _write_card(folder: Path, card: dict) -> None:
-    _atomic_write(folder / CARD_FILE,
+    write_atomic(folder / CARD_FILE,
                   lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True)))
-    _atomic_write(folder / _CARD_MD, lambda tmp: Path(tmp).write_text(_render_markdown(card)))
+    write_atomic(folder / _CARD_MD, lambda tmp: Path(tmp).write_text(_render_markdown(card)))
 
 
 def save_checkpoint(folder: Path, model: UNet, card: dict) -> Path:
@@ -106,7 +94,7 @@ def save_checkpoint(folder: Path, model: UNet, card: dict) -> Path:
                for k, v in model.state_dict().items()}
     config_json = json.dumps(model.config.to_dict(), sort_keys=True)
     weights = folder / WEIGHTS_FILE
-    _atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"unet_config": config_json}))
+    write_atomic(weights, lambda tmp: save_file(tensors, tmp, metadata={"unet_config": config_json}))
     card = dict(card, unet_config=model.config.to_dict(), weights_sha256=file_sha256(weights),
                 num_parameters=model.num_parameters(), weights_file=WEIGHTS_FILE)
     _write_card(folder, card)

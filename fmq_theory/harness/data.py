@@ -34,12 +34,13 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from fmq_theory._atomic import write_atomic
 
 __all__ = [
     "DATASETS",
@@ -245,18 +246,6 @@ def _read_manifest(root: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def prepare(dataset: str, *, root: Path | None = None) -> dict:
     """Prepare ``dataset`` into the cache (idempotent) and return its manifest entry.
 
@@ -283,7 +272,7 @@ def prepare(dataset: str, *, root: Path | None = None) -> dict:
                 f"{dataset} {split}: got images {arrays[f'x_{split}'].shape}, "
                 f"labels {arrays[f'y_{split}'].shape}; expected ({n}, 1, 28, 28) and ({n},)")
     file_name = f"{dataset}.npz"
-    _write_atomic(root / file_name, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+    write_atomic(root / file_name, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
     entry = {
         "file": file_name,
         "sha256": {s: array_sha256(arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in ("train", "test")},
@@ -294,7 +283,7 @@ def prepare(dataset: str, *, root: Path | None = None) -> dict:
     }
     manifest = _read_manifest(root)
     manifest[dataset] = entry
-    _write_atomic(root / _MANIFEST,
+    write_atomic(root / _MANIFEST,
                   lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, sort_keys=True)))
     return entry
 

