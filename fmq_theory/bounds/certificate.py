@@ -316,7 +316,7 @@ def certify(
     model_fp, model_q : callable
         Velocity networks called as ``model(x, t, y)`` (``t`` of shape ``(n,)``), e.g.
         :class:`fmq_theory.harness.unet.UNet`; sample-wise (no coupling across the batch).
-    noise : torch.Tensor, shape (n, *event)
+    noise : torch.Tensor, shape ``(n, *event)``
         Initial states at ``t0``.
     solver : {"euler", "midpoint", "heun"}
         The deployed fixed-step solver.

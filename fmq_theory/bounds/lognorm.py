@@ -45,7 +45,7 @@ class SpectralNormEstimate:
         ``sqrt(theta_max)``, the largest Ritz value of ``J^T J`` (an estimate from below).
     residual : torch.Tensor, shape (n,)
         Relative Lanczos residual ``|A y - theta y| / theta`` of the top Ritz pair.
-    vector : torch.Tensor, shape (n, *event_shape)
+    vector : torch.Tensor, shape ``(n, *event_shape)``
         Unit top Ritz vector per sample (use it to warm-start the next call).
     iterations : int
         Krylov dimension used.
@@ -89,11 +89,11 @@ def jacobian_spectral_norm(
     step_map : callable
         Sample-wise map ``(n, *event) -> (n, *event)`` (output ``i`` depends on input ``i``
         only), differentiable by :func:`torch.func.jvp` and :func:`torch.func.vjp`.
-    point : torch.Tensor, shape (n, *event)
+    point : torch.Tensor, shape ``(n, *event)``
         Where the Jacobian is taken.
     iterations : int, default 6
         Lanczos steps ``k`` (Krylov dimension); at most the event size.
-    start : torch.Tensor, shape (n, *event), optional
+    start : torch.Tensor, shape ``(n, *event)``, optional
         Starting vectors (e.g. the previous call's :attr:`SpectralNormEstimate.vector`);
         random Gaussian vectors when omitted.
     generator : torch.Generator, optional

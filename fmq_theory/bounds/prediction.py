@@ -181,7 +181,7 @@ def noise_gains(
     ----------
     model_fp : torch.nn.Module
         Velocity network called as ``model(x, t, y)``.
-    noise : torch.Tensor, shape (n, *event)
+    noise : torch.Tensor, shape ``(n, *event)``
         Initial noise (``t = 0``).
     feature_fn : callable
         Differentiable feature map ``images (n, *event) in clip range -> (n, D)``.
@@ -355,7 +355,7 @@ def predict(
         Full-precision velocity network ``model(x, t, y)``.
     quantized : Mapping[str, torch.Tensor or float]
         Dequantized tensors or per-tensor MSEs (see :func:`row_variances`).
-    noise : torch.Tensor, shape (n, *event)
+    noise : torch.Tensor, shape ``(n, *event)``
         Noise for the FID Monte Carlo (``n >= 2``).
     feature_fn : callable
         Differentiable feature map (as in :func:`noise_gains`).
