@@ -5,7 +5,7 @@ For each method and each floating tensor of the checkpoint: the tensor's weight 
 largest absolute weight error, the RMS error on the top 1% of |w| (the tails), and the
 relative velocity error ||v_q - v|| / ||v|| over probe points (8 trajectories of the
 full-precision model at t = 0, 0.5, 0.9; same noise) with only that tensor quantized.
-Writes results/sensitivity_<dataset>_<bits>b.csv and prints the tensors that dominate.
+Writes results/sensitivity_<dataset>_<bits>b.csv (or --out) and prints the tensors that dominate.
 """
 import argparse
 import csv
@@ -26,8 +26,11 @@ parser.add_argument("--dataset", default="mnist")
 parser.add_argument("--bits", type=int, default=3)
 parser.add_argument("--methods", nargs="+", default=["equal_mass", "lloyd_max", "uniform_minmax"])
 parser.add_argument("--probes", type=int, default=8)
+parser.add_argument("--out", default=None,
+                    help="output csv (default results/sensitivity_<dataset>_<bits>b.csv)")
+parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
 args = parser.parse_args()
-torch.set_num_threads(max(1, os.cpu_count() or 1))
+torch.set_num_threads(args.threads)
 
 lm = load_checkpoint(Path("checkpoints") / args.dataset)
 model = lm.model
@@ -59,7 +62,7 @@ for method in args.methods:
                      "max_abs_err": float(err.max()), "top1pct_rms_err": float(err[top].pow(2).mean().sqrt()),
                      "rms_w": float(w.pow(2).mean().sqrt()), "rel_velocity_err": dv})
     model.load_state_dict(sd)
-path = Path("results") / f"sensitivity_{args.dataset}_{args.bits}b.csv"
+path = Path(args.out) if args.out else Path("results") / f"sensitivity_{args.dataset}_{args.bits}b.csv"
 fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
 with os.fdopen(fd, "w", newline="") as f:
     wr = csv.DictWriter(f, fieldnames=list(rows[0]))
