@@ -264,8 +264,12 @@ class ContinuousLaw:
         za, zb, zc = za.ravel(), zb.ravel(), zc.ravel()
         m0, c1, c2 = np.empty(za.size), np.empty(za.size), np.empty(za.size)
         # cells where quadrature is safe: not straddling 0 (touching it only where the
-        # density is analytic up to 0 on that side)
-        safe = ((za >= 0) | (zb <= 0)) & (self._analytic_half_line | (za > 0) | (zb < 0))
+        # density is analytic up to 0 on that side).  An end within rounding of 0 (such as a
+        # Lloyd threshold of -8e-17 that is 0 by symmetry) counts as touching 0.
+        near0 = 1e-12
+        sa = np.where(np.abs(za) < near0, 0.0, za)
+        sb = np.where(np.abs(zb) < near0, 0.0, zb)
+        safe = ((sa >= 0) | (sb <= 0)) & (self._analytic_half_line | (sa > 0) | (sb < 0))
         # narrow, finite, safe cells: quadrature at once (their closed form would cancel)
         width = zb - za
         narrow = safe & np.isfinite(width) & (width < 0.05 * np.minimum(np.abs(za), np.abs(zb)))
