@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _fields import TinyField
 from hypothesis import given, strategies as st
 
 from fmq_theory.bounds import Certificate, FIDCertificate, certify, certify_fid, empirical_bernstein_upper
@@ -29,19 +30,6 @@ class AffineField(torch.nn.Module):
 
     def forward(self, x, t, y=None):
         return x @ self.a.T + self.b
-
-
-class TinyField(torch.nn.Module):
-    """Small MLP velocity on R^2 with a sinusoidal time input."""
-
-    def __init__(self, width: int = 32):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(4, width), torch.nn.SiLU(), torch.nn.Linear(width, width),
-                                       torch.nn.SiLU(), torch.nn.Linear(width, 2))
-
-    def forward(self, x, t, y=None):
-        tt = t.reshape(-1, 1).to(x.dtype)
-        return self.net(torch.cat([x, torch.sin(2 * math.pi * tt), torch.cos(2 * math.pi * tt)], 1))
 
 
 def _step_matrix(a: np.ndarray, h: float, solver: str) -> tuple[np.ndarray, np.ndarray]:

@@ -7,11 +7,11 @@ trained model (uniform weight noise of the predicted variance, measured by sampl
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 import torch
+from _fields import TinyField
 
 from fmq_theory.bounds import NoiseGains, Prediction, dither_state_dict, noise_gains, predict, row_variances
 from fmq_theory.harness.flow import integrate
@@ -109,17 +109,6 @@ def test_row_variances_and_dither_variance():
         row_variances(sd, {"zzz": 1.0})
     with pytest.raises(TypeError, match="tensor or a float"):
         row_variances(sd, {"b": "x"})
-
-
-class TinyField(torch.nn.Module):
-    def __init__(self, width: int = 32):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(4, width), torch.nn.SiLU(), torch.nn.Linear(width, width),
-                                       torch.nn.SiLU(), torch.nn.Linear(width, 2))
-
-    def forward(self, x, t, y=None):
-        tt = t.reshape(-1, 1).to(x.dtype)
-        return self.net(torch.cat([x, torch.sin(2 * math.pi * tt), torch.cos(2 * math.pi * tt)], 1))
 
 
 @pytest.mark.slow

@@ -205,6 +205,15 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return _frechet(m1, s1, m2, s2)
 
 
+def _check_feature_pair(feats_a, feats_b):
+    """Both feature sets checked, on ``feats_a``'s device, with the same feature dimension."""
+    a = _check_features(feats_a, name="feats_a")
+    b = _check_features(feats_b, name="feats_b").to(a.device)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feats_a and feats_b must have the same feature dimension, got {a.shape[1]} and {b.shape[1]}")
+    return a, b
+
+
 def fid_from_features(feats_a, feats_b) -> float:
     """FID between two feature sets: :func:`frechet_distance` of their Gaussian moments.
 
@@ -221,10 +230,7 @@ def fid_from_features(feats_a, feats_b) -> float:
         expectation falls roughly like ``1/n``), so only values at equal ``n`` and the same
         feature network are comparable.
     """
-    a = _check_features(feats_a, name="feats_a")
-    b = _check_features(feats_b, name="feats_b").to(a.device)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feats_a and feats_b must have the same feature dimension, got {a.shape[1]} and {b.shape[1]}")
+    a, b = _check_feature_pair(feats_a, feats_b)
     mu_a, s_a = _moments(a)
     mu_b, s_b = _moments(b)
     return _frechet(mu_a, s_a, mu_b, s_b)
@@ -303,10 +309,7 @@ def bootstrap_fid(feats_a, feats_b, *, n_boot: int = 50, confidence: float = 0.9
         raise ValueError(f"confidence must be a float in (0, 1), got {confidence!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    a = _check_features(feats_a, name="feats_a")
-    b = _check_features(feats_b, name="feats_b").to(a.device)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feats_a and feats_b must have the same feature dimension, got {a.shape[1]} and {b.shape[1]}")
+    a, b = _check_feature_pair(feats_a, feats_b)
     mu_a, s_a = _moments(a)
     mu_b, s_b = _moments(b)
     value = _frechet(mu_a, s_a, mu_b, s_b)
