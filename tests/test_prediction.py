@@ -149,3 +149,35 @@ def test_dither_matches_prediction_on_trained_model():
     # 4 dither draws; agreement within a factor 2 is required.
     assert 0.5 < pred.sample_msd / measured < 2.0
     assert 0.5 < np.mean(pred.sample_msd_mc) / measured < 2.0
+
+
+def test_actual_error_prediction_is_exact_on_parameter_linear_field(linear_gains):
+    field, noise, gains = linear_gains
+    # With Euler steps the end state is affine in (W, b), so the linearised propagation of the
+    # actual error Q(theta) - theta reproduces the quantized model's samples exactly: FID and
+    # mean squared displacement agree with sampling that model to float64 rounding.
+    gen = torch.Generator().manual_seed(3)
+    q = {"w": field.w.detach() + 0.05 * torch.randn(D, M, generator=gen, dtype=torch.float64),
+         "b": field.b.detach() + 0.02 * torch.randn(D, generator=gen, dtype=torch.float64)}
+    ref = 1.5 * noise[:40].numpy() + 0.3
+
+    def run(state):
+        model = ParamLinearField()
+        model.load_state_dict({**field.state_dict(), **state})
+        return integrate(lambda t, x: model(x, t), noise[:40], solver="euler", steps=STEPS).x.detach()
+
+    x_fp, x_q = run({}), run(q)
+    pred = predict(field, q, noise=noise[:40], feature_fn=lambda x: x, reference_mean=ref.mean(0),
+                   reference_cov=np.cov(ref.T), gains=gains, solver="euler", steps=STEPS, clip=None, draws=1)
+    from fmq_theory.harness.metrics import frechet_distance
+
+    def fid(x):
+        return frechet_distance(x.mean(0), torch.cov(x.T), torch.as_tensor(ref.mean(0)), torch.as_tensor(np.cov(ref.T)))
+
+    assert pred.dfid_actual == pytest.approx(fid(x_q) - fid(x_fp), rel=1e-9, abs=1e-12)
+    assert pred.sample_msd_actual == pytest.approx(float(((x_q - x_fp) ** 2).sum(1).mean()), rel=1e-9)
+    assert pred.feature_msd_actual == pytest.approx(pred.sample_msd_actual, rel=1e-12)  # identity features
+    # Per-tensor MSEs carry no actual error: the fields are nan, not a guess.
+    by_mse = predict(field, {"w": 1e-3}, noise=noise[:8], feature_fn=lambda x: x, reference_mean=ref.mean(0),
+                     reference_cov=np.cov(ref.T), gains=gains, solver="euler", steps=STEPS, clip=None, draws=1)
+    assert np.isnan(by_mse.dfid_actual) and np.isnan(by_mse.sample_msd_actual)

@@ -32,6 +32,12 @@ the same samples.  It is a prediction, not a bound.
 
 The dither test (:func:`dither_state_dict`) replaces rounding by uniform noise of the same
 row-wise variance; the measured change of the dithered model checks the noise model itself.
+When the quantized tensors are given, the same linearised propagation is also run once with
+the actual error ``Q(theta) - theta`` (:attr:`Prediction.dfid_actual`).  The four numbers
+(noise model or actual error, linearised or sampled) separate the two ways the prediction can
+miss: the noise model (dither vs measured, noise-model vs actual-error linearisation) and the
+linearisation through the sampler (noise-model linearisation vs dither, actual-error
+linearisation vs measured).
 """
 
 from __future__ import annotations
@@ -297,6 +303,16 @@ class Prediction:
     sample_msd_mc, feature_msd_mc : numpy.ndarray, shape (draws,)
         Mean squared linearised sample and feature displacement per draw (a check of the
         gain sums).
+    dfid_actual : float
+        The same linearised propagation with the quantizer's *actual* weight error
+        ``eps = Q(theta) - theta`` in place of a noise draw: ``FID(phi + J eps) - FID(phi)``
+        (no antithetic partner: the sign of ``eps`` is that of these weights).  Set when
+        ``quantized`` holds dequantized tensors, ``nan`` for per-tensor MSEs.  Its gap to
+        :attr:`dfid` measures the noise model (systematic vs random rounding error), its gap
+        to the measured change the linearisation.
+    sample_msd_actual, feature_msd_actual : float
+        ``mean_i |J_i eps|^2`` in sample and feature space for that actual error (``nan``
+        likewise).
     n : int
         Samples in the Monte Carlo.
     """
@@ -315,6 +331,9 @@ class Prediction:
     dfid_linear_rms: float
     sample_msd_mc: np.ndarray
     feature_msd_mc: np.ndarray
+    dfid_actual: float
+    sample_msd_actual: float
+    feature_msd_actual: float
     n: int
 
     def dominant(self, level: str = "feature", k: int = 5) -> list[tuple[str, float]]:
@@ -412,15 +431,8 @@ def predict(
     base_feats = None
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    for _ in range(draws):
-        tangent = {}
-        for name, p in params.items():
-            if name in var:
-                sd = torch.as_tensor(np.sqrt(var[name]), dtype=p.dtype).to(device)
-                xi = torch.randn(p.shape, generator=gen, dtype=p.dtype).to(device)
-                tangent[name] = xi * sd.view(-1, *([1] * (p.dim() - 1))) if p.dim() > 1 else xi * sd
-            else:
-                tangent[name] = torch.zeros_like(p)
+    def linearised(tangent):
+        """Features ``phi_i`` of the FP samples, their JVP ``J_i tangent`` and ``|dx_i|^2``."""
         feats, dfeats, dx_sq = [], [], []
         for start in range(0, noise.shape[0], batch_size):
             x0 = noise[start:start + batch_size].to(device)
@@ -437,22 +449,37 @@ def predict(
             feats.append(f.double())
             dfeats.append(df.double())
             dx_sq.append((dx.double().flatten(1) ** 2).sum(1))
-        f = torch.cat(feats)
-        df = torch.cat(dfeats)
+        return torch.cat(feats), torch.cat(dfeats), torch.cat(dx_sq)
+
+    def fid_at(g):
+        mu = g.mean(0)
+        gc = g - mu
+        return frechet_distance(mu, gc.T @ gc / (g.shape[0] - 1), mu_r, cov_r)
+
+    for _ in range(draws):
+        tangent = {}
+        for name, p in params.items():
+            if name in var:
+                sd = torch.as_tensor(np.sqrt(var[name]), dtype=p.dtype).to(device)
+                xi = torch.randn(p.shape, generator=gen, dtype=p.dtype).to(device)
+                tangent[name] = xi * sd.view(-1, *([1] * (p.dim() - 1))) if p.dim() > 1 else xi * sd
+            else:
+                tangent[name] = torch.zeros_like(p)
+        f, df, dx_sq = linearised(tangent)
         if base_feats is None:
             base_feats = f
-        sample_mc.append(float(torch.cat(dx_sq).mean()))
+        sample_mc.append(float(dx_sq.mean()))
         feature_mc.append(float((df**2).sum(1).mean()))
-        pair = []
-        for sign in (1.0, -1.0):  # antithetic pair: the linear term cancels in the mean
-            g = f + sign * df
-            mu = g.mean(0)
-            gc = g - mu
-            pair.append(frechet_distance(mu, gc.T @ gc / (g.shape[0] - 1), mu_r, cov_r))
-        fid_draws.append(pair)
-    mu0 = base_feats.mean(0)
-    c0 = base_feats - mu0
-    fid_fp = frechet_distance(mu0, c0.T @ c0 / (base_feats.shape[0] - 1), mu_r, cov_r)
+        # antithetic pair: the linear term cancels in the mean
+        fid_draws.append([fid_at(f + df), fid_at(f - df)])
+    actual = {"dfid": math.nan, "sample_msd": math.nan, "feature_msd": math.nan}
+    if quantized and all(torch.is_tensor(v) for v in quantized.values()):
+        error = {name: (quantized[name].detach().to(device=device, dtype=p.dtype) - p) if name in quantized
+                 else torch.zeros_like(p) for name, p in params.items()}
+        f, df, dx_sq = linearised(error)
+        actual = {"dfid": fid_at(f + df) - fid_at(f), "sample_msd": float(dx_sq.mean()),
+                  "feature_msd": float((df**2).sum(1).mean())}
+    fid_fp = fid_at(base_feats)
     fid_draws = np.asarray(fid_draws)
     linear = 0.5 * (fid_draws[:, 0] - fid_draws[:, 1])
     return Prediction(
@@ -461,7 +488,9 @@ def predict(
         sample_msd=float(terms["sample"].sum()), feature_msd=float(terms["feature"].sum()),
         fid_fp=fid_fp, fid_draws=fid_draws, dfid=float(fid_draws.mean() - fid_fp),
         dfid_linear_rms=float(np.sqrt(np.mean(linear**2))),
-        sample_msd_mc=np.asarray(sample_mc), feature_msd_mc=np.asarray(feature_mc), n=int(noise.shape[0]),
+        sample_msd_mc=np.asarray(sample_mc), feature_msd_mc=np.asarray(feature_mc),
+        dfid_actual=actual["dfid"], sample_msd_actual=actual["sample_msd"],
+        feature_msd_actual=actual["feature_msd"], n=int(noise.shape[0]),
     )
 
 

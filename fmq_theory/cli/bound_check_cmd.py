@@ -13,7 +13,9 @@ For one dataset, a trained checkpoint and its classifier feature net, and every
   (:func:`fmq_theory.bounds.certify`) of the sample-space W2 on a subset;
 * predicted (:func:`fmq_theory.bounds.predict`): noise gains of the FP model and the
   row-wise weight MSE of the quantizer only; the dither test samples the FP weights plus
-  uniform noise of the same row-wise variance;
+  uniform noise of the same row-wise variance; the same linearised propagation with the
+  actual weight error (``predicted_dfid_actual``, which needs the quantized weights but no
+  sampling of the quantized model) separates the noise model's miss from the linearisation's;
 * naive (:func:`fmq_theory.bounds.chain.fid_chain`): the textbook chain with constants
   estimated at sampled points (largest observed values; lower estimates of the suprema the
   chain needs, so the naive bound shown is, if anything, too small).
@@ -44,11 +46,12 @@ COLUMNS = (
     "dataset", "method", "bits", "samples", "solver", "steps", "feature_net", "device",
     "weight_mse", "fid_fp", "fid_q", "measured_dfid", "dfid_low", "dfid_high", "inside_noise",
     "naive_bound", "certified_bound", "certified_bound_fits", "predicted_dfid",
-    "predicted_dfid_linear_rms", "dither_dfid", "switch_rate", "ratio_certified",
-    "ratio_predicted", "ratio_naive", "measured_w2_paired", "cert_samples", "certified_w2",
+    "predicted_dfid_linear_rms", "predicted_dfid_actual", "dither_dfid", "switch_rate", "ratio_certified",
+    "ratio_predicted", "ratio_predicted_actual", "ratio_dither", "ratio_naive", "measured_w2_paired", "cert_samples", "certified_w2",
     "certified_w2_rms", "measured_w2_paired_cert", "certified_w2_over_measured",
     "cert_per_sample_ratio_median", "lanczos_residual_max", "fd_paired", "fd_between",
-    "predicted_sample_msd", "predicted_sample_msd_mc", "measured_sample_msd", "dither_sample_msd",
+    "predicted_sample_msd", "predicted_sample_msd_mc", "predicted_sample_msd_actual", "measured_sample_msd",
+    "dither_sample_msd",
     "predicted_feature_msd", "predicted_step_mse", "measured_step_mse", "dominant_tensors",
     "lipschitz_x", "lipschitz_theta", "lip_features", "pred_samples", "draws", "t_quantize", "t_measure",
     "t_certify", "t_predict", "t_dither", "wall_s",
@@ -139,7 +142,7 @@ def summary_line(row: dict) -> str:
     """One progress line per cell."""
     return (f"{row['method']:>15s} b={row['bits']}  dFID {row['measured_dfid']:+.4g} "
             f"[{row['dfid_low']:+.3g}, {row['dfid_high']:+.3g}]  cert {row['certified_bound']:.4g}  "
-            f"pred {row['predicted_dfid']:.4g}  dither {row['dither_dfid']:+.4g}  naive {row['naive_bound']:.3g}  "
+            f"pred {row['predicted_dfid']:.4g}/{row['predicted_dfid_actual']:.4g}  dither {row['dither_dfid']:+.4g}  naive {row['naive_bound']:.3g}  "
             f"switch {row['switch_rate']:.4f}  W2 {row['measured_w2_paired']:.4g}/{row['certified_w2']:.4g}  "
             f"{row['wall_s']:.0f}s (quant {row['t_quantize']:.0f} meas {row['t_measure']:.0f} "
             f"cert {row['t_certify']:.0f} pred {row['t_predict']:.0f} dither {row['t_dither']:.0f})")
@@ -357,15 +360,19 @@ def _cell(setup: "_Setup", *, dataset, method, bits, cert_samples, pred_samples,
         "dfid_low": fidc.dfid_low, "dfid_high": fidc.dfid_high, "inside_noise": inside,
         "naive_bound": naive.delta_fid, "certified_bound": fidc.dfid_bound,
         "certified_bound_fits": fidc.dfid_bound_between, "predicted_dfid": pred.dfid,
-        "predicted_dfid_linear_rms": pred.dfid_linear_rms, "dither_dfid": dither_dfid,
+        "predicted_dfid_linear_rms": pred.dfid_linear_rms, "predicted_dfid_actual": pred.dfid_actual,
+        "dither_dfid": dither_dfid,
         "switch_rate": fidc.switch_rate,
         "ratio_certified": _ratio(fidc.dfid_bound, fidc.measured_dfid, inside),
         "ratio_predicted": _ratio(pred.dfid, fidc.measured_dfid, inside),
+        "ratio_predicted_actual": _ratio(pred.dfid_actual, fidc.measured_dfid, inside),
+        "ratio_dither": _ratio(dither_dfid, fidc.measured_dfid, inside),
         "ratio_naive": _ratio(naive.delta_fid, fidc.measured_dfid, inside),
         "measured_w2_paired": math.sqrt(msd), "cert_samples": n_c if cert is not None else 0, **cert_cols,
         "fd_paired": fidc.fd_paired,
         "fd_between": fidc.fd_between, "predicted_sample_msd": pred.sample_msd,
-        "predicted_sample_msd_mc": float(np.mean(pred.sample_msd_mc)), "measured_sample_msd": msd,
+        "predicted_sample_msd_mc": float(np.mean(pred.sample_msd_mc)),
+        "predicted_sample_msd_actual": pred.sample_msd_actual, "measured_sample_msd": msd,
         "dither_sample_msd": dither_msd, "predicted_feature_msd": pred.feature_msd,
         "predicted_step_mse": pred.step_mse,
         "dominant_tensors": ";".join(f"{name}:{share:.3f}" for name, share in pred.dominant("feature", k=3)),
@@ -424,10 +431,13 @@ def plot(rows: list[dict], path: Path, *, title: str) -> None:
         pos = meas > 0
         ax.errorbar(b[pos], meas[pos], yerr=[np.clip(meas[pos] - np.maximum(lo[pos], 1e-12), 0, None), hi[pos] - meas[pos]],
                     fmt="o-", color="k", label="measured dFID (95% paired bootstrap)")
-        noise = np.array([bool(r["inside_noise"]) for r in rs])
+        noise = np.array([str(r["inside_noise"]) == "True" for r in rs])  # bool or csv text
         ax.plot(b[noise], np.maximum(hi[noise], 1e-12), "kv", mfc="none", label="inside noise: upper end")
         ax.plot(b, col("certified_bound"), "s-", color="tab:green", label="certified bound")
-        ax.plot(b, col("predicted_dfid"), "^-", color="tab:blue", label="predicted (weights only)")
+        ax.plot(b, col("predicted_dfid"), "^-", color="tab:blue", label="predicted (weights only, noise model)")
+        if "predicted_dfid_actual" in rs[0]:
+            a = col("predicted_dfid_actual")
+            ax.plot(b[a > 0], a[a > 0], "v-", color="tab:cyan", label="predicted (weights only, actual error)")
         d = col("dither_dfid")
         ax.plot(b[d > 0], d[d > 0], "x:", color="tab:purple", label="dither (measured)")
         ax.plot(b, col("naive_bound"), "d--", color="tab:red", label="naive chain")
