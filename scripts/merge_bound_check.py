@@ -1,0 +1,62 @@
+"""Merge the csv files of several ``fmq bound-check`` GPU calls into one table and replot it.
+
+One dataset's grid (3 methods x 7 bit widths, ~20 s a cell, one or two with the trajectory
+certificate at ~60 s) does not fit one 10-minute device call, so ``scripts/gpu_bound_check.sh``
+is called with disjoint ``BITS`` lists and the pieces are merged here, keyed by
+``(method, bits)``; a cell present in several pieces must agree in its measured change (the
+runs are deterministic for a fixed seed), and the later piece wins.
+
+    python scripts/merge_bound_check.py --dataset mnist piece1.csv piece2.csv
+writes ``results/bound_check_<dataset>.csv`` and ``results/figures/bound_check_<dataset>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+from fmq_theory.cli.bound_check_cmd import COLUMNS, _write_csv, plot
+
+TEXT = {"dataset", "method", "solver", "feature_net", "device", "inside_noise", "dominant_tensors"}
+
+
+def _typed(row: dict) -> dict:
+    out = {}
+    for key, value in row.items():
+        if key in TEXT:
+            out[key] = value
+        elif key in ("bits", "samples", "steps", "cert_samples", "pred_samples", "draws"):
+            out[key] = int(float(value))
+        else:
+            out[key] = float(value) if value != "" else math.nan
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("pieces", nargs="+", type=Path)
+    args = parser.parse_args()
+    cells: dict[tuple, dict] = {}
+    for piece in args.pieces:
+        for row in csv.DictReader(piece.open(newline="")):
+            if row["dataset"] != args.dataset or tuple(row) != COLUMNS:
+                raise ValueError(f"{piece}: not a bound-check csv of {args.dataset} with the current columns")
+            row = _typed(row)
+            key = (row["method"], row["bits"])
+            old = cells.get(key)
+            if old is not None and not math.isclose(old["measured_dfid"], row["measured_dfid"], rel_tol=1e-6, abs_tol=1e-9):
+                raise ValueError(f"{piece}: {key} measured {row['measured_dfid']} here and {old['measured_dfid']} before")
+            cells[key] = row
+    rows = sorted(cells.values(), key=lambda r: (r["bits"], r["method"]))
+    out = Path("results") / f"bound_check_{args.dataset}.csv"
+    _write_csv(out, rows)
+    figure = Path("results") / "figures" / f"bound_check_{args.dataset}.png"
+    plot(rows, figure, title=f"{args.dataset}: FID change vs bounds ({rows[0]['solver']}, {rows[0]['steps']} steps)")
+    print(f"wrote {out} ({len(rows)} rows) and {figure}")
+
+
+if __name__ == "__main__":
+    main()
