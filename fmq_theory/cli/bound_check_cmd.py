@@ -409,7 +409,12 @@ def bound_check(*, dataset, checkpoint, classifier, cert_bits, methods, bits, sa
 
 
 def plot(rows: list[dict], path: Path, *, title: str) -> None:
-    """Measured |dFID| (with interval) vs certified, predicted, dither and naive, per method, log scale."""
+    """Measured dFID (with interval) vs certified, predicted, dither and naive, per method, log scale.
+
+    Resolved negative changes are drawn at ``|dFID|`` with open markers; the naive chain, many
+    orders above everything else, is drawn when it fits and otherwise named in a note at the
+    top of the panel with its range.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -417,38 +422,51 @@ def plot(rows: list[dict], path: Path, *, title: str) -> None:
     import numpy as np
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(4.5 * max(1, len(methods)), 4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(4.8 * max(1, len(methods)), 4.4), sharey=True,
+                             squeeze=False)
+    shown = []
     for ax, method in zip(axes[0], methods):
-        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["bits"])
-        b = np.array([r["bits"] for r in rs])
+        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: int(r["bits"]))
+        b = np.array([int(r["bits"]) for r in rs])
 
         def col(key):
-            return np.array([float(r[key]) for r in rs])
+            return np.array([float(r[key]) if key in r else np.nan for r in rs])
 
-        meas = col("measured_dfid")
-        hi = col("dfid_high")
-        lo = col("dfid_low")
-        pos = meas > 0
-        ax.errorbar(b[pos], meas[pos], yerr=[np.clip(meas[pos] - np.maximum(lo[pos], 1e-12), 0, None), hi[pos] - meas[pos]],
-                    fmt="o-", color="k", label="measured dFID (95% paired bootstrap)")
-        noise = np.array([str(r["inside_noise"]) == "True" for r in rs])  # bool or csv text
-        ax.plot(b[noise], np.maximum(hi[noise], 1e-12), "kv", mfc="none", label="inside noise: upper end")
-        ax.plot(b, col("certified_bound"), "s-", color="tab:green", label="certified bound")
-        ax.plot(b, col("predicted_dfid"), "^-", color="tab:blue", label="predicted (weights only, noise model)")
-        if "predicted_dfid_actual" in rs[0]:
-            a = col("predicted_dfid_actual")
-            ax.plot(b[a > 0], a[a > 0], "v-", color="tab:cyan", label="predicted (weights only, actual error)")
-        d = col("dither_dfid")
-        ax.plot(b[d > 0], d[d > 0], "x:", color="tab:purple", label="dither (measured)")
-        ax.plot(b, col("naive_bound"), "d--", color="tab:red", label="naive chain")
+        meas, lo, hi = col("measured_dfid"), col("dfid_low"), col("dfid_high")
+        pos, neg = lo > 0, hi < 0
+        inside = ~(pos | neg)
+        ax.errorbar(b[pos], meas[pos], yerr=[meas[pos] - lo[pos], hi[pos] - meas[pos]], fmt="o-", color="k",
+                    label="measured dFID > 0 (95% paired bootstrap)", zorder=5)
+        ax.plot(b[neg], -meas[neg], "o", color="k", mfc="none", label="|measured dFID|, resolved < 0", zorder=5)
+        ax.plot(b[inside], np.maximum(hi[inside], 1e-12), "kv", mfc="none", label="inside noise: upper end")
+        series = [("certified_bound", "s-", "tab:green", "certified (paired features)"),
+                  ("certified_bound_fits", "s--", "tab:olive", "certified (FD of the fits)"),
+                  ("predicted_dfid", "^-", "tab:blue", "predicted (noise model)"),
+                  ("predicted_dfid_actual", "v-", "tab:cyan", "predicted (actual error, linearised)"),
+                  ("dither_dfid", "x:", "tab:purple", "dither (sampled)")]
+        for key, fmt, color, label in series:
+            y = col(key)
+            ok = y > 0
+            ax.plot(b[ok], y[ok], fmt, color=color, label=label, ms=5)
+            shown.extend(y[ok])
+        shown.extend(np.abs(meas[pos | neg]))
+        shown.extend(hi[inside])
+        naive = col("naive_bound")
+        ax.plot(b, naive, "d--", color="tab:red", label="naive chain")
+        ax.text(0.02, 0.98, f"naive chain: {np.nanmin(naive):.1e} to {np.nanmax(naive):.1e}", transform=ax.transAxes,
+                va="top", fontsize=7, color="tab:red")
         ax.set_yscale("log")
         ax.set_xlabel("bits")
         ax.set_title(method)
         ax.grid(True, which="both", alpha=0.3)
+    shown = np.array([v for v in shown if np.isfinite(v) and v > 0])
+    if shown.size:
+        axes[0][0].set_ylim(shown.min() / 3, shown.max() * 5)
     axes[0][0].set_ylabel("FID change (classifier features)")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=5, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
     os.close(fd)
