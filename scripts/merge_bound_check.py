@@ -17,7 +17,7 @@ import csv
 import math
 from pathlib import Path
 
-from fmq_theory.cli.bound_check_cmd import COLUMNS, _write_csv, plot
+from fmq_theory.cli.bound_check_cmd import COLUMNS, write_csv, plot
 
 TEXT = {"dataset", "method", "solver", "feature_net", "device", "inside_noise", "dominant_tensors"}
 
@@ -52,7 +52,7 @@ def main() -> None:
             cells[key] = row
     rows = sorted(cells.values(), key=lambda r: (r["bits"], r["method"]))
     out = Path("results") / f"bound_check_{args.dataset}.csv"
-    _write_csv(out, rows)
+    write_csv(out, rows)
     figure = Path("results") / "figures" / f"bound_check_{args.dataset}.png"
     plot(rows, figure, title=f"{args.dataset}: FID change vs bounds ({rows[0]['solver']}, {rows[0]['steps']} steps)")
     print(f"wrote {out} ({len(rows)} rows) and {figure}")

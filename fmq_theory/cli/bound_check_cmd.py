@@ -38,7 +38,7 @@ from pathlib import Path
 
 from fmq_theory.cli._spec import parse_bits
 
-__all__ = ["register"]
+__all__ = ["COLUMNS", "plot", "register", "write_csv"]
 
 METHODS_DEFAULT = ("equal_mass", "lloyd_max", "uniform_minmax")
 
@@ -89,7 +89,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=_handler)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` under :data:`COLUMNS` to ``path`` atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
@@ -119,7 +120,7 @@ def _handler(args) -> int:
 
     def on_row(row: dict) -> None:
         rows.append(row)
-        _write_csv(out, rows)
+        write_csv(out, rows)
         print(summary_line(row), flush=True)
 
     bound_check(dataset=args.dataset, checkpoint=args.checkpoint or Path("checkpoints") / args.dataset,
