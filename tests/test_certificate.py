@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from _fields import TinyField
+from _fields import TinyField, trained_tiny_field
 from hypothesis import assume, given, strategies as st
 
 from fmq_theory.bounds import Certificate, FIDCertificate, certify, certify_fid, empirical_bernstein_upper
@@ -93,20 +93,7 @@ def test_linear_field_scalar_contraction_is_exact(solver):
 
 @pytest.fixture(scope="module")
 def tiny_models():
-    torch.manual_seed(0)
-    model = TinyField()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    centers = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
-    for _ in range(300):
-        x1 = centers[torch.randint(4, (256,))] + 0.3 * torch.randn(256, 2)
-        x0 = torch.randn(256, 2)
-        t = torch.rand(256)
-        xt = (1 - t[:, None]) * x0 + t[:, None] * x1
-        loss = ((model(xt, t) - (x1 - x0)) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    model = trained_tiny_field()
     from fmq_theory.quantizers import quantize_state_dict
 
     quantized = TinyField()

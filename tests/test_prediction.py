@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _fields import TinyField
+from _fields import TinyField, trained_tiny_field
 
 from fmq_theory.bounds import NoiseGains, Prediction, dither_state_dict, noise_gains, predict, row_variances
 from fmq_theory.harness.flow import integrate
@@ -113,18 +113,7 @@ def test_row_variances_and_dither_variance():
 
 @pytest.mark.slow
 def test_dither_matches_prediction_on_trained_model():
-    torch.manual_seed(0)
-    model = TinyField()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    centers = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
-    for _ in range(300):
-        x1 = centers[torch.randint(4, (256,))] + 0.3 * torch.randn(256, 2)
-        x0, t = torch.randn(256, 2), torch.rand(256)
-        loss = ((model((1 - t[:, None]) * x0 + t[:, None] * x1, t) - (x1 - x0)) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    model = trained_tiny_field()
     from fmq_theory.quantizers import quantize_state_dict
 
     sd = {k: v.detach() for k, v in model.state_dict().items()}
