@@ -8,7 +8,7 @@
 # Writes $OUT/bound_check_<dataset>.csv, $OUT/bound_check_<dataset>.png, $OUT/bound_check.log.
 # Each dataset stops starting new cells after TIME_LIMIT seconds (default 200).
 #
-# The committed results/bound_check_{mnist,fashion_mnist}.csv came from six calls on one H100
+# The committed results/bound_check_{mnist,fashion_mnist}.csv came from eight calls on one H100
 # (a dataset's 21 cells take ~8 minutes with the trajectory certificate at b=4, more than one
 # 10-minute call holds), then merged on the CPU:
 #   common="CERT_SAMPLES=32 GAIN_SAMPLES=32 PRED_SAMPLES=1000 DRAWS=2"
@@ -19,8 +19,11 @@
 #   # the b=4 cells again, trajectory certificate on 512 instead of 32 samples (same ~60 s):
 #   $common DATASETS=mnist BITS=4 CERT_BITS=4 CERT_SAMPLES=512 TIME_LIMIT=500 bash scripts/gpu_bound_check.sh
 #   $common DATASETS=fashion_mnist BITS=4 CERT_BITS=4 CERT_SAMPLES=512 TIME_LIMIT=500 bash scripts/gpu_bound_check.sh
-#   python scripts/merge_bound_check.py --dataset mnist call1/....csv call2/....csv call5/....csv
-#   python scripts/merge_bound_check.py --dataset fashion_mnist call3/....csv call4/....csv call6/....csv
+#   # and the b=2 and b=8 cells with the trajectory certificate:
+#   $common DATASETS=mnist BITS=2,8 CERT_BITS=2,8 CERT_SAMPLES=512 TIME_LIMIT=470 bash scripts/gpu_bound_check.sh
+#   $common DATASETS=fashion_mnist BITS=2,8 CERT_BITS=2,8 CERT_SAMPLES=512 TIME_LIMIT=470 bash scripts/gpu_bound_check.sh
+#   python scripts/merge_bound_check.py --dataset mnist call1/....csv call2/....csv call5/....csv call7/....csv
+#   python scripts/merge_bound_check.py --dataset fashion_mnist call3/....csv call4/....csv call6/....csv call8/....csv
 # (CERT_BITS=16 names no bit width of the grid: no trajectory certificate in that call.)
 # Cells run twice (a cut-short call's last cell) agreed to every printed digit: the runs are
 # deterministic for the fixed seed, and the merge checks it.
