@@ -6,7 +6,8 @@ notebook with Sphinx warnings as errors), serves ``book/_build/html`` on localho
 
 * every page of ``book/_toc.yml`` is reachable by following links from ``index.html``, and
   every internal link (file and ``#anchor``) resolves;
-* no page shows a Python traceback, an error output cell or an unresolved reference (``??``);
+* no page shows a Python traceback, an error output cell, an unresolved reference (``??``) or
+  the repr of an IPython display object (a Markdown glue shown with ``{glue:text}``);
 * in Chromium, after MathJax has run: every math node holds a rendered ``mjx-container``,
   MathJax reports no TeX error, no raw TeX delimiters are left in the text, every ``<img>``
   has loaded (``naturalWidth > 0``), and every numbered ``sphinx-proof`` environment
@@ -294,7 +295,8 @@ def test_no_tracebacks_error_cells_or_unresolved_references(book):
     for doc in docs:
         text = (html_dir / f"{doc}.html").read_text()
         for needle in ("Traceback", 'class="output error', "output traceback",
-                       'class="output stderr', 'class="problematic'):
+                       'class="output stderr', 'class="problematic',
+                       "IPython.core.display."):  # an object's repr: a Markdown glue shown by {glue:text}
             if needle in text:
                 problems.append(f"{doc}: contains {needle!r}")
     assert not problems, "\n".join(problems)
