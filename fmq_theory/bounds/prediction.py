@@ -472,14 +472,14 @@ def predict(
         feature_mc.append(float((df**2).sum(1).mean()))
         # antithetic pair: the linear term cancels in the mean
         fid_draws.append([fid_at(f + df), fid_at(f - df)])
+    fid_fp = fid_at(base_feats)
     actual = {"dfid": math.nan, "sample_msd": math.nan, "feature_msd": math.nan}
     if quantized and all(torch.is_tensor(v) for v in quantized.values()):
         error = {name: (quantized[name].detach().to(device=device, dtype=p.dtype) - p) if name in quantized
                  else torch.zeros_like(p) for name, p in params.items()}
-        f, df, dx_sq = linearised(error)
-        actual = {"dfid": fid_at(f + df) - fid_at(f), "sample_msd": float(dx_sq.mean()),
+        _, df, dx_sq = linearised(error)  # the same FP features base_feats again
+        actual = {"dfid": fid_at(base_feats + df) - fid_fp, "sample_msd": float(dx_sq.mean()),
                   "feature_msd": float((df**2).sum(1).mean())}
-    fid_fp = fid_at(base_feats)
     fid_draws = np.asarray(fid_draws)
     linear = 0.5 * (fid_draws[:, 0] - fid_draws[:, 1])
     return Prediction(
