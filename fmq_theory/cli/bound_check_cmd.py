@@ -31,11 +31,10 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
+from fmq_theory._atomic import write_atomic
 from fmq_theory.cli._spec import parse_bits
 
 __all__ = ["COLUMNS", "plot", "register", "write_csv"]
@@ -90,19 +89,16 @@ def register(subparsers) -> None:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    """Write ``rows`` under :data:`COLUMNS` to ``path`` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
+    """Write ``rows`` under :data:`COLUMNS` to ``path`` atomically (:func:`fmq_theory._atomic.write_atomic`)."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: row.get(k, "") for k in COLUMNS})
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+
+    write_atomic(path, write)
 
 
 def _handler(args) -> int:
@@ -412,9 +408,9 @@ def bound_check(*, dataset, checkpoint, classifier, cert_bits, methods, bits, sa
 def plot(rows: list[dict], path: Path, *, title: str) -> None:
     """Measured dFID (with interval) vs certified, predicted, dither and naive, per method, log scale.
 
-    Resolved negative changes are drawn at ``|dFID|`` with open markers; the naive chain, many
-    orders above everything else, is drawn when it fits and otherwise named in a note at the
-    top of the panel with its range.
+    Resolved negative changes are drawn at ``|dFID|`` with open markers.  The y range is set by
+    everything but the naive chain, which is many orders above it: the chain is still plotted
+    (off scale when it does not fit) and its range is written at the top of each panel.
     """
     import matplotlib
 
@@ -468,14 +464,7 @@ def plot(rows: list[dict], path: Path, *, title: str) -> None:
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=5, frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     finally:
         plt.close(fig)
