@@ -33,7 +33,7 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX := book/_mathjax/mathjax/tex-mml-chtml.js
 
 book: install data mathjax
-	$(PY) -m fmq_theory.book build
+	$(PY) -m fmq_book build
 
 # MathJax served from the book itself (no CDN at read time): npm package, es5/ copied in.
 mathjax: $(MATHJAX)

@@ -1,6 +1,6 @@
 r"""An independent mpmath reference for the law-level rho(b) tables (benchmark case 6).
 
-The benchmark times :func:`fmq_theory.rho.rho_table` at the law level (``n=None``) with
+The benchmark times :func:`fmq_theory.theory.rho.rho_table` at the law level (``n=None``) with
 ``method="equal_mass"`` against ``against="lloyd_max"`` (both are defined on a law; the
 paper's ``uniform_minmax`` is not: its levels sit at the sample extremes), for four
 unit-variance laws and b = 1..12, and compares every rho with the numbers computed here
@@ -40,9 +40,9 @@ import mpmath as mp
 import numpy as np
 from scipy import stats
 
-from fmq_theory.distortion import law_quantizer
-from fmq_theory.laws import make_law
-from fmq_theory.rho import rho_table
+from fmq_theory.theory.distortion import law_quantizer
+from fmq_theory.theory.laws import make_law
+from fmq_theory.theory.rho import rho_table
 
 #: The four laws of the table: (family, shape keyword arguments).
 LAWS = (("gaussian", {}), ("laplace", {}), ("student-t", {"nu": 5.0}), ("gen-gaussian", {"beta": 0.5}))

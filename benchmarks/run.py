@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402  (benchmarks/ is a script folder, not a package)
 
 from fmq_theory import __version__, quantize  # noqa: E402
-from fmq_theory.wasserstein import wasserstein_1d  # noqa: E402
+from fmq_theory.theory.wasserstein import wasserstein_1d  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -20,8 +20,8 @@ _LAZY = {
     "quantize_state_dict": "fmq_theory.quantizers",
     "QuantizedTensor": "fmq_theory.quantizers",
     "METHODS": "fmq_theory.quantizers",
-    "save_quantized": "fmq_theory.storage",
-    "load_quantized": "fmq_theory.storage",
+    "save_quantized": "fmq_theory.io.quantized_file",
+    "load_quantized": "fmq_theory.io.quantized_file",
 }
 
 

@@ -11,7 +11,7 @@ Verdicts are one of :data:`VERDICTS`:
 
 :func:`build_ledger` returns a tuple of frozen :class:`ClaimCheck` so that the book and
 ``fmq report`` render the same data.  Asymptotic constants and rates come from
-:mod:`fmq_theory.symbolic` and the FID chain from :mod:`fmq_theory.bounds.chain` (imported
+:mod:`fmq_theory.theory.symbolic` and the FID chain from :mod:`fmq_theory.theory.fid_chain` (imported
 lazily; a check says so in its evidence when one of them is missing).
 """
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fmq_theory.distortion import distortions, law_quantizer
-from fmq_theory.laws import make_law
-from fmq_theory.rho import PAPER_RANGE, crossover, rho_table
+from fmq_theory.theory.distortion import distortions, law_quantizer
+from fmq_theory.theory.laws import make_law
+from fmq_theory.theory.rho import PAPER_RANGE, crossover, rho_table
 
 VERDICTS = ("holds", "holds only when", "fails", "not computed here")
 
@@ -191,7 +191,7 @@ def _check_uniform_rate() -> ClaimCheck:
 
 
 def _check_equal_mass_rate() -> ClaimCheck:
-    sym = _optional("fmq_theory.symbolic")
+    sym = _optional("fmq_theory.theory.symbolic")
     parts, slowest = [], 2.0
     for name, kw, label in RHO_LAWS:
         law = make_law(name, **kw)
@@ -204,7 +204,7 @@ def _check_equal_mass_rate() -> ClaimCheck:
         parts.append(text)
     fin = {r.bits: r.distortion_method for r in rho_grid()[("gaussian", 2304)]}
     parts.append(f"gaussian n=2304 (Monte Carlo) exponent(7->8) = {-np.log2(fin[8] / fin[7]):.3f}")
-    note = "" if sym is not None else " (fmq_theory.symbolic not available: no symbolic limits)"
+    note = "" if sym is not None else " (fmq_theory.theory.symbolic not available: no symbolic limits)"
     return ClaimCheck(
         id="2b", claim=_C2,
         statement="Equal-mass OT quantization: D(b) ~ C 2^(-2b)",
@@ -218,7 +218,7 @@ def _check_equal_mass_rate() -> ClaimCheck:
 
 
 def _check_lloyd_rate() -> ClaimCheck:
-    sym = _optional("fmq_theory.symbolic")
+    sym = _optional("fmq_theory.theory.symbolic")
     parts, ok = [], True
     for name, kw, label in RHO_LAWS:
         law = make_law(name, **kw)
@@ -240,7 +240,7 @@ def _check_lloyd_rate() -> ClaimCheck:
 
 
 def _check_fid_rate() -> ClaimCheck:
-    chain = _optional("fmq_theory.bounds.chain")
+    chain = _optional("fmq_theory.theory.fid_chain")
     mse = {r.bits: r.distortion_reference for r in rho_grid()[("gaussian", 2304)]}
     fid_fp = 3.204  # the paper's full-precision CIFAR-10 FID
     if chain is not None:
@@ -248,7 +248,7 @@ def _check_fid_rate() -> ClaimCheck:
                                         lipschitz_theta=1.0, lipschitz_x=1.0, lip_features=1.0,
                                         fid_fp=fid_fp)
         delta = dict(zip(curve.bits.tolist(), curve.delta_fid.tolist()))
-        source = "fmq_theory.bounds.chain.fid_bound_vs_bits"
+        source = "fmq_theory.theory.fid_chain.fid_bound_vs_bits"
     else:
         def delta_of(d):
             w2 = np.sqrt(d)

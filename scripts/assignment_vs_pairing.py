@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from fmq_theory.harness.checkpoints import load_checkpoint
 from fmq_theory.harness.features import ClassifierFeatures, classifier_checkpoint
-from fmq_theory.harness.flow import balanced_labels, guided_velocity, integrate, make_noise
+from fmq_theory.flow.solvers import balanced_labels, guided_velocity, integrate, make_noise
 from fmq_theory.harness.metrics import frechet_distance
 from fmq_theory.quantizers import quantize_state_dict
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from fmq_theory.bounds.chain import fid_bound_vs_bits
-from fmq_theory.harness.analysis import estimate_constants, fit_slope, noise_floor
+from fmq_theory.theory.fid_chain import fid_bound_vs_bits
+from fmq_theory.results.slopes import estimate_constants, fit_slope, noise_floor
 from fmq_theory.harness.checkpoints import load_checkpoint
-from fmq_theory.harness.experiment import read_rows
+from fmq_theory.harness.sweep import read_rows
 from fmq_theory.harness.features import ClassifierFeatures, classifier_checkpoint
 
 parser = argparse.ArgumentParser()

@@ -9,7 +9,7 @@ import time
 import torch
 
 from fmq_theory.harness.checkpoints import load_checkpoint
-from fmq_theory.harness.flow import balanced_labels, make_noise, sample
+from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 
 folder = sys.argv[1]
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 10000

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmq_theory.harness.analysis import _trajectory_points
+from fmq_theory.results.slopes import _trajectory_points
 from fmq_theory.harness.checkpoints import load_checkpoint
-from fmq_theory.harness.flow import balanced_labels, make_noise
+from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.quantizers import quantize_state_dict
 
 parser = argparse.ArgumentParser()

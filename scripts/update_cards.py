@@ -5,7 +5,7 @@ Usage: python scripts/update_cards.py   (reads results/{mnist,fashion_mnist}.csv
 from pathlib import Path
 
 from fmq_theory.harness.checkpoints import update_card
-from fmq_theory.harness.experiment import read_rows
+from fmq_theory.harness.sweep import read_rows
 
 for ds in ("mnist", "fashion_mnist"):
     fp = [r for r in read_rows(Path("results") / f"{ds}.csv") if r["method"] == "none"]

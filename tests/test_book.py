@@ -1,6 +1,6 @@
 """The Jupyter Book, checked like a reader would: built, served, opened in headless Chromium.
 
-The module builds the book with :func:`fmq_theory.book.build_book` (a no-op when the HTML of
+The module builds the book with :func:`fmq_book.build_book` (a no-op when the HTML of
 ``make book`` is fresh for the current sources; otherwise a full build that executes every
 notebook with Sphinx warnings as errors), serves ``book/_build/html`` on localhost, and checks
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fmq_theory.book import BookLayout, build_book
+from fmq_book import BookLayout, build_book
 
 pytestmark = [pytest.mark.book, pytest.mark.slow, pytest.mark.xdist_group("book")]
 
@@ -365,7 +365,7 @@ def test_screenshots(book, server, chromium):
 
 
 def test_markdown_helpers_escape_and_validate():
-    from fmq_theory.book import escape_markdown, markdown_table
+    from fmq_theory.results.tables import escape_markdown, markdown_table
 
     assert escape_markdown("D*4^8, a_b, $x$, [r]") == r"D\*4^8, a\_b, \$x\$, \[r\]"
     table = markdown_table(header=["a|b", "x"], rows=[["p|q", 0.5]], formats=["", ".2f"])
@@ -377,7 +377,7 @@ def test_markdown_helpers_escape_and_validate():
 
 
 def test_fingerprint_changes_with_any_input(tmp_path):
-    from fmq_theory.book import book_fingerprint
+    from fmq_book import book_fingerprint
 
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "_config.yml").write_text("title: t\n")

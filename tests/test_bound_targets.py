@@ -1,4 +1,4 @@
-"""Tests of :mod:`fmq_theory.harness.bound_targets` on hand-made rows and on the committed tables."""
+"""Tests of :mod:`fmq_theory.results.targets` on hand-made rows and on the committed tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fmq_theory.cli.bound_check_cmd import COLUMNS
-from fmq_theory.harness.bound_targets import summarize_bound_check
+from fmq_theory.results.targets import summarize_bound_check
 
 ROOT = Path(__file__).resolve().parents[1]
 

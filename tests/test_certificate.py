@@ -17,7 +17,7 @@ from _fields import TinyField, trained_tiny_field
 from hypothesis import assume, given, strategies as st
 
 from fmq_theory.bounds import Certificate, FIDCertificate, certify, certify_fid, empirical_bernstein_upper
-from fmq_theory.bounds.lognorm import jacobian_spectral_norm
+from fmq_theory.bounds.spectral import jacobian_spectral_norm
 
 
 class AffineField(torch.nn.Module):

@@ -9,8 +9,9 @@ import math
 
 import pytest
 
-from fmq_theory import __version__, symbolic
-from fmq_theory.bounds import chain
+from fmq_theory import __version__
+from fmq_theory.theory import symbolic
+from fmq_theory.theory import fid_chain as chain
 from fmq_theory.cli import main
 
 
@@ -113,8 +114,8 @@ def test_bound_weight_mse_json(capsys):
 
 
 def test_bound_from_law_uses_exact_distortion(capsys):
-    from fmq_theory.distortion import distortion
-    from fmq_theory.laws import make_law
+    from fmq_theory.theory.distortion import distortion
+    from fmq_theory.theory.laws import make_law
 
     rc, out, _ = _run(capsys, [*BOUND, "--law", "student-t", "--nu", "5", "--method", "equal_mass",
                                "--bits", "2:4", "--format", "json"])

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fmq_theory.cli import main
-from fmq_theory.storage import load_quantized
+from fmq_theory.io.quantized_file import load_quantized
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "data", "digits_cnn.safetensors")
 

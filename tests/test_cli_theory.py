@@ -9,8 +9,8 @@ import pytest
 from fmq_theory import __version__
 from fmq_theory.cli import main
 from fmq_theory.cli.theory_cmd import parse_bits, parse_n
-from fmq_theory.distortion import distortion
-from fmq_theory.laws import make_law
+from fmq_theory.theory.distortion import distortion
+from fmq_theory.theory.laws import make_law
 
 
 def run(capsys, *argv):

@@ -2,7 +2,7 @@
 
 The mpmath references below recompute the quantizers from scratch (thresholds from mpmath
 quantile functions, conditional means by mpmath integrals), so they share no code with
-:mod:`fmq_theory.distortion`.  The issue's accuracy target is 1e-8 relative; the tests use
+:mod:`fmq_theory.theory.distortion`.  The issue's accuracy target is 1e-8 relative; the tests use
 it as is.
 """
 
@@ -10,11 +10,11 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from fmq_theory.distortion import (
+from fmq_theory.theory.distortion import (
     LAW_METHODS, METHOD_NAMES, distortion, distortions, effective_exponents, law_quantizer,
     minmax_finite_n, monte_carlo_replicates,
 )
-from fmq_theory.laws import make_law
+from fmq_theory.theory.laws import make_law
 
 mp.mp.dps = 40
 RTOL = 1e-8  # the issue's accuracy target
@@ -230,7 +230,7 @@ def test_monte_carlo_equal_mass_approaches_the_law_level_value():
 
 
 def test_empirical_law_is_quantized_as_it_is():
-    from fmq_theory.laws import Empirical
+    from fmq_theory.theory.laws import Empirical
     from fmq_theory.quantizers import quantize
 
     x = np.random.default_rng(8).standard_t(4, size=3000)

@@ -1,6 +1,6 @@
 """The two Frechet-distance implementations are twins and must agree.
 
-``fmq_theory.bounds.chain.frechet_distance`` (numpy, torch-free: the citable calculator)
+``fmq_theory.theory.fid_chain.frechet_distance`` (numpy, torch-free: the citable calculator)
 and ``fmq_theory.harness.metrics.frechet_distance`` (torch, float64 on the features'
 device: used inside bootstrap loops on the GPU) compute the same formula by the same
 symmetric eigen-decompositions; each is the other's oracle.
@@ -9,7 +9,7 @@ symmetric eigen-decompositions; each is the other's oracle.
 import numpy as np
 from hypothesis import given, strategies as st
 
-from fmq_theory.bounds.chain import frechet_distance as frechet_numpy
+from fmq_theory.theory.fid_chain import frechet_distance as frechet_numpy
 from fmq_theory.harness.metrics import frechet_distance as frechet_torch
 
 

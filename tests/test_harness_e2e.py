@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from fmq_theory.harness.analysis import fit_slope, noise_floor
+from fmq_theory.results.slopes import fit_slope, noise_floor
 from fmq_theory.harness.checkpoints import save_checkpoint
-from fmq_theory.harness.experiment import SweepConfig, read_rows, run_sweep, _write_rows
-from fmq_theory.harness.plots import plot_all
+from fmq_theory.harness.sweep import SweepConfig, read_rows, run_sweep, _write_rows
+from fmq_theory.results.plots import plot_all
 from fmq_theory.harness.train import TrainConfig, train
-from fmq_theory.harness.unet import UNetConfig
+from fmq_theory.harness.models.unet import UNetConfig
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Conditional-OT path and ODE solvers (fmq_theory.harness.flow) against exact solutions."""
+"""Conditional-OT path and ODE solvers (fmq_theory.flow.solvers) against exact solutions."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torchdiffeq
 from hypothesis import given, strategies as st
 
-from fmq_theory.harness.flow import (SOLVERS, balanced_labels, cond_ot_path, guided_velocity,
+from fmq_theory.flow.solvers import (SOLVERS, balanced_labels, cond_ot_path, guided_velocity,
                                      integrate, make_noise)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fmq_theory.harness.checkpoints import load_checkpoint, save_checkpoint, update_card
-from fmq_theory.harness.unet import UNet, UNetConfig
+from fmq_theory.harness.models.unet import UNet, UNetConfig
 
 TINY = UNetConfig(base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
                   attention_resolutions=(14,), groups=4, dropout=0.0)

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fmq_theory.harness.flow import integrate
+from fmq_theory.flow.solvers import integrate
 from fmq_theory.harness.latent import (
     compare_inversions,
     invert,
@@ -17,7 +17,7 @@ from fmq_theory.harness.latent import (
     latent_stability,
     pca_variance_stats,
 )
-from fmq_theory.harness.unet import UNet, UNetConfig
+from fmq_theory.harness.models.unet import UNet, UNetConfig
 
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30), d=st.integers(1, 30), k=st.integers(1, 25))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from fmq_theory.laws import (
+from fmq_theory.theory.laws import (
     LAW_NAMES, Empirical, GenGaussian, StudentT, fit_laws, hill_tail_index, make_law,
 )
 

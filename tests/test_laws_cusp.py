@@ -10,12 +10,12 @@ the distortion (found by benchmarks/rho_reference.py).
 import mpmath as mp
 import pytest
 
-from fmq_theory.distortion import law_quantizer
-from fmq_theory.laws import make_law
+from fmq_theory.theory.distortion import law_quantizer
+from fmq_theory.theory.laws import make_law
 
 
 def gen_gaussian_pdf(x, *, beta, scale):
-    """Generalized Gaussian density in mpmath (independent of fmq_theory.laws)."""
+    """Generalized Gaussian density in mpmath (independent of fmq_theory.theory.laws)."""
     return beta / (2 * scale * mp.gamma(1 / beta)) * mp.e ** (-((abs(x) / scale) ** beta))
 
 

@@ -1,4 +1,4 @@
-"""Tests of fmq_theory.packing: layout, round trips, numba kernel == numpy twin, bad input.
+"""Tests of fmq_theory.io.packing: layout, round trips, numba kernel == numpy twin, bad input.
 
 Oracles: the layout written out with Python integers (code i shifted by i*b bits into one
 big little-endian integer), and the plain-numpy twin.  Everything is exact (integers), so
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fmq_theory import packing
-from fmq_theory.packing import (
+from fmq_theory.io import packing
+from fmq_theory.io.packing import (
     pack_codes,
     pack_codes_numpy,
     packed_nbytes,
@@ -106,7 +106,7 @@ def test_import_and_pack_without_numba_installed():
     script = (
         "import sys; sys.modules['numba'] = None\n"
         "import numpy as np\n"
-        "from fmq_theory import packing\n"
+        "from fmq_theory.io import packing\n"
         "assert not packing.numba_available()\n"
         "c = np.arange(8) % 4\n"
         "assert packing.unpack_codes(packing.pack_codes(c, 2), 2, 8).tolist() == c.tolist()\n"

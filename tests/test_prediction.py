@@ -14,7 +14,7 @@ import torch
 from _fields import TinyField, trained_tiny_field
 
 from fmq_theory.bounds import NoiseGains, Prediction, dither_state_dict, noise_gains, predict, row_variances
-from fmq_theory.harness.flow import integrate
+from fmq_theory.flow.solvers import integrate
 
 D, M, STEPS = 4, 3, 6
 

@@ -148,7 +148,7 @@ def test_lloyd_max_equals_brute_force(w, b):
 @given(w=data, b=bits, method=st.sampled_from(METHODS))
 def test_w2_squared_equals_mse(w, b, method):
     wq = q(w, method, b)
-    from fmq_theory.wasserstein import quantization_w2
+    from fmq_theory.theory.wasserstein import quantization_w2
 
     assert w2sq_pot(w, wq) == pytest.approx(mse(w, wq), rel=1e-9, abs=tol(w))
     assert quantization_w2(w, wq) ** 2 == pytest.approx(mse(w, wq), rel=1e-9, abs=tol(w))

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from fmq_theory.distortion import distortion
-from fmq_theory.laws import make_law
-from fmq_theory.rho import PAPER_RANGE, Crossover, RhoRow, crossover, rho_table
+from fmq_theory.theory.distortion import distortion
+from fmq_theory.theory.laws import make_law
+from fmq_theory.theory.rho import PAPER_RANGE, Crossover, RhoRow, crossover, rho_table
 
 
 def test_law_level_rho_is_the_ratio_of_exact_distortions():

@@ -1,4 +1,4 @@
-"""Tests of fmq_theory.storage: exact save/load round trips, size accounting, atomic
+"""Tests of fmq_theory.io.quantized_file: exact save/load round trips, size accounting, atomic
 writes, safe loading of float checkpoints, validation of quantized files.
 
 Every comparison is exact: codes and stored arrays are integers / floats copied bit for
@@ -19,9 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from fmq_theory import _atomic, storage
+from fmq_theory import _util as _atomic
+from fmq_theory.io import quantized_file as storage
 from fmq_theory.quantizers import METHODS, quantize, quantize_state_dict
-from fmq_theory.storage import (
+from fmq_theory.io.quantized_file import (
     FORMAT_VERSION,
     atomic_output,
     inspect_quantized,

@@ -1,7 +1,7 @@
-"""Tests of fmq_theory.symbolic against independent mpmath/scipy oracles.
+"""Tests of fmq_theory.theory.symbolic against independent mpmath/scipy oracles.
 
 The oracles here are written from the textbook definitions, independently of
-``fmq_theory.laws``/``fmq_theory.distortion``: unit-variance densities in mpmath, and the
+``fmq_theory.theory.laws``/``fmq_theory.theory.distortion``: unit-variance densities in mpmath, and the
 exact equal-mass distortion from closed-form partial moments at 30 digits (boundaries from
 ``scipy.stats`` inverse survival functions; a boundary error of 1 ulp changes D by far less
 than the tolerances below).
@@ -19,7 +19,7 @@ import pytest
 import scipy.stats as st
 import sympy as sp
 
-from fmq_theory import symbolic as S
+from fmq_theory.theory import symbolic as S
 
 
 
@@ -365,9 +365,9 @@ def test_equal_mass_consistency_within_gen_gaussian_family():
 
 
 def test_equal_mass_oracle_agrees_with_distortion_module():
-    """Cross-check of two independent exact computations (this file's and fmq_theory.distortion)."""
-    from fmq_theory.distortion import distortion
-    from fmq_theory.laws import make_law
+    """Cross-check of two independent exact computations (this file's and fmq_theory.theory.distortion)."""
+    from fmq_theory.theory.distortion import distortion
+    from fmq_theory.theory.laws import make_law
 
     for law, kw in (("gaussian", {}), ("student-t", {"nu": 5}), ("gen-gaussian", {"beta": 1.5})):
         d = distortion(make_law(law, **kw), method="equal_mass", bits=8).distortion
@@ -381,8 +381,8 @@ def test_equal_mass_oracle_agrees_with_distortion_module():
 
 @pytest.mark.parametrize("law,kw", [("gaussian", {}), ("laplace", {}), ("student-t", {"nu": 5})])
 def test_lloyd_max_approaches_panter_dite(law, kw):
-    from fmq_theory.distortion import distortion
-    from fmq_theory.laws import make_law
+    from fmq_theory.theory.distortion import distortion
+    from fmq_theory.theory.laws import make_law
 
     f = S.asymptotic_form(law, "lloyd_max", **kw)
     L = make_law(law, **kw)
@@ -459,8 +459,8 @@ def test_sample_range_second_moment_against_monte_carlo(law, kw, tol):
 
 
 def test_uniform_minmax_form_matches_finite_n_exact():
-    from fmq_theory.distortion import distortion
-    from fmq_theory.laws import make_law
+    from fmq_theory.theory.distortion import distortion
+    from fmq_theory.theory.laws import make_law
 
     f = S.asymptotic_form("gaussian", "uniform_minmax", n=2304)
     d = distortion(make_law("gaussian"), method="uniform_minmax", bits=8, n=2304).distortion

@@ -13,9 +13,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fmq_theory.wasserstein as wmod
+import fmq_theory.theory.wasserstein as wmod
 from fmq_theory.quantizers import quantize
-from fmq_theory.wasserstein import quantization_w2, wasserstein_1d
+from fmq_theory.theory.wasserstein import quantization_w2, wasserstein_1d
 
 ot = pytest.importorskip("ot")
 

@@ -1,31 +1,41 @@
-"""Bounds on the generative degradation caused by weight quantization.
+"""Bounds and predictions of the degradation caused by weight quantization, for any
+flow-matching model.
 
-Three layers, each in its own module:
+- :mod:`.certificate` — :func:`certify`, a rigorous a-posteriori bound from paired
+  trajectories of the full-precision and quantized models, and :func:`certify_fid`.
+- :mod:`.prediction` — :func:`predict`, a weights-only first-order prediction (noise gains)
+  of the velocity, sample and FID change.
+- :mod:`.spectral` — Lanczos estimates of the spectral norm of a one-step map's Jacobian.
 
-- :mod:`fmq_theory.bounds.chain` — the textbook chain (W2 of weights = MSE, parameter
-  Lipschitz, Gronwall and its discrete versions, Gelbrich, feature Lipschitz) as
-  calculators whose results carry their assumptions.
-- :mod:`fmq_theory.bounds.certificate` — :func:`certify`, a rigorous a-posteriori bound
-  from paired trajectories of the full-precision and quantized models.
-- :mod:`fmq_theory.bounds.prediction` — :func:`predict`, a weights-only first-order
-  prediction (noise gains) of the velocity, sample and FID change.
-
-Names are resolved lazily so that the law-level calculators need no torch.
+The textbook chain of calculators is :mod:`fmq_theory.theory.fid_chain` (no torch).
 """
 
-import importlib
+from fmq_theory.bounds.certificate import (
+    FIXED_STEP_SOLVERS,
+    Certificate,
+    FIDCertificate,
+    certify,
+    certify_fid,
+    empirical_bernstein_upper,
+    one_step_map,
+)
+from fmq_theory.bounds.prediction import NoiseGains, Prediction, dither_state_dict, noise_gains, predict, row_variances
+from fmq_theory.bounds.spectral import SpectralNormEstimate, jacobian_spectral_norm
 
-_SUBMODULES = ("chain", "certificate", "prediction")
-
-
-def __getattr__(name):
-    for sub in _SUBMODULES:
-        try:
-            module = importlib.import_module(f"fmq_theory.bounds.{sub}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"fmq_theory.bounds.{sub}":
-                continue
-            raise
-        if name in getattr(module, "__all__", ()):
-            return getattr(module, name)
-    raise AttributeError(f"module 'fmq_theory.bounds' has no attribute {name!r}")
+__all__ = [
+    "FIXED_STEP_SOLVERS",
+    "Certificate",
+    "FIDCertificate",
+    "NoiseGains",
+    "Prediction",
+    "SpectralNormEstimate",
+    "certify",
+    "certify_fid",
+    "dither_state_dict",
+    "empirical_bernstein_upper",
+    "jacobian_spectral_norm",
+    "noise_gains",
+    "one_step_map",
+    "predict",
+    "row_variances",
+]

@@ -28,7 +28,7 @@ What is certified and what is estimated
 ---------------------------------------
 * ``|delta_k|`` is computed exactly (floating point) — *certified*.
 * ``g_k`` is *estimated*: the spectral norm is a Lanczos Ritz value (a lower estimate of the
-  true norm, see :mod:`fmq_theory.bounds.lognorm`; its relative residual is reported), and the
+  true norm, see :mod:`fmq_theory.bounds.spectral`; its relative residual is reported), and the
   supremum over the segment is replaced by the maximum over the sampled points ``s`` in
   ``segment_points``.  The per-sample bound ``c_N`` is therefore rigorous up to the
   eigen-solver's convergence and the sampled segment points.
@@ -58,7 +58,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from fmq_theory.bounds.lognorm import jacobian_spectral_norm
+from fmq_theory.bounds.spectral import jacobian_spectral_norm
 
 __all__ = [
     "FIXED_STEP_SOLVERS",
@@ -79,7 +79,7 @@ Velocity = Callable[[float, torch.Tensor], torch.Tensor]
 def one_step_map(velocity: Velocity, t: float, h: float, *, solver: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """Return ``x -> Phi(x)``, one step of the deployed solver from ``t`` with step ``h``.
 
-    The arithmetic is that of :func:`fmq_theory.harness.flow.integrate`, so iterating these
+    The arithmetic is that of :func:`fmq_theory.flow.solvers.integrate`, so iterating these
     maps reproduces its trajectories.
 
     Parameters
@@ -252,7 +252,7 @@ def _check_solver_args(solver, steps, t0, t1, segment_points, confidence):
 
 
 def _velocity(model: Callable, labels: torch.Tensor | None, cfg_scale: float) -> Velocity:
-    from fmq_theory.harness.flow import guided_velocity
+    from fmq_theory.flow.solvers import guided_velocity
 
     return guided_velocity(model, labels, cfg_scale)
 
@@ -315,7 +315,7 @@ def certify(
     ----------
     model_fp, model_q : callable
         Velocity networks called as ``model(x, t, y)`` (``t`` of shape ``(n,)``), e.g.
-        :class:`fmq_theory.harness.unet.UNet`; sample-wise (no coupling across the batch).
+        :class:`fmq_theory.harness.models.unet.UNet`; sample-wise (no coupling across the batch).
     noise : torch.Tensor, shape ``(n, *event)``
         Initial states at ``t0``.
     solver : {"euler", "midpoint", "heun"}
@@ -325,7 +325,7 @@ def certify(
     labels : torch.Tensor, shape (n,), optional
         Class labels for a conditional model.
     cfg_scale : float
-        Classifier-free guidance scale (as :func:`fmq_theory.harness.flow.guided_velocity`).
+        Classifier-free guidance scale (as :func:`fmq_theory.flow.solvers.guided_velocity`).
     t0, t1 : float
         Integration interval.
     segment_points : tuple of float

@@ -226,7 +226,7 @@ def noise_gains(
            for lvl in ("step", "sample", "feature")}
     times = np.linspace(0.0, 1.0, steps + 1)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    from fmq_theory.harness.flow import guided_velocity
+    from fmq_theory.flow.solvers import guided_velocity
 
     starts = range(0, noise.shape[0], batch_size)
     if progress:
@@ -397,7 +397,7 @@ def predict(
     -------
     Prediction
     """
-    from fmq_theory.harness.flow import guided_velocity
+    from fmq_theory.flow.solvers import guided_velocity
     from fmq_theory.harness.metrics import frechet_distance
 
     _check_common(solver, steps, clip)

@@ -2,12 +2,12 @@
 
 ``fmq asymptotics --law L [--nu NU] [--beta BETA] [--n N] [--at-bits SPEC]
 [--compare-bits SPEC] [--format F]`` prints, per method, the leading form of ``D_Q(b)``
-(:mod:`fmq_theory.symbolic`), its constant and effective exponent; with ``--compare-bits``
-also the exact distortion (:mod:`fmq_theory.distortion`) and the ratio exact / leading.
+(:mod:`fmq_theory.theory.symbolic`), its constant and effective exponent; with ``--compare-bits``
+also the exact distortion (:mod:`fmq_theory.theory.distortion`) and the ratio exact / leading.
 
 ``fmq bound --L-theta .. --L-x .. --lip-features .. --fid-fp .. --n-params ..
 [--solver S --steps N] (--weight-mse X | --law L --method M --bits SPEC [--n N])`` prints
-the chain of :mod:`fmq_theory.bounds.chain` link by link with each link's value and
+the chain of :mod:`fmq_theory.theory.fid_chain` link by link with each link's value and
 assumptions.
 """
 
@@ -85,7 +85,7 @@ def _render(rows: list[dict], columns: list[str], fmt: str, header: str) -> str:
 
 
 def _asymptotics(args) -> int:
-    from fmq_theory import symbolic
+    from fmq_theory.theory import symbolic
 
     kw = _law_kwargs(args)
     n = _check_n(args.n)
@@ -143,8 +143,8 @@ def _short(expr) -> str:
 def _comparison(args, forms, bits, n, kw) -> list[dict]:
     from tqdm import tqdm
 
-    from fmq_theory.distortion import distortions
-    from fmq_theory.laws import make_law
+    from fmq_theory.theory.distortion import distortions
+    from fmq_theory.theory.laws import make_law
 
     law = make_law(args.law, **{k: v for k, v in kw.items() if v is not None})
     out = []
@@ -165,7 +165,7 @@ def _comparison(args, forms, bits, n, kw) -> list[dict]:
 
 
 def _bound(args) -> int:
-    from fmq_theory.bounds import chain
+    from fmq_theory.theory import fid_chain as chain
 
     from_law = args.law is not None or args.method is not None or args.bits is not None
     if args.weight_mse is not None and from_law:
@@ -224,8 +224,8 @@ def _check_constants(args) -> None:
 
 
 def _distortions_for_bound(args, constants):
-    from fmq_theory.distortion import distortions
-    from fmq_theory.laws import make_law
+    from fmq_theory.theory.distortion import distortions
+    from fmq_theory.theory.laws import make_law
 
     for flag, value in (("--law", args.law), ("--method", args.method), ("--bits", args.bits)):
         if value is None:
@@ -257,7 +257,7 @@ def register(subparsers) -> None:
         "asymptotics",
         help="leading high-resolution forms of D_Q(b) with constants and effective exponents",
         description="Leading form of the distortion D_Q(b) of uniform_minmax, uniform_mse, "
-                    "lloyd_max and equal_mass on a unit-variance law (fmq_theory.symbolic).",
+                    "lloyd_max and equal_mass on a unit-variance law (fmq_theory.theory.symbolic).",
     )
     _add_law(p, required=True)
     p.add_argument("--n", type=int, default=2304,

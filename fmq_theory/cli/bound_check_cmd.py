@@ -16,7 +16,7 @@ For one dataset, a trained checkpoint and its classifier feature net, and every
   uniform noise of the same row-wise variance; the same linearised propagation with the
   actual weight error (``predicted_dfid_actual``, which needs the quantized weights but no
   sampling of the quantized model) separates the noise model's miss from the linearisation's;
-* naive (:func:`fmq_theory.bounds.chain.fid_chain`): the textbook chain with constants
+* naive (:func:`fmq_theory.theory.fid_chain.fid_chain`): the textbook chain with constants
   estimated at sampled points (largest observed values; lower estimates of the suprema the
   chain needs, so the naive bound shown is, if anything, too small).
 
@@ -34,7 +34,7 @@ import math
 import time
 from pathlib import Path
 
-from fmq_theory._atomic import write_atomic
+from fmq_theory._util import write_atomic
 from fmq_theory.cli._spec import parse_bits
 
 __all__ = ["COLUMNS", "plot", "register", "write_csv"]
@@ -89,7 +89,7 @@ def register(subparsers) -> None:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    """Write ``rows`` under :data:`COLUMNS` to ``path`` atomically (:func:`fmq_theory._atomic.write_atomic`)."""
+    """Write ``rows`` under :data:`COLUMNS` to ``path`` atomically (:func:`fmq_theory._util.write_atomic`)."""
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="") as f:
@@ -160,7 +160,7 @@ class _Setup:
         from fmq_theory.harness.checkpoints import load_checkpoint
         from fmq_theory.harness.data import load
         from fmq_theory.harness.features import ClassifierFeatures, classifier_checkpoint
-        from fmq_theory.harness.flow import balanced_labels, make_noise
+        from fmq_theory.flow.solvers import balanced_labels, make_noise
 
         self.device = torch.device(device)
         self.loaded = load_checkpoint(Path(checkpoint), device=self.device)
@@ -194,7 +194,7 @@ class _Setup:
     def sample(self, model):
         import torch
 
-        from fmq_theory.harness.flow import guided_velocity, integrate
+        from fmq_theory.flow.solvers import guided_velocity, integrate
 
         outs = []
         with torch.no_grad():
@@ -223,7 +223,7 @@ class _Setup:
 
 def _max_norm_x(step_map_of, points, iterations=8):
     """Largest Lanczos estimate of ``||D f||_2`` over a batch of points (estimate from below)."""
-    from fmq_theory.bounds.lognorm import jacobian_spectral_norm
+    from fmq_theory.bounds.spectral import jacobian_spectral_norm
 
     return float(jacobian_spectral_norm(step_map_of, points, iterations=iterations).norm.max())
 
@@ -241,7 +241,7 @@ def _naive_constants(setup: "_Setup") -> dict:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from fmq_theory.bounds.certificate import one_step_map
-    from fmq_theory.harness.flow import guided_velocity
+    from fmq_theory.flow.solvers import guided_velocity
 
     dev = setup.device
     n = 16
@@ -287,7 +287,7 @@ def _cell(setup: "_Setup", *, dataset, method, bits, cert_samples, pred_samples,
     import torch
 
     from fmq_theory.bounds import certify, certify_fid, dither_state_dict, predict
-    from fmq_theory.bounds.chain import fid_chain
+    from fmq_theory.theory.fid_chain import fid_chain
     from fmq_theory.harness.metrics import frechet_distance
     from fmq_theory.quantizers import quantize_state_dict
 

@@ -19,7 +19,7 @@ def _cmd_data(args) -> int:
 def _cmd_train(args) -> int:
     from fmq_theory.harness.checkpoints import save_checkpoint
     from fmq_theory.harness.train import TrainConfig, train
-    from fmq_theory.harness.unet import UNetConfig
+    from fmq_theory.harness.models.unet import UNetConfig
 
     ucfg = UNetConfig(base_channels=args.base_channels, channel_mult=tuple(args.channel_mult),
                       num_res_blocks=args.num_res_blocks,
@@ -38,7 +38,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_experiment(args) -> int:
-    from fmq_theory.harness.experiment import SweepConfig, run_sweep
+    from fmq_theory.harness.sweep import SweepConfig, run_sweep
 
     cfg = SweepConfig(dataset=args.dataset, checkpoint=args.checkpoint, methods=tuple(args.methods),
                       bits=tuple(args.bits), granularity=args.granularity, samples=args.samples,
@@ -57,7 +57,7 @@ def _cmd_experiment(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from fmq_theory.harness.plots import plot_all
+    from fmq_theory.results.plots import plot_all
 
     for path in plot_all(results_dir=Path(args.results), out_dir=Path(args.out)):
         print(path)

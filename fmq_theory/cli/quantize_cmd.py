@@ -5,12 +5,12 @@
     fmq quantize IN.safetensors --method M --bits B [--granularity channel] -o OUT.safetensors
                  [--key KEY] [--format {table,json}]
 
-The input is read by :func:`fmq_theory.storage.load_checkpoint` (``.safetensors``, or a
+The input is read by :func:`fmq_theory.io.quantized_file.load_checkpoint` (``.safetensors``, or a
 ``.pt``/``.pth``/``.bin`` read with ``torch.load(weights_only=True)``, whose state dict
 ``--key`` picks inside a training checkpoint); every tensor goes
 through :func:`fmq_theory.quantizers.quantize_state_dict` (the paper's rule: floating
 tensors with ``ndim > 1`` at the chosen granularity, 1-D ones per tensor, others kept as
-they are); the result is written atomically by :func:`fmq_theory.storage.save_quantized`.
+they are); the result is written atomically by :func:`fmq_theory.io.quantized_file.save_quantized`.
 
 Printed: the package version and every parameter, a per-tensor table (shape, MSE, W2,
 bits/weight, grouping actually used) and totals over all quantized weights:
@@ -213,7 +213,7 @@ def _print_table(summary: dict, out) -> None:
 def run(args) -> int:
     """Handler of ``fmq quantize``; returns the exit status."""
     from fmq_theory.quantizers._base import format_granularity
-    from fmq_theory.storage import load_checkpoint, save_quantized
+    from fmq_theory.io.quantized_file import load_checkpoint, save_quantized
 
     if not os.path.isfile(args.input):
         raise FileNotFoundError(f"argument IN: no such file {args.input!r}")

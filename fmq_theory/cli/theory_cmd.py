@@ -16,8 +16,8 @@ import sys
 
 from fmq_theory import __version__
 from fmq_theory.cli._spec import parse_bits
-from fmq_theory.distortion import MAX_BITS, METHOD_NAMES, distortions
-from fmq_theory.laws import LAW_NAMES, make_law
+from fmq_theory.theory.distortion import MAX_BITS, METHOD_NAMES, distortions
+from fmq_theory.theory.laws import LAW_NAMES, make_law
 
 FORMATS = ("table", "json", "csv", "latex")
 
@@ -161,8 +161,8 @@ def run_distortion(args) -> int:
 
 def run_rho(args) -> int:
     """Handler of ``fmq rho``."""
-    from fmq_theory.distortion import LAW_METHODS
-    from fmq_theory.rho import crossover, rho_table
+    from fmq_theory.theory.distortion import LAW_METHODS
+    from fmq_theory.theory.rho import crossover, rho_table
 
     law = _law_from_args(args)
     bits = parse_bits(args.bits, max_bits=MAX_BITS)

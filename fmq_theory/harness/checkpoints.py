@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from fmq_theory._atomic import write_atomic
+from fmq_theory._util import write_atomic
 
-from fmq_theory.harness.unet import UNet, UNetConfig
+from fmq_theory.harness.models.unet import UNet, UNetConfig
 
 __all__ = ["LoadedModel", "save_checkpoint", "load_checkpoint", "update_card", "file_sha256",
            "WEIGHTS_FILE", "CARD_FILE"]

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmq_theory._atomic import write_atomic
+from fmq_theory._util import write_atomic
 
 __all__ = [
     "DATASETS",

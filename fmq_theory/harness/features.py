@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmq_theory._atomic import write_atomic
+from fmq_theory._util import write_atomic
 
 from fmq_theory.harness.data import DATASETS, DataUnavailableError, data_dir, download_wheel, load
 

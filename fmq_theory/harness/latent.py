@@ -17,7 +17,7 @@ ODE inversion
     whose inversion lands on N(0, I)).
 
 Only callables and module names are taken from the caller, so this module does not depend on
-the UNet's internals. For :class:`fmq_theory.harness.unet.UNet` the activations "after the
+the UNet's internals. For :class:`fmq_theory.harness.models.unet.UNet` the activations "after the
 input blocks" are the output of the last layer of the last down stage and those of the
 middle block the output of ``mid2``; hooks on a container that is iterated rather than
 called (``nn.ModuleList``) never fire, which :func:`latent_features` reports as an error.
@@ -318,7 +318,7 @@ def invert(velocity: Velocity, images: torch.Tensor, *, solver: Solver, batch_si
     solver : callable
         ``solver(velocity, x, t_start=1.0, t_end=0.0) -> torch.Tensor``, e.g.
         ``lambda v, x, **kw: integrate(v, x, solver="midpoint", steps=100, **kw).x`` with
-        :func:`fmq_theory.harness.flow.integrate`.
+        :func:`fmq_theory.flow.solvers.integrate`.
     batch_size : int, keyword-only
 
     Returns

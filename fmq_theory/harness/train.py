@@ -1,6 +1,6 @@
 """Train a flow-matching UNet on MNIST / FashionMNIST with EMA, fixed seeds and AMP.
 
-The loss is the conditional flow-matching loss of :func:`fmq_theory.harness.flow.flow_matching_loss`
+The loss is the conditional flow-matching loss of :func:`fmq_theory.flow.solvers.flow_matching_loss`
 on the conditional-OT path; labels are dropped to the null class with probability
 ``label_dropout`` so the model also learns the unconditional field (classifier-free
 guidance). The weights kept are the exponential moving average (EMA) with the warm-up
@@ -23,8 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from fmq_theory.harness import data as data_mod
-from fmq_theory.harness.flow import flow_matching_loss
-from fmq_theory.harness.unet import UNet, UNetConfig
+from fmq_theory.flow.solvers import flow_matching_loss
+from fmq_theory.harness.models.unet import UNet, UNetConfig
 
 __all__ = ["TrainConfig", "TrainResult", "train", "images_to_model_space"]
 

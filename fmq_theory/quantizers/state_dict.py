@@ -10,7 +10,7 @@ import numpy as np
 from fmq_theory.quantizers._base import QuantizedTensor, format_granularity
 from fmq_theory.quantizers._input import floating_kind, is_torch_tensor
 from fmq_theory.quantizers.api import quantize
-from fmq_theory.wasserstein import quantization_w2
+from fmq_theory.theory.wasserstein import quantization_w2
 
 
 @dataclass(frozen=True)

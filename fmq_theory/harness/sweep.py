@@ -6,7 +6,7 @@ For one dataset and its checkpoint, the sweep runs the full-precision reference 
 1. quantize the state dict (:func:`fmq_theory.quantizers.quantize_state_dict`, per output
    channel by default) and load the dequantized weights into a copy of the model;
 2. sample ``samples`` images from the SAME seeded noise and the same balanced labels as the
-   full-precision model (:func:`fmq_theory.harness.flow.make_noise`), with the configured ODE
+   full-precision model (:func:`fmq_theory.flow.solvers.make_noise`), with the configured ODE
    solver (NFE recorded);
 3. measure FID against the real test split in the features of the project's classifier
    (always) and of InceptionV3 (for the cells named in ``inception_cells`` when the
@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from fmq_theory import __version__
 from fmq_theory.harness import data as data_mod
 from fmq_theory.harness.checkpoints import load_checkpoint
-from fmq_theory.harness.flow import balanced_labels, guided_velocity, integrate, make_noise, sample
+from fmq_theory.flow.solvers import balanced_labels, guided_velocity, integrate, make_noise, sample
 from fmq_theory.harness.train import images_to_model_space
 
 __all__ = ["COLUMNS", "SweepConfig", "parse_cells", "read_rows", "run_sweep", "to_uint8",
@@ -81,7 +81,7 @@ class SweepConfig:
     granularity : str
     samples : int
         Generated images per cell (the FID/PSNR/SSIM sample count).
-    solver, steps, cfg_scale : as for :func:`fmq_theory.harness.flow.sample`
+    solver, steps, cfg_scale : as for :func:`fmq_theory.flow.solvers.sample`
     seed : int
         Seed of the shared initial noise.
     batch_size : int

@@ -69,7 +69,7 @@ import numpy as np
 from scipy import linalg, optimize, special, stats
 
 from fmq_theory import __version__
-from fmq_theory.laws import ContinuousLaw, Empirical, Gaussian, GenGaussian, Laplace, StudentT
+from fmq_theory.theory.laws import ContinuousLaw, Empirical, Gaussian, GenGaussian, Laplace, StudentT
 
 #: Every method name of :mod:`fmq_theory.quantizers`.
 METHOD_NAMES = ("uniform_minmax", "uniform_absmax", "uniform_mse", "piecewise_quantile", "pwlq",
@@ -269,7 +269,7 @@ def law_quantizer(law: ContinuousLaw, *, method: str, bits: int) -> LawQuantizer
     Parameters
     ----------
     law : ContinuousLaw
-        From :mod:`fmq_theory.laws` (needs a finite variance).
+        From :mod:`fmq_theory.theory.laws` (needs a finite variance).
     method : {"equal_mass", "lloyd_max", "uniform_mse"}
         The other methods depend on sample extremes and need a finite ``n``.
     bits : int
@@ -277,14 +277,14 @@ def law_quantizer(law: ContinuousLaw, *, method: str, bits: int) -> LawQuantizer
 
     Examples
     --------
-    >>> from fmq_theory.laws import make_law
+    >>> from fmq_theory.theory.laws import make_law
     >>> round(law_quantizer(make_law("gaussian"), method="lloyd_max", bits=1).distortion, 6)
     0.36338
     """
     _check_method(method)
     bits = _check_bits(bits)
     if not isinstance(law, ContinuousLaw):
-        raise TypeError(f"law={law!r} must be a ContinuousLaw from fmq_theory.laws")
+        raise TypeError(f"law={law!r} must be a ContinuousLaw from fmq_theory.theory.laws")
     if method not in LAW_METHODS:
         raise ValueError(
             f"method={method!r} is defined only for a finite number of weights n (its levels "
@@ -358,7 +358,7 @@ def distortion(law, *, method: str, bits: int, n: int | None = None, replicates:
     Parameters
     ----------
     law : ContinuousLaw or Empirical
-        An :class:`~fmq_theory.laws.Empirical` law is quantized as it is (exact, its own
+        An :class:`~fmq_theory.theory.laws.Empirical` law is quantized as it is (exact, its own
         ``n``; ``n`` must then be ``None``).
     method : str
         One of :data:`METHOD_NAMES`.
@@ -398,7 +398,7 @@ def distortions(law, *, method: str, bits, n: int | None = None, replicates: int
             raise ValueError(f"n={n!r} must be None for an empirical law (its size is n)")
         return tuple(_empirical(law, method, b) for b in bits)
     if not isinstance(law, ContinuousLaw):
-        raise TypeError(f"law={law!r} must be a law from fmq_theory.laws")
+        raise TypeError(f"law={law!r} must be a law from fmq_theory.theory.laws")
     if n is None:
         return tuple(Distortion(law=law.name, params=law.params, method=method, bits=b, n=None,
                                 distortion=law_quantizer(law, method=method, bits=b).distortion,
@@ -556,7 +556,7 @@ def minmax_finite_n(law: ContinuousLaw, *, bits: int, n: int, rtol: float = 1e-6
     bits = _check_bits(bits)
     n = _check_n(n)
     if not isinstance(law, ContinuousLaw):
-        raise TypeError(f"law={law!r} must be a ContinuousLaw from fmq_theory.laws")
+        raise TypeError(f"law={law!r} must be a ContinuousLaw from fmq_theory.theory.laws")
     law.variance  # needs a finite second moment
     if n == 2:
         return 0.0

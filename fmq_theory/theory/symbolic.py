@@ -70,7 +70,7 @@ __all__ = [
     "asymptotic_table",
 ]
 
-#: Weight laws with closed-form asymptotics (names as in :mod:`fmq_theory.laws`).
+#: Weight laws with closed-form asymptotics (names as in :mod:`fmq_theory.theory.laws`).
 LAWS = ("gaussian", "laplace", "student-t", "gen-gaussian")
 #: Quantizers whose leading distortion is derived here.
 METHODS = ("uniform_minmax", "uniform_mse", "lloyd_max", "equal_mass")

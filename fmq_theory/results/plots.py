@@ -2,7 +2,7 @@
 
 Inputs (all under ``results/``):
 
-* ``<dataset>.csv`` - the sweep rows of :mod:`fmq_theory.harness.experiment`;
+* ``<dataset>.csv`` - the sweep rows of :mod:`fmq_theory.harness.sweep`;
 * ``bound_<dataset>.json`` (optional) - the naive chain's bound per cell, from
   ``scripts/bound_compare.py``; drawn dashed beside the measurements;
 * ``grids_<dataset>.npz`` (optional) - uint8 samples ``(64, C, H, W)`` keyed
@@ -142,7 +142,7 @@ def plot_w2_vs_fid(rows: list[dict], *, out: Path) -> Path:
 
 def plot_all(*, results_dir: Path, out_dir: Path) -> list[Path]:
     """Draw every figure for every ``<dataset>.csv`` found in ``results_dir``."""
-    from fmq_theory.harness.experiment import read_rows
+    from fmq_theory.harness.sweep import read_rows
 
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     written = []

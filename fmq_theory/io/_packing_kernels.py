@@ -1,11 +1,11 @@
-"""Numba kernels of :mod:`fmq_theory.packing` (imported only when numba is installed).
+"""Numba kernels of :mod:`fmq_theory.io.packing` (imported only when numba is installed).
 
 The work unit is a full block of 8 codes, which fills exactly ``bits`` bytes: it is
 assembled in (or split from) one 64-bit word with fixed-length loops that the compiler
 unrolls.  A last, partial block (fewer than 8 codes) is left to the caller.  The kernels
 live at module level so that numba's on-disk cache (``cache=True``) is reused across
-processes.  Their plain-numpy twins (:func:`fmq_theory.packing.pack_codes_numpy`,
-:func:`~fmq_theory.packing.unpack_codes_numpy`) are the test oracles.
+processes.  Their plain-numpy twins (:func:`fmq_theory.io.packing.pack_codes_numpy`,
+:func:`~fmq_theory.io.packing.unpack_codes_numpy`) are the test oracles.
 """
 
 import numba

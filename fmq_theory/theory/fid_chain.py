@@ -463,7 +463,7 @@ def fid_bound_vs_bits(*, method: str, distortions: Mapping[int, float], n_params
     method : str
         Label of the quantizer (reported, not interpreted).
     distortions : mapping of int to float
-        Per-weight MSE :math:`D_Q(b)` by bit width (e.g. from :mod:`fmq_theory.distortion`).
+        Per-weight MSE :math:`D_Q(b)` by bit width (e.g. from :mod:`fmq_theory.theory.distortion`).
     n_params, lipschitz_theta, lipschitz_x, lip_features, fid_fp, solver, steps, horizon
         See :func:`fid_chain`.
 

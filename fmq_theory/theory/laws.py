@@ -29,7 +29,7 @@ in closed form, built from the standard upper-tail moments
 
 The squared error of one cell about a level, :math:`\int_a^b (x-c)^2 p(x)\,dx`
 (:meth:`ContinuousLaw.cell_sq_error`), is the building block of every exact distortion in
-:mod:`fmq_theory.distortion`.  Its closed form :math:`M_2 - 2cM_1 + c^2 M_0` cancels
+:mod:`fmq_theory.theory.distortion`.  Its closed form :math:`M_2 - 2cM_1 + c^2 M_0` cancels
 catastrophically on narrow cells far from the centre, so where the cancellation factor
 exceeds :data:`_CANCELLATION_LIMIT` the cell is integrated by Gauss-Legendre quadrature
 instead (the density is analytic on such a cell, so the rule is exact to rounding).

@@ -8,7 +8,7 @@ Slopes
     models are near-lossless, so their typical spread is the noise of a 10k-sample FID with
     shared noise; the median ignores a method that is not converged at 8 bits), unless given.
 
-Constants of the naive chain (:mod:`fmq_theory.bounds.chain`), estimated on the real model
+Constants of the naive chain (:mod:`fmq_theory.theory.fid_chain`), estimated on the real model
     * ``lipschitz_x``: the largest spectral norm of ``dv/dx`` found by power iteration
       (JVP/VJP) at points of sampled trajectories - an *empirical* lower estimate of the sup;
     * ``lipschitz_theta``: the largest operator norm of ``dv/dtheta`` (output change per unit
@@ -167,7 +167,7 @@ def _classifier_lipschitz(net: torch.nn.Module, iters: int) -> float:
 
 @torch.no_grad()
 def _trajectory_points(model, noise, labels, steps: int, n_times: int):
-    from fmq_theory.harness.flow import integrate, guided_velocity
+    from fmq_theory.flow.solvers import integrate, guided_velocity
 
     times = np.linspace(0.0, 1.0, n_times, endpoint=False)
     pts, x, t_prev = [], noise, 0.0
@@ -189,7 +189,7 @@ def estimate_constants(model: torch.nn.Module, classifier_net: torch.nn.Module, 
     Probes ``n_samples`` trajectories (seeded noise, balanced labels) at ``n_times`` times
     in [0, 1); each point gets ``iters`` power iterations for ``dv/dx`` and ``dv/dtheta``.
     """
-    from fmq_theory.harness.flow import balanced_labels, make_noise
+    from fmq_theory.flow.solvers import balanced_labels, make_noise
 
     model = model.eval()
     cfg = model.config

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmq_theory import __version__
-from fmq_theory.distortion import distortions
+from fmq_theory.theory.distortion import distortions
 
 #: The paper's range for rho (claim 3).
 PAPER_RANGE = (0.25, 0.4)
@@ -94,12 +94,12 @@ def rho_table(law, *, bits, n: int | None = None, method: str = "equal_mass",
     bits : sequence of int
     n : int, optional
         Weights per tensor (``None``: the law itself; then both methods must be defined on
-        the law, see :data:`fmq_theory.distortion.LAW_METHODS`).
+        the law, see :data:`fmq_theory.theory.distortion.LAW_METHODS`).
     method, against : str
         Numerator and reference quantizers.
     replicates, seed, quad_rtol :
         Monte Carlo settings and finite-n quadrature tolerance (see
-        :func:`fmq_theory.distortion.distortions`).
+        :func:`fmq_theory.theory.distortion.distortions`).
 
     Returns
     -------

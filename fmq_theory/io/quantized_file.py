@@ -5,7 +5,7 @@ Quantized checkpoint format (``format_version`` 1)
 One ``.safetensors`` file.  For every quantized tensor ``NAME`` it holds
 
 * ``NAME::codes``: the codes of the ``n`` weights, row-major, bit-packed by
-  :func:`fmq_theory.packing.pack_codes` (``ceil(bits * n / 8)`` bytes, uint8);
+  :func:`fmq_theory.io.packing.pack_codes` (``ceil(bits * n / 8)`` bytes, uint8);
 * ``NAME::KEY`` for every array ``KEY`` of :attr:`QuantizedTensor.stored` (codebooks,
   scales, offsets) at its storage dtype;
 
@@ -52,8 +52,8 @@ import numpy as np
 import torch
 
 from fmq_theory import __version__
-from fmq_theory._atomic import atomic_output
-from fmq_theory.packing import pack_codes, unpack_codes
+from fmq_theory._util import atomic_output
+from fmq_theory.io.packing import pack_codes, unpack_codes
 from fmq_theory.quantizers._base import QuantizedTensor, format_granularity, parse_granularity
 
 __all__ = [
@@ -204,7 +204,7 @@ def load_checkpoint(path, *, key: str | None = None) -> dict[str, torch.Tensor]:
         if METADATA_KEY in (header.get("__metadata__") or {}):
             raise ValueError(
                 f"{path!r} is an fmq_theory quantized checkpoint, not a float one; "
-                "read it with fmq_theory.storage.load_quantized"
+                "read it with fmq_theory.io.quantized_file.load_quantized"
             )
         try:
             return dict(load_file(path, device="cpu"))

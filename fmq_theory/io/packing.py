@@ -162,7 +162,7 @@ def _numba_kernels():
     when numba is not installed.  Inputs under :data:`_PARALLEL_BLOCK` codes run on one
     thread; the last partial block (fewer than 8 codes) goes through the numpy twin."""
     try:
-        from fmq_theory import _packing_kernels as k
+        from fmq_theory.io import _packing_kernels as k
     except ImportError:
         return None
 

@@ -1,4 +1,4 @@
-"""Build and serve the project's Jupyter Book (``python -m fmq_theory.book build|serve``).
+"""Build and serve the project's Jupyter Book (``python -m fmq_book build|serve``).
 
 The book's source root is the repository root, so that its table of contents
 (``book/_toc.yml``) can reach ``proofs/`` and ``notebooks/``; its configuration is
@@ -14,9 +14,9 @@ Examples
 --------
 .. code-block:: bash
 
-    python -m fmq_theory.book build          # build unless fresh
-    python -m fmq_theory.book build --force  # always rebuild
-    python -m fmq_theory.book serve --port 8000
+    python -m fmq_book build          # build unless fresh
+    python -m fmq_book build --force  # always rebuild
+    python -m fmq_book serve --port 8000
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import argparse
 import fcntl
 import functools
 import hashlib
-import re
 import http.server
 import shutil
 import subprocess
@@ -34,7 +33,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["BookBuild", "BookLayout", "book_fingerprint", "build_book", "escape_markdown", "markdown_table", "main"]
 
@@ -252,60 +250,6 @@ def _build_locked(*, layout: BookLayout, force: bool, start: float) -> BookBuild
     return BookBuild(layout.html, True, time.perf_counter() - start, fingerprint)
 
 
-def escape_markdown(text: str) -> str:
-    r"""Escape the characters MyST Markdown would interpret, so ``text`` renders literally.
-
-    For library strings (claim statements, evidence with ``D*4^8``, names with
-    underscores) shown inside a Markdown output.
-
-    Examples
-    --------
-    >>> print(escape_markdown("D*4^8 = 4.07, uniform_minmax, $5, a|b"))
-    D\*4^8 = 4.07, uniform\_minmax, \$5, a\|b
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return re.sub(r"([\\`*_{}\[\]<>|$#])", r"\\\1", text)
-
-
-def markdown_table(*, header: Sequence[str], rows: Sequence[Sequence], formats: Sequence[str] | None = None) -> str:
-    """Render rows as a Markdown (MyST) table, for notebooks that display tables.
-
-    Parameters
-    ----------
-    header : sequence of str
-        Column titles (Markdown, so math such as ``$D/D_{LM}$`` works).
-    rows : sequence of sequences
-        One sequence per row, ``len(header)`` cells each.
-    formats : sequence of str, optional
-        One :func:`format` spec per column (e.g. ``".3g"``; ``""`` leaves the cell as is).
-
-    Returns
-    -------
-    str
-        The table; display it with ``IPython.display.Markdown``.
-
-    Examples
-    --------
-    >>> print(markdown_table(header=["b", "D"], rows=[[2, 0.1175]], formats=["", ".3f"]))
-    | b | D |
-    |---|---|
-    | 2 | 0.117 |
-    """
-    header = [str(h).replace("|", "\\|") for h in header]
-    formats = [""] * len(header) if formats is None else list(formats)
-    if len(formats) != len(header):
-        raise ValueError(f"formats has {len(formats)} entries, header has {len(header)}")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for i, row in enumerate(rows):
-        row = list(row)
-        if len(row) != len(header):
-            raise ValueError(f"rows[{i}] has {len(row)} cells, header has {len(header)}")
-        cells = [format(cell, spec).replace("|", "\\|") for cell, spec in zip(row, formats)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def _serve(*, html: Path, port: int) -> None:
     if not (html / "index.html").is_file():
         raise FileNotFoundError(f"{html}/index.html is missing; run `make book` first")
@@ -320,7 +264,7 @@ def _serve(*, html: Path, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``build [--force]`` or ``serve [--port P]``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m fmq_theory.book", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fmq_book", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
     build = sub.add_parser("build", help="build book/_build/html unless it is fresh")
     build.add_argument("--force", action="store_true", help="rebuild even when fresh")
@@ -340,6 +284,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"book: {state}: {result.html}/index.html ({result.seconds:.1f} s)")
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Flow matching for any velocity model: the one solver, velocity adapters, Fréchet distance.
+
+- :mod:`.solvers` — fixed-step and adaptive ODE solvers; one step function serves sampling
+  and the certificate.
+- :mod:`.velocity` — adapters from a model's own call signature to ``v(t, x)``.
+- :mod:`.frechet` — Gaussian moment fits and the Fréchet distance between them.
+"""

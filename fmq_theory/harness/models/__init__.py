@@ -1,0 +1,1 @@
+"""Velocity networks trained and evaluated by the harness."""

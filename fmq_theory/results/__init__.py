@@ -1,0 +1,1 @@
+"""Results files: the one schema and reader, targets, fitted slopes, plots, book tables."""
