@@ -13,6 +13,7 @@ from fmq_theory import __version__
 from fmq_theory.theory import symbolic
 from fmq_theory.theory import fid_chain as chain
 from fmq_theory.cli import main
+from fmq_theory.vocab import SYMBOLIC_METHODS
 
 
 def _run(capsys, argv):
@@ -30,7 +31,7 @@ def test_asymptotics_json(capsys, law, extra):
     assert doc["version"] == __version__
     assert doc["params"]["law"] == law and doc["params"]["n_uniform_minmax"] == 2304
     rows = doc["asymptotics"]
-    assert [r["method"] for r in rows] == list(symbolic.METHODS)
+    assert [r["method"] for r in rows] == list(SYMBOLIC_METHODS)
     kw = {"nu": 3.0} if law == "student-t" else {"beta": 1.5} if law == "gen-gaussian" else {}
     for r in rows:
         f = symbolic.asymptotic_form(law, r["method"], **kw)
@@ -47,7 +48,7 @@ def test_asymptotics_table_csv_latex(capsys):
     rc, out, _ = _run(capsys, ["asymptotics", "--law", "laplace", "--format", "csv"])
     assert rc == 0
     rows = list(csv.DictReader(io.StringIO("".join(out.splitlines(keepends=True)[1:]))))
-    assert {r["method"] for r in rows} == set(symbolic.METHODS)
+    assert {r["method"] for r in rows} == set(SYMBOLIC_METHODS)
     lm = next(r for r in rows if r["method"] == "lloyd_max")
     assert lm["constant"] == "9/2"
     rc, out, _ = _run(capsys, ["asymptotics", "--law", "laplace", "--format", "latex"])

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from fmq_theory.theory.distortion import (
-    LAW_METHODS, METHOD_NAMES, distortion, distortions, effective_exponents, law_quantizer,
+    distortion, distortions, effective_exponents, law_quantizer,
     minmax_finite_n, monte_carlo_replicates,
 )
 from fmq_theory.theory.laws import make_law
+from fmq_theory.vocab import LAW_METHODS, METHODS
 
 mp.mp.dps = 40
 RTOL = 1e-8  # the accuracy target
@@ -243,7 +244,7 @@ def test_empirical_law_is_quantized_as_it_is():
 
 def test_methods_needing_n_say_so():
     law = make_law("gaussian")
-    for method in METHOD_NAMES:
+    for method in METHODS:
         if method in LAW_METHODS:
             continue
         with pytest.raises(ValueError, match="finite number of weights n"):

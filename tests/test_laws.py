@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+from fmq_theory.theory.law_fit import fit_laws, hill_tail_index
+from fmq_theory import vocab
 from fmq_theory.theory.laws import (
-    LAW_NAMES, Empirical, GenGaussian, StudentT, fit_laws, hill_tail_index, make_law,
+    Empirical, GenGaussian, StudentT, make_law,
 )
 
 mp.mp.dps = 40
@@ -126,7 +128,7 @@ def test_shape_errors_name_the_argument():
 def test_unknown_law_lists_the_valid_ones():
     with pytest.raises(ValueError) as info:
         make_law("cauchy")
-    for name in LAW_NAMES:
+    for name in vocab.LAWS:
         assert name in str(info.value)
 
 

@@ -8,18 +8,19 @@ Each sub-command lives in its own module of this package and exposes
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from fmq_theory import __version__
+from fmq_theory.cli import asymptotics_cmd, bound_check_cmd, bound_cmd, harness_cmd, quantize_cmd, theory_cmd
 
 #: Modules of :mod:`fmq_theory.cli` that register sub-commands, in help order.
 COMMAND_MODULES = (
-    "quantize_cmd",
-    "theory_cmd",
-    "harness_cmd",
-    "asymptotics_cmd",
-    "bound_check_cmd",
+    quantize_cmd,
+    theory_cmd,
+    harness_cmd,
+    asymptotics_cmd,
+    bound_cmd,
+    bound_check_cmd,
 )
 
 
@@ -31,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fmq_theory {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"fmq_theory.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"fmq_theory.cli.{name}":
-                continue  # that part of the package is not built yet
-            raise
+    for module in COMMAND_MODULES:
         module.register(subparsers)
     return parser
 

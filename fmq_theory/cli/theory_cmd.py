@@ -16,8 +16,11 @@ import sys
 
 from fmq_theory import __version__
 from fmq_theory.cli._spec import parse_bits
-from fmq_theory.theory.distortion import MAX_BITS, METHOD_NAMES, distortions
-from fmq_theory.theory.laws import LAW_NAMES, make_law
+from fmq_theory.ledger import build_ledger
+from fmq_theory.theory.distortion import distortions
+from fmq_theory.theory.laws import make_law
+from fmq_theory.theory.rho import crossover, rho_table
+from fmq_theory.vocab import LAW_BITS, LAW_METHODS, LAWS, METHODS
 
 FORMATS = ("table", "json", "csv", "latex")
 
@@ -139,7 +142,7 @@ def _interval_fields(interval):
 def run_distortion(args) -> int:
     """Handler of ``fmq distortion``."""
     law = _law_from_args(args)
-    bits = parse_bits(args.bits, max_bits=MAX_BITS)
+    bits = parse_bits(args.bits, max_bits=LAW_BITS[1])
     n = None if args.n is None else parse_n(args.n)
     _check_replicates(args)
     span = ([bits[0] - 1] if bits[0] > 1 else []) + bits  # one more row for the first exponent
@@ -161,11 +164,8 @@ def run_distortion(args) -> int:
 
 def run_rho(args) -> int:
     """Handler of ``fmq rho``."""
-    from fmq_theory.theory.distortion import LAW_METHODS
-    from fmq_theory.theory.rho import crossover, rho_table
-
     law = _law_from_args(args)
-    bits = parse_bits(args.bits, max_bits=MAX_BITS)
+    bits = parse_bits(args.bits, max_bits=LAW_BITS[1])
     n = None if args.n is None else parse_n(args.n)
     _check_replicates(args)
     if n is None:
@@ -191,8 +191,6 @@ def run_rho(args) -> int:
 
 def run_report(args) -> int:
     """Handler of ``fmq report``: the claims ledger."""
-    from fmq_theory.ledger import build_ledger
-
     ids = None if args.claim is None else [args.claim]
     checks = build_ledger(ids=ids, progress=sys.stderr.isatty())
     out = sys.stdout
@@ -211,13 +209,13 @@ def run_report(args) -> int:
 
 
 def _add_law_args(p):
-    p.add_argument("--law", required=True, choices=LAW_NAMES, help="weight law (unit variance)")
+    p.add_argument("--law", required=True, choices=LAWS, help="weight law (unit variance)")
     p.add_argument("--nu", type=float, default=None, help="Student-t degrees of freedom (> 2)")
     p.add_argument("--beta", type=float, default=None, help="generalized-Gaussian shape (> 0)")
 
 
 def _add_common(p):
-    p.add_argument("--bits", required=True, metavar="SPEC", help="B or LO:HI (inclusive), 1..%d" % MAX_BITS)
+    p.add_argument("--bits", required=True, metavar="SPEC", help="B or LO:HI (inclusive), 1..%d" % LAW_BITS[1])
     p.add_argument("--n", default=None, metavar="N",
                    help="weights per tensor (e.g. 2304 or 1e6); omit for the law itself")
     p.add_argument("--format", choices=FORMATS, default="table")
@@ -232,15 +230,15 @@ def register(subparsers) -> None:
                               description="Exact (law), finite-n exact/quadrature (uniform_minmax) or "
                                           "Monte Carlo per-weight MSE, with the effective exponent.")
     _add_law_args(p)
-    p.add_argument("--method", required=True, choices=METHOD_NAMES)
+    p.add_argument("--method", required=True, choices=METHODS)
     _add_common(p)
     p.set_defaults(func=run_distortion)
 
     p = subparsers.add_parser("rho", help="rho(b) = D_method(b) / D_reference(b)",
                               description="rho(b) of one quantizer against a reference on a weight law.")
     _add_law_args(p)
-    p.add_argument("--method", choices=METHOD_NAMES, default="equal_mass")
-    p.add_argument("--against", choices=METHOD_NAMES, default="uniform_minmax")
+    p.add_argument("--method", choices=METHODS, default="equal_mass")
+    p.add_argument("--against", choices=METHODS, default="uniform_minmax")
     _add_common(p)
     p.set_defaults(func=run_rho)
 

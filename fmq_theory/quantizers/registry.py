@@ -32,9 +32,10 @@ from typing import Callable, Mapping
 import numpy as np
 
 from fmq_theory.quantizers import equal_mass, lloyd_max, log2, normal_float, piecewise, uniform
+from fmq_theory.vocab import LAW_BITS, METHODS, QUANTIZER_BITS
 
 #: Smallest and largest supported bit widths (codes are uint8 up to 8 bits, uint16 above).
-MIN_BITS, MAX_BITS = 1, 16
+MIN_BITS, MAX_BITS = QUANTIZER_BITS
 
 
 def _same_granularity(granularity: tuple, options: dict) -> tuple:
@@ -86,7 +87,7 @@ SPECS: Mapping[str, MethodSpec] = {
         piecewise.codebook_levels,
         ("codebook",),
         options={"exact_limit": lloyd_max.DEFAULT_EXACT_LIMIT},
-        max_bits=12,
+        max_bits=LAW_BITS[1],
     ),
     "normal_float": MethodSpec(
         normal_float.fit_normal_float,
@@ -97,18 +98,6 @@ SPECS: Mapping[str, MethodSpec] = {
     ),
 }
 
-#: The exact method names, in the order the paper and the issue list them.
-METHODS = (
-    "uniform_minmax",
-    "uniform_absmax",
-    "uniform_mse",
-    "piecewise_quantile",
-    "pwlq",
-    "log2",
-    "equal_mass",
-    "lloyd_max",
-    "normal_float",
-)
 
 
 def method_spec(method) -> MethodSpec:

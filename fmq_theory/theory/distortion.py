@@ -37,7 +37,7 @@ the joint density ``n(n-1) p(a) p(b) (F(b)-F(a))^{n-2}`` becomes, in the tail ma
 ``u = r theta``, ``v = r(1 - theta)``, a Beta(2, n-2) law for ``r = u + v`` and a uniform
 ``theta``.  Both integrals are done by tanh-sinh quadrature (the integrand has integrable
 endpoint singularities), the inner one split where it bends sharply, refined until two
-successive levels agree to ``1e-9`` (see :func:`minmax_finite_n`).
+successive levels agree to ``1e-9`` (:mod:`fmq_theory.theory.minmax_quadrature`).
 
 ``"finite-n exact"`` is used where that quadrature reaches a relative accuracy of ``1e-6``
 (Gaussian at every b; lighter-tailed cases mostly); otherwise (heavy tails at few levels,
@@ -66,37 +66,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize, special, stats
+from scipy import linalg, optimize, stats
 
 from fmq_theory import __version__
+from fmq_theory.quantizers import quantize
+from fmq_theory.theory._checks import check_bits as _check_bits, check_sample_size as _check_n
 from fmq_theory.theory.laws import ContinuousLaw, Empirical, Gaussian, GenGaussian, Laplace, StudentT
-
-#: Every method name of :mod:`fmq_theory.quantizers`.
-METHOD_NAMES = ("uniform_minmax", "uniform_absmax", "uniform_mse", "piecewise_quantile", "pwlq",
-                "log2", "equal_mass", "lloyd_max", "normal_float")
-#: Methods defined on the law itself (``n=None``).
-LAW_METHODS = ("equal_mass", "lloyd_max", "uniform_mse")
-#: Methods with an exact finite-n formula.
-FINITE_N_EXACT_METHODS = ("uniform_minmax",)
-#: Supported bit widths.
-MAX_BITS = 12
-
+from fmq_theory.theory.minmax_quadrature import QuadratureNotConverged, minmax_finite_n
+from fmq_theory.vocab import FINITE_N_EXACT_METHODS, LAW_METHODS, METHODS
 
 def _check_method(method):
-    if method not in METHOD_NAMES:
-        raise ValueError(f"method={method!r} is not one of {', '.join(METHOD_NAMES)}")
-
-
-def _check_bits(bits):
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= MAX_BITS:
-        raise ValueError(f"bits={bits!r} must be an integer in 1..{MAX_BITS}")
-    return int(bits)
-
-
-def _check_n(n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n={n!r} must be an integer >= 2 (or None for the law itself)")
-    return int(n)
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {', '.join(METHODS)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -361,7 +342,7 @@ def distortion(law, *, method: str, bits: int, n: int | None = None, replicates:
         An :class:`~fmq_theory.theory.laws.Empirical` law is quantized as it is (exact, its own
         ``n``; ``n`` must then be ``None``).
     method : str
-        One of :data:`METHOD_NAMES`.
+        One of :data:`fmq_theory.vocab.METHODS`.
     bits : int
         1..12.
     n : int, optional
@@ -435,8 +416,6 @@ def distortions(law, *, method: str, bits, n: int | None = None, replicates: int
 
 
 def _empirical(law, method, bits):
-    from fmq_theory.quantizers import quantize
-
     x = law.values
     q = np.asarray(quantize(x, method=method, bits=bits, granularity="tensor").dequantize(), dtype=float)
     return Distortion(law="empirical", params=law.params, method=method, bits=bits, n=int(x.size),
@@ -465,8 +444,6 @@ def monte_carlo_replicates(law, *, method: str, bits, n: int, replicates: int, s
     -------
     numpy.ndarray, shape (len(bits), replicates)
     """
-    from fmq_theory.quantizers import quantize
-
     _check_method(method)
     bits = [_check_bits(b) for b in bits]
     n = _check_n(n)
@@ -484,120 +461,6 @@ def monte_carlo_replicates(law, *, method: str, bits, n: int, replicates: int, s
             q = np.asarray(quantize(w, method=method, bits=b, granularity="channel").dequantize(), dtype=float)
             out[i, start:start + len(reps)] = np.mean((w - q) ** 2, axis=1)
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# Finite-n exact: uniform min-max
-# ---------------------------------------------------------------------------------------
-def _tanh_sinh_nodes(t):
-    """Tanh-sinh map of ``t``: nodes ``x``, ``1 - x`` on (0, 1) and ``dx/dt``."""
-    s = 0.5 * np.pi * np.sinh(t)
-    with np.errstate(over="ignore"):
-        dx = 0.25 * np.pi * np.cosh(t) / np.cosh(s) ** 2
-    return special.expit(2.0 * s), special.expit(-2.0 * s), dx
-
-
-def _grid_error(law, a, b, K, chunk=300_000):
-    """``G(a, b)``: squared error of the ``K``-level uniform grid on ``[a, b]``, per pair."""
-    out = np.empty(a.size)
-    step = max(1, chunk // K)
-    frac = np.linspace(0.0, 1.0, K)
-    for s in range(0, a.size, step):
-        aa, bb = a[s:s + step, None], b[s:s + step, None]
-        levels = aa + (bb - aa) * frac[None, :]
-        edges = np.concatenate((aa, 0.5 * (levels[:, :-1] + levels[:, 1:]), bb), axis=1)
-        out[s:s + step] = np.sum(law.cell_sq_error(edges[:, :-1], edges[:, 1:], levels), axis=1)
-    return out
-
-
-def _edges_from_masses(law, u, v):
-    """Sample minimum ``a`` with ``F(a) = u`` and maximum ``b`` with ``1 - F(b) = v``."""
-    a = np.where(u <= 0.5, law.ppf(np.minimum(u, 0.5)), law.isf(np.clip(1.0 - u, 0.0, 0.5)))
-    b = np.where(v <= 0.5, law.isf(np.minimum(v, 0.5)), law.ppf(np.clip(1.0 - v, 0.0, 0.5)))
-    return a, b
-
-
-class QuadratureNotConverged(RuntimeError):
-    """The finite-n quadrature did not reach its tolerance (heavy tails, few levels).
-
-    Attributes
-    ----------
-    value : float
-        Result at the finest step (1/16).
-    change : float
-        Its absolute difference from the result at step 1/8 (an error estimate).
-    """
-
-    def __init__(self, message, *, value, change):
-        super().__init__(message)
-        self.value = value
-        self.change = change
-
-
-def minmax_finite_n(law: ContinuousLaw, *, bits: int, n: int, rtol: float = 1e-6) -> float:
-    r"""Expected per-weight MSE of ``uniform_minmax`` on ``n`` iid weights of ``law`` (exact).
-
-    Computes :math:`D_n = 2\int_0^1\int_0^{1/2} G(F^{-1}(r\theta), F^{-1}(1 - r(1-\theta)))
-    \,d\theta\,dq` with ``r`` the ``q``-quantile of Beta(2, n - 2) (see the module
-    docstring; the factor 2 and the half range use the symmetry of the law, and put the
-    bend of the integrand at ``theta = 1/2`` on an endpoint) by product tanh-sinh quadrature
-    with steps 1/2, 1/4, 1/8, 1/16 (finer steps reuse the coarser nodes), until two
-    successive results agree to ``rtol``.  Nodes whose contribution is provably below
-    ``1e-3 * rtol`` of the result (``G <= mass * (range / 2(K-1))^2``) are skipped.
-
-    Raises
-    ------
-    QuadratureNotConverged
-        If step 1/16 does not agree with step 1/8 to ``rtol``.  This happens for heavy tails
-        (Student-t with small ``nu``) at few levels: when the grid step is comparable to the
-        spread of the law, the integrand bends sharply wherever a threshold sweeps across
-        the centre of the law.  :func:`distortions` then falls back to Monte Carlo.
-    """
-    bits = _check_bits(bits)
-    n = _check_n(n)
-    if not isinstance(law, ContinuousLaw):
-        raise TypeError(f"law={law!r} must be a ContinuousLaw from fmq_theory.theory.laws")
-    law.variance  # needs a finite second moment
-    if n == 2:
-        return 0.0
-    K = 2**bits
-    h_min = 1.0 / 16.0
-    t_end = float(np.arcsinh(2.0 * 690.0 / np.pi))  # nodes reach 1e-300 of the endpoints
-    m = int(np.ceil(t_end / h_min))
-    x, one_minus_x, dx = _tanh_sinh_nodes(np.arange(-m, m + 1) * h_min)
-    r = np.where(x <= 0.5, special.betaincinv(2.0, n - 2.0, np.minimum(x, 0.5)),
-                 special.betainccinv(2.0, n - 2.0, np.minimum(one_minus_x, 0.5)))
-    theta = 0.5 * x
-    cache = np.full((x.size, x.size), np.nan)  # G at (q-node i, theta-node j)
-    previous = None
-    for level in range(4, -1, -1):
-        stride = 2**level
-        idx = m + stride * np.arange(-(m // stride), m // stride + 1)
-        h = h_min * stride
-        qi = idx[(r[idx] < 1.0) & (dx[idx] > 0)]
-        tj = idx[dx[idx] > 0]
-        I, J = (g.ravel() for g in np.meshgrid(qi, tj, indexing="ij"))
-        weight = 2.0 * 0.5 * h * h * dx[I] * dx[J]
-        u = r[I] * theta[J]  # mass below the minimum
-        v = r[I] * (1.0 - theta[J])  # mass above the maximum
-        ok = (u > 1e-300) & (v > 1e-300) & (weight > 0)
-        I, J, weight, u, v = I[ok], J[ok], weight[ok], u[ok], v[ok]
-        a, b = _edges_from_masses(law, u, v)
-        need = np.isnan(cache[I, J]) & (b > a)
-        if previous is not None:
-            bound = weight * ((b - a) / (2.0 * (K - 1))) ** 2  # G <= mass * (step / 2)^2
-            need &= bound > 1e-3 * rtol * previous / max(1, I.size)
-        if np.any(need):
-            cache[I[need], J[need]] = _grid_error(law, a[need], b[need], K)
-        g = cache[I, J]
-        value = float(np.sum(np.where(np.isnan(g), 0.0, weight * g)))
-        if previous is not None and abs(value - previous) <= rtol * abs(value):
-            return value
-        change = abs(value - previous) if previous is not None else np.inf
-        previous = value
-    raise QuadratureNotConverged(
-        f"minmax_finite_n did not converge to rtol={rtol} (law={law.describe()}, bits={bits}, n={n}; "
-        f"last value {value:.10g}, last change {change:.3g})", value=value, change=change)
 
 
 # ---------------------------------------------------------------------------------------
@@ -656,7 +519,7 @@ def effective_exponents(rows) -> tuple:
 
 
 __all__ = [
-    "METHOD_NAMES", "LAW_METHODS", "FINITE_N_EXACT_METHODS", "MAX_BITS", "LawQuantizer", "law_quantizer",
-    "Distortion", "distortion", "distortions", "default_replicates", "mean_interval",
-    "monte_carlo_replicates", "minmax_finite_n", "QuadratureNotConverged", "Exponent", "effective_exponents",
+    "LawQuantizer", "law_quantizer", "Distortion", "distortion", "distortions", "default_replicates",
+    "mean_interval", "monte_carlo_replicates", "minmax_finite_n", "QuadratureNotConverged", "Exponent",
+    "effective_exponents",
 ]

@@ -94,7 +94,7 @@ def rho_table(law, *, bits, n: int | None = None, method: str = "equal_mass",
     bits : sequence of int
     n : int, optional
         Weights per tensor (``None``: the law itself; then both methods must be defined on
-        the law, see :data:`fmq_theory.theory.distortion.LAW_METHODS`).
+        the law, see :data:`fmq_theory.vocab.LAW_METHODS`).
     method, against : str
         Numerator and reference quantizers.
     replicates, seed, quad_rtol :

@@ -51,9 +51,9 @@ from functools import lru_cache
 import mpmath
 import sympy as sp
 
+from fmq_theory.vocab import LAWS, SYMBOLIC_METHODS
+
 __all__ = [
-    "LAWS",
-    "METHODS",
     "Derivation",
     "Constant",
     "AsymptoticForm",
@@ -70,10 +70,6 @@ __all__ = [
     "asymptotic_table",
 ]
 
-#: Weight laws with closed-form asymptotics (names as in :mod:`fmq_theory.theory.laws`).
-LAWS = ("gaussian", "laplace", "student-t", "gen-gaussian")
-#: Quantizers whose leading distortion is derived here.
-METHODS = ("uniform_minmax", "uniform_mse", "lloyd_max", "equal_mass")
 
 #: The bit width, the symbol every :class:`AsymptoticForm` expression depends on.
 B = sp.Symbol("b", positive=True)
@@ -133,11 +129,11 @@ class AsymptoticForm:
     Attributes
     ----------
     law : str
-        One of :data:`LAWS`.
+        One of :data:`fmq_theory.vocab.LAWS`.
     params : tuple of (str, float)
         Shape parameters (``nu``, ``beta``; ``n`` for ``uniform_minmax``); unit variance.
     method : str
-        One of :data:`METHODS`.
+        One of :data:`fmq_theory.vocab.SYMBOLIC_METHODS`.
     expression : sympy.Expr
         Leading form of :math:`D_Q(b)`, a function of the symbol ``b`` (:data:`B`).
     constant : sympy.Expr
@@ -326,7 +322,6 @@ def _pareto_clip() -> sp.Expr:
 @lru_cache(maxsize=None)
 def _optimal_clip(law: _Law) -> tuple[sp.Expr, tuple[str, ...]]:
     """Leading clip c(b) minimizing c**2/(3 K**2) + 2 int_c^oo (x-c)**2 p."""
-    c = sp.Symbol("c", positive=True)
     kk = sp.Symbol("K", positive=True)
     if law.kind == "pareto":
         clip = sp.simplify(_pareto_clip().subs({_NU: law.nu, _A: _student_t_tail(law.nu)}).subs(kk, _K))
@@ -358,7 +353,7 @@ def optimal_clip(law: str, *, nu=None, beta=None) -> Derivation:
     Parameters
     ----------
     law : str
-        One of :data:`LAWS`.
+        One of :data:`fmq_theory.vocab.LAWS`.
     nu, beta : float, optional
         Student-t degrees of freedom (> 2) / generalized-Gaussian shape (> 0).
 
@@ -411,7 +406,7 @@ def panter_dite_constant(law: str, *, nu=None, beta=None) -> Constant:
     Parameters
     ----------
     law : str
-        One of :data:`LAWS`.
+        One of :data:`fmq_theory.vocab.LAWS`.
     nu, beta : float, optional
         Student-t degrees of freedom (> 2) / generalized-Gaussian shape (> 0).
 
@@ -599,7 +594,7 @@ def sample_range_second_moment(law: str, *, n: int, nu=None, beta=None) -> Const
     Parameters
     ----------
     law : str
-        One of :data:`LAWS`.
+        One of :data:`fmq_theory.vocab.LAWS`.
     n : int
         Sample size (>= 2).
     nu, beta : float, optional
@@ -735,9 +730,9 @@ def asymptotic_form(law: str, method: str, *, nu=None, beta=None, n: int = 2304)
     Parameters
     ----------
     law : str
-        One of :data:`LAWS`.
+        One of :data:`fmq_theory.vocab.LAWS`.
     method : str
-        One of :data:`METHODS`.
+        One of :data:`fmq_theory.vocab.SYMBOLIC_METHODS`.
     nu : float, optional
         Student-t degrees of freedom, > 2 (required for ``student-t``).
     beta : float, optional
@@ -759,8 +754,8 @@ def asymptotic_form(law: str, method: str, *, nu=None, beta=None, n: int = 2304)
     2.0
     """
     spec = _law(law, nu=nu, beta=beta)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if method not in SYMBOLIC_METHODS:
+        raise ValueError(f"method must be one of {', '.join(SYMBOLIC_METHODS)}; got {method!r}")
     if method == "uniform_minmax":
         return _uniform_minmax_form(spec, n)
     return {"uniform_mse": _uniform_mse, "lloyd_max": _lloyd_max, "equal_mass": _equal_mass}[method](spec)
@@ -787,5 +782,5 @@ def _uniform_minmax_form(spec: _Law, n: int) -> AsymptoticForm:
 
 
 def asymptotic_table(law: str, *, nu=None, beta=None, n: int = 2304) -> tuple[AsymptoticForm, ...]:
-    """:func:`asymptotic_form` for every method of :data:`METHODS`, in that order."""
-    return tuple(asymptotic_form(law, m, nu=nu, beta=beta, n=n) for m in METHODS)
+    """:func:`asymptotic_form` for every method of :data:`fmq_theory.vocab.SYMBOLIC_METHODS`, in that order."""
+    return tuple(asymptotic_form(law, m, nu=nu, beta=beta, n=n) for m in SYMBOLIC_METHODS)
