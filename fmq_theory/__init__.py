@@ -6,6 +6,7 @@ Wasserstein distances, distortion of weight laws, the FID bound chain) and measu
 evidence (trained flow-matching models, quantized and sampled).
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version as _version
 
 try:
@@ -19,7 +20,7 @@ _LAZY = {
     "quantize": "fmq_theory.quantizers",
     "quantize_state_dict": "fmq_theory.quantizers",
     "QuantizedTensor": "fmq_theory.quantizers",
-    "METHODS": "fmq_theory.quantizers",
+    "METHODS": "fmq_theory.vocab",
     "save_quantized": "fmq_theory.io.quantized_file",
     "load_quantized": "fmq_theory.io.quantized_file",
 }
@@ -27,8 +28,6 @@ _LAZY = {
 
 def __getattr__(name):
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'fmq_theory' has no attribute {name!r}")
 

@@ -11,23 +11,25 @@ Verdicts are one of :data:`VERDICTS`:
 
 :func:`build_ledger` returns a tuple of frozen :class:`ClaimCheck` so that the book and
 ``fmq report`` render the same data.  Asymptotic constants and rates come from
-:mod:`fmq_theory.theory.symbolic` and the FID chain from :mod:`fmq_theory.theory.fid_chain` (imported
-lazily; a check says so in its evidence when one of them is missing).
+:mod:`fmq_theory.theory.symbolic` and the FID chain from :mod:`fmq_theory.theory.fid_chain`.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from fmq_theory.quantizers import quantize
+from fmq_theory.theory import fid_chain, symbolic
 from fmq_theory.theory.distortion import distortions, law_quantizer
 from fmq_theory.theory.laws import make_law
 from fmq_theory.theory.rho import PAPER_RANGE, crossover, rho_table
+from fmq_theory.vocab import METHODS, PAPER_METHODS
 
 VERDICTS = ("holds", "holds only when", "fails", "not computed here")
 
@@ -84,16 +86,7 @@ _C3 = "3. Equal-mass OT has the tighter bound: rho(b) ~ 0.25-0.4 under realistic
 _C4 = "4. OT keeps PSNR/SSIM and latent stability down to 2-3 bits where uniform/PWL/log fail"
 
 
-def _optional(module):
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
 def _check_w2_equals_mse() -> ClaimCheck:
-    from fmq_theory.quantizers import METHODS, quantize
-
     w = make_law("gaussian").sample(2304, rng=np.random.default_rng(LEDGER_SEED))
     worst, below = 0.0, []
     monotone = [m for m in METHODS if m != "normal_float"]
@@ -191,20 +184,16 @@ def _check_uniform_rate() -> ClaimCheck:
 
 
 def _check_equal_mass_rate() -> ClaimCheck:
-    sym = _optional("fmq_theory.theory.symbolic")
     parts, slowest = [], 2.0
     for name, kw, label in RHO_LAWS:
         law = make_law(name, **kw)
         _, ex = _law_exponents("equal_mass", law)
         slowest = min(slowest, ex[-1])
-        text = f"{label}: exponent(11->12) = {ex[-1]:.3f}"
-        if sym is not None:
-            form = sym.asymptotic_form(name, "equal_mass", **kw)
-            text += f" (sympy limit {form.exponent_limit:.3f}, leading {form.rate})"
-        parts.append(text)
+        form = symbolic.asymptotic_form(name, "equal_mass", **kw)
+        parts.append(f"{label}: exponent(11->12) = {ex[-1]:.3f} (sympy limit {form.exponent_limit:.3f}, "
+                     f"leading {form.rate})")
     fin = {r.bits: r.distortion_method for r in rho_grid()[("gaussian", 2304)]}
     parts.append(f"gaussian n=2304 (Monte Carlo) exponent(7->8) = {-np.log2(fin[8] / fin[7]):.3f}")
-    note = "" if sym is not None else " (fmq_theory.theory.symbolic not available: no symbolic limits)"
     return ClaimCheck(
         id="2b", claim=_C2,
         statement="Equal-mass OT quantization: D(b) ~ C 2^(-2b)",
@@ -213,48 +202,35 @@ def _check_equal_mass_rate() -> ClaimCheck:
         evidence=("the two unbounded outer cells keep a conditional variance that does not shrink like "
                   "4^-b (Bennett's integral of equal-mass cells, int 1/p, diverges): exponent -> 1 "
                   "for exponential-type tails (up to log factors), 1 - 2/nu for Student-t. "
-                  + "; ".join(parts) + note),
+                  + "; ".join(parts)),
         command="fmq distortion --law student-t --nu 3 --method equal_mass --bits 1:12")
 
 
 def _check_lloyd_rate() -> ClaimCheck:
-    sym = _optional("fmq_theory.theory.symbolic")
     parts, ok = [], True
     for name, kw, label in RHO_LAWS:
         law = make_law(name, **kw)
         rows, ex = _law_exponents("lloyd_max", law)
         c12 = rows[-1].distortion * 4.0**12
-        text = f"{label}: exponent(11->12) = {ex[-1]:.3f}, D*4^12 = {c12:.4f}"
-        if sym is not None:
-            pd = sym.panter_dite_constant(name, **kw).value
-            text += f" vs Panter-Dite {pd:.4f}"
-            ok &= abs(c12 / pd - 1) < 0.05
-        ok &= abs(ex[-1] - 2) < 0.05
-        parts.append(text)
+        pd = symbolic.panter_dite_constant(name, **kw).value
+        ok &= abs(c12 / pd - 1) < 0.05 and abs(ex[-1] - 2) < 0.05
+        parts.append(f"{label}: exponent(11->12) = {ex[-1]:.3f}, D*4^12 = {c12:.4f} vs Panter-Dite {pd:.4f}")
     return ClaimCheck(
         id="2c", claim=_C2,
         statement="Lloyd-Max (the W2-optimal quantizer): D(b) ~ C_PD 2^(-2b), C_PD = (int p^(1/3))^3 / 12",
         verdict="holds" if ok else "fails", condition="",
-        evidence="; ".join(parts) + ("" if sym is not None else " (symbolic module missing: constants not compared)"),
+        evidence="; ".join(parts),
         command="fmq distortion --law gaussian --method lloyd_max --bits 1:12")
 
 
 def _check_fid_rate() -> ClaimCheck:
-    chain = _optional("fmq_theory.theory.fid_chain")
     mse = {r.bits: r.distortion_reference for r in rho_grid()[("gaussian", 2304)]}
     fid_fp = 3.204  # the paper's full-precision CIFAR-10 FID
-    if chain is not None:
-        curve = chain.fid_bound_vs_bits(method="uniform_minmax", distortions=mse, n_params=1,
+    curve = fid_chain.fid_bound_vs_bits(method="uniform_minmax", distortions=mse, n_params=1,
                                         lipschitz_theta=1.0, lipschitz_x=1.0, lip_features=1.0,
                                         fid_fp=fid_fp)
-        delta = dict(zip(curve.bits.tolist(), curve.delta_fid.tolist()))
-        source = "fmq_theory.theory.fid_chain.fid_bound_vs_bits"
-    else:
-        def delta_of(d):
-            w2 = np.sqrt(d)
-            return 2 * np.sqrt(fid_fp) * w2 + w2**2
-        delta = {b: delta_of(d) for b, d in mse.items()}
-        source = "sqrt(FID_q) <= sqrt(FID_fp) + L W2 (bounds.chain not available)"
+    delta = dict(zip(curve.bits.tolist(), curve.delta_fid.tolist()))
+    source = "fmq_theory.theory.fid_chain.fid_bound_vs_bits"
     ex = -np.log2(delta[8] / delta[7])
     ex_d = -np.log2(mse[8] / mse[7])
     return ClaimCheck(
@@ -329,8 +305,6 @@ def _check_rho() -> ClaimCheck:
 
 #: Folder of the committed GPU sweeps (``results/{dataset}.csv``; the repository's, when it exists).
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
-#: The paper's four quantizers (claim 4 compares OT with the other three).
-PAPER_METHODS = ("equal_mass", "uniform_minmax", "piecewise_quantile", "log2")
 #: "Keeps fidelity" at b: FID_q <= FIDELITY_FID_FACTOR * FID_fp and mean SSIM >= FIDELITY_SSIM.
 FIDELITY_FID_FACTOR = 2.0
 FIDELITY_SSIM = 0.9
@@ -411,13 +385,8 @@ def build_ledger(*, ids=None, progress: bool = False) -> tuple:
     for i in ids:
         if i not in CHECKS:
             raise ValueError(f"claim id {i!r} is not one of {', '.join(CHECKS)}")
-    iterator = ids
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(ids, desc="claims", unit="claim")
-    return tuple(CHECKS[i]() for i in iterator)
+    return tuple(CHECKS[i]() for i in tqdm(ids, desc="claims", unit="claim", disable=not progress))
 
 
-__all__ = ["VERDICTS", "RESULTS_DIR", "PAPER_METHODS", "RHO_LAWS", "RHO_SIZES", "RHO_BITS", "LEDGER_REPLICATES", "ClaimCheck",
+__all__ = ["VERDICTS", "RESULTS_DIR", "RHO_LAWS", "RHO_SIZES", "RHO_BITS", "LEDGER_REPLICATES", "ClaimCheck",
            "CHECKS", "build_ledger", "rho_grid"]
