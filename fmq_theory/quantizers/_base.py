@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from fmq_theory.quantizers._kernels import gather_levels
+
 #: Normalised granularity: ``("tensor",)``, ``("channel",)`` or ``("group", g)``.
 Granularity = tuple
 
@@ -119,8 +121,6 @@ class QuantizedTensor:
     def dequantized_numpy(self) -> np.ndarray:
         """The reconstructed weights as a numpy array of the original shape, in the
         levels' (storage) dtype, i.e. before the cast to the input dtype."""
-        from fmq_theory.quantizers._kernels import gather_levels
-
         flat = gather_levels(self.levels, self.codes).reshape(-1)
         return flat[: self.n_weights].reshape(self.shape)
 
