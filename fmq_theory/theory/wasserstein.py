@@ -23,17 +23,18 @@ References
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 __all__ = ["wasserstein_1d", "quantization_w2"]
 
 
 def _is_torch_tensor(x) -> bool:
-    if not type(x).__module__.startswith("torch"):
-        return False
-    import torch
-
-    return isinstance(x, torch.Tensor)
+    """Whether ``x`` is a torch tensor, without importing torch (a tensor's existence means
+    torch is already in ``sys.modules``; this module stays torch-free)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def _values(x, name: str) -> np.ndarray:
