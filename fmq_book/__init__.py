@@ -1,5 +1,9 @@
 """Build and serve the project's Jupyter Book (``python -m fmq_book build|serve``).
 
+This is tooling of the repository, kept outside the importable ``fmq_theory`` package: it
+needs the repository's ``book/`` folder and Jupyter Book, neither of which a user of the
+library has.
+
 The book's source root is the repository root, so that its table of contents
 (``book/_toc.yml``) can reach ``proofs/`` and ``notebooks/``; its configuration is
 ``book/_config.yml`` and its HTML lands in ``book/_build/html``. A build executes every
@@ -34,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BookBuild", "BookLayout", "book_fingerprint", "build_book", "escape_markdown", "markdown_table", "main"]
+__all__ = ["BookBuild", "BookLayout", "book_fingerprint", "build_book", "main"]
 
 #: Inputs of the book, as glob patterns relative to the repository root.
 SOURCE_PATTERNS = (
@@ -42,10 +46,12 @@ SOURCE_PATTERNS = (
     "book/_toc.yml",
     "book/*.md",
     "book/*.bib",
+    "book/api/*.rst",
     "book/_ext/*.py",
     "notebooks/*.md",
     "proofs/*.md",
     "fmq_theory/**/*.py",
+    "fmq_book/*.py",
     "results/**/*",
     "checkpoints/**/*",
     "CITATION.cff",
