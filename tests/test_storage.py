@@ -1,5 +1,5 @@
 """Tests of fmq_theory.io.quantized_file: exact save/load round trips, size accounting, atomic
-writes, safe loading of float checkpoints, validation of quantized files.
+writes, validation of quantized files (float checkpoints: tests/test_float_checkpoint.py).
 
 Every comparison is exact: codes and stored arrays are integers / floats copied bit for
 bit, and levels are rebuilt by ``levels_from_stored``, which the quantizer contract
@@ -8,7 +8,6 @@ requires to be bit-identical.
 
 import json
 import os
-import pickle
 import struct
 import tempfile
 
@@ -20,13 +19,12 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from fmq_theory import _util as _atomic
+from fmq_theory._util import atomic_output
 from fmq_theory.io import quantized_file as storage
 from fmq_theory.quantizers import METHODS, quantize, quantize_state_dict
 from fmq_theory.io.quantized_file import (
     FORMAT_VERSION,
-    atomic_output,
     inspect_quantized,
-    load_checkpoint,
     load_quantized,
     save_quantized,
 )
@@ -189,9 +187,7 @@ def _quantized_mapping():
 def test_failed_write_leaves_nothing_and_keeps_old_file(failure, tmp_path, monkeypatch):
     path = tmp_path / "out.safetensors"
     path.write_bytes(b"previous contents")
-    import safetensors.torch
-
-    real_save = safetensors.torch.save_file
+    real_save = storage.save_file
 
     def partial_save(tensors, filename, metadata=None):
         real_save(tensors, filename, metadata=metadata)
@@ -202,7 +198,7 @@ def test_failed_write_leaves_nothing_and_keeps_old_file(failure, tmp_path, monke
     if failure == "replace":
         monkeypatch.setattr(storage.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("EXDEV")))
     else:
-        monkeypatch.setattr(safetensors.torch, "save_file", partial_save)
+        monkeypatch.setattr(storage, "save_file", partial_save)
     with pytest.raises((OSError, KeyboardInterrupt)):
         save_quantized(path, _quantized_mapping())
     assert path.read_bytes() == b"previous contents"
@@ -226,85 +222,6 @@ def test_atomic_output_success_and_missing_directory(tmp_path):
     assert os.stat(target).st_mode & 0o777 == 0o666 & ~_atomic._umask()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_quantized(tmp_path / "no" / "q.safetensors", _quantized_mapping())
-
-
-# --------------------------------------------------------------------------- float checkpoints
-
-
-def test_load_checkpoint_safetensors_and_weights_only_pickles(tmp_path):
-    sd = load_file(FIXTURE)
-    loaded = load_checkpoint(FIXTURE)
-    assert list(loaded) == list(sd) and all(torch.equal(loaded[k], sd[k]) for k in sd)
-    with pytest.raises(ValueError, match="key='model'"):
-        load_checkpoint(FIXTURE, key="model")
-    for suffix in (".pt", ".pth", ".bin"):
-        torch.save(sd, tmp_path / f"raw{suffix}")
-        assert all(torch.equal(load_checkpoint(tmp_path / f"raw{suffix}")[k], sd[k]) for k in sd)
-    torch.save({"model": sd, "optimizer": {"lr": 0.1}, "epoch": 3}, tmp_path / "train.pt")
-    assert set(load_checkpoint(tmp_path / "train.pt")) == set(sd)
-    torch.save({"state_dict": sd, "ema": {"a": torch.ones(2)}}, tmp_path / "both.pt")
-    with pytest.raises(ValueError, match="several state dicts"):
-        load_checkpoint(tmp_path / "both.pt")
-    assert set(load_checkpoint(tmp_path / "both.pt", key="ema")) == {"a"}
-    with pytest.raises(ValueError, match="key='nope'"):
-        load_checkpoint(tmp_path / "both.pt", key="nope")
-    torch.save({"epoch": 3}, tmp_path / "none.pt")
-    with pytest.raises(ValueError, match="neither a dict of tensors"):
-        load_checkpoint(tmp_path / "none.pt")
-    torch.save([torch.ones(1)], tmp_path / "list.pt")
-    with pytest.raises(ValueError, match="holds a list"):
-        load_checkpoint(tmp_path / "list.pt")
-
-
-class _Exploit:
-    """Unpickling this would run a shell command (it must never be unpickled)."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-@pytest.mark.parametrize("writer", ["torch_save", "plain_pickle"])
-def test_malicious_pickle_is_refused_and_not_run(writer, tmp_path):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pt"
-    payload = {"weight": torch.ones(2), "hook": _Exploit(marker)}
-    if writer == "torch_save":
-        torch.save(payload, path)
-    else:
-        with open(path, "wb") as handle:
-            pickle.dump(payload, handle)
-    with pytest.raises(ValueError, match="refuses to unpickle") as err:
-        load_checkpoint(path)
-    assert str(path) in str(err.value)
-    assert not marker.exists()
-
-
-def test_corrupt_missing_and_unknown_files(tmp_path):
-    good = tmp_path / "good.safetensors"
-    good.write_bytes(open(FIXTURE, "rb").read())
-    truncated = tmp_path / "trunc.safetensors"
-    truncated.write_bytes(good.read_bytes()[:-1000])
-    garbage = tmp_path / "garbage.safetensors"
-    garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
-    torch.save(load_file(FIXTURE), tmp_path / "ok.pt")
-    cut_pt = tmp_path / "cut.pt"
-    cut_pt.write_bytes((tmp_path / "ok.pt").read_bytes()[:2000])
-    for bad in (truncated, garbage, cut_pt):
-        with pytest.raises(ValueError, match=str(bad)):
-            load_checkpoint(bad)
-    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
-        load_checkpoint(tmp_path / "missing.safetensors")
-    (tmp_path / "w.npz").write_bytes(b"x")
-    with pytest.raises(ValueError, match="suffix '.npz'"):
-        load_checkpoint(tmp_path / "w.npz")
-    with pytest.raises(ValueError, match="not a regular file"):
-        load_checkpoint(tmp_path)
-    save_quantized(tmp_path / "q.safetensors", _quantized_mapping())
-    with pytest.raises(ValueError, match="load_quantized"):
-        load_checkpoint(tmp_path / "q.safetensors")
 
 
 # --------------------------------------------------------------------------- validation on load

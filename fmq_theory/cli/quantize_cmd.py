@@ -5,7 +5,7 @@
     fmq quantize IN.safetensors --method M --bits B [--granularity channel] -o OUT.safetensors
                  [--key KEY] [--format {table,json}]
 
-The input is read by :func:`fmq_theory.io.quantized_file.load_checkpoint` (``.safetensors``, or a
+The input is read by :func:`fmq_theory.io.float_checkpoint.load_state_dict_file` (``.safetensors``, or a
 ``.pt``/``.pth``/``.bin`` read with ``torch.load(weights_only=True)``, whose state dict
 ``--key`` picks inside a training checkpoint); every tensor goes
 through :func:`fmq_theory.quantizers.quantize_state_dict` (the paper's rule: floating
@@ -35,12 +35,18 @@ import math
 import os
 import sys
 
+from tqdm import tqdm
+
 from fmq_theory import __version__
+from fmq_theory.io.float_checkpoint import load_state_dict_file
+from fmq_theory.io.quantized_file import save_quantized
+from fmq_theory.quantizers import QuantizedStateDict, format_granularity, parse_granularity, quantize_state_dict
+from fmq_theory.vocab import METHODS, PACKED_BITS
+
+_MIN_BITS, _MAX_BITS = PACKED_BITS
 
 
 def _method(value: str) -> str:
-    from fmq_theory.quantizers import METHODS
-
     if value not in METHODS:
         raise argparse.ArgumentTypeError(f"unknown method {value!r}; choose from {', '.join(METHODS)}")
     return value
@@ -51,14 +57,12 @@ def _bits(value: str) -> int:
         bits = int(value)
     except ValueError:
         bits = 0
-    if not 1 <= bits <= 8 or str(bits) != value.strip().lstrip("+"):
-        raise argparse.ArgumentTypeError(f"bits={value!r} must be an integer in 1..8")
+    if not _MIN_BITS <= bits <= _MAX_BITS or str(bits) != value.strip().lstrip("+"):
+        raise argparse.ArgumentTypeError(f"bits={value!r} must be an integer in {_MIN_BITS}..{_MAX_BITS}")
     return bits
 
 
 def _granularity(value: str) -> tuple:
-    from fmq_theory.quantizers._base import parse_granularity
-
     try:
         return parse_granularity(value)
     except ValueError as exc:
@@ -79,8 +83,10 @@ def register(subparsers) -> None:
         description="Quantize every floating tensor of a checkpoint into one bit-packed .safetensors file.",
     )
     parser.add_argument("input", metavar="IN", help="checkpoint: .safetensors (or .pt/.pth/.bin, weights only)")
-    parser.add_argument("--method", required=True, type=_method, help="quantizer name (fmq_theory.quantizers.METHODS)")
-    parser.add_argument("--bits", required=True, type=_bits, help="index bits per weight, 1..8")
+    parser.add_argument("--method", required=True, type=_method, help="quantizer name (fmq_theory.vocab.METHODS)")
+    parser.add_argument(
+        "--bits", required=True, type=_bits, help=f"index bits per weight, {_MIN_BITS}..{_MAX_BITS}"
+    )
     parser.add_argument(
         "--granularity",
         default="channel",
@@ -101,10 +107,6 @@ def register(subparsers) -> None:
 
 def _quantize_with_progress(state_dict: dict, *, method: str, bits: int, granularity: tuple):
     """Quantize tensor by tensor (so tqdm can show progress); same result as one call."""
-    from tqdm import tqdm
-
-    from fmq_theory.quantizers import QuantizedStateDict, quantize_state_dict
-
     quantized, passthrough, report = {}, {}, []
     for name in tqdm(list(state_dict), desc="fmq quantize", unit="tensor", file=sys.stderr):
         part = quantize_state_dict({name: state_dict[name]}, method=method, bits=bits, granularity=granularity)
@@ -117,8 +119,6 @@ def _quantize_with_progress(state_dict: dict, *, method: str, bits: int, granula
 
 
 def _summary(args, qsd, info) -> dict:
-    from fmq_theory.quantizers._base import format_granularity
-
     rows = [
         {
             "name": r.name,
@@ -212,12 +212,9 @@ def _print_table(summary: dict, out) -> None:
 
 def run(args) -> int:
     """Handler of ``fmq quantize``; returns the exit status."""
-    from fmq_theory.quantizers._base import format_granularity
-    from fmq_theory.io.quantized_file import load_checkpoint, save_quantized
-
     if not os.path.isfile(args.input):
         raise FileNotFoundError(f"argument IN: no such file {args.input!r}")
-    state_dict = load_checkpoint(args.input, key=args.key)
+    state_dict = load_state_dict_file(args.input, key=args.key)
     qsd = _quantize_with_progress(state_dict, method=args.method, bits=args.bits, granularity=args.granularity)
     info = save_quantized(
         args.output,

@@ -1,4 +1,4 @@
-"""Numba kernels of :mod:`fmq_theory.io.packing` (imported only when numba is installed).
+"""Numba kernels of :mod:`fmq_theory.io.packing`; each is ``None`` when numba is not installed.
 
 The work unit is a full block of 8 codes, which fills exactly ``bits`` bytes: it is
 assembled in (or split from) one 64-bit word with fixed-length loops that the compiler
@@ -8,11 +8,25 @@ processes.  Their plain-numpy twins (:func:`fmq_theory.io.packing.pack_codes_num
 :func:`~fmq_theory.io.packing.unpack_codes_numpy`) are the test oracles.
 """
 
-import numba
 import numpy as np
 
+try:
+    import numba
+except ImportError:  # numba is optional: fmq_theory.io.packing then runs the numpy twins
+    numba = None
 
-@numba.njit(cache=True)
+#: Whether numba is installed, i.e. whether the kernels below exist (else they are ``None``).
+HAVE_NUMBA = numba is not None
+
+
+def _njit(**options):
+    """``numba.njit(cache=True, **options)``; without numba, a decorator that yields ``None``."""
+    if numba is None:
+        return lambda kernel: None
+    return numba.njit(cache=True, **options)
+
+
+@_njit()
 def pack_blocks(codes, bits, out, first_block, last_block):  # pragma: no cover - compiled
     """Pack the full 8-code blocks ``first_block .. last_block - 1`` of ``codes`` into ``out``."""
     b = np.uint64(bits)
@@ -26,7 +40,7 @@ def pack_blocks(codes, bits, out, first_block, last_block):  # pragma: no cover 
             out[first + k] = np.uint8((word >> np.uint64(8 * k)) & np.uint64(255))
 
 
-@numba.njit(cache=True)
+@_njit()
 def unpack_blocks(packed, bits, out, first_block, last_block):  # pragma: no cover - compiled
     """Unpack the full 8-code blocks ``first_block .. last_block - 1`` of ``packed`` into ``out``."""
     b = np.uint64(bits)
@@ -41,7 +55,7 @@ def unpack_blocks(packed, bits, out, first_block, last_block):  # pragma: no cov
             out[base + j] = np.uint8((word >> (np.uint64(j) * b)) & mask)
 
 
-@numba.njit(parallel=True, cache=True)
+@_njit(parallel=True)
 def pack_parallel(codes, bits, out, n_blocks, tasks):  # pragma: no cover - compiled
     """:func:`pack_blocks` over blocks ``0 .. n_blocks - 1``, split into ``tasks`` ranges."""
     per_task = (n_blocks + tasks - 1) // tasks
@@ -49,7 +63,7 @@ def pack_parallel(codes, bits, out, n_blocks, tasks):  # pragma: no cover - comp
         pack_blocks(codes, bits, out, t * per_task, min((t + 1) * per_task, n_blocks))
 
 
-@numba.njit(parallel=True, cache=True)
+@_njit(parallel=True)
 def unpack_parallel(packed, bits, out, n_blocks, tasks):  # pragma: no cover - compiled
     """:func:`unpack_blocks` over blocks ``0 .. n_blocks - 1``, split into ``tasks`` ranges."""
     per_task = (n_blocks + tasks - 1) // tasks

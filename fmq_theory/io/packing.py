@@ -34,9 +34,10 @@ Examples
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+
+from fmq_theory.io import _packing_kernels as _kernels
+from fmq_theory.vocab import PACKED_BITS
 
 __all__ = [
     "packed_nbytes",
@@ -60,8 +61,9 @@ def packed_nbytes(count: int, bits: int) -> int:
 
 
 def _check_bits(bits) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
-        raise ValueError(f"bits={bits!r} must be an integer in 1..8")
+    low, high = PACKED_BITS
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not low <= bits <= high:
+        raise ValueError(f"bits={bits!r} must be an integer in {low}..{high}")
 
 
 def _validated_codes(codes, bits: int) -> np.ndarray:
@@ -156,35 +158,33 @@ def unpack_codes_numpy(packed, bits: int, count: int) -> np.ndarray:
 _PARALLEL_BLOCK = 1 << 18
 
 
-@functools.cache
+def _pack_numba(codes, bits, out):
+    """Numba packing: full 8-code blocks by the kernels (one thread under
+    :data:`_PARALLEL_BLOCK` codes), the last partial block (at most 7 codes) by the twin."""
+    n_blocks = codes.size // 8
+    if codes.size < _PARALLEL_BLOCK:
+        _kernels.pack_blocks(codes, bits, out, 0, n_blocks)
+    else:
+        _kernels.pack_parallel(codes, bits, out, n_blocks, -(-codes.size // _PARALLEL_BLOCK))
+    if codes.size % 8:
+        out[n_blocks * bits :] = pack_codes_numpy(codes[n_blocks * 8 :], bits)
+
+
+def _unpack_numba(packed, bits, out):
+    """Numba unpacking, the inverse of :func:`_pack_numba`."""
+    n_blocks = out.size // 8
+    if out.size < _PARALLEL_BLOCK:
+        _kernels.unpack_blocks(packed, bits, out, 0, n_blocks)
+    else:
+        _kernels.unpack_parallel(packed, bits, out, n_blocks, -(-out.size // _PARALLEL_BLOCK))
+    if out.size % 8:
+        out[n_blocks * 8 :] = unpack_codes_numpy(packed[n_blocks * bits :], bits, out.size % 8)
+
+
 def _numba_kernels():
     """The numba kernels as ``(pack, unpack)``, each ``kernel(src, bits, out)``; ``None``
-    when numba is not installed.  Inputs under :data:`_PARALLEL_BLOCK` codes run on one
-    thread; the last partial block (fewer than 8 codes) goes through the numpy twin."""
-    try:
-        from fmq_theory.io import _packing_kernels as k
-    except ImportError:
-        return None
-
-    def pack(codes, bits, out):
-        n_blocks = codes.size // 8
-        if codes.size < _PARALLEL_BLOCK:
-            k.pack_blocks(codes, bits, out, 0, n_blocks)
-        else:
-            k.pack_parallel(codes, bits, out, n_blocks, -(-codes.size // _PARALLEL_BLOCK))
-        if codes.size % 8:  # last partial block: at most 7 codes
-            out[n_blocks * bits :] = pack_codes_numpy(codes[n_blocks * 8 :], bits)
-
-    def unpack(packed, bits, out):
-        n_blocks = out.size // 8
-        if out.size < _PARALLEL_BLOCK:
-            k.unpack_blocks(packed, bits, out, 0, n_blocks)
-        else:
-            k.unpack_parallel(packed, bits, out, n_blocks, -(-out.size // _PARALLEL_BLOCK))
-        if out.size % 8:
-            out[n_blocks * 8 :] = unpack_codes_numpy(packed[n_blocks * bits :], bits, out.size % 8)
-
-    return pack, unpack
+    when numba is not installed."""
+    return (_pack_numba, _unpack_numba) if _kernels.HAVE_NUMBA else None
 
 
 def numba_available() -> bool:

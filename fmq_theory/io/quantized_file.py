@@ -1,4 +1,4 @@
-"""Checkpoint I/O: safe loading of float checkpoints, and quantized checkpoints in one file.
+"""Quantized checkpoints in one file: save, load and inspect a bit-packed quantized state dict.
 
 Quantized checkpoint format (``format_version`` 1)
 --------------------------------------------------
@@ -29,8 +29,22 @@ file are exactly what :attr:`QuantizedTensor.bits_per_weight` counts:
 where the header bytes are the 8-byte length prefix plus the JSON header of the
 safetensors format [1]_.
 
-Every file is written atomically (:func:`atomic_output`): a failed write leaves neither a
-partial file nor a temporary one, and never clobbers an existing file.
+Every file is written atomically (:func:`fmq_theory._util.atomic_output`): a failed write
+leaves neither a partial file nor a temporary one, and never clobbers an existing file.
+Float checkpoints (what a quantized file is made from) are read by
+:mod:`fmq_theory.io.float_checkpoint`.
+
+Examples
+--------
+>>> import os, tempfile, torch
+>>> from fmq_theory.quantizers import quantize_state_dict
+>>> qsd = quantize_state_dict({"w": torch.randn(4, 16)}, method="equal_mass", bits=2)
+>>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+>>> save_quantized(path, qsd).tensor_bytes  # 64 codes of 2 bits + a 4 x 4 float32 codebook
+{'w': 80}
+>>> back = load_quantized(path)
+>>> torch.equal(back.quantized["w"].dequantize(), qsd.quantized["w"].dequantize())
+True
 
 References
 ----------
@@ -42,27 +56,32 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import struct
-import zipfile
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from fmq_theory import __version__
 from fmq_theory._util import atomic_output
+from fmq_theory.io._files import METADATA_KEY, read_safetensors_header, require_file
 from fmq_theory.io.packing import pack_codes, unpack_codes
-from fmq_theory.quantizers._base import QuantizedTensor, format_granularity, parse_granularity
+from fmq_theory.quantizers import (
+    QuantizedStateDict,
+    QuantizedTensor,
+    TensorReport,
+    format_granularity,
+    levels_from_stored,
+    parse_granularity,
+)
+from fmq_theory.vocab import FLOAT_DTYPES, METHODS, PACKED_BITS
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "STATE_DICT_KEYS",
     "QuantizedFileInfo",
-    "atomic_output",
-    "load_checkpoint",
     "save_quantized",
     "load_quantized",
     "inspect_quantized",
@@ -72,16 +91,9 @@ __all__ = [
 FORMAT = "fmq_theory.quantized_state_dict"
 #: Newest quantized-checkpoint layout this version writes and reads.
 FORMAT_VERSION = 1
-#: Key of the safetensors ``__metadata__`` entry that holds the JSON metadata.
-METADATA_KEY = "fmq_theory"
-#: Entries of a pickled checkpoint dict that :func:`load_checkpoint` accepts as the state dict.
-STATE_DICT_KEYS = ("state_dict", "model", "ema")
-#: Suffixes :func:`load_checkpoint` reads with ``torch.load(weights_only=True)``.
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin")
 
 _SEP = "::"
-#: dtypes a quantized tensor may dequantize to.
-_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_MIN_BITS, _MAX_BITS = PACKED_BITS
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,122 +134,12 @@ class QuantizedFileInfo:
         return self.file_bytes - self.header_bytes
 
 
-# --------------------------------------------------------------------------- atomic writes
-
-
-# --------------------------------------------------------------------------- float checkpoints
-
-
-def _require_file(path, argument: str) -> str:
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{argument}={path!r}: no such file")
-    if not os.path.isfile(path):
-        raise ValueError(f"{argument}={path!r} is not a regular file")
-    return path
-
-
-def _tensor_mapping(obj, path: str, key: str | None) -> dict[str, torch.Tensor]:
-    def is_state_dict(value) -> bool:
-        return isinstance(value, Mapping) and all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
-        )
-
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path!r} holds a {type(obj).__name__}, not a dict of tensors")
-    if key is not None:
-        if key not in obj or not is_state_dict(obj[key]):
-            raise ValueError(f"key={key!r}: {path!r} has no entry {key!r} that is a dict of tensors")
-        return dict(obj[key])
-    if is_state_dict(obj):
-        return dict(obj)
-    found = [k for k in STATE_DICT_KEYS if k in obj and is_state_dict(obj[k])]
-    if len(found) == 1:
-        return dict(obj[found[0]])
-    if len(found) > 1:
-        raise ValueError(f"{path!r} has several state dicts {found}; choose one with key= (fmq quantize --key)")
-    raise ValueError(
-        f"{path!r} is neither a dict of tensors nor a dict with one of the entries "
-        f"{list(STATE_DICT_KEYS)} holding a dict of tensors (top-level keys: {list(obj)[:10]})"
-    )
-
-
-def load_checkpoint(path, *, key: str | None = None) -> dict[str, torch.Tensor]:
-    """Load a float checkpoint as a state dict of CPU tensors, never running pickled code.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        ``.safetensors`` (read with safetensors) or ``.pt`` / ``.pth`` / ``.bin`` (read
-        only with ``torch.load(..., weights_only=True)``, which refuses any pickled object
-        other than tensors, containers and plain values).
-    key : str, optional
-        Entry of a pickled dict that holds the state dict.  By default the file's top
-        level is used when it is a dict of tensors, else its single entry among
-        ``"state_dict"``, ``"model"``, ``"ema"`` that is a dict of tensors (training
-        checkpoints often hold ``{"model": ..., "optimizer": ..., "epoch": ...}``).
-
-    Returns
-    -------
-    dict of str to torch.Tensor
-        In file order.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``path`` does not exist.
-    ValueError
-        Unknown suffix; corrupt or truncated file; a quantized checkpoint written by
-        :func:`save_quantized` (read those with :func:`load_quantized`); a pickle that holds anything
-        ``weights_only`` refuses (for example an object whose unpickling would run code);
-        no state dict found.  Every message names ``path``.
-    """
-    path = _require_file(path, "path")
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".safetensors":
-        if key is not None:
-            raise ValueError(f"key={key!r}: a .safetensors file is a flat state dict; key= is for pickled ones")
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        _, header = _read_header(path)
-        if METADATA_KEY in (header.get("__metadata__") or {}):
-            raise ValueError(
-                f"{path!r} is an fmq_theory quantized checkpoint, not a float one; "
-                "read it with fmq_theory.io.quantized_file.load_quantized"
-            )
-        try:
-            return dict(load_file(path, device="cpu"))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"{path!r} is not a readable safetensors file: {exc}") from exc
-    if suffix in PICKLE_SUFFIXES:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            raise ValueError(
-                f"{path!r} holds objects that torch.load(weights_only=True) refuses to "
-                f"unpickle; such files are never loaded with code execution: {exc}"
-            ) from exc
-        except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path!r} is not a readable torch checkpoint: {exc}") from exc
-        return _tensor_mapping(obj, path, key)
-    raise ValueError(
-        f"path={path!r} has suffix {suffix!r}; expected '.safetensors' or one of {list(PICKLE_SUFFIXES)}"
-    )
-
-
-# --------------------------------------------------------------------------- quantized checkpoints
-
-
-def _quantizers():
-    from fmq_theory import quantizers
-
-    return quantizers
+# --------------------------------------------------------------------------- writing
 
 
 def _split(qsd_or_mapping) -> tuple[dict, dict, tuple, tuple]:
     """(quantized, passthrough, report, keys) of a QuantizedStateDict or a name -> tensor mapping."""
-    if isinstance(qsd_or_mapping, _quantizers().QuantizedStateDict):
+    if isinstance(qsd_or_mapping, QuantizedStateDict):
         quantized, passthrough = dict(qsd_or_mapping.quantized), dict(qsd_or_mapping.passthrough)
         keys = tuple(qsd_or_mapping.keys)
         if sorted(keys) != sorted([*quantized, *passthrough]):
@@ -308,10 +210,9 @@ def _report_measurements(report: tuple, quantized: dict) -> dict[str, dict]:
 
 
 def _report_row(name: str, qt: QuantizedTensor, measured: dict):
-    tensor_report = _quantizers().TensorReport
-    names = set(tensor_report.__dataclass_fields__)
+    names = set(TensorReport.__dataclass_fields__)
     derived = {k: v for k, v in _derived_report_fields(name, qt).items() if k in names}
-    return tensor_report(**derived, **{k: tuple(v) if isinstance(v, list) else v for k, v in measured.items()})
+    return TensorReport(**derived, **{k: tuple(v) if isinstance(v, list) else v for k, v in measured.items()})
 
 
 def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None = None) -> QuantizedFileInfo:
@@ -365,9 +266,10 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
             layout[name] = {"kept": "numpy" if isinstance(value, np.ndarray) else "torch"}
             continue
         qt = quantized[name]
-        if not 1 <= qt.bits <= 8:
+        if not _MIN_BITS <= qt.bits <= _MAX_BITS:
             raise ValueError(
-                f"quantized[{name!r}] has bits={qt.bits}; packed checkpoints hold 1..8 bits per code"
+                f"quantized[{name!r}] has bits={qt.bits}; packed checkpoints hold "
+                f"{_MIN_BITS}..{_MAX_BITS} bits per code"
             )
         n = qt.n_weights
         codes = np.asarray(qt.codes)
@@ -398,35 +300,12 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
         "tensors": layout,
     }
     header_metadata = {METADATA_KEY: json.dumps(document, separators=(",", ":"))}
-
-    from safetensors.torch import save_file
-
     with atomic_output(path) as tmp:
         save_file(tensors, tmp, metadata=header_metadata)
     return inspect_quantized(path)
 
 
-def _read_header(path: str) -> tuple[int, dict]:
-    """(header bytes, parsed JSON header) of a safetensors file, with clear errors."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise ValueError(f"{path!r} is not a safetensors file: only {size} bytes")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > size - 8:
-            raise ValueError(
-                f"{path!r} is truncated or not a safetensors file: header of {length} bytes "
-                f"announced, {size - 8} available"
-            )
-        raw = handle.read(length)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path!r} has a corrupt safetensors header: {exc}") from exc
-    if not isinstance(header, dict):
-        raise ValueError(f"{path!r} has a corrupt safetensors header (not a JSON object)")
-    return 8 + length, header
+# --------------------------------------------------------------------------- reading
 
 
 def _document(path: str, header: dict) -> dict:
@@ -477,8 +356,8 @@ def inspect_quantized(path) -> QuantizedFileInfo:
     FileNotFoundError, ValueError
         Missing file; not a (supported) fmq_theory quantized checkpoint.
     """
-    path = _require_file(path, "path")
-    header_bytes, header = _read_header(path)
+    path = require_file(path, "path")
+    header_bytes, header = read_safetensors_header(path)
     document = _document(path, header)
     try:
         tensor_bytes = {name: _entry_bytes(name, e, header) for name, e in document["tensors"].items()}
@@ -519,12 +398,12 @@ def _group_layout_ok(granularity: tuple, shape: tuple, n: int, codes_shape: tupl
     return len(shape) >= 2 and n_groups == shape[0] and n_groups * group_size == n
 
 
-def _load_entry(path: str, name: str, entry: dict, handle, methods, levels_from_stored, device: str):
+def _load_entry(path: str, name: str, entry: dict, handle, device: str) -> QuantizedTensor:
     method, bits = entry.get("method"), entry.get("bits")
-    if method not in methods:
+    if method not in METHODS:
         raise ValueError(f"{path!r}: tensor {name!r} has unknown method {method!r}")
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 8:
-        raise ValueError(f"{path!r}: tensor {name!r} has bits={bits!r}, outside 1..8")
+    if not isinstance(bits, int) or isinstance(bits, bool) or not _MIN_BITS <= bits <= _MAX_BITS:
+        raise ValueError(f"{path!r}: tensor {name!r} has bits={bits!r}, outside {_MIN_BITS}..{_MAX_BITS}")
     try:
         granularity = parse_granularity(entry.get("granularity"))
         codes_dtype = np.dtype(entry["codes"][0])
@@ -561,7 +440,7 @@ def _load_entry(path: str, name: str, entry: dict, handle, methods, levels_from_
     framework, dtype = entry.get("framework"), entry.get("dtype")
     if framework not in ("numpy", "torch"):
         raise ValueError(f"{path!r}: tensor {name!r} has unknown framework {framework!r}")
-    if dtype not in _FLOAT_DTYPES or (framework == "numpy" and dtype == "bfloat16"):
+    if dtype not in FLOAT_DTYPES or (framework == "numpy" and dtype == "bfloat16"):
         raise ValueError(f"{path!r}: tensor {name!r} has dtype {dtype!r}, not a {framework} float dtype")
     return QuantizedTensor(
         method=method,
@@ -577,7 +456,7 @@ def _load_entry(path: str, name: str, entry: dict, handle, methods, levels_from_
     )
 
 
-def load_quantized(path, *, device: str = "cpu"):
+def load_quantized(path, *, device: str = "cpu") -> QuantizedStateDict:
     """Load and validate a quantized checkpoint written by :func:`save_quantized`.
 
     Parameters
@@ -606,12 +485,9 @@ def load_quantized(path, *, device: str = "cpu"):
         stream of the wrong length or with non-zero padding, stored arrays that do not
         rebuild ``2**bits`` levels per group, tensors missing from or extra in the file).
     """
-    path = _require_file(path, "path")
-    _, header = _read_header(path)
+    path = require_file(path, "path")
+    _, header = read_safetensors_header(path)
     document = _document(path, header)
-    q = _quantizers()
-    from safetensors import SafetensorError, safe_open
-
     quantized, passthrough = {}, {}
     try:
         with safe_open(path, framework="pt", device="cpu") as handle:
@@ -625,9 +501,7 @@ def load_quantized(path, *, device: str = "cpu"):
                 )
             for name, entry in layout.items():
                 if "kept" not in entry:
-                    quantized[name] = _load_entry(
-                        path, name, entry, handle, q.METHODS, q.levels_from_stored, device
-                    )
+                    quantized[name] = _load_entry(path, name, entry, handle, device)
                 elif entry["kept"] in ("numpy", "torch"):
                     tensor = handle.get_tensor(name)
                     passthrough[name] = tensor.numpy() if entry["kept"] == "numpy" else tensor.to(device)
@@ -640,7 +514,7 @@ def load_quantized(path, *, device: str = "cpu"):
         raise ValueError(f"{path!r} is a corrupt safetensors file: {exc}") from exc
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path!r}: invalid tensor layout ({exc!r})") from exc
-    return q.QuantizedStateDict(
+    return QuantizedStateDict(
         quantized=quantized,
         passthrough=passthrough,
         report=report,
