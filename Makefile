@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 data: install
-	$(PY) -m fmq_theory.harness.data prepare
+	$(VENV)/bin/fmq data prepare
 
 test: install data mathjax browser
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup --durations=25

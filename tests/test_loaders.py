@@ -9,12 +9,13 @@ import io
 import os
 import pickle
 import struct
+import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fmq_theory.harness.data import DataUnavailableError, load
+from fmq_theory.harness.data import DataUnavailableError, download_wheel, load
 from fmq_theory.harness.loaders import (
     CIFAR10_CLASSES,
     load_celeba64,
@@ -41,10 +42,6 @@ def cifar():
 @pytest.fixture(scope="module")
 def imagenet_raw():
     """The ImageNet fixture JPEG bytes with their labels, read from the wheel."""
-    import zipfile
-
-    from fmq_theory.harness.data import download_wheel
-
     out = []
     with zipfile.ZipFile(download_wheel("foolbox", "3.3.4")) as zf:
         for name in sorted(zf.namelist()):

