@@ -23,8 +23,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from tqdm.auto import tqdm
 
-from fmq_theory.harness.checkpoints import load_checkpoint
-from fmq_theory.harness.features import ClassifierFeatures, classifier_checkpoint
+from fmq_theory.harness.checkpoints import load_trained_model
+from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
 from fmq_theory.flow.solvers import balanced_labels, guided_velocity, integrate, make_noise
 from fmq_theory.harness.metrics import frechet_distance
 from fmq_theory.quantizers import quantize_state_dict
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=10, help="midpoint steps (as in the bound check)")
     args = parser.parse_args()
-    model = load_checkpoint(Path("checkpoints") / args.dataset, device="cpu").model.eval()
+    model = load_trained_model(Path("checkpoints") / args.dataset, device="cpu").model.eval()
     net = ClassifierFeatures(classifier_checkpoint(args.dataset), device="cpu").net.eval()
     cfg = model.config
     noise = make_noise(args.samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=0)

@@ -15,9 +15,9 @@ import torch
 
 from fmq_theory.theory.fid_chain import fid_bound_vs_bits
 from fmq_theory.results.slopes import estimate_constants, fit_slope, noise_floor
-from fmq_theory.harness.checkpoints import load_checkpoint
+from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.harness.sweep import read_rows
-from fmq_theory.harness.features import ClassifierFeatures, classifier_checkpoint
+from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--samples", type=int, default=4)
@@ -36,7 +36,7 @@ for ds in args.datasets:
     if args.reuse_constants:
         constants = json.loads(path.read_text())["constants"]
     else:
-        lm = load_checkpoint(Path("checkpoints") / ds)
+        lm = load_trained_model(Path("checkpoints") / ds)
         clf = ClassifierFeatures(classifier_checkpoint(ds))
         c = estimate_constants(lm.model, clf.net, n_samples=args.samples, n_times=args.times,
                                iters=args.iters, steps=int(fp["steps"]))

@@ -8,12 +8,12 @@ import time
 
 import torch
 
-from fmq_theory.harness.checkpoints import load_checkpoint
+from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 
 folder = sys.argv[1]
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
-lm = load_checkpoint(folder, device="cuda")
+lm = load_trained_model(folder, device="cuda")
 noise = make_noise(n, (1, 28, 28), seed=0)
 labels = balanced_labels(n, 10)
 sample(lm.model, noise[:500], labels=labels[:500], steps=2, device="cuda", autocast=True)

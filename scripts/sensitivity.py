@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from fmq_theory.results.slopes import _trajectory_points
-from fmq_theory.harness.checkpoints import load_checkpoint
+from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.quantizers import quantize_state_dict
 
@@ -34,7 +34,7 @@ parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
 
-lm = load_checkpoint(Path("checkpoints") / args.dataset)
+lm = load_trained_model(Path("checkpoints") / args.dataset)
 model = lm.model
 noise = make_noise(args.probes, (1, 28, 28), seed=0)
 labels = balanced_labels(args.probes, 10)

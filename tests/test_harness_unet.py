@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from fmq_theory.harness.checkpoints import load_checkpoint, save_checkpoint, update_card
+from fmq_theory.harness.checkpoints import load_trained_model, save_checkpoint, update_card
 from fmq_theory.harness.models.unet import UNet, UNetConfig
 
 TINY = UNetConfig(base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
@@ -38,7 +38,7 @@ def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     m = UNet(TINY).eval()
     save_checkpoint(tmp_path, m, {"dataset": "mnist", "steps": 0})
-    lm = load_checkpoint(tmp_path)
+    lm = load_trained_model(tmp_path)
     x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
     with torch.no_grad():
         torch.testing.assert_close(lm.model(x, t, None), m(x, t, None), rtol=0, atol=0)
@@ -47,11 +47,11 @@ def test_checkpoint_round_trip(tmp_path):
     card = update_card(tmp_path, fp_fid=[{"fid": 1.0}])
     assert card["fp_fid"] == [{"fid": 1.0}] and (tmp_path / "MODEL_CARD.md").is_file()
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        load_checkpoint(tmp_path / "missing")
+        load_trained_model(tmp_path / "missing")
 
 
 def test_committed_checkpoints_load():
     for ds in ("mnist", "fashion_mnist"):
-        lm = load_checkpoint(f"checkpoints/{ds}")
+        lm = load_trained_model(f"checkpoints/{ds}")
         assert lm.card["dataset"] == ds and lm.sha256 == lm.card["weights_sha256"]
         assert (lm.path / "model.safetensors").stat().st_size <= 12e6

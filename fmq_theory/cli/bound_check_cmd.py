@@ -157,13 +157,13 @@ class _Setup:
         import torch
 
         from fmq_theory.bounds import noise_gains
-        from fmq_theory.harness.checkpoints import load_checkpoint
+        from fmq_theory.harness.checkpoints import load_trained_model
         from fmq_theory.harness.data import load
-        from fmq_theory.harness.features import ClassifierFeatures, classifier_checkpoint
+        from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
         from fmq_theory.flow.solvers import balanced_labels, make_noise
 
         self.device = torch.device(device)
-        self.loaded = load_checkpoint(Path(checkpoint), device=self.device)
+        self.loaded = load_trained_model(Path(checkpoint), device=self.device)
         self.model = self.loaded.model.eval()
         self.classifier = ClassifierFeatures(classifier or classifier_checkpoint(dataset), device=self.device)
         self.net = self.classifier.net.eval()

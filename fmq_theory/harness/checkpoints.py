@@ -1,4 +1,4 @@
-"""Save and load flow-matching checkpoints: safetensors weights plus a model card.
+"""Trained flow-matching models on disk: a folder of safetensors weights plus a model card.
 
 Layout of a checkpoint folder (e.g. ``checkpoints/mnist/``)::
 
@@ -6,12 +6,14 @@ Layout of a checkpoint folder (e.g. ``checkpoints/mnist/``)::
     model_card.json     config, training settings, data checksum, steps, wall time, metrics
     MODEL_CARD.md       the same card rendered for people
 
-Weights are only ever read with :func:`safetensors.torch.load_file` - nothing is unpickled.
+:func:`save_checkpoint` writes such a folder and :func:`load_trained_model` rebuilds the UNet
+from it.  Weights are only ever read with :func:`safetensors.torch.load_file` - nothing is
+unpickled.  (A float state dict in a single file, of any model, is read by
+:func:`fmq_theory.io.float_checkpoint.load_state_dict_file`.)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +21,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from fmq_theory._util import write_atomic
-
+from fmq_theory._util import file_sha256, write_atomic
 from fmq_theory.harness.models.unet import UNet, UNetConfig
 
-__all__ = ["LoadedModel", "save_checkpoint", "load_checkpoint", "update_card", "file_sha256",
-           "WEIGHTS_FILE", "CARD_FILE"]
+__all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "update_card", "WEIGHTS_FILE", "CARD_FILE"]
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
@@ -51,15 +51,6 @@ class LoadedModel:
     card: dict
     sha256: str
     path: Path
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _render_markdown(card: dict) -> str:
@@ -110,8 +101,26 @@ def update_card(folder: Path, **fields) -> dict:
     return card
 
 
-def load_checkpoint(folder: Path, *, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the UNet of ``folder`` from its card and safetensors weights (strict load)."""
+def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the trained UNet of a checkpoint folder from its card and weights (strict load).
+
+    Parameters
+    ----------
+    folder : path-like
+        A folder written by :func:`save_checkpoint` (e.g. ``checkpoints/mnist``).
+    device : str or torch.device, keyword-only
+        Where the model is put (in eval mode).
+
+    Returns
+    -------
+    LoadedModel
+        The model, its card and the SHA-256 of its weights file.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` lacks the weights or the card.
+    """
     folder = Path(folder)
     weights = folder / WEIGHTS_FILE
     card_path = folder / CARD_FILE

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from fmq_theory import __version__
 from fmq_theory.harness import data as data_mod
-from fmq_theory.harness.checkpoints import load_checkpoint
+from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.flow.solvers import balanced_labels, guided_velocity, integrate, make_noise, sample
 from fmq_theory.harness.train import images_to_model_space
 
@@ -213,11 +213,11 @@ class _Context:
     """Everything shared by the cells of one sweep (computed once)."""
 
     def __init__(self, cfg: SweepConfig, device: torch.device, progress: bool):
-        from fmq_theory.harness.features import ClassifierFeatures, classifier_checkpoint
+        from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
 
         self.cfg, self.device, self.progress = cfg, device, progress
         folder = Path(cfg.checkpoint) if cfg.checkpoint else Path("checkpoints") / cfg.dataset
-        self.loaded = load_checkpoint(folder, device=device)
+        self.loaded = load_trained_model(folder, device=device)
         self.model = self.loaded.model
         shape = (self.model.config.in_channels, self.model.config.image_size,
                  self.model.config.image_size)
@@ -233,7 +233,7 @@ class _Context:
         self.inception = None
         self.real_inc = None
         if cfg.inception:
-            from fmq_theory.harness.features import InceptionFeatures
+            from fmq_theory.harness.features.inception import InceptionFeatures
 
             self.inception = InceptionFeatures(cfg.inception, device=device)
             self.real_inc = self.inception.features(self.test_uint8, batch_size=500)
