@@ -2,8 +2,9 @@
 
 Every file the package writes (checkpoints, data caches, result tables) goes through
 :func:`atomic_output` or :func:`write_atomic`; every file it records as provenance is named
-by :func:`file_sha256` (:func:`file_digest` for other algorithms); every committed artefact (checkpoints, results) is found from
-:func:`repo_root`.  Standard library only, so that every layer of the package can use it.
+by :func:`file_sha256` (:func:`file_digest` for other algorithms); every committed artefact
+(checkpoints, results) is found from :func:`repo_root`.  Standard library only, so that every
+layer of the package can use it.
 
 Examples
 --------

@@ -3,13 +3,16 @@
 ::
 
     fmq features fetch-inception
-    fmq features train-classifier --dataset mnist [--epochs 5 --batch-size 128 --lr 1e-3 --seed 0 --device cpu --out F]
-    fmq features noise-floor --dataset mnist --net {classifier,inception} [--n 10000 --n-boot 50 --seed 0]
+    fmq features train-classifier --dataset mnist [--epochs 5] [--batch-size 128] [--lr 1e-3]
+                                  [--seed 0] [--device cpu] [--out FILE]
+    fmq features noise-floor --dataset mnist --net {classifier,inception} [--inception-path FILE]
+                             [--n 10000] [--n-boot 50] [--seed 0] [--device cpu]
     fmq features split FILE --parts 2 [--dest DIR]
     fmq features join PART [PART ...] --out FILE [--sha256 HEX]
 
 ``noise-floor`` prints one JSON object: the real-data FID of
-:func:`fmq_theory.harness.features.classifier.real_data_fid` with its bootstrap interval.  A data source that cannot be fetched exits with status 1.
+:func:`fmq_theory.harness.features.classifier.real_data_fid` with its bootstrap interval.
+A data source that cannot be fetched exits with status 1.
 """
 
 from __future__ import annotations
