@@ -18,6 +18,7 @@ from hypothesis import assume, given, strategies as st
 
 from fmq_theory.bounds import Certificate, FIDCertificate, certify, certify_fid, empirical_bernstein_upper
 from fmq_theory.bounds.spectral import jacobian_spectral_norm
+from fmq_theory.quantizers import quantize_state_dict
 
 
 class AffineField(torch.nn.Module):
@@ -94,8 +95,6 @@ def test_linear_field_scalar_contraction_is_exact(solver):
 @pytest.fixture(scope="module")
 def tiny_models():
     model = trained_tiny_field()
-    from fmq_theory.quantizers import quantize_state_dict
-
     quantized = TinyField()
     quantized.load_state_dict(quantize_state_dict(model.state_dict(), method="uniform_minmax", bits=3).state_dict())
     quantized.eval()

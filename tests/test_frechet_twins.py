@@ -1,7 +1,7 @@
 """The two Frechet-distance implementations are twins and must agree.
 
 ``fmq_theory.theory.fid_chain.frechet_distance`` (numpy, torch-free: the citable calculator)
-and ``fmq_theory.harness.metrics.frechet_distance`` (torch, float64 on the features'
+and ``fmq_theory.flow.frechet.frechet_distance`` (torch, float64 on the features'
 device: used inside bootstrap loops on the GPU) compute the same formula by the same
 symmetric eigen-decompositions; each is the other's oracle.
 """
@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 from fmq_theory.theory.fid_chain import frechet_distance as frechet_numpy
-from fmq_theory.harness.metrics import frechet_distance as frechet_torch
+from fmq_theory.flow.frechet import frechet_distance as frechet_torch
 
 
 @given(d=st.integers(1, 12), rank=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))

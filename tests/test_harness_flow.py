@@ -1,4 +1,4 @@
-"""Conditional-OT path and ODE solvers (fmq_theory.flow.solvers) against exact solutions."""
+"""Conditional-OT path (fmq_theory.flow.path) and ODE solvers (fmq_theory.flow.solvers) against exact solutions."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,10 @@ import torch
 import torchdiffeq
 from hypothesis import given, strategies as st
 
-from fmq_theory.flow.solvers import (SOLVERS, balanced_labels, cond_ot_path, guided_velocity,
-                                     integrate, make_noise)
+from fmq_theory.flow.path import cond_ot_path
+from fmq_theory.flow.solvers import balanced_labels, integrate, make_noise
+from fmq_theory.flow.velocity import guided_velocity
+from fmq_theory.vocab import SOLVERS
 
 
 def _linear_field(seed=0, d=6):

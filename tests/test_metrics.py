@@ -1,4 +1,4 @@
-"""Tests of fmq_theory.harness.metrics against scipy, scikit-image and closed forms.
+"""Tests of fmq_theory.harness.metrics and fmq_theory.flow.frechet against scipy, scikit-image and closed forms.
 
 Tolerances: the Frechet distance needs ``tr sqrt(M)`` of a PSD matrix ``M``. An eigenvalue
 of ``M`` is known to about ``eps * lambda_max`` (float64 ``eigh``), and its square root
@@ -15,16 +15,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmq_theory.harness.metrics import (
-    FIDInterval,
-    bootstrap_fid,
-    fid_from_features,
-    frechet_distance,
-    gaussian_moments,
-    psnr,
-    ssim_box,
-    ssim_gaussian,
-)
+from fmq_theory.flow.frechet import fid_from_features, frechet_distance, gaussian_fit
+from fmq_theory.harness.metrics import FIDInterval, bootstrap_fid, psnr, ssim_box, ssim_gaussian
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 
@@ -77,9 +69,13 @@ def test_frechet_docstring_value_and_symmetry():
     assert frechet_distance(np.zeros(2), np.diag([4.0, 1.0]), np.ones(2), np.eye(2)) == pytest.approx(3.0, abs=1e-12)
 
 
+def _gaussian_moments(x):
+    return tuple(m.numpy() for m in gaussian_fit(x))
+
+
 def test_gaussian_moments_match_numpy():
     x = np.random.default_rng(2).normal(size=(50, 7))
-    mu, sigma = gaussian_moments(x)
+    mu, sigma = _gaussian_moments(x)
     assert mu.dtype == np.float64 and sigma.dtype == np.float64
     np.testing.assert_allclose(mu, x.mean(axis=0), rtol=0, atol=1e-14)
     np.testing.assert_allclose(sigma, np.cov(x, rowvar=False), rtol=0, atol=1e-13)
@@ -91,8 +87,8 @@ def test_fid_of_a_set_with_itself_is_zero_and_torch_matches_numpy():
     y = x[::-1] * 1.1 + 0.2
     assert fid_from_features(torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(y))) == pytest.approx(
         fid_from_features(x, y), rel=1e-12)
-    mu1, s1 = gaussian_moments(x)
-    mu2, s2 = gaussian_moments(y)
+    mu1, s1 = _gaussian_moments(x)
+    mu2, s2 = _gaussian_moments(y)
     assert fid_from_features(x, y) == pytest.approx(_scipy_fd(mu1, s1, mu2, s2), abs=2 * _fd_tol(s1, s2, mu1, mu2))
 
 

@@ -14,7 +14,9 @@ import torch
 from _fields import TinyField, trained_tiny_field
 
 from fmq_theory.bounds import NoiseGains, Prediction, dither_state_dict, noise_gains, predict, row_variances
+from fmq_theory.flow.frechet import frechet_distance
 from fmq_theory.flow.solvers import integrate
+from fmq_theory.quantizers import quantize_state_dict
 
 D, M, STEPS = 4, 3, 6
 
@@ -114,8 +116,6 @@ def test_row_variances_and_dither_variance():
 @pytest.mark.slow
 def test_dither_matches_prediction_on_trained_model():
     model = trained_tiny_field()
-    from fmq_theory.quantizers import quantize_state_dict
-
     sd = {k: v.detach() for k, v in model.state_dict().items()}
     q = quantize_state_dict(sd, method="uniform_minmax", bits=6).state_dict()
     noise = torch.randn(200, 2, generator=torch.Generator().manual_seed(5))
@@ -158,7 +158,6 @@ def test_actual_error_prediction_is_exact_on_parameter_linear_field(linear_gains
     x_fp, x_q = run({}), run(q)
     pred = predict(field, q, noise=noise[:40], feature_fn=lambda x: x, reference_mean=ref.mean(0),
                    reference_cov=np.cov(ref.T), gains=gains, solver="euler", steps=STEPS, clip=None, draws=1)
-    from fmq_theory.harness.metrics import frechet_distance
 
     def fid(x):
         return frechet_distance(x.mean(0), torch.cov(x.T), torch.as_tensor(ref.mean(0)), torch.as_tensor(np.cov(ref.T)))

@@ -1,6 +1,11 @@
 """Bounds and predictions of the degradation caused by weight quantization, for any
 flow-matching model.
 
+Every function takes the model as a :class:`torch.nn.Module` (or, for :func:`certify`, any
+callable) and an adapter of :mod:`fmq_theory.flow.velocity` that says how to call it:
+``model(x, t)``, flow_matching's ``model(x=x, t=t, **extras)``, torchcfm's ``model(t, x)``, or
+a class-conditional ``model(x, t, y)`` with guidance.  Device and dtype come from the model.
+
 - :mod:`.certificate` — :func:`certify`, a rigorous a-posteriori bound from paired
   trajectories of the full-precision and quantized models, and :func:`certify_fid`.
 - :mod:`.prediction` — :func:`predict`, a weights-only first-order prediction (noise gains)
@@ -11,7 +16,6 @@ The textbook chain of calculators is :mod:`fmq_theory.theory.fid_chain` (no torc
 """
 
 from fmq_theory.bounds.certificate import (
-    FIXED_STEP_SOLVERS,
     Certificate,
     FIDCertificate,
     certify,
@@ -23,7 +27,6 @@ from fmq_theory.bounds.prediction import NoiseGains, Prediction, dither_state_di
 from fmq_theory.bounds.spectral import SpectralNormEstimate, jacobian_spectral_norm
 
 __all__ = [
-    "FIXED_STEP_SOLVERS",
     "Certificate",
     "FIDCertificate",
     "NoiseGains",

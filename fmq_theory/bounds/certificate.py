@@ -57,11 +57,15 @@ from typing import Callable, Mapping
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from tqdm.auto import tqdm
 
 from fmq_theory.bounds.spectral import jacobian_spectral_norm
+from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
+from fmq_theory.flow.solvers import solver_spec, step, time_grid
+from fmq_theory.flow.velocity import XT, Adapter, Velocity, placement
 
 __all__ = [
-    "FIXED_STEP_SOLVERS",
     "Certificate",
     "FIDCertificate",
     "certify",
@@ -70,17 +74,13 @@ __all__ = [
     "one_step_map",
 ]
 
-#: Solvers the certificate supports (fixed-step, explicit): name -> evaluations per step.
-FIXED_STEP_SOLVERS = {"euler": 1, "midpoint": 2, "heun": 2}
-
-Velocity = Callable[[float, torch.Tensor], torch.Tensor]
-
 
 def one_step_map(velocity: Velocity, t: float, h: float, *, solver: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """Return ``x -> Phi(x)``, one step of the deployed solver from ``t`` with step ``h``.
 
-    The arithmetic is that of :func:`fmq_theory.flow.solvers.integrate`, so iterating these
-    maps reproduces its trajectories.
+    ``Phi`` is :func:`fmq_theory.flow.solvers.step`, the step that
+    :func:`fmq_theory.flow.solvers.integrate` iterates, so iterating these maps over
+    :func:`fmq_theory.flow.solvers.time_grid` reproduces its trajectories bit for bit.
 
     Parameters
     ----------
@@ -95,20 +95,19 @@ def one_step_map(velocity: Velocity, t: float, h: float, *, solver: str) -> Call
     callable
         ``Phi(x) = x + h v(t, x)`` (Euler), ``x + h v(t + h/2, x + h/2 v(t, x))``
         (midpoint) or ``x + h/2 (k1 + k2)``, ``k2 = v(t + h, x + h k1)`` (Heun).
+
+    Examples
+    --------
+    >>> phi = one_step_map(lambda t, x: -x, 0.0, 0.5, solver="heun")
+    >>> phi(torch.ones(1, 1))  # 1 - h + h^2/2
+    tensor([[0.6250]])
     """
-    if solver not in FIXED_STEP_SOLVERS:
-        raise ValueError(f"solver={solver!r} is not one of {sorted(FIXED_STEP_SOLVERS)} (the certificate needs a fixed-step explicit solver)")
-    if solver == "euler":
-        return lambda x: x + h * velocity(t, x)
-    if solver == "midpoint":
-        return lambda x: x + h * velocity(t + h / 2, x + (h / 2) * velocity(t, x))
+    solver_spec(solver, fixed_step=True)
 
-    def heun(x):
-        k1 = velocity(t, x)
-        k2 = velocity(t + h, x + h * k1)
-        return x + (h / 2) * (k1 + k2)
+    def phi(x):
+        return step(velocity, x, t, h, solver=solver)
 
-    return heun
+    return phi
 
 
 def empirical_bernstein_upper(values: np.ndarray, *, upper: float, delta: float) -> float:
@@ -141,7 +140,7 @@ def empirical_bernstein_upper(values: np.ndarray, *, upper: float, delta: float)
     Examples
     --------
     >>> round(empirical_bernstein_upper(np.full(100, 0.5), upper=1.0, delta=0.05), 4)
-    0.5868
+    0.5869
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size < 2:
@@ -237,8 +236,7 @@ _CERTIFICATE_LABELS = {
 
 
 def _check_solver_args(solver, steps, t0, t1, segment_points, confidence):
-    if solver not in FIXED_STEP_SOLVERS:
-        raise ValueError(f"solver={solver!r} is not one of {sorted(FIXED_STEP_SOLVERS)} (the certificate needs a fixed-step explicit solver)")
+    solver_spec(solver, fixed_step=True)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive int")
     if not (math.isfinite(t0) and math.isfinite(t1)) or t0 == t1:
@@ -251,20 +249,13 @@ def _check_solver_args(solver, steps, t0, t1, segment_points, confidence):
     return pts
 
 
-def _velocity(model: Callable, labels: torch.Tensor | None, cfg_scale: float) -> Velocity:
-    from fmq_theory.flow.solvers import guided_velocity
-
-    return guided_velocity(model, labels, cfg_scale)
-
-
-def _certify_batch(v_fp: Velocity, v_q: Velocity, x: torch.Tensor, *, solver: str, times: np.ndarray,
+def _certify_batch(v_fp: Velocity, v_q: Velocity, x: torch.Tensor, *, solver: str, grid: tuple,
                    segment_points: tuple, iterations: int, generator: torch.Generator | None):
     y = x.clone()
     c = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     defects, gains, resid = [], [], []
     warm = None
-    for k in range(len(times) - 1):
-        t, h = float(times[k]), float(times[k + 1] - times[k])
+    for t, h in grid:
         phi_fp = one_step_map(v_fp, t, h, solver=solver)
         phi_q = one_step_map(v_q, t, h, solver=solver)
         with torch.no_grad():
@@ -294,18 +285,16 @@ def certify(
     model_q: Callable,
     noise: torch.Tensor,
     *,
+    adapter: Adapter = XT(),
     solver: str = "midpoint",
     steps: int = 20,
-    labels: torch.Tensor | None = None,
-    cfg_scale: float = 0.0,
     t0: float = 0.0,
     t1: float = 1.0,
     segment_points: tuple = (0.0, 0.5, 1.0),
     lanczos_iterations: int = 6,
-    value_range: float | None = 2.0,
+    value_range: float | None = None,
     confidence: float = 0.95,
     batch_size: int = 256,
-    device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool = False,
 ) -> Certificate:
@@ -313,19 +302,24 @@ def certify(
 
     Parameters
     ----------
-    model_fp, model_q : callable
-        Velocity networks called as ``model(x, t, y)`` (``t`` of shape ``(n,)``), e.g.
-        :class:`fmq_theory.harness.models.unet.UNet`; sample-wise (no coupling across the batch).
+    model_fp, model_q : torch.nn.Module or callable
+        The full-precision and quantized velocity models, called through ``adapter``;
+        sample-wise (no coupling across the batch).  Both must sit on one device with one
+        floating dtype (:func:`fmq_theory.flow.velocity.placement`; a plain function runs
+        where ``noise`` is); the noise and the conditioning are moved there.
     noise : torch.Tensor, shape ``(n, *event)``
-        Initial states at ``t0``.
+        Initial states at ``t0``, ``n >= 2``.
+    adapter : fmq_theory.flow.velocity.Adapter
+        How to call the models and with which per-sample conditioning, e.g.
+        :class:`~fmq_theory.flow.velocity.XT` (``model(x, t)``, the default),
+        :class:`~fmq_theory.flow.velocity.TX` (torchcfm),
+        :class:`~fmq_theory.flow.velocity.XTExtras` (flow_matching) or
+        :class:`~fmq_theory.flow.velocity.ClassConditional` (labels, guidance).
     solver : {"euler", "midpoint", "heun"}
         The deployed fixed-step solver.
     steps : int
-        Number of equal steps from ``t0`` to ``t1``.
-    labels : torch.Tensor, shape (n,), optional
-        Class labels for a conditional model.
-    cfg_scale : float
-        Classifier-free guidance scale (as :func:`fmq_theory.flow.solvers.guided_velocity`).
+        Number of equal steps from ``t0`` to ``t1``
+        (:func:`fmq_theory.flow.solvers.time_grid`).
     t0, t1 : float
         Integration interval.
     segment_points : tuple of float
@@ -342,8 +336,6 @@ def certify(
     batch_size : int
         Samples per batch (memory only; results do not depend on it except via the random
         Lanczos start of each batch).
-    device : str or torch.device
-        Where the models run.
     seed : int
         Seed of the Lanczos start vectors.
     progress : bool
@@ -352,31 +344,39 @@ def certify(
     Returns
     -------
     Certificate
+
+    Examples
+    --------
+    A linear field ``v = -A x`` and the same field with ``A`` rounded to one decimal:
+
+    >>> a = torch.tensor([[1.0, 0.23], [-0.18, 0.96]])
+    >>> noise = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    >>> cert = certify(lambda x, t: -x @ a.T, lambda x, t: -x @ a.round(decimals=1).T, noise,
+    ...                solver="midpoint", steps=4, lanczos_iterations=2)
+    >>> bool(np.all(cert.per_sample >= cert.paired_distance)), cert.w2_paired <= cert.w2_rms <= cert.w2_bound
+    (True, True)
     """
     pts = _check_solver_args(solver, steps, t0, t1, segment_points, confidence)
-    if labels is not None and labels.shape != (noise.shape[0],):
-        raise ValueError(f"labels must have shape ({noise.shape[0]},), got {tuple(labels.shape)}")
+    adapter.check(noise.shape[0])
     if noise.shape[0] < 2:
         raise ValueError(f"noise must hold at least 2 samples, got {noise.shape[0]}")
     if value_range is not None and not (math.isfinite(value_range) and value_range > 0):
         raise ValueError(f"value_range={value_range!r} must be finite and > 0, or None")
-    device = torch.device(device)
-    times = np.linspace(t0, t1, steps + 1)
+    device, dtype = placement(model_fp, like=noise)
+    if placement(model_q, like=noise) != (device, dtype):
+        raise ValueError(f"model_q is on {placement(model_q, like=noise)}, model_fp on {(device, dtype)}: "
+                         "both must share one device and dtype")
+    grid = time_grid(steps, t_start=t0, t_end=t1)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     parts = []
-    starts = range(0, noise.shape[0], batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="certify", unit="batch")
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
+    starts = tqdm(range(0, noise.shape[0], batch_size), desc="certify", unit="batch", disable=not progress)
     with sdpa_kernel([SDPBackend.MATH]):  # the math kernel has forward- and reverse-mode AD
         for start in starts:
-            x0 = noise[start:start + batch_size].to(device)
-            y = labels[start:start + batch_size].to(device) if labels is not None else None
-            parts.append(_certify_batch(_velocity(model_fp, y, cfg_scale), _velocity(model_q, y, cfg_scale), x0,
-                                        solver=solver, times=times, segment_points=pts,
+            rows = slice(start, start + batch_size)
+            x0 = noise[rows].to(device=device, dtype=dtype)
+            parts.append(_certify_batch(adapter.bind(model_fp, rows=rows, device=device),
+                                        adapter.bind(model_q, rows=rows, device=device), x0,
+                                        solver=solver, grid=grid, segment_points=pts,
                                         iterations=lanczos_iterations, generator=gen))
     c, dist, defects, gains, resid = (torch.cat([p[i] for p in parts], dim=-1).cpu().numpy() for i in range(5))
     event = int(np.prod(noise.shape[1:]))
@@ -452,12 +452,6 @@ class FIDCertificate:
     labels: Mapping[str, str]
 
 
-def _fit(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mu = features.mean(0)
-    xc = features - mu
-    return mu, xc.T @ xc / (features.shape[0] - 1)
-
-
 def certify_fid(
     features_fp,
     features_q,
@@ -492,8 +486,6 @@ def certify_fid(
     -------
     FIDCertificate
     """
-    from fmq_theory.harness.metrics import frechet_distance
-
     a = torch.as_tensor(np.asarray(features_fp) if not torch.is_tensor(features_fp) else features_fp).double()
     b = torch.as_tensor(np.asarray(features_q) if not torch.is_tensor(features_q) else features_q).double().to(a.device)
     if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2:
@@ -505,8 +497,8 @@ def certify_fid(
     n = a.shape[0]
     mu_r = torch.as_tensor(np.asarray(reference_mean)).double().to(a.device)
     cov_r = torch.as_tensor(np.asarray(reference_cov)).double().to(a.device)
-    mu_a, s_a = _fit(a)
-    mu_b, s_b = _fit(b)
+    mu_a, s_a = gaussian_fit(a)
+    mu_b, s_b = gaussian_fit(b)
     fid_fp = frechet_distance(mu_a, s_a, mu_r, cov_r)
     fid_q = frechet_distance(mu_b, s_b, mu_r, cov_r)
     sq = ((b - a) ** 2).sum(1)
@@ -516,8 +508,8 @@ def certify_fid(
     reps = []
     for _ in range(n_boot):
         idx = torch.randint(n, (n,), generator=gen).to(a.device)
-        ma, sa = _fit(a[idx])
-        mb, sb = _fit(b[idx])
+        ma, sa = gaussian_fit(a[idx])
+        mb, sb = gaussian_fit(b[idx])
         reps.append(frechet_distance(mb, sb, mu_r, cov_r) - frechet_distance(ma, sa, mu_r, cov_r))
     alpha = (1 - confidence) / 2
     q_lo, q_med, q_hi = np.quantile(np.asarray(reps), [alpha, 0.5, 1 - alpha])

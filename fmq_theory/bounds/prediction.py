@@ -48,22 +48,23 @@ from typing import Callable, Mapping
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from tqdm.auto import tqdm
 
-from fmq_theory.bounds.certificate import FIXED_STEP_SOLVERS, one_step_map
+from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
+from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
+from fmq_theory.flow.velocity import XT, Adapter, placement
 
 __all__ = ["NoiseGains", "Prediction", "dither_state_dict", "noise_gains", "predict", "row_variances"]
 
 
-class _Functional:
-    """``model`` evaluated with an explicit parameter dict (keeps ``config`` for guidance)."""
+def _functional(module: torch.nn.Module, params: Mapping[str, torch.Tensor]) -> Callable:
+    """``module`` called with the parameters ``params`` in place of its own."""
 
-    def __init__(self, module: torch.nn.Module, params: Mapping[str, torch.Tensor]):
-        self.module = module
-        self.params = params
-        self.config = getattr(module, "config", None)
+    def call(*args, **kwargs):
+        return torch.func.functional_call(module, params, args, kwargs)
 
-    def __call__(self, x, t, y=None):
-        return torch.func.functional_call(self.module, self.params, (x, t, y))
+    return call
 
 
 def _rows(shape: tuple) -> int:
@@ -72,6 +73,26 @@ def _rows(shape: tuple) -> int:
 
 def _row_energy(g: torch.Tensor) -> torch.Tensor:
     return (g.detach().double().reshape(_rows(tuple(g.shape)), -1) ** 2).sum(1)
+
+
+def _by_parameter(params: Mapping[str, torch.Tensor], quantized: Mapping[str, object]) -> dict[str, object]:
+    """``quantized`` keyed by the names of ``params``.
+
+    A name of ``quantized`` is a parameter's own name or, when a wrapper holds the model
+    (flow_matching's ``ModelWrapper`` adds ``model.``, ``DataParallel`` ``module.``), the
+    unique parameter name that ends in ``"." + name``.
+    """
+    out = {}
+    for name, value in quantized.items():
+        if name in params:
+            out[name] = value
+            continue
+        held = [p for p in params if p.endswith("." + name)]
+        if len(held) != 1:
+            why = "which is not a parameter of the model" if not held else f"which matches {held}"
+            raise ValueError(f"quantized has tensor {name!r}, {why}")
+        out[held[0]] = value
+    return out
 
 
 def row_variances(params: Mapping[str, torch.Tensor], quantized: Mapping[str, object]) -> dict[str, np.ndarray]:
@@ -84,17 +105,23 @@ def row_variances(params: Mapping[str, torch.Tensor], quantized: Mapping[str, ob
     quantized : Mapping[str, torch.Tensor or float]
         Either dequantized tensors (same shapes: the variance of each output row, i.e. slice
         along axis 0, is its mean squared error; a 1-D tensor is one row) or a per-tensor MSE
-        (a float, used for every row).  Names missing here are unperturbed.
+        (a float, used for every row).  Names missing here are unperturbed.  A name is that
+        of a parameter, or the part of one after a wrapper's prefix (``model.`` of
+        flow_matching's ``ModelWrapper``) when exactly one parameter ends in it.
 
     Returns
     -------
     dict of str to numpy.ndarray
-        Shape ``(rows_l,)`` per perturbed tensor.
+        Shape ``(rows_l,)`` per perturbed tensor, keyed by the names of ``params``.
+
+    Examples
+    --------
+    >>> params = {"model.w": torch.zeros(2, 4)}
+    >>> row_variances(params, {"w": torch.tensor([[0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])})
+    {'model.w': array([0.25, 1.  ])}
     """
     out = {}
-    for name, value in quantized.items():
-        if name not in params:
-            raise ValueError(f"quantized has tensor {name!r}, which is not a parameter of the model")
+    for name, value in _by_parameter(params, quantized).items():
         p = params[name]
         rows = _rows(tuple(p.shape))
         if torch.is_tensor(value):
@@ -147,18 +174,8 @@ class NoiseGains:
     steps: int
 
 
-def _trajectory(velocity, x0, *, solver, times, keep_states):
-    x, states = x0, []
-    for k in range(len(times) - 1):
-        if keep_states:
-            states.append(x.detach())
-        x = one_step_map(velocity, float(times[k]), float(times[k + 1] - times[k]), solver=solver)(x)
-    return x, states
-
-
 def _check_common(solver, steps, clip):
-    if solver not in FIXED_STEP_SOLVERS:
-        raise ValueError(f"solver={solver!r} is not one of {sorted(FIXED_STEP_SOLVERS)}")
+    solver_spec(solver, fixed_step=True)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive int")
     if clip is not None and not (len(clip) == 2 and clip[0] < clip[1]):
@@ -170,14 +187,12 @@ def noise_gains(
     noise: torch.Tensor,
     *,
     feature_fn: Callable[[torch.Tensor], torch.Tensor],
-    labels: torch.Tensor | None = None,
-    cfg_scale: float = 0.0,
+    adapter: Adapter = XT(),
     solver: str = "midpoint",
     steps: int = 20,
-    clip: tuple | None = (-1.0, 1.0),
+    clip: tuple | None = None,
     projections: int = 4,
     batch_size: int = 16,
-    device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool = False,
 ) -> NoiseGains:
@@ -186,19 +201,23 @@ def noise_gains(
     Parameters
     ----------
     model_fp : torch.nn.Module
-        Velocity network called as ``model(x, t, y)``.
+        Full-precision velocity model, called through ``adapter``; its own
+        ``named_parameters()`` name the gains.  It runs where its parameters are
+        (:func:`fmq_theory.flow.velocity.placement`); the noise and the conditioning are moved
+        there.
     noise : torch.Tensor, shape ``(n, *event)``
         Initial noise (``t = 0``).
     feature_fn : callable
-        Differentiable feature map ``images (n, *event) in clip range -> (n, D)``.
-    labels : torch.Tensor, shape (n,), optional
-        Class labels of a conditional model.
-    cfg_scale : float
-        Classifier-free guidance scale.
+        Differentiable feature map ``samples (n, *event) -> (n, D)`` (the identity for the
+        sample space itself).
+    adapter : fmq_theory.flow.velocity.Adapter
+        How to call the model, with its per-sample conditioning (as in
+        :func:`fmq_theory.bounds.certify`; default ``model(x, t)``).
     solver, steps
         The deployed fixed-step solver on ``[0, 1]``.
     clip : (float, float) or None
-        Range the samples are clipped to before ``feature_fn``.
+        Range the samples are clipped to before ``feature_fn`` (e.g. ``(-1, 1)`` for images);
+        ``None`` clips nothing.
     projections : int
         Random projections ``u`` per batch.
     batch_size : int
@@ -206,7 +225,6 @@ def noise_gains(
         squared Frobenius norms; the cross terms have mean zero but, where the samples
         share a common sensitivity, act like one extra projection per batch, so small
         batches (many of them) give the lower variance.
-    device : str or torch.device
     seed : int
         Seed of the projections.
     progress : bool
@@ -215,31 +233,42 @@ def noise_gains(
     Returns
     -------
     NoiseGains
+
+    Examples
+    --------
+    >>> class Field(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.lin = torch.nn.Linear(2, 2)
+    ...     def forward(self, x, t):
+    ...         return self.lin(x) * (1 - t[:, None])
+    >>> _ = torch.manual_seed(0)
+    >>> field, noise = Field(), torch.randn(8, 2)
+    >>> gains = noise_gains(field, noise, feature_fn=lambda x: x, solver="euler", steps=4)
+    >>> gains.names, [g.shape for g in gains.sample]
+    (('lin.weight', 'lin.bias'), [(2,), (1,)])
     """
     _check_common(solver, steps, clip)
     if isinstance(projections, bool) or not isinstance(projections, int) or projections < 1:
         raise ValueError(f"projections={projections!r} must be a positive int")
-    device = torch.device(device)
+    adapter.check(noise.shape[0])
+    device, dtype = placement(model_fp, like=noise)
     names = tuple(n for n, _ in model_fp.named_parameters())
     params = {n: p.detach().to(device).requires_grad_(True) for n, p in model_fp.named_parameters()}
     acc = {lvl: {n: torch.zeros(_rows(tuple(p.shape)), dtype=torch.float64, device=device) for n, p in params.items()}
            for lvl in ("step", "sample", "feature")}
-    times = np.linspace(0.0, 1.0, steps + 1)
+    grid = time_grid(steps)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    from fmq_theory.flow.solvers import guided_velocity
-
-    starts = range(0, noise.shape[0], batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="noise gains", unit="batch")
-    fmodel = _Functional(model_fp, params)
-    for start in starts:
-        x0 = noise[start:start + batch_size].to(device)
-        y = labels[start:start + batch_size].to(device) if labels is not None else None
-        velocity = guided_velocity(fmodel, y, cfg_scale)
+    model = _functional(model_fp, params)
+    for start in tqdm(range(0, noise.shape[0], batch_size), desc="noise gains", unit="batch", disable=not progress):
+        rows = slice(start, start + batch_size)
+        x0 = noise[rows].to(device=device, dtype=dtype)
+        velocity = adapter.bind(model, rows=rows, device=device)
         for _ in range(projections):
-            xn, states = _trajectory(velocity, x0, solver=solver, times=times, keep_states=True)
+            xn, states = x0, []
+            for t, h in grid:
+                states.append(xn.detach())
+                xn = step(velocity, xn, t, h, solver=solver)
             img = xn.clamp(*clip) if clip is not None else xn
             feats = feature_fn(img)
             u = torch.randn(xn.shape, generator=gen).to(device)
@@ -247,9 +276,8 @@ def noise_gains(
             g_sample = torch.autograd.grad((u * xn).sum(), list(params.values()), retain_graph=True, allow_unused=True)
             g_feat = torch.autograd.grad((w * feats).sum(), list(params.values()), allow_unused=True)
             obj = 0.0
-            for k, xk in enumerate(states):
-                t, h = float(times[k]), float(times[k + 1] - times[k])
-                incr = (one_step_map(velocity, t, h, solver=solver)(xk) - xk) / h
+            for (t, h), xk in zip(grid, states):
+                incr = (step(velocity, xk, t, h, solver=solver) - xk) / h
                 obj = obj + (torch.randn(incr.shape, generator=gen).to(device) * incr).sum()
             g_step = torch.autograd.grad(obj, list(params.values()), allow_unused=True)
             for lvl, grads in (("sample", g_sample), ("feature", g_feat), ("step", g_step)):
@@ -356,14 +384,12 @@ def predict(
     reference_mean,
     reference_cov,
     gains: NoiseGains,
-    labels: torch.Tensor | None = None,
-    cfg_scale: float = 0.0,
+    adapter: Adapter = XT(),
     solver: str = "midpoint",
     steps: int = 20,
-    clip: tuple | None = (-1.0, 1.0),
+    clip: tuple | None = None,
     draws: int = 2,
     batch_size: int = 500,
-    device: str | torch.device = "cpu",
     seed: int = 0,
 ) -> Prediction:
     """Predict the sample and FID change of quantizing ``model_fp`` from weight errors alone.
@@ -371,9 +397,11 @@ def predict(
     Parameters
     ----------
     model_fp : torch.nn.Module
-        Full-precision velocity network ``model(x, t, y)``.
+        Full-precision velocity model, called through ``adapter``; it runs where its
+        parameters are (the noise and the conditioning are moved there).
     quantized : Mapping[str, torch.Tensor or float]
-        Dequantized tensors or per-tensor MSEs (see :func:`row_variances`).
+        Dequantized tensors or per-tensor MSEs, by the names of ``model_fp.named_parameters()``
+        or of the model a wrapper holds (see :func:`row_variances`).
     noise : torch.Tensor, shape ``(n, *event)``
         Noise for the FID Monte Carlo (``n >= 2``).
     feature_fn : callable
@@ -383,23 +411,39 @@ def predict(
         Reference (real data) feature moments, unbiased covariance.
     gains : NoiseGains
         From :func:`noise_gains` for this model, solver and steps.
-    labels, cfg_scale, solver, steps, clip
+    adapter, solver, steps, clip
         As in :func:`noise_gains`.
     draws : int
         Monte Carlo draws of the weight noise.
     batch_size : int
         Samples per JVP.
-    device : str or torch.device
     seed : int
         Seed of the noise draws.
 
     Returns
     -------
     Prediction
-    """
-    from fmq_theory.flow.solvers import guided_velocity
-    from fmq_theory.harness.metrics import frechet_distance
 
+    Examples
+    --------
+    A small MLP field ``v(x, t)`` and its weights rounded to 4 bits:
+
+    >>> from fmq_theory.quantizers import quantize_state_dict
+    >>> class Field(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    ...     def forward(self, x, t):
+    ...         return self.net(torch.cat([x, t[:, None]], 1))
+    >>> _ = torch.manual_seed(0)
+    >>> field, noise = Field(), torch.randn(8, 2)
+    >>> gains = noise_gains(field, noise, feature_fn=lambda x: x, solver="euler", steps=4)
+    >>> q = quantize_state_dict(field.state_dict(), method="uniform_minmax", bits=4).state_dict()
+    >>> pred = predict(field, q, noise=noise, feature_fn=lambda x: x, reference_mean=np.zeros(2),
+    ...                reference_cov=np.eye(2), gains=gains, solver="euler", steps=4)
+    >>> pred.sample_msd > 0, pred.fid_draws.shape, bool(np.isfinite(pred.dfid_actual))
+    (True, (2, 2), True)
+    """
     _check_common(solver, steps, clip)
     if gains.solver != solver or gains.steps != steps:
         raise ValueError(f"gains were computed for {gains.solver}/{gains.steps}, not {solver}/{steps}")
@@ -407,8 +451,10 @@ def predict(
         raise ValueError(f"draws={draws!r} must be a positive int")
     if noise.shape[0] < 2:
         raise ValueError(f"noise must hold at least 2 samples, got {noise.shape[0]}")
-    device = torch.device(device)
+    adapter.check(noise.shape[0])
+    device, dtype = placement(model_fp, like=noise)
     params = {n: p.detach().to(device) for n, p in model_fp.named_parameters()}
+    quantized = _by_parameter(params, quantized)
     var = row_variances(params, quantized)
     index = {n: i for i, n in enumerate(gains.names)}
     missing = set(var) - set(index)
@@ -423,24 +469,22 @@ def predict(
         terms["step"][i] = float(v @ gains.step[i])
         terms["sample"][i] = float(v @ gains.sample[i])
         terms["feature"][i] = float(v @ gains.feature[i])
-    times = np.linspace(0.0, 1.0, steps + 1)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     mu_r = torch.as_tensor(np.asarray(reference_mean)).double().to(device)
     cov_r = torch.as_tensor(np.asarray(reference_cov)).double().to(device)
     fid_draws, sample_mc, feature_mc = [], [], []
     base_feats = None
-    from torch.nn.attention import SDPBackend, sdpa_kernel
 
     def linearised(tangent):
         """Features ``phi_i`` of the FP samples, their JVP ``J_i tangent`` and ``|dx_i|^2``."""
         feats, dfeats, dx_sq = [], [], []
         for start in range(0, noise.shape[0], batch_size):
-            x0 = noise[start:start + batch_size].to(device)
-            y = labels[start:start + batch_size].to(device) if labels is not None else None
+            rows = slice(start, start + batch_size)
+            x0 = noise[rows].to(device=device, dtype=dtype)
 
-            def run(p, x0=x0, y=y):
-                xn, _ = _trajectory(guided_velocity(_Functional(model_fp, p), y, cfg_scale), x0,
-                                    solver=solver, times=times, keep_states=False)
+            def run(p, x0=x0, rows=rows):
+                velocity = adapter.bind(_functional(model_fp, p), rows=rows, device=device)
+                xn = integrate(velocity, x0, solver=solver, steps=steps).x
                 img = xn.clamp(*clip) if clip is not None else xn
                 return xn, feature_fn(img)
 
@@ -452,9 +496,7 @@ def predict(
         return torch.cat(feats), torch.cat(dfeats), torch.cat(dx_sq)
 
     def fid_at(g):
-        mu = g.mean(0)
-        gc = g - mu
-        return frechet_distance(mu, gc.T @ gc / (g.shape[0] - 1), mu_r, cov_r)
+        return frechet_distance(*gaussian_fit(g), mu_r, cov_r)
 
     for _ in range(draws):
         tangent = {}

@@ -1,59 +1,177 @@
-"""Conditional-OT probability path and ODE sampling for flow-matching models.
+"""ODE sampling for flow-matching models: one step function for sampling and the certificate.
 
-Path (Lipman et al. 2023; Liu et al. 2023, rectified flow), with ``x0 ~ N(0, I)`` noise and
-``x1`` data:
+Sampling integrates ``dx/dt = v(t, x)`` from ``t = 0`` (noise) to ``t = 1`` (data); inversion
+integrates backwards.  The velocity is any callable ``v(t, x)`` (``t`` a float); the adapters
+of :mod:`fmq_theory.flow.velocity` make one from a model's own call signature.
+
+Solvers (:data:`fmq_theory.vocab.SOLVERS`): fixed-step ``euler`` (1 evaluation per step),
+``midpoint`` and ``heun`` (2 per step), and adaptive ``dopri5`` through ``torchdiffeq``
+(Chen et al. 2018), the integrator that facebookresearch's ``flow_matching.solver.ODESolver``
+itself wraps.  We use torchdiffeq directly rather than the ``flow-matching`` package: it
+installs cleanly with torch 2.13, but its licence is CC-BY-NC (this package is MIT) and its
+ODESolver adds nothing beyond the torchdiffeq call.  Every result records its number of
+function evaluations (NFE).
+
+One fixed step from ``t`` with step ``h`` (Hairer, Norsett & Wanner, *Solving ODEs I*,
+Sec. II.1):
 
 .. math::
 
-    x_t = (1 - t)\\, x_0 + t\\, x_1, \\qquad u_t(x_t \\mid x_0, x_1) = x_1 - x_0,
+    \\text{euler:}\\quad & x + h\\, v(t, x) \\\\
+    \\text{midpoint:}\\quad & x + h\\, v\\bigl(t + h/2,\\; x + (h/2)\\, v(t, x)\\bigr) \\\\
+    \\text{heun:}\\quad & x + (h/2)(k_1 + k_2), \\quad k_1 = v(t, x),\\; k_2 = v(t + h, x + h k_1).
 
-and the model is trained by regressing ``v_theta(x_t, t)`` on ``x1 - x0``. Sampling integrates
-``dx/dt = v_theta(x, t)`` from ``t = 0`` (noise) to ``t = 1`` (data); inversion integrates
-backwards.
-
-Solvers: fixed-step ``euler`` (1 evaluation per step), ``midpoint`` and ``heun`` (2 per
-step), and adaptive ``dopri5`` through ``torchdiffeq`` (Chen et al. 2018), the integrator that
-facebookresearch's ``flow_matching.solver.ODESolver`` itself wraps. We use torchdiffeq
-directly rather than the ``flow-matching`` package: it installs cleanly with torch 2.13, but
-its licence is CC-BY-NC (this package is MIT) and its ODESolver adds nothing beyond the
-torchdiffeq call. Every result records its number of function evaluations (NFE).
-
-Classifier-free guidance (Ho & Salimans 2022) in the flow-matching example's convention:
-``v = (1 + w) v(x, t, y) - w v(x, t, null)`` for guidance scale ``w`` (``w = 0``: plain
-conditional field, one evaluation per NFE).
+:func:`step` is that map and :func:`time_grid` the grid ``t_k = t_start + k h``; the sampler
+(:func:`integrate`) and the certificate (:mod:`fmq_theory.bounds.certificate`) both iterate
+:func:`step` over :func:`time_grid`, so the certified trajectory is the sampled one, bit for
+bit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
+import torchdiffeq
 
-__all__ = ["SOLVERS", "PathSample", "ODEResult", "cond_ot_path", "flow_matching_loss",
-           "integrate", "make_noise", "balanced_labels", "guided_velocity", "sample"]
+from fmq_theory.flow.velocity import Velocity, guided_velocity
+from fmq_theory.vocab import FIXED_STEP_SOLVERS, SOLVER_STAGES, SOLVERS
 
-#: Fixed-step solvers with their evaluations per step; ``dopri5`` is adaptive.
-SOLVERS = {"euler": 1, "midpoint": 2, "heun": 2, "dopri5": None}
+__all__ = ["ODEResult", "SolverSpec", "balanced_labels", "integrate", "make_noise", "sample",
+           "solver_spec", "step", "time_grid"]
 
 
 @dataclass(frozen=True)
-class PathSample:
-    """A draw from the conditional-OT path.
+class SolverSpec:
+    """A sampling solver and its cost.
 
     Attributes
     ----------
-    t : torch.Tensor
-        Times, shape ``(B,)``.
-    x_t : torch.Tensor
-        Points on the path, shape ``(B, C, H, W)``.
-    target : torch.Tensor
-        Conditional velocity ``x1 - x0``, shape ``(B, C, H, W)``.
+    name : str
+        One of :data:`fmq_theory.vocab.SOLVERS`.
+    stages : int or None
+        Velocity evaluations per step (:data:`fmq_theory.vocab.SOLVER_STAGES`); ``None`` for
+        the adaptive ``dopri5``, whose evaluation count is only known after the solve.
+
+    Examples
+    --------
+    >>> solver_spec("heun")
+    SolverSpec(name='heun', stages=2)
+    >>> solver_spec("dopri5").fixed_step
+    False
     """
 
-    t: torch.Tensor
-    x_t: torch.Tensor
-    target: torch.Tensor
+    name: str
+    stages: int | None
+
+    @property
+    def fixed_step(self) -> bool:
+        """Whether the solver takes equal explicit steps (what the certificate needs)."""
+        return self.stages is not None
+
+
+def solver_spec(name: str, *, fixed_step: bool = False) -> SolverSpec:
+    """The :class:`SolverSpec` of ``name``, validated.
+
+    Parameters
+    ----------
+    name : str
+        A solver name.
+    fixed_step : bool
+        Require a fixed-step explicit solver (:data:`fmq_theory.vocab.FIXED_STEP_SOLVERS`).
+
+    Returns
+    -------
+    SolverSpec
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a solver, or not a fixed-step one when ``fixed_step`` is set.
+
+    Examples
+    --------
+    >>> solver_spec("euler").stages
+    1
+    >>> solver_spec("dopri5", fixed_step=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: solver='dopri5' is not one of ['euler', 'heun', 'midpoint'] (a fixed-step explicit solver is needed)
+    """
+    if name not in (FIXED_STEP_SOLVERS if fixed_step else SOLVERS):
+        raise _unknown_solver(name, fixed_step=fixed_step)
+    return SolverSpec(name=name, stages=SOLVER_STAGES.get(name))
+
+
+def _unknown_solver(name: str, *, fixed_step: bool) -> ValueError:
+    if fixed_step:
+        return ValueError(f"solver={name!r} is not one of {sorted(FIXED_STEP_SOLVERS)} "
+                          "(a fixed-step explicit solver is needed)")
+    return ValueError(f"solver={name!r} is not one of {sorted(SOLVERS)}")
+
+
+def time_grid(steps: int, *, t_start: float = 0.0, t_end: float = 1.0) -> tuple[tuple[float, float], ...]:
+    """Start times and the step of ``steps`` equal steps from ``t_start`` to ``t_end``.
+
+    Parameters
+    ----------
+    steps : int
+        Number of steps (positive).
+    t_start, t_end : float
+        Interval; ``t_end < t_start`` gives negative steps (backward integration).
+
+    Returns
+    -------
+    tuple of (float, float)
+        ``(t_k, h)`` for ``k = 0, ..., steps - 1`` with ``h = (t_end - t_start) / steps`` and
+        ``t_k = t_start + k h``: the grid of :func:`integrate` and of the certificate.
+
+    Examples
+    --------
+    >>> time_grid(4)
+    ((0.0, 0.25), (0.25, 0.25), (0.5, 0.25), (0.75, 0.25))
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    h = (t_end - t_start) / steps
+    return tuple((t_start + k * h, h) for k in range(steps))
+
+
+def step(velocity: Velocity, x: torch.Tensor, t: float, h: float, *, solver: str) -> torch.Tensor:
+    """One explicit fixed step of ``dx/dt = velocity(t, x)`` (the formulas of the module notes).
+
+    Parameters
+    ----------
+    velocity : callable
+        ``velocity(t, x) -> dx/dt`` with ``t`` a float.
+    x : torch.Tensor
+        State at ``t``, shape ``(n, *event)``.
+    t, h : float
+        Start time and step.
+    solver : {"euler", "midpoint", "heun"}
+
+    Returns
+    -------
+    torch.Tensor
+        State at ``t + h``.
+
+    Examples
+    --------
+    >>> x = torch.ones(1, 1)
+    >>> step(lambda t, x: -x, x, 0.0, 0.5, solver="euler")
+    tensor([[0.5000]])
+    >>> step(lambda t, x: -x, x, 0.0, 0.5, solver="midpoint")  # 1 - h + h^2/2
+    tensor([[0.6250]])
+    """
+    if solver == "euler":
+        return x + h * velocity(t, x)
+    if solver == "midpoint":
+        return x + h * velocity(t + h / 2, x + (h / 2) * velocity(t, x))
+    if solver == "heun":
+        k1 = velocity(t, x)
+        k2 = velocity(t + h, x + h * k1)
+        return x + (h / 2) * (k1 + k2)
+    raise _unknown_solver(solver, fixed_step=True)
 
 
 @dataclass(frozen=True)
@@ -63,7 +181,7 @@ class ODEResult:
     Attributes
     ----------
     x : torch.Tensor
-        State at the final time, shape ``(B, C, H, W)`` (same device/dtype as the start).
+        State at the final time, shape ``(B, ...)`` (same device/dtype as the start).
     nfe : int
         Velocity evaluations per sample (a guided evaluation counts once).
     solver : str
@@ -78,24 +196,49 @@ class ODEResult:
     steps: int
 
 
-def cond_ot_path(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> PathSample:
-    """Sample ``x_t = (1 - t) x0 + t x1`` with target velocity ``x1 - x0``."""
-    if x0.shape != x1.shape:
-        raise ValueError(f"x0 and x1 must have one shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
-    if t.shape != (x0.shape[0],):
-        raise ValueError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
-    tb = t.reshape(-1, *([1] * (x0.ndim - 1))).to(x0.dtype)
-    return PathSample(t=t, x_t=(1 - tb) * x0 + tb * x1, target=x1 - x0)
+def integrate(velocity: Velocity, x: torch.Tensor, *, solver: str = "midpoint", steps: int = 20,
+              t_start: float = 0.0, t_end: float = 1.0, atol: float = 1e-5,
+              rtol: float = 1e-5) -> ODEResult:
+    """Integrate ``dx/dt = velocity(t, x)`` from ``t_start`` to ``t_end``.
 
+    Parameters
+    ----------
+    velocity : callable
+        ``velocity(t, x) -> dx/dt`` with ``t`` a float.
+    x : torch.Tensor
+        Initial state ``(B, ...)``.
+    solver : {"euler", "midpoint", "heun", "dopri5"}
+        Fixed-step schemes iterate :func:`step` over :func:`time_grid`; ``dopri5`` is
+        adaptive (torchdiffeq) with tolerances ``atol``/``rtol``.
+    steps : int
+        Number of fixed steps (ignored by ``dopri5``).
+    t_start, t_end : float
+        Integration interval; ``t_end < t_start`` integrates backwards (inversion).
 
-def flow_matching_loss(model: Callable, x1: torch.Tensor, *, y: torch.Tensor | None,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Conditional flow-matching loss ``E |v(x_t, t, y) - (x1 - x0)|^2`` (mean over pixels)."""
-    x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
-    t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
-    ps = cond_ot_path(x0, x1, t)
-    v = model(ps.x_t, ps.t, y)
-    return torch.mean((v.float() - ps.target.float()) ** 2)
+    Returns
+    -------
+    ODEResult
+
+    Examples
+    --------
+    >>> res = integrate(lambda t, x: -x, torch.ones(1, 1), solver="heun", steps=2)
+    >>> res.nfe, round(float(res.x), 6)  # (1 - h + h^2/2)^2 with h = 1/2
+    (4, 0.390625)
+    """
+    spec = solver_spec(solver)
+    if spec.name == "dopri5":
+        count = [0]
+
+        def f(t, state):
+            count[0] += 1
+            return velocity(float(t), state)
+
+        ts = torch.tensor([t_start, t_end], dtype=torch.float32, device=x.device)
+        out = torchdiffeq.odeint(f, x, ts, method="dopri5", atol=atol, rtol=rtol)
+        return ODEResult(x=out[-1], nfe=count[0], solver=solver, steps=0)
+    for t, h in time_grid(steps, t_start=t_start, t_end=t_end):
+        x = step(velocity, x, t, h, solver=solver)
+    return ODEResult(x=x, nfe=spec.stages * steps, solver=solver, steps=steps)
 
 
 def make_noise(n: int, shape: tuple[int, ...], *, seed: int) -> torch.Tensor:
@@ -115,77 +258,6 @@ def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
     return torch.arange(n, dtype=torch.long) % num_classes
 
 
-def guided_velocity(model: Callable, y: torch.Tensor | None, cfg_scale: float) -> Callable:
-    """Return ``f(t, x)`` evaluating the (guided) velocity for labels ``y``.
-
-    ``cfg_scale = 0`` evaluates ``model(x, t, y)`` once; otherwise the conditional and the
-    null-label branch are evaluated in one doubled batch and combined as
-    ``(1 + w) v_cond - w v_null``.
-    """
-    if cfg_scale < 0:
-        raise ValueError(f"cfg_scale must be >= 0, got {cfg_scale!r}")
-
-    def f(t, x):
-        tt = torch.as_tensor(t, device=x.device, dtype=torch.float32).expand(x.shape[0])
-        if cfg_scale == 0.0 or y is None:
-            return model(x, tt, y)
-        null = torch.full_like(y, model.config.num_classes)
-        v = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
-        vc, vu = v.chunk(2)
-        return (1 + cfg_scale) * vc - cfg_scale * vu
-
-    return f
-
-
-def integrate(velocity: Callable, x: torch.Tensor, *, solver: str = "midpoint", steps: int = 20,
-              t_start: float = 0.0, t_end: float = 1.0, atol: float = 1e-5,
-              rtol: float = 1e-5) -> ODEResult:
-    """Integrate ``dx/dt = velocity(t, x)`` from ``t_start`` to ``t_end``.
-
-    Parameters
-    ----------
-    velocity : callable
-        ``velocity(t, x) -> dx/dt`` with ``t`` a float.
-    x : torch.Tensor
-        Initial state ``(B, ...)``.
-    solver : {"euler", "midpoint", "heun", "dopri5"}
-        Fixed-step schemes use ``steps`` equal steps; ``dopri5`` is adaptive (torchdiffeq)
-        with tolerances ``atol``/``rtol``.
-    steps : int
-        Number of fixed steps (ignored by ``dopri5``).
-    t_start, t_end : float
-        Integration interval; ``t_end < t_start`` integrates backwards (inversion).
-    """
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
-    if SOLVERS[solver] is not None and (not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if solver == "dopri5":
-        import torchdiffeq
-
-        count = [0]
-
-        def f(t, state):
-            count[0] += 1
-            return velocity(float(t), state)
-
-        ts = torch.tensor([t_start, t_end], dtype=torch.float32, device=x.device)
-        out = torchdiffeq.odeint(f, x, ts, method="dopri5", atol=atol, rtol=rtol)
-        return ODEResult(x=out[-1], nfe=count[0], solver=solver, steps=0)
-    h = (t_end - t_start) / steps
-    for i in range(steps):
-        t = t_start + i * h
-        if solver == "euler":
-            x = x + h * velocity(t, x)
-        elif solver == "midpoint":
-            x = x + h * velocity(t + h / 2, x + (h / 2) * velocity(t, x))
-        else:  # heun
-            k1 = velocity(t, x)
-            k2 = velocity(t + h, x + h * k1)
-            x = x + (h / 2) * (k1 + k2)
-    return ODEResult(x=x, nfe=SOLVERS[solver] * steps, solver=solver, steps=steps)
-
-
 @torch.no_grad()
 def sample(model: torch.nn.Module, noise: torch.Tensor, *, labels: torch.Tensor | None,
            solver: str = "midpoint", steps: int = 20, cfg_scale: float = 0.0,
@@ -193,9 +265,11 @@ def sample(model: torch.nn.Module, noise: torch.Tensor, *, labels: torch.Tensor 
            autocast: bool = False) -> ODEResult:
     """Generate images from ``noise`` (``(N, C, H, W)``, on any device) by solving the ODE.
 
-    Returns an :class:`ODEResult` whose ``x`` is on the CPU, float32, clamped to [-1, 1]
-    (pixel value ``(x + 1) * 127.5``). ``nfe`` is the largest per-batch NFE (equal for every
-    batch with fixed-step solvers). ``autocast`` runs the network in bfloat16 on CUDA.
+    ``model`` is class-conditional, ``model(x, t, y)`` (see
+    :func:`fmq_theory.flow.velocity.guided_velocity`).  Returns an :class:`ODEResult` whose
+    ``x`` is on the CPU, float32, clamped to [-1, 1] (pixel value ``(x + 1) * 127.5``).
+    ``nfe`` is the largest per-batch NFE (equal for every batch with fixed-step solvers).
+    ``autocast`` runs the network in bfloat16 on CUDA.
     """
     if labels is not None and labels.shape != (noise.shape[0],):
         raise ValueError(f"labels must have shape ({noise.shape[0]},), got {tuple(labels.shape)}")

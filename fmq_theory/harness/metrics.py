@@ -1,13 +1,12 @@
-"""Image-quality metrics: Frechet distance / FID with a bootstrap interval, PSNR and SSIM.
+"""Image-quality metrics: FID with a bootstrap interval, PSNR and SSIM.
 
 Every function accepts numpy arrays or torch tensors and computes in float64 on the device of
 its input (torch tensors stay on their GPU), so the same code serves CPU tests and GPU sweeps.
 
-Frechet distance (Dowson & Landau 1982; FID: Heusel et al. 2017)
-    ``FD^2 = |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr (S1^{1/2} S2 S1^{1/2})^{1/2}``.
-    The matrix square root is taken of the symmetric PSD matrix ``S1^{1/2} S2 S1^{1/2}`` by
-    eigendecomposition (negative round-off eigenvalues clipped to zero), which is stable where
-    ``scipy.linalg.sqrtm(S1 @ S2)`` of the non-symmetric product can return complex noise.
+FID
+    The Fréchet distance of the Gaussian fits of two feature sets,
+    :func:`fmq_theory.flow.frechet.fid_from_features`; :func:`bootstrap_fid` adds an interval
+    for its sampling variability.
 
 PSNR
     ``10 log10(data_range^2 / MSE)`` per image (``+inf`` for identical images).
@@ -33,13 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fmq_theory.flow.frechet import fid_from_features, frechet_distance, gaussian_fit, to_float64
+
 __all__ = [
     "FIDInterval",
     "ImagePairScores",
     "bootstrap_fid",
-    "fid_from_features",
-    "frechet_distance",
-    "gaussian_moments",
     "psnr",
     "ssim_box",
     "ssim_gaussian",
@@ -55,36 +53,9 @@ SSIM_SIGMA = 1.5
 # input checks
 
 
-def _as_float64(x, *, name: str) -> torch.Tensor:
-    """Return ``x`` as a float64 torch tensor on its own device; reject non-numeric or NaN."""
-    if isinstance(x, np.ndarray):
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise TypeError(f"{name} must have a real numeric dtype, got {x.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(x))
-    elif isinstance(x, torch.Tensor):
-        if x.is_complex() or x.dtype == torch.bool:
-            raise TypeError(f"{name} must have a real numeric dtype, got {x.dtype}")
-        t = x.detach()
-    else:
-        raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
-    t = t.to(torch.float64)
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return t
-
-
-def _check_features(x, *, name: str) -> torch.Tensor:
-    t = _as_float64(x, name=name)
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {tuple(t.shape)}")
-    if t.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 samples for a covariance, got {t.shape[0]}")
-    return t
-
-
 def _check_images(a, b, *, window: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ta = _as_float64(a, name="a")
-    tb = _as_float64(b, name="b")
+    ta = to_float64(a, name="a")
+    tb = to_float64(b, name="b")
     if ta.ndim != 4:
         raise ValueError(f"a must be 4-D (N, C, H, W), got shape {tuple(ta.shape)}")
     if ta.shape != tb.shape:
@@ -107,133 +78,7 @@ def _check_data_range(data_range: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Frechet distance and FID
-
-
-def gaussian_moments(features) -> tuple[np.ndarray, np.ndarray]:
-    r"""Mean and unbiased covariance of a feature set (the Gaussian moment match).
-
-    Parameters
-    ----------
-    features : array_like, shape (n, d)
-        One feature vector per row; ``n >= 2``.
-
-    Returns
-    -------
-    mu : numpy.ndarray, shape (d,), float64
-        :math:`\bar x = \frac1n\sum_i x_i`.
-    sigma : numpy.ndarray, shape (d, d), float64
-        :math:`\frac{1}{n-1}\sum_i (x_i-\bar x)(x_i-\bar x)^\top` (as ``numpy.cov``, the
-        convention of the reference FID code).
-    """
-    mu, sigma = _moments(_check_features(features, name="features"))
-    return mu.cpu().numpy(), sigma.cpu().numpy()
-
-
-def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mu = x.mean(dim=0)
-    xc = x - mu
-    sigma = (xc.T @ xc) / (x.shape[0] - 1)
-    return mu, sigma
-
-
-def _psd_sqrt(s: torch.Tensor) -> torch.Tensor:
-    """Symmetric square root of a symmetric PSD matrix (negative round-off clipped to 0)."""
-    s = 0.5 * (s + s.T)
-    w, v = torch.linalg.eigh(s)
-    return (v * w.clamp(min=0.0).sqrt()) @ v.T
-
-
-def _frechet(mu1, s1, mu2, s2) -> float:
-    r1 = _psd_sqrt(s1)
-    m = r1 @ s2 @ r1
-    m = 0.5 * (m + m.T)
-    trace_sqrt = torch.linalg.eigvalsh(m).clamp(min=0.0).sqrt().sum()
-    diff = mu1 - mu2
-    value = diff @ diff + torch.trace(s1) + torch.trace(s2) - 2.0 * trace_sqrt
-    # The exact value is >= 0; round-off can leave a tiny negative number.
-    return max(float(value), 0.0)
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    r"""Squared Frechet (2-Wasserstein) distance between two Gaussians.
-
-    .. math::
-        d^2 = \lVert\mu_1-\mu_2\rVert^2 + \operatorname{tr}\Sigma_1 + \operatorname{tr}\Sigma_2
-              - 2\operatorname{tr}\bigl(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}\bigr)^{1/2}
-
-    Parameters
-    ----------
-    mu1, mu2 : array_like, shape (d,)
-        Means.
-    sigma1, sigma2 : array_like, shape (d, d)
-        Symmetric positive semi-definite covariances.
-
-    Returns
-    -------
-    float
-        The squared distance (this is what "FID" denotes), clipped at 0 against round-off.
-
-    Notes
-    -----
-    Both square roots are taken by ``eigh`` of symmetric matrices, so the result is real even
-    for singular covariances (``n < d`` features). Computed in float64 on the device of
-    ``sigma1``.
-
-    References
-    ----------
-    D. C. Dowson, B. V. Landau, "The Frechet distance between multivariate normal
-    distributions", J. Multivariate Anal. 12 (1982) 450-455.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> frechet_distance(np.zeros(2), np.diag([4.0, 1.0]), np.ones(2), np.diag([1.0, 1.0]))
-    3.0
-    """
-    s1 = _as_float64(sigma1, name="sigma1")
-    device = s1.device
-    m1 = _as_float64(mu1, name="mu1").to(device)
-    m2 = _as_float64(mu2, name="mu2").to(device)
-    s2 = _as_float64(sigma2, name="sigma2").to(device)
-    if m1.ndim != 1:
-        raise ValueError(f"mu1 must be 1-D, got shape {tuple(m1.shape)}")
-    d = m1.shape[0]
-    for name, t, shape in (("mu2", m2, (d,)), ("sigma1", s1, (d, d)), ("sigma2", s2, (d, d))):
-        if tuple(t.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
-    return _frechet(m1, s1, m2, s2)
-
-
-def _check_feature_pair(feats_a, feats_b):
-    """Both feature sets checked, on ``feats_a``'s device, with the same feature dimension."""
-    a = _check_features(feats_a, name="feats_a")
-    b = _check_features(feats_b, name="feats_b").to(a.device)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feats_a and feats_b must have the same feature dimension, got {a.shape[1]} and {b.shape[1]}")
-    return a, b
-
-
-def fid_from_features(feats_a, feats_b) -> float:
-    """FID between two feature sets: :func:`frechet_distance` of their Gaussian moments.
-
-    Parameters
-    ----------
-    feats_a : array_like, shape (n_a, d)
-    feats_b : array_like, shape (n_b, d)
-        Features of the two image sets in the same feature network (``n >= 2`` each).
-
-    Returns
-    -------
-    float
-        ``FD^2`` of the moment matches. FID is biased upward at finite sample counts (its
-        expectation falls roughly like ``1/n``), so only values at equal ``n`` and the same
-        feature network are comparable.
-    """
-    a, b = _check_feature_pair(feats_a, feats_b)
-    mu_a, s_a = _moments(a)
-    mu_b, s_b = _moments(b)
-    return _frechet(mu_a, s_a, mu_b, s_b)
+# FID with a bootstrap interval
 
 
 @dataclass(frozen=True)
@@ -309,18 +154,15 @@ def bootstrap_fid(feats_a, feats_b, *, n_boot: int = 50, confidence: float = 0.9
         raise ValueError(f"confidence must be a float in (0, 1), got {confidence!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    a, b = _check_feature_pair(feats_a, feats_b)
-    mu_a, s_a = _moments(a)
-    mu_b, s_b = _moments(b)
-    value = _frechet(mu_a, s_a, mu_b, s_b)
+    value = fid_from_features(feats_a, feats_b)  # checks both sets
+    a = to_float64(feats_a, name="feats_a")
+    b = to_float64(feats_b, name="feats_b").to(a.device)
     gen = torch.Generator().manual_seed(seed)
     reps = []
     for _ in range(n_boot):
         ia = torch.randint(a.shape[0], (a.shape[0],), generator=gen).to(a.device)
         ib = torch.randint(b.shape[0], (b.shape[0],), generator=gen).to(a.device)
-        ma, sa = _moments(a[ia])
-        mb, sb = _moments(b[ib])
-        reps.append(_frechet(ma, sa, mb, sb))
+        reps.append(frechet_distance(*gaussian_fit(a[ia]), *gaussian_fit(b[ib])))
     alpha = (1.0 - confidence) / 2.0
     q_lo, q_med, q_hi = np.quantile(np.asarray(reps), [alpha, 0.5, 1.0 - alpha])
     return FIDInterval(

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fmq_theory.harness import data as data_mod
-from fmq_theory.flow.solvers import flow_matching_loss
+from fmq_theory.flow.path import flow_matching_loss
 from fmq_theory.harness.models.unet import UNet, UNetConfig
 
 __all__ = ["TrainConfig", "TrainResult", "train", "images_to_model_space"]

@@ -135,6 +135,16 @@ def quantize_state_dict(
     Returns
     -------
     QuantizedStateDict
+
+    Examples
+    --------
+    >>> import torch
+    >>> sd = {"w": torch.tensor([[0.0, 0.1, 0.9, 1.0]]), "step": torch.tensor(3)}
+    >>> qsd = quantize_state_dict(sd, method="uniform_minmax", bits=1)
+    >>> qsd.state_dict()
+    {'w': tensor([[0., 0., 1., 1.]]), 'step': tensor(3)}
+    >>> qsd.report[0].name, round(qsd.report[0].mse, 6)
+    ('w', 0.005)
     """
     if not isinstance(sd, Mapping):
         raise TypeError(f"sd must be a mapping of names to tensors, not {type(sd).__name__}")
