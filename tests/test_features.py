@@ -10,7 +10,7 @@ from fmq_theory._util import file_sha256
 from fmq_theory.harness.data import load
 from fmq_theory.harness.features import classifier, files, inception
 from fmq_theory.harness.features._common import check_uint8_images
-from fmq_theory.harness.metrics import fid_from_features
+from fmq_theory.flow.frechet import fid_from_features
 
 
 def _nv_bilinear(x, size):

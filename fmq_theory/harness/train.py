@@ -1,6 +1,6 @@
 """Train a flow-matching UNet on MNIST / FashionMNIST with EMA, fixed seeds and AMP.
 
-The loss is the conditional flow-matching loss of :func:`fmq_theory.flow.solvers.flow_matching_loss`
+The loss is the conditional flow-matching loss of :func:`fmq_theory.flow.path.flow_matching_loss`
 on the conditional-OT path; labels are dropped to the null class with probability
 ``label_dropout`` so the model also learns the unconditional field (classifier-free
 guidance). The weights kept are the exponential moving average (EMA) with the warm-up
