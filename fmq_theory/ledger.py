@@ -16,7 +16,6 @@ Verdicts are one of :data:`VERDICTS`:
 
 from __future__ import annotations
 
-import csv
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fmq_theory.quantizers import quantize
+from fmq_theory.results.schema import SWEEP
 from fmq_theory.theory import fid_chain, symbolic
 from fmq_theory.theory.distortion import distortions, law_quantizer
 from fmq_theory.theory.laws import make_law
@@ -314,8 +314,7 @@ def _sweep_rows(dataset):
     path = RESULTS_DIR / f"{dataset}.csv"
     if not path.is_file():
         return None
-    with path.open(newline="") as fh:
-        return {(r["method"], int(r["bits"])): r for r in csv.DictReader(fh)}
+    return {(r["method"], r["bits"]): r for r in SWEEP.read(path)}
 
 
 def _check_empirical() -> ClaimCheck:
@@ -344,7 +343,7 @@ def _check_empirical() -> ClaimCheck:
                          + f"{float(em['ssim']):.3f}, PSNR {float(em['psnr']):.1f} dB; best of the four: {best}")
     cells = 2 * len(sweeps)
     verdict = "holds" if len(holds_at) == cells else ("fails" if not holds_at else "holds only when")
-    samples = {rows[("equal_mass", 2)]["samples"] for rows in sweeps.values()}
+    samples = {str(rows[("equal_mass", 2)]["samples"]) for rows in sweeps.values()}
     return ClaimCheck(
         id="4", claim=_C4, statement=statement, verdict=verdict,
         condition=", ".join(holds_at) if verdict == "holds only when" else "",

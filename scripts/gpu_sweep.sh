@@ -32,16 +32,18 @@ for ds in mnist fashion_mnist; do
     2>&1 | tr '\r' '\n' | grep -E "sweep|rows|rror|Traceback|File|line" | tail -n 4
 done
 python3 - <<'PY'
-import csv
+from pathlib import Path
+from fmq_theory.results.schema import SWEEP
 for ds in ("mnist", "fashion_mnist"):
-    try:
-        rows = list(csv.DictReader(open(f"runs/results/{ds}.csv")))
-    except FileNotFoundError:
+    path = Path(f"runs/results/{ds}.csv")
+    if not path.is_file():
         continue
-    inc = sum(1 for r in rows if r["fid_inception"])
+    rows = SWEEP.read(path)
+    inc = sum(1 for r in rows if r["fid_inception"] is not None)
     print(f"{ds}: {len(rows)} rows, {inc} with Inception FID")
     for r in rows[-3:]:
-        print(" ", r["method"], r["bits"], "fid", r["fid"][:7], "inc", r["fid_inception"][:7], "psnr", r["psnr"][:6], "ssim", r["ssim"][:6], "wall", r["wall_s"])
+        print(" ", r["method"], r["bits"], "fid", f"{r['fid']:.5g}", "inc", r["fid_inception"], "psnr", f"{r['psnr']:.4g}",
+              "ssim", f"{r['ssim']:.4g}", "wall", r["wall_s"])
 PY
 cp runs/results/*.csv "$OUT"/ 2>/dev/null
 tar czf "$OUT/grids.tgz" -C runs grids

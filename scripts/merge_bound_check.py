@@ -8,30 +8,18 @@ runs are deterministic for a fixed seed), and the later piece wins.
 
     python scripts/merge_bound_check.py --dataset mnist piece1.csv piece2.csv
 writes ``results/bound_check_<dataset>.csv`` and ``results/figures/bound_check_<dataset>.png``.
+Pieces are read and the table written by :data:`fmq_theory.results.schema.BOUND_CHECK`, so
+merging the committed table with itself gives it back byte for byte.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from pathlib import Path
 
-from fmq_theory.cli.bound_check_cmd import COLUMNS, write_csv, plot
-
-TEXT = {"dataset", "method", "solver", "feature_net", "device", "inside_noise", "dominant_tensors"}
-
-
-def _typed(row: dict) -> dict:
-    out = {}
-    for key, value in row.items():
-        if key in TEXT:
-            out[key] = value
-        elif key in ("bits", "samples", "steps", "cert_samples", "pred_samples", "draws"):
-            out[key] = int(float(value))
-        else:
-            out[key] = float(value) if value != "" else math.nan
-    return out
+from fmq_theory.results.plots import bound_check_title, plot_bound_check
+from fmq_theory.results.schema import BOUND_CHECK
 
 
 def main() -> None:
@@ -41,10 +29,9 @@ def main() -> None:
     args = parser.parse_args()
     cells: dict[tuple, dict] = {}
     for piece in args.pieces:
-        for row in csv.DictReader(piece.open(newline="")):
-            if row["dataset"] != args.dataset or tuple(row) != COLUMNS:
+        for row in BOUND_CHECK.read(piece):
+            if row["dataset"] != args.dataset or tuple(row) != BOUND_CHECK.names:
                 raise ValueError(f"{piece}: not a bound-check csv of {args.dataset} with the current columns")
-            row = _typed(row)
             key = (row["method"], row["bits"])
             old = cells.get(key)
             if old is not None and not math.isclose(old["measured_dfid"], row["measured_dfid"], rel_tol=1e-6, abs_tol=1e-9):
@@ -52,9 +39,9 @@ def main() -> None:
             cells[key] = row
     rows = sorted(cells.values(), key=lambda r: (r["bits"], r["method"]))
     out = Path("results") / f"bound_check_{args.dataset}.csv"
-    write_csv(out, rows)
+    BOUND_CHECK.write(out, rows)
     figure = Path("results") / "figures" / f"bound_check_{args.dataset}.png"
-    plot(rows, figure, title=f"{args.dataset}: FID change vs bounds ({rows[0]['solver']}, {rows[0]['steps']} steps)")
+    plot_bound_check(rows, figure, title=bound_check_title(args.dataset, solver=rows[0]["solver"], steps=rows[0]["steps"]))
     print(f"wrote {out} ({len(rows)} rows) and {figure}")
 
 

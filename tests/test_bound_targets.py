@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 
-from fmq_theory.cli.bound_check_cmd import COLUMNS
+from fmq_theory.results.schema import BOUND_CHECK
 from fmq_theory.results.targets import summarize_bound_check
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,9 +65,8 @@ def test_bad_rows():
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
 def test_committed_tables_are_complete(dataset):
     # The grid: equal_mass, lloyd_max and uniform_minmax at b = 2..8, every column filled in.
-    with open(ROOT / "results" / f"bound_check_{dataset}.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == COLUMNS
+    rows = BOUND_CHECK.read(ROOT / "results" / f"bound_check_{dataset}.csv")
+    assert tuple(rows[0]) == BOUND_CHECK.names
     assert {(r["method"], int(r["bits"])) for r in rows} == {
         (m, b) for m in ("equal_mass", "lloyd_max", "uniform_minmax") for b in range(2, 9)}
     for r in rows:

@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from fmq_theory.results.schema import BOUND_CHECK
+
 __all__ = ["BOUND_COLUMNS", "PREDICTION_COLUMNS", "TargetResult", "BoundCheckSummary", "summarize_bound_check"]
 
 #: Bound columns, judged by ``bound / measured <= certified_max`` on resolved positive cells.
@@ -77,9 +79,7 @@ class BoundCheckSummary:
 
 
 def _number(value) -> float:
-    if isinstance(value, str):
-        return float(value) if value.strip() not in ("", "nan") else math.nan
-    return float(value)
+    return math.nan if value is None else float(value)
 
 
 def summarize_bound_check(rows: Iterable[Mapping], *, certified_max: float = 10.0,
@@ -89,7 +89,8 @@ def summarize_bound_check(rows: Iterable[Mapping], *, certified_max: float = 10.
     Parameters
     ----------
     rows : iterable of mapping
-        Rows of ``results/bound_check_<dataset>.csv`` (csv text or numbers), with at least
+        Rows of the :data:`~fmq_theory.results.schema.BOUND_CHECK` table (typed, as
+        :meth:`~fmq_theory.results.schema.Table.read` returns them, or csv text), with at least
         ``dataset, method, bits, measured_dfid, dfid_low, dfid_high`` and the judged columns.
     certified_max : float
         Largest acceptable ``bound / measured`` (> 1).
@@ -105,10 +106,10 @@ def summarize_bound_check(rows: Iterable[Mapping], *, certified_max: float = 10.
     low, high = predicted_band
     if not 0.0 < low <= 1.0 <= high:
         raise ValueError(f"predicted_band={predicted_band!r} must satisfy 0 < low <= 1 <= high")
-    rows = list(rows)
+    rows = [BOUND_CHECK.typed(r) for r in rows]
     if not rows:
         raise ValueError("rows is empty: no bound-check cells to summarize")
-    label = [f"{r['dataset']} {r['method']} b={int(_number(r['bits']))}" for r in rows]
+    label = [f"{r['dataset']} {r['method']} b={r['bits']}" for r in rows]
     dfid = [_number(r["measured_dfid"]) for r in rows]
     lo = [_number(r["dfid_low"]) for r in rows]
     hi = [_number(r["dfid_high"]) for r in rows]

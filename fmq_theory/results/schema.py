@@ -1,0 +1,255 @@
+"""The results tables: their columns and types, and the one reader and writer of their csv files.
+
+Every csv file under ``results/`` holds one of the tables below:
+
+* :data:`SWEEP` - ``results/<dataset>.csv``, one row per (method, bits) cell of
+  :func:`fmq_theory.harness.sweep.run_sweep`;
+* :data:`BOUND_CHECK` - ``results/bound_check_<dataset>.csv``, one row per cell of
+  :func:`fmq_theory.harness.bound_check.bound_check`;
+* :data:`SENSITIVITY` - ``results/sensitivity_<dataset>_<bits>b.csv``, one row per tensor of
+  ``scripts/sensitivity.py``.
+
+Each column has one type, ``str``, ``int``, ``float`` or ``bool``.  :meth:`Table.read` returns
+typed rows: numbers as ``int`` or ``float`` (``nan`` and ``inf`` included), booleans as
+``bool`` (the text ``"False"`` reads as ``False``, not as a non-empty string), and an empty
+cell as ``None``.  :meth:`Table.write` writes the text back: ``None`` as an empty cell, a
+float by :func:`repr` (the shortest text that reads back as the same double), a float NaN as
+the table's :attr:`Table.nan_text`, a bool as ``True``/``False``; the file is replaced
+atomically (:func:`fmq_theory._util.write_atomic`).  A file written by :meth:`Table.write`
+therefore comes back byte for byte from ``write(read(path))``, which is how
+``scripts/merge_bound_check.py`` reproduces the committed tables.
+
+Examples
+--------
+>>> demo = Table(name="demo", columns=(("method", str), ("bits", int), ("fid", float),
+...                                    ("inside_noise", bool)))
+>>> row = demo.typed({"method": "equal_mass", "bits": "4", "fid": "", "inside_noise": "False"})
+>>> row
+{'method': 'equal_mass', 'bits': 4, 'fid': None, 'inside_noise': False}
+>>> demo.text(row | {"fid": 0.1})
+{'method': 'equal_mass', 'bits': '4', 'fid': '0.1', 'inside_noise': 'False'}
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import numbers
+import operator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from fmq_theory._util import write_atomic
+
+__all__ = ["BOUND_CHECK", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
+
+_TYPES = (str, int, float, bool)
+_BOOL_TEXT = {"True": True, "False": False}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One results table: its columns in file order with their types.
+
+    Attributes
+    ----------
+    name : str
+        What the table is, for error messages.
+    columns : tuple of (str, type)
+        ``(name, type)`` in file order; ``type`` is one of ``str``, ``int``, ``float``, ``bool``.
+    key : tuple of str
+        Columns that identify a row (a cell of the experiment).
+    nan_text : str
+        How a float NaN is written: ``"nan"``, or ``""`` where an empty cell means "not
+        computed" (it then reads back as ``None``).
+    renamed : tuple of (str, str)
+        ``(old, new)`` column names: files with the old header still read, under the new names.
+    """
+
+    name: str
+    columns: tuple
+    key: tuple = ()
+    nan_text: str = "nan"
+    renamed: tuple = ()
+
+    def __post_init__(self):
+        names = [c for c, _ in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"table {self.name!r}: repeated column names")
+        bad = [c for c, kind in self.columns if kind not in _TYPES]
+        if bad:
+            raise ValueError(f"table {self.name!r}: columns {bad} have a type other than str, int, float, bool")
+        if not set(self.key) <= set(names):
+            raise ValueError(f"table {self.name!r}: key {self.key} names columns it does not have")
+        if self.nan_text not in ("nan", ""):
+            raise ValueError(f"table {self.name!r}: nan_text must be 'nan' or '', got {self.nan_text!r}")
+
+    @property
+    def names(self) -> tuple:
+        """Column names in file order."""
+        return tuple(c for c, _ in self.columns)
+
+    def _kind(self, column: str) -> type:
+        for name, kind in self.columns:
+            if name == column:
+                return kind
+        raise KeyError(f"table {self.name!r} has no column {column!r}")
+
+    def _value(self, column: str, value):
+        """One cell as its column's Python type (text is parsed, numbers are checked)."""
+        kind = self._kind(column)
+        if value is None:
+            return None
+        where = f"{self.name}.{column}"
+        if isinstance(value, str):
+            if value == "":
+                return None
+            if kind is str:
+                return value
+            if kind is bool:
+                if value not in _BOOL_TEXT:
+                    raise ValueError(f"{where}: {value!r} is neither 'True' nor 'False'")
+                return _BOOL_TEXT[value]
+            try:
+                return kind(value)
+            except ValueError:
+                raise ValueError(f"{where}: {value!r} is not {kind.__name__} text") from None
+        if kind is bool:
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{where}: expected a bool, got {type(value).__name__} {value!r}")
+            return bool(value)
+        if (kind is str or isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+                or (kind is int and not isinstance(value, numbers.Integral))):
+            raise TypeError(f"{where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        return operator.index(value) if kind is int else float(value)
+
+    def typed(self, row: Mapping) -> dict:
+        """``row`` (csv text or values) with every cell as its column's type (see the module notes).
+
+        Raises
+        ------
+        KeyError
+            A key is not a column of the table.
+        ValueError, TypeError
+            A cell does not hold its column's type (``"yes"`` in a bool column, ``2.5`` in an
+            int column, a number in a text column ...).
+        """
+        return {column: self._value(column, value) for column, value in row.items()}
+
+    def text(self, row: Mapping) -> dict:
+        """``row`` as the csv text of its cells (after :meth:`typed`)."""
+        out = {}
+        for column, value in self.typed(row).items():
+            if value is None:
+                out[column] = ""
+            elif isinstance(value, float):
+                out[column] = self.nan_text if math.isnan(value) else repr(value)
+            else:
+                out[column] = str(value)
+        return out
+
+    def row_key(self, row: Mapping) -> tuple:
+        """The typed values of :attr:`key` in ``row``."""
+        return tuple(self._value(column, row[column]) for column in self.key)
+
+    def read(self, path) -> list[dict]:
+        """Typed rows of the csv file ``path`` (its columns: any of the table's, in any order).
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` does not exist.
+        ValueError
+            The header names a column the table does not have, or a cell does not parse.
+        """
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            old = dict(self.renamed)
+            header = [old.get(c, c) for c in reader.fieldnames or ()]
+            unknown = [c for c in header if c not in self.names]
+            if unknown:
+                raise ValueError(f"{path}: columns {unknown} are not columns of the {self.name} table")
+            rows = []
+            for rec in reader:
+                if None in rec:
+                    raise ValueError(f"{path}: line {reader.line_num} has more cells than the header")
+                rows.append(self.typed(dict(zip(header, rec.values()))))
+            return rows
+
+    def write(self, path, rows: Iterable[Mapping]) -> None:
+        """Write ``rows`` (typed or text) under every column, atomically; a missing cell is empty."""
+        texts = [self.text(row) for row in rows]
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.names)
+                writer.writeheader()
+                for text in texts:
+                    writer.writerow({column: text.get(column, "") for column in self.names})
+
+        write_atomic(Path(path), write)
+
+
+def _columns(spec: str) -> tuple:
+    """``"a:str b:int ..."`` -> ``(("a", str), ("b", int), ...)``."""
+    kinds = {kind.__name__: kind for kind in _TYPES}
+    return tuple((name, kinds[kind]) for name, kind in (item.split(":") for item in spec.split()))
+
+
+#: The quantization sweep (``fmq experiment``): ``results/<dataset>.csv``; an empty cell is a
+#: metric not computed for that cell (e.g. Inception FID outside ``--inception-cells``).
+SWEEP = Table(
+    name="sweep",
+    columns=_columns(
+        "dataset:str method:str bits:int granularity:str samples:int solver:str steps:int nfe:int "
+        "cfg_scale:float seed:int feature_net:str fid:float fid_real_test_samples:int inception_net:str "
+        "fid_inception:float psnr:float ssim:float switch_rate:float psnr_t0_paper:float "
+        "ssim_box_t0_paper:float latent_down_mean_var:float latent_down_collapsed:int "
+        "latent_mid_mean_var:float latent_mid_collapsed:int latent_images:int inversion_rel_sq:float "
+        "inversion_images:int bits_per_weight:float weight_mse:float weight_w2:float n_weights:int "
+        "checkpoint_sha256:str classifier_sha256:str inception_sha256:str device:str wall_s:float "
+        "version:str"),
+    key=("dataset", "method", "bits", "granularity", "samples", "solver", "steps", "cfg_scale", "seed",
+         "fid_real_test_samples"),
+    nan_text="",
+)
+
+#: Measured FID change against the naive, certified and predicted bounds (``fmq bound-check``):
+#: ``results/bound_check_<dataset>.csv``.  The naive chain's constants are lower estimates
+#: (:mod:`fmq_theory.bounds.constants`), hence ``_lower`` in their names.
+BOUND_CHECK = Table(
+    name="bound_check",
+    columns=_columns(
+        "dataset:str method:str bits:int samples:int solver:str steps:int feature_net:str device:str "
+        "weight_mse:float fid_fp:float fid_q:float measured_dfid:float dfid_low:float dfid_high:float "
+        "inside_noise:bool naive_bound:float certified_bound:float certified_bound_fits:float "
+        "predicted_dfid:float predicted_dfid_linear_rms:float predicted_dfid_actual:float dither_dfid:float "
+        "switch_rate:float ratio_certified:float ratio_predicted:float ratio_predicted_actual:float "
+        "ratio_dither:float ratio_naive:float measured_w2_paired:float cert_samples:int certified_w2:float "
+        "certified_w2_rms:float measured_w2_paired_cert:float certified_w2_over_measured:float "
+        "cert_per_sample_ratio_median:float lanczos_residual_max:float fd_paired:float fd_between:float "
+        "predicted_sample_msd:float predicted_sample_msd_mc:float predicted_sample_msd_actual:float "
+        "measured_sample_msd:float dither_sample_msd:float predicted_feature_msd:float "
+        "predicted_step_mse:float measured_step_mse:float dominant_tensors:str lipschitz_x_lower:float "
+        "lipschitz_theta_lower:float lip_features_lower:float pred_samples:int draws:int t_quantize:float "
+        "t_measure:float t_certify:float t_predict:float t_dither:float wall_s:float"),
+    key=("dataset", "method", "bits"),
+    renamed=(("lipschitz_x", "lipschitz_x_lower"), ("lipschitz_theta", "lipschitz_theta_lower"),
+             ("lip_features", "lip_features_lower")),
+)
+
+#: Quantizing one tensor at a time (``scripts/sensitivity.py``):
+#: ``results/sensitivity_<dataset>_<bits>b.csv``.
+SENSITIVITY = Table(
+    name="sensitivity",
+    columns=_columns(
+        "dataset:str method:str bits:int tensor:str n_weights:int mse:float max_abs_err:float "
+        "top1pct_rms_err:float rms_w:float rel_velocity_err:float"),
+    key=("dataset", "method", "bits", "tensor"),
+)
+
+#: Every results table, by name.
+TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY)}
