@@ -7,21 +7,22 @@ relative velocity error ||v_q - v|| / ||v|| over probe points (8 trajectories of
 full-precision model at t = 0, 0.5, 0.9; same noise) with only that tensor quantized.
 One more row per method, tensor "__all__", has every tensor quantized at once (its mse is
 the size-weighted mean, its max_abs_err the largest over tensors, no top-1%/rms_w).
-Writes results/sensitivity_<dataset>_<bits>b.csv (or --out) and prints the tensors that dominate.
+Writes results/sensitivity_<dataset>_<bits>b.csv (or --out; the
+:data:`fmq_theory.results.schema.SENSITIVITY` table) and prints the tensors that dominate.
 """
 import argparse
-import csv
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fmq_theory.results.slopes import _trajectory_points
-from fmq_theory.harness.checkpoints import load_trained_model
+from fmq_theory.bounds.constants import trajectory_points
 from fmq_theory.flow.solvers import balanced_labels, make_noise
+from fmq_theory.flow.velocity import guided_velocity
+from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.quantizers import quantize_state_dict
+from fmq_theory.results.schema import SENSITIVITY
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--dataset", default="mnist")
@@ -38,7 +39,8 @@ lm = load_trained_model(Path("checkpoints") / args.dataset)
 model = lm.model
 noise = make_noise(args.probes, (1, 28, 28), seed=0)
 labels = balanced_labels(args.probes, 10)
-pts = [(t, x) for t, x in _trajectory_points(model, noise, labels, 10, 10) if t in (0.0, 0.5, 0.9)]
+pts = [(t, x) for t, x in trajectory_points(guided_velocity(model, labels, 0.0), noise, solver="midpoint", steps=10)
+       if t in (0.0, 0.5, 0.9)]
 sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
@@ -71,12 +73,7 @@ for method in args.methods:
                  "top1pct_rms_err": float("nan"), "rms_w": float("nan"), "rel_velocity_err": dv_all})
     model.load_state_dict(sd)
 path = Path(args.out) if args.out else Path("results") / f"sensitivity_{args.dataset}_{args.bits}b.csv"
-fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-with os.fdopen(fd, "w", newline="") as f:
-    wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-    wr.writeheader()
-    wr.writerows(rows)
-os.replace(tmp, path)
+SENSITIVITY.write(path, rows)
 for method in args.methods:
     dv_all = next(r["rel_velocity_err"] for r in rows if r["method"] == method and r["tensor"] == "__all__")
     rs = sorted((r for r in rows if r["method"] == method and r["tensor"] != "__all__"),

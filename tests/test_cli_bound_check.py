@@ -14,7 +14,7 @@ import csv
 import pytest
 
 from fmq_theory.cli import main
-from fmq_theory.cli.bound_check_cmd import COLUMNS
+from fmq_theory.results.schema import BOUND_CHECK
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_bound_check_cpu_end_to_end(tmp_path, capsys):
                "--n-boot", "10", "--batch-size", "24", "--out", str(out), "--figure", str(fig)])
     assert rc == 0
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 1 and tuple(rows[0]) == COLUMNS
+    assert len(rows) == 1 and tuple(rows[0]) == BOUND_CHECK.names
     r = {k: (float(v) if k not in ("dataset", "method", "solver", "feature_net", "device", "inside_noise",
                                     "dominant_tensors") else v) for k, v in rows[0].items()}
     assert (r["method"], r["bits"], r["samples"], r["cert_samples"]) == ("uniform_minmax", 6, 24, 4)

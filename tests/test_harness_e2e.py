@@ -5,12 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from fmq_theory.results.slopes import fit_slope, noise_floor
 from fmq_theory.harness.checkpoints import save_checkpoint
-from fmq_theory.harness.sweep import SweepConfig, read_rows, run_sweep, _write_rows
-from fmq_theory.results.plots import plot_all
-from fmq_theory.harness.train import TrainConfig, train
 from fmq_theory.harness.models.unet import UNetConfig
+from fmq_theory.harness.sweep import SweepConfig, run_sweep
+from fmq_theory.harness.train import TrainConfig, train
+from fmq_theory.results.plots import plot_all
+from fmq_theory.results.schema import SWEEP
+from fmq_theory.results.slopes import fit_slope, noise_floor
 
 
 @pytest.mark.slow
@@ -31,11 +32,11 @@ def test_train_quantize_sample_measure_resume(tmp_path):
                       inversion_images=8, inception_cells="none:32", real_images=500)
     out = tmp_path / "mnist.csv"
     assert run_sweep(cfg, out=out, progress=False, grid_dir=tmp_path / "g") == 3
-    rows = read_rows(out)
+    rows = SWEEP.read(out)
     fp = rows[0]
-    assert fp["method"] == "none" and fp["bits"] == "32" and math.isinf(float(fp["psnr"]))
+    assert fp["method"] == "none" and fp["bits"] == 32 and math.isinf(float(fp["psnr"]))
     for r in rows:
-        assert r["samples"] == "24" and r["nfe"] == "4" and r["fid_real_test_samples"] == "500" and r["feature_net"].startswith("classifier")
+        assert r["samples"] == 24 and r["nfe"] == 4 and r["fid_real_test_samples"] == 500 and r["feature_net"].startswith("classifier")
         assert float(r["fid"]) > 0 and r["checkpoint_sha256"] == rows[0]["checkpoint_sha256"]
     q = {(r["method"], int(r["bits"])): r for r in rows[1:]}
     # same noise: 8-bit samples are much closer to full precision than 2-bit ones
@@ -45,9 +46,9 @@ def test_train_quantize_sample_measure_resume(tmp_path):
         "mnist_equal_mass_2.npy", "mnist_equal_mass_8.npy", "mnist_none_32.npy"]
     # resumable: nothing is recomputed; a lost row is recomputed alone
     assert run_sweep(cfg, out=out, progress=False) == 0
-    _write_rows(out, rows[:-1])
+    SWEEP.write(out, rows[:-1])
     assert run_sweep(cfg, out=out, progress=False) == 1
-    assert len(read_rows(out)) == 3
+    assert len(SWEEP.read(out)) == 3
     figures = plot_all(results_dir=tmp_path, out_dir=tmp_path / "fig")
     assert [p.name for p in figures] == ["degradation_mnist.png", "w2_vs_fid_mnist.png"]
     assert all(p.stat().st_size > 0 for p in figures)

@@ -7,15 +7,16 @@ import argparse
 from pathlib import Path
 
 from fmq_theory.cli._spec import parse_bits
+from fmq_theory.harness.checkpoints import save_checkpoint
+from fmq_theory.harness.models.unet import UNetConfig
+from fmq_theory.harness.sweep import SweepConfig, run_sweep
+from fmq_theory.harness.train import TrainConfig, train
+from fmq_theory.results.plots import plot_all
 
 __all__ = ["register"]
 
 
 def _cmd_train(args) -> int:
-    from fmq_theory.harness.checkpoints import save_checkpoint
-    from fmq_theory.harness.train import TrainConfig, train
-    from fmq_theory.harness.models.unet import UNetConfig
-
     ucfg = UNetConfig(base_channels=args.base_channels, channel_mult=tuple(args.channel_mult),
                       num_res_blocks=args.num_res_blocks,
                       attention_resolutions=tuple(args.attention_resolutions),
@@ -33,8 +34,6 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_experiment(args) -> int:
-    from fmq_theory.harness.sweep import SweepConfig, run_sweep
-
     cfg = SweepConfig(dataset=args.dataset, checkpoint=args.checkpoint, methods=tuple(args.methods),
                       bits=tuple(args.bits), granularity=args.granularity, samples=args.samples,
                       solver=args.solver, steps=args.steps, cfg_scale=args.cfg_scale,
@@ -52,8 +51,6 @@ def _cmd_experiment(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from fmq_theory.results.plots import plot_all
-
     for path in plot_all(results_dir=Path(args.results), out_dir=Path(args.out)):
         print(path)
     return 0

@@ -17,20 +17,20 @@ For one dataset and its checkpoint, the sweep runs the full-precision reference 
    outputs); and latent stability (PCA-20 of the down-path and middle-block activations at
    ``t = 0``, and the ODE inversion of test images compared with the full-precision one).
 
-Each cell is an independent task. Rows are appended to a CSV file by rewriting it atomically
-(temp file + ``os.replace``), so a killed sweep resumes where it stopped: a cell counts as
-done when a row with its key already holds every metric this run asks for (a row written
-without Inception FID is recomputed once the Inception file is available for that cell).
+The model, its noise and labels, the classifier and the real test features are the shared
+set-up of :func:`fmq_theory.harness.context.load_context`.
+
+Each cell is an independent task. Rows are appended to a CSV file (the
+:data:`fmq_theory.results.schema.SWEEP` table) by rewriting it atomically, so a killed sweep
+resumes where it stopped: a cell counts as done when a row with its key already holds every
+metric this run asks for (a row written without Inception FID is recomputed once the Inception
+file is available for that cell).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,27 +40,20 @@ import torch
 from tqdm.auto import tqdm
 
 from fmq_theory import __version__
+from fmq_theory.flow.frechet import fid_from_features
+from fmq_theory.flow.solvers import integrate, sample
+from fmq_theory.flow.velocity import guided_velocity
 from fmq_theory.harness import data as data_mod
-from fmq_theory.harness.checkpoints import load_trained_model
-from fmq_theory.flow.solvers import balanced_labels, guided_velocity, integrate, make_noise, sample
+from fmq_theory.harness.context import load_context
+from fmq_theory.harness.features.inception import InceptionFeatures
+from fmq_theory.harness.latent import compare_inversions, invert, latent_stability
+from fmq_theory.harness.metrics import psnr, ssim_box, ssim_gaussian
 from fmq_theory.harness.train import images_to_model_space
+from fmq_theory.quantizers import quantize_state_dict
+from fmq_theory.results.schema import SWEEP
+from fmq_theory.vocab import METHODS
 
-__all__ = ["COLUMNS", "SweepConfig", "parse_cells", "read_rows", "run_sweep", "to_uint8",
-           "quantized_model", "LATENT_MODULES"]
-
-#: Columns of a results CSV, in order.
-COLUMNS = (
-    "dataset", "method", "bits", "granularity", "samples", "solver", "steps", "nfe",
-    "cfg_scale", "seed", "feature_net", "fid", "fid_real_test_samples", "inception_net",
-    "fid_inception", "psnr", "ssim", "switch_rate", "psnr_t0_paper", "ssim_box_t0_paper",
-    "latent_down_mean_var", "latent_down_collapsed", "latent_mid_mean_var",
-    "latent_mid_collapsed", "latent_images", "inversion_rel_sq", "inversion_images",
-    "bits_per_weight", "weight_mse", "weight_w2", "n_weights", "checkpoint_sha256",
-    "classifier_sha256", "inception_sha256", "device", "wall_s", "version",
-)
-#: Columns that identify a cell.
-KEY = ("dataset", "method", "bits", "granularity", "samples", "solver", "steps", "cfg_scale",
-       "seed", "fid_real_test_samples")
+__all__ = ["SweepConfig", "parse_cells", "run_sweep", "to_uint8", "quantized_model", "LATENT_MODULES"]
 #: UNet submodules recorded for the PCA protocol: the last layer of the down path (the
 #: stages are iterated ModuleLists, so the hook goes on their last layer) and the middle block.
 LATENT_MODULES = ("down.{last}.{last_layer}", "mid2")
@@ -133,8 +126,6 @@ class SweepConfig:
 
     def method_list(self) -> list[str]:
         """The methods to run, ``"all"`` expanded."""
-        from fmq_theory.quantizers import METHODS
-
         if "all" in self.methods:
             return list(METHODS)
         unknown = [m for m in self.methods if m not in METHODS]
@@ -162,46 +153,13 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a results CSV (strings), or ``[]`` when it does not exist."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="raise")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row.get(k, "") for k in COLUMNS})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _key(row: dict) -> tuple:
-    return tuple(str(row[k]) for k in KEY)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return str(value)
+def _read(path: Path) -> list[dict]:
+    """Typed rows of the sweep csv ``path``, or ``[]`` when it does not exist."""
+    return SWEEP.read(path) if path.is_file() else []
 
 
 def quantized_model(model: torch.nn.Module, *, method: str, bits: int, granularity: str):
     """A copy of ``model`` with quantized-dequantized weights, and the quantization result."""
-    from fmq_theory.quantizers import quantize_state_dict
-
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     qsd = quantize_state_dict(sd, method=method, bits=bits, granularity=granularity)
     qmodel = copy.deepcopy(model)
@@ -213,28 +171,17 @@ class _Context:
     """Everything shared by the cells of one sweep (computed once)."""
 
     def __init__(self, cfg: SweepConfig, device: torch.device, progress: bool):
-        from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
-
         self.cfg, self.device, self.progress = cfg, device, progress
-        folder = Path(cfg.checkpoint) if cfg.checkpoint else Path("checkpoints") / cfg.dataset
-        self.loaded = load_trained_model(folder, device=device)
-        self.model = self.loaded.model
-        shape = (self.model.config.in_channels, self.model.config.image_size,
-                 self.model.config.image_size)
-        self.noise = make_noise(cfg.samples, shape, seed=cfg.seed)
-        nc = self.model.config.num_classes
-        self.labels = balanced_labels(cfg.samples, nc) if nc is not None else None
-        test = data_mod.load(cfg.dataset, "test", limit=cfg.real_images)
-        self.test_uint8 = torch.as_tensor(test.images)
-        self.test_x = images_to_model_space(test.images)
-        clf_path = Path(cfg.classifier) if cfg.classifier else classifier_checkpoint(cfg.dataset)
-        self.classifier = ClassifierFeatures(clf_path, device=device)
-        self.real_clf = self.classifier.features(self.test_uint8)
+        self.shared = load_context(dataset=cfg.dataset, checkpoint=cfg.checkpoint, classifier=cfg.classifier,
+                                   samples=cfg.samples, seed=cfg.seed, device=device, real_images=cfg.real_images)
+        self.loaded, self.model = self.shared.trained, self.shared.model
+        self.noise, self.labels = self.shared.noise, self.shared.labels
+        self.test_uint8 = self.shared.test_images
+        self.test_x = images_to_model_space(self.test_uint8)
+        self.classifier, self.real_clf = self.shared.classifier, self.shared.real_features
         self.inception = None
         self.real_inc = None
         if cfg.inception:
-            from fmq_theory.harness.features.inception import InceptionFeatures
-
             self.inception = InceptionFeatures(cfg.inception, device=device)
             self.real_inc = self.inception.features(self.test_uint8, batch_size=500)
         self.inception_cells = parse_cells(cfg.inception_cells)
@@ -269,8 +216,6 @@ class _Context:
             return model(x, torch.zeros(64, device=self.device), None).float().cpu()
 
     def inversion(self, model) -> torch.Tensor:
-        from fmq_theory.harness.latent import invert
-
         n = min(self.cfg.inversion_images, self.test_x.shape[0])
         vel = guided_velocity(model, None, 0.0)
 
@@ -281,8 +226,6 @@ class _Context:
         return invert(vel, self.test_x[:n].to(self.device), solver=solver, batch_size=500)
 
     def latent_stats(self, model) -> dict:
-        from fmq_theory.harness.latent import latent_stability
-
         last = len(model.down) - 1
         names = [m.format(last=last, last_layer=len(model.down[last]) - 1) for m in LATENT_MODULES]
         n = min(self.cfg.latent_images, self.test_x.shape[0])
@@ -299,9 +242,6 @@ class _Context:
 
 
 def _measure(ctx: _Context, model, method: str, bits: int, qsd) -> tuple[dict, torch.Tensor]:
-    from fmq_theory.harness.latent import compare_inversions
-    from fmq_theory.harness.metrics import fid_from_features, psnr, ssim_box, ssim_gaussian
-
     cfg, fp = ctx.cfg, ctx.fp
     t_start = time.perf_counter()
     if method == "none":
@@ -349,15 +289,15 @@ def _measure(ctx: _Context, model, method: str, bits: int, qsd) -> tuple[dict, t
         row["weight_w2"] = math.sqrt(sum(r.w2 ** 2 * r.n_weights for r in qsd.report) / n)
         row["n_weights"] = n
     row["wall_s"] = round(time.perf_counter() - t_start, 2)
-    return {k: _fmt(v) for k, v in row.items()}, u8[:64]
+    return row, u8[:64]
 
 
 def _row_complete(row: dict, wants_inception: bool, latent: bool) -> bool:
-    if wants_inception and not row.get("fid_inception"):
+    if wants_inception and row.get("fid_inception") is None:
         return False
-    if latent and not row.get("inversion_rel_sq"):
+    if latent and row.get("inversion_rel_sq") is None:
         return False
-    return bool(row.get("fid"))
+    return row.get("fid") is not None
 
 
 def run_sweep(cfg: SweepConfig, *, out: Path, device: str = "cpu", progress: bool = True,
@@ -369,7 +309,8 @@ def run_sweep(cfg: SweepConfig, *, out: Path, device: str = "cpu", progress: boo
     ----------
     cfg : SweepConfig
     out : pathlib.Path
-        Results CSV (created if missing; rows of other cells are kept).
+        Results CSV, the :data:`~fmq_theory.results.schema.SWEEP` table (created if missing;
+        rows of other cells are kept).
     device : str
     progress : bool
         Show a progress bar over cells.
@@ -405,10 +346,11 @@ def run_sweep(cfg: SweepConfig, *, out: Path, device: str = "cpu", progress: boo
         if defer_inception_cells and (inception_cells is None or (method, bits) in inception_cells):
             continue
         bar.set_postfix(cell=f"{method}:{bits}")
-        key = (cfg.dataset, method, str(bits), cfg.granularity if method != "none" else "none",
-               str(cfg.samples), cfg.solver, str(cfg.steps), str(cfg.cfg_scale), str(cfg.seed),
-               str(n_real))
-        existing = [r for r in read_rows(out) if _key(r) == key]
+        key = SWEEP.row_key({"dataset": cfg.dataset, "method": method, "bits": bits,
+                             "granularity": cfg.granularity if method != "none" else "none",
+                             "samples": cfg.samples, "solver": cfg.solver, "steps": cfg.steps,
+                             "cfg_scale": cfg.cfg_scale, "seed": cfg.seed, "fid_real_test_samples": n_real})
+        existing = [r for r in _read(out) if SWEEP.row_key(r) == key]
         wants = cfg.inception is not None and (inception_cells is None
                                                or (method, bits) in inception_cells)
         if existing and _row_complete(existing[-1], wants, cfg.latent):
@@ -424,8 +366,8 @@ def run_sweep(cfg: SweepConfig, *, out: Path, device: str = "cpu", progress: boo
         if grid_dir is not None:
             grid_dir.mkdir(parents=True, exist_ok=True)
             np.save(grid_dir / f"{cfg.dataset}_{method}_{bits}.npy", first.numpy())
-        rows = [r for r in read_rows(out) if _key(r) != key] + [row]
-        _write_rows(out, rows)
+        rows = [r for r in _read(out) if SWEEP.row_key(r) != key] + [row]
+        SWEEP.write(out, rows)
         written += 1
         del model
     return written

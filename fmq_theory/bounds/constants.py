@@ -1,0 +1,339 @@
+"""Constants of the naive bound chain, each estimator named for what it returns.
+
+The textbook chain of :mod:`fmq_theory.theory.fid_chain` needs three Lipschitz constants:
+
+.. math::
+
+    L_x = \\sup_{t, x} \\|\\partial_x v_\\theta(t, x)\\|_2, \\qquad
+    L_\\theta = \\sup_{t, x} \\|\\partial_\\theta v_\\theta(t, x)\\|_2, \\qquad
+    \\mathrm{Lip}(\\varphi) = \\sup_x \\|\\partial_x \\varphi(x)\\|_2,
+
+the velocity's in the state, in the parameters (output change per unit norm of the whole
+parameter vector) and the feature map's.  None of them can be computed exactly for a network.
+This module offers two kinds of estimate, and every name says which one it is:
+
+``_lower``
+    the largest Jacobian norm found at sampled points.  Each point's norm is a Krylov estimate
+    that converges from below (a Lanczos Ritz value, :mod:`fmq_theory.bounds.spectral`, or a
+    power-iteration Rayleigh quotient), and the largest over finitely many points is below
+    the supremum: the constant is *at least* this large, so a chain evaluated with it is, if
+    anything, too small.
+
+``_upper``
+    the product of the spectral norms of the layers of a feed-forward network whose other
+    maps are 1-Lipschitz (ReLU, max-pooling, flattening).  This is an upper bound on
+    :math:`\\mathrm{Lip}(\\varphi)` when each layer norm is exact; each is a power-iteration
+    estimate from below, so the product is an upper bound only up to their convergence.
+
+Points are states of trajectories of the deployed fixed-step solver
+(:func:`trajectory_points`), which is where the chain's Gronwall step uses :math:`L_x`.
+
+Examples
+--------
+A linear field ``v(t, x) = A x`` with ``A = diag(2, 1)``: every estimate finds ``||A|| = 2``.
+
+>>> import torch
+>>> a = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+>>> velocity = lambda t, x: x @ a.T
+>>> points = trajectory_points(velocity, torch.ones(3, 2), solver="euler", steps=4, every=2)
+>>> [t for t, _ in points]
+[0.0, 0.5]
+>>> lipschitz_x_lower(velocity, points, iterations=2).round(4).tolist()
+[[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
+>>> lin = torch.nn.Linear(2, 2, bias=False)
+>>> _ = lin.weight.data.copy_(a)
+>>> round(lip_features_upper(lin, lin, input_shape=(2,), iterations=30), 4)
+2.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.func import jvp, vjp
+
+from fmq_theory.bounds.spectral import jacobian_spectral_norm
+from fmq_theory.flow.solvers import solver_spec, step, time_grid
+from fmq_theory.flow.velocity import Velocity
+
+__all__ = ["TrajectoryConstants", "lip_features_lower", "lip_features_upper", "lipschitz_theta_lower",
+           "lipschitz_x_lower", "trajectory_constants", "trajectory_points"]
+
+#: Modules that :func:`lip_features_upper` takes as 1-Lipschitz (no parameters, norm <= 1).
+ONE_LIPSCHITZ = (torch.nn.ReLU, torch.nn.MaxPool2d, torch.nn.Flatten, torch.nn.Identity)
+
+#: A point of a trajectory: its time and the states of a batch of samples there.
+Point = tuple[float, torch.Tensor]
+
+
+@torch.no_grad()
+def trajectory_points(velocity: Velocity, x0: torch.Tensor, *, solver: str, steps: int,
+                      every: int = 1) -> tuple[Point, ...]:
+    """States of the fixed-step solver's trajectories from ``x0`` at every ``every``-th grid time.
+
+    Parameters
+    ----------
+    velocity : callable
+        ``velocity(t, x)``.
+    x0 : torch.Tensor, shape ``(n, *event)``
+        Start states at ``t = 0``.
+    solver : {"euler", "midpoint", "heun"}
+    steps : int
+        Steps of :func:`fmq_theory.flow.solvers.time_grid` over ``[0, 1]``.
+    every : int
+        Keep the state at grid times ``t_k`` with ``k % every == 0``.
+
+    Returns
+    -------
+    tuple of (float, torch.Tensor)
+        ``(t_k, x_k)`` before step ``k``.
+    """
+    solver_spec(solver, fixed_step=True)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a positive int, got {every!r}")
+    points, x = [], x0
+    for k, (t, h) in enumerate(time_grid(steps)):
+        if k % every == 0:
+            points.append((t, x))
+        x = step(velocity, x, t, h, solver=solver)
+    return tuple(points)
+
+
+def _jacobian_norms(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, iterations: int,
+                    generator: torch.Generator | None) -> np.ndarray:
+    est = jacobian_spectral_norm(fn, x, iterations=iterations, generator=generator)
+    return est.norm.detach().double().cpu().numpy()
+
+
+def lipschitz_x_lower(velocity: Velocity, points: Sequence[Point], *, iterations: int = 8,
+                      generator: torch.Generator | None = None) -> np.ndarray:
+    """Lanczos estimates of ``||d v(t, x) / d x||_2`` at every sample of every point.
+
+    Parameters
+    ----------
+    velocity : callable
+        ``velocity(t, x)``, sample-wise.
+    points : sequence of (float, torch.Tensor)
+        ``(t, x)`` with ``x`` of shape ``(n, *event)`` (e.g. :func:`trajectory_points`).
+    iterations : int
+        Lanczos steps (:func:`fmq_theory.bounds.spectral.jacobian_spectral_norm`).
+    generator : torch.Generator, optional
+        Source of the random start vectors (the global generator when omitted).
+
+    Returns
+    -------
+    numpy.ndarray, shape ``(len(points), n)``
+        Each an estimate from below; their maximum is a lower estimate of ``L_x``.
+    """
+    return np.stack([_jacobian_norms(lambda z, t=t: velocity(t, z), x, iterations, generator) for t, x in points])
+
+
+def lipschitz_theta_lower(velocity_of: Callable[[Mapping[str, torch.Tensor]], Velocity],
+                          params: Mapping[str, torch.Tensor], points: Sequence[Point], *,
+                          iterations: int = 10, generator: torch.Generator | None = None) -> np.ndarray:
+    """Power-iteration estimates of ``||d v_theta(t, x) / d theta||_2`` at every point.
+
+    The operator ``J = d v / d theta`` maps the parameters to the velocity of the point's batch
+    ``x``; its norm is found by power iteration on ``J J^T`` in the output space (one VJP and
+    one JVP per iteration), reported as the Rayleigh quotient ``sqrt(u^T J J^T u) = |J^T u|``
+    of the last unit iterate ``u``: an estimate from below.
+
+    Parameters
+    ----------
+    velocity_of : callable
+        ``velocity_of(params)`` -> ``v(t, x)`` of the model with parameters ``params`` (e.g.
+        through :func:`torch.func.functional_call`), for the samples of the points' batches.
+    params : mapping of str to torch.Tensor
+        The parameters at which ``J`` is taken.
+    points : sequence of (float, torch.Tensor)
+        ``(t, x)``; the whole batch ``x`` is one map (use a batch of one for a per-sample norm).
+    iterations : int
+    generator : torch.Generator, optional
+        CPU source of the start vectors (the global generator when omitted).
+
+    Returns
+    -------
+    numpy.ndarray, shape ``(len(points),)``
+        Their maximum is a lower estimate of ``L_theta``.
+    """
+    out = []
+    for t, x in points:
+        def f(p, t=t, x=x):
+            return velocity_of(p)(t, x)
+
+        _, vjp_fn = vjp(f, params)
+        u = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        sigma = 0.0
+        for _ in range(iterations):
+            u = u / u.norm()
+            (g,) = vjp_fn(u)
+            _, ju = jvp(f, (params,), (g,))
+            sigma = float(ju.flatten() @ u.flatten()) ** 0.5
+            u = ju
+        out.append(sigma)
+    return np.array(out)
+
+
+def lip_features_lower(feature_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, *,
+                       iterations: int = 8, generator: torch.Generator | None = None) -> np.ndarray:
+    """Lanczos estimates of ``||d feature_fn(x) / d x||_2`` at every image (a batch ``(n, *event)``).
+
+    Returns
+    -------
+    numpy.ndarray, shape ``(n,)``
+        Their maximum is a lower estimate of ``Lip(feature_fn)``.
+    """
+    return _jacobian_norms(feature_fn, images, iterations, generator)
+
+
+def _layers(feature_fn: Callable, net: torch.nn.Module, input_shape: tuple) -> list:
+    """``(layer, input shape)`` of the Conv2d and Linear layers ``feature_fn`` calls, in order."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda m, args, out: calls.append((m, tuple(args[0].shape[1:]))))
+             for m in net.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            param = next(net.parameters())
+            feature_fn(torch.zeros(2, *input_shape, dtype=param.dtype, device=param.device))
+    finally:
+        for h in hooks:
+            h.remove()
+    layers = []
+    for module, shape in calls:
+        if isinstance(module, torch.nn.Conv2d) and module.padding_mode == "zeros":
+            layers.append((module, shape))
+        elif isinstance(module, torch.nn.Linear):
+            layers.append((module, shape))
+        elif not isinstance(module, ONE_LIPSCHITZ):
+            raise ValueError(f"lip_features_upper: {type(module).__name__} is neither a zero-padded Conv2d, a "
+                             f"Linear nor one of the 1-Lipschitz {[c.__name__ for c in ONE_LIPSCHITZ]}")
+    return layers
+
+
+def _layer_norm(layer: torch.nn.Module, in_shape: tuple, iterations: int) -> float:
+    """Spectral norm of the layer's weight operator (no bias) by power iteration on ``A^T A``."""
+    if isinstance(layer, torch.nn.Conv2d):
+        def a(x):
+            return torch.nn.functional.conv2d(x, layer.weight, None, layer.stride, layer.padding, layer.dilation,
+                                              layer.groups)
+    else:
+        def a(x):
+            return x @ layer.weight.T
+    x0 = torch.randn(1, *in_shape, generator=torch.Generator().manual_seed(0), dtype=layer.weight.dtype)
+    x0 = x0.to(layer.weight.device)
+    _, a_t = vjp(a, x0)
+    v = x0 / x0.norm()
+    sigma = 0.0
+    for _ in range(iterations):
+        (w,) = a_t(a(v))
+        sigma = float(w.detach().norm().sqrt())
+        v = (w / w.norm()).detach()
+    return sigma
+
+
+def lip_features_upper(feature_fn: Callable[[torch.Tensor], torch.Tensor], net: torch.nn.Module, *,
+                       input_shape: tuple, iterations: int = 15) -> float:
+    """Product of the spectral norms of the layers ``feature_fn`` runs through (an upper bound).
+
+    Valid for a feed-forward chain: ``feature_fn`` must be the composition, in call order, of
+    the zero-padded :class:`torch.nn.Conv2d` and :class:`torch.nn.Linear` layers of ``net``
+    and of maps in :data:`ONE_LIPSCHITZ`; a biased layer has the norm of its weight.  The
+    layers and their input shapes are found by running ``feature_fn`` once on two zero inputs; a leaf
+    module of another kind raises.  Maps ``feature_fn`` applies without a module (a residual
+    sum, a functional activation) cannot be seen, and are the caller's to rule out.
+
+    Parameters
+    ----------
+    feature_fn : callable
+        The feature map, ``(n, *input_shape) -> (n, d)``.
+    net : torch.nn.Module
+        The module holding its layers.
+    input_shape : tuple of int
+        Shape of one input.
+    iterations : int
+        Power iterations per layer (each layer norm is an estimate from below; the product
+        is an upper bound on ``Lip(feature_fn)`` up to their convergence).
+
+    Returns
+    -------
+    float
+    """
+    prod = 1.0
+    for layer, shape in _layers(feature_fn, net, tuple(input_shape)):
+        prod *= _layer_norm(layer, shape, iterations)
+    return prod
+
+
+@dataclass(frozen=True)
+class TrajectoryConstants:
+    """Lower estimates of ``L_x`` and ``L_theta`` at the states of sampled trajectories.
+
+    Attributes
+    ----------
+    times : numpy.ndarray, shape (P,)
+        Time of each probed state.
+    lipschitz_x_per_point : numpy.ndarray, shape (P, n)
+        Lanczos estimate of ``||dv/dx||_2`` per time and sample.
+    lipschitz_theta_per_point : numpy.ndarray, shape (P, m)
+        Power-iteration estimate of ``||dv/dtheta||_2`` per time and probed sample.
+    """
+
+    times: np.ndarray
+    lipschitz_x_per_point: np.ndarray
+    lipschitz_theta_per_point: np.ndarray
+
+    @property
+    def lipschitz_x_lower(self) -> float:
+        """The largest ``||dv/dx||_2`` found: a lower estimate of ``L_x``."""
+        return float(self.lipschitz_x_per_point.max())
+
+    @property
+    def lipschitz_theta_lower(self) -> float:
+        """The largest ``||dv/dtheta||_2`` found: a lower estimate of ``L_theta``."""
+        return float(self.lipschitz_theta_per_point.max())
+
+
+def trajectory_constants(velocity_of: Callable[[Mapping[str, torch.Tensor], slice], Velocity],
+                         params: Mapping[str, torch.Tensor], noise: torch.Tensor, *, solver: str, steps: int,
+                         every: int = 1, theta_samples: int = 1, x_iterations: int = 8,
+                         theta_iterations: int = 10,
+                         generator: torch.Generator | None = None) -> TrajectoryConstants:
+    """Probe ``L_x`` and ``L_theta`` along the solver's trajectories from ``noise``.
+
+    The states of :func:`trajectory_points` at every ``every``-th grid time get
+    :func:`lipschitz_x_lower` for all samples (all points first), then
+    :func:`lipschitz_theta_lower` for each of the first ``theta_samples`` samples alone.
+
+    Parameters
+    ----------
+    velocity_of : callable
+        ``velocity_of(params, rows)`` -> ``v(t, x)`` of the model with parameters ``params``
+        for the samples ``noise[rows]`` (their labels or other conditioning).
+    params : mapping of str to torch.Tensor
+    noise : torch.Tensor, shape ``(n, *event)``
+        Start states, on the model's device.
+    solver, steps, every : as for :func:`trajectory_points`
+    theta_samples : int
+        Samples probed for ``L_theta`` (``1 <= theta_samples <= n``).
+    x_iterations, theta_iterations : int
+    generator : torch.Generator, optional
+        As for :func:`lipschitz_x_lower` and :func:`lipschitz_theta_lower`.
+
+    Returns
+    -------
+    TrajectoryConstants
+    """
+    if not 1 <= theta_samples <= noise.shape[0]:
+        raise ValueError(f"theta_samples={theta_samples!r} must be in [1, {noise.shape[0]}]")
+    velocity = velocity_of(params, slice(None))
+    points = trajectory_points(velocity, noise, solver=solver, steps=steps, every=every)
+    lx = lipschitz_x_lower(velocity, points, iterations=x_iterations, generator=generator)
+    lt = np.stack([lipschitz_theta_lower(lambda p, i=i: velocity_of(p, slice(i, i + 1)), params,
+                                         [(t, x[i:i + 1]) for t, x in points], iterations=theta_iterations,
+                                         generator=generator)
+                   for i in range(theta_samples)], axis=1)
+    return TrajectoryConstants(times=np.array([t for t, _ in points]), lipschitz_x_per_point=lx,
+                               lipschitz_theta_per_point=lt)
