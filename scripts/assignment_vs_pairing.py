@@ -27,7 +27,7 @@ from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
 from fmq_theory.flow.frechet import frechet_distance
 from fmq_theory.flow.solvers import balanced_labels, integrate, make_noise
-from fmq_theory.flow.velocity import guided_velocity
+from fmq_theory.harness.models.unet import guided_velocity
 from fmq_theory.quantizers import quantize_state_dict
 
 

@@ -19,7 +19,7 @@ import torch
 
 from fmq_theory.bounds.constants import trajectory_points
 from fmq_theory.flow.solvers import balanced_labels, make_noise
-from fmq_theory.flow.velocity import guided_velocity
+from fmq_theory.harness.models.unet import guided_velocity
 from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.schema import SENSITIVITY

@@ -7,7 +7,8 @@ import torch
 
 from fmq_theory.flow import frechet, path, solvers, velocity
 from fmq_theory.flow.solvers import SolverSpec, integrate, solver_spec, step, time_grid
-from fmq_theory.flow.velocity import TX, XT, ClassConditional, XTExtras, guided_velocity, placement
+from fmq_theory.flow.velocity import TX, XT, ClassConditional, XTExtras, placement
+from fmq_theory.harness.models.unet import guided_velocity
 from fmq_theory.vocab import FIXED_STEP_SOLVERS, SOLVER_STAGES, SOLVERS
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from fmq_theory.flow.path import cond_ot_path
 from fmq_theory.flow.solvers import balanced_labels, integrate, make_noise
-from fmq_theory.flow.velocity import guided_velocity
+from fmq_theory.harness.models.unet import guided_velocity
 from fmq_theory.vocab import SOLVERS
 
 

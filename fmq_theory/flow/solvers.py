@@ -30,11 +30,12 @@ bit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torchdiffeq
 
-from fmq_theory.flow.velocity import Velocity, guided_velocity
+from fmq_theory.flow.velocity import XT, Adapter, Velocity, placement
 from fmq_theory.vocab import FIXED_STEP_SOLVERS, SOLVER_STAGES, SOLVERS
 
 __all__ = ["ODEResult", "SolverSpec", "balanced_labels", "integrate", "make_noise", "sample",
@@ -259,37 +260,62 @@ def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample(model: torch.nn.Module, noise: torch.Tensor, *, labels: torch.Tensor | None,
-           solver: str = "midpoint", steps: int = 20, cfg_scale: float = 0.0,
-           batch_size: int = 1000, device: str | torch.device = "cpu",
+def sample(model: Callable, noise: torch.Tensor, *, adapter: Adapter = XT(), solver: str = "midpoint",
+           steps: int = 20, clip: tuple[float, float] | None = None, batch_size: int = 1000,
            autocast: bool = False) -> ODEResult:
-    """Generate images from ``noise`` (``(N, C, H, W)``, on any device) by solving the ODE.
+    """Samples of ``model`` from ``noise`` (``(n, *event)``, on any device): the ODE solved in batches.
 
-    ``model`` is class-conditional, ``model(x, t, y)`` (see
-    :func:`fmq_theory.flow.velocity.guided_velocity`).  Returns an :class:`ODEResult` whose
-    ``x`` is on the CPU, float32, clamped to [-1, 1] (pixel value ``(x + 1) * 127.5``).
-    ``nfe`` is the largest per-batch NFE (equal for every batch with fixed-step solvers).
-    ``autocast`` runs the network in bfloat16 on CUDA.
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        The velocity model, called through ``adapter``; it runs on its own device and dtype
+        (:func:`~fmq_theory.flow.velocity.placement`), to which each batch of noise is moved.
+    noise : torch.Tensor, shape ``(n, *event)``
+        Initial points at ``t = 0``.
+    adapter : Adapter
+        How to call ``model`` (its per-sample conditioning, if any, has ``n`` rows).
+    solver, steps
+        As for :func:`integrate`.
+    clip : (float, float), optional
+        Range the samples are clamped to (e.g. ``(-1, 1)`` for images); ``None`` keeps them.
+    batch_size : int
+        Samples per solve.
+    autocast : bool
+        Run the network in bfloat16 on CUDA.
+
+    Returns
+    -------
+    ODEResult
+        ``x`` on the CPU in float32; ``nfe`` the largest per-batch NFE.
+
+    Examples
+    --------
+    >>> res = sample(lambda x, t: -x, torch.ones(3, 2), solver="euler", steps=2)
+    >>> res.x[0], res.nfe
+    (tensor([0.2500, 0.2500]), 2)
     """
-    if labels is not None and labels.shape != (noise.shape[0],):
-        raise ValueError(f"labels must have shape ({noise.shape[0]},), got {tuple(labels.shape)}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    adapter.check(noise.shape[0])
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    device = torch.device(device)
-    model.eval()
+    device, dtype = placement(model, like=noise)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     outs, nfe, steps_done = [], 0, 0
     for start in range(0, noise.shape[0], batch_size):
-        x0 = noise[start:start + batch_size].to(device)
-        y = labels[start:start + batch_size].to(device) if labels is not None else None
-        f = guided_velocity(model, y, cfg_scale)
+        rows = slice(start, start + batch_size)
+        v = adapter.bind(model, rows=rows, device=device)
         if autocast and device.type == "cuda":
-            inner = f
-
-            def f(t, x, inner=inner):
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    return inner(t, x).float()
-
-        res = integrate(f, x0, solver=solver, steps=steps)
-        outs.append(res.x.clamp(-1, 1).float().cpu())
+            v = _bfloat16(v)
+        res = integrate(v, noise[rows].to(device=device, dtype=dtype), solver=solver, steps=steps)
+        x = res.x if clip is None else res.x.clamp(*clip)
+        outs.append(x.float().cpu())
         nfe, steps_done = max(nfe, res.nfe), res.steps
     return ODEResult(x=torch.cat(outs), nfe=nfe, solver=solver, steps=steps_done)
+
+
+def _bfloat16(v: Velocity) -> Velocity:
+    def run(t, x):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return v(t, x).float()
+
+    return run

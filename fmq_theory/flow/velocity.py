@@ -36,7 +36,7 @@ from typing import Callable, Mapping
 
 import torch
 
-__all__ = ["Adapter", "ClassConditional", "TX", "Velocity", "XT", "XTExtras", "guided_velocity", "placement"]
+__all__ = ["Adapter", "ClassConditional", "TX", "Velocity", "XT", "XTExtras", "placement"]
 
 #: ``v(t, x) -> dx/dt`` with ``t`` a float and ``x`` a batch ``(n, *event)``.
 Velocity = Callable[[float, torch.Tensor], torch.Tensor]
@@ -235,21 +235,6 @@ class ClassConditional(Adapter):
     def check(self, n):
         if self.labels is not None and self.labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), got {tuple(self.labels.shape)}")
-
-
-def guided_velocity(model: Callable, y: torch.Tensor | None, cfg_scale: float) -> Velocity:
-    """``v(t, x)`` of a class-conditional ``model(x, t, y)`` for labels ``y`` (on ``x``'s device).
-
-    :class:`ClassConditional` with the null label read from ``model.config.num_classes``
-    (the UNet of :mod:`fmq_theory.harness.models.unet`) when guidance is on.
-
-    Examples
-    --------
-    >>> guided_velocity(lambda x, t, y: x + t[:, None], None, 0.0)(0.25, torch.zeros(1, 1))
-    tensor([[0.2500]])
-    """
-    null = model.config.num_classes if cfg_scale > 0 and y is not None else None
-    return ClassConditional(labels=y, cfg_scale=cfg_scale, null_class=null).bind(model)
 
 
 def placement(model: Callable, *, like: torch.Tensor) -> tuple[torch.device, torch.dtype]:

@@ -57,8 +57,9 @@ from fmq_theory.bounds.constants import (
 )
 from fmq_theory.flow.frechet import frechet_distance
 from fmq_theory.flow.solvers import balanced_labels, integrate, make_noise
-from fmq_theory.flow.velocity import ClassConditional, Velocity, guided_velocity
+from fmq_theory.flow.velocity import ClassConditional, Velocity
 from fmq_theory.harness.context import load_context
+from fmq_theory.harness.models.unet import guided_velocity
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.plots import bound_check_title, plot_bound_check
 from fmq_theory.results.schema import BOUND_CHECK

@@ -42,12 +42,12 @@ from tqdm.auto import tqdm
 from fmq_theory import __version__
 from fmq_theory.flow.frechet import fid_from_features
 from fmq_theory.flow.solvers import integrate, sample
-from fmq_theory.flow.velocity import guided_velocity
 from fmq_theory.harness import data as data_mod
 from fmq_theory.harness.context import load_context
 from fmq_theory.harness.features.inception import InceptionFeatures
 from fmq_theory.harness.latent import compare_inversions, invert, latent_stability
 from fmq_theory.harness.metrics import psnr, ssim_box, ssim_gaussian
+from fmq_theory.harness.models.unet import guided_velocity, unet_adapter
 from fmq_theory.harness.train import images_to_model_space
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.schema import SWEEP
@@ -192,10 +192,9 @@ class _Context:
             self.inception_cells is None or (method, bits) in self.inception_cells)
 
     def generate(self, model) -> tuple[torch.Tensor, int]:
-        res = sample(model, self.noise, labels=self.labels, solver=self.cfg.solver,
-                     steps=self.cfg.steps, cfg_scale=self.cfg.cfg_scale,
-                     batch_size=self.cfg.batch_size, device=self.device,
-                     autocast=self.cfg.autocast)
+        res = sample(model, self.noise, adapter=unet_adapter(model, self.labels, self.cfg.cfg_scale),
+                     solver=self.cfg.solver, steps=self.cfg.steps, clip=(-1.0, 1.0),
+                     batch_size=self.cfg.batch_size, autocast=self.cfg.autocast)
         return res.x, res.nfe
 
     @property

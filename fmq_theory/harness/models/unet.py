@@ -21,13 +21,15 @@ checkpoint's model card so that a model is rebuilt exactly from its card.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["UNetConfig", "UNet", "timestep_embedding"]
+from fmq_theory.flow.velocity import ClassConditional, Velocity
+
+__all__ = ["UNetConfig", "UNet", "guided_velocity", "timestep_embedding", "unet_adapter"]
 
 
 @dataclass(frozen=True)
@@ -267,3 +269,24 @@ class UNet(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters())
+
+
+def unet_adapter(model: "UNet", labels: torch.Tensor | None = None, cfg_scale: float = 0.0) -> ClassConditional:
+    """The :class:`~fmq_theory.flow.velocity.ClassConditional` adapter of this package's UNet.
+
+    The UNet is called as ``model(x, t, y)``; its unconditional (null) label is
+    ``model.config.num_classes``, used when ``cfg_scale > 0``.
+    """
+    null = model.config.num_classes if cfg_scale > 0 and labels is not None else None
+    return ClassConditional(labels=labels, cfg_scale=cfg_scale, null_class=null)
+
+
+def guided_velocity(model: "UNet", y: torch.Tensor | None, cfg_scale: float) -> Velocity:
+    """``v(t, x)`` of the UNet for labels ``y`` with guidance ``cfg_scale``: :func:`unet_adapter` bound.
+
+    Examples
+    --------
+    >>> guided_velocity(lambda x, t, y: x + t[:, None], None, 0.0)(0.25, torch.zeros(1, 1))
+    tensor([[0.2500]])
+    """
+    return unet_adapter(model, y, cfg_scale).bind(model)
