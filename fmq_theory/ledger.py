@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from fmq_theory._util import repo_root
 from fmq_theory.quantizers import quantize
 from fmq_theory.results.schema import SWEEP
 from fmq_theory.theory import fid_chain, symbolic
@@ -304,7 +305,7 @@ def _check_rho() -> ClaimCheck:
 
 
 #: Folder of the committed GPU sweeps (``results/{dataset}.csv``; the repository's, when it exists).
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+RESULTS_DIR = repo_root() / "results"
 #: "Keeps fidelity" at b: FID_q <= FIDELITY_FID_FACTOR * FID_fp and mean SSIM >= FIDELITY_SSIM.
 FIDELITY_FID_FACTOR = 2.0
 FIDELITY_SSIM = 0.9
