@@ -8,7 +8,6 @@ import torch
 from fmq_theory.flow import frechet, path, solvers, velocity
 from fmq_theory.flow.solvers import SolverSpec, integrate, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import TX, XT, ClassConditional, XTExtras, placement
-from fmq_theory.harness.models.unet import guided_velocity
 from fmq_theory.vocab import FIXED_STEP_SOLVERS, SOLVER_STAGES, SOLVERS
 
 
@@ -73,7 +72,6 @@ def test_guidance_combination_and_its_checks():
     x, y = torch.ones(2, 1), torch.tensor([0, 1])
     expected = 1.5 * x * (y.float()[:, None] + 1) - 0.5 * 4 * x  # (1 + w) v(y) - w v(null = 3)
     torch.testing.assert_close(ClassConditional(labels=y, cfg_scale=0.5, null_class=3).bind(M())(0.0, x), expected)
-    torch.testing.assert_close(guided_velocity(M(), y, 0.5)(0.0, x), expected)
     with pytest.raises(ValueError, match="cfg_scale"):
         ClassConditional(labels=y, cfg_scale=-1.0)
     with pytest.raises(ValueError, match="null_class"):

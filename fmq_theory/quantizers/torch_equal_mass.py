@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from fmq_theory.vocab import PACKED_BITS
+
 
 def chunk_bounds(n: int, levels: int, *, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Start and end (exclusive) positions of ``numpy.array_split``'s ``levels`` chunks of ``n``.
@@ -51,8 +53,9 @@ def equal_mass_rows(weights: torch.Tensor, *, bits: int) -> tuple[torch.Tensor, 
     if weights.ndim != 2 or not weights.is_floating_point():
         raise ValueError(f"weights must be a 2-D floating tensor, got shape {tuple(weights.shape)} "
                          f"and dtype {weights.dtype}")
-    if not 1 <= int(bits) <= 8:
-        raise ValueError(f"bits={bits!r} is out of range 1..8")
+    lo, hi = PACKED_BITS  # codes are uint8
+    if not lo <= int(bits) <= hi:
+        raise ValueError(f"bits={bits!r} is out of range {lo}..{hi}")
     levels_count = 2 ** int(bits)
     rows, n = weights.shape
     if n < levels_count:
