@@ -39,3 +39,18 @@ def test_bound_check_cpu_end_to_end(tmp_path, capsys):
         assert r[key] == r[key], key  # computed, not nan
     assert fig.stat().st_size > 10_000
     assert "uniform_minmax b=6" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--samples", "1"], "--samples"),
+    (["--cert-samples", "1"], "--cert-samples"),
+    (["--methods", "equal_mass,nope"], "--methods"),
+    (["--steps", "0"], "--steps"),
+])
+def test_bad_arguments_are_refused_naming_the_flag(argv, flag, tmp_path, capsys):
+    """Refused before any work starts, with one line that names the flag (no file is written)."""
+    out = tmp_path / "bc.csv"
+    assert main(["bound-check", "--dataset", "mnist", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fmq bound-check: error: ") and flag in err, err
+    assert not out.exists()

@@ -7,6 +7,7 @@ The experiment is :mod:`fmq_theory.harness.bound_check`; this module parses the 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from fmq_theory.cli._spec import parse_bits
@@ -47,16 +48,30 @@ def register(subparsers) -> None:
     p.set_defaults(func=_handler)
 
 
+def _as_flags(message: str) -> str:
+    """A config error with each field name written as its flag (``cert_samples`` -> ``--cert-samples``)."""
+    for name in sorted(BoundCheckConfig.__dataclass_fields__, key=len, reverse=True):
+        message = re.sub(rf"(?<![\w-]){name}\b", "--" + name.replace("_", "-"), message)
+    return message
+
+
 def _handler(args) -> int:
-    cfg = BoundCheckConfig(
+    try:
+        cfg = _config(args)
+    except ValueError as exc:
+        raise ValueError(_as_flags(str(exc))) from None
+    out = args.out or Path("results") / f"bound_check_{args.dataset}.csv"
+    figure = args.figure or Path("results") / "figures" / f"bound_check_{args.dataset}.png"
+    rows = run_bound_check(cfg, out=out, figure=figure)
+    print(f"wrote {out} ({len(rows)} rows) and {figure}")
+    return 0
+
+
+def _config(args) -> BoundCheckConfig:
+    return BoundCheckConfig(
         dataset=args.dataset, checkpoint=args.checkpoint, classifier=args.classifier,
         methods=tuple(m for m in args.methods.split(",") if m), bits=tuple(args.bits),
         cert_bits=None if args.cert_bits is None else tuple(args.cert_bits), samples=args.samples,
         cert_samples=args.cert_samples, pred_samples=args.pred_samples, gain_samples=args.gain_samples,
         draws=args.draws, solver=args.solver, steps=args.steps, n_boot=args.n_boot, confidence=args.confidence,
         device=args.device, seed=args.seed, batch_size=args.batch_size, time_limit=args.time_limit)
-    out = args.out or Path("results") / f"bound_check_{args.dataset}.csv"
-    figure = args.figure or Path("results") / "figures" / f"bound_check_{args.dataset}.png"
-    rows = run_bound_check(cfg, out=out, figure=figure)
-    print(f"wrote {out} ({len(rows)} rows) and {figure}")
-    return 0

@@ -136,6 +136,8 @@ class BoundCheckConfig:
             raise ValueError(f"methods has unknown quantizers {bad}; known: {sorted(METHODS)}")
         if self.solver not in FIXED_STEP_SOLVERS:
             raise ValueError(f"solver={self.solver!r} is not one of {list(FIXED_STEP_SOLVERS)}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be a positive int, got {self.steps!r}")
 
     def cells(self) -> list[tuple[str, int]]:
         """``(method, bits)`` in run order: bits 2, 4, 8 first, then the rest, methods inside.
