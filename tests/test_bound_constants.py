@@ -63,11 +63,23 @@ def test_lipschitz_theta_lower_of_a_parameter_linear_field():
     assert est[1] == pytest.approx(float(x[0].norm()), rel=1e-12)
 
 
+class _LinearField(torch.nn.Module):
+    """``v(x, t) = x W^T`` with the parameter ``w``."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(w)
+
+    def forward(self, x, t):
+        return x @ self.w.T
+
+
 def test_trajectory_constants_probe_every_point():
     g = torch.Generator().manual_seed(3)
     params = {"w": torch.randn(3, 3, generator=g, dtype=torch.float64) / 2}
     noise = torch.randn(4, 3, generator=g, dtype=torch.float64)
-    probe = trajectory_constants(lambda p, rows: _linear(p["w"]), params, noise, solver="heun", steps=6, every=2,
+    field = _LinearField(params["w"])
+    probe = trajectory_constants(field, noise, solver="heun", steps=6, every=2,
                                  theta_samples=2, x_iterations=3, theta_iterations=40, generator=g)
     assert probe.times.tolist() == [t for t, _ in time_grid(6)][::2]
     assert probe.lipschitz_x_per_point.shape == (3, 4) and probe.lipschitz_theta_per_point.shape == (3, 2)
@@ -75,7 +87,7 @@ def test_trajectory_constants_probe_every_point():
     states = trajectory_points(_linear(params["w"]), noise, solver="heun", steps=6, every=2)
     assert probe.lipschitz_theta_lower == pytest.approx(max(float(x[i].norm()) for _, x in states for i in (0, 1)))
     with pytest.raises(ValueError, match="theta_samples"):
-        trajectory_constants(lambda p, rows: _linear(p["w"]), params, noise, solver="heun", steps=6, theta_samples=5)
+        trajectory_constants(field, noise, solver="heun", steps=6, theta_samples=5)
 
 
 def _small_cnn():

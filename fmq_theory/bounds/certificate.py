@@ -363,9 +363,9 @@ def certify(
     if value_range is not None and not (math.isfinite(value_range) and value_range > 0):
         raise ValueError(f"value_range={value_range!r} must be finite and > 0, or None")
     device, dtype = placement(model_fp, like=noise)
-    if placement(model_q, like=noise) != (device, dtype):
-        raise ValueError(f"model_q is on {placement(model_q, like=noise)}, model_fp on {(device, dtype)}: "
-                         "both must share one device and dtype")
+    where_q = placement(model_q, like=noise)
+    if where_q != (device, dtype):
+        raise ValueError(f"model_q is on {where_q}, model_fp on {(device, dtype)}: both must share one device and dtype")
     grid = time_grid(steps, t_start=t0, t_end=t1)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     parts = []

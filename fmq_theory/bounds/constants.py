@@ -57,7 +57,7 @@ from torch.func import jvp, vjp
 
 from fmq_theory.bounds.spectral import jacobian_spectral_norm
 from fmq_theory.flow.solvers import solver_spec, step, time_grid
-from fmq_theory.flow.velocity import Velocity
+from fmq_theory.flow.velocity import XT, Adapter, Velocity, with_parameters
 
 __all__ = ["TrajectoryConstants", "lip_features_lower", "lip_features_upper", "lipschitz_theta_lower",
            "lipschitz_x_lower", "trajectory_constants", "trajectory_points"]
@@ -296,9 +296,8 @@ class TrajectoryConstants:
         return float(self.lipschitz_theta_per_point.max())
 
 
-def trajectory_constants(velocity_of: Callable[[Mapping[str, torch.Tensor], slice], Velocity],
-                         params: Mapping[str, torch.Tensor], noise: torch.Tensor, *, solver: str, steps: int,
-                         every: int = 1, theta_samples: int = 1, x_iterations: int = 8,
+def trajectory_constants(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter = XT(), solver: str,
+                         steps: int, every: int = 1, theta_samples: int = 1, x_iterations: int = 8,
                          theta_iterations: int = 10,
                          generator: torch.Generator | None = None) -> TrajectoryConstants:
     """Probe ``L_x`` and ``L_theta`` along the solver's trajectories from ``noise``.
@@ -309,12 +308,14 @@ def trajectory_constants(velocity_of: Callable[[Mapping[str, torch.Tensor], slic
 
     Parameters
     ----------
-    velocity_of : callable
-        ``velocity_of(params, rows)`` -> ``v(t, x)`` of the model with parameters ``params``
-        for the samples ``noise[rows]`` (their labels or other conditioning).
-    params : mapping of str to torch.Tensor
+    model : torch.nn.Module
+        The velocity model; ``L_theta`` is taken with respect to its ``named_parameters()``
+        (through :func:`fmq_theory.flow.velocity.with_parameters`).
     noise : torch.Tensor, shape ``(n, *event)``
         Start states, on the model's device.
+    adapter : fmq_theory.flow.velocity.Adapter
+        How to call ``model``, with the per-sample conditioning of the ``n`` samples (as in
+        :func:`fmq_theory.bounds.certify`).
     solver, steps, every : as for :func:`trajectory_points`
     theta_samples : int
         Samples probed for ``L_theta`` (``1 <= theta_samples <= n``).
@@ -328,6 +329,12 @@ def trajectory_constants(velocity_of: Callable[[Mapping[str, torch.Tensor], slic
     """
     if not 1 <= theta_samples <= noise.shape[0]:
         raise ValueError(f"theta_samples={theta_samples!r} must be in [1, {noise.shape[0]}]")
+    adapter.check(noise.shape[0])
+    params = {name: p.detach() for name, p in model.named_parameters()}
+
+    def velocity_of(p, rows):
+        return adapter.bind(with_parameters(model, p), rows=rows)
+
     velocity = velocity_of(params, slice(None))
     points = trajectory_points(velocity, noise, solver=solver, steps=steps, every=every)
     lx = lipschitz_x_lower(velocity, points, iterations=x_iterations, generator=generator)

@@ -53,18 +53,9 @@ from tqdm.auto import tqdm
 
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
 from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
-from fmq_theory.flow.velocity import XT, Adapter, placement
+from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
 __all__ = ["NoiseGains", "Prediction", "dither_state_dict", "noise_gains", "predict", "row_variances"]
-
-
-def _functional(module: torch.nn.Module, params: Mapping[str, torch.Tensor]) -> Callable:
-    """``module`` called with the parameters ``params`` in place of its own."""
-
-    def call(*args, **kwargs):
-        return torch.func.functional_call(module, params, args, kwargs)
-
-    return call
 
 
 def _rows(shape: tuple) -> int:
@@ -259,7 +250,7 @@ def noise_gains(
            for lvl in ("step", "sample", "feature")}
     grid = time_grid(steps)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    model = _functional(model_fp, params)
+    model = with_parameters(model_fp, params)
     for start in tqdm(range(0, noise.shape[0], batch_size), desc="noise gains", unit="batch", disable=not progress):
         rows = slice(start, start + batch_size)
         x0 = noise[rows].to(device=device, dtype=dtype)
@@ -483,7 +474,7 @@ def predict(
             x0 = noise[rows].to(device=device, dtype=dtype)
 
             def run(p, x0=x0, rows=rows):
-                velocity = adapter.bind(_functional(model_fp, p), rows=rows, device=device)
+                velocity = adapter.bind(with_parameters(model_fp, p), rows=rows, device=device)
                 xn = integrate(velocity, x0, solver=solver, steps=steps).x
                 img = xn.clamp(*clip) if clip is not None else xn
                 return xn, feature_fn(img)

@@ -36,7 +36,7 @@ from typing import Callable, Mapping
 
 import torch
 
-__all__ = ["Adapter", "ClassConditional", "TX", "Velocity", "XT", "XTExtras", "placement"]
+__all__ = ["Adapter", "ClassConditional", "TX", "Velocity", "XT", "XTExtras", "placement", "with_parameters"]
 
 #: ``v(t, x) -> dx/dt`` with ``t`` a float and ``x`` a batch ``(n, *event)``.
 Velocity = Callable[[float, torch.Tensor], torch.Tensor]
@@ -235,6 +235,25 @@ class ClassConditional(Adapter):
     def check(self, n):
         if self.labels is not None and self.labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), got {tuple(self.labels.shape)}")
+
+
+def with_parameters(module: torch.nn.Module, params: Mapping[str, torch.Tensor]) -> Callable:
+    """``module`` called with the tensors ``params`` in place of its own parameters.
+
+    :func:`torch.func.functional_call`, so gradients and JVPs with respect to ``params`` flow
+    through the call; bind the result with an :class:`Adapter` like the module itself.
+
+    Examples
+    --------
+    >>> lin = torch.nn.Linear(1, 1, bias=False)
+    >>> with_parameters(lin, {"weight": torch.full((1, 1), 3.0)})(torch.ones(1, 1))
+    tensor([[3.]])
+    """
+
+    def call(*args, **kwargs):
+        return torch.func.functional_call(module, params, args, kwargs)
+
+    return call
 
 
 def placement(model: Callable, *, like: torch.Tensor) -> tuple[torch.device, torch.dtype]:

@@ -40,11 +40,10 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
-from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
@@ -55,19 +54,17 @@ from fmq_theory.bounds.constants import (
     lip_features_upper,
     trajectory_constants,
 )
-from fmq_theory.flow.frechet import frechet_distance
-from fmq_theory.flow.solvers import balanced_labels, integrate, make_noise
-from fmq_theory.flow.velocity import ClassConditional, Velocity
+from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
+from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 from fmq_theory.harness.context import load_context
-from fmq_theory.harness.models.unet import guided_velocity
+from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.plots import bound_check_title, plot_bound_check
 from fmq_theory.results.schema import BOUND_CHECK
 from fmq_theory.theory.fid_chain import fid_chain
 from fmq_theory.vocab import FIXED_STEP_SOLVERS, METHODS
 
-__all__ = ["BoundCheckConfig", "naive_constants", "probe_constants", "run_bound_check", "summary_line",
-           "unet_velocity_of"]
+__all__ = ["BoundCheckConfig", "naive_constants", "probe_constants", "run_bound_check", "summary_line"]
 
 
 @dataclass(frozen=True)
@@ -158,26 +155,8 @@ def summary_line(row: Mapping) -> str:
             f"cert {row['t_certify']:.0f} pred {row['t_predict']:.0f} dither {row['t_dither']:.0f})")
 
 
-def unet_velocity_of(model: torch.nn.Module, labels: torch.Tensor | None) -> Callable[[Mapping, slice], Velocity]:
-    """``velocity_of(params, rows)`` of a class-conditional ``model(x, t, y)`` without guidance.
-
-    The velocity of ``model`` with parameters ``params`` (:func:`torch.func.functional_call`)
-    for the samples ``rows`` of ``labels``, as :func:`fmq_theory.bounds.constants.trajectory_constants`
-    needs it.
-    """
-    def velocity_of(params, rows):
-        return guided_velocity(lambda *args: functional_call(model, params, args),
-                               None if labels is None else labels[rows], 0.0)
-
-    return velocity_of
-
-
 def _ratio(num: float, den: float, inside_noise: bool) -> float:
     return num / den if (den > 0 and not inside_noise) else float("nan")
-
-
-def _adapter(labels: torch.Tensor | None, n: int) -> ClassConditional:
-    return ClassConditional(labels=None if labels is None else labels[:n])
 
 
 class _Setup:
@@ -199,7 +178,7 @@ class _Setup:
         self.f_fp, self.y_fp = self.features(self.x_fp)
         g = cfg.gain_samples
         self.gains = noise_gains(self.model, self.noise[:g], feature_fn=self.feature_fn,
-                                 adapter=_adapter(self.labels, g), solver=cfg.solver, steps=cfg.steps,
+                                 adapter=self.adapter(g), solver=cfg.solver, steps=cfg.steps,
                                  clip=(-1.0, 1.0), projections=2, batch_size=8, seed=cfg.seed, progress=True)
         self.constants = naive_constants(self, seed=cfg.seed)
 
@@ -207,16 +186,14 @@ class _Setup:
         """Classifier features of model-space images in [-1, 1] (no rounding to uint8)."""
         return self.net.features((images + 1) / 2)
 
+    def adapter(self, n: int):
+        """How the UNet is called for the first ``n`` samples: their labels, no guidance."""
+        return unet_adapter(self.model, None if self.labels is None else self.labels[:n])
+
     def sample(self, model) -> torch.Tensor:
         """Samples of ``model`` from the shared noise and labels, on the device, unclipped."""
-        outs = []
-        with torch.no_grad():
-            for i in range(0, self.noise.shape[0], self.batch_size):
-                y = None if self.labels is None else self.labels[i:i + self.batch_size].to(self.device)
-                res = integrate(guided_velocity(model, y, 0.0), self.noise[i:i + self.batch_size].to(self.device),
-                                solver=self.solver, steps=self.steps)
-                outs.append(res.x.float())
-        return torch.cat(outs)
+        return sample(model, self.noise, adapter=self.adapter(self.noise.shape[0]), solver=self.solver,
+                      steps=self.steps, batch_size=self.batch_size).x.to(self.device)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """Features (float64) of the clipped samples and the classifier's labels."""
@@ -249,9 +226,8 @@ def naive_constants(setup: _Setup, *, seed: int) -> dict:
     dev, n = setup.device, 16
     generator = torch.Generator().manual_seed(seed)
     labels = None if setup.labels is None else setup.labels[:n].to(dev)
-    params = {k: p.detach() for k, p in setup.model.named_parameters()}
     with sdpa_kernel([SDPBackend.MATH]):  # the math kernel has forward- and reverse-mode AD
-        probe = trajectory_constants(unet_velocity_of(setup.model, labels), params, setup.noise[:n].to(dev),
+        probe = trajectory_constants(setup.model, setup.noise[:n].to(dev), adapter=unet_adapter(setup.model, labels),
                                      solver=setup.solver, steps=setup.steps, every=max(1, setup.steps // 8),
                                      theta_samples=1, x_iterations=8, theta_iterations=10, generator=generator)
         lf = lip_features_lower(setup.feature_fn, setup.x_fp[:64].clamp(-1, 1), iterations=8, generator=generator)
@@ -280,9 +256,8 @@ def probe_constants(model: torch.nn.Module, classifier_net: torch.nn.Module, *, 
     noise = make_noise(samples, shape, seed=seed)
     labels = balanced_labels(samples, cfg.num_classes) if cfg.num_classes else None
     sub = max(1, round(steps / times))
-    params = {k: v.detach() for k, v in model.named_parameters()}
     with sdpa_kernel([SDPBackend.MATH]):
-        probe = trajectory_constants(unet_velocity_of(model, labels), params, noise, solver="midpoint",
+        probe = trajectory_constants(model, noise, adapter=unet_adapter(model, labels), solver="midpoint",
                                      steps=times * sub, every=sub, theta_samples=samples, x_iterations=iterations,
                                      theta_iterations=iterations, generator=torch.Generator().manual_seed(seed + 1))
     upper = 0.5 * lip_features_upper(classifier_net.features, classifier_net, input_shape=shape, iterations=iterations)
@@ -309,23 +284,20 @@ def _cell(setup: _Setup, *, cfg: BoundCheckConfig, method: str, bits: int, cert_
     n_c = cert_samples
     cert = None
     if n_c >= 2:
-        cert = certify(setup.model, model_q, setup.noise[:n_c], adapter=_adapter(setup.labels, n_c),
+        cert = certify(setup.model, model_q, setup.noise[:n_c], adapter=setup.adapter(n_c),
                        solver=setup.solver, steps=setup.steps, segment_points=(0.0, 0.5, 1.0), lanczos_iterations=5,
                        value_range=2.0, confidence=cfg.confidence, batch_size=n_c, seed=cfg.seed)
     t3 = time.perf_counter()
     p = cfg.pred_samples
     pred = predict(setup.model, quantized, noise=setup.noise[:p], feature_fn=setup.feature_fn,
                    reference_mean=setup.ref_mean, reference_cov=setup.ref_cov, gains=setup.gains,
-                   adapter=_adapter(setup.labels, p), solver=setup.solver, steps=setup.steps, clip=(-1.0, 1.0),
+                   adapter=setup.adapter(p), solver=setup.solver, steps=setup.steps, clip=(-1.0, 1.0),
                    draws=cfg.draws, batch_size=1000, seed=cfg.seed)
     t4 = time.perf_counter()
     model_d = setup.model_with(dither_state_dict(sd, quantized, seed=cfg.seed))
     x_d = setup.sample(model_d)
     f_d, _ = setup.features(x_d)
-    f_d = f_d.cpu()
-    mu_d = f_d.mean(0)
-    c_d = f_d - mu_d
-    dither_dfid = frechet_distance(mu_d, c_d.T @ c_d / (f_d.shape[0] - 1), setup.ref_mean, setup.ref_cov) - fidc.fid_fp
+    dither_dfid = frechet_distance(*gaussian_fit(f_d.cpu()), setup.ref_mean, setup.ref_cov) - fidc.fid_fp
     dither_msd = float(((x_d - setup.x_fp).double().flatten(1) ** 2).sum(1).mean())
     t5 = time.perf_counter()
     k = setup.constants
