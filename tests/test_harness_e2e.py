@@ -25,7 +25,7 @@ def test_train_quantize_sample_measure_resume(tmp_path):
     # the flow-matching loss starts near E|x1 - x0|^2 (about 1 + E x1^2 > 1.5) and must drop
     assert result.losses[-10:].mean() < result.losses[:3].mean()
     ck = tmp_path / "ck"
-    save_checkpoint(ck, result.ema_model, result.card(unet_config=ucfg, train_config=tcfg,
+    save_checkpoint(ck, result.ema_model, result.card(train_config=tcfg,
                                                       device="cpu"))
     cfg = SweepConfig(dataset="mnist", checkpoint=str(ck), methods=("equal_mass",),
                       bits=(2, 8), samples=24, steps=2, batch_size=24, latent_images=24,

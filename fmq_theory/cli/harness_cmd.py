@@ -27,7 +27,7 @@ def _cmd_train(args) -> int:
     result = train(ucfg, tcfg, device=args.device, progress=not args.quiet)
     out = Path(args.out) if args.out else Path("checkpoints") / args.dataset
     weights = save_checkpoint(out, result.ema_model,
-                              result.card(unet_config=ucfg, train_config=tcfg, device=args.device))
+                              result.card(train_config=tcfg, device=args.device))
     print(f"saved {weights} ({result.ema_model.num_parameters()} parameters, {result.steps} steps, "
           f"{result.wall_time_s:.1f} s, last-500 loss {result.losses[-500:].mean():.4f})")
     return 0

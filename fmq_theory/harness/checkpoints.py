@@ -2,12 +2,14 @@
 
 Layout of a checkpoint folder (e.g. ``checkpoints/mnist/``)::
 
-    model.safetensors   EMA weights (fp32); its metadata holds the UNetConfig as JSON
+    model.safetensors   EMA weights (fp32); its metadata holds the model config as JSON
     model_card.json     config, training settings, data checksum, steps, wall time, metrics
     MODEL_CARD.md       the same card rendered for people
 
-:func:`save_checkpoint` writes such a folder and :func:`load_trained_model` rebuilds the UNet
-from it.  Weights are only ever read with :func:`safetensors.torch.load_file` - nothing is
+:func:`save_checkpoint` writes such a folder and :func:`load_trained_model` rebuilds the network
+from it: a UNet (:mod:`fmq_theory.harness.models.unet`) or a DiT
+(:mod:`fmq_theory.harness.models.dit`), named by the card's ``architecture`` (``"unet"`` when
+absent, as in the cards written before the DiT) with its config under ``<architecture>_config``.  Weights are only ever read with :func:`safetensors.torch.load_file` - nothing is
 unpickled.  (A float state dict in a single file, of any model, is read by
 :func:`fmq_theory.io.float_checkpoint.load_state_dict_file`.)
 """
@@ -22,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from fmq_theory._util import file_sha256, write_atomic
-from fmq_theory.harness.models.unet import UNet, UNetConfig
+from fmq_theory.harness.models import architecture_of, build_model, config_from_dict
 
 __all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "update_card", "WEIGHTS_FILE", "CARD_FILE"]
 
@@ -37,7 +39,7 @@ class LoadedModel:
 
     Attributes
     ----------
-    model : UNet
+    model : UNet or DiT
         The network in eval mode on the requested device.
     card : dict
         The parsed ``model_card.json``.
@@ -47,14 +49,14 @@ class LoadedModel:
         The checkpoint folder.
     """
 
-    model: UNet
+    model: torch.nn.Module
     card: dict
     sha256: str
     path: Path
 
 
 def _render_markdown(card: dict) -> str:
-    lines = [f"# Model card: {card.get('dataset', '?')} flow-matching UNet", ""]
+    lines = [f"# Model card: {card.get('dataset', '?')} flow-matching {card.get('architecture', 'unet')}", ""]
     for key in sorted(card):
         value = card[key]
         text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
@@ -69,15 +71,14 @@ def _write_card(folder: Path, card: dict) -> None:
     write_atomic(folder / _CARD_MD, lambda tmp: Path(tmp).write_text(_render_markdown(card)))
 
 
-def save_checkpoint(folder: Path, model: UNet, card: dict) -> Path:
+def save_checkpoint(folder: Path, model, card: dict) -> Path:
     """Write ``model``'s weights (fp32, contiguous) and ``card`` into ``folder``.
 
-    The UNet config is stored both in the safetensors metadata and in the card
-    (``card["unet_config"]``); the card also gets ``weights_sha256`` and ``num_parameters``.
-    Returns the weights path.
+    The model config is stored both in the safetensors metadata and in the card
+    (``card["<architecture>_config"]``, with ``card["architecture"]``); the card also gets
+    ``weights_sha256`` and ``num_parameters``. Returns the weights path.
     """
-    if not isinstance(model, UNet):
-        raise TypeError(f"model must be a UNet, got {type(model).__name__}")
+    arch = architecture_of(model)
     if not isinstance(card, dict):
         raise TypeError(f"card must be a dict, got {type(card).__name__}")
     folder = Path(folder)
@@ -85,8 +86,8 @@ def save_checkpoint(folder: Path, model: UNet, card: dict) -> Path:
                for k, v in model.state_dict().items()}
     config_json = json.dumps(model.config.to_dict(), sort_keys=True)
     weights = folder / WEIGHTS_FILE
-    write_atomic(weights, lambda tmp: save_file(tensors, tmp, metadata={"unet_config": config_json}))
-    card = dict(card, unet_config=model.config.to_dict(), weights_sha256=file_sha256(weights),
+    write_atomic(weights, lambda tmp: save_file(tensors, tmp, metadata={f"{arch}_config": config_json}))
+    card = dict(card, architecture=arch, **{f"{arch}_config": model.config.to_dict()}, weights_sha256=file_sha256(weights),
                 num_parameters=model.num_parameters(), weights_file=WEIGHTS_FILE)
     _write_card(folder, card)
     return weights
@@ -102,7 +103,7 @@ def update_card(folder: Path, **fields) -> dict:
 
 
 def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the trained UNet of a checkpoint folder from its card and weights (strict load).
+    """Rebuild the trained network of a checkpoint folder from its card and weights (strict load).
 
     Parameters
     ----------
@@ -128,7 +129,8 @@ def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> L
         raise FileNotFoundError(f"{folder} holds no checkpoint ({WEIGHTS_FILE} + {CARD_FILE}); "
                                 f"train one with `fmq train --out {folder}`")
     card = json.loads(card_path.read_text())
-    model = UNet(UNetConfig.from_dict(card["unet_config"]))
+    arch = card.get("architecture", "unet")
+    model = build_model(config_from_dict(arch, card[f"{arch}_config"]))
     model.load_state_dict(load_file(str(weights)), strict=True)
     model.to(device).eval()
     return LoadedModel(model=model, card=card, sha256=file_sha256(weights), path=folder)

@@ -1,4 +1,4 @@
-"""Train a flow-matching UNet on MNIST / FashionMNIST with EMA, fixed seeds and AMP.
+"""Train a flow-matching velocity network (UNet or DiT) on MNIST / FashionMNIST with EMA, fixed seeds and AMP.
 
 The loss is the conditional flow-matching loss of :func:`fmq_theory.flow.path.flow_matching_loss`
 on the conditional-OT path; labels are dropped to the null class with probability
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from fmq_theory.harness import data as data_mod
 from fmq_theory.flow.path import flow_matching_loss
-from fmq_theory.harness.models.unet import UNet, UNetConfig
+from fmq_theory.harness.models import architecture_of, build_model
 
 __all__ = ["TrainConfig", "TrainResult", "train", "images_to_model_space"]
 
@@ -93,7 +93,7 @@ class TrainResult:
 
     Attributes
     ----------
-    ema_model : UNet
+    ema_model : UNet or DiT
         EMA weights, eval mode, on the training device.
     steps : int
         Steps actually taken.
@@ -104,14 +104,15 @@ class TrainResult:
         Checksum of the training split used.
     """
 
-    ema_model: UNet
+    ema_model: torch.nn.Module
     steps: int
     wall_time_s: float
     losses: np.ndarray
     data_sha256: str
 
-    def card(self, *, unet_config: UNetConfig, train_config: TrainConfig, device: str) -> dict:
-        """Model-card fields of this run (JSON-ready)."""
+    def card(self, *, train_config: TrainConfig, device: str) -> dict:
+        """Model-card fields of this run (JSON-ready; the model config is added by
+        :func:`fmq_theory.harness.checkpoints.save_checkpoint`)."""
         tail = self.losses[-min(500, len(self.losses)):]
         return {
             "dataset": train_config.dataset,
@@ -141,11 +142,14 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(unet_config: UNetConfig, train_config: TrainConfig, *, device: str = "cpu",
+def train(model_config, train_config: TrainConfig, *, device: str = "cpu",
           progress: bool = True) -> TrainResult:
-    """Train a UNet with the flow-matching loss; return its EMA weights and the loss trace."""
-    if not isinstance(unet_config, UNetConfig):
-        raise TypeError(f"unet_config must be a UNetConfig, got {type(unet_config).__name__}")
+    """Train a network with the flow-matching loss; return its EMA weights and the loss trace.
+
+    ``model_config`` is a :class:`~fmq_theory.harness.models.unet.UNetConfig` or a
+    :class:`~fmq_theory.harness.models.dit.DiTConfig` (see :func:`fmq_theory.harness.models.build_model`).
+    """
+    architecture_of(model_config)
     if not isinstance(train_config, TrainConfig):
         raise TypeError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
     cfg = train_config
@@ -153,16 +157,16 @@ def train(unet_config: UNetConfig, train_config: TrainConfig, *, device: str = "
     split = data_mod.load(cfg.dataset, "train", limit=cfg.limit_train)
     x_all = images_to_model_space(split.images).to(dev)
     y_all = torch.as_tensor(split.labels, dtype=torch.long).to(dev)
-    if tuple(x_all.shape[1:]) != (unet_config.in_channels, unet_config.image_size,
-                                   unet_config.image_size):
-        raise ValueError(f"data shape {tuple(x_all.shape[1:])} does not fit the UNet config")
+    if tuple(x_all.shape[1:]) != (model_config.in_channels, model_config.image_size,
+                                   model_config.image_size):
+        raise ValueError(f"data shape {tuple(x_all.shape[1:])} does not fit the model config")
 
     torch.manual_seed(cfg.seed)
-    model = UNet(unet_config).to(dev)
+    model = build_model(model_config).to(dev)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed + 1)
-    null = unet_config.num_classes
+    null = model_config.num_classes
     use_amp = cfg.amp and dev.type == "cuda"
     losses = []
     t0 = time.perf_counter()
