@@ -7,7 +7,9 @@ Every csv file under ``results/`` holds one of the tables below:
 * :data:`BOUND_CHECK` - ``results/bound_check_<dataset>.csv``, one row per cell of
   :func:`fmq_theory.harness.bound_check.bound_check`;
 * :data:`SENSITIVITY` - ``results/sensitivity_<dataset>_<bits>b.csv``, one row per tensor of
-  ``scripts/sensitivity.py``.
+  ``scripts/sensitivity.py``;
+* :data:`PLAN` - ``results/plan_<model>.csv``, one row per (budget, method or peer) of
+  ``scripts/gpu_plan_eval.py``.
 
 Each column has one type, ``str``, ``int``, ``float`` or ``bool``.  :meth:`Table.read` returns
 typed rows: numbers as ``int`` or ``float`` (``nan`` and ``inf`` included), booleans as
@@ -44,7 +46,7 @@ import numpy as np
 
 from fmq_theory._util import write_atomic
 
-__all__ = ["BOUND_CHECK", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
+__all__ = ["BOUND_CHECK", "PLAN", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
 
 _TYPES = (str, int, float, bool)
 _BOOL_TEXT = {"True": True, "False": False}
@@ -251,5 +253,25 @@ SENSITIVITY = Table(
     key=("dataset", "method", "bits", "tensor"),
 )
 
+#: The plan against its peers at equal honest bits per weight (``scripts/gpu_plan_eval.py``):
+#: ``results/plan_<model>.csv``.  ``method`` is ``none`` (full precision, budget 32), ``plan``,
+#: or a peer family of :data:`fmq_theory.harness.peers.FAMILIES` at its ``setting`` nearest the
+#: budget.  ``dfid*`` are paired-bootstrap intervals of FID_q - FID_fp
+#: (:func:`fmq_theory.bounds.certify_fid`); an empty cell is a metric not computed.
+PLAN = Table(
+    name="plan",
+    columns=_columns(
+        "model:str dataset:str architecture:str budget:float method:str setting:str bits_per_weight:float "
+        "total_bits:int n_weights:int fp16_weights:int samples:int solver:str steps:int nfe:int seed:int "
+        "feature_net:str fid:float fid_fp:float dfid:float dfid_low:float dfid_high:float "
+        "inception_net:str fid_inception:float fid_inception_fp:float dfid_inception:float "
+        "dfid_inception_low:float dfid_inception_high:float psnr:float ssim:float switch_rate:float "
+        "weight_mse:float predicted_dfid:float predicted_dfid_low:float predicted_dfid_high:float "
+        "fid_real_test_samples:int checkpoint_sha256:str classifier_sha256:str inception_sha256:str "
+        "device:str wall_s:float version:str"),
+    key=("model", "budget", "method", "samples", "solver", "steps", "seed", "fid_real_test_samples"),
+    nan_text="",
+)
+
 #: Every results table, by name.
-TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY)}
+TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PLAN)}
