@@ -14,7 +14,9 @@ Every quantized model is sampled from the same seeded noise and balanced labels 
 full-precision one (:func:`fmq_theory.harness.context.load_context`; midpoint, 10 steps),
 and measured: FID against the real test split in the classifier's features and, when the
 Inception file is given, in InceptionV3's; the paired-bootstrap interval of FID_q - FID_fp
-for both (:func:`fmq_theory.bounds.certify_fid`, 200 replicates); PSNR and SSIM (Gaussian)
+(:func:`fmq_theory.bounds.certify_fid`; 100 replicates on the classifier features, on the
+Inception features only when ``--n-boot-inception`` is given, as each replicate there costs two
+2048-d eigendecompositions); PSNR and SSIM (Gaussian)
 against the paired full-precision samples; the mode-switch rate.  A setting shared by several
 budgets is sampled once.
 
@@ -43,7 +45,7 @@ import torch
 
 from fmq_theory import __version__
 from fmq_theory.bounds import certify_fid
-from fmq_theory.flow.frechet import gaussian_fit
+from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 from fmq_theory.harness.context import load_context
 from fmq_theory.harness.features.inception import InceptionFeatures
@@ -70,7 +72,10 @@ def _args():
     p.add_argument("--plan-samples", type=int, default=256, help="noise draws the plan may use (seed 1)")
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--batch-size", type=int, default=5000)
-    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--n-boot", type=int, default=100, help="paired-bootstrap replicates, classifier features")
+    p.add_argument("--n-boot-inception", type=int, default=0,
+                   help="paired-bootstrap replicates, Inception features (0: the FIDs only; each replicate "
+                        "costs two 2048-d eigendecompositions)")
     p.add_argument("--inception", default=None, help="TorchScript InceptionV3 file (none: classifier FID only)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out-dir", default="runs/results")
@@ -92,18 +97,22 @@ class _Measure:
         self.work = Path(args.work) / name
         self.work.mkdir(parents=True, exist_ok=True)
         clf = self.ctx.classifier
-        self.ref = gaussian_fit(torch.as_tensor(self.ctx.real_features).double())
+        self.ref = gaussian_fit(self._dev(self.ctx.real_features))
         t0 = time.perf_counter()
         self.fp_x, self.nfe = self.generate(self.ctx.model)
         self.fp_u8 = to_uint8(self.fp_x)
-        self.f_fp, self.pred_fp = clf.features(self.fp_u8), clf.predict(self.fp_u8)
+        self.f_fp, self.pred_fp = self._dev(clf.features(self.fp_u8)), clf.predict(self.fp_u8)
         print(f"[{name}] {architecture_of(self.ctx.model)} {self.ctx.trained.sha256[:12]}: "
               f"{args.samples} FP samples in {time.perf_counter() - t0:.1f} s", flush=True)
         self.inception = InceptionFeatures(args.inception, device=device) if args.inception else None
         if self.inception is not None:
             self.real_inc = self._cached_inception("real", self.ctx.test_images)
-            self.ref_inc = gaussian_fit(torch.as_tensor(self.real_inc).double())
-            self.inc_fp = self._cached_inception("fp", self.fp_u8)
+            self.ref_inc = gaussian_fit(self._dev(self.real_inc))
+            self.inc_fp = self._dev(self._cached_inception("fp", self.fp_u8))
+
+    def _dev(self, feats) -> torch.Tensor:
+        """Features as float64 on the device (the bootstrap's eigendecompositions run there)."""
+        return torch.as_tensor(np.asarray(feats)).double().to(self.device)
 
     def _cached_inception(self, label: str, u8: torch.Tensor) -> np.ndarray:
         path = self.work / f"inception_{label}_{u8.shape[0]}.npy"
@@ -134,7 +143,7 @@ class _Measure:
     def metrics(self, u8: torch.Tensor, x: torch.Tensor | None, label: str) -> dict:
         """FIDs with paired-bootstrap dFID intervals, and (when ``x`` is given) PSNR/SSIM."""
         clf = self.ctx.classifier
-        cert = certify_fid(self.f_fp, clf.features(u8), reference_mean=self.ref[0], reference_cov=self.ref[1],
+        cert = certify_fid(self.f_fp, self._dev(clf.features(u8)), reference_mean=self.ref[0], reference_cov=self.ref[1],
                            labels_fp=self.pred_fp, labels_q=clf.predict(u8), n_boot=self.args.n_boot, seed=SEED)
         row = {"fid": cert.fid_q, "fid_fp": cert.fid_fp, "dfid": cert.measured_dfid, "dfid_low": cert.dfid_low,
                "dfid_high": cert.dfid_high, "switch_rate": cert.switch_rate}
@@ -146,9 +155,14 @@ class _Measure:
     def inception_metrics(self, u8: torch.Tensor, label: str) -> dict:
         if self.inception is None:
             return {}
-        feats = self.inc_fp if label == "fp" else self.inception.features(u8, batch_size=500)
+        feats = self.inc_fp if label == "fp" else self._dev(self.inception.features(u8, batch_size=500))
+        if self.args.n_boot_inception < 2:
+            fid_q = frechet_distance(*gaussian_fit(feats), *self.ref_inc)
+            fid_fp = frechet_distance(*gaussian_fit(self.inc_fp), *self.ref_inc)
+            return {"fid_inception": fid_q, "fid_inception_fp": fid_fp, "dfid_inception": fid_q - fid_fp,
+                    "inception_net": self.inception.name, "inception_sha256": self.inception.sha256}
         cert = certify_fid(self.inc_fp, feats, reference_mean=self.ref_inc[0], reference_cov=self.ref_inc[1],
-                           n_boot=self.args.n_boot, seed=SEED)
+                           n_boot=self.args.n_boot_inception, seed=SEED)
         return {"fid_inception": cert.fid_q, "fid_inception_fp": cert.fid_fp, "dfid_inception": cert.measured_dfid,
                 "dfid_inception_low": cert.dfid_low, "dfid_inception_high": cert.dfid_high,
                 "inception_net": self.inception.name, "inception_sha256": self.inception.sha256}
