@@ -52,7 +52,7 @@ Examples
 >>> q.tensor_bits["w"] / 128, q.tensor_bits["b"] / 2   # 18 bytes per block of 32; fp16 bias
 (4.5, 16.0)
 >>> round(q.bits_per_weight, 4)
-4.6154
+4.6769
 """
 
 from __future__ import annotations
