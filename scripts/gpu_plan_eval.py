@@ -182,6 +182,11 @@ def _quantized(measure: _Measure, budgets, families, with_plan: bool, plan_sampl
     model = measure.ctx.model
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     floating = [k for k, v in sd.items() if v.is_floating_point()]
+    n_float = sum(sd[k].numel() for k in floating)
+
+    def _mse(deq: dict) -> float:
+        return sum(float(((deq[k].double() - sd[k].double()) ** 2).sum()) for k in floating) / n_float
+
     cache, out = {}, {}
     for budget in budgets:
         t0 = time.perf_counter()
@@ -194,20 +199,19 @@ def _quantized(measure: _Measure, budgets, families, with_plan: bool, plan_sampl
             labels = balanced_labels(plan_samples, cfg.num_classes) if cfg.num_classes else None
             plan = plan_quantization(model, budget_bits=budget, adapter=unet_adapter(model, labels, 0.0),
                                      noise=noise.to(measure.device), solver=SOLVER, steps=STEPS)
-            qsd = plan.quantized
+            deq = {k: v.detach().cpu().float() for k, v in plan.quantized.state_dict().items()}
             fields = {"method": "plan", "setting": f"budget {budget:g}", "bits_per_weight": plan.bits_per_weight,
-                      "total_bits": qsd.total_bits, "n_weights": qsd.n_weights, "weight_mse": qsd.mse} | _predicted(plan)
-            out[f"plan@{budget:g}"] = ({k: v.detach().cpu().float() for k, v in qsd.state_dict().items()}, fields, [budget])
+                      "n_weights": n_float, "weight_mse": _mse(deq)} | _predicted(plan)
+            out[f"plan@{budget:g}"] = (deq, fields, [budget])
         for family in families:
             q = peer_at_budget(sd, family=family, budget=budget, cache=cache)
             if q is None:
                 continue
             if q.label not in out:
-                err = sum(float(((q.state_dict[k].double() - sd[k].double()) ** 2).sum()) for k in floating)
                 fp16 = sum(q.state_dict[k].numel() for k, f in q.tensor_format.items() if f == "fp16")
                 fields = {"method": family, "setting": q.setting, "bits_per_weight": q.bits_per_weight,
                           "total_bits": q.total_bits, "n_weights": q.n_weights, "fp16_weights": fp16,
-                          "weight_mse": err / q.n_weights}
+                          "weight_mse": _mse(q.state_dict)}
                 out[q.label] = (q.state_dict, fields, [])
             out[q.label][2].append(budget)
         print(f"[{measure.name}] budget {budget:g}: quantized in {time.perf_counter() - t0:.1f} s", flush=True)
