@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import time
 from pathlib import Path
 
@@ -283,8 +282,9 @@ def evaluate_model(name: str, args, device: torch.device, deadline: float | None
                 "budget": budget, "wall_s": round(time.perf_counter() - t0, 2)}
         save()
         written += len(label_budgets)
-        inc = new.get("fid_inception")
-        print(f"[{name}] {label:28s} {fields['bits_per_weight']:.3f} bpw  FID {new.get('fid', math.nan):.4g}"
+        row = rows[key(label_budgets[0], fields["method"])]
+        inc = row.get("fid_inception")
+        print(f"[{name}] {label:28s} {fields['bits_per_weight']:.3f} bpw  FID {row['fid']:.4g}"
               f"  Inception {inc if inc is None else f'{inc:.4g}'}  {time.perf_counter() - t0:.1f} s", flush=True)
     return written
 
