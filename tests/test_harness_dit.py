@@ -78,3 +78,10 @@ def test_trains_saves_loads_and_samples(tmp_path):
     res = sample(lm.model, make_noise(4, (1, 28, 28), seed=0), adapter=unet_adapter(lm.model, labels, 0.0),
                  solver="midpoint", steps=2, clip=(-1.0, 1.0))
     assert res.x.shape == (4, 1, 28, 28) and torch.isfinite(res.x).all() and res.nfe == 4
+
+
+def test_committed_dit_loads():
+    lm = load_trained_model("checkpoints/dit_fashion_mnist")
+    assert lm.card["architecture"] == "dit" and lm.card["dataset"] == "fashion_mnist"
+    assert lm.sha256 == lm.card["weights_sha256"] and lm.model.num_parameters() == lm.card["num_parameters"]
+    assert (lm.path / "model.safetensors").stat().st_size <= 12e6
