@@ -1,0 +1,123 @@
+"""Bit-exactness table: this package's paper quantizers against the paper's reference code.
+
+Usage::
+
+    PYTHONPATH=. python scripts/reference_equality.py --reference /path/to/LowBit-HighFid/.git \
+        [--commit 63d3f53] [--checkpoint checkpoints/mnist/model.safetensors] [--bits 2 3 4 5 6 7 8] \
+        [--reference-compatible]
+
+The reference code (Quantized-FM/LowBit-HighFid at ``--commit``, the four files
+``quantizerFunctions/PC-{OT,Uniform,PWL,Log-ECQ}-Quant.py``) is read from the given git
+directory with ``git show`` into a temporary directory and imported from there at run time;
+none of it is kept in this repository.  Its needs: torch, numpy, scipy, scikit-learn.
+
+For every method of :data:`fmq_theory.vocab.PAPER_METHODS` and every bit width, every float
+tensor of the checkpoint is quantized per channel (the reference's only mode) by the
+reference and by :func:`fmq_theory.quantizers.quantize_state_dict`; a weight is *equal*
+when the two outputs, cast to the tensor's dtype, are the same bits.  For ``equal_mass``
+only tie-free groups are compared (a group = a slice along axis 0 of a tensor with
+``ndim > 1``, else the whole tensor; tie-free = no value occurs twice): on tied groups the
+reference's unstable argsort may send equal weights to different levels, which this
+package refuses by design (see :mod:`fmq_theory.quantizers.equal_mass`).
+
+``--reference-compatible`` passes ``reference_compatible=True`` to ``quantize_state_dict``
+(the reference's handling of tensors with fewer than ``2**bits`` weights); without it the
+library's default is measured.  Prints one cell per method and bit width: ``=`` when every
+compared weight is equal, else the number of differing weights; then the count of equal cells.
+"""
+import argparse
+import importlib.util
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from fmq_theory.quantizers import quantize_state_dict
+from fmq_theory.vocab import PAPER_METHODS
+
+#: Reference file and its state-dict function, per method of this package.
+REFERENCE = {
+    "equal_mass": ("PC-OT-Quant.py", lambda m, sd, b: m.quantize_state_dict_ot(sd, b)),
+    "uniform_minmax": ("PC-Uniform-Quant.py", lambda m, sd, b: m.quantize_state_dict(sd, b)),
+    "piecewise_quantile": ("PC-PWL-Quant.py", lambda m, sd, b: m.quantize_state_dict_pwl(sd, b)),
+    "log2": ("PC-Log-ECQ-Quant.py", lambda m, sd, b: m.quantize_state_dict(sd, b, "log")),
+}
+
+
+def load_reference(git_dir: str, commit: str, directory: Path) -> dict:
+    """Import the reference quantizer files of ``commit`` (read with ``git show``)."""
+    modules = {}
+    for method, (name, _) in REFERENCE.items():
+        source = subprocess.run(
+            ["git", f"--git-dir={git_dir}", "show", f"{commit}:quantizerFunctions/{name}"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        path = directory / name.replace("-", "_")
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules[method] = module
+    return modules
+
+
+def tie_free_mask(t: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of ``t``'s shape: True on the groups in which no value repeats."""
+    rows = t.reshape(t.shape[0], -1) if t.ndim > 1 else t.reshape(1, -1)
+    srt = rows.sort(dim=1).values
+    free = ~(srt[:, 1:] == srt[:, :-1]).any(dim=1)
+    return free[:, None].expand_as(rows).reshape(t.shape)
+
+
+def compare(ours: dict, ref: dict, sd: dict, *, ties_excluded: bool) -> tuple[int, int]:
+    """(differing weights, compared weights) over the float tensors of ``sd``."""
+    diff = total = 0
+    for name, w in sd.items():
+        if not w.is_floating_point():
+            continue
+        a = ours[name].to(w.dtype)
+        b = ref[name].to(w.dtype)
+        mask = tie_free_mask(w) if ties_excluded else torch.ones_like(w, dtype=torch.bool)
+        same = a.view(torch.int32) == b.view(torch.int32) if w.dtype == torch.float32 else a == b
+        diff += int((~same & mask).sum())
+        total += int(mask.sum())
+    return diff, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reference", required=True, help="git directory of Quantized-FM/LowBit-HighFid")
+    parser.add_argument("--commit", default="63d3f53")
+    parser.add_argument("--checkpoint", default="checkpoints/mnist/model.safetensors")
+    parser.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4, 5, 6, 7, 8])
+    parser.add_argument("--methods", nargs="+", default=list(PAPER_METHODS))
+    parser.add_argument("--reference-compatible", action="store_true")
+    args = parser.parse_args()
+    sd = load_file(args.checkpoint)
+    options = {"reference_compatible": True} if args.reference_compatible else {}
+    print(f"checkpoint {args.checkpoint}: {len(sd)} tensors, {sum(v.numel() for v in sd.values())} weights; "
+          f"reference {args.commit}; options {options or 'library default'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        modules = load_reference(args.reference, args.commit, Path(tmp))
+        cells = {}
+        for method in args.methods:
+            for bits in args.bits:
+                ref = REFERENCE[method][1](modules[method], sd, bits)
+                ours = quantize_state_dict(sd, method=method, bits=bits, granularity="channel", **options).state_dict()
+                cells[method, bits] = compare(ours, ref, sd, ties_excluded=method == "equal_mass")
+    width = max(len(m) for m in args.methods)
+    print(f"{'method':<{width}} " + " ".join(f"{f'b={b}':>8}" for b in args.bits) + "   compared weights")
+    for method in args.methods:
+        row = [cells[method, b][0] for b in args.bits]
+        print(f"{method:<{width}} " + " ".join(f"{('=' if d == 0 else str(d)):>8}" for d in row)
+              + f"   {cells[method, args.bits[0]][1]}")
+    n_equal = sum(d == 0 for d, _ in cells.values())
+    print(f"equal cells: {n_equal} of {len(cells)}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
