@@ -20,6 +20,12 @@ only tie-free groups are compared (a group = a slice along axis 0 of a tensor wi
 reference's unstable argsort may send equal weights to different levels, which this
 package refuses by design (see :mod:`fmq_theory.quantizers.equal_mass`).
 
+``--write-cases PATH`` instead derives the small fixed reference outputs kept as test
+data (``tests/data/reference_quantizers.npz``, read by ``tests/test_reference_quantizers.py``):
+for every input of :func:`cases` (seeded, float32 unless named ``*_f64``) and every method
+and bit width 1..8, the reference's output cast back to the input's dtype (as
+``load_state_dict`` would), keys ``"<case>"`` and ``"<case>/<method>/<bits>"``.
+
 ``--reference-compatible`` passes ``reference_compatible=True`` to ``quantize_state_dict``
 (the reference's handling of tensors with fewer than ``2**bits`` weights); without it the
 library's default is measured.  Prints one cell per method and bit width: ``=`` when every
@@ -87,6 +93,44 @@ def compare(ours: dict, ref: dict, sd: dict, *, ties_excluded: bool) -> tuple[in
     return diff, total
 
 
+def cases() -> dict:
+    """The inputs of the fixed reference outputs: shapes and laws that exercise every rule."""
+    g = np.random.default_rng(20251113)
+    f32 = np.float32
+    ties = np.round(g.standard_normal((12, 30)), 1).astype(f32)
+    ties[3, :5] = 0.0
+    constant = g.standard_normal((4, 10)).astype(f32)
+    constant[1] = f32(0.7)
+    return {
+        "normal": g.standard_normal((16, 37)).astype(f32),
+        "laplace_conv": g.laplace(size=(8, 3, 3, 3)).astype(f32),
+        "bias": (0.1 * g.standard_normal(50)).astype(f32),
+        "norm_gain": (1.0 + 0.05 * g.standard_normal(40)).astype(f32),
+        "negative": -np.abs(g.standard_normal((6, 20))).astype(f32),
+        "ties_zeros": ties,
+        "short_rows": g.standard_normal((5, 9)).astype(f32),
+        "tiny": g.standard_normal(3).astype(f32),
+        "scalar": np.array(0.37, dtype=f32),
+        "constant_row": constant,
+        "halfway": np.array([[0.0, 3.0, 0.5, 1.5, 2.5, 1.0], [-1.0, 2.0, -0.5, 0.5, 1.5, 0.0]], dtype=f32),
+        "wide_f64": g.standard_t(3, size=(7, 25)),
+    }
+
+
+def write_cases(modules: dict, path: str) -> None:
+    """Run the reference on :func:`cases` at bits 1..8 and save inputs and outputs."""
+    out = {}
+    for name, x in cases().items():
+        out[name] = x
+        t = torch.from_numpy(np.array(x))
+        for method, (_, run) in REFERENCE.items():
+            for bits in range(1, 9):
+                got = run(modules[method], {"w": t}, bits)["w"]
+                out[f"{name}/{method}/{bits}"] = got.to(t.dtype).numpy().reshape(x.shape)
+    np.savez_compressed(path, **out)
+    print(f"wrote {len(out)} arrays to {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference", required=True, help="git directory of Quantized-FM/LowBit-HighFid")
@@ -95,7 +139,12 @@ def main() -> None:
     parser.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4, 5, 6, 7, 8])
     parser.add_argument("--methods", nargs="+", default=list(PAPER_METHODS))
     parser.add_argument("--reference-compatible", action="store_true")
+    parser.add_argument("--write-cases", default=None, help="derive the fixed test outputs into this .npz")
     args = parser.parse_args()
+    if args.write_cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_cases(load_reference(args.reference, args.commit, Path(tmp)), args.write_cases)
+        return
     sd = load_file(args.checkpoint)
     options = {"reference_compatible": True} if args.reference_compatible else {}
     print(f"checkpoint {args.checkpoint}: {len(sd)} tensors, {sum(v.numel() for v in sd.values())} weights; "

@@ -86,7 +86,7 @@ def test_levels_rebuilt_from_stored_and_bit_accounting(method, bits, gran):
         ("channel", (6, 2, 3), (6, 6), ("channel",)),
         ("channel", (17,), (1, 17), ("tensor",)),  # 1-D: per tensor (the paper's rule)
         (("group", 10), (6, 17), (11, 10), ("group", 10)),  # 102 = 10 * 10 + 2: padded
-        ("group:200", (6, 17), (1, 200), ("group", 200)),
+        ("group:200", (6, 17), (1, 102), ("group", 102)),  # capped at the tensor: no padding
     ],
 )
 def test_granularity_layout(gran, shape, codes_shape, used):
@@ -238,7 +238,7 @@ def test_piecewise_quantile_definition():
     qt = quantize(w, method="piecewise_quantile", bits=2)
     q = np.quantile(w, [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(qt.levels[0], (q[1:] + q[:-1]) / 2, rtol=1e-15)
-    cell = np.clip(np.searchsorted(q[1:4], w, side="left"), 0, 3)
+    cell = np.clip(np.searchsorted(q[1:4], w, side="right"), 0, 3)  # left-closed cells, as the reference
     np.testing.assert_array_equal(qt.dequantize(), qt.levels[0][cell])
 
 
