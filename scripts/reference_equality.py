@@ -78,8 +78,10 @@ def tie_free_mask(t: torch.Tensor) -> torch.Tensor:
     return free[:, None].expand_as(rows).reshape(t.shape)
 
 
-def compare(ours: dict, ref: dict, sd: dict, *, ties_excluded: bool) -> tuple[int, int]:
-    """(differing weights, compared weights) over the float tensors of ``sd``."""
+def compare(ours: dict, ref: dict, sd: dict, *, ties_excluded: bool, ulps: int = 0) -> tuple[int, int]:
+    """(differing weights, compared weights) over the float tensors of ``sd``; with
+    ``ulps > 0`` a weight differs only when the two outputs are more than ``ulps`` units in
+    the last place (of the larger magnitude, in the tensor's dtype) apart."""
     diff = total = 0
     for name, w in sd.items():
         if not w.is_floating_point():
@@ -88,6 +90,9 @@ def compare(ours: dict, ref: dict, sd: dict, *, ties_excluded: bool) -> tuple[in
         b = ref[name].to(w.dtype)
         mask = tie_free_mask(w) if ties_excluded else torch.ones_like(w, dtype=torch.bool)
         same = a.view(torch.int32) == b.view(torch.int32) if w.dtype == torch.float32 else a == b
+        if ulps:
+            big = torch.maximum(a.abs(), b.abs())
+            same = (a - b).abs() <= ulps * (torch.nextafter(big, torch.full_like(big, float("inf"))) - big)
         diff += int((~same & mask).sum())
         total += int(mask.sum())
     return diff, total
@@ -139,6 +144,8 @@ def main() -> None:
     parser.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4, 5, 6, 7, 8])
     parser.add_argument("--methods", nargs="+", default=list(PAPER_METHODS))
     parser.add_argument("--reference-compatible", action="store_true")
+    parser.add_argument("--ulps", type=int, default=0,
+                        help="count a weight as equal within this many ulps (0: the same bits)")
     parser.add_argument("--write-cases", default=None, help="derive the fixed test outputs into this .npz")
     args = parser.parse_args()
     if args.write_cases:
@@ -148,7 +155,8 @@ def main() -> None:
     sd = load_file(args.checkpoint)
     options = {"reference_compatible": True} if args.reference_compatible else {}
     print(f"checkpoint {args.checkpoint}: {len(sd)} tensors, {sum(v.numel() for v in sd.values())} weights; "
-          f"reference {args.commit}; options {options or 'library default'}")
+          f"reference {args.commit}; options {options or 'library default'}; "
+          f"{f'equal within {args.ulps} ulp' if args.ulps else 'equal = same bits'}")
     with tempfile.TemporaryDirectory() as tmp:
         modules = load_reference(args.reference, args.commit, Path(tmp))
         cells = {}
@@ -156,7 +164,7 @@ def main() -> None:
             for bits in args.bits:
                 ref = REFERENCE[method][1](modules[method], sd, bits)
                 ours = quantize_state_dict(sd, method=method, bits=bits, granularity="channel", **options).state_dict()
-                cells[method, bits] = compare(ours, ref, sd, ties_excluded=method == "equal_mass")
+                cells[method, bits] = compare(ours, ref, sd, ties_excluded=method == "equal_mass", ulps=args.ulps)
     width = max(len(m) for m in args.methods)
     print(f"{'method':<{width}} " + " ".join(f"{f'b={b}':>8}" for b in args.bits) + "   compared weights")
     for method in args.methods:

@@ -15,7 +15,9 @@ and a negative level tie); an all-zero group stays 0.
 
 The arithmetic is the reference's: :math:`\log_2 m` is ``numpy.log`` of the float32
 (storage-dtype) scalar :math:`m`, divided by ``numpy.log(2.0)``; the levels are
-``2.0 ** numpy.linspace(...)`` in float64, rounded once to the storage dtype.  Stored: the
+``2.0 ** numpy.linspace(...)`` in float64, rounded once to the storage dtype (so the end
+levels are within a few ulps of :math:`\min|w|` and :math:`\max|w|`, and the quantizer
+is idempotent only to that precision).  Stored: the
 ``codebook`` of :math:`2^b` levels per group, sorted, unused slots repeating the largest
 level.
 
