@@ -214,7 +214,8 @@ def run(args) -> int:
     """Handler of ``fmq quantize``; returns the exit status."""
     if not os.path.isfile(args.input):
         raise FileNotFoundError(f"argument IN: no such file {args.input!r}")
-    state_dict = load_state_dict_file(args.input, key=args.key)
+    # flow_matching's training checkpoints keep their argparse.Namespace under "args"
+    state_dict = load_state_dict_file(args.input, key=args.key, safe_globals=(argparse.Namespace,))
     qsd = _quantize_with_progress(state_dict, method=args.method, bits=args.bits, granularity=args.granularity)
     info = save_quantized(
         args.output,
