@@ -121,3 +121,25 @@ def test_bit_exact_under_exact_symmetries(case, method, bits, seed, e):
 
     scale = x.dtype.type(2.0**e)
     assert_same_bits(ours(move(x) * scale, method, bits), move(want) * scale, move(compared(x, method)))
+
+
+def test_cli_reference_compatible(tmp_path, capsys):
+    """``fmq quantize --reference-compatible`` writes the reference's output."""
+    from safetensors.torch import save_file
+
+    from fmq_theory.cli import main
+    from fmq_theory.io.quantized_file import load_quantized
+
+    sd = {k: torch.from_numpy(np.array(DATA[k])) for k in ("normal", "tiny", "norm_gain")}
+    save_file(sd, str(tmp_path / "in.safetensors"))
+    out = tmp_path / "q.safetensors"
+    argv = [str(tmp_path / "in.safetensors"), "--method", "log2", "--bits", "4", "--reference-compatible"]
+    assert main(["quantize", *argv, "-o", str(out)]) == 0
+    restored = load_quantized(out).state_dict()
+    for k in sd:
+        assert_same_bits(restored[k].numpy(), DATA[f"{k}/log2/4"], np.ones(sd[k].shape, dtype=bool))
+    capsys.readouterr()
+    bad = ["quantize", *argv[:1], "--method", "lloyd_max", "--bits", "4", "--reference-compatible",
+           "-o", str(tmp_path / "r.safetensors")]
+    assert main(bad) == 2
+    assert "--reference-compatible" in capsys.readouterr().err and not (tmp_path / "r.safetensors").exists()
