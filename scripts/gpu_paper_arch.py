@@ -1,7 +1,8 @@
-"""The paper's 55.7M network on MNIST: train, then evaluate full precision and quantized, in chained calls.
+"""The paper's 55.7M network on MNIST (or FashionMNIST, ``--dataset``): train, then evaluate full precision and quantized, in chained calls.
 
 Usage (repository root, ``PYTHONPATH=. FMQ_DATA_DIR=.carry/harness_data``; every stage keeps
-its state under ``--run`` on the machine's disk and appends rows to ``--run``/paper_arch_mnist.csv,
+its state under ``--run`` (default ``runs/paper_arch_<dataset>``) on the machine's disk and appends
+rows to ``paper_arch_<dataset>.csv`` there,
 copied to ``$OUT`` at the end of each stage)::
 
     python scripts/gpu_paper_arch.py train --minutes 8.5 --batch-size 512
@@ -65,9 +66,6 @@ from fmq_theory.harness.train import images_to_model_space
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.schema import PAPER_ARCH
 
-DATASET = "mnist"
-
-
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -85,7 +83,7 @@ def paper_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 def rows_path(run: Path) -> Path:
-    return run / f"paper_arch_{DATASET}.csv"
+    return run / f"paper_arch_{json.loads((run / 'dataset.json').read_text())}.csv"
 
 
 def add_rows(run: Path, new: list) -> None:
@@ -106,7 +104,7 @@ def export(run: Path) -> None:
 
 def train(args, run: Path, device: torch.device) -> None:
     torch.manual_seed(args.seed)
-    x_all = images_to_model_space(torch.as_tensor(load(DATASET, "train").images)).to(device)
+    x_all = images_to_model_space(torch.as_tensor(load(args.dataset, "train").images)).to(device)
     ema = EMA(PaperUNet(config(args))).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(ema.model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.0, fused=device.type == "cuda")
     n, bs = x_all.shape[0], args.batch_size
@@ -156,8 +154,8 @@ class Eval:
         self.sd = load_file(str(run / "ema.safetensors"))
         self.cfg = PaperUNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.card["config"].items()})
         self.model = self.build(self.sd)
-        self.classifier = ClassifierFeatures(classifier_checkpoint(DATASET), device=device)
-        test = torch.as_tensor(load(DATASET, "test").images)
+        self.classifier = ClassifierFeatures(classifier_checkpoint(args.dataset), device=device)
+        test = torch.as_tensor(load(args.dataset, "test").images)
         self.test_u8 = test
         self.test_x = images_to_model_space(test)
         self.real_clf = self.classifier.features(test)
@@ -173,7 +171,7 @@ class Eval:
         return ema.model.to(self.device).eval()
 
     def base_row(self, **fields) -> dict:
-        row = {"dataset": DATASET, "seed": self.args.seed, "solver": "midpoint", "epochs": self.card["epochs"],
+        row = {"dataset": self.args.dataset, "seed": self.args.seed, "solver": "midpoint", "epochs": self.card["epochs"],
                "train_wall_s": self.card["train_wall_s"], "final_loss": self.card["final_loss"],
                "checkpoint_sha256": self.card["checkpoint_sha256"], "feature_net": self.classifier.name,
                "n_parameters": sum(p.numel() for p in self.model.parameters()), "device": self.card["device"],
@@ -218,7 +216,7 @@ def fp_stage(args, run: Path, device: torch.device) -> None:
     if ev.inception:
         ours.update(inception_net=ev.inception.name,
                     fid_inception=fid_from_features(ev.real_inc_test, ev.inception.features(to_uint8(x), batch_size=500)))
-        train_u8 = torch.as_tensor(load(DATASET, "train").images)
+        train_u8 = torch.as_tensor(load(args.dataset, "train").images)
         real_train = ev.inception.features(train_u8, batch_size=500)
         paper_feats = ev.inception.features(paper_uint8(x), batch_size=500)
         rows.append(ev.base_row(method="none", bits=32, granularity="none", protocol="paper",
@@ -298,7 +296,8 @@ def cells_stage(args, run: Path, device: torch.device) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("stage", choices=["train", "fp", "cells"])
-    p.add_argument("--run", default="runs/paper_arch")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
+    p.add_argument("--run", default=None, help="state folder (default runs/paper_arch_<dataset>)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=PAPER_MNIST.model_channels)
@@ -319,8 +318,9 @@ def main() -> None:
     args = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    run = Path(args.run)
+    run = Path(args.run or f"runs/paper_arch_{args.dataset}")
     run.mkdir(parents=True, exist_ok=True)
+    (run / "dataset.json").write_text(json.dumps(args.dataset))
     device = torch.device(args.device)
     try:
         {"train": train, "fp": fp_stage, "cells": cells_stage}[args.stage](args, run, device)
