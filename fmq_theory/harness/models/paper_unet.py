@@ -266,13 +266,16 @@ class EMA(nn.Module):
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        """One moving-average step towards the model's current parameters."""
+        """One moving-average step towards the model's current parameters:
+        ``shadow += (1 - decay) * (param - shadow)`` (one fused ``lerp`` over all tensors; the
+        update count is also kept on the host, so a step never waits for the device)."""
+        if not hasattr(self, "_count"):
+            self._count = int(self.num_updates)
+        self._count += 1
         self.num_updates += 1
-        n = int(self.num_updates)
-        decay = min(self.decay, (1 + n) / (10 + n))
+        decay = min(self.decay, (1 + self._count) / (10 + self._count))
         params = [p for p in self.model.parameters() if p.requires_grad]
-        for shadow, p in zip(self.shadow_params, params):
-            shadow.sub_((1 - decay) * (shadow - p))
+        torch._foreach_lerp_(list(self.shadow_params), params, 1 - decay)
 
     @torch.no_grad()
     def copy_to_model(self) -> None:
