@@ -26,13 +26,19 @@ for every input of :func:`cases` (seeded, float32 unless named ``*_f64``) and ev
 and bit width 1..8, the reference's output cast back to the input's dtype (as
 ``load_state_dict`` would), keys ``"<case>"`` and ``"<case>/<method>/<bits>"``.
 
+``--write-digests PATH`` writes the SHA-256 of the reference's output on the checkpoint per
+method and bit width (:func:`output_digest`; ``tests/data/reference_digests_mnist.json``),
+so a test can check the whole real checkpoint without keeping the outputs.
+
 ``--reference-compatible`` passes ``reference_compatible=True`` to ``quantize_state_dict``
 (the reference's handling of tensors with fewer than ``2**bits`` weights); without it the
 library's default is measured.  Prints one cell per method and bit width: ``=`` when every
 compared weight is equal, else the number of differing weights; then the count of equal cells.
 """
 import argparse
+import hashlib
 import importlib.util
+import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -136,6 +142,34 @@ def write_cases(modules: dict, path: str) -> None:
     print(f"wrote {len(out)} arrays to {path}")
 
 
+def output_digest(out: dict, sd: dict, *, ties_excluded: bool) -> str:
+    """SHA-256 over the float tensors of a quantized state dict in key order, each cast to
+    its original dtype; with ``ties_excluded`` the tied groups are zeroed first."""
+    h = hashlib.sha256()
+    for name, w in sd.items():
+        if not w.is_floating_point():
+            continue
+        t = out[name].to(w.dtype)
+        if ties_excluded:
+            t = torch.where(tie_free_mask(w), t, torch.zeros_like(t))
+        h.update(name.encode())
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def write_digests(modules: dict, sd: dict, bits: list, path: str, checkpoint: str, commit: str) -> None:
+    """The reference's output digests on the checkpoint, per method and bits (test data)."""
+    digests = {f"{method}/{b}": output_digest(REFERENCE[method][1](modules[method], sd, b), sd,
+                                              ties_excluded=method == "equal_mass")
+               for method in REFERENCE for b in bits}
+    doc = {"provenance": f"Quantized-FM/LowBit-HighFid @ {commit}, quantizerFunctions/PC-*-Quant.py, run on "
+                         f"{checkpoint} by scripts/reference_equality.py --write-digests; digest = "
+                         "output_digest() of that script (equal_mass: tied channels zeroed)",
+           "checkpoint_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(), "digests": digests}
+    Path(path).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {len(digests)} digests to {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference", required=True, help="git directory of Quantized-FM/LowBit-HighFid")
@@ -147,7 +181,13 @@ def main() -> None:
     parser.add_argument("--ulps", type=int, default=0,
                         help="count a weight as equal within this many ulps (0: the same bits)")
     parser.add_argument("--write-cases", default=None, help="derive the fixed test outputs into this .npz")
+    parser.add_argument("--write-digests", default=None, help="write the reference's output digests (json)")
     args = parser.parse_args()
+    if args.write_digests:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_digests(load_reference(args.reference, args.commit, Path(tmp)), load_file(args.checkpoint),
+                          args.bits, args.write_digests, args.checkpoint, args.commit)
+        return
     if args.write_cases:
         with tempfile.TemporaryDirectory() as tmp:
             write_cases(load_reference(args.reference, args.commit, Path(tmp)), args.write_cases)

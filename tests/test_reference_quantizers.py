@@ -15,6 +15,8 @@ every channel; a power-of-two scale for the methods without logarithms) and requ
 same bits as the equally transformed reference output.
 """
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
+from safetensors.torch import load_file
 
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.vocab import PAPER_METHODS
@@ -147,3 +150,25 @@ def test_cli_reference_compatible(tmp_path, capsys):
            "-o", str(tmp_path / "r.safetensors")]
     assert main(bad) == 2
     assert "--reference-compatible" in capsys.readouterr().err and not (tmp_path / "r.safetensors").exists()
+
+
+DIGESTS = json.loads((Path(__file__).parent / "data" / "reference_digests_mnist.json").read_text())
+CHECKPOINT = Path(__file__).parents[1] / "checkpoints" / "mnist" / "model.safetensors"
+
+
+@pytest.mark.parametrize("cell", sorted(DIGESTS["digests"]))
+def test_bit_exact_on_the_committed_mnist_checkpoint(cell):
+    """The whole committed MNIST UNet (1,744,289 weights, per channel), against the SHA-256 of
+    the reference's output (scripts/reference_equality.py --write-digests; equal_mass: tied
+    channels zeroed in both)."""
+    assert hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest() == DIGESTS["checkpoint_sha256"]
+    method, bits = cell.split("/")
+    sd = load_file(CHECKPOINT)
+    out = quantize_state_dict(sd, method=method, bits=int(bits), reference_compatible=True).state_dict()
+    h = hashlib.sha256()
+    for name, w in sd.items():
+        q = out[name].to(w.dtype)
+        if method == "equal_mass":
+            q = torch.where(torch.from_numpy(compared(w.numpy(), method)), q, torch.zeros_like(q))  # +0.0
+        h.update(name.encode() + q.contiguous().numpy().tobytes())
+    assert h.hexdigest() == DIGESTS["digests"][cell]
