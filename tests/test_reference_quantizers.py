@@ -169,6 +169,6 @@ def test_bit_exact_on_the_committed_mnist_checkpoint(cell):
     for name, w in sd.items():
         q = out[name].to(w.dtype)
         if method == "equal_mass":
-            q = torch.where(torch.from_numpy(compared(w.numpy(), method)), q, torch.zeros_like(q))  # +0.0
+            q = torch.where(torch.from_numpy(np.array(compared(w.numpy(), method))), q, torch.zeros_like(q))  # +0.0
         h.update(name.encode() + q.contiguous().numpy().tobytes())
     assert h.hexdigest() == DIGESTS["digests"][cell]
