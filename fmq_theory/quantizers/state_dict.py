@@ -166,7 +166,9 @@ def quantize_state_dict(
         remaining difference is on tied weights, where the reference's unstable argsort
         can give equal weights different levels and this package never does (see
         :mod:`fmq_theory.quantizers.equal_mass`).  Only for the four methods of
-        :data:`fmq_theory.vocab.PAPER_METHODS`, without ``options``.
+        :data:`fmq_theory.vocab.PAPER_METHODS`, without ``options``; the reference's only
+        grouping is ``"channel"`` (the default), so equality is established there
+        (``scripts/reference_equality.py``, ``tests/test_reference_quantizers.py``).
 
     Returns
     -------
