@@ -86,7 +86,7 @@ def test_levels_rebuilt_from_stored_and_bit_accounting(method, bits, gran):
         ("channel", (6, 2, 3), (6, 6), ("channel",)),
         ("channel", (17,), (1, 17), ("tensor",)),  # 1-D: per tensor (the paper's rule)
         (("group", 10), (6, 17), (11, 10), ("group", 10)),  # 102 = 10 * 10 + 2: padded
-        ("group:200", (6, 17), (1, 200), ("group", 200)),
+        ("group:200", (6, 17), (1, 102), ("group", 102)),  # capped at the tensor: no padding
     ],
 )
 def test_granularity_layout(gran, shape, codes_shape, used):
@@ -238,7 +238,7 @@ def test_piecewise_quantile_definition():
     qt = quantize(w, method="piecewise_quantile", bits=2)
     q = np.quantile(w, [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(qt.levels[0], (q[1:] + q[:-1]) / 2, rtol=1e-15)
-    cell = np.clip(np.searchsorted(q[1:4], w, side="left"), 0, 3)
+    cell = np.clip(np.searchsorted(q[1:4], w, side="right"), 0, 3)  # left-closed cells, as the reference
     np.testing.assert_array_equal(qt.dequantize(), qt.levels[0][cell])
 
 
@@ -451,3 +451,65 @@ def test_works_without_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+# -- issue 14: weights near the float limit, 0-d tensors, huge groups, lloyd_max cost ------
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weights_near_the_float_limit_give_finite_scaled_output(method, dtype):
+    """max|w| near the largest float: the result is the exact power-of-two rescaling of the
+    result on moderate weights (so finite and within the method's usual error), or a
+    ValueError naming the weights (only uniform_minmax/uniform_mse at 1 bit, whose stored
+    step exceeds the largest float)."""
+    top = np.finfo(dtype).max
+    base = rng().standard_normal((4, 33)) * 0.4
+    base[0, 0], base[1, 1] = 0.97, -0.99
+    e = int(np.frexp(top)[1]) - 1
+    moderate = base.astype(dtype)
+    huge = np.ldexp(moderate, e)
+    assert np.all(np.isfinite(huge)) and np.abs(huge).max() > 0.4 * top
+    for bits in (1, 2, 4):
+        for gran in ("tensor", "channel"):
+            try:
+                got = quantize(huge, method=method, bits=bits, granularity=gran).dequantize()
+            except ValueError as err:
+                assert "weights" in str(err) and bits == 1 and method in ("uniform_minmax", "uniform_mse")
+                continue
+            want = np.ldexp(quantize(moderate, method=method, bits=bits, granularity=gran).dequantize(), e)
+            assert np.all(np.isfinite(got))
+            rtol = 1e-5 if method == "log2" and dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_zero_dimensional_input_keeps_its_shape(method):
+    for w in (np.array(0.37), np.array(-2.5, dtype=np.float32), torch.tensor(0.37), torch.tensor(1.5).double()):
+        out = quantize(w, method=method, bits=3).dequantize()
+        assert tuple(out.shape) == () and type(out) is type(w) and out.dtype == w.dtype
+    sd = {"scale": torch.tensor(0.37)}
+    assert quantize_state_dict(sd, method=method, bits=3).state_dict()["scale"].shape == ()
+
+
+def test_group_size_is_capped_at_the_tensor():
+    """("group", 10**12) on 10 weights: one group of 10, codes (1, 10), no padding to g."""
+    w = rng().standard_normal((2, 5))
+    qt = quantize(w, method="equal_mass", bits=2, granularity=("group", 10**12))
+    assert qt.codes.shape == (1, 10) and qt.granularity == ("group", 10)
+    np.testing.assert_array_equal(qt.dequantize(), quantize(w, method="equal_mass", bits=2).dequantize())
+
+
+def test_lloyd_max_work_limit_switches_to_histogram():
+    """K * n > WORK_LIMIT (2**26): histogram mode with WORK_LIMIT // K bins, its excess
+    over the optimum bounded; the MSE is at most equal_mass's (an upper bound on the
+    optimum) plus that bound."""
+    from fmq_theory.quantizers.lloyd_max import WORK_LIMIT
+
+    w = rng().standard_normal(1 << 15).astype(np.float32)
+    assert 2**12 * w.size > WORK_LIMIT
+    qt = quantize(w, method="lloyd_max", bits=12)
+    assert qt.info["histogram"].all()
+    mse = np.mean((w.astype(np.float64) - qt.dequantize()) ** 2)
+    em = np.mean((w.astype(np.float64) - quantize(w, method="equal_mass", bits=12).dequantize()) ** 2)
+    assert 0 <= qt.info["excess_mse_bound"][0] < np.inf and mse <= em + qt.info["excess_mse_bound"][0]
+    small = quantize(w[:1 << 13], method="lloyd_max", bits=12)  # 2**12 * 2**13 = WORK_LIMIT: exact
+    assert not small.info["histogram"].any() and small.info["excess_mse_bound"][0] == 0

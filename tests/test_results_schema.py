@@ -100,7 +100,7 @@ def test_renamed_columns_read_under_their_new_names(tmp_path):
 
 
 def test_tables_are_consistent():
-    assert set(TABLES) == {"sweep", "bound_check", "sensitivity", "plan"}
+    assert set(TABLES) == {"sweep", "bound_check", "sensitivity", "paper_arch", "plan"}
     assert SWEEP.row_key({"dataset": "mnist", "method": "none", "bits": "32", "granularity": "none",
                           "samples": 10, "solver": "midpoint", "steps": "10", "cfg_scale": 0, "seed": 0,
                           "fid_real_test_samples": "100"}) == ("mnist", "none", 32, "none", 10, "midpoint", 10, 0.0,

@@ -41,7 +41,7 @@ from fmq_theory import __version__
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 from fmq_theory.io.quantized_file import save_quantized
 from fmq_theory.quantizers import QuantizedStateDict, format_granularity, parse_granularity, quantize_state_dict
-from fmq_theory.vocab import METHODS, PACKED_BITS
+from fmq_theory.vocab import METHODS, PACKED_BITS, PAPER_METHODS
 
 _MIN_BITS, _MAX_BITS = PACKED_BITS
 
@@ -102,14 +102,23 @@ def register(subparsers) -> None:
         "or its single 'state_dict'/'model'/'ema' entry)",
     )
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    parser.add_argument(
+        "--reference-compatible",
+        action="store_true",
+        help="reproduce the paper's reference code bit for bit (its four methods only; see "
+        "fmq_theory.quantizers.quantize_state_dict): tensors with fewer than 2**bits weights kept as they are "
+        "for equal_mass/piecewise_quantile/log2, float32 chunk means for equal_mass",
+    )
     parser.set_defaults(func=run)
 
 
-def _quantize_with_progress(state_dict: dict, *, method: str, bits: int, granularity: tuple):
+def _quantize_with_progress(state_dict: dict, *, method: str, bits: int, granularity: tuple,
+                            reference_compatible: bool = False):
     """Quantize tensor by tensor (so tqdm can show progress); same result as one call."""
     quantized, passthrough, report = {}, {}, []
     for name in tqdm(list(state_dict), desc="fmq quantize", unit="tensor", file=sys.stderr):
-        part = quantize_state_dict({name: state_dict[name]}, method=method, bits=bits, granularity=granularity)
+        part = quantize_state_dict({name: state_dict[name]}, method=method, bits=bits, granularity=granularity,
+                                   reference_compatible=reference_compatible)
         quantized.update(part.quantized)
         passthrough.update(part.passthrough)
         report.extend(part.report)
@@ -214,8 +223,13 @@ def run(args) -> int:
     """Handler of ``fmq quantize``; returns the exit status."""
     if not os.path.isfile(args.input):
         raise FileNotFoundError(f"argument IN: no such file {args.input!r}")
-    state_dict = load_state_dict_file(args.input, key=args.key)
-    qsd = _quantize_with_progress(state_dict, method=args.method, bits=args.bits, granularity=args.granularity)
+    # flow_matching's training checkpoints keep their argparse.Namespace under "args"
+    state_dict = load_state_dict_file(args.input, key=args.key, safe_globals=(argparse.Namespace,))
+    if args.reference_compatible and args.method not in PAPER_METHODS:
+        raise ValueError(f"--reference-compatible applies to the paper's methods {', '.join(PAPER_METHODS)}, "
+                         f"not --method {args.method}")
+    qsd = _quantize_with_progress(state_dict, method=args.method, bits=args.bits, granularity=args.granularity,
+                                  reference_compatible=args.reference_compatible)
     info = save_quantized(
         args.output,
         qsd,
@@ -225,6 +239,7 @@ def run(args) -> int:
             "method": args.method,
             "bits": args.bits,
             "granularity": format_granularity(args.granularity),
+            "reference_compatible": args.reference_compatible,
         },
     )
     summary = _summary(args, qsd, info)

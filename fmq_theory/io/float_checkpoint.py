@@ -91,9 +91,10 @@ def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path!r} is not a readable safetensors file: {exc}") from exc
 
 
-def _load_pickle(path: str):
+def _load_pickle(path: str, safe_globals: tuple = ()):
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise ValueError(
             f"{path!r} holds objects that torch.load(weights_only=True) refuses to "
@@ -103,7 +104,7 @@ def _load_pickle(path: str):
         raise ValueError(f"{path!r} is not a readable torch checkpoint: {exc}") from exc
 
 
-def load_state_dict_file(path, *, key: str | None = None) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path, *, key: str | None = None, safe_globals: tuple = ()) -> dict[str, torch.Tensor]:
     """Load a float checkpoint as a state dict of CPU tensors, never running pickled code.
 
     Parameters
@@ -117,6 +118,12 @@ def load_state_dict_file(path, *, key: str | None = None) -> dict[str, torch.Ten
         level is used when it is a dict of tensors, else its single entry among
         ``"state_dict"``, ``"model"``, ``"ema"`` that is a dict of tensors (training
         checkpoints often hold ``{"model": ..., "optimizer": ..., "epoch": ...}``).
+    safe_globals : tuple of classes
+        Extra plain-data classes the ``weights_only`` unpickler may rebuild (through
+        ``torch.serialization.safe_globals``), e.g. ``argparse.Namespace``, which
+        facebookresearch/flow_matching's training checkpoints store under ``"args"``
+        (rebuilt by setting its ``__dict__``; no code of the file runs).  Only classes
+        whose unpickling cannot run code belong here.
 
     Returns
     -------
@@ -141,7 +148,7 @@ def load_state_dict_file(path, *, key: str | None = None) -> dict[str, torch.Ten
             raise ValueError(f"key={key!r}: a .safetensors file is a flat state dict; key= is for pickled ones")
         return _load_safetensors(path)
     if suffix in PICKLE_SUFFIXES:
-        return _tensor_mapping(_load_pickle(path), path, key)
+        return _tensor_mapping(_load_pickle(path, safe_globals), path, key)
     raise ValueError(
         f"path={path!r} has suffix {suffix!r}; expected '.safetensors' or one of {list(PICKLE_SUFFIXES)}"
     )

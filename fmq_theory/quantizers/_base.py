@@ -131,7 +131,7 @@ class QuantizedTensor:
         if self.framework == "torch":
             import torch
 
-            return torch.from_numpy(np.ascontiguousarray(values)).to(
+            return torch.from_numpy(np.ascontiguousarray(values).reshape(self.shape)).to(
                 device=self.device, dtype=getattr(torch, self.dtype)
             )
         return values.astype(self.dtype, copy=False)

@@ -77,7 +77,7 @@ def as_array(w, *, name: str = "w", allow_empty: bool = False) -> ArrayInput:
         if dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name} has dtype {w.dtype}; supported: {', '.join(FLOAT_DTYPES)}")
         target = np.float64 if dtype == "float64" else np.float32
-        values = np.ascontiguousarray(w, dtype=target)
+        values = np.ascontiguousarray(w, dtype=target).reshape(w.shape)  # keeps a 0-d shape
         framework, device = "numpy", "cpu"
     else:
         raise TypeError(f"{name} must be a numpy array or a torch tensor, not {type(w).__name__}")

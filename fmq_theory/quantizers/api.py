@@ -9,17 +9,52 @@ from fmq_theory.quantizers._input import as_array
 from fmq_theory.quantizers.registry import check_bits, levels_from_stored, method_spec
 
 
+#: Largest ``max|w|`` fitted as it is, per storage dtype; above it the group is fitted at
+#: ``w * 2**-e`` (see :func:`quantize`).  float64: :math:`2^{480}`, so that squares and
+#: sums of up to :math:`2^{63}` squares stay finite; float32 input is fitted in float64
+#: except ``uniform_minmax``'s float32 range, hence :math:`2^{124}`.
+HUGE = {np.dtype(np.float64): 2.0**480, np.dtype(np.float32): 2.0**124}
+
+
 def resolve_granularity(granularity, shape: tuple, method: str, options: dict) -> tuple:
     """The grouping actually used for a tensor of ``shape``.
 
     ``"channel"`` on a tensor with fewer than 2 dimensions means ``"tensor"`` (the
-    paper's rule for biases and norms); ``normal_float`` then maps the result to its
-    blocks (see :mod:`fmq_theory.quantizers.normal_float`).
+    paper's rule for biases and norms); a group size ``g`` larger than the tensor's
+    number of weights ``n`` is capped at ``n`` (one group, no padding); ``normal_float``
+    then maps the result to its blocks (see :mod:`fmq_theory.quantizers.normal_float`).
     """
     parsed = parse_granularity(granularity)
     if parsed == ("channel",) and len(shape) < 2:
         parsed = ("tensor",)
+    n = int(np.prod(shape, dtype=np.int64))
+    if parsed[0] == "group" and parsed[1] > n:
+        parsed = ("group", n)
     return method_spec(method).granularity(parsed, options)
+
+
+def _power_of_two_scale(values: np.ndarray) -> int:
+    """Exponent ``e`` such that ``values * 2**-e`` has max-abs in [1/2, 1), or 0 when
+    ``max|values|`` is below :data:`HUGE` (the values are then fitted as they are)."""
+    top = float(np.max(np.abs(values)))
+    if top <= HUGE[values.dtype]:
+        return 0
+    return int(np.frexp(top)[1])
+
+
+def _rescaled(stored: dict, exponent: int, method: str) -> dict:
+    """``stored`` (fitted at ``w * 2**-exponent``) at the scale of ``w``; ``ValueError``
+    naming the weights if a stored number overflows its dtype."""
+    out = {}
+    for key, value in stored.items():
+        with np.errstate(over="ignore"):
+            out[key] = np.ldexp(value, exponent).astype(value.dtype)
+        if not np.all(np.isfinite(out[key])):
+            raise ValueError(
+                f"w: the weights span a range too wide for {method!r}'s stored {key!r} in "
+                f"{value.dtype} (max|w| near the float limit); use more bits or another method"
+            )
+    return out
 
 
 def _groups(flat: np.ndarray, shape: tuple, granularity: tuple):
@@ -53,10 +88,22 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
         ``"tensor"``, ``"channel"`` (one group per slice along axis 0; a tensor with
         fewer than 2 dimensions is quantized per tensor) or ``("group", g)`` / ``"group:g"``
         (runs of g consecutive weights of the row-major flattened tensor; the last group
-        may be shorter and is fitted on its own weights only, its codes padded with 0).
+        may be shorter and is fitted on its own weights only, its codes padded with 0;
+        a ``g`` larger than the tensor is capped at its number of weights).
     **options
         Method options: ``exact_limit`` (``lloyd_max``), ``block_size``
-        (``normal_float``).
+        (``normal_float``), ``reference_means`` (``equal_mass``).
+
+    Notes
+    -----
+    Weights near the float limit: a tensor with ``max|w|`` above :data:`HUGE` (of its
+    storage dtype) is fitted at ``w * 2**-e``, with ``2**e`` the power of two just above
+    ``max|w|``, and the stored side information is scaled back by ``2**e``.  Both
+    scalings are exact except for weights that become subnormal (below
+    ``max|w| * 2**-1022`` in float64), which move by at most that much, so the output is
+    finite and within the method's usual error.  A stored number that cannot be
+    represented (e.g. ``uniform_minmax``'s step at ``bits=1`` for a range above the
+    largest float) raises ``ValueError``.
 
     Returns
     -------
@@ -68,7 +115,8 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
     TypeError
         Unsupported input type or dtype, non-integer ``bits``, unknown option.
     ValueError
-        Unknown method or granularity, ``bits`` out of range, empty or non-finite input.
+        Unknown method or granularity, ``bits`` out of range, empty or non-finite input,
+        weights whose stored side information overflows (see Notes).
 
     Examples
     --------
@@ -88,7 +136,9 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
     shape = tuple(data.values.shape)
     used = resolve_granularity(granularity, shape, method, options)
     fit_options = {k: v for k, v in options.items() if k in spec.options}
-    full, rest, width = _groups(data.values.reshape(-1), shape, used)
+    exponent = _power_of_two_scale(data.values)
+    values = np.ldexp(data.values, -exponent).astype(data.storage_dtype) if exponent else data.values
+    full, rest, width = _groups(values.reshape(-1), shape, used)
     parts = [p for p in (full, rest) if p is not None and p.size]
     fitted = [spec.fit(p, bits=bits, storage_dtype=data.storage_dtype, **fit_options) for p in parts]
     if len(fitted) == 1 and fitted[0][1].shape[1] == width:
@@ -97,6 +147,8 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
         stored = {k: np.concatenate([f[0][k] for f in fitted]) for k in spec.stored_keys}
         codes = np.concatenate([np.pad(f[1], ((0, 0), (0, width - f[1].shape[1]))) for f in fitted])
         info = {k: np.concatenate([f[2][k] for f in fitted]) for k in fitted[0][2]}
+    if exponent:
+        stored = _rescaled(stored, exponent, method)
     levels = levels_from_stored(method, bits, stored)
     return QuantizedTensor(
         method=method,

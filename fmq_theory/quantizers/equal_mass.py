@@ -75,22 +75,51 @@ def _fit_by_selection(x: np.ndarray, ends: np.ndarray, codes: np.ndarray):
     return refs, shifted, counts
 
 
-def fit_equal_mass(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
-    """Fit the equal-mass quantizer to every row of ``x``; returns ``(stored, codes, info)``."""
+def _reference_means(sorted_x: np.ndarray, thresholds: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """``codebook`` with every non-empty cell's level replaced by ``numpy.mean`` of the
+    cell's sorted values in their own dtype (the reference code's ``chunk.mean()``:
+    numpy's pairwise summation); empty cells repeat the level below as before."""
+    out = codebook.copy()
+    for i, row in enumerate(sorted_x):
+        bounds = np.concatenate([[0], np.searchsorted(row, thresholds[i], side="right"), [row.size]])
+        bounds = np.minimum(bounds, row.size)
+        last = None
+        for k in range(thresholds.shape[1] + 1):
+            a, b = bounds[k], bounds[k + 1]
+            if b > a:
+                last = row[a:b].mean()
+                out[i, k] = last
+            elif last is not None:
+                out[i, k] = last
+    return out
+
+
+def fit_equal_mass(x: np.ndarray, *, bits: int, storage_dtype: np.dtype, reference_means: bool = False):
+    """Fit the equal-mass quantizer to every row of ``x``; returns ``(stored, codes, info)``.
+
+    ``reference_means=True`` computes every level as the paper's reference code does,
+    ``numpy.mean`` of the cell's sorted weights in the storage dtype (float32 pairwise
+    summation, up to a few ulp from the exact mean) instead of the mean accumulated in
+    float64 and rounded once; the cells are the same.  It sorts every group (no
+    selection path) and loops over the cells in Python.
+    """
+    if not isinstance(reference_means, (bool, np.bool_)):
+        raise TypeError(f"reference_means={reference_means!r} must be a bool")
     n_levels = 2**bits
     r, m = x.shape
     n_chunks = min(n_levels, m)
     ends = chunk_ends(m, n_chunks)
     codes = np.empty(x.shape, dtype=code_dtype(bits))
     stats = None
-    if r == 1 and x.dtype == np.float32 and m >= SELECT_MIN and n_chunks == n_levels:
+    if r == 1 and x.dtype == np.float32 and m >= SELECT_MIN and n_chunks == n_levels and not reference_means:
         stats = _fit_by_selection(x, ends, codes)
     if stats is None:
         sorted_x = np.sort(x, axis=1)
         thresholds = np.full((r, n_levels - 1), np.inf)
         thresholds[:, : n_chunks - 1] = sorted_x[:, ends[:-1]]
         stats = _kernels.sorted_cell_stats(sorted_x, thresholds)
-        del sorted_x
         _kernels.assign_codes(x, thresholds, codes)
     codebook = cell_means(*stats).astype(storage_dtype)
+    if reference_means:
+        codebook = _reference_means(sorted_x, thresholds, codebook)
     return {"codebook": codebook}, codes, {}

@@ -1,5 +1,13 @@
 r"""Lloyd-Max: the exact MSE/W2-optimal K-level quantizer of the data (1-D k-means).
 
+Cost limit: the dynamic programme takes time and memory proportional to :math:`K n`
+(its split table), so a group is solved exactly only when :math:`n \le` ``exact_limit``
+and :math:`K n \le` :data:`WORK_LIMIT` (:math:`2^{26}`, about 0.5 GB of tables and a
+second or two; every group of up to :math:`2^{18}` weights at 8 bits); otherwise it
+takes the histogram mode below with :math:`\min(\text{exact\_limit}, 2^{26}/K)` bins
+(e.g. :math:`2^{14}` bins at 12 bits), and its excess over the optimum is bounded and
+reported.
+
 Exact mode (group length :math:`n \le` ``exact_limit``, default :math:`2^{18}`): the
 distinct values of the group with their multiplicities are partitioned into
 :math:`\min(K, \#\text{distinct})` contiguous cells minimising the within-cell sum of
@@ -41,6 +49,9 @@ from fmq_theory.quantizers._common import cell_means, code_dtype
 #: Default largest group length solved exactly (also the number of histogram bins).
 DEFAULT_EXACT_LIMIT = 1 << 18
 
+#: Largest product of levels and points (group length, or histogram bins) solved by the DP.
+WORK_LIMIT = 1 << 26
+
 
 def _histogram_thresholds(row: np.ndarray, n_levels: int, n_bins: int):
     """Thresholds of the optimal bin-respecting quantizer of one row, and ``W``."""
@@ -70,21 +81,23 @@ def fit_lloyd_max(x: np.ndarray, *, bits: int, storage_dtype: np.dtype, exact_li
     r, m = x.shape
     within = np.zeros(r)
     sorted_x = np.sort(x, axis=1)
-    if m <= exact_limit:
+    histogram = m > exact_limit or m * n_levels > WORK_LIMIT
+    if not histogram:
         thresholds = _kernels.lloyd_rows(sorted_x, n_levels)
     else:
+        n_bins = int(min(exact_limit, WORK_LIMIT // n_levels))
         thresholds = np.empty((r, n_levels - 1))
         for i in range(r):
-            thresholds[i], within[i] = _histogram_thresholds(x[i], n_levels, int(exact_limit))
+            thresholds[i], within[i] = _histogram_thresholds(x[i], n_levels, n_bins)
     stats = _kernels.sorted_cell_stats(sorted_x, thresholds)
     del sorted_x
     codes = np.empty(x.shape, dtype=code_dtype(bits))
     _kernels.assign_codes(x, thresholds, codes)
     codebook = cell_means(*stats).astype(storage_dtype)
     bound = np.zeros(r)
-    if m > exact_limit:
+    if histogram:
         fitted = np.take_along_axis(codebook, codes.astype(np.intp), axis=1).astype(np.float64)
         mse = np.mean((x - fitted) ** 2, axis=1)
         bound = 2.0 * np.sqrt(within * mse) + 2.0 * within
-    info = {"excess_mse_bound": bound, "histogram": np.full(r, m > exact_limit)}
+    info = {"excess_mse_bound": bound, "histogram": np.full(r, histogram)}
     return {"codebook": codebook}, codes, info

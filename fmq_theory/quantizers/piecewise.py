@@ -20,20 +20,36 @@ def codebook_levels(bits: int, stored) -> np.ndarray:
 
 
 def fit_piecewise_quantile(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
-    r"""The paper's "PWL": quantile breakpoints, cell midpoints.
+    r"""The paper's "PWL": quantile breakpoints, cell midpoints, bit for bit as its code.
 
-    Breakpoints :math:`q_k` = empirical quantiles of level :math:`k/K`, :math:`k = 0..K`
-    (numpy's default linear interpolation; :math:`q_0 = \min`, :math:`q_K = \max`); cell
-    :math:`k` is :math:`(q_k, q_{k+1}]` (the first also holds :math:`q_0`, i.e. a weight
-    on a breakpoint goes to the lower cell) and is mapped to its midpoint
-    :math:`(q_k + q_{k+1})/2`.  Stored: the ``codebook`` of K midpoints per group.
-    Not idempotent (the quantiles of :math:`Q(w)` differ from those of :math:`w`).
+    Breakpoints :math:`q_k`, :math:`k = 0..K` (:math:`K = 2^b`, even when the group has
+    fewer weights): the piecewise-linear interpolation of the sorted group at
+    :math:`k/K`, computed as the reference code does,
+    ``numpy.interp(linspace(0, 1, K + 1), linspace(0, 1, n), sorted_w)`` in float64
+    (:math:`q_0 = \min`, :math:`q_K = \max`; the same numbers as numpy's default
+    quantile up to the last bit).  Cell :math:`k` is left-closed, :math:`[q_k, q_{k+1})`,
+    the last also holds :math:`q_K`: the reference's
+    ``clip(searchsorted(q, w, side="right") - 1, 0, K - 1)``, so a weight on a
+    breakpoint goes to the upper cell.  Cell :math:`k` is mapped to its midpoint
+    :math:`(q_k + q_{k+1})/2` (float64, rounded once to the storage dtype).  Stored: the
+    ``codebook`` of K midpoints per group.  Not idempotent (the quantiles of
+    :math:`Q(w)` differ from those of :math:`w`).
+
+    References
+    ----------
+    Quantized-FM/LowBit-HighFid @ 63d3f53, ``quantizerFunctions/PC-PWL-Quant.py``.
     """
     n_levels = 2**bits
-    q = np.quantile(x.astype(np.float64), np.linspace(0.0, 1.0, n_levels + 1), axis=1).T
+    r, m = x.shape
+    probs = np.linspace(0.0, 1.0, n_levels + 1)
+    grid = np.linspace(0.0, 1.0, m)
+    sorted_x = np.sort(x, axis=1)
+    q = np.stack([np.interp(probs, grid, row) for row in sorted_x])
     codebook = (0.5 * (q[:, 1:] + q[:, :-1])).astype(storage_dtype)
     codes = np.empty(x.shape, dtype=code_dtype(bits))
-    _kernels.assign_codes(x, np.ascontiguousarray(q[:, 1:n_levels]), codes)
+    # left-closed cells: #{k >= 1 : q_k <= w} = (K - 1) - #{k : -q_k < -w}
+    _kernels.assign_codes(-x, np.ascontiguousarray(-q[:, n_levels - 1 : 0 : -1]), codes)
+    np.subtract(n_levels - 1, codes, out=codes)
     return {"codebook": codebook}, codes, {}
 
 
@@ -53,7 +69,10 @@ def pwlq_levels(bits: int, stored) -> np.ndarray:
     if n_levels == 2:
         return np.concatenate([-p, p], axis=1).astype(dtype)
     n_centre, n_tail = n_levels // 2, n_levels // 4
-    centre = -p + (2.0 * p) * (np.arange(n_centre, dtype=np.float64) / (n_centre - 1))
+    fraction = np.arange(n_centre, dtype=np.float64) / (n_centre - 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        centre = -p + (2.0 * p) * fraction
+    centre = np.where(np.isfinite(centre), centre, p * (2.0 * fraction - 1.0))  # 2p overflows
     tail = p + (m - p) * (np.arange(1, n_tail + 1, dtype=np.float64) / n_tail)
     return np.concatenate([-tail[:, ::-1], centre, tail], axis=1).astype(dtype)
 

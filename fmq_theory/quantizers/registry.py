@@ -81,7 +81,9 @@ SPECS: Mapping[str, MethodSpec] = {
     ),
     "pwlq": MethodSpec(piecewise.fit_pwlq, piecewise.pwlq_levels, ("absmax", "breakpoint")),
     "log2": MethodSpec(log2.fit_log2, piecewise.codebook_levels, ("codebook",)),
-    "equal_mass": MethodSpec(equal_mass.fit_equal_mass, piecewise.codebook_levels, ("codebook",)),
+    "equal_mass": MethodSpec(
+        equal_mass.fit_equal_mass, piecewise.codebook_levels, ("codebook",), options={"reference_means": False}
+    ),
     "lloyd_max": MethodSpec(
         lloyd_max.fit_lloyd_max,
         piecewise.codebook_levels,

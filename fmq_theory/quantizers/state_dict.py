@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
@@ -11,6 +11,10 @@ from fmq_theory.quantizers._base import QuantizedTensor, format_granularity
 from fmq_theory.quantizers._input import floating_kind, is_torch_tensor
 from fmq_theory.quantizers.api import quantize
 from fmq_theory.theory.wasserstein import quantization_w2
+from fmq_theory.vocab import PAPER_METHODS
+
+#: Methods whose reference code leaves a tensor of fewer than ``2**bits`` weights unchanged.
+REFERENCE_SMALL_UNCHANGED = ("equal_mass", "piecewise_quantile", "log2")
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,26 @@ def _quantizable(tensor) -> bool:
     return (tensor.numel() if is_torch_tensor(tensor) else tensor.size) > 0
 
 
+def _reference_tensor(tensor, *, method: str, bits: int, granularity) -> QuantizedTensor:
+    """The reference code's result for ``tensor`` under ``reference_compatible``."""
+    n = tensor.numel() if is_torch_tensor(tensor) else tensor.size
+    if method in REFERENCE_SMALL_UNCHANGED and n < 2**bits:
+        # every group has fewer than 2**bits weights: equal_mass keeps each weight as its
+        # own level, which stores the tensor exactly in the same codebook format
+        kept = quantize(tensor, method="equal_mass", bits=bits, granularity=granularity)
+        return replace(kept, method=method)
+    options = {"reference_means": True} if method == "equal_mass" else {}
+    return quantize(tensor, method=method, bits=bits, granularity=granularity, **options)
+
+
 def quantize_state_dict(
-    sd: Mapping[str, object], *, method: str, bits: int, granularity="channel", **options
+    sd: Mapping[str, object],
+    *,
+    method: str,
+    bits: int,
+    granularity="channel",
+    reference_compatible: bool = False,
+    **options,
 ) -> QuantizedStateDict:
     """Quantize every floating tensor of ``sd`` (the paper's rule).
 
@@ -131,6 +153,22 @@ def quantize_state_dict(
         A state dict (CPU or CUDA tensors) or a dict of numpy arrays.
     method, bits, granularity, **options
         As for :func:`~fmq_theory.quantizers.quantize`.
+    reference_compatible : bool
+        Reproduce the paper's reference code (Quantized-FM/LowBit-HighFid @ 63d3f53,
+        ``quantizerFunctions/PC-*-Quant.py``) bit for bit on float32/float64 tensors,
+        including two behaviours that are not part of the quantizers' definitions and
+        that the library does not do by default: (1) for ``equal_mass``,
+        ``piecewise_quantile`` and ``log2``, a tensor with fewer than ``2**bits`` weights
+        is left unchanged (the reference's ``numel() < 2**bits`` rule; here it is stored
+        exactly, each weight its own codebook level, and its bits are counted);
+        (2) ``equal_mass`` levels are the float32 ``numpy.mean`` of each cell
+        (``reference_means=True``) instead of the correctly rounded mean.  The one
+        remaining difference is on tied weights, where the reference's unstable argsort
+        can give equal weights different levels and this package never does (see
+        :mod:`fmq_theory.quantizers.equal_mass`).  Only for the four methods of
+        :data:`fmq_theory.vocab.PAPER_METHODS`, without ``options``; the reference's only
+        grouping is ``"channel"`` (the default), so equality is established there
+        (``scripts/reference_equality.py``, ``tests/test_reference_quantizers.py``).
 
     Returns
     -------
@@ -148,12 +186,22 @@ def quantize_state_dict(
     """
     if not isinstance(sd, Mapping):
         raise TypeError(f"sd must be a mapping of names to tensors, not {type(sd).__name__}")
+    if not isinstance(reference_compatible, (bool, np.bool_)):
+        raise TypeError(f"reference_compatible={reference_compatible!r} must be a bool")
+    if reference_compatible and (method not in PAPER_METHODS or options):
+        raise ValueError(
+            f"reference_compatible=True applies to the paper's methods {', '.join(PAPER_METHODS)} "
+            f"without options, not method={method!r} with options {sorted(options)}"
+        )
     quantized, passthrough, report = {}, {}, []
     for name, tensor in sd.items():
         if not _quantizable(tensor):
             passthrough[name] = tensor
             continue
-        qt = quantize(tensor, method=method, bits=bits, granularity=granularity, **options)
+        if reference_compatible:
+            qt = _reference_tensor(tensor, method=method, bits=bits, granularity=granularity)
+        else:
+            qt = quantize(tensor, method=method, bits=bits, granularity=granularity, **options)
         original = _as_float64(tensor)
         restored = _as_float64(qt.dequantize())
         quantized[name] = qt

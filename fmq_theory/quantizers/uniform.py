@@ -2,12 +2,19 @@ r"""Uniform grids: the paper's min-max grid, a symmetric absmax grid, an MSE-cli
 
 All three reconstruct ``level_k = offset + k * scale`` (``uniform_minmax``,
 ``uniform_mse``) or ``level_k = (k - 2**(b-1)) * scale`` (``uniform_absmax``) from a
-per-group ``scale`` (and ``offset``) stored at the storage dtype; the levels are that
-arithmetic done in float64 on the stored numbers, rounded to the storage dtype.  Codes
-are ``floor((w - offset) / scale + 1/2)`` clipped to the grid (round half up; the stored,
-rounded scale and offset are used, so every weight goes to its nearest level up to a
-half-way tie).  A group with ``scale == 0`` (constant group, or an all-zero group for
-absmax) has every code 0 (absmax: the zero level) and zero error.
+per-group ``scale`` (and ``offset``) stored at the storage dtype.  The affine levels are
+computed as the paper's reference code computes them, in the storage dtype:
+``fl(fl(k * scale) + offset)`` (two roundings; where that overflows, the same sum at half
+scale, doubled, which is the same number whenever the direct sum is finite); the absmax
+levels in float64, rounded to the storage dtype (the one extra negative level is clamped
+to the largest float).  ``uniform_minmax`` codes are the reference's
+``round((w - offset) / scale)`` in the storage dtype, round half to even;
+``uniform_absmax``/``uniform_mse`` codes are ``floor((w - offset) / scale + 1/2)`` in
+float64, clipped to the grid (round half up).  Either way the stored, rounded scale and
+offset are used, so every weight goes to its nearest level up to a half-way tie.  A group
+with ``scale == 0`` (constant group, or an all-zero group for absmax) has every code 0
+(absmax: the zero level) and zero error; the reference code copies such a group, which
+gives the same values.
 
 References
 ----------
@@ -34,34 +41,51 @@ def _grid_codes(x: np.ndarray, offset: np.ndarray, scale: np.ndarray, lowest: in
 
 
 def affine_levels(bits: int, stored) -> np.ndarray:
-    """Levels ``offset + k * scale``, ``k = 0..2**bits - 1``: shape ``(r, 2**bits)``."""
-    scale = np.asarray(stored["scale"])
-    offset = np.asarray(stored["offset"])
-    k = np.arange(2**bits, dtype=np.float64)
-    return (offset.astype(np.float64)[:, None] + scale.astype(np.float64)[:, None] * k).astype(scale.dtype)
+    """Levels ``fl(fl(k * scale) + offset)`` in the stored dtype, ``k = 0..2**bits - 1``:
+    shape ``(r, 2**bits)``.  Where that overflows (a range near the float limit), the
+    levels are ``2 * fl(fl(k * (scale / 2)) + offset / 2)``, finite for any finite range."""
+    scale = np.asarray(stored["scale"])[:, None]
+    offset = np.asarray(stored["offset"])[:, None]
+    k = np.arange(2**bits, dtype=scale.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        levels = k * scale + offset
+        bad = ~np.isfinite(levels)
+        if bad.any():
+            half = k * (scale / 2) + offset / 2
+            levels[bad] = (2 * half)[bad]
+    return levels
 
 
 def fit_uniform_minmax(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
-    r"""The paper's asymmetric min-max grid.
+    r"""The paper's asymmetric min-max grid, bit for bit as its reference code.
 
     :math:`\Delta = (\max w - \min w)/(K - 1)`, :math:`\hat w = \min w + \Delta\,
-    \mathrm{round}((w - \min w)/\Delta)`; no clipping, zero need not be a level.
-    Stored: ``scale`` (:math:`\Delta`) and ``offset`` (:math:`\min w`), one each per group.
+    \mathrm{round}((w - \min w)/\Delta)`; no clipping, zero need not be a level.  Every
+    operation is done in the storage dtype (float32 for float32 input) with one rounding
+    each, and ``round`` is round half to even, as ``torch.round`` in the reference
+    (Quantized-FM/LowBit-HighFid, ``PC-Uniform-Quant.py``); float16/bfloat16 input is
+    computed in float32 (the reference would compute in half precision).  A step that
+    underflows to 0 (a range below the smallest subnormal times ``K - 1``) gives every
+    weight the minimum (the reference would divide by zero).  Stored: ``scale``
+    (:math:`\Delta`) and ``offset`` (:math:`\min w`), one each per group.
     """
     n_levels = 2**bits
-    lo = x.min(axis=1).astype(np.float64)
-    hi = x.max(axis=1).astype(np.float64)
-    scale = ((hi - lo) / (n_levels - 1)).astype(storage_dtype)
-    offset = lo.astype(storage_dtype)
-    codes = _grid_codes(x, offset, scale, 0, n_levels, bits)
-    return {"scale": scale, "offset": offset}, codes, {}
+    lo = x.min(axis=1)[:, None]
+    hi = x.max(axis=1)[:, None]
+    scale = (hi - lo) / storage_dtype.type(n_levels - 1)
+    step = np.where(scale > 0, scale, storage_dtype.type(1))
+    q = np.clip(np.rint((x - lo) / step), 0, n_levels - 1)
+    codes = np.where(scale > 0, q, 0).astype(code_dtype(bits))
+    return {"scale": scale[:, 0], "offset": lo[:, 0]}, codes, {}
 
 
 def absmax_levels(bits: int, stored) -> np.ndarray:
     """Levels ``(k - 2**(bits-1)) * scale``, ``k = 0..2**bits - 1``: shape ``(r, 2**bits)``."""
     scale = np.asarray(stored["scale"])
     k = np.arange(2**bits, dtype=np.float64) - 2 ** (bits - 1)
-    return (scale.astype(np.float64)[:, None] * k).astype(scale.dtype)
+    top = np.finfo(scale.dtype).max
+    with np.errstate(over="ignore"):
+        return np.clip(scale.astype(np.float64)[:, None] * k, -top, top).astype(scale.dtype)
 
 
 def fit_uniform_absmax(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):

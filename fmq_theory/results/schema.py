@@ -253,6 +253,24 @@ SENSITIVITY = Table(
     key=("dataset", "method", "bits", "tensor"),
 )
 
+#: The paper's 55.7M network trained and evaluated in one GPU run (``scripts/gpu_paper_arch.py``):
+#: ``results/paper_arch_<dataset>.csv``.  ``protocol`` names how the FIDs of the row were
+#: obtained: ``"paper"`` (Inception FID of the samples against the training set, images to
+#: uint8 by torchmetrics' ``normalize=True`` truncation) or ``"ours"`` (against the test set,
+#: rounded to uint8); ``method`` ``"none"`` is the full-precision model; an empty cell is a
+#: metric not computed for that row.
+PAPER_ARCH = Table(
+    name="paper_arch",
+    columns=_columns(
+        "dataset:str method:str bits:int granularity:str protocol:str samples:int solver:str steps:int "
+        "nfe:int seed:int epochs:float train_wall_s:float final_loss:float feature_net:str fid:float "
+        "inception_net:str fid_inception:float real_samples:int psnr:float ssim:float psnr_t0_paper:float "
+        "ssim_box_t0_paper:float latent_in_mean_var:float latent_in_std_var:float latent_in_collapsed:int "
+        "latent_mid_mean_var:float latent_mid_std_var:float latent_mid_collapsed:int latent_images:int "
+        "bits_per_weight:float weight_mse:float n_weights:int n_parameters:int checkpoint_sha256:str "
+        "device:str wall_s:float version:str"),
+    key=("dataset", "method", "bits", "granularity", "protocol", "samples", "solver", "steps", "seed"),
+
 #: The plan against its peers at equal honest bits per weight (``scripts/gpu_plan_eval.py``):
 #: ``results/plan_<model>.csv``.  ``method`` is ``none`` (full precision, budget 32), ``plan``,
 #: or a peer family of :data:`fmq_theory.harness.peers.FAMILIES` at its ``setting`` nearest the
@@ -274,4 +292,4 @@ PLAN = Table(
 )
 
 #: Every results table, by name.
-TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PLAN)}
+TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PAPER_ARCH, PLAN)}

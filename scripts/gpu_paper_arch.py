@@ -1,0 +1,332 @@
+"""The paper's 55.7M network on MNIST (or FashionMNIST, ``--dataset``): train, then evaluate full precision and quantized, in chained calls.
+
+Usage (repository root, ``PYTHONPATH=. FMQ_DATA_DIR=.carry/harness_data``; every stage keeps
+its state under ``--run`` (default ``runs/paper_arch_<dataset>``) on the machine's disk and appends
+rows to ``paper_arch_<dataset>.csv`` there,
+copied to ``$OUT`` at the end of each stage)::
+
+    python scripts/gpu_paper_arch.py train --minutes 8.5 --batch-size 512
+    python scripts/gpu_paper_arch.py fp --fid-samples 20000 --nfe-samples 2000
+    python scripts/gpu_paper_arch.py cells --samples 3000 --bits 2 3 4 8 --budget-s 540
+
+Stages:
+
+* ``train``: :class:`~fmq_theory.harness.models.paper_unet.PaperUNet` (:data:`PAPER_MNIST`,
+  or ``--width``/``--res-blocks`` for a reduced copy) in its EMA wrapper, conditional-OT flow
+  matching on the MNIST training split in [-1, 1], AdamW lr 1e-4, betas (0.9, 0.95) (the
+  paper's arguments), bf16 autocast, channels_last, until ``--minutes`` of wall time (whole
+  epochs only when ``--whole-epochs``).  Saves ``ema.safetensors`` (the EMA state dict,
+  ``model.*``, ``num_updates``, ``shadow_params.N``) and ``train.json`` (epochs, wall time,
+  final loss = mean of the last 50 steps).
+* ``fp``: the full-precision model (the EMA averages copied into the model, as the
+  example evaluates): ``--fid-samples`` samples (midpoint, ``--steps`` steps) with the
+  paper's protocol (Inception FID against the training set, torchmetrics'
+  ``normalize=True`` uint8 truncation) and ours (Inception and classifier FID against the
+  test set, rounded uint8); then the first ``--nfe-samples`` of the same noise at 20 NFE
+  and at the paper's step 0.01 (100 midpoint steps, 200 NFE), each with the paper-protocol
+  Inception FID (classifier FID when no Inception file).
+* ``cells``: for each method x bits, the model holding the EMA averages quantized per
+  channel (:func:`fmq_theory.quantizers.quantize_state_dict`, every float tensor; the
+  paper quantizes the whole EMA dict, whose ``model.*`` copies the wrapper overwrites with
+  the quantized ``shadow_params`` at evaluation, so the sampled network is the same), then ``--samples`` samples from the same noise: classifier and Inception FID
+  against the test set, sample PSNR/SSIM against the full-precision samples, the paper's
+  t=0 PSNR/SSIM (one forward pass on the first 64 real test images, peak 1.0, box window
+  11) and latent stability (PCA-20 after the input blocks and after the middle block at
+  t=0 on ``--latent-images`` test images).  Cells already in the csv are skipped; the
+  stage stops before ``--budget-s`` runs out.
+
+Inception: ``--inception PATH`` (default ``runs/inception/default_1.pt`` when present); without
+it the Inception columns stay empty.
+"""
+import argparse
+import copy
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from fmq_theory import __version__
+from fmq_theory._util import file_sha256
+from fmq_theory.flow.frechet import fid_from_features
+from fmq_theory.flow.path import cond_ot_path
+from fmq_theory.flow.solvers import make_noise, sample
+from fmq_theory.harness.data import load
+from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
+from fmq_theory.harness.features.inception import InceptionFeatures
+from fmq_theory.harness.latent import latent_stability
+from fmq_theory.harness.metrics import psnr, ssim_box, ssim_gaussian
+from fmq_theory.harness.models.paper_unet import EMA, PAPER_MNIST, PaperUNet, PaperUNetConfig, paper_adapter
+from fmq_theory.harness.sweep import to_uint8
+from fmq_theory.harness.train import images_to_model_space
+from fmq_theory.quantizers import quantize_state_dict
+from fmq_theory.results.schema import PAPER_ARCH
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def config(args) -> PaperUNetConfig:
+    if args.width == PAPER_MNIST.model_channels and args.res_blocks == PAPER_MNIST.num_res_blocks:
+        return PAPER_MNIST
+    return PaperUNetConfig(model_channels=args.width, num_res_blocks=args.res_blocks,
+                           groups=min(32, 2 * args.width))
+
+
+def paper_uint8(x: torch.Tensor) -> torch.Tensor:
+    """torchmetrics' FID with ``normalize=True``: ``(img * 255).byte()`` of ``(x + 1) / 2``."""
+    return (((x.clamp(-1, 1) + 1) / 2) * 255).to(torch.uint8)
+
+
+def rows_path(run: Path) -> Path:
+    return run / f"paper_arch_{json.loads((run / 'dataset.json').read_text())}.csv"
+
+
+def add_rows(run: Path, new: list) -> None:
+    path = rows_path(run)
+    rows = PAPER_ARCH.read(path) if path.is_file() else []
+    keys = {PAPER_ARCH.row_key(r) for r in new}
+    PAPER_ARCH.write(path, [r for r in rows if PAPER_ARCH.row_key(r) not in keys] + new)
+
+
+def export(run: Path) -> None:
+    out = os.environ.get("OUT")
+    if out and rows_path(run).is_file():
+        shutil.copy(rows_path(run), Path(out) / rows_path(run).name)
+        for name in ("train.json", "log.txt"):
+            if (run / name).is_file():
+                shutil.copy(run / name, Path(out) / name)
+
+
+def train(args, run: Path, device: torch.device) -> None:
+    torch.manual_seed(args.seed)
+    x_all = images_to_model_space(torch.as_tensor(load(args.dataset, "train").images)).to(device)
+    ema = EMA(PaperUNet(config(args))).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(ema.model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.0, fused=device.type == "cuda")
+    n, bs = x_all.shape[0], args.batch_size
+    steps_per_epoch = n // bs
+    start, losses, step = time.perf_counter(), [], 0
+    deadline = start + 60 * args.minutes
+    ema.model.train()
+    log(f"train: {sum(p.numel() for p in ema.model.parameters())} parameters, {n} images, batch {bs}")
+    while True:
+        order = torch.randperm(n, device=device)
+        for i in range(steps_per_epoch):
+            x1 = x_all[order[i * bs:(i + 1) * bs]].contiguous(memory_format=torch.channels_last)
+            ps = cond_ot_path(torch.randn_like(x1), x1, torch.rand(bs, device=device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                v = ema.model(ps.x_t, ps.t)
+            loss = torch.mean((v.float() - ps.target) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            ema.update_ema()
+            step += 1
+            losses.append(loss.detach())
+            if step % 200 == 0:
+                log(f"step {step} epoch {step / steps_per_epoch:.2f} loss {float(torch.stack(losses[-50:]).mean()):.4f}")
+            if not args.whole_epochs and time.perf_counter() > deadline:
+                break
+        if time.perf_counter() > deadline:
+            break
+    wall = time.perf_counter() - start
+    ema.eval()
+    sd = {k: v.detach().contiguous().cpu() for k, v in ema.state_dict().items()}
+    save_file(sd, str(run / "ema.safetensors"))
+    card = {"config": config(args).to_dict(), "epochs": step / steps_per_epoch, "steps": step, "batch_size": bs,
+            "train_wall_s": round(wall, 1), "final_loss": float(torch.stack(losses[-50:]).mean()),
+            "images_per_s": round(step * bs / wall, 1), "checkpoint_sha256": file_sha256(run / "ema.safetensors"),
+            "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
+    (run / "train.json").write_text(json.dumps(card, indent=2))
+    log(f"train done: {json.dumps(card)}")
+
+
+class Eval:
+    """The trained model, noise, real data and feature networks shared by ``fp`` and ``cells``."""
+
+    def __init__(self, args, run: Path, device: torch.device):
+        self.args, self.run, self.device = args, run, device
+        self.card = json.loads((run / "train.json").read_text())
+        self.sd = load_file(str(run / "ema.safetensors"))
+        self.cfg = PaperUNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.card["config"].items()})
+        self.model = self.build(self.sd)
+        self.classifier = ClassifierFeatures(classifier_checkpoint(args.dataset), device=device)
+        test = torch.as_tensor(load(args.dataset, "test").images)
+        self.test_u8 = test
+        self.test_x = images_to_model_space(test)
+        self.real_clf = self.classifier.features(test)
+        inc = Path(args.inception) if args.inception else Path("runs/inception/default_1.pt")
+        self.inception = InceptionFeatures(inc, device=device) if inc.is_file() else None
+        self.real_inc_test = self.inception.features(test, batch_size=500) if self.inception else None
+        log(f"eval set-up: inception {'yes' if self.inception else 'no'}, {test.shape[0]} test images")
+
+    def build(self, sd: dict) -> PaperUNet:
+        ema = EMA(PaperUNet(self.cfg))
+        ema.load_state_dict(sd, strict=True)
+        ema.copy_to_model()
+        return ema.model.to(self.device).eval()
+
+    def base_row(self, **fields) -> dict:
+        row = {"dataset": self.args.dataset, "seed": self.args.seed, "solver": "midpoint", "epochs": self.card["epochs"],
+               "train_wall_s": self.card["train_wall_s"], "final_loss": self.card["final_loss"],
+               "checkpoint_sha256": self.card["checkpoint_sha256"], "feature_net": self.classifier.name,
+               "n_parameters": sum(p.numel() for p in self.model.parameters()), "device": self.card["device"],
+               "version": __version__}
+        row.update(fields)
+        return row
+
+    def generate(self, model, noise: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:
+        res = sample(model, noise, adapter=paper_adapter(), solver="midpoint", steps=steps, clip=(-1.0, 1.0),
+                     batch_size=self.args.batch_size)
+        return res.x, res.nfe
+
+    def t0(self, model) -> torch.Tensor:
+        x = self.test_x[:64].to(self.device)
+        with torch.no_grad():
+            return model(x, torch.zeros(64, device=self.device)).float().cpu()
+
+    def latent(self, model) -> dict:
+        n = min(self.args.latent_images, self.test_x.shape[0])
+        names = [f"input_blocks.{len(model.input_blocks) - 1}", "middle_block"]
+        stats = latent_stability(model, lambda x: model(x, torch.zeros(x.shape[0], device=x.device)),
+                                 self.test_x[:n].to(self.device), module_names=names, batch_size=500,
+                                 pca_device=self.device)
+        return {"latent_in_mean_var": stats[0].mean_variance, "latent_in_std_var": stats[0].std_variance,
+                "latent_in_collapsed": stats[0].collapsed, "latent_mid_mean_var": stats[1].mean_variance,
+                "latent_mid_std_var": stats[1].std_variance, "latent_mid_collapsed": stats[1].collapsed,
+                "latent_images": n}
+
+
+def fp_stage(args, run: Path, device: torch.device) -> None:
+    ev = Eval(args, run, device)
+    rows = []
+    t = time.perf_counter()
+    noise = make_noise(args.fid_samples, (1, 28, 28), seed=args.seed)
+    x, nfe = ev.generate(ev.model, noise, args.steps)
+    torch.save(x[: args.samples].half(), run / "fp_samples.pt")  # the cells' reference samples
+    log(f"fp: {args.fid_samples} samples at {nfe} NFE in {time.perf_counter() - t:.1f} s")
+    ours = ev.base_row(method="none", bits=32, granularity="none", protocol="ours", samples=args.fid_samples,
+                       steps=args.steps, nfe=nfe, real_samples=int(ev.test_u8.shape[0]),
+                       fid=fid_from_features(ev.real_clf, ev.classifier.features(to_uint8(x))),
+                       bits_per_weight=32.0, weight_mse=0.0)
+    if ev.inception:
+        ours.update(inception_net=ev.inception.name,
+                    fid_inception=fid_from_features(ev.real_inc_test, ev.inception.features(to_uint8(x), batch_size=500)))
+        train_u8 = torch.as_tensor(load(args.dataset, "train").images)
+        real_train = ev.inception.features(train_u8, batch_size=500)
+        paper_feats = ev.inception.features(paper_uint8(x), batch_size=500)
+        rows.append(ev.base_row(method="none", bits=32, granularity="none", protocol="paper",
+                                samples=args.fid_samples, steps=args.steps, nfe=nfe,
+                                real_samples=int(train_u8.shape[0]), inception_net=ev.inception.name,
+                                fid_inception=fid_from_features(real_train, paper_feats)))
+        np.save(run / "real_train_inception.npy", real_train)
+    ours.update(ev.latent(ev.model))
+    ours["wall_s"] = round(time.perf_counter() - t, 1)
+    rows.append(ours)
+    add_rows(run, rows)
+    log(f"fp rows: {[(r['protocol'], r.get('fid'), r.get('fid_inception')) for r in rows]}")
+    # NFE check: the same noise at 20 NFE and at the paper's step 0.01 (100 midpoint steps)
+    small = noise[: args.nfe_samples]
+    checks = []
+    for steps in (10, 100):
+        t = time.perf_counter()
+        xs, nfe = ev.generate(ev.model, small, steps)
+        row = ev.base_row(method="none", bits=32, granularity="none", protocol="paper" if ev.inception else "ours",
+                          samples=args.nfe_samples, steps=steps, nfe=nfe,
+                          fid=fid_from_features(ev.real_clf, ev.classifier.features(to_uint8(xs))))
+        if ev.inception:
+            real_train = np.load(run / "real_train_inception.npy")
+            row.update(inception_net=ev.inception.name, real_samples=int(real_train.shape[0]),
+                       fid_inception=fid_from_features(real_train, ev.inception.features(paper_uint8(xs), batch_size=500)))
+        else:
+            row["real_samples"] = int(ev.test_u8.shape[0])
+        row["wall_s"] = round(time.perf_counter() - t, 1)
+        checks.append(row)
+        log(f"nfe check: {nfe} NFE fid {row['fid']:.3f} inception {row.get('fid_inception')} ({row['wall_s']} s)")
+    add_rows(run, checks)
+
+
+def cells_stage(args, run: Path, device: torch.device) -> None:
+    start = time.perf_counter()
+    ev = Eval(args, run, device)
+    fp_x = torch.load(run / "fp_samples.pt").float()[: args.samples]
+    noise = make_noise(args.fid_samples, (1, 28, 28), seed=args.seed)[: args.samples]
+    t0_fp = ev.t0(ev.model)
+    fp_sd = {k: v.detach().cpu() for k, v in ev.model.state_dict().items()}  # the EMA averages
+    done = {(r["method"], r["bits"]) for r in (PAPER_ARCH.read(rows_path(run)) if rows_path(run).is_file() else [])
+            if r["samples"] == args.samples and r["protocol"] == "ours"}
+    for method in args.methods:
+        for bits in args.bits:
+            if (method, bits) in done:
+                continue
+            if time.perf_counter() - start > args.budget_s:
+                log("budget spent: stopping; run the stage again for the remaining cells")
+                return
+            t = time.perf_counter()
+            qsd = quantize_state_dict(fp_sd, method=method, bits=bits, granularity="channel")
+            t_q = time.perf_counter() - t
+            model = copy.deepcopy(ev.model)
+            model.load_state_dict(qsd.state_dict(), strict=True)
+            x, nfe = ev.generate(model, noise, args.steps)
+            u8 = to_uint8(x)
+            a, b = (fp_x + 1) / 2, (x + 1) / 2
+            t0_q = ev.t0(model)
+            row = ev.base_row(method=method, bits=bits, granularity="channel", protocol="ours", samples=args.samples,
+                              steps=args.steps, nfe=nfe, real_samples=int(ev.test_u8.shape[0]),
+                              fid=fid_from_features(ev.real_clf, ev.classifier.features(u8)),
+                              psnr=psnr(a, b, data_range=1.0).mean, ssim=ssim_gaussian(a, b, data_range=1.0).mean,
+                              psnr_t0_paper=psnr(t0_fp, t0_q, data_range=1.0).mean,
+                              ssim_box_t0_paper=ssim_box(t0_fp, t0_q, data_range=1.0).mean,
+                              bits_per_weight=qsd.bits_per_weight, weight_mse=qsd.mse, n_weights=qsd.n_weights)
+            if ev.inception:
+                row.update(inception_net=ev.inception.name,
+                           fid_inception=fid_from_features(ev.real_inc_test, ev.inception.features(u8, batch_size=500)))
+            row.update(ev.latent(model))
+            row["wall_s"] = round(time.perf_counter() - t, 1)
+            add_rows(run, [row])
+            log(f"{method} b={bits}: fid {row['fid']:.3f} inception {row.get('fid_inception')} "
+                f"psnr_t0 {row['psnr_t0_paper']:.2f} ({row['wall_s']} s, quantize {t_q:.1f} s)")
+            del model
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("stage", choices=["train", "fp", "cells"])
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
+    p.add_argument("--run", default=None, help="state folder (default runs/paper_arch_<dataset>)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=PAPER_MNIST.model_channels)
+    p.add_argument("--res-blocks", type=int, default=PAPER_MNIST.num_res_blocks)
+    p.add_argument("--minutes", type=float, default=8.5)
+    p.add_argument("--whole-epochs", action="store_true")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--steps", type=int, default=10, help="midpoint steps of the FIDs (10 = 20 NFE)")
+    p.add_argument("--fid-samples", type=int, default=20000)
+    p.add_argument("--nfe-samples", type=int, default=2000)
+    p.add_argument("--samples", type=int, default=3000, help="samples per quantized cell")
+    p.add_argument("--latent-images", type=int, default=10000)
+    p.add_argument("--methods", nargs="+", default=["equal_mass", "uniform_minmax", "piecewise_quantile", "log2",
+                                                    "lloyd_max"])
+    p.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4, 8])
+    p.add_argument("--budget-s", type=float, default=540)
+    p.add_argument("--inception", default=None)
+    args = p.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    run = Path(args.run or f"runs/paper_arch_{args.dataset}")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "dataset.json").write_text(json.dumps(args.dataset))
+    device = torch.device(args.device)
+    try:
+        {"train": train, "fp": fp_stage, "cells": cells_stage}[args.stage](args, run, device)
+    finally:
+        export(run)
+
+
+if __name__ == "__main__":
+    main()
