@@ -270,6 +270,8 @@ PAPER_ARCH = Table(
         "bits_per_weight:float weight_mse:float n_weights:int n_parameters:int checkpoint_sha256:str "
         "device:str wall_s:float version:str"),
     key=("dataset", "method", "bits", "granularity", "protocol", "samples", "solver", "steps", "seed"),
+    nan_text="",
+)
 
 #: The plan against its peers at equal honest bits per weight (``scripts/gpu_plan_eval.py``):
 #: ``results/plan_<model>.csv``.  ``method`` is ``none`` (full precision, budget 32), ``plan``,
