@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``fmq`` command line; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the command line the outputs cite
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
