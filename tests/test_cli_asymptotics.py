@@ -138,7 +138,8 @@ def test_bound_table(capsys):
     lines = out.splitlines()
     assert all(len(line) <= 100 for line in lines[2:])  # all but the command line fit 100 columns
     assert "delta_fid_bound" in lines[2] and "fid_bound" in lines[2]
-    assert out.count("Gronwall's inequality") == 1  # each assumption once
+    flat = " ".join(line.lstrip("# ") for line in lines)
+    assert flat.count("Gronwall's inequality") == 1 and out.count("Assumes:") == 7  # each assumption once
 
 
 @pytest.mark.parametrize("extra,flag", [

@@ -16,10 +16,12 @@ in the format the user asked for:
 ``csv``
     The same ``#`` lines, then the rows at full precision.
 ``latex``
-    A ``booktabs`` tabular whose numbers are ``siunitx`` ``\\num{}`` cells rounded to
-    ``digits`` significant digits (4 by default), symbolic cells typeset by
-    :func:`sympy.latex`, column heads in math, the notes as a paragraph below.  It compiles
-    inside any document that loads ``booktabs``, ``siunitx`` and ``amsmath``.
+    A ``booktabs`` tabular (``\\toprule``, ``\\midrule``, ``\\bottomrule``, no vertical rules)
+    whose numbers are rounded to ``digits`` significant digits (4 by default) and typeset the
+    way ``siunitx`` prints them (``$3.455 \\times 10^{-5}$``, right-aligned), symbolic cells
+    typeset by :func:`sympy.latex`, column heads in math, the notes as a paragraph below.  It
+    compiles inside any document that loads ``booktabs`` and ``amsmath`` (Debian's
+    ``texlive-latex-base`` and ``texlive-latex-recommended`` suffice).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def add_format_arguments(p, *, formats=FORMATS) -> None:
     """Add ``--format`` and ``--digits`` to the parser ``p``."""
     p.add_argument("--format", choices=formats, default="table",
                    help="table (default), json (one schema for every command), csv, or latex "
-                        "(booktabs + siunitx)")
+                        "(booktabs, siunitx-style numbers)")
     p.add_argument("--digits", type=int, default=None,
                    help="significant digits of table (default 7) and latex (default 4) numbers")
 
@@ -131,8 +133,11 @@ def _latex_cell(value, digits: int) -> str:
         return "--"
     if isinstance(value, bool):
         return latex_text(str(value))
-    if isinstance(value, (int, float)):
-        return r"\num{" + (str(value) if isinstance(value, int) else _round(float(value), digits)) + "}"
+    if isinstance(value, int):
+        return f"${value}$"
+    if isinstance(value, float):
+        mantissa, _, exponent = _round(value, digits).partition("e")
+        return f"${mantissa}" + (f" \\times 10^{{{int(exponent)}}}" if exponent else "") + "$"
     if isinstance(value, sp.Basic):
         return "$" + sp.latex(value.xreplace({f: sp.Float(f, digits) for f in value.atoms(sp.Float)})) + "$"
     return latex_text(value)
@@ -174,7 +179,9 @@ def render(doc: dict, *, columns: list[str], fmt: str, notes: tuple = (), digits
     if fmt == "latex":
         heads = heads or {}
         lines = [f"% {line}" for line in header]
-        lines += [r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
+        align = "".join("r" if any(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
+                                   for r in rows) else "l" for c in columns)
+        lines += [r"\begin{tabular}{" + align + "}", r"\toprule",
                   " & ".join(heads.get(c, latex_text(c)) for c in columns) + r" \\", r"\midrule"]
         lines += [" & ".join(_latex_cell(r.get(c), digits) for c in columns) + r" \\" for r in rows]
         lines += [r"\bottomrule", r"\end{tabular}"]
