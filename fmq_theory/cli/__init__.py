@@ -15,6 +15,7 @@ from fmq_theory.cli import (
     asymptotics_cmd,
     bound_check_cmd,
     bound_cmd,
+    cite_cmd,
     data_cmd,
     features_cmd,
     harness_cmd,
@@ -32,6 +33,7 @@ COMMAND_MODULES = (
     asymptotics_cmd,
     bound_cmd,
     bound_check_cmd,
+    cite_cmd,
 )
 
 
