@@ -14,7 +14,7 @@ import sys
 from fmq_theory import __version__
 from fmq_theory.cli._output import add_format_arguments, check_digits, command_line, document, render
 from fmq_theory.cli._spec import parse_bits
-from fmq_theory.ledger import build_ledger
+from fmq_theory.ledger import build_ledger, verdict_table
 from fmq_theory.theory.distortion import distortions
 from fmq_theory.theory.laws import make_law
 from fmq_theory.theory.rho import crossover, rho_table
@@ -172,6 +172,10 @@ def run_report(args) -> int:
                        rows=[dict(c.__dict__) for c in checks], interval_level=None)
         out.write(render(doc, columns=[], fmt="json"))
         return 0
+    if args.format == "markdown":
+        out.write(f"<!-- fmq_theory {__version__}: {command_line(args)} -->\n")
+        out.write(verdict_table(checks, link=lambda text, page: f"[{text}]({page}.md)") + "\n")
+        return 0
     out.write(f"# Claims ledger of arXiv 2511.11418, computed by fmq_theory {__version__}\n")
     out.write(f"# command: {command_line(args)}\n\n")
     for c in checks:
@@ -220,5 +224,6 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("report", help="the claims ledger: each claim of the paper with its computed verdict")
     p.add_argument("--claim", default=None, help="only this claim id (1a, 1b, 1c, 2a, 2b, 2c, 2d, 3, 4)")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("table", "json", "markdown"), default="table",
+                   help="table (default), json, or markdown (the verdicts at a glance, as in the README)")
     p.set_defaults(func=run_report)
