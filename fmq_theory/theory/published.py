@@ -29,6 +29,6 @@ MAX_1960_SOURCE = "Max (1960), Table II, unit Gaussian, printed to 4 significant
 PAPER_FID_FP = {"mnist": 0.671, "fashion_mnist": 2.891, "cifar10": 3.204, "celeba": 4.318,
                 "imagenet64": 14.437}
 #: How :data:`PAPER_FID_FP` was obtained, for labels.
-PAPER_FID_FP_PROTOCOL = "paper's value: Inception-feature FID, 50k samples, real statistics from the training set"
+PAPER_FID_FP_PROTOCOL = "Inception-feature FID, 50k samples, real statistics from the training set"
 
 __all__ = ["MAX_1960", "MAX_1960_SOURCE", "PAPER_FID_FP", "PAPER_FID_FP_PROTOCOL"]
