@@ -123,11 +123,11 @@ def _check_w2_equals_mse() -> ClaimCheck:
                 "Non-monotone (blockwise scales): " + ("; ".join(below) or "none strictly below"))
     return ClaimCheck(
         id="1a", claim=_C1,
-        statement="For a monotone quantizer $Q$, $W_2^2(\\mathrm{law}(w), \\mathrm{law}(Q(w))) = "
-                  "\\mathbb{E}|w - Q(w)|^2$ (the MSE), so minimizing $W_2$ is minimizing the MSE",
+        statement="For a monotone quantizer $Q$, $W_2^2$ between the laws of $w$ and $Q(w)$ equals "
+                  "the MSE $\\mathbb{E}|w - Q(w)|^2$, so minimizing $W_2$ is minimizing the MSE",
         verdict="holds" if worst <= 1e-12 else "fails",
         condition="",
-        deciding=("$\\max |W_2^2 - \\mathrm{MSE}| / \\mathrm{MSE} \\le 10^{"
+        deciding=("largest $|W_2^2 - D| / D$ over the methods: $\\le 10^{"
                   f"{math.ceil(math.log10(max(worst, 1e-300)))}}}$ (rounding)"),
         evidence=evidence, command="fmq report --claim 1a", page="notebooks/ot_1d")
 
@@ -206,8 +206,9 @@ def _check_uniform_rate() -> ClaimCheck:
         id="2a", claim=_C2,
         statement="Uniform quantization: $D(b) \\sim C\\,2^{-2b}$",
         verdict=("holds only when" if finite_two and law_below else "holds" if finite_two else "fails"),
-        condition=("the range is finite. On a tensor of $n$ weights the min-max grid has exponent "
-                   "$-\\log_2 D(b)/D(b-1) \\to 2$ with front constant $C \\approx (\\max w - \\min w)^2/12$, "
+        condition=("the range is finite. On a tensor of $n$ weights the min-max grid's exponent "
+                   "$-\\log_2 \\frac{D(b)}{D(b-1)}$ tends to 2, with front constant $C \\approx R^2/12$ "
+                   "for the range $R = \\max w - \\min w$, "
                    "which grows with $n$. On the law itself the MSE-optimal clip grows with $b$ and the "
                    "exponent stays below 2: it approaches 2 slowly for Gaussian and Laplace weights "
                    "(log factors) and tends to $2(\\nu-2)/\\nu$ for Student-$t_\\nu$"),
@@ -278,11 +279,10 @@ def _check_fid_rate() -> ClaimCheck:
         id="2d", claim=_C2,
         statement="The FID degradation bound on $\\mathrm{FID}_q - \\mathrm{FID}_{fp}$ scales as $2^{-2b}$",
         verdict="holds only when" if ex < 1.5 < ex_d else "holds",
-        condition=("$\\mathrm{FID}_{fp} = 0$, or only the $L^2 W_2^2$ term is bounded. The chain gives "
-                   "$\\sqrt{\\mathrm{FID}_q} \\le \\sqrt{\\mathrm{FID}_{fp}} + L W_2$, so "
-                   "$\\mathrm{FID}_q - \\mathrm{FID}_{fp} \\le 2\\sqrt{\\mathrm{FID}_{fp}}\\,L W_2 + L^2 W_2^2$; "
-                   "with $W_2 = \\sqrt{D} \\sim 2^{-b}$ and $\\mathrm{FID}_{fp} > 0$ the bound decays like "
-                   "$2^{-b}$, not $2^{-2b}$"),
+        condition=("$\\mathrm{FID}_{fp} = 0$, or only the $L^2 W_2^2$ term is bounded. With "
+                   "$F = \\mathrm{FID}_{fp}$ the chain gives $\\sqrt{\\mathrm{FID}_q} \\le \\sqrt{F} + L W_2$, "
+                   "so $\\mathrm{FID}_q - F$ is at most $2\\sqrt{F}\\,L W_2 + L^2 W_2^2$; with "
+                   "$W_2 = \\sqrt{D} \\sim 2^{-b}$ and $F > 0$ the bound decays like $2^{-b}$, not $2^{-2b}$"),
         deciding=f"exponent of the bound $7\\to8$: ${_tex(ex)}$ (of $D$ itself: ${_tex(ex_d)}$)",
         evidence=(f"{source}, Gaussian weights, n = 2304, uniform_minmax, unit Lipschitz constants, "
                   f"FID_fp = {fid_fp} (the paper's full-precision CIFAR-10 FID, Inception features, "
@@ -413,7 +413,7 @@ VERDICT_MARKS = {"holds": "✅ holds", "holds only when": "⚠️ holds only whe
 def verdict_table(checks, *, link) -> str:
     """The verdicts at a glance, as a Markdown table with ``$...$`` math.
 
-    One row per check: the sub-claim, its verdict (marked by :data:`VERDICT_MARKS` and linked
+    One row per check: the sub-claim with its id, its verdict (marked by :data:`VERDICT_MARKS` and linked
     to the page that computes it), the number that decides it, and the condition of a
     ``"holds only when"``.
 
@@ -434,13 +434,13 @@ def verdict_table(checks, *, link) -> str:
     >>> c = ClaimCheck(id="9", claim="9. x", statement="$a = b$", verdict="holds", condition="",
     ...                deciding="$|a - b| = 0$", evidence="", command="fmq report", page="notebooks/claims")
     >>> print(verdict_table([c], link=lambda text, page: f"[{text}]({page}.md)"))
-    | claim | sub-claim | verdict | decided by | holds only when |
-    |---|---|---|---|---|
-    | 9 | $a = b$ | [✅ holds](notebooks/claims.md) | $\\|a - b\\| = 0$ |  |
+    | claim | verdict | decided by | holds only when |
+    |---|---|---|---|
+    | **9** $a = b$ | [✅ holds](notebooks/claims.md) | $\\|a - b\\| = 0$ |  |
     """
-    rows = [[c.id, c.statement, link(VERDICT_MARKS[c.verdict], c.page), c.deciding, c.condition]
+    rows = [[f"**{c.id}** {c.statement}", link(VERDICT_MARKS[c.verdict], c.page), c.deciding, c.condition]
             for c in checks]
-    return markdown_table(header=["claim", "sub-claim", "verdict", "decided by", "holds only when"], rows=rows)
+    return markdown_table(header=["claim", "verdict", "decided by", "holds only when"], rows=rows)
 
 
 #: Checks in ledger order: id -> function computing the ClaimCheck.

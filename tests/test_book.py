@@ -174,7 +174,20 @@ function cutTokens(doc, root) {
       range.setEnd(node, m.index + m[0].length);
       const tops = new Set(Array.from(range.getClientRects()).filter((b) => b.width > 0)
                                 .map((b) => Math.round(b.top)));
-      if (tops.size > 1) found.push(m[0].slice(0, 40));
+      if (tops.size < 2) continue;
+      // Where the line breaks: after a hyphen of a word (flow-matching) is typography; inside a
+      // number (5.99e-|04, 0.1|175) or elsewhere in a word it is a cut.
+      const first = tops.values().next().value;
+      let cut = 1;
+      for (; cut < m[0].length; cut++) {
+        const ch = doc.createRange();
+        ch.setStart(node, m.index + cut);
+        ch.setEnd(node, m.index + cut + 1);
+        const box = Array.from(ch.getClientRects()).find((b) => b.width > 0);
+        if (box && Math.round(box.top) !== first) break;
+      }
+      const numeric = /^[-+(]?[0-9][0-9.,]*(e[-+]?[0-9]*)?[)%,;:.]?$/i.test(m[0]);
+      if (numeric || !"-/–—_".includes(m[0][cut - 1])) found.push(m[0].slice(0, 40));
     }
   }
   return found;

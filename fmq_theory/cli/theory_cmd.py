@@ -20,6 +20,7 @@ from fmq_theory.theory.laws import make_law
 from fmq_theory.theory.rho import crossover, rho_table
 from fmq_theory.vocab import LAW_BITS, LAW_METHODS, LAWS, METHODS
 
+
 def parse_n(text: str) -> int:
     """``--n``: a positive integer, also written as ``1e6``."""
     try:
