@@ -259,7 +259,7 @@ def _check_lloyd_rate() -> ClaimCheck:
         statement="Lloyd–Max (the $W_2$-optimal quantizer): $D(b) \\sim C_{PD}\\,2^{-2b}$, "
                   "$C_{PD} = \\frac{1}{12}\\bigl(\\int p^{1/3}\\bigr)^3$",
         verdict="holds" if ok else "fails", condition="",
-        deciding=f"$\\max |D(12)\\,4^{{12}} / C_{{PD}} - 1| = {_tex(worst)}$",
+        deciding=f"$D(12)\\,4^{{12}} / C_{{PD}}$ within ${_tex(worst)}$ of 1 on every law",
         page="notebooks/distortion",
         evidence="; ".join(parts),
         command="fmq distortion --law gaussian --method lloyd_max --bits 1:12")
@@ -336,7 +336,7 @@ def _check_rho() -> ClaimCheck:
                  f"[{_tex(min(law_rhos))}, {_tex(max(law_rhos))}]$ over these laws and "
                  f"$b = {RHO_BITS[0]}, \\dots, {RHO_BITS[-1]}$")
     all_rho = [r.rho for rows in grid.values() for r in rows]
-    deciding = (f"$\\rho(b)$ ranges over $[{_tex(min(all_rho))}, {_tex(max(all_rho))}]$ "
+    deciding = (f"$\\rho(b)$ from ${_tex(min(all_rho))}$ to ${_tex(max(all_rho))}$ "
                 f"($b = {RHO_BITS[0]}, \\dots, {RHO_BITS[-1]}$, four laws, $n = 2304$ and $10^6$)")
     return ClaimCheck(
         id="3", claim=_C3,
@@ -386,8 +386,8 @@ def _check_empirical() -> ClaimCheck:
             em = rows[("equal_mass", b)]
             keeps = fid["equal_mass"] <= FIDELITY_FID_FACTOR * fid_fp and float(em["ssim"]) >= FIDELITY_SSIM
             best = min(fid, key=fid.get)
-            deciding.append(f"{ds} $b = {b}$: $\\mathrm{{FID}}_{{EM}} / \\mathrm{{FID}}_{{fp}} = "
-                            f"{_tex(fid['equal_mass'] / fid_fp)}$, best: {best.replace('_', ' ')}")
+            deciding.append(f"{ds} $b = {b}$: equal-mass FID is ${_tex(fid['equal_mass'] / fid_fp)}$ "
+                            f"times $\\mathrm{{FID}}_{{fp}}$, best: {best.replace('_', ' ')}")
             if keeps and best == "equal_mass":
                 holds_at.append(f"{ds} b={b}")
             lines.append(f"{ds} b={b}: FID_fp {fid_fp:.3g}, " + ", ".join(f"{m} {v:.3g}" for m, v in fid.items())
