@@ -405,9 +405,10 @@ def _check_empirical() -> ClaimCheck:
         command=command)
 
 
-#: How each verdict is marked in the verdict tables (a colour mark and the word).
-VERDICT_MARKS = {"holds": "✅ holds", "holds only when": "⚠️ holds only when", "fails": "❌ fails",
-                 "not computed here": "⬜ not computed here"}
+#: How each verdict is marked in the verdict tables: a sign and the word (text symbols that
+#: common fonts have, not emoji, so they show in any browser).
+VERDICT_MARKS = {"holds": "✔ holds", "holds only when": "⚠ holds only when", "fails": "✘ fails",
+                 "not computed here": "○ not computed here"}
 
 
 def verdict_table(checks, *, link) -> str:
@@ -436,7 +437,7 @@ def verdict_table(checks, *, link) -> str:
     >>> print(verdict_table([c], link=lambda text, page: f"[{text}]({page}.md)"))
     | claim | verdict | decided by | holds only when |
     |---|---|---|---|
-    | **9** $a = b$ | [✅ holds](notebooks/claims.md) | $\\|a - b\\| = 0$ |  |
+    | **9** $a = b$ | [✔ holds](notebooks/claims.md) | $\\|a - b\\| = 0$ |  |
     """
     rows = [[f"**{c.id}** {c.statement}", link(VERDICT_MARKS[c.verdict], c.page), c.deciding, c.condition]
             for c in checks]
