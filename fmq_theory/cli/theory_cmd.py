@@ -174,7 +174,7 @@ def run_report(args) -> int:
         out.write(render(doc, columns=[], fmt="json"))
         return 0
     if args.format == "markdown":
-        out.write(f"<!-- fmq_theory {__version__}: {command_line(args)} -->\n")
+        out.write(f"Computed by fmq_theory {__version__} with `{command_line(args)}`:\n\n")
         out.write(verdict_table(checks, link=lambda text, page: f"[{text}]({page}.md)") + "\n")
         return 0
     out.write(f"# Claims ledger of arXiv 2511.11418, computed by fmq_theory {__version__}\n")
