@@ -104,3 +104,11 @@ def test_report_single_claim(capsys):
     code, out, _ = run(capsys, "report", "--claim", "2c", "--format", "json")
     (row,) = json.loads(out)["rows"]
     assert row["verdict"] == "holds" and row["command"].startswith("fmq ")
+
+
+def test_report_markdown_is_the_verdict_table(capsys):
+    code, out, _ = run(capsys, "report", "--claim", "1a", "--format", "markdown")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith(f"Computed by fmq_theory {__version__} with `fmq report")
+    assert lines[2] == "| claim | verdict | decided by | holds only when |"
+    assert "[✔ holds](notebooks/ot_1d.md)" in lines[4] and "$" in lines[4]
