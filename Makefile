@@ -1,4 +1,5 @@
-# fmq_theory — the two commands a new user runs:  `make book`  and  `make test`.
+# fmq_theory — the two commands a new user runs:  `make book`  and  `make test`;
+# `make check` is the quick loop (property and unit tests only).
 # Every target does its own set-up (virtual environment in .venv, data cache in data/).
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 JOBS ?= 2
 
-.PHONY: install data test report book mathjax browser bench clean
+.PHONY: install data check test report book mathjax browser latex bench clean
 
 install: $(STAMP)
 
@@ -22,7 +23,11 @@ $(STAMP): pyproject.toml
 data: install
 	$(VENV)/bin/fmq data prepare
 
-test: install data mathjax browser
+# The quick loop: property and unit tests, no book, no browser, no long runs (a few minutes).
+check: install data latex
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -m "not slow and not book and not gpu" -q --ignore=tests/test_benchmarks_smoke.py
+
+test: install data mathjax browser latex
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup --durations=25
 
 report: install
@@ -52,6 +57,18 @@ browser:
 	  else \
 	    echo "make browser: chromium is missing; run 'sudo apt-get install -y chromium'" \
 	         "(tests/test_book.py needs it)" >&2; \
+	  fi; \
+	fi
+
+# pdflatex with booktabs for the test that compiles every `--format latex` output.
+latex:
+	@if ! command -v pdflatex >/dev/null || ! kpsewhich booktabs.sty >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends texlive-latex-base texlive-latex-recommended \
+	      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends texlive-latex-base texlive-latex-recommended; }; \
+	  else \
+	    echo "make latex: pdflatex is missing; run 'sudo apt-get install -y texlive-latex-base" \
+	         "texlive-latex-recommended' (tests/test_cli_output.py needs it)" >&2; \
 	  fi; \
 	fi
 

@@ -17,21 +17,34 @@ Verdicts are one of :data:`VERDICTS`:
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import sympy as sp
 from tqdm import tqdm
 
 from fmq_theory._util import repo_root
 from fmq_theory.quantizers import quantize
 from fmq_theory.results.schema import SWEEP
+from fmq_theory.results.tables import markdown_table
 from fmq_theory.theory import fid_chain, symbolic
 from fmq_theory.theory.distortion import distortions, law_quantizer
 from fmq_theory.theory.laws import make_law
+from fmq_theory.theory.published import PAPER_FID_FP
 from fmq_theory.theory.rho import PAPER_RANGE, crossover, rho_table
 from fmq_theory.vocab import METHODS, PAPER_METHODS
 
 VERDICTS = ("holds", "holds only when", "fails", "not computed here")
+
+
+def _tex(x: float) -> str:
+    """``x`` to 4 significant digits as LaTeX (``1.2 \\times 10^{-16}`` for small or large)."""
+    text = f"{x:.4g}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return f"{mantissa} \\times 10^{{{int(exponent)}}}"
 
 #: The laws of the rho grid (name, shape arguments, label).
 RHO_LAWS = (("gaussian", {}, "gaussian"), ("laplace", {}, "laplace"),
@@ -64,11 +77,16 @@ class ClaimCheck:
     verdict : str
         One of :data:`VERDICTS`.
     condition : str
-        For ``"holds only when"``: the condition; otherwise empty.
+        For ``"holds only when"``: the condition, in sentences with ``$...$`` formulas (LaTeX);
+        otherwise empty.
+    deciding : str
+        The one computed number that decides the verdict, with ``$...$`` formulas.
     evidence : str
         The computed numbers behind the verdict.
     command : str
         Command line that regenerates the numbers.
+    page : str
+        The book page that shows the computation (document name, e.g. ``notebooks/ot_1d``).
     """
 
     id: str
@@ -76,14 +94,16 @@ class ClaimCheck:
     statement: str
     verdict: str
     condition: str
+    deciding: str
     evidence: str
     command: str
+    page: str
 
 
-_C1 = "1. OT quantization = PTQ minimizing W2 between original and quantized weight distributions"
-_C2 = "2. For uniform and OT quantization the FID bound scales as 2^(-2b), with different constants"
-_C3 = "3. Equal-mass OT has the tighter bound: rho(b) ~ 0.25-0.4 under realistic weight tails"
-_C4 = "4. OT keeps PSNR/SSIM and latent stability down to 2-3 bits where uniform/PWL/log fail"
+_C1 = "1. OT quantization is the PTQ minimizing $W_2$ between original and quantized weight laws"
+_C2 = "2. For uniform and OT quantization the FID bound scales as $2^{-2b}$, with different constants"
+_C3 = "3. Equal-mass OT has the tighter bound: $\\rho(b) \\approx 0.25$–$0.4$ under realistic weight tails"
+_C4 = "4. OT keeps PSNR/SSIM and latent stability down to 2–3 bits where uniform/PWL/log fail"
 
 
 def _check_w2_equals_mse() -> ClaimCheck:
@@ -103,10 +123,13 @@ def _check_w2_equals_mse() -> ClaimCheck:
                 "Non-monotone (blockwise scales): " + ("; ".join(below) or "none strictly below"))
     return ClaimCheck(
         id="1a", claim=_C1,
-        statement="For a monotone quantizer Q, W2^2(law of w, law of Q(w)) = E|w - Q(w)|^2 (MSE), "
-                  "so minimizing W2 = minimizing MSE",
+        statement="For a monotone quantizer $Q$, $W_2^2$ between the laws of $w$ and $Q(w)$ equals "
+                  "the MSE $\\mathbb{E}|w - Q(w)|^2$, so minimizing $W_2$ is minimizing the MSE",
         verdict="holds" if worst <= 1e-12 else "fails",
-        condition="", evidence=evidence, command="fmq report --claim 1a")
+        condition="",
+        deciding=("largest $|W_2^2 - D| / D$ over the methods: $\\le 10^{"
+                  f"{math.ceil(math.log10(max(worst, 1e-300)))}}}$ (rounding)"),
+        evidence=evidence, command="fmq report --claim 1a", page="notebooks/ot_1d")
 
 
 def _check_equal_mass_among_equal_mass() -> ClaimCheck:
@@ -126,9 +149,11 @@ def _check_equal_mass_among_equal_mass() -> ClaimCheck:
     verdict = "holds" if worst_gap > 0 and worst_identity < 1e-10 else "fails"
     return ClaimCheck(
         id="1b", claim=_C1,
-        statement="Equal-mass (conditional means of the K quantile cells) is the W2-closest "
-                  "K-point measure with equal masses 1/K",
+        statement="Equal-mass (conditional means of the $K$ quantile cells) is the $W_2$-closest "
+                  "$K$-point measure with equal masses $1/K$",
         verdict=verdict, condition="",
+        deciding=f"smallest excess $W_2^2 - D_{{EM}}$ of 200 competitors $= {_tex(worst_gap)} > 0$",
+        page="notebooks/ot_1d",
         evidence=(f"Gaussian, b = 3: 200 random equal-mass competitors all farther (min excess "
                   f"{worst_gap:.3g}); W2^2 = D_EM + sum_k (y_k - mu_k)^2 / K to {worst_identity:.1e} "
                   "(parallel-axis identity)"),
@@ -136,19 +161,23 @@ def _check_equal_mass_among_equal_mass() -> ClaimCheck:
 
 
 def _check_equal_mass_vs_lloyd() -> ClaimCheck:
-    parts, worst_b1, lloyd_better = [], 0.0, True
+    parts, worst_b1, lloyd_better, gauss_ratio_b4 = [], 0.0, True, float("nan")
     for name, kw, label in RHO_LAWS:
         law = make_law(name, **kw)
         em = [d.distortion for d in distortions(law, method="equal_mass", bits=[1, 2, 4, 8])]
         lm = [d.distortion for d in distortions(law, method="lloyd_max", bits=[1, 2, 4, 8])]
         worst_b1 = max(worst_b1, abs(em[0] / lm[0] - 1))
+        if name == "gaussian":
+            gauss_ratio_b4 = em[2] / lm[2]
         lloyd_better &= all(e > m * (1 + 1e-9) for e, m in zip(em[1:], lm[1:]))
         parts.append(f"{label}: D_EM/D_LM = " + ", ".join(
             f"{e / m:.3f} (b={b})" for b, e, m in zip([1, 2, 4, 8], em, lm)))
     return ClaimCheck(
         id="1c", claim=_C1,
-        statement="Equal-mass OT quantization minimizes W2 (= MSE) among all K-level quantizers",
+        statement="Equal-mass OT quantization minimizes $W_2$ (= MSE) among all $K$-level quantizers",
         verdict="fails" if lloyd_better else "holds", condition="",
+        deciding=f"Gaussian, $b = 4$: $D_{{EM}} / D_{{LM}} = {_tex(gauss_ratio_b4)} > 1$",
+        page="notebooks/distortion",
         evidence=("Lloyd-Max (the W2/MSE-optimal K-level quantizer) is strictly better for b >= 2 on "
                   "every law; at b = 1 the two coincide on symmetric laws (|ratio - 1| <= "
                   f"{worst_b1:.0e}). Law level: " + "; ".join(parts)),
@@ -161,7 +190,7 @@ def _law_exponents(method, law, bits=(11, 12)):
 
 
 def _check_uniform_rate() -> ClaimCheck:
-    parts, finite_two, law_below = [], True, True
+    parts, finite_two, law_below, fin_ex, law_ex = [], True, True, [], []
     for name, kw, label in RHO_LAWS:
         law = make_law(name, **kw)
         _, ex_mse = _law_exponents("uniform_mse", law)
@@ -169,16 +198,23 @@ def _check_uniform_rate() -> ClaimCheck:
         ex_fin = -np.log2(fin[8] / fin[7])
         finite_two &= abs(ex_fin - 2) < 0.05
         law_below &= ex_mse[-1] < 1.95
+        fin_ex.append(ex_fin)
+        law_ex.append(ex_mse[-1])
         parts.append(f"{label}: uniform_minmax n=2304 exponent(7->8) = {ex_fin:.3f}, D*4^8 = "
                      f"{fin[8] * 4**8:.4g}; uniform_mse (law) exponent(11->12) = {ex_mse[-1]:.3f}")
     return ClaimCheck(
         id="2a", claim=_C2,
-        statement="Uniform quantization: D(b) ~ C 2^(-2b)",
+        statement="Uniform quantization: $D(b) \\sim C\\,2^{-2b}$",
         verdict=("holds only when" if finite_two and law_below else "holds" if finite_two else "fails"),
-        condition=("the range is finite: per tensor of n weights (min-max grid) the exponent tends to 2, "
-                   "with a front constant ~ range^2/12 that grows with n; on the law itself (MSE-optimal "
-                   "clip) the clip grows with b and the exponent stays below 2: slowly approaching 2 for "
-                   "Gaussian/Laplace (log factors), 2(nu-2)/nu for Student-t"),
+        condition=("the range is finite. On a tensor of $n$ weights the min-max grid's exponent "
+                   "$-\\log_2 \\frac{D(b)}{D(b-1)}$ tends to 2, with front constant $C \\approx R^2/12$ "
+                   "for the range $R = \\max w - \\min w$, "
+                   "which grows with $n$. On the law itself the MSE-optimal clip grows with $b$ and the "
+                   "exponent stays below 2: it approaches 2 slowly for Gaussian and Laplace weights "
+                   "(log factors) and tends to $2(\\nu-2)/\\nu$ for Student-$t_\\nu$"),
+        deciding=(f"exponent $7\\to8$ at $n = 2304$: ${_tex(min(fin_ex))}$ to ${_tex(max(fin_ex))}$; "
+                  f"on the law ($11\\to12$): ${_tex(min(law_ex))}$ to ${_tex(max(law_ex))}$"),
+        page="notebooks/distortion",
         evidence="; ".join(parts),
         command="fmq distortion --law gaussian --method uniform_minmax --bits 1:8 --n 2304")
 
@@ -191,14 +227,16 @@ def _check_equal_mass_rate() -> ClaimCheck:
         slowest = min(slowest, ex[-1])
         form = symbolic.asymptotic_form(name, "equal_mass", **kw)
         parts.append(f"{label}: exponent(11->12) = {ex[-1]:.3f} (sympy limit {form.exponent_limit:.3f}, "
-                     f"leading {form.rate})")
+                     f"leading ${sp.latex(form.rate)}$)")
     fin = {r.bits: r.distortion_method for r in rho_grid()[("gaussian", 2304)]}
     parts.append(f"gaussian n=2304 (Monte Carlo) exponent(7->8) = {-np.log2(fin[8] / fin[7]):.3f}")
     return ClaimCheck(
         id="2b", claim=_C2,
-        statement="Equal-mass OT quantization: D(b) ~ C 2^(-2b)",
+        statement="Equal-mass OT quantization: $D(b) \\sim C\\,2^{-2b}$",
         verdict="fails" if slowest < 1.9 else "holds",
         condition="",
+        deciding=f"slowest exponent $11\\to12$ on the law: ${_tex(slowest)} < 2$",
+        page="notebooks/distortion",
         evidence=("the two unbounded outer cells keep a conditional variance that does not shrink like "
                   "4^-b (Bennett's integral of equal-mass cells, int 1/p, diverges): exponent -> 1 "
                   "for exponential-type tails (up to log factors), 1 - 2/nu for Student-t. "
@@ -207,25 +245,29 @@ def _check_equal_mass_rate() -> ClaimCheck:
 
 
 def _check_lloyd_rate() -> ClaimCheck:
-    parts, ok = [], True
+    parts, ok, worst = [], True, 0.0
     for name, kw, label in RHO_LAWS:
         law = make_law(name, **kw)
         rows, ex = _law_exponents("lloyd_max", law)
         c12 = rows[-1].distortion * 4.0**12
         pd = symbolic.panter_dite_constant(name, **kw).value
         ok &= abs(c12 / pd - 1) < 0.05 and abs(ex[-1] - 2) < 0.05
+        worst = max(worst, abs(c12 / pd - 1))
         parts.append(f"{label}: exponent(11->12) = {ex[-1]:.3f}, D*4^12 = {c12:.4f} vs Panter-Dite {pd:.4f}")
     return ClaimCheck(
         id="2c", claim=_C2,
-        statement="Lloyd-Max (the W2-optimal quantizer): D(b) ~ C_PD 2^(-2b), C_PD = (int p^(1/3))^3 / 12",
+        statement="Lloyd–Max (the $W_2$-optimal quantizer): $D(b) \\sim C_{PD}\\,2^{-2b}$, "
+                  "$C_{PD} = \\frac{1}{12}\\bigl(\\int p^{1/3}\\bigr)^3$",
         verdict="holds" if ok else "fails", condition="",
+        deciding=f"$D(12)\\,4^{{12}} / C_{{PD}}$ within ${_tex(worst)}$ of 1 on every law",
+        page="notebooks/distortion",
         evidence="; ".join(parts),
         command="fmq distortion --law gaussian --method lloyd_max --bits 1:12")
 
 
 def _check_fid_rate() -> ClaimCheck:
     mse = {r.bits: r.distortion_reference for r in rho_grid()[("gaussian", 2304)]}
-    fid_fp = 3.204  # the paper's full-precision CIFAR-10 FID
+    fid_fp = PAPER_FID_FP["cifar10"]
     curve = fid_chain.fid_bound_vs_bits(method="uniform_minmax", distortions=mse, n_params=1,
                                         lipschitz_theta=1.0, lipschitz_x=1.0, lip_features=1.0,
                                         fid_fp=fid_fp)
@@ -235,14 +277,17 @@ def _check_fid_rate() -> ClaimCheck:
     ex_d = -np.log2(mse[8] / mse[7])
     return ClaimCheck(
         id="2d", claim=_C2,
-        statement="The FID degradation bound FID_q - FID_fp scales as 2^(-2b)",
+        statement="The FID degradation bound on $\\mathrm{FID}_q - \\mathrm{FID}_{fp}$ scales as $2^{-2b}$",
         verdict="holds only when" if ex < 1.5 < ex_d else "holds",
-        condition=("FID_fp = 0 (or one bounds only the L^2 W2^2 term): sqrt(FID_q) <= sqrt(FID_fp) + L W2 "
-                   "gives FID_q - FID_fp <= 2 sqrt(FID_fp) L W2 + L^2 W2^2, and W2 = sqrt(D) ~ 2^-b, "
-                   "so with FID_fp > 0 the bound decays like 2^-b, not 2^-2b"),
+        condition=("$\\mathrm{FID}_{fp} = 0$, or only the $L^2 W_2^2$ term is bounded. With "
+                   "$F = \\mathrm{FID}_{fp}$ the chain gives $\\sqrt{\\mathrm{FID}_q} \\le \\sqrt{F} + L W_2$, "
+                   "so $\\mathrm{FID}_q - F$ is at most $2\\sqrt{F}\\,L W_2 + L^2 W_2^2$; with "
+                   "$W_2 = \\sqrt{D} \\sim 2^{-b}$ and $F > 0$ the bound decays like $2^{-b}$, not $2^{-2b}$"),
+        deciding=f"exponent of the bound $7\\to8$: ${_tex(ex)}$ (of $D$ itself: ${_tex(ex_d)}$)",
         evidence=(f"{source}, Gaussian weights, n = 2304, uniform_minmax, unit Lipschitz constants, "
-                  f"FID_fp = {fid_fp}: exponent of the bound (7->8) = {ex:.3f}, of D itself = {ex_d:.3f}"),
-        command="fmq report --claim 2d")
+                  f"FID_fp = {fid_fp} (the paper's full-precision CIFAR-10 FID, Inception features, "
+                  f"50k samples): exponent of the bound (7->8) = {ex:.3f}, of D itself = {ex_d:.3f}"),
+        command="fmq report --claim 2d", page="notebooks/bound_chain")
 
 
 @functools.lru_cache(maxsize=1)
@@ -281,21 +326,24 @@ def _check_rho() -> ClaimCheck:
         rows = rho_table(make_law(name, **kw), bits=RHO_BITS, n=None, against="uniform_mse")  # exact
         law_level.append(f"{label}: " + ", ".join(f"{r.rho:.3g}" for r in rows))
         law_rhos += [r.rho for r in rows]
-    condition = ("rho = D_equal_mass(b) / D_uniform_minmax(b) at the same (law, n, b) lies in "
-                 f"[{PAPER_RANGE[0]}, {PAPER_RANGE[1]}] only at: " + ("; ".join(inside) or "nowhere")
-                 + f". rho is not a constant: it rises with b in {rising} of {len(grid)} tables and "
-                 f"reaches 1 by b = {RHO_BITS[-1]} in {crossing} of {len(grid)} (the min-max grid wins at "
-                 "high b, since its exponent is 2 and equal-mass's is below 2). As a ratio of front "
-                 "constants of C 2^(-2b) laws it is undefined: the two rates differ, so rho(b) grows "
-                 "without bound. Against the MSE-optimally clipped uniform grid on the law itself "
-                 f"rho lies in [{min(law_rhos):.3g}, {max(law_rhos):.3g}] over these laws and b = "
-                 f"{RHO_BITS[0]}..{RHO_BITS[-1]}")
+    condition = ("$\\rho(b) = D_{EM}(b) / D_{UMM}(b)$ at the same law, $n$ and $b$ lies in "
+                 f"$[{PAPER_RANGE[0]}, {PAPER_RANGE[1]}]$ only at: " + ("; ".join(inside) or "nowhere"))
+    shape = (f"$\\rho$ is not a constant: it rises with $b$ in {rising} of {len(grid)} tables and "
+                 f"reaches 1 by $b = {RHO_BITS[-1]}$ in {crossing} of {len(grid)}, because the min-max "
+                 "grid has exponent 2 and equal-mass an exponent below 2. As a ratio of the front "
+                 "constants of two $C\\,2^{-2b}$ laws it is undefined. Against the MSE-optimally "
+                 "clipped uniform grid on the law itself $\\rho \\in "
+                 f"[{_tex(min(law_rhos))}, {_tex(max(law_rhos))}]$ over these laws and "
+                 f"$b = {RHO_BITS[0]}, \\dots, {RHO_BITS[-1]}$")
+    all_rho = [r.rho for rows in grid.values() for r in rows]
+    deciding = (f"$\\rho(b)$ from ${_tex(min(all_rho))}$ to ${_tex(max(all_rho))}$ "
+                f"($b = {RHO_BITS[0]}, \\dots, {RHO_BITS[-1]}$, four laws, $n = 2304$ and $10^6$)")
     return ClaimCheck(
         id="3", claim=_C3,
-        statement="rho(b) = D_equal_mass / D_uniform is about 0.25-0.4",
+        statement="$\\rho(b) = D_{EM} / D_{\\mathrm{uniform}}$ is about $0.25$–$0.4$",
         verdict="holds only when" if inside else "fails",
-        condition=condition,
-        evidence=("rho(b), b = 2..8, equal_mass vs uniform_minmax (equal_mass by Monte Carlo: "
+        condition=condition, deciding=deciding, page="notebooks/distortion",
+        evidence=(shape + ". rho(b), b = 2..8, equal_mass vs uniform_minmax (equal_mass by Monte Carlo: "
                   f"{LEDGER_REPLICATES[2304]} replicates at n=2304, {LEDGER_REPLICATES[1_000_000]} at n=1e6, "
                   f"seed {LEDGER_SEED}; uniform_minmax by finite-n quadrature to {LEDGER_QUAD_RTOL:g}): "
                   + "; ".join(lines)
@@ -318,17 +366,19 @@ def _sweep_rows(dataset):
 
 
 def _check_empirical() -> ClaimCheck:
-    statement = ("OT (equal_mass) keeps fidelity at 2-3 bits (classifier-feature FID_q <= "
-                 f"{FIDELITY_FID_FACTOR:g} FID_fp and paired-sample SSIM >= {FIDELITY_SSIM:g}) and is the best of "
-                 "the paper's four quantizers there (lowest FID)")
+    statement = ("OT (equal-mass) keeps fidelity at 2–3 bits (classifier-feature "
+                 f"$\\mathrm{{FID}}_q \\le {FIDELITY_FID_FACTOR:g}\\,\\mathrm{{FID}}_{{fp}}$ and paired-sample "
+                 f"$\\mathrm{{SSIM}} \\ge {FIDELITY_SSIM:g}$) and is the best of the paper's four quantizers "
+                 "there (lowest FID)")
     command = "fmq experiment --dataset mnist --methods all --bits 2:8 --granularity channel --samples 10000 --device cuda"
     sweeps = {ds: _sweep_rows(ds) for ds in ("mnist", "fashion_mnist")}
     sweeps = {ds: rows for ds, rows in sweeps.items() if rows}
     if not sweeps:
         return ClaimCheck(id="4", claim=_C4, statement=statement, verdict="not computed here", condition="",
+                          deciding="no committed sweep", page="notebooks/empirical",
                           evidence=f"no committed sweep in {RESULTS_DIR} (results/mnist.csv, results/fashion_mnist.csv)",
                           command=command)
-    holds_at, lines = [], []
+    holds_at, lines, deciding = [], [], []
     for ds, rows in sweeps.items():
         fid_fp = float(rows[("none", 32)]["fid"])
         for b in (2, 3):
@@ -336,6 +386,8 @@ def _check_empirical() -> ClaimCheck:
             em = rows[("equal_mass", b)]
             keeps = fid["equal_mass"] <= FIDELITY_FID_FACTOR * fid_fp and float(em["ssim"]) >= FIDELITY_SSIM
             best = min(fid, key=fid.get)
+            deciding.append(f"{ds} $b = {b}$: equal-mass FID is ${_tex(fid['equal_mass'] / fid_fp)}$ "
+                            f"times $\\mathrm{{FID}}_{{fp}}$, best: {best.replace('_', ' ')}")
             if keeps and best == "equal_mass":
                 holds_at.append(f"{ds} b={b}")
             lines.append(f"{ds} b={b}: FID_fp {fid_fp:.3g}, " + ", ".join(f"{m} {v:.3g}" for m, v in fid.items())
@@ -347,9 +399,49 @@ def _check_empirical() -> ClaimCheck:
     return ClaimCheck(
         id="4", claim=_C4, statement=statement, verdict=verdict,
         condition=", ".join(holds_at) if verdict == "holds only when" else "",
+        deciding="; ".join(deciding), page="notebooks/empirical",
         evidence=(f"committed GPU sweeps (results/<dataset>.csv; classifier-feature FID, {'/'.join(sorted(samples))} "
                   "samples per cell, same noise for every model, per-channel quantization): " + "; ".join(lines)),
         command=command)
+
+
+#: How each verdict is marked in the verdict tables: a sign and the word (text symbols that
+#: common fonts have, not emoji, so they show in any browser).
+VERDICT_MARKS = {"holds": "✔ holds", "holds only when": "⚠ holds only when", "fails": "✘ fails",
+                 "not computed here": "○ not computed here"}
+
+
+def verdict_table(checks, *, link) -> str:
+    """The verdicts at a glance, as a Markdown table with ``$...$`` math.
+
+    One row per check: the sub-claim with its id, its verdict (marked by :data:`VERDICT_MARKS` and linked
+    to the page that computes it), the number that decides it, and the condition of a
+    ``"holds only when"``.
+
+    Parameters
+    ----------
+    checks : sequence of ClaimCheck
+        From :func:`build_ledger`.
+    link : callable
+        ``link(text, page) -> str``: Markdown that links ``text`` to the book page ``page``
+        (a document name such as ``notebooks/ot_1d``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> c = ClaimCheck(id="9", claim="9. x", statement="$a = b$", verdict="holds", condition="",
+    ...                deciding="$|a - b| = 0$", evidence="", command="fmq report", page="notebooks/claims")
+    >>> print(verdict_table([c], link=lambda text, page: f"[{text}]({page}.md)"))
+    | claim | verdict | decided by | holds only when |
+    |---|---|---|---|
+    | **9** $a = b$ | [✔ holds](notebooks/claims.md) | $\\|a - b\\| = 0$ |  |
+    """
+    rows = [[f"**{c.id}** {c.statement}", link(VERDICT_MARKS[c.verdict], c.page), c.deciding, c.condition]
+            for c in checks]
+    return markdown_table(header=["claim", "verdict", "decided by", "holds only when"], rows=rows)
 
 
 #: Checks in ledger order: id -> function computing the ClaimCheck.
@@ -387,5 +479,5 @@ def build_ledger(*, ids=None, progress: bool = False) -> tuple:
     return tuple(CHECKS[i]() for i in tqdm(ids, desc="claims", unit="claim", disable=not progress))
 
 
-__all__ = ["VERDICTS", "RESULTS_DIR", "RHO_LAWS", "RHO_SIZES", "RHO_BITS", "LEDGER_REPLICATES", "ClaimCheck",
+__all__ = ["VERDICTS", "VERDICT_MARKS", "verdict_table", "RESULTS_DIR", "RHO_LAWS", "RHO_SIZES", "RHO_BITS", "LEDGER_REPLICATES", "ClaimCheck",
            "CHECKS", "build_ledger", "rho_grid"]

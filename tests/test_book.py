@@ -12,7 +12,10 @@ notebook with Sphinx warnings as errors), serves ``book/_build/html`` on localho
   MathJax reports no TeX error, no raw TeX delimiters are left in the text, every ``<img>``
   has loaded (``naturalWidth > 0``), and every numbered ``sphinx-proof`` environment
   (theorem, lemma, ...) carries its number;
-* three pages are screenshotted into ``artifacts/screenshots/`` (git-ignored).
+* no table is wider than the page's content column, and no word or number of the text is cut
+  across two lines (a number such as ``5.99e-04`` split after its ``-``);
+* the landing, claims, empirical and quantizers pages are screenshotted into
+  ``artifacts/screenshots/`` (git-ignored) for a human to look at.
 
 Chromium: Debian's ``chromium`` (``make browser`` installs it when missing and root).
 """
@@ -42,7 +45,9 @@ pytestmark = [pytest.mark.book, pytest.mark.slow, pytest.mark.xdist_group("book"
 LAYOUT = BookLayout.default()
 SCREENSHOT_DIR = LAYOUT.root / "artifacts" / "screenshots"
 #: Pages screenshotted for a human to look at (document names, as in the toc).
-SCREENSHOT_PAGES = ("notebooks/claims", "notebooks/quantizers", "proofs/fid_chain")
+SCREENSHOT_PAGES = ("book/intro", "notebooks/claims", "notebooks/empirical", "notebooks/quantizers")
+#: Height of the screenshot window (px): enough to show the tables and figures of those pages.
+SCREENSHOT_HEIGHT = 6000
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -135,6 +140,7 @@ CHECK_SCRIPT = r"""
 const PAGES = __PAGES__;
 const SKIP = new Set(["SCRIPT", "STYLE", "PRE", "CODE", "TEXTAREA", "MJX-CONTAINER", "NOSCRIPT"]);
 const NUMBERED = new Set(__NUMBERED__);
+const SKIP_CUT = new Set(["SCRIPT", "STYLE", "PRE", "TEXTAREA", "MJX-CONTAINER", "NOSCRIPT"]);
 function rawTexLeft(doc) {
   const found = [];
   const walker = doc.createTreeWalker(doc.body, NodeFilter.SHOW_TEXT);
@@ -147,6 +153,42 @@ function rawTexLeft(doc) {
     const text = node.textContent;
     const m = text.match(/\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\s]|\\begin\{|\\frac|\\mathbb/);
     if (m) found.push(text.slice(Math.max(0, m.index - 40), m.index + 40));
+  }
+  return found;
+}
+function cutTokens(doc, root) {
+  // Words and numbers of the text that the browser broke across two lines.
+  const found = [];
+  const walker = doc.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    let skip = false;
+    for (let el = node.parentElement; el; el = el.parentElement) {
+      if (SKIP_CUT.has(el.tagName) || el.classList.contains("highlight")) { skip = true; break; }
+    }
+    if (skip) continue;
+    const text = node.textContent, re = /\S{2,}/g;
+    let m;
+    while ((m = re.exec(text))) {
+      const range = doc.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set(Array.from(range.getClientRects()).filter((b) => b.width > 0)
+                                .map((b) => Math.round(b.top)));
+      if (tops.size < 2) continue;
+      // Where the line breaks: after a hyphen of a word (flow-matching) is typography; inside a
+      // number (5.99e-|04, 0.1|175) or elsewhere in a word it is a cut.
+      const first = tops.values().next().value;
+      let cut = 1;
+      for (; cut < m[0].length; cut++) {
+        const ch = doc.createRange();
+        ch.setStart(node, m.index + cut);
+        ch.setEnd(node, m.index + cut + 1);
+        const box = Array.from(ch.getClientRects()).find((b) => b.width > 0);
+        if (box && Math.round(box.top) !== first) break;
+      }
+      const numeric = /^[-+(]?[0-9][0-9.,]*(e[-+]?[0-9]*)?[)%,;:.]?$/i.test(m[0]);
+      if (numeric || !"-/–—_".includes(m[0][cut - 1])) found.push(m[0].slice(0, 40));
+    }
   }
   return found;
 }
@@ -186,6 +228,13 @@ async function checkPage(path) {
     else r.unnumbered_envs.push(kind + ": " + text.slice(0, 80));
   });
   r.text_has_qq = doc.body.innerText.includes("??");
+  const article = doc.querySelector("article.bd-article") || doc.querySelector("main") || doc.body;
+  const column = article.getBoundingClientRect().width;
+  r.wide_tables = Array.from(article.querySelectorAll("table"))
+      .filter((t) => t.getBoundingClientRect().width > column + 1)
+      .map((t) => Math.round(t.getBoundingClientRect().width) + " px > " + Math.round(column) + " px: "
+                  + t.textContent.trim().slice(0, 60));
+  r.cut_tokens = cutTokens(doc, article);
   frame.remove();
   return r;
 }
@@ -338,6 +387,10 @@ def test_pages_render_in_chromium(book, server, chromium):
             problems.append(f"{where}: unnumbered environments: {r['unnumbered_envs']}")
         if r["text_has_qq"]:
             problems.append(f"{where}: '??' (unresolved reference) in the text")
+        if r["wide_tables"]:
+            problems.append(f"{where}: tables wider than the content column: {r['wide_tables'][:3]}")
+        if r["cut_tokens"]:
+            problems.append(f"{where}: words or numbers cut across lines: {r['cut_tokens'][:5]}")
         total_math += r["math_nodes"]
         total_images += len(r["images"])
         total_envs += r["numbered_envs"]
@@ -356,7 +409,7 @@ def test_screenshots(book, server, chromium):
         out = SCREENSHOT_DIR / (doc.replace("/", "__") + ".png")
         out.unlink(missing_ok=True)
         proc = _run_chromium(
-            chromium, "--virtual-time-budget=20000", "--window-size=1280,2000",
+            chromium, "--virtual-time-budget=20000", f"--window-size=1280,{SCREENSHOT_HEIGHT}",
             f"--screenshot={out}", f"{server}/{doc}.html", timeout=120,
         )
         assert out.is_file() and out.stat().st_size > 10_000, (
@@ -390,3 +443,87 @@ def test_fingerprint_changes_with_any_input(tmp_path):
     assert book_fingerprint(layout) != before
     with pytest.raises(FileNotFoundError, match="no book/_config.yml"):
         BookLayout.from_root(tmp_path / "results")
+
+
+def _page_text(html_dir: Path, doc: str) -> str:
+    """The visible text of a built page, tags removed, entities resolved, spaces collapsed."""
+    import html as html_lib
+
+    raw = (Path(html_dir) / f"{doc}.html").read_text()
+    raw = re.sub(r"<(script|style)\b.*?</\1>", " ", raw, flags=re.S)
+    return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", raw)).split())
+
+
+def _cli_json(capsys, *argv) -> dict:
+    from fmq_theory.cli import main
+
+    assert main([*argv, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _close(shown: str, exact: float) -> bool:
+    """``shown`` (a number as printed, to its digits) is ``exact`` rounded to those digits."""
+    decimals = len(shown.split(".")[1]) if "." in shown else 0
+    return abs(float(shown) - exact) <= 0.5 * 10.0 ** -decimals * (1 + 1e-9)
+
+
+def test_page_numbers_agree_with_the_cli(book, capsys):
+    """A number on a page and the same quantity printed by ``fmq`` must agree (glue check).
+
+    Covers the Max (1960) table values and the full-precision FIDs, each with the label of
+    whose it is (paper or ours), the data set and the protocol.
+    """
+    from fmq_theory.results.schema import SWEEP
+    from fmq_theory.theory.published import MAX_1960, PAPER_FID_FP
+
+    html_dir, _ = book
+    problems = []
+    # Distortion page: Lloyd-Max at b = 2, 3 against `fmq distortion`, and Max's printed values.
+    text = _page_text(html_dir, "notebooks/distortion")
+    rows = {r["bits"]: r for r in _cli_json(capsys, "distortion", "--law", "gaussian", "--method", "lloyd_max",
+                                             "--bits", "1:4")["rows"]}
+    em = {r["bits"]: r for r in _cli_json(capsys, "distortion", "--law", "gaussian", "--method", "equal_mass",
+                                           "--bits", "1:4")["rows"]}
+    m = re.search(r"unit Gaussian at \\\(b = 2\\\) is ([0-9.]+) \(Max.s table .*? prints ([0-9.]+)\); "
+                  r"at \\\(b = 3\\\) it is ([0-9.]+) \(Max: ([0-9.]+)\)\. Equal-mass gives ([0-9.]+) and ([0-9.]+)",
+                  text)
+    if m is None:
+        problems.append("distortion: the sentence with the b = 2, 3 Lloyd-Max values is missing")
+    else:
+        lm2, max2, lm3, max3, em2, em3 = m.groups()
+        for shown, exact, what in ((lm2, rows[2]["distortion"], "Lloyd-Max b=2"),
+                                   (lm3, rows[3]["distortion"], "Lloyd-Max b=3"),
+                                   (em2, em[2]["distortion"], "equal-mass b=2"),
+                                   (em3, em[3]["distortion"], "equal-mass b=3"),
+                                   (max2, MAX_1960[2], "Max b=2"), (max3, MAX_1960[3], "Max b=3")):
+            if not _close(shown, exact):
+                problems.append(f"distortion: {what} shown {shown}, fmq prints {exact!r}")
+    for b in (2, 3, 4):  # the page's table: b, K, Max's printed value, ours (Lloyd-Max), ours (equal-mass)
+        found = re.search(rf"\b{b} {2 ** b} {re.escape(str(MAX_1960[b]))} ([0-9.]+) ([0-9.]+)", text)
+        if found is None:
+            problems.append(f"distortion: the Max table has no row b = {b} with Max's value {MAX_1960[b]}")
+        elif not (_close(found.group(1), rows[b]["distortion"]) and _close(found.group(2), em[b]["distortion"])):
+            problems.append(f"distortion: table b={b} shows {found.groups()}, fmq prints "
+                            f"{rows[b]['distortion']!r}, {em[b]['distortion']!r}")
+    # Full-precision FIDs, each labelled: paper (CIFAR-10, MNIST) or ours (MNIST, FashionMNIST).
+    claim_2d = _cli_json(capsys, "report", "--claim", "2d")["rows"][0]["evidence"]
+    paper_cifar = re.search(r"FID_fp = ([0-9.]+)", claim_2d).group(1)
+    checks = [("notebooks/claims", r"FID_fp = ([0-9.]+) \(paper, CIFAR-10;", float(paper_cifar)),
+              ("notebooks/claims", r"FID_fp = ([0-9.]+) \(paper, CIFAR-10;", PAPER_FID_FP["cifar10"]),
+              ("notebooks/bound_chain", r"= ([0-9.]+) \(paper, MNIST:", PAPER_FID_FP["mnist"])]
+    root = LAYOUT.root / "results"
+    for key, label in (("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")):
+        fp = next(r for r in SWEEP.read(root / f"{key}.csv") if r["method"] == "none")
+        checks.append(("notebooks/empirical", rf"([0-9.]+) \(ours, {label}\)", float(fp["fid"])))
+    evidence_4 = _cli_json(capsys, "report", "--claim", "4")["rows"][0]["evidence"]
+    for doc, pattern, exact in checks:
+        found = re.search(pattern, _page_text(html_dir, doc))
+        if found is None:
+            problems.append(f"{doc}: no number labelled by {pattern!r}")
+        elif not _close(found.group(1), exact):
+            problems.append(f"{doc}: {pattern!r} shows {found.group(1)}, the library/CLI gives {exact!r}")
+    mnist_fp = re.search(r"mnist b=2: FID_fp ([0-9.]+)", evidence_4).group(1)
+    shown = re.search(r"([0-9.]+) \(ours, MNIST\)", _page_text(html_dir, "notebooks/empirical"))
+    if shown and f"{float(shown.group(1)):.3g}" != mnist_fp:
+        problems.append(f"empirical: ours MNIST FID_fp {shown.group(1)} disagrees with fmq report ({mnist_fp})")
+    assert not problems, "\n".join(problems)

@@ -28,9 +28,9 @@ def test_asymptotics_json(capsys, law, extra):
     rc, out, _ = _run(capsys, ["asymptotics", "--law", law, *extra, "--at-bits", "4,8", "--format", "json"])
     assert rc == 0
     doc = json.loads(out)
-    assert doc["version"] == __version__
-    assert doc["params"]["law"] == law and doc["params"]["n_uniform_minmax"] == 2304
-    rows = doc["asymptotics"]
+    assert doc["version"] == __version__ and doc["command"].startswith("fmq asymptotics")
+    assert doc["parameters"]["law"] == law and doc["parameters"]["n_uniform_minmax"] == 2304
+    rows = doc["result"]["asymptotics"]
     assert [r["method"] for r in rows] == list(SYMBOLIC_METHODS)
     kw = {"nu": 3.0} if law == "student-t" else {"beta": 1.5} if law == "gen-gaussian" else {}
     for r in rows:
@@ -38,8 +38,8 @@ def test_asymptotics_json(capsys, law, extra):
         assert r["constant_value"] == pytest.approx(f.constant_value, rel=1e-15)
         assert r["exponent_limit"] == pytest.approx(f.exponent_limit, rel=1e-15)
         assert r["exponent_b8"] == pytest.approx(f.effective_exponent(8), rel=1e-15)
-        assert r["assumptions"] and r["version"] == __version__
-    assert doc["comparison"] == []
+        assert r["assumptions"]
+    assert doc["result"]["comparison"] == []
 
 
 def test_asymptotics_table_csv_latex(capsys):
@@ -47,19 +47,20 @@ def test_asymptotics_table_csv_latex(capsys):
     assert rc == 0 and __version__ in out.splitlines()[0] and "equal_mass" in out
     rc, out, _ = _run(capsys, ["asymptotics", "--law", "laplace", "--format", "csv"])
     assert rc == 0
-    rows = list(csv.DictReader(io.StringIO("".join(out.splitlines(keepends=True)[1:]))))
+    rows = list(csv.DictReader(io.StringIO("".join(l for l in out.splitlines(keepends=True) if l[0] != "#"))))
     assert {r["method"] for r in rows} == set(SYMBOLIC_METHODS)
     lm = next(r for r in rows if r["method"] == "lloyd_max")
-    assert lm["constant"] == "9/2"
+    assert float(lm["constant_value"]) == pytest.approx(4.5, rel=1e-15)
     rc, out, _ = _run(capsys, ["asymptotics", "--law", "laplace", "--format", "latex"])
     assert rc == 0 and r"\begin{tabular}" in out and r"uniform\_mse" in out
+    assert r"\toprule" in out and "**" not in out  # booktabs, sympy.latex (no Python powers)
 
 
 def test_asymptotics_compare_bits(capsys):
     rc, out, _ = _run(capsys, ["asymptotics", "--law", "laplace", "--compare-bits", "4,8", "--n", "500",
                                "--format", "json"])
     assert rc == 0
-    comp = json.loads(out)["comparison"]
+    comp = json.loads(out)["result"]["comparison"]
     em = {r["bits"]: r for r in comp if r["method"] == "equal_mass"}
     # Laplace: K D_EM = S - (tail of the series) so the ratio is 1 - O(1/K)
     assert em[8]["ratio"] == pytest.approx(1.0, abs=1e-3) and em[8]["how"] == "exact"
@@ -105,13 +106,13 @@ def test_bound_weight_mse_json(capsys):
                                "--format", "json"])
     assert rc == 0
     doc = json.loads(out)
-    assert doc["version"] == __version__ and doc["params"]["weight_mse"] == 0.002
-    (c,) = doc["chains"]
+    assert doc["version"] == __version__ and doc["parameters"]["weight_mse"] == 0.002
+    (c,) = doc["result"]["chains"]
     ref = chain.fid_chain(mse=0.002, n_params=5000, lipschitz_theta=0.01, lipschitz_x=2.0, lip_features=3.0,
                           fid_fp=0.671, solver="midpoint", steps=100)
     assert [link["value"] for link in c["links"]] == [link.value for link in ref.links]
-    assert c["fid_bound"] == ref.fid_bound and c["delta_fid"] == ref.delta_fid
-    assert all(link["assumptions"] for link in c["links"])
+    assert c["fid_bound"] == ref.fid_bound and c["delta_fid_bound"] == ref.delta_fid
+    assert [a["assumptions"] for a in doc["result"]["assumptions"]] == [list(link.assumptions) for link in ref.links]
 
 
 def test_bound_from_law_uses_exact_distortion(capsys):
@@ -119,14 +120,14 @@ def test_bound_from_law_uses_exact_distortion(capsys):
     from fmq_theory.theory.laws import make_law
 
     rc, out, _ = _run(capsys, [*BOUND, "--law", "student-t", "--nu", "5", "--method", "equal_mass",
-                               "--bits", "2:4", "--format", "json"])
+                               "--bits", "2:4", "--weight-std", "0.5", "--format", "json"])
     assert rc == 0
-    chains = json.loads(out)["chains"]
+    chains = json.loads(out)["result"]["chains"]
     assert [c["bits"] for c in chains] == [2, 3, 4]
     law = make_law("student-t", nu=5.0)
     for c in chains:
-        assert c["mse"] == distortion(law, method="equal_mass", bits=c["bits"]).distortion
-        assert c["how"] == "exact"
+        assert c["mse"] == 0.25 * distortion(law, method="equal_mass", bits=c["bits"]).distortion
+        assert c["how"] == "exact x weight_std^2"
         assert c["links"][0]["value"] == pytest.approx(math.sqrt(c["mse"]), rel=1e-15)
     assert chains[0]["fid_bound"] > chains[1]["fid_bound"] > chains[2]["fid_bound"]
 
@@ -134,6 +135,11 @@ def test_bound_from_law_uses_exact_distortion(capsys):
 def test_bound_table(capsys):
     rc, out, _ = _run(capsys, [*BOUND, "--weight-mse", "1e-4"])
     assert rc == 0 and "Gronwall" in out and "FID_q" in out and __version__ in out.splitlines()[0]
+    lines = out.splitlines()
+    assert all(len(line) <= 100 for line in lines[2:])  # all but the command line fit 100 columns
+    assert "delta_fid_bound" in lines[2] and "fid_bound" in lines[2]
+    flat = " ".join(line.lstrip("# ") for line in lines)
+    assert flat.count("Gronwall's inequality") == 1 and out.count("Assumes:") == 7  # each assumption once
 
 
 @pytest.mark.parametrize("extra,flag", [
@@ -146,6 +152,9 @@ def test_bound_table(capsys):
     (["--law", "gaussian", "--method", "equal_mass"], "--bits"),
     (["--law", "gaussian", "--bits", "3"], "--method"),
     (["--law", "gaussian", "--method", "equal_mass", "--bits", "3:x"], "--bits"),
+    (["--law", "gaussian", "--method", "equal_mass", "--bits", "3"], "--weight-std"),
+    (["--law", "gaussian", "--method", "equal_mass", "--bits", "3", "--weight-std", "0"], "--weight-std"),
+    (["--weight-mse", "0.1", "--weight-std", "1"], "--weight-std"),
 ])
 def test_bound_errors_name_the_argument(capsys, extra, flag):
     rc, out, err = _run(capsys, [*BOUND, *extra])

@@ -111,7 +111,8 @@ def test_json_totals_are_consistent(tmp_path, capsys):
     out = tmp_path / "q.safetensors"
     argv = [FIXTURE, "--method", "lloyd_max", "--bits", 3, "--granularity", "group:64", "-o", out]
     assert run_cli(*argv, "--format", "json") == 0
-    summary = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    summary = {**doc["result"], "parameters": doc["parameters"]}
     qsd = load_quantized(out)
     total = summary["total"]
     n = sum(q.n_weights for q in qsd.quantized.values())

@@ -23,11 +23,14 @@ def test_distortion_json_rows(capsys):
     code, out, _ = run(capsys, "distortion", "--law", "student-t", "--nu", "5", "--method", "lloyd_max",
                        "--bits", "2:3", "--format", "json")
     assert code == 0
-    rows = json.loads(out)
+    doc = json.loads(out)
+    rows = doc["rows"]
+    assert doc["version"] == __version__ and doc["parameters"]["bits"] == [2, 3]
+    assert doc["interval_level"] is None
     assert [r["bits"] for r in rows] == [2, 3]
     for r in rows:
-        assert {"law", "params", "method", "bits", "n", "distortion", "how", "version"} <= set(r)
-        assert r["n"] is None and r["how"] == "exact" and r["version"] == __version__
+        assert {"law", "params", "method", "bits", "n", "distortion", "how"} <= set(r)
+        assert r["n"] is None and r["how"] == "exact"
         assert r["params"]["nu"] == 5.0 and "scale" in r["params"]
         ref = distortion(make_law("student-t", nu=5), method="lloyd_max", bits=r["bits"]).distortion
         assert r["distortion"] == ref
@@ -37,8 +40,9 @@ def test_distortion_json_rows(capsys):
 def test_distortion_monte_carlo_reports_seed_and_interval(capsys):
     code, out, _ = run(capsys, "distortion", "--law", "laplace", "--method", "equal_mass", "--bits", "3",
                        "--n", "1000", "--replicates", "20", "--seed", "4", "--format", "json")
-    (row,) = json.loads(out)
-    assert code == 0 and row["how"] == "monte-carlo" and row["n"] == 1000
+    doc = json.loads(out)
+    (row,) = doc["rows"]
+    assert code == 0 and row["how"] == "monte-carlo" and row["n"] == 1000 and doc["interval_level"] == 0.95
     assert row["seed"] == 4 and row["replicates"] == 20
     assert row["interval_low"] < row["distortion"] < row["interval_high"]
 
@@ -98,5 +102,13 @@ def test_report_single_claim(capsys):
     code, out, _ = run(capsys, "report", "--claim", "1b")
     assert code == 0 and "[1b]" in out and "HOLDS" in out and __version__ in out
     code, out, _ = run(capsys, "report", "--claim", "2c", "--format", "json")
-    (row,) = json.loads(out)
+    (row,) = json.loads(out)["rows"]
     assert row["verdict"] == "holds" and row["command"].startswith("fmq ")
+
+
+def test_report_markdown_is_the_verdict_table(capsys):
+    code, out, _ = run(capsys, "report", "--claim", "1a", "--format", "markdown")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith(f"Computed by fmq_theory {__version__} with `fmq report")
+    assert lines[2] == "| claim | verdict | decided by | holds only when |"
+    assert "[✔ holds](notebooks/ot_1d.md)" in lines[4] and "$" in lines[4]

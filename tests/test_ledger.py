@@ -1,11 +1,14 @@
 """The claims ledger: data shape, verdicts and their reproducing commands."""
 
 import shlex
+from pathlib import Path
 
 import pytest
 
 from fmq_theory.cli import build_parser
-from fmq_theory.ledger import CHECKS, VERDICTS, ClaimCheck, build_ledger
+from fmq_theory.ledger import CHECKS, VERDICTS, ClaimCheck, build_ledger, verdict_table
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_fast_checks_have_the_expected_verdicts():
@@ -71,3 +74,11 @@ def test_full_ledger():
     for c in checks:
         if c.verdict == "holds only when":
             assert c.condition
+        assert c.deciding and (ROOT / f"{c.page}.md").is_file()
+        for text in (c.statement, c.condition, c.deciding):  # sentences and formulas, not code
+            assert text.count("$") % 2 == 0 and "**" not in text and "W2^2" not in text, text
+    # The README's verdict table is this ledger's (regenerate: fmq report --format markdown).
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- verdict table: begin -->\n")[1].split("<!-- verdict table: end -->")[0]
+    table = verdict_table(checks, link=lambda text, page: f"[{text}]({page}.md)")
+    assert block.strip().splitlines()[-len(table.splitlines()):] == table.splitlines()

@@ -15,6 +15,7 @@ from fmq_theory.cli import (
     asymptotics_cmd,
     bound_check_cmd,
     bound_cmd,
+    cite_cmd,
     data_cmd,
     features_cmd,
     harness_cmd,
@@ -32,6 +33,7 @@ COMMAND_MODULES = (
     asymptotics_cmd,
     bound_cmd,
     bound_check_cmd,
+    cite_cmd,
 )
 
 
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``fmq`` command line; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the command line the outputs cite
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

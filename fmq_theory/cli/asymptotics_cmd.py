@@ -8,13 +8,10 @@ also the exact distortion (:mod:`fmq_theory.theory.distortion`) and the ratio ex
 
 from __future__ import annotations
 
-import json
-
 import sympy as sp
 from tqdm import tqdm
 
-from fmq_theory import __version__
-from fmq_theory.cli._output import FORMATS, render
+from fmq_theory.cli._output import add_format_arguments, check_digits, command_line, document, render
 from fmq_theory.cli._spec import add_law_arguments, check_group_size, law_kwargs, parse_bits
 from fmq_theory.theory import symbolic
 from fmq_theory.theory.distortion import distortions
@@ -34,37 +31,37 @@ def _asymptotics(args) -> int:
     params = {"law": args.law, "variance": 1.0, **{k: v for k, v in kw.items() if v is not None},
               "n_uniform_minmax": n}
     forms = symbolic.asymptotic_table(args.law, n=n, **kw)
-    rows = []
+    shown, rows = [], []
     for f in forms:
-        row = {
-            "law": f.law,
-            "params": dict(f.params),
-            "method": f.method,
-            "form": _short(f.expression),
-            "constant": _short(f.constant),
-            "constant_value": f.constant_value,
-            "rate": _short(f.rate),
-            "exponent": _short(f.exponent),
-            "exponent_limit": f.exponent_limit,
-        }
-        for b in at_bits:
-            row[f"exponent_b{b}"] = f.effective_exponent(b)
-        row["assumptions"] = list(f.assumptions)
-        row["version"] = __version__
-        rows.append(row)
+        sym = {"method": f.method, "form": f.expression, "constant": f.constant,
+               "constant_value": f.constant_value, "rate": f.rate, "exponent": f.exponent,
+               "exponent_limit": f.exponent_limit,
+               **{f"exponent_b{b}": f.effective_exponent(b) for b in at_bits}}
+        shown.append(sym)
+        rows.append({**{k: _short(v) if isinstance(v, sp.Basic) else v for k, v in sym.items()},
+                     "law": f.law, "params": dict(f.params), "assumptions": list(f.assumptions)})
     comparison = _comparison(args, forms, compare, n, kw) if compare else []
-    header = (f"fmq_theory {__version__}  fmq asymptotics  "
-              + "  ".join(f"{k}={v}" for k, v in params.items()))
+    doc = document(command=command_line(args), parameters=params,
+                   units={"form": "per-weight mean squared error of a unit-variance law, as a function of b",
+                          "constant_value": "per-weight mean squared error", "exponent_limit": "dimensionless",
+                          "exact": "per-weight mean squared error", "leading": "per-weight mean squared error",
+                          "ratio": "dimensionless"},
+                   result={"asymptotics": rows, "comparison": comparison}, interval_level=None)
+    digits = check_digits(args.digits)
     if args.format == "json":
-        print(json.dumps({"version": __version__, "params": params, "asymptotics": rows,
-                          "comparison": comparison}, indent=2))
+        print(render(doc, columns=[], fmt="json"), end="")
         return 0
-    columns = ["method", "form", "constant", "constant_value", "exponent", "exponent_limit",
-               *(f"exponent_b{b}" for b in at_bits)]
-    text = render(rows, columns, args.format, header)
+    columns = ["method", "form", "constant_value", "exponent_limit", *(f"exponent_b{b}" for b in at_bits)]
+    heads = {"method": "method", "form": r"leading form of $D_Q(b)$", "constant_value": "constant",
+             "exponent_limit": r"exponent as $b \to \infty$",
+             **{f"exponent_b{b}": f"exponent at $b = {b}$" for b in at_bits}}
+    text = render(doc, columns=columns, fmt=args.format, rows=shown, digits=digits, heads=heads,
+                  notes=(f"law: {args.law} with unit variance; uniform_minmax on groups of n = {n}",))
     if comparison:
-        text += "\n" + render(comparison, ["method", "bits", "n", "how", "exact", "leading", "ratio"],
-                               args.format, header + "  (exact / leading form)")
+        text += "\n" + render(doc, columns=["method", "bits", "n", "how", "exact", "leading", "ratio"],
+                               fmt=args.format, rows=comparison, digits=digits,
+                               heads={"bits": "$b$", "exact": "exact $D_Q(b)$", "leading": "leading form",
+                                      "ratio": "exact / leading"})
     print(text, end="")
     return 0
 
@@ -84,7 +81,7 @@ def _comparison(args, forms, bits, n, kw) -> list[dict]:
             out.append({"method": f.method, "bits": d.bits, "n": d.n, "how": d.how,
                         "exact": d.distortion,
                         "interval": None if d.interval is None else list(d.interval),
-                        "leading": lead, "ratio": d.distortion / lead, "version": __version__})
+                        "leading": lead, "ratio": d.distortion / lead})
     return out
 
 
@@ -104,5 +101,5 @@ def register(subparsers) -> None:
     p.add_argument("--compare-bits", default=None, metavar="SPEC",
                    help="also compute the exact distortion at these bits (2..12) and the ratio "
                         "exact / leading form")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    add_format_arguments(p)
     p.set_defaults(func=_asymptotics)

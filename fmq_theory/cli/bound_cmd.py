@@ -8,10 +8,9 @@ assumptions.
 
 from __future__ import annotations
 
-import json
+import textwrap
 
-from fmq_theory import __version__
-from fmq_theory.cli._output import FORMATS, render
+from fmq_theory.cli._output import add_format_arguments, check_digits, command_line, document, render
 from fmq_theory.cli._spec import add_law_arguments, check_group_size, law_kwargs, parse_bits
 from fmq_theory.theory import fid_chain as chain
 from fmq_theory.theory.distortion import distortions
@@ -23,6 +22,8 @@ def _bound(args) -> int:
     from_law = args.law is not None or args.method is not None or args.bits is not None
     if args.weight_mse is not None and from_law:
         raise ValueError("--weight-mse cannot be combined with --law/--method/--bits")
+    if args.weight_std is not None and not from_law:
+        raise ValueError("--weight-std applies only with --law, --method and --bits")
     if args.weight_mse is None and not from_law:
         raise ValueError("give either --weight-mse or --law, --method and --bits")
     if args.solver == "exact" and args.steps is not None:
@@ -43,25 +44,46 @@ def _bound(args) -> int:
     results = []
     for src in sources:
         c = chain.fid_chain(mse=src["mse"], **constants)
-        results.append({**src, "fid_bound": c.fid_bound, "delta_fid": c.delta_fid,
+        results.append({**src, "delta_fid_bound": c.delta_fid, "fid_bound": c.fid_bound,
                         "links": [{"name": link.name, "value": link.value,
                                    "inputs": {k: v for k, v in link.inputs},
-                                   "details": {k: v for k, v in link.details},
-                                   "assumptions": list(link.assumptions)} for link in c.links]})
-    header = (f"fmq_theory {__version__}  fmq bound  "
-              + "  ".join(f"{k}={v}" for k, v in params.items()))
+                                   "details": {k: v for k, v in link.details}} for link in c.links]})
+        links = c.links
+    assumptions = [{"link": i, "name": link.name, "assumptions": list(link.assumptions)}
+                   for i, link in enumerate(links, start=1)]
+    doc = document(command=command_line(args), parameters=params,
+                   units={"mse": "per-weight mean squared error, in the weights' units squared",
+                          "delta_fid_bound": "FID units", "fid_bound": "FID units",
+                          "value": "the link's own units (see its name)"},
+                   result={"chains": results, "assumptions": assumptions}, interval_level=None)
     if args.format == "json":
-        print(json.dumps({"version": __version__, "params": params, "chains": results}, indent=2))
+        print(render(doc, columns=[], fmt="json"), end="")
         return 0
-    rows = []
-    for r in results:
-        for i, link in enumerate(r["links"], start=1):
-            rows.append({"bits": r["bits"] if r["bits"] is not None else "-", "mse": r["mse"],
-                         "link": i, "name": link["name"], "value": link["value"],
-                         "assumptions": " | ".join(link["assumptions"])})
-    print(render(rows, ["bits", "mse", "link", "name", "value", "assumptions"], args.format, header),
-          end="")
+    rows = [{"bits": r["bits"], "mse": r["mse"],
+             **{key: r["links"][i]["value"] for i, key in _SHOWN_LINKS.items()},
+             "delta_fid_bound": r["delta_fid_bound"], "fid_bound": r["fid_bound"]} for r in results]
+    notes = textwrap.wrap(f"FID_fp = {args.fid_fp:g} (given); delta_fid_bound bounds FID_q - FID_fp, "
+                          "fid_bound bounds FID_q. The links of the chain, each with its assumptions:",
+                          width=96)
+    labels = {**_SHOWN_LINKS, 3: "w2_gen (= flow_err)", len(assumptions) - 1: "fid_bound"}
+    for a in assumptions:
+        label = labels[a["link"] - 1]
+        notes += textwrap.wrap(f"[{a['link']}] {label}: {a['name']}. Assumes: " + "; ".join(a["assumptions"]),
+                               width=96, subsequent_indent="    ")
+    columns = ["bits", "mse", *_SHOWN_LINKS.values(), "delta_fid_bound", "fid_bound"]
+    print(render(doc, columns=columns, fmt=args.format, rows=rows, notes=tuple(notes),
+                 digits=check_digits(args.digits) or 4, heads=_HEADS), end="")
     return 0
+
+
+#: Links shown in the table (index into the chain -> column); the fourth link, W2 of the
+#: generated laws, always equals the flow error bound and is named in the notes only.
+_SHOWN_LINKS = {0: "w2_weights", 1: "eps", 2: "flow_err", 4: "w2_feat", 5: "sqrt_fd"}
+#: LaTeX column heads.
+_HEADS = {"bits": "$b$", "mse": "weight MSE", "w2_weights": r"$W_2(\theta, \hat\theta)$",
+          "eps": r"$\varepsilon$", "flow_err": r"$\|x_1 - \hat x_1\|$", "w2_feat": r"$W_2$ (features)",
+          "sqrt_fd": r"$\sqrt{\mathrm{FD}}$", "delta_fid_bound": r"$\Delta\mathrm{FID} \le$",
+          "fid_bound": r"$\mathrm{FID}_q \le$"}
 
 
 def _check_constants(args) -> None:
@@ -83,10 +105,16 @@ def _distortions_for_bound(args, constants):
     kw = {k: v for k, v in law_kwargs(args).items() if v is not None}
     bits = parse_bits(args.bits, flag="--bits", max_bits=SYMBOLIC_BITS[1])
     n = None if args.n is None else check_group_size(args.n)
+    if args.weight_std is None:
+        raise ValueError("--weight-std is required with --law: the laws have unit variance, and the "
+                         "weights' MSE is their variance times the unit-variance distortion")
+    if not 0 < args.weight_std < float("inf"):
+        raise ValueError(f"--weight-std must be finite and > 0, got {args.weight_std!r}")
     rows = distortions(make_law(args.law, **kw), method=args.method, bits=list(bits), n=n)
-    sources = [{"bits": d.bits, "mse": d.distortion, "how": d.how} for d in rows]
+    var = args.weight_std ** 2
+    sources = [{"bits": d.bits, "mse": var * d.distortion, "how": f"{d.how} x weight_std^2"} for d in rows]
     params = {"law": args.law, **kw, "method": args.method, "bits": list(bits), "n": n,
-              "variance": 1.0, **constants}
+              "weight_std": args.weight_std, **constants}
     return sources, params
 
 
@@ -115,5 +143,8 @@ def register(subparsers) -> None:
     q.add_argument("--bits", default=None, metavar="SPEC", help="bits: 3, 2:8 or 4,8,12")
     q.add_argument("--n", type=int, default=None,
                    help="weights per quantized group (default: the law itself)")
-    q.add_argument("--format", choices=FORMATS, default="table")
+    q.add_argument("--weight-std", type=float, default=None,
+                   help="standard deviation of the quantized weights (required with --law: the laws "
+                        "have unit variance and the MSE scales with the variance)")
+    add_format_arguments(q)
     q.set_defaults(func=_bound)

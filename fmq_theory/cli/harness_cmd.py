@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fmq_theory import __version__
+from fmq_theory.cli._output import command_line
 from fmq_theory.cli._spec import parse_bits
 from fmq_theory.harness.checkpoints import save_checkpoint
 from fmq_theory.harness.models.unet import UNetConfig
@@ -51,6 +53,8 @@ def _cmd_experiment(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    print(f"# fmq_theory {__version__}")
+    print(f"# command: {command_line(args)}")
     for path in plot_all(results_dir=Path(args.results), out_dir=Path(args.out)):
         print(path)
     return 0
@@ -117,7 +121,14 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_experiment)
 
-    p = subparsers.add_parser("plot", help="figures from results/*.csv")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="results/figures")
+    p = subparsers.add_parser(
+        "plot", help="figures from results/*.csv",
+        description="Draw the figures of the committed results: for each data set with a sweep "
+                    "(<dataset>.csv) its FID degradation against honest bits per weight, the weight W2 "
+                    "against FID, the sample grid (grids_<dataset>.npz) and the bound check "
+                    "(bound_check_<dataset>.csv). Prints the version, the command and each file written.")
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="folder of the results files (default results)")
+    p.add_argument("--out", default="results/figures", metavar="DIR",
+                   help="folder the png files are written to (default results/figures)")
     p.set_defaults(func=_cmd_plot)

@@ -30,7 +30,6 @@ Bad arguments (unknown method, bits outside 1..8, malformed granularity, output 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -38,6 +37,7 @@ import sys
 from tqdm import tqdm
 
 from fmq_theory import __version__
+from fmq_theory.cli._output import command_line, document, render
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 from fmq_theory.io.quantized_file import save_quantized
 from fmq_theory.quantizers import QuantizedStateDict, format_granularity, parse_granularity, quantize_state_dict
@@ -110,6 +110,13 @@ def register(subparsers) -> None:
         "for equal_mass/piecewise_quantile/log2, float32 chunk means for equal_mass",
     )
     parser.set_defaults(func=run)
+
+
+#: Units of the numbers of ``fmq quantize --format json``.
+_UNITS = {"mse": "per-weight mean squared error, in the weights' units squared",
+          "w2": "2-Wasserstein distance, in the weights' units",
+          "bits_per_weight": "honest bits per weight (codes + codebooks + scales)",
+          "file_bytes": "bytes", "header_bytes": "bytes", "data_bytes": "bytes", "fp32_bytes": "bytes"}
 
 
 def _quantize_with_progress(state_dict: dict, *, method: str, bits: int, granularity: tuple,
@@ -244,8 +251,9 @@ def run(args) -> int:
     )
     summary = _summary(args, qsd, info)
     if args.format == "json":
-        json.dump(summary, sys.stdout, indent=2)
-        print()
+        doc = document(command=command_line(args), parameters=summary["parameters"], units=_UNITS,
+                       result={k: summary[k] for k in ("tensors", "passthrough", "total")}, interval_level=None)
+        sys.stdout.write(render(doc, columns=[], fmt="json"))
     else:
         _print_table(summary, sys.stdout)
     return 0

@@ -7,22 +7,18 @@ Monte Carlo the replicates and seed -- so a cited number can be regenerated.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import shlex
 import sys
 
 from fmq_theory import __version__
+from fmq_theory.cli._output import add_format_arguments, check_digits, command_line, document, render
 from fmq_theory.cli._spec import parse_bits
-from fmq_theory.ledger import build_ledger
+from fmq_theory.ledger import build_ledger, verdict_table
 from fmq_theory.theory.distortion import distortions
 from fmq_theory.theory.laws import make_law
 from fmq_theory.theory.rho import crossover, rho_table
 from fmq_theory.vocab import LAW_BITS, LAW_METHODS, LAWS, METHODS
-
-FORMATS = ("table", "json", "csv", "latex")
 
 
 def parse_n(text: str) -> int:
@@ -75,62 +71,40 @@ def _command_line(args):
     if args.replicates is not None:
         parts += ["--replicates", str(args.replicates)]
     parts += ["--seed", str(args.seed), "--format", args.format]
+    if args.digits is not None:
+        parts += ["--digits", str(args.digits)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _header(args, law, rows):
-    mc = [r for r in rows if r.get("replicates")]
-    lines = [f"fmq_theory {__version__}", f"command: {_command_line(args)}",
-             f"law: {law.describe()}  (unit variance: scale = family scale parameter)"]
-    if mc:
-        lines.append(f"monte carlo: {mc[0]['replicates']} replicates of n = {mc[0]['n']}, seed {mc[0]['seed']} "
-                     "(replicate r uses numpy default_rng([seed, r])); interval = 95% Student-t")
-    return lines
-
-
-def _fmt(x):
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.10g}"
-    return str(x)
+#: Units of the theory commands' numbers (the laws have unit variance).
+_UNITS = {"distortion": "per-weight mean squared error, unit-variance law (multiply by the weight variance)",
+          "distortion_method": "per-weight mean squared error, unit-variance law",
+          "distortion_reference": "per-weight mean squared error, unit-variance law",
+          "rho": "dimensionless ratio", "effective_exponent": "dimensionless (2 means D ~ C 2^(-2b))",
+          "bits": "bits per weight, nominal", "n": "weights per group"}
+#: LaTeX column heads of the theory commands.
+_HEADS = {"bits": "$b$", "distortion": "$D_Q(b)$", "how": "how", "interval_low": "95\\% low",
+          "interval_high": "95\\% high", "effective_exponent": "$-\\log_2 \\frac{D(b)}{D(b-1)}$",
+          "rho": "$\\rho(b)$", "distortion_method": "$D_{\\mathrm{method}}(b)$",
+          "distortion_reference": "$D_{\\mathrm{against}}(b)$"}
 
 
 def _emit(args, law, rows, columns, footer=()):
-    out = sys.stdout
-    if args.format == "json":
-        json.dump(rows, out, indent=1, allow_nan=False)
-        out.write("\n")
-        return 0
-    header = _header(args, law, rows)
-    if args.format == "csv":
-        for line in header + list(footer):
-            out.write(f"# {line}\n")
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
-        out.write(buf.getvalue())
-        return 0
-    if args.format == "latex":
-        for line in header + list(footer):
-            out.write(f"% {line}\n")
-        out.write("\\begin{tabular}{" + "l" * len(columns) + "}\n\\hline\n")
-        out.write(" & ".join(c.replace("_", "\\_") for c in columns) + " \\\\\n\\hline\n")
-        for r in rows:
-            out.write(" & ".join(_fmt(r.get(c)).replace("_", "\\_") for c in columns) + " \\\\\n")
-        out.write("\\hline\n\\end{tabular}\n")
-        return 0
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    for line in header:
-        out.write(f"# {line}\n")
-    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)) + "\n")
-    for row in cells:
-        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "\n")
-    for line in footer:
-        out.write(f"# {line}\n")
+    mc = [r for r in rows if r.get("replicates")]
+    notes = [f"law: {law.describe()}  (unit variance: scale = family scale parameter)"]
+    if mc:
+        notes.append(f"monte carlo: {mc[0]['replicates']} replicates of n = {mc[0]['n']}, seed {mc[0]['seed']} "
+                     "(replicate r uses numpy default_rng([seed, r])); interval = 95% Student-t")
+    parameters = {"law": args.law, "nu": args.nu, "beta": args.beta, "method": args.method,
+                  **({"against": args.against} if args.command == "rho" else {}),
+                  "bits": parse_bits(args.bits, max_bits=LAW_BITS[1]),
+                  "n": None if args.n is None else parse_n(args.n), "replicates": args.replicates,
+                  "seed": args.seed}
+    doc = document(command=command_line(args, canonical=_command_line(args)), parameters=parameters,
+                   units={k: v for k, v in _UNITS.items() if k in columns or k in rows[0]}, rows=rows,
+                   interval_level=0.95 if mc else None)
+    sys.stdout.write(render(doc, columns=columns, fmt=args.format, notes=tuple(notes) + tuple(footer),
+                            digits=check_digits(args.digits), heads=_HEADS))
     return 0
 
 
@@ -156,7 +130,7 @@ def run_distortion(args) -> int:
         rows.append({"law": r.law, "params": r.params, "method": r.method, "bits": b, "n": r.n,
                      "distortion": r.distortion, "how": r.how, **_interval_fields(r.interval),
                      "replicates": r.replicates, "seed": r.seed,
-                     "effective_exponent": exponent, "version": r.version})
+                     "effective_exponent": exponent})
     columns = ["bits", "distortion", "how", "interval_low", "interval_high", "effective_exponent"]
     footer = ["effective_exponent = -log2(D(b) / D(b-1)); 2 means D ~ C 2^(-2b)"]
     return _emit(args, law, rows, columns, footer)
@@ -179,7 +153,7 @@ def run_rho(args) -> int:
              "n": r.n, "rho": r.rho, "distortion": r.distortion_method,
              "distortion_method": r.distortion_method, "distortion_reference": r.distortion_reference,
              "how": r.how, **_interval_fields(r.interval), "replicates": r.replicates, "seed": r.seed,
-             "version": r.version} for r in table]
+             } for r in table]
     cross = crossover(table)
     footer = [f"rho = D({args.method}) / D({args.against}) at the same law, n and b"]
     footer.append("rho reaches 1 at b ~ %.3f (first computed b with rho >= 1: %d)" % (cross.bits, cross.first_bit)
@@ -195,14 +169,21 @@ def run_report(args) -> int:
     checks = build_ledger(ids=ids, progress=sys.stderr.isatty())
     out = sys.stdout
     if args.format == "json":
-        json.dump([{**c.__dict__, "version": __version__} for c in checks], out, indent=1)
-        out.write("\n")
+        doc = document(command=command_line(args), parameters={"claim": args.claim}, units={},
+                       rows=[dict(c.__dict__) for c in checks], interval_level=None)
+        out.write(render(doc, columns=[], fmt="json"))
         return 0
-    out.write(f"# Claims ledger of arXiv 2511.11418, computed by fmq_theory {__version__}\n\n")
+    if args.format == "markdown":
+        out.write(f"Computed by fmq_theory {__version__} with `{command_line(args)}`:\n\n")
+        out.write(verdict_table(checks, link=lambda text, page: f"[{text}]({page}.md)") + "\n")
+        return 0
+    out.write(f"# Claims ledger of arXiv 2511.11418, computed by fmq_theory {__version__}\n")
+    out.write(f"# command: {command_line(args)}\n\n")
     for c in checks:
         out.write(f"[{c.id}] {c.statement}\n")
         out.write(f"    paper claim: {c.claim}\n")
         out.write(f"    verdict:     {c.verdict.upper()}" + (f" -- {c.condition}" if c.condition else "") + "\n")
+        out.write(f"    decided by:  {c.deciding}\n")
         out.write(f"    evidence:    {c.evidence}\n")
         out.write(f"    reproduce:   {c.command}\n\n")
     return 0
@@ -218,7 +199,7 @@ def _add_common(p):
     p.add_argument("--bits", required=True, metavar="SPEC", help="B or LO:HI (inclusive), 1..%d" % LAW_BITS[1])
     p.add_argument("--n", default=None, metavar="N",
                    help="weights per tensor (e.g. 2304 or 1e6); omit for the law itself")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    add_format_arguments(p)
     p.add_argument("--replicates", type=int, default=None,
                    help="Monte Carlo replicates (default: about 1e7 weights in all, 10..2000)")
     p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (default 0)")
@@ -244,5 +225,6 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("report", help="the claims ledger: each claim of the paper with its computed verdict")
     p.add_argument("--claim", default=None, help="only this claim id (1a, 1b, 1c, 2a, 2b, 2c, 2d, 3, 4)")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("table", "json", "markdown"), default="table",
+                   help="table (default), json, or markdown (the verdicts at a glance, as in the README)")
     p.set_defaults(func=run_report)

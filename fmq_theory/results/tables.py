@@ -26,6 +26,19 @@ def escape_markdown(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>|$#])", r"\\\1", text)
 
 
+def _cell(value, spec: str) -> str:
+    """``format(value, spec)``; a number in e-notation becomes ``$m \\times 10^{e}$`` (math, so a
+    browser never breaks it inside the exponent)."""
+    text = format(value, spec)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        match = re.fullmatch(r"([-+]?[0-9.]+)e([-+][0-9]+)", text)
+        if match and value == 0:
+            return "0"
+        if match:
+            return f"${match.group(1)} \\times 10^{{{int(match.group(2))}}}$"
+    return text
+
+
 def markdown_table(*, header: Sequence[str], rows: Sequence[Sequence], formats: Sequence[str] | None = None) -> str:
     """Render rows as a Markdown (MyST) table, for notebooks that display tables.
 
@@ -37,6 +50,7 @@ def markdown_table(*, header: Sequence[str], rows: Sequence[Sequence], formats: 
         One sequence per row, ``len(header)`` cells each.
     formats : sequence of str, optional
         One :func:`format` spec per column (e.g. ``".3g"``; ``""`` leaves the cell as is).
+        Numbers that come out in e-notation are typeset as math, ``$m \\times 10^{e}$``.
 
     Returns
     -------
@@ -49,6 +63,8 @@ def markdown_table(*, header: Sequence[str], rows: Sequence[Sequence], formats: 
     | b | D |
     |---|---|
     | 2 | 0.117 |
+    >>> print(markdown_table(header=["D"], rows=[[5.995996e-04]], formats=[".4e"]).splitlines()[-1])
+    | $5.9960 \\times 10^{-4}$ |
     """
     header = [str(h).replace("|", "\\|") for h in header]
     formats = [""] * len(header) if formats is None else list(formats)
@@ -59,7 +75,7 @@ def markdown_table(*, header: Sequence[str], rows: Sequence[Sequence], formats: 
         row = list(row)
         if len(row) != len(header):
             raise ValueError(f"rows[{i}] has {len(row)} cells, header has {len(header)}")
-        cells = [format(cell, spec).replace("|", "\\|") for cell, spec in zip(row, formats)]
+        cells = [_cell(cell, spec).replace("|", "\\|") for cell, spec in zip(row, formats)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
