@@ -8,7 +8,8 @@ as its task completes.
 Where the tasks run (``scheduler``):
 
 * ``"local"``: a :class:`distributed.LocalCluster` of ``workers`` worker processes on this
-  machine, one thread each (on a CUDA host, one worker per GPU);
+  machine, one thread each (on a CUDA host, one worker per GPU: worker ``i`` makes GPU ``i``
+  its current device);
 * ``"tcp://HOST:PORT"`` (any scheduler address): the workers of a running cluster, for
   instance a Slurm allocation (:class:`dask_jobqueue.SLURMCluster`) or one worker per GPU of
   a multi-GPU host (:class:`dask_cuda.LocalCUDACluster`); see the book page "Running on a
@@ -56,7 +57,7 @@ from typing import Any, Callable, Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster, as_completed, get_worker
 from tqdm.auto import tqdm
 
 from fmq_theory.results.schema import Table
@@ -175,8 +176,15 @@ def cached_context(key: Hashable, load: Callable[[], Any]) -> Any:
 
 
 def _run_cell(key: tuple, params: dict, *, task: Callable, load: Callable, context_key: Hashable,
-              threads: int | None) -> Any:
-    """The body of one task (on a worker, or in this process for ``"none"``)."""
+              threads: int | None, pin_gpu: bool) -> Any:
+    """The body of one task (on a worker, or in this process for ``"none"``).
+
+    ``pin_gpu``: on a local cluster, worker ``i`` makes GPU ``i`` its current CUDA device, so
+    that ``"cuda"`` means one GPU per worker (``dask-cuda`` does the same through
+    ``CUDA_VISIBLE_DEVICES``).
+    """
+    if pin_gpu:
+        torch.cuda.set_device(int(get_worker().name) % torch.cuda.device_count())
     if threads is not None:
         torch.set_num_threads(threads)
     context = cached_context(context_key, load)
@@ -314,7 +322,7 @@ def run_cells(cells: Sequence[Cell], *, task: Callable[..., Any], load: Callable
     def late() -> bool:
         return deadline is not None and time.time() > deadline
 
-    call = dict(load=load, context_key=context_key, task=task, threads=threads)
+    call = dict(load=load, context_key=context_key, task=task, threads=threads, pin_gpu=False)
     threads_before = torch.get_num_threads()
     queue = list(todo)
     with _client(scheduler, workers or (default_workers("cpu") if scheduler == "local" else None),
@@ -343,6 +351,7 @@ def run_cells(cells: Sequence[Cell], *, task: Callable[..., Any], load: Callable
                 bar.update()
             torch.set_num_threads(threads_before)
         else:
+            call["pin_gpu"] = scheduler == "local" and bool(resources) and "GPU" in resources
             attempts: dict = {}
             pending = as_completed()
 
