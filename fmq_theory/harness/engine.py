@@ -207,7 +207,7 @@ def _client(scheduler: str, workers: int | None, resources: Mapping | None,
         env = {"OMP_NUM_THREADS": str(threads or max(1, (os.cpu_count() or 1) // n))}
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, resources=dict(resources or {}),
                           dashboard_address=":0", memory_limit=0, env=env,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                          silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
             yield client
         return
     with Client(scheduler) as client:
