@@ -21,6 +21,7 @@ import pytest
 import torch
 from distributed import Client, LocalCluster
 
+from fmq_theory.cli import main
 from fmq_theory.harness.checkpoints import save_checkpoint
 from fmq_theory.harness.engine import Cell, cell_seed, run_cells
 from fmq_theory.harness.models.unet import UNet, UNetConfig
@@ -142,3 +143,12 @@ def test_a_failed_cell_is_reported_retried_once_and_spares_the_others(tmp_path, 
     assert _CALLS == {"once": 2, "never": 2, "fine": 1}
     assert "Traceback" in capsys.readouterr().err
     assert sorted(r["cell"] for r in TOY.read(out)) == ["fine", "once"]
+
+
+@pytest.mark.parametrize("argv, flag", [(["--scheduler", "slurm"], "--scheduler"), (["--workers", "0"], "--workers")])
+def test_bad_engine_flags_are_refused_naming_the_flag(argv, flag, tmp_path, capsys):
+    out = tmp_path / "s.csv"
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", "--dataset", "mnist", "--out", str(out), *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and flag in err and not out.exists(), err

@@ -300,7 +300,7 @@ def run_cells(cells: Sequence[Cell], *, task: Callable[..., Any], load: Callable
         return table.read(out) if out.is_file() else []
 
     held = {table.row_key(r): r for r in rows()}
-    todo = [c for c in cells if c.key not in held or not (is_done or (lambda r: True))(held[c.key])]
+    todo = [c for c in cells if c.key not in held or (is_done is not None and not is_done(held[c.key]))]
     written, failed = [], []
     retried = 0
 
