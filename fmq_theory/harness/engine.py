@@ -325,7 +325,8 @@ def run_cells(cells: Sequence[Cell], *, task: Callable[..., Any], load: Callable
     call = dict(load=load, context_key=context_key, task=task, threads=threads, pin_gpu=False)
     threads_before = torch.get_num_threads()
     queue = list(todo)
-    with _client(scheduler, workers or (default_workers("cpu") if scheduler == "local" else None),
+    # no cluster is started when every cell is already done
+    with _client(scheduler if todo else "none", workers or (default_workers("cpu") if scheduler == "local" else None),
                  resources, threads) as client:
         n_workers = _worker_count(client, resources)
         dashboard = None
