@@ -4,7 +4,7 @@
 # (checkpoints/{mnist,fashion_mnist}/, checkpoints/classifier_*.safetensors) and the prepared
 # arrays carried in .carry/harness_data:
 #   mkdir -p .carry/harness_data && cp data/{mnist,fashion_mnist}.npz data/manifest.json .carry/harness_data/
-#   run(command="bash scripts/gpu_bound_check.sh", carry=[".carry/harness_data"])
+#   run(command="bash scripts/gpu_bound_check.sh", carry=[".carry/harness_data", ".carry/wheels_dask"])
 # Writes $OUT/bound_check_<dataset>.csv, $OUT/bound_check_<dataset>.png, $OUT/bound_check.log.
 # Each dataset stops starting new cells after TIME_LIMIT seconds (default 200).
 #
@@ -29,6 +29,7 @@
 # deterministic for the fixed seed, and the merge checks it.
 set -euo pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1 FMQ_DATA_DIR=.carry/harness_data
+source scripts/gpu_pydeps.sh  # Dask from the carried .carry/wheels_dask (the fmq CLI imports it)
 OUT=${OUT:-runs/bound_check}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/bound_check.log"
 python3 -c "import importlib.util as u; print('numba', bool(u.find_spec('numba')))" | tee -a "$OUT/bound_check.log"

@@ -2,10 +2,11 @@
 # GPU call 1: train the MNIST and FashionMNIST flow-matching UNets (EMA, safetensors + card).
 # Run on the device machine from the repo root with the prepared arrays carried in .carry/harness_data:
 #   mkdir -p .carry/harness_data && cp data/{mnist,fashion_mnist}.npz data/manifest.json .carry/harness_data/
-#   run(command="bash scripts/gpu_train.sh", carry=[".carry/harness_data"])
+#   run(command="bash scripts/gpu_train.sh", carry=[".carry/harness_data", ".carry/wheels_dask"])
 # Writes $OUT/checkpoints.tgz (both checkpoint folders), $OUT/train.log.
 set -euo pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1 FMQ_DATA_DIR=.carry/harness_data
+source scripts/gpu_pydeps.sh  # Dask from the carried .carry/wheels_dask (the fmq CLI imports it)
 OUT=${OUT:-runs/out}; mkdir -p "$OUT" runs
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 - <<'PY'

@@ -22,7 +22,8 @@ def test_bound_check_cpu_end_to_end(tmp_path, capsys):
     out, fig = tmp_path / "bc.csv", tmp_path / "bc.png"
     rc = main(["bound-check", "--dataset", "mnist", "--samples", "24", "--cert-samples", "4", "--pred-samples", "6",
                "--gain-samples", "2", "--draws", "1", "--steps", "4", "--bits", "6", "--methods", "uniform_minmax",
-               "--n-boot", "10", "--batch-size", "24", "--out", str(out), "--figure", str(fig)])
+               "--n-boot", "10", "--batch-size", "24", "--out", str(out), "--figure", str(fig),
+               "--scheduler", "none"])
     assert rc == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 1 and tuple(rows[0]) == BOUND_CHECK.names

@@ -31,7 +31,7 @@ def test_train_quantize_sample_measure_resume(tmp_path):
                       bits=(2, 8), samples=24, steps=2, batch_size=24, latent_images=24,
                       inversion_images=8, inception_cells="none:32", real_images=500)
     out = tmp_path / "mnist.csv"
-    assert run_sweep(cfg, out=out, progress=False, grid_dir=tmp_path / "g") == 3
+    assert len(run_sweep(cfg, out=out, progress=False, grid_dir=tmp_path / "g").written) == 3
     rows = SWEEP.read(out)
     fp = rows[0]
     assert fp["method"] == "none" and fp["bits"] == 32 and math.isinf(float(fp["psnr"]))
@@ -45,9 +45,9 @@ def test_train_quantize_sample_measure_resume(tmp_path):
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
         "mnist_equal_mass_2.npy", "mnist_equal_mass_8.npy", "mnist_none_32.npy"]
     # resumable: nothing is recomputed; a lost row is recomputed alone
-    assert run_sweep(cfg, out=out, progress=False) == 0
+    assert run_sweep(cfg, out=out, progress=False).written == ()
     SWEEP.write(out, rows[:-1])
-    assert run_sweep(cfg, out=out, progress=False) == 1
+    assert len(run_sweep(cfg, out=out, progress=False).written) == 1
     assert len(SWEEP.read(out)) == 3
     figures = plot_all(results_dir=tmp_path, out_dir=tmp_path / "fig")
     assert [p.name for p in figures] == ["degradation_mnist.png", "w2_vs_fid_mnist.png"]

@@ -1,9 +1,10 @@
-"""Argument specifications shared by the ``fmq`` sub-commands: bit widths and weight laws."""
+"""Argument specifications shared by the ``fmq`` sub-commands: bit widths, weight laws, the sweep engine."""
 
 from __future__ import annotations
 
 import argparse
 
+from fmq_theory.harness.engine import EngineReport, scheduler_choice
 from fmq_theory.vocab import LAWS, QUANTIZER_BITS
 
 
@@ -71,3 +72,39 @@ def check_group_size(n) -> int:
     if n < 2:
         raise ValueError(f"--n must be >= 2, got {n!r}")
     return n
+
+
+def _scheduler(value: str) -> str:
+    try:
+        return scheduler_choice(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--{exc}") from None
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {value!r}")
+    return int(value)
+
+
+def add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """Add ``--scheduler``, ``--workers`` and ``--threads`` (:mod:`fmq_theory.harness.engine`) to a sweep command."""
+    p.add_argument("--scheduler", type=_scheduler, default="local",
+                   help="where the cells run: 'local' (a Dask LocalCluster on this machine, the default), "
+                   "a scheduler address tcp://HOST:PORT (a running cluster), or 'none' (one loop in "
+                   "this process)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="workers of the local cluster (default: one per GPU on CUDA, one per 4 cores on "
+                   "the CPU); with an address, wait for this many")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch threads of every cell (default: cores // workers); CPU rows agree to the "
+                   "last digit across schedulers at equal --threads")
+
+
+def engine_summary(out, report: EngineReport) -> str:
+    """The closing lines of a sweep command: rows written, cells skipped, failures."""
+    lines = [f"{out}: {len(report.written)} new rows, {report.skipped} already there, "
+             f"{report.not_started} not started (deadline), {len(report.failed)} failed; "
+             f"scheduler {report.scheduler}, {report.workers} workers, {report.wall_s:.1f} s"]
+    lines += [f"failed cell {key}: see the traceback above" for key, _ in report.failed]
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
-from fmq_theory.cli._spec import parse_bits
+from fmq_theory.cli._spec import add_engine_flags, parse_bits
 from fmq_theory.harness import bound_check
 from fmq_theory.harness.bound_check import BoundCheckConfig, run_bound_check
 
@@ -45,6 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None, help="csv (default results/bound_check_<dataset>.csv)")
     p.add_argument("--figure", type=Path, default=None,
                    help="png (default results/figures/bound_check_<dataset>.png)")
+    add_engine_flags(p)
     p.set_defaults(func=_handler)
 
 
@@ -62,7 +63,8 @@ def _handler(args) -> int:
         raise ValueError(_as_flags(str(exc))) from None
     out = args.out or Path("results") / f"bound_check_{args.dataset}.csv"
     figure = args.figure or Path("results") / "figures" / f"bound_check_{args.dataset}.png"
-    rows = run_bound_check(cfg, out=out, figure=figure)
+    rows = run_bound_check(cfg, out=out, figure=figure, scheduler=args.scheduler,
+                           workers=args.workers, threads=args.threads)
     print(f"wrote {out} ({len(rows)} rows) and {figure}")
     return 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fmq_theory import __version__
 from fmq_theory.cli._output import command_line
-from fmq_theory.cli._spec import parse_bits
+from fmq_theory.cli._spec import add_engine_flags, engine_summary, parse_bits
 from fmq_theory.harness.checkpoints import save_checkpoint
 from fmq_theory.harness.models.unet import UNetConfig
 from fmq_theory.harness.sweep import SweepConfig, run_sweep
@@ -45,11 +45,12 @@ def _cmd_experiment(args) -> int:
                       latent_images=args.latent_images, inversion_images=args.inversion_images,
                       real_images=args.real_images)
     out = Path(args.out) if args.out else Path("results") / f"{args.dataset}.csv"
-    rows = run_sweep(cfg, out=out, device=args.device, progress=not args.quiet,
-                     grid_dir=Path(args.grid_dir) if args.grid_dir else None,
-                     deadline=args.deadline, defer_inception_cells=args.defer_inception_cells)
-    print(f"{out}: {rows} new rows")
-    return 0
+    report = run_sweep(cfg, out=out, device=args.device, progress=not args.quiet,
+                       grid_dir=Path(args.grid_dir) if args.grid_dir else None,
+                       deadline=args.deadline, defer_inception_cells=args.defer_inception_cells,
+                       scheduler=args.scheduler, workers=args.workers, threads=args.threads)
+    print(engine_summary(out, report))
+    return 1 if report.failed else 0
 
 
 def _cmd_plot(args) -> int:
@@ -119,6 +120,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="csv (default results/DATASET.csv)")
     p.add_argument("--grid-dir", default=None, help="write 8x8 sample grids (npz) here")
     p.add_argument("--quiet", action="store_true")
+    add_engine_flags(p)
     p.set_defaults(func=_cmd_experiment)
 
     p = subparsers.add_parser(

@@ -26,8 +26,9 @@ Features are those of the classifier's penultimate layer on clipped samples mapp
 measurement, the certificate and the prediction); the reference moments are those of the
 real test images ``uint8 / 255``.
 
-:func:`run_bound_check` runs the cells of a :class:`BoundCheckConfig`, writes the
-:data:`fmq_theory.results.schema.BOUND_CHECK` table after every cell and draws
+:func:`run_bound_check` runs the cells of a :class:`BoundCheckConfig` as tasks of
+:func:`fmq_theory.harness.engine.run_cells`, writes the
+:data:`fmq_theory.results.schema.BOUND_CHECK` table as each cell completes and draws
 :func:`fmq_theory.results.plots.plot_bound_check` at the end; ``fmq bound-check`` is its
 command line.  :func:`probe_constants` estimates the same chain's constants for
 ``scripts/bound_compare.py``.
@@ -39,6 +40,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Mapping
 
@@ -57,6 +59,7 @@ from fmq_theory.bounds.constants import (
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 from fmq_theory.harness.context import load_context
+from fmq_theory.harness.engine import Cell, run_cells
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.plots import bound_check_title, plot_bound_check
@@ -349,43 +352,62 @@ def _cell(setup: _Setup, *, cfg: BoundCheckConfig, method: str, bits: int, cert_
     }
 
 
-def run_bound_check(cfg: BoundCheckConfig, *, out: Path, figure: Path, progress: bool = True) -> list[dict]:
-    """Run every cell of ``cfg``; rewrite ``out`` after each cell, draw ``figure`` at the end.
+def _load(cfg: BoundCheckConfig) -> _Setup:
+    """The set-up of one worker (TF32 off, as every measurement here assumes)."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return _Setup(cfg)
+
+
+def run_bound_check(cfg: BoundCheckConfig, *, out: Path, figure: Path, progress: bool = True,
+                    scheduler: str = "none", workers: int | None = None, threads: int | None = None) -> list[dict]:
+    """Run every cell of ``cfg`` through :func:`fmq_theory.harness.engine.run_cells`; draw ``figure`` at the end.
 
     Parameters
     ----------
     cfg : BoundCheckConfig
     out : pathlib.Path
-        The :data:`~fmq_theory.results.schema.BOUND_CHECK` csv (rewritten atomically after
-        every cell, so a run cut short keeps its finished cells).
+        The :data:`~fmq_theory.results.schema.BOUND_CHECK` csv, keyed by cell: each row is
+        written atomically as its cell completes, and a cell whose row holds this run's
+        settings is not run again (a run cut short resumes).
     figure : pathlib.Path
         The png of :func:`fmq_theory.results.plots.plot_bound_check`.
     progress : bool
-        Print the set-up time and constants, a :func:`summary_line` per cell, and a progress bar.
+        Print a :func:`summary_line` per cell, and a progress bar.
+    scheduler : str
+        ``"none"`` (this process), ``"local"`` or a Dask scheduler address.
+    workers, threads : int, optional
+        Workers of the local cluster; torch threads of every cell.
 
     Returns
     -------
     list of dict
-        The rows, typed, in run order (:meth:`BoundCheckConfig.cells`).
+        The rows of the cells of ``cfg``, typed, in run order (:meth:`BoundCheckConfig.cells`).
     """
     if not isinstance(cfg, BoundCheckConfig):
         raise TypeError(f"cfg must be a BoundCheckConfig, got {type(cfg).__name__}")
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    start = time.perf_counter()
-    setup = _Setup(cfg)
-    if progress:
-        print(f"setup {time.perf_counter() - start:.1f}s; constants {setup.constants}", flush=True)
     cert_bits = cfg.bits if cfg.cert_bits is None else cfg.cert_bits
-    rows: list[dict] = []
-    for method, b in tqdm(cfg.cells(), desc=f"bound-check {cfg.dataset}", unit="cell", disable=not progress):
-        if cfg.time_limit is not None and time.perf_counter() - start > cfg.time_limit:
-            if progress:
-                print(f"time limit reached: {method} b={b} and later cells not run", flush=True)
-            break
-        rows.append(_cell(setup, cfg=cfg, method=method, bits=b, cert_samples=cfg.cert_samples if b in cert_bits else 0))
-        BOUND_CHECK.write(out, rows)
+    cells = [Cell(key=BOUND_CHECK.row_key({"dataset": cfg.dataset, "method": m, "bits": b}),
+                  params={"cfg": cfg, "method": m, "bits": b, "cert_samples": cfg.cert_samples if b in cert_bits else 0})
+             for m, b in cfg.cells()]
+
+    def is_done(row: dict) -> bool:  # a row of the same cell under other settings is run again
+        return (row["samples"], row["solver"], row["steps"], row["draws"], row["cert_samples"]) == (
+            cfg.samples, cfg.solver, cfg.steps, cfg.draws, cfg.cert_samples if row["bits"] in cert_bits else 0)
+
+    def finish(cell: Cell, row: dict) -> dict:
         if progress:
-            print(summary_line(rows[-1]), flush=True)
+            tqdm.write(summary_line(row))
+        return row
+
+    report = run_cells(cells, task=_cell, load=partial(_load, cfg), context_key=("bound_check", cfg), table=BOUND_CHECK,
+                       out=out, scheduler=scheduler, workers=workers, threads=threads,
+                       resources={"GPU": 1} if torch.device(cfg.device).type == "cuda" else None, is_done=is_done,
+                       finish=finish, progress=progress, name=f"bound-check {cfg.dataset}",
+                       deadline=None if cfg.time_limit is None else time.time() + cfg.time_limit)
+    if progress and report.not_started:
+        print(f"time limit reached: {report.not_started} cells not run", flush=True)
+    held = {BOUND_CHECK.row_key(r): r for r in BOUND_CHECK.read(out)} if Path(out).is_file() else {}
+    rows = [held[c.key] for c in cells if c.key in held]
     plot_bound_check(rows, figure, title=bound_check_title(cfg.dataset, solver=cfg.solver, steps=cfg.steps))
     return rows

@@ -20,11 +20,13 @@ For one dataset and its checkpoint, the sweep runs the full-precision reference 
 The model, its noise and labels, the classifier and the real test features are the shared
 set-up of :func:`fmq_theory.harness.context.load_context`.
 
-Each cell is an independent task. Rows are appended to a CSV file (the
-:data:`fmq_theory.results.schema.SWEEP` table) by rewriting it atomically, so a killed sweep
-resumes where it stopped: a cell counts as done when a row with its key already holds every
-metric this run asks for (a row written without Inception FID is recomputed once the Inception
-file is available for that cell).
+Each cell is an independent task of :func:`fmq_theory.harness.engine.run_cells`
+(:func:`sweep_cells` lists them): in this process, on a local Dask cluster or on any Dask
+scheduler, each worker loading the shared set-up once.  The client writes each row into the
+CSV file (the :data:`fmq_theory.results.schema.SWEEP` table) atomically as its task completes,
+so a killed sweep resumes where it stopped: a cell counts as done when a row with its key
+already holds every metric this run asks for (a row written without Inception FID is
+recomputed once the Inception file is available for that cell).
 """
 
 from __future__ import annotations
@@ -33,17 +35,18 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from fmq_theory import __version__
 from fmq_theory.flow.frechet import fid_from_features
 from fmq_theory.flow.solvers import integrate, sample
 from fmq_theory.harness import data as data_mod
 from fmq_theory.harness.context import load_context
+from fmq_theory.harness.engine import Cell, EngineReport, default_workers, run_cells
 from fmq_theory.harness.features.inception import InceptionFeatures
 from fmq_theory.harness.latent import compare_inversions, invert, latent_stability
 from fmq_theory.harness.metrics import psnr, ssim_box, ssim_gaussian
@@ -53,7 +56,7 @@ from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.schema import SWEEP
 from fmq_theory.vocab import METHODS
 
-__all__ = ["SweepConfig", "parse_cells", "run_sweep", "to_uint8", "quantized_model", "LATENT_MODULES"]
+__all__ = ["SweepConfig", "parse_cells", "run_sweep", "sweep_cells", "to_uint8", "quantized_model", "LATENT_MODULES"]
 #: UNet submodules recorded for the PCA protocol: the last layer of the down path (the
 #: stages are iterated ModuleLists, so the hook goes on their last layer) and the middle block.
 LATENT_MODULES = ("down.{last}.{last_layer}", "mid2")
@@ -151,11 +154,6 @@ def parse_cells(spec: str) -> set | None:
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Model-space images in [-1, 1] -> uint8 pixels ``round((x + 1) * 127.5)``."""
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def _read(path: Path) -> list[dict]:
-    """Typed rows of the sweep csv ``path``, or ``[]`` when it does not exist."""
-    return SWEEP.read(path) if path.is_file() else []
 
 
 def quantized_model(model: torch.nn.Module, *, method: str, bits: int, granularity: str):
@@ -299,74 +297,104 @@ def _row_complete(row: dict, wants_inception: bool, latent: bool) -> bool:
     return row.get("fid") is not None
 
 
+def sweep_cells(cfg: SweepConfig, *, defer_inception_cells: bool = False) -> list[Cell]:
+    """The cells of ``cfg``: the full-precision row ``("none", 32)``, then every method x bits.
+
+    Each cell's key is its :data:`~fmq_theory.results.schema.SWEEP` row key; its parameters are
+    the method and the bit width.  ``defer_inception_cells`` leaves out the cells named in
+    ``cfg.inception_cells``.
+    """
+    inception_cells = parse_cells(cfg.inception_cells)
+    n_real = data_mod.prepare(cfg.dataset)["num_test"]
+    if cfg.real_images is not None:
+        n_real = min(n_real, cfg.real_images)
+    cells = []
+    for method, bits in [("none", 32)] + [(m, b) for m in cfg.method_list() for b in cfg.bits]:
+        if defer_inception_cells and (inception_cells is None or (method, bits) in inception_cells):
+            continue
+        key = SWEEP.row_key({"dataset": cfg.dataset, "method": method, "bits": bits,
+                             "granularity": cfg.granularity if method != "none" else "none",
+                             "samples": cfg.samples, "solver": cfg.solver, "steps": cfg.steps,
+                             "cfg_scale": cfg.cfg_scale, "seed": cfg.seed, "fid_real_test_samples": n_real})
+        cells.append(Cell(key=key, params={"method": method, "bits": bits}))
+    return cells
+
+
+def _load(cfg: SweepConfig, device: str) -> _Context:
+    """The shared set-up of a sweep, built once per worker (:func:`~fmq_theory.harness.engine.cached_context`)."""
+    return _Context(cfg, torch.device(device), False)
+
+
+def _cell_task(ctx: _Context, *, method: str, bits: int) -> tuple[dict, np.ndarray]:
+    """One cell on a worker: its row and its first 64 samples (uint8)."""
+    if method == "none":
+        model, qsd = ctx.model, None
+    else:
+        model, qsd = quantized_model(ctx.model, method=method, bits=bits, granularity=ctx.cfg.granularity)
+    row, first = _measure(ctx, model, method, bits, qsd)
+    return row, first.numpy()
+
+
 def run_sweep(cfg: SweepConfig, *, out: Path, device: str = "cpu", progress: bool = True,
               grid_dir: Path | None = None, deadline: float | None = None,
-              defer_inception_cells: bool = False) -> int:
-    """Run every missing cell of ``cfg``, appending one row per cell to ``out``.
+              defer_inception_cells: bool = False, scheduler: str = "none",
+              workers: int | None = None, threads: int | None = None) -> EngineReport:
+    """Run every missing cell of ``cfg`` through :func:`fmq_theory.harness.engine.run_cells`.
 
     Parameters
     ----------
     cfg : SweepConfig
     out : pathlib.Path
         Results CSV, the :data:`~fmq_theory.results.schema.SWEEP` table (created if missing;
-        rows of other cells are kept).
+        rows of other cells are kept).  A cell counts as done when its row holds every metric
+        this run asks for.
     device : str
+        Device of every worker (on CUDA each cell asks for the resource ``GPU: 1``).
     progress : bool
         Show a progress bar over cells.
     grid_dir : pathlib.Path, optional
-        Save the first 64 samples of every cell as ``<dataset>_<method>_<bits>.npy`` (uint8).
+        Save the first 64 samples of every cell as ``<dataset>_<method>_<bits>.npy`` (uint8,
+        written by the client).
     deadline : float, optional
         Wall-clock time (``time.time()``) after which no new cell is started; the cells
         left are picked up by the next call.
     defer_inception_cells : bool
         Skip the cells named in ``cfg.inception_cells`` (for a run without the Inception
         file whose rows would otherwise be recomputed later).
+    scheduler : str
+        ``"none"`` (this process), ``"local"`` or a Dask scheduler address.
+    workers : int, optional
+        Workers of the local cluster (default :func:`~fmq_theory.harness.engine.default_workers`).
+    threads : int, optional
+        Torch threads of every cell (see :func:`~fmq_theory.harness.engine.run_cells`).
 
     Returns
     -------
-    int
-        Number of rows written by this call.
+    EngineReport
+        ``len(report.written)`` rows were written by this call.
     """
     if not isinstance(cfg, SweepConfig):
         raise TypeError(f"cfg must be a SweepConfig, got {type(cfg).__name__}")
     out = Path(out)
-    dev = torch.device(device)
-    cells = [("none", 32)] + [(m, b) for m in cfg.method_list() for b in cfg.bits]
-    ctx = None
-    written = 0
-    bar = tqdm(cells, desc=f"sweep {cfg.dataset}", disable=not progress)
     inception_cells = parse_cells(cfg.inception_cells)
-    n_real = data_mod.prepare(cfg.dataset)["num_test"]
-    if cfg.real_images is not None:
-        n_real = min(n_real, cfg.real_images)
-    for method, bits in bar:
-        if deadline is not None and time.time() > deadline:
-            break
-        if defer_inception_cells and (inception_cells is None or (method, bits) in inception_cells):
-            continue
-        bar.set_postfix(cell=f"{method}:{bits}")
-        key = SWEEP.row_key({"dataset": cfg.dataset, "method": method, "bits": bits,
-                             "granularity": cfg.granularity if method != "none" else "none",
-                             "samples": cfg.samples, "solver": cfg.solver, "steps": cfg.steps,
-                             "cfg_scale": cfg.cfg_scale, "seed": cfg.seed, "fid_real_test_samples": n_real})
-        existing = [r for r in _read(out) if SWEEP.row_key(r) == key]
+
+    def is_done(row: dict) -> bool:
         wants = cfg.inception is not None and (inception_cells is None
-                                               or (method, bits) in inception_cells)
-        if existing and _row_complete(existing[-1], wants, cfg.latent):
-            continue
-        if ctx is None:
-            ctx = _Context(cfg, dev, progress)
-        if method == "none":
-            model, qsd = ctx.model, None
-        else:
-            model, qsd = quantized_model(ctx.model, method=method, bits=bits,
-                                         granularity=cfg.granularity)
-        row, first = _measure(ctx, model, method, bits, qsd)
+                                               or (row["method"], row["bits"]) in inception_cells)
+        return _row_complete(row, wants, cfg.latent)
+
+    def finish(cell: Cell, result: tuple[dict, np.ndarray]) -> dict:
+        row, first = result
         if grid_dir is not None:
             grid_dir.mkdir(parents=True, exist_ok=True)
-            np.save(grid_dir / f"{cfg.dataset}_{method}_{bits}.npy", first.numpy())
-        rows = [r for r in _read(out) if SWEEP.row_key(r) != key] + [row]
-        SWEEP.write(out, rows)
-        written += 1
-        del model
-    return written
+            np.save(grid_dir / f"{cfg.dataset}_{row['method']}_{row['bits']}.npy", first)
+        return row
+
+    if workers is None and scheduler == "local":
+        workers = default_workers(device)
+    return run_cells(sweep_cells(cfg, defer_inception_cells=defer_inception_cells), task=_cell_task,
+                     load=partial(_load, cfg, device), context_key=("sweep", cfg, device), table=SWEEP, out=out,
+                     scheduler=scheduler, workers=workers, threads=threads,
+                     resources={"GPU": 1} if torch.device(device).type == "cuda" else None,
+                     is_done=is_done, finish=finish, deadline=deadline, progress=progress,
+                     name=f"sweep {cfg.dataset}")
