@@ -18,6 +18,7 @@ from fmq_theory.cli import (
     data_cmd,
     features_cmd,
     harness_cmd,
+    plan_cmd,
     quantize_cmd,
     theory_cmd,
 )
@@ -32,6 +33,7 @@ COMMAND_MODULES = (
     asymptotics_cmd,
     bound_cmd,
     bound_check_cmd,
+    plan_cmd,
 )
 
 
