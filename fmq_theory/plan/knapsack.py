@@ -45,7 +45,7 @@ MAX_FRONTIER = 2_000_000
 
 @dataclass(frozen=True)
 class KnapsackSolution:
-    """An optimal choice of one option per item.
+    r"""An optimal choice of one option per item.
 
     Attributes
     ----------

@@ -2,20 +2,22 @@ r"""Inference from a quantized file with the codes kept packed: dequantize on th
 
 :func:`load_quantized_model` replaces every quantized parameter of a module by a
 :class:`PackedTensor` child holding only what the file holds (the bit-packed code stream
-as ``uint8`` and the per-group levels rebuilt from the stored side information), and every
-kept float16 tensor by a :class:`CastTensor`.  A forward pre-hook on the owning module
-rebuilds the full-precision tensor just before the module runs and a forward hook drops
-it afterwards, so at rest the model holds :math:`\lceil b n / 8\rceil` bytes per tensor
-plus its levels (:func:`resident_bytes`).  The rebuilt weights equal the dequantized
-state dict bit for bit (levels gathered in their stored dtype, cast to the parameter's
-dtype), so samples equal those of the dequantized model.
+as ``uint8`` and the per-group levels rebuilt from the stored side information), and
+every kept float16 tensor by a :class:`CastTensor`.  The attribute itself becomes a
+property (of a per-module subclass) that rebuilds the full-precision tensor on each access,
+so a layer's forward gets its weight as before and drops it afterwards; at rest the model
+holds :math:`\lceil b n / 8\rceil` bytes per tensor plus its levels (:func:`resident_bytes`).
+The rebuilt weights equal the dequantized state dict bit for bit (levels gathered in their
+stored dtype, cast to the parameter's dtype), so samples equal those of the dequantized
+model.  Reading such an attribute outside a forward (e.g. ``conv.weight.device``) works
+too, at the cost of one dequantization.  An empty buffer ``fmq_compute_dtype`` of the
+parameters' dtype is added to the model so that
+:func:`fmq_theory.flow.velocity.placement` still finds the compute dtype when every
+parameter is packed.
 
 Unpacking follows :mod:`fmq_theory.io.packing`: code :math:`i` is stream bits
 :math:`ib..ib+b-1`, least significant first; stream bit :math:`k` is bit :math:`k \bmod 8`
 of byte :math:`\lfloor k/8 \rfloor`.
-
-A parameter read by a module other than its owner (outside the owner's ``forward``) would
-not see the hook; the package's UNet and standard layers read their own parameters.
 
 Examples
 --------
@@ -81,25 +83,23 @@ def _owner(model: torch.nn.Module, name: str) -> tuple[torch.nn.Module, str]:
     return (model.get_submodule(path) if path else model), attr
 
 
+def _packed_property(attr: str) -> property:
+    key = f"{attr}_fmq_packed"
+    return property(lambda self: self._modules[key](), doc=f"``{attr}`` dequantized on access")
+
+
 def _attach(module: torch.nn.Module, attr: str, holder: torch.nn.Module) -> None:
+    """Replace ``module.<attr>`` by ``holder``: the attribute becomes a property that calls it."""
     if attr in module._parameters:
         del module._parameters[attr]
     elif attr in module._buffers:
         del module._buffers[attr]
-    holders = module.__dict__.setdefault("_fmq_packed", {})
     module.add_module(f"{attr}_fmq_packed", holder)
-    if not holders:
-        def rebuild(mod, args):
-            for a, h in mod._fmq_packed.items():
-                object.__setattr__(mod, a, h())
-
-        def drop(mod, args, output):
-            for a in mod._fmq_packed:
-                mod.__dict__.pop(a, None)
-
-        module.register_forward_pre_hook(rebuild)
-        module.register_forward_hook(drop)
-    holders[attr] = holder
+    cls = type(module)
+    if not getattr(cls, "_fmq_packed_class", False):
+        cls = type(cls.__name__, (cls,), {"_fmq_packed_class": True, "__module__": cls.__module__})
+        module.__class__ = cls
+    setattr(cls, attr, _packed_property(attr))
 
 
 def load_quantized_model(model: torch.nn.Module, path) -> torch.nn.Module:
@@ -125,6 +125,8 @@ def load_quantized_model(model: torch.nn.Module, path) -> torch.nn.Module:
     plan = path if isinstance(path, QuantizationPlan) else load_plan(os.fspath(path))
     model.cpu().eval()
     state = model.state_dict()
+    dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
+    model.register_buffer("fmq_compute_dtype", torch.empty(0, dtype=dtype))
     dtypes = plan.settings["dtypes"]
     for choice in plan.choices:
         if choice.name not in state:
