@@ -35,6 +35,7 @@ from safetensors.torch import load_file
 
 from fmq_theory import __version__
 from fmq_theory.flow.solvers import balanced_labels, make_noise
+from fmq_theory.cli.quantize_cmd import _output
 from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.harness.models.unet import UNet, UNetConfig, unet_adapter
 from fmq_theory.plan import plan_quantization
@@ -67,12 +68,6 @@ def _seed(value: str) -> int:
         return int(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--seed {value!r} must be an integer") from exc
-
-
-def _output(value: str) -> str:
-    if not value.endswith(".safetensors"):
-        raise argparse.ArgumentTypeError(f"output {value!r} must end in '.safetensors'")
-    return value
 
 
 def register(subparsers) -> None:
