@@ -5,12 +5,12 @@ Usage::
     PYTHONPATH=. python scripts/plan_check.py CHECKPOINT_DIR OUT.json [--device cpu] [--samples 32]
         [--eval-samples 32] [--budgets 2.0,2.5,3.0,4.0] [--steps 10]
 
-For each budget: the plan (sensitivity from ``--samples`` Gaussian noise draws, seed 0; no
+First, for each budget: the plan (sensitivity from ``--samples`` Gaussian noise draws, seed 0; no
 data set), its time, honest bits/weight, predicted E|dx|^2; then samples of the plan's packed
 model (:func:`fmq_theory.plan.load_quantized_model`) and of the naive rules (per-channel
 ``uniform_minmax`` / ``lloyd_max`` at 2-4 bits, with and without every tensor of <= 4096
 weights in fp16: the issue's table plus 2 bits) from ``--eval-samples`` other noise draws (seed 1), midpoint ``--steps``,
-against the full-precision samples from the same noise: MSE per entry and PSNR (peak-to-peak
+against the full-precision samples from the same noise (plans first, then the naive rules): MSE per entry and PSNR (peak-to-peak
 2, images in [-1, 1], clipped).  Also the weighted-vs-unweighted comparison (predicted
 contribution of per-channel 3-bit ``weighted_lloyd`` against ``lloyd_max`` summed over the
 tensors), the resident bytes and sampling time of the packed model against full precision.
@@ -101,20 +101,6 @@ def naive(method, bits, small_fp16):
     return sd, 8 * nbytes / n_total, sens.interval(e2)
 
 
-NAIVE = (("uniform_minmax", 3, False), ("lloyd_max", 3, False), ("uniform_minmax", 3, True), ("lloyd_max", 3, True),
-         ("uniform_minmax", 4, True), ("uniform_minmax", 2, True), ("lloyd_max", 2, True))
-for method, bits, small in NAIVE:
-    sd, bpw, pred = naive(method, bits, small)
-    m2 = load_trained_model(args.checkpoint, device=args.device).model
-    m2.load_state_dict(sd)
-    x, secs = draw(m2)
-    mse, psnr = score(x)
-    row = {"kind": "naive", "method": method, "bits": bits, "small_fp16": small, "bits_per_weight": bpw,
-           "predicted": pred, "sample_mse": mse, "psnr": psnr}
-    results["rows"].append(row)
-    save()
-    print(row, flush=True)
-
 for budget in [float(b) for b in args.budgets.split(",")]:
     t0 = time.perf_counter()
     plan = plan_quantization(model, budget_bits=budget, adapter=unet_adapter(model, labels), noise=noise,
@@ -150,3 +136,17 @@ for k, s in sens.diag.items():
 results["weighted_vs_unweighted_b3_channel_fp16"] = tot
 save()
 print("weighted vs unweighted (b3 channel fp16, predicted E|dx|^2):", tot, flush=True)
+
+NAIVE = (("uniform_minmax", 3, False), ("lloyd_max", 3, False), ("uniform_minmax", 3, True), ("lloyd_max", 3, True),
+         ("uniform_minmax", 4, True), ("uniform_minmax", 2, True), ("lloyd_max", 2, True))
+for method, bits, small in NAIVE:
+    sd, bpw, pred = naive(method, bits, small)
+    m2 = load_trained_model(args.checkpoint, device=args.device).model
+    m2.load_state_dict(sd)
+    x, secs = draw(m2)
+    mse, psnr = score(x)
+    row = {"kind": "naive", "method": method, "bits": bits, "small_fp16": small, "bits_per_weight": bpw,
+           "predicted": pred, "sample_mse": mse, "psnr": psnr}
+    results["rows"].append(row)
+    save()
+    print(row, flush=True)
