@@ -23,6 +23,9 @@ _LAZY = {
     "METHODS": "fmq_theory.vocab",
     "save_quantized": "fmq_theory.io.quantized_file",
     "load_quantized": "fmq_theory.io.quantized_file",
+    "plan_quantization": "fmq_theory.plan",
+    "load_quantized_model": "fmq_theory.plan",
+    "QuantizationPlan": "fmq_theory.plan",
 }
 
 

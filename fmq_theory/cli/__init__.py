@@ -19,6 +19,7 @@ from fmq_theory.cli import (
     data_cmd,
     features_cmd,
     harness_cmd,
+    plan_cmd,
     quantize_cmd,
     theory_cmd,
 )
@@ -33,6 +34,7 @@ COMMAND_MODULES = (
     asymptotics_cmd,
     bound_cmd,
     bound_check_cmd,
+    plan_cmd,
     cite_cmd,
 )
 

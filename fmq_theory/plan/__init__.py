@@ -1,0 +1,33 @@
+"""Theory-guided, data-free mixed-precision quantization: the plan, its pieces and inference.
+
+``plan_quantization(model, budget_bits=...)`` estimates every weight's sensitivity from the
+model's own sampling trajectories (:mod:`.sensitivity`), fits every option of every tensor
+(:mod:`.candidates`, including the sensitivity-weighted exact codebooks of :mod:`.weighted`)
+and chooses one per tensor by an exact multiple-choice knapsack (:mod:`.knapsack`) on the
+additive predicted degradation (:mod:`.core`).  ``load_quantized_model`` runs the result with
+its codes kept packed (:mod:`.runtime`).
+"""
+
+from fmq_theory.plan.candidates import Candidate, default_candidates
+from fmq_theory.plan.core import PredictedDelta, QuantizationPlan, TensorChoice, load_plan, plan_quantization
+from fmq_theory.plan.knapsack import KnapsackSolution, solve_mckp
+from fmq_theory.plan.runtime import load_quantized_model, resident_bytes
+from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
+from fmq_theory.plan.weighted import weighted_codebook
+
+__all__ = [
+    "Candidate",
+    "KnapsackSolution",
+    "PredictedDelta",
+    "QuantizationPlan",
+    "TensorChoice",
+    "WeightSensitivity",
+    "default_candidates",
+    "load_plan",
+    "load_quantized_model",
+    "plan_quantization",
+    "resident_bytes",
+    "solve_mckp",
+    "weight_sensitivity",
+    "weighted_codebook",
+]

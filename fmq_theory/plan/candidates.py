@@ -1,0 +1,249 @@
+r"""The options the plan chooses from for one tensor, fitted, with their exact storage cost.
+
+A :class:`Candidate` is a method, a bit width, a grouping and the dtype its side
+information (codebooks, scales, offsets) is stored at:
+
+================== ==================================================== ====================
+method             what is stored per group                             groupings
+================== ==================================================== ====================
+``lloyd_max``      the exact MSE-optimal codebook (1-D k-means DP)       tensor, channel
+``weighted_lloyd`` the sensitivity-weighted optimal codebook             tensor, channel
+                   (:mod:`fmq_theory.plan.weighted`; stored as a
+                   ``lloyd_max`` codebook)
+``uniform_mse``    scale and offset of the MSE-optimal clipped grid      tensor, channel, group
+``normal_float``   the block absmax (NF codebook is a function of b)     group (blocks)
+``float16``,       the tensor itself at that dtype (``bits`` 16 / 32):   tensor
+``float32``        for tiny, sensitive tensors
+================== ==================================================== ====================
+
+Storage dtype ``float16`` is fitted in float32 and then rounded: the stored arrays are
+cast, the levels rebuilt from them (:func:`fmq_theory.quantizers.levels_from_stored`) and
+every weight re-assigned to its nearest rebuilt level, so the codes are the best ones for
+what the file holds.  (``bfloat16`` side information is not offered: the package's
+quantized file stores side arrays through numpy, which has no bfloat16; at equal size
+float16 has 3 more mantissa bits and weights never need bfloat16's range.)
+
+Cost (:attr:`FittedCandidate.nbytes`) is exactly the bytes the quantized file holds for the
+tensor: ``ceil(bits * n / 8)`` packed code bytes plus every stored array at its dtype
+(:mod:`fmq_theory.io.quantized_file`), or ``n`` times the item size for a kept tensor.
+
+Examples
+--------
+>>> import torch
+>>> w = torch.linspace(-1, 1, 64).reshape(4, 16)
+>>> fit = fit_candidate(w, Candidate("uniform_mse", 2, "channel", "float16"), sensitivity=None)
+>>> fit.nbytes  # 64 codes of 2 bits + 4 fp16 scales + 4 fp16 offsets
+32
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fmq_theory.io.packing import packed_nbytes
+from fmq_theory.plan.weighted import nearest_codes, weighted_codebook
+from fmq_theory.quantizers import QuantizedTensor, levels_from_stored, parse_granularity, quantize
+from fmq_theory.vocab import PACKED_BITS
+
+__all__ = ["Candidate", "FittedCandidate", "default_candidates", "dequantized", "fit_candidate", "PLAN_METHODS", "KEPT_METHODS"]
+
+#: Methods that quantize (codes plus side information).
+PLAN_METHODS = ("lloyd_max", "weighted_lloyd", "uniform_mse", "normal_float")
+#: Methods that keep the tensor at a float dtype.
+KEPT_METHODS = ("float16", "float32")
+#: Storage dtypes of side information.
+STORAGE_DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One option for a tensor.
+
+    Attributes
+    ----------
+    method : str
+        One of :data:`PLAN_METHODS` or :data:`KEPT_METHODS`.
+    bits : int
+        Code bits (1..8), or 16 / 32 for a kept tensor.
+    granularity : str
+        ``"tensor"``, ``"channel"`` or ``"group:g"``.
+    storage : str
+        Dtype of the side information (``"float16"``/``"float32"``), or of a kept tensor.
+    """
+
+    method: str
+    bits: int
+    granularity: str = "tensor"
+    storage: str = "float32"
+
+    def __post_init__(self):
+        if self.method in KEPT_METHODS:
+            if (self.bits, self.granularity, self.storage) != ({"float16": 16, "float32": 32}[self.method],
+                                                               "tensor", self.method):
+                raise ValueError(f"kept candidate {self!r} must have bits 16/32, tensor grouping, storage = method")
+            return
+        if self.method not in PLAN_METHODS:
+            raise ValueError(f"method={self.method!r} is not one of {PLAN_METHODS + KEPT_METHODS}")
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not PACKED_BITS[0] <= self.bits <= PACKED_BITS[1]:
+            raise ValueError(f"bits={self.bits!r} must be an int in {PACKED_BITS[0]}..{PACKED_BITS[1]}")
+        parse_granularity(self.granularity)
+        if self.storage not in STORAGE_DTYPES:
+            raise ValueError(f"storage={self.storage!r} is not one of {STORAGE_DTYPES}")
+        if self.method == "normal_float" and not self.granularity.startswith("group:"):
+            raise ValueError("normal_float candidates need a 'group:g' granularity (its blocks)")
+        if self.method in ("lloyd_max", "weighted_lloyd") and self.granularity.startswith("group:"):
+            raise ValueError(f"{self.method} candidates use 'tensor' or 'channel' grouping")
+
+    @property
+    def label(self) -> str:
+        """Short name, e.g. ``uniform_mse b3 group:64 fp16``."""
+        if self.method in KEPT_METHODS:
+            return self.method
+        return f"{self.method} b{self.bits} {self.granularity} {self.storage.replace('float', 'fp')}"
+
+
+@dataclass(frozen=True, eq=False)
+class FittedCandidate:
+    """A candidate fitted to one tensor.
+
+    Attributes
+    ----------
+    candidate : Candidate
+    stored : QuantizedTensor or torch.Tensor
+        What the file holds: a quantized tensor, or the tensor at the kept dtype.
+    nbytes : int
+        Exact data bytes in the quantized file.
+    squared_error : numpy.ndarray
+        :math:`e_i^2` per weight (float64, the tensor's shape), on the values the model
+        gets back (after the cast to the parameter's dtype).
+    mse : float
+        Mean of ``squared_error``.
+    """
+
+    candidate: Candidate
+    stored: object
+    nbytes: int
+    squared_error: np.ndarray
+    mse: float
+
+
+def default_candidates(shape: tuple, *, n_weights: int) -> tuple:
+    """The default options for a tensor of ``shape``.
+
+    Every tensor: kept in float16 and float32; ``uniform_mse`` at 8 bits per tensor (float16
+    or float32 scale and offset); ``lloyd_max`` at 4 bits per tensor (float16 codebook).
+    Tensors of more than 256 weights also: ``lloyd_max`` and ``weighted_lloyd`` at 1-4
+    bits (tensor, and channel for tensors with 2+ dimensions) with float16 or float32
+    codebooks; ``uniform_mse`` at 2-6 bits per channel (float16 or float32 scales) and in
+    groups of 64 and 256 (float16); ``normal_float`` at 2-4 bits in blocks of 64 and 256
+    (float16 absmax).
+    """
+    out = [Candidate("float16", 16, "tensor", "float16"), Candidate("float32", 32, "tensor", "float32"),
+           Candidate("uniform_mse", 8, "tensor", "float32"), Candidate("uniform_mse", 8, "tensor", "float16"),
+           Candidate("lloyd_max", 4, "tensor", "float16")]
+    if n_weights <= 256:
+        return tuple(out)
+    grains = ("tensor", "channel") if len(shape) >= 2 else ("tensor",)
+    for storage in STORAGE_DTYPES:
+        for bits in (1, 2, 3, 4):
+            for g in grains:
+                if (bits, g, storage) != (4, "tensor", "float16"):
+                    out.append(Candidate("lloyd_max", bits, g, storage))
+                out.append(Candidate("weighted_lloyd", bits, g, storage))
+        for bits in (2, 3, 4, 5, 6):
+            for g in (*grains[1:], "group:64", "group:256"):
+                if storage == "float16" or g == "channel":
+                    out.append(Candidate("uniform_mse", bits, g, storage))
+    for bits in (2, 3, 4):
+        for g in ("group:64", "group:256"):
+            out.append(Candidate("normal_float", bits, g, "float16"))
+    return tuple(out)
+
+
+def _grouped(flat: np.ndarray, n_groups: int, group_size: int) -> np.ndarray:
+    padded = np.zeros(n_groups * group_size, dtype=np.float64)
+    padded[: flat.size] = flat
+    return padded.reshape(n_groups, group_size)
+
+
+def _restore(qt: QuantizedTensor, stored: dict, x: np.ndarray, n: int) -> QuantizedTensor:
+    """``qt`` with side information ``stored``: levels rebuilt, every weight re-assigned to its nearest level."""
+    levels = levels_from_stored(qt.method, qt.bits, stored)
+    codes = nearest_codes(x, levels)
+    codes.reshape(-1)[n:] = 0
+    return QuantizedTensor(method=qt.method, bits=qt.bits, granularity=qt.granularity, shape=qt.shape,
+                           dtype=qt.dtype, codes=codes, levels=levels, stored=stored, framework=qt.framework,
+                           device=qt.device)
+
+
+def _fit_quantized(w: torch.Tensor, cand: Candidate, sensitivity, cache: dict) -> QuantizedTensor:
+    method = "lloyd_max" if cand.method == "weighted_lloyd" else cand.method
+    options = {"block_size": None} if method == "normal_float" else {}
+    key = (method, cand.bits, cand.granularity)
+    if key not in cache:
+        cache[key] = quantize(w, method=method, bits=cand.bits, granularity=cand.granularity, **options)
+    qt = cache[key]
+    n = qt.n_weights
+    x = _grouped(w.detach().double().cpu().numpy().reshape(-1), *qt.codes.shape)
+    stored = dict(qt.stored)
+    if cand.method == "weighted_lloyd":
+        wkey = ("weighted_lloyd", cand.bits, cand.granularity)
+        if wkey not in cache:
+            s = _grouped(np.asarray(sensitivity, dtype=np.float64).reshape(-1), *qt.codes.shape)
+            cache[wkey] = weighted_codebook(x, s, bits=cand.bits)[0]
+        stored = {"codebook": cache[wkey]}
+    if cand.method == "weighted_lloyd" or cand.storage != "float32":
+        stored = {k: np.asarray(v).astype(cand.storage) for k, v in stored.items()}
+        qt = _restore(qt, stored, x, n)
+    return qt
+
+
+def dequantized(qt: QuantizedTensor) -> torch.Tensor:
+    """``qt.dequantize()`` as a CPU torch tensor of the input dtype, for any stored dtype.
+
+    Same values as :meth:`QuantizedTensor.dequantize` (levels gathered in their stored
+    dtype, then cast to the input dtype); written with :func:`numpy.take_along_axis` because
+    the numba gather kernel of :mod:`fmq_theory.quantizers` does not accept float16 levels.
+    """
+    values = np.take_along_axis(np.asarray(qt.levels), np.asarray(qt.codes).astype(np.intp), axis=1)
+    values = values.reshape(-1)[: qt.n_weights].reshape(qt.shape)
+    return torch.from_numpy(np.ascontiguousarray(values)).to(getattr(torch, qt.dtype))
+
+
+def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict | None = None
+                  ) -> FittedCandidate | None:
+    """Fit ``cand`` to the tensor ``w``; ``None`` if its side information overflows the dtype.
+
+    Parameters
+    ----------
+    w : torch.Tensor
+        A floating tensor (any shape, non-empty).
+    cand : Candidate
+    sensitivity : numpy.ndarray or None
+        Per-weight sensitivity of ``w``'s shape; required for ``weighted_lloyd``.
+    cache : dict, optional
+        Fits of this same tensor shared between candidates (the float32 fit that a float16
+        candidate rounds, the weighted codebook); pass one dict per tensor.
+    """
+    original = w.detach().double().cpu()
+    n = original.numel()
+    if cand.method in KEPT_METHODS:
+        kept = w.detach().cpu().to(getattr(torch, cand.storage))
+        back = kept.to(w.dtype).double()
+        nbytes, stored = n * kept.element_size(), kept
+    else:
+        if cand.method == "weighted_lloyd" and sensitivity is None:
+            raise ValueError(f"candidate {cand.label!r} needs the tensor's sensitivity")
+        qt = _fit_quantized(w, cand, sensitivity, {} if cache is None else cache)
+        if not all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in qt.stored.values()):
+            return None
+        back = dequantized(qt).double()
+        nbytes = packed_nbytes(n, qt.bits) + sum(int(np.asarray(a).nbytes) for a in qt.stored.values())
+        stored = qt
+    e2 = ((back - original) ** 2).numpy()
+    if not np.all(np.isfinite(e2)):
+        return None
+    return FittedCandidate(candidate=cand, stored=stored, nbytes=int(nbytes), squared_error=e2, mse=float(e2.mean()))

@@ -1,0 +1,405 @@
+r"""``plan_quantization``: a data-free mixed-precision plan, optimal for the additive model.
+
+For every floating tensor :math:`t` of the model the plan picks one option :math:`j`
+(a :class:`~fmq_theory.plan.candidates.Candidate`: method, bits, grouping, storage dtype)
+to minimise the first-order predicted displacement of the generated samples
+
+.. math::
+
+    \Delta(j_1..j_T) = \sum_t \sum_{i \in t} s_i\, e_{t j_t, i}^2
+    \quad\text{subject to}\quad \sum_t \text{bytes}_{t j_t} \le \lfloor b_{\max} N / 8 \rfloor ,
+
+where :math:`s_i` is the per-weight sensitivity of the sampler's output
+(:mod:`fmq_theory.plan.sensitivity`, from Gaussian noise only), :math:`e` the weight error of
+the fitted option and bytes its exact size in the quantized file.  Each tensor's term is a
+sum of per-weight terms, so the predicted degradation is additive over tensors and the
+allocation is a multiple-choice knapsack, solved exactly by
+:func:`fmq_theory.plan.knapsack.solve_mckp` (optimality: ``proofs/plan_allocation.md``).
+
+The honest bits per weight are the exact data bytes of the written file (every packed
+code, codebook, scale and kept tensor at its stored dtype) times 8 over the number of
+floating weights :math:`N` of the state dict; the safetensors header (names, shapes, the
+plan's JSON) is reported separately by :func:`fmq_theory.io.quantized_file.inspect_quantized`.
+
+Float buffers (not parameters; the sampler has no gradient for them) are kept at their
+dtype and counted.  No training or test data is used anywhere.
+
+Examples
+--------
+>>> import torch
+>>> class Field(torch.nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.lin = torch.nn.Linear(32, 32)
+...     def forward(self, x, t):
+...         return self.lin(x)
+>>> _ = torch.manual_seed(0)
+>>> plan = plan_quantization(Field(), budget_bits=4.0, noise=torch.randn(32, 32), solver="euler",
+...                          steps=2, replicates=2, progress=False)
+>>> plan.bits_per_weight <= 4.0, plan.data_free, len(plan.choices)
+(True, True, 2)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fmq_theory.flow.solvers import make_noise
+from fmq_theory.flow.velocity import XT, Adapter
+from fmq_theory.io.quantized_file import inspect_quantized, load_quantized, save_quantized
+from fmq_theory.plan.candidates import Candidate, KEPT_METHODS, default_candidates, dequantized, fit_candidate
+from fmq_theory.plan.knapsack import solve_mckp
+from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
+from fmq_theory.quantizers import QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity
+from fmq_theory.theory.wasserstein import quantization_w2
+
+__all__ = ["PredictedDelta", "QuantizationPlan", "TensorChoice", "load_plan", "plan_quantization"]
+
+#: Text printed with every plan.
+DATA_FREE_NOTE = ("data-free: sensitivities come from the model's own sampling trajectories started from "
+                  "Gaussian noise; no training or test images were used")
+
+
+@dataclass(frozen=True)
+class TensorChoice:
+    """The option chosen for one tensor.
+
+    Attributes
+    ----------
+    name : str
+    method : str
+        ``lloyd_max``, ``weighted_lloyd``, ``uniform_mse``, ``normal_float``, ``float16``
+        or ``float32``.
+    bits : int
+        Code bits (16/32 for a kept tensor).
+    granularity : str
+    storage : str
+        Dtype of the side information (or of the kept tensor).
+    n_weights : int
+    nbytes : int
+        Exact data bytes of the tensor in the file.
+    bits_per_weight : float
+        ``8 * nbytes / n_weights``.
+    mse : float
+        Mean squared weight error.
+    gain : float
+        Mean per-weight sensitivity :math:`\\bar s_t` (0 for a buffer).
+    predicted : float
+        Predicted contribution :math:`\\sum_{i \\in t} s_i e_i^2`.
+    """
+
+    name: str
+    method: str
+    bits: int
+    granularity: str
+    storage: str
+    n_weights: int
+    nbytes: int
+    bits_per_weight: float
+    mse: float
+    gain: float
+    predicted: float
+
+
+@dataclass(frozen=True)
+class PredictedDelta:
+    """Predicted degradation of the plan with its interval.
+
+    Attributes
+    ----------
+    value : float
+        :math:`\\sum_t \\sum_i \\hat s_i e_i^2`: predicted mean over samples of
+        :math:`|x_N(\\hat\\theta) - x_N(\\theta)|^2` (summed over the sample's entries), first
+        order, noise model of uncorrelated weight errors.
+    low, high : float
+        Student-t interval over the sensitivity replicates (the Monte Carlo error of
+        :math:`\\hat s` only; not the error of the first-order model).
+    level : float
+    per_entry : float
+        ``value`` divided by the number of entries of one sample: the predicted
+        sample-level MSE against the full-precision model from the same noise.
+    """
+
+    value: float
+    low: float
+    high: float
+    level: float
+    per_entry: float
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizationPlan:
+    """A mixed-precision quantization of a model's state dict.
+
+    Attributes
+    ----------
+    quantized : QuantizedStateDict
+        Every floating tensor: quantized ones in ``quantized``, kept ones (at their kept
+        dtype) and non-floating entries in ``passthrough``.
+    choices : tuple of TensorChoice
+        One per floating tensor, in state-dict order.
+    budget_bits : float
+    bits_per_weight : float
+        Honest: ``8 * total_bytes / n_weights`` (``<= budget_bits``).
+    total_bytes : int
+        Data bytes of the file: every packed code, side array and kept tensor.
+    n_weights : int
+        Floating weights of the state dict.
+    predicted_delta : PredictedDelta
+    dual_bound : float
+        Lagrangian lower bound on the additive model's optimum (``<= predicted_delta.value``).
+    settings : dict
+        How the sensitivity was estimated (samples, projections, replicates, solver, steps,
+        seed), the candidate count and the plan's wall time.
+    data_free : bool
+        Always ``True``.
+    """
+
+    quantized: QuantizedStateDict
+    choices: tuple
+    budget_bits: float
+    bits_per_weight: float
+    total_bytes: int
+    n_weights: int
+    predicted_delta: PredictedDelta
+    dual_bound: float
+    settings: Mapping
+    data_free: bool = True
+
+    def state_dict(self) -> dict:
+        """The dequantized state dict, every tensor in its original dtype (CPU)."""
+        out = {}
+        for choice in self.choices:
+            value = self.quantized.quantized.get(choice.name)
+            original = self.settings["dtypes"][choice.name]
+            if value is not None:
+                out[choice.name] = dequantized(value)
+            else:
+                out[choice.name] = self.quantized.passthrough[choice.name].to(getattr(torch, original))
+        return {k: out.get(k, self.quantized.passthrough.get(k)) for k in self.quantized.keys}
+
+    def _document(self) -> dict:
+        return {
+            "budget_bits": self.budget_bits,
+            "bits_per_weight": self.bits_per_weight,
+            "total_bytes": self.total_bytes,
+            "n_weights": self.n_weights,
+            "predicted_delta": asdict(self.predicted_delta),
+            "dual_bound": self.dual_bound,
+            "settings": dict(self.settings),
+            "data_free": self.data_free,
+            "choices": [asdict(c) for c in self.choices],
+        }
+
+    def save(self, path, *, metadata: Mapping | None = None):
+        """Write the plan as a quantized ``.safetensors`` file (atomically); see :func:`load_plan`.
+
+        Returns the :class:`~fmq_theory.io.quantized_file.QuantizedFileInfo`; its
+        ``data_bytes`` equals :attr:`total_bytes` plus the bytes of non-floating entries.
+        """
+        document = {"command": "fmq plan", **dict(metadata or {}), "plan": self._document()}
+        return save_quantized(path, self.quantized, metadata=document)
+
+    def report(self) -> str:
+        """The per-tensor table (choice, bits, MSE, predicted contribution) and totals."""
+        width = max(len("tensor"), *(len(c.name) for c in self.choices))
+        lines = [f"{'tensor':<{width}}  {'n':>8}  {'choice':<28}  {'bits/w':>7}  {'MSE':>10}  "
+                 f"{'gain':>10}  {'predicted':>10}"]
+        for c in self.choices:
+            label = Candidate(c.method, c.bits, c.granularity, c.storage).label
+            lines.append(f"{c.name:<{width}}  {c.n_weights:>8}  {label:<28}  {c.bits_per_weight:7.3f}  "
+                         f"{c.mse:10.3e}  {c.gain:10.3e}  {c.predicted:10.3e}")
+        d = self.predicted_delta
+        lines.append(f"honest bits/weight {self.bits_per_weight:.4f} (budget {self.budget_bits}); "
+                     f"{self.total_bytes} data bytes for {self.n_weights} weights")
+        lines.append(f"predicted E|dx|^2 per sample {d.value:.4e} ({100 * d.level:.0f}% interval "
+                     f"{d.low:.4e}..{d.high:.4e}; per entry {d.per_entry:.4e}); Lagrangian bound {self.dual_bound:.4e}")
+        s = self.settings
+        lines.append(f"sensitivity: {s['n_samples']} noise samples, {s['projections']} projection(s), "
+                     f"{s['replicates']} replicates, {s['solver']} {s['steps']} steps, seed {s['seed']}")
+        lines.append(DATA_FREE_NOTE)
+        return "\n".join(lines)
+
+
+def _candidates_for(candidates, name: str, shape: tuple, n: int) -> tuple:
+    if candidates is None:
+        return default_candidates(shape, n_weights=n)
+    if callable(candidates):
+        found = tuple(candidates(name, shape, n))
+    else:
+        found = tuple(candidates)
+    if not found or not all(isinstance(c, Candidate) for c in found):
+        raise ValueError(f"candidates for {name!r} must be a non-empty sequence of Candidate")
+    return found
+
+
+def _make_noise(noise, n_samples, seed, event_shape):
+    if noise is not None:
+        if not torch.is_tensor(noise) or noise.ndim < 2 or not noise.is_floating_point():
+            raise ValueError("noise must be a floating tensor of shape (n, *event)")
+        return noise
+    if event_shape is None:
+        raise ValueError("give noise, or event_shape (with n_samples and seed) to draw it")
+    return make_noise(n_samples, tuple(event_shape), seed=seed)
+
+
+def plan_quantization(
+    model: torch.nn.Module,
+    *,
+    budget_bits: float,
+    adapter: Adapter = XT(),
+    noise: torch.Tensor | None = None,
+    n_samples: int = 64,
+    seed: int = 0,
+    event_shape: tuple | None = None,
+    solver: str = "midpoint",
+    steps: int = 10,
+    candidates: Sequence[Candidate] | Callable | None = None,
+    sensitivity: WeightSensitivity | None = None,
+    projections: int = 1,
+    replicates: int = 4,
+    batch_size: int = 16,
+    level: float = 0.95,
+    progress: bool = True,
+) -> QuantizationPlan:
+    """Plan a mixed-precision quantization of ``model`` within ``budget_bits`` honest bits per weight.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The full-precision velocity model (left unchanged).
+    budget_bits : float
+        Largest honest bits per floating weight of the written file.
+    adapter : Adapter
+        How the model is called (:mod:`fmq_theory.flow.velocity`; the package's UNet needs
+        :func:`fmq_theory.harness.models.unet.unet_adapter`).
+    noise : torch.Tensor, optional
+        Starting noise ``(n, *event)``; else ``n_samples`` draws of ``event_shape`` from ``seed``.
+    solver, steps
+        The deployed fixed-step sampler.
+    candidates : sequence of Candidate, or callable ``(name, shape, n) -> sequence``, optional
+        Options per tensor (default :func:`~fmq_theory.plan.candidates.default_candidates`).
+    sensitivity : WeightSensitivity, optional
+        Reuse an estimate (e.g. for several budgets); else estimated here.
+    projections, replicates, batch_size
+        Of :func:`~fmq_theory.plan.sensitivity.weight_sensitivity`.
+    level : float
+        Level of the interval on the predicted degradation.
+    progress : bool
+        tqdm bars on the sensitivity and the fitting.
+
+    Returns
+    -------
+    QuantizationPlan
+
+    Raises
+    ------
+    ValueError
+        A budget below the cheapest choice, bad noise or candidates (naming the argument).
+    """
+    if isinstance(budget_bits, bool) or not isinstance(budget_bits, (int, float)) or not (
+            math.isfinite(budget_bits) and budget_bits > 0):
+        raise ValueError(f"budget_bits={budget_bits!r} must be a positive finite number")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} must be in (0, 1)")
+    start = time.perf_counter()
+    noise = _make_noise(noise, n_samples, seed, event_shape)
+    if sensitivity is None:
+        sensitivity = weight_sensitivity(model, noise, adapter=adapter, solver=solver, steps=steps,
+                                         projections=projections, replicates=replicates, batch_size=batch_size,
+                                         seed=seed, progress=progress)
+    state = model.state_dict()
+    names = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 0]
+    n_total = sum(state[k].numel() for k in names)
+    budget_bytes = int(math.floor(budget_bits * n_total / 8))
+    fitted, costs, values = [], [], []
+    for name in tqdm(names, desc="fitting candidates", unit="tensor", disable=not progress):
+        w = state[name].detach().cpu()
+        s = sensitivity.diag.get(name)
+        if s is None:  # a float buffer: kept at its dtype
+            options = (Candidate(str(w.dtype).removeprefix("torch."), w.element_size() * 8, "tensor",
+                                 str(w.dtype).removeprefix("torch.")),)
+        else:
+            options = _candidates_for(candidates, name, tuple(w.shape), w.numel())
+        cache: dict = {}
+        fits = [f for f in (fit_candidate(w, c, sensitivity=s, cache=cache) for c in options) if f is not None]
+        if not fits:
+            raise ValueError(f"no candidate of tensor {name!r} could be stored (side information overflows)")
+        fitted.append(fits)
+        costs.append(np.array([f.nbytes for f in fits], dtype=np.int64))
+        values.append(np.array([0.0 if s is None else float(np.sum(s * f.squared_error)) for f in fits]))
+    cheapest = sum(int(c.min()) for c in costs)
+    if cheapest > budget_bytes:
+        raise ValueError(f"budget_bits={budget_bits} is below the cheapest plan's "
+                         f"{8 * cheapest / n_total:.4f} bits/weight")
+    solution = solve_mckp(costs, values, budget=budget_bytes)
+    quantized, passthrough, report, choices, errors = {}, {}, [], [], {}
+    for name, fits, j in zip(names, fitted, solution.choice):
+        f = fits[j]
+        c = f.candidate
+        s = sensitivity.diag.get(name)
+        original = state[name].detach().cpu()
+        if isinstance(f.stored, QuantizedTensor):
+            quantized[name] = f.stored
+            report.append(TensorReport(
+                name=name, shape=f.stored.shape, n_weights=f.stored.n_weights, method=f.stored.method,
+                bits=f.stored.bits, granularity=format_granularity(f.stored.granularity), mse=f.mse,
+                w2=quantization_w2(original.double().numpy(), dequantized(f.stored).double().numpy()),
+                bits_per_weight=f.stored.bits_per_weight))
+        else:
+            passthrough[name] = f.stored
+        if s is not None:
+            errors[name] = f.squared_error
+        choices.append(TensorChoice(
+            name=name, method=c.method, bits=c.bits, granularity=c.granularity, storage=c.storage,
+            n_weights=original.numel(), nbytes=f.nbytes, bits_per_weight=8 * f.nbytes / original.numel(),
+            mse=f.mse, gain=0.0 if s is None else float(np.mean(s)),
+            predicted=0.0 if s is None else float(np.sum(s * f.squared_error))))
+    for k, v in state.items():
+        if k not in names:
+            passthrough[k] = v
+    value, low, high = sensitivity.interval(errors, level=level)
+    entries = int(np.prod(noise.shape[1:]))
+    total = sum(c.nbytes for c in choices)
+    settings = {
+        "n_samples": sensitivity.n_samples, "projections": sensitivity.projections,
+        "replicates": int(next(iter(sensitivity.replicates.values())).shape[0]), "solver": sensitivity.solver,
+        "steps": sensitivity.steps, "seed": sensitivity.seed, "event_shape": list(noise.shape[1:]),
+        "candidates": int(sum(len(f) for f in fitted)), "frontier_peak": solution.frontier_peak,
+        "lagrange_multiplier": solution.lagrange_multiplier, "seconds": time.perf_counter() - start,
+        "dtypes": {k: str(state[k].dtype).removeprefix("torch.") for k in names},
+    }
+    return QuantizationPlan(
+        quantized=QuantizedStateDict(quantized, passthrough, tuple(report), tuple(state.keys())),
+        choices=tuple(choices), budget_bits=float(budget_bits), bits_per_weight=8 * total / n_total,
+        total_bytes=int(total), n_weights=int(n_total),
+        predicted_delta=PredictedDelta(value=value, low=low, high=high, level=level, per_entry=value / entries),
+        dual_bound=float(solution.dual_bound), settings=settings,
+    )
+
+
+def load_plan(path, *, device: str = "cpu") -> QuantizationPlan:
+    """Read a plan written by :meth:`QuantizationPlan.save`; equal field for field to the saved one.
+
+    Raises
+    ------
+    ValueError
+        The file is a quantized checkpoint without a plan.
+    """
+    d = inspect_quantized(path).metadata.get("plan")
+    if not isinstance(d, dict):
+        raise ValueError(f"path={path!r} is a quantized checkpoint without a plan (not written by fmq plan)")
+    qsd = load_quantized(path, device=device)
+    return QuantizationPlan(
+        quantized=qsd, choices=tuple(TensorChoice(**c) for c in d["choices"]), budget_bits=d["budget_bits"],
+        bits_per_weight=d["bits_per_weight"], total_bytes=d["total_bytes"], n_weights=d["n_weights"],
+        predicted_delta=PredictedDelta(**d["predicted_delta"]), dual_bound=d["dual_bound"],
+        settings=d["settings"], data_free=d["data_free"],
+    )

@@ -1,0 +1,119 @@
+r"""Sensitivity-weighted exact 1-D k-means: the codebook that minimises :math:`\sum_i s_i (w_i - q(w_i))^2`.
+
+For weights :math:`w_1..w_n` with sensitivities :math:`s_i \ge 0` (the diagonal of the
+sample-level Fisher / noise gain, :mod:`fmq_theory.plan.sensitivity`) the first-order
+predicted displacement of the samples is :math:`\sum_i s_i e_i^2` for the weight errors
+:math:`e_i`.  The K-level quantizer that minimises it is an exact weighted k-means:
+
+* for fixed levels, each weight goes to its *nearest* level whatever its sensitivity
+  (:math:`s_i \ge 0` scales the cost of each choice equally), so the cells are intervals
+  of the sorted values and equal values share a cell;
+* for a fixed partition into intervals the best level of a cell is its
+  :math:`s`-weighted mean;
+
+so merging equal values (summing their sensitivities) and partitioning the sorted distinct
+values into K contiguous cells of minimal weighted within-cell sum of squares is exact.
+That partition is the weighted dynamic programme of Wang & Song [1]_, already in the
+package (:func:`fmq_theory.quantizers._kernels.lloyd_dp`; its weights are the point masses,
+the divide-and-conquer split monotonicity holds for any positive masses because the
+weighted within-cell cost satisfies the quadrangle inequality [2]_).  A small floor
+``s_min = 1e-12 * mean(s)`` keeps every mass positive, so weights with zero estimated
+sensitivity still get a level (their error then counts with that tiny mass).
+
+The stored form is the ``lloyd_max`` one: a ``codebook`` of K levels per group, so a
+weighted codebook is written, read and dequantized exactly like ``lloyd_max``.
+
+References
+----------
+.. [1] H. Wang, M. Song, "Ckmeans.1d.dp: optimal k-means clustering in one dimension by
+   dynamic programming", The R Journal 3(2), 2011.
+.. [2] X. Wu, "Optimal quantization by matrix searching", J. Algorithms 12, 1991.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.array([[0.0, 1.0, 10.0, 11.0]])
+>>> codebook, codes = weighted_codebook(x, np.array([[1.0, 3.0, 1.0, 1.0]]), bits=1)
+>>> codebook.tolist(), codes.tolist()
+([[0.75, 10.5]], [[0, 0, 1, 1]])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fmq_theory.quantizers import _kernels
+
+__all__ = ["weighted_codebook", "weighted_cost"]
+
+#: Relative floor on a sensitivity (times the group's mean), so every DP mass is positive.
+SENSITIVITY_FLOOR = 1e-12
+
+
+def _row_codebook(values: np.ndarray, weights: np.ndarray, n_levels: int, dp) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    v, s = values[order], weights[order]
+    distinct, start = np.unique(v, return_index=True)
+    mass = np.add.reduceat(s, start)
+    n_cells = min(n_levels, distinct.size)
+    ends, _ = dp(distinct, mass, n_cells)
+    begins = np.concatenate(([0], ends[:-1]))
+    levels = np.add.reduceat(mass * distinct, begins) / np.add.reduceat(mass, begins)
+    return np.concatenate([levels, np.full(n_levels - n_cells, levels[-1])])
+
+
+def weighted_codebook(x: np.ndarray, s: np.ndarray, *, bits: int, exact_twin: bool = False):
+    """The optimal ``2**bits``-level weighted codebook of every row of ``x``, and the codes.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (r, m), float
+        One group per row.
+    s : numpy.ndarray, shape (r, m), float
+        Sensitivities, finite and ``>= 0``.
+    bits : int
+        ``1..12``.
+    exact_twin : bool
+        Use the plain-numpy O(K N^2) DP instead of the numba kernel (the test oracle).
+
+    Returns
+    -------
+    codebook : numpy.ndarray, shape (r, 2**bits), float64
+        Sorted levels (a row with fewer distinct values than levels repeats its largest).
+    codes : numpy.ndarray, shape (r, m), uint8 or uint16
+        Index of the nearest level (the lower one on a tie).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    if x.ndim != 2 or s.shape != x.shape:
+        raise ValueError(f"x and s must be 2-D arrays of one shape, got {x.shape} and {s.shape}")
+    if not (np.all(np.isfinite(s)) and np.all(s >= 0)):
+        raise ValueError("s must be finite and >= 0")
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 12:
+        raise ValueError(f"bits={bits!r} must be an integer in 1..12")
+    n_levels = 1 << int(bits)
+    dp = _kernels.lloyd_dp_numpy if exact_twin else _kernels.lloyd_dp
+    floor = SENSITIVITY_FLOOR * np.maximum(s.mean(axis=1, keepdims=True), np.finfo(np.float64).tiny)
+    mass = np.maximum(s, floor)
+    codebook = np.stack([_row_codebook(x[i], mass[i], n_levels, dp) for i in range(x.shape[0])])
+    return codebook, nearest_codes(x, codebook)
+
+
+def nearest_codes(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Index of the nearest of the sorted ``levels`` (``(r, K)``) for each entry of ``x`` (``(r, m)``).
+
+    A value half-way between two levels goes to the lower one; uint8 codes for ``K <= 256``.
+    """
+    lev = np.asarray(levels, dtype=np.float64)
+    mids = 0.5 * (lev[:, 1:] + lev[:, :-1])
+    dtype = np.uint8 if lev.shape[1] <= 256 else np.uint16
+    codes = np.empty(x.shape, dtype=dtype)
+    for i in range(x.shape[0]):
+        codes[i] = np.searchsorted(mids[i], x[i], side="left")
+    return codes
+
+
+def weighted_cost(x: np.ndarray, s: np.ndarray, levels: np.ndarray, codes: np.ndarray) -> float:
+    r""":math:`\sum_i s_i (x_i - \mathrm{levels}[\mathrm{code}_i])^2` over all rows."""
+    fitted = np.take_along_axis(np.asarray(levels, dtype=np.float64), codes.astype(np.intp), axis=1)
+    return float(np.sum(np.asarray(s, dtype=np.float64) * (np.asarray(x, dtype=np.float64) - fitted) ** 2))

@@ -1,0 +1,64 @@
+"""``fmq plan`` end to end on a tiny UNet (seconds)."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from fmq_theory.cli import main
+from fmq_theory.harness.models.unet import UNet, UNetConfig
+from fmq_theory.io.quantized_file import inspect_quantized
+from fmq_theory.plan import load_plan
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(0)
+    config = UNetConfig(image_size=8, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                        attention_resolutions=(), groups=4, num_classes=3)
+    model = UNet(config)
+    save_file(model.state_dict(), str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    return folder, model
+
+
+def test_plan_end_to_end(tiny, capsys):
+    folder, model = tiny
+    out = folder / "plan.safetensors"
+    code = main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
+                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "2"])
+    assert code == 0
+    text = capsys.readouterr().out
+    plan = load_plan(out)
+    info = inspect_quantized(out)
+    assert text.startswith("fmq_theory ") and "budget=3.0" in text
+    assert "no training or test images were used" in text
+    assert plan.bits_per_weight <= 3.0 and info.data_bytes == plan.total_bytes
+    assert f"honest bits/weight {plan.bits_per_weight:.4f}" in text
+    assert f"{info.file_bytes} bytes" in text
+    for c in plan.choices:
+        line = next(x for x in text.splitlines() if x.startswith(c.name + " "))
+        assert f"{c.bits_per_weight:7.3f}" in line and f"{c.mse:10.3e}" in line and f"{c.predicted:10.3e}" in line
+    assert {c.name for c in plan.choices} == set(model.state_dict())
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--budget", "-1"], "--budget"),
+    (["--budget", "3", "--samples", "0"], "positive integer"),
+])
+def test_bad_arguments_exit_2(tiny, argv, match, capsys):
+    folder, _ = tiny
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", str(folder / "model.safetensors"), "-o", str(folder / "x.safetensors"), *argv])
+    assert exc.value.code == 2 and match in capsys.readouterr().err
+    assert not (folder / "x.safetensors").exists()
+
+
+def test_missing_model_config_is_named(tiny, capsys):
+    folder, _ = tiny
+    assert main(["plan", str(folder / "model.safetensors"), "--budget", "3", "-o", str(folder / "y.safetensors")]) == 2
+    assert "--model-config" in capsys.readouterr().err
+    assert not (folder / "y.safetensors").exists()

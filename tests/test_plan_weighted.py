@@ -1,0 +1,78 @@
+"""Sensitivity-weighted exact k-means (fmq_theory.plan.weighted) against brute force."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from fmq_theory.plan.weighted import nearest_codes, weighted_codebook, weighted_cost
+
+
+def brute_force_cost(x: np.ndarray, s: np.ndarray, n_levels: int) -> float:
+    """Every assignment of the points to at most ``n_levels`` clusters, each at its weighted mean."""
+    best = np.inf
+    n = x.size
+    for labels in itertools.product(range(n_levels), repeat=n):
+        labels = np.array(labels)
+        cost = 0.0
+        for k in set(labels.tolist()):
+            m = labels == k
+            mu = np.sum(s[m] * x[m]) / np.sum(s[m])
+            cost += float(np.sum(s[m] * (x[m] - mu) ** 2))
+        best = min(best, cost)
+    return best
+
+
+values = st.lists(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.25, 1.0, 3.0]), min_size=1, max_size=5)
+
+
+@given(values, st.data(), st.integers(1, 2))
+@example([0.0, 1.0, 10.0, 11.0], None, 1)
+@example([0.0, 0.0, 1.0], None, 1)
+def test_weighted_dp_equals_brute_force(xs, data, bits):
+    x = np.array(xs)
+    if data is None:
+        s = np.array([1.0, 3.0, 1.0, 1.0])[: x.size]
+        s = np.concatenate([s, np.ones(x.size - s.size)])
+    else:
+        s = np.array(data.draw(st.lists(st.sampled_from([0.1, 0.5, 1.0, 2.0, 7.0]), min_size=x.size,
+                                        max_size=x.size)))
+    codebook, codes = weighted_codebook(x[None, :], s[None, :], bits=bits)
+    twin_codebook, _ = weighted_codebook(x[None, :], s[None, :], bits=bits, exact_twin=True)
+    got = weighted_cost(x[None, :], s[None, :], codebook, codes)
+    want = brute_force_cost(x, s, 1 << bits)
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert weighted_cost(x[None, :], s[None, :], twin_codebook, codes) == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert np.all(np.diff(codebook[0]) >= 0)
+
+
+def test_unit_sensitivity_is_plain_lloyd_max():
+    """With s = 1 the weighted DP is the package's lloyd_max (same levels to rounding)."""
+    from fmq_theory.quantizers import quantize
+
+    x = np.random.default_rng(0).standard_normal((3, 200))
+    codebook, codes = weighted_codebook(x, np.ones_like(x), bits=3)
+    qt = quantize(x, method="lloyd_max", bits=3, granularity="channel")
+    np.testing.assert_allclose(codebook, qt.levels, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(codes, qt.codes)
+
+
+def test_weighting_lowers_the_weighted_cost():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 500))
+    s = np.exp(3 * rng.standard_normal((1, 500)))
+    w_cb, w_codes = weighted_codebook(x, s, bits=2)
+    u_cb, u_codes = weighted_codebook(x, np.ones_like(x), bits=2)
+    assert weighted_cost(x, s, w_cb, w_codes) < weighted_cost(x, s, u_cb, u_codes)
+
+
+def test_nearest_codes_ties_go_low():
+    assert nearest_codes(np.array([[0.5, 0.49, 0.51]]), np.array([[0.0, 1.0]])).tolist() == [[0, 0, 1]]
+
+
+@pytest.mark.parametrize("bad", [np.array([[-1.0, 1.0]]), np.array([[np.nan, 1.0]])])
+def test_bad_sensitivity_is_refused(bad):
+    with pytest.raises(ValueError, match="s must be finite"):
+        weighted_codebook(np.zeros((1, 2)), bad, bits=1)
