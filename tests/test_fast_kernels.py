@@ -28,7 +28,7 @@ def _data(seed, shape, dtype, ties):
 
 
 @given(seed=seeds, r=st.integers(1, 4), m=st.integers(1, 300), bits=st.integers(1, 9),
-       dtype=st.sampled_from([np.float32, np.float64]))
+       dtype=st.sampled_from([np.float16, np.float32, np.float64]))
 def test_gather_levels_equals_twin(seed, r, m, bits, dtype):
     rng = np.random.default_rng(seed)
     levels = rng.standard_normal((r, 2**bits)).astype(dtype)

@@ -636,7 +636,7 @@ _gather_levels_nb = _jit(_gather_levels_py, None)
 
 def gather_levels(levels: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Numba version of :func:`gather_levels_numpy` (same arguments and result)."""
-    if _numba is None:  # pragma: no cover - machines without numba
+    if _numba is None or levels.dtype == np.float16:  # numba has no float16 arrays
         return gather_levels_numpy(levels, codes)
     out = np.empty(codes.shape, dtype=levels.dtype)
     _gather_levels_nb(np.ascontiguousarray(codes), np.ascontiguousarray(levels), out)
