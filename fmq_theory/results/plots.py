@@ -195,8 +195,8 @@ def plot_bound_check(rows: list[dict], path: Path, *, title: str) -> Path:
                     label="measured dFID > 0 (95% paired bootstrap)", zorder=5)
         ax.plot(b[neg], -meas[neg], "o", color="k", mfc="none", label="|measured dFID|, resolved < 0", zorder=5)
         ax.plot(b[inside], np.maximum(hi[inside], 1e-12), "kv", mfc="none", label="inside noise: upper end")
-        series = [("certified_bound", "s-", "tab:green", "certified (paired features)"),
-                  ("certified_bound_fits", "s--", "tab:olive", "certified (FD of the fits)"),
+        series = [("certified_dfid", "s-", "tab:green", "certified (paired features)"),
+                  ("certified_dfid_fits", "s--", "tab:olive", "certified (FD of the fits)"),
                   ("predicted_dfid", "^-", "tab:blue", "predicted (noise model)"),
                   ("predicted_dfid_actual", "v-", "tab:cyan", "predicted (actual error, linearised)"),
                   ("dither_dfid", "x:", "tab:purple", "dither (sampled)")]
@@ -207,8 +207,8 @@ def plot_bound_check(rows: list[dict], path: Path, *, title: str) -> Path:
             shown.extend(y[ok])
         shown.extend(np.abs(meas[pos | neg]))
         shown.extend(hi[inside])
-        naive = col("naive_bound")
-        ax.plot(b, naive, "d--", color="tab:red", label="naive chain")
+        naive = col("estimated_naive_dfid")
+        ax.plot(b, naive, "d--", color="tab:red", label="naive chain (estimated constants)")
         ax.text(0.02, 0.98, f"naive chain: {np.nanmin(naive):.1e} to {np.nanmax(naive):.1e}", transform=ax.transAxes,
                 va="top", fontsize=7, color="tab:red")
         ax.set_yscale("log")
