@@ -57,7 +57,7 @@ def _trajectory_bits(spec: str) -> list[int]:
 
 
 def _as_flags(message: str) -> str:
-    """A config error with each field name written as its flag (``cert_samples`` -> ``--cert-samples``)."""
+    """A config error with each field name written as its flag (``trajectory_samples`` -> ``--trajectory-samples``)."""
     for name in sorted(BoundCheckConfig.__dataclass_fields__, key=len, reverse=True):
         message = re.sub(rf"(?<![\w-]){name}\b", "--" + name.replace("_", "-"), message)
     return message
