@@ -6,9 +6,10 @@ measured dFID next to the chain's bound, fitted slopes with 95% intervals). Runs
 The constants (:func:`fmq_theory.harness.bound_check.probe_constants`) are named for what they
 are: ``lipschitz_x_lower`` and ``lipschitz_theta_lower`` are the largest Jacobian norms found
 along sampled trajectories, ``lip_features_upper`` the product of the classifier's layer norms.
-``--reuse-constants`` takes them from the existing json (the committed ones came from an earlier
-power-iteration probe, equal to the present one to about 7 significant digits), so the file is
-regenerated with the same numbers.
+``--reuse-constants`` takes them from the existing json, so the file is regenerated with the same
+numbers (the committed ``lipschitz_*_lower`` came from an earlier power-iteration probe, equal to
+the present one to about 7 significant digits; ``lip_features_upper`` is the exact-layer-norm
+bound of :func:`fmq_theory.bounds.constants.lip_features_upper`).
 """
 import argparse
 import json
@@ -52,8 +53,8 @@ for ds in args.datasets:
                      "labels": {"lipschitz_x_lower": "lower estimate (Lanczos on dv/dx along trajectories)",
                                 "lipschitz_theta_lower": "lower estimate (power iteration on dv/dtheta along "
                                                          "trajectories)",
-                                "lip_features_upper": "upper bound up to power-iteration convergence (product of "
-                                                      "layer spectral norms x 1/2)"},
+                                "lip_features_upper": "upper bound (product of the layers' norm bounds: SVD, DFT "
+                                                      "of the circular convolution; x 1/2)"},
                      "per_point_lipschitz_x": probe.lipschitz_x_per_point.ravel().tolist(),
                      "per_point_lipschitz_theta": probe.lipschitz_theta_per_point.ravel().tolist(),
                      "times": probe.times.repeat(args.samples).tolist(),

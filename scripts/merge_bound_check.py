@@ -1,12 +1,12 @@
-"""Merge the csv files of several ``fmq bound-check`` GPU calls into one table and replot it.
+"""Merge the csv files of one or several ``fmq bound-check`` GPU calls into one table and replot it.
 
-One dataset's grid (3 methods x 7 bit widths, ~20 s a cell, one or two with the trajectory
-certificate at ~60 s) does not fit one 10-minute device call, so ``scripts/gpu_bound_check.sh``
-is called with disjoint ``BITS`` lists and the pieces are merged here, keyed by
-``(method, bits)``; a cell present in several pieces must agree in its measured change (the
-runs are deterministic for a fixed seed), and the later piece wins.
+``scripts/gpu_bound_check.sh`` runs one dataset's grid (3 methods x 7 bit widths) in one
+10-minute device call; a call cut short by its time limit is completed by another call with
+the missing ``BITS``, and the pieces are merged here, keyed by ``(method, bits)``; a cell present
+in several pieces must agree in its measured change (the runs are deterministic for a fixed
+seed), and the later piece wins.
 
-    python scripts/merge_bound_check.py --dataset mnist piece1.csv piece2.csv
+    python scripts/merge_bound_check.py --dataset mnist piece1.csv [piece2.csv ...]
 writes ``results/bound_check_<dataset>.csv`` and ``results/figures/bound_check_<dataset>.png``.
 Pieces are read and the table written by :data:`fmq_theory.results.schema.BOUND_CHECK`, so
 merging the committed table with itself gives it back byte for byte.

@@ -10,7 +10,7 @@ Three toy velocity models on 2-D data, each with the call signature of a common 
   that is affine in its parameters ``(W, b)``, so any fixed-step end state is affine in them
   and the linearised prediction of the actual weight error is exact.
 
-:func:`certify`, :func:`noise_gains` and :func:`predict` run on each through the adapters of
+:func:`estimate_w2_trajectory`, :func:`noise_gains` and :func:`predict` run on each through the adapters of
 :mod:`fmq_theory.flow.velocity`, with ``clip=None``; the docstring examples of the bounds run
 as doctests.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from fmq_theory.bounds import certificate, certify, noise_gains, predict, prediction, row_variances
+from fmq_theory.bounds import certificate, estimate_w2_trajectory, noise_gains, predict, prediction, row_variances
 from fmq_theory.flow.frechet import fid_from_features
 from fmq_theory.flow.solvers import integrate
 from fmq_theory.flow.velocity import TX, XT, XTExtras
@@ -119,10 +119,10 @@ def noise():
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_certify_any_model(kind, noise):
+def test_estimate_w2_trajectory_any_model(kind, noise):
     model, adapter = _case(kind)
     q, _ = _quantized(model, bits=4)
-    cert = certify(model, q, noise, adapter=adapter, solver="midpoint", steps=STEPS, lanczos_iterations=2,
+    cert = estimate_w2_trajectory(model, q, noise, adapter=adapter, solver="midpoint", steps=STEPS, lanczos_iterations=2,
                    batch_size=10, value_range=None)
     assert all(np.all(np.isfinite(a)) for a in (cert.per_sample, cert.paired_distance, cert.step_gains))
     # The measured distance is that of the two sampled end points (same adapter, same solver).
@@ -130,7 +130,7 @@ def test_certify_any_model(kind, noise):
     np.testing.assert_allclose(cert.paired_distance, measured, rtol=1e-12)
     assert cert.paired_distance.min() > 0  # 4-bit weights move every sample
     assert np.all(cert.per_sample >= cert.paired_distance)
-    assert cert.w2_paired <= cert.w2_rms <= cert.w2_bound
+    assert cert.w2_paired <= cert.w2_rms <= cert.w2_estimate
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -186,17 +186,17 @@ def test_device_and_dtype_come_from_the_models(noise):
     model, _ = _case("x_t")
     q, _ = _quantized(model, bits=4)
     with pytest.raises(ValueError, match="one device and dtype"):
-        certify(model, q.float(), noise, steps=2)
+        estimate_w2_trajectory(model, q.float(), noise, steps=2)
     # a plain function runs where the noise is
-    cert = certify(lambda x, t: -x, lambda x, t: -0.9 * x, noise, steps=2, lanczos_iterations=2)
+    cert = estimate_w2_trajectory(lambda x, t: -x, lambda x, t: -0.9 * x, noise, steps=2, lanczos_iterations=2)
     assert cert.per_sample.dtype == np.float64 and np.all(np.isfinite(cert.per_sample))
 
 
-@pytest.mark.parametrize("function", [certificate.certify, prediction.noise_gains, prediction.predict,
+@pytest.mark.parametrize("function", [certificate.estimate_w2_trajectory, prediction.noise_gains, prediction.predict,
                                       state_dict_module.quantize_state_dict])
 def test_docstring_examples(function):
     runner = doctest.DocTestRunner()
-    module = {certificate.certify: certificate, prediction.noise_gains: prediction, prediction.predict: prediction,
+    module = {certificate.estimate_w2_trajectory: certificate, prediction.noise_gains: prediction, prediction.predict: prediction,
               state_dict_module.quantize_state_dict: state_dict_module}[function]
     tests = doctest.DocTestFinder().find(function, function.__name__, globs=vars(module).copy())
     assert sum(len(t.examples) for t in tests) > 0

@@ -1,9 +1,12 @@
-"""Tests of the a-posteriori certificate (:mod:`fmq_theory.bounds.certificate`).
+"""Tests of the certified and estimated bounds (:mod:`fmq_theory.bounds.certificate`).
 
 Oracles: closed-form linear flows (the one-step map is an exact matrix, its spectral norm is
 ``numpy.linalg.norm(M, 2)``), the measured paired distance on a small trained model (the
-certificate must never fall below it), Gelbrich's inequality on random features, and a
-Monte-Carlo coverage check of the empirical-Bernstein bound.
+trajectory estimate must never fall below it), Gelbrich's inequality on random features,
+Monte-Carlo coverage checks of the empirical-Bernstein and Chernoff-Hoeffding bounds (scipy's
+root finder as the oracle of the latter), and for the certified W2: a linear field whose two
+generated laws differ by an exact translation, and a tiny trained model whose W2 upper value
+(the paired transport cost) is measured on 200 000 independent pairs.
 """
 
 from __future__ import annotations
@@ -15,8 +18,19 @@ import pytest
 import torch
 from _fields import TinyField, trained_tiny_field
 from hypothesis import assume, given, strategies as st
+from scipy.optimize import brentq
 
-from fmq_theory.bounds import Certificate, FIDCertificate, certify, certify_fid, empirical_bernstein_upper
+from fmq_theory.bounds import (
+    FIDCertificate,
+    TrajectoryEstimate,
+    W2Certificate,
+    certify_fid,
+    certify_w2,
+    empirical_bernstein_upper,
+    estimate_w2_trajectory,
+    hoeffding_kl_upper,
+)
+from fmq_theory.flow.solvers import sample
 from fmq_theory.bounds.spectral import jacobian_spectral_norm
 from fmq_theory.quantizers import quantize_state_dict
 
@@ -65,7 +79,7 @@ def test_linear_field_matches_numpy_oracle(solver):
     a_q = a_fp + 0.05 * rng.standard_normal((d, d))
     b_fp, b_q = rng.standard_normal(d), rng.standard_normal(d)
     x0 = rng.standard_normal((30, d))
-    cert = certify(AffineField(torch.tensor(a_fp), torch.tensor(b_fp)), AffineField(torch.tensor(a_q), torch.tensor(b_q)),
+    cert = estimate_w2_trajectory(AffineField(torch.tensor(a_fp), torch.tensor(b_fp)), AffineField(torch.tensor(a_q), torch.tensor(b_q)),
                    torch.tensor(x0), solver=solver, steps=8, lanczos_iterations=d, segment_points=(0.0,),
                    value_range=None)
     c_ref, dist_ref = _oracle(a_fp, b_fp, a_q, b_q, x0, 8, solver)
@@ -87,7 +101,7 @@ def test_linear_field_scalar_contraction_is_exact(solver):
     a = -0.7 * torch.eye(d, dtype=torch.float64)
     b = torch.linspace(-1, 1, d, dtype=torch.float64)
     x0 = torch.randn(20, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    cert = certify(AffineField(a, b), AffineField(a, b + 0.1), x0, solver=solver, steps=6, lanczos_iterations=d,
+    cert = estimate_w2_trajectory(AffineField(a, b), AffineField(a, b + 0.1), x0, solver=solver, steps=6, lanczos_iterations=d,
                    segment_points=(0.0,), value_range=None)
     np.testing.assert_allclose(cert.per_sample, cert.paired_distance, rtol=1e-10)
 
@@ -102,15 +116,15 @@ def tiny_models():
 
 
 @pytest.mark.parametrize("solver", ["euler", "midpoint"])
-def test_certificate_never_below_measured_distance_on_trained_model(tiny_models, solver):
+def test_trajectory_estimate_never_below_measured_distance_on_trained_model(tiny_models, solver):
     model, quantized = tiny_models
     noise = torch.randn(100, 2, generator=torch.Generator().manual_seed(3))
-    cert = certify(model, quantized, noise, solver=solver, steps=8, lanczos_iterations=2,
+    cert = estimate_w2_trajectory(model, quantized, noise, solver=solver, steps=8, lanczos_iterations=2,
                    segment_points=(0.0, 0.5, 1.0), value_range=None)
-    assert isinstance(cert, Certificate)
+    assert isinstance(cert, TrajectoryEstimate)
     assert cert.paired_distance.max() > 1e-3  # 3-bit weights move the samples
     assert np.all(cert.per_sample >= cert.paired_distance)
-    assert cert.w2_paired <= cert.w2_rms <= cert.w2_bound
+    assert cert.w2_paired <= cert.w2_rms <= cert.w2_estimate
     assert cert.labels["step_gains"].startswith("estimated")
 
 
@@ -118,11 +132,11 @@ def test_certify_rejects_bad_arguments(tiny_models):
     model, quantized = tiny_models
     noise = torch.randn(4, 2)
     with pytest.raises(ValueError, match="solver"):
-        certify(model, quantized, noise, solver="dopri5", steps=4)
+        estimate_w2_trajectory(model, quantized, noise, solver="dopri5", steps=4)
     with pytest.raises(ValueError, match="steps"):
-        certify(model, quantized, noise, steps=0)
+        estimate_w2_trajectory(model, quantized, noise, steps=0)
     with pytest.raises(ValueError, match="segment_points"):
-        certify(model, quantized, noise, steps=2, segment_points=(1.5,))
+        estimate_w2_trajectory(model, quantized, noise, steps=2, segment_points=(1.5,))
 
 
 def test_lanczos_is_a_lower_estimate_that_converges():
@@ -167,7 +181,7 @@ def test_fid_certificate_inequalities(n, d, scale, seed):
     assert cert.fid_q <= cert.fid_q_bound + tol_root  # triangle inequality
     assert cert.measured_dfid <= cert.dfid_bound_between + tol_root
     assert cert.measured_dfid <= cert.dfid_bound + tol_root
-    assert math.isnan(cert.switch_rate)
+    assert cert.switch_rate is None and cert.paired_feature_rms_kept is None
 
 
 def test_fid_certificate_switch_rate():
@@ -182,3 +196,120 @@ def test_fid_certificate_switch_rate():
     assert cert.paired_feature_rms_kept == pytest.approx(math.sqrt(0.03))
     with pytest.raises(ValueError, match="paired"):
         certify_fid(fp, fp[:5], reference_mean=np.zeros(3), reference_cov=np.eye(3))
+
+
+def _kl(a, b):
+    return (a * math.log(a / b) if a > 0 else 0.0) + ((1 - a) * math.log((1 - a) / (1 - b)) if a < 1 else 0.0)
+
+
+@pytest.mark.parametrize("n, mean, delta", [(1, 0.0, 0.05), (100, 0.0, 0.05), (5000, 0.0, 0.05), (100, 0.3, 0.05),
+                                            (5000, 1e-4, 0.01), (50, 0.9, 0.2)])
+def test_hoeffding_kl_closed_forms(n, mean, delta):
+    values = np.full(n, mean)
+    got = hoeffding_kl_upper(values, upper=1.0, delta=delta)
+    if mean == 0.0:  # kl(0 || m) = -ln(1 - m): the floor 1 - delta^(1/n), exactly
+        assert got == pytest.approx(1 - delta ** (1 / n), rel=1e-10)
+    else:  # the root of n kl(mean || m) = ln(1/delta) above the mean (scipy's brentq as the oracle)
+        root = brentq(lambda m: n * _kl(mean, m) - math.log(1 / delta), mean, 1 - 1e-15, xtol=1e-15)
+        assert root <= got <= root * (1 + 1e-10)
+    # scale: the bound is in the units of the values
+    assert hoeffding_kl_upper(values * 7.0, upper=7.0, delta=delta) == pytest.approx(7.0 * got, rel=1e-10)
+    assert hoeffding_kl_upper(np.ones(n), upper=1.0, delta=delta) == 1.0
+    with pytest.raises(ValueError, match="values must lie"):
+        hoeffding_kl_upper(np.array([0.5, 1.5]), upper=1.0, delta=0.05)
+    with pytest.raises(ValueError, match="delta"):
+        hoeffding_kl_upper(values, upper=1.0, delta=1.0)
+
+
+def test_hoeffding_kl_covers_the_mean():
+    # Independent, not identically distributed draws (as with the harness's fixed balanced
+    # labels): half Bernoulli(0.01), half Beta(1, 30); the mean of means is 0.5 (0.01 + 1/31).
+    # The two-point law is the worst case of the Chernoff bound, so coverage is close to the
+    # nominal 95%: at least 180 of 200 trials (the binomial 0.1% quantile is 181).
+    rng = np.random.default_rng(0)
+    mu = 0.5 * (0.01 + 1 / 31)
+    hits = 0
+    for _ in range(200):
+        x = np.concatenate([rng.binomial(1, 0.01, 250).astype(float), rng.beta(1, 30, 250)])
+        hits += hoeffding_kl_upper(x, upper=1.0, delta=0.05) >= mu
+    assert hits >= 181
+
+
+class _Shift(torch.nn.Module):
+    """``v(x, t) = A x + b``, the same ``A`` for both models (float64)."""
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.as_tensor(a).clone())
+        self.b = torch.nn.Parameter(torch.as_tensor(b).clone())
+
+    def forward(self, x, t, y=None):
+        return x @ self.a.T + self.b
+
+
+@pytest.mark.parametrize("solver", ["euler", "midpoint"])
+def test_certified_w2_is_tight_on_a_linear_field(solver):
+    # v = A x + b and v_q = A x + b_q: the solver's end states differ by one constant vector c
+    # (numpy oracle of the step maps), so P_q is P_fp translated by c and W2 = |c| exactly.
+    # Uniform noise in [-0.3, 0.3]^4 keeps every sample inside the box [-1, 1]^4 (no clipping), and
+    # |c| ~ 0.4 is well above the floor sqrt(R (1 - delta^(1/n))) = 0.098 of n = 5000 pairs.
+    d, steps = 4, 8
+    a = np.diag([-0.5, -0.2, 0.1, -0.3])
+    b = np.array([0.05, -0.02, 0.0, 0.03])
+    b_q = b + np.array([0.3, -0.2, 0.1, 0.15])
+    m, nb = _step_matrix(a, 1.0 / steps, solver)
+    c = np.zeros(d)
+    for _ in range(steps):
+        c = m @ c + nb @ (b_q - b)
+    exact = float(np.linalg.norm(c))
+    for n, factor in [(5000, 1.25), (200_000, 1.05)]:
+        noise = torch.rand(n, d, generator=torch.Generator().manual_seed(n), dtype=torch.float64) * 0.6 - 0.3
+        x = sample(_Shift(a, b), noise, solver=solver, steps=steps).x
+        y = sample(_Shift(a, b_q), noise, solver=solver, steps=steps).x
+        assert float(x.abs().max()) < 1 and float(y.abs().max()) < 1
+        cert = certify_w2(x, y, low=-1.0, high=1.0, delta=0.05)
+        assert isinstance(cert, W2Certificate) and cert.range_sq == 16.0 and cert.n == n
+        assert cert.measured == pytest.approx(exact, rel=1e-7)  # the pairing is the optimal coupling here
+        assert exact <= cert.bound <= factor * exact  # holds, and tightens as n grows
+        assert cert.floor == pytest.approx(math.sqrt(16.0 * (1 - 0.05 ** (1 / n))), rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def tiny_pairs(tiny_models):
+    """Clipped paired samples (midpoint, 8 steps) of the trained tiny field and its 3-bit copy."""
+    model, quantized = tiny_models
+    noise = torch.randn(300_000, 2, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        x = sample(model, noise, solver="midpoint", steps=8, batch_size=100_000).x.clamp(-4, 4)
+        y = sample(quantized, noise, solver="midpoint", steps=8, batch_size=100_000).x.clamp(-4, 4)
+    return x.double(), y.double()
+
+
+def test_certified_w2_never_below_measured_on_tiny_trained_model(tiny_pairs):
+    # 'Measured': the paired transport cost sqrt(E|y - x|^2) (>= W2 of the two laws) on 200 000
+    # pairs, relative standard error ~0.1%.  The 95% bound from 500 pairs holds for each of 200
+    # independent seeds (disjoint groups of the remaining 100 000 pairs).
+    x, y = tiny_pairs
+    sq = ((y - x) ** 2).sum(1)
+    measured = float(sq[:200_000].mean().sqrt())
+    rel_se = float(sq[:200_000].std() / sq[:200_000].mean()) / math.sqrt(200_000) / 2
+    assert measured > 0.05 and rel_se < 0.01  # 3-bit weights move the samples; the reference is precise
+    bounds = np.array([certify_w2(x[i:i + 500], y[i:i + 500], low=-4.0, high=4.0, delta=0.05).bound
+                       for i in range(200_000, 300_000, 500)])
+    assert bounds.size == 200
+    assert bounds.min() >= measured * (1 + 3 * rel_se)
+    # and near the least any valid bound from 500 pairs can report (measured 0.21, floor 0.87, bounds ~0.96)
+    floor = certify_w2(x[:500], y[:500], low=-4.0, high=4.0, delta=0.05).floor
+    assert bounds.max() <= 1.2 * math.hypot(measured, floor)
+
+
+def test_certify_w2_rejects_bad_input():
+    x = torch.zeros(10, 3)
+    with pytest.raises(ValueError, match="paired"):
+        certify_w2(x, x[:5])
+    with pytest.raises(ValueError, match="low"):
+        certify_w2(x, x, low=1.0, high=-1.0)
+    with pytest.raises(ValueError, match="delta"):
+        certify_w2(x, x, delta=0.0)
+    with pytest.raises(ValueError, match="finite"):
+        certify_w2(x, x.clone().fill_(float("nan")))

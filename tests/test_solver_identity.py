@@ -1,10 +1,10 @@
 """The certificate certifies the sampled trajectory: one solver step, bit for bit.
 
-:func:`fmq_theory.bounds.certify` runs the full-precision and the quantized model through
+:func:`fmq_theory.bounds.estimate_w2_trajectory` runs the full-precision and the quantized model through
 :func:`fmq_theory.bounds.one_step_map`; sampling runs :func:`fmq_theory.flow.solvers.integrate`.
 Both must be :func:`fmq_theory.flow.solvers.step` over :func:`fmq_theory.flow.solvers.time_grid`,
 or the certificate bounds a trajectory nobody samples.  Here every evaluation of the
-full-precision model inside ``certify`` (state and time) is recorded and compared with those
+full-precision model inside ``estimate_w2_trajectory`` (state and time) is recorded and compared with those
 of ``integrate`` by ``torch.equal``, and the certificate's measured end-point distance with
 the distance between the two ``integrate`` end points by exact equality.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from fmq_theory.bounds import certify, one_step_map
+from fmq_theory.bounds import estimate_w2_trajectory, one_step_map
 from fmq_theory.flow.solvers import integrate, step, time_grid
 from fmq_theory.flow.velocity import XT
 from fmq_theory.vocab import FIXED_STEP_SOLVERS
@@ -22,7 +22,7 @@ from fmq_theory.vocab import FIXED_STEP_SOLVERS
 class Recorder(torch.nn.Module):
     """A float64 MLP velocity ``model(x, t)`` that records every input it is called with.
 
-    ``certify`` evaluates the full-precision model only on the trajectory (the Lanczos
+    ``estimate_w2_trajectory`` evaluates the full-precision model only on the trajectory (the Lanczos
     estimates differentiate the quantized one), so every call recorded is a trajectory state.
     """
 
@@ -44,7 +44,7 @@ def test_certificate_trajectory_is_integrate_bit_for_bit(solver, t0, t1):
     fp, q = Recorder(0), Recorder(1)
     noise = torch.randn(9, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     steps = 7  # h = 1/7 is not a binary fraction: a different grid would show in the last bits
-    cert = certify(fp, q, noise, solver=solver, steps=steps, t0=t0, t1=t1, lanczos_iterations=2,
+    cert = estimate_w2_trajectory(fp, q, noise, solver=solver, steps=steps, t0=t0, t1=t1, lanczos_iterations=2,
                    segment_points=(0.0,))
     in_certify, fp.calls = fp.calls, []
     with torch.no_grad():

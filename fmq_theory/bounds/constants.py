@@ -20,10 +20,11 @@ This module offers two kinds of estimate, and every name says which one it is:
     anything, too small.
 
 ``_upper``
-    the product of the spectral norms of the layers of a feed-forward network whose other
-    maps are 1-Lipschitz (ReLU, max-pooling, flattening).  This is an upper bound on
-    :math:`\\mathrm{Lip}(\\varphi)` when each layer norm is exact; each is a power-iteration
-    estimate from below, so the product is an upper bound only up to their convergence.
+    the product of upper bounds on the spectral norms of the layers of a feed-forward network
+    whose other maps are 1-Lipschitz (ReLU, max-pooling, flattening): an upper bound on
+    :math:`\\mathrm{Lip}(\\varphi)`, exact up to float64 round-off (a linear layer's norm by SVD,
+    a convolution's by the DFT of the circular convolution that contains it,
+    :func:`layer_norm_upper`).
 
 Points are states of trajectories of the deployed fixed-step solver
 (:func:`trajectory_points`), which is where the chain's Gronwall step uses :math:`L_x`.
@@ -42,7 +43,7 @@ A linear field ``v(t, x) = A x`` with ``A = diag(2, 1)``: every estimate finds `
 [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
 >>> lin = torch.nn.Linear(2, 2, bias=False)
 >>> _ = lin.weight.data.copy_(a)
->>> round(lip_features_upper(lin, lin, input_shape=(2,), iterations=30), 4)
+>>> round(lip_features_upper(lin, lin, input_shape=(2,)), 4)
 2.0
 """
 
@@ -59,7 +60,7 @@ from fmq_theory.bounds.spectral import jacobian_spectral_norm
 from fmq_theory.flow.solvers import solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, Velocity, with_parameters
 
-__all__ = ["TrajectoryConstants", "lip_features_lower", "lip_features_upper", "lipschitz_theta_lower",
+__all__ = ["TrajectoryConstants", "layer_norm_upper", "lip_features_lower", "lip_features_upper", "lipschitz_theta_lower",
            "lipschitz_x_lower", "trajectory_constants", "trajectory_points"]
 
 #: Modules that :func:`lip_features_upper` takes as 1-Lipschitz (no parameters, norm <= 1).
@@ -213,37 +214,80 @@ def _layers(feature_fn: Callable, net: torch.nn.Module, input_shape: tuple) -> l
     return layers
 
 
-def _layer_norm(layer: torch.nn.Module, in_shape: tuple, iterations: int) -> float:
-    """Spectral norm of the layer's weight operator (no bias) by power iteration on ``A^T A``."""
+def _conv_norm_upper(layer: torch.nn.Conv2d, in_shape: tuple) -> float:
+    """``max_w ||W_hat(w)||_2`` of the circular convolution that contains the zero-padded one.
+
+    Embed the zero-padded input in an ``N x N`` grid with ``N >= H + 2p + d (k - 1)`` (no index
+    wraps around): the layer is ``S C E``, ``E`` the isometric embedding, ``C`` the circular
+    cross-correlation on the grid and ``S`` the selection of the (strided) outputs, so
+    ``||layer|| <= ||C||``, and ``C`` is block-diagonalised by the 2-D DFT: its norm is the largest
+    singular value of the ``c_out x c_in`` matrices ``W_hat(w)`` over the ``N^2`` frequencies
+    (Sedghi, Gupta & Long, ICLR 2019).  Groups are blocks of one block-diagonal operator.
+    """
+    weight = layer.weight.detach().double().cpu()
+    c_out, c_in_group, kh, kw = weight.shape
+    (ph, pw), (dh, dw) = _pair(layer.padding, in_shape), layer.dilation
+    size = max(in_shape[1] + 2 * ph + dh * (kh - 1), in_shape[2] + 2 * pw + dw * (kw - 1))
+    grid = torch.zeros(c_out, c_in_group, size, size, dtype=torch.float64)
+    grid[:, :, : dh * (kh - 1) + 1 : dh, : dw * (kw - 1) + 1 : dw] = weight
+    spectrum = torch.fft.fft2(grid).permute(2, 3, 0, 1)  # (N, N, c_out, c_in / groups)
+    per_group = c_out // layer.groups
+    return max(float(torch.linalg.matrix_norm(spectrum[:, :, g * per_group:(g + 1) * per_group], ord=2).max())
+               for g in range(layer.groups))
+
+
+def _pair(padding, in_shape: tuple) -> tuple:
+    """Padding of a Conv2d as ``(ph, pw)`` (``"same"``: the largest one-sided amount suffices)."""
+    if padding == "valid":
+        return (0, 0)
+    if padding == "same":
+        return (in_shape[1], in_shape[2])
+    return tuple(padding)
+
+
+def layer_norm_upper(layer: torch.nn.Module, in_shape: tuple) -> float:
+    """An upper bound on the spectral norm of a layer's weight operator (no bias), exact up to round-off.
+
+    :class:`torch.nn.Linear`: the largest singular value of the weight (float64 SVD).
+    Zero-padded :class:`torch.nn.Conv2d`: the norm of the circular convolution that contains it
+    (see :func:`_conv_norm_upper`); equal to the layer's norm up to boundary effects.
+
+    Parameters
+    ----------
+    layer : torch.nn.Linear or torch.nn.Conv2d
+    in_shape : tuple of int
+        Shape of one input of the layer (``(c, h, w)`` for a convolution).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> lin = torch.nn.Linear(3, 2, bias=False)
+    >>> _ = lin.weight.data.copy_(torch.tensor([[3.0, 0.0, 0.0], [0.0, 4.0, 0.0]]))
+    >>> layer_norm_upper(lin, (3,))
+    4.0
+    """
     if isinstance(layer, torch.nn.Conv2d):
-        def a(x):
-            return torch.nn.functional.conv2d(x, layer.weight, None, layer.stride, layer.padding, layer.dilation,
-                                              layer.groups)
-    else:
-        def a(x):
-            return x @ layer.weight.T
-    x0 = torch.randn(1, *in_shape, generator=torch.Generator().manual_seed(0), dtype=layer.weight.dtype)
-    x0 = x0.to(layer.weight.device)
-    _, a_t = vjp(a, x0)
-    v = x0 / x0.norm()
-    sigma = 0.0
-    for _ in range(iterations):
-        (w,) = a_t(a(v))
-        sigma = float(w.detach().norm().sqrt())
-        v = (w / w.norm()).detach()
-    return sigma
+        return _conv_norm_upper(layer, tuple(in_shape))
+    if isinstance(layer, torch.nn.Linear):
+        return float(torch.linalg.matrix_norm(layer.weight.detach().double().cpu(), ord=2))
+    raise ValueError(f"layer must be a Linear or Conv2d, got {type(layer).__name__}")
 
 
 def lip_features_upper(feature_fn: Callable[[torch.Tensor], torch.Tensor], net: torch.nn.Module, *,
-                       input_shape: tuple, iterations: int = 15) -> float:
-    """Product of the spectral norms of the layers ``feature_fn`` runs through (an upper bound).
+                       input_shape: tuple) -> float:
+    """Product of upper bounds on the spectral norms of the layers ``feature_fn`` runs through.
 
-    Valid for a feed-forward chain: ``feature_fn`` must be the composition, in call order, of
-    the zero-padded :class:`torch.nn.Conv2d` and :class:`torch.nn.Linear` layers of ``net``
-    and of maps in :data:`ONE_LIPSCHITZ`; a biased layer has the norm of its weight.  The
-    layers and their input shapes are found by running ``feature_fn`` once on two zero inputs; a leaf
-    module of another kind raises.  Maps ``feature_fn`` applies without a module (a residual
-    sum, a functional activation) cannot be seen, and are the caller's to rule out.
+    An upper bound on ``Lip(feature_fn)`` for a feed-forward chain (each factor from
+    :func:`layer_norm_upper`, exact up to float64 round-off): ``feature_fn`` must be the
+    composition, in call order, of the zero-padded :class:`torch.nn.Conv2d` and
+    :class:`torch.nn.Linear` layers of ``net`` and of maps in :data:`ONE_LIPSCHITZ`; a biased
+    layer has the norm of its weight.  The layers and their input shapes are found by running
+    ``feature_fn`` once on two zero inputs; a leaf module of another kind raises.  Maps
+    ``feature_fn`` applies without a module (a residual sum, a functional activation) cannot be
+    seen, and are the caller's to rule out.
 
     Parameters
     ----------
@@ -253,9 +297,6 @@ def lip_features_upper(feature_fn: Callable[[torch.Tensor], torch.Tensor], net: 
         The module holding its layers.
     input_shape : tuple of int
         Shape of one input.
-    iterations : int
-        Power iterations per layer (each layer norm is an estimate from below; the product
-        is an upper bound on ``Lip(feature_fn)`` up to their convergence).
 
     Returns
     -------
@@ -263,7 +304,7 @@ def lip_features_upper(feature_fn: Callable[[torch.Tensor], torch.Tensor], net: 
     """
     prod = 1.0
     for layer, shape in _layers(feature_fn, net, tuple(input_shape)):
-        prod *= _layer_norm(layer, shape, iterations)
+        prod *= layer_norm_upper(layer, shape)
     return prod
 
 
@@ -315,7 +356,7 @@ def trajectory_constants(model: torch.nn.Module, noise: torch.Tensor, *, adapter
         Start states, on the model's device.
     adapter : fmq_theory.flow.velocity.Adapter
         How to call ``model``, with the per-sample conditioning of the ``n`` samples (as in
-        :func:`fmq_theory.bounds.certify`).
+        :func:`fmq_theory.bounds.estimate_w2_trajectory`).
     solver, steps, every : as for :func:`trajectory_points`
     theta_samples : int
         Samples probed for ``L_theta`` (``1 <= theta_samples <= n``).

@@ -203,7 +203,7 @@ def noise_gains(
         sample space itself).
     adapter : fmq_theory.flow.velocity.Adapter
         How to call the model, with its per-sample conditioning (as in
-        :func:`fmq_theory.bounds.certify`; default ``model(x, t)``).
+        :func:`fmq_theory.bounds.estimate_w2_trajectory`; default ``model(x, t)``).
     solver, steps
         The deployed fixed-step solver on ``[0, 1]``.
     clip : (float, float) or None

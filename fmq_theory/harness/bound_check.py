@@ -1,25 +1,37 @@
-"""The bound check: measured FID change against the naive, certified and predicted bounds.
+"""The bound check: measured FID and sample change against certified, estimated and predicted bounds.
 
 For one dataset, a trained checkpoint and its classifier feature net, and every
-(method, bits) cell:
+(method, bits) cell (:func:`bound_check_cell` computes one cell's row from the shared
+:class:`BoundCheckSetup`):
 
 * measured: paired sampling of the FP and quantized models from the same noise and labels
   (deployed fixed-step solver, float32, TF32 off), classifier-feature FID of both against
   the real test set, ``dFID = FID_q - FID_fp`` with a paired-bootstrap interval (a cell is
   *inside the sampling noise* when the interval contains 0), mode-switch rate (classifier
   label of the pair differs), paired sample distances;
-* certified (:func:`fmq_theory.bounds.certify_fid`): ``(sqrt(FID_fp) + sqrt(FD_paired))^2 -
-  FID_fp`` from the paired features, and the trajectory certificate
-  (:func:`fmq_theory.bounds.certify`) of the sample-space W2 on a subset;
+* certified, no estimated input: ``certified_w2`` (:func:`fmq_theory.bounds.certify_w2`), an
+  upper confidence bound at level ``confidence`` on ``W2`` between the laws of the clipped
+  FP and quantized samples, from the same 5000 pairs (``certified_w2_delta``,
+  ``certified_w2_n``, ``certified_w2_range_sq`` say at which level, from how many pairs and
+  with which range); ``certified_sqrt_fid_change`` (:func:`fmq_theory.bounds.certify_fid`), a
+  bound on ``|sqrt(FID_q) - sqrt(FID_fp)|`` for the empirical FIDs, and ``certified_dfid``,
+  ``(sqrt(FID_fp) + sqrt(FD_paired))^2 - FID_fp``; the ``_fits`` variants use the FD of the two
+  Gaussian fits instead of the paired features;
+* estimated: ``estimated_w2_trajectory`` (:func:`fmq_theory.bounds.estimate_w2_trajectory`), the
+  per-step recursion with Lanczos gains, on ``trajectory_samples`` samples of the cells in
+  ``trajectory_methods`` x ``trajectory_bits`` (empty elsewhere); ``estimated_naive_dfid``, the
+  textbook chain (:func:`fmq_theory.theory.fid_chain.fid_chain`) with the constants of
+  :func:`naive_constants` (two lower estimates and one upper bound, so neither a bound nor a
+  lower bound);
 * predicted (:func:`fmq_theory.bounds.predict`): noise gains of the FP model and the
   row-wise weight MSE of the quantizer only; the dither test samples the FP weights plus
   uniform noise of the same row-wise variance; the same linearised propagation with the
   actual weight error (``predicted_dfid_actual``, which needs the quantized weights but no
-  sampling of the quantized model) separates the noise model's miss from the linearisation's;
-* naive (:func:`fmq_theory.theory.fid_chain.fid_chain`): the textbook chain with constants
-  estimated at sampled points (:func:`naive_constants`: largest observed values, lower
-  estimates of the suprema the chain needs, so the naive bound shown is, if anything, too
-  small).
+  sampling of the quantized model) separates the noise model's miss from the linearisation's.
+
+Every ``ratio_*`` column is the bound or prediction over the measured value it bounds; a
+ratio whose measured value is not resolved (inside the sampling noise) or not computed is an
+empty cell, never NaN.
 
 Features are those of the classifier's penultimate layer on clipped samples mapped to
 ``[0, 1]`` without rounding to uint8 (so that the same differentiable map serves the
@@ -31,7 +43,7 @@ real test images ``uint8 / 255``.
 :data:`fmq_theory.results.schema.BOUND_CHECK` table as each cell completes and draws
 :func:`fmq_theory.results.plots.plot_bound_check` at the end; ``fmq bound-check`` is its
 command line.  :func:`probe_constants` estimates the same chain's constants for
-``scripts/bound_compare.py``.
+``scripts/bound_compare.py`` and :func:`naive_constants` (the same estimators, one per constant).
 """
 
 from __future__ import annotations
@@ -49,13 +61,15 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from fmq_theory.bounds import certify, certify_fid, dither_state_dict, noise_gains, predict
-from fmq_theory.bounds.constants import (
-    TrajectoryConstants,
-    lip_features_lower,
-    lip_features_upper,
-    trajectory_constants,
+from fmq_theory.bounds import (
+    certify_fid,
+    certify_w2,
+    dither_state_dict,
+    estimate_w2_trajectory,
+    noise_gains,
+    predict,
 )
+from fmq_theory.bounds.constants import TrajectoryConstants, lip_features_upper, trajectory_constants
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 from fmq_theory.harness.context import load_context
@@ -67,7 +81,13 @@ from fmq_theory.results.schema import BOUND_CHECK
 from fmq_theory.theory.fid_chain import fid_chain
 from fmq_theory.vocab import FIXED_STEP_SOLVERS, METHODS
 
-__all__ = ["BoundCheckConfig", "naive_constants", "probe_constants", "run_bound_check", "summary_line"]
+__all__ = ["BoundCheckConfig", "BoundCheckSetup", "bound_check_cell", "naive_constants", "probe_constants",
+           "run_bound_check", "summary_line"]
+
+#: Columns of the trajectory estimate, empty in cells outside ``trajectory_methods`` x ``trajectory_bits``.
+TRAJECTORY_COLUMNS = ("estimated_w2_trajectory", "estimated_w2_trajectory_rms", "measured_w2_paired_trajectory",
+                      "ratio_estimated_w2_trajectory", "trajectory_per_sample_ratio_median", "lanczos_residual_max",
+                      "measured_step_mse")
 
 
 @dataclass(frozen=True)
@@ -84,12 +104,14 @@ class BoundCheckConfig:
     methods : tuple of str
         Quantizers (:data:`fmq_theory.vocab.METHODS`).
     bits : tuple of int
-    cert_bits : tuple of int or None
-        Bit widths that get the trajectory (W2) certificate; ``None``: all of ``bits``.
+    trajectory_bits : tuple of int
+        Bit widths that get the trajectory estimate (``estimated_w2_trajectory``).
+    trajectory_methods : tuple of str or None
+        Methods that get it at those bit widths; ``None``: all of ``methods``.
     samples : int
-        Paired samples of the measured FID (>= 2).
-    cert_samples : int
-        Samples of the trajectory certificate (>= 2).
+        Paired samples of the measured FID and of ``certified_w2`` (>= 2).
+    trajectory_samples : int
+        Samples of the trajectory estimate (>= 2).
     pred_samples : int
         Samples of the FID prediction's Monte Carlo (>= 2).
     gain_samples : int
@@ -101,6 +123,7 @@ class BoundCheckConfig:
     n_boot : int
         Paired-bootstrap replicates of the measured dFID.
     confidence : float
+        Level of the bootstrap interval and of ``certified_w2`` (``delta = 1 - confidence``).
     device : str
     seed : int
     batch_size : int
@@ -113,11 +136,12 @@ class BoundCheckConfig:
     classifier: str | None = None
     methods: tuple = ("equal_mass", "lloyd_max", "uniform_minmax")
     bits: tuple = (2, 3, 4, 5, 6, 7, 8)
-    cert_bits: tuple | None = None
+    trajectory_bits: tuple = (2, 4, 8)
+    trajectory_methods: tuple | None = None
     samples: int = 5000
-    cert_samples: int = 64
-    pred_samples: int = 2000
-    gain_samples: int = 64
+    trajectory_samples: int = 32
+    pred_samples: int = 1000
+    gain_samples: int = 32
     draws: int = 2
     solver: str = "midpoint"
     steps: int = 10
@@ -129,15 +153,17 @@ class BoundCheckConfig:
     time_limit: float | None = None
 
     def __post_init__(self):
-        if min(self.samples, self.cert_samples, self.pred_samples) < 2 or self.gain_samples < 1:
-            raise ValueError("samples, cert_samples and pred_samples must be >= 2, gain_samples >= 1")
-        bad = [m for m in self.methods if m not in METHODS]
+        if min(self.samples, self.trajectory_samples, self.pred_samples) < 2 or self.gain_samples < 1:
+            raise ValueError("samples, trajectory_samples and pred_samples must be >= 2, gain_samples >= 1")
+        bad = [m for m in self.methods + tuple(self.trajectory_methods or ()) if m not in METHODS]
         if bad:
             raise ValueError(f"methods has unknown quantizers {bad}; known: {sorted(METHODS)}")
         if self.solver not in FIXED_STEP_SOLVERS:
             raise ValueError(f"solver={self.solver!r} is not one of {list(FIXED_STEP_SOLVERS)}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"steps must be a positive int, got {self.steps!r}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"confidence must lie in (0, 1), got {self.confidence!r}")
 
     def cells(self) -> list[tuple[str, int]]:
         """``(method, bits)`` in run order: bits 2, 4, 8 first, then the rest, methods inside.
@@ -147,23 +173,40 @@ class BoundCheckConfig:
         first = [b for b in (2, 4, 8) if b in self.bits]
         return [(m, b) for b in first + [b for b in self.bits if b not in first] for m in self.methods]
 
+    def has_trajectory(self, method: str, bits: int) -> bool:
+        """Whether cell ``(method, bits)`` gets the trajectory estimate."""
+        return bits in self.trajectory_bits and method in (self.trajectory_methods or self.methods)
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
 
 def summary_line(row: Mapping) -> str:
-    """One progress line per cell."""
+    """One progress line per cell (an empty column prints as ``-``)."""
     return (f"{row['method']:>15s} b={row['bits']}  dFID {row['measured_dfid']:+.4g} "
-            f"[{row['dfid_low']:+.3g}, {row['dfid_high']:+.3g}]  cert {row['certified_bound']:.4g}  "
-            f"pred {row['predicted_dfid']:.4g}/{row['predicted_dfid_actual']:.4g}  dither {row['dither_dfid']:+.4g}  naive {row['naive_bound']:.3g}  "
-            f"switch {row['switch_rate']:.4f}  W2 {row['measured_w2_paired']:.4g}/{row['certified_w2']:.4g}  "
+            f"[{row['dfid_low']:+.3g}, {row['dfid_high']:+.3g}]  cert {row['certified_dfid']:.4g}  "
+            f"sqrtFID {row['measured_sqrt_fid_change']:+.4g}/{row['certified_sqrt_fid_change']:.4g}  "
+            f"pred {row['predicted_dfid']:.4g}/{row['predicted_dfid_actual']:.4g}  dither {row['dither_dfid']:+.4g}  "
+            f"naive {row['estimated_naive_dfid']:.3g}  switch {row['switch_rate']:.4f}  "
+            f"W2 {row['measured_w2_paired_clipped']:.4g}/cert {row['certified_w2']:.4g}"
+            f"/traj {_fmt(row['estimated_w2_trajectory'], '.4g')}  "
             f"{row['wall_s']:.0f}s (quant {row['t_quantize']:.0f} meas {row['t_measure']:.0f} "
-            f"cert {row['t_certify']:.0f} pred {row['t_predict']:.0f} dither {row['t_dither']:.0f})")
+            f"traj {row['t_trajectory']:.0f} pred {row['t_predict']:.0f} dither {row['t_dither']:.0f})")
 
 
-def _ratio(num: float, den: float, inside_noise: bool) -> float:
-    return num / den if (den > 0 and not inside_noise) else float("nan")
+def _ratio(num: float, den: float, inside_noise: bool = False) -> float | None:
+    """``num / den``, or ``None`` (an empty cell) when ``den`` is not resolved or not positive."""
+    return num / den if (den > 0 and not inside_noise) else None
 
 
-class _Setup:
-    """Everything computed once per dataset: models, features, reference, FP samples, gains."""
+class BoundCheckSetup:
+    """Everything computed once per dataset: models, features, reference, FP samples, gains, constants.
+
+    Parameters
+    ----------
+    cfg : BoundCheckConfig
+    """
 
     def __init__(self, cfg: BoundCheckConfig):
         self.ctx = load_context(dataset=cfg.dataset, checkpoint=cfg.checkpoint, classifier=cfg.classifier,
@@ -212,30 +255,18 @@ class _Setup:
         return m.eval()
 
 
-def naive_constants(setup: _Setup, *, seed: int) -> dict:
-    """Constants of the textbook chain at sampled points (largest observed values).
+def naive_constants(setup: BoundCheckSetup, *, seed: int) -> dict:
+    """Constants of the textbook chain: :func:`probe_constants` with the settings of ``bound_*.json``.
 
-    ``lipschitz_x_lower``: max over every ``steps // 8``-th grid time x 16 FP trajectories of
-    ``||d v / d x||_2`` (8 Lanczos steps); ``lipschitz_theta_lower``: max over the same times
-    of the first trajectory of ``||d v / d theta||_2`` (10 power iterations on ``J J^T``);
-    ``lip_features_lower``: max over 64 FP samples of ``||d phi / d x||_2`` (8 Lanczos steps).
-    All are lower estimates of the suprema the chain assumes
-    (:mod:`fmq_theory.bounds.constants`).  The random start vectors come from a CPU generator
-    seeded with ``seed`` (they came from the unseeded global generator before, so the committed
-    tables' constants cannot be drawn again exactly: ``lipschitz_x_lower`` and
-    ``lip_features_lower`` agree to about 6 digits from any start, ``lipschitz_theta_lower``,
-    whose 10 iterations are not converged, to a few per cent).
+    One estimator per constant, the same as ``scripts/bound_compare.py``'s: ``lipschitz_x_lower``
+    and ``lipschitz_theta_lower`` (lower estimates: the largest Jacobian norms found at 2
+    trajectories x 4 times, 10 Krylov steps), ``lip_features_upper`` (an upper bound: the product
+    of the classifier's layer norms, times 1/2 for ``u = (x + 1) / 2``).
     """
-    dev, n = setup.device, 16
-    generator = torch.Generator().manual_seed(seed)
-    labels = None if setup.labels is None else setup.labels[:n].to(dev)
-    with sdpa_kernel([SDPBackend.MATH]):  # the math kernel has forward- and reverse-mode AD
-        probe = trajectory_constants(setup.model, setup.noise[:n].to(dev), adapter=unet_adapter(setup.model, labels),
-                                     solver=setup.solver, steps=setup.steps, every=max(1, setup.steps // 8),
-                                     theta_samples=1, x_iterations=8, theta_iterations=10, generator=generator)
-        lf = lip_features_lower(setup.feature_fn, setup.x_fp[:64].clamp(-1, 1), iterations=8, generator=generator)
+    probe, upper = probe_constants(setup.model, setup.net, samples=2, times=4, iterations=10, steps=setup.steps,
+                                   seed=seed)
     return {"lipschitz_x_lower": probe.lipschitz_x_lower, "lipschitz_theta_lower": probe.lipschitz_theta_lower,
-            "lip_features_lower": float(lf.max())}
+            "lip_features_upper": upper}
 
 
 def probe_constants(model: torch.nn.Module, classifier_net: torch.nn.Module, *, samples: int = 4, times: int = 5,
@@ -256,18 +287,34 @@ def probe_constants(model: torch.nn.Module, classifier_net: torch.nn.Module, *, 
     model = model.eval()
     cfg = model.config
     shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
-    noise = make_noise(samples, shape, seed=seed)
-    labels = balanced_labels(samples, cfg.num_classes) if cfg.num_classes else None
+    device = next(model.parameters()).device
+    noise = make_noise(samples, shape, seed=seed).to(device)
+    labels = balanced_labels(samples, cfg.num_classes).to(device) if cfg.num_classes else None
     sub = max(1, round(steps / times))
     with sdpa_kernel([SDPBackend.MATH]):
         probe = trajectory_constants(model, noise, adapter=unet_adapter(model, labels), solver="midpoint",
                                      steps=times * sub, every=sub, theta_samples=samples, x_iterations=iterations,
                                      theta_iterations=iterations, generator=torch.Generator().manual_seed(seed + 1))
-    upper = 0.5 * lip_features_upper(classifier_net.features, classifier_net, input_shape=shape, iterations=iterations)
+    upper = 0.5 * lip_features_upper(classifier_net.features, classifier_net, input_shape=shape)
     return probe, upper
 
 
-def _cell(setup: _Setup, *, cfg: BoundCheckConfig, method: str, bits: int, cert_samples: int) -> dict:
+def bound_check_cell(setup: BoundCheckSetup, *, cfg: BoundCheckConfig, method: str, bits: int) -> dict:
+    """One cell's row of :data:`~fmq_theory.results.schema.BOUND_CHECK` (see the module notes).
+
+    Parameters
+    ----------
+    setup : BoundCheckSetup
+        Built from ``cfg`` (shared by every cell of a dataset).
+    cfg : BoundCheckConfig
+    method : str
+    bits : int
+
+    Returns
+    -------
+    dict
+        The typed row; a column not computed for this cell is ``None`` (an empty csv cell).
+    """
     t0 = time.perf_counter()
     sd = {k: v.detach() for k, v in setup.model.state_dict().items()}
     qsd = quantize_state_dict(sd, method=method, bits=bits, granularity="channel")
@@ -280,16 +327,28 @@ def _cell(setup: _Setup, *, cfg: BoundCheckConfig, method: str, bits: int, cert_
     f_q, y_q = setup.features(x_q)
     fidc = certify_fid(setup.f_fp.cpu(), f_q.cpu(), reference_mean=setup.ref_mean, reference_cov=setup.ref_cov,
                        labels_fp=setup.y_fp, labels_q=y_q, n_boot=cfg.n_boot, confidence=cfg.confidence, seed=cfg.seed)
+    w2c = certify_w2(setup.x_fp, x_q, low=-1.0, high=1.0, delta=1.0 - cfg.confidence)
     msd = float(((x_q - setup.x_fp).double().flatten(1) ** 2).sum(1).mean())
     params = dict(setup.model.named_parameters())
     quantized = {k: v for k, v in sd_q.items() if k in params}
     t2 = time.perf_counter()
-    n_c = cert_samples
-    cert = None
-    if n_c >= 2:
-        cert = certify(setup.model, model_q, setup.noise[:n_c], adapter=setup.adapter(n_c),
-                       solver=setup.solver, steps=setup.steps, segment_points=(0.0, 0.5, 1.0), lanczos_iterations=5,
-                       value_range=2.0, confidence=cfg.confidence, batch_size=n_c, seed=cfg.seed)
+    traj_cols = dict.fromkeys(TRAJECTORY_COLUMNS)
+    n_c = 0
+    if cfg.has_trajectory(method, bits):
+        n_c = cfg.trajectory_samples
+        est = estimate_w2_trajectory(setup.model, model_q, setup.noise[:n_c], adapter=setup.adapter(n_c),
+                                     solver=setup.solver, steps=setup.steps, segment_points=(0.0, 0.5, 1.0),
+                                     lanczos_iterations=5, value_range=2.0, confidence=cfg.confidence,
+                                     batch_size=n_c, seed=cfg.seed)
+        ratio = est.per_sample / np.maximum(est.paired_distance, np.finfo(float).tiny)
+        traj_cols = {
+            "estimated_w2_trajectory": est.w2_estimate, "estimated_w2_trajectory_rms": est.w2_rms,
+            "measured_w2_paired_trajectory": est.w2_paired,
+            "ratio_estimated_w2_trajectory": _ratio(est.w2_estimate, est.w2_paired),
+            "trajectory_per_sample_ratio_median": float(np.median(ratio)),
+            "lanczos_residual_max": float(est.lanczos_residual.max()),
+            "measured_step_mse": float(np.mean(est.defect_norms**2)) * setup.steps**2,
+        }
     t3 = time.perf_counter()
     p = cfg.pred_samples
     pred = predict(setup.model, quantized, noise=setup.noise[:p], feature_fn=setup.feature_fn,
@@ -305,58 +364,51 @@ def _cell(setup: _Setup, *, cfg: BoundCheckConfig, method: str, bits: int, cert_
     t5 = time.perf_counter()
     k = setup.constants
     naive = fid_chain(mse=weight_mse, n_params=n_w, lipschitz_theta=k["lipschitz_theta_lower"],
-                      lipschitz_x=k["lipschitz_x_lower"], lip_features=k["lip_features_lower"], fid_fp=fidc.fid_fp,
+                      lipschitz_x=k["lipschitz_x_lower"], lip_features=k["lip_features_upper"], fid_fp=fidc.fid_fp,
                       solver=setup.solver, steps=setup.steps)
-    h = 1.0 / setup.steps
     inside = fidc.inside_noise
-    nan = float("nan")
-    if cert is not None:
-        ratio = cert.per_sample / np.maximum(cert.paired_distance, np.finfo(float).tiny)
-        cert_cols = {
-            "certified_w2": cert.w2_bound, "certified_w2_rms": cert.w2_rms, "measured_w2_paired_cert": cert.w2_paired,
-            "certified_w2_over_measured": cert.w2_bound / max(cert.w2_paired, 1e-300),
-            "cert_per_sample_ratio_median": float(np.median(ratio)),
-            "lanczos_residual_max": float(cert.lanczos_residual.max()),
-            "measured_step_mse": float(np.mean(cert.defect_norms**2)) / h**2,
-        }
-    else:  # not run for these bits (cert_bits)
-        cert_cols = dict.fromkeys(("certified_w2", "certified_w2_rms", "measured_w2_paired_cert",
-                                   "certified_w2_over_measured", "cert_per_sample_ratio_median",
-                                   "lanczos_residual_max", "measured_step_mse"), nan)
+    sqrt_change = abs(fidc.sqrt_fid_change)
     return {
         "dataset": cfg.dataset, "method": method, "bits": bits, "samples": int(setup.noise.shape[0]),
         "solver": setup.solver, "steps": setup.steps, "feature_net": setup.ctx.classifier.name,
         "device": torch.cuda.get_device_name(setup.device) if setup.device.type == "cuda" else "cpu",
         "weight_mse": weight_mse, "fid_fp": fidc.fid_fp, "fid_q": fidc.fid_q, "measured_dfid": fidc.measured_dfid,
         "dfid_low": fidc.dfid_low, "dfid_high": fidc.dfid_high, "inside_noise": inside,
-        "naive_bound": naive.delta_fid, "certified_bound": fidc.dfid_bound,
-        "certified_bound_fits": fidc.dfid_bound_between, "predicted_dfid": pred.dfid,
-        "predicted_dfid_linear_rms": pred.dfid_linear_rms, "predicted_dfid_actual": pred.dfid_actual,
-        "dither_dfid": dither_dfid,
-        "switch_rate": fidc.switch_rate,
-        "ratio_certified": _ratio(fidc.dfid_bound, fidc.measured_dfid, inside),
+        "estimated_naive_dfid": naive.delta_fid, "certified_dfid": fidc.dfid_bound,
+        "certified_dfid_fits": fidc.dfid_bound_between,
+        "measured_sqrt_fid_change": fidc.sqrt_fid_change, "certified_sqrt_fid_change": fidc.sqrt_change_bound,
+        "certified_sqrt_fid_change_fits": fidc.sqrt_change_bound_between,
+        "predicted_dfid": pred.dfid, "predicted_dfid_linear_rms": pred.dfid_linear_rms,
+        "predicted_dfid_actual": pred.dfid_actual, "dither_dfid": dither_dfid, "switch_rate": fidc.switch_rate,
+        "ratio_certified_dfid": _ratio(fidc.dfid_bound, fidc.measured_dfid, inside),
+        "ratio_certified_dfid_fits": _ratio(fidc.dfid_bound_between, fidc.measured_dfid, inside),
+        "ratio_certified_sqrt_fid": _ratio(fidc.sqrt_change_bound, sqrt_change, inside),
+        "ratio_certified_sqrt_fid_fits": _ratio(fidc.sqrt_change_bound_between, sqrt_change, inside),
         "ratio_predicted": _ratio(pred.dfid, fidc.measured_dfid, inside),
         "ratio_predicted_actual": _ratio(pred.dfid_actual, fidc.measured_dfid, inside),
         "ratio_dither": _ratio(dither_dfid, fidc.measured_dfid, inside),
-        "ratio_naive": _ratio(naive.delta_fid, fidc.measured_dfid, inside),
-        "measured_w2_paired": math.sqrt(msd), "cert_samples": n_c if cert is not None else 0, **cert_cols,
-        "fd_paired": fidc.fd_paired,
-        "fd_between": fidc.fd_between, "predicted_sample_msd": pred.sample_msd,
+        "ratio_estimated_naive": _ratio(naive.delta_fid, fidc.measured_dfid, inside),
+        "measured_w2_paired": math.sqrt(msd), "measured_w2_paired_clipped": w2c.measured,
+        "certified_w2": w2c.bound, "certified_w2_delta": w2c.delta, "certified_w2_n": w2c.n,
+        "certified_w2_range_sq": w2c.range_sq, "certified_w2_floor": w2c.floor,
+        "ratio_certified_w2": _ratio(w2c.bound, w2c.measured),
+        "trajectory_samples": n_c, **traj_cols,
+        "fd_paired": fidc.fd_paired, "fd_between": fidc.fd_between, "predicted_sample_msd": pred.sample_msd,
         "predicted_sample_msd_mc": float(np.mean(pred.sample_msd_mc)),
         "predicted_sample_msd_actual": pred.sample_msd_actual, "measured_sample_msd": msd,
         "dither_sample_msd": dither_msd, "predicted_feature_msd": pred.feature_msd,
         "predicted_step_mse": pred.step_mse,
         "dominant_tensors": ";".join(f"{name}:{share:.3f}" for name, share in pred.dominant("feature", k=3)),
         **k, "pred_samples": pred.n, "draws": cfg.draws, "t_quantize": t1 - t0, "t_measure": t2 - t1,
-        "t_certify": t3 - t2, "t_predict": t4 - t3, "t_dither": t5 - t4, "wall_s": time.perf_counter() - t0,
+        "t_trajectory": t3 - t2, "t_predict": t4 - t3, "t_dither": t5 - t4, "wall_s": time.perf_counter() - t0,
     }
 
 
-def _load(cfg: BoundCheckConfig) -> _Setup:
+def _load(cfg: BoundCheckConfig) -> BoundCheckSetup:
     """The set-up of one worker (TF32 off, as every measurement here assumes)."""
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    return _Setup(cfg)
+    return BoundCheckSetup(cfg)
 
 
 def run_bound_check(cfg: BoundCheckConfig, *, out: Path, figure: Path, progress: bool = True,
@@ -386,21 +438,21 @@ def run_bound_check(cfg: BoundCheckConfig, *, out: Path, figure: Path, progress:
     """
     if not isinstance(cfg, BoundCheckConfig):
         raise TypeError(f"cfg must be a BoundCheckConfig, got {type(cfg).__name__}")
-    cert_bits = cfg.bits if cfg.cert_bits is None else cfg.cert_bits
     cells = [Cell(key=BOUND_CHECK.row_key({"dataset": cfg.dataset, "method": m, "bits": b}),
-                  params={"cfg": cfg, "method": m, "bits": b, "cert_samples": cfg.cert_samples if b in cert_bits else 0})
+                  params={"cfg": cfg, "method": m, "bits": b})
              for m, b in cfg.cells()]
 
     def is_done(row: dict) -> bool:  # a row of the same cell under other settings is run again
-        return (row["samples"], row["solver"], row["steps"], row["draws"], row["cert_samples"]) == (
-            cfg.samples, cfg.solver, cfg.steps, cfg.draws, cfg.cert_samples if row["bits"] in cert_bits else 0)
+        n_traj = cfg.trajectory_samples if cfg.has_trajectory(row["method"], row["bits"]) else 0
+        return (row["samples"], row["solver"], row["steps"], row["draws"], row["trajectory_samples"]) == (
+            cfg.samples, cfg.solver, cfg.steps, cfg.draws, n_traj)
 
     def finish(cell: Cell, row: dict) -> dict:
         if progress:
             tqdm.write(summary_line(row))
         return row
 
-    report = run_cells(cells, task=_cell, load=partial(_load, cfg), context_key=("bound_check", cfg), table=BOUND_CHECK,
+    report = run_cells(cells, task=bound_check_cell, load=partial(_load, cfg), context_key=("bound_check", cfg), table=BOUND_CHECK,
                        out=out, scheduler=scheduler, workers=workers, threads=threads,
                        resources={"GPU": 1} if torch.device(cfg.device).type == "cuda" else None, is_done=is_done,
                        finish=finish, progress=progress, name=f"bound-check {cfg.dataset}",

@@ -197,8 +197,8 @@ def plot_bound_check(rows: list[dict], path: Path, *, title: str) -> Path:
                     label="measured dFID > 0 (95% paired bootstrap)", zorder=5)
         ax.plot(b[neg], -meas[neg], "o", color="k", mfc="none", label="|measured dFID|, resolved < 0", zorder=5)
         ax.plot(b[inside], np.maximum(hi[inside], 1e-12), "kv", mfc="none", label="inside noise: upper end")
-        series = [("certified_bound", "s-", "tab:green", "certified (paired features)"),
-                  ("certified_bound_fits", "s--", "tab:olive", "certified (FD of the fits)"),
+        series = [("certified_dfid", "s-", "tab:green", "certified (paired features)"),
+                  ("certified_dfid_fits", "s--", "tab:olive", "certified (FD of the fits)"),
                   ("predicted_dfid", "^-", "tab:blue", "predicted (noise model)"),
                   ("predicted_dfid_actual", "v-", "tab:cyan", "predicted (actual error, linearised)"),
                   ("dither_dfid", "x:", "tab:purple", "dither (sampled)")]
@@ -209,7 +209,7 @@ def plot_bound_check(rows: list[dict], path: Path, *, title: str) -> Path:
             shown.extend(y[ok])
         shown.extend(np.abs(meas[pos | neg]))
         shown.extend(hi[inside])
-        naive = col("naive_bound")  # many orders above the rest: stated, not drawn off scale
+        naive = col("estimated_naive_dfid")  # many orders above the rest: stated, not drawn off scale
         ax.text(0.99, 0.96, f"naive chain (off scale): {np.nanmin(naive):.1e} to {np.nanmax(naive):.1e}",
                 transform=ax.transAxes, ha="right", va="top", fontsize=9, color="tab:red")
         ax.set_yscale("log")

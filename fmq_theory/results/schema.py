@@ -5,7 +5,7 @@ Every csv file under ``results/`` holds one of the tables below:
 * :data:`SWEEP` - ``results/<dataset>.csv``, one row per (method, bits) cell of
   :func:`fmq_theory.harness.sweep.run_sweep`;
 * :data:`BOUND_CHECK` - ``results/bound_check_<dataset>.csv``, one row per cell of
-  :func:`fmq_theory.harness.bound_check.bound_check`;
+  :func:`fmq_theory.harness.bound_check.bound_check_cell`;
 * :data:`SENSITIVITY` - ``results/sensitivity_<dataset>_<bits>b.csv``, one row per tensor of
   ``scripts/sensitivity.py``;
 * :data:`PLAN` - ``results/plan_<model>.csv``, one row per (budget, method or peer) of
@@ -219,28 +219,37 @@ SWEEP = Table(
     nan_text="",
 )
 
-#: Measured FID change against the naive, certified and predicted bounds (``fmq bound-check``):
-#: ``results/bound_check_<dataset>.csv``.  The naive chain's constants are lower estimates
-#: (:mod:`fmq_theory.bounds.constants`), hence ``_lower`` in their names.
+#: Measured FID and sample change against certified, estimated and predicted bounds
+#: (``fmq bound-check``, :mod:`fmq_theory.harness.bound_check`): ``results/bound_check_<dataset>.csv``.
+#: One vocabulary: ``certified_*`` has no estimated input, ``estimated_*`` has one, ``predicted_*``
+#: comes from the weights alone, ``measured_*`` is observed; ``ratio_*`` is a bound or prediction
+#: over the measured value.  The naive chain's constants are named for what they are (``_lower``
+#: estimates, ``_upper`` bound).  An empty cell is a column not computed for that cell (the
+#: trajectory estimate outside its cells, a ratio whose measured change is inside the noise).
 BOUND_CHECK = Table(
     name="bound_check",
     columns=_columns(
         "dataset:str method:str bits:int samples:int solver:str steps:int feature_net:str device:str "
         "weight_mse:float fid_fp:float fid_q:float measured_dfid:float dfid_low:float dfid_high:float "
-        "inside_noise:bool naive_bound:float certified_bound:float certified_bound_fits:float "
+        "inside_noise:bool estimated_naive_dfid:float certified_dfid:float certified_dfid_fits:float "
+        "measured_sqrt_fid_change:float certified_sqrt_fid_change:float certified_sqrt_fid_change_fits:float "
         "predicted_dfid:float predicted_dfid_linear_rms:float predicted_dfid_actual:float dither_dfid:float "
-        "switch_rate:float ratio_certified:float ratio_predicted:float ratio_predicted_actual:float "
-        "ratio_dither:float ratio_naive:float measured_w2_paired:float cert_samples:int certified_w2:float "
-        "certified_w2_rms:float measured_w2_paired_cert:float certified_w2_over_measured:float "
-        "cert_per_sample_ratio_median:float lanczos_residual_max:float fd_paired:float fd_between:float "
+        "switch_rate:float ratio_certified_dfid:float ratio_certified_dfid_fits:float "
+        "ratio_certified_sqrt_fid:float ratio_certified_sqrt_fid_fits:float ratio_predicted:float "
+        "ratio_predicted_actual:float ratio_dither:float ratio_estimated_naive:float "
+        "measured_w2_paired:float measured_w2_paired_clipped:float certified_w2:float certified_w2_delta:float "
+        "certified_w2_n:int certified_w2_range_sq:float certified_w2_floor:float "
+        "ratio_certified_w2:float trajectory_samples:int estimated_w2_trajectory:float "
+        "estimated_w2_trajectory_rms:float measured_w2_paired_trajectory:float "
+        "ratio_estimated_w2_trajectory:float trajectory_per_sample_ratio_median:float "
+        "lanczos_residual_max:float measured_step_mse:float fd_paired:float fd_between:float "
         "predicted_sample_msd:float predicted_sample_msd_mc:float predicted_sample_msd_actual:float "
         "measured_sample_msd:float dither_sample_msd:float predicted_feature_msd:float "
-        "predicted_step_mse:float measured_step_mse:float dominant_tensors:str lipschitz_x_lower:float "
-        "lipschitz_theta_lower:float lip_features_lower:float pred_samples:int draws:int t_quantize:float "
-        "t_measure:float t_certify:float t_predict:float t_dither:float wall_s:float"),
+        "predicted_step_mse:float dominant_tensors:str lipschitz_x_lower:float "
+        "lipschitz_theta_lower:float lip_features_upper:float pred_samples:int draws:int t_quantize:float "
+        "t_measure:float t_trajectory:float t_predict:float t_dither:float wall_s:float"),
     key=("dataset", "method", "bits"),
-    renamed=(("lipschitz_x", "lipschitz_x_lower"), ("lipschitz_theta", "lipschitz_theta_lower"),
-             ("lip_features", "lip_features_lower")),
+    nan_text="",
 )
 
 #: Quantizing one tensor at a time (``scripts/sensitivity.py``):

@@ -5,7 +5,7 @@ paired-bootstrap interval ``[dfid_low, dfid_high]`` of the measured FID change e
 and *inside the sampling noise* otherwise.  On the resolved cells the targets of the bound
 comparison are
 
-* a bound ``B`` (``certified_bound``, ``certified_bound_fits``): ``B / dFID <= 10``, judged on
+* a bound ``B`` (``certified_dfid``, ``certified_dfid_fits``): ``B / dFID <= 10``, judged on
   cells with a positive change (for a resolved negative change every non-negative bound holds
   and no ratio measures its tightness; those cells are listed apart);
 * a prediction ``P`` (``predicted_dfid``, ``predicted_dfid_actual``, and the dither test
@@ -24,7 +24,7 @@ from fmq_theory.results.schema import BOUND_CHECK
 __all__ = ["BOUND_COLUMNS", "PREDICTION_COLUMNS", "TargetResult", "BoundCheckSummary", "summarize_bound_check"]
 
 #: Bound columns, judged by ``bound / measured <= certified_max`` on resolved positive cells.
-BOUND_COLUMNS = ("certified_bound", "certified_bound_fits")
+BOUND_COLUMNS = ("certified_dfid", "certified_dfid_fits")
 #: Prediction columns, judged by ``low <= prediction / measured <= high`` on all resolved cells.
 PREDICTION_COLUMNS = ("predicted_dfid", "predicted_dfid_actual", "dither_dfid")
 
