@@ -201,8 +201,9 @@ def _lloyd_max(law, K, *, tol=1e-10, max_iter=200):
                     break
             alpha *= 0.5
         levels = trial
-    raise RuntimeError(f"Lloyd-Max Newton iteration did not converge in {max_iter} steps "
-                       f"(law={law.describe()}, K={K}, residual={err:.3g})")
+    raise ValueError(f"law={law.describe()}: the Lloyd-Max Newton iteration did not converge in "
+                     f"{max_iter} steps at K={K} levels (residual {err:.3g}); this law is outside "
+                     "the range where the exact lloyd_max solver is supported")
 
 
 def _uniform_levels(law, K, c):
@@ -218,7 +219,9 @@ def _uniform_distortion(law, K, c):
 def _uniform_mse(law, K):
     s = law.std
     top = max(60.0 * s, float(law.isf(1e-15)) - law.loc)  # heavy tails clip far out at high b
-    grid = np.geomspace(1e-2 * s, top, 96)
+    # the 1-bit optimum is c = E|X - loc|, far below the std for a very heavy tail
+    mean_abs = 2.0 * float(law.partial_moment(1, law.loc, np.inf) - law.loc * law.partial_moment(0, law.loc, np.inf))
+    grid = np.geomspace(min(1e-2 * s, 0.5 * mean_abs), top, 96)
     values = np.array([_uniform_distortion(law, K, c) for c in grid])
     i = int(np.argmin(values))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
@@ -273,8 +276,16 @@ def law_quantizer(law: ContinuousLaw, *, method: str, bits: int) -> LawQuantizer
             f"the law); pass n=... (--n on the command line), or use one of {', '.join(LAW_METHODS)} on the law itself")
     law.variance  # raises for infinite variance
     K = 2**bits
-    t, levels, iterations = _LAW_SOLVERS[method](law, K)
-    _, _, masses, errors = _cells(law, t, levels)
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            t, levels, iterations = _LAW_SOLVERS[method](law, K)
+            _, _, masses, errors = _cells(law, t, levels)
+    except FloatingPointError as exc:
+        raise ValueError(
+            f"law={law.describe()}: the exact {method} quantizer at bits={bits} leaves the float64 "
+            f"range ({exc}); this law is outside the range where it is supported") from exc
+    if not (np.all(np.isfinite(levels)) and np.all(np.isfinite(errors))):
+        raise ValueError(f"law={law.describe()}: the exact {method} quantizer at bits={bits} is not finite")
     return LawQuantizer(method=method, bits=bits, law=law.describe(), thresholds=t, levels=levels,
                         masses=masses, cell_errors=errors, distortion=float(np.sum(errors)),
                         iterations=int(iterations))
