@@ -3,7 +3,7 @@
 ::
 
     fmq quantize IN.safetensors --method M --bits B [--granularity channel] -o OUT.safetensors
-                 [--key KEY] [--format {table,json}]
+                 [--key KEY] [--format {table,json}] [--in-place]
 
 The input is read by :func:`fmq_theory.io.float_checkpoint.load_state_dict_file` (``.safetensors``, or a
 ``.pt``/``.pth``/``.bin`` read with ``torch.load(weights_only=True)``, whose state dict
@@ -24,7 +24,11 @@ bits/weight, grouping actually used) and totals over all quantized weights:
   they are) divided by the file size.
 
 Bad arguments (unknown method, bits outside 1..8, malformed granularity, output not
-``.safetensors``, missing input) exit with status 2 and write nothing.
+``.safetensors``, missing input, an input that is a directory, an output that is a
+directory or not writable) exit with status 2 before any work and write nothing.  An
+output that is the input file itself (also through a link) is refused unless
+``--in-place`` is given; a tensor that cannot be quantized (NaN or Inf weights, ...) is
+named in the error.  JSON is printed whole or not at all.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import sys
 from tqdm import tqdm
 
 from fmq_theory import __version__
+from fmq_theory._util import check_not_input, check_output_path
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 from fmq_theory.io.quantized_file import save_quantized
 from fmq_theory.quantizers import QuantizedStateDict, format_granularity, parse_granularity, quantize_state_dict
@@ -102,6 +107,10 @@ def register(subparsers) -> None:
         "or its single 'state_dict'/'model'/'ema' entry)",
     )
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    parser.add_argument(
+        "--in-place", action="store_true",
+        help="allow OUT to be IN itself (the float checkpoint is then replaced by the quantized one)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -109,7 +118,12 @@ def _quantize_with_progress(state_dict: dict, *, method: str, bits: int, granula
     """Quantize tensor by tensor (so tqdm can show progress); same result as one call."""
     quantized, passthrough, report = {}, {}, []
     for name in tqdm(list(state_dict), desc="fmq quantize", unit="tensor", file=sys.stderr):
-        part = quantize_state_dict({name: state_dict[name]}, method=method, bits=bits, granularity=granularity)
+        try:
+            part = quantize_state_dict({name: state_dict[name]}, method=method, bits=bits, granularity=granularity)
+        except ValueError as exc:
+            if repr(name) in str(exc):
+                raise
+            raise ValueError(f"tensor {name!r}: {exc}") from exc
         quantized.update(part.quantized)
         passthrough.update(part.passthrough)
         report.extend(part.report)
@@ -156,6 +170,7 @@ def _summary(args, qsd, info) -> dict:
             "bits": args.bits,
             "granularity": format_granularity(args.granularity),
             "key": args.key,
+            "in_place": args.in_place,
         },
         "tensors": rows,
         "passthrough": kept,
@@ -212,9 +227,9 @@ def _print_table(summary: dict, out) -> None:
 
 def run(args) -> int:
     """Handler of ``fmq quantize``; returns the exit status."""
-    if not os.path.isfile(args.input):
-        raise FileNotFoundError(f"argument IN: no such file {args.input!r}")
-    state_dict = load_state_dict_file(args.input, key=args.key)
+    check_output_path(args.output, argument="-o/--output")
+    check_not_input(args.output, [args.input], argument="-o/--output", allow=args.in_place)
+    state_dict = load_state_dict_file(args.input, key=args.key, argument="argument IN")
     qsd = _quantize_with_progress(state_dict, method=args.method, bits=args.bits, granularity=args.granularity)
     info = save_quantized(
         args.output,
@@ -229,8 +244,7 @@ def run(args) -> int:
     )
     summary = _summary(args, qsd, info)
     if args.format == "json":
-        json.dump(summary, sys.stdout, indent=2)
-        print()
+        print(json.dumps(summary, indent=2, allow_nan=False))
     else:
         _print_table(summary, sys.stdout)
     return 0

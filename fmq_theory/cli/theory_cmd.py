@@ -104,7 +104,7 @@ def _fmt(x):
 def _emit(args, law, rows, columns, footer=()):
     out = sys.stdout
     if args.format == "json":
-        json.dump(rows, out, indent=1, allow_nan=False)
+        out.write(json.dumps(rows, indent=1, allow_nan=False))
         out.write("\n")
         return 0
     header = _header(args, law, rows)
@@ -200,7 +200,7 @@ def run_report(args) -> int:
     checks = build_ledger(ids=ids, progress=sys.stderr.isatty())
     out = sys.stdout
     if args.format == "json":
-        json.dump([{**c.__dict__, "version": __version__} for c in checks], out, indent=1)
+        out.write(json.dumps([{**c.__dict__, "version": __version__} for c in checks], indent=1))
         out.write("\n")
         return 0
     out.write(f"# Claims ledger of arXiv 2511.11418, computed by fmq_theory {__version__}\n\n")

@@ -7,7 +7,7 @@ Layout of a checkpoint folder (e.g. ``checkpoints/mnist/``)::
     MODEL_CARD.md       the same card rendered for people
 
 :func:`save_checkpoint` writes such a folder and :func:`load_trained_model` rebuilds the UNet
-from it.  Weights are only ever read with :func:`safetensors.torch.load_file` - nothing is
+from it.  Weights are only ever read with :func:`fmq_theory.io.float_checkpoint.load_state_dict_file` - nothing is
 unpickled.  (A float state dict in a single file, of any model, is read by
 :func:`fmq_theory.io.float_checkpoint.load_state_dict_file`.)
 """
@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from fmq_theory._util import file_sha256, write_atomic
+from fmq_theory.io.float_checkpoint import load_state_dict_file
 from fmq_theory.harness.models.unet import UNet, UNetConfig
 
 __all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "update_card", "WEIGHTS_FILE", "CARD_FILE"]
@@ -129,6 +130,6 @@ def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> L
                                 f"train one with `fmq train --out {folder}`")
     card = json.loads(card_path.read_text())
     model = UNet(UNetConfig.from_dict(card["unet_config"]))
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    model.load_state_dict(load_state_dict_file(weights, argument="checkpoint weights"), strict=True)
     model.to(device).eval()
     return LoadedModel(model=model, card=card, sha256=file_sha256(weights), path=folder)
