@@ -28,7 +28,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
@@ -98,15 +98,16 @@ def gen_gaussian_oracle(beta: float, q_start: float) -> float:
             s = (k + 1) / b
             return mp.gammainc(s, z**b, mp.inf, regularized=True) * mp.gamma(s) / (2 * mp.gamma(1 / b))
 
-        u = mp.findroot(lambda u: mp.gammainc(1 / b, u, mp.inf, regularized=True) - mp.mpf(1) / 2,
-                        mp.mpf(q_start) ** b)
-        return float(_equal_mass_b2(tails, mp.gamma(3 / b) / mp.gamma(1 / b), u ** (1 / b)))
+        # the quartile q solves Q(1/beta, q^beta) = 1/2; in t = log q the equation is smooth at
+        # every beta (in q or in u = q^beta it is flat at one end of the range or the other)
+        t = mp.findroot(lambda t: mp.gammainc(1 / b, mp.exp(b * t), mp.inf, regularized=True) - mp.mpf(1) / 2,
+                        mp.log(mp.mpf(q_start)))
+        return float(_equal_mass_b2(tails, mp.gamma(3 / b) / mp.gamma(1 / b), mp.exp(t)))
 
 
 # ----------------------------------------------------------------------------- theory: laws
 
 
-@settings(max_examples=15)
 @given(log_nu=st.floats(min_value=math.log10(2.01), max_value=300.0))
 @example(log_nu=13.0)  # printed 0.14013 instead of 0.139441
 @example(log_nu=15.0)  # printed 7511.7
@@ -121,7 +122,6 @@ def test_student_t_equal_mass_matches_mpmath_at_every_nu(log_nu):
     assert lq.distortion == pytest.approx(expected, rel=RTOL)
 
 
-@settings(max_examples=15)
 @given(log_beta=st.floats(min_value=-3.0, max_value=3.0))
 @example(log_beta=-3.0)  # printed NaN with exit status 0
 @example(log_beta=math.log10(0.0141))
