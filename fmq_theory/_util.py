@@ -1,7 +1,11 @@
 """Files and paths: atomic writes, file hashes, the repository root.
 
 Every file the package writes (checkpoints, data caches, result tables) goes through
-:func:`atomic_output` or :func:`write_atomic`; every file it records as provenance is named
+:func:`atomic_output` or :func:`write_atomic` (a temporary sibling renamed onto the target as
+the last step, keeping the target's file mode, removed on an error, SIGINT or SIGTERM, and
+swept on the next write when a killed process left it behind); the command line checks its
+outputs with :func:`check_output_path` and :func:`check_not_input` before any work; every
+file it records as provenance is named
 by :func:`file_sha256` (:func:`file_digest` for other algorithms); every committed artefact
 (checkpoints, results) is found from :func:`repo_root`.  Standard library only, so that every
 layer of the package can use it.
@@ -20,11 +24,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import signal
+import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["atomic_output", "file_digest", "file_sha256", "repo_root", "write_atomic"]
+__all__ = [
+    "atomic_output", "check_not_input", "check_output_path", "file_digest", "file_sha256", "repo_root",
+    "sweep_stale_temporaries", "write_atomic",
+]
 
 
 def _umask() -> int:
@@ -33,41 +44,164 @@ def _umask() -> int:
     return mask
 
 
+def _temporary_prefix(path: str) -> str:
+    """Prefix of the temporary siblings of ``path``: ``.NAME.PID.`` (the writer's process id,
+    so that a later write can tell a dead writer's leftover from a live one's file)."""
+    return f".{os.path.basename(path)}.{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_temporaries(path) -> list[str]:
+    """Remove the temporary siblings ``.NAME.PID.*.tmp`` of ``path`` left by a killed writer.
+
+    Only files whose writer process ``PID`` no longer exists are removed (a concurrent
+    writer's temporary file is left alone).  Returns the removed paths.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(re.escape(f".{os.path.basename(path)}.") + r"(\d+)\.[^/]*\.tmp")
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError, PermissionError):
+        for entry in os.scandir(directory):
+            match = pattern.fullmatch(entry.name)
+            if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(entry.path)
+    return removed
+
+
+class _Terminated(BaseException):
+    """SIGTERM received inside :func:`atomic_output` (re-delivered once the temporary file is gone)."""
+
+
 @contextlib.contextmanager
-def atomic_output(path) -> Iterator[str]:
+def _terminate_as_exception() -> Iterator[None]:
+    """While active (main thread only), SIGTERM raises :class:`_Terminated`, so that the
+    ``finally`` blocks that remove temporary files run; afterwards SIGTERM is re-sent under
+    the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def atomic_output(path, *, validate: Callable[[str], None] | None = None) -> Iterator[str]:
     """Yield a temporary path in ``path``'s directory; move it onto ``path`` on success.
 
-    The temporary file is flushed to disk and renamed with :func:`os.replace`, so readers
-    see either the old file or the complete new one.  If the body raises (or the rename
-    fails) the temporary file is removed and ``path`` is left as it was.
+    The temporary file ``.NAME.PID.XXXX.tmp`` is flushed to disk, checked by
+    ``validate(tmp)`` when given, given the file mode of the existing ``path`` (or the
+    umask default for a new file) and renamed with :func:`os.replace` as the very last
+    step, so readers see either the old file or the complete, validated new one.  If the
+    body or ``validate`` raises, or SIGINT or SIGTERM arrives, the temporary file is
+    removed and ``path`` is left as it was.  A SIGKILL cannot be caught: the temporary
+    file it leaves is removed by the next write of ``path``
+    (:func:`sweep_stale_temporaries`).
 
     Raises
     ------
     FileNotFoundError
         The directory of ``path`` does not exist.
+    IsADirectoryError
+        ``path`` is a directory.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"path={path!r}: directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"path={path!r} is a directory, not a file")
+    sweep_stale_temporaries(path)
     try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    with _terminate_as_exception():
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(path), suffix=".tmp")
+        os.close(fd)
+        try:
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            if validate is not None:
+                validate(tmp)
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
-def write_atomic(path, write: Callable[[str], None]) -> None:
-    """Create ``path``'s directory if needed, then call ``write(tmp)`` inside :func:`atomic_output`."""
+def check_output_path(path, *, argument: str, folder: bool = False) -> str:
+    """``path`` as a string after checking, before any work, that it can be written.
+
+    A file output must not be a directory, an existing one must be writable, and its
+    nearest existing parent must be a writable directory (missing parents are created by
+    :func:`write_atomic`); a ``folder`` output must not be an existing file.
+
+    Raises
+    ------
+    IsADirectoryError, NotADirectoryError, PermissionError
+        Each message names ``argument`` and ``path``.
+    """
+    path = os.fspath(path)
+    if folder:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"{argument} {path!r} exists and is not a directory")
+    elif os.path.isdir(path):
+        raise IsADirectoryError(f"{argument} {path!r} is a directory; give a file name")
+    elif os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(f"{argument} {path!r} exists and is not writable")
+    parent = os.path.abspath(path if folder and os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(f"{argument} {path!r}: {parent!r} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{argument} {path!r}: directory {parent!r} is not writable")
+    return path
+
+
+def check_not_input(output, inputs, *, argument: str, allow: bool = False, allow_flag: str = "--in-place") -> None:
+    """``ValueError`` naming ``argument`` when ``output`` is one of ``inputs`` (same file,
+    also through a link), unless ``allow``: writing over the input would lose it."""
+    if allow or not os.path.exists(output):
+        return
+    for source in inputs:
+        if os.path.exists(source) and os.path.samefile(output, source):
+            raise ValueError(
+                f"{argument} {os.fspath(output)!r} is the input file {os.fspath(source)!r}; writing "
+                f"it would replace the input (give another output, or {allow_flag} to replace it)")
+
+
+def write_atomic(path, write: Callable[[str], None], *, validate: Callable[[str], None] | None = None) -> None:
+    """Create ``path``'s directory if needed, then call ``write(tmp)`` inside
+    :func:`atomic_output` (with its ``validate``)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, validate=validate) as tmp:
         write(tmp)
 
 

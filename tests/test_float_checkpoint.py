@@ -84,7 +84,7 @@ def test_corrupt_missing_and_unknown_files(tmp_path):
     (tmp_path / "w.npz").write_bytes(b"x")
     with pytest.raises(ValueError, match="suffix '.npz'"):
         load_state_dict_file(tmp_path / "w.npz")
-    with pytest.raises(ValueError, match="not a regular file"):
+    with pytest.raises(IsADirectoryError, match="is a directory, not a file"):
         load_state_dict_file(tmp_path)
     save_quantized(tmp_path / "q.safetensors", {"w": quantize(torch.ones(2, 8), method="uniform_minmax", bits=2)})
     with pytest.raises(ValueError, match="load_quantized"):

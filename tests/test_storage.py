@@ -6,6 +6,7 @@ bit, and levels are rebuilt by ``levels_from_stored``, which the quantizer contr
 requires to be bit-identical.
 """
 
+import hashlib
 import json
 import os
 import struct
@@ -250,7 +251,7 @@ def _set(field, value):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda d: d.update(format_version=FORMAT_VERSION + 1), "format_version 2"),
+        (lambda d: d.update(format_version=FORMAT_VERSION + 1), f"format_version {FORMAT_VERSION + 1}"),
         (lambda d: d.update(format="other"), "format is not"),
         (_set("bits", 9), "bits=9"),
         (_set("bits", 3), "corrupt codes"),
@@ -302,8 +303,14 @@ def test_corrupt_quantized_files_are_rejected(tmp_path):
     start, end = header["w::codes"]["data_offsets"]
     data[header_end + end - 1] |= 0x80
     (tmp_path / "odd.safetensors").write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="padding"):
+    with pytest.raises(ValueError, match="fails its SHA-256 check"):
         load_quantized(tmp_path / "odd.safetensors")
+    # with its digest re-stamped, the padding check still refuses it
+    digest = hashlib.sha256(bytes(data[header_end + start : header_end + end])).hexdigest()
+    _rewrite_document(tmp_path / "odd.safetensors", tmp_path / "odd2.safetensors",
+                      lambda d: d["tensors"]["w"]["sha256"].update({"w::codes": digest}))
+    with pytest.raises(ValueError, match="padding"):
+        load_quantized(tmp_path / "odd2.safetensors")
 
 
 def test_edge_entries_keep_order_dtype_and_values(tmp_path):

@@ -2,13 +2,20 @@
 
 Each sub-command lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to the handler
-(``handler(args) -> int``).  The dispatcher below only wires them together.
+(``handler(args) -> int``).  The dispatcher below only wires them together, and is the
+one error boundary of the command line: an expected error (:data:`EXPECTED_ERRORS`: bad
+input, a missing, unreadable or unwritable file, a refused parameter range) is printed as
+one line ``fmq COMMAND: error: ...`` that names the argument or file, with exit status 2;
+an interruption (SIGINT) exits with 130 after the files being written are cleaned up; any
+other exception is a bug: its traceback is kept and followed by a line asking for a report.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 
 from fmq_theory import __version__
 from fmq_theory.cli import (
@@ -52,6 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exceptions that mean bad input or an environment the user can fix (a file that is missing,
+#: unreadable, unwritable or a directory; a full disk; a refused parameter range): one line,
+#: exit status 2.  Everything else is a bug in fmq_theory.
+EXPECTED_ERRORS = (ValueError, OSError)
+
+#: Printed after the traceback of an unexpected exception.
+BUG_REPORT = ("this is a bug in fmq_theory {version}, not a problem with your input: please report it "
+              "on the fmq_theory issue tracker with the command line above and this traceback")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None and os.fspath(exc.filename) not in text:
+        text = f"{text}: {exc.filename!r}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``fmq`` command line; return the process exit status."""
     parser = build_parser()
@@ -62,9 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"fmq {args.command}: error: {exc}", file=sys.stderr)
+    except EXPECTED_ERRORS as exc:
+        print(f"fmq {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"fmq {args.command}: interrupted; no output file was changed", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"fmq {args.command}: {BUG_REPORT.format(version=__version__)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
+from fmq_theory._util import check_output_path
 from fmq_theory.cli._spec import add_engine_flags, parse_bits
 from fmq_theory.harness import bound_check
 from fmq_theory.harness.bound_check import BoundCheckConfig, run_bound_check
@@ -71,6 +72,8 @@ def _handler(args) -> int:
         raise ValueError(_as_flags(str(exc))) from None
     out = args.out or Path("results") / f"bound_check_{args.dataset}.csv"
     figure = args.figure or Path("results") / "figures" / f"bound_check_{args.dataset}.png"
+    check_output_path(out, argument="--out")
+    check_output_path(figure, argument="--figure")
     rows = run_bound_check(cfg, out=out, figure=figure, scheduler=args.scheduler,
                            workers=args.workers, threads=args.threads)
     print(f"wrote {out} ({len(rows)} rows) and {figure}")

@@ -43,7 +43,11 @@ def _bound(args) -> int:
         sources, params = _distortions_for_bound(args, constants)
     results = []
     for src in sources:
-        c = chain.fid_chain(mse=src["mse"], **constants)
+        try:
+            c = chain.fid_chain(mse=src["mse"], **constants)
+        except ValueError as exc:
+            flag = "--L-x" if str(exc).startswith("lipschitz_x=") else "the constants"
+            raise ValueError(f"{flag}: {exc}") from exc
         results.append({**src, "delta_fid_bound": c.delta_fid, "fid_bound": c.fid_bound,
                         "links": [{"name": link.name, "value": link.value,
                                    "inputs": {k: v for k, v in link.inputs},

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from fmq_theory._util import file_sha256
+from fmq_theory._util import check_output_path, file_sha256
 from fmq_theory.harness.data import DATASETS, DataUnavailableError
 from fmq_theory.harness.features.classifier import (
     ClassifierFeatures,
@@ -43,6 +43,7 @@ def _fetch_inception(args) -> None:
 
 
 def _train_classifier(args) -> None:
+    check_output_path(args.out or classifier_checkpoint(args.dataset), argument="--out")
     trained = train_classifier(args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                                lr=args.lr, seed=args.seed, device=args.device)
     out = save_classifier(trained, args.out or classifier_checkpoint(args.dataset))
@@ -54,7 +55,7 @@ def _noise_floor(args) -> None:
     if args.net == "classifier":
         net = ClassifierFeatures(classifier_checkpoint(args.dataset), device=args.device)
     else:
-        net = InceptionFeatures(args.inception_path, device=args.device)
+        net = InceptionFeatures(args.inception_path, device=args.device, trust=args.trust_inception)
     t0 = time.perf_counter()
     iv = real_data_fid(args.dataset, net, n=args.n, seed=args.seed, n_boot=args.n_boot)
     print(json.dumps({"dataset": args.dataset, "feature_net": net.name, "n_test": iv.n_a, "n_train": iv.n_b,
@@ -69,6 +70,7 @@ def _split(args) -> None:
 
 
 def _join(args) -> None:
+    check_output_path(args.out, argument="--out")
     out = join_parts(args.parts, out=args.out, sha256=args.sha256)
     print(f"{out} sha256={file_sha256(out)}")
 
@@ -106,6 +108,8 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     p.add_argument("--net", required=True, choices=["classifier", "inception"])
     p.add_argument("--inception-path", type=Path, default=None, help="default: fetch into the data cache")
+    p.add_argument("--trust-inception", action="store_true",
+                   help="load an --inception-path file whose SHA-1 is not the shipped network's (it runs code)")
     p.add_argument("--n", type=int, default=10000)
     p.add_argument("--n-boot", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)

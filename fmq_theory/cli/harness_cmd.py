@@ -9,6 +9,8 @@ from pathlib import Path
 from fmq_theory import __version__
 from fmq_theory.cli._output import command_line
 from fmq_theory.cli._spec import add_engine_flags, engine_summary, parse_bits
+from fmq_theory._util import check_output_path
+from fmq_theory.harness.features.inception import check_inception_file
 from fmq_theory.harness.checkpoints import save_checkpoint
 from fmq_theory.harness.models.unet import UNetConfig
 from fmq_theory.harness.sweep import SweepConfig, run_sweep
@@ -26,8 +28,9 @@ def _cmd_train(args) -> int:
     tcfg = TrainConfig(dataset=args.dataset, steps=args.steps, batch_size=args.batch_size,
                        lr=args.lr, warmup=args.warmup, ema_decay=args.ema_decay, seed=args.seed,
                        amp=args.amp, limit_train=args.limit_train, time_limit_s=args.time_limit)
-    result = train(ucfg, tcfg, device=args.device, progress=not args.quiet)
     out = Path(args.out) if args.out else Path("checkpoints") / args.dataset
+    check_output_path(out, argument="--out", folder=True)
+    result = train(ucfg, tcfg, device=args.device, progress=not args.quiet)
     weights = save_checkpoint(out, result.ema_model,
                               result.card(train_config=tcfg, device=args.device))
     print(f"saved {weights} ({result.ema_model.num_parameters()} parameters, {result.steps} steps, "
@@ -36,15 +39,21 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_experiment(args) -> int:
+    out = Path(args.out) if args.out else Path("results") / f"{args.dataset}.csv"
+    check_output_path(out, argument="--out")
+    if args.grid_dir:
+        check_output_path(args.grid_dir, argument="--grid-dir", folder=True)
+    if args.inception and not args.defer_inception_cells:
+        check_inception_file(args.inception, trust=args.trust_inception)
     cfg = SweepConfig(dataset=args.dataset, checkpoint=args.checkpoint, methods=tuple(args.methods),
                       bits=tuple(args.bits), granularity=args.granularity, samples=args.samples,
                       solver=args.solver, steps=args.steps, cfg_scale=args.cfg_scale,
                       seed=args.seed, batch_size=args.batch_size,
                       inception=args.inception, inception_cells=args.inception_cells,
+                      trust_inception=args.trust_inception,
                       latent=args.latent, autocast=args.autocast,
                       latent_images=args.latent_images, inversion_images=args.inversion_images,
                       real_images=args.real_images)
-    out = Path(args.out) if args.out else Path("results") / f"{args.dataset}.csv"
     report = run_sweep(cfg, out=out, device=args.device, progress=not args.quiet,
                        grid_dir=Path(args.grid_dir) if args.grid_dir else None,
                        deadline=args.deadline, defer_inception_cells=args.defer_inception_cells,
@@ -54,6 +63,7 @@ def _cmd_experiment(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    check_output_path(args.out, argument="--out", folder=True)
     print(f"# fmq_theory {__version__}")
     print(f"# command: {command_line(args)}")
     for path in plot_all(results_dir=Path(args.results), out_dir=Path(args.out)):
@@ -104,6 +114,8 @@ def register(subparsers) -> None:
                    "uniform_minmax:2,3,4,8",
                    help="cells that also get Inception FID: 'METHOD:B,B;METHOD:B' (none:32 is "
                    "the full-precision row) or 'all'")
+    p.add_argument("--trust-inception", action="store_true",
+                   help="load an --inception file whose SHA-1 is not the shipped network's (it runs code)")
     p.add_argument("--defer-inception-cells", action="store_true",
                    help="skip the Inception cells (when the Inception file is not at hand yet)")
     p.add_argument("--deadline", type=float, default=None,

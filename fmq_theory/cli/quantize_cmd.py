@@ -3,7 +3,7 @@
 ::
 
     fmq quantize IN.safetensors --method M --bits B [--granularity channel] -o OUT.safetensors
-                 [--key KEY] [--format {table,json}]
+                 [--key KEY] [--format {table,json}] [--in-place]
 
 The input is read by :func:`fmq_theory.io.float_checkpoint.load_state_dict_file` (``.safetensors``, or a
 ``.pt``/``.pth``/``.bin`` read with ``torch.load(weights_only=True)``, whose state dict
@@ -24,7 +24,11 @@ bits/weight, grouping actually used) and totals over all quantized weights:
   they are) divided by the file size.
 
 Bad arguments (unknown method, bits outside 1..8, malformed granularity, output not
-``.safetensors``, missing input) exit with status 2 and write nothing.
+``.safetensors``, missing input, an input that is a directory, an output that is a
+directory or not writable) exit with status 2 before any work and write nothing.  An
+output that is the input file itself (also through a link) is refused unless
+``--in-place`` is given; a tensor that cannot be quantized (NaN or Inf weights, ...) is
+named in the error.  JSON is printed whole or not at all.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import sys
 from tqdm import tqdm
 
 from fmq_theory import __version__
+from fmq_theory._util import check_not_input, check_output_path
 from fmq_theory.cli._output import command_line, document, render
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 from fmq_theory.io.quantized_file import save_quantized
@@ -109,6 +114,10 @@ def register(subparsers) -> None:
         "fmq_theory.quantizers.quantize_state_dict): tensors with fewer than 2**bits weights kept as they are "
         "for equal_mass/piecewise_quantile/log2, float32 chunk means for equal_mass",
     )
+    parser.add_argument(
+        "--in-place", action="store_true",
+        help="allow OUT to be IN itself (the float checkpoint is then replaced by the quantized one)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -124,8 +133,13 @@ def _quantize_with_progress(state_dict: dict, *, method: str, bits: int, granula
     """Quantize tensor by tensor (so tqdm can show progress); same result as one call."""
     quantized, passthrough, report = {}, {}, []
     for name in tqdm(list(state_dict), desc="fmq quantize", unit="tensor", file=sys.stderr):
-        part = quantize_state_dict({name: state_dict[name]}, method=method, bits=bits, granularity=granularity,
-                                   reference_compatible=reference_compatible)
+        try:
+            part = quantize_state_dict({name: state_dict[name]}, method=method, bits=bits, granularity=granularity,
+                                       reference_compatible=reference_compatible)
+        except ValueError as exc:
+            if repr(name) in str(exc):
+                raise
+            raise ValueError(f"tensor {name!r}: {exc}") from exc
         quantized.update(part.quantized)
         passthrough.update(part.passthrough)
         report.extend(part.report)
@@ -172,6 +186,7 @@ def _summary(args, qsd, info) -> dict:
             "bits": args.bits,
             "granularity": format_granularity(args.granularity),
             "key": args.key,
+            "in_place": args.in_place,
         },
         "tensors": rows,
         "passthrough": kept,
@@ -228,13 +243,14 @@ def _print_table(summary: dict, out) -> None:
 
 def run(args) -> int:
     """Handler of ``fmq quantize``; returns the exit status."""
-    if not os.path.isfile(args.input):
-        raise FileNotFoundError(f"argument IN: no such file {args.input!r}")
-    # flow_matching's training checkpoints keep their argparse.Namespace under "args"
-    state_dict = load_state_dict_file(args.input, key=args.key, safe_globals=(argparse.Namespace,))
+    check_output_path(args.output, argument="-o/--output")
+    check_not_input(args.output, [args.input], argument="-o/--output", allow=args.in_place)
     if args.reference_compatible and args.method not in PAPER_METHODS:
         raise ValueError(f"--reference-compatible applies to the paper's methods {', '.join(PAPER_METHODS)}, "
                          f"not --method {args.method}")
+    # flow_matching's training checkpoints keep their argparse.Namespace under "args"
+    state_dict = load_state_dict_file(args.input, key=args.key, safe_globals=(argparse.Namespace,),
+                                      argument="argument IN")
     qsd = _quantize_with_progress(state_dict, method=args.method, bits=args.bits, granularity=args.granularity,
                                   reference_compatible=args.reference_compatible)
     info = save_quantized(

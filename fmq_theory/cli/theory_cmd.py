@@ -15,10 +15,13 @@ from fmq_theory import __version__
 from fmq_theory.cli._output import add_format_arguments, check_digits, command_line, document, render
 from fmq_theory.cli._spec import parse_bits
 from fmq_theory.ledger import build_ledger, verdict_table
-from fmq_theory.theory.distortion import distortions
+from fmq_theory.theory.distortion import distortions, effective_exponent
 from fmq_theory.theory.laws import make_law
 from fmq_theory.theory.rho import crossover, rho_table
 from fmq_theory.vocab import LAW_BITS, LAW_METHODS, LAWS, METHODS
+
+#: Largest ``--n``: the finite-n calculators draw or integrate over ``n`` weights.
+MAX_N = 10**12
 
 
 def parse_n(text: str) -> int:
@@ -29,6 +32,9 @@ def parse_n(text: str) -> int:
         raise ValueError(f"--n {text!r} is not a number") from None
     if not math.isfinite(value) or value != int(value) or value < 2:
         raise ValueError(f"--n {text!r} must be an integer >= 2")
+    if value > MAX_N:
+        raise ValueError(f"--n {text!r} is too large: at most {MAX_N:.0e} weights per tensor "
+                         "(larger n is the law itself: omit --n)")
     return int(value)
 
 
@@ -126,7 +132,7 @@ def run_distortion(args) -> int:
     for b in bits:
         r = by_bits[b]
         prev = by_bits.get(b - 1)
-        exponent = None if prev is None else float(-math.log2(r.distortion / prev.distortion))
+        exponent = None if prev is None else effective_exponent(prev.distortion, r.distortion)
         rows.append({"law": r.law, "params": r.params, "method": r.method, "bits": b, "n": r.n,
                      "distortion": r.distortion, "how": r.how, **_interval_fields(r.interval),
                      "replicates": r.replicates, "seed": r.seed,

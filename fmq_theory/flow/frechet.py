@@ -166,7 +166,30 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     for name, t, shape in (("mu2", m2, (d,)), ("sigma1", s1, (d, d)), ("sigma2", s2, (d, d))):
         if tuple(t.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+    _check_covariance(s1, name="sigma1")
+    _check_covariance(s2, name="sigma2")
     return _frechet(m1, s1, m2, s2)
+
+
+#: Relative tolerance of the covariance checks of :func:`frechet_distance`: asymmetry and
+#: negative eigenvalues up to this fraction of the largest ``|eigenvalue|`` are round-off
+#: (a float64 covariance of ``n`` samples rounds at about ``n * 1e-16``).
+_COVARIANCE_RTOL = 1e-9
+
+
+def _check_covariance(s: torch.Tensor, *, name: str) -> None:
+    """``ValueError`` naming ``name`` unless ``s`` is symmetric positive semi-definite up to
+    :data:`_COVARIANCE_RTOL` (the formula silently returns a wrong number otherwise)."""
+    if s.numel() == 0:
+        return
+    scale = float(s.abs().max())
+    asymmetry = float((s - s.T).abs().max())
+    if asymmetry > _COVARIANCE_RTOL * scale:
+        raise ValueError(f"{name} is not symmetric (max |S - S^T| = {asymmetry:.3g})")
+    lowest = float(torch.linalg.eigvalsh(0.5 * (s + s.T)).min())
+    if lowest < -_COVARIANCE_RTOL * scale:
+        raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue {lowest:.6g}); "
+                         "a covariance matrix has none below 0")
 
 
 def fid_from_features(feats_a, feats_b) -> float:

@@ -9,7 +9,8 @@ Layout of a checkpoint folder (e.g. ``checkpoints/mnist/``)::
 :func:`save_checkpoint` writes such a folder and :func:`load_trained_model` rebuilds the network
 from it: a UNet (:mod:`fmq_theory.harness.models.unet`) or a DiT
 (:mod:`fmq_theory.harness.models.dit`), named by the card's ``architecture`` (``"unet"`` when
-absent, as in the cards written before the DiT) with its config under ``<architecture>_config``.  Weights are only ever read with :func:`safetensors.torch.load_file` - nothing is
+absent, as in the cards written before the DiT) with its config under ``<architecture>_config``.  Weights are only ever read with
+:func:`fmq_theory.io.float_checkpoint.load_state_dict_file` - nothing is
 unpickled.  (A float state dict in a single file, of any model, is read by
 :func:`fmq_theory.io.float_checkpoint.load_state_dict_file`.)
 """
@@ -21,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from fmq_theory._util import file_sha256, write_atomic
 from fmq_theory.harness.models import architecture_of, build_model, config_from_dict
+from fmq_theory.io.float_checkpoint import load_state_dict_file
 
 __all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "update_card", "WEIGHTS_FILE", "CARD_FILE"]
 
@@ -131,6 +133,6 @@ def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> L
     card = json.loads(card_path.read_text())
     arch = card.get("architecture", "unet")
     model = build_model(config_from_dict(arch, card[f"{arch}_config"]))
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    model.load_state_dict(load_state_dict_file(weights, argument="checkpoint weights"), strict=True)
     model.to(device).eval()
     return LoadedModel(model=model, card=card, sha256=file_sha256(weights), path=folder)

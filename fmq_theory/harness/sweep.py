@@ -84,6 +84,9 @@ class SweepConfig:
         Sampling batch.
     inception : str or None
         Path of the TorchScript InceptionV3; ``None`` computes no Inception FID.
+    trust_inception : bool
+        Load an ``inception`` file whose digest is not the shipped network's
+        (:func:`fmq_theory.harness.features.inception.check_inception_file`).
     inception_cells : str
         ``"all"`` or ``"METHOD:B,B;METHOD:B"`` (``none:32`` is the full-precision row).
     latent : bool
@@ -113,6 +116,7 @@ class SweepConfig:
     batch_size: int = 2500
     inception: str | None = None
     inception_cells: str = "none:32;equal_mass:2,3,4,8;lloyd_max:2,3,4,8;uniform_minmax:2,3,4,8"
+    trust_inception: bool = False
     latent: bool = True
     autocast: bool = True
     classifier: str | None = None
@@ -180,7 +184,7 @@ class _Context:
         self.inception = None
         self.real_inc = None
         if cfg.inception:
-            self.inception = InceptionFeatures(cfg.inception, device=device)
+            self.inception = InceptionFeatures(cfg.inception, device=device, trust=cfg.trust_inception)
             self.real_inc = self.inception.features(self.test_uint8, batch_size=500)
         self.inception_cells = parse_cells(cfg.inception_cells)
         self._fp = None

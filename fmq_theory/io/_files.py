@@ -32,12 +32,16 @@ def require_file(path, argument: str) -> str:
     ------
     FileNotFoundError
         ``path`` does not exist (the message names ``argument``).
+    IsADirectoryError
+        ``path`` is a directory.
     ValueError
-        ``path`` is a folder or another non-regular file.
+        ``path`` is another non-regular file.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{argument}={path!r}: no such file")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{argument}={path!r} is a directory, not a file")
     if not os.path.isfile(path):
         raise ValueError(f"{argument}={path!r} is not a regular file")
     return path

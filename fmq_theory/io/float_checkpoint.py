@@ -104,7 +104,8 @@ def _load_pickle(path: str, safe_globals: tuple = ()):
         raise ValueError(f"{path!r} is not a readable torch checkpoint: {exc}") from exc
 
 
-def load_state_dict_file(path, *, key: str | None = None, safe_globals: tuple = ()) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path, *, key: str | None = None, safe_globals: tuple = (),
+                         argument: str = "path") -> dict[str, torch.Tensor]:
     """Load a float checkpoint as a state dict of CPU tensors, never running pickled code.
 
     Parameters
@@ -124,6 +125,8 @@ def load_state_dict_file(path, *, key: str | None = None, safe_globals: tuple = 
         facebookresearch/flow_matching's training checkpoints store under ``"args"``
         (rebuilt by setting its ``__dict__``; no code of the file runs).  Only classes
         whose unpickling cannot run code belong here.
+    argument : str
+        How the caller names ``path`` in error messages (a command-line flag, say).
 
     Returns
     -------
@@ -134,21 +137,28 @@ def load_state_dict_file(path, *, key: str | None = None, safe_globals: tuple = 
     ------
     FileNotFoundError
         ``path`` does not exist.
+    IsADirectoryError
+        ``path`` is a directory.
     ValueError
         Unknown suffix; corrupt or truncated file; a quantized checkpoint written by
         :func:`fmq_theory.io.quantized_file.save_quantized` (read those with
         :func:`~fmq_theory.io.quantized_file.load_quantized`); a pickle that holds anything
         ``weights_only`` refuses (for example an object whose unpickling would run code);
-        no state dict found.  Every message names ``path``.
+        no state dict found.  Every message names ``path`` (and ``argument``).
     """
-    path = require_file(path, "path")
+    path = require_file(path, argument)
     suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".safetensors":
-        if key is not None:
-            raise ValueError(f"key={key!r}: a .safetensors file is a flat state dict; key= is for pickled ones")
-        return _load_safetensors(path)
-    if suffix in PICKLE_SUFFIXES:
-        return _tensor_mapping(_load_pickle(path, safe_globals), path, key)
+    try:
+        if suffix == ".safetensors":
+            if key is not None:
+                raise ValueError(f"key={key!r}: a .safetensors file is a flat state dict; key= is for pickled ones")
+            return _load_safetensors(path)
+        if suffix in PICKLE_SUFFIXES:
+            return _tensor_mapping(_load_pickle(path, safe_globals), path, key)
+    except ValueError as exc:
+        if argument == "path":
+            raise
+        raise ValueError(f"{argument}: {exc}") from exc
     raise ValueError(
         f"path={path!r} has suffix {suffix!r}; expected '.safetensors' or one of {list(PICKLE_SUFFIXES)}"
     )

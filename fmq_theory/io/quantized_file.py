@@ -1,6 +1,6 @@
 """Quantized checkpoints in one file: save, load and inspect a bit-packed quantized state dict.
 
-Quantized checkpoint format (``format_version`` 1)
+Quantized checkpoint format (``format_version`` 2)
 --------------------------------------------------
 One ``.safetensors`` file.  For every quantized tensor ``NAME`` it holds
 
@@ -16,7 +16,11 @@ state-dict order, one entry per name: for a quantized tensor its method, bits,
 granularity, shape, dtype, framework, codes dtype and shape (``[dtype, n_groups,
 group_size]``), stored keys and the measured fields of the quantizer's report (MSE, W2;
 the other report fields are rebuilt from the tensor); for a passthrough tensor
-``{"kept": framework}``.  The reconstruction levels are not stored: they
+``{"kept": framework}``; and in both, ``"sha256"``: the SHA-256 digest of the data bytes of
+each of its file keys, checked by :func:`load_quantized` and :func:`inspect_quantized`, so a
+flipped or truncated data byte is an error, never a silently different weight (version 1
+files, written before the digests, are read without that check).  The name
+``__metadata__`` is reserved by safetensors and refused.  The reconstruction levels are not stored: they
 are rebuilt by :func:`fmq_theory.quantizers.levels_from_stored`, so the data bytes of the
 file are exactly what :attr:`QuantizedTensor.bits_per_weight` counts:
 
@@ -29,8 +33,11 @@ file are exactly what :attr:`QuantizedTensor.bits_per_weight` counts:
 where the header bytes are the 8-byte length prefix plus the JSON header of the
 safetensors format [1]_.
 
-Every file is written atomically (:func:`fmq_theory._util.atomic_output`): a failed write
-leaves neither a partial file nor a temporary one, and never clobbers an existing file.
+Every file is written atomically (:func:`fmq_theory._util.atomic_output`): the temporary
+file is read back and validated by :func:`load_quantized` before it replaces the target, so
+a failed write leaves neither a partial file nor a temporary one, never clobbers an existing
+file, and keeps its file mode.  Stored codebooks, scales and offsets that are not finite are
+refused on load.
 Float checkpoints (what a quantized file is made from) are read by
 :mod:`fmq_theory.io.float_checkpoint`.
 
@@ -54,6 +61,7 @@ References
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, fields
@@ -81,6 +89,7 @@ from fmq_theory.vocab import FLOAT_DTYPES, METHODS, PACKED_BITS
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "RESERVED_NAMES",
     "QuantizedFileInfo",
     "save_quantized",
     "load_quantized",
@@ -89,8 +98,10 @@ __all__ = [
 
 #: Value of ``"format"`` in the metadata of a quantized checkpoint.
 FORMAT = "fmq_theory.quantized_state_dict"
-#: Newest quantized-checkpoint layout this version writes and reads.
-FORMAT_VERSION = 1
+#: Newest quantized-checkpoint layout this version writes and reads (2: per-tensor SHA-256).
+FORMAT_VERSION = 2
+#: Tensor names a checkpoint cannot hold (safetensors keeps its own metadata under this key).
+RESERVED_NAMES = ("__metadata__",)
 
 _SEP = "::"
 _MIN_BITS, _MAX_BITS = PACKED_BITS
@@ -162,6 +173,19 @@ def _split(qsd_or_mapping) -> tuple[dict, dict, tuple, tuple]:
                 "QuantizedTensor, torch.Tensor or numpy.ndarray"
             )
     return quantized, passthrough, (), tuple(qsd_or_mapping)
+
+
+def _check_names(keys) -> None:
+    for name in keys:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"tensor name {name!r} must be a non-empty string")
+        if name in RESERVED_NAMES or any(name.startswith(f"{r}{_SEP}") for r in RESERVED_NAMES):
+            raise ValueError(f"tensor name {name!r} is reserved by the safetensors format; rename the entry")
+
+
+def _digest(tensor: torch.Tensor) -> str:
+    """SHA-256 of a CPU tensor's bytes as safetensors stores them (row-major, little-endian)."""
+    return hashlib.sha256(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
 def _as_cpu_tensor(value) -> torch.Tensor:
@@ -245,6 +269,7 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
     if not path.endswith(".safetensors"):
         raise ValueError(f"path={path!r} must end in '.safetensors'")
     quantized, passthrough, report, keys = _split(qsd_or_mapping)
+    _check_names(keys)
     measured = _report_measurements(report, quantized)
     try:
         user = json.loads(json.dumps(dict(metadata or {}), allow_nan=False))
@@ -263,7 +288,8 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
         if name in passthrough:
             value = passthrough[name]
             put(name, _as_cpu_tensor(value))
-            layout[name] = {"kept": "numpy" if isinstance(value, np.ndarray) else "torch"}
+            layout[name] = {"kept": "numpy" if isinstance(value, np.ndarray) else "torch",
+                            "sha256": {name: _digest(tensors[name])}}
             continue
         qt = quantized[name]
         if not _MIN_BITS <= qt.bits <= _MAX_BITS:
@@ -289,6 +315,7 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
             "codes": [codes.dtype.str, *map(int, codes.shape)],
             "stored": list(qt.stored),
         }
+        layout[name]["sha256"] = {key: _digest(tensors[key]) for key in _file_keys(name, layout[name])}
         if name in measured:
             layout[name]["report"] = measured[name]
 
@@ -300,7 +327,7 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
         "tensors": layout,
     }
     header_metadata = {METADATA_KEY: json.dumps(document, separators=(",", ":"))}
-    with atomic_output(path) as tmp:
+    with atomic_output(path, validate=load_quantized) as tmp:
         save_file(tensors, tmp, metadata=header_metadata)
     return inspect_quantized(path)
 
@@ -348,20 +375,64 @@ def _entry_bytes(name: str, entry: dict, header: dict) -> int:
     return total
 
 
+def _verify_data(path: str, header_bytes: int, header: dict, document: dict) -> None:
+    """Check that the data section is complete and that every file key's bytes have the
+    SHA-256 digest recorded in the layout (format version 2 and later)."""
+    size = os.path.getsize(path)
+    try:
+        end = max([int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"], default=0)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"{path!r}: corrupt safetensors header ({exc!r})") from exc
+    if header_bytes + end != size:
+        raise ValueError(f"{path!r} is truncated or padded: the header announces {header_bytes + end} bytes, "
+                         f"the file has {size}")
+    if document["format_version"] < 2:
+        return
+    with open(path, "rb") as handle:
+        for name, entry in document["tensors"].items():
+            digests = entry.get("sha256")
+            keys = _file_keys(name, entry)
+            if not isinstance(digests, dict) or sorted(digests) != sorted(keys):
+                raise ValueError(f"{path!r}: tensor {name!r} has no SHA-256 digest for each of {keys}")
+            for key in keys:
+                start, stop = (int(v) for v in header[key]["data_offsets"])
+                handle.seek(header_bytes + start)
+                h = hashlib.sha256()
+                remaining = stop - start
+                while remaining > 0:
+                    chunk = handle.read(min(remaining, 1 << 24))
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    remaining -= len(chunk)
+                if h.hexdigest() != digests[key]:
+                    raise ValueError(f"{path!r}: tensor {name!r} fails its SHA-256 check ({key!r}): "
+                                     "the data bytes were changed or damaged after writing")
+
+
 def inspect_quantized(path) -> QuantizedFileInfo:
-    """Read the metadata and size accounting of a quantized checkpoint without its tensors.
+    """Read the metadata and size accounting of a quantized checkpoint, verifying its data.
+
+    The tensors are not decoded, but every data byte is read once: the file must be complete
+    and every tensor must match its SHA-256 digest.
 
     Raises
     ------
     FileNotFoundError, ValueError
-        Missing file; not a (supported) fmq_theory quantized checkpoint.
+        Missing file; not a (supported) fmq_theory quantized checkpoint; truncated file or a
+        tensor whose bytes fail their checksum.
     """
     path = require_file(path, "path")
     header_bytes, header = read_safetensors_header(path)
     document = _document(path, header)
     try:
         tensor_bytes = {name: _entry_bytes(name, e, header) for name, e in document["tensors"].items()}
-    except (KeyError, TypeError, ValueError) as exc:
+        _verify_data(path, header_bytes, header, document)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path!r}: tensor layout does not match the file's tensors ({exc!r})") from exc
+    except ValueError as exc:
+        if path in str(exc):
+            raise
         raise ValueError(f"{path!r}: tensor layout does not match the file's tensors ({exc!r})") from exc
     return QuantizedFileInfo(
         path=path,
@@ -428,10 +499,15 @@ def _load_entry(path: str, name: str, entry: dict, handle, device: str) -> Quant
     codes[:n] = flat
     codes = codes.reshape(codes_shape)
     stored = {skey: handle.get_tensor(f"{name}{_SEP}{skey}").numpy() for skey in entry["stored"]}
+    for skey, array in stored.items():
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise ValueError(f"{path!r}: tensor {name!r} has non-finite values in its stored {skey!r}")
     try:
         levels = levels_from_stored(method, bits, stored)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path!r}: tensor {name!r} has invalid side information: {exc!r}") from exc
+    if not np.all(np.isfinite(levels)):
+        raise ValueError(f"{path!r}: tensor {name!r}: the levels rebuilt from the stored arrays are not finite")
     if np.shape(levels) != (codes_shape[0], 1 << bits):
         raise ValueError(
             f"{path!r}: tensor {name!r}: levels of shape {np.shape(levels)} rebuilt from the "
@@ -480,13 +556,14 @@ def load_quantized(path, *, device: str = "cpu") -> QuantizedStateDict:
     FileNotFoundError
         ``path`` does not exist.
     ValueError
-        Truncated or corrupt file, unsupported format version, or a layout that fails
+        Truncated or corrupt file, a tensor whose bytes fail their SHA-256 digest,
+        non-finite stored codebooks/scales, unsupported format version, or a layout that fails
         validation (unknown method, bits outside 1..8, inconsistent shapes, a packed
         stream of the wrong length or with non-zero padding, stored arrays that do not
         rebuild ``2**bits`` levels per group, tensors missing from or extra in the file).
     """
     path = require_file(path, "path")
-    _, header = read_safetensors_header(path)
+    header_bytes, header = read_safetensors_header(path)
     document = _document(path, header)
     quantized, passthrough = {}, {}
     try:
@@ -499,6 +576,7 @@ def load_quantized(path, *, device: str = "cpu") -> QuantizedStateDict:
                     f"{path!r}: tensors in the file do not match its layout (missing "
                     f"{sorted(expected - present)[:5]}, unexpected {sorted(present - expected)[:5]})"
                 )
+            _verify_data(path, header_bytes, header, document)
             for name, entry in layout.items():
                 if "kept" not in entry:
                     quantized[name] = _load_entry(path, name, entry, handle, device)

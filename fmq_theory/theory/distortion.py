@@ -201,8 +201,9 @@ def _lloyd_max(law, K, *, tol=1e-10, max_iter=200):
                     break
             alpha *= 0.5
         levels = trial
-    raise RuntimeError(f"Lloyd-Max Newton iteration did not converge in {max_iter} steps "
-                       f"(law={law.describe()}, K={K}, residual={err:.3g})")
+    raise ValueError(f"law={law.describe()}: the Lloyd-Max Newton iteration did not converge in "
+                     f"{max_iter} steps at K={K} levels (residual {err:.3g}); this law is outside "
+                     "the range where the exact lloyd_max solver is supported")
 
 
 def _uniform_levels(law, K, c):
@@ -218,7 +219,9 @@ def _uniform_distortion(law, K, c):
 def _uniform_mse(law, K):
     s = law.std
     top = max(60.0 * s, float(law.isf(1e-15)) - law.loc)  # heavy tails clip far out at high b
-    grid = np.geomspace(1e-2 * s, top, 96)
+    # the 1-bit optimum is c = E|X - loc|, far below the std for a very heavy tail
+    mean_abs = 2.0 * float(law.partial_moment(1, law.loc, np.inf) - law.loc * law.partial_moment(0, law.loc, np.inf))
+    grid = np.geomspace(min(1e-2 * s, 0.5 * mean_abs), top, 96)
     values = np.array([_uniform_distortion(law, K, c) for c in grid])
     i = int(np.argmin(values))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
@@ -273,8 +276,16 @@ def law_quantizer(law: ContinuousLaw, *, method: str, bits: int) -> LawQuantizer
             f"the law); pass n=... (--n on the command line), or use one of {', '.join(LAW_METHODS)} on the law itself")
     law.variance  # raises for infinite variance
     K = 2**bits
-    t, levels, iterations = _LAW_SOLVERS[method](law, K)
-    _, _, masses, errors = _cells(law, t, levels)
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            t, levels, iterations = _LAW_SOLVERS[method](law, K)
+            _, _, masses, errors = _cells(law, t, levels)
+    except FloatingPointError as exc:
+        raise ValueError(
+            f"law={law.describe()}: the exact {method} quantizer at bits={bits} leaves the float64 "
+            f"range ({exc}); this law is outside the range where it is supported") from exc
+    if not (np.all(np.isfinite(levels)) and np.all(np.isfinite(errors))):
+        raise ValueError(f"law={law.describe()}: the exact {method} quantizer at bits={bits} is not finite")
     return LawQuantizer(method=method, bits=bits, law=law.describe(), thresholds=t, levels=levels,
                         masses=masses, cell_errors=errors, distortion=float(np.sum(errors)),
                         iterations=int(iterations))
@@ -432,6 +443,11 @@ def mean_interval(values, *, confidence: float = 0.95):
     return mean, mean - float(half), mean + float(half)
 
 
+#: Largest ``n`` of one Monte Carlo replicate (0.8 GB of float64 weights, a few times that while
+#: quantizing).
+MAX_MONTE_CARLO_N = 10**8
+
+
 def monte_carlo_replicates(law, *, method: str, bits, n: int, replicates: int, seed: int = 0) -> np.ndarray:
     """Per-replicate per-weight MSE of the real quantizer on iid samples.
 
@@ -451,6 +467,9 @@ def monte_carlo_replicates(law, *, method: str, bits, n: int, replicates: int, s
         raise ValueError(f"replicates={replicates!r} must be a positive integer")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    if n > MAX_MONTE_CARLO_N:
+        raise ValueError(f"n={n!r} is too large for a Monte Carlo estimate: at most {MAX_MONTE_CARLO_N:.0e} "
+                         "weights per replicate (each replicate is held in memory, 8 bytes a weight)")
     out = np.empty((len(bits), replicates))
     rows = max(1, min(replicates, int(4e6) // n))
     for start in range(0, replicates, rows):
@@ -480,7 +499,9 @@ class Exponent:
     n : int or None
     bits : int
         The upper bit width ``b`` (the exponent is between ``b - 1`` and ``b``).
-    exponent : float
+    exponent : float or None
+        ``None`` where ``D(b)`` or ``D(b-1)`` is 0 (every weight is a level, e.g. ``n <= 2``
+        for ``uniform_minmax``), where the exponent is undefined.
     how : str
         ``how`` of the two distortions.
     """
@@ -490,8 +511,24 @@ class Exponent:
     method: str
     n: int | None
     bits: int
-    exponent: float
+    exponent: float | None
     how: str
+
+
+def effective_exponent(previous: float, current: float) -> float | None:
+    """``-log2(current / previous)`` for two distortions ``D(b-1)``, ``D(b)``; ``None`` when
+    either is 0 (a quantizer that is exact on the sample has no decay rate).
+
+    Examples
+    --------
+    >>> effective_exponent(0.25, 0.0625), effective_exponent(0.0, 0.0)
+    (2.0, None)
+    """
+    if previous < 0 or current < 0 or not (np.isfinite(previous) and np.isfinite(current)):
+        raise ValueError(f"distortions must be finite and >= 0, got {previous!r} and {current!r}")
+    if previous == 0 or current == 0:
+        return None
+    return float(-np.log2(current / previous))
 
 
 def effective_exponents(rows) -> tuple:
@@ -514,12 +551,12 @@ def effective_exponents(rows) -> tuple:
                 or cur.bits != prev.bits + 1:
             raise ValueError("rows must share law, params, method and n and have consecutive bits")
         out.append(Exponent(law=cur.law, params=cur.params, method=cur.method, n=cur.n, bits=cur.bits,
-                            exponent=float(-np.log2(cur.distortion / prev.distortion)), how=cur.how))
+                            exponent=effective_exponent(prev.distortion, cur.distortion), how=cur.how))
     return tuple(out)
 
 
 __all__ = [
     "LawQuantizer", "law_quantizer", "Distortion", "distortion", "distortions", "default_replicates",
     "mean_interval", "monte_carlo_replicates", "minmax_finite_n", "QuadratureNotConverged", "Exponent",
-    "effective_exponents",
+    "effective_exponent", "effective_exponents", "MAX_MONTE_CARLO_N",
 ]

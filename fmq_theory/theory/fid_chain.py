@@ -94,6 +94,21 @@ def _nonneg(value, *, name: str) -> float:
     return value
 
 
+def _finite_factor(compute, lipschitz_x: float, horizon: float) -> float:
+    """The flow-error amplification ``compute()``, or a ``ValueError`` naming ``lipschitz_x``
+    when it leaves the float64 range (``e^(L T)`` overflows for ``L T > 709``: the bound is
+    vacuous, not a number to print)."""
+    try:
+        value = compute()
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(
+            f"lipschitz_x={lipschitz_x!r} with horizon={horizon!r}: the flow-error amplification "
+            f"e^(lipschitz_x * horizon) = e^{lipschitz_x * horizon:.4g} overflows float64; the bound is vacuous")
+    return value
+
+
 def _positive_int(value, *, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {value!r}")
@@ -218,7 +233,7 @@ def flow_error(*, lipschitz_x: float, eps: float, solver: str = "exact", steps: 
     if solver == "exact":
         if steps is not None:
             raise ValueError(f"steps must be None for solver 'exact', got {steps!r}")
-        amp = horizon if lx == 0 else math.expm1(lx * horizon) / lx
+        amp = horizon if lx == 0 else _finite_factor(lambda: math.expm1(lx * horizon) / lx, lx, horizon)
         return Link(
             name="flow error |x_T - x_hat_T| (exact flow, Gronwall)",
             value=eps * amp,
@@ -238,8 +253,9 @@ def flow_error(*, lipschitz_x: float, eps: float, solver: str = "exact", steps: 
         how = (f"{solver}: one-step maps G-Lipschitz with G = 1 + hL + (hL)^2/2; "
                "one-step defect <= h eps (1 + hL/2)")
     # sum_{k<N} G^k, computed stably for G close to 1
-    geometric = n if gain == 1.0 else math.expm1(n * math.log1p(gain - 1.0)) / (gain - 1.0)
-    amp = defect * geometric
+    geometric = n if gain == 1.0 else _finite_factor(
+        lambda: math.expm1(n * math.log1p(gain - 1.0)) / (gain - 1.0), lx, horizon)
+    amp = _finite_factor(lambda: defect * geometric, lx, horizon)
     return Link(
         name=f"numerical flow error |x_N - x_hat_N| ({solver}, {n} steps)",
         value=eps * amp,
@@ -416,7 +432,12 @@ def fid_chain(*, mse: float, n_params: int, lipschitz_theta: float, lipschitz_x:
     phi = feature_w2(lip_features=lip_features, w2_samples=g.value)
     gb = gelbrich(w2_features=phi.value)
     fid = fid_bound(fid_fp=fid_fp, sqrt_fd_bound=gb.value)
-    return FidChain(links=(w, v, f, g, phi, gb, fid), fid_bound=fid.value,
+    links = (w, v, f, g, phi, gb, fid)
+    for link in links:
+        if not math.isfinite(link.value):
+            raise ValueError(f"the link {link.name!r} overflows float64 (inputs {dict(link.inputs)}); "
+                             "the bound is vacuous at these constants")
+    return FidChain(links=links, fid_bound=fid.value,
                     delta_fid=dict(fid.details)["delta_fid"])
 
 

@@ -22,7 +22,9 @@ in closed form, built from the standard upper-tail moments
   / (\sqrt{\nu\pi}\,\Gamma(\tfrac\nu2))`: :math:`T_0 = \tfrac12 I_{x_z}(\tfrac\nu2, \tfrac12)`,
   :math:`T_1 = c_\nu \tfrac{\nu}{\nu-1} (1+z^2/\nu)^{-(\nu-1)/2}` (:math:`\nu > 1`),
   :math:`T_2 = \tfrac12 c_\nu \nu^{3/2} B(\tfrac\nu2 - 1, \tfrac32)\, I_{x_z}(\tfrac\nu2 - 1,
-  \tfrac32)` (:math:`\nu > 2`), with :math:`I` the regularized incomplete beta function.
+  \tfrac32) = \frac{\nu}{2(\nu-2)} I_{x_z}(\tfrac\nu2 - 1, \tfrac32)` (:math:`\nu > 2`; the front
+  factor is :math:`T_2(0) = \operatorname{Var} T / 2`), with :math:`I` the regularized incomplete
+  beta function, evaluated as :math:`1 - I_{1 - x_z}` so that :math:`x_z` never rounds to 1.
 * Generalized Gaussian(:math:`\beta`) (:math:`p_0 = \beta e^{-|z|^\beta} / (2\Gamma(1/\beta))`):
   :math:`T_k = \Gamma(\tfrac{k+1}\beta) Q(\tfrac{k+1}\beta, z^\beta) / (2\Gamma(1/\beta))`,
   with :math:`Q` the regularized upper incomplete gamma function.
@@ -57,6 +59,28 @@ from fmq_theory.vocab import LAWS
 _CANCELLATION_LIMIT = 1.0e3
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
+
+#: Largest ``log(Gamma(3/beta) / Gamma(1/beta))`` (the generalized Gaussian's standard variance)
+#: for which a unit-variance law is built: its scale ``e^(-350)`` and its tail quantiles stay
+#: normal float64 numbers.  It is reached at ``beta`` = :data:`_BETA_MIN`.
+_LOG_VARIANCE0_LIMIT = 700.0
+_BETA_MIN = 0.0141
+
+#: From this ``nu`` on, the Student-t formulas are the Gaussian ones: wherever the tail mass
+#: is above 1e-300 (``|z| < 38``) the two densities differ by a relative ``z^4 / (4 nu) < 6e-14``
+#: and the unit-variance scales by ``1/nu``, below rounding.  Below it the incomplete-beta
+#: forms are exact to ~1e-13 (checked against mpmath up to ``nu = 1e25``).
+_NU_GAUSSIAN = 1.0e20
+#: From this ``nu`` on the Student-t survival function is the complemented incomplete beta
+#: function (``stdtr`` loses up to 1e-11 relative at large ``nu``).
+_NU_COMPLEMENT = 1.0e3
+#: ``log Gamma(x + 1/2) - log Gamma(x) - log(x)/2 = S(x)`` by its asymptotic series
+#: ``S(x) = sum_j s_j x^-(2j+1)`` (Stirling; coefficients from the Bernoulli polynomials,
+#: ``s_j = (B_{2j+2}(1/2) - B_{2j+2}(0)) / ((2j+1)(2j+2))``) from this ``x = nu / 2`` on, where the
+#: first omitted term is below 1e-20 relative: the two log-gammas differ by ``O(log x)``
+#: while each is ``O(x log x)``, so their difference cancels ``log10(x)`` digits.
+_LOG_C_SERIES_FROM = 32.0
+_LOG_GAMMA_HALF_SHIFT = (-1 / 8, 1 / 192, -1 / 640, 17 / 14336, -31 / 18432, 691 / 180224)
 
 
 def _check_positive(name, value):
@@ -205,14 +229,31 @@ class ContinuousLaw:
         zz = np.where(finite, z, 0.0)
         return np.where(finite, self._tail_moment0(k, zz), 0.0)
 
+    def _head(self, k, z):
+        """``H_k(z) = int_0^z t^k p0(t) dt = T_k(0) - T_k(z)`` for ``z >= 0``.
+
+        A family overrides it where the difference cancels (the generalized Gaussian at
+        small ``beta``, whose ``T_k(z)`` stays close to ``T_k(0)`` far from 0).
+        """
+        return self._tail(k, np.zeros(())) - self._tail(k, z)
+
+    def _half_line_moment(self, k, za, zb):
+        """``int_za^zb z^k p0`` for ``0 <= za <= zb``: difference of tails or of heads,
+        whichever is the smaller pair (so the two terms never both dwarf the result)."""
+        tail_a = self._tail(k, za)
+        by_tails = tail_a - self._tail(k, zb)
+        by_heads = self._head(k, np.where(np.isfinite(zb), zb, 0.0)) - self._head(k, za)
+        by_heads = np.where(np.isfinite(zb), by_heads, tail_a)
+        return np.where(tail_a <= 0.5 * self._tail(k, np.zeros(())), by_tails, by_heads)
+
     def _standard_moment(self, k, za, zb):
-        """``int_za^zb z^k p0(z) dz`` without cancellation in either tail."""
+        """``int_za^zb z^k p0(z) dz`` without cancellation in either tail or at 0."""
         za, zb = np.broadcast_arrays(za, zb)
         sign = -1.0 if k % 2 else 1.0
-        t0 = self._tail(k, np.zeros(()))
-        pos = self._tail(k, np.maximum(za, 0.0)) - self._tail(k, np.maximum(zb, 0.0))
-        neg = sign * (self._tail(k, np.maximum(-zb, 0.0)) - self._tail(k, np.maximum(-za, 0.0)))
-        straddle = sign * (t0 - self._tail(k, np.maximum(-za, 0.0))) + (t0 - self._tail(k, np.maximum(zb, 0.0)))
+        pos = self._half_line_moment(k, np.maximum(za, 0.0), np.maximum(zb, 0.0))
+        neg = sign * self._half_line_moment(k, np.maximum(-zb, 0.0), np.maximum(-za, 0.0))
+        straddle = sign * self._half_line_moment(k, np.zeros(()), np.maximum(-za, 0.0)) + \
+            self._half_line_moment(k, np.zeros(()), np.maximum(zb, 0.0))
         return np.where(za >= 0, pos, np.where(zb <= 0, neg, straddle))
 
     def mean_in(self, a, b):
@@ -280,7 +321,12 @@ class ContinuousLaw:
             q2 = p2 - 2.0 * c * p1 + c * c * p0
             mag1 = np.abs(p1) + np.abs(c) * p0
             mag2 = np.abs(p2) + 2.0 * np.abs(c * p1) + c * c * p0
-            bad = (q2 <= 0) | (mag2 > _CANCELLATION_LIMIT * np.abs(q2)) | (mag1 > _CANCELLATION_LIMIT * np.abs(q1))
+            # the first moment about a level near the cell's centroid always cancels; that is
+            # harmless on an unbounded cell (its error, eps * mag1, moves the centroid by a
+            # rounding of its own size), where the panel quadrature is the less accurate rule
+            # on heavy tails (generalized Gaussian with beta < 1)
+            cancels1 = (mag1 > _CANCELLATION_LIMIT * np.abs(q1)) & np.isfinite(a) & np.isfinite(b)
+            bad = (q2 <= 0) | (mag2 > _CANCELLATION_LIMIT * np.abs(q2)) | cancels1
             bad &= (b > a) & safe[rest]
             if np.any(bad):
                 p0[bad], q1[bad], q2[bad] = self._quadrature_moments(a[bad], b[bad], c[bad])
@@ -415,23 +461,49 @@ class StudentT(ContinuousLaw):
             raise ValueError(f"nu={self.nu!r} <= 2: the Student-t variance is infinite (needs nu > 2)")
         return self.nu / (self.nu - 2.0)
 
+    @property
+    def _gaussian(self):
+        """Whether ``nu`` is so large that the Gaussian formulas are exact to rounding."""
+        return self.nu >= _NU_GAUSSIAN
+
     def _log_c(self):
         nu = self.nu
-        return special.gammaln(0.5 * (nu + 1)) - special.gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
+        x = 0.5 * nu
+        if x < _LOG_C_SERIES_FROM:
+            return special.gammaln(x + 0.5) - special.gammaln(x) - 0.5 * np.log(nu * np.pi)
+        # log c = -log(2 pi)/2 + S(x): the difference of the two log-gammas, of size 1/x,
+        # summed directly instead of cancelling between two numbers of size x log x
+        inv2 = 1.0 / (x * x)
+        series = 0.0
+        for coefficient in reversed(_LOG_GAMMA_HALF_SHIFT):
+            series = series * inv2 + coefficient
+        return -0.5 * np.log(2.0 * np.pi) + series / x
 
     def _pdf0(self, z):
+        if self._gaussian:
+            return Gaussian._pdf0(self, z)
         nu = self.nu
         return np.exp(self._log_c() - 0.5 * (nu + 1) * np.log1p(z * z / nu))
 
     def _sf0(self, z):
+        if self._gaussian:
+            return Gaussian._sf0(self, z)
+        nu = self.nu
+        if nu >= _NU_COMPLEMENT:
+            # I_x(nu/2, 1/2) = 1 - I_{1-x}(1/2, nu/2), with 1 - x = z^2 / (nu + z^2) exact
+            # (x itself rounds to 1 when z^2 << nu, and stdtr loses digits there)
+            zz = z * z
+            return 0.5 * special.betaincc(0.5, 0.5 * nu, zz / (nu + zz))
         # far tail: I_x(nu/2, 1/2) with x = nu / (nu + z^2) formed without overflow
         far = z > 1e6
         zf = np.where(far, z, 1e6)
-        r = self.nu / zf / zf
-        tail = 0.5 * special.betainc(0.5 * self.nu, 0.5, r / (1.0 + r))
-        return np.where(far, tail, special.stdtr(self.nu, -np.where(far, 0.0, z)))
+        r = nu / zf / zf
+        tail = 0.5 * special.betainc(0.5 * nu, 0.5, r / (1.0 + r))
+        return np.where(far, tail, special.stdtr(nu, -np.where(far, 0.0, z)))
 
     def _isf0(self, q):
+        if self._gaussian:
+            return Gaussian._isf0(self, q)
         # far tail by inverting the incomplete beta form (stdtrit loses accuracy there)
         far = q < 1e-12
         x = special.betaincinv(0.5 * self.nu, 0.5, 2.0 * np.where(far, q, 1e-12))
@@ -439,6 +511,8 @@ class StudentT(ContinuousLaw):
         return np.where(far, tail, -special.stdtrit(self.nu, np.where(far, 0.25, q)))
 
     def _tail_moment0(self, k, z):
+        if self._gaussian:
+            return Gaussian._tail_moment0(self, k, z)
         nu = self.nu
         if k == 0:
             return self._sf0(z)
@@ -448,10 +522,11 @@ class StudentT(ContinuousLaw):
             return np.exp(self._log_c() - 0.5 * (nu - 1) * np.log1p(z * z / nu)) * nu / (nu - 1)
         if nu <= 2:
             raise ValueError(f"nu={nu!r} <= 2: the Student-t second moment is infinite (needs nu > 2)")
-        x = nu / (nu + z * z)
-        a, b = 0.5 * nu - 1.0, 1.5
-        log_front = self._log_c() + 1.5 * np.log(nu) - np.log(2.0) + special.betaln(a, b)
-        return np.exp(log_front) * special.betainc(a, b, x)
+        zz = z * z
+        # c nu^(3/2) B(nu/2 - 1, 3/2) / 2 = T_2(0) = Var(T) / 2 = nu / (2 (nu - 2)) exactly (betaln
+        # loses up to 3e-10 of it at large nu); I_x(a, 3/2) as 1 - I_{1-x}(3/2, a) with
+        # 1 - x = z^2 / (nu + z^2): no rounding of x to 1
+        return nu / (2.0 * (nu - 2.0)) * special.betaincc(1.5, 0.5 * nu - 1.0, zz / (nu + zz))
 
     def _sample0(self, rng, size):
         return rng.standard_t(self.nu, size)
@@ -474,6 +549,13 @@ class GenGaussian(ContinuousLaw):
 
     def _check_shape(self):
         object.__setattr__(self, "beta", _check_positive("beta", self.beta))
+        log_variance0 = special.gammaln(3.0 / self.beta) - special.gammaln(1.0 / self.beta)
+        if self.scale is None and not log_variance0 < _LOG_VARIANCE0_LIMIT:
+            raise ValueError(
+                f"beta={self.beta!r} is too small: the standard law's variance "
+                f"Gamma(3/beta)/Gamma(1/beta) = e^{log_variance0:.4g} leaves the float64 range, so the "
+                f"unit-variance law cannot be represented; use beta >= {_BETA_MIN} (or pass scale=)"
+            )
 
     def _shape_params(self):
         return {"beta": self.beta}
@@ -498,6 +580,11 @@ class GenGaussian(ContinuousLaw):
         b = self.beta
         s = (k + 1.0) / b
         return 0.5 * np.exp(special.gammaln(s) - special.gammaln(1.0 / b)) * special.gammaincc(s, z**b)
+
+    def _head(self, k, z):
+        b = self.beta
+        s = (k + 1.0) / b
+        return 0.5 * np.exp(special.gammaln(s) - special.gammaln(1.0 / b)) * special.gammainc(s, z**b)
 
     def _sample0(self, rng, size):
         b = self.beta

@@ -111,6 +111,10 @@ def rho_table(law, *, bits, n: int | None = None, method: str = "equal_mass",
     den = distortions(law, method=against, **kw)
     rows = []
     for a, b in zip(num, den):
+        if b.distortion == 0:
+            raise ValueError(
+                f"against={against!r} has distortion 0 at bits={b.bits}, n={n}: every weight is one of "
+                "its levels, so rho is undefined; use a larger n")
         rho = a.distortion / b.distortion
         rel = float(np.hypot(_relative_half_width(a), _relative_half_width(b)))
         mc = [d for d in (a, b) if d.how == "monte-carlo"]

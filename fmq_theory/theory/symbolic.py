@@ -54,6 +54,7 @@ import sympy as sp
 from fmq_theory.vocab import LAWS, SYMBOLIC_METHODS
 
 __all__ = [
+    "SYMBOLIC_BETA_MIN",
     "Derivation",
     "Constant",
     "AsymptoticForm",
@@ -196,6 +197,11 @@ def _num(expr: sp.Expr) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+#: Smallest generalized-Gaussian ``beta`` the derivations accept (``beta = 1e-3`` ran past
+#: 120 s in sympy's ``factorint``; ``beta = 0.005`` takes about 17 s).
+SYMBOLIC_BETA_MIN = sp.Rational(1, 200)
+
+
 @dataclass(frozen=True)
 class _Law:
     """A unit-variance law as the derivations need it.
@@ -230,6 +236,12 @@ def _law(law: str, *, nu=None, beta=None) -> _Law:
         be = _exact(beta, name="beta")
         if be <= 0:
             raise ValueError(f"beta must be > 0, got {beta!r}")
+        if be < SYMBOLIC_BETA_MIN:
+            raise ValueError(
+                f"beta={beta!r} is below {SYMBOLIC_BETA_MIN}: the exact constants hold Gamma(3/beta) with "
+                f"3/beta > {round(3 / SYMBOLIC_BETA_MIN)}, whose exact simplification (integer "
+                "factorization) does not finish in minutes; the high-resolution regime "
+                "b >> 2/beta is out of reach there anyway")
         alpha = sp.sqrt(sp.gamma(1 / be) / sp.gamma(3 / be))
         return _Law(law, (("beta", float(beta)),), "exponential", alpha=alpha, beta=be)
     if nu is None:

@@ -33,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from fmq_theory._util import file_sha256, repo_root, write_atomic
+from fmq_theory.io.float_checkpoint import load_state_dict_file
 from fmq_theory.harness.data import DATASETS, load
 from fmq_theory.harness.features._common import check_batch_size, check_uint8_images, full_fp32, with_progress
 from fmq_theory.harness.metrics import bootstrap_fid
@@ -322,7 +323,7 @@ class ClassifierFeatures:
             raise ValueError(f"{path} has sha256 {digest}, its card says {self.card['checkpoint_sha256']}")
         self.device = torch.device(device)
         self.net = SmallCNN(**self.card["config"])
-        self.net.load_state_dict(load_file(str(path)))
+        self.net.load_state_dict(load_state_dict_file(path, argument="classifier checkpoint"))
         self.net.to(self.device).eval()
         self.name = f"classifier-{self.card['dataset']}-cnn(acc={self.card['test_accuracy']:.4f})"
 

