@@ -5,11 +5,13 @@ import hashlib
 import json
 import zipfile
 
+import jsonschema
 import numpy as np
 import pytest
 
 from fmq_theory._util import file_digest, file_sha256, repo_root
 from fmq_theory.cli import main
+from fmq_theory.cli._output import SCHEMA
 from fmq_theory.harness.data import data_dir
 from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint, real_data_fid
 from fmq_theory.harness.features.files import extract_member
@@ -83,9 +85,12 @@ def test_fmq_features_noise_floor_prints_the_library_value(capsys):
     argv = ["features", "noise-floor", "--dataset", "mnist", "--net", "classifier", "--n", "200",
             "--n-boot", "3", "--seed", "2"]
     assert main(argv) == 0
-    row = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    jsonschema.validate(doc, SCHEMA)  # the one output schema of every command
+    row = doc["result"]
     iv = real_data_fid("mnist", ClassifierFeatures(classifier_checkpoint("mnist")), n=200, n_boot=3, seed=2)
-    assert (row["n_test"], row["n_train"], row["n_boot"], row["seed"]) == (200, 200, 3, 2)
+    assert (row["n_test"], row["n_train"], doc["parameters"]["n_boot"], doc["parameters"]["seed"]) == (200, 200, 3, 2)
+    assert doc["interval_level"] == iv.confidence
     assert row["fid"] == iv.value and (row["low"], row["high"]) == (iv.low, iv.high)
     assert row["feature_net"].startswith("classifier-mnist-cnn(acc=")
 

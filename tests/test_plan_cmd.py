@@ -3,11 +3,13 @@
 import dataclasses
 import json
 
+import jsonschema
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from fmq_theory.cli import main
+from fmq_theory.cli._output import SCHEMA
 from fmq_theory.harness.models.unet import UNet, UNetConfig
 from fmq_theory.io.quantized_file import inspect_quantized
 from fmq_theory.plan import load_plan
@@ -44,6 +46,20 @@ def test_plan_end_to_end(tiny, capsys):
         assert f"{c.bits_per_weight:7.3f}" in line and f"{c.mse:10.3e}" in line and f"{c.predicted:10.3e}" in line
     assert {c.name for c in plan.choices} == set(model.state_dict())
 
+
+
+def test_plan_json_has_the_one_schema(tiny, capsys):
+    folder, _ = tiny
+    out = folder / "plan_json.safetensors"
+    code = main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
+                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "2",
+                 "--format", "json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    jsonschema.validate(doc, SCHEMA)
+    plan = load_plan(out)
+    assert doc["result"]["data_free"] is True and doc["result"]["bits_per_weight"] == plan.bits_per_weight
+    assert doc["interval_level"] == plan.predicted_delta.level and len(doc["result"]["choices"]) == len(plan.choices)
 
 @pytest.mark.parametrize("argv,match", [
     (["--budget", "-1"], "--budget"),

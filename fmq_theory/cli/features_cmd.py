@@ -17,12 +17,12 @@ A data source that cannot be fetched exits with status 1.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 from fmq_theory._util import check_output_path, file_sha256
+from fmq_theory.cli._output import command_line, document, render
 from fmq_theory.harness.data import DATASETS, DataUnavailableError
 from fmq_theory.harness.features.classifier import (
     ClassifierFeatures,
@@ -58,10 +58,16 @@ def _noise_floor(args) -> None:
         net = InceptionFeatures(args.inception_path, device=args.device, trust=args.trust_inception)
     t0 = time.perf_counter()
     iv = real_data_fid(args.dataset, net, n=args.n, seed=args.seed, n_boot=args.n_boot)
-    print(json.dumps({"dataset": args.dataset, "feature_net": net.name, "n_test": iv.n_a, "n_train": iv.n_b,
-                      "fid": iv.value, "low": iv.low, "high": iv.high, "confidence": iv.confidence,
-                      "bootstrap_shift": iv.bootstrap_shift, "n_boot": iv.n_boot, "seed": iv.seed,
-                      "device": str(args.device), "wall_s": round(time.perf_counter() - t0, 1)}))
+    wall_s = round(time.perf_counter() - t0, 1)
+    doc = document(command=command_line(args),
+                   parameters={"dataset": args.dataset, "net": args.net, "n": args.n, "seed": args.seed,
+                               "n_boot": args.n_boot, "device": str(args.device)},
+                   units={"fid": "FID units (squared feature distance)", "wall_s": "seconds"},
+                   result={"feature_net": net.name, "n_test": iv.n_a, "n_train": iv.n_b, "fid": iv.value,
+                           "low": iv.low, "high": iv.high, "bootstrap_shift": iv.bootstrap_shift,
+                           "wall_s": wall_s},
+                   interval_level=iv.confidence)
+    sys.stdout.write(render(doc, columns=[], fmt="json"))
 
 
 def _split(args) -> None:

@@ -34,6 +34,7 @@ import torch
 from safetensors.torch import load_file
 
 from fmq_theory import __version__
+from fmq_theory.cli._output import command_line, document, render
 from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.cli.quantize_cmd import _output
 from fmq_theory.harness.checkpoints import load_trained_model
@@ -134,14 +135,18 @@ def run(args) -> int:
     info = plan.save(args.output, metadata={"parameters": parameters, "checkpoint": os.path.basename(
         os.path.normpath(args.checkpoint))})
     if args.format == "json":
-        json.dump({
-            "package_version": __version__, "parameters": parameters, "data_free": plan.data_free,
-            "note": DATA_FREE_NOTE, "bits_per_weight": plan.bits_per_weight, "total_bytes": plan.total_bytes,
-            "n_weights": plan.n_weights, "predicted_delta": asdict(plan.predicted_delta),
-            "dual_bound": plan.dual_bound, "file_bytes": info.file_bytes, "data_bytes": info.data_bytes,
-            "header_bytes": info.header_bytes, "choices": [asdict(c) for c in plan.choices],
-        }, sys.stdout, indent=2)
-        print()
+        doc = document(
+            command=command_line(args), parameters=parameters,
+            units={"bits_per_weight": "honest bits per weight (codes + codebooks + scales, at their stored dtypes)",
+                   "total_bytes": "bytes", "file_bytes": "bytes", "data_bytes": "bytes", "header_bytes": "bytes",
+                   "predicted_delta": "E|dx|^2 per sample (squared pixel units, summed over the sample)"},
+            result={"data_free": plan.data_free, "note": DATA_FREE_NOTE, "bits_per_weight": plan.bits_per_weight,
+                    "total_bytes": plan.total_bytes, "n_weights": plan.n_weights,
+                    "predicted_delta": asdict(plan.predicted_delta), "dual_bound": plan.dual_bound,
+                    "file_bytes": info.file_bytes, "data_bytes": info.data_bytes, "header_bytes": info.header_bytes,
+                    "choices": [asdict(c) for c in plan.choices]},
+            interval_level=plan.predicted_delta.level)
+        sys.stdout.write(render(doc, columns=[], fmt="json"))
         return 0
     print(f"fmq_theory {__version__}  fmq plan")
     print("  " + "  ".join(f"{k}={v}" for k, v in parameters.items()))
