@@ -24,7 +24,7 @@ observed distance is 0 (:attr:`W2Certificate.floor`), and :func:`hoeffding_kl_up
 that value there: the concentration term, not the inequality, limits the bound at high bits.
 
 Estimated trajectory recursion (:func:`estimate_w2_trajectory`) — an explanation, not a bound
--------------------------------------------------------------------------------------------
+---------------------------------------------------------------------------------------------
 Write ``Phi_fp`` and ``Phi_q`` for the one-step maps of the full-precision and quantized fields,
 ``x_k`` for the full-precision trajectory and ``y_k`` for the quantized one, ``e_k = y_k - x_k``.
 Then exactly

@@ -4,27 +4,22 @@ Each peer quantizes a float state dict the way its package does and returns the 
 weights with the **honest** bit count of the package's real storage format: every packed code,
 scale, zero-point, codebook and block header at the dtype the package stores it in.
 
-==================  =================================================================  ========================
-peer                what is stored per tensor                                          bits per weight
-==================  =================================================================  ========================
-``hqq``             HQQ [1]_ (``hqq.core.quantize.Quantizer``, calibration-free         ``b`` (3-bit: 3.2, ten codes
-                    half-quadratic optimisation of the zero-point): codes packed as     per int32) + 32/g
-                    the package packs them, fp16 scale and fp16 zero per group of g
-``gguf``            llama.cpp block formats through ``gguf.quants.quantize`` (only     Q4_0 4.5, Q4_1 5.0,
-                    the types the package quantizes in Python): the raw block bytes    Q5_0 5.5, Q8_0 8.5,
-                                                                                       MXFP4 4.25, TQ2_0 2.0625,
-                                                                                       TQ1_0 1.6875
-``nf4``             bitsandbytes NF4 [2]_ (``bitsandbytes.functional.quantize_4bit``):  4 + 32/g (+ double
-                    packed codes plus every tensor of its serialised ``QuantState``     quantisation: about
-                    (absmax, code book, nested statistics, the packed JSON header)     4 + 8/g)
-``int4``            torchao int4 weight-only, the tinygemm path (asymmetric, bf16      4 + 32/g
-                    weights, bf16 scale and zero per group of g; ``torchao``'s own
-                    quant primitives)
-``rule:<method>``   the package's per-channel quantizers (:func:`fmq_theory.quantizers  ``QuantizedTensor``'s own
-                    .quantize_state_dict`, ``granularity="channel"``)                  ``bits_per_weight``
-``naive:<method>``  the issue's naive rule: per-channel ``method`` for tensors of more  as above, small tensors
-                    than 4,096 weights, every smaller tensor kept in fp16              at 16
-==================  =================================================================  ========================
+* ``hqq``: HQQ [1]_ (``hqq.core.quantize.Quantizer``, calibration-free half-quadratic
+  optimisation of the zero-point): codes packed as the package packs them, fp16 scale and fp16
+  zero per group of ``g``. Bits per weight: ``b`` (3-bit: 3.2, ten codes per int32) + 32/g.
+* ``gguf``: llama.cpp block formats through ``gguf.quants.quantize`` (only the types the package
+  quantizes in Python): the raw block bytes. Bits per weight: Q4_0 4.5, Q4_1 5.0, Q5_0 5.5,
+  Q8_0 8.5, MXFP4 4.25, TQ2_0 2.0625, TQ1_0 1.6875.
+* ``nf4``: bitsandbytes NF4 [2]_ (``bitsandbytes.functional.quantize_4bit``): packed codes plus
+  every tensor of its serialised ``QuantState`` (absmax, code book, nested statistics, the packed
+  JSON header). Bits per weight: 4 + 32/g (with double quantisation about 4 + 8/g).
+* ``int4``: torchao int4 weight-only, the tinygemm path (asymmetric, bf16 weights, bf16 scale and
+  zero per group of ``g``; ``torchao``'s own quant primitives). Bits per weight: 4 + 32/g.
+* ``rule:<method>``: the package's per-channel quantizers
+  (:func:`fmq_theory.quantizers.quantize_state_dict`, ``granularity="channel"``), counted by
+  ``QuantizedTensor.bits_per_weight``.
+* ``naive:<method>``: a naive baseline rule: per-channel ``method`` for tensors of more than
+  4,096 weights, every smaller tensor kept in fp16 (16 bits per weight).
 
 Scope of the package peers (``hqq``, ``gguf``, ``nf4``, ``int4``).  Their packages quantize
 weight matrices and leave vectors in 16-bit floats; here every floating tensor of two or more
@@ -74,7 +69,7 @@ from fmq_theory.quantizers import quantize_state_dict
 __all__ = ["PeerQuantized", "FAMILIES", "quantize_peer", "peer_candidates", "peer_at_budget",
            "SMALL_TENSOR_WEIGHTS"]
 
-#: The naive rule keeps tensors of at most this many weights in fp16 (the issue's baseline).
+#: The naive rule keeps tensors of at most this many weights in fp16.
 SMALL_TENSOR_WEIGHTS = 4096
 
 #: GGUF types that ``gguf.quants`` quantizes in Python (the K-quants Q2_K..Q6_K and the IQ
