@@ -131,6 +131,21 @@ def one_step_map(velocity: Velocity, t: float, h: float, *, solver: str) -> Call
     return phi
 
 
+def _bounded_draws(values, *, upper: float, delta: float, min_size: int) -> np.ndarray:
+    """``values`` as a float64 1-D array of at least ``min_size`` finite draws in ``[0, upper]``
+    (the common input check of the concentration bounds below)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size < min_size:
+        raise ValueError(f"values must be 1-D with at least {min_size} entries, got shape {values.shape}")
+    if not (math.isfinite(upper) and upper > 0):
+        raise ValueError(f"upper={upper!r} must be finite and > 0")
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta={delta!r} must lie in (0, 1)")
+    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > upper * (1 + 1e-12):
+        raise ValueError(f"values must lie in [0, upper={upper}], got range [{values.min()}, {values.max()}]")
+    return values
+
+
 def empirical_bernstein_upper(values: np.ndarray, *, upper: float, delta: float) -> float:
     """Upper confidence bound on ``E[X]`` from i.i.d. draws of ``X`` in ``[0, upper]``.
 
@@ -163,15 +178,7 @@ def empirical_bernstein_upper(values: np.ndarray, *, upper: float, delta: float)
     >>> round(empirical_bernstein_upper(np.full(100, 0.5), upper=1.0, delta=0.05), 4)
     0.5869
     """
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or values.size < 2:
-        raise ValueError(f"values must be 1-D with at least 2 entries, got shape {values.shape}")
-    if not (math.isfinite(upper) and upper > 0):
-        raise ValueError(f"upper={upper!r} must be finite and > 0")
-    if not 0.0 < delta < 1.0:
-        raise ValueError(f"delta={delta!r} must lie in (0, 1)")
-    if values.min() < 0 or values.max() > upper * (1 + 1e-12):
-        raise ValueError(f"values must lie in [0, upper={upper}], got range [{values.min()}, {values.max()}]")
+    values = _bounded_draws(values, upper=upper, delta=delta, min_size=2)
     z = values / upper
     n = z.size
     log_term = math.log(2.0 / delta)
@@ -225,15 +232,7 @@ def hoeffding_kl_upper(values: np.ndarray, *, upper: float, delta: float) -> flo
     >>> round(hoeffding_kl_upper(np.full(100, 0.5), upper=1.0, delta=0.05), 4)
     0.6206
     """
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or values.size < 1:
-        raise ValueError(f"values must be 1-D with at least 1 entry, got shape {values.shape}")
-    if not (math.isfinite(upper) and upper > 0):
-        raise ValueError(f"upper={upper!r} must be finite and > 0")
-    if not 0.0 < delta < 1.0:
-        raise ValueError(f"delta={delta!r} must lie in (0, 1)")
-    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > upper * (1 + 1e-12):
-        raise ValueError(f"values must lie in [0, upper={upper}], got range [{values.min()}, {values.max()}]")
+    values = _bounded_draws(values, upper=upper, delta=delta, min_size=1)
     n = values.size
     mean = min(float(values.mean()) / upper, 1.0)
     level = math.log(1.0 / delta) / n
