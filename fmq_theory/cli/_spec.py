@@ -81,9 +81,10 @@ def _scheduler(value: str) -> str:
         raise argparse.ArgumentTypeError(f"--{exc}") from None
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
+    """argparse type: a positive integer (``1``, ``64``), refused otherwise."""
     if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive int, got {value!r}")
+        raise argparse.ArgumentTypeError(f"{value!r} must be a positive integer")
     return int(value)
 
 
@@ -93,10 +94,10 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
                    help="where the cells run: 'local' (a Dask LocalCluster on this machine, the default), "
                    "a scheduler address tcp://HOST:PORT (a running cluster), or 'none' (one loop in "
                    "this process)")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="workers of the local cluster (default: one per GPU on CUDA, one per 4 cores on "
                    "the CPU); with an address, wait for this many")
-    p.add_argument("--threads", type=_positive_int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads of every cell (default: cores // workers); CPU rows agree to the "
                    "last digit across schedulers at equal --threads")
 

@@ -35,6 +35,7 @@ from safetensors.torch import load_file
 
 from fmq_theory import __version__
 from fmq_theory.cli._output import command_line, document, render
+from fmq_theory.cli._spec import positive_int
 from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.cli.quantize_cmd import _output
 from fmq_theory.harness.checkpoints import load_trained_model
@@ -52,16 +53,6 @@ def _budget(value: str) -> float:
     if not (math.isfinite(budget) and budget > 0):
         raise argparse.ArgumentTypeError(f"--budget {value!r} must be a positive number of bits per weight")
     return budget
-
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be a positive integer")
-    return n
 
 
 def _seed(value: str) -> int:
@@ -85,13 +76,13 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, type=_output, metavar="OUT", help="output .safetensors")
     parser.add_argument("--model-config", default=None,
                         help="JSON file of the UNetConfig (when CHECKPOINT is a .safetensors file)")
-    parser.add_argument("--samples", type=_positive, default=64, help="Gaussian noise samples (default 64)")
+    parser.add_argument("--samples", type=positive_int, default=64, help="Gaussian noise samples (default 64)")
     parser.add_argument("--seed", type=_seed, default=0, help="seed of the noise and projections (default 0)")
     parser.add_argument("--solver", choices=FIXED_STEP_SOLVERS, default="midpoint", help="deployed solver")
-    parser.add_argument("--steps", type=_positive, default=10, help="solver steps (default 10)")
-    parser.add_argument("--projections", type=_positive, default=1, help="random projections per batch")
-    parser.add_argument("--replicates", type=_positive, default=4, help="independent replicates (interval)")
-    parser.add_argument("--batch-size", type=_positive, default=16, help="samples per backward pass")
+    parser.add_argument("--steps", type=positive_int, default=10, help="solver steps (default 10)")
+    parser.add_argument("--projections", type=positive_int, default=1, help="random projections per batch")
+    parser.add_argument("--replicates", type=positive_int, default=4, help="independent replicates (interval)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="samples per backward pass")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     parser.set_defaults(func=run)
 
