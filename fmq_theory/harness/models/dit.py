@@ -47,7 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fmq_theory.harness.models.unet import timestep_embedding
+from fmq_theory.harness.models.unet import conditioning_embedding
 
 __all__ = ["DiTConfig", "DiT", "sincos_position_embedding"]
 
@@ -199,17 +199,9 @@ class DiT(nn.Module):
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Time (+ class) embedding of shape ``(B, hidden)``."""
-        t = torch.as_tensor(t, device=self.patch_embed.weight.device, dtype=torch.float32)
-        if t.ndim == 0:
-            t = t.expand(batch)
-        emb = self.time_mlp(timestep_embedding(t, self.config.hidden))
-        if self.label_emb is not None:
-            if y is None:
-                y = torch.full((batch,), self.config.num_classes, dtype=torch.long, device=emb.device)
-            emb = emb + self.label_emb(y)
-        elif y is not None:
-            raise ValueError("y must be None for an unconditional model (num_classes=None)")
-        return emb
+        return conditioning_embedding(t, y, batch=batch, width=self.config.hidden, time_mlp=self.time_mlp,
+                                      label_emb=self.label_emb, num_classes=self.config.num_classes,
+                                      device=self.patch_embed.weight.device)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from fmq_theory.flow.velocity import ClassConditional, Velocity
 
-__all__ = ["UNetConfig", "UNet", "guided_velocity", "timestep_embedding", "unet_adapter"]
+__all__ = ["UNetConfig", "UNet", "conditioning_embedding", "guided_velocity", "timestep_embedding", "unet_adapter"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,28 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     if dim % 2:
         emb = F.pad(emb, (0, 1))
+    return emb
+
+
+def conditioning_embedding(t, y: torch.Tensor | None, *, batch: int, width: int, time_mlp: nn.Module,
+                           label_emb: nn.Module | None, num_classes: int | None,
+                           device: torch.device) -> torch.Tensor:
+    """``time_mlp(timestep_embedding(t, width))`` plus the class embedding of ``y``: shape ``(B, d)``.
+
+    A scalar ``t`` is broadcast to the batch.  A class-conditional model (``label_emb`` set)
+    reads a missing ``y`` as the null class ``num_classes`` (classifier-free guidance); an
+    unconditional model refuses a ``y``.  Shared by :class:`UNet` and the DiT.
+    """
+    t = torch.as_tensor(t, device=device, dtype=torch.float32)
+    if t.ndim == 0:
+        t = t.expand(batch)
+    emb = time_mlp(timestep_embedding(t, width))
+    if label_emb is not None:
+        if y is None:
+            y = torch.full((batch,), num_classes, dtype=torch.long, device=emb.device)
+        emb = emb + label_emb(y)
+    elif y is not None:
+        raise ValueError("y must be None for an unconditional model (num_classes=None)")
     return emb
 
 
@@ -235,18 +257,9 @@ class UNet(nn.Module):
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Time (+ class) embedding of shape ``(B, 4 * base_channels)``."""
-        t = torch.as_tensor(t, device=self.input_conv.weight.device, dtype=torch.float32)
-        if t.ndim == 0:
-            t = t.expand(batch)
-        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels))
-        if self.label_emb is not None:
-            if y is None:
-                y = torch.full((batch,), self.config.num_classes, dtype=torch.long,
-                               device=emb.device)
-            emb = emb + self.label_emb(y)
-        elif y is not None:
-            raise ValueError("y must be None for an unconditional model (num_classes=None)")
-        return emb
+        return conditioning_embedding(t, y, batch=batch, width=self.config.base_channels, time_mlp=self.time_mlp,
+                                      label_emb=self.label_emb, num_classes=self.config.num_classes,
+                                      device=self.input_conv.weight.device)
 
     @staticmethod
     def _run_stage(layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
