@@ -266,6 +266,7 @@ def plan_quantization(
     projections: int = 1,
     replicates: int = 4,
     batch_size: int = 16,
+    held_out: bool = True,
     level: float = 0.95,
     progress: bool = True,
 ) -> QuantizationPlan:
@@ -290,6 +291,13 @@ def plan_quantization(
         Reuse an estimate (e.g. for several budgets); else estimated here.
     projections, replicates, batch_size
         Of :func:`~fmq_theory.plan.sensitivity.weight_sensitivity`.
+    held_out : bool
+        Fit the sensitivity-weighted codebooks to one half of the replicates and score every
+        candidate (the knapsack's values, the report and the predicted interval) with the
+        other half (:meth:`~fmq_theory.plan.sensitivity.WeightSensitivity.split`), so that the
+        scores are unbiased for the fitted codebooks.  ``False`` fits and scores with the
+        whole estimate, which favours the weighted codebooks by the noise they were fitted
+        to.  Needs at least 2 replicates (4 for an interval).
     level : float
         Level of the interval on the predicted degradation.
     progress : bool
@@ -315,6 +323,10 @@ def plan_quantization(
         sensitivity = weight_sensitivity(model, noise, adapter=adapter, solver=solver, steps=steps,
                                          projections=projections, replicates=replicates, batch_size=batch_size,
                                          seed=seed, progress=progress)
+    if held_out:
+        fit_sens, score_sens = sensitivity.split()
+    else:
+        fit_sens = score_sens = sensitivity
     state = model.state_dict()
     names = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 0]
     n_total = sum(state[k].numel() for k in names)
@@ -322,7 +334,7 @@ def plan_quantization(
     fitted, costs, values = [], [], []
     for name in tqdm(names, desc="fitting candidates", unit="tensor", disable=not progress):
         w = state[name].detach().cpu()
-        s = sensitivity.diag.get(name)
+        s, score = fit_sens.diag.get(name), score_sens.diag.get(name)
         if s is None:  # a float buffer: kept at its dtype
             options = (Candidate(str(w.dtype).removeprefix("torch."), w.element_size() * 8, "tensor",
                                  str(w.dtype).removeprefix("torch.")),)
@@ -334,7 +346,7 @@ def plan_quantization(
             raise ValueError(f"no candidate of tensor {name!r} could be stored (side information overflows)")
         fitted.append(fits)
         costs.append(np.array([f.nbytes for f in fits], dtype=np.int64))
-        values.append(np.array([0.0 if s is None else float(np.sum(s * f.squared_error)) for f in fits]))
+        values.append(np.array([0.0 if score is None else float(np.sum(score * f.squared_error)) for f in fits]))
     cheapest = sum(int(c.min()) for c in costs)
     if cheapest > budget_bytes:
         raise ValueError(f"budget_bits={budget_bits} is below the cheapest plan's "
@@ -344,7 +356,7 @@ def plan_quantization(
     for name, fits, j in zip(names, fitted, solution.choice):
         f = fits[j]
         c = f.candidate
-        s = sensitivity.diag.get(name)
+        s = score_sens.diag.get(name)
         original = state[name].detach().cpu()
         if isinstance(f.stored, QuantizedTensor):
             quantized[name] = f.stored
@@ -365,13 +377,13 @@ def plan_quantization(
     for k, v in state.items():
         if k not in names:
             passthrough[k] = v
-    value, low, high = sensitivity.interval(errors, level=level)
+    value, low, high = score_sens.interval(errors, level=level)
     entries = int(np.prod(noise.shape[1:]))
     total = sum(c.nbytes for c in choices)
     settings = {
         "n_samples": sensitivity.n_samples, "projections": sensitivity.projections,
         "replicates": int(next(iter(sensitivity.replicates.values())).shape[0]), "solver": sensitivity.solver,
-        "steps": sensitivity.steps, "seed": sensitivity.seed, "event_shape": list(noise.shape[1:]),
+        "steps": sensitivity.steps, "seed": sensitivity.seed, "held_out": bool(held_out), "event_shape": list(noise.shape[1:]),
         "candidates": int(sum(len(f) for f in fitted)), "frontier_peak": solution.frontier_peak,
         "lagrange_multiplier": solution.lagrange_multiplier, "seconds": time.perf_counter() - start,
         "dtypes": {k: str(state[k].dtype).removeprefix("torch.") for k in names},
