@@ -8,6 +8,7 @@ from fmq_theory.flow.solvers import sample
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized
 from fmq_theory.plan import (
     Candidate,
+    fit_candidates,
     load_plan,
     load_quantized_model,
     plan_quantization,
@@ -192,3 +193,13 @@ def test_held_out_scores_with_the_other_half(setup):
         for c in plan.choices:
             if c.name in scorer.diag:
                 assert c.gain == pytest.approx(float(np.mean(scorer.diag[c.name])), rel=1e-12)
+
+
+def test_fitted_once_serves_every_budget(setup):
+    """plan_quantization(fitted=fit_candidates(...)) equals the plan that fits its own options."""
+    model, noise, sens = setup
+    fitted = fit_candidates(model, sensitivity=sens, progress=False)
+    for budget in (3.0, 4.5):
+        direct = plan_quantization(model, budget_bits=budget, noise=noise, steps=2, sensitivity=sens, progress=False)
+        reused = plan_quantization(model, budget_bits=budget, noise=noise, fitted=fitted, progress=False)
+        assert reused.choices == direct.choices and reused.predicted_delta == direct.predicted_delta
