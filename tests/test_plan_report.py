@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from fmq_theory.results.plan_report import (
     Change, goal_statement, judge_plan_goals, model_results, pareto_front, plan_table, plot_plan_bitmap,
-    plot_plan_pareto, plot_predicted_vs_measured, read_plan_choices, read_plan_results,
+    plot_plan_pareto, plot_predicted_vs_measured, read_plan_choices, read_plan_results, summarize_choices,
 )
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 
@@ -139,6 +139,7 @@ def test_goals_on_known_tables(results_dir):
     res = read_plan_results(results_dir)
     g1, g2, g3, g4 = judge_plan_goals([res["mnist"], res["dit"]])
     assert [v.status for v in g1.verdicts] == ["met", "missed"] and not g1.met
+    assert [v.value for v in g1.verdicts] == pytest.approx([0.3 / 5, 2.0 / 10])
     # mnist 2.0 (9 <= 10), mnist 2.5 (10 <= 10, the boundary is met), dit 2.0 (25 > 20), dit 2.5 (19 <= 20)
     assert [(v.label, v.ok) for v in g2.verdicts] == [
         ("mnist 2", True), ("mnist 2.5", True), ("dit 2", False), ("dit 2.5", True)]
@@ -154,6 +155,7 @@ def test_goals_on_known_tables(results_dir):
     # plan cells (mnist at 4 bits, dFID 0.1 in [0.1 - 0.1, 0.2], is not resolved)
     assert sorted(v.label for v in g4.verdicts if v.ok) == ["dit 3 plan/budget 3", "mnist 3 plan/budget 3"]
     assert len(g4.verdicts) == 7 and "mnist 4 plan/budget 4" not in {v.label for v in g4.verdicts}
+    assert sorted(v.value for v in g4.verdicts) == pytest.approx([1.5, 1.5, 4, 4, 4, 4, 4])
     text = goal_statement((g1, g2, g3, g4))
     assert text.count("**not met**") == 4 and "2 of 7 pass" in text.splitlines()[3]
 
@@ -161,7 +163,7 @@ def test_goals_on_known_tables(results_dir):
 def test_goal_with_nothing_to_judge_is_not_met(results_dir):
     m = read_plan_results(results_dir)["mnist"]
     g1, g2, _, _ = judge_plan_goals([m], budget=3.5, low_budgets=(1.0, 1.5))
-    assert not g1.met and g1.verdicts[0].text == "mnist: no plan row at 3.5 bits"
+    assert not g1.met and g1.verdicts[0].text == "mnist: no plan row at 3.5 bits" and g1.verdicts[0].value is None
     assert g2.verdicts == () and not g2.met and "not judged" in goal_statement((g2,))
 
 
@@ -198,6 +200,31 @@ def test_plan_table(results_dir):
     assert len(lines) == 2 + 12 and "FID (classifier)" in lines[0]
     plan3 = next(line for line in lines if "**plan/budget 3**" in line)
     assert "| 3.000 | 5.3 | 0.3 [0.2, 0.4] | 0.45 [0, 1.8] |" in plan3
+
+
+def test_small_numbers_are_typeset_as_math():
+    rows = _model_rows("m", 4.0, (4.00002, 6.0, 4.2, 4.1))
+    m = model_results(rows)
+    line = plan_table(m).splitlines()[2]
+    assert "**plan/budget 2**" in line and "$2 \\times 10^{-5}$" in line
+    g1, *_ = judge_plan_goals([m], budget=2.0, dfid_fraction=1e-6)
+    assert "2e-05" in g1.verdicts[0].text  # plain text in the verdict, math on the page
+    assert "$2 \\times 10^{-5}$" in goal_statement((g1,)) and "2e-05" not in goal_statement((g1,))
+
+
+def test_summarize_choices_by_hand():
+    s = summarize_choices(_choices())
+    # 24 tensors: i % 5 == 0 (5 of them, 64 weights, 16 bits) kept; 19 of 4096 weights at 2.3 or 3.3 bits
+    assert (s.tensors, s.kept_tensors, s.n_weights) == (24, 5, 5 * 64 + 19 * 4096)
+    odd = sum(1 for i in range(24) if i % 5 and i % 2)  # lloyd_max at 3.3 bits
+    bits = 5 * 64 * 16 + odd * 4096 * 3.3 + (19 - odd) * 4096 * 2.3
+    assert s.bits_per_weight == pytest.approx(bits / s.n_weights, rel=1e-12)
+    assert s.kept_weight_share == pytest.approx(320 / s.n_weights, rel=1e-12)
+    assert s.kept_bit_share == pytest.approx(5 * 64 * 16 / bits, rel=1e-12)
+    assert list(s.method_weight_share) == ["lloyd_max", "uniform_mse", "float16"]
+    assert sum(s.method_weight_share.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="rows is empty"):
+        summarize_choices([])
 
 
 def test_pareto_figure(results_dir):

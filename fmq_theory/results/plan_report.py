@@ -53,12 +53,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
-from fmq_theory.results.tables import escape_markdown, markdown_table
+from fmq_theory.results.tables import escape_markdown, format_cell, markdown_table, typeset_numbers
 
-__all__ = ["CLASSIFIER", "INCEPTION", "Change", "Features", "Goal", "ModelResults", "PlanCell", "Verdict",
-           "goal_statement", "judge_plan_goals", "model_results", "pareto_front", "plan_table",
+__all__ = ["CLASSIFIER", "INCEPTION", "Change", "ChoiceSummary", "Features", "Goal", "ModelResults", "PlanCell",
+           "Verdict", "goal_statement", "judge_plan_goals", "model_results", "pareto_front", "plan_table",
            "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "read_plan_choices",
-           "read_plan_results"]
+           "read_plan_results", "summarize_choices"]
 
 
 @dataclass(frozen=True)
@@ -320,6 +320,58 @@ def pareto_front(points: Sequence[tuple]) -> tuple:
     return tuple(front)
 
 
+@dataclass(frozen=True)
+class ChoiceSummary:
+    """Where one plan spends its bits (from its per-tensor choices).
+
+    Attributes
+    ----------
+    tensors : int
+    n_weights : int
+    bits_per_weight : float
+        Honest bits per weight of the whole plan: :math:`\\sum_t b_t n_t / \\sum_t n_t`.
+    kept_tensors : int
+        Tensors stored at 16 or 32 bits (no codes).
+    kept_weight_share, kept_bit_share : float
+        Their share of the weights and of the stored bits.
+    method_weight_share : dict of str to float
+        Share of the weights under each method, largest first.
+    """
+
+    tensors: int
+    n_weights: int
+    bits_per_weight: float
+    kept_tensors: int
+    kept_weight_share: float
+    kept_bit_share: float
+    method_weight_share: Mapping
+
+
+def summarize_choices(rows: Sequence[Mapping]) -> ChoiceSummary:
+    """:class:`ChoiceSummary` of one plan's rows of :data:`~fmq_theory.results.schema.PLAN_CHOICES`.
+
+    Examples
+    --------
+    >>> s = summarize_choices([
+    ...     {"method": "lloyd_max", "bits": 2, "n_weights": 1000, "bits_per_weight": 2.2},
+    ...     {"method": "float16", "bits": 16, "n_weights": 20, "bits_per_weight": 16.0}])
+    >>> s.kept_tensors, round(s.kept_weight_share, 4), round(s.kept_bit_share, 4), round(s.bits_per_weight, 4)
+    (1, 0.0196, 0.127, 2.4706)
+    """
+    if not rows:
+        raise ValueError("rows is empty: no plan choices to summarize")
+    n = np.array([r["n_weights"] for r in rows], dtype=float)
+    bits = n * np.array([r["bits_per_weight"] for r in rows], dtype=float)
+    kept = np.array([r["bits"] >= 16 for r in rows])
+    share: dict = {}
+    for r, w in zip(rows, n):
+        share[r["method"]] = share.get(r["method"], 0.0) + w / n.sum()
+    return ChoiceSummary(tensors=len(rows), n_weights=int(n.sum()), bits_per_weight=float(bits.sum() / n.sum()),
+                         kept_tensors=int(kept.sum()), kept_weight_share=float(n[kept].sum() / n.sum()),
+                         kept_bit_share=float(bits[kept].sum() / bits.sum()),
+                         method_weight_share=dict(sorted(share.items(), key=lambda kv: -kv[1])))
+
+
 # ----------------------------------------------------------------------------------------------
 # goals
 
@@ -334,6 +386,10 @@ class Verdict:
         ``"met"``/``"missed"``; goal 3: ``"resolved win"``, ``"win, not resolved"``, ``"loss"``.
     ok : bool
         Whether the item meets the goal.
+    value : float or None
+        The judged ratio: goal 1 :math:`\\Delta\\mathrm{FID} / \\mathrm{FID}_{fp}`, goal 2
+        :math:`\\mathrm{FID} / \\mathrm{FID}_{fp}`, goal 3 the plan's FID over the peer's,
+        goal 4 predicted over measured (``None`` where there is no cell to judge).
     text : str
         The numbers behind it, in words.
     """
@@ -341,6 +397,7 @@ class Verdict:
     label: str
     status: str
     ok: bool
+    value: float | None
     text: str
 
 
@@ -370,10 +427,18 @@ class Goal:
         return tuple(v for v in self.verdicts if not v.ok)
 
 
-def _interval(change: Change, fmt: str = ".3g") -> str:
-    if change.low is None or change.high is None:
-        return f"{change.value:{fmt}} (no interval)"
-    return f"{change.value:{fmt}} [{change.low:{fmt}}, {change.high:{fmt}}]"
+def _interval(value: float, low: float | None, high: float | None, *, typeset: bool = False) -> str:
+    """``"value [low, high]"`` to 3 significant digits (``typeset``: e-notation as math)."""
+    def number(x):
+        return format_cell(x, ".3g") if typeset else f"{x:.3g}"
+    if low is None or high is None:
+        return number(value)
+    return f"{number(value)} [{number(low)}, {number(high)}]"
+
+
+def _change_text(change: Change, *, typeset: bool = False) -> str:
+    text = _interval(change.value, change.low, change.high, typeset=typeset)
+    return text + " (no interval)" if change.low is None or change.high is None else text
 
 
 def _plan(model: ModelResults, budget: float) -> PlanCell | None:
@@ -419,11 +484,11 @@ def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = 3.0, dfi
         plan = _plan(m, budget)
         limit = dfid_fraction * m.fid_fp
         if plan is None:
-            g1.append(Verdict(m.model, "missed", False, f"{m.model}: no plan row at {budget:g} bits"))
+            g1.append(Verdict(m.model, "missed", False, None, f"{m.model}: no plan row at {budget:g} bits"))
         else:
             ok = plan.change.value <= limit
-            g1.append(Verdict(m.model, "met" if ok else "missed", ok,
-                              f"{m.model}: dFID {_interval(plan.change)} {'<=' if ok else '>'} {limit:.3g} "
+            g1.append(Verdict(m.model, "met" if ok else "missed", ok, plan.change.value / m.fid_fp,
+                              f"{m.model}: dFID {_change_text(plan.change)} {'<=' if ok else '>'} {limit:.3g} "
                               f"({dfid_fraction:.0%} of FP FID {m.fid_fp:.3g}, {m.features})"))
         for b in m.budgets:
             plan = _plan(m, b)
@@ -431,7 +496,7 @@ def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = 3.0, dfi
                 continue
             if lo <= b <= hi:
                 ok = plan.fid <= fid_ratio * m.fid_fp
-                g2.append(Verdict(f"{m.model} {b:g}", "met" if ok else "missed", ok,
+                g2.append(Verdict(f"{m.model} {b:g}", "met" if ok else "missed", ok, plan.fid / m.fid_fp,
                                   f"{m.model} at {b:g} bits: FID {plan.fid:.3g} = {plan.fid / m.fid_fp:.2f} x FP "
                                   f"({m.fid_fp:.3g}, {m.features})"))
             for peer in m.at(b):
@@ -441,7 +506,7 @@ def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = 3.0, dfi
                 resolved = (win and plan.change.high is not None and peer.change.low is not None
                             and plan.change.high < peer.change.low)
                 status = "resolved win" if resolved else "win, not resolved" if win else "loss"
-                g3.append(Verdict(f"{m.model} {b:g} {peer.label}", status, resolved,
+                g3.append(Verdict(f"{m.model} {b:g} {peer.label}", status, resolved, plan.fid / peer.fid,
                                   f"{m.model} at {b:g} bits: plan FID {plan.fid:.3g} ({plan.bits_per_weight:.3f} bpw) "
                                   f"vs {peer.label} {peer.fid:.3g} ({peer.bits_per_weight:.3f} bpw): {status}"))
         for c in m.cells:
@@ -449,9 +514,9 @@ def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = 3.0, dfi
                 continue
             ratio = c.predicted / c.measured.value
             ok = 1 / band <= ratio <= band
-            g4.append(Verdict(f"{m.model} {c.budget:g} {c.label}", "met" if ok else "missed", ok,
+            g4.append(Verdict(f"{m.model} {c.budget:g} {c.label}", "met" if ok else "missed", ok, ratio,
                               f"{m.model} {c.label} at {c.budget:g} bits: predicted {c.predicted:.3g}, measured "
-                              f"{_interval(c.measured)} ({c.measured.features}): ratio {ratio:.2f}"))
+                              f"{_change_text(c.measured)} ({c.measured.features}): ratio {ratio:.2f}"))
     return (
         Goal("dFID at 3 bits", f"at {budget:g} bits per weight, dFID <= {dfid_fraction:.0%} of the "
              "full-precision FID on every model", tuple(g1)),
@@ -470,9 +535,9 @@ def goal_statement(goals: Sequence[Goal]) -> str:
     for i, g in enumerate(goals, 1):
         n, bad = len(g.verdicts), g.failed
         verdict = "**met**" if g.met else "**not judged** (no cell)" if not n else "**not met**"
-        text = f"{i}. {escape_markdown(g.statement)}: {verdict}, {n - len(bad)} of {n} pass"
+        text = f"{i}. {typeset_numbers(escape_markdown(g.statement))}: {verdict}, {n - len(bad)} of {n} pass"
         if bad:
-            shown = "; ".join(escape_markdown(v.text) for v in bad[:8])
+            shown = "; ".join(typeset_numbers(escape_markdown(v.text)) for v in bad[:8])
             more = f"; and {len(bad) - 8} more" if len(bad) > 8 else ""
             text += f". Missed: {shown}{more}"
         lines.append(text + ".")
@@ -487,13 +552,11 @@ def plan_table(model: ModelResults) -> str:
         name = escape_markdown(c.label)
         pred = "—"
         if c.predicted is not None:
-            pred = f"{c.predicted:.3g}"
-            if c.predicted_low is not None and c.predicted_high is not None:
-                pred += f" [{c.predicted_low:.3g}, {c.predicted_high:.3g}]"
+            pred = _interval(c.predicted, c.predicted_low, c.predicted_high, typeset=True)
             if c.measured is not None and c.measured.features != model.features:
                 pred += f" ({c.measured.features})"
         rows.append([f"{c.budget:g}", f"**{name}**" if c.method == "plan" else name, c.bits_per_weight, c.fid,
-                     _interval(c.change), pred])
+                     _change_text(c.change, typeset=True), pred])
     return markdown_table(header=["budget", "method/setting", "bits/weight", f"FID ({model.features})",
                                   "ΔFID [95% interval]", "predicted ΔFID"],
                           rows=rows, formats=["", "", ".3f", ".3g", "", ""])
@@ -601,13 +664,12 @@ def plot_plan_bitmap(choices: Mapping[float, Sequence[Mapping]], *, title: str) 
         for method in dict.fromkeys(methods):
             sel = np.array([mm == method for mm in methods])
             seen[method] = ax.bar(x[sel], bpw[sel], width=1.0, color=METHOD_COLORS.get(method, "0.3"), lw=0)
-        n = np.array([r["n_weights"] for r in rows], dtype=float)
-        honest = float((bpw * n).sum() / n.sum())
         ax.axhline(b, color="k", ls="--", lw=0.9)
         ax.set_yscale("log", base=2)
         ax.set_yticks([1, 2, 4, 8, 16, 32], labels=["1", "2", "4", "8", "16", "32"])
         ax.set_ylabel("bits/weight", fontsize=9)
-        ax.set_title(f"budget {b:g} bits per weight (dashed); honest {honest:.3f}", fontsize=9, loc="left")
+        ax.set_title(f"budget {b:g} bits per weight (dashed); honest {summarize_choices(rows).bits_per_weight:.3f}",
+                     fontsize=9, loc="left")
         ax.tick_params(labelsize=8)
     n = np.array([r["n_weights"] for r in choices[budgets[0]]], dtype=float)
     axes[-1].bar(x, n, width=1.0, color="0.5", lw=0)
