@@ -687,6 +687,14 @@ def plot_plan_bitmap(choices: Mapping[float, Sequence[Mapping]], *, title: str) 
     return fig
 
 
+def _bars(value: float, low: float | None, high: float | None, *, floor: float) -> list | None:
+    """Error-bar lengths ``[[below], [above]]`` of ``[low, high]`` around ``value`` on a log axis
+    starting at ``floor`` (an end on the wrong side of ``value`` gives a bar of length 0)."""
+    if low is None or high is None:
+        return None
+    return [[max(value - max(low, floor), 0.0)], [max(high - value, 0.0)]]
+
+
 def plot_predicted_vs_measured(models: Sequence[ModelResults], *, band: float = 2.0) -> Figure:
     """Predicted against measured dFID on log axes, with the ``band``-fold band around equality.
 
@@ -713,12 +721,8 @@ def plot_predicted_vs_measured(models: Sequence[ModelResults], *, band: float = 
     for c in drawn:
         color = f"C{model_names.index(c.model) % 10}"
         meas = c.measured
-        xerr = None
-        if meas.low is not None and meas.high is not None:
-            xerr = [[meas.value - max(meas.low, lo_v)], [max(meas.high - meas.value, 0.0)]]
-        yerr = None
-        if c.predicted_low is not None and c.predicted_high is not None:
-            yerr = [[c.predicted - max(c.predicted_low, lo_v)], [max(c.predicted_high - c.predicted, 0.0)]]
+        xerr = _bars(meas.value, meas.low, meas.high, floor=lo_v)
+        yerr = _bars(c.predicted, c.predicted_low, c.predicted_high, floor=lo_v)
         ax.errorbar([meas.value], [c.predicted], xerr=xerr, yerr=yerr, fmt=markers.get(c.budget, "o"),
                     color=color, mfc=color if meas.resolved else "none", ms=6, elinewidth=0.8, capsize=2)
     for i, name in enumerate(model_names):
