@@ -277,3 +277,13 @@ def test_page_executes_on_synthetic_tables(results_dir, tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     glued = {o["metadata"]["scrapbook"]["name"] for o in outputs if "scrapbook" in o.get("metadata", {})}
     assert {"plan_models", "plan_within_band", "plan_resolved_predicted", "plan_goals_met"} <= glued
+
+
+def test_peers_only_tables_are_drawn_and_judged():
+    """A table without plan rows (``gpu_plan_eval.py --no-with-plan``): nothing met, nothing fails."""
+    m = model_results([r for r in _model_rows("m", 4.0, (8.0, 6.0, 4.2, 4.1)) if r["method"] != "plan"])
+    goals = judge_plan_goals([m])
+    assert [len(g.verdicts) for g in goals] == [1, 0, 0, 0] and not any(g.met for g in goals)
+    assert goal_statement(goals).count("**not judged** (no cell)") == 3
+    assert plot_predicted_vs_measured([m]).axes[0].get_title().startswith("0 of 0 cells")
+    assert not [line for line in plot_plan_pareto([m]).axes[0].lines if line.get_marker() == "*"]
