@@ -19,7 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fmq_theory.results.plan_report import (
-    Change, goal_statement, judge_plan_goals, model_results, pareto_front, plan_table, plot_plan_bitmap,
+    Change, goal_statement, headline_table, judge_plan_goals, model_results, pareto_front, plan_table, plot_plan_bitmap,
     plot_plan_pareto, plot_predicted_vs_measured, read_plan_choices, read_plan_results, summarize_choices,
 )
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
@@ -192,6 +192,14 @@ def test_pareto_front_against_brute_force(points):
     front = [p for p in unique if not any(q[0] <= p[0] and q[1] < p[1] for q in unique)
              and not any(q[0] < p[0] and q[1] == p[1] for q in unique)]
     assert pareto_front(points) == tuple(front)
+
+
+def test_headline_table(results_dir):
+    lines = headline_table(list(read_plan_results(results_dir).values())).splitlines()
+    assert len(lines) == 2 + 8
+    # dit at 2 bits: plan FID 25 against the best peer, rule:lloyd_max at 15 + 10 = 20
+    assert lines[2] == "| dit | 2 | 25 (2.000) | rule:lloyd\\_max/b2 | 20 (2.900) | loss |"
+    assert lines[-1] == "| mnist | 4 | 5.1 (4.000) | rule:lloyd\\_max/b4 | 15 (4.900) | resolved win |"
 
 
 def test_plan_table(results_dir):

@@ -56,8 +56,8 @@ from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 from fmq_theory.results.tables import escape_markdown, format_cell, markdown_table, typeset_numbers
 
 __all__ = ["CLASSIFIER", "INCEPTION", "Change", "ChoiceSummary", "Features", "Goal", "ModelResults", "PlanCell",
-           "Verdict", "goal_statement", "judge_plan_goals", "model_results", "pareto_front", "plan_table",
-           "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "read_plan_choices",
+           "Verdict", "goal_statement", "headline_table", "judge_plan_goals", "model_results", "pareto_front",
+           "plan_table", "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "read_plan_choices",
            "read_plan_results", "summarize_choices"]
 
 
@@ -441,6 +441,16 @@ def _change_text(change: Change, *, typeset: bool = False) -> str:
     return text + " (no interval)" if change.low is None or change.high is None else text
 
 
+def _versus(plan: PlanCell, peer: PlanCell) -> str:
+    """``"resolved win"`` (lower FID, the plan's dFID interval entirely below the peer's),
+    ``"win, not resolved"`` or ``"loss"``."""
+    if not plan.fid < peer.fid:
+        return "loss"
+    if plan.change.high is not None and peer.change.low is not None and plan.change.high < peer.change.low:
+        return "resolved win"
+    return "win, not resolved"
+
+
 def _plan(model: ModelResults, budget: float) -> PlanCell | None:
     return next((c for c in model.at(budget) if c.method == "plan"), None)
 
@@ -502,11 +512,9 @@ def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = 3.0, dfi
             for peer in m.at(b):
                 if peer.method == "plan":
                     continue
-                win = plan.fid < peer.fid
-                resolved = (win and plan.change.high is not None and peer.change.low is not None
-                            and plan.change.high < peer.change.low)
-                status = "resolved win" if resolved else "win, not resolved" if win else "loss"
-                g3.append(Verdict(f"{m.model} {b:g} {peer.label}", status, resolved, plan.fid / peer.fid,
+                status = _versus(plan, peer)
+                g3.append(Verdict(f"{m.model} {b:g} {peer.label}", status, status == "resolved win",
+                                  plan.fid / peer.fid,
                                   f"{m.model} at {b:g} bits: plan FID {plan.fid:.3g} ({plan.bits_per_weight:.3f} bpw) "
                                   f"vs {peer.label} {peer.fid:.3g} ({peer.bits_per_weight:.3f} bpw): {status}"))
         for c in m.cells:
@@ -542,6 +550,25 @@ def goal_statement(goals: Sequence[Goal]) -> str:
             text += f". Missed: {shown}{more}"
         lines.append(text + ".")
     return "\n".join(lines)
+
+
+def headline_table(models: Sequence[ModelResults]) -> str:
+    """Markdown table: for every model and budget with a plan row, the plan against the peer
+    with the lowest FID at that budget (FID, honest bits per weight, the comparison of goal 3)."""
+    rows = []
+    for m in models:
+        for b in m.budgets:
+            plan = _plan(m, b)
+            peers = [c for c in m.at(b) if c.method != "plan"]
+            if plan is None:
+                continue
+            best = min(peers, key=lambda c: c.fid) if peers else None
+            rows.append([m.model, f"{b:g}", f"{format_cell(plan.fid, '.3g')} ({plan.bits_per_weight:.3f})",
+                         "—" if best is None else escape_markdown(best.label),
+                         "—" if best is None else f"{format_cell(best.fid, '.3g')} ({best.bits_per_weight:.3f})",
+                         "no peer" if best is None else _versus(plan, best)])
+    return markdown_table(header=["model", "budget", "plan: FID (bits/weight)", "best peer", "its FID (bits/weight)",
+                                  "plan against it"], rows=rows)
 
 
 def plan_table(model: ModelResults) -> str:
