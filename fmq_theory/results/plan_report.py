@@ -657,6 +657,28 @@ def _block(name: str) -> str:
     return name.split(".")[0]
 
 
+def _block_labels(names: Sequence[str], *, gap: float) -> tuple:
+    """``(starts, centres, labels)`` of the top-level blocks of ``names`` (consecutive tensors
+    sharing the first name component); neighbouring blocks whose centres lie closer than ``gap``
+    tensors share one label, ``"a+b"``, so that tick labels never overlap.
+
+    Examples
+    --------
+    >>> _block_labels(["t.w", "t.b", "in.w", "down.0.w", "down.1.w", "down.2.w", "down.3.w", "out.w"], gap=2)
+    ([0, 2, 3, 7], [1.5, 5.0, 7.5], ['t+in', 'down', 'out'])
+    """
+    starts = [i for i, name in enumerate(names) if i == 0 or _block(name) != _block(names[i - 1])]
+    spans = [[_block(names[a]), a, b] for a, b in zip(starts, starts[1:] + [len(names)])]
+    merged = [spans[0]]
+    for label, a, b in spans[1:]:
+        last = merged[-1]
+        if (a + b) / 2 - (last[1] + last[2]) / 2 < gap and (b - a < gap or last[2] - last[1] < gap):
+            merged[-1] = [f"{last[0]}+{label}", last[1], b]
+        else:
+            merged.append([label, a, b])
+    return starts, [(a + b) / 2 for _, a, b in merged], [label for label, _, _ in merged]
+
+
 def plot_plan_bitmap(choices: Mapping[float, Sequence[Mapping]], *, title: str) -> Figure:
     """The plan's choice for every tensor, drawn on the network.
 
@@ -702,11 +724,11 @@ def plot_plan_bitmap(choices: Mapping[float, Sequence[Mapping]], *, title: str) 
     axes[-1].bar(x, n, width=1.0, color="0.5", lw=0)
     axes[-1].set_yscale("log")
     axes[-1].set_ylabel("weights", fontsize=9)
-    starts = [i for i, name in enumerate(names) if i == 0 or _block(name) != _block(names[i - 1])]
+    starts, centres, labels = _block_labels(names, gap=max(3.0, len(names) / 25))
     for ax in axes:
         for i in starts[1:]:
             ax.axvline(i - 0.5, color="0.8", lw=0.6, zorder=0)
-    axes[-1].set_xticks(starts, labels=[_block(names[i]) for i in starts], rotation=60, ha="right", fontsize=7)
+    axes[-1].set_xticks([c - 0.5 for c in centres], labels=labels, rotation=45, ha="right", fontsize=7)
     axes[-1].set_xlim(-0.5, len(names) - 0.5)
     axes[-1].set_xlabel(f"{len(names)} tensors in network order", fontsize=9)
     fig.suptitle(title, fontsize=10)
