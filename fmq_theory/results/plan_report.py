@@ -50,7 +50,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 from fmq_theory.results.tables import escape_markdown, format_cell, markdown_table, typeset_numbers
@@ -592,11 +592,12 @@ def plan_table(model: ModelResults) -> str:
 # ----------------------------------------------------------------------------------------------
 # figures
 
-def _peer_colors(models: Sequence[ModelResults]) -> dict:
-    """One colour per peer family, the same in every panel."""
+def _peer_styles(models: Sequence[ModelResults]) -> dict:
+    """One line style per peer family, the same in every panel: ten colours, then the same
+    colours dashed with square markers."""
     families = sorted({c.method for m in models for c in m.cells if c.method != "plan"})
-    palette = [f"C{i}" for i in range(10)] + ["tab:olive", "tab:cyan", "0.45", "gold", "navy", "teal", "maroon"]
-    return {f: palette[i % len(palette)] for i, f in enumerate(families)}
+    return {f: {"color": f"C{i % 10}", "marker": "os^"[i // 10 % 3], "ls": ("-", "--", ":")[i // 10 % 3]}
+            for i, f in enumerate(families)}
 
 
 def plot_plan_pareto(models: Sequence[ModelResults]) -> Figure:
@@ -605,7 +606,7 @@ def plot_plan_pareto(models: Sequence[ModelResults]) -> Figure:
     full-precision FID (dotted line).  Log FID axis."""
     if not models:
         raise ValueError("models is empty: nothing to draw")
-    colors = _peer_colors(models)
+    styles = _peer_styles(models)
     ncol = 2 if len(models) > 1 else 1
     nrow = math.ceil(len(models) / ncol)
     fig = Figure(figsize=(7.5, 3.2 * nrow + 1.6), layout="constrained")
@@ -618,7 +619,7 @@ def plot_plan_pareto(models: Sequence[ModelResults]) -> Figure:
                 peers.setdefault(c.method, set()).add((c.bits_per_weight, c.fid))
         for family, pts in sorted(peers.items()):
             b, f = zip(*sorted(pts))
-            (h,) = ax.plot(b, f, "o-", ms=3.5, lw=0.9, color=colors[family], alpha=0.85)
+            (h,) = ax.plot(b, f, ms=3.5, lw=0.9, alpha=0.85, **styles[family])
             handles.setdefault(family, h)
         front = pareto_front([p for pts in peers.values() for p in pts])
         if front:
@@ -633,8 +634,9 @@ def plot_plan_pareto(models: Sequence[ModelResults]) -> Figure:
         h = ax.axhline(m.fid_fp, color="k", ls=":", lw=1.2)
         handles.setdefault("full precision", h)
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{m.model}: {m.features} FID, {m.protocol.get('samples')} samples", fontsize=9)
         ax.set_xlabel("honest bits per weight", fontsize=9)
         ax.set_ylabel(f"FID ({m.features})", fontsize=9)
@@ -642,7 +644,7 @@ def plot_plan_pareto(models: Sequence[ModelResults]) -> Figure:
         ax.grid(True, which="both", alpha=0.25)
     for ax in list(axes.flat)[len(models):]:
         ax.set_visible(False)
-    order = ["plan", "full precision", "Pareto front of the peers"] + sorted(colors)
+    order = ["plan", "full precision", "Pareto front of the peers"] + sorted(styles)
     fig.legend([handles[k] for k in order if k in handles], [k for k in order if k in handles],
                loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return fig
@@ -750,7 +752,7 @@ def plot_predicted_vs_measured(models: Sequence[ModelResults], *, band: float = 
     One point per cell with a prediction and both numbers positive: horizontal bars the measured
     95% paired-bootstrap interval, vertical bars the prediction's interval (ends at or below 0
     drawn to the axis edge).  Filled markers: resolved cells; open: inside the noise.  Colour:
-    model; marker: budget.  The cells that cannot be drawn on log axes are counted in the title.
+    model; marker: budget; the plan's cells larger, with a black edge.  The cells that cannot be drawn on log axes are counted in the title.
     """
     if not band > 1:
         raise ValueError(f"band={band!r} must be > 1")
@@ -772,8 +774,10 @@ def plot_predicted_vs_measured(models: Sequence[ModelResults], *, band: float = 
         meas = c.measured
         xerr = _bars(meas.value, meas.low, meas.high, floor=lo_v)
         yerr = _bars(c.predicted, c.predicted_low, c.predicted_high, floor=lo_v)
+        plan = c.method == "plan"
         ax.errorbar([meas.value], [c.predicted], xerr=xerr, yerr=yerr, fmt=markers.get(c.budget, "o"),
-                    color=color, mfc=color if meas.resolved else "none", ms=6, elinewidth=0.8, capsize=2)
+                    color=color, mfc=color if meas.resolved else "none", mec="k" if plan else color,
+                    ms=8 if plan else 5, elinewidth=0.8, capsize=2, zorder=5 if plan else 3)
     for i, name in enumerate(model_names):
         ax.plot([], [], "-", lw=4, color=f"C{i % 10}", label=name)
     for b in budgets:
