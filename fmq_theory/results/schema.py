@@ -9,7 +9,9 @@ Every csv file under ``results/`` holds one of the tables below:
 * :data:`SENSITIVITY` - ``results/sensitivity_<dataset>_<bits>b.csv``, one row per tensor of
   ``scripts/sensitivity.py``;
 * :data:`PLAN` - ``results/plan_<model>.csv``, one row per (budget, method or peer) of
-  ``scripts/gpu_plan_eval.py``.
+  ``scripts/gpu_plan_eval.py``;
+* :data:`PLAN_CHOICES` - ``results/plan_choices_<model>_<budget>.csv``, one row per tensor of
+  the plan at that budget.
 
 Each column has one type, ``str``, ``int``, ``float`` or ``bool``.  :meth:`Table.read` returns
 typed rows: numbers as ``int`` or ``float`` (``nan`` and ``inf`` included), booleans as
@@ -46,7 +48,7 @@ import numpy as np
 
 from fmq_theory._util import write_atomic
 
-__all__ = ["BOUND_CHECK", "PLAN", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
+__all__ = ["BOUND_CHECK", "PLAN", "PLAN_CHOICES", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
 
 _TYPES = (str, int, float, bool)
 _BOOL_TEXT = {"True": True, "False": False}
@@ -308,5 +310,15 @@ PLAN = Table(
     nan_text="",
 )
 
+#: The plan's choice for every tensor (:class:`fmq_theory.plan.TensorChoice`, in state-dict
+#: order, which is network order): ``results/plan_choices_<model>_<budget>.csv``.
+PLAN_CHOICES = Table(
+    name="plan_choices",
+    columns=_columns(
+        "name:str method:str bits:int granularity:str storage:str n_weights:int nbytes:int "
+        "bits_per_weight:float mse:float gain:float predicted:float"),
+    key=("name",),
+)
+
 #: Every results table, by name.
-TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PAPER_ARCH, PLAN)}
+TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PAPER_ARCH, PLAN, PLAN_CHOICES)}
