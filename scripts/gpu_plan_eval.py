@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import functools
 import json
 import time
@@ -64,7 +63,7 @@ from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.peers import FAMILIES, peer_at_budget
 from fmq_theory.harness.sweep import to_uint8
 from fmq_theory.plan import default_candidates, fit_candidates, plan_quantization, weight_sensitivity
-from fmq_theory.results.schema import PLAN
+from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 
 #: Model name -> (dataset, default checkpoint folder).
 MODELS = {"mnist": ("mnist", "checkpoints/mnist"), "fashion_mnist": ("fashion_mnist", "checkpoints/fashion_mnist"),
@@ -325,13 +324,10 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
 
 
 def _write_choices(plan, path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["name", "method", "bits", "granularity", "storage", "n_weights", "nbytes", "bits_per_weight",
-                    "mse", "gain", "predicted"])
-        for c in plan.choices:
-            w.writerow([c.name, c.method, c.bits, c.granularity, c.storage, c.n_weights, c.nbytes,
-                        repr(c.bits_per_weight), repr(c.mse), repr(c.gain), repr(c.predicted)])
+    PLAN_CHOICES.write(path, [{"name": c.name, "method": c.method, "bits": c.bits, "granularity": c.granularity,
+                               "storage": c.storage, "n_weights": c.n_weights, "nbytes": c.nbytes,
+                               "bits_per_weight": c.bits_per_weight, "mse": c.mse, "gain": c.gain,
+                               "predicted": c.predicted} for c in plan.choices])
 
 
 def _load_measure(setup: Setup) -> Measure:
