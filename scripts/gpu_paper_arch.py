@@ -285,8 +285,9 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
     """Every row (full precision, NFE check, quantized cells) as one task of the sweep engine."""
     specs = [dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"),
              dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="paper"),
-             # the cells' own sample count: their FID ratios compare FIDs of equal bias
-             dict(kind="fp", method="none", bits=32, samples=args.samples, steps=args.steps, protocol="ours")]
+]
+    if args.samples != args.fid_samples:  # the cells' own sample count: FID ratios of equal bias
+        specs.append(dict(kind="fp", method="none", bits=32, samples=args.samples, steps=args.steps, protocol="ours"))
     specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
               for steps in (args.steps, 100)]
     specs += [dict(kind="cell", method=method, bits=bits, samples=args.samples, steps=args.steps, protocol="ours")
