@@ -284,8 +284,7 @@ def _load_eval(args, run: Path, device: str) -> "Eval":
 def evaluate_stage(args, run: Path, device: torch.device) -> None:
     """Every row (full precision, NFE check, quantized cells) as one task of the sweep engine."""
     specs = [dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"),
-             dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="paper"),
-]
+             dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="paper")]
     if args.samples != args.fid_samples:  # the cells' own sample count: FID ratios of equal bias
         specs.append(dict(kind="fp", method="none", bits=32, samples=args.samples, steps=args.steps, protocol="ours"))
     specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
