@@ -439,7 +439,8 @@ def empirical_cells(rows, *, source: str, bits=EMPIRICAL_BITS) -> tuple:
     tuple of EmpiricalCell
         One per (data set, bit width) at which all four of the paper's quantizers have a
         row; with several sample counts the largest.  The full-precision row is the one
-        with the cells' sample count and steps if there is one, else the largest.
+        with the cells' steps and sample count if there is one, else the one with their
+        steps and the most samples.
 
     Examples
     --------
@@ -464,7 +465,7 @@ def empirical_cells(rows, *, source: str, bits=EMPIRICAL_BITS) -> tuple:
             if len(chosen) < len(PAPER_METHODS) or not fps:
                 continue
             em = chosen["equal_mass"]
-            fp = max(fps, key=lambda r: (r.get("samples") == em.get("samples") and r.get("steps") == em.get("steps"),
+            fp = max(fps, key=lambda r: (r.get("steps") == em.get("steps"), r.get("samples") == em.get("samples"),
                                          r.get("samples") or 0))
             fid = {m: float(chosen[m]["fid"]) for m in PAPER_METHODS}
             n_params = fp.get("n_parameters") or fp.get("n_weights") or 0
@@ -510,8 +511,8 @@ def scale_table(cells) -> str:
     """Claim 4 at both scales side by side, as a Markdown table.
 
     One row per (data set, bit width); for each scale the equal-mass FID over the
-    full-precision FID, the equal-mass paired-sample SSIM, the best of the paper's four
-    quantizers and whether the claim holds there (a dash where a scale has no such cell);
+    full-precision FID (``FID ratio``), the equal-mass paired-sample SSIM, the best (lowest
+    FID) of the paper's four quantizers and whether the claim holds there (a dash where a scale has no such cell);
     a last row with each scale's verdict (:func:`empirical_verdict`).
 
     Examples
@@ -520,23 +521,23 @@ def scale_table(cells) -> str:
     ...                   samples=10, fp_samples=10, fid_fp=2.0, fid=(("equal_mass", 3.0),), ssim=0.95,
     ...                   psnr=30.0, keeps=True, best="equal_mass")
     >>> print(scale_table([c]))
-    | data set | b | 1.7M: FID_q / FID_fp | 1.7M: SSIM | 1.7M: best of four | 1.7M: holds |
+    | data set | b | 1.7M FID ratio | 1.7M SSIM | 1.7M best | 1.7M holds |
     |---|---|---|---|---|---|
-    | mnist | 2 | 1.50 | 0.950 | equal_mass | yes |
+    | mnist | 2 | 1.50 | 0.950 | equal mass | yes |
     | **verdict** |  | ✔ holds |  |  |  |
     """
     scales = list(dict.fromkeys(c.scale for c in cells))
     keys = list(dict.fromkeys((c.dataset, c.bits) for c in cells))
     at = {(c.scale, c.dataset, c.bits): c for c in cells}
-    header = ["data set", "b"] + [f"{s}: {h}" for s in scales
-                                  for h in ("FID_q / FID_fp", "SSIM", "best of four", "holds")]
+    header = ["data set", "b"] + [f"{s} {h}" for s in scales for h in ("FID ratio", "SSIM", "best", "holds")]
     rows = []
     for dataset, b in keys:
         row = [dataset, b]
         for s in scales:
             c = at.get((s, dataset, b))
             row += (["—"] * 4 if c is None else
-                    [f"{dict(c.fid)['equal_mass'] / c.fid_fp:.2f}", f"{c.ssim:.3f}", c.best, "yes" if c.holds else "no"])
+                    [f"{dict(c.fid)['equal_mass'] / c.fid_fp:.2f}", f"{c.ssim:.3f}", c.best.replace("_", " "),
+                     "yes" if c.holds else "no"])
         rows.append(row)
     verdicts = verdicts_by_scale(cells)
     rows.append(["**verdict**", ""] + [x for s in scales for x in (VERDICT_MARKS[verdicts[s]], "", "", "")])

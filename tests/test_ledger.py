@@ -145,6 +145,6 @@ def test_claim_4_cites_both_scales(tmp_path, monkeypatch, fid_em, ssim_em, paper
     if paper_verdict == "holds":
         assert check.condition == "mnist b=2 (55.7M), mnist b=3 (55.7M)"
     table = scale_table(cells).splitlines()
-    assert table[0].count("1.7M:") == table[0].count("55.7M:") == 4
+    assert table[0].count("| 1.7M ") == table[0].count("| 55.7M ") == 4
     assert table[-1].startswith("| **verdict** |  | ✘ fails |")
     assert empirical_verdict([]) == "not computed here"
