@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from fmq_theory._util import repo_root
 from fmq_theory.quantizers import quantize
-from fmq_theory.results.schema import SWEEP
+from fmq_theory.results.schema import PAPER_ARCH, SWEEP
 from fmq_theory.results.tables import markdown_table
 from fmq_theory.theory import fid_chain, symbolic
 from fmq_theory.theory.distortion import distortions, law_quantizer
@@ -358,11 +358,190 @@ FIDELITY_FID_FACTOR = 2.0
 FIDELITY_SSIM = 0.9
 
 
-def _sweep_rows(dataset):
-    path = RESULTS_DIR / f"{dataset}.csv"
-    if not path.is_file():
-        return None
-    return {(r["method"], r["bits"]): r for r in SWEEP.read(path)}
+#: Results files of claim 4, one per scale: the harness's sweep of the committed UNets
+#: (``results/<dataset>.csv``) and the paper's 55.7M network (``results/paper_arch_<dataset>.csv``).
+EMPIRICAL_FILES = (("{dataset}.csv", SWEEP), ("paper_arch_{dataset}.csv", PAPER_ARCH))
+#: Data sets and bit widths at which claim 4 is checked.
+EMPIRICAL_DATASETS = ("mnist", "fashion_mnist")
+EMPIRICAL_BITS = (2, 3)
+
+
+@dataclass(frozen=True)
+class EmpiricalCell:
+    """Claim 4 at one (model, data set, bit width): equal-mass against the paper's other quantizers.
+
+    Attributes
+    ----------
+    scale : str
+        The model's size in millions of parameters to one decimal, ``"1.7M"`` or ``"55.7M"``.
+    source : str
+        The results file (name under ``results/``).
+    dataset : str
+    bits : int
+    n_parameters : int
+        Parameters of the full-precision model.
+    samples : int
+        Samples of each quantized model's FID.
+    fp_samples : int
+        Samples of the full-precision FID it is compared with (equal to ``samples`` when the
+        file has such a row; otherwise the file's largest full-precision row, and FID's
+        downward bias in the sample count makes the ratio ``fid_em / fid_fp`` larger).
+    fid_fp : float
+        Classifier-feature FID of the full-precision model.
+    fid : tuple of (str, float)
+        Classifier-feature FID of each of the paper's four quantizers
+        (:data:`fmq_theory.vocab.PAPER_METHODS`).
+    ssim, psnr : float
+        Equal-mass paired-sample SSIM and PSNR (against the full-precision samples from the same noise).
+    keeps : bool
+        Equal-mass keeps fidelity: ``FID <= FIDELITY_FID_FACTOR * fid_fp`` and ``ssim >= FIDELITY_SSIM``.
+    best : str
+        The quantizer of the four with the lowest FID.
+    """
+
+    scale: str
+    source: str
+    dataset: str
+    bits: int
+    n_parameters: int
+    samples: int
+    fp_samples: int
+    fid_fp: float
+    fid: tuple
+    ssim: float
+    psnr: float
+    keeps: bool
+    best: str
+
+    @property
+    def holds(self) -> bool:
+        """Claim 4 at this cell: equal-mass keeps fidelity and is the best of the four."""
+        return self.keeps and self.best == "equal_mass"
+
+
+def empirical_cells(rows, *, source: str, bits=EMPIRICAL_BITS) -> tuple:
+    """The claim-4 cells of one results file.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Typed rows of a :data:`~fmq_theory.results.schema.SWEEP` or
+        :data:`~fmq_theory.results.schema.PAPER_ARCH` file (columns it lacks count as empty).
+        Used: rows of our protocol (``protocol`` ``"ours"`` where the column exists),
+        quantized per channel (where ``granularity`` exists), with a classifier FID.
+    source : str, keyword-only
+        Name of the file, recorded in each cell.
+    bits : sequence of int, keyword-only
+        Bit widths to check.
+
+    Returns
+    -------
+    tuple of EmpiricalCell
+        One per (data set, bit width) at which all four of the paper's quantizers have a
+        row; with several sample counts the largest.  The full-precision row is the one
+        with the cells' steps and sample count if there is one, else the one with their
+        steps and the most samples.
+
+    Examples
+    --------
+    >>> rows = [{"dataset": "mnist", "method": "none", "bits": 32, "fid": 2.0, "samples": 100}]
+    >>> rows += [{"dataset": "mnist", "method": m, "bits": 2, "fid": f, "ssim": 0.95, "psnr": 30.0, "samples": 100}
+    ...          for m, f in zip(PAPER_METHODS, (3.0, 9.0, 9.0, 9.0))]
+    >>> cell, = empirical_cells(rows, source="demo.csv")
+    >>> cell.keeps, cell.best, cell.holds
+    (True, 'equal_mass', True)
+    """
+    ours = [r for r in rows if r.get("protocol", "ours") == "ours" and r.get("fid") is not None]
+    out = []
+    for dataset in sorted({r.get("dataset", "") for r in ours}):
+        here = [r for r in ours if r.get("dataset", "") == dataset]
+        fps = [r for r in here if r["method"] == "none"]
+        quantized = [r for r in here if r["method"] != "none" and r.get("granularity", "channel") == "channel"]
+        for b in bits:
+            chosen = {}
+            for r in sorted(quantized, key=lambda r: r.get("samples") or 0):
+                if r["bits"] == b and r["method"] in PAPER_METHODS:
+                    chosen[r["method"]] = r
+            if len(chosen) < len(PAPER_METHODS) or not fps:
+                continue
+            em = chosen["equal_mass"]
+            fp = max(fps, key=lambda r: (r.get("steps") == em.get("steps"), r.get("samples") == em.get("samples"),
+                                         r.get("samples") or 0))
+            fid = {m: float(chosen[m]["fid"]) for m in PAPER_METHODS}
+            n_params = fp.get("n_parameters") or fp.get("n_weights") or 0
+            keeps = fid["equal_mass"] <= FIDELITY_FID_FACTOR * float(fp["fid"]) and float(em["ssim"]) >= FIDELITY_SSIM
+            out.append(EmpiricalCell(
+                scale=f"{n_params / 1e6:.1f}M" if n_params else "?", source=source, dataset=dataset, bits=b,
+                n_parameters=int(n_params), samples=int(em.get("samples") or 0), fp_samples=int(fp.get("samples") or 0),
+                fid_fp=float(fp["fid"]), fid=tuple(fid.items()), ssim=float(em["ssim"]), psnr=float(em["psnr"]),
+                keeps=keeps, best=min(fid, key=fid.get)))
+    return tuple(out)
+
+
+def empirical_cells_in(results_dir=None) -> tuple:
+    """The claim-4 cells of every results file of :data:`EMPIRICAL_FILES` present in
+    ``results_dir`` (default :data:`RESULTS_DIR`), smaller models first."""
+    results_dir = RESULTS_DIR if results_dir is None else results_dir
+    cells = []
+    for pattern, table in EMPIRICAL_FILES:
+        for dataset in EMPIRICAL_DATASETS:
+            path = results_dir / pattern.format(dataset=dataset)
+            if path.is_file():  # the file name names the data set of rows without one
+                rows = [r if r.get("dataset") else r | {"dataset": dataset} for r in table.read(path)]
+                cells += empirical_cells(rows, source=path.name)
+    return tuple(cells)
+
+
+def empirical_verdict(cells) -> str:
+    """``"holds"`` when claim 4 holds at every cell, ``"fails"`` at none, else
+    ``"holds only when"``; ``"not computed here"`` without cells."""
+    held = [c.holds for c in cells]
+    if not held:
+        return "not computed here"
+    return "holds" if all(held) else "fails" if not any(held) else "holds only when"
+
+
+def verdicts_by_scale(cells) -> dict:
+    """``{scale: verdict}`` of :func:`empirical_verdict` over each scale's cells, in order."""
+    scales = list(dict.fromkeys(c.scale for c in cells))
+    return {s: empirical_verdict([c for c in cells if c.scale == s]) for s in scales}
+
+
+def scale_table(cells) -> str:
+    """Claim 4 at both scales side by side, as a Markdown table.
+
+    One row per (data set, bit width); for each scale the equal-mass FID over the
+    full-precision FID (``FID ratio``), the equal-mass paired-sample SSIM, the best (lowest
+    FID) of the paper's four quantizers and whether the claim holds there (a dash where a scale has no such cell);
+    a last row with each scale's verdict (:func:`empirical_verdict`).
+
+    Examples
+    --------
+    >>> c = EmpiricalCell(scale="1.7M", source="mnist.csv", dataset="mnist", bits=2, n_parameters=1_744_289,
+    ...                   samples=10, fp_samples=10, fid_fp=2.0, fid=(("equal_mass", 3.0),), ssim=0.95,
+    ...                   psnr=30.0, keeps=True, best="equal_mass")
+    >>> print(scale_table([c]))
+    | data set | b | 1.7M FID ratio | 1.7M SSIM | 1.7M best | 1.7M holds |
+    |---|---|---|---|---|---|
+    | mnist | 2 | 1.50 | 0.950 | equal mass | yes |
+    | **verdict** |  | ✔ holds |  |  |  |
+    """
+    scales = list(dict.fromkeys(c.scale for c in cells))
+    keys = list(dict.fromkeys((c.dataset, c.bits) for c in cells))
+    at = {(c.scale, c.dataset, c.bits): c for c in cells}
+    header = ["data set", "b"] + [f"{s} {h}" for s in scales for h in ("FID ratio", "SSIM", "best", "holds")]
+    rows = []
+    for dataset, b in keys:
+        row = [dataset, b]
+        for s in scales:
+            c = at.get((s, dataset, b))
+            row += (["—"] * 4 if c is None else
+                    [f"{dict(c.fid)['equal_mass'] / c.fid_fp:.2f}", f"{c.ssim:.3f}", c.best.replace("_", " "),
+                     "yes" if c.holds else "no"])
+        rows.append(row)
+    verdicts = verdicts_by_scale(cells)
+    rows.append(["**verdict**", ""] + [x for s in scales for x in (VERDICT_MARKS[verdicts[s]], "", "", "")])
+    return markdown_table(header=header, rows=rows)
 
 
 def _check_empirical() -> ClaimCheck:
@@ -371,37 +550,33 @@ def _check_empirical() -> ClaimCheck:
                  f"$\\mathrm{{SSIM}} \\ge {FIDELITY_SSIM:g}$) and is the best of the paper's four quantizers "
                  "there (lowest FID)")
     command = "fmq experiment --dataset mnist --methods all --bits 2:8 --granularity channel --samples 10000 --device cuda"
-    sweeps = {ds: _sweep_rows(ds) for ds in ("mnist", "fashion_mnist")}
-    sweeps = {ds: rows for ds, rows in sweeps.items() if rows}
-    if not sweeps:
+    cells = empirical_cells_in()
+    if not cells:
+        files = ", ".join(f"results/{p.format(dataset=d)}" for p, _ in EMPIRICAL_FILES for d in EMPIRICAL_DATASETS)
         return ClaimCheck(id="4", claim=_C4, statement=statement, verdict="not computed here", condition="",
                           deciding="no committed sweep", page="notebooks/empirical",
-                          evidence=f"no committed sweep in {RESULTS_DIR} (results/mnist.csv, results/fashion_mnist.csv)",
-                          command=command)
-    holds_at, lines, deciding = [], [], []
-    for ds, rows in sweeps.items():
-        fid_fp = float(rows[("none", 32)]["fid"])
-        for b in (2, 3):
-            fid = {m: float(rows[(m, b)]["fid"]) for m in PAPER_METHODS}
-            em = rows[("equal_mass", b)]
-            keeps = fid["equal_mass"] <= FIDELITY_FID_FACTOR * fid_fp and float(em["ssim"]) >= FIDELITY_SSIM
-            best = min(fid, key=fid.get)
-            deciding.append(f"{ds} $b = {b}$: equal-mass FID is ${_tex(fid['equal_mass'] / fid_fp)}$ "
-                            f"times $\\mathrm{{FID}}_{{fp}}$, best: {best.replace('_', ' ')}")
-            if keeps and best == "equal_mass":
-                holds_at.append(f"{ds} b={b}")
-            lines.append(f"{ds} b={b}: FID_fp {fid_fp:.3g}, " + ", ".join(f"{m} {v:.3g}" for m, v in fid.items())
-                         + f", lloyd_max {float(rows[('lloyd_max', b)]['fid']):.3g}; equal_mass SSIM "
-                         + f"{float(em['ssim']):.3f}, PSNR {float(em['psnr']):.1f} dB; best of the four: {best}")
-    cells = 2 * len(sweeps)
-    verdict = "holds" if len(holds_at) == cells else ("fails" if not holds_at else "holds only when")
-    samples = {str(rows[("equal_mass", 2)]["samples"]) for rows in sweeps.values()}
+                          evidence=f"no committed sweep in {RESULTS_DIR} ({files})", command=command)
+    lines, deciding = [], []
+    two_scales = len({c.scale for c in cells}) > 1
+    for c in cells:
+        fid = dict(c.fid)
+        where = f"{c.dataset} b={c.bits}" + (f" ({c.scale})" if two_scales else "")
+        deciding.append(f"{c.dataset} {f'{c.scale} ' if two_scales else ''}$b = {c.bits}$: equal-mass FID is "
+                        f"${_tex(fid['equal_mass'] / c.fid_fp)}$ times $\\mathrm{{FID}}_{{fp}}$, "
+                        f"best: {c.best.replace('_', ' ')}")
+        lines.append(f"{where}, {c.n_parameters:,} parameters, results/{c.source}, {c.samples} samples "
+                     f"(FID_fp from {c.fp_samples}): FID_fp {c.fid_fp:.3g}, "
+                     + ", ".join(f"{m} {v:.3g}" for m, v in fid.items())
+                     + f"; equal_mass SSIM {c.ssim:.3f}, PSNR {c.psnr:.1f} dB; best of the four: {c.best}")
+    verdict = empirical_verdict(cells)
+    holds_at = [f"{c.dataset} b={c.bits}" + (f" ({c.scale})" if two_scales else "") for c in cells if c.holds]
+    scales = "; ".join(f"{s}: {v}" for s, v in verdicts_by_scale(cells).items())
     return ClaimCheck(
         id="4", claim=_C4, statement=statement, verdict=verdict,
         condition=", ".join(holds_at) if verdict == "holds only when" else "",
-        deciding="; ".join(deciding), page="notebooks/empirical",
-        evidence=(f"committed GPU sweeps (results/<dataset>.csv; classifier-feature FID, {'/'.join(sorted(samples))} "
-                  "samples per cell, same noise for every model, per-channel quantization): " + "; ".join(lines)),
+        deciding="; ".join(deciding), page="notebooks/paper_setup" if two_scales else "notebooks/empirical",
+        evidence=("committed GPU results (classifier-feature FID, same noise for every model, per-channel "
+                  f"quantization; verdict by model size: {scales}): " + "; ".join(lines)),
         command=command)
 
 
@@ -479,5 +654,7 @@ def build_ledger(*, ids=None, progress: bool = False) -> tuple:
     return tuple(CHECKS[i]() for i in tqdm(ids, desc="claims", unit="claim", disable=not progress))
 
 
-__all__ = ["VERDICTS", "VERDICT_MARKS", "verdict_table", "RESULTS_DIR", "RHO_LAWS", "RHO_SIZES", "RHO_BITS", "LEDGER_REPLICATES", "ClaimCheck",
+__all__ = ["VERDICTS", "VERDICT_MARKS", "verdict_table", "RESULTS_DIR", "EMPIRICAL_FILES", "EMPIRICAL_DATASETS",
+           "EMPIRICAL_BITS", "EmpiricalCell", "empirical_cells", "empirical_cells_in", "empirical_verdict",
+           "verdicts_by_scale", "scale_table", "RHO_LAWS", "RHO_SIZES", "RHO_BITS", "LEDGER_REPLICATES", "ClaimCheck",
            "CHECKS", "build_ledger", "rho_grid"]

@@ -34,6 +34,11 @@ so a test can check the whole real checkpoint without keeping the outputs.
 (the reference's handling of tensors with fewer than ``2**bits`` weights); without it the
 library's default is measured.  Prints one cell per method and bit width: ``=`` when every
 compared weight is equal, else the number of differing weights; then the count of equal cells.
+
+``--write-table PATH`` also records that table in a json file (``results/reference_equality_mnist.json``,
+read by the book page ``notebooks/paper_setup.md``): under ``runs[OPTIONS]`` (``"library default"``
+or ``"reference_compatible"``) the differing and compared weights of every cell; runs with other
+options already in the file are kept.
 """
 import argparse
 import hashlib
@@ -47,6 +52,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from fmq_theory._util import write_atomic
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.vocab import PAPER_METHODS
 
@@ -182,6 +188,7 @@ def main() -> None:
                         help="count a weight as equal within this many ulps (0: the same bits)")
     parser.add_argument("--write-cases", default=None, help="derive the fixed test outputs into this .npz")
     parser.add_argument("--write-digests", default=None, help="write the reference's output digests (json)")
+    parser.add_argument("--write-table", default=None, help="record the equality table in this json file")
     args = parser.parse_args()
     if args.write_digests:
         with tempfile.TemporaryDirectory() as tmp:
@@ -213,6 +220,23 @@ def main() -> None:
               + f"   {cells[method, args.bits[0]][1]}")
     n_equal = sum(d == 0 for d, _ in cells.values())
     print(f"equal cells: {n_equal} of {len(cells)}")
+    if args.write_table:
+        write_table(args.write_table, cells, checkpoint=args.checkpoint, commit=args.commit,
+                    run="reference_compatible" if args.reference_compatible else "library default", ulps=args.ulps)
+
+
+def write_table(path: str, cells: dict, *, checkpoint: str, commit: str, run: str, ulps: int) -> None:
+    """Merge one equality table (``cells[method, bits] = (differing, compared)``) into ``path``."""
+    target = Path(path)
+    doc = json.loads(target.read_text()) if target.is_file() else {"runs": {}}
+    doc.update(provenance=f"Quantized-FM/LowBit-HighFid @ {commit}, quantizerFunctions/PC-*-Quant.py, against "
+                          f"fmq_theory.quantizers.quantize_state_dict (granularity channel) on {checkpoint}, by "
+                          "scripts/reference_equality.py --write-table; equal = same bits in the tensor's dtype"
+                          + (f" within {ulps} ulp" if ulps else "") + "; equal_mass compared on tie-free groups only",
+               checkpoint_sha256=hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest())
+    doc["runs"][run] = {f"{method}/{bits}": {"differing": d, "compared": n} for (method, bits), (d, n) in cells.items()}
+    write_atomic(target, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1) + "\n"))
+    print(f"wrote run {run!r} to {path}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Tests of fmq_theory.io.float_checkpoint: any state dict loaded safely, safetensors or
 weights-only torch pickles, and every bad file refused with a message naming it."""
 
+import argparse
 import os
 import pickle
 
@@ -89,3 +90,13 @@ def test_corrupt_missing_and_unknown_files(tmp_path):
     save_quantized(tmp_path / "q.safetensors", {"w": quantize(torch.ones(2, 8), method="uniform_minmax", bits=2)})
     with pytest.raises(ValueError, match="load_quantized"):
         load_state_dict_file(tmp_path / "q.safetensors")
+
+
+def test_training_arguments_are_read_as_plain_namespaces(tmp_path):
+    """flow_matching's checkpoints keep an argparse.Namespace under "args": it loads by default
+    (as a SimpleNamespace, by setting its __dict__), and passing no safe globals refuses it."""
+    path = tmp_path / "checkpoint-0.pth"
+    torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=1e-4, dataset="mnist")}, path)
+    assert list(load_state_dict_file(path)) == ["w"]
+    with pytest.raises(ValueError, match="weights_only"):
+        load_state_dict_file(path, safe_globals=())

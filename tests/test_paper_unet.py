@@ -12,17 +12,25 @@ files):
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
+from fmq_theory._util import file_sha256
+
 from fmq_theory.flow.path import cond_ot_path
 from fmq_theory.flow.solvers import make_noise, sample
-from fmq_theory.harness.models.paper_unet import EMA, PAPER_MNIST, PaperUNet, PaperUNetConfig, paper_adapter
+from fmq_theory.harness.checkpoints import load_trained_model, save_checkpoint
+from fmq_theory.harness.models.paper_unet import (EMA, PAPER_MNIST, PaperUNet, PaperUNetConfig, paper_adapter,
+                                                  paper_unet_from_state_dict)
+from fmq_theory.harness.sweep import SweepConfig, run_sweep
 from fmq_theory.io.quantized_file import load_quantized
+from fmq_theory.results.schema import SWEEP
 
 DATA = Path(__file__).parent / "data"
 SMALL = PaperUNetConfig(model_channels=16, channel_mult=(2, 2), num_res_blocks=1)
@@ -90,3 +98,76 @@ def test_small_copy_trains_quantizes_and_samples_end_to_end(tmp_path):
     fp = sample(ema.model, noise, adapter=paper_adapter(), solver="midpoint", steps=4).x
     assert q.shape == (4, 1, 8, 8) and torch.isfinite(q).all()
     assert 0 < float((q - fp).abs().max()) < float(fp.abs().max()) + 1  # quantized, and close
+
+
+def test_config_is_read_from_the_example_key_table():
+    """The example's own key -> shape table (the oracle) gives back the paper's configuration."""
+    ref = json.loads((DATA / "paper_unet_keys.json").read_text())
+    dtypes = {"float32": torch.float32, "int64": torch.int64}
+    with torch.device("meta"):
+        sd = {k: torch.empty(shape, dtype=dtypes[dtype]) for k, shape, dtype in ref["keys"]}
+        model = paper_unet_from_state_dict(sd)
+        assert model.config == PAPER_MNIST and model.num_parameters() == 55_667_201
+        bare = paper_unet_from_state_dict({k.removeprefix("model."): v for k, v in sd.items()
+                                           if k.startswith("model.")})
+    assert bare.config == PAPER_MNIST
+
+
+def test_a_class_conditional_or_foreign_state_dict_is_refused():
+    sd = EMA(PaperUNet(SMALL)).model.state_dict()
+    with pytest.raises(ValueError, match="class-conditional"):
+        paper_unet_from_state_dict(sd | {"label_emb.weight": torch.zeros(10, 64)})
+    with pytest.raises(ValueError, match="not a flow_matching image-example UNet"):
+        paper_unet_from_state_dict({"layer.weight": torch.zeros(2, 2)})
+
+
+def test_a_flow_matching_checkpoint_runs_through_the_harness(tmp_path):
+    """``fmq experiment --checkpoint FILE.pth``'s library path on a width-reduced copy: the
+    example's checkpoint file (EMA wrapper, argparse args) is loaded with the EMA averages,
+    quantized, sampled from the same noise and measured (classifier FID, PSNR/SSIM, the
+    paper's t=0 metrics and latent stability on the paper's probes)."""
+    torch.manual_seed(0)
+    ema = EMA(PaperUNet(SMALL), decay=0.5)
+    with torch.no_grad():
+        for p in ema.model.parameters():
+            p.normal_(std=0.05)
+    ema.update_ema()  # the averages now differ from the model's weights
+    ckpt = tmp_path / "checkpoint-0.pth"
+    torch.save({"model": ema.state_dict(), "epoch": 0, "args": argparse.Namespace(dataset="mnist")}, ckpt)
+    loaded = load_trained_model(ckpt)
+    assert loaded.sha256 == file_sha256(ckpt) and loaded.card["architecture"] == "paper_unet"
+    for got, shadow in zip(loaded.model.parameters(), ema.shadow_params):
+        torch.testing.assert_close(got, shadow, rtol=0, atol=0)  # the EMA averages, not the model
+    cfg = SweepConfig(dataset="mnist", checkpoint=str(ckpt), methods=("equal_mass",), bits=(4,), samples=8,
+                      steps=1, batch_size=8, latent_images=8, inversion_images=2, real_images=200,
+                      autocast=False)
+    out = tmp_path / "mnist.csv"
+    assert len(run_sweep(cfg, out=out, progress=False).written) == 2
+    rows = {r["method"]: r for r in SWEEP.read(out)}
+    q, fp = rows["equal_mass"], rows["none"]
+    assert fp["checkpoint_sha256"] == q["checkpoint_sha256"] == file_sha256(ckpt)
+    assert fp["n_weights"] == loaded.model.num_parameters() and q["n_weights"] <= fp["n_weights"]
+    assert q["nfe"] == 2 and 0 < q["bits_per_weight"] < 32 and q["weight_mse"] > 0
+    for r in rows.values():
+        assert all(math.isfinite(r[k]) for k in ("fid", "latent_down_mean_var", "latent_mid_mean_var"))
+    assert math.isinf(fp["psnr"]) and math.isfinite(q["psnr"])
+
+
+def test_a_checkpoint_folder_of_the_paper_network_round_trips(tmp_path):
+    """The paper's network is an architecture of the harness: saved as a checkpoint folder and
+    rebuilt from its card, with the same outputs."""
+    cfg = PaperUNetConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, groups=4)
+    assert PaperUNetConfig.from_dict(cfg.to_dict()) == cfg
+    torch.manual_seed(0)
+    model = PaperUNet(cfg).eval()
+    with torch.no_grad():  # away from the zero-initialised output layers, so outputs are not all zero
+        for p in model.parameters():
+            p.normal_(std=0.1)
+    save_checkpoint(tmp_path / "ck", model, {"dataset": "mnist"})
+    loaded = load_trained_model(tmp_path / "ck")
+    assert loaded.card["architecture"] == "paper_unet" and loaded.model.config == cfg
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([0.1, 0.9])
+    with torch.no_grad():
+        want = model(x, t)
+        assert float(want.abs().max()) > 0
+        torch.testing.assert_close(loaded.model(x, t), want, rtol=0, atol=0)

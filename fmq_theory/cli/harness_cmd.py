@@ -98,7 +98,9 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("experiment", help="quantize x bits sweep with FID/PSNR/SSIM rows")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
-    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default checkpoints/DATASET)")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint folder (default checkpoints/DATASET), or a flow_matching image-example "
+                   "checkpoint file (.pth, EMA wrapper included)")
     p.add_argument("--methods", nargs="+", default=["all"])
     p.add_argument("--bits", type=parse_bits, default=parse_bits("2:8"))
     p.add_argument("--granularity", default="channel")

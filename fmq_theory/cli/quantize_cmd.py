@@ -248,9 +248,7 @@ def run(args) -> int:
     if args.reference_compatible and args.method not in PAPER_METHODS:
         raise ValueError(f"--reference-compatible applies to the paper's methods {', '.join(PAPER_METHODS)}, "
                          f"not --method {args.method}")
-    # flow_matching's training checkpoints keep their argparse.Namespace under "args"
-    state_dict = load_state_dict_file(args.input, key=args.key, safe_globals=(argparse.Namespace,),
-                                      argument="argument IN")
+    state_dict = load_state_dict_file(args.input, key=args.key, argument="argument IN")
     qsd = _quantize_with_progress(state_dict, method=args.method, bits=args.bits, granularity=args.granularity,
                                   reference_compatible=args.reference_compatible)
     info = save_quantized(

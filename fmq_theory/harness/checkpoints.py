@@ -13,6 +13,12 @@ absent, as in the cards written before the DiT) with its config under ``<archite
 :func:`fmq_theory.io.float_checkpoint.load_state_dict_file` - nothing is
 unpickled.  (A float state dict in a single file, of any model, is read by
 :func:`fmq_theory.io.float_checkpoint.load_state_dict_file`.)
+
+:func:`load_trained_model` also takes a single file: a checkpoint of
+facebookresearch/flow_matching's image example (``.pth`` with the EMA wrapper's state dict
+under ``"model"``, or that state dict as ``.safetensors``), rebuilt as the paper's network
+by :func:`fmq_theory.harness.models.paper_unet.paper_unet_from_state_dict` (configuration
+read from the shapes, EMA averages copied into the network).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from safetensors.torch import save_file
 
 from fmq_theory._util import file_sha256, write_atomic
 from fmq_theory.harness.models import architecture_of, build_model, config_from_dict
+from fmq_theory.harness.models.paper_unet import paper_unet_from_state_dict
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 
 __all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "update_card", "WEIGHTS_FILE", "CARD_FILE"]
@@ -44,11 +51,12 @@ class LoadedModel:
     model : UNet or DiT
         The network in eval mode on the requested device.
     card : dict
-        The parsed ``model_card.json``.
+        The parsed ``model_card.json`` (for a single file: its architecture, config and
+        source).
     sha256 : str
-        SHA-256 of ``model.safetensors`` (provenance for result rows).
+        SHA-256 of the weights file (provenance for result rows).
     path : pathlib.Path
-        The checkpoint folder.
+        The checkpoint folder or file.
     """
 
     model: torch.nn.Module
@@ -110,7 +118,8 @@ def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> L
     Parameters
     ----------
     folder : path-like
-        A folder written by :func:`save_checkpoint` (e.g. ``checkpoints/mnist``).
+        A folder written by :func:`save_checkpoint` (e.g. ``checkpoints/mnist``), or a
+        flow_matching image-example checkpoint file (see the module notes).
     device : str or torch.device, keyword-only
         Where the model is put (in eval mode).
 
@@ -123,8 +132,15 @@ def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> L
     ------
     FileNotFoundError
         ``folder`` lacks the weights or the card.
+    ValueError
+        A file that is not a flow_matching image-example checkpoint.
     """
     folder = Path(folder)
+    if folder.is_file():
+        model = paper_unet_from_state_dict(load_state_dict_file(folder, argument="checkpoint"))
+        card = {"architecture": "paper_unet", "paper_unet_config": model.config.to_dict(),
+                "num_parameters": model.num_parameters(), "source": str(folder)}
+        return LoadedModel(model=model.to(device).eval(), card=card, sha256=file_sha256(folder), path=folder)
     weights = folder / WEIGHTS_FILE
     card_path = folder / CARD_FILE
     if not weights.is_file() or not card_path.is_file():

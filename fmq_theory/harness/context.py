@@ -81,7 +81,7 @@ def load_context(*, dataset: str, samples: int, seed: int, device: str | torch.d
         Seed of the noise.
     device : str or torch.device
     checkpoint : path-like, optional
-        Checkpoint folder; default ``checkpoints/<dataset>``.
+        Checkpoint folder or flow_matching checkpoint file; default ``checkpoints/<dataset>``.
     classifier : path-like, optional
         Classifier checkpoint; default :func:`~fmq_theory.harness.features.classifier.classifier_checkpoint`.
     real_images : int, optional

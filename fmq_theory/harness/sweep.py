@@ -56,10 +56,7 @@ from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.schema import SWEEP
 from fmq_theory.vocab import METHODS
 
-__all__ = ["SweepConfig", "parse_cells", "run_sweep", "sweep_cells", "to_uint8", "quantized_model", "LATENT_MODULES"]
-#: UNet submodules recorded for the PCA protocol: the last layer of the down path (the
-#: stages are iterated ModuleLists, so the hook goes on their last layer) and the middle block.
-LATENT_MODULES = ("down.{last}.{last_layer}", "mid2")
+__all__ = ["SweepConfig", "parse_cells", "run_sweep", "sweep_cells", "to_uint8", "quantized_model"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,8 @@ class SweepConfig:
     ----------
     dataset : str
     checkpoint : str or None
-        Checkpoint folder; default ``checkpoints/<dataset>``.
+        Checkpoint folder, or a flow_matching image-example checkpoint file (see
+        :func:`~fmq_theory.harness.checkpoints.load_trained_model`); default ``checkpoints/<dataset>``.
     methods : tuple of str
         Quantizer names, or ``("all",)`` for every method of :data:`fmq_theory.quantizers.METHODS`.
     bits : tuple of int
@@ -227,8 +225,7 @@ class _Context:
         return invert(vel, self.test_x[:n].to(self.device), solver=solver, batch_size=500)
 
     def latent_stats(self, model) -> dict:
-        last = len(model.down) - 1
-        names = [m.format(last=last, last_layer=len(model.down[last]) - 1) for m in LATENT_MODULES]
+        names = list(model.latent_modules())
         n = min(self.cfg.latent_images, self.test_x.shape[0])
 
         def run(x):

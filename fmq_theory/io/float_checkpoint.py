@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import types
 import zipfile
 from typing import Mapping
 
@@ -42,12 +43,17 @@ from safetensors.torch import load_file
 
 from fmq_theory.io._files import METADATA_KEY, read_safetensors_header, require_file
 
-__all__ = ["PICKLE_SUFFIXES", "STATE_DICT_KEYS", "load_state_dict_file"]
+__all__ = ["PICKLE_SUFFIXES", "STATE_DICT_KEYS", "TRAINING_GLOBALS", "load_state_dict_file"]
 
 #: Entries of a pickled checkpoint dict that :func:`load_state_dict_file` accepts as the state dict.
 STATE_DICT_KEYS = ("state_dict", "model", "ema")
 #: Suffixes :func:`load_state_dict_file` reads with ``torch.load(weights_only=True)``.
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin")
+#: What :func:`load_state_dict_file` rebuilds by default besides tensors and plain values:
+#: the ``argparse.Namespace`` of training arguments that facebookresearch/flow_matching's
+#: checkpoints keep under ``"args"``, read as a :class:`types.SimpleNamespace` (its
+#: ``__dict__`` is set; no code of the file runs).
+TRAINING_GLOBALS = ((types.SimpleNamespace, "argparse.Namespace"),)
 
 
 def _is_state_dict(value) -> bool:
@@ -104,7 +110,7 @@ def _load_pickle(path: str, safe_globals: tuple = ()):
         raise ValueError(f"{path!r} is not a readable torch checkpoint: {exc}") from exc
 
 
-def load_state_dict_file(path, *, key: str | None = None, safe_globals: tuple = (),
+def load_state_dict_file(path, *, key: str | None = None, safe_globals: tuple = TRAINING_GLOBALS,
                          argument: str = "path") -> dict[str, torch.Tensor]:
     """Load a float checkpoint as a state dict of CPU tensors, never running pickled code.
 
@@ -119,11 +125,11 @@ def load_state_dict_file(path, *, key: str | None = None, safe_globals: tuple = 
         level is used when it is a dict of tensors, else its single entry among
         ``"state_dict"``, ``"model"``, ``"ema"`` that is a dict of tensors (training
         checkpoints often hold ``{"model": ..., "optimizer": ..., "epoch": ...}``).
-    safe_globals : tuple of classes
-        Extra plain-data classes the ``weights_only`` unpickler may rebuild (through
-        ``torch.serialization.safe_globals``), e.g. ``argparse.Namespace``, which
-        facebookresearch/flow_matching's training checkpoints store under ``"args"``
-        (rebuilt by setting its ``__dict__``; no code of the file runs).  Only classes
+    safe_globals : tuple
+        Plain-data classes the ``weights_only`` unpickler may rebuild (through
+        ``torch.serialization.safe_globals``: a class, or ``(class, "module.Name")`` to
+        rebuild the pickled ``module.Name`` as ``class``); default :data:`TRAINING_GLOBALS`,
+        so that facebookresearch/flow_matching's training checkpoints load.  Only classes
         whose unpickling cannot run code belong here.
     argument : str
         How the caller names ``path`` in error messages (a command-line flag, say).

@@ -16,12 +16,13 @@ Examples
 from __future__ import annotations
 
 from fmq_theory.harness.models.dit import DiT, DiTConfig
+from fmq_theory.harness.models.paper_unet import PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import UNet, UNetConfig
 
 __all__ = ["ARCHITECTURES", "architecture_of", "build_model", "config_from_dict"]
 
 #: Architecture name -> (config class, network class).
-ARCHITECTURES = {"unet": (UNetConfig, UNet), "dit": (DiTConfig, DiT)}
+ARCHITECTURES = {"unet": (UNetConfig, UNet), "dit": (DiTConfig, DiT), "paper_unet": (PaperUNetConfig, PaperUNet)}
 
 
 def architecture_of(config) -> str:

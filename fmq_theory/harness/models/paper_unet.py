@@ -41,6 +41,7 @@ References
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
 import torch
@@ -49,7 +50,7 @@ from torch.nn import functional as F
 
 from fmq_theory.flow.velocity import XT
 
-__all__ = ["PAPER_MNIST", "EMA", "PaperUNet", "PaperUNetConfig", "paper_adapter"]
+__all__ = ["PAPER_MNIST", "EMA", "PaperUNet", "PaperUNetConfig", "paper_adapter", "paper_unet_from_state_dict"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class PaperUNetConfig:
     dropout : float
     groups : int
         GroupNorm groups (32 in the example; a width-reduced copy may use fewer).
+    image_size : int
+        Side of the square images it is sampled at (28 for MNIST); the network itself takes
+        any side divisible by ``2 ** (len(channel_mult) - 1)``.
     """
 
     in_channels: int = 1
@@ -83,10 +87,24 @@ class PaperUNetConfig:
     num_heads: int = 1
     dropout: float = 0.3
     groups: int = 32
+    image_size: int = 28
+
+    @property
+    def num_classes(self) -> None:
+        """``None``: the paper's network is unconditional (the harness's convention)."""
+        return None
 
     def to_dict(self) -> dict:
         """Plain dict (lists for tuples), e.g. for a model card."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PaperUNetConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown PaperUNetConfig keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 #: The paper's MNIST / FashionMNIST network: 55,667,201 parameters.
@@ -236,6 +254,15 @@ class PaperUNet(nn.Module):
             h = block(torch.cat([h, hs.pop()], dim=1), emb)
         return self.out(h.type(x.dtype)), h_input, h_middle
 
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+    def latent_modules(self) -> tuple:
+        """Names of the submodules whose outputs the paper's latent-stability protocol
+        records: the last input block and the middle block."""
+        return (f"input_blocks.{len(self.input_blocks) - 1}", "middle_block")
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, extra: dict | None = None) -> torch.Tensor:
         """Velocity at images ``x`` ``(n, C, H, W)`` and flow times ``t`` ``(n,)`` (or a
         0-d tensor, broadcast); ``extra`` is ignored (no conditioning)."""
@@ -292,3 +319,92 @@ def paper_adapter() -> XT:
     """The velocity adapter of :class:`PaperUNet` (and of :class:`EMA` around it):
     ``model(x, t)`` with one time per sample."""
     return XT()
+
+
+def _config_of(model_sd: dict, *, num_heads: int, groups: int, image_size: int) -> PaperUNetConfig:
+    """The :class:`PaperUNetConfig` whose state dict has the shapes of ``model_sd`` (the
+    model's own entries, without the ``model.`` prefix).
+
+    Read from the shapes: ``model_channels`` (time-embedding input), the image channels
+    (first and last convolutions), the levels (the input blocks without parameters are the
+    downsamplings), the residual blocks per level, ``channel_mult`` (width of each level's
+    first residual block) and the attention rates (levels whose input blocks hold
+    attention).  Not stored in a state dict, hence arguments: ``num_heads``, ``groups``,
+    ``image_size``.
+    """
+    if any(k.startswith("label_emb.") for k in model_sd):
+        raise ValueError("state_dict: a class-conditional example network (label_emb.*); only the "
+                         "paper's unconditional network is supported")
+    need = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight")
+    missing = [k for k in need if k not in model_sd]
+    if missing:
+        raise ValueError(f"state_dict: not a flow_matching image-example UNet (no {', '.join(missing)})")
+    width = model_sd["time_embed.0.weight"].shape[1]
+    index = re.compile(r"(input|output)_blocks\.(\d+)\.")
+    seen = {"input": set(), "output": set()}
+    for key in model_sd:
+        m = index.match(key)
+        if m:
+            seen[m.group(1)].add(int(m.group(2)))
+    n_blocks = max(seen["output"]) + 1  # = levels * (res blocks + 1) = number of input blocks
+    downs = sorted(set(range(1, n_blocks)) - seen["input"])
+    levels = len(downs) + 1
+    if n_blocks % levels:
+        raise ValueError(f"state_dict: {n_blocks} output blocks do not split into {levels} levels")
+    res_blocks = n_blocks // levels - 1
+    firsts = [1 + level * (res_blocks + 1) for level in range(levels)]
+    mult = tuple(int(model_sd[f"input_blocks.{i}.0.in_layers.2.weight"].shape[0]) // width for i in firsts)
+    rates = tuple(2 ** level for level, i in enumerate(firsts) if f"input_blocks.{i}.1.qkv.weight" in model_sd)
+    return PaperUNetConfig(in_channels=int(model_sd["input_blocks.0.0.weight"].shape[1]),
+                           out_channels=int(model_sd["out.2.weight"].shape[0]), model_channels=int(width),
+                           channel_mult=mult, num_res_blocks=res_blocks, attention_resolutions=rates,
+                           num_heads=num_heads, groups=groups, image_size=image_size)
+
+
+def paper_unet_from_state_dict(state_dict: dict, *, num_heads: int = 1, groups: int = 32,
+                               image_size: int = 28) -> PaperUNet:
+    """The network of a flow_matching image-example checkpoint, ready to sample (eval mode).
+
+    ``state_dict`` is either the EMA wrapper's (``model.*``, ``num_updates``,
+    ``shadow_params.N``: what the example saves under ``"model"``) or the bare network's.
+    The configuration is read from the shapes (see :func:`_config_of`); the weights are
+    loaded with ``strict=True``; from an EMA wrapper the moving averages are copied into
+    the network, as the example does for evaluation.
+
+    Parameters
+    ----------
+    state_dict : dict of str to torch.Tensor
+    num_heads, groups : int, keyword-only
+        Attention heads and GroupNorm groups (not stored in a state dict; the example's
+        MNIST network has 1 and 32).
+    image_size : int, keyword-only
+        Side of the images it is sampled at (28 for MNIST).
+
+    Returns
+    -------
+    PaperUNet
+
+    Raises
+    ------
+    ValueError
+        ``state_dict`` is not the example's unconditional UNet (or its EMA wrapper), or its
+        shapes do not load.
+
+    Examples
+    --------
+    >>> small = EMA(PaperUNet(PaperUNetConfig(model_channels=16, channel_mult=(2, 2), num_res_blocks=1)))
+    >>> paper_unet_from_state_dict(small.state_dict()).config.channel_mult
+    (2, 2)
+    """
+    ema = any(k.startswith("shadow_params.") for k in state_dict)
+    model_sd = {k.removeprefix("model."): v for k, v in state_dict.items() if k.startswith("model.")} if ema \
+        else dict(state_dict)
+    model = PaperUNet(_config_of(model_sd, num_heads=num_heads, groups=groups, image_size=image_size))
+    holder = EMA(model) if ema else model
+    try:
+        holder.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"state_dict does not load into {model.config}: {exc}") from exc
+    if ema:
+        holder.copy_to_model()
+    return model.eval()

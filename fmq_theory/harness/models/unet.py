@@ -283,6 +283,13 @@ class UNet(nn.Module):
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters())
 
+    def latent_modules(self) -> tuple:
+        """Names of the submodules the latent-stability protocol records: the last layer of
+        the down path (its stages are iterated ModuleLists, so the hook goes on their last
+        layer) and the middle block."""
+        last = len(self.down) - 1
+        return (f"down.{last}.{len(self.down[last]) - 1}", "mid2")
+
 
 def unet_adapter(model: "UNet", labels: torch.Tensor | None = None, cfg_scale: float = 0.0) -> ClassConditional:
     """The :class:`~fmq_theory.flow.velocity.ClassConditional` adapter of this package's UNet.
