@@ -11,8 +11,8 @@
 #   wheels_peers/  site.tgz: hqq, gguf, torchao, bitsandbytes (5.7 MB)
 #   wheels_dask/   dask + distributed wheels (5.4 MB; scripts/gpu_pydeps.sh says how they were made)
 #   inc_{a,b,c,d}/ the Inception TorchScript file (87.3 MB, SHA-256 below) cut in four parts:
-#     head -c 5500000 F > inc_a/part; tail -c +5500001 F | head -c 34000000 > inc_b/part;
-#     tail -c +39500001 F | head -c 34000000 > inc_c/part; tail -c +73500001 F > inc_d/part
+#     head -c 5300000 F > inc_a/part; tail -c +5300001 F | head -c 34000000 > inc_b/part;
+#     tail -c +39300001 F | head -c 34000000 > inc_c/part; tail -c +73300001 F > inc_d/part
 # Calls (each right after the previous one returns; ~1,650 s of device time in all):
 #   run("bash scripts/gpu_lease.sh 1", carry=[".carry/harness_data", ".carry/plan_test", ".carry/wheels_peers",
 #                                              ".carry/wheels_dask", ".carry/inc_a"], timeout_s=600)
