@@ -23,7 +23,7 @@
 # work per call: 520, 330, 200, 480).
 set -uo pipefail
 STAGE=${1:?stage 1-4}
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
 OUT=${OUT:-runs/out}
 mkdir -p "$OUT" runs/logs runs/results runs/inception_parts runs/pylib runs/pydeps runs/data_mnist runs/plan_data
 INC_SHA=7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34

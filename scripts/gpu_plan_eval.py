@@ -94,6 +94,8 @@ def _args():
     p.add_argument("--out-dir", default="runs/results")
     p.add_argument("--work", default="runs/plan_work", help="kept weights, samples and metrics")
     p.add_argument("--deadline", type=float, default=None, help="seconds after which no new cell starts")
+    p.add_argument("--prepare-reserve", type=float, default=180,
+                   help="seconds before the deadline after which no model that still needs quantizing is started")
     p.add_argument("--real-images", type=int, default=None)
     return p.parse_args()
 
@@ -371,7 +373,8 @@ def main() -> None:
     for name in args.models.split(","):
         if name not in MODELS:
             raise SystemExit(f"--models: {name!r} is not among {sorted(MODELS)}")
-        if deadline is not None and time.time() > deadline:
+        prepared = (Path(args.work) / name / "assignment.json").is_file()
+        if deadline is not None and time.time() > deadline - (0 if prepared else args.prepare_reserve):
             print(f"deadline: model {name} left for the next call", flush=True)
             continue
         evaluate_model(name, args, deadline)
