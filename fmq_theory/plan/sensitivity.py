@@ -119,7 +119,7 @@ class WeightSensitivity:
 
         The first ``R // 2`` replicates make ``fit``, the other ``R - R // 2`` make ``score``.
         A codebook fitted to ``fit.diag`` is independent of ``score``, so
-        ``score.predicted(e**2)`` is unbiased for :math:`\sum_i s_i e_i^2` of that codebook,
+        ``score.predicted(e**2)`` is unbiased for :math:`\\sum_i s_i e_i^2` of that codebook,
         whereas scoring it with the estimate it was fitted to is optimistic (the fit follows
         the estimate's noise: a winner's curse).
 
