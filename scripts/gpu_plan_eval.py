@@ -248,6 +248,8 @@ def evaluate_cell(measure: Measure, *, label: str, budget: float, fields: dict) 
         np.save(stem.with_suffix(".samples.npy"), u8.numpy())
         np.save(stem.with_suffix(".pairs.npy"), pairs_u8.numpy())
         metrics = measure.classifier_metrics(u8, x, pairs_u8) | {"wall_s": round(time.perf_counter() - t0, 2)}
+        if label == "fp":  # the reference itself: no PSNR/SSIM against itself (an infinite PSNR)
+            metrics = {k: v for k, v in metrics.items() if k not in ("psnr", "ssim")}
         metrics_path.write_text(json.dumps(metrics))
     if measure.inception is not None and "fid_inception" not in metrics:
         u8 = torch.from_numpy(np.load(stem.with_suffix(".samples.npy")))
