@@ -691,8 +691,8 @@ def certify_fid(
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 2:
         raise ValueError(f"n_boot={n_boot!r} must be an int >= 2")
     n = a.shape[0]
-    mu_r = torch.as_tensor(np.asarray(reference_mean)).double().to(a.device)
-    cov_r = torch.as_tensor(np.asarray(reference_cov)).double().to(a.device)
+    mu_r = torch.as_tensor(reference_mean if torch.is_tensor(reference_mean) else np.asarray(reference_mean)).double().to(a.device)
+    cov_r = torch.as_tensor(reference_cov if torch.is_tensor(reference_cov) else np.asarray(reference_cov)).double().to(a.device)
     mu_a, s_a = gaussian_fit(a)
     mu_b, s_b = gaussian_fit(b)
     fid_fp = frechet_distance(mu_a, s_a, mu_r, cov_r)
