@@ -232,8 +232,10 @@ def _safe(label: str) -> str:
 def evaluate_cell(measure: Measure, *, label: str, budget: float, fields: dict) -> dict:
     """One row: the setting ``label`` (sampled once, kept) at ``budget``."""
     t0 = time.perf_counter()
-    stem = measure.work / _safe(label)
-    metrics_path = stem.with_suffix(".json")
+    # names by concatenation: replacing the suffix would cut "plan@2.5" at its dot and give it
+    # the files of "plan@2"
+    kept = {ext: measure.work / f"{_safe(label)}.{ext}" for ext in ("json", "samples.npy", "pairs.npy")}
+    metrics_path = kept["json"]
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     if "fid" not in metrics:
         model = measure.ctx.model
@@ -245,15 +247,15 @@ def evaluate_cell(measure: Measure, *, label: str, budget: float, fields: dict) 
         x, _ = measure.generate(model, measure.ctx.noise, measure.ctx.labels)
         u8 = to_uint8(x)
         pairs_u8 = to_uint8(measure.generate(model, measure.pair_noise, measure.pair_labels)[0])
-        np.save(stem.with_suffix(".samples.npy"), u8.numpy())
-        np.save(stem.with_suffix(".pairs.npy"), pairs_u8.numpy())
+        np.save(kept["samples.npy"], u8.numpy())
+        np.save(kept["pairs.npy"], pairs_u8.numpy())
         metrics = measure.classifier_metrics(u8, x, pairs_u8) | {"wall_s": round(time.perf_counter() - t0, 2)}
         if label == "fp":  # the reference itself: no PSNR/SSIM against itself (an infinite PSNR)
             metrics = {k: v for k, v in metrics.items() if k not in ("psnr", "ssim")}
         metrics_path.write_text(json.dumps(metrics))
     if measure.inception is not None and "fid_inception" not in metrics:
-        u8 = torch.from_numpy(np.load(stem.with_suffix(".samples.npy")))
-        pairs_u8 = torch.from_numpy(np.load(stem.with_suffix(".pairs.npy")))
+        u8 = torch.from_numpy(np.load(kept["samples.npy"]))
+        pairs_u8 = torch.from_numpy(np.load(kept["pairs.npy"]))
         metrics |= measure.inception_metrics(u8, pairs_u8)
         metrics_path.write_text(json.dumps(metrics))
     metrics = {k: v for k, v in metrics.items() if k in PLAN.names}
