@@ -9,7 +9,9 @@ Every csv file under ``results/`` holds one of the tables below:
 * :data:`SENSITIVITY` - ``results/sensitivity_<dataset>_<bits>b.csv``, one row per tensor of
   ``scripts/sensitivity.py``;
 * :data:`PLAN` - ``results/plan_<model>.csv``, one row per (budget, method or peer) of
-  ``scripts/gpu_plan_eval.py``.
+  ``scripts/gpu_plan_eval.py``;
+* :data:`PLAN_SWEEP` - the ``--results`` csv of ``fmq plan`` with several budgets, one row per
+  budget of :func:`fmq_theory.harness.plan_sweep.run_plan_sweep`.
 
 Each column has one type, ``str``, ``int``, ``float`` or ``bool``.  :meth:`Table.read` returns
 typed rows: numbers as ``int`` or ``float`` (``nan`` and ``inf`` included), booleans as
@@ -46,7 +48,7 @@ import numpy as np
 
 from fmq_theory._util import write_atomic
 
-__all__ = ["BOUND_CHECK", "PLAN", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
+__all__ = ["BOUND_CHECK", "PLAN", "PLAN_SWEEP", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
 
 _TYPES = (str, int, float, bool)
 _BOOL_TEXT = {"True": True, "False": False}
@@ -302,5 +304,24 @@ PLAN = Table(
     nan_text="",
 )
 
+#: A plan sweep (``fmq plan CHECKPOINT --budget 2,2.5,3``,
+#: :func:`fmq_theory.harness.plan_sweep.run_plan_sweep`): one row per budget, describing the plan
+#: file ``output``.  ``predicted_*`` is the plan's first-order predicted E|dx|^2 per sample with
+#: its interval at ``level`` (:class:`fmq_theory.plan.PredictedDelta`); ``output_sha256`` hashes
+#: the file, ``data_sha256`` its tensor data alone (equal across runs whenever the plan is);
+#: ``sensitivity_s`` is the wall time of the shared sensitivity estimate on the worker that ran
+#: the cell, ``plan_s`` the fitting and allocation of this budget.
+PLAN_SWEEP = Table(
+    name="plan_sweep",
+    columns=_columns(
+        "checkpoint:str checkpoint_sha256:str budget:float samples:int seed:int solver:str steps:int "
+        "projections:int replicates:int batch_size:int bits_per_weight:float total_bytes:int n_weights:int "
+        "predicted_delta:float predicted_low:float predicted_high:float level:float predicted_per_entry:float "
+        "dual_bound:float file_bytes:int header_bytes:int output:str output_sha256:str data_sha256:str "
+        "sensitivity_s:float plan_s:float version:str"),
+    key=("checkpoint_sha256", "budget", "samples", "seed", "solver", "steps", "projections", "replicates",
+         "batch_size", "output"),
+)
+
 #: Every results table, by name.
-TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PAPER_ARCH, PLAN)}
+TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PAPER_ARCH, PLAN, PLAN_SWEEP)}
