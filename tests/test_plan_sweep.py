@@ -11,6 +11,7 @@ one per budget).  Every run uses one torch thread, since CPU sums depend on the 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 
 import pytest
@@ -26,8 +27,9 @@ from fmq_theory.plan import load_plan
 from fmq_theory.results.schema import PLAN_SWEEP
 
 SETTINGS = ["--samples", "4", "--steps", "2", "--replicates", "2"]
-#: Columns that differ between two runs of the same cells: timings, and the file name (and so its hash).
-VARYING = ("output", "output_sha256", "sensitivity_s", "plan_s")
+#: Columns that differ between two runs of the same cells: timings, the file name, and the file's
+#: hash and size (its header holds the name and the plan's wall time; its data is compared).
+VARYING = ("output", "output_sha256", "file_bytes", "sensitivity_s", "plan_s")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,7 @@ def test_two_workers_give_the_rows_of_the_in_process_loop(tiny, tmp_path, capsys
             plan.bits_per_weight, plan.total_bytes, plan.predicted_delta.value, plan.predicted_delta.low,
             plan.predicted_delta.high, plan.dual_bound)
         assert row["bits_per_weight"] <= row["budget"] and row["file_bytes"] == path.stat().st_size
+        assert row["data_sha256"] == hashlib.sha256(path.read_bytes()[row["file_bytes"] - row["data_bytes"]:]).hexdigest()
 
 
 def test_each_budget_is_the_single_budget_plan(tiny, tmp_path, capsys):

@@ -27,10 +27,10 @@ Outputs, all written by the client as each cell completes:
   the row's SHA-256, so an interrupted sweep resumes with the budgets it lacks, and a plan file
   that was removed or changed is planned again.
 
-``output_sha256`` identifies the file (its header holds the plan's wall time, so it differs
-between runs); ``data_sha256`` is the SHA-256 of the file's tensor data alone (every code,
-codebook, scale and kept tensor), equal across runs, schedulers and workers whenever the plan
-is.
+``output_sha256`` and ``file_bytes`` identify the file (its header holds the output path and
+the plan's wall time, so they differ between runs); ``data_sha256`` and ``data_bytes`` are the
+SHA-256 and size of the file's tensor data alone (every code, codebook, scale and kept tensor),
+equal across runs, schedulers and workers whenever the plan is.
 
 References
 ----------
@@ -267,7 +267,7 @@ def run_plan_sweep(cfg: PlanSweepConfig, *, budgets, out, results, scheduler: st
             "checkpoint": checkpoint, "bits_per_weight": plan.bits_per_weight, "total_bytes": plan.total_bytes,
             "n_weights": plan.n_weights, "predicted_delta": d.value, "predicted_low": d.low,
             "predicted_high": d.high, "level": d.level, "predicted_per_entry": d.per_entry,
-            "dual_bound": plan.dual_bound, "file_bytes": info.file_bytes, "header_bytes": info.header_bytes,
+            "dual_bound": plan.dual_bound, "data_bytes": info.data_bytes, "file_bytes": info.file_bytes,
             "output_sha256": file_sha256(path), "data_sha256": _data_sha256(path, info.header_bytes),
             "sensitivity_s": sensitivity_s, "plan_s": plan.settings["seconds"], "version": __version__}
 

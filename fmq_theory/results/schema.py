@@ -307,8 +307,10 @@ PLAN = Table(
 #: A plan sweep (``fmq plan CHECKPOINT --budget 2,2.5,3``,
 #: :func:`fmq_theory.harness.plan_sweep.run_plan_sweep`): one row per budget, describing the plan
 #: file ``output``.  ``predicted_*`` is the plan's first-order predicted E|dx|^2 per sample with
-#: its interval at ``level`` (:class:`fmq_theory.plan.PredictedDelta`); ``output_sha256`` hashes
-#: the file, ``data_sha256`` its tensor data alone (equal across runs whenever the plan is);
+#: its interval at ``level`` (:class:`fmq_theory.plan.PredictedDelta`); ``data_bytes`` and
+#: ``data_sha256`` are the size and SHA-256 of the file's tensor data alone (equal across runs
+#: whenever the plan is), ``file_bytes`` and ``output_sha256`` those of the whole file (its header
+#: also holds the output path and the plan's wall time);
 #: ``sensitivity_s`` is the wall time of the shared sensitivity estimate on the worker that ran
 #: the cell, ``plan_s`` the fitting and allocation of this budget.
 PLAN_SWEEP = Table(
@@ -317,7 +319,7 @@ PLAN_SWEEP = Table(
         "checkpoint:str checkpoint_sha256:str budget:float samples:int seed:int solver:str steps:int "
         "projections:int replicates:int batch_size:int bits_per_weight:float total_bytes:int n_weights:int "
         "predicted_delta:float predicted_low:float predicted_high:float level:float predicted_per_entry:float "
-        "dual_bound:float file_bytes:int header_bytes:int output:str output_sha256:str data_sha256:str "
+        "dual_bound:float data_bytes:int file_bytes:int output:str output_sha256:str data_sha256:str "
         "sensitivity_s:float plan_s:float version:str"),
     key=("checkpoint_sha256", "budget", "samples", "seed", "solver", "steps", "projections", "replicates",
          "batch_size", "output"),
