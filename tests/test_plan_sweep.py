@@ -10,18 +10,15 @@ one per budget).  Every run uses one torch thread, since CPU sums depend on the 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from _tiny_unet import save_tiny_unet
 
 from fmq_theory._util import file_sha256
 from fmq_theory.cli import main
 from fmq_theory.harness import engine, plan_sweep
-from fmq_theory.harness.models.unet import UNet, UNetConfig
 from fmq_theory.harness.plan_sweep import PlanSweepConfig, budget_output, run_plan_sweep
 from fmq_theory.plan import load_plan
 from fmq_theory.results.schema import PLAN_SWEEP
@@ -35,11 +32,7 @@ VARYING = ("output", "output_sha256", "file_bytes", "sensitivity_s", "plan_s")
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    config = UNetConfig(image_size=8, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
-                        attention_resolutions=(), groups=4, num_classes=3)
-    save_file(UNet(config).state_dict(), str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    save_tiny_unet(folder)
     return folder
 
 
