@@ -4,11 +4,13 @@
 several honest bits-per-weight budgets.  Every plan
 (:func:`fmq_theory.plan.plan_quantization`) needs the per-weight sensitivity of the sampler's
 output (:func:`fmq_theory.plan.weight_sensitivity`), and that estimate does not depend on the
-budget: it is the expensive part (backward passes through every solver step), while fitting
-the candidates and solving the knapsack for one budget is cheap.  So the sensitivity is the
-shared set-up of the sweep, built once per worker by
-:func:`fmq_theory.harness.engine.cached_context`, and each budget is one cell of
-:func:`fmq_theory.harness.engine.run_cells` that only fits and allocates.
+budget.  It costs backward passes through every solver step for every noise sample (its time
+grows with ``samples x steps``), so it is the shared set-up of the sweep, built once per worker
+by :func:`fmq_theory.harness.engine.cached_context`, and each budget is one cell of
+:func:`fmq_theory.harness.engine.run_cells` that fits the candidate quantizers of every tensor
+and solves the knapsack.  The fits do not depend on the budget either, but
+:func:`~fmq_theory.plan.plan_quantization` makes them within each call, so every cell fits them
+again; their time does not depend on ``samples`` or ``steps``.
 
 The sensitivity is estimated exactly as ``fmq plan`` with one budget does it (the same noise
 from ``seed``, balanced class labels, ``torch.manual_seed(seed)`` first), so the plan of a
