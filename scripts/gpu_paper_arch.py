@@ -1,13 +1,12 @@
 """The paper's 55.7M network on MNIST (or FashionMNIST, ``--dataset``): train, then evaluate full precision and quantized, in chained calls.
 
 Usage (repository root, ``PYTHONPATH=. FMQ_DATA_DIR=.carry/harness_data``; every stage keeps
-its state under ``--run`` (default ``runs/paper_arch_<dataset>``) on the machine's disk and appends
-rows to ``paper_arch_<dataset>.csv`` there,
-copied to ``$OUT`` at the end of each stage)::
+its state under ``--run`` (default ``runs/paper_arch_<dataset>``) on the machine's disk and
+writes the rows of ``paper_arch_<dataset>.csv`` there, copied to ``$OUT`` at the end of each
+call)::
 
-    python scripts/gpu_paper_arch.py train --minutes 8.5 --batch-size 512
-    python scripts/gpu_paper_arch.py fp --fid-samples 20000 --nfe-samples 2000
-    python scripts/gpu_paper_arch.py cells --samples 3000 --bits 2 3 4 8 --budget-s 540
+    python scripts/gpu_paper_arch.py train --minutes 7.5 --batch-size 512
+    python scripts/gpu_paper_arch.py evaluate --fid-samples 10000 --nfe-samples 1000 --samples 2000 --budget-s 300
 
 Stages:
 
@@ -18,28 +17,34 @@ Stages:
   epochs only when ``--whole-epochs``).  Saves ``ema.safetensors`` (the EMA state dict,
   ``model.*``, ``num_updates``, ``shadow_params.N``) and ``train.json`` (epochs, wall time,
   final loss = mean of the last 50 steps).
-* ``fp``: the full-precision model (the EMA averages copied into the model, as the
-  example evaluates): ``--fid-samples`` samples (midpoint, ``--steps`` steps) with the
-  paper's protocol (Inception FID against the training set, torchmetrics'
-  ``normalize=True`` uint8 truncation) and ours (Inception and classifier FID against the
-  test set, rounded uint8); then the first ``--nfe-samples`` of the same noise at 20 NFE
-  and at the paper's step 0.01 (100 midpoint steps, 200 NFE), each with the paper-protocol
-  Inception FID (classifier FID when no Inception file).
-* ``cells``: for each method x bits, the model holding the EMA averages quantized per
-  channel (:func:`fmq_theory.quantizers.quantize_state_dict`, every float tensor; the
-  paper quantizes the whole EMA dict, whose ``model.*`` copies the wrapper overwrites with
-  the quantized ``shadow_params`` at evaluation, so the sampled network is the same), then ``--samples`` samples from the same noise: classifier and Inception FID
-  against the test set, sample PSNR/SSIM against the full-precision samples, the paper's
-  t=0 PSNR/SSIM (one forward pass on the first 64 real test images, peak 1.0, box window
-  11) and latent stability (PCA-20 after the input blocks and after the middle block at
-  t=0 on ``--latent-images`` test images).  Cells already in the csv are skipped; the
-  stage stops before ``--budget-s`` runs out.
+* ``evaluate``: every row below is one cell of the sweep engine
+  (:func:`fmq_theory.harness.engine.run_cells`, in this process); the csv is the single source
+  of truth, done rows are skipped, and no new cell starts after ``--budget-s`` seconds.
 
-Inception: ``--inception PATH`` (default ``runs/inception/default_1.pt`` when present); without
-it the Inception columns stay empty.
+  - Full precision (the EMA averages copied into the model, as the example evaluates):
+    ``--fid-samples`` samples (midpoint, ``--steps`` steps) under the paper's protocol
+    (Inception FID against the training set, torchmetrics' ``normalize=True`` uint8
+    truncation) and ours (Inception and classifier FID against the test set, rounded uint8),
+    with latent stability.
+  - NFE check: ``--nfe-samples`` of the same noise at 20 NFE and at the paper's step 0.01
+    (100 midpoint steps, 200 NFE), paper protocol.
+  - Cells: for each method x bits, the model holding the EMA averages quantized per channel
+    (:func:`fmq_theory.quantizers.quantize_state_dict`, every float tensor; the paper's four
+    methods with ``reference_compatible=True``, bit-exact with its code), then ``--samples``
+    samples from the same noise: classifier and Inception FID against the test set, sample
+    PSNR/SSIM against the full-precision samples, the paper's t=0 PSNR/SSIM (one forward pass
+    on the first 64 real test images, peak 1.0, box window 11) and latent stability (PCA-20
+    after the input blocks and after the middle block at t=0 on ``--latent-images`` test
+    images).
+
+  Samples are kept (uint8) under ``run/kept``, so a call without the Inception file computes
+  everything else, and a later call adds the Inception FIDs without sampling again.
+
+Inception: ``--inception PATH`` (default ``runs/inception/default_1.pt`` when present).
 """
 import argparse
 import copy
+import functools
 import json
 import os
 import shutil
@@ -56,6 +61,7 @@ from fmq_theory.flow.frechet import fid_from_features
 from fmq_theory.flow.path import cond_ot_path
 from fmq_theory.flow.solvers import make_noise, sample
 from fmq_theory.harness.data import load
+from fmq_theory.harness.engine import Cell, cached_context, run_cells
 from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
 from fmq_theory.harness.features.inception import InceptionFeatures
 from fmq_theory.harness.latent import latent_stability
@@ -65,6 +71,9 @@ from fmq_theory.harness.sweep import to_uint8
 from fmq_theory.harness.train import images_to_model_space
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.schema import PAPER_ARCH
+
+#: The paper's four methods, quantized bit-exactly as its reference code does.
+PAPER_METHODS = ("equal_mass", "uniform_minmax", "piecewise_quantile", "log2")
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -84,13 +93,6 @@ def paper_uint8(x: torch.Tensor) -> torch.Tensor:
 
 def rows_path(run: Path) -> Path:
     return run / f"paper_arch_{json.loads((run / 'dataset.json').read_text())}.csv"
-
-
-def add_rows(run: Path, new: list) -> None:
-    path = rows_path(run)
-    rows = PAPER_ARCH.read(path) if path.is_file() else []
-    keys = {PAPER_ARCH.row_key(r) for r in new}
-    PAPER_ARCH.write(path, [r for r in rows if PAPER_ARCH.row_key(r) not in keys] + new)
 
 
 def export(run: Path) -> None:
@@ -162,7 +164,18 @@ class Eval:
         inc = Path(args.inception) if args.inception else Path("runs/inception/default_1.pt")
         self.inception = InceptionFeatures(inc, device=device) if inc.is_file() else None
         self.real_inc_test = self.inception.features(test, batch_size=500) if self.inception else None
+        self.fp_sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}  # the EMA averages
+        self.t0_fp = self.t0(self.model)
+        self.n_train = int(load(args.dataset, "train").images.shape[0])
         log(f"eval set-up: inception {'yes' if self.inception else 'no'}, {test.shape[0]} test images")
+
+    def real_inc_train(self) -> np.ndarray:
+        """Inception features of the training split (the paper's reference), computed once and kept."""
+        path = self.run / "real_train_inception.npy"
+        if not path.is_file():
+            np.save(path, self.inception.features(torch.as_tensor(load(self.args.dataset, "train").images),
+                                                  batch_size=500))
+        return np.load(path)
 
     def build(self, sd: dict) -> PaperUNet:
         ema = EMA(PaperUNet(self.cfg))
@@ -201,101 +214,104 @@ class Eval:
                 "latent_images": n}
 
 
-def fp_stage(args, run: Path, device: torch.device) -> None:
-    ev = Eval(args, run, device)
-    rows = []
+def _kept(run: Path, label: str) -> Path:
+    (run / "kept").mkdir(exist_ok=True)
+    return run / "kept" / label
+
+
+def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int, steps: int, protocol: str) -> dict:
+    """One row: a full-precision FID (``kind`` "fp"), an NFE check ("nfe") or a quantized cell ("cell").
+
+    Samples are generated once and kept (uint8, both roundings) under ``run/kept``, shared by the
+    rows of both protocols; the Inception FIDs are added from them once the Inception file is
+    there, without sampling again.
+    """
     t = time.perf_counter()
-    noise = make_noise(args.fid_samples, (1, 28, 28), seed=args.seed)
-    x, nfe = ev.generate(ev.model, noise, args.steps)
-    torch.save(x[: args.samples].half(), run / "fp_samples.pt")  # the cells' reference samples
-    log(f"fp: {args.fid_samples} samples at {nfe} NFE in {time.perf_counter() - t:.1f} s")
-    ours = ev.base_row(method="none", bits=32, granularity="none", protocol="ours", samples=args.fid_samples,
-                       steps=args.steps, nfe=nfe, real_samples=int(ev.test_u8.shape[0]),
-                       fid=fid_from_features(ev.real_clf, ev.classifier.features(to_uint8(x))),
-                       bits_per_weight=32.0, weight_mse=0.0)
-    if ev.inception:
-        ours.update(inception_net=ev.inception.name,
-                    fid_inception=fid_from_features(ev.real_inc_test, ev.inception.features(to_uint8(x), batch_size=500)))
-        train_u8 = torch.as_tensor(load(args.dataset, "train").images)
-        real_train = ev.inception.features(train_u8, batch_size=500)
-        paper_feats = ev.inception.features(paper_uint8(x), batch_size=500)
-        rows.append(ev.base_row(method="none", bits=32, granularity="none", protocol="paper",
-                                samples=args.fid_samples, steps=args.steps, nfe=nfe,
-                                real_samples=int(train_u8.shape[0]), inception_net=ev.inception.name,
-                                fid_inception=fid_from_features(real_train, paper_feats)))
-        np.save(run / "real_train_inception.npy", real_train)
-    ours.update(ev.latent(ev.model))
-    ours["wall_s"] = round(time.perf_counter() - t, 1)
-    rows.append(ours)
-    add_rows(run, rows)
-    log(f"fp rows: {[(r['protocol'], r.get('fid'), r.get('fid_inception')) for r in rows]}")
-    # NFE check: the same noise at 20 NFE and at the paper's step 0.01 (100 midpoint steps)
-    small = noise[: args.nfe_samples]
-    checks = []
-    for steps in (10, 100):
-        t = time.perf_counter()
-        xs, nfe = ev.generate(ev.model, small, steps)
-        row = ev.base_row(method="none", bits=32, granularity="none", protocol="paper" if ev.inception else "ours",
-                          samples=args.nfe_samples, steps=steps, nfe=nfe,
-                          fid=fid_from_features(ev.real_clf, ev.classifier.features(to_uint8(xs))))
-        if ev.inception:
-            real_train = np.load(run / "real_train_inception.npy")
-            row.update(inception_net=ev.inception.name, real_samples=int(real_train.shape[0]),
-                       fid_inception=fid_from_features(real_train, ev.inception.features(paper_uint8(xs), batch_size=500)))
-        else:
-            row["real_samples"] = int(ev.test_u8.shape[0])
-        row["wall_s"] = round(time.perf_counter() - t, 1)
-        checks.append(row)
-        log(f"nfe check: {nfe} NFE fid {row['fid']:.3f} inception {row.get('fid_inception')} ({row['wall_s']} s)")
-    add_rows(run, checks)
-
-
-def cells_stage(args, run: Path, device: torch.device) -> None:
-    start = time.perf_counter()
-    ev = Eval(args, run, device)
-    fp_x = torch.load(run / "fp_samples.pt").float()[: args.samples]
-    noise = make_noise(args.fid_samples, (1, 28, 28), seed=args.seed)[: args.samples]
-    t0_fp = ev.t0(ev.model)
-    fp_sd = {k: v.detach().cpu() for k, v in ev.model.state_dict().items()}  # the EMA averages
-    done = {(r["method"], r["bits"]) for r in (PAPER_ARCH.read(rows_path(run)) if rows_path(run).is_file() else [])
-            if r["samples"] == args.samples and r["protocol"] == "ours"}
-    for method in args.methods:
-        for bits in args.bits:
-            if (method, bits) in done:
-                continue
-            if time.perf_counter() - start > args.budget_s:
-                log("budget spent: stopping; run the stage again for the remaining cells")
-                return
-            t = time.perf_counter()
-            qsd = quantize_state_dict(fp_sd, method=method, bits=bits, granularity="channel")
-            t_q = time.perf_counter() - t
-            model = copy.deepcopy(ev.model)
-            model.load_state_dict(qsd.state_dict(), strict=True)
-            x, nfe = ev.generate(model, noise, args.steps)
-            u8 = to_uint8(x)
-            a, b = (fp_x + 1) / 2, (x + 1) / 2
-            t0_q = ev.t0(model)
-            row = ev.base_row(method=method, bits=bits, granularity="channel", protocol="ours", samples=args.samples,
-                              steps=args.steps, nfe=nfe, real_samples=int(ev.test_u8.shape[0]),
-                              fid=fid_from_features(ev.real_clf, ev.classifier.features(u8)),
-                              psnr=psnr(a, b, data_range=1.0).mean, ssim=ssim_gaussian(a, b, data_range=1.0).mean,
-                              psnr_t0_paper=psnr(t0_fp, t0_q, data_range=1.0).mean,
-                              ssim_box_t0_paper=ssim_box(t0_fp, t0_q, data_range=1.0).mean,
-                              bits_per_weight=qsd.bits_per_weight, weight_mse=qsd.mse, n_weights=qsd.n_weights)
-            if ev.inception:
-                row.update(inception_net=ev.inception.name,
-                           fid_inception=fid_from_features(ev.real_inc_test, ev.inception.features(u8, batch_size=500)))
-            row.update(ev.latent(model))
-            row["wall_s"] = round(time.perf_counter() - t, 1)
-            add_rows(run, [row])
-            log(f"{method} b={bits}: fid {row['fid']:.3f} inception {row.get('fid_inception')} "
-                f"psnr_t0 {row['psnr_t0_paper']:.2f} ({row['wall_s']} s, quantize {t_q:.1f} s)")
+    stem = _kept(ev.run, f"{kind}_{method}_b{bits}_n{samples}_s{steps}")
+    metrics_path = stem.with_suffix(f".{protocol}.json")
+    m = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if "fid" not in m:
+        if not stem.with_suffix(".ours.npy").is_file():
+            model, extra = ev.model, {}
+            if kind == "cell":
+                qsd = quantize_state_dict(ev.fp_sd, method=method, bits=bits, granularity="channel",
+                                          reference_compatible=method in PAPER_METHODS)
+                model = copy.deepcopy(ev.model)
+                model.load_state_dict(qsd.state_dict(), strict=True)
+                extra = {"bits_per_weight": qsd.bits_per_weight, "weight_mse": qsd.mse, "n_weights": qsd.n_weights,
+                         "quantize_s": round(time.perf_counter() - t, 1)}
+            x, nfe = ev.generate(model, make_noise(samples, (1, 28, 28), seed=ev.args.seed), steps)
+            extra["nfe"] = nfe
+            if kind == "fp":
+                torch.save(x[: ev.args.samples].half(), ev.run / "fp_samples.pt")  # the cells' reference samples
+            if kind == "cell":
+                fp_x = torch.load(ev.run / "fp_samples.pt").float()[:samples]
+                a, b = (fp_x + 1) / 2, (x + 1) / 2
+                t0_q = ev.t0(model)
+                extra |= {"psnr": psnr(a, b, data_range=1.0).mean, "ssim": ssim_gaussian(a, b, data_range=1.0).mean,
+                          "psnr_t0_paper": psnr(ev.t0_fp, t0_q, data_range=1.0).mean,
+                          "ssim_box_t0_paper": ssim_box(ev.t0_fp, t0_q, data_range=1.0).mean}
+            if kind in ("cell", "fp"):
+                extra |= ev.latent(model)
+            stem.with_suffix(".extra.json").write_text(json.dumps(extra))
+            np.save(stem.with_suffix(".paper.npy"), paper_uint8(x).numpy())
+            np.save(stem.with_suffix(".ours.npy"), to_uint8(x).numpy())
             del model
+        u8 = torch.from_numpy(np.load(stem.with_suffix(".ours.npy")))
+        m = json.loads(stem.with_suffix(".extra.json").read_text())
+        m["fid"] = fid_from_features(ev.real_clf, ev.classifier.features(u8))
+        m["sample_s"] = round(time.perf_counter() - t, 1)
+        metrics_path.write_text(json.dumps(m))
+    if ev.inception is not None and "fid_inception" not in m:
+        u8 = torch.from_numpy(np.load(stem.with_suffix(f".{protocol}.npy")))
+        real = ev.real_inc_train() if protocol == "paper" else ev.real_inc_test
+        m["fid_inception"] = fid_from_features(real, ev.inception.features(u8, batch_size=500))
+        m["real_samples"] = int(real.shape[0])
+        m["inception_net"] = ev.inception.name
+        metrics_path.write_text(json.dumps(m))
+    m.setdefault("real_samples", int(ev.test_u8.shape[0]))
+    row = ev.base_row(method=method, bits=bits, granularity="channel" if kind == "cell" else "none",
+                      protocol=protocol, samples=samples, steps=steps)
+    row.update({k: v for k, v in m.items() if k in PAPER_ARCH.names})
+    row["wall_s"] = round(m.get("sample_s", 0.0) + time.perf_counter() - t, 1)
+    return row
+
+
+def _load_eval(args, run: Path, device: str) -> "Eval":
+    return Eval(args, run, torch.device(device))
+
+
+def evaluate_stage(args, run: Path, device: torch.device) -> None:
+    """Every row (full precision, NFE check, quantized cells) as one task of the sweep engine."""
+    specs = [dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"),
+             dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="paper")]
+    specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
+              for steps in (args.steps, 100)]
+    specs += [dict(kind="cell", method=method, bits=bits, samples=args.samples, steps=args.steps, protocol="ours")
+              for bits in args.bits for method in args.methods]
+    load = functools.partial(_load_eval, args, run, str(device))
+    ev = cached_context(("paper_arch", str(run)), load)  # built once; the cells run in this process
+    cells = [Cell(key=PAPER_ARCH.row_key(ev.base_row(method=c["method"], bits=c["bits"],
+                                                     granularity="channel" if c["kind"] == "cell" else "none",
+                                                     protocol=c["protocol"], samples=c["samples"], steps=c["steps"])),
+                  params=c) for c in specs]
+    want_inc = ev.inception is not None
+    deadline = time.time() + args.budget_s
+    report = run_cells(cells, task=evaluate_cell, load=load, context_key=("paper_arch", str(run)), table=PAPER_ARCH,
+                       out=rows_path(run), scheduler="none", deadline=deadline, name="paper arch",
+                       is_done=lambda r: r.get("fid") is not None and (not want_inc or r.get("fid_inception") is not None))
+    log(f"evaluate: {len(report.written)} rows written, {report.skipped} done before, {report.not_started} left, "
+        f"{len(report.failed)} failed, {report.wall_s:.1f} s")
+    for key, tb in report.failed:
+        log(f"FAILED {key}:\n{tb}")
+    for r in PAPER_ARCH.read(rows_path(run)):
+        log(f"{r['protocol']:5s} {r['method']:18s} b{r['bits']:<2d} n={r['samples']} steps={r['steps']}: "
+            f"fid {r.get('fid')} inception {r.get('fid_inception')} psnr_t0 {r.get('psnr_t0_paper')}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("stage", choices=["train", "fp", "cells"])
+    p.add_argument("stage", choices=["train", "evaluate"])
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
     p.add_argument("--run", default=None, help="state folder (default runs/paper_arch_<dataset>)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -323,7 +339,7 @@ def main() -> None:
     (run / "dataset.json").write_text(json.dumps(args.dataset))
     device = torch.device(args.device)
     try:
-        {"train": train, "fp": fp_stage, "cells": cells_stage}[args.stage](args, run, device)
+        {"train": train, "evaluate": evaluate_stage}[args.stage](args, run, device)
     finally:
         export(run)
 

@@ -8,6 +8,7 @@ from fmq_theory.flow.solvers import sample
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized
 from fmq_theory.plan import (
     Candidate,
+    fit_candidates,
     load_plan,
     load_quantized_model,
     plan_quantization,
@@ -70,11 +71,12 @@ def test_budget_file_size_round_trip_and_packed_model(setup, budget, tmp_path):
         assert other.levels.dtype == qt.levels.dtype
     for name, value in plan.state_dict().items():
         assert torch.equal(back.state_dict()[name], value) and value.dtype == model.state_dict()[name].dtype
-    # predicted contributions recomputed from the weights
+    # predicted contributions recomputed from the weights, with the held-out (scoring) half
+    _, score = sens.split()
     for c in plan.choices:
         e2 = ((plan.state_dict()[c.name].double() - model.state_dict()[c.name].double()) ** 2).numpy()
-        if c.name in sens.diag:
-            assert c.predicted == pytest.approx(float(np.sum(sens.diag[c.name] * e2)), rel=1e-9, abs=1e-300)
+        if c.name in score.diag:
+            assert c.predicted == pytest.approx(float(np.sum(score.diag[c.name] * e2)), rel=1e-9, abs=1e-300)
         assert c.mse == pytest.approx(float(e2.mean()), rel=1e-9, abs=1e-300)
     assert plan.predicted_delta.value == pytest.approx(sum(c.predicted for c in plan.choices), rel=1e-9)
     assert plan.dual_bound <= plan.predicted_delta.value * (1 + 1e-9)
@@ -162,3 +164,42 @@ def test_sensitivity_row_sums_agree_with_noise_gains():
     theirs = gains.sample[gains.names.index("lin.weight")]
     # both unbiased for the same quantity: agree within 5 standard errors of ours, doubled for theirs
     assert np.all(np.abs(rows - theirs) <= 5 * 2 * ours_se + 0.05 * theirs)
+
+
+def test_split_halves_are_disjoint_replicate_means(setup):
+    model, noise, _ = setup
+    sens = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=4, batch_size=2)
+    fit, score = sens.split()
+    for k, reps in sens.replicates.items():
+        np.testing.assert_array_equal(fit.replicates[k], reps[:2])
+        np.testing.assert_array_equal(score.replicates[k], reps[2:])
+        np.testing.assert_allclose(fit.diag[k], reps[:2].astype(np.float64).mean(0), rtol=1e-12)
+        # the halves average back to the whole estimate (float32 replicates: 1e-6 relative)
+        np.testing.assert_allclose((fit.diag[k] + score.diag[k]) / 2, sens.diag[k], rtol=1e-6, atol=1e-30)
+    one = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=1, batch_size=8)
+    with pytest.raises(ValueError, match="at least 2 replicates"):
+        one.split()
+
+
+def test_held_out_scores_with_the_other_half(setup):
+    """Values and predicted interval come from the scoring half; held_out=False uses the whole estimate."""
+    model, noise, _ = setup
+    sens = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=4, batch_size=2)
+    _, score = sens.split()
+    for held_out, scorer in ((True, score), (False, sens)):
+        plan = plan_quantization(model, budget_bits=4.0, noise=noise, steps=2, sensitivity=sens,
+                                 held_out=held_out, progress=False)
+        assert plan.settings["held_out"] is held_out
+        for c in plan.choices:
+            if c.name in scorer.diag:
+                assert c.gain == pytest.approx(float(np.mean(scorer.diag[c.name])), rel=1e-12)
+
+
+def test_fitted_once_serves_every_budget(setup):
+    """plan_quantization(fitted=fit_candidates(...)) equals the plan that fits its own options."""
+    model, noise, sens = setup
+    fitted = fit_candidates(model, sensitivity=sens, progress=False)
+    for budget in (3.0, 4.5):
+        direct = plan_quantization(model, budget_bits=budget, noise=noise, steps=2, sensitivity=sens, progress=False)
+        reused = plan_quantization(model, budget_bits=budget, noise=noise, fitted=fitted, progress=False)
+        assert reused.choices == direct.choices and reused.predicted_delta == direct.predicted_delta

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmq_theory.results.schema import BOUND_CHECK, PLAN, SENSITIVITY, SWEEP, TABLES, Table
+from fmq_theory.results.schema import BOUND_CHECK, PLAN, PLAN_CHOICES, SENSITIVITY, SWEEP, TABLES, Table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = Table(name="demo", columns=(("name", str), ("bits", int), ("fid", float), ("inside_noise", bool)),
@@ -23,6 +23,8 @@ def _table_of(path: Path) -> Table:
         return BOUND_CHECK
     if path.name.startswith("sensitivity_"):
         return SENSITIVITY
+    if path.name.startswith("plan_choices_"):
+        return PLAN_CHOICES
     if path.name.startswith("plan_"):
         return PLAN
     return SWEEP
@@ -107,7 +109,8 @@ def test_bound_check_refuses_the_earlier_constant_columns(tmp_path):
 
 
 def test_tables_are_consistent():
-    assert set(TABLES) == {"sweep", "bound_check", "sensitivity", "paper_arch", "plan", "plan_sweep"}
+    assert set(TABLES) == {"sweep", "bound_check", "sensitivity", "paper_arch", "plan", "plan_choices",
+                           "plan_sweep"}
     assert SWEEP.row_key({"dataset": "mnist", "method": "none", "bits": "32", "granularity": "none",
                           "samples": 10, "solver": "midpoint", "steps": "10", "cfg_scale": 0, "seed": 0,
                           "fid_real_test_samples": "100"}) == ("mnist", "none", 32, "none", 10, "midpoint", 10, 0.0,

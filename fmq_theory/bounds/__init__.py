@@ -16,6 +16,8 @@ with an estimated input, ``predicted`` for a weights-only prediction.
   with Lanczos gains (an estimate that shows which steps make the error).
 - :mod:`.prediction` — :func:`predict`, a weights-only first-order prediction (noise gains)
   of the velocity, sample and FID change.
+- :mod:`.sampled` — :func:`sampled_dfid`, the FID change predicted from a few hundred paired
+  samples and the full-precision moments (a control-variate estimate with a bootstrap interval).
 - :mod:`.spectral` — Lanczos estimates of the spectral norm of a one-step map's Jacobian.
 
 The textbook chain of calculators is :mod:`fmq_theory.theory.fid_chain` (no torch).
@@ -33,12 +35,14 @@ from fmq_theory.bounds.certificate import (
     one_step_map,
 )
 from fmq_theory.bounds.prediction import NoiseGains, Prediction, dither_state_dict, noise_gains, predict, row_variances
+from fmq_theory.bounds.sampled import SampledDFID, sampled_dfid
 from fmq_theory.bounds.spectral import SpectralNormEstimate, jacobian_spectral_norm
 
 __all__ = [
     "FIDCertificate",
     "NoiseGains",
     "Prediction",
+    "SampledDFID",
     "SpectralNormEstimate",
     "TrajectoryEstimate",
     "W2Certificate",
@@ -53,4 +57,5 @@ __all__ = [
     "one_step_map",
     "predict",
     "row_variances",
+    "sampled_dfid",
 ]

@@ -9,7 +9,15 @@ its codes kept packed (:mod:`.runtime`).
 """
 
 from fmq_theory.plan.candidates import Candidate, default_candidates
-from fmq_theory.plan.core import PredictedDelta, QuantizationPlan, TensorChoice, load_plan, plan_quantization
+from fmq_theory.plan.core import (
+    FittedCandidates,
+    PredictedDelta,
+    QuantizationPlan,
+    TensorChoice,
+    fit_candidates,
+    load_plan,
+    plan_quantization,
+)
 from fmq_theory.plan.knapsack import KnapsackSolution, solve_mckp
 from fmq_theory.plan.runtime import load_quantized_model, resident_bytes
 from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
@@ -17,12 +25,14 @@ from fmq_theory.plan.weighted import weighted_codebook
 
 __all__ = [
     "Candidate",
+    "FittedCandidates",
     "KnapsackSolution",
     "PredictedDelta",
     "QuantizationPlan",
     "TensorChoice",
     "WeightSensitivity",
     "default_candidates",
+    "fit_candidates",
     "load_plan",
     "load_quantized_model",
     "plan_quantization",

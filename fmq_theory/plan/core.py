@@ -60,7 +60,8 @@ from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
 from fmq_theory.quantizers import QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity
 from fmq_theory.theory.wasserstein import quantization_w2
 
-__all__ = ["PredictedDelta", "QuantizationPlan", "TensorChoice", "load_plan", "plan_quantization"]
+__all__ = ["FittedCandidates", "PredictedDelta", "QuantizationPlan", "TensorChoice", "fit_candidates", "load_plan",
+           "plan_quantization"]
 
 #: Text printed with every plan.
 DATA_FREE_NOTE = ("data-free: sensitivities come from the model's own sampling trajectories started from "
@@ -250,6 +251,87 @@ def _make_noise(noise, n_samples, seed, event_shape):
     return make_noise(n_samples, tuple(event_shape), seed=seed)
 
 
+@dataclass(frozen=True, eq=False)
+class FittedCandidates:
+    """Every option of every floating tensor, fitted and scored once, for any number of budgets.
+
+    Attributes
+    ----------
+    names : tuple of str
+        The floating tensors, in state-dict order.
+    fitted : tuple of tuple of FittedCandidate
+        The options of each tensor that could be stored.
+    costs : tuple of numpy.ndarray
+        Exact file bytes of each option.
+    values : tuple of numpy.ndarray
+        Predicted :math:`\\sum_i s_i e_i^2` of each option, with the scoring sensitivity.
+    sensitivity : WeightSensitivity
+        The whole estimate.
+    fit_sensitivity, score_sensitivity : WeightSensitivity
+        The halves the codebooks were fitted to and the options scored with (both the whole
+        estimate when ``held_out`` is ``False``).
+    held_out : bool
+    seconds : float
+        Wall time of the fitting.
+    """
+
+    names: tuple
+    fitted: tuple
+    costs: tuple
+    values: tuple
+    sensitivity: WeightSensitivity
+    fit_sensitivity: WeightSensitivity
+    score_sensitivity: WeightSensitivity
+    held_out: bool
+    seconds: float
+
+
+def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
+                   candidates: Sequence[Candidate] | Callable | None = None, held_out: bool = True,
+                   progress: bool = True) -> FittedCandidates:
+    """Fit and score every option of every floating tensor of ``model`` (the budget-free part of a plan).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    sensitivity : WeightSensitivity
+        Of :func:`~fmq_theory.plan.sensitivity.weight_sensitivity` on ``model``.
+    candidates, held_out, progress
+        As in :func:`plan_quantization`.
+
+    Returns
+    -------
+    FittedCandidates
+        Pass it to :func:`plan_quantization` (``fitted=``) for each budget.
+    """
+    start = time.perf_counter()
+    if held_out:
+        fit_sens, score_sens = sensitivity.split()
+    else:
+        fit_sens = score_sens = sensitivity
+    state = model.state_dict()
+    names = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 0]
+    fitted, costs, values = [], [], []
+    for name in tqdm(names, desc="fitting candidates", unit="tensor", disable=not progress):
+        w = state[name].detach().cpu()
+        s, score = fit_sens.diag.get(name), score_sens.diag.get(name)
+        if s is None:  # a float buffer: kept at its dtype
+            options = (Candidate(str(w.dtype).removeprefix("torch."), w.element_size() * 8, "tensor",
+                                 str(w.dtype).removeprefix("torch.")),)
+        else:
+            options = _candidates_for(candidates, name, tuple(w.shape), w.numel())
+        cache: dict = {}
+        fits = [f for f in (fit_candidate(w, c, sensitivity=s, cache=cache) for c in options) if f is not None]
+        if not fits:
+            raise ValueError(f"no candidate of tensor {name!r} could be stored (side information overflows)")
+        fitted.append(tuple(fits))
+        costs.append(np.array([f.nbytes for f in fits], dtype=np.int64))
+        values.append(np.array([0.0 if score is None else float(np.sum(score * f.squared_error)) for f in fits]))
+    return FittedCandidates(names=tuple(names), fitted=tuple(fitted), costs=tuple(costs), values=tuple(values),
+                            sensitivity=sensitivity, fit_sensitivity=fit_sens, score_sensitivity=score_sens,
+                            held_out=bool(held_out), seconds=time.perf_counter() - start)
+
+
 def plan_quantization(
     model: torch.nn.Module,
     *,
@@ -266,6 +348,8 @@ def plan_quantization(
     projections: int = 1,
     replicates: int = 4,
     batch_size: int = 16,
+    held_out: bool = True,
+    fitted: FittedCandidates | None = None,
     level: float = 0.95,
     progress: bool = True,
 ) -> QuantizationPlan:
@@ -290,6 +374,16 @@ def plan_quantization(
         Reuse an estimate (e.g. for several budgets); else estimated here.
     projections, replicates, batch_size
         Of :func:`~fmq_theory.plan.sensitivity.weight_sensitivity`.
+    held_out : bool
+        Fit the sensitivity-weighted codebooks to one half of the replicates and score every
+        candidate (the knapsack's values, the report and the predicted interval) with the
+        other half (:meth:`~fmq_theory.plan.sensitivity.WeightSensitivity.split`), so that the
+        scores are unbiased for the fitted codebooks.  ``False`` fits and scores with the
+        whole estimate, which favours the weighted codebooks by the noise they were fitted
+        to.  Needs at least 2 replicates (4 for an interval).
+    fitted : FittedCandidates, optional
+        The options of :func:`fit_candidates` on ``model`` (fitted once for several budgets);
+        then ``sensitivity``, ``candidates`` and ``held_out`` are those it was made with.
     level : float
         Level of the interval on the predicted degradation.
     progress : bool
@@ -311,40 +405,29 @@ def plan_quantization(
         raise ValueError(f"level={level!r} must be in (0, 1)")
     start = time.perf_counter()
     noise = _make_noise(noise, n_samples, seed, event_shape)
-    if sensitivity is None:
-        sensitivity = weight_sensitivity(model, noise, adapter=adapter, solver=solver, steps=steps,
-                                         projections=projections, replicates=replicates, batch_size=batch_size,
-                                         seed=seed, progress=progress)
+    if fitted is None:
+        if sensitivity is None:
+            sensitivity = weight_sensitivity(model, noise, adapter=adapter, solver=solver, steps=steps,
+                                             projections=projections, replicates=replicates,
+                                             batch_size=batch_size, seed=seed, progress=progress)
+        fitted = fit_candidates(model, sensitivity=sensitivity, candidates=candidates, held_out=held_out,
+                                progress=progress)
+    sensitivity, score_sens, held_out = fitted.sensitivity, fitted.score_sensitivity, fitted.held_out
     state = model.state_dict()
-    names = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 0]
+    names = list(fitted.names)
     n_total = sum(state[k].numel() for k in names)
     budget_bytes = int(math.floor(budget_bits * n_total / 8))
-    fitted, costs, values = [], [], []
-    for name in tqdm(names, desc="fitting candidates", unit="tensor", disable=not progress):
-        w = state[name].detach().cpu()
-        s = sensitivity.diag.get(name)
-        if s is None:  # a float buffer: kept at its dtype
-            options = (Candidate(str(w.dtype).removeprefix("torch."), w.element_size() * 8, "tensor",
-                                 str(w.dtype).removeprefix("torch.")),)
-        else:
-            options = _candidates_for(candidates, name, tuple(w.shape), w.numel())
-        cache: dict = {}
-        fits = [f for f in (fit_candidate(w, c, sensitivity=s, cache=cache) for c in options) if f is not None]
-        if not fits:
-            raise ValueError(f"no candidate of tensor {name!r} could be stored (side information overflows)")
-        fitted.append(fits)
-        costs.append(np.array([f.nbytes for f in fits], dtype=np.int64))
-        values.append(np.array([0.0 if s is None else float(np.sum(s * f.squared_error)) for f in fits]))
+    costs, values = list(fitted.costs), list(fitted.values)
     cheapest = sum(int(c.min()) for c in costs)
     if cheapest > budget_bytes:
         raise ValueError(f"budget_bits={budget_bits} is below the cheapest plan's "
                          f"{8 * cheapest / n_total:.4f} bits/weight")
     solution = solve_mckp(costs, values, budget=budget_bytes)
     quantized, passthrough, report, choices, errors = {}, {}, [], [], {}
-    for name, fits, j in zip(names, fitted, solution.choice):
+    for name, fits, j in zip(names, fitted.fitted, solution.choice):
         f = fits[j]
         c = f.candidate
-        s = sensitivity.diag.get(name)
+        s = score_sens.diag.get(name)
         original = state[name].detach().cpu()
         if isinstance(f.stored, QuantizedTensor):
             quantized[name] = f.stored
@@ -365,15 +448,16 @@ def plan_quantization(
     for k, v in state.items():
         if k not in names:
             passthrough[k] = v
-    value, low, high = sensitivity.interval(errors, level=level)
+    value, low, high = score_sens.interval(errors, level=level)
     entries = int(np.prod(noise.shape[1:]))
     total = sum(c.nbytes for c in choices)
     settings = {
         "n_samples": sensitivity.n_samples, "projections": sensitivity.projections,
         "replicates": int(next(iter(sensitivity.replicates.values())).shape[0]), "solver": sensitivity.solver,
-        "steps": sensitivity.steps, "seed": sensitivity.seed, "event_shape": list(noise.shape[1:]),
-        "candidates": int(sum(len(f) for f in fitted)), "frontier_peak": solution.frontier_peak,
-        "lagrange_multiplier": solution.lagrange_multiplier, "seconds": time.perf_counter() - start,
+        "steps": sensitivity.steps, "seed": sensitivity.seed, "held_out": bool(held_out), "event_shape": list(noise.shape[1:]),
+        "candidates": int(sum(len(f) for f in fitted.fitted)), "frontier_peak": solution.frontier_peak,
+        "lagrange_multiplier": solution.lagrange_multiplier,
+        "seconds": time.perf_counter() - start + fitted.seconds,
         "dtypes": {k: str(state[k].dtype).removeprefix("torch.") for k in names},
     }
     return QuantizationPlan(

@@ -51,7 +51,7 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
@@ -113,6 +113,32 @@ class WeightSensitivity:
         if reps is None or reps.size < 2:
             return total, 0.0
         return total, float(np.std(reps, ddof=1) / math.sqrt(reps.size))
+
+    def split(self) -> tuple["WeightSensitivity", "WeightSensitivity"]:
+        """Two independent estimates from disjoint halves of the replicates: ``(fit, score)``.
+
+        The first ``R // 2`` replicates make ``fit``, the other ``R - R // 2`` make ``score``.
+        A codebook fitted to ``fit.diag`` is independent of ``score``, so
+        ``score.predicted(e**2)`` is unbiased for :math:`\sum_i s_i e_i^2` of that codebook,
+        whereas scoring it with the estimate it was fitted to is optimistic (the fit follows
+        the estimate's noise: a winner's curse).
+
+        Raises
+        ------
+        ValueError
+            Fewer than 2 replicates.
+        """
+        r = next(iter(self.replicates.values())).shape[0]
+        if r < 2:
+            raise ValueError(f"split needs at least 2 replicates, this estimate has {r}")
+        half = r // 2
+
+        def part(rows: slice) -> "WeightSensitivity":
+            reps = {k: v[rows] for k, v in self.replicates.items()}
+            return replace(self, diag={k: v.astype(np.float64).mean(axis=0) for k, v in reps.items()},
+                           replicates=reps)
+
+        return part(slice(0, half)), part(slice(half, r))
 
     def interval(self, squared_errors: Mapping[str, np.ndarray], *, level: float = 0.95) -> tuple:
         """``(estimate, low, high)``: Student-t interval on :meth:`predicted`, clipped at 0."""

@@ -10,6 +10,8 @@ Every csv file under ``results/`` holds one of the tables below:
   ``scripts/sensitivity.py``;
 * :data:`PLAN` - ``results/plan_<model>.csv``, one row per (budget, method or peer) of
   ``scripts/gpu_plan_eval.py``;
+* :data:`PLAN_CHOICES` - ``results/plan_choices_<model>_<budget>.csv``, one row per tensor of
+  the plan at that budget;
 * :data:`PLAN_SWEEP` - the ``--results`` csv of ``fmq plan`` with several budgets, one row per
   budget of :func:`fmq_theory.harness.plan_sweep.run_plan_sweep`.
 
@@ -48,7 +50,7 @@ import numpy as np
 
 from fmq_theory._util import write_atomic
 
-__all__ = ["BOUND_CHECK", "PLAN", "PLAN_SWEEP", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
+__all__ = ["BOUND_CHECK", "PLAN", "PLAN_CHOICES", "PLAN_SWEEP", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
 
 _TYPES = (str, int, float, bool)
 _BOOL_TEXT = {"True": True, "False": False}
@@ -288,7 +290,11 @@ PAPER_ARCH = Table(
 #: ``results/plan_<model>.csv``.  ``method`` is ``none`` (full precision, budget 32), ``plan``,
 #: or a peer family of :data:`fmq_theory.harness.peers.FAMILIES` at its ``setting`` nearest the
 #: budget.  ``dfid*`` are paired-bootstrap intervals of FID_q - FID_fp
-#: (:func:`fmq_theory.bounds.certify_fid`); an empty cell is a metric not computed.
+#: (:func:`fmq_theory.bounds.certify_fid`); ``predicted_dfid*`` the sampled predictions of the
+#: same change from other noise draws (:func:`fmq_theory.bounds.sampled_dfid`);
+#: ``plan_displacement*`` the plan's own additive prediction of E|x_q - x_fp|^2 per sample with
+#: its interval, and ``plan_seconds`` its sensitivity and fitting time; an empty cell is a
+#: metric not computed.
 PLAN = Table(
     name="plan",
     columns=_columns(
@@ -298,10 +304,22 @@ PLAN = Table(
         "inception_net:str fid_inception:float fid_inception_fp:float dfid_inception:float "
         "dfid_inception_low:float dfid_inception_high:float psnr:float ssim:float switch_rate:float "
         "weight_mse:float predicted_dfid:float predicted_dfid_low:float predicted_dfid_high:float "
+        "predicted_dfid_inception:float predicted_dfid_inception_low:float predicted_dfid_inception_high:float "
+        "plan_displacement:float plan_displacement_low:float plan_displacement_high:float plan_seconds:float "
         "fid_real_test_samples:int checkpoint_sha256:str classifier_sha256:str inception_sha256:str "
         "device:str wall_s:float version:str"),
     key=("model", "budget", "method", "samples", "solver", "steps", "seed", "fid_real_test_samples"),
     nan_text="",
+)
+
+#: The plan's choice for every tensor (:class:`fmq_theory.plan.TensorChoice`, in state-dict
+#: order, which is network order): ``results/plan_choices_<model>_<budget>.csv``.
+PLAN_CHOICES = Table(
+    name="plan_choices",
+    columns=_columns(
+        "name:str method:str bits:int granularity:str storage:str n_weights:int nbytes:int "
+        "bits_per_weight:float mse:float gain:float predicted:float"),
+    key=("name",),
 )
 
 #: A plan sweep (``fmq plan CHECKPOINT --budget 2,2.5,3``,
@@ -326,4 +344,5 @@ PLAN_SWEEP = Table(
 )
 
 #: Every results table, by name.
-TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PAPER_ARCH, PLAN, PLAN_SWEEP)}
+TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PAPER_ARCH, PLAN, PLAN_CHOICES,
+                                          PLAN_SWEEP)}

@@ -1,7 +1,8 @@
 """Markdown tables for the book's executed pages.
 
 The notebooks render their tables with :func:`markdown_table` and escape library strings
-with :func:`escape_markdown`, so that every table in the book goes through one renderer.
+with :func:`escape_markdown`, so that every table in the book goes through one renderer;
+:func:`typeset_numbers` keeps e-notation numbers in other Markdown from breaking across lines.
 """
 
 from __future__ import annotations
@@ -26,16 +27,36 @@ def escape_markdown(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>|$#])", r"\\\1", text)
 
 
-def _cell(value, spec: str) -> str:
-    """``format(value, spec)``; a number in e-notation becomes ``$m \\times 10^{e}$`` (math, so a
-    browser never breaks it inside the exponent)."""
+#: A number in e-notation, not part of a longer word or number.
+_E_NUMBER = re.compile(r"(?<![\w.])([-+]?[0-9]+(?:\.[0-9]*)?)e([-+][0-9]+)(?![\w.])")
+
+
+def typeset_numbers(text: str) -> str:
+    """Every number in e-notation in ``text`` as math, ``$m \\times 10^{e}$``, so that a browser
+    never breaks it inside the exponent (for Markdown already escaped by :func:`escape_markdown`).
+
+    Examples
+    --------
+    >>> print(typeset_numbers("dFID 1.5e-05 in [0, 2e+03]; b3e-4x stays"))
+    dFID $1.5 \\times 10^{-5}$ in [0, $2 \\times 10^{3}$]; b3e-4x stays
+    """
+    return _E_NUMBER.sub(lambda m: f"${m.group(1)} \\times 10^{{{int(m.group(2))}}}$", text)
+
+
+def format_cell(value, spec: str) -> str:
+    """``format(value, spec)``, a number in e-notation typeset as math (:func:`typeset_numbers`)
+    and a zero in e-notation as ``0``.
+
+    Examples
+    --------
+    >>> print(format_cell(1.5e-05, ".3g"), format_cell(0.25, ".3g"), format_cell(0.0, ".2e"))
+    $1.5 \\times 10^{-5}$ 0.25 0
+    """
     text = format(value, spec)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        match = re.fullmatch(r"([-+]?[0-9.]+)e([-+][0-9]+)", text)
-        if match and value == 0:
+        if value == 0 and _E_NUMBER.fullmatch(text):
             return "0"
-        if match:
-            return f"${match.group(1)} \\times 10^{{{int(match.group(2))}}}$"
+        return typeset_numbers(text)
     return text
 
 
@@ -75,9 +96,9 @@ def markdown_table(*, header: Sequence[str], rows: Sequence[Sequence], formats: 
         row = list(row)
         if len(row) != len(header):
             raise ValueError(f"rows[{i}] has {len(row)} cells, header has {len(header)}")
-        cells = [_cell(cell, spec).replace("|", "\\|") for cell, spec in zip(row, formats)]
+        cells = [format_cell(cell, spec).replace("|", "\\|") for cell, spec in zip(row, formats)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-__all__ = ["escape_markdown", "markdown_table"]
+__all__ = ["escape_markdown", "format_cell", "markdown_table", "typeset_numbers"]

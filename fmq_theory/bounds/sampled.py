@@ -1,0 +1,180 @@
+r"""Sampled prediction of the FID change from a few paired samples (a control-variate estimate).
+
+The linearised predictions of :mod:`fmq_theory.bounds.prediction` push the weight error
+through the tangent of the sampler, which misses by 5-30x on some cells.  This module predicts
+the change *by sampling* instead, and cheaply: the full-precision model's feature moments
+:math:`(\mu, \Sigma)` come from its ``N`` samples (computed once per model), and only the
+*change* of the moments is estimated, from ``M << N`` pairs of full-precision and quantized
+samples started from the same noise (independent of the noise the FID is measured on):
+
+.. math::
+
+    \hat\mu_q = \mu + \overline{\phi(y) - \phi(x)}, \qquad
+    \hat\Sigma_q = \bigl[\Sigma + \widehat{\mathrm{Cov}}\,\phi(y) - \widehat{\mathrm{Cov}}\,\phi(x)\bigr]_+,
+
+.. math::
+
+    \widehat{\Delta \mathrm{FID}} = d^2_F(\hat\mu_q, \hat\Sigma_q;\ \mu_r, \Sigma_r)
+                                   - d^2_F(\mu, \Sigma;\ \mu_r, \Sigma_r),
+
+where :math:`x_j, y_j` are the full-precision and quantized samples of noise :math:`z_j`,
+:math:`\phi` the feature network, :math:`(\mu_r, \Sigma_r)` the real reference moments,
+:math:`d_F^2` the squared Fréchet distance and :math:`[\cdot]_+` the projection onto PSD
+matrices (negative eigenvalues set to 0).  Because :math:`\phi(x_j)` and :math:`\phi(y_j)`
+are strongly correlated, the paired differences have a far smaller variance than the
+quantized moments themselves (the control-variate principle; Glasserman, *Monte Carlo
+Methods in Financial Engineering*, 2003, §4.1), so ``M`` of a few hundred suffices where a
+direct FID needs thousands.  The interval is the basic (reflected percentile) bootstrap over
+the ``M`` pairs (Davison & Hinkley, *Bootstrap Methods*, 1997, §5.2), the same construction as
+:func:`fmq_theory.bounds.certify_fid`.  It is a prediction with a Monte Carlo error bar, not a
+bound.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> real = rng.normal(size=(4000, 3))
+>>> fp = rng.normal(size=(4000, 3))
+>>> x = rng.normal(size=(400, 3))
+>>> y = x + np.array([0.5, 0.0, 0.0])  # the quantized model shifts every sample's feature
+>>> mu, cov = real.mean(0), np.cov(real, rowvar=False)
+>>> pred = sampled_dfid(fp, x, y, reference_mean=mu, reference_cov=cov, n_boot=50)
+>>> round(pred.value, 1)  # the mean moves by 0.5: the FID grows by about 0.5**2
+0.3
+>>> pred.low <= pred.value <= pred.high
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fmq_theory.flow.frechet import gaussian_fit, to_float64
+
+__all__ = ["SampledDFID", "sampled_dfid"]
+
+
+@dataclass(frozen=True)
+class SampledDFID:
+    """A sampled prediction of FID_q - FID_fp (see the module docstring).
+
+    Attributes
+    ----------
+    value : float
+        The predicted change.
+    low, high : float
+        Basic bootstrap interval over the pairs at ``level``.
+    level : float
+    n_pairs : int
+        Pairs ``M`` of full-precision and quantized samples.
+    n_fp : int
+        Full-precision samples ``N`` behind :math:`(\\mu, \\Sigma)`.
+    n_boot : int
+        Bootstrap replicates.
+    """
+
+    value: float
+    low: float
+    high: float
+    level: float
+    n_pairs: int
+    n_fp: int
+    n_boot: int
+
+
+class _ToReference:
+    """Squared Fréchet distance to fixed reference moments, the reference's root taken once."""
+
+    def __init__(self, mean: torch.Tensor, cov: torch.Tensor):
+        w, v = torch.linalg.eigh(0.5 * (cov + cov.T))
+        self.root = (v * w.clamp(min=0.0).sqrt()) @ v.T
+        self.mean, self.trace = mean, float(torch.trace(cov))
+
+    def __call__(self, mean: torch.Tensor, cov: torch.Tensor) -> float:
+        m = self.root @ cov @ self.root
+        trace_sqrt = torch.linalg.eigvalsh(0.5 * (m + m.T)).clamp(min=0.0).sqrt().sum()
+        diff = mean - self.mean
+        return max(float(diff @ diff + torch.trace(cov) + self.trace - 2.0 * trace_sqrt), 0.0)
+
+
+def _psd(s: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh(0.5 * (s + s.T))
+    return (v * w.clamp(min=0.0)) @ v.T
+
+
+def _predicted_moments(mu, cov, a, b):
+    ma, sa = gaussian_fit(a)
+    mb, sb = gaussian_fit(b)
+    return mu + (mb - ma), _psd(cov + (sb - sa))
+
+
+def sampled_dfid(features_fp, pairs_fp, pairs_q, *, reference_mean, reference_cov, n_boot: int = 100,
+                 level: float = 0.95, seed: int = 0) -> SampledDFID:
+    """Predict FID_q - FID_fp from ``M`` paired samples and the full-precision moments.
+
+    Parameters
+    ----------
+    features_fp : array_like, shape (N, d)
+        Features of the full-precision model's samples (the FID's own, computed once).
+    pairs_fp, pairs_q : array_like, shape (M, d)
+        Features of full-precision and quantized samples, row ``j`` of both from the same noise.
+    reference_mean : array_like, shape (d,)
+    reference_cov : array_like, shape (d, d)
+        Moments of the real reference features.
+    n_boot : int
+        Bootstrap replicates over the pairs (``>= 2``; each costs one ``d x d`` eigenvalue
+        problem and one projection).
+    level : float
+        Level of the interval, in (0, 1).
+    seed : int
+        Seed of the resampling indices.
+
+    Returns
+    -------
+    SampledDFID
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, fewer than 2 pairs or samples, non-finite features, or
+        ``n_boot``/``level`` out of range (naming the argument).
+    """
+    fp = to_float64(features_fp, name="features_fp")
+    a = to_float64(pairs_fp, name="pairs_fp").to(fp.device)
+    b = to_float64(pairs_q, name="pairs_q").to(fp.device)
+    if fp.ndim != 2 or fp.shape[0] < 2:
+        raise ValueError(f"features_fp must be an (N >= 2, d) array, got shape {tuple(fp.shape)}")
+    d = fp.shape[1]
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2 or a.shape[1] != d:
+        raise ValueError(f"pairs_fp and pairs_q must be paired (M >= 2, {d}) arrays, got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 2:
+        raise ValueError(f"n_boot={n_boot!r} must be an int >= 2")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level={level!r} must lie in (0, 1)")
+    mu_r = to_float64(reference_mean, name="reference_mean").to(fp.device)
+    cov_r = to_float64(reference_cov, name="reference_cov").to(fp.device)
+    if tuple(mu_r.shape) != (d,) or tuple(cov_r.shape) != (d, d):
+        raise ValueError(f"reference_mean and reference_cov must have shapes ({d},) and ({d}, {d}), got "
+                         f"{tuple(mu_r.shape)} and {tuple(cov_r.shape)}")
+    to_ref = _ToReference(mu_r, cov_r)
+    mu, cov = gaussian_fit(fp)
+    fid_fp = to_ref(mu, cov)
+    value = to_ref(*_predicted_moments(mu, cov, a, b)) - fid_fp
+    m = a.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    reps = []
+    for _ in range(n_boot):
+        idx = torch.randint(m, (m,), generator=gen).to(fp.device)
+        reps.append(to_ref(*_predicted_moments(mu, cov, a[idx], b[idx])) - fid_fp)
+    alpha = (1.0 - level) / 2.0
+    q_lo, q_med, q_hi = np.quantile(np.asarray(reps), [alpha, 0.5, 1.0 - alpha])
+    low, high = value - float(q_hi - q_med), value + float(q_med - q_lo)
+    if not all(math.isfinite(v) for v in (value, low, high)):
+        raise ValueError("the prediction is not finite: check the features for overflow")
+    return SampledDFID(value=value, low=low, high=high, level=level, n_pairs=m, n_fp=int(fp.shape[0]),
+                       n_boot=n_boot)

@@ -1,0 +1,297 @@
+"""Tests of :mod:`fmq_theory.results.plan_report` on synthetic plan tables, and of the page
+``notebooks/plan.md`` executed against them (the real tables come from a GPU run).
+
+The synthetic tables are written through :data:`~fmq_theory.results.schema.PLAN` and
+:data:`~fmq_theory.results.schema.PLAN_CHOICES` into a temporary folder, never into ``results/``.
+Their numbers are chosen so that every goal's outcome is known by hand.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import jupytext
+import nbclient
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from fmq_theory.results.plan_report import (
+    Change, goal_statement, headline_table, judge_plan_goals, model_results, pareto_front, plan_table, plot_plan_bitmap,
+    plot_plan_pareto, plot_predicted_vs_measured, read_plan_choices, read_plan_results, summarize_choices,
+)
+from fmq_theory.results.schema import PLAN, PLAN_CHOICES
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGETS = (2.0, 2.5, 3.0, 4.0)
+
+
+def _row(model, budget, method, setting, bpw, fid, low, high, *, fid_fp, samples=1000, **extra):
+    """A PLAN row in classifier features: dFID = fid - fid_fp with the interval [low, high]."""
+    return {"model": model, "dataset": "fashion_mnist", "architecture": "unet", "budget": budget, "method": method,
+            "setting": setting, "bits_per_weight": bpw, "samples": samples, "solver": "midpoint", "steps": 10,
+            "nfe": 20, "seed": 0, "feature_net": "clf", "fid": fid, "fid_fp": fid_fp, "dfid": fid - fid_fp,
+            "dfid_low": low, "dfid_high": high, "fid_real_test_samples": 500, "checkpoint_sha256": "ab"} | extra
+
+
+def _model_rows(model, fid_fp, plan_fids, *, inception=False):
+    """FP, the plan at every budget (fids ``plan_fids``, dFID interval +-0.1, predicted 1.5 x its
+    dFID at 3 bits and 4 x elsewhere) and two peers per budget: dFID 10 in [5, 15] and 20 in [19, 21]."""
+    rows = [_row(model, 32.0, "none", "fp32", 32.0, fid_fp, 0.0, 0.0, fid_fp=fid_fp)]
+    for b, fid in zip(BUDGETS, plan_fids):
+        d = fid - fid_fp
+        rows.append(_row(model, b, "plan", f"budget {b:g}", b, fid, d - 0.1, d + 0.1, fid_fp=fid_fp,
+                         predicted_dfid=(1.5 if b == 3.0 else 4.0) * d, predicted_dfid_low=0.0,
+                         predicted_dfid_high=6 * d))
+        rows.append(_row(model, b, "rule:lloyd_max", f"b{int(b)}", b + 0.9, fid_fp + 10, 5.0, 15.0, fid_fp=fid_fp))
+        rows.append(_row(model, b, "hqq:g64", f"b{int(b)}", b + 0.5, fid_fp + 20, 19.0, 21.0, fid_fp=fid_fp))
+    if inception:  # Inception FIDs twice the classifier's, intervals too
+        for r in rows:
+            r |= {"inception_net": "inc", "fid_inception": 2 * r["fid"], "fid_inception_fp": 2 * fid_fp,
+                  "dfid_inception": 2 * r["dfid"], "dfid_inception_low": 2 * r["dfid_low"],
+                  "dfid_inception_high": 2 * r["dfid_high"]}
+    return rows
+
+
+def _choices(n=24):
+    """A plan's choices for ``n`` tensors: small ones in float16, the rest at 2-3 bits."""
+    names = [f"{blk}.{i}.w" for blk in ("down", "mid", "up") for i in range(n // 3)]
+    rows = []
+    for i, name in enumerate(names):
+        small = i % 5 == 0
+        rows.append({"name": name, "method": "float16" if small else ("lloyd_max" if i % 2 else "uniform_mse"),
+                     "bits": 16 if small else 2 + i % 2, "granularity": "tensor" if small else "channel",
+                     "storage": "float16", "n_weights": 64 if small else 4096, "nbytes": 128 if small else 1200,
+                     "bits_per_weight": 16.0 if small else 2.0 + i % 2 + 0.3, "mse": 0.0 if small else 1e-4,
+                     "gain": 1.0, "predicted": 0.0 if small else 1e-3})
+    return rows
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    """Synthetic ``plan_<model>.csv`` for two models and plan choices for one (budgets 2 and 3)."""
+    out = tmp_path / "results"
+    out.mkdir()
+    # mnist: plan dFID 0.3 at 3 bits (<= 10% of 5), FID 9.0 at 2 bits (<= 2 x 5), 10.0 at 2.5 (= 2 x 5)
+    PLAN.write(out / "plan_mnist.csv", _model_rows("mnist", 5.0, (9.0, 10.0, 5.3, 5.1)))
+    # dit: plan dFID 2.0 at 3 bits (> 10% of 10), FID 25 at 2 bits (> 2 x 10), and loses to lloyd_max there
+    PLAN.write(out / "plan_dit.csv", _model_rows("dit", 10.0, (25.0, 19.0, 12.0, 10.5)))
+    for b in (2, 3):
+        PLAN_CHOICES.write(out / f"plan_choices_mnist_{b}.csv", _choices())
+    return out
+
+
+def test_read_plan_results_finds_models_and_not_choices(results_dir):
+    res = read_plan_results(results_dir)
+    assert list(res) == ["dit", "mnist"]
+    assert list(read_plan_results(results_dir, models=["mnist", "paper_arch", "dit"])) == ["mnist", "dit"]
+    with pytest.raises(FileNotFoundError, match="results_dir"):
+        read_plan_results(results_dir, models=["paper_arch"])
+    choices = read_plan_choices(results_dir, model="mnist")
+    assert list(choices) == [2.0, 3.0] and len(choices[3.0]) == 24
+    assert read_plan_choices(results_dir, model="dit") == {}
+
+
+def test_model_results_cells(results_dir):
+    m = read_plan_results(results_dir)["mnist"]
+    assert (m.features, m.net, m.fid_fp, m.budgets) == ("classifier", "clf", 5.0, BUDGETS)
+    assert m.protocol["samples"] == 1000 and m.unmeasured == () and m.dropped_protocols == ()
+    assert len(m.cells) == 12
+    plan3 = next(c for c in m.at(3.0) if c.method == "plan")
+    assert plan3.change.value == pytest.approx(0.3) and plan3.change.resolved
+    assert plan3.predicted == pytest.approx(0.45) and plan3.measured.features == "classifier"
+    assert all(c.predicted is None for c in m.cells if c.method != "plan")
+
+
+def test_model_results_prefers_inception_and_keeps_the_largest_protocol():
+    rows = _model_rows("m", 4.0, (8.0, 6.0, 4.2, 4.1), inception=True)
+    rows += [r | {"samples": 64} for r in _model_rows("m", 3.0, (9.0, 9.0, 9.0, 9.0))]
+    m = model_results(rows)
+    assert (m.features, m.net, m.fid_fp, m.dropped_protocols) == ("Inception", "inc", 8.0, (64,))
+    plan3 = next(c for c in m.at(3.0) if c.method == "plan")
+    assert plan3.fid == pytest.approx(8.4) and plan3.change.value == pytest.approx(0.4)
+    assert (plan3.change.low, plan3.change.high) == pytest.approx((0.2, 0.6))
+    # no predicted_dfid_inception: the prediction stays with the classifier's measured change
+    assert plan3.measured.features == "classifier" and plan3.measured.value == pytest.approx(0.2)
+    # with an Inception prediction on every predicted row, it is compared in Inception features
+    rows = [r | ({"predicted_dfid_inception": 1.0} if r["method"] == "plan" else {}) for r in rows]
+    plan3 = next(c for c in model_results(rows).at(3.0) if c.method == "plan")
+    assert plan3.predicted == 1.0 and plan3.measured.features == "Inception"
+
+
+def test_model_results_bad_rows():
+    rows = _model_rows("m", 4.0, (8.0, 6.0, 4.2, 4.1))
+    with pytest.raises(ValueError, match="rows is empty"):
+        model_results([])
+    with pytest.raises(ValueError, match="models"):
+        model_results(rows + [rows[1] | {"model": "other"}])
+    with pytest.raises(ValueError, match="full-precision"):
+        model_results(rows[1:])
+    with pytest.raises(ValueError, match="two rows"):
+        model_results(rows + [rows[1]])
+    m = model_results(rows[:1] + [rows[1] | {"fid": None}] + rows[2:])
+    assert m.unmeasured == ("2 plan/budget 2",)
+
+
+def test_goals_on_known_tables(results_dir):
+    res = read_plan_results(results_dir)
+    g1, g2, g3, g4 = judge_plan_goals([res["mnist"], res["dit"]])
+    assert [v.status for v in g1.verdicts] == ["met", "missed"] and not g1.met
+    assert [v.value for v in g1.verdicts] == pytest.approx([0.3 / 5, 2.0 / 10])
+    # mnist 2.0 (9 <= 10), mnist 2.5 (10 <= 10, the boundary is met), dit 2.0 (25 > 20), dit 2.5 (19 <= 20)
+    assert [(v.label, v.ok) for v in g2.verdicts] == [
+        ("mnist 2", True), ("mnist 2.5", True), ("dit 2", False), ("dit 2.5", True)]
+    status = {v.label: v.status for v in g3.verdicts}
+    assert len(status) == 16
+    assert status["mnist 3 rule:lloyd_max/b3"] == "resolved win"
+    assert status["dit 2 rule:lloyd_max/b2"] == "loss"  # 25 > 20
+    assert status["dit 2 hqq:g64/b2"] == "resolved win"  # [14.9, 15.1] below [19, 21]
+    assert status["dit 2.5 rule:lloyd_max/b2"] == "win, not resolved"  # 19 < 20, but [8.9, 9.1] meets [5, 15]
+    assert status["mnist 2.5 rule:lloyd_max/b2"] == "win, not resolved"  # [4.9, 5.1] meets [5, 15]
+    assert sum(s == "resolved win" for s in status.values()) == 13
+    # predicted = 1.5 x measured at 3 bits (met), 4 x elsewhere (missed); judged on the 7 resolved
+    # plan cells (mnist at 4 bits, dFID 0.1 in [0.1 - 0.1, 0.2], is not resolved)
+    assert sorted(v.label for v in g4.verdicts if v.ok) == ["dit 3 plan/budget 3", "mnist 3 plan/budget 3"]
+    assert len(g4.verdicts) == 7 and "mnist 4 plan/budget 4" not in {v.label for v in g4.verdicts}
+    assert sorted(v.value for v in g4.verdicts) == pytest.approx([1.5, 1.5, 4, 4, 4, 4, 4])
+    text = goal_statement((g1, g2, g3, g4))
+    assert text.count("**not met**") == 4 and "2 of 7 pass" in text.splitlines()[3]
+
+
+def test_goal_with_nothing_to_judge_is_not_met(results_dir):
+    m = read_plan_results(results_dir)["mnist"]
+    g1, g2, _, _ = judge_plan_goals([m], budget=3.5, low_budgets=(1.0, 1.5))
+    assert not g1.met and g1.verdicts[0].text == "mnist: no plan row at 3.5 bits" and g1.verdicts[0].value is None
+    assert g2.verdicts == () and not g2.met and "not judged" in goal_statement((g2,))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"dfid_fraction": 0.0}, "dfid_fraction"), ({"fid_ratio": 1.0}, "fid_ratio"), ({"band": 1.0}, "band"),
+    ({"low_budgets": (2.5, 2.0)}, "low_budgets")])
+def test_bad_goal_arguments_name_the_argument(results_dir, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        judge_plan_goals(list(read_plan_results(results_dir).values()), **kwargs)
+    with pytest.raises(ValueError, match="models"):
+        judge_plan_goals([])
+
+
+def test_change_resolution():
+    assert Change("c", 1.0, 0.5, 1.5).resolved and Change("c", -1.0, -1.5, -0.5).resolved
+    assert not Change("c", 0.1, -0.1, 0.3).resolved and not Change("c", 1.0, None, None).resolved
+
+
+@given(st.lists(st.tuples(st.integers(1, 40).map(lambda k: k / 8), st.integers(1, 60).map(float)),
+                min_size=1, max_size=12))
+@example([(2.0, 5.0), (2.0, 3.0), (3.0, 3.0)])
+def test_pareto_front_against_brute_force(points):
+    # brute force: a point is on the front unless another has fewer or equal bits and a lower
+    # FID, or the same bits and FID (then the first of equals is kept)
+    unique = sorted(set(points))
+    front = [p for p in unique if not any(q[0] <= p[0] and q[1] < p[1] for q in unique)
+             and not any(q[0] < p[0] and q[1] == p[1] for q in unique)]
+    assert pareto_front(points) == tuple(front)
+
+
+def test_headline_table(results_dir):
+    lines = headline_table(list(read_plan_results(results_dir).values())).splitlines()
+    assert len(lines) == 2 + 8
+    # dit at 2 bits: plan FID 25 against the best peer, rule:lloyd_max at 15 + 10 = 20
+    assert lines[2] == "| dit | 2 | 25 (2.000) | rule:lloyd\\_max/b2 | 20 (2.900) | loss |"
+    assert lines[-1] == "| mnist | 4 | 5.1 (4.000) | rule:lloyd\\_max/b4 | 15 (4.900) | resolved win |"
+
+
+def test_plan_table(results_dir):
+    text = plan_table(read_plan_results(results_dir)["mnist"])
+    lines = text.splitlines()
+    assert len(lines) == 2 + 12 and "FID (classifier)" in lines[0]
+    plan3 = next(line for line in lines if "**plan/budget 3**" in line)
+    assert "| 3.000 | 5.3 | 0.3 [0.2, 0.4] | 0.45 [0, 1.8] |" in plan3
+
+
+def test_small_numbers_are_typeset_as_math():
+    rows = _model_rows("m", 4.0, (4.00002, 6.0, 4.2, 4.1))
+    m = model_results(rows)
+    line = plan_table(m).splitlines()[2]
+    assert "**plan/budget 2**" in line and "$2 \\times 10^{-5}$" in line
+    g1, *_ = judge_plan_goals([m], budget=2.0, dfid_fraction=1e-6)
+    assert "2e-05" in g1.verdicts[0].text  # plain text in the verdict, math on the page
+    assert "$2 \\times 10^{-5}$" in goal_statement((g1,)) and "2e-05" not in goal_statement((g1,))
+
+
+def test_summarize_choices_by_hand():
+    s = summarize_choices(_choices())
+    # 24 tensors: i % 5 == 0 (5 of them, 64 weights, 16 bits) kept; 19 of 4096 weights at 2.3 or 3.3 bits
+    assert (s.tensors, s.kept_tensors, s.n_weights) == (24, 5, 5 * 64 + 19 * 4096)
+    odd = sum(1 for i in range(24) if i % 5 and i % 2)  # lloyd_max at 3.3 bits
+    bits = 5 * 64 * 16 + odd * 4096 * 3.3 + (19 - odd) * 4096 * 2.3
+    assert s.bits_per_weight == pytest.approx(bits / s.n_weights, rel=1e-12)
+    assert s.kept_weight_share == pytest.approx(320 / s.n_weights, rel=1e-12)
+    assert s.kept_bit_share == pytest.approx(5 * 64 * 16 / bits, rel=1e-12)
+    assert list(s.method_weight_share) == ["lloyd_max", "uniform_mse", "float16"]
+    assert sum(s.method_weight_share.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="rows is empty"):
+        summarize_choices([])
+
+
+def test_pareto_figure(results_dir):
+    res = read_plan_results(results_dir)
+    fig = plot_plan_pareto(list(res.values()))
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2
+    plan_line = next(line for line in axes[1].lines if line.get_marker() == "*")
+    assert list(plan_line.get_xdata()) == list(BUDGETS)
+    assert list(plan_line.get_ydata()) == [9.0, 10.0, 5.3, 5.1]
+    assert any(list(line.get_ydata()) == [5.0, 5.0] for line in axes[1].lines)  # full precision
+    with pytest.raises(ValueError, match="models"):
+        plot_plan_pareto([])
+
+
+def test_bitmap_figure(results_dir):
+    choices = read_plan_choices(results_dir, model="mnist")
+    fig = plot_plan_bitmap(choices, title="mnist")
+    assert len(fig.axes) == 3
+    heights = sorted((p.get_x() + p.get_width() / 2, p.get_height()) for p in fig.axes[1].patches)
+    assert [h for _, h in heights] == pytest.approx([r["bits_per_weight"] for r in choices[3.0]])
+    assert fig.axes[2].get_xticklabels()[1].get_text() == "mid"
+    with pytest.raises(ValueError, match="other tensors"):
+        plot_plan_bitmap({2.0: choices[2.0], 3.0: choices[3.0][1:]}, title="x")
+    with pytest.raises(ValueError, match="choices is empty"):
+        plot_plan_bitmap({}, title="x")
+
+
+def test_predicted_vs_measured_figure(results_dir):
+    res = read_plan_results(results_dir)
+    fig = plot_predicted_vs_measured(list(res.values()))
+    ax = fig.axes[0]
+    assert ax.get_title().startswith("8 of 8 cells")
+    x = sorted(float(np.asarray(c[0].get_xdata())[0]) for c in ax.containers)
+    assert x == pytest.approx(sorted([0.3, 2.0, 4.0, 5.0, 0.1, 0.5, 9.0, 15.0]))
+    with pytest.raises(ValueError, match="band"):
+        plot_predicted_vs_measured(list(res.values()), band=0.5)
+
+
+@pytest.mark.slow
+def test_page_executes_on_synthetic_tables(results_dir, tmp_path):
+    """notebooks/plan.md runs start to end on the synthetic tables (as the book would on the real ones)."""
+    root = results_dir.parent
+    (root / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "plan.md", root / "notebooks" / "plan.md")
+    nb = jupytext.read(root / "notebooks" / "plan.md")
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(root / "notebooks")}}).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    glued = {o["metadata"]["scrapbook"]["name"] for o in outputs if "scrapbook" in o.get("metadata", {})}
+    assert {"plan_models", "plan_within_band", "plan_resolved_predicted", "plan_goals_met"} <= glued
+
+
+def test_peers_only_tables_are_drawn_and_judged():
+    """A table without plan rows (``gpu_plan_eval.py --no-with-plan``): nothing met, nothing fails."""
+    m = model_results([r for r in _model_rows("m", 4.0, (8.0, 6.0, 4.2, 4.1)) if r["method"] != "plan"])
+    goals = judge_plan_goals([m])
+    assert [len(g.verdicts) for g in goals] == [1, 0, 0, 0] and not any(g.met for g in goals)
+    assert goal_statement(goals).count("**not judged** (no cell)") == 3
+    assert plot_predicted_vs_measured([m]).axes[0].get_title().startswith("0 of 0 cells")
+    assert not [line for line in plot_plan_pareto([m]).axes[0].lines if line.get_marker() == "*"]
