@@ -4,8 +4,8 @@ cells of the sweep engine.
 Oracles: the in-process loop (``--scheduler none``) for a 2-worker ``LocalCluster`` (rows equal
 to the last digit but for the timings and the file names, plan data byte for byte), the
 single-budget ``fmq plan`` for each budget of a sweep (the same plan tensor for tensor), the
-plan file itself for its row, and a count of the sensitivity estimates (one per process, never
-one per budget).  Every run uses one torch thread, since CPU sums depend on the thread count.
+plan file itself for its row, and a count of the sensitivity estimates and candidate fits (one
+per process, never one per budget).  Every run uses one torch thread, since CPU sums depend on the thread count.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from fmq_theory.results.schema import PLAN_SWEEP
 SETTINGS = ["--samples", "4", "--steps", "2", "--replicates", "2"]
 #: Columns that differ between two runs of the same cells: timings, the file name, and the file's
 #: hash and size (its header holds the name and the plan's wall time; its data is compared).
-VARYING = ("output", "output_sha256", "file_bytes", "sensitivity_s", "plan_s")
+VARYING = ("output", "output_sha256", "file_bytes", "sensitivity_s", "fit_s", "plan_s")
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +89,16 @@ def test_each_budget_is_the_single_budget_plan(tiny, tmp_path, capsys):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_skips_done_budgets_and_the_sensitivity_is_estimated_once(tiny, tmp_path, monkeypatch):
-    calls = []
-    estimate = plan_sweep.weight_sensitivity
+def test_resume_skips_done_budgets_and_the_sensitivity_and_fits_are_made_once(tiny, tmp_path, monkeypatch):
+    calls, fits = [], []
+    estimate, fit = plan_sweep.weight_sensitivity, plan_sweep.fit_candidates
     monkeypatch.setattr(plan_sweep, "weight_sensitivity", lambda *a, **k: calls.append(1) or estimate(*a, **k))
+    monkeypatch.setattr(plan_sweep, "fit_candidates", lambda *a, **k: fits.append(1) or fit(*a, **k))
     monkeypatch.setattr(engine, "_CONTEXT", {})
     out, results = tmp_path / "p.safetensors", tmp_path / "rows.csv"
     common = dict(out=out, results=results, scheduler="none", threads=1, progress=False)
     first = run_plan_sweep(_cfg(tiny), budgets=(3.0, 4.0), **common)
-    assert len(first.written) == 2 and len(calls) == 1  # one estimate for two budgets
+    assert len(first.written) == 2 and len(calls) == len(fits) == 1  # one estimate and one fit for two budgets
     before = _stable(PLAN_SWEEP.read(results))
     monkeypatch.setattr(engine, "_CONTEXT", {})  # a fresh process
     resumed = run_plan_sweep(_cfg(tiny), budgets=(2.5, 3.0, 4.0), **common)
@@ -107,7 +108,7 @@ def test_resume_skips_done_budgets_and_the_sensitivity_is_estimated_once(tiny, t
     budget_output(out, 4.0).unlink()  # a lost plan file is planned again, to the same data
     again = run_plan_sweep(_cfg(tiny), budgets=(2.5, 3.0, 4.0), **common)
     assert again.skipped == 2 and len(again.written) == 1 and _stable(PLAN_SWEEP.read(results)) == after
-    assert len(calls) == 2 and not run_plan_sweep(_cfg(tiny), budgets=(2.5, 3.0, 4.0), **common).written
+    assert len(calls) == len(fits) == 2 and not run_plan_sweep(_cfg(tiny), budgets=(2.5, 3.0, 4.0), **common).written
 
 
 def test_a_budget_below_the_cheapest_plan_fails_alone(tiny, tmp_path, capsys):

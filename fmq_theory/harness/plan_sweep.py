@@ -3,19 +3,19 @@
 ``fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors`` plans the same checkpoint at
 several honest bits-per-weight budgets.  Every plan
 (:func:`fmq_theory.plan.plan_quantization`) needs the per-weight sensitivity of the sampler's
-output (:func:`fmq_theory.plan.weight_sensitivity`), and that estimate does not depend on the
-budget.  It costs backward passes through every solver step for every noise sample (its time
-grows with ``samples x steps``), so it is the shared set-up of the sweep, built once per worker
-by :func:`fmq_theory.harness.engine.cached_context`, and each budget is one cell of
-:func:`fmq_theory.harness.engine.run_cells` that fits the candidate quantizers of every tensor
-and solves the knapsack.  The fits do not depend on the budget either, but
-:func:`~fmq_theory.plan.plan_quantization` makes them within each call, so every cell fits them
-again; their time does not depend on ``samples`` or ``steps``.
+output (:func:`fmq_theory.plan.weight_sensitivity`; backward passes through every solver step
+for every noise sample) and every candidate quantizer of every tensor fitted and scored with it
+(:func:`fmq_theory.plan.fit_candidates`).  Neither depends on the budget, and together they are
+nearly all of a plan's time, so they are the shared set-up of the sweep, built once per worker
+by :func:`fmq_theory.harness.engine.cached_context`.  Each budget is one cell of
+:func:`fmq_theory.harness.engine.run_cells` that only solves the knapsack over the shared fits
+and assembles the plan (:func:`fmq_theory.plan.plan_quantization` with ``fitted=``).
 
-The sensitivity is estimated exactly as ``fmq plan`` with one budget does it (the same noise
-from ``seed``, balanced class labels, ``torch.manual_seed(seed)`` first), so the plan of a
-budget in a sweep is the plan of that budget alone, tensor for tensor, at the same torch
-thread count (CPU sums depend on it).
+The sensitivity is estimated and the candidates fitted exactly as ``fmq plan`` with one budget
+does it (the same noise from ``seed``, balanced class labels, ``torch.manual_seed(seed)``
+first, the default candidates, held-out scoring), so the plan of a budget in a sweep is the
+plan of that budget alone, tensor for tensor, at the same torch thread count (CPU sums depend
+on it).
 
 Outputs, all written by the client as each cell completes:
 
@@ -59,7 +59,7 @@ from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.harness.engine import Cell, EngineReport, run_cells
 from fmq_theory.harness.models.unet import UNet, UNetConfig, unet_adapter
-from fmq_theory.plan import QuantizationPlan, WeightSensitivity, plan_quantization, weight_sensitivity
+from fmq_theory.plan import FittedCandidates, QuantizationPlan, fit_candidates, plan_quantization, weight_sensitivity
 from fmq_theory.results.schema import PLAN_SWEEP
 from fmq_theory.vocab import FIXED_STEP_SOLVERS
 
@@ -155,13 +155,11 @@ def _weights_file(checkpoint: str) -> Path:
 
 @dataclass(frozen=True, eq=False)
 class _Setup:
-    """What every budget shares: the model, its noise and adapter, and the sensitivity estimate."""
+    """What every budget shares: the model, its noise, the sensitivity and the fitted candidates."""
 
-    cfg: PlanSweepConfig
     model: UNet
     noise: torch.Tensor
-    labels: torch.Tensor | None
-    sensitivity: WeightSensitivity
+    fitted: FittedCandidates
     sensitivity_s: float
 
 
@@ -176,17 +174,17 @@ def _setup(cfg: PlanSweepConfig) -> _Setup:
     sensitivity = weight_sensitivity(model, noise, adapter=unet_adapter(model, labels), solver=cfg.solver,
                                      steps=cfg.steps, projections=cfg.projections, replicates=cfg.replicates,
                                      batch_size=cfg.batch_size, seed=cfg.seed, progress=False)
-    return _Setup(cfg, model, noise, labels, sensitivity, time.perf_counter() - start)
+    sensitivity_s = time.perf_counter() - start
+    return _Setup(model, noise, fit_candidates(model, sensitivity=sensitivity, progress=False), sensitivity_s)
 
 
-def _plan_task(setup: _Setup, *, budget: float) -> tuple[QuantizationPlan, float]:
-    """One cell on a worker: the plan of ``budget`` from the shared sensitivity (no backward pass)."""
-    cfg = setup.cfg
-    plan = plan_quantization(setup.model, budget_bits=budget, adapter=unet_adapter(setup.model, setup.labels),
-                             noise=setup.noise, solver=cfg.solver, steps=cfg.steps, sensitivity=setup.sensitivity,
-                             projections=cfg.projections, replicates=cfg.replicates, batch_size=cfg.batch_size,
-                             seed=cfg.seed, progress=False)
-    return plan, setup.sensitivity_s
+def _plan_task(setup: _Setup, *, budget: float) -> tuple[QuantizationPlan, dict]:
+    """One cell on a worker: the plan of ``budget`` from the shared fits (a knapsack); and the timings."""
+    start = time.perf_counter()
+    plan = plan_quantization(setup.model, budget_bits=budget, noise=setup.noise, fitted=setup.fitted,
+                             progress=False)
+    return plan, {"sensitivity_s": setup.sensitivity_s, "fit_s": setup.fitted.seconds,
+                  "plan_s": time.perf_counter() - start}
 
 
 def _data_sha256(path: Path, header_bytes: int) -> str:
@@ -257,8 +255,8 @@ def run_plan_sweep(cfg: PlanSweepConfig, *, budgets, out, results, scheduler: st
         path = Path(row["output"])
         return path.is_file() and file_sha256(path) == row["output_sha256"]
 
-    def finish(cell: Cell, result: tuple[QuantizationPlan, float]) -> dict:
-        plan, sensitivity_s = result
+    def finish(cell: Cell, result: tuple[QuantizationPlan, dict]) -> dict:
+        plan, timings = result
         key = dict(zip(PLAN_SWEEP.key, cell.key))
         path = Path(key["output"])
         parameters = asdict(cfg) | {"budget": key["budget"], "output": key["output"]}
@@ -271,7 +269,7 @@ def run_plan_sweep(cfg: PlanSweepConfig, *, budgets, out, results, scheduler: st
             "predicted_high": d.high, "level": d.level, "predicted_per_entry": d.per_entry,
             "dual_bound": plan.dual_bound, "data_bytes": info.data_bytes, "file_bytes": info.file_bytes,
             "output_sha256": file_sha256(path), "data_sha256": _data_sha256(path, info.header_bytes),
-            "sensitivity_s": sensitivity_s, "plan_s": plan.settings["seconds"], "version": __version__}
+            **timings, "version": __version__}
 
     return run_cells(cells, task=_plan_task, load=partial(_setup, cfg),
                      context_key=("plan_sweep", cfg, dict(zip(PLAN_SWEEP.key, cells[0].key))["checkpoint_sha256"]), table=PLAN_SWEEP, out=Path(results),

@@ -329,8 +329,8 @@ PLAN_CHOICES = Table(
 #: ``data_sha256`` are the size and SHA-256 of the file's tensor data alone (equal across runs
 #: whenever the plan is), ``file_bytes`` and ``output_sha256`` those of the whole file (its header
 #: also holds the output path and the plan's wall time);
-#: ``sensitivity_s`` is the wall time of the shared sensitivity estimate on the worker that ran
-#: the cell, ``plan_s`` the fitting and allocation of this budget.
+#: ``sensitivity_s`` and ``fit_s`` are the wall times of the shared sensitivity estimate and
+#: candidate fits on the worker that ran the cell, ``plan_s`` that of this budget's allocation.
 PLAN_SWEEP = Table(
     name="plan_sweep",
     columns=_columns(
@@ -338,7 +338,7 @@ PLAN_SWEEP = Table(
         "projections:int replicates:int batch_size:int bits_per_weight:float total_bytes:int n_weights:int "
         "predicted_delta:float predicted_low:float predicted_high:float level:float predicted_per_entry:float "
         "dual_bound:float data_bytes:int file_bytes:int output:str output_sha256:str data_sha256:str "
-        "sensitivity_s:float plan_s:float version:str"),
+        "sensitivity_s:float fit_s:float plan_s:float version:str"),
     key=("checkpoint_sha256", "budget", "samples", "seed", "solver", "steps", "projections", "replicates",
          "batch_size", "output"),
 )
