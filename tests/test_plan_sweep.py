@@ -124,6 +124,7 @@ def test_a_budget_below_the_cheapest_plan_fails_alone(tiny, tmp_path, capsys):
     (["--budget", "3,3.0"], "repeats a budget"),
     (["--budget", "3,x"], "--budget"),
     (["--budget", "3", "--scheduler", "none"], "--scheduler: applies to a sweep"),
+    (["--budget", "3,4", "--replicates", "1"], "replicates=1 must be at least 2"),
     (["--budget", "3", "--results", "r.csv"], "--results: applies to a sweep"),
 ])
 def test_bad_sweep_arguments_are_named(tiny, tmp_path, argv, match, capsys):

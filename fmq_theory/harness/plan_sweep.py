@@ -81,7 +81,8 @@ class PlanSweepConfig:
     samples, seed, solver, steps, projections, replicates, batch_size
         Of :func:`fmq_theory.plan.weight_sensitivity`: Gaussian noise samples drawn from
         ``seed``, the deployed fixed-step solver and its steps, random projections per batch,
-        independent replicates (the interval), samples per backward pass.
+        independent replicates (at least 2: the candidates are fitted to one half and scored
+        with the other, :func:`fmq_theory.plan.fit_candidates`), samples per backward pass.
     """
 
     checkpoint: str
@@ -103,6 +104,9 @@ class PlanSweepConfig:
             raise ValueError(f"seed={self.seed!r} must be an int")
         if self.solver not in FIXED_STEP_SOLVERS:
             raise ValueError(f"solver={self.solver!r} must be one of {FIXED_STEP_SOLVERS}")
+        if self.replicates < 2:
+            raise ValueError(f"replicates={self.replicates} must be at least 2 (the candidates are fitted to one "
+                             "half of the replicates and scored with the other)")
         if self.replicates > self.samples:
             raise ValueError(f"replicates={self.replicates} exceeds samples={self.samples}")
 
@@ -271,7 +275,7 @@ def run_plan_sweep(cfg: PlanSweepConfig, *, budgets, out, results, scheduler: st
             "output_sha256": file_sha256(path), "data_sha256": _data_sha256(path, info.header_bytes),
             **timings, "version": __version__}
 
-    return run_cells(cells, task=_plan_task, load=partial(_setup, cfg),
-                     context_key=("plan_sweep", cfg, dict(zip(PLAN_SWEEP.key, cells[0].key))["checkpoint_sha256"]), table=PLAN_SWEEP, out=Path(results),
-                     scheduler=scheduler, workers=workers, threads=threads, is_done=is_done, finish=finish,
+    sha = dict(zip(PLAN_SWEEP.key, cells[0].key))["checkpoint_sha256"]
+    return run_cells(cells, task=_plan_task, load=partial(_setup, cfg), context_key=("plan_sweep", cfg, sha),
+                     table=PLAN_SWEEP, out=Path(results), scheduler=scheduler, workers=workers, threads=threads, is_done=is_done, finish=finish,
                      progress=progress, name=f"plan {checkpoint}")
