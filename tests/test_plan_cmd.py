@@ -1,16 +1,13 @@
 """``fmq plan`` end to end on a tiny UNet (seconds)."""
 
-import dataclasses
 import json
 
 import jsonschema
 import pytest
-import torch
-from safetensors.torch import save_file
+from _tiny_unet import save_tiny_unet
 
 from fmq_theory.cli import main
 from fmq_theory.cli._output import SCHEMA
-from fmq_theory.harness.models.unet import UNet, UNetConfig
 from fmq_theory.io.quantized_file import inspect_quantized
 from fmq_theory.plan import load_plan
 
@@ -18,13 +15,7 @@ from fmq_theory.plan import load_plan
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    config = UNetConfig(image_size=8, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
-                        attention_resolutions=(), groups=4, num_classes=3)
-    model = UNet(config)
-    save_file(model.state_dict(), str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
-    return folder, model
+    return folder, save_tiny_unet(folder)
 
 
 def test_plan_end_to_end(tiny, capsys):

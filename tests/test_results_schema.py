@@ -109,7 +109,8 @@ def test_bound_check_refuses_the_earlier_constant_columns(tmp_path):
 
 
 def test_tables_are_consistent():
-    assert set(TABLES) == {"sweep", "bound_check", "sensitivity", "paper_arch", "plan", "plan_choices"}
+    assert set(TABLES) == {"sweep", "bound_check", "sensitivity", "paper_arch", "plan", "plan_choices",
+                           "plan_sweep"}
     assert SWEEP.row_key({"dataset": "mnist", "method": "none", "bits": "32", "granularity": "none",
                           "samples": 10, "solver": "midpoint", "steps": "10", "cfg_scale": 0, "seed": 0,
                           "fid_real_test_samples": "100"}) == ("mnist", "none", 32, "none", 10, "midpoint", 10, 0.0,

@@ -5,6 +5,8 @@
     fmq plan CHECKPOINT --budget 3.0 -o OUT.safetensors [--model-config CONFIG.json]
              [--samples 64] [--seed 0] [--solver midpoint] [--steps 10] [--projections 1]
              [--replicates 4] [--batch-size 16] [--format {table,json}]
+    fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors [--results CSV]
+             [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
 
 ``CHECKPOINT`` is a checkpoint folder of the harness (``model.safetensors`` plus
 ``model_card.json``, e.g. ``checkpoints/mnist``), or a ``.safetensors`` state dict of the
@@ -14,16 +16,26 @@ labels and no guidance.  The plan is :func:`fmq_theory.plan.plan_quantization` (
 from Gaussian noise only: no data set is read) and is written by
 :meth:`~fmq_theory.plan.QuantizationPlan.save`.
 
-Printed: the package version and every parameter, the per-tensor report (choice, honest
-bits/weight, MSE, mean sensitivity, predicted contribution), the honest bits/weight of the
-file, the predicted degradation with its interval, the file's size and the data-free note.
+With one budget, printed: the package version and every parameter, the per-tensor report
+(choice, honest bits/weight, MSE, mean sensitivity, predicted contribution), the honest
+bits/weight of the file, the predicted degradation with its interval, the file's size and the
+data-free note.
+
+With several budgets (a comma list), the command is a sweep
+(:mod:`fmq_theory.harness.plan_sweep`): the sensitivity is estimated once per worker and each
+budget is one cell of the sweep engine (``--scheduler``, ``--workers``, ``--threads``, see
+:mod:`fmq_theory.harness.engine`).  The plan of budget ``B`` is written to ``OUT`` with
+``_bB`` inserted before the suffix (``plan.safetensors`` -> ``plan_b2.5.safetensors``), and
+one row per budget to the ``--results`` csv (default: ``OUT`` with the suffix ``.csv``), the
+:data:`~fmq_theory.results.schema.PLAN_SWEEP` table; budgets already there (with their file
+intact) are not planned again.  Printed: one line per budget and the engine's summary.
+
 Bad arguments exit with status 2 and write nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -31,28 +43,37 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from fmq_theory import __version__
+from fmq_theory._util import check_output_path
 from fmq_theory.cli._output import command_line, document, render
-from fmq_theory.cli._spec import positive_int
+from fmq_theory.cli._spec import add_engine_flags, engine_summary, positive_int
 from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.cli.quantize_cmd import _output
-from fmq_theory.harness.checkpoints import load_trained_model
-from fmq_theory.harness.models.unet import UNet, UNetConfig, unet_adapter
+from fmq_theory.harness.models.unet import unet_adapter
+from fmq_theory.harness.plan_sweep import (PlanSweepConfig, budget_output, load_plan_model, plan_sweep_cells,
+                                           run_plan_sweep)
 from fmq_theory.plan import plan_quantization
 from fmq_theory.plan.core import DATA_FREE_NOTE
+from fmq_theory.results.schema import PLAN_SWEEP
 from fmq_theory.vocab import FIXED_STEP_SOLVERS
 
 
-def _budget(value: str) -> float:
-    try:
-        budget = float(value)
-    except ValueError:
-        budget = math.nan
-    if not (math.isfinite(budget) and budget > 0):
-        raise argparse.ArgumentTypeError(f"--budget {value!r} must be a positive number of bits per weight")
-    return budget
+def _budgets(value: str) -> list[float]:
+    """``--budget``: one positive number of bits per weight, or a comma list of distinct ones."""
+    budgets = []
+    for part in value.split(","):
+        try:
+            budget = float(part)
+        except ValueError:
+            budget = math.nan
+        if not (math.isfinite(budget) and budget > 0):
+            raise argparse.ArgumentTypeError(f"--budget {value!r} must be a positive number of bits per weight "
+                                             "or a comma list of them")
+        budgets.append(budget)
+    if len(set(budgets)) != len(budgets):
+        raise argparse.ArgumentTypeError(f"--budget {value!r} repeats a budget")
+    return budgets
 
 
 def _seed(value: str) -> int:
@@ -72,8 +93,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT",
                         help="checkpoint folder (model.safetensors + model_card.json) or a UNet .safetensors")
-    parser.add_argument("--budget", required=True, type=_budget, help="honest bits per weight, e.g. 3.0")
-    parser.add_argument("-o", "--output", required=True, type=_output, metavar="OUT", help="output .safetensors")
+    parser.add_argument("--budget", required=True, type=_budgets,
+                        help="honest bits per weight, e.g. 3.0, or a comma list for a sweep, e.g. 2,2.5,3")
+    parser.add_argument("-o", "--output", required=True, type=_output, metavar="OUT",
+                        help="output .safetensors (a sweep writes OUT_bB.safetensors per budget B)")
+    parser.add_argument("--results", default=None, metavar="CSV",
+                        help="sweep only: the results csv, one row per budget (default: OUT with suffix .csv)")
     parser.add_argument("--model-config", default=None,
                         help="JSON file of the UNetConfig (when CHECKPOINT is a .safetensors file)")
     parser.add_argument("--samples", type=positive_int, default=64, help="Gaussian noise samples (default 64)")
@@ -84,45 +109,37 @@ def register(subparsers) -> None:
     parser.add_argument("--replicates", type=positive_int, default=4, help="independent replicates (interval)")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="samples per backward pass")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    parser.set_defaults(func=run)
+    add_engine_flags(parser)
+    # unset unless given: they apply to a sweep of several budgets only (a sweep defaults to 'local')
+    parser.set_defaults(func=run, scheduler=None, workers=None, threads=None)
 
 
-def _load_model(args) -> UNet:
-    path = Path(args.checkpoint)
-    if path.is_dir():
-        if args.model_config is not None:
-            raise ValueError("argument --model-config: not used with a checkpoint folder (its card has the config)")
-        return load_trained_model(path).model
-    if not path.is_file():
-        raise FileNotFoundError(f"argument CHECKPOINT: no such file or folder {args.checkpoint!r}")
-    if args.model_config is None:
-        raise ValueError("argument --model-config: needed when CHECKPOINT is a .safetensors file")
-    if not os.path.isfile(args.model_config):
-        raise FileNotFoundError(f"argument --model-config: no such file {args.model_config!r}")
-    try:
-        config = UNetConfig.from_dict(json.loads(Path(args.model_config).read_text()))
-    except (json.JSONDecodeError, TypeError, KeyError) as exc:
-        raise ValueError(f"argument --model-config: not a UNetConfig JSON file ({exc})") from exc
-    model = UNet(config)
-    model.load_state_dict(load_file(str(path)), strict=True)
-    return model.eval()
+#: Flags of a sweep only.
+_SWEEP_FLAGS = ("results", "scheduler", "workers", "threads")
 
 
 def run(args) -> int:
     """Handler of ``fmq plan``; returns the exit status."""
     if args.replicates > args.samples:
         raise ValueError(f"argument --replicates: {args.replicates} exceeds --samples {args.samples}")
-    model = _load_model(args)
+    if len(args.budget) > 1:
+        return _sweep(args)
+    given = [flag for flag in _SWEEP_FLAGS if getattr(args, flag) is not None]
+    if given:
+        raise ValueError(f"argument --{given[0]}: applies to a sweep of several budgets only (--budget 2,3)")
+    budget = args.budget[0]
+    model = load_plan_model(args.checkpoint, args.model_config)
     cfg = model.config
     noise = make_noise(args.samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=args.seed)
     labels = balanced_labels(args.samples, cfg.num_classes) if cfg.num_classes else None
     torch.manual_seed(args.seed)
     plan = plan_quantization(
-        model, budget_bits=args.budget, adapter=unet_adapter(model, labels), noise=noise, solver=args.solver,
+        model, budget_bits=budget, adapter=unet_adapter(model, labels), noise=noise, solver=args.solver,
         steps=args.steps, projections=args.projections, replicates=args.replicates, batch_size=args.batch_size,
         seed=args.seed, progress=True,
     )
-    parameters = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+    parameters = {k: v for k, v in vars(args).items() if k not in ("func", "command", *_SWEEP_FLAGS)}
+    parameters["budget"] = budget
     info = plan.save(args.output, metadata={"parameters": parameters, "checkpoint": os.path.basename(
         os.path.normpath(args.checkpoint))})
     if args.format == "json":
@@ -145,3 +162,35 @@ def run(args) -> int:
     print(f"file: {info.file_bytes} bytes ({info.data_bytes} data + {info.header_bytes} header); "
           f"plan time {plan.settings['seconds']:.1f} s")
     return 0
+
+
+#: Columns of a sweep's printed table.
+_SWEEP_COLUMNS = ["budget", "bits_per_weight", "total_bytes", "predicted_delta", "predicted_low", "predicted_high",
+                  "output"]
+
+
+def _sweep(args) -> int:
+    """``fmq plan`` with several budgets: one engine cell per budget (:mod:`fmq_theory.harness.plan_sweep`)."""
+    results = Path(args.results) if args.results is not None else Path(args.output).with_suffix(".csv")
+    check_output_path(results, argument="--results")
+    for budget in args.budget:
+        check_output_path(budget_output(args.output, budget), argument="--output")
+    cfg = PlanSweepConfig(checkpoint=args.checkpoint, model_config=args.model_config, samples=args.samples,
+                          seed=args.seed, solver=args.solver, steps=args.steps, projections=args.projections,
+                          replicates=args.replicates, batch_size=args.batch_size)
+    load_plan_model(args.checkpoint, args.model_config)  # bad CHECKPOINT or --model-config named before any work
+    report = run_plan_sweep(cfg, budgets=args.budget, out=args.output, results=results,
+                            scheduler=args.scheduler or "local", workers=args.workers, threads=args.threads)
+    keys = {cell.key for cell in plan_sweep_cells(cfg, args.budget, out=args.output)}
+    rows = sorted((r for r in PLAN_SWEEP.read(results) if PLAN_SWEEP.row_key(r) in keys),
+                  key=lambda r: r["budget"]) if results.is_file() else []
+    parameters = {k: v for k, v in vars(args).items() if k not in ("func", "command")} | {
+        "results": str(results), "scheduler": args.scheduler or "local"}
+    doc = document(command=command_line(args), parameters=parameters,
+                   units={"budget": "honest bits per weight", "bits_per_weight": "honest bits per weight",
+                          "total_bytes": "bytes", "predicted_delta": "E|dx|^2 per sample (squared pixel units, "
+                          "summed over the sample)"},
+                   rows=rows, interval_level=rows[0]["level"] if rows else None)
+    sys.stdout.write(render(doc, columns=_SWEEP_COLUMNS, fmt=args.format, notes=(DATA_FREE_NOTE,)))
+    print(engine_summary(results, report), file=sys.stderr if args.format == "json" else sys.stdout)
+    return 1 if report.failed else 0

@@ -11,7 +11,9 @@ Every csv file under ``results/`` holds one of the tables below:
 * :data:`PLAN` - ``results/plan_<model>.csv``, one row per (budget, method or peer) of
   ``scripts/gpu_plan_eval.py``;
 * :data:`PLAN_CHOICES` - ``results/plan_choices_<model>_<budget>.csv``, one row per tensor of
-  the plan at that budget.
+  the plan at that budget;
+* :data:`PLAN_SWEEP` - the ``--results`` csv of ``fmq plan`` with several budgets, one row per
+  budget of :func:`fmq_theory.harness.plan_sweep.run_plan_sweep`.
 
 Each column has one type, ``str``, ``int``, ``float`` or ``bool``.  :meth:`Table.read` returns
 typed rows: numbers as ``int`` or ``float`` (``nan`` and ``inf`` included), booleans as
@@ -48,7 +50,7 @@ import numpy as np
 
 from fmq_theory._util import write_atomic
 
-__all__ = ["BOUND_CHECK", "PLAN", "PLAN_CHOICES", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
+__all__ = ["BOUND_CHECK", "PLAN", "PLAN_CHOICES", "PLAN_SWEEP", "SENSITIVITY", "SWEEP", "TABLES", "Table"]
 
 _TYPES = (str, int, float, bool)
 _BOOL_TEXT = {"True": True, "False": False}
@@ -320,5 +322,27 @@ PLAN_CHOICES = Table(
     key=("name",),
 )
 
+#: A plan sweep (``fmq plan CHECKPOINT --budget 2,2.5,3``,
+#: :func:`fmq_theory.harness.plan_sweep.run_plan_sweep`): one row per budget, describing the plan
+#: file ``output``.  ``predicted_*`` is the plan's first-order predicted E|dx|^2 per sample with
+#: its interval at ``level`` (:class:`fmq_theory.plan.PredictedDelta`); ``data_bytes`` and
+#: ``data_sha256`` are the size and SHA-256 of the file's tensor data alone (equal across runs
+#: whenever the plan is), ``file_bytes`` and ``output_sha256`` those of the whole file (its header
+#: also holds the output path and the plan's wall time);
+#: ``sensitivity_s`` and ``fit_s`` are the wall times of the shared sensitivity estimate and
+#: candidate fits on the worker that ran the cell, ``plan_s`` that of this budget's allocation.
+PLAN_SWEEP = Table(
+    name="plan_sweep",
+    columns=_columns(
+        "checkpoint:str checkpoint_sha256:str budget:float samples:int seed:int solver:str steps:int "
+        "projections:int replicates:int batch_size:int bits_per_weight:float total_bytes:int n_weights:int "
+        "predicted_delta:float predicted_low:float predicted_high:float level:float predicted_per_entry:float "
+        "dual_bound:float data_bytes:int file_bytes:int output:str output_sha256:str data_sha256:str "
+        "sensitivity_s:float fit_s:float plan_s:float version:str"),
+    key=("checkpoint_sha256", "budget", "samples", "seed", "solver", "steps", "projections", "replicates",
+         "batch_size", "output"),
+)
+
 #: Every results table, by name.
-TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PAPER_ARCH, PLAN, PLAN_CHOICES)}
+TABLES = {table.name: table for table in (SWEEP, BOUND_CHECK, SENSITIVITY, PAPER_ARCH, PLAN, PLAN_CHOICES,
+                                          PLAN_SWEEP)}
