@@ -14,6 +14,8 @@ CASES = {
     "equal_mass_channel_vs_reference", "equal_mass_channel_vs_sort", "equal_mass_tensor_vs_sort",
     "lloyd_max_vs_kmeans", "uniform_vs_numpy", "w2_vs_pot", "rho_tables",
     "memory_equal_mass", "memory_uniform_minmax", "memory_lloyd_max",
+    "lloyd_max_tensor_b2_vs_ckmeans", "lloyd_max_tensor_b4_vs_ckmeans", "lloyd_max_tensor_b6_vs_ckmeans",
+    "lloyd_max_channel_vs_ckmeans", "weighted_channel_vs_ckmeans", "pwlq_channel_vs_uniform_mse",
 }
 FIELDS = {"case": str, "ours_s": float, "peer": str, "peer_s": float, "ratio": float, "target": str, "met": bool,
           "note": str}
@@ -23,6 +25,7 @@ def test_smoke_run_writes_every_case(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("ot")
     pytest.importorskip("mpmath")
+    pytest.importorskip("ckmeans_1d_dp")
     out = tmp_path / "latest.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--output", str(out)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
