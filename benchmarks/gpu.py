@@ -213,7 +213,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lloyd-rows", type=int, default=0,
                         help="rows timed per FLUX.1 row length (default: two DP batches)")
     parser.add_argument("--lloyd-batch", type=int, default=1 << 22, help="weights per DP batch")
-    parser.add_argument("--lloyd-budget", type=float, default=120.0, help="seconds of lloyd_max timing at most")
+    parser.add_argument("--lloyd-budget", type=float, default=90.0, help="seconds of lloyd_max timing at most")
     parser.add_argument("--device", default="cuda", help="'cpu' for a dry run of the script (tiny sizes)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
