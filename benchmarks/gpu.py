@@ -36,7 +36,7 @@ import torch
 
 from fmq_theory import quantize
 from fmq_theory.quantizers.torch_equal_mass import dequantize_rows, equal_mass_rows
-from fmq_theory.quantizers.torch_rows import affine_dequantize_rows, lloyd_max_rows, uniform_minmax_rows
+from fmq_theory.quantizers.torch_rows import affine_dequantize_rows, lloyd_max_rows, torch_layers, uniform_minmax_rows
 
 #: FLUX.1 [dev]/[schnell] transformer linear layers as (out_features, in_features, count):
 #: 19 double-stream blocks (two AdaLN modulations 18432x3072, eight 3072x3072 attention
@@ -155,10 +155,11 @@ def uniform_cases(w, bandwidth, bits):
     return rows
 
 
-def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, layers=FLUX_LINEARS):
-    """Time per weight of the exact DP at each FLUX.1 row length, extrapolated to the model."""
+def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, shapes, solver, label):
+    """Time per weight of the exact DP (middle layers by ``solver``) at each FLUX.1 row
+    length, extrapolated to the model."""
     by_length = {}
-    for out_f, in_f, count in layers:
+    for out_f, in_f, count in shapes:
         by_length[in_f] = by_length.get(in_f, 0) + out_f * in_f * count
     total = sum(by_length.values())
     gen = torch.Generator(device=device).manual_seed(0)
@@ -167,10 +168,10 @@ def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, lay
     for n in sorted(by_length, key=by_length.get, reverse=True):
         rows = max(1, rows_per_length or 2 * batch // n)
         w = torch.randn(rows, n, device=device, generator=gen)
-        lloyd_max_rows(w[:2], bits=bits, batch=batch)  # warm-up (schedule, allocator)
+        lloyd_max_rows(w[:2], bits=bits, batch=batch, layers=solver)  # warm-up (compilation, schedule, allocator)
         with PeakMemory() as peak:
             start = time.perf_counter()
-            codes, levels = lloyd_max_rows(w, bits=bits, batch=batch)
+            codes, levels = lloyd_max_rows(w, bits=bits, batch=batch, layers=solver)
             out = dequantize_rows(codes, levels)
             sync()
             seconds = time.perf_counter() - start
@@ -182,7 +183,7 @@ def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, lay
         mse_gpu = ((w[: sample.shape[0]].double() - out[: sample.shape[0]].double()) ** 2).mean(dim=1).cpu().numpy()
         mse_cpu = np.mean((sample.astype(np.float64) - cpu.dequantize()) ** 2, axis=1)
         extra = peak.extra / (4 * w.numel())
-        row = dict(row_length=n, rows_timed=rows, weights_timed=rows * n, seconds=seconds,
+        row = dict(path=label, row_length=n, rows_timed=rows, weights_timed=rows * n, seconds=seconds,
                    s_per_weight=seconds / (rows * n), model_weights_at_length=by_length[n],
                    extrapolated_s=by_length[n] * seconds / (rows * n),
                    codes_equal_cpu_fraction=same_codes, max_abs_level_diff_vs_cpu=level_diff,
@@ -199,7 +200,7 @@ def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, lay
     worst = max(r["s_per_weight"] for r in per_length)
     estimate = sum(r["extrapolated_s"] for r in per_length) + sum(
         weights * worst for n, weights in by_length.items() if n not in measured)
-    return dict(method="lloyd_max", path="torch batched level-synchronous D&C DP", model_weights=total,
+    return dict(method="lloyd_max", path=label, model_weights=total,
                 extrapolated_model_s=estimate, floor_model_s=floor_seconds(total, bandwidth),
                 per_length=per_length, batch=batch)
 
@@ -213,7 +214,11 @@ def main(argv=None) -> int:
     parser.add_argument("--lloyd-rows", type=int, default=0,
                         help="rows timed per FLUX.1 row length (default: two DP batches)")
     parser.add_argument("--lloyd-batch", type=int, default=1 << 22, help="weights per DP batch")
-    parser.add_argument("--lloyd-budget", type=float, default=90.0, help="seconds of lloyd_max timing at most")
+    parser.add_argument("--triton-batch", type=int, default=1 << 23, help="weights per DP batch, Triton solver")
+    parser.add_argument("--lloyd-budget", type=float, default=60.0,
+                        help="seconds of lloyd_max timing (Triton solver) before the remaining row lengths are "
+                             "extrapolated from the slowest measured one")
+    parser.add_argument("--torch-budget", type=float, default=40.0, help="the same for the torch solver")
     parser.add_argument("--device", default="cuda", help="'cpu' for a dry run of the script (tiny sizes)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -232,22 +237,36 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
     del w
     torch.cuda.empty_cache()
-    lloyd = lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.lloyd_batch,
-                       budget_s=args.lloyd_budget, device=device,
-                       layers=FLUX_LINEARS if device.type == "cuda" else ((8, 96, 3), (8, 64, 1)))
-    results["methods"].append(lloyd)
-    print(f"lloyd_max: synthetic FLUX.1-shaped model, {lloyd['model_weights']:.3g} weights, b={args.bits}: "
-          f"EXTRAPOLATED from the timed row batches above: {lloyd['extrapolated_model_s']:.1f} s "
-          f"(target < 60 s; copy floor {lloyd['floor_model_s']:.2f} s)", flush=True)
+    shapes = FLUX_LINEARS if device.type == "cuda" else ((8, 96, 3), (8, 64, 1))
+    lloyds = []
+    try:  # the Triton DP is an experiment of this script; report its failure and go on
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from gpu_triton import triton_layers
+
+        lloyds.append(lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.triton_batch,
+                                 budget_s=args.lloyd_budget, device=device, shapes=shapes, solver=triton_layers,
+                                 label="torch + Triton DP kernel (one program per row)"))
+    except Exception as exc:  # noqa: BLE001 - printed, the run goes on
+        print(f"triton lloyd_max failed: {type(exc).__name__}: {exc}", flush=True)
+    lloyds.append(lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.lloyd_batch,
+                             budget_s=args.torch_budget, device=device, shapes=shapes, solver=torch_layers,
+                             label="torch level-synchronous D&C DP"))
+    for lloyd in lloyds:
+        results["methods"].append(lloyd)
+        print(f"lloyd_max ({lloyd['path']}): synthetic FLUX.1-shaped model, {lloyd['model_weights']:.3g} weights, "
+              f"b={args.bits}: EXTRAPOLATED from the timed row batches: {lloyd['extrapolated_model_s']:.1f} s "
+              f"(target < 60 s; copy floor {lloyd['floor_model_s']:.2f} s)", flush=True)
     print(f"\n| GPU | method | path | weights/s | ratio to floor | other |")
     print("|---|---|---|---|---|---|")
-    for m in results["methods"][:-1]:
+    for m in results["methods"]:
+        if m["method"] == "lloyd_max":
+            continue
         other = (f"{m['ratio_to_sort']:.2f} x bare torch.sort; max abs diff vs CPU {m['max_abs_diff_vs_cpu']:.1e}"
                  if m["method"] == "equal_mass" else f"equal to CPU: {m['equal_to_cpu']}")
         print(f"| {gpu} | {m['method']} | {m['path']} | {m['weights_per_s']:.3g} | {m['ratio_to_floor']:.2f} | "
               f"{other}; peak extra / input {m['peak_extra_over_input']:.2f} |")
-    for r in lloyd["per_length"]:
-        print(f"| {gpu} | lloyd_max | rows of {r['row_length']} ({r['rows_timed']} rows timed) | "
+    for r in (r for lloyd in lloyds for r in lloyd["per_length"]):
+        print(f"| {gpu} | lloyd_max | {r['path']}: rows of {r['row_length']} ({r['rows_timed']} rows timed) | "
               f"{1 / r['s_per_weight']:.3g} | {r['s_per_weight'] * bandwidth / 9:.0f} | codes = CPU on "
               f"{r['codes_equal_cpu_fraction']:.4f} of sampled weights; peak extra / input "
               f"{r['peak_extra_over_input']:.2f} |")

@@ -1,4 +1,7 @@
-"""Fused Triton kernel of per-channel ``uniform_minmax`` (one program per row), for ``gpu.py``.
+"""Fused Triton kernels for ``gpu.py``: per-channel ``uniform_minmax`` and the middle
+layers of the exact ``lloyd_max`` DP (one program per row each).
+
+``uniform_minmax``:
 
 The same arithmetic as :func:`fmq_theory.quantizers.torch_rows.uniform_minmax_rows` (its
 torch twin, which is the CPU fallback and the oracle): float32 ``(w - min) / scale``
@@ -11,9 +14,13 @@ package has no Triton dependency.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
+
+from fmq_theory.quantizers.torch_rows import schedule
 
 
 @triton.jit
@@ -52,3 +59,113 @@ def uniform_minmax_rows_triton(weights: torch.Tensor, *, bits: int):
     _uniform_rows_kernel[(rows,)](weights, codes, out, scale, lo, n, float(2**bits - 1), BLOCK=block,
                                   num_warps=min(16, max(4, block // 512)), enable_fp_fusion=False)
     return codes, out, scale, lo
+
+
+# --------------------------------------------------------------------------------------
+# exact lloyd_max: layers 2..K-1 of the DP, one program per row
+# --------------------------------------------------------------------------------------
+@triton.jit
+def _lloyd_layers_kernel(p1_ptr, p2_ptr, forb_ptr, buf_ptr, opt_ptr, splits_ptr, mid_ptr, left_ptr, right_ptr,
+                         depth_ptr, n_depths, n, n_levels, BLOCK: tl.constexpr, SMALL: tl.constexpr):
+    """The level-synchronous divide and conquer of ``torch_rows.torch_layers`` for one row:
+    per layer, per depth of the recursion, every node searches the window its ancestors fixed.
+    Depths of at most SMALL nodes vectorise over the candidates of one node at a time, the
+    others over BLOCK nodes at a time (each looping over its own window).  A barrier after
+    every depth makes its splits visible to the next one."""
+    row = tl.program_id(0).to(tl.int64)
+    stride = n + 1
+    p1 = p1_ptr + row * stride
+    p2 = p2_ptr + row * stride
+    forb = forb_ptr + row * stride
+    buf = buf_ptr + row * 2 * stride
+    opt = opt_ptr + row * (n + 2)
+    splits = splits_ptr + row * (n_levels - 2) * stride
+    lanes = tl.arange(0, BLOCK)
+    for cells in range(2, n_levels):
+        prev = buf + ((cells - 1) % 2) * stride
+        cur = buf + (cells % 2) * stride
+        out = splits + (cells - 2) * stride
+        tl.store(opt, cells - 1)
+        tl.store(opt + n + 1, n - 1)
+        tl.debug_barrier()
+        for d in range(n_depths):
+            s0 = tl.load(depth_ptr + d)
+            s1 = tl.load(depth_ptr + d + 1)
+            if s1 - s0 <= SMALL:
+                for node in range(s0, s1):
+                    i = tl.load(mid_ptr + node)
+                    jlo = tl.load(opt + tl.load(left_ptr + node))
+                    jhi = tl.minimum(tl.load(opt + tl.load(right_ptr + node)), i - 1)
+                    p1i = tl.load(p1 + i)
+                    p2i = tl.load(p2 + i)
+                    best = p1i * 0.0 + float("inf")  # a float64 scalar (p1i is finite)
+                    best_j = jlo
+                    for base in range(jlo, jhi + 1, BLOCK):
+                        j = base + lanes
+                        ok = j <= jhi
+                        s = p1i - tl.load(p1 + j, mask=ok, other=0.0)
+                        cnt = (i - j).to(tl.float64)
+                        c = tl.maximum(p2i - tl.load(p2 + j, mask=ok, other=0.0) - s * s / cnt, 0.0)
+                        c = c + tl.load(prev + j, mask=ok, other=float("inf"))
+                        bad = (~ok) | (tl.load(forb + j, mask=ok, other=1) != 0)
+                        c = tl.where(bad, float("inf"), c)
+                        low = tl.min(c, axis=0)
+                        at = tl.argmin(c, axis=0)
+                        if low < best:
+                            best = low
+                            best_j = base + at
+                    tl.store(cur + i, best)
+                    tl.store(opt + i, best_j)
+                    tl.store(out + i - 1, best_j.to(tl.int32))
+            else:
+                for start in range(s0, s1, BLOCK):
+                    node = start + lanes
+                    live = node < s1
+                    i = tl.load(mid_ptr + node, mask=live, other=1)
+                    jlo = tl.load(opt + tl.load(left_ptr + node, mask=live, other=0), mask=live, other=0)
+                    jhi = tl.minimum(tl.load(opt + tl.load(right_ptr + node, mask=live, other=0), mask=live,
+                                             other=0), i - 1)
+                    width = tl.where(live, jhi - jlo + 1, 0)
+                    p1i = tl.load(p1 + i, mask=live, other=0.0)
+                    p2i = tl.load(p2 + i, mask=live, other=0.0)
+                    best = tl.full((BLOCK,), float("inf"), tl.float64)
+                    best_j = jlo
+                    for t in range(0, tl.max(width, axis=0)):
+                        j = jlo + t
+                        ok = live & (j <= jhi)
+                        s = p1i - tl.load(p1 + j, mask=ok, other=0.0)
+                        cnt = tl.where(ok, i - j, 1).to(tl.float64)
+                        c = tl.maximum(p2i - tl.load(p2 + j, mask=ok, other=0.0) - s * s / cnt, 0.0)
+                        c = c + tl.load(prev + j, mask=ok, other=float("inf"))
+                        better = ok & (tl.load(forb + j, mask=ok, other=1) == 0) & (c < best)
+                        best = tl.where(better, c, best)
+                        best_j = tl.where(better, j, best_j)
+                    tl.store(cur + i, best, mask=live)
+                    tl.store(opt + i, best_j, mask=live)
+                    tl.store(out + i - 1, best_j.to(tl.int32), mask=live)
+            tl.debug_barrier()
+
+
+@functools.lru_cache(maxsize=16)
+def _flat_schedule(n: int, device: str):
+    depths = schedule(n, device)
+    mids, lefts, rights = (torch.cat([d[k] for d in depths]) for k in range(3))
+    sizes = torch.tensor([0] + [d[0].numel() for d in depths], dtype=torch.int64)
+    return mids, lefts, rights, torch.cumsum(sizes, 0).to(device), len(depths)
+
+
+def triton_layers(p1, p2, forbidden, prev, n_levels, *, block=128, small=4):
+    """Drop-in replacement of :func:`fmq_theory.quantizers.torch_rows.torch_layers` on a GPU."""
+    r, n = p1.shape[0], p1.shape[1] - 1
+    device = p1.device
+    buf = torch.empty((r, 2, n + 1), dtype=torch.float64, device=device)
+    buf[:, 1] = prev
+    buf[:, 0] = torch.inf
+    opt = torch.empty((r, n + 2), dtype=torch.int64, device=device)
+    splits = torch.empty((r, max(n_levels - 2, 1), n + 1), dtype=torch.int32, device=device)
+    mids, lefts, rights, offsets, n_depths = _flat_schedule(n, str(device))
+    if n_levels > 2:
+        _lloyd_layers_kernel[(r,)](p1.contiguous(), p2.contiguous(), forbidden.to(torch.int8).contiguous(), buf,
+                                   opt, splits, mids, lefts, rights, offsets, n_depths, n, n_levels,
+                                   BLOCK=block, SMALL=small, num_warps=4, enable_fp_fusion=False)
+    return [splits[:, k] for k in range(n_levels - 2)], buf[:, (n_levels - 1) % 2]

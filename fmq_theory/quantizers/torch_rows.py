@@ -52,7 +52,8 @@ import torch
 from fmq_theory.quantizers import _kernels
 from fmq_theory.vocab import PACKED_BITS
 
-__all__ = ["affine_dequantize_rows", "lloyd_max_rows", "lloyd_thresholds_sorted", "uniform_minmax_rows"]
+__all__ = ["affine_dequantize_rows", "lloyd_max_rows", "lloyd_thresholds_sorted", "schedule", "torch_layers",
+           "uniform_minmax_rows"]
 
 #: Default number of weights solved together by one batch of the Lloyd-Max DP (its work
 #: tensors take about 100 bytes per weight of the batch).
@@ -104,7 +105,7 @@ def affine_dequantize_rows(codes: torch.Tensor, scale: torch.Tensor, offset: tor
 
 
 @functools.lru_cache(maxsize=64)
-def _schedule(n: int, device: str):
+def schedule(n: int, device: str):
     """Depths of the recursion: ``i = n`` first (its search is the whole range), then the
     tree over ``i = 1..n-1``; per depth the node midpoints and the positions ``lo - 1``
     and ``hi + 1`` whose optimal splits bound their search (``0`` and ``n + 1`` hold the
@@ -128,27 +129,36 @@ def _cell_cost(p1, p2, i, j):
     return torch.clamp_min(p2[0] - p2[1] - s * s / count, 0.0)
 
 
-def _batch_thresholds(sorted_x: torch.Tensor, n_levels: int) -> torch.Tensor:
-    """Optimal thresholds of rows that all have at least ``n_levels`` distinct values."""
-    r, n = sorted_x.shape
-    device = sorted_x.device
-    x = sorted_x.to(torch.float64)
-    v = x - x.mean(dim=1, keepdim=True)
-    p1 = torch.nn.functional.pad(torch.cumsum(v, dim=1), (1, 0))
-    p2 = torch.nn.functional.pad(torch.cumsum(v * v, dim=1), (1, 0))
-    del v
-    forbidden = torch.zeros((r, n + 1), dtype=torch.bool, device=device)
-    forbidden[:, 1:n] = sorted_x[:, 1:] == sorted_x[:, :-1]  # a split between equal values
-    positions = torch.arange(n + 1, device=device)
-    prev = _cell_cost((p1, p1[:, :1]), (p2, p2[:, :1]), positions, torch.zeros_like(positions))
-    prev[:, 0] = torch.inf
+def torch_layers(p1, p2, forbidden, prev, n_levels):
+    """Layers ``2..n_levels-1`` of the DP in torch (the default ``layers`` solver).
+
+    Parameters
+    ----------
+    p1, p2 : torch.Tensor, shape (r, n + 1), float64
+        Prefix sums of the centred values and of their squares (leading 0).
+    forbidden : torch.Tensor, shape (r, n + 1), bool
+        ``forbidden[:, j]``: a split before point ``j`` would separate equal values.
+    prev : torch.Tensor, shape (r, n + 1), float64
+        Optimal cost of the first ``i`` points in one cell (``+inf`` at ``i = 0``).
+    n_levels : int
+
+    Returns
+    -------
+    splits : list of torch.Tensor, shape (r, n + 1), int32
+        ``splits[c - 2][:, i - 1]`` is the optimal start of the last of ``c`` cells of the
+        first ``i`` points, ``c = 2..n_levels-1``.
+    prev : torch.Tensor, shape (r, n + 1), float64
+        Optimal costs of ``n_levels - 1`` cells.
+    """
+    r, n = p1.shape[0], p1.shape[1] - 1
+    device = p1.device
     splits = []
     for cells in range(2, n_levels):
         opt = torch.empty((r, n + 2), dtype=torch.int64, device=device)
         opt[:, 0] = cells - 1
         opt[:, n + 1] = n - 1
         cur = torch.full((r, n + 1), torch.inf, dtype=torch.float64, device=device)
-        for mid, left, right in _schedule(n, str(device)):
+        for mid, left, right in schedule(n, str(device)):
             jlo = opt[:, left]
             jhi = torch.minimum(opt[:, right], mid - 1)
             width = (jhi - jlo).clamp_min_(0) + 1
@@ -175,6 +185,24 @@ def _batch_thresholds(sorted_x: torch.Tensor, n_levels: int) -> torch.Tensor:
                 opt[rows, i] = lo_j + arg[:, 0]
         splits.append(opt[:, 1:].to(torch.int32))
         prev = cur
+    return splits, prev
+
+
+def _batch_thresholds(sorted_x: torch.Tensor, n_levels: int, layers) -> torch.Tensor:
+    """Optimal thresholds of rows that all have at least ``n_levels`` distinct values."""
+    r, n = sorted_x.shape
+    device = sorted_x.device
+    x = sorted_x.to(torch.float64)
+    v = x - x.mean(dim=1, keepdim=True)
+    p1 = torch.nn.functional.pad(torch.cumsum(v, dim=1), (1, 0))
+    p2 = torch.nn.functional.pad(torch.cumsum(v * v, dim=1), (1, 0))
+    del v, x
+    forbidden = torch.zeros((r, n + 1), dtype=torch.bool, device=device)
+    forbidden[:, 1:n] = sorted_x[:, 1:] == sorted_x[:, :-1]  # a split between equal values
+    positions = torch.arange(n + 1, device=device)
+    prev = _cell_cost((p1, p1[:, :1]), (p2, p2[:, :1]), positions, torch.zeros_like(positions))
+    prev[:, 0] = torch.inf
+    splits, prev = layers(p1, p2, forbidden, prev, n_levels)
     j = torch.arange(n_levels - 1, n, device=device)  # the last cell ends at n
     cost = _cell_cost((p1[:, n, None], p1[:, j]), (p2[:, n, None], p2[:, j]), torch.tensor(n, device=device), j)
     cost += prev[:, j]
@@ -187,7 +215,8 @@ def _batch_thresholds(sorted_x: torch.Tensor, n_levels: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def lloyd_thresholds_sorted(sorted_x: torch.Tensor, n_levels: int, *, batch: int = DEFAULT_BATCH) -> torch.Tensor:
+def lloyd_thresholds_sorted(sorted_x: torch.Tensor, n_levels: int, *, batch: int = DEFAULT_BATCH,
+                            layers=torch_layers) -> torch.Tensor:
     """Exact Lloyd-Max thresholds of every row of ``sorted_x`` (rows sorted ascending).
 
     The torch twin of :func:`fmq_theory.quantizers._kernels.lloyd_rows`: threshold ``k``
@@ -201,6 +230,9 @@ def lloyd_thresholds_sorted(sorted_x: torch.Tensor, n_levels: int, *, batch: int
         ``>= 2``.
     batch : int
         Weights per DP batch (rows are grouped up to this many weights; at least one row).
+    layers : callable
+        Solver of the DP's middle layers with the signature and result of
+        :func:`torch_layers` (the default); a fused GPU kernel can be passed instead.
 
     Returns
     -------
@@ -217,13 +249,15 @@ def lloyd_thresholds_sorted(sorted_x: torch.Tensor, n_levels: int, *, batch: int
     step = max(1, batch // max(m, 1))
     for start in range(0, many.numel(), step):
         index = many[start : start + step]
-        out[index] = _batch_thresholds(sorted_x[index], n_levels)
+        out[index] = _batch_thresholds(sorted_x[index], n_levels, layers)
     return out
 
 
 @torch.no_grad()
-def lloyd_max_rows(weights: torch.Tensor, *, bits: int, batch: int = DEFAULT_BATCH):
+def lloyd_max_rows(weights: torch.Tensor, *, bits: int, batch: int = DEFAULT_BATCH, layers=torch_layers):
     """Exact Lloyd-Max (1-D k-means) quantization of every row.
+
+    ``batch`` and ``layers`` as in :func:`lloyd_thresholds_sorted`.
 
     Returns
     -------
@@ -234,7 +268,7 @@ def lloyd_max_rows(weights: torch.Tensor, *, bits: int, batch: int = DEFAULT_BAT
     """
     n_levels = _check(weights, bits)
     sorted_x = torch.sort(weights, dim=1).values
-    thresholds = lloyd_thresholds_sorted(sorted_x, n_levels, batch=batch)
+    thresholds = lloyd_thresholds_sorted(sorted_x, n_levels, batch=batch, layers=layers)
     # cell statistics as the CPU's: each cell summed relative to its first (smallest) value
     m = weights.shape[1]
     thresholds = thresholds.contiguous()
