@@ -1,5 +1,5 @@
-"""Fused Triton kernels for ``gpu.py``: per-channel ``uniform_minmax`` and the middle
-layers of the exact ``lloyd_max`` DP (one program per row each).
+"""Fused Triton kernels for ``gpu.py``: per-channel ``uniform_minmax``, per-channel
+``equal_mass`` and the middle layers of the exact ``lloyd_max`` DP (one program per row each).
 
 ``uniform_minmax``:
 
@@ -169,3 +169,57 @@ def triton_layers(p1, p2, forbidden, prev, n_levels, *, block=128, small=4):
                                    opt, splits, mids, lefts, rights, offsets, n_depths, n, n_levels,
                                    BLOCK=block, SMALL=small, num_warps=4, enable_fp_fusion=False)
     return [splits[:, k] for k in range(n_levels - 2)], buf[:, (n_levels - 1) % 2]
+
+
+# --------------------------------------------------------------------------------------
+# equal_mass: sort in registers, chunk-end thresholds, cell means, codes, dequantized weights
+# --------------------------------------------------------------------------------------
+@triton.jit
+def _equal_mass_rows_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.constexpr, BLOCK: tl.constexpr):
+    """The CPU quantizer's rule (``fit_equal_mass``): thresholds ``t_k`` = the sorted row at the
+    last index of ``numpy.array_split``'s chunk ``k``, cell of ``w`` = ``#{k : t_k < w}``,
+    level = cell mean (float64: smallest value of the cell + mean offset from it, rounded
+    once), an empty cell repeating the level below."""
+    row = tl.program_id(0).to(tl.int64)
+    idx = tl.arange(0, BLOCK)
+    mask = idx < n
+    w = tl.load(w_ptr + row * n + idx, mask=mask, other=float("inf"))
+    srt = tl.sort(w)
+    base = n // K
+    extra = n % K
+    code = tl.zeros((BLOCK,), tl.int32)
+    for k in tl.static_range(K - 1):
+        last = (k + 1) * base + tl.minimum(k + 1, extra) - 1
+        t = tl.sum(tl.where(idx == last, srt, 0.0), axis=0)
+        code += (w > t).to(tl.int32)
+    wd = w.to(tl.float64)
+    out = tl.zeros((BLOCK,), tl.float32)
+    level = tl.sum(tl.zeros((BLOCK,), tl.float32), axis=0)
+    for k in tl.static_range(K):
+        inside = mask & (code == k)
+        count = tl.sum(inside.to(tl.int32), axis=0)
+        first = tl.min(tl.where(inside, w, float("inf")), axis=0)
+        shifted = tl.sum(tl.where(inside, wd - first.to(tl.float64), 0.0), axis=0)
+        mean = (first.to(tl.float64) + shifted / tl.maximum(count, 1).to(tl.float64)).to(tl.float32)
+        level = tl.where(count > 0, mean, level)
+        tl.store(levels_ptr + row * K + k, level)
+        out = tl.where(inside, level, out)
+    tl.store(codes_ptr + row * n + idx, code.to(tl.uint8), mask=mask)
+    tl.store(out_ptr + row * n + idx, out, mask=mask)
+
+
+def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int):
+    """``(codes, dequantized, levels)`` of every row of a float32 CUDA tensor (rows of
+    ``2**bits`` to 8192 weights, held in registers)."""
+    rows, n = weights.shape
+    levels_count = 2**bits
+    block = triton.next_power_of_2(n)
+    if not levels_count <= n <= 8192:
+        raise ValueError(f"rows of n={n} weights: this kernel takes {levels_count}..8192")
+    weights = weights.contiguous()
+    codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
+    out = torch.empty_like(weights)
+    levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
+    _equal_mass_rows_kernel[(rows,)](weights, codes, out, levels, n, K=levels_count, BLOCK=block,
+                                     num_warps=min(16, max(4, block // 256)), enable_fp_fusion=False)
+    return codes, out, levels
