@@ -318,25 +318,33 @@ def nearest_level_mse_numpy(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
 
 
 def _nearest_level_mse_py(x, levels):  # pragma: no cover - compiled by numba
+    # The level of v is #{k : midpoint(k, k+1) < v} (the first k with midpoint >= v), counted
+    # threshold-outer, element-inner over short runs as in assign_codes: the compare-and-add
+    # vectorises, where a per-element binary search (the previous kernel, 4-5x slower on
+    # 16 levels) does not.  Each row is summed in element order, as before.
     r, m = x.shape
     k_len = levels.shape[1]
     out = np.empty(r)
     for i in prange(r):
         lev = levels[i]
+        mids = np.empty(k_len - 1)
+        for k in range(k_len - 1):
+            mids[k] = 0.5 * (lev[k] + lev[k + 1])
         row = x[i]  # 1-D view: 2-D indexing in the loop is slower
+        count = np.empty(_RUN, dtype=np.int64)
         acc = 0.0
-        for j in range(m):
-            v = np.float64(row[j])
-            lo = 0
-            hi = k_len - 1
-            while lo < hi:  # first k with midpoint(k, k+1) >= v
-                mid = (lo + hi) >> 1
-                if 0.5 * (lev[mid] + lev[mid + 1]) < v:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            d = v - lev[lo]
-            acc += d * d
+        for start in range(0, m, _RUN):
+            stop = min(start + _RUN, m)
+            run = row[start:stop]
+            cnt = count[: stop - start]
+            cnt[:] = 0
+            for k in range(k_len - 1):
+                t = mids[k]
+                for j in range(stop - start):
+                    cnt[j] += run[j] > t
+            for j in range(stop - start):
+                d = np.float64(run[j]) - lev[cnt[j]]
+                acc += d * d
         out[i] = acc / m
     return out
 
