@@ -108,3 +108,9 @@ def test_equal_mass_selection_falls_back_on_concentrated_data():
     x[:100] = np.arange(100)
     qt = quantize(x, method="equal_mass", bits=2)
     assert np.all(qt.dequantize()[100:] == 0.0)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2048, 1100)])  # the second is split between threads (>= 2 cores)
+def test_sort_rows_equals_numpy_sort(shape):
+    x = _data(0, shape, np.float32, ties=False)
+    np.testing.assert_array_equal(K.sort_rows(x), K.sort_rows_numpy(x))

@@ -22,6 +22,7 @@ Conventions shared by all kernels
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
 import os
@@ -855,6 +856,36 @@ def assign_cell_sums(x: np.ndarray, thresholds: np.ndarray, refs: np.ndarray, co
                                 codes)
 
 
+# --------------------------------------------------------------------------------------
+# row sort on every core
+# --------------------------------------------------------------------------------------
+def sort_rows_numpy(x: np.ndarray) -> np.ndarray:
+    """``numpy.sort(x, axis=1)`` of a 2-D array."""
+    return np.sort(x, axis=1)
+
+
+#: Fewest elements per thread for which :func:`sort_rows` splits the rows between threads.
+_SORT_SPLIT_MIN = 1 << 20
+
+
+def _sort_rows(x: np.ndarray) -> np.ndarray:
+    """:func:`sort_rows_numpy` with the rows split into one block per numba thread, each
+    block sorted in place by numpy's (vectorised) sort in its own Python thread; numpy
+    releases the GIL while sorting.  One thread for small inputs."""
+    out = np.array(x, order="C", copy=True)
+    n_threads = max(1, min(_n_threads(), x.size // _SORT_SPLIT_MIN, x.shape[0]))
+    if n_threads == 1:
+        out.sort(axis=1)
+        return out
+    bounds = np.linspace(0, x.shape[0], n_threads + 1).astype(np.int64)
+    with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
+        list(pool.map(lambda k: out[bounds[k] : bounds[k + 1]].sort(axis=1), range(n_threads)))
+    return out
+
+
+sort_rows = _sort_rows if _numba is not None else sort_rows_numpy
+
+
 #: The kernels and their twins, for the tests: name -> (kernel, twin).
 KERNELS = {
     "assign_codes": (assign_codes, assign_codes_numpy),
@@ -868,4 +899,5 @@ KERNELS = {
     "grid_codes": (grid_codes, grid_codes_numpy),
     "order_statistics": (order_statistics, order_statistics_numpy),
     "assign_cell_sums": (assign_cell_sums, assign_cell_sums_numpy),
+    "sort_rows": (sort_rows, sort_rows_numpy),
 }

@@ -113,6 +113,12 @@ def fit_equal_mass(x: np.ndarray, *, bits: int, storage_dtype: np.dtype, referen
     stats = None
     if r == 1 and x.dtype == np.float32 and m >= SELECT_MIN and n_chunks == n_levels and not reference_means:
         stats = _fit_by_selection(x, ends, codes)
+    if stats is None and n_chunks == n_levels and not reference_means:
+        # the chunk-end values t_k and the maximum from the sorted rows; one pass over the
+        # unsorted rows assigns the codes and sums every cell relative to its largest value
+        refs = _kernels.sort_rows(x)[:, ends].astype(np.float64)
+        shifted, counts = _kernels.assign_cell_sums(x, refs[:, :-1].astype(x.dtype), refs, codes)
+        stats = refs, shifted, counts
     if stats is None:
         sorted_x = np.sort(x, axis=1)
         thresholds = np.full((r, n_levels - 1), np.inf)
