@@ -18,11 +18,13 @@ cells are exactly the chunks, so on tie-free input this equals the paper's defin
 floating-point rounding (means are accumulated in float64 and rounded once to the
 storage dtype).
 
-Speed: one ``numpy.sort`` along the rows gives the chunk-end values :math:`t_k`; the
-cell sums are contiguous ranges of the sorted rows
-(:func:`fmq_theory.quantizers._kernels.sorted_cell_stats`), and one parallel,
-vectorised counting pass (:func:`fmq_theory.quantizers._kernels.assign_codes`) gives
-every weight its cell in the original order.  No argsort, no per-row Python loop.  A
+Speed: one sort along the rows, split between the cores
+(:func:`fmq_theory.quantizers._kernels.sort_rows`), gives the chunk-end values
+:math:`t_k` and the maximum; one parallel, vectorised counting pass over the unsorted
+rows (:func:`fmq_theory.quantizers._kernels.assign_cell_sums`) gives every weight its
+cell in the original order and sums every cell relative to its largest value (so a cell
+of equal values again has mean exactly that value).  No argsort, no per-row Python
+loop; the sort is most of the time (``make bench`` prints the ratio).  A
 single float32 group of at least :data:`SELECT_MIN` weights is not sorted at all: its
 :math:`t_k` are exact order statistics found by radix selection, and one fused pass
 assigns the codes and sums the cells (:func:`_fit_by_selection`; on 1e8 float32 about
