@@ -110,7 +110,13 @@ def test_equal_mass_selection_falls_back_on_concentrated_data():
     assert np.all(qt.dequantize()[100:] == 0.0)
 
 
-@pytest.mark.parametrize("shape", [(3, 5), (2048, 1100)])  # the second is split between threads (>= 2 cores)
-def test_sort_rows_equals_numpy_sort(shape):
-    x = _data(0, shape, np.float32, ties=False)
-    np.testing.assert_array_equal(K.sort_rows(x), K.sort_rows_numpy(x))
+@pytest.mark.parametrize("shape, ties", [((3, 5), False), ((2048, 1100), False), ((2048, 1100), True)])
+def test_chunk_stats_rows_equals_twin(shape, ties):
+    # the larger shapes are split between threads (>= 2 cores) and into several blocks
+    x = _data(0, shape, np.float32, ties=ties)
+    ends = equal_mass.chunk_ends(shape[1], 4)
+    for got, want in zip(K.chunk_stats_rows(x, ends), K.chunk_stats_rows_numpy(x, ends)):
+        if got.dtype.kind == "f":
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(x).sum(axis=1).max())
+        else:
+            np.testing.assert_array_equal(got, want)

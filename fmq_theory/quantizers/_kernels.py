@@ -81,6 +81,7 @@ def _jit(py_func, twin):
     def kernel(x, *args):
         return (parallel if x.size >= _PARALLEL_MIN else serial)(x, *args)
 
+    kernel.serial = serial  # for callers that run it from several Python threads
     return kernel
 
 
@@ -857,33 +858,74 @@ def assign_cell_sums(x: np.ndarray, thresholds: np.ndarray, refs: np.ndarray, co
 
 
 # --------------------------------------------------------------------------------------
-# row sort on every core
+# sorted rows: chunk-end values and cell statistics, on every core
 # --------------------------------------------------------------------------------------
-def sort_rows_numpy(x: np.ndarray) -> np.ndarray:
-    """``numpy.sort(x, axis=1)`` of a 2-D array."""
-    return np.sort(x, axis=1)
+def chunk_stats_rows_numpy(x: np.ndarray, ends: np.ndarray):
+    """Thresholds and cell statistics of every row at the sorted positions ``ends``.
+
+    ``thresholds[i] = sort(x[i])[ends[:-1]]`` (float64) and the statistics of the cells
+    ``(t[k-1], t[k]]`` of the sorted row, as :func:`sorted_cell_stats_numpy` returns them.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (r, m)
+    ends : numpy.ndarray, shape (K,), int64
+        Increasing sorted positions, ``ends[-1] == m - 1``.
+
+    Returns
+    -------
+    thresholds : numpy.ndarray, shape (r, K - 1), float64
+    first, shifted, counts : numpy.ndarray, shape (r, K)
+    """
+    sorted_x = np.sort(x, axis=1)
+    thresholds = np.ascontiguousarray(sorted_x[:, ends[:-1]], dtype=np.float64)
+    return (thresholds, *sorted_cell_stats_numpy(sorted_x, thresholds))
 
 
-#: Fewest elements per thread for which :func:`sort_rows` splits the rows between threads.
+#: Elements of one block of rows that :func:`chunk_stats_rows` sorts and reads while it is
+#: in the cache (256 KiB of float32).
+_SORT_BLOCK = 1 << 16
+
+
+def _chunk_stats_rows(x: np.ndarray, ends: np.ndarray):
+    """Numba version of :func:`chunk_stats_rows_numpy` (same arguments and results).
+
+    The rows are split into one range per numba thread, each handled by its own Python
+    thread in blocks of about :data:`_SORT_BLOCK` elements: the block is copied, sorted in
+    place by numpy's vectorised sort (which releases the GIL) and its cell statistics
+    read at once by the serial :func:`sorted_cell_stats` kernel (``nogil``), while the
+    block is still in the cache; no sorted copy of the whole input is kept.
+    """
+    r, m = x.shape
+    n_cells = ends.shape[0]
+    thresholds = np.empty((r, n_cells - 1))
+    first = np.empty((r, n_cells))
+    shifted = np.empty((r, n_cells))
+    counts = np.empty((r, n_cells), dtype=np.int64)
+    rows_per_block = max(1, _SORT_BLOCK // max(m, 1))
+
+    def work(lo, hi):
+        for a in range(lo, hi, rows_per_block):
+            b = min(hi, a + rows_per_block)
+            block = np.array(x[a:b], order="C", copy=True)
+            block.sort(axis=1)
+            thresholds[a:b] = block[:, ends[:-1]]
+            first[a:b], shifted[a:b], counts[a:b] = sorted_cell_stats.serial(block, thresholds[a:b])
+
+    n_threads = max(1, min(_n_threads(), x.size // _SORT_SPLIT_MIN, r))
+    bounds = np.linspace(0, r, n_threads + 1).astype(np.int64)
+    if n_threads == 1:
+        work(0, r)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(lambda k: work(bounds[k], bounds[k + 1]), range(n_threads)))
+    return thresholds, first, shifted, counts
+
+
+#: Fewest elements per thread for which :func:`chunk_stats_rows` splits the rows between threads.
 _SORT_SPLIT_MIN = 1 << 20
 
-
-def _sort_rows(x: np.ndarray) -> np.ndarray:
-    """:func:`sort_rows_numpy` with the rows split into one block per numba thread, each
-    block sorted in place by numpy's (vectorised) sort in its own Python thread; numpy
-    releases the GIL while sorting.  One thread for small inputs."""
-    out = np.array(x, order="C", copy=True)
-    n_threads = max(1, min(_n_threads(), x.size // _SORT_SPLIT_MIN, x.shape[0]))
-    if n_threads == 1:
-        out.sort(axis=1)
-        return out
-    bounds = np.linspace(0, x.shape[0], n_threads + 1).astype(np.int64)
-    with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
-        list(pool.map(lambda k: out[bounds[k] : bounds[k + 1]].sort(axis=1), range(n_threads)))
-    return out
-
-
-sort_rows = _sort_rows if _numba is not None else sort_rows_numpy
+chunk_stats_rows = _chunk_stats_rows if _numba is not None else chunk_stats_rows_numpy
 
 
 #: The kernels and their twins, for the tests: name -> (kernel, twin).
@@ -899,5 +941,5 @@ KERNELS = {
     "grid_codes": (grid_codes, grid_codes_numpy),
     "order_statistics": (order_statistics, order_statistics_numpy),
     "assign_cell_sums": (assign_cell_sums, assign_cell_sums_numpy),
-    "sort_rows": (sort_rows, sort_rows_numpy),
+    "chunk_stats_rows": (chunk_stats_rows, chunk_stats_rows_numpy),
 }

@@ -18,13 +18,13 @@ cells are exactly the chunks, so on tie-free input this equals the paper's defin
 floating-point rounding (means are accumulated in float64 and rounded once to the
 storage dtype).
 
-Speed: one sort along the rows, split between the cores
-(:func:`fmq_theory.quantizers._kernels.sort_rows`), gives the chunk-end values
-:math:`t_k` and the maximum; one parallel, vectorised counting pass over the unsorted
-rows (:func:`fmq_theory.quantizers._kernels.assign_cell_sums`) gives every weight its
-cell in the original order and sums every cell relative to its largest value (so a cell
-of equal values again has mean exactly that value).  No argsort, no per-row Python
-loop; the sort is most of the time (``make bench`` prints the ratio).  A
+Speed: the rows are sorted block by block on every core, and each sorted block gives
+its chunk-end values :math:`t_k` and its cell sums (contiguous ranges of the sorted
+rows) while it is still in the cache
+(:func:`fmq_theory.quantizers._kernels.chunk_stats_rows`); one parallel, vectorised
+counting pass (:func:`fmq_theory.quantizers._kernels.assign_codes`) gives every weight
+its cell in the original order.  No argsort, no per-row Python loop, no sorted copy of
+the whole tensor; the sort is most of the time (``make bench`` prints the ratio).  A
 single float32 group of at least :data:`SELECT_MIN` weights is not sorted at all: its
 :math:`t_k` are exact order statistics found by radix selection, and one fused pass
 assigns the codes and sums the cells (:func:`_fit_by_selection`; on 1e8 float32 about
@@ -116,11 +116,8 @@ def fit_equal_mass(x: np.ndarray, *, bits: int, storage_dtype: np.dtype, referen
     if r == 1 and x.dtype == np.float32 and m >= SELECT_MIN and n_chunks == n_levels and not reference_means:
         stats = _fit_by_selection(x, ends, codes)
     if stats is None and n_chunks == n_levels and not reference_means:
-        # the chunk-end values t_k and the maximum from the sorted rows; one pass over the
-        # unsorted rows assigns the codes and sums every cell relative to its largest value
-        refs = _kernels.sort_rows(x)[:, ends].astype(np.float64)
-        shifted, counts = _kernels.assign_cell_sums(x, refs[:, :-1].astype(x.dtype), refs, codes)
-        stats = refs, shifted, counts
+        thresholds, *stats = _kernels.chunk_stats_rows(x, ends)
+        _kernels.assign_codes(x, thresholds, codes)
     if stats is None:
         sorted_x = np.sort(x, axis=1)
         thresholds = np.full((r, n_levels - 1), np.inf)
