@@ -114,7 +114,8 @@ def equal_mass_cases(w, bandwidth, bits):
     sort_s, _ = timed(lambda: torch.sort(w, dim=1))
     probe = w[:256]
     cpu = quantize(probe.cpu().numpy(), method="equal_mass", bits=bits, granularity="channel")
-    err = float((dequantize_rows(*equal_mass_rows(probe, bits=bits)).cpu() - torch.from_numpy(cpu.dequantize())).abs().max())
+    ours = dequantize_rows(*equal_mass_rows(probe, bits=bits)).cpu()
+    err = float((ours - torch.from_numpy(cpu.dequantize())).abs().max())
     floor = floor_seconds(w.numel(), bandwidth)
     rows = [dict(method="equal_mass", path="torch (sort + cumsum + scatter)", seconds=full_s, quantize_only_s=seconds,
                  weights_per_s=w.numel() / full_s, ratio_to_floor=full_s / floor, sort_s=sort_s,

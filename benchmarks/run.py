@@ -190,7 +190,8 @@ def ckmeans_cases(rng, *, tensor_n, rows, cols, repeats):
     for bits in (2, 4, 6):
         fit = lambda: quantize(flat, method="lloyd_max", bits=bits, granularity="tensor",  # noqa: E731
                                exact_limit=max(2, tensor_n))
-        met, agreement = ckmeans_agreement(flat64, fit().codes.reshape(-1), peers.ckmeans_labels(flat64, levels=2**bits))
+        peer_labels = peers.ckmeans_labels(flat64, levels=2**bits)
+        met, agreement = ckmeans_agreement(flat64, fit().codes.reshape(-1), peer_labels)
         result = compare(
             f"lloyd_max_tensor_b{bits}_vs_ckmeans", fit, "Ckmeans.1d.dp (ckmeans-1d-dp, method='linear')",
             lambda: peers.ckmeans_labels(flat64, levels=2**bits),
@@ -345,7 +346,8 @@ def main(argv=None) -> int:
         sizes = dict(em=(64, 96), tensor_n=10**5, ck_n=10**4, lm=(8, 96), w2=10**4, mem=1024 * 64, rho_bits=3)
         repeats = 1
     else:
-        sizes = dict(em=(4096, 4096), tensor_n=10**8, ck_n=10**6, lm=(1024, 1152), w2=10**7, mem=1024 * 9766, rho_bits=12)
+        sizes = dict(em=(4096, 4096), tensor_n=10**8, ck_n=10**6, lm=(1024, 1152), w2=10**7, mem=1024 * 9766,
+                     rho_bits=12)
         repeats = args.repeats
     from tqdm import tqdm
 

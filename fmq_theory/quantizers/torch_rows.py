@@ -11,11 +11,12 @@ device; on the CPU they are the fallbacks that the tests compare with the numpy 
 ``fl(fl(code * scale) + min)``.
 
 ``lloyd_max``: the exact dynamic programme of :mod:`fmq_theory.quantizers.lloyd_max`
-(1-D k-means, Wang & Song [1]_) over every sorted row, with the divide-and-conquer
-optimisation run *level-synchronously*: the optimal last split :math:`o_c(i)` of the
-first :math:`i` points into :math:`c` cells is monotone in :math:`i` (the within-cell
-sum of squares satisfies the quadrangle inequality [2]_), so the :math:`i` of one depth
-of the recursion tree over :math:`1..n` are solved together for all rows of a batch,
+(1-D k-means, Wang & Song's Ckmeans.1d.dp, cited there) over every sorted row, with the
+divide-and-conquer optimisation run *level-synchronously*: the optimal last split
+:math:`o_c(i)` of the first :math:`i` points into :math:`c` cells is monotone in
+:math:`i` (the within-cell sum of squares satisfies the quadrangle inequality, Wu 1991,
+cited in :mod:`fmq_theory.plan.weighted`), so the :math:`i` of one depth of the
+recursion tree over :math:`1..n` are solved together for all rows of a batch,
 each searching only :math:`[o_c(\text{lo} - 1), o_c(\text{hi} + 1)]` of its node, which
 its ancestors fixed.  That is :math:`O(K n \log n)` work per row in :math:`O(K \log n)`
 tensor steps.  Ties: a row is kept at full length and a split between two equal values
@@ -23,12 +24,6 @@ is forbidden (its candidate cost is :math:`+\infty`), which is the DP over the d
 values with their multiplicities that the CPU solves; deleting columns of a Monge array
 leaves it Monge, so the monotone search stays exact.  Rows with fewer than :math:`K`
 distinct values (a quantizer with fewer cells) are solved by the CPU kernel.
-
-References
-----------
-.. [1] H. Wang, M. Song, "Ckmeans.1d.dp: optimal k-means clustering in one dimension by
-   dynamic programming", The R Journal 3(2), 2011.
-.. [2] X. Wu, "Optimal quantization by matrix searching", J. Algorithms 12, 1991.
 
 Examples
 --------
