@@ -205,7 +205,7 @@ def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, sha
                    extrapolated_s=by_length[n] * seconds / (rows * n),
                    codes_equal_cpu_fraction=same_codes, max_abs_level_diff_vs_cpu=level_diff,
                    max_rel_mse_diff_vs_cpu=float(np.max(np.abs(mse_gpu - mse_cpu) / mse_cpu)),
-                   peak_extra_over_input=extra)
+                   peak_extra_over_input=extra, peak_extra_bytes=peak.extra)
         print(json.dumps(row), flush=True)
         per_length.append(row)
         del w, codes, levels, out
@@ -286,7 +286,8 @@ def main(argv=None) -> int:
         print(f"| {gpu} | lloyd_max | {r['path']}: rows of {r['row_length']} ({r['rows_timed']} rows timed) | "
               f"{1 / r['s_per_weight']:.3g} | {r['s_per_weight'] * bandwidth / 9:.0f} | codes = CPU on "
               f"{r['codes_equal_cpu_fraction']:.4f} of sampled weights; peak extra / input "
-              f"{r['peak_extra_over_input']:.2f} |")
+              f"{r['peak_extra_over_input']:.2f} ({r['peak_extra_bytes'] / 2**30:.2f} GiB, a fixed per-batch "
+              f"budget) |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu.json").write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out / 'gpu.json'}")
