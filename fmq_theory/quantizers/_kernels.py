@@ -860,17 +860,21 @@ def assign_cell_sums(x: np.ndarray, thresholds: np.ndarray, refs: np.ndarray, co
 # --------------------------------------------------------------------------------------
 # sorted rows: chunk-end values and cell statistics, on every core
 # --------------------------------------------------------------------------------------
-def chunk_stats_rows_numpy(x: np.ndarray, ends: np.ndarray):
-    """Thresholds and cell statistics of every row at the sorted positions ``ends``.
+def chunk_stats_rows_numpy(x: np.ndarray, ends: np.ndarray, codes: np.ndarray):
+    """Thresholds, codes and cell statistics of every row at the sorted positions ``ends``.
 
-    ``thresholds[i] = sort(x[i])[ends[:-1]]`` (float64) and the statistics of the cells
-    ``(t[k-1], t[k]]`` of the sorted row, as :func:`sorted_cell_stats_numpy` returns them.
+    ``thresholds[i] = sort(x[i])[ends[:-1]]`` (float64), ``codes`` as
+    :func:`assign_codes_numpy` writes them for those thresholds, and the statistics of
+    the cells ``(t[k-1], t[k]]`` of the sorted row, as :func:`sorted_cell_stats_numpy`
+    returns them.
 
     Parameters
     ----------
     x : numpy.ndarray, shape (r, m)
     ends : numpy.ndarray, shape (K,), int64
         Increasing sorted positions, ``ends[-1] == m - 1``.
+    codes : numpy.ndarray, shape (r, m), unsigned integer
+        Output.
 
     Returns
     -------
@@ -879,6 +883,7 @@ def chunk_stats_rows_numpy(x: np.ndarray, ends: np.ndarray):
     """
     sorted_x = np.sort(x, axis=1)
     thresholds = np.ascontiguousarray(sorted_x[:, ends[:-1]], dtype=np.float64)
+    assign_codes_numpy(x, thresholds, codes)
     return (thresholds, *sorted_cell_stats_numpy(sorted_x, thresholds))
 
 
@@ -887,14 +892,16 @@ def chunk_stats_rows_numpy(x: np.ndarray, ends: np.ndarray):
 _SORT_BLOCK = 1 << 16
 
 
-def _chunk_stats_rows(x: np.ndarray, ends: np.ndarray):
+def _chunk_stats_rows(x: np.ndarray, ends: np.ndarray, codes: np.ndarray):
     """Numba version of :func:`chunk_stats_rows_numpy` (same arguments and results).
 
     The rows are split into one range per numba thread, each handled by its own Python
-    thread in blocks of about :data:`_SORT_BLOCK` elements: the block is copied, sorted in
-    place by numpy's vectorised sort (which releases the GIL) and its cell statistics
-    read at once by the serial :func:`sorted_cell_stats` kernel (``nogil``), while the
-    block is still in the cache; no sorted copy of the whole input is kept.
+    thread in blocks of about :data:`_SORT_BLOCK` elements: the block is copied and
+    sorted in place by numpy's vectorised sort (which releases the GIL), and while the
+    block and its rows are still in the cache the serial, ``nogil`` kernels read its cell
+    statistics (:func:`sorted_cell_stats`) and write its codes (:func:`assign_codes`; the
+    thresholds are values of ``x``, so they are exact in its dtype).  No sorted copy of
+    the whole input is kept and the input is read from memory once.
     """
     r, m = x.shape
     n_cells = ends.shape[0]
@@ -911,6 +918,7 @@ def _chunk_stats_rows(x: np.ndarray, ends: np.ndarray):
             block.sort(axis=1)
             thresholds[a:b] = block[:, ends[:-1]]
             first[a:b], shifted[a:b], counts[a:b] = sorted_cell_stats.serial(block, thresholds[a:b])
+            _assign_codes_nb.serial(x[a:b], np.ascontiguousarray(block[:, ends[:-1]]), codes[a:b])
 
     n_threads = max(1, min(_n_threads(), x.size // _SORT_SPLIT_MIN, r))
     bounds = np.linspace(0, r, n_threads + 1).astype(np.int64)
