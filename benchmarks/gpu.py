@@ -247,9 +247,15 @@ def main(argv=None) -> int:
     floor = floor_seconds(w.numel(), bandwidth)
     results = dict(gpu=gpu, torch=torch.__version__, bits=args.bits, copy_bandwidth_GBps=bandwidth / 1e9,
                    chunk=f"{args.rows}x{args.cols}", floor_s=floor, methods=[])
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def save():  # after every stage, so a later failure loses nothing measured
+        (args.out / "gpu.json").write_text(json.dumps(results, indent=2))
+
     for row in equal_mass_cases(w, bandwidth, args.bits) + uniform_cases(w, bandwidth, args.bits):
         results["methods"].append(row)
         print(json.dumps(row), flush=True)
+    save()
     del w
     torch.cuda.empty_cache()
     shapes = FLUX_LINEARS if device.type == "cuda" else ((8, 96, 3), (8, 64, 1))
@@ -261,13 +267,16 @@ def main(argv=None) -> int:
         lloyds.append(lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.triton_batch,
                                  budget_s=args.lloyd_budget, device=device, shapes=shapes, solver=triton_layers,
                                  label="torch + Triton DP kernel (one program per row)"))
+        results["methods"].append(lloyds[-1])
+        save()
     except Exception as exc:  # noqa: BLE001 - printed, the run goes on
         print(f"triton lloyd_max failed: {type(exc).__name__}: {exc}", flush=True)
     lloyds.append(lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.lloyd_batch,
                              budget_s=args.torch_budget, device=device, shapes=shapes, solver=torch_layers,
                              label="torch level-synchronous D&C DP"))
+    results["methods"].append(lloyds[-1])
+    save()
     for lloyd in lloyds:
-        results["methods"].append(lloyd)
         print(f"lloyd_max ({lloyd['path']}): synthetic FLUX.1-shaped model, {lloyd['model_weights']:.3g} weights, "
               f"b={args.bits}: EXTRAPOLATED from the timed row batches: {lloyd['extrapolated_model_s']:.1f} s "
               f"(target < 60 s; copy floor {lloyd['floor_model_s']:.2f} s)", flush=True)
@@ -288,8 +297,6 @@ def main(argv=None) -> int:
               f"{r['codes_equal_cpu_fraction']:.4f} of sampled weights; peak extra / input "
               f"{r['peak_extra_over_input']:.2f} ({r['peak_extra_bytes'] / 2**30:.2f} GiB, a fixed per-batch "
               f"budget) |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu.json").write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out / 'gpu.json'}")
     return 0
 
