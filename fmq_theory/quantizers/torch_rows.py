@@ -101,10 +101,27 @@ def affine_dequantize_rows(codes: torch.Tensor, scale: torch.Tensor, offset: tor
 
 @functools.lru_cache(maxsize=64)
 def schedule(n: int, device: str):
-    """Depths of the recursion: ``i = n`` first (its search is the whole range), then the
-    tree over ``i = 1..n-1``; per depth the node midpoints and the positions ``lo - 1``
-    and ``hi + 1`` whose optimal splits bound their search (``0`` and ``n + 1`` hold the
-    bounds of the whole range), so that no node's window is wider than its parent's."""
+    """The order in which the DP of :func:`torch_layers` solves the prefix lengths ``1..n``.
+
+    ``i = n`` first (its search is the whole range), then the divide-and-conquer tree
+    over ``i = 1..n-1`` depth by depth, so that no node's window is wider than its
+    parent's.
+
+    Parameters
+    ----------
+    n : int
+        Number of points of a row, ``>= 1``.
+    device : str
+        Torch device of the returned tensors.
+
+    Returns
+    -------
+    tuple of (mid, left, right)
+        Per depth, int64 tensors of equal length: the prefix lengths solved at that depth
+        and the positions ``lo - 1`` and ``hi + 1`` of their nodes, whose optimal splits
+        (solved at earlier depths; ``0`` and ``n + 1`` hold the bounds of the whole range)
+        bound their search.
+    """
     depths = [(np.array([n]), np.array([0]), np.array([n + 1]))]
     lo = np.array([1])
     hi = np.array([n - 1])
