@@ -41,3 +41,20 @@ def test_smoke_run_writes_every_case(tmp_path):
         assert row["ratio"] == pytest.approx(row["ours_s"] / row["peer_s"])
     assert all(row["case"] in proc.stdout for row in rows)  # the printed table has every case
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
+
+
+def test_gpu_script_dry_run_on_cpu(tmp_path):
+    """``benchmarks/gpu.py --device cpu`` runs its torch paths on tiny sizes and finds them
+    equal to the CPU quantizers (the Triton kernels need a GPU: reported, not run)."""
+    pytest.importorskip("torch")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--rows", "16",
+                           "--cols", "128", "--lloyd-rows", "4", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    methods = json.loads((tmp_path / "gpu.json").read_text())["methods"]
+    by_path = {(m["method"], m["path"]): m for m in methods}
+    assert by_path[("equal_mass", "torch (sort + cumsum + scatter)")]["max_abs_diff_vs_cpu"] == 0.0
+    assert by_path[("uniform_minmax", "torch eager")]["equal_to_cpu"] is True
+    lloyd = by_path[("lloyd_max", "torch level-synchronous D&C DP")]
+    assert lloyd["per_length"] and all(r["codes_equal_cpu_fraction"] == 1.0 for r in lloyd["per_length"])
+    assert "EXTRAPOLATED" in proc.stdout
