@@ -232,10 +232,10 @@ def main(argv=None) -> int:
                         help="rows timed per FLUX.1 row length (default: two DP batches)")
     parser.add_argument("--lloyd-batch", type=int, default=1 << 22, help="weights per DP batch")
     parser.add_argument("--triton-batch", type=int, default=1 << 23, help="weights per DP batch, Triton solver")
-    parser.add_argument("--lloyd-budget", type=float, default=60.0,
+    parser.add_argument("--lloyd-budget", type=float, default=45.0,
                         help="seconds of lloyd_max timing (Triton solver) before the remaining row lengths are "
                              "extrapolated from the slowest measured one")
-    parser.add_argument("--torch-budget", type=float, default=40.0, help="the same for the torch solver")
+    parser.add_argument("--torch-budget", type=float, default=25.0, help="the same for the torch solver")
     parser.add_argument("--device", default="cuda", help="'cpu' for a dry run of the script (tiny sizes)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
