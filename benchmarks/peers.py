@@ -56,6 +56,23 @@ def sklearn_kmeans_per_channel(weights: np.ndarray, *, bits: int, seed: int = 0)
     return mse
 
 
+def ckmeans_labels(values: np.ndarray, *, levels: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Optimal 1-D k-means cluster labels of every row with Ckmeans.1d.dp (Wang & Song's C++
+    dynamic programme, PyPI ``ckmeans-1d-dp``, its default ``method="linear"``: SMAWK).
+
+    ``values`` is float64, 1-D or 2-D (unweighted: one call, the C++ code loops over the
+    rows; weighted: one call per row, as the wrapper's 2-D weighted path fails after the C++
+    call computing its ``totss``); ``weights`` (same shape) are the point masses.  Returns
+    int32 labels ``0..levels-1`` in value order.
+    """
+    from ckmeans_1d_dp import ckmeans
+
+    if weights is None:
+        return ckmeans(values, k=levels).cluster
+    rows = np.atleast_2d(values)
+    return np.stack([ckmeans(v, k=levels, y=w).cluster for v, w in zip(rows, np.atleast_2d(weights))]).reshape(values.shape)
+
+
 def pot_wasserstein_1d(u: np.ndarray, v: np.ndarray, *, p: int = 2) -> float:
     """W_p between two unweighted 1-D samples with POT (returns W_p, not W_p^p)."""
     import ot

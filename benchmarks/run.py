@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402  (benchmarks/ is a script folder, not a package)
 
 from fmq_theory import __version__, quantize  # noqa: E402
+from fmq_theory.quantizers import _kernels  # noqa: E402
 from fmq_theory.theory.wasserstein import wasserstein_1d  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -97,7 +98,7 @@ def equal_mass_cases(rng, *, rows, cols, tensor_n, repeats):
     agreement = (f"entries differing from the reference by > 1e-5: {int(far.sum())}, in {int(far.any(axis=1).sum())} "
                  f"rows, {int((far.any(axis=1) & ~tied).sum())} of them without a tie straddling a chunk end "
                  f"(ties follow the library's documented rule)")
-    yield compare(
+    result = compare(
         "equal_mass_channel_vs_reference", ours,
         "paper reference (argsort+array_split per channel)",
         lambda: peers.paper_equal_mass_per_channel(matrix, bits=4),
@@ -105,6 +106,14 @@ def equal_mass_cases(rng, *, rows, cols, tensor_n, repeats):
         note=f"{rows}x{cols} float32, b=4; ours = quantize + dequantize (same output as the reference); "
              f"{agreement}",
     )
+    np_sort_s = median_time(lambda: np.sort(matrix, axis=1), repeats=repeats)
+    ends = np.cumsum([len(c) for c in np.array_split(np.arange(cols), 16)]) - 1
+    codes = np.empty(matrix.shape, dtype=np.uint8)
+    ours_sort_s = median_time(lambda: _kernels.chunk_stats_rows(matrix, ends, codes), repeats=repeats)
+    yield Result(**{**asdict(result), "note": result.note + (
+        f"; sort bound: np.sort(W, axis=1) alone takes {np_sort_s:.4g} s = {np_sort_s / result.peer_s:.3f} of the "
+        f"reference; our sort + cell sums + codes, on every core (_kernels.chunk_stats_rows) {ours_sort_s:.4g} s = "
+        f"{ours_sort_s / result.peer_s:.3f}; ours in all is {result.ours_s / np_sort_s:.2f} x np.sort")})
     full_s = median_time(ours, repeats=repeats)
     sort_s = median_time(lambda: np.sort(matrix, axis=1), repeats=repeats)
     yield compare(
@@ -143,6 +152,90 @@ def lloyd_max_case(rng, *, rows, cols, repeats):
         "ratio < 1 and MSE <= KMeans on every channel", bool(ours_s < peer_s and worse == 0),
         f"{rows}x{cols} float32, b=4; ours = quantize + dequantize + per-channel MSE; channels where ours "
         f"is worse than KMeans (rel. 1e-6): {worse}; median KMeans MSE / ours = {gain:.4f}",
+    )
+
+
+def partition_sse(x: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Weighted within-cell sum of squares of every row of ``x`` (2-D) for the cell ``labels``,
+    two-pass in float64 (cell means first, then squared deviations): the same arithmetic for
+    every partition compared, so equal partitions give bit-equal sums."""
+    x = np.atleast_2d(x).astype(np.float64)
+    labels = np.atleast_2d(labels).astype(np.int64)
+    w = np.ones_like(x) if weights is None else np.atleast_2d(weights).astype(np.float64)
+    r, _ = x.shape
+    n_cells = int(labels.max()) + 1
+    flat = (labels + n_cells * np.arange(r)[:, None]).ravel()
+    mass = np.bincount(flat, weights=w.ravel(), minlength=r * n_cells)
+    means = np.bincount(flat, weights=(w * x).ravel(), minlength=r * n_cells) / np.where(mass > 0, mass, 1.0)
+    dev = x.ravel() - means[flat]
+    return np.bincount(flat, weights=w.ravel() * dev * dev, minlength=r * n_cells).reshape(r, n_cells).sum(axis=1)
+
+
+def ckmeans_agreement(x, ours_labels, peer_labels, weights=None) -> tuple[bool, str]:
+    """Whether both partitions reach the same optimal cost (1e-12 relative) on every row, and a note."""
+    ours = partition_sse(x, ours_labels, weights)
+    peer = partition_sse(x, peer_labels, weights)
+    rel = float(np.max(np.abs(ours - peer) / np.maximum(peer, np.finfo(np.float64).tiny)))
+    same = int(np.sum(np.all(np.atleast_2d(ours_labels) == np.atleast_2d(peer_labels), axis=1)))
+    return rel <= 1e-12, (f"optimal MSE (two-pass float64 from each partition) max rel. diff {rel:.1e} "
+                          f"(<= 1e-12 required); identical partitions in {same} of {ours.size} rows")
+
+
+def ckmeans_cases(rng, *, tensor_n, rows, cols, repeats):
+    """Exact ``lloyd_max`` (and the weighted DP of :mod:`fmq_theory.plan.weighted`) against
+    Ckmeans.1d.dp on the same data and K: time, and equality of the optimal cost."""
+    from fmq_theory.plan.weighted import weighted_codebook
+
+    flat = rng.standard_normal(tensor_n, dtype=np.float32)
+    flat64 = flat.astype(np.float64)
+    for bits in (2, 4, 6):
+        fit = lambda: quantize(flat, method="lloyd_max", bits=bits, granularity="tensor",  # noqa: E731
+                               exact_limit=max(2, tensor_n))
+        peer_labels = peers.ckmeans_labels(flat64, levels=2**bits)
+        met, agreement = ckmeans_agreement(flat64, fit().codes.reshape(-1), peer_labels)
+        result = compare(
+            f"lloyd_max_tensor_b{bits}_vs_ckmeans", fit, "Ckmeans.1d.dp (ckmeans-1d-dp, method='linear')",
+            lambda: peers.ckmeans_labels(flat64, levels=2**bits),
+            repeats=max(1, repeats // 2), target="ratio <= 1 and same optimal MSE", limit=1.0,
+            note=f"n={tensor_n:.0e} float32 (Ckmeans gets it as float64), b={bits}, exact mode; ours = quantize "
+                 f"(sort, DP, codes, codebook); peer = clustering (its sort, DP, labels, centers); {agreement}")
+        yield Result(**{**asdict(result), "met": result.met and met})
+    matrix = rng.standard_normal((rows, cols), dtype=np.float32)
+    matrix64 = matrix.astype(np.float64)
+    fit = lambda: quantize(matrix, method="lloyd_max", bits=4, granularity="channel")  # noqa: E731
+    met, agreement = ckmeans_agreement(matrix64, fit().codes, peers.ckmeans_labels(matrix64, levels=16))
+    result = compare(
+        "lloyd_max_channel_vs_ckmeans", fit, "Ckmeans.1d.dp per row (one 2-D call; its C++ loops the rows)",
+        lambda: peers.ckmeans_labels(matrix64, levels=16),
+        repeats=repeats, target="ratio <= 1 and same optimal MSE", limit=1.0,
+        note=f"{rows}x{cols} float32, b=4; ours = quantize (codes + codebook); {agreement}")
+    yield Result(**{**asdict(result), "met": result.met and met})
+    sens = rng.exponential(size=(rows, cols))
+    ours_codes = weighted_codebook(matrix64, sens, bits=4)[1]
+    met, agreement = ckmeans_agreement(matrix64, ours_codes, peers.ckmeans_labels(matrix64, levels=16, weights=sens),
+                                       sens)
+    result = compare(
+        "weighted_channel_vs_ckmeans", lambda: weighted_codebook(matrix64, sens, bits=4),
+        "Ckmeans.1d.dp with weights y, one call per row",
+        lambda: peers.ckmeans_labels(matrix64, levels=16, weights=sens),
+        repeats=max(1, repeats // 2), target="ratio <= 1 and same optimal weighted MSE", limit=1.0,
+        note=f"{rows}x{cols} float64, exponential(1) sensitivities, b=4; ours = plan.weighted.weighted_codebook "
+             f"(codebook + nearest codes); {agreement}")
+    yield Result(**{**asdict(result), "met": result.met and met})
+
+
+def pwlq_case(rng, *, rows, cols, repeats):
+    """Per-channel ``pwlq`` against per-channel ``uniform_mse``: both search one ratio per
+    channel with the same grid + golden-section search (about 100 MSE evaluations of the
+    whole matrix), pwlq on a non-uniform grid of levels."""
+    matrix = rng.standard_normal((rows, cols), dtype=np.float32)
+    return compare(
+        "pwlq_channel_vs_uniform_mse",
+        lambda: quantize(matrix, method="pwlq", bits=4, granularity="channel"),
+        "quantize(method='uniform_mse') (same search, uniform grid)",
+        lambda: quantize(matrix, method="uniform_mse", bits=4, granularity="channel"),
+        repeats=repeats, target="ratio <= 10", limit=10.0,
+        note=f"{rows}x{cols} float32, b=4; both = quantize (search + codes)",
     )
 
 
@@ -245,27 +338,39 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI check that the script runs)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", type=Path, default=HERE / "latest.json")
+    parser.add_argument("--only", action="append", metavar="STEP",
+                        help="run only this step (repeatable): equal_mass, lloyd_max, ckmeans, pwlq, uniform, w2, "
+                             "memory, rho")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.smoke:
-        sizes = dict(em=(64, 96), tensor_n=10**5, lm=(8, 96), w2=10**4, mem=1024 * 64, rho_bits=3)
+        sizes = dict(em=(64, 96), tensor_n=10**5, ck_n=10**4, lm=(8, 96), w2=10**4, mem=1024 * 64, rho_bits=3)
         repeats = 1
     else:
-        sizes = dict(em=(4096, 4096), tensor_n=10**8, lm=(1024, 1152), w2=10**7, mem=1024 * 9766, rho_bits=12)
+        sizes = dict(em=(4096, 4096), tensor_n=10**8, ck_n=10**6, lm=(1024, 1152), w2=10**7, mem=1024 * 9766,
+                     rho_bits=12)
         repeats = args.repeats
     from tqdm import tqdm
 
-    steps = [
-        lambda: list(equal_mass_cases(rng, rows=sizes["em"][0], cols=sizes["em"][1], tensor_n=sizes["tensor_n"], repeats=repeats)),
-        lambda: [lloyd_max_case(rng, rows=sizes["lm"][0], cols=sizes["lm"][1], repeats=repeats)],
-        lambda: [uniform_case(rng, rows=sizes["em"][0], cols=sizes["em"][1], repeats=repeats)],
-        lambda: [w2_case(rng, n=sizes["w2"], repeats=repeats)],
-        lambda: list(memory_cases(n=sizes["mem"])),
-        lambda: [rho_case(max_bits=sizes["rho_bits"])],
-    ]
+    steps = {
+        "equal_mass": lambda: list(equal_mass_cases(rng, rows=sizes["em"][0], cols=sizes["em"][1],
+                                                    tensor_n=sizes["tensor_n"], repeats=repeats)),
+        "lloyd_max": lambda: [lloyd_max_case(rng, rows=sizes["lm"][0], cols=sizes["lm"][1], repeats=repeats)],
+        "ckmeans": lambda: list(ckmeans_cases(rng, tensor_n=sizes["ck_n"], rows=sizes["lm"][0], cols=sizes["lm"][1],
+                                              repeats=repeats)),
+        "pwlq": lambda: [pwlq_case(rng, rows=sizes["lm"][0], cols=sizes["lm"][1], repeats=repeats)],
+        "uniform": lambda: [uniform_case(rng, rows=sizes["em"][0], cols=sizes["em"][1], repeats=repeats)],
+        "w2": lambda: [w2_case(rng, n=sizes["w2"], repeats=repeats)],
+        "memory": lambda: list(memory_cases(n=sizes["mem"])),
+        "rho": lambda: [rho_case(max_bits=sizes["rho_bits"])],
+    }
+    unknown = set(args.only or ()) - set(steps)
+    if unknown:
+        parser.error(f"--only: unknown step(s) {sorted(unknown)}; choose from {sorted(steps)}")
+    chosen = [name for name in steps if not args.only or name in args.only]
     rows: list[Result] = []
-    for step in tqdm(steps, desc="benchmark cases", file=sys.stderr):
-        rows.extend(step())
+    for name in tqdm(chosen, desc="benchmark cases", file=sys.stderr):
+        rows.extend(steps[name]())
     print(f"fmq_theory {__version__} benchmarks ({'smoke' if args.smoke else 'full'}; median of {repeats}; "
           f"{os.cpu_count()} CPUs)")
     header = f"{'case':34s} {'ours':>11s} {'peer':>11s} {'ratio':>8s}  met  target / peer / note"

@@ -14,6 +14,8 @@ CASES = {
     "equal_mass_channel_vs_reference", "equal_mass_channel_vs_sort", "equal_mass_tensor_vs_sort",
     "lloyd_max_vs_kmeans", "uniform_vs_numpy", "w2_vs_pot", "rho_tables",
     "memory_equal_mass", "memory_uniform_minmax", "memory_lloyd_max",
+    "lloyd_max_tensor_b2_vs_ckmeans", "lloyd_max_tensor_b4_vs_ckmeans", "lloyd_max_tensor_b6_vs_ckmeans",
+    "lloyd_max_channel_vs_ckmeans", "weighted_channel_vs_ckmeans", "pwlq_channel_vs_uniform_mse",
 }
 FIELDS = {"case": str, "ours_s": float, "peer": str, "peer_s": float, "ratio": float, "target": str, "met": bool,
           "note": str}
@@ -23,6 +25,7 @@ def test_smoke_run_writes_every_case(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("ot")
     pytest.importorskip("mpmath")
+    pytest.importorskip("ckmeans_1d_dp")
     out = tmp_path / "latest.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--output", str(out)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -38,3 +41,20 @@ def test_smoke_run_writes_every_case(tmp_path):
         assert row["ratio"] == pytest.approx(row["ours_s"] / row["peer_s"])
     assert all(row["case"] in proc.stdout for row in rows)  # the printed table has every case
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
+
+
+def test_gpu_script_dry_run_on_cpu(tmp_path):
+    """``benchmarks/gpu.py --device cpu`` runs its torch paths on tiny sizes and finds them
+    equal to the CPU quantizers (the Triton kernels need a GPU: reported, not run)."""
+    pytest.importorskip("torch")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--rows", "16",
+                           "--cols", "128", "--lloyd-rows", "4", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    methods = json.loads((tmp_path / "gpu.json").read_text())["methods"]
+    by_path = {(m["method"], m["path"]): m for m in methods}
+    assert by_path[("equal_mass", "torch (sort + cumsum + scatter)")]["max_abs_diff_vs_cpu"] == 0.0
+    assert by_path[("uniform_minmax", "torch eager")]["equal_to_cpu"] is True
+    lloyd = by_path[("lloyd_max", "torch level-synchronous D&C DP")]
+    assert lloyd["per_length"] and all(r["codes_equal_cpu_fraction"] == 1.0 for r in lloyd["per_length"])
+    assert "EXTRAPOLATED" in proc.stdout

@@ -108,3 +108,18 @@ def test_equal_mass_selection_falls_back_on_concentrated_data():
     x[:100] = np.arange(100)
     qt = quantize(x, method="equal_mass", bits=2)
     assert np.all(qt.dequantize()[100:] == 0.0)
+
+
+@pytest.mark.parametrize("shape, ties", [((3, 5), False), ((2048, 1100), False), ((2048, 1100), True)])
+def test_chunk_stats_rows_equals_twin(shape, ties):
+    # the larger shapes are split between threads (>= 2 cores) and into several blocks
+    x = _data(0, shape, np.float32, ties=ties)
+    ends = equal_mass.chunk_ends(shape[1], 4)
+    codes, codes0 = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+    got_all, want_all = K.chunk_stats_rows(x, ends, codes), K.chunk_stats_rows_numpy(x, ends, codes0)
+    np.testing.assert_array_equal(codes, codes0)
+    for got, want in zip(got_all, want_all):
+        if got.dtype.kind == "f":
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(x).sum(axis=1).max())
+        else:
+            np.testing.assert_array_equal(got, want)

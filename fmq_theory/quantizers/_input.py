@@ -32,12 +32,16 @@ class ArrayInput:
         Name of the input dtype (one of :data:`FLOAT_DTYPES`).
     framework : {"numpy", "torch"}
     device : str
+    absmax : float
+        ``max|values|`` (0 for an empty input), from the range already read by the
+        finiteness check.
     """
 
     values: np.ndarray
     dtype: str
     framework: str
     device: str
+    absmax: float
 
     @property
     def storage_dtype(self) -> np.dtype:
@@ -83,7 +87,8 @@ def as_array(w, *, name: str = "w", allow_empty: bool = False) -> ArrayInput:
         raise TypeError(f"{name} must be a numpy array or a torch tensor, not {type(w).__name__}")
     if values.size == 0 and not allow_empty:
         raise ValueError(f"{name} is empty (shape {tuple(values.shape)})")
-    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         bad = values.size - int(np.count_nonzero(np.isfinite(values)))
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or Inf)")
-    return ArrayInput(values, dtype, framework, device)
+    return ArrayInput(values, dtype, framework, device, max(-lo, hi))

@@ -33,11 +33,11 @@ def resolve_granularity(granularity, shape: tuple, method: str, options: dict) -
     return method_spec(method).granularity(parsed, options)
 
 
-def _power_of_two_scale(values: np.ndarray) -> int:
-    """Exponent ``e`` such that ``values * 2**-e`` has max-abs in [1/2, 1), or 0 when
-    ``max|values|`` is below :data:`HUGE` (the values are then fitted as they are)."""
-    top = float(np.max(np.abs(values)))
-    if top <= HUGE[values.dtype]:
+def _power_of_two_scale(top: float, dtype: np.dtype) -> int:
+    """Exponent ``e`` such that values of max-abs ``top`` times ``2**-e`` have max-abs in
+    [1/2, 1), or 0 when ``top`` is below :data:`HUGE` of ``dtype`` (the values are then
+    fitted as they are)."""
+    if top <= HUGE[dtype]:
         return 0
     return int(np.frexp(top)[1])
 
@@ -136,7 +136,7 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
     shape = tuple(data.values.shape)
     used = resolve_granularity(granularity, shape, method, options)
     fit_options = {k: v for k, v in options.items() if k in spec.options}
-    exponent = _power_of_two_scale(data.values)
+    exponent = _power_of_two_scale(data.absmax, data.values.dtype)
     values = np.ldexp(data.values, -exponent).astype(data.storage_dtype) if exponent else data.values
     full, rest, width = _groups(values.reshape(-1), shape, used)
     parts = [p for p in (full, rest) if p is not None and p.size]

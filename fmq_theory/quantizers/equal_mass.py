@@ -18,11 +18,12 @@ cells are exactly the chunks, so on tie-free input this equals the paper's defin
 floating-point rounding (means are accumulated in float64 and rounded once to the
 storage dtype).
 
-Speed: one ``numpy.sort`` along the rows gives the chunk-end values :math:`t_k`; the
-cell sums are contiguous ranges of the sorted rows
-(:func:`fmq_theory.quantizers._kernels.sorted_cell_stats`), and one parallel,
-vectorised counting pass (:func:`fmq_theory.quantizers._kernels.assign_codes`) gives
-every weight its cell in the original order.  No argsort, no per-row Python loop.  A
+Speed: the rows are sorted block by block on every core, and while a block is still in
+the cache its chunk-end values :math:`t_k`, its cell sums (contiguous ranges of the
+sorted rows) and the cell of every weight in the original order (a vectorised counting
+pass) are read off (:func:`fmq_theory.quantizers._kernels.chunk_stats_rows`).  No
+argsort, no per-row Python loop, no sorted copy of the whole tensor, one read of the
+input; the sort is most of the time (``make bench`` prints the ratio).  A
 single float32 group of at least :data:`SELECT_MIN` weights is not sorted at all: its
 :math:`t_k` are exact order statistics found by radix selection, and one fused pass
 assigns the codes and sums the cells (:func:`_fit_by_selection`; on 1e8 float32 about
@@ -113,6 +114,8 @@ def fit_equal_mass(x: np.ndarray, *, bits: int, storage_dtype: np.dtype, referen
     stats = None
     if r == 1 and x.dtype == np.float32 and m >= SELECT_MIN and n_chunks == n_levels and not reference_means:
         stats = _fit_by_selection(x, ends, codes)
+    if stats is None and n_chunks == n_levels and not reference_means:
+        _, *stats = _kernels.chunk_stats_rows(x, ends, codes)
     if stats is None:
         sorted_x = np.sort(x, axis=1)
         thresholds = np.full((r, n_levels - 1), np.inf)

@@ -1,0 +1,305 @@
+"""GPU throughput of per-channel quantization against the memory-copy floor, on one GPU.
+
+Run on the GPU machine from the repository root::
+
+    PYTHONPATH=. python3 benchmarks/gpu.py --out "$OUT"
+
+Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured in one run:
+
+* the device-to-device copy bandwidth (bytes read + written, 2 GiB, median of 20), and the
+  *floor* of a method: the weights read once (4 bytes), the codes (1 byte) and the
+  dequantized weights (4 bytes) written once, at that bandwidth;
+* ``equal_mass`` per channel on 4096 x 4096 float32, b = 4: the torch path
+  (:mod:`fmq_theory.quantizers.torch_equal_mass`) and the fused Triton kernel
+  (``benchmarks/gpu_triton.py``): weights/s, ratio to the floor and to a bare
+  ``torch.sort`` of the same rows (the bound of a sort-based method);
+* ``uniform_minmax`` per channel: the torch twin (:mod:`fmq_theory.quantizers.torch_rows`)
+  and the fused Triton kernel (``benchmarks/gpu_triton.py``), codes and dequantized weights
+  checked equal to the CPU quantizer;
+* exact ``lloyd_max`` per channel (the batched DP of :mod:`fmq_theory.quantizers.torch_rows`)
+  on row batches of the row lengths of FLUX.1's transformer linear layers, b = 4, the time per
+  weight of each row length extrapolated to the 11.9e9 weights of the synthetic FLUX.1-shaped
+  model (labelled as an extrapolation), and rows sampled for equality with the CPU
+  ``lloyd_max``;
+* the peak extra device memory of each path over its input size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fmq_theory import quantize
+from fmq_theory.quantizers.torch_equal_mass import dequantize_rows, equal_mass_rows
+from fmq_theory.quantizers.torch_rows import affine_dequantize_rows, lloyd_max_rows, torch_layers, uniform_minmax_rows
+
+#: FLUX.1 [dev]/[schnell] transformer linear layers as (out_features, in_features, count):
+#: 19 double-stream blocks (two AdaLN modulations 18432x3072, eight 3072x3072 attention
+#: projections, two MLPs 12288x3072 + 3072x12288), 38 single-stream blocks (modulation
+#: 9216x3072, q/k/v 3072x3072, MLP-in 12288x3072, output 3072x15360), and the embedders and
+#: final layers.  Per-channel rows are the out_features rows of in_features weights.
+FLUX_LINEARS = (
+    (18432, 3072, 38), (3072, 3072, 8 * 19 + 3 * 38 + 2), (12288, 3072, 2 * 19 + 38), (3072, 12288, 2 * 19),
+    (9216, 3072, 38), (3072, 15360, 38), (6144, 3072, 1), (3072, 4096, 1), (3072, 256, 2), (3072, 768, 1),
+    (3072, 64, 1), (64, 3072, 1),
+)
+
+
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn, *, repeats=5):
+    """Median wall time of ``fn()`` in seconds, device synchronised (after one warm-up call),
+    and its last result."""
+    result = fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), result
+
+
+class PeakMemory:
+    """Peak device memory allocated inside the ``with`` block over what was allocated at its
+    start (``extra``, bytes; 0 on the CPU dry run, which has no allocator statistics)."""
+
+    def __enter__(self):
+        sync()
+        self.cuda = torch.cuda.is_available()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        return self
+
+    def __exit__(self, *exc):
+        sync()
+        self.extra = torch.cuda.max_memory_allocated() - self.base if self.cuda else 0
+        return False
+
+
+def peak_extra(fn, input_bytes):
+    """Peak device memory allocated by ``fn()`` over what was allocated before, / ``input_bytes``."""
+    with PeakMemory() as peak:
+        result = fn()
+        del result
+    return peak.extra / input_bytes
+
+
+def copy_bandwidth(device, *, nbytes=2**31, repeats=20) -> float:
+    """Device-to-device copy bandwidth in bytes/s, counting bytes read plus bytes written."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    seconds, _ = timed(lambda: dst.copy_(src), repeats=repeats)
+    return 2 * nbytes / seconds
+
+
+def floor_seconds(n_weights, bandwidth):
+    return 9 * n_weights / bandwidth  # 4 bytes read, 1 + 4 bytes written per weight
+
+
+def equal_mass_cases(w, bandwidth, bits):
+    seconds, _ = timed(lambda: equal_mass_rows(w, bits=bits))
+    full_s, _ = timed(lambda: dequantize_rows(*equal_mass_rows(w, bits=bits)))
+    sort_s, _ = timed(lambda: torch.sort(w, dim=1))
+    probe = w[:256]
+    cpu = quantize(probe.cpu().numpy(), method="equal_mass", bits=bits, granularity="channel")
+    ours = dequantize_rows(*equal_mass_rows(probe, bits=bits)).cpu()
+    err = float((ours - torch.from_numpy(cpu.dequantize())).abs().max())
+    floor = floor_seconds(w.numel(), bandwidth)
+    rows = [dict(method="equal_mass", path="torch (sort + cumsum + scatter)", seconds=full_s, quantize_only_s=seconds,
+                 weights_per_s=w.numel() / full_s, ratio_to_floor=full_s / floor, sort_s=sort_s,
+                 ratio_to_sort=full_s / sort_s, max_abs_diff_vs_cpu=err,
+                 peak_extra_over_input=peak_extra(lambda: dequantize_rows(*equal_mass_rows(w, bits=bits)),
+                                                  4 * w.numel()))]
+    try:  # the Triton kernel is an experiment of this script; report its failure and go on
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from gpu_triton import equal_mass_rows_triton
+
+        seconds, _ = timed(lambda: equal_mass_rows_triton(w, bits=bits))
+        codes, out, levels = equal_mass_rows_triton(probe, bits=bits)
+        err = float(np.abs(out.cpu().numpy() - cpu.dequantize()).max())
+        same = bool(np.array_equal(codes.cpu().numpy(), cpu.codes) and np.array_equal(levels.cpu().numpy(), cpu.levels))
+        rows.append(dict(method="equal_mass", path="triton fused (row sorted in registers)", seconds=seconds,
+                         weights_per_s=w.numel() / seconds, ratio_to_floor=seconds / floor, sort_s=sort_s,
+                         ratio_to_sort=seconds / sort_s, max_abs_diff_vs_cpu=err, equal_to_cpu=same,
+                         peak_extra_over_input=peak_extra(lambda: equal_mass_rows_triton(w, bits=bits), 4 * w.numel())))
+    except Exception as exc:  # noqa: BLE001 - printed, the run goes on
+        print(f"triton equal_mass failed: {type(exc).__name__}: {exc}", flush=True)
+    return rows
+
+
+def uniform_cases(w, bandwidth, bits):
+    floor = floor_seconds(w.numel(), bandwidth)
+    probe = w[:256]
+    cpu = quantize(probe.cpu().numpy(), method="uniform_minmax", bits=bits, granularity="channel")
+
+    def eager():
+        codes, scale, offset = uniform_minmax_rows(w, bits=bits)
+        return codes, affine_dequantize_rows(codes, scale, offset)
+
+    seconds, _ = timed(eager)
+    codes, scale, offset = uniform_minmax_rows(probe, bits=bits)
+    same = bool(np.array_equal(codes.cpu().numpy(), cpu.codes)
+                and np.array_equal(affine_dequantize_rows(codes, scale, offset).cpu().numpy(), cpu.dequantize()))
+    rows = [dict(method="uniform_minmax", path="torch eager", seconds=seconds, weights_per_s=w.numel() / seconds,
+                 ratio_to_floor=seconds / floor, equal_to_cpu=same,
+                 peak_extra_over_input=peak_extra(eager, 4 * w.numel()))]
+    try:  # the Triton kernel is an experiment of this script; report its failure and go on
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from gpu_triton import uniform_minmax_rows_triton
+
+        seconds, _ = timed(lambda: uniform_minmax_rows_triton(w, bits=bits))
+        codes, out, _, _ = uniform_minmax_rows_triton(probe, bits=bits)
+        same = bool(np.array_equal(codes.cpu().numpy(), cpu.codes) and np.array_equal(out.cpu().numpy(),
+                                                                                      cpu.dequantize()))
+        rows.append(dict(method="uniform_minmax", path="triton fused (one program per row)", seconds=seconds,
+                         weights_per_s=w.numel() / seconds, ratio_to_floor=seconds / floor, equal_to_cpu=same,
+                         peak_extra_over_input=peak_extra(lambda: uniform_minmax_rows_triton(w, bits=bits),
+                                                          4 * w.numel())))
+    except Exception as exc:  # noqa: BLE001 - printed, the run goes on
+        print(f"triton uniform_minmax failed: {type(exc).__name__}: {exc}", flush=True)
+    return rows
+
+
+def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, shapes, solver, label):
+    """Time per weight of the exact DP (middle layers by ``solver``) at each FLUX.1 row
+    length, extrapolated to the model."""
+    by_length = {}
+    for out_f, in_f, count in shapes:
+        by_length[in_f] = by_length.get(in_f, 0) + out_f * in_f * count
+    total = sum(by_length.values())
+    gen = torch.Generator(device=device).manual_seed(0)
+    per_length = []
+    spent = 0.0
+    for n in sorted(by_length, key=by_length.get, reverse=True):
+        rows = max(1, rows_per_length or 2 * batch // n)
+        w = torch.randn(rows, n, device=device, generator=gen)
+        lloyd_max_rows(w[:2], bits=bits, batch=batch, layers=solver)  # warm-up (compilation, schedule, allocator)
+        with PeakMemory() as peak:
+            start = time.perf_counter()
+            codes, levels = lloyd_max_rows(w, bits=bits, batch=batch, layers=solver)
+            out = dequantize_rows(codes, levels)
+            sync()
+            seconds = time.perf_counter() - start
+        spent += seconds
+        sample = w[: min(8, rows)].cpu().numpy()
+        cpu = quantize(sample, method="lloyd_max", bits=bits, granularity="channel")
+        same_codes = float(np.mean(codes[: sample.shape[0]].cpu().numpy() == cpu.codes))
+        level_diff = float(np.abs(levels[: sample.shape[0]].cpu().numpy() - cpu.levels).max())
+        mse_gpu = ((w[: sample.shape[0]].double() - out[: sample.shape[0]].double()) ** 2).mean(dim=1).cpu().numpy()
+        mse_cpu = np.mean((sample.astype(np.float64) - cpu.dequantize()) ** 2, axis=1)
+        extra = peak.extra / (4 * w.numel())
+        row = dict(path=label, row_length=n, rows_timed=rows, weights_timed=rows * n, seconds=seconds,
+                   s_per_weight=seconds / (rows * n), model_weights_at_length=by_length[n],
+                   extrapolated_s=by_length[n] * seconds / (rows * n),
+                   codes_equal_cpu_fraction=same_codes, max_abs_level_diff_vs_cpu=level_diff,
+                   max_rel_mse_diff_vs_cpu=float(np.max(np.abs(mse_gpu - mse_cpu) / mse_cpu)),
+                   peak_extra_over_input=extra, peak_extra_bytes=peak.extra)
+        print(json.dumps(row), flush=True)
+        per_length.append(row)
+        del w, codes, levels, out
+        if spent > budget_s:
+            print(f"lloyd_max: time budget {budget_s} s spent; remaining row lengths extrapolated from "
+                  f"the slowest measured s/weight", flush=True)
+            break
+    measured = {r["row_length"] for r in per_length}
+    worst = max(r["s_per_weight"] for r in per_length)
+    estimate = sum(r["extrapolated_s"] for r in per_length) + sum(
+        weights * worst for n, weights in by_length.items() if n not in measured)
+    return dict(method="lloyd_max", path=label, model_weights=total,
+                extrapolated_model_s=estimate, floor_model_s=floor_seconds(total, bandwidth),
+                per_length=per_length, batch=batch)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for gpu.json")
+    parser.add_argument("--bits", type=int, default=4)
+    parser.add_argument("--rows", type=int, default=4096)
+    parser.add_argument("--cols", type=int, default=4096)
+    parser.add_argument("--lloyd-rows", type=int, default=0,
+                        help="rows timed per FLUX.1 row length (default: two DP batches)")
+    parser.add_argument("--lloyd-batch", type=int, default=1 << 22, help="weights per DP batch")
+    parser.add_argument("--triton-batch", type=int, default=1 << 23, help="weights per DP batch, Triton solver")
+    parser.add_argument("--lloyd-budget", type=float, default=45.0,
+                        help="seconds of lloyd_max timing (Triton solver) before the remaining row lengths are "
+                             "extrapolated from the slowest measured one")
+    parser.add_argument("--torch-budget", type=float, default=25.0, help="the same for the torch solver")
+    parser.add_argument("--device", default="cuda", help="'cpu' for a dry run of the script (tiny sizes)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU dry run"
+    print(f"{gpu}; torch {torch.__version__}", flush=True)
+    bandwidth = copy_bandwidth(device, nbytes=2**31 if device.type == "cuda" else 2**24)
+    print(f"copy bandwidth (read + write): {bandwidth / 1e9:.0f} GB/s", flush=True)
+    w = torch.randn(args.rows, args.cols, device=device, generator=torch.Generator(device=device).manual_seed(0))
+    floor = floor_seconds(w.numel(), bandwidth)
+    results = dict(gpu=gpu, torch=torch.__version__, bits=args.bits, copy_bandwidth_GBps=bandwidth / 1e9,
+                   chunk=f"{args.rows}x{args.cols}", floor_s=floor, methods=[])
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def save():  # after every stage, so a later failure loses nothing measured
+        (args.out / "gpu.json").write_text(json.dumps(results, indent=2))
+
+    for row in equal_mass_cases(w, bandwidth, args.bits) + uniform_cases(w, bandwidth, args.bits):
+        results["methods"].append(row)
+        print(json.dumps(row), flush=True)
+    save()
+    del w
+    torch.cuda.empty_cache()
+    shapes = FLUX_LINEARS if device.type == "cuda" else ((8, 96, 3), (8, 64, 1))
+    lloyds = []
+    try:  # the Triton DP is an experiment of this script; report its failure and go on
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from gpu_triton import triton_layers
+
+        lloyds.append(lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.triton_batch,
+                                 budget_s=args.lloyd_budget, device=device, shapes=shapes, solver=triton_layers,
+                                 label="torch + Triton DP kernel (one program per row)"))
+        results["methods"].append(lloyds[-1])
+        save()
+    except Exception as exc:  # noqa: BLE001 - printed, the run goes on
+        print(f"triton lloyd_max failed: {type(exc).__name__}: {exc}", flush=True)
+    lloyds.append(lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.lloyd_batch,
+                             budget_s=args.torch_budget, device=device, shapes=shapes, solver=torch_layers,
+                             label="torch level-synchronous D&C DP"))
+    results["methods"].append(lloyds[-1])
+    save()
+    for lloyd in lloyds:
+        print(f"lloyd_max ({lloyd['path']}): synthetic FLUX.1-shaped model, {lloyd['model_weights']:.3g} weights, "
+              f"b={args.bits}: EXTRAPOLATED from the timed row batches: {lloyd['extrapolated_model_s']:.1f} s "
+              f"(target < 60 s; copy floor {lloyd['floor_model_s']:.2f} s)", flush=True)
+    print(f"\n| GPU | method | path | weights/s | ratio to floor | other |")
+    print("|---|---|---|---|---|---|")
+    for m in results["methods"]:
+        if m["method"] == "lloyd_max":
+            continue
+        parts = [f"{m['ratio_to_sort']:.2f} x bare torch.sort", f"max abs diff vs CPU {m['max_abs_diff_vs_cpu']:.1e}"] \
+            if m["method"] == "equal_mass" else []
+        parts += [f"codes and values equal to CPU: {m['equal_to_cpu']}"] if "equal_to_cpu" in m else []
+        other = "; ".join(parts)
+        print(f"| {gpu} | {m['method']} | {m['path']} | {m['weights_per_s']:.3g} | {m['ratio_to_floor']:.2f} | "
+              f"{other}; peak extra / input {m['peak_extra_over_input']:.2f} |")
+    for r in (r for lloyd in lloyds for r in lloyd["per_length"]):
+        print(f"| {gpu} | lloyd_max | {r['path']}: rows of {r['row_length']} ({r['rows_timed']} rows timed) | "
+              f"{1 / r['s_per_weight']:.3g} | {r['s_per_weight'] * bandwidth / 9:.0f} | codes = CPU on "
+              f"{r['codes_equal_cpu_fraction']:.4f} of sampled weights; peak extra / input "
+              f"{r['peak_extra_over_input']:.2f} ({r['peak_extra_bytes'] / 2**30:.2f} GiB, a fixed per-batch "
+              f"budget) |")
+    print(f"wrote {args.out / 'gpu.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

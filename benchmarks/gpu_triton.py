@@ -1,0 +1,225 @@
+"""Fused Triton kernels for ``gpu.py``: per-channel ``uniform_minmax``, per-channel
+``equal_mass`` and the middle layers of the exact ``lloyd_max`` DP (one program per row each).
+
+``uniform_minmax``:
+
+The same arithmetic as :func:`fmq_theory.quantizers.torch_rows.uniform_minmax_rows` (its
+torch twin, which is the CPU fallback and the oracle): float32 ``(w - min) / scale``
+correctly rounded (``div_rn``), round half to even, clip, and the dequantized
+``fl(fl(code * scale) + min)`` with FMA contraction off.  The row is read once and the
+codes and dequantized weights written once, the copy floor's traffic.  Rows up to
+``BLOCK`` weights (one block per row).  Kept with the benchmarks, not the package: the
+package has no Triton dependency.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+from fmq_theory.quantizers.torch_rows import schedule
+
+
+@triton.jit
+def _uniform_rows_kernel(w_ptr, codes_ptr, out_ptr, scale_ptr, lo_ptr, n, levels_minus_one,
+                         BLOCK: tl.constexpr):
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n
+    w = tl.load(w_ptr + row * n + cols, mask=mask, other=0.0)
+    lo = tl.min(tl.where(mask, w, float("inf")), axis=0)
+    hi = tl.max(tl.where(mask, w, float("-inf")), axis=0)
+    scale = tl.math.div_rn(hi - lo, levels_minus_one)
+    step = tl.where(scale > 0, scale, 1.0)
+    t = tl.math.div_rn(w - lo, step)
+    base = tl.floor(t)
+    frac = t - base
+    odd = (base - 2.0 * tl.floor(base * 0.5)) != 0.0
+    q = tl.where((frac > 0.5) | ((frac == 0.5) & odd), base + 1.0, base)  # round half to even
+    q = tl.minimum(tl.maximum(q, 0.0), levels_minus_one)
+    q = tl.where(scale > 0, q, 0.0)
+    tl.store(codes_ptr + row * n + cols, q.to(tl.uint8), mask=mask)
+    tl.store(out_ptr + row * n + cols, q * scale + lo, mask=mask)
+    tl.store(scale_ptr + row, scale)
+    tl.store(lo_ptr + row, lo)
+
+
+def uniform_minmax_rows_triton(weights: torch.Tensor, *, bits: int):
+    """``(codes, dequantized, scale, offset)`` of every row of a float32 CUDA tensor."""
+    rows, n = weights.shape
+    weights = weights.contiguous()
+    codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
+    out = torch.empty_like(weights)
+    scale = torch.empty(rows, dtype=torch.float32, device=weights.device)
+    lo = torch.empty_like(scale)
+    block = triton.next_power_of_2(n)
+    _uniform_rows_kernel[(rows,)](weights, codes, out, scale, lo, n, float(2**bits - 1), BLOCK=block,
+                                  num_warps=min(16, max(4, block // 512)), enable_fp_fusion=False)
+    return codes, out, scale, lo
+
+
+# --------------------------------------------------------------------------------------
+# exact lloyd_max: layers 2..K-1 of the DP, one program per row
+# --------------------------------------------------------------------------------------
+@triton.jit
+def _lloyd_layers_kernel(p1_ptr, p2_ptr, forb_ptr, buf_ptr, opt_ptr, splits_ptr, mid_ptr, left_ptr, right_ptr,
+                         depth_ptr, n_depths, n, n_levels, BLOCK: tl.constexpr, SMALL: tl.constexpr):
+    """The level-synchronous divide and conquer of ``torch_rows.torch_layers`` for one row:
+    per layer, per depth of the recursion, every node searches the window its ancestors fixed.
+    Depths of at most SMALL nodes vectorise over the candidates of one node at a time, the
+    others over BLOCK nodes at a time (each looping over its own window).  A barrier after
+    every depth makes its splits visible to the next one."""
+    row = tl.program_id(0).to(tl.int64)
+    stride = n + 1
+    p1 = p1_ptr + row * stride
+    p2 = p2_ptr + row * stride
+    forb = forb_ptr + row * stride
+    buf = buf_ptr + row * 2 * stride
+    opt = opt_ptr + row * (n + 2)
+    splits = splits_ptr + row * (n_levels - 2) * stride
+    lanes = tl.arange(0, BLOCK)
+    for cells in range(2, n_levels):
+        prev = buf + ((cells - 1) % 2) * stride
+        cur = buf + (cells % 2) * stride
+        out = splits + (cells - 2) * stride
+        tl.store(opt, cells - 1)
+        tl.store(opt + n + 1, n - 1)
+        tl.debug_barrier()
+        for d in range(n_depths):
+            s0 = tl.load(depth_ptr + d)
+            s1 = tl.load(depth_ptr + d + 1)
+            if s1 - s0 <= SMALL:
+                for node in range(s0, s1):
+                    i = tl.load(mid_ptr + node)
+                    jlo = tl.load(opt + tl.load(left_ptr + node))
+                    jhi = tl.minimum(tl.load(opt + tl.load(right_ptr + node)), i - 1)
+                    p1i = tl.load(p1 + i)
+                    p2i = tl.load(p2 + i)
+                    best = p1i * 0.0 + float("inf")  # a float64 scalar (p1i is finite)
+                    best_j = jlo
+                    for base in range(jlo, jhi + 1, BLOCK):
+                        j = base + lanes
+                        ok = j <= jhi
+                        s = p1i - tl.load(p1 + j, mask=ok, other=0.0)
+                        cnt = (i - j).to(tl.float64)
+                        c = tl.maximum(p2i - tl.load(p2 + j, mask=ok, other=0.0) - s * s / cnt, 0.0)
+                        c = c + tl.load(prev + j, mask=ok, other=float("inf"))
+                        bad = (~ok) | (tl.load(forb + j, mask=ok, other=1) != 0)
+                        c = tl.where(bad, float("inf"), c)
+                        low = tl.min(c, axis=0)
+                        at = tl.argmin(c, axis=0)
+                        if low < best:
+                            best = low
+                            best_j = base + at
+                    tl.store(cur + i, best)
+                    tl.store(opt + i, best_j)
+                    tl.store(out + i - 1, best_j.to(tl.int32))
+            else:
+                for start in range(s0, s1, BLOCK):
+                    node = start + lanes
+                    live = node < s1
+                    i = tl.load(mid_ptr + node, mask=live, other=1)
+                    jlo = tl.load(opt + tl.load(left_ptr + node, mask=live, other=0), mask=live, other=0)
+                    jhi = tl.minimum(tl.load(opt + tl.load(right_ptr + node, mask=live, other=0), mask=live,
+                                             other=0), i - 1)
+                    width = tl.where(live, jhi - jlo + 1, 0)
+                    p1i = tl.load(p1 + i, mask=live, other=0.0)
+                    p2i = tl.load(p2 + i, mask=live, other=0.0)
+                    best = tl.full((BLOCK,), float("inf"), tl.float64)
+                    best_j = jlo
+                    for t in range(0, tl.max(width, axis=0)):
+                        j = jlo + t
+                        ok = live & (j <= jhi)
+                        s = p1i - tl.load(p1 + j, mask=ok, other=0.0)
+                        cnt = tl.where(ok, i - j, 1).to(tl.float64)
+                        c = tl.maximum(p2i - tl.load(p2 + j, mask=ok, other=0.0) - s * s / cnt, 0.0)
+                        c = c + tl.load(prev + j, mask=ok, other=float("inf"))
+                        better = ok & (tl.load(forb + j, mask=ok, other=1) == 0) & (c < best)
+                        best = tl.where(better, c, best)
+                        best_j = tl.where(better, j, best_j)
+                    tl.store(cur + i, best, mask=live)
+                    tl.store(opt + i, best_j, mask=live)
+                    tl.store(out + i - 1, best_j.to(tl.int32), mask=live)
+            tl.debug_barrier()
+
+
+@functools.lru_cache(maxsize=16)
+def _flat_schedule(n: int, device: str):
+    depths = schedule(n, device)
+    mids, lefts, rights = (torch.cat([d[k] for d in depths]) for k in range(3))
+    sizes = torch.tensor([0] + [d[0].numel() for d in depths], dtype=torch.int64)
+    return mids, lefts, rights, torch.cumsum(sizes, 0).to(device), len(depths)
+
+
+def triton_layers(p1, p2, forbidden, prev, n_levels, *, block=128, small=4):
+    """Drop-in replacement of :func:`fmq_theory.quantizers.torch_rows.torch_layers` on a GPU."""
+    r, n = p1.shape[0], p1.shape[1] - 1
+    device = p1.device
+    buf = torch.empty((r, 2, n + 1), dtype=torch.float64, device=device)
+    buf[:, 1] = prev
+    buf[:, 0] = torch.inf
+    opt = torch.empty((r, n + 2), dtype=torch.int64, device=device)
+    splits = torch.empty((r, max(n_levels - 2, 1), n + 1), dtype=torch.int32, device=device)
+    mids, lefts, rights, offsets, n_depths = _flat_schedule(n, str(device))
+    if n_levels > 2:
+        _lloyd_layers_kernel[(r,)](p1.contiguous(), p2.contiguous(), forbidden.to(torch.int8).contiguous(), buf,
+                                   opt, splits, mids, lefts, rights, offsets, n_depths, n, n_levels,
+                                   BLOCK=block, SMALL=small, num_warps=4, enable_fp_fusion=False)
+    return [splits[:, k] for k in range(n_levels - 2)], buf[:, (n_levels - 1) % 2]
+
+
+# --------------------------------------------------------------------------------------
+# equal_mass: sort in registers, chunk-end thresholds, cell means, codes, dequantized weights
+# --------------------------------------------------------------------------------------
+@triton.jit
+def _equal_mass_rows_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.constexpr, BLOCK: tl.constexpr):
+    """The CPU quantizer's rule (``fit_equal_mass``): thresholds ``t_k`` = the sorted row at the
+    last index of ``numpy.array_split``'s chunk ``k``, cell of ``w`` = ``#{k : t_k < w}``,
+    level = cell mean (float64: smallest value of the cell + mean offset from it, rounded
+    once), an empty cell repeating the level below."""
+    row = tl.program_id(0).to(tl.int64)
+    idx = tl.arange(0, BLOCK)
+    mask = idx < n
+    w = tl.load(w_ptr + row * n + idx, mask=mask, other=float("inf"))
+    srt = tl.sort(w)
+    base = n // K
+    extra = n % K
+    code = tl.zeros((BLOCK,), tl.int32)
+    for k in tl.static_range(K - 1):
+        last = (k + 1) * base + tl.minimum(k + 1, extra) - 1
+        t = tl.sum(tl.where(idx == last, srt, 0.0), axis=0)
+        code += (w > t).to(tl.int32)
+    wd = w.to(tl.float64)
+    out = tl.zeros((BLOCK,), tl.float32)
+    level = tl.sum(tl.zeros((BLOCK,), tl.float32), axis=0)
+    for k in tl.static_range(K):
+        inside = mask & (code == k)
+        count = tl.sum(inside.to(tl.int32), axis=0)
+        first = tl.min(tl.where(inside, w, float("inf")), axis=0)
+        shifted = tl.sum(tl.where(inside, wd - first.to(tl.float64), 0.0), axis=0)
+        mean = (first.to(tl.float64) + shifted / tl.maximum(count, 1).to(tl.float64)).to(tl.float32)
+        level = tl.where(count > 0, mean, level)
+        tl.store(levels_ptr + row * K + k, level)
+        out = tl.where(inside, level, out)
+    tl.store(codes_ptr + row * n + idx, code.to(tl.uint8), mask=mask)
+    tl.store(out_ptr + row * n + idx, out, mask=mask)
+
+
+def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int):
+    """``(codes, dequantized, levels)`` of every row of a float32 CUDA tensor (rows of
+    ``2**bits`` to 8192 weights, held in registers)."""
+    rows, n = weights.shape
+    levels_count = 2**bits
+    block = triton.next_power_of_2(n)
+    if not levels_count <= n <= 8192:
+        raise ValueError(f"rows of n={n} weights: this kernel takes {levels_count}..8192")
+    weights = weights.contiguous()
+    codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
+    out = torch.empty_like(weights)
+    levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
+    _equal_mass_rows_kernel[(rows,)](weights, codes, out, levels, n, K=levels_count, BLOCK=block,
+                                     num_warps=min(16, max(4, block // 256)), enable_fp_fusion=False)
+    return codes, out, levels
