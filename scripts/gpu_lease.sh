@@ -51,33 +51,33 @@ FILTER="Failed to load\|kernels-community\|_pytree.py\|it/s]\|s/it]\|batch/s]\|s
 plan_small() {  # $1 seconds: the MNIST UNet, the FashionMNIST UNet and the DiT
   FMQ_DATA_DIR=runs/plan_data python3 scripts/gpu_plan_eval.py --models mnist,fashion_mnist,dit \
     --samples "${SAMPLES:-5000}" --deadline "$1" --out-dir runs/results --work runs/plan_work "${INC[@]}" 2>&1 \
-    | grep -v "$FILTER"
+    | grep --line-buffered -v "$FILTER"
 }
 plan_paper() {  # $1 seconds: the paper's network, once trained (fewer families: 55.7M weights each)
   [ -f runs/paper_arch_mnist/train.json ] || { echo "plan_paper: no trained network yet"; return; }
   FMQ_DATA_DIR=runs/plan_data python3 scripts/gpu_plan_eval.py --models paper_arch --budgets 2,3,4 \
     --families hqq:g64,gguf,nf4,naive:uniform_minmax,rule:uniform_mse --samples "${PAPER_SAMPLES:-2000}" \
     --pairs 500 --batch-size 1000 --deadline "$1" --out-dir runs/results --work runs/plan_work "${INC[@]}" 2>&1 \
-    | grep -v "$FILTER"
+    | grep --line-buffered -v "$FILTER"
 }
 paper_eval() {  # $1 seconds
   FMQ_DATA_DIR=runs/data_mnist python3 scripts/gpu_paper_arch.py evaluate --fid-samples 10000 --nfe-samples 1000 \
     --samples "${PAPER_SAMPLES:-2000}" --latent-images 5000 --bits 2 3 4 --batch-size 1000 --budget-s "$1" \
-    "${INC[@]}" 2>&1 | grep -v "$FILTER"
+    "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
 
 start=$(date +%s)
 case "$STAGE" in
   1)
     (FMQ_DATA_DIR=runs/data_mnist python3 scripts/gpu_paper_arch.py train --minutes "${TRAIN_MIN:-7.5}" \
-       --batch-size 512 2>&1 | grep -v "$FILTER" > runs/logs/train.log) &
+       --batch-size 512 2>&1 | grep --line-buffered -v "$FILTER" > runs/logs/train.log) &
     plan_small "${S1:-520}" > runs/logs/small1.log 2>&1 &
     wait
     cat runs/logs/train.log runs/logs/small1.log ;;
   2|3|4)
     if [ "$STAGE" = 4 ] && [ -d .carry/bench ]; then  # the speed benchmark first, on an idle GPU
       (cd .carry/bench && mkdir -p "$OUT/bench" && PYTHONPATH=.:$PWD/../../runs/pydeps python3 benchmarks/gpu.py --out "$OUT/bench" 2>&1 \
-        | grep -v "$FILTER" > ../../runs/logs/bench.log); cat runs/logs/bench.log
+        | grep --line-buffered -v "$FILTER" > ../../runs/logs/bench.log); cat runs/logs/bench.log
     fi
     secs=$(case "$STAGE" in 2) echo "${S2:-300}";; 3) echo "${S3:-170}";; 4) echo "${S4:-330}";; esac)
     paper_eval "$secs" > runs/logs/paper$STAGE.log 2>&1 &
