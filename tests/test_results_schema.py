@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmq_theory.results.schema import BOUND_CHECK, PLAN, PLAN_CHOICES, SENSITIVITY, SWEEP, TABLES, Table
+from fmq_theory.results.schema import BOUND_CHECK, PAPER_ARCH, PLAN, PLAN_CHOICES, SENSITIVITY, SWEEP, TABLES, Table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = Table(name="demo", columns=(("name", str), ("bits", int), ("fid", float), ("inside_noise", bool)),
@@ -27,6 +27,8 @@ def _table_of(path: Path) -> Table:
         return PLAN_CHOICES
     if path.name.startswith("plan_"):
         return PLAN
+    if path.name.startswith("paper_arch_"):
+        return PAPER_ARCH
     return SWEEP
 
 
