@@ -22,7 +22,7 @@ def test_plan_end_to_end(tiny, capsys):
     folder, model = tiny
     out = folder / "plan.safetensors"
     code = main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
-                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "2"])
+                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "4"])
     assert code == 0
     text = capsys.readouterr().out
     plan = load_plan(out)
@@ -43,7 +43,7 @@ def test_plan_json_has_the_one_schema(tiny, capsys):
     folder, _ = tiny
     out = folder / "plan_json.safetensors"
     code = main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
-                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "2",
+                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "4",
                  "--format", "json"])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)

@@ -39,7 +39,7 @@ def setup():
     torch.manual_seed(0)
     model = Net()
     noise = torch.randn(8, 1, 8, 8)
-    sens = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=2, batch_size=4)
+    sens = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=4, batch_size=2)
     return model, noise, sens
 
 
@@ -203,3 +203,12 @@ def test_fitted_once_serves_every_budget(setup):
         direct = plan_quantization(model, budget_bits=budget, noise=noise, steps=2, sensitivity=sens, progress=False)
         reused = plan_quantization(model, budget_bits=budget, noise=noise, fitted=fitted, progress=False)
         assert reused.choices == direct.choices and reused.predicted_delta == direct.predicted_delta
+
+
+def test_held_out_needs_four_replicates(setup):
+    model, noise, _ = setup
+    two = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=2, batch_size=4)
+    with pytest.raises(ValueError, match="replicates=2"):
+        plan_quantization(model, budget_bits=4.0, noise=noise, sensitivity=two, progress=False)
+    plan = plan_quantization(model, budget_bits=4.0, noise=noise, sensitivity=two, held_out=False, progress=False)
+    assert plan.bits_per_weight <= 4.0

@@ -23,7 +23,7 @@ from fmq_theory.harness.plan_sweep import PlanSweepConfig, budget_output, run_pl
 from fmq_theory.plan import load_plan
 from fmq_theory.results.schema import PLAN_SWEEP
 
-SETTINGS = ["--samples", "4", "--steps", "2", "--replicates", "2"]
+SETTINGS = ["--samples", "4", "--steps", "2", "--replicates", "4"]
 #: Columns that differ between two runs of the same cells: timings, the file name, and the file's
 #: hash and size (its header holds the name and the plan's wall time; its data is compared).
 VARYING = ("output", "output_sha256", "file_bytes", "sensitivity_s", "fit_s", "plan_s")
@@ -47,7 +47,7 @@ def _stable(rows: list[dict]) -> dict:
 
 def _cfg(tiny) -> PlanSweepConfig:
     return PlanSweepConfig(checkpoint=str(tiny / "model.safetensors"), model_config=str(tiny / "config.json"),
-                           samples=4, steps=2, replicates=2)
+                           samples=4, steps=2, replicates=4)
 
 
 @pytest.mark.slow
@@ -124,7 +124,7 @@ def test_a_budget_below_the_cheapest_plan_fails_alone(tiny, tmp_path, capsys):
     (["--budget", "3,3.0"], "repeats a budget"),
     (["--budget", "3,x"], "--budget"),
     (["--budget", "3", "--scheduler", "none"], "--scheduler: applies to a sweep"),
-    (["--budget", "3,4", "--replicates", "1"], "replicates=1 must be at least 2"),
+    (["--budget", "3,4", "--replicates", "1"], "replicates=1 must be at least 4"),
     (["--budget", "3", "--results", "r.csv"], "--results: applies to a sweep"),
 ])
 def test_bad_sweep_arguments_are_named(tiny, tmp_path, argv, match, capsys):

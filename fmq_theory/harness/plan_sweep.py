@@ -81,7 +81,7 @@ class PlanSweepConfig:
     samples, seed, solver, steps, projections, replicates, batch_size
         Of :func:`fmq_theory.plan.weight_sensitivity`: Gaussian noise samples drawn from
         ``seed``, the deployed fixed-step solver and its steps, random projections per batch,
-        independent replicates (at least 2: the candidates are fitted to one half and scored
+        independent replicates (at least 4: the candidates are fitted to one half and scored
         with the other, :func:`fmq_theory.plan.fit_candidates`), samples per backward pass.
     """
 
@@ -104,9 +104,9 @@ class PlanSweepConfig:
             raise ValueError(f"seed={self.seed!r} must be an int")
         if self.solver not in FIXED_STEP_SOLVERS:
             raise ValueError(f"solver={self.solver!r} must be one of {FIXED_STEP_SOLVERS}")
-        if self.replicates < 2:
-            raise ValueError(f"replicates={self.replicates} must be at least 2 (the candidates are fitted to one "
-                             "half of the replicates and scored with the other)")
+        if self.replicates < 4:
+            raise ValueError(f"replicates={self.replicates} must be at least 4 (the candidates are fitted to one "
+                             "half of the replicates and scored, with an interval, with the other)")
         if self.replicates > self.samples:
             raise ValueError(f"replicates={self.replicates} exceeds samples={self.samples}")
 

@@ -35,7 +35,7 @@ Examples
 ...         return self.lin(x)
 >>> _ = torch.manual_seed(0)
 >>> plan = plan_quantization(Field(), budget_bits=4.0, noise=torch.randn(32, 32), solver="euler",
-...                          steps=2, replicates=2, progress=False)
+...                          steps=2, replicates=4, progress=False)
 >>> plan.bits_per_weight <= 4.0, plan.data_free, len(plan.choices)
 (True, True, 2)
 """
@@ -306,6 +306,10 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
     """
     start = time.perf_counter()
     if held_out:
+        r = next(iter(sensitivity.replicates.values())).shape[0]
+        if r < 4:
+            raise ValueError(f"replicates={r}: held-out scoring needs at least 4 sensitivity replicates (half to fit "
+                             "the codebooks, half to score them with an interval); use replicates >= 4 or held_out=False")
         fit_sens, score_sens = sensitivity.split()
     else:
         fit_sens = score_sens = sensitivity
@@ -380,7 +384,7 @@ def plan_quantization(
         other half (:meth:`~fmq_theory.plan.sensitivity.WeightSensitivity.split`), so that the
         scores are unbiased for the fitted codebooks.  ``False`` fits and scores with the
         whole estimate, which favours the weighted codebooks by the noise they were fitted
-        to.  Needs at least 2 replicates (4 for an interval).
+        to.  Needs at least 4 replicates (2 to fit, 2 to score with an interval).
     fitted : FittedCandidates, optional
         The options of :func:`fit_candidates` on ``model`` (fitted once for several budgets);
         then ``sensitivity``, ``candidates`` and ``held_out`` are those it was made with.
