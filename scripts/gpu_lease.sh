@@ -22,6 +22,14 @@
 # Knobs (environment): TRAIN_MIN (7.5), SAMPLES (5000), PAPER_SAMPLES (2000), S1/S2/S3/S4 (seconds of
 # work per call: 520, 300, 170, 330).  Call 4 first runs the speed benchmark (benchmarks/gpu.py) of a
 # checkout carried as .carry/bench (git archive of its fmq_theory/ and benchmarks/), when there is one.
+# Measured in the lease of 2026-12-01 (H200; see the closing note of that day):
+#   - training concurrent with the plan evaluation ran at 888 images/s (6.7 epochs in 7.5 min); alone the
+#     same network trained at 1,670 images/s before: TRAIN_ALONE=1 TRAIN_MIN=9 reaches 15 epochs;
+#   - the plan evaluation of one 1.7M model: sensitivity 7 s, fitting 37 s, peers 75 s, 54 cells in ~215 s
+#     (5k samples + 1k pairs each);
+#   - the paper's network: the plan's candidate fitting (46 options per tensor, 55.7M weights) did not
+#     finish within one call when fitted tensor by tensor (about 6.6 s per 590k weights on one core,
+#     ~10 min in all); it now fits on every core (fit_candidates(workers=16)), not yet run there.
 set -uo pipefail
 STAGE=${1:?stage 1-4}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
@@ -71,9 +79,9 @@ case "$STAGE" in
   1)
     (FMQ_DATA_DIR=runs/data_mnist python3 scripts/gpu_paper_arch.py train --minutes "${TRAIN_MIN:-7.5}" \
        --batch-size 512 2>&1 | grep --line-buffered -v "$FILTER" > runs/logs/train.log) &
-    plan_small "${S1:-520}" > runs/logs/small1.log 2>&1 &
+    [ -z "${TRAIN_ALONE:-}" ] && { plan_small "${S1:-520}" > runs/logs/small1.log 2>&1 & }
     wait
-    cat runs/logs/train.log runs/logs/small1.log ;;
+    cat runs/logs/train.log; [ -f runs/logs/small1.log ] && cat runs/logs/small1.log ;;
   2|3|4)
     if [ "$STAGE" = 4 ] && [ -d .carry/bench ]; then  # the speed benchmark first, on an idle GPU
       (cd .carry/bench && mkdir -p "$OUT/bench" && PYTHONPATH=.:$PWD/../../runs/pydeps python3 benchmarks/gpu.py --out "$OUT/bench" 2>&1 \

@@ -38,6 +38,7 @@ import argparse
 import copy
 import functools
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,7 +298,8 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
                                   solver=SOLVER, steps=STEPS, replicates=plan_replicates, batch_size=32,
                                   seed=PLAN_SEED, progress=True)
         t_sens = time.perf_counter() - t0
-        fitted = fit_candidates(model, sensitivity=sens, candidates=_plan_candidates(n_float), progress=True)
+        fitted = fit_candidates(model, sensitivity=sens, candidates=_plan_candidates(n_float),
+                                workers=min(16, os.cpu_count() or 1), progress=True)
         print(f"[{measure.setup.name}] plan: sensitivity {t_sens:.1f} s, fitting {fitted.seconds:.1f} s", flush=True)
         for budget in budgets:
             plan = plan_quantization(model, budget_bits=budget, noise=noise, fitted=fitted, progress=False)

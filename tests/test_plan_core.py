@@ -212,3 +212,16 @@ def test_held_out_needs_four_replicates(setup):
         plan_quantization(model, budget_bits=4.0, noise=noise, sensitivity=two, progress=False)
     plan = plan_quantization(model, budget_bits=4.0, noise=noise, sensitivity=two, held_out=False, progress=False)
     assert plan.bits_per_weight <= 4.0
+
+
+def test_fitting_threads_give_the_same_options(setup):
+    model, _, sens = setup
+    one = fit_candidates(model, sensitivity=sens, progress=False)
+    two = fit_candidates(model, sensitivity=sens, workers=3, progress=False)
+    assert one.names == two.names
+    for a, b in zip(one.values, two.values):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(one.costs, two.costs):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="workers"):
+        fit_candidates(model, sensitivity=sens, workers=0, progress=False)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -288,7 +289,7 @@ class FittedCandidates:
 
 def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
                    candidates: Sequence[Candidate] | Callable | None = None, held_out: bool = True,
-                   progress: bool = True) -> FittedCandidates:
+                   workers: int = 1, progress: bool = True) -> FittedCandidates:
     """Fit and score every option of every floating tensor of ``model`` (the budget-free part of a plan).
 
     Parameters
@@ -298,6 +299,9 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
         Of :func:`~fmq_theory.plan.sensitivity.weight_sensitivity` on ``model``.
     candidates, held_out, progress
         As in :func:`plan_quantization`.
+    workers : int
+        Threads fitting tensors at once (the kernels release the GIL).  The result does not
+        depend on it: every tensor is fitted alone and the results keep the state-dict order.
 
     Returns
     -------
@@ -315,8 +319,10 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
         fit_sens = score_sens = sensitivity
     state = model.state_dict()
     names = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 0]
-    fitted, costs, values = [], [], []
-    for name in tqdm(names, desc="fitting candidates", unit="tensor", disable=not progress):
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r} must be an int >= 1")
+
+    def fit(name: str) -> tuple:
         w = state[name].detach().cpu()
         s, score = fit_sens.diag.get(name), score_sens.diag.get(name)
         if s is None:  # a float buffer: kept at its dtype
@@ -328,9 +334,16 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
         fits = [f for f in (fit_candidate(w, c, sensitivity=s, cache=cache) for c in options) if f is not None]
         if not fits:
             raise ValueError(f"no candidate of tensor {name!r} could be stored (side information overflows)")
-        fitted.append(tuple(fits))
-        costs.append(np.array([f.nbytes for f in fits], dtype=np.int64))
-        values.append(np.array([0.0 if score is None else float(np.sum(score * f.squared_error)) for f in fits]))
+        return (tuple(fits), np.array([f.nbytes for f in fits], dtype=np.int64),
+                np.array([0.0 if score is None else float(np.sum(score * f.squared_error)) for f in fits]))
+
+    bar = dict(desc="fitting candidates", unit="tensor", total=len(names), disable=not progress)
+    if workers == 1:
+        results = list(tqdm(map(fit, names), **bar))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(tqdm(pool.map(fit, names), **bar))
+    fitted, costs, values = (list(part) for part in zip(*results)) if results else ([], [], [])
     return FittedCandidates(names=tuple(names), fitted=tuple(fitted), costs=tuple(costs), values=tuple(values),
                             sensitivity=sensitivity, fit_sensitivity=fit_sens, score_sensitivity=score_sens,
                             held_out=bool(held_out), seconds=time.perf_counter() - start)
