@@ -523,7 +523,7 @@ def test_page_numbers_agree_with_the_cli(book, capsys):
             problems.append(f"{doc}: no number labelled by {pattern!r}")
         elif not _close(found.group(1), exact):
             problems.append(f"{doc}: {pattern!r} shows {found.group(1)}, the library/CLI gives {exact!r}")
-    mnist_fp = re.search(r"mnist b=2: FID_fp ([0-9.]+)", evidence_4).group(1)
+    mnist_fp = re.search(r"mnist b=2 \(1\.7M\)[^:]*: FID_fp ([0-9.]+)", evidence_4).group(1)
     shown = re.search(r"([0-9.]+) \(ours, MNIST\)", _page_text(html_dir, "notebooks/empirical"))
     if shown and f"{float(shown.group(1)):.3g}" != mnist_fp:
         problems.append(f"empirical: ours MNIST FID_fp {shown.group(1)} disagrees with fmq report ({mnist_fp})")
