@@ -682,8 +682,9 @@ def certify_fid(
     -------
     FIDCertificate
     """
-    a = torch.as_tensor(np.asarray(features_fp) if not torch.is_tensor(features_fp) else features_fp).double()
-    b = torch.as_tensor(np.asarray(features_q) if not torch.is_tensor(features_q) else features_q).double().to(a.device)
+    # torch.as_tensor takes arrays, sequences and tensors on any device alike
+    a = torch.as_tensor(features_fp, dtype=torch.float64)
+    b = torch.as_tensor(features_q, dtype=torch.float64, device=a.device)
     if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2:
         raise ValueError(f"features_fp and features_q must be paired (n >= 2, d) arrays, got {tuple(a.shape)} and {tuple(b.shape)}")
     if not 0.0 < confidence < 1.0:
@@ -691,8 +692,8 @@ def certify_fid(
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 2:
         raise ValueError(f"n_boot={n_boot!r} must be an int >= 2")
     n = a.shape[0]
-    mu_r = torch.as_tensor(reference_mean if torch.is_tensor(reference_mean) else np.asarray(reference_mean)).double().to(a.device)
-    cov_r = torch.as_tensor(reference_cov if torch.is_tensor(reference_cov) else np.asarray(reference_cov)).double().to(a.device)
+    mu_r = torch.as_tensor(reference_mean, dtype=torch.float64, device=a.device)
+    cov_r = torch.as_tensor(reference_cov, dtype=torch.float64, device=a.device)
     mu_a, s_a = gaussian_fit(a)
     mu_b, s_b = gaussian_fit(b)
     fid_fp = frechet_distance(mu_a, s_a, mu_r, cov_r)
