@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 from fmq_theory.theory.fid_chain import frechet_distance as frechet_numpy
+from fmq_theory.flow.frechet import FrechetToReference, gaussian_fit
 from fmq_theory.flow.frechet import frechet_distance as frechet_torch
 
 
@@ -25,3 +26,13 @@ def test_numpy_and_torch_twins_agree(d, rank, seed):
     # eigenvalues are only accurate to sqrt(eps * lambda_max) each, hence the d*sqrt(eps) scale
     scale = np.trace(s1) + np.trace(s2) + np.sum((mu1 - mu2) ** 2)
     assert abs(x - y) <= 4 * d * np.sqrt(np.finfo(float).eps) * scale
+
+
+def test_frechet_to_reference_equals_frechet_distance():
+    """The cached-root form gives frechet_distance with the reference first, bit for bit."""
+    rng = np.random.default_rng(5)
+    ref = gaussian_fit(rng.normal(size=(300, 7)) @ rng.normal(size=(7, 7)))
+    to_ref = FrechetToReference(*ref)
+    for scale in (0.5, 1.0, 3.0):
+        mu, cov = gaussian_fit(scale * rng.normal(size=(200, 7)) + 0.3)
+        assert to_ref(mu, cov) == frechet_torch(ref[0], ref[1], mu, cov)

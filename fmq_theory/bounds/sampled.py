@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fmq_theory.flow.frechet import gaussian_fit, to_float64
+from fmq_theory.flow.frechet import FrechetToReference, gaussian_fit, to_float64
 
 __all__ = ["SampledDFID", "sampled_dfid"]
 
@@ -84,21 +84,6 @@ class SampledDFID:
     n_pairs: int
     n_fp: int
     n_boot: int
-
-
-class _ToReference:
-    """Squared Fréchet distance to fixed reference moments, the reference's root taken once."""
-
-    def __init__(self, mean: torch.Tensor, cov: torch.Tensor):
-        w, v = torch.linalg.eigh(0.5 * (cov + cov.T))
-        self.root = (v * w.clamp(min=0.0).sqrt()) @ v.T
-        self.mean, self.trace = mean, float(torch.trace(cov))
-
-    def __call__(self, mean: torch.Tensor, cov: torch.Tensor) -> float:
-        m = self.root @ cov @ self.root
-        trace_sqrt = torch.linalg.eigvalsh(0.5 * (m + m.T)).clamp(min=0.0).sqrt().sum()
-        diff = mean - self.mean
-        return max(float(diff @ diff + torch.trace(cov) + self.trace - 2.0 * trace_sqrt), 0.0)
 
 
 def _psd(s: torch.Tensor) -> torch.Tensor:
@@ -161,7 +146,7 @@ def sampled_dfid(features_fp, pairs_fp, pairs_q, *, reference_mean, reference_co
     if tuple(mu_r.shape) != (d,) or tuple(cov_r.shape) != (d, d):
         raise ValueError(f"reference_mean and reference_cov must have shapes ({d},) and ({d}, {d}), got "
                          f"{tuple(mu_r.shape)} and {tuple(cov_r.shape)}")
-    to_ref = _ToReference(mu_r, cov_r)
+    to_ref = FrechetToReference(mu_r, cov_r)
     mu, cov = gaussian_fit(fp)
     fid_fp = to_ref(mu, cov)
     value = to_ref(*_predicted_moments(mu, cov, a, b)) - fid_fp
