@@ -59,7 +59,7 @@ from fmq_theory.harness.features.classifier import ClassifierFeatures, classifie
 from fmq_theory.harness.features.inception import InceptionFeatures
 from fmq_theory.harness.metrics import psnr, ssim_gaussian
 from fmq_theory.harness.models import architecture_of
-from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig, paper_adapter
+from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.peers import FAMILIES, peer_at_budget
 from fmq_theory.harness.sweep import to_uint8
@@ -133,10 +133,6 @@ def _paper_context(folder: Path, *, samples: int, device: torch.device, real_ima
                    real_features=clf.features(test, batch_size=1000))
 
 
-def _architecture(model) -> str:
-    return "paper_unet" if isinstance(model, PaperUNet) else architecture_of(model)
-
-
 class Measure:
     """The full-precision reference of one model and the metrics of a quantized copy."""
 
@@ -153,8 +149,8 @@ class Measure:
         (self.work / "weights").mkdir(parents=True, exist_ok=True)
         model = self.ctx.model
         self.event = tuple(self.ctx.noise.shape[1:])
-        n_classes = getattr(model.config, "num_classes", None) if not isinstance(model, PaperUNet) else None
         self.pair_noise = make_noise(setup.pairs, self.event, seed=PAIR_SEED)
+        n_classes = model.config.num_classes
         self.pair_labels = balanced_labels(setup.pairs, n_classes) if n_classes else None
         clf = self.ctx.classifier
         self.ref = gaussian_fit(self._dev(self.ctx.real_features))
@@ -164,7 +160,7 @@ class Measure:
         self.f_fp, self.pred_fp = self._dev(clf.features(self.fp_u8)), clf.predict(self.fp_u8)
         self.fp_pairs_u8 = to_uint8(self.generate(model, self.pair_noise, self.pair_labels)[0])
         self.f_fp_pairs = self._dev(clf.features(self.fp_pairs_u8))
-        print(f"[{setup.name}] {_architecture(model)} {self.ctx.trained.sha256[:12]}: {setup.samples} + "
+        print(f"[{setup.name}] {architecture_of(model)} {self.ctx.trained.sha256[:12]}: {setup.samples} + "
               f"{setup.pairs} FP samples in {time.perf_counter() - t0:.1f} s", flush=True)
         self.inception = InceptionFeatures(setup.inception, device=self.device) if setup.inception else None
         if self.inception is not None:
@@ -174,7 +170,7 @@ class Measure:
 
     def _dev(self, feats) -> torch.Tensor:
         """Features as float64 on the device (the bootstrap's eigendecompositions run there)."""
-        return torch.as_tensor(np.asarray(feats)).double().to(self.device)
+        return torch.as_tensor(feats, dtype=torch.float64, device=self.device)
 
     def _cached_inception(self, label: str, u8: torch.Tensor) -> np.ndarray:
         path = self.work / f"inception_{label}_{u8.shape[0]}.npy"
@@ -182,17 +178,14 @@ class Measure:
             np.save(path, self.inception.features(u8, batch_size=500))
         return np.load(path)
 
-    def adapter(self, model, labels):
-        return paper_adapter() if isinstance(model, PaperUNet) else unet_adapter(model, labels, 0.0)
-
     def generate(self, model, noise, labels) -> tuple[torch.Tensor, int]:
-        res = sample(model, noise, adapter=self.adapter(model, labels), solver=SOLVER, steps=STEPS, clip=(-1.0, 1.0),
+        res = sample(model, noise, adapter=unet_adapter(model, labels, 0.0), solver=SOLVER, steps=STEPS, clip=(-1.0, 1.0),
                      batch_size=self.setup.batch_size, autocast=self.device.type == "cuda")
         return res.x, res.nfe
 
     def base_row(self) -> dict:
         ctx, s = self.ctx, self.setup
-        return {"model": s.name, "dataset": ctx.dataset, "architecture": _architecture(ctx.model), "samples": s.samples,
+        return {"model": s.name, "dataset": ctx.dataset, "architecture": architecture_of(ctx.model), "samples": s.samples,
                 "solver": SOLVER, "steps": STEPS, "nfe": self.nfe, "seed": SEED, "feature_net": ctx.classifier.name,
                 "fid_real_test_samples": int(ctx.real_features.shape[0]), "checkpoint_sha256": ctx.trained.sha256,
                 "classifier_sha256": ctx.classifier.card.get("checkpoint_sha256", ""),
@@ -239,15 +232,16 @@ def evaluate_cell(measure: Measure, *, label: str, budget: float, fields: dict) 
     metrics_path = kept["json"]
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     if "fid" not in metrics:
-        model = measure.ctx.model
-        if label != "fp":
-            model = copy.deepcopy(model)
+        if label == "fp":  # the reference's samples, drawn once by Measure
+            x, u8, pairs_u8 = measure.fp_x, measure.fp_u8, measure.fp_pairs_u8
+        else:
+            model = copy.deepcopy(measure.ctx.model)
             sd = load_file(str(measure.work / "weights" / f"{_safe(label)}.safetensors"))
             model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in sd.items()}, strict=True)
             model.eval()
-        x, _ = measure.generate(model, measure.ctx.noise, measure.ctx.labels)
-        u8 = to_uint8(x)
-        pairs_u8 = to_uint8(measure.generate(model, measure.pair_noise, measure.pair_labels)[0])
+            x, _ = measure.generate(model, measure.ctx.noise, measure.ctx.labels)
+            u8 = to_uint8(x)
+            pairs_u8 = to_uint8(measure.generate(model, measure.pair_noise, measure.pair_labels)[0])
         np.save(kept["samples.npy"], u8.numpy())
         np.save(kept["pairs.npy"], pairs_u8.numpy())
         metrics = measure.classifier_metrics(u8, x, pairs_u8) | {"wall_s": round(time.perf_counter() - t0, 2)}
@@ -292,9 +286,9 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
     if with_plan:
         t0 = time.perf_counter()
         noise = make_noise(plan_samples, measure.event, seed=PLAN_SEED)
-        n_classes = None if isinstance(model, PaperUNet) else getattr(model.config, "num_classes", None)
+        n_classes = model.config.num_classes
         plan_labels = balanced_labels(plan_samples, n_classes) if n_classes else None
-        sens = weight_sensitivity(model, noise.to(measure.device), adapter=measure.adapter(model, plan_labels),
+        sens = weight_sensitivity(model, noise.to(measure.device), adapter=unet_adapter(model, plan_labels, 0.0),
                                   solver=SOLVER, steps=STEPS, replicates=plan_replicates, batch_size=32,
                                   seed=PLAN_SEED, progress=True)
         t_sens = time.perf_counter() - t0
