@@ -166,7 +166,6 @@ class Eval:
         self.real_inc_test = self.inception.features(test, batch_size=500) if self.inception else None
         self.fp_sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}  # the EMA averages
         self.t0_fp = self.t0(self.model)
-        self.n_train = int(load(args.dataset, "train").images.shape[0])
         log(f"eval set-up: inception {'yes' if self.inception else 'no'}, {test.shape[0]} test images")
 
     def real_inc_train(self) -> np.ndarray:
@@ -204,9 +203,8 @@ class Eval:
 
     def latent(self, model) -> dict:
         n = min(self.args.latent_images, self.test_x.shape[0])
-        names = [f"input_blocks.{len(model.input_blocks) - 1}", "middle_block"]
         stats = latent_stability(model, lambda x: model(x, torch.zeros(x.shape[0], device=x.device)),
-                                 self.test_x[:n].to(self.device), module_names=names, batch_size=500,
+                                 self.test_x[:n].to(self.device), module_names=model.latent_modules(), batch_size=500,
                                  pca_device=self.device)
         return {"latent_in_mean_var": stats[0].mean_variance, "latent_in_std_var": stats[0].std_variance,
                 "latent_in_collapsed": stats[0].collapsed, "latent_mid_mean_var": stats[1].mean_variance,
