@@ -29,12 +29,34 @@ in closed form, built from the standard upper-tail moments
   :math:`T_k = \Gamma(\tfrac{k+1}\beta) Q(\tfrac{k+1}\beta, z^\beta) / (2\Gamma(1/\beta))`,
   with :math:`Q` the regularized upper incomplete gamma function.
 
+and the head moments :math:`H_k(z) = \int_0^z t^k p_0(t)\,dt = T_k(0) - T_k(z)`, which each family
+writes with the complementary special function (:math:`P = 1 - Q`, :math:`I_{1-x_z}`,
+:math:`\operatorname{expm1}`) so that they keep full relative precision as :math:`z \to 0`
+(the difference :math:`T_k(0) - T_k(z)` would leave an absolute error
+:math:`\epsilon\, T_k(0)` on a result of size :math:`z^{k+1}`):
+
+* Gaussian: :math:`H_k = \tfrac{2^{(k-1)/2}}{\sqrt{2\pi}} \Gamma(\tfrac{k+1}2)
+  P(\tfrac{k+1}2, \tfrac{z^2}2)`, i.e. :math:`\tfrac12 P(\tfrac12, \tfrac{z^2}2)`,
+  :math:`\varphi(0) P(1, \tfrac{z^2}2)`, :math:`\tfrac12 P(\tfrac32, \tfrac{z^2}2)`.
+* Laplace: :math:`H_k = \tfrac12 k!\, P(k+1, z)`.
+* Student-t: :math:`H_0 = \tfrac12 I_{1-x_z}(\tfrac12, \tfrac\nu2)`,
+  :math:`H_1 = -c_\nu \tfrac{\nu}{\nu-1} \operatorname{expm1}(-\tfrac{\nu-1}2
+  \operatorname{log1p}(z^2/\nu))`, :math:`H_2 = \frac{\nu}{2(\nu-2)} I_{1-x_z}(\tfrac32,
+  \tfrac\nu2 - 1)`.
+* Generalized Gaussian: :math:`H_k = \Gamma(\tfrac{k+1}\beta) P(\tfrac{k+1}\beta, z^\beta)
+  / (2\Gamma(1/\beta))`.
+
 The squared error of one cell about a level, :math:`\int_a^b (x-c)^2 p(x)\,dx`
 (:meth:`ContinuousLaw.cell_sq_error`), is the building block of every exact distortion in
 :mod:`fmq_theory.theory.distortion`.  Its closed form :math:`M_2 - 2cM_1 + c^2 M_0` cancels
 catastrophically on narrow cells far from the centre, so where the cancellation factor
 exceeds :data:`_CANCELLATION_LIMIT` the cell is integrated by Gauss-Legendre quadrature
-instead (the density is analytic on such a cell, so the rule is exact to rounding).
+instead (the density is analytic on such a cell, so the rule is exact to rounding).  A cell
+that straddles the centre, where the density has a kink (Laplace) or a cusp (generalized
+Gaussian with non-integer :math:`\beta`) and quadrature would not be exact, keeps the closed
+form: its partial moments are sums of head moments, each exact to rounding, and about a
+level :math:`c` with :math:`|c| \lesssim` the cell's width their combination cancels by a
+factor of at most about 50 (:math:`12 (1 + |c|/w)^2` for a nearly flat density).
 
 Fitting the families to real weights is :mod:`fmq_theory.theory.law_fit`.
 
@@ -143,6 +165,11 @@ class ContinuousLaw:
     def _tail_moment0(self, k, z):
         raise NotImplementedError
 
+    def _head(self, k, z):
+        """``H_k(z) = int_0^z t^k p0(t) dt = T_k(0) - T_k(z)`` for finite ``z >= 0``, to full
+        relative precision as ``z -> 0`` (not as that difference, which cancels there)."""
+        raise NotImplementedError
+
     def _sample0(self, rng, size):
         raise NotImplementedError
 
@@ -229,14 +256,6 @@ class ContinuousLaw:
         zz = np.where(finite, z, 0.0)
         return np.where(finite, self._tail_moment0(k, zz), 0.0)
 
-    def _head(self, k, z):
-        """``H_k(z) = int_0^z t^k p0(t) dt = T_k(0) - T_k(z)`` for ``z >= 0``.
-
-        A family overrides it where the difference cancels (the generalized Gaussian at
-        small ``beta``, whose ``T_k(z)`` stays close to ``T_k(0)`` far from 0).
-        """
-        return self._tail(k, np.zeros(())) - self._tail(k, z)
-
     def _half_line_moment(self, k, za, zb):
         """``int_za^zb z^k p0`` for ``0 <= za <= zb``: difference of tails or of heads,
         whichever is the smaller pair (so the two terms never both dwarf the result)."""
@@ -280,38 +299,59 @@ class ContinuousLaw:
         The closed form from the partial moments is used where it does not cancel; where its
         cancellation factor (sum of absolute terms over the result) exceeds
         :data:`_CANCELLATION_LIMIT`, and at once for finite cells narrower than 1/20 of their
-        distance to 0, the cell is integrated by 16-node Gauss-Legendre quadrature instead.
-        Such a cell is narrow compared with its distance to the nearest singularity of the
-        density (error of order ``(w / 2d)^32``), so the rule is exact to rounding; an
-        unbounded cell is split into panels of one decade of tail mass each.  Quadrature is
-        never used across 0, nor up to 0 for a generalized Gaussian whose ``|x|^beta`` is not
-        analytic there (non-integer ``beta``).  Arrays broadcast.
+        distance to 0 or of the scale (whichever is larger), the cell is integrated by 16-node
+        Gauss-Legendre quadrature instead.  Such a cell is narrow compared with its distance
+        to the nearest singularity of the density (error of order ``(w / 2d)^32``) and with
+        the scale on which the density varies, so the rule is exact to rounding; an
+        unbounded cell is split into panels of one decade of tail mass each.  The nodes are
+        placed from the cell's width ``b - a`` and offset ``a - center``, both formed before
+        standardizing, so that a cell narrower than the rounding of its position keeps full
+        relative precision.
+
+        Quadrature is never used across 0, where the Laplace density has a kink and the
+        generalized Gaussian's ``|x|^beta`` is not analytic unless ``beta`` is an even integer,
+        nor within one cell width of 0 for a generalized Gaussian with non-integer ``beta``,
+        whose density is not analytic up to 0 either (there the rule would converge only like
+        ``rho^-32`` with ``rho`` the Bernstein ellipse through 0, close to 1 for a cell near
+        the cusp; from one width away, ``rho >= 3 + sqrt(8)``).  Such a cell keeps the closed
+        form, whose partial moments are built from the head moments ``H_k``, each exact to
+        rounding however narrow the cell (see the module notes), so cells across or next to 0
+        are exact to a few 1e-14 relative too.  Arrays broadcast.
 
         Returns
         -------
         tuple of numpy.ndarray
             ``(m0, m1, m2)``, each of the broadcast shape.
         """
-        za = (np.asarray(a, dtype=float) - self.loc) / self.scale
-        zb = (np.asarray(b, dtype=float) - self.loc) / self.scale
-        zc = (np.asarray(center, dtype=float) - self.loc) / self.scale
-        za, zb, zc = (np.array(v, dtype=float) for v in np.broadcast_arrays(za, zb, zc))
-        shape = za.shape
-        za, zb, zc = za.ravel(), zb.ravel(), zc.ravel()
+        xa, xb, xc = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, center)))
+        shape = xa.shape
+        xa, xb, xc = xa.ravel(), xb.ravel(), xc.ravel()
+        za, zb, zc = ((x - self.loc) / self.scale for x in (xa, xb, xc))
+        # width and offset to the centre from the raw ends: zb - za and za - zc would carry
+        # the rounding of za, zb, zc (eps |z|), a relative error eps |z| / w on a narrow cell
+        width = (xb - xa) / self.scale
+        offset = (xa - xc) / self.scale
         m0, c1, c2 = np.empty(za.size), np.empty(za.size), np.empty(za.size)
-        # cells where quadrature is safe: not straddling 0 (touching it only where the
-        # density is analytic up to 0 on that side).  An end within rounding of 0 (such as a
-        # Lloyd threshold of -8e-17 that is 0 by symmetry) counts as touching 0.
+        # cells where quadrature is safe: not straddling 0, and clear of 0 where the density
+        # is not analytic up to 0 (one width away for a finite cell).  An end within rounding
+        # of 0 (such as a Lloyd threshold of -8e-17 that is 0 by symmetry) counts as touching 0.
         near0 = 1e-12
         sa = np.where(np.abs(za) < near0, 0.0, za)
         sb = np.where(np.abs(zb) < near0, 0.0, zb)
-        safe = ((sa >= 0) | (sb <= 0)) & (self._analytic_half_line | (sa > 0) | (sb < 0))
-        # narrow, finite, safe cells: quadrature at once (their closed form would cancel)
-        width = zb - za
-        narrow = safe & np.isfinite(width) & (width < 0.05 * np.minimum(np.abs(za), np.abs(zb)))
+        gap = np.where(sa >= 0, sa, -sb)
+        clear = np.where(np.isfinite(width), gap >= width, gap > 0)
+        safe = ((sa >= 0) | (sb <= 0)) & (self._analytic_half_line | clear)
+        # narrow, finite, safe cells: quadrature at once (their closed form would cancel).
+        # Narrow means below 1/20 of the distance to 0 or of the scale, whichever is larger:
+        # within a unit of 0 every density varies on the unit scale and has no singularity
+        # nearer than a unit (Student-t: poles at +-i sqrt(nu), nu > 2) other than at 0 itself,
+        # from which a safe cell is at least one width away
+        reach = np.maximum(np.minimum(np.abs(za), np.abs(zb)), 1.0)
+        narrow = safe & np.isfinite(width) & (width < 0.05 * reach)
         rest = ~narrow
         if np.any(narrow):
-            m0[narrow], c1[narrow], c2[narrow] = self._quadrature_moments(za[narrow], zb[narrow], zc[narrow])
+            m0[narrow], c1[narrow], c2[narrow] = self._quadrature_moments(
+                za[narrow], zb[narrow], zc[narrow], width=width[narrow], offset=offset[narrow])
         if np.any(rest):
             a, b, c = za[rest], zb[rest], zc[rest]
             p0 = self._standard_moment(0, a, b)
@@ -329,17 +369,22 @@ class ContinuousLaw:
             bad = (q2 <= 0) | (mag2 > _CANCELLATION_LIMIT * np.abs(q2)) | cancels1
             bad &= (b > a) & safe[rest]
             if np.any(bad):
-                p0[bad], q1[bad], q2[bad] = self._quadrature_moments(a[bad], b[bad], c[bad])
+                p0[bad], q1[bad], q2[bad] = self._quadrature_moments(
+                    a[bad], b[bad], c[bad], width=width[rest][bad], offset=offset[rest][bad])
             m0[rest], c1[rest], c2[rest] = p0, q1, q2
         s = self.scale
         return m0.reshape(shape), (c1 * s).reshape(shape), (np.maximum(c2, 0.0) * s * s).reshape(shape)
 
-    def _quadrature_moments(self, za, zb, zc):
-        """Gauss-Legendre ``int (z - zc)^j p0(z) dz``, j = 0, 1, 2; unbounded cells on panels."""
+    def _quadrature_moments(self, za, zb, zc, *, width, offset):
+        """Gauss-Legendre ``int (z - zc)^j p0(z) dz``, j = 0, 1, 2; unbounded cells on panels.
+
+        ``width = zb - za`` and ``offset = za - zc`` are passed as formed from the raw ends (see
+        :meth:`cell_moments`); they place the nodes of a finite cell.
+        """
         out = np.zeros((3, za.size))
         finite = np.isfinite(za) & np.isfinite(zb)
         if np.any(finite):
-            out[:, finite] = self._gl(za[finite], zb[finite], zc[finite])
+            out[:, finite] = self._gl(za[finite], width=width[finite], offset=offset[finite])
         for sel, inner, sign in ((~np.isfinite(zb), za, 1.0), (~np.isfinite(za), zb, -1.0)):
             sel = sel & ~finite
             if not np.any(sel):
@@ -354,18 +399,23 @@ class ContinuousLaw:
             edges = np.maximum.accumulate(edges, axis=1)
             total = np.zeros((3, start.size))
             for j in range(edges.shape[1] - 1):
-                total += self._gl(edges[:, j], edges[:, j + 1], level)
+                total += self._gl(edges[:, j], width=edges[:, j + 1] - edges[:, j],
+                                  offset=edges[:, j] - level)
             total[1] *= sign
             out[:, sel] = total
         return out[0], out[1], out[2]
 
-    def _gl(self, za, zb, zc):
-        half = 0.5 * (zb - za)
-        mid = 0.5 * (zb + za)
-        z = mid[:, None] + half[:, None] * _GL_NODES[None, :]
-        d = z - zc[:, None]
+    def _gl(self, za, *, width, offset):
+        """16-node Gauss-Legendre ``int (z - zc)^j p0(z) dz`` over ``[za, za + width]``, j = 0, 1, 2,
+        with ``offset = za - zc``: the distances ``z - zc = offset + width t`` (``t`` in (0, 1))
+        are formed without the rounding of ``za`` and ``zc``."""
+        t = 0.5 * (1.0 + _GL_NODES[None, :])
+        step = width[:, None] * t
+        z = za[:, None] + step
+        d = offset[:, None] + step
         p = self._pdf0(np.abs(z)) * _GL_WEIGHTS[None, :]
-        return np.stack((p.sum(axis=1), (d * p).sum(axis=1), (d * d * p).sum(axis=1))) * half[None, :]
+        moments = np.stack((p.sum(axis=1), (d * p).sum(axis=1), (d * d * p).sum(axis=1)))
+        return moments * (0.5 * width)[None, :]
 
     def sample(self, size, *, rng):
         """``size`` iid draws (float64) using the numpy ``Generator`` ``rng``."""
@@ -404,6 +454,10 @@ class Gaussian(ContinuousLaw):
             return self._pdf0(z)
         return self._sf0(z) + z * self._pdf0(z)
 
+    def _head(self, k, z):
+        front = (0.5, 1.0 / np.sqrt(2.0 * np.pi), 0.5)[k]
+        return front * special.gammainc(0.5 * (k + 1.0), 0.5 * z * z)
+
     def _sample0(self, rng, size):
         return rng.standard_normal(size)
 
@@ -429,6 +483,9 @@ class Laplace(ContinuousLaw):
     def _tail_moment0(self, k, z):
         poly = (1.0, z + 1.0, z * z + 2.0 * z + 2.0)[k]
         return 0.5 * poly * np.exp(-z)
+
+    def _head(self, k, z):
+        return (0.5, 0.5, 1.0)[k] * special.gammainc(k + 1.0, z)
 
     def _sample0(self, rng, size):
         return rng.laplace(size=size)
@@ -527,6 +584,19 @@ class StudentT(ContinuousLaw):
         # loses up to 3e-10 of it at large nu); I_x(a, 3/2) as 1 - I_{1-x}(3/2, a) with
         # 1 - x = z^2 / (nu + z^2): no rounding of x to 1
         return nu / (2.0 * (nu - 2.0)) * special.betaincc(1.5, 0.5 * nu - 1.0, zz / (nu + zz))
+
+    def _head(self, k, z):
+        if self._gaussian:
+            return Gaussian._head(self, k, z)
+        nu = self.nu
+        # beyond |z| = 1e150, 1 - x_z = z^2 / (nu + z^2) is 1 to rounding (nu < 1e20): capped so
+        # that z^2 stays finite
+        zz = np.minimum(z, 1e150) ** 2
+        if k == 1:
+            return -np.exp(self._log_c()) * nu / (nu - 1.0) * np.expm1(-0.5 * (nu - 1.0) * np.log1p(zz / nu))
+        if k == 0:
+            return 0.5 * special.betainc(0.5, 0.5 * nu, zz / (nu + zz))
+        return nu / (2.0 * (nu - 2.0)) * special.betainc(1.5, 0.5 * nu - 1.0, zz / (nu + zz))
 
     def _sample0(self, rng, size):
         return rng.standard_t(self.nu, size)
