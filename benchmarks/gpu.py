@@ -222,6 +222,36 @@ def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, sha
                 per_length=per_length, batch=batch)
 
 
+def full_model_case(bits, *, batch, device, shapes, solver, label, cap_s):
+    """The whole synthetic FLUX.1-shaped model quantized with the exact DP, layer by layer:
+    each layer's weights drawn on the device (not timed), then ``lloyd_max_rows`` and the
+    dequantization timed.  Stops after ``cap_s`` seconds of timed work and reports the share
+    of the model's weights done."""
+    total = sum(o * i * c for o, i, c in shapes)
+    gen = torch.Generator(device=device).manual_seed(1)
+    timed_s, done = 0.0, 0
+    with PeakMemory() as peak:
+        for out_f, in_f, count in shapes:
+            for _ in range(count):
+                w = torch.randn(out_f, in_f, device=device, generator=gen)
+                sync()
+                start = time.perf_counter()
+                codes, levels = lloyd_max_rows(w, bits=bits, batch=batch, layers=solver)
+                dequantize_rows(codes, levels)
+                sync()
+                timed_s += time.perf_counter() - start
+                done += w.numel()
+                del w, codes, levels
+                if timed_s > cap_s:
+                    break
+            if timed_s > cap_s:
+                break
+    return dict(method="lloyd_max", path=label + ", whole model measured", model_weights=total,
+                weights_done=done, share_done=done / total, measured_s=timed_s,
+                measured_model_s=timed_s if done == total else None, batch=batch,
+                peak_extra_bytes=peak.extra)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for gpu.json")
@@ -236,6 +266,10 @@ def main(argv=None) -> int:
                         help="seconds of lloyd_max timing (Triton solver) before the remaining row lengths are "
                              "extrapolated from the slowest measured one")
     parser.add_argument("--torch-budget", type=float, default=25.0, help="the same for the torch solver")
+    parser.add_argument("--full-model-if-below", type=float, default=150.0,
+                        help="quantize the whole synthetic model (measured) when the faster solver's "
+                             "extrapolation is below this many seconds")
+    parser.add_argument("--full-model-cap", type=float, default=120.0, help="seconds of timed work, whole model")
     parser.add_argument("--device", default="cuda", help="'cpu' for a dry run of the script (tiny sizes)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -276,6 +310,17 @@ def main(argv=None) -> int:
                              label="torch level-synchronous D&C DP"))
     results["methods"].append(lloyds[-1])
     save()
+    best = min(lloyds, key=lambda r: r["extrapolated_model_s"])
+    if best["extrapolated_model_s"] < args.full_model_if_below:  # measure the whole model, not only its rows
+        solver = torch_layers if best["path"].startswith("torch level") else triton_layers
+        full = full_model_case(args.bits, batch=best["batch"], device=device, shapes=shapes, solver=solver,
+                               label=best["path"], cap_s=args.full_model_cap)
+        results["methods"].append(full)
+        save()
+        print(f"lloyd_max ({full['path']}): {full['weights_done']:.3g} of {full['model_weights']:.3g} weights "
+              f"in {full['measured_s']:.1f} s MEASURED (whole model: "
+              f"{'%.1f s' % full['measured_model_s'] if full['measured_model_s'] else 'not finished within the cap'}; "
+              f"peak extra {full['peak_extra_bytes'] / 2**30:.2f} GiB)", flush=True)
     for lloyd in lloyds:
         print(f"lloyd_max ({lloyd['path']}): synthetic FLUX.1-shaped model, {lloyd['model_weights']:.3g} weights, "
               f"b={args.bits}: EXTRAPOLATED from the timed row batches: {lloyd['extrapolated_model_s']:.1f} s "

@@ -111,6 +111,7 @@ def train(args, run: Path, device: torch.device) -> None:
     opt = torch.optim.AdamW(ema.model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.0, fused=device.type == "cuda")
     n, bs = x_all.shape[0], args.batch_size
     steps_per_epoch = n // bs
+    target_steps = round(args.epochs * steps_per_epoch) if args.epochs else float("inf")
     start, losses, step = time.perf_counter(), [], 0
     deadline = start + 60 * args.minutes
     ema.model.train()
@@ -131,9 +132,9 @@ def train(args, run: Path, device: torch.device) -> None:
             losses.append(loss.detach())
             if step % 200 == 0:
                 log(f"step {step} epoch {step / steps_per_epoch:.2f} loss {float(torch.stack(losses[-50:]).mean()):.4f}")
-            if not args.whole_epochs and time.perf_counter() > deadline:
+            if not args.whole_epochs and time.perf_counter() > deadline or step >= target_steps:
                 break
-        if time.perf_counter() > deadline:
+        if time.perf_counter() > deadline or step >= target_steps:
             break
     wall = time.perf_counter() - start
     ema.eval()
@@ -240,8 +241,8 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
                          "quantize_s": round(time.perf_counter() - t, 1)}
             x, nfe = ev.generate(model, make_noise(samples, (1, 28, 28), seed=ev.args.seed), steps)
             extra["nfe"] = nfe
-            if kind == "fp":
-                torch.save(x[: ev.args.samples].half(), ev.run / "fp_samples.pt")  # the cells' reference samples
+            if kind == "fp" and samples == ev.args.samples:
+                torch.save(x.half(), ev.run / "fp_samples.pt")  # the cells' reference samples
             if kind == "cell":
                 fp_x = torch.load(ev.run / "fp_samples.pt").float()[:samples]
                 a, b = (fp_x + 1) / 2, (x + 1) / 2
@@ -281,14 +282,16 @@ def _load_eval(args, run: Path, device: str) -> "Eval":
 
 def evaluate_stage(args, run: Path, device: torch.device) -> None:
     """Every row (full precision, NFE check, quantized cells) as one task of the sweep engine."""
-    specs = [dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"),
-             dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="paper")]
-    if args.samples != args.fid_samples:  # the cells' own sample count: FID ratios of equal bias
-        specs.append(dict(kind="fp", method="none", bits=32, samples=args.samples, steps=args.steps, protocol="ours"))
-    specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
-              for steps in (args.steps, 100)]
+    # The full-precision samples at the cells' own count first (the cells' paired reference and
+    # FID ratios of equal bias), then the cells, then the large full-precision FIDs and the NFE check.
+    specs = [dict(kind="fp", method="none", bits=32, samples=args.samples, steps=args.steps, protocol="ours")]
     specs += [dict(kind="cell", method=method, bits=bits, samples=args.samples, steps=args.steps, protocol="ours")
               for bits in args.bits for method in args.methods]
+    if args.fid_samples != args.samples:
+        specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"))
+    specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="paper"))
+    specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
+              for steps in (args.steps, 100)]
     load = functools.partial(_load_eval, args, run, str(device))
     ev = cached_context(("paper_arch", str(run)), load)  # built once; the cells run in this process
     cells = [Cell(key=PAPER_ARCH.row_key(ev.base_row(method=c["method"], bits=c["bits"],
@@ -320,6 +323,7 @@ def main() -> None:
     p.add_argument("--res-blocks", type=int, default=PAPER_MNIST.num_res_blocks)
     p.add_argument("--minutes", type=float, default=8.5)
     p.add_argument("--whole-epochs", action="store_true")
+    p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs (--minutes still caps)")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--steps", type=int, default=10, help="midpoint steps of the FIDs (10 = 20 NFE)")
     p.add_argument("--fid-samples", type=int, default=20000)
