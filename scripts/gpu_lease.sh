@@ -32,6 +32,17 @@
 #     (5k samples + 1k pairs each);
 #   - the paper's network: the plan's candidate fitting took ~10 min on one core; it now fits on every
 #     core (fit_candidates(workers=16)).
+# Measured in the lease of 2026-12-01, fourth period (H200, 1,779 s held for 1,659 s of commands):
+#   - call 1: batch 512 trained at 1,308 images/s alone, slower than batch 256's 1,670: 12.3 epochs in
+#     the 9.4 min cap, not 15 (batch 256 would reach ~15.7);
+#   - call 2: benchmarks/gpu.py took 150 s (its whole-model lloyd_max run stops at a 120 s cap);
+#   - call 3: the plan evaluations aborted at once: fit_candidates(workers=16) launched numba parallel
+#     kernels from 16 threads under numba's workqueue layer ("Concurrent access has been detected");
+#     with NUMBA_THREADING_LAYER=omp (call 4) the 55.7M network's candidates fitted in 289 s;
+#   - the paper-network cells: ~17 s each (2k samples) beside the DiT and the plan; the 50k-sample
+#     full-precision FID 265 s; the 200-NFE check on 2k samples 297 s;
+#   - call 4: Inception for the 20 paper-network rows ~3 s per row; the DiT's cells ~30 s each (two
+#     Inception bootstraps of 10 replicates each, beside the other two evaluations).
 set -uo pipefail
 STAGE=${1:?stage 1-4}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
@@ -92,7 +103,8 @@ case "$STAGE" in
     used=$(( $(date +%s) - start ))
     secs=$(case "$STAGE" in 2) echo $(( ${S2:-400} - used ));; 3) echo "${S3:-200}";; 4) echo "${S4:-250}";; esac)
     # a hard stop per call, so that the results are copied out before the call's own limit
-    export HARD_S=$(( $(case "$STAGE" in 2) echo "${H2:-555}";; 3) echo "${H3:-300}";; 4) echo "${H4:-330}";; esac) - used ))
+    case "$STAGE" in 2) hard=${H2:-555};; 3) hard=${H3:-300};; 4) hard=${H4:-330};; esac
+    export HARD_S=$(( hard - used ))
     paper_eval "$secs" > runs/logs/paper$STAGE.log 2>&1 &
     plan_small "$secs" > runs/logs/small$STAGE.log 2>&1 &
     plan_paper "$secs" > runs/logs/plan_paper$STAGE.log 2>&1 &
