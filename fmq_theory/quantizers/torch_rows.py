@@ -81,7 +81,9 @@ def uniform_minmax_rows(weights: torch.Tensor, *, bits: int):
     """
     n_levels = _check(weights, bits)
     lo, hi = torch.aminmax(weights, dim=1, keepdim=True)
-    scale = (hi - lo) / (n_levels - 1)
+    # a tensor divisor: CUDA divides by a Python scalar as a product with its reciprocal, one
+    # rounding off the CPU quantizer's quotient (measured on the H200: codes differed)
+    scale = (hi - lo) / torch.full_like(hi, n_levels - 1)
     step = torch.where(scale > 0, scale, torch.ones_like(scale))
     t = torch.sub(weights, lo)
     t.div_(step).round_().clamp_(0, n_levels - 1)
