@@ -302,6 +302,13 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
     workers : int
         Threads fitting tensors at once (the kernels release the GIL).  The result does not
         depend on it: every tensor is fitted alone and the results keep the state-dict order.
+        Safe under every numba threading layer: under ``workqueue`` (this package's default
+        unless ``NUMBA_THREADING_LAYER`` is set; it aborts the process on concurrent
+        parallel launches) the parallel kernels, those on inputs of at least
+        :data:`fmq_theory.quantizers._kernels._PARALLEL_MIN` elements, run one at a time,
+        each on all numba threads, while the rest of the fits still overlap; under ``omp``
+        or ``tbb`` they run concurrently (:func:`fmq_theory.quantizers._kernels._guarded`).
+        Without numba (``FMQ_DISABLE_NUMBA``) the numpy twins run, which are thread-safe.
 
     Returns
     -------

@@ -12,8 +12,11 @@ Conventions shared by all kernels
 * Data arrive as C-contiguous ``(r, m)`` arrays (one group per row) of float32 or
   float64; every accumulation is done in float64.
 * numba's threading layer defaults to ``workqueue`` here (see :func:`_load_numba`)
-  unless ``NUMBA_THREADING_LAYER`` is set; kernels must not be called from several
-  Python threads at once under that layer.
+  unless ``NUMBA_THREADING_LAYER`` is set.  That layer aborts the process (SIGABRT) when
+  two Python threads launch parallel kernels at once, so every parallel launch goes
+  through :func:`_guarded`: under ``workqueue`` the launches are serialised by a lock
+  (each still runs on all numba threads); under ``omp``/``tbb`` they run concurrently.
+  Kernels may therefore be called from several Python threads whatever the layer.
 * A *threshold* list ``t`` of a row (sorted, non-decreasing, ``+inf`` allowed) defines
   cells by the "left" rule: the cell of ``x`` is the number of thresholds strictly
   below ``x``, i.e. ``numpy.searchsorted(t, x, side="left")``.  Cell ``k`` is therefore
@@ -26,6 +29,7 @@ import concurrent.futures
 import functools
 import math
 import os
+import threading
 import types
 
 import numpy as np
@@ -62,16 +66,52 @@ _RUN = 1 << 12
 _PARALLEL_MIN = 1 << 17
 
 
+#: Held while a parallel kernel runs under a layer that is not thread-safe (``workqueue``).
+_LAUNCH_LOCK = threading.Lock()
+#: Whether parallel launches may overlap: ``None`` until the first launch has initialised
+#: numba's threading layer, then whether that layer is thread-safe (``omp``, ``tbb``).
+_concurrent_launches: bool | None = None
+
+
+def _guarded(parallel):
+    """``parallel`` (a ``parallel=True`` dispatcher) made safe to call from several Python threads.
+
+    numba's ``workqueue`` layer is not thread-safe: two launches at once abort the process
+    ("Concurrent access has been detected").  The layer is fixed by the first parallel
+    launch of the process (:func:`numba.threading_layer` raises before it), so launches
+    take :data:`_LAUNCH_LOCK` until one has run and shown a thread-safe layer; from then
+    on they run without it.  Serialising changes no result, only when each launch runs.
+    """
+
+    @functools.wraps(parallel)
+    def launch(*args):
+        global _concurrent_launches
+        if _concurrent_launches:
+            return parallel(*args)
+        with _LAUNCH_LOCK:
+            out = parallel(*args)
+            if _concurrent_launches is None:
+                try:
+                    _concurrent_launches = _numba.threading_layer() != "workqueue"
+                except ValueError:  # pragma: no cover - the launch did not start the layer
+                    pass
+        return out
+
+    launch.dispatcher = parallel
+    return launch
+
+
 def _jit(py_func, twin):
     """Compile ``py_func`` with numba (cached) or fall back to ``twin``.
 
     The returned kernel runs a parallel compilation when its first argument has at least
     :data:`_PARALLEL_MIN` elements and a serial one (``prange`` as ``range``) otherwise.
-    The serial copy has its own name, so the two never share a cache entry.
+    The serial copy has its own name, so the two never share a cache entry.  Parallel
+    launches go through :func:`_guarded` (safe from several Python threads).
     """
     if _numba is None:
         return twin
-    parallel = _numba.njit(parallel=True, cache=True, nogil=True)(py_func)
+    parallel = _guarded(_numba.njit(parallel=True, cache=True, nogil=True)(py_func))
     copy = types.FunctionType(py_func.__code__, py_func.__globals__, py_func.__name__ + "_serial",
                               py_func.__defaults__, py_func.__closure__)
     copy.__qualname__ = py_func.__qualname__ + "_serial"
@@ -738,8 +778,8 @@ def _gather_bins_py(x, bits, slot_of_bin, start, out):  # pragma: no cover - com
 
 if _numba is not None:
     _sort_key_nb = _numba.njit(cache=True, inline="always")(_sort_key)
-    _key_histogram_nb = _numba.njit(parallel=True, cache=True, nogil=True)(_key_histogram_py)
-    _gather_bins_nb = _numba.njit(parallel=True, cache=True, nogil=True)(_gather_bins_py)
+    _key_histogram_nb = _guarded(_numba.njit(parallel=True, cache=True, nogil=True)(_key_histogram_py))
+    _gather_bins_nb = _guarded(_numba.njit(parallel=True, cache=True, nogil=True)(_gather_bins_py))
 
 
 def order_statistics(x: np.ndarray, ranks: np.ndarray):
