@@ -74,9 +74,14 @@ def fit_uniform_minmax(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
     hi = x.max(axis=1)[:, None]
     scale = (hi - lo) / storage_dtype.type(n_levels - 1)
     step = np.where(scale > 0, scale, storage_dtype.type(1))
-    q = np.clip(np.rint((x - lo) / step), 0, n_levels - 1)
-    codes = np.where(scale > 0, q, 0).astype(code_dtype(bits))
-    return {"scale": scale[:, 0], "offset": lo[:, 0]}, codes, {}
+    # one work array, each operation in place in the dtype the expression
+    # round((x - lo) / step) would have: the same roundings
+    t = np.subtract(x, lo, dtype=np.result_type(x, step))
+    np.divide(t, step, out=t)
+    np.rint(t, out=t)
+    np.clip(t, 0, n_levels - 1, out=t)
+    t[scale[:, 0] <= 0] = 0
+    return {"scale": scale[:, 0], "offset": lo[:, 0]}, t.astype(code_dtype(bits)), {}
 
 
 def absmax_levels(bits: int, stored) -> np.ndarray:
