@@ -316,7 +316,7 @@ class ContinuousLaw:
         the cusp; from one width away, ``rho >= 3 + sqrt(8)``).  Such a cell keeps the closed
         form, whose partial moments are built from the head moments ``H_k``, each exact to
         rounding however narrow the cell (see the module notes), so cells across or next to 0
-        are exact to a few 1e-14 relative too.  Arrays broadcast.
+        are exact to a few times :math:`10^{-14}` relative too.  Arrays broadcast.
 
         Returns
         -------
