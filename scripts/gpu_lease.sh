@@ -22,7 +22,7 @@
 #   run("bash scripts/gpu_lease.sh 2", carry=[".carry/wheels_peers", ".carry/plan_test", ".carry/inc2"], timeout_s=600)
 #   run("bash scripts/gpu_lease.sh 3", carry=[".carry/inc3"], timeout_s=600)
 #   run("bash scripts/gpu_lease.sh 4", carry=[".carry/inc4"], timeout_s=600)
-# Knobs (environment): EPOCHS (15), TRAIN_MIN (9.4, a cap), SAMPLES (5000), PAPER_SAMPLES (2000),
+# Knobs (environment): EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (2000),
 # FID_SAMPLES (50000, the paper's protocol), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330).
 # Measured in the lease of 2026-12-01 (H200; see the closing note of that day):
@@ -65,6 +65,8 @@ if [ -d .carry/wheels_dask ] && [ ! -f runs/pydeps/.unpacked ]; then
     && touch runs/pydeps/.unpacked
 fi
 export PYTHONPATH=.:runs/pylib:runs/pydeps
+# the DiT rows already measured (plan, with Inception) are done rows: the next lease measures its peers
+[ -f runs/results/plan_dit.csv ] || cp results/plan_dit.csv runs/results/ 2>/dev/null
 INC=(); [ -f runs/inception/default_1.pt ] && INC=(--inception runs/inception/default_1.pt)
 echo "stage $STAGE: inception parts $(ls runs/inception_parts | tr '\n' ' ') -> ${INC[*]:-no inception yet}"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
@@ -92,7 +94,7 @@ start=$(date +%s)
 case "$STAGE" in
   1)
     FMQ_DATA_DIR=runs/data_mnist python3 scripts/gpu_paper_arch.py train --epochs "${EPOCHS:-15}" \
-      --minutes "${TRAIN_MIN:-9.4}" --batch-size 512 2>&1 | grep --line-buffered -v "$FILTER" > runs/logs/train.log
+      --minutes "${TRAIN_MIN:-9.4}" --batch-size "${TRAIN_BATCH:-256}" 2>&1 | grep --line-buffered -v "$FILTER" > runs/logs/train.log
     cat runs/logs/train.log ;;
   2|3|4)
     if [ "$STAGE" = 2 ] && [ -z "${NO_BENCH:-}" ]; then  # the speed benchmark first, on an idle GPU
