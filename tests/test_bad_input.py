@@ -308,12 +308,13 @@ def test_a_huge_group_size_is_capped_at_the_row():
 
 def test_lloyd_max_above_its_cost_limit_takes_the_bounded_histogram_mode():
     """2^18 weights at 12 bits took 79 s and 8.4 GB; above K * n = 2^26 the fit now bins the
-    group and reports its excess-MSE bound (the child is stopped after 20 s, under the memory cap)."""
+    group and reports its excess-MSE bound (the child runs under the memory cap and is stopped after
+    60 s, below the unbounded fit's 79 s: the bounded fit takes ~5 s, 20+ s on a loaded 2-core machine)."""
     run = _in_memory_limited_child(
         "import numpy as np\nfrom fmq_theory.quantizers import quantize\n"
         "q = quantize(np.random.default_rng(0).standard_normal(2**18), method='lloyd_max', bits=12)\n"
         "assert q.info['histogram'].all() and 0 <= q.info['excess_mse_bound'][0] < np.inf, q.info\n"
-        "assert np.isfinite(q.dequantize()).all()\n", timeout=20.0)
+        "assert np.isfinite(q.dequantize()).all()\n", timeout=60.0)
     assert run.returncode == 0, run.stderr[-2000:]
 
 
@@ -428,8 +429,9 @@ def test_validation_runs_before_the_replace(tmp_path):
 
 
 _SLOW_WRITER = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job inherits SIGINT ignored
 from fmq_theory._util import atomic_output
 with atomic_output(sys.argv[1]) as tmp:
     Path(tmp).write_text("partial")
