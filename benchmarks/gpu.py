@@ -230,20 +230,18 @@ def full_model_case(bits, *, batch, device, shapes, solver, label, cap_s):
     total = sum(o * i * c for o, i, c in shapes)
     gen = torch.Generator(device=device).manual_seed(1)
     timed_s, done = 0.0, 0
+    layers = ((out_f, in_f) for out_f, in_f, count in shapes for _ in range(count))
     with PeakMemory() as peak:
-        for out_f, in_f, count in shapes:
-            for _ in range(count):
-                w = torch.randn(out_f, in_f, device=device, generator=gen)
-                sync()
-                start = time.perf_counter()
-                codes, levels = lloyd_max_rows(w, bits=bits, batch=batch, layers=solver)
-                dequantize_rows(codes, levels)
-                sync()
-                timed_s += time.perf_counter() - start
-                done += w.numel()
-                del w, codes, levels
-                if timed_s > cap_s:
-                    break
+        for out_f, in_f in layers:
+            w = torch.randn(out_f, in_f, device=device, generator=gen)
+            sync()
+            start = time.perf_counter()
+            codes, levels = lloyd_max_rows(w, bits=bits, batch=batch, layers=solver)
+            dequantize_rows(codes, levels)
+            sync()
+            timed_s += time.perf_counter() - start
+            done += w.numel()
+            del w, codes, levels
             if timed_s > cap_s:
                 break
     return dict(method="lloyd_max", path=label + ", whole model measured", model_weights=total,
@@ -298,21 +296,20 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from gpu_triton import triton_layers
 
-        lloyds.append(lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.triton_batch,
-                                 budget_s=args.lloyd_budget, device=device, shapes=shapes, solver=triton_layers,
-                                 label="torch + Triton DP kernel (one program per row)"))
-        results["methods"].append(lloyds[-1])
+        lloyds.append((lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.triton_batch,
+                                  budget_s=args.lloyd_budget, device=device, shapes=shapes, solver=triton_layers,
+                                  label="torch + Triton DP kernel (one program per row)"), triton_layers))
+        results["methods"].append(lloyds[-1][0])
         save()
     except Exception as exc:  # noqa: BLE001 - printed, the run goes on
         print(f"triton lloyd_max failed: {type(exc).__name__}: {exc}", flush=True)
-    lloyds.append(lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.lloyd_batch,
-                             budget_s=args.torch_budget, device=device, shapes=shapes, solver=torch_layers,
-                             label="torch level-synchronous D&C DP"))
-    results["methods"].append(lloyds[-1])
+    lloyds.append((lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.lloyd_batch,
+                              budget_s=args.torch_budget, device=device, shapes=shapes, solver=torch_layers,
+                              label="torch level-synchronous D&C DP"), torch_layers))
+    results["methods"].append(lloyds[-1][0])
     save()
-    best = min(lloyds, key=lambda r: r["extrapolated_model_s"])
+    best, solver = min(lloyds, key=lambda pair: pair[0]["extrapolated_model_s"])
     if best["extrapolated_model_s"] < args.full_model_if_below:  # measure the whole model, not only its rows
-        solver = torch_layers if best["path"].startswith("torch level") else triton_layers
         full = full_model_case(args.bits, batch=best["batch"], device=device, shapes=shapes, solver=solver,
                                label=best["path"], cap_s=args.full_model_cap)
         results["methods"].append(full)
@@ -321,7 +318,7 @@ def main(argv=None) -> int:
               f"in {full['measured_s']:.1f} s MEASURED (whole model: "
               f"{'%.1f s' % full['measured_model_s'] if full['measured_model_s'] else 'not finished within the cap'}; "
               f"peak extra {full['peak_extra_bytes'] / 2**30:.2f} GiB)", flush=True)
-    for lloyd in lloyds:
+    for lloyd, _ in lloyds:
         print(f"lloyd_max ({lloyd['path']}): synthetic FLUX.1-shaped model, {lloyd['model_weights']:.3g} weights, "
               f"b={args.bits}: EXTRAPOLATED from the timed row batches: {lloyd['extrapolated_model_s']:.1f} s "
               f"(target < 60 s; copy floor {lloyd['floor_model_s']:.2f} s)", flush=True)
@@ -336,7 +333,7 @@ def main(argv=None) -> int:
         other = "; ".join(parts)
         print(f"| {gpu} | {m['method']} | {m['path']} | {m['weights_per_s']:.3g} | {m['ratio_to_floor']:.2f} | "
               f"{other}; peak extra / input {m['peak_extra_over_input']:.2f} |")
-    for r in (r for lloyd in lloyds for r in lloyd["per_length"]):
+    for r in (r for lloyd, _ in lloyds for r in lloyd["per_length"]):
         print(f"| {gpu} | lloyd_max | {r['path']}: rows of {r['row_length']} ({r['rows_timed']} rows timed) | "
               f"{1 / r['s_per_weight']:.3g} | {r['s_per_weight'] * bandwidth / 9:.0f} | codes = CPU on "
               f"{r['codes_equal_cpu_fraction']:.4f} of sampled weights; peak extra / input "
