@@ -1,0 +1,145 @@
+r"""Choosing among plans of several bit floors by their sampled displacement, data-free.
+
+The knapsack of :mod:`fmq_theory.plan.core` is optimal for the additive, first-order model
+:math:`\sum_i s_i e_i^2`, which holds while every weight error is small.  A 1-bit code is far
+outside that regime, so the plan also solves the knapsack with every quantized option below a
+bit floor :math:`f` removed (one *variant* per floor) and samples each variant from the
+plan's own Gaussian noise :math:`z_1..z_n` with the deployed solver.  Variant :math:`v` is
+scored by the mean squared displacement of its final samples from the full-precision ones,
+per entry of a sample (:math:`D` entries),
+
+.. math::
+
+    \hat m_v = \frac1n \sum_{b=1}^{n} d_b,\qquad
+    d_b = \frac1D \|x_N(\hat\theta_v; z_b) - x_N(\theta; z_b)\|^2 ,
+
+with the Student-t interval :math:`\hat m_v \pm t_{n-1}\,\mathrm{sd}(d)/\sqrt n` over the
+noise draws (clipped at 0), and the plan keeps the variant of least :math:`\hat m_v` (ties:
+the lower floor).  This needs only the model and Gaussian noise, like the sensitivity.
+
+Examples
+--------
+>>> import torch
+>>> lin = torch.nn.Linear(2, 2, bias=False)
+>>> _ = torch.nn.init.eye_(lin.weight)
+>>> class Field(torch.nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.lin = lin
+...     def forward(self, x, t):
+...         return self.lin(x)
+>>> noise = torch.ones(3, 2)
+>>> ref = sampled(Field(), Field().state_dict(), noise, solver="euler", steps=1)
+>>> ref[0].tolist()  # x_1 = x_0 + W x_0 with W = I
+[2.0, 2.0]
+>>> half = {"lin.weight": 0.5 * torch.eye(2)}
+>>> displacement(sampled(Field(), half, noise, solver="euler", steps=1), ref)  # (2 - 1.5)^2
+(0.25, 0.25, 0.25)
+>>> best = choose_variant((VariantScore(1, 2.0, 1.0, 0.3, 0.2, 0.4), VariantScore(2, 2.0, 2.0, 0.1, 0.0, 0.2)))
+>>> best.floor
+2
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from scipy import stats
+
+from fmq_theory.flow.solvers import sample
+from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
+
+__all__ = ["VariantScore", "check_bit_floors", "choose_variant", "displacement", "sampled"]
+
+#: Allowed bit floors (code bits of the packed format up to a 16-bit kept tensor).
+FLOOR_RANGE = (1, 16)
+
+
+@dataclass(frozen=True)
+class VariantScore:
+    """One variant of a plan: the knapsack's solution with no quantized option below ``floor`` bits.
+
+    Attributes
+    ----------
+    floor : int
+        Least code bits of a quantized option the variant could use (kept float tensors are
+        always allowed).
+    bits_per_weight : float
+        Honest bits per weight of the variant.
+    additive : float
+        Its additive predicted :math:`\\sum_i \\hat s_i e_i^2` (the knapsack's objective, with
+        the scoring sensitivity), per sample.
+    sampled_msd : float
+        Sampled mean squared displacement of the final samples from the full-precision ones,
+        per entry (:func:`displacement`), from the plan's noise.
+    sampled_low, sampled_high : float
+        Its Student-t interval over the noise draws, at the plan's level.
+    """
+
+    floor: int
+    bits_per_weight: float
+    additive: float
+    sampled_msd: float
+    sampled_low: float
+    sampled_high: float
+
+
+def check_bit_floors(bit_floors) -> tuple:
+    """``bit_floors`` as a tuple of ints, checked: non-empty, each an int in 1..16, no repeats.
+
+    >>> check_bit_floors([1, 2])
+    (1, 2)
+
+    Raises
+    ------
+    ValueError
+        Naming ``bit_floors`` and the bad value.
+    """
+    low, high = FLOOR_RANGE
+    if isinstance(bit_floors, (str, bytes)) or not isinstance(bit_floors, Sequence) or not bit_floors:
+        raise ValueError(f"bit_floors={bit_floors!r} must be a non-empty sequence of ints in {low}..{high}")
+    for f in bit_floors:
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not low <= f <= high:
+            raise ValueError(f"bit_floors={bit_floors!r}: {f!r} is not an int in {low}..{high}")
+    floors = tuple(int(f) for f in bit_floors)
+    if len(set(floors)) != len(floors):
+        raise ValueError(f"bit_floors={bit_floors!r} repeats a floor")
+    return floors
+
+
+def sampled(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], noise: torch.Tensor, *,
+            adapter: Adapter = XT(), solver: str = "midpoint", steps: int = 10) -> torch.Tensor:
+    """Final samples of ``model`` with the weights ``state_dict``, from ``noise`` (``model`` is left unchanged).
+
+    The model is called with ``state_dict`` in place of its parameters and buffers
+    (:func:`~fmq_theory.flow.velocity.with_parameters`) on its own device and dtype and
+    sampled by :func:`fmq_theory.flow.solvers.sample`; returns the samples on the CPU in
+    float32.
+    """
+    device, dtype = placement(model, like=noise)
+    call = with_parameters(model, {k: v.to(device) for k, v in state_dict.items()})
+    with torch.no_grad():
+        return sample(call, noise.to(device=device, dtype=dtype), adapter=adapter, solver=solver, steps=steps).x
+
+
+def displacement(samples: torch.Tensor, reference: torch.Tensor, *, level: float = 0.95) -> tuple:
+    """``(msd, low, high)``: mean over samples of the per-entry squared displacement, with its interval.
+
+    ``msd`` is :math:`\\hat m` of the module docstring; ``low``/``high`` its Student-t interval
+    over the samples at ``level`` (both ``msd`` with a single sample), ``low`` clipped at 0.
+    """
+    d = ((samples.double() - reference.double()) ** 2).reshape(samples.shape[0], -1).mean(dim=1).numpy()
+    msd = float(d.mean())
+    if d.size < 2:
+        return msd, msd, msd
+    half = float(stats.t.ppf(0.5 + level / 2, df=d.size - 1)) * float(np.std(d, ddof=1)) / math.sqrt(d.size)
+    return msd, max(msd - half, 0.0), msd + half
+
+
+def choose_variant(scores: Sequence[VariantScore]) -> VariantScore:
+    """The variant of least sampled displacement; among equal ones, the lowest floor."""
+    return min(scores, key=lambda v: (v.sampled_msd, v.floor))

@@ -1,0 +1,167 @@
+"""The plan's bit floors: one knapsack per floor, the variants ranked by their sampled displacement.
+
+The model is built so that the additive model and the samples disagree: the output is scaled by
+the mean of :math:`\\cos W` with every entry of ``W`` a multiple of :math:`\\pi`, where the
+derivative of the output with respect to ``W`` vanishes.  The additive model therefore prices
+every code of ``W`` at (nearly) zero and spends the bytes that a 1-bit ``W`` saves on ``B``;
+but a 1-bit ``W`` (two levels for four distinct values) moves entries by about :math:`\\pi/2`
+and turns the scale from ``1/2`` to about 0, whereas 2 bits store ``W`` exactly.
+"""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fmq_theory.flow.solvers import sample
+from fmq_theory.plan import fit_candidates, load_plan, plan_quantization, solve_mckp, weight_sensitivity
+from fmq_theory.plan.candidates import KEPT_METHODS
+from fmq_theory.plan.selection import VariantScore, choose_variant
+
+D, ROWS, STEPS, SOLVER = 32, 16, 2, "euler"
+
+
+class CosineScaled(torch.nn.Module):
+    """``v(x, t) = mean(cos W) * B x``: ``W`` enters only through a stationary point at multiples of pi."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.B = torch.nn.Linear(D, D, bias=False)
+        with torch.no_grad():
+            self.B.weight.copy_(torch.randn(D, D, generator=gen) / math.sqrt(D))
+        # values 0, pi, 2 pi, 3 pi (cos = 1, -1, 1, -1); three of each four entries at 0 or 2 pi: mean cos 1/2
+        k = torch.tensor([0, 2, 1, 2])[torch.randint(0, 4, (ROWS, D), generator=gen)]
+        k[:, :4] = torch.tensor([0, 1, 2, 3])  # every row holds all four values
+        self.W = torch.nn.Parameter(math.pi * k.float())
+
+    def forward(self, x, t):
+        return torch.cos(self.W).mean() * self.B(x)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = CosineScaled()
+    noise = torch.randn(32, D, generator=torch.Generator().manual_seed(1))
+    sens = weight_sensitivity(model, noise, solver=SOLVER, steps=STEPS, replicates=4, batch_size=8)
+    fitted = fit_candidates(model, sensitivity=sens, progress=False)
+    return model, noise, fitted
+
+
+def _plan(setup, **kwargs):
+    model, noise, fitted = setup
+    kwargs.setdefault("budget_bits", 3.0)
+    return plan_quantization(model, noise=noise, fitted=fitted, progress=False, **kwargs)
+
+
+def _samples(model, state_dict, noise):
+    other = copy.deepcopy(model)
+    other.load_state_dict(state_dict)
+    return sample(other, noise, solver=SOLVER, steps=STEPS).x
+
+
+def test_one_floor_is_the_plain_knapsack(setup):
+    """bit_floors=(1,): the exact knapsack over every option (the behaviour before floors), nothing sampled."""
+    model, _, fitted = setup
+    plan = _plan(setup, bit_floors=(1,))
+    n = sum(model.state_dict()[k].numel() for k in fitted.names)
+    solution = solve_mckp(list(fitted.costs), list(fitted.values), budget=math.floor(3.0 * n / 8))
+    expected = [fits[j] for fits, j in zip(fitted.fitted, solution.choice)]
+    assert [(c.method, c.bits, c.granularity, c.storage) for c in plan.choices] == [
+        (f.candidate.method, f.candidate.bits, f.candidate.granularity, f.candidate.storage) for f in expected]
+    assert [c.nbytes for c in plan.choices] == [f.nbytes for f in expected]
+    assert plan.total_bytes == solution.cost and plan.dual_bound == solution.dual_bound
+    assert plan.variants == () and plan.settings["bit_floor"] == 1 and plan.settings["bit_floors"] == [1]
+    assert "variants by bit floor" not in plan.report()
+
+
+@pytest.mark.parametrize("budget", [2.5, 3.0, 4.0])
+def test_every_variant_respects_its_floor_and_the_budget(setup, budget):
+    model, _, fitted = setup
+    n = sum(model.state_dict()[k].numel() for k in fitted.names)
+    plan = _plan(setup, budget_bits=budget, bit_floors=(1, 2, 3))
+    feasible = []
+    for f in (1, 2, 3):
+        try:
+            feasible.append(_plan(setup, budget_bits=budget, bit_floors=(f,)))
+        except ValueError as exc:
+            assert "below the cheapest plan" in str(exc)
+    assert [v.floor for v in plan.variants] == [a.settings["bit_floor"] for a in feasible] and feasible
+    for v, alone in zip(plan.variants, feasible):
+        assert all(c.bits >= v.floor or c.method in KEPT_METHODS for c in alone.choices)
+        assert alone.total_bytes <= math.floor(budget * n / 8)
+        assert v.bits_per_weight == alone.bits_per_weight <= budget
+        assert v.additive == pytest.approx(alone.predicted_delta.value, rel=1e-12)
+        if v.floor == plan.settings["bit_floor"]:
+            assert plan.choices == alone.choices and plan.predicted_delta == alone.predicted_delta
+
+
+def test_the_chosen_variant_is_the_least_displaced_recomputed_by_sampling(setup):
+    model, noise, _ = setup
+    plan = _plan(setup)
+    chosen = next(v for v in plan.variants if v.floor == plan.settings["bit_floor"])
+    assert chosen == choose_variant(plan.variants)
+    assert all(chosen.sampled_msd <= v.sampled_msd for v in plan.variants)
+    reference = _samples(model, model.state_dict(), noise)
+    d = ((_samples(model, plan.state_dict(), noise).double() - reference.double()) ** 2).mean(dim=1)
+    assert chosen.sampled_msd == pytest.approx(float(d.mean()), rel=1e-6)
+    assert chosen.sampled_low <= chosen.sampled_msd <= chosen.sampled_high
+    assert plan.settings["selection_samples"] == noise.shape[0]
+
+
+def test_the_samples_overrule_the_additive_model(setup):
+    """The additive model prefers 1-bit W (it sees no sensitivity there); the samples prefer floor 2."""
+    plan = _plan(setup)
+    one, two = plan.variants
+    w1 = next(c for c in _plan(setup, bit_floors=(1,)).choices if c.name == "W")
+    assert w1.bits == 1 and w1.predicted < 1e-6 * one.additive
+    assert one.additive < two.additive
+    assert two.sampled_high < one.sampled_low
+    assert plan.settings["bit_floor"] == 2
+    assert next(c for c in plan.choices if c.name == "W").bits >= 2
+
+
+def test_ties_go_to_the_lower_floor():
+    a, b = VariantScore(2, 3.0, 1.0, 0.5, 0.4, 0.6), VariantScore(1, 3.0, 2.0, 0.5, 0.4, 0.6)
+    assert choose_variant((a, b)).floor == 1
+
+
+def test_an_infeasible_floor_is_skipped_and_all_infeasible_is_refused(setup):
+    model, _, fitted = setup
+    n = sum(model.state_dict()[k].numel() for k in fitted.names)
+    cheapest = {f: _plan(setup, budget_bits=32.0, bit_floors=(f,)) for f in (1, 4)}
+    assert cheapest[1].total_bytes < cheapest[4].total_bytes
+    plan = _plan(setup, budget_bits=1.5, bit_floors=(1, 8))
+    assert [v.floor for v in plan.variants] == [1] and plan.settings["bit_floor"] == 1
+    with pytest.raises(ValueError, match="budget_bits=0.5 is below the cheapest plan"):
+        _plan(setup, budget_bits=0.5, bit_floors=(1, 2))
+    assert n > 0
+
+
+@pytest.mark.parametrize("bad", [(), [], (0,), (17,), (1.5,), "12", (True,), (1, 1), None, 2])
+def test_bad_bit_floors_are_named(setup, bad):
+    with pytest.raises(ValueError, match="bit_floors"):
+        _plan(setup, bit_floors=bad)
+
+
+def test_save_and_load_keep_the_variants(setup, tmp_path):
+    plan = _plan(setup)
+    path = tmp_path / "plan.safetensors"
+    plan.save(path)
+    back = load_plan(path)
+    assert back.variants == plan.variants and all(isinstance(v, VariantScore) for v in back.variants)
+    for field in ("choices", "budget_bits", "bits_per_weight", "total_bytes", "n_weights", "predicted_delta",
+                  "dual_bound", "settings", "data_free"):
+        assert getattr(back, field) == getattr(plan, field), field
+    for name, value in plan.state_dict().items():
+        assert torch.equal(back.state_dict()[name], value)
+    report = back.report()
+    assert report == plan.report()
+    for v in plan.variants:
+        line = next(x for x in report.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits"))
+        assert f"sampled {v.sampled_msd:.4e}" in line and f"additive {v.additive:.4e}" in line
+        assert line.endswith("<- chosen") == (v.floor == plan.settings["bit_floor"])
+    assert np.isfinite([v.sampled_msd for v in back.variants]).all()
