@@ -4,7 +4,8 @@
 model's own sampling trajectories (:mod:`.sensitivity`), fits every option of every tensor
 (:mod:`.candidates`, including the sensitivity-weighted exact codebooks of :mod:`.weighted`)
 and chooses one per tensor by an exact multiple-choice knapsack (:mod:`.knapsack`) on the
-additive predicted degradation (:mod:`.core`).  ``load_quantized_model`` runs the result with
+additive predicted degradation (:mod:`.core`), once per bit floor; the floors' plans are
+sampled from the same noise and the least displaced is kept (:mod:`.selection`).  ``load_quantized_model`` runs the result with
 its codes kept packed (:mod:`.runtime`).
 """
 
@@ -20,6 +21,7 @@ from fmq_theory.plan.core import (
 )
 from fmq_theory.plan.knapsack import KnapsackSolution, solve_mckp
 from fmq_theory.plan.runtime import load_quantized_model, resident_bytes
+from fmq_theory.plan.selection import VariantScore
 from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
 from fmq_theory.plan.weighted import weighted_codebook
 
@@ -30,6 +32,7 @@ __all__ = [
     "PredictedDelta",
     "QuantizationPlan",
     "TensorChoice",
+    "VariantScore",
     "WeightSensitivity",
     "default_candidates",
     "fit_candidates",
