@@ -1,6 +1,7 @@
 """``fmq plan`` end to end on a tiny UNet (seconds)."""
 
 import json
+from dataclasses import asdict
 
 import jsonschema
 import pytest
@@ -36,6 +37,25 @@ def test_plan_end_to_end(tiny, capsys):
         line = next(x for x in text.splitlines() if x.startswith(c.name + " "))
         assert f"{c.bits_per_weight:7.3f}" in line and f"{c.mse:10.3e}" in line and f"{c.predicted:10.3e}" in line
     assert {c.name for c in plan.choices} == set(model.state_dict())
+    # the default bit floors 1,2: every feasible variant printed, the chosen one marked
+    assert plan.settings["bit_floors"] == [1, 2] and plan.variants
+    for v in plan.variants:
+        line = next(x for x in text.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits"))
+        assert f"sampled {v.sampled_msd:.4e}" in line and line.endswith("<- chosen") == (
+            v.floor == plan.settings["bit_floor"])
+
+
+def test_one_bit_floor_samples_nothing(tiny, capsys):
+    folder, _ = tiny
+    out = folder / "plan_floor.safetensors"
+    code = main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
+                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "4",
+                 "--bit-floors", "2"])
+    assert code == 0
+    text = capsys.readouterr().out
+    plan = load_plan(out)
+    assert "bit_floors=(2,)" in text and "variants by bit floor" not in text and plan.variants == ()
+    assert all(c.bits >= 2 for c in plan.choices)
 
 
 
@@ -51,10 +71,14 @@ def test_plan_json_has_the_one_schema(tiny, capsys):
     plan = load_plan(out)
     assert doc["result"]["data_free"] is True and doc["result"]["bits_per_weight"] == plan.bits_per_weight
     assert doc["interval_level"] == plan.predicted_delta.level and len(doc["result"]["choices"]) == len(plan.choices)
+    assert doc["result"]["variants"] == [asdict(v) for v in plan.variants]
+    assert doc["result"]["bit_floor"] == plan.settings["bit_floor"]
 
 @pytest.mark.parametrize("argv,match", [
     (["--budget", "-1"], "--budget"),
     (["--budget", "3", "--samples", "0"], "positive integer"),
+    (["--budget", "3", "--bit-floors", "0,2"], "--bit-floors"),
+    (["--budget", "3", "--bit-floors", "1,x"], "--bit-floors"),
 ])
 def test_bad_arguments_exit_2(tiny, argv, match, capsys):
     folder, _ = tiny

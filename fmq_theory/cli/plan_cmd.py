@@ -4,7 +4,7 @@
 
     fmq plan CHECKPOINT --budget 3.0 -o OUT.safetensors [--model-config CONFIG.json]
              [--samples 64] [--seed 0] [--solver midpoint] [--steps 10] [--projections 1]
-             [--replicates 4] [--batch-size 16] [--format {table,json}]
+             [--replicates 4] [--batch-size 16] [--bit-floors 1,2] [--format {table,json}]
     fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors [--results CSV]
              [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
 
@@ -14,12 +14,16 @@ package's UNet with ``--model-config`` naming a JSON file of its
 :class:`~fmq_theory.harness.models.unet.UNetConfig`.  The UNet is sampled with balanced class
 labels and no guidance.  The plan is :func:`fmq_theory.plan.plan_quantization` (sensitivity
 from Gaussian noise only: no data set is read) and is written by
-:meth:`~fmq_theory.plan.QuantizationPlan.save`.
+:meth:`~fmq_theory.plan.QuantizationPlan.save`.  ``--bit-floors`` (default ``1,2``) are the
+bit floors whose knapsack solutions are sampled from the same noise and compared by the
+displacement of their samples from the full-precision ones; the least displaced is the plan
+(one floor: nothing is sampled).
 
 With one budget, printed: the package version and every parameter, the per-tensor report
 (choice, honest bits/weight, MSE, mean sensitivity, predicted contribution), the honest
-bits/weight of the file, the predicted degradation with its interval, the file's size and the
-data-free note.
+bits/weight of the file, the predicted degradation with its interval, every bit floor's
+variant (honest bits/weight, additive prediction, sampled displacement with its interval, the
+chosen one marked), the file's size and the data-free note.
 
 With several budgets (a comma list), the command is a sweep
 (:mod:`fmq_theory.harness.plan_sweep`): the sensitivity is estimated once per worker and each
@@ -55,6 +59,7 @@ from fmq_theory.harness.plan_sweep import (PlanSweepConfig, budget_output, load_
                                            run_plan_sweep)
 from fmq_theory.plan import plan_quantization
 from fmq_theory.plan.core import DATA_FREE_NOTE
+from fmq_theory.plan.selection import check_bit_floors
 from fmq_theory.results.schema import PLAN_SWEEP
 from fmq_theory.vocab import FIXED_STEP_SOLVERS
 
@@ -74,6 +79,15 @@ def _budgets(value: str) -> list[float]:
     if len(set(budgets)) != len(budgets):
         raise argparse.ArgumentTypeError(f"--budget {value!r} repeats a budget")
     return budgets
+
+
+def _bit_floors(value: str) -> tuple:
+    """``--bit-floors``: a comma list of distinct ints in 1..16, e.g. ``1,2``."""
+    try:
+        return check_bit_floors([int(part) for part in value.split(",")])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--bit-floors {value!r} must be a comma list of distinct ints in 1..16 "
+                                         f"({exc})") from exc
 
 
 def _seed(value: str) -> int:
@@ -108,6 +122,8 @@ def register(subparsers) -> None:
     parser.add_argument("--projections", type=positive_int, default=1, help="random projections per batch")
     parser.add_argument("--replicates", type=positive_int, default=4, help="independent replicates (interval)")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="samples per backward pass")
+    parser.add_argument("--bit-floors", type=_bit_floors, default=(1, 2),
+                        help="bit floors whose plans are sampled and compared (default 1,2; one floor: no sampling)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     add_engine_flags(parser)
     # unset unless given: they apply to a sweep of several budgets only (a sweep defaults to 'local')
@@ -136,7 +152,7 @@ def run(args) -> int:
     plan = plan_quantization(
         model, budget_bits=budget, adapter=unet_adapter(model, labels), noise=noise, solver=args.solver,
         steps=args.steps, projections=args.projections, replicates=args.replicates, batch_size=args.batch_size,
-        seed=args.seed, progress=True,
+        seed=args.seed, bit_floors=args.bit_floors, progress=True,
     )
     parameters = {k: v for k, v in vars(args).items() if k not in ("func", "command", *_SWEEP_FLAGS)}
     parameters["budget"] = budget
@@ -147,11 +163,14 @@ def run(args) -> int:
             command=command_line(args), parameters=parameters,
             units={"bits_per_weight": "honest bits per weight (codes + codebooks + scales, at their stored dtypes)",
                    "total_bytes": "bytes", "file_bytes": "bytes", "data_bytes": "bytes", "header_bytes": "bytes",
-                   "predicted_delta": "E|dx|^2 per sample (squared pixel units, summed over the sample)"},
+                   "predicted_delta": "E|dx|^2 per sample (squared pixel units, summed over the sample)",
+                   "variants.sampled_msd": "mean squared displacement of the final samples from full precision, "
+                                           "per entry (squared pixel units), sampled from the plan's noise"},
             result={"data_free": plan.data_free, "note": DATA_FREE_NOTE, "bits_per_weight": plan.bits_per_weight,
                     "total_bytes": plan.total_bytes, "n_weights": plan.n_weights,
                     "predicted_delta": asdict(plan.predicted_delta), "dual_bound": plan.dual_bound,
                     "file_bytes": info.file_bytes, "data_bytes": info.data_bytes, "header_bytes": info.header_bytes,
+                    "bit_floor": plan.settings["bit_floor"], "variants": [asdict(v) for v in plan.variants],
                     "choices": [asdict(c) for c in plan.choices]},
             interval_level=plan.predicted_delta.level)
         sys.stdout.write(render(doc, columns=[], fmt="json"))
@@ -165,8 +184,8 @@ def run(args) -> int:
 
 
 #: Columns of a sweep's printed table.
-_SWEEP_COLUMNS = ["budget", "bits_per_weight", "total_bytes", "predicted_delta", "predicted_low", "predicted_high",
-                  "output"]
+_SWEEP_COLUMNS = ["budget", "bit_floor", "bits_per_weight", "total_bytes", "predicted_delta", "predicted_low",
+                  "predicted_high", "output"]
 
 
 def _sweep(args) -> int:
@@ -177,7 +196,7 @@ def _sweep(args) -> int:
         check_output_path(budget_output(args.output, budget), argument="--output")
     cfg = PlanSweepConfig(checkpoint=args.checkpoint, model_config=args.model_config, samples=args.samples,
                           seed=args.seed, solver=args.solver, steps=args.steps, projections=args.projections,
-                          replicates=args.replicates, batch_size=args.batch_size)
+                          replicates=args.replicates, batch_size=args.batch_size, bit_floors=args.bit_floors)
     load_plan_model(args.checkpoint, args.model_config)  # bad CHECKPOINT or --model-config named before any work
     report = run_plan_sweep(cfg, budgets=args.budget, out=args.output, results=results,
                             scheduler=args.scheduler or "local", workers=args.workers, threads=args.threads)

@@ -13,9 +13,9 @@ and assembles the plan (:func:`fmq_theory.plan.plan_quantization` with ``fitted=
 
 The sensitivity is estimated and the candidates fitted exactly as ``fmq plan`` with one budget
 does it (the same noise from ``seed``, balanced class labels, ``torch.manual_seed(seed)``
-first, the default candidates, held-out scoring), so the plan of a budget in a sweep is the
-plan of that budget alone, tensor for tensor, at the same torch thread count (CPU sums depend
-on it).
+first, the default candidates, held-out scoring), and the variants of ``bit_floors`` are
+sampled from that noise with those labels, so the plan of a budget in a sweep is the plan of
+that budget alone, tensor for tensor, at the same torch thread count (CPU sums depend on it).
 
 Outputs, all written by the client as each cell completes:
 
@@ -24,8 +24,8 @@ Outputs, all written by the client as each cell completes:
   writes the float, so distinct budgets give distinct files), written by
   :meth:`~fmq_theory.plan.QuantizationPlan.save` (atomically);
 * one row per budget in the results csv, the :data:`~fmq_theory.results.schema.PLAN_SWEEP`
-  table, keyed by the checkpoint's SHA-256, the budget, the sensitivity settings and the
-  output path.  A budget counts as done when its row is there and its output file still has
+  table, keyed by the checkpoint's SHA-256, the budget, the sensitivity settings, the bit
+  floors (``"1,2"``) and the output path.  A budget counts as done when its row is there and its output file still has
   the row's SHA-256, so an interrupted sweep resumes with the budgets it lacks, and a plan file
   that was removed or changed is planned again.
 
@@ -59,7 +59,9 @@ from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.harness.engine import Cell, EngineReport, run_cells
 from fmq_theory.harness.models.unet import UNet, UNetConfig, unet_adapter
+from fmq_theory.flow.velocity import Adapter
 from fmq_theory.plan import FittedCandidates, QuantizationPlan, fit_candidates, plan_quantization, weight_sensitivity
+from fmq_theory.plan.selection import check_bit_floors
 from fmq_theory.results.schema import PLAN_SWEEP
 from fmq_theory.vocab import FIXED_STEP_SOLVERS
 
@@ -83,6 +85,9 @@ class PlanSweepConfig:
         ``seed``, the deployed fixed-step solver and its steps, random projections per batch,
         independent replicates (at least 4: the candidates are fitted to one half and scored
         with the other, :func:`fmq_theory.plan.fit_candidates`), samples per backward pass.
+    bit_floors : tuple of int
+        Of :func:`fmq_theory.plan.plan_quantization`: the bit floors whose plans are sampled
+        and compared (one floor: no sampling).
     """
 
     checkpoint: str
@@ -94,8 +99,10 @@ class PlanSweepConfig:
     projections: int = 1
     replicates: int = 4
     batch_size: int = 16
+    bit_floors: tuple = (1, 2)
 
     def __post_init__(self):
+        object.__setattr__(self, "bit_floors", check_bit_floors(self.bit_floors))
         for name in ("samples", "steps", "projections", "replicates", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -159,10 +166,11 @@ def _weights_file(checkpoint: str) -> Path:
 
 @dataclass(frozen=True, eq=False)
 class _Setup:
-    """What every budget shares: the model, its noise, the sensitivity and the fitted candidates."""
+    """What every budget shares: the model, its noise and adapter, the sensitivity and the fitted candidates."""
 
     model: UNet
     noise: torch.Tensor
+    adapter: Adapter
     fitted: FittedCandidates
     sensitivity_s: float
 
@@ -175,18 +183,20 @@ def _setup(cfg: PlanSweepConfig) -> _Setup:
     labels = balanced_labels(cfg.samples, c.num_classes) if c.num_classes else None
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    sensitivity = weight_sensitivity(model, noise, adapter=unet_adapter(model, labels), solver=cfg.solver,
+    adapter = unet_adapter(model, labels)
+    sensitivity = weight_sensitivity(model, noise, adapter=adapter, solver=cfg.solver,
                                      steps=cfg.steps, projections=cfg.projections, replicates=cfg.replicates,
                                      batch_size=cfg.batch_size, seed=cfg.seed, progress=False)
     sensitivity_s = time.perf_counter() - start
-    return _Setup(model, noise, fit_candidates(model, sensitivity=sensitivity, progress=False), sensitivity_s)
+    return _Setup(model, noise, adapter, fit_candidates(model, sensitivity=sensitivity, progress=False), sensitivity_s)
 
 
-def _plan_task(setup: _Setup, *, budget: float) -> tuple[QuantizationPlan, dict]:
-    """One cell on a worker: the plan of ``budget`` from the shared fits (a knapsack); and the timings."""
+def _plan_task(setup: _Setup, *, budget: float, bit_floors: tuple) -> tuple[QuantizationPlan, dict]:
+    """One cell on a worker: the plan of ``budget`` from the shared fits (a knapsack per floor, the
+    variants sampled); and the timings."""
     start = time.perf_counter()
-    plan = plan_quantization(setup.model, budget_bits=budget, noise=setup.noise, fitted=setup.fitted,
-                             progress=False)
+    plan = plan_quantization(setup.model, budget_bits=budget, adapter=setup.adapter, noise=setup.noise,
+                             fitted=setup.fitted, bit_floors=bit_floors, progress=False)
     return plan, {"sensitivity_s": setup.sensitivity_s, "fit_s": setup.fitted.seconds,
                   "plan_s": time.perf_counter() - start}
 
@@ -220,9 +230,9 @@ def plan_sweep_cells(cfg: PlanSweepConfig, budgets, *, out) -> list[Cell]:
     sha = file_sha256(_weights_file(cfg.checkpoint))
     common = {"checkpoint_sha256": sha, "samples": cfg.samples, "seed": cfg.seed, "solver": cfg.solver,
               "steps": cfg.steps, "projections": cfg.projections, "replicates": cfg.replicates,
-              "batch_size": cfg.batch_size}
+              "batch_size": cfg.batch_size, "bit_floors": ",".join(map(str, cfg.bit_floors))}
     return [Cell(key=PLAN_SWEEP.row_key(common | {"budget": float(b), "output": str(budget_output(out, b))}),
-                 params={"budget": float(b)}) for b in budgets]
+                 params={"budget": float(b), "bit_floors": cfg.bit_floors}) for b in budgets]
 
 
 def run_plan_sweep(cfg: PlanSweepConfig, *, budgets, out, results, scheduler: str = "none",
@@ -268,7 +278,8 @@ def run_plan_sweep(cfg: PlanSweepConfig, *, budgets, out, results, scheduler: st
         info = plan.save(path, metadata={"parameters": parameters, "checkpoint": checkpoint})
         d = plan.predicted_delta
         return key | {
-            "checkpoint": checkpoint, "bits_per_weight": plan.bits_per_weight, "total_bytes": plan.total_bytes,
+            "checkpoint": checkpoint, "bit_floor": plan.settings["bit_floor"],
+            "bits_per_weight": plan.bits_per_weight, "total_bytes": plan.total_bytes,
             "n_weights": plan.n_weights, "predicted_delta": d.value, "predicted_low": d.low,
             "predicted_high": d.high, "level": d.level, "predicted_per_entry": d.per_entry,
             "dual_bound": plan.dual_bound, "data_bytes": info.data_bytes, "file_bytes": info.file_bytes,
