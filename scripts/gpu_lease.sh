@@ -17,12 +17,19 @@
 #   inc{1,2,3,4}/  the Inception TorchScript file (87,335,461 bytes, SHA-256 below) cut in four parts:
 #     head -c 16500000 F > inc1/part; tail -c +16500001 F | head -c 21800000 > inc2/part;
 #     tail -c +38300001 F | head -c 33500000 > inc3/part; tail -c +71800001 F > inc4/part
-# Calls (each right after the previous one returns; ~1,700 s of device time in all):
+# The FashionMNIST lease (issue 13; the Inception parts ride in calls 2-4 since the data fills call 1):
+#   run("DATASET=fashion_mnist bash scripts/gpu_lease.sh 1", carry=[".carry/fmnist_data"], timeout_s=600)
+#   run("DATASET=fashion_mnist JOBS=paper NO_BENCH=1 S2=420 H2=465 bash scripts/gpu_lease.sh 2", carry=[".carry/inc1", ".carry/inc4"])
+#   run("DATASET=fashion_mnist JOBS=paper S3=... H3=... bash scripts/gpu_lease.sh 3", carry=[".carry/inc2"])
+#   run("DATASET=fashion_mnist JOBS=paper S4=... H4=... bash scripts/gpu_lease.sh 4", carry=[".carry/inc3"])  (Inception complete)
+#   fmnist_data/   FashionMNIST train+test (30.9 MB; with the tree, 64.2 of the 67.1 MB a call carries)
+# Calls of the MNIST lease (each right after the previous one returns; ~1,700 s of device time in all):
 #   run("bash scripts/gpu_lease.sh 1", carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/inc1"], timeout_s=600)
 #   run("bash scripts/gpu_lease.sh 2", carry=[".carry/wheels_peers", ".carry/plan_test", ".carry/inc2"], timeout_s=600)
 #   run("bash scripts/gpu_lease.sh 3", carry=[".carry/inc3"], timeout_s=600)
 #   run("bash scripts/gpu_lease.sh 4", carry=[".carry/inc4"], timeout_s=600)
-# Knobs (environment): EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (2000),
+# Knobs (environment): DATASET (mnist), JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
+# NFE_SAMPLES (5000), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
 # FID_SAMPLES (50000, the paper's protocol), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330).
 # Measured in the lease of 2026-12-01 (H200; see the closing note of that day):
@@ -51,11 +58,14 @@ mkdir -p "$OUT" runs/logs runs/results runs/inception_parts runs/pylib runs/pyde
 OUT=$(cd "$OUT" && pwd)
 INC_SHA=7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34
 for p in 1 2 3 4; do [ -f .carry/inc$p/part ] && cp .carry/inc$p/part runs/inception_parts/$p; done
-if [ ! -f runs/inception/default_1.pt ] && [ -f runs/inception_parts/4 ] && [ -f runs/inception_parts/1 ]; then
+if [ ! -f runs/inception/default_1.pt ] && [ "$(ls runs/inception_parts | wc -l)" = 4 ]; then
   mkdir -p runs/inception && cat runs/inception_parts/{1,2,3,4} > runs/inception/default_1.pt
   echo "$INC_SHA  runs/inception/default_1.pt" | sha256sum -c || rm -f runs/inception/default_1.pt
 fi
+DATASET=${DATASET:-mnist}  # the paper network's data set: mnist (.carry/harness_data) or fashion_mnist (.carry/fmnist_data)
+mkdir -p runs/data_$DATASET
 [ -d .carry/harness_data ] && cp -r .carry/harness_data/. runs/data_mnist/
+[ -d .carry/fmnist_data ] && cp -r .carry/fmnist_data/. runs/data_fashion_mnist/
 [ -d .carry/plan_test ] && cp .carry/plan_test/* runs/plan_data/
 if [ -f .carry/wheels_peers/site.tgz ] && [ ! -f runs/pylib/.unpacked ]; then
   tar xzf .carry/wheels_peers/site.tgz -C runs/pylib && touch runs/pylib/.unpacked
@@ -78,22 +88,23 @@ plan_small() {  # $1 seconds: the FashionMNIST DiT (the two UNets' rows were mea
     "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
 plan_paper() {  # $1 seconds: the paper's network, once trained (fewer families: 55.7M weights each)
-  [ -f runs/paper_arch_mnist/train.json ] || { echo "plan_paper: no trained network yet"; return; }
+  [ -f runs/paper_arch_mnist/train.json ] || { echo "plan_paper: no trained MNIST network yet"; return; }
   FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py --models paper_arch --budgets 2,3,4 \
     --families hqq:g64,gguf,nf4,naive:uniform_minmax,rule:uniform_mse --samples "${PAPER_SAMPLES:-2000}" \
     --pairs 500 --batch-size 1000 --n-boot-inception 10 --deadline "$1" --out-dir runs/results --work runs/plan_work \
     "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
 paper_eval() {  # $1 seconds
-  FMQ_DATA_DIR=runs/data_mnist timeout -k 5 "$HARD_S" python3 scripts/gpu_paper_arch.py evaluate --fid-samples "${FID_SAMPLES:-50000}" \
-    --nfe-samples 2000 --samples "${PAPER_SAMPLES:-2000}" --latent-images 5000 --bits 2 3 4 --batch-size 1000 \
-    --budget-s "$1" "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
+  FMQ_DATA_DIR=runs/data_$DATASET timeout -k 5 "$HARD_S" python3 scripts/gpu_paper_arch.py evaluate --dataset "$DATASET" \
+    --fid-samples "${FID_SAMPLES:-50000}" --nfe-samples "${NFE_SAMPLES:-5000}" --samples "${PAPER_SAMPLES:-5000}" \
+    --latent-images 10000 --bits ${BITS:-2 3 4 8} --batch-size 1000 --budget-s "$1" "${INC[@]}" 2>&1 \
+    | grep --line-buffered -v "$FILTER"
 }
 
 start=$(date +%s)
 case "$STAGE" in
   1)
-    FMQ_DATA_DIR=runs/data_mnist python3 scripts/gpu_paper_arch.py train --epochs "${EPOCHS:-15}" \
+    FMQ_DATA_DIR=runs/data_$DATASET python3 scripts/gpu_paper_arch.py train --dataset "$DATASET" --epochs "${EPOCHS:-15}" \
       --minutes "${TRAIN_MIN:-9.4}" --batch-size "${TRAIN_BATCH:-256}" 2>&1 | grep --line-buffered -v "$FILTER" > runs/logs/train.log
     cat runs/logs/train.log ;;
   2|3|4)
@@ -107,15 +118,17 @@ case "$STAGE" in
     # a hard stop per call, so that the results are copied out before the call's own limit
     case "$STAGE" in 2) hard=${H2:-555};; 3) hard=${H3:-300};; 4) hard=${H4:-330};; esac
     export HARD_S=$(( hard - used ))
-    paper_eval "$secs" > runs/logs/paper$STAGE.log 2>&1 &
-    plan_small "$secs" > runs/logs/small$STAGE.log 2>&1 &
-    plan_paper "$secs" > runs/logs/plan_paper$STAGE.log 2>&1 &
+    JOBS=${JOBS:-paper small plan}  # which evaluations run side by side
+    [[ " $JOBS " == *" paper "* ]] && paper_eval "$secs" > runs/logs/paper$STAGE.log 2>&1 &
+    [[ " $JOBS " == *" small "* ]] && plan_small "$secs" > runs/logs/small$STAGE.log 2>&1 &
+    [[ " $JOBS " == *" plan "* ]] && plan_paper "$secs" > runs/logs/plan_paper$STAGE.log 2>&1 &
     wait
-    cat runs/logs/paper$STAGE.log runs/logs/small$STAGE.log runs/logs/plan_paper$STAGE.log ;;
+    cat runs/logs/{paper,small,plan_paper}$STAGE.log 2>/dev/null ;;
 esac
 echo "stage $STAGE: $(( $(date +%s) - start )) s"
 cp runs/results/plan_{dit,paper_arch,mnist,fashion_mnist}.csv "$OUT"/ 2>/dev/null  # at most 8 files come back
 (cd runs/results && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices.tgz" plan_choices_*.csv)
-cp runs/paper_arch_mnist/paper_arch_mnist.csv runs/paper_arch_mnist/train.json "$OUT"/ 2>/dev/null
+cp runs/paper_arch_$DATASET/paper_arch_$DATASET.csv "$OUT"/ 2>/dev/null
+cp runs/paper_arch_$DATASET/train.json "$OUT"/paper_arch_${DATASET}_train.json 2>/dev/null
 tar czf "$OUT/logs.tgz" runs/logs
 ls -la "$OUT"

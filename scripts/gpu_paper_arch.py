@@ -27,7 +27,8 @@ Stages:
     truncation) and ours (Inception and classifier FID against the test set, rounded uint8),
     with latent stability.
   - NFE check: ``--nfe-samples`` of the same noise at 20 NFE and at the paper's step 0.01
-    (100 midpoint steps, 200 NFE), paper protocol.
+    (100 midpoint steps, 200 NFE), paper protocol.  The 20-NFE arm is the full-precision
+    sample set of that count (the same noise, so kept once).
   - Cells: for each method x bits, the model holding the EMA averages quantized per channel
     (:func:`fmq_theory.quantizers.quantize_state_dict`, every float tensor; the paper's four
     methods with ``reference_compatible=True``, bit-exact with its code), then ``--samples``
@@ -181,7 +182,7 @@ class Eval:
         ema = EMA(PaperUNet(self.cfg))
         ema.load_state_dict(sd, strict=True)
         ema.copy_to_model()
-        return ema.model.to(self.device).eval()
+        return ema.model.to(self.device, memory_format=torch.channels_last).eval()  # as trained
 
     def base_row(self, **fields) -> dict:
         row = {"dataset": self.args.dataset, "seed": self.args.seed, "solver": "midpoint", "epochs": self.card["epochs"],
@@ -226,6 +227,8 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
     there, without sampling again.
     """
     t = time.perf_counter()
+    if kind == "nfe" and steps == ev.args.steps:
+        kind = "fp"  # the check's 20-NFE arm: the full-precision samples of the same noise, kept once
     stem = _kept(ev.run, f"{kind}_{method}_b{bits}_n{samples}_s{steps}")
     metrics_path = stem.with_suffix(f".{protocol}.json")
     m = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
@@ -282,16 +285,21 @@ def _load_eval(args, run: Path, device: str) -> "Eval":
 
 def evaluate_stage(args, run: Path, device: torch.device) -> None:
     """Every row (full precision, NFE check, quantized cells) as one task of the sweep engine."""
-    # The full-precision samples at the cells' own count first (the cells' paired reference and
-    # FID ratios of equal bias), then the cells, then the large full-precision FIDs and the NFE check.
+    # In the order of what a short lease must not miss: the full-precision samples at the cells' own
+    # count (the cells' paired reference and FID ratios of equal bias), the low-bit cells, the NFE
+    # check (it says whether every 20-NFE row has converged), the large full-precision FIDs, and last
+    # the 8-bit cells (they only confirm the near-lossless end).
+    def cells(bits_list):
+        return [dict(kind="cell", method=method, bits=bits, samples=args.samples, steps=args.steps, protocol="ours")
+                for bits in bits_list for method in args.methods]
     specs = [dict(kind="fp", method="none", bits=32, samples=args.samples, steps=args.steps, protocol="ours")]
-    specs += [dict(kind="cell", method=method, bits=bits, samples=args.samples, steps=args.steps, protocol="ours")
-              for bits in args.bits for method in args.methods]
+    specs += cells([b for b in args.bits if b < 8])
+    specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
+              for steps in (args.steps, 100)]
     if args.fid_samples != args.samples:
         specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"))
     specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="paper"))
-    specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
-              for steps in (args.steps, 100)]
+    specs += cells([b for b in args.bits if b >= 8])
     load = functools.partial(_load_eval, args, run, str(device))
     ev = cached_context(("paper_arch", str(run)), load)  # built once; the cells run in this process
     cells = [Cell(key=PAPER_ARCH.row_key(ev.base_row(method=c["method"], bits=c["bits"],
@@ -338,6 +346,7 @@ def main() -> None:
     args = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True  # fixed batch shapes: the fastest convolution algorithms, once
     run = Path(args.run or f"runs/paper_arch_{args.dataset}")
     run.mkdir(parents=True, exist_ok=True)
     (run / "dataset.json").write_text(json.dumps(args.dataset))
