@@ -7,7 +7,11 @@ For each model (the MNIST UNet, the FashionMNIST UNet, the FashionMNIST DiT, and
 * ``plan``: :func:`fmq_theory.plan.plan_quantization` at ``budget_bits=budget``, data-free: its
   sensitivity comes from ``--plan-samples`` noise draws of seed 1 (never the evaluation's
   noise), fitted once (:func:`fmq_theory.plan.fit_candidates`) for every budget; its
-  per-tensor choices go to ``plan_choices_<model>_<budget>.csv``;
+  per-tensor choices go to ``plan_choices_<model>_<budget>.csv``.  ``--plan-bit-floors``
+  (default ``1``: the plain knapsack, as every committed ``results/plan_*.csv`` row was
+  measured) are the plan's ``bit_floors``; with several, the floors' plans are sampled from the
+  plan's noise and the least displaced is kept.  The results csv keys a row by the method
+  ``plan``, not by the floors, so measure other floors in a fresh ``--out-dir`` and ``--work``;
 * every peer family of :data:`fmq_theory.harness.peers.FAMILIES` at its setting whose honest
   bits per weight are nearest the budget (within 0.75 bits, else no row).
 
@@ -84,6 +88,8 @@ def _args():
     p.add_argument("--with-plan", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--plan-samples", type=int, default=256, help="noise draws of the plan's sensitivity (seed 1)")
     p.add_argument("--plan-replicates", type=int, default=8)
+    p.add_argument("--plan-bit-floors", default="1",
+                   help="the plan's bit_floors, a comma list (default 1: the plain knapsack of the committed rows)")
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--pairs", type=int, default=1000, help="noise draws (seed 2) of the sampled prediction")
     p.add_argument("--batch-size", type=int, default=5000)
@@ -265,10 +271,12 @@ def _plan_candidates(n_total: int):
 
 
 def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_samples: int, plan_replicates: int,
-            out_dir: Path) -> dict:
+            plan_bit_floors: tuple, out_dir: Path) -> dict:
     """Quantize every setting once: ``label -> [row fields, budgets]``, weights kept under the work folder."""
     path = measure.work / "assignment.json"
     wanted = {"budgets": budgets, "families": families, "with_plan": with_plan, "plan_samples": plan_samples}
+    if plan_bit_floors != (1,):  # the assignments of the committed runs were made without the key
+        wanted["plan_bit_floors"] = list(plan_bit_floors)
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if {k: saved.get(k) for k in wanted} == wanted:
         return saved["labels"]
@@ -288,7 +296,8 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         noise = make_noise(plan_samples, measure.event, seed=PLAN_SEED)
         n_classes = model.config.num_classes
         plan_labels = balanced_labels(plan_samples, n_classes) if n_classes else None
-        sens = weight_sensitivity(model, noise.to(measure.device), adapter=unet_adapter(model, plan_labels, 0.0),
+        adapter = unet_adapter(model, plan_labels, 0.0)
+        sens = weight_sensitivity(model, noise.to(measure.device), adapter=adapter,
                                   solver=SOLVER, steps=STEPS, replicates=plan_replicates, batch_size=32,
                                   seed=PLAN_SEED, progress=True)
         t_sens = time.perf_counter() - t0
@@ -296,7 +305,8 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
                                 workers=min(16, os.cpu_count() or 1), progress=True)
         print(f"[{measure.setup.name}] plan: sensitivity {t_sens:.1f} s, fitting {fitted.seconds:.1f} s", flush=True)
         for budget in budgets:
-            plan = plan_quantization(model, budget_bits=budget, noise=noise, fitted=fitted, progress=False)
+            plan = plan_quantization(model, budget_bits=budget, adapter=adapter, noise=noise, fitted=fitted,
+                                     bit_floors=plan_bit_floors, progress=False)
             deq = {k: v.detach().cpu().float() for k, v in plan.state_dict().items()}
             label = f"plan@{budget:g}"
             d = plan.predicted_delta
@@ -350,7 +360,8 @@ def evaluate_model(name: str, args, deadline: float | None) -> None:
     if unknown:
         raise SystemExit(f"--families: {unknown} are not among {list(FAMILIES)}")
     labels = prepare(measure, budgets=budgets, families=families, with_plan=args.with_plan,
-                     plan_samples=args.plan_samples, plan_replicates=args.plan_replicates, out_dir=out_dir)
+                     plan_samples=args.plan_samples, plan_replicates=args.plan_replicates,
+                     plan_bit_floors=tuple(int(f) for f in args.plan_bit_floors.split(",")), out_dir=out_dir)
     base = measure.base_row()
     cells = [Cell(key=PLAN.row_key(base | {"budget": b, "method": fields["method"]}),
                   params={"label": label, "budget": b, "fields": fields})
