@@ -62,6 +62,7 @@ from fmq_theory.flow.frechet import fid_from_features
 from fmq_theory.flow.path import cond_ot_path
 from fmq_theory.flow.solvers import make_noise, sample
 from fmq_theory.harness.data import load
+from fmq_theory.harness.engine import Cell, cached_context, run_cells
 from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
 from fmq_theory.harness.features.inception import InceptionFeatures
 from fmq_theory.harness.latent import latent_stability
@@ -284,8 +285,6 @@ def _load_eval(args, run: Path, device: str) -> "Eval":
 
 def evaluate_stage(args, run: Path, device: torch.device) -> None:
     """Every row (full precision, NFE check, quantized cells) as one task of the sweep engine."""
-    # imported here: the engine needs dask, which the training call has no room to carry
-    from fmq_theory.harness.engine import Cell, cached_context, run_cells
     # In the order of what a short lease must not miss: the full-precision samples at the cells' own
     # count (the cells' paired reference and FID ratios of equal bias), the low-bit cells, the NFE
     # check (it says whether every 20-NFE row has converged), the large full-precision FIDs, and last
