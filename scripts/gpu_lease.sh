@@ -51,6 +51,14 @@
 #     full-precision FID 265 s; the 200-NFE check on 2k samples 297 s;
 #   - call 4: Inception for the 20 paper-network rows ~3 s per row; the DiT's cells ~30 s each (two
 #     Inception bootstraps of 10 replicates each, beside the other two evaluations).
+# Measured in the FashionMNIST lease of 2026-12-02 (H200, 1,752 s held of the 1,800):
+#   - call 1 first failed in 8 s (no dask in the tree: the whole data set left no room for its wheels);
+#     then the network trained at batch 256 at 1,272 images/s, not 1,670: 12.0 epochs in the 9.4 min cap;
+#   - calls 2-3: 5k-sample cells took ~41-49 s each alone on the GPU (sampling, latent PCA on 10k images,
+#     per-channel quantization of 55.7M weights on the CPU), not the ~25 s planned: 15 cells (b = 2, 3, 4)
+#     in 2 calls; no time was left for the 200-NFE check, the 50k-sample FIDs or the 8-bit cells;
+#   - call 4: Inception for the 16 rows ~3 s each; the call needed the DiT checkpoint moved out of the
+#     tree for the call (the tree and inc3/ came to just over 64 MiB as the tool counts it).
 set -uo pipefail
 STAGE=${1:?stage 1-4}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
