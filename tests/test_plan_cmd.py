@@ -19,11 +19,16 @@ def tiny(tmp_path_factory):
     return folder, save_tiny_unet(folder)
 
 
+def plan_tiny(folder, out, *extra) -> int:
+    """``fmq plan`` on the tiny UNet at 3.0 bits/weight, with a few samples and replicates (seconds)."""
+    return main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
+                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "4", *extra])
+
+
 def test_plan_end_to_end(tiny, capsys):
     folder, model = tiny
     out = folder / "plan.safetensors"
-    code = main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
-                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "4"])
+    code = plan_tiny(folder, out)
     assert code == 0
     text = capsys.readouterr().out
     plan = load_plan(out)
@@ -48,9 +53,7 @@ def test_plan_end_to_end(tiny, capsys):
 def test_one_bit_floor_samples_nothing(tiny, capsys):
     folder, _ = tiny
     out = folder / "plan_floor.safetensors"
-    code = main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
-                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "4",
-                 "--bit-floors", "2"])
+    code = plan_tiny(folder, out, "--bit-floors", "2")
     assert code == 0
     text = capsys.readouterr().out
     plan = load_plan(out)
@@ -58,13 +61,10 @@ def test_one_bit_floor_samples_nothing(tiny, capsys):
     assert all(c.bits >= 2 for c in plan.choices)
 
 
-
 def test_plan_json_has_the_one_schema(tiny, capsys):
     folder, _ = tiny
     out = folder / "plan_json.safetensors"
-    code = main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
-                 "--budget", "3.0", "-o", str(out), "--samples", "4", "--steps", "2", "--replicates", "4",
-                 "--format", "json"])
+    code = plan_tiny(folder, out, "--format", "json")
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     jsonschema.validate(doc, SCHEMA)
