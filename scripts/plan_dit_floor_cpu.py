@@ -4,7 +4,9 @@ On the GPU (results/plan_dit.csv) the plan put all seven adaLN modulation matric
 DiT's weights) at 1 bit per channel at every budget up to 3.0, and lost to HQQ. This run asks
 whether the additive model's pricing of those 1-bit codes is the cause: one sensitivity (256 noise
 draws of seed 1, as the GPU run), candidates fitted twice (the defaults, and the defaults without
-1-bit codes), each planned at 3.0 bits per weight, and HQQ g64 at the nearest budget, all sampled
+1-bit codes), each planned at 3.0 bits per weight, then the defaults planned with the bit-floor
+selection (``bit_floors=(1, 2)``: each floor's plan sampled from the plan's own noise, the least
+displaced kept; its variants' scores are written with its row), and HQQ g64 at the nearest budget, all sampled
 from the same 256 noise draws (seed 0) and measured by ``scripts/gpu_plan_eval.py``'s own code
 (classifier FID against the 10k test images, paired-bootstrap ΔFID, sampled prediction from 32
 other draws).  About 20 minutes on 2 CPU cores::
@@ -14,7 +16,9 @@ other draws).  About 20 minutes on 2 CPU cores::
 Writes ``results/plan_dit_floor_cpu.json`` (``--out``).
 """
 import argparse
+import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,8 +69,9 @@ variants = {
     "default": None,
     "min2": lambda name, shape, n: tuple(c for c in default_candidates(shape, n_weights=n) if c.bits >= 2),
 }
+fitted_by = {}
 for name, cands in variants.items():
-    fitted = fit_candidates(model, sensitivity=sens, candidates=cands, workers=2, progress=False)
+    fitted = fitted_by[name] = fit_candidates(model, sensitivity=sens, candidates=cands, workers=2, progress=False)
     # one bit floor: each knapsack's own solution, as measured (the selection among floors is what this
     # experiment motivated; plan_quantization's default now samples floors 1 and 2 and keeps the better)
     plan = plan_quantization(model, budget_bits=BUDGET, noise=noise, fitted=fitted, bit_floors=(1,), progress=False)
@@ -74,9 +79,17 @@ for name, cands in variants.items():
             {"method": "plan", "setting": name, "bits_per_weight": plan.bits_per_weight},
             ada=[(c.name, c.bits, c.granularity) for c in plan.choices if "ada" in c.name and c.name.endswith("weight")],
             predicted_additive=plan.predicted_delta.value)
+# The selection this experiment motivated: the default candidates planned at floors 1 and 2, each variant
+# sampled from the plan's own noise (seed 1, data-free), the least displaced kept.
+plan = plan_quantization(model, budget_bits=BUDGET, noise=noise, fitted=fitted_by["default"], bit_floors=(1, 2),
+                         adapter=unet_adapter(model, labels, 0.0), progress=False)
+measure(f"plan_selected@{BUDGET:g}", plan.state_dict(),
+        {"method": "plan", "setting": "selected", "bits_per_weight": plan.bits_per_weight},
+        bit_floor=plan.settings["bit_floor"], variants=[dataclasses.asdict(v) for v in plan.variants])
 q = peer_at_budget({k: v.detach().cpu() for k, v in model.state_dict().items()}, family="hqq:g64", budget=BUDGET,
                    cache={})
 measure(q.label, q.state_dict, {"method": "hqq:g64", "setting": q.setting, "bits_per_weight": q.bits_per_weight})
-Path(args.out).write_text(json.dumps({"model": "dit (checkpoints/dit_fashion_mnist)", "samples": SAMPLES, "pairs": PAIRS,
+provenance = f"scripts/plan_dit_floor_cpu.py, run on {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores"
+Path(args.out).write_text(json.dumps({"provenance": provenance, "model": "dit (checkpoints/dit_fashion_mnist)", "samples": SAMPLES, "pairs": PAIRS,
                                       "feature_net": "classifier", "sensitivity_s": round(t_sens, 1), "rows": rows},
                                      indent=1))
