@@ -29,7 +29,11 @@
 #   run("bash scripts/gpu_lease.sh 2", carry=[".carry/wheels_peers", ".carry/plan_test", ".carry/inc2"], timeout_s=600)
 #   run("bash scripts/gpu_lease.sh 3", carry=[".carry/inc3"], timeout_s=600)
 #   run("bash scripts/gpu_lease.sh 4", carry=[".carry/inc4"], timeout_s=600)
-# Knobs (environment): DATASET (mnist), JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
+# Training past one command's 10 minutes (15 epochs at ~1,300 images/s is ~12 min): call 1 trains for TRAIN_MIN,
+# then the next call starts with `RESUME=1 TRAIN_MIN=3 bash scripts/gpu_lease.sh 1 && bash scripts/gpu_lease.sh 2`.
+# PROBE=1 in call 1 times both memory formats first (channels_last trained at 1,272-1,308 images/s in the last
+# two leases, contiguous at 1,672 in an earlier one; the evaluation's 5k cells ran ~45 s in channels_last).
+# Knobs (environment): DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
 # NFE_SAMPLES (5000), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
 # FID_SAMPLES (50000, the paper's protocol), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330).
@@ -73,6 +77,11 @@ if [ ! -f runs/inception/default_1.pt ] && [ "$(ls runs/inception_parts | wc -l)
 fi
 DATASET=${DATASET:-mnist}  # the paper network's data set: mnist (.carry/harness_data) or fashion_mnist (.carry/fmnist_data)
 mkdir -p runs/data_$DATASET
+faster() {  # the memory format of the larger $1 in the probe's results (MEMFMT overrides; contiguous without a probe)
+  [ -n "${MEMFMT:-}" ] && { echo "$MEMFMT"; return; }
+  python3 -c "import json; r = json.load(open('runs/paper_arch_$DATASET/probe.json'))
+print(max(r, key=lambda x: x['$1'])['memory_format'])" 2>/dev/null || echo contiguous
+}
 [ -d .carry/harness_data ] && cp -r .carry/harness_data/. runs/data_mnist/
 [ -d .carry/fmnist_data ] && cp -r .carry/fmnist_data/. runs/data_fashion_mnist/
 [ -d .carry/fmnist_train ] && cp -r .carry/fmnist_train/. runs/data_fashion_mnist/  # train split only (call 1)
@@ -113,15 +122,22 @@ plan_paper() {  # $1 seconds: the paper's network, once trained (fewer families:
 paper_eval() {  # $1 seconds
   FMQ_DATA_DIR=runs/data_$DATASET timeout -k 5 "$HARD_S" python3 scripts/gpu_paper_arch.py evaluate --dataset "$DATASET" \
     --fid-samples "${FID_SAMPLES:-50000}" --nfe-samples "${NFE_SAMPLES:-5000}" --samples "${PAPER_SAMPLES:-5000}" \
-    --latent-images 10000 --bits ${BITS:-2 3 4 8} --batch-size 1000 --budget-s "$1" "${INC[@]}" 2>&1 \
+    --latent-images 10000 --bits ${BITS:-2 3 4 8} --batch-size 1000 --memory-format "$(faster sample_evals_per_s)" \
+    --budget-s "$1" "${INC[@]}" 2>&1 \
     | grep --line-buffered -v "$FILTER"
 }
 
 start=$(date +%s)
 case "$STAGE" in
   1)
+    if [ -n "${PROBE:-}" ]; then  # both memory formats timed first (~1-2 min), the faster one used below
+      FMQ_DATA_DIR=runs/data_$DATASET python3 scripts/gpu_paper_arch.py probe --dataset "$DATASET" \
+        --batch-size "${TRAIN_BATCH:-256}" 2>&1 | grep --line-buffered -v "$FILTER" | tee runs/logs/probe.log
+    fi
+    # RESUME=1: a later command trains on from the saved state (step count, EMA, optimizer, wall time)
     FMQ_DATA_DIR=runs/data_$DATASET python3 scripts/gpu_paper_arch.py train --dataset "$DATASET" --epochs "${EPOCHS:-15}" \
-      --minutes "${TRAIN_MIN:-9.4}" --batch-size "${TRAIN_BATCH:-256}" 2>&1 | grep --line-buffered -v "$FILTER" > runs/logs/train.log
+      --minutes "${TRAIN_MIN:-9.4}" --batch-size "${TRAIN_BATCH:-256}" --memory-format "$(faster train_images_per_s)" \
+      ${RESUME:+--resume} 2>&1 | grep --line-buffered -v "$FILTER" >> runs/logs/train.log
     cat runs/logs/train.log ;;
   2|3|4)
     if [ "$STAGE" = 2 ] && [ -z "${NO_BENCH:-}" ]; then  # the speed benchmark first, on an idle GPU
@@ -146,5 +162,6 @@ cp runs/results/plan_{dit,paper_arch,mnist,fashion_mnist}.csv "$OUT"/ 2>/dev/nul
 (cd runs/results && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices.tgz" plan_choices_*.csv)
 cp runs/paper_arch_$DATASET/paper_arch_$DATASET.csv "$OUT"/ 2>/dev/null
 cp runs/paper_arch_$DATASET/train.json "$OUT"/paper_arch_${DATASET}_train.json 2>/dev/null
+cp runs/paper_arch_$DATASET/probe.json "$OUT"/paper_arch_${DATASET}_probe.json 2>/dev/null
 tar czf "$OUT/logs.tgz" runs/logs
 ls -la "$OUT"
