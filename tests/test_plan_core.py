@@ -1,5 +1,8 @@
 """plan_quantization on a tiny model: budget, file size, exact round trip, packed loading."""
 
+import dataclasses
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -225,3 +228,28 @@ def test_fitting_threads_give_the_same_options(setup):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="workers"):
         fit_candidates(model, sensitivity=sens, workers=0, progress=False)
+
+
+
+def test_plan_seconds_count_the_fitting_once(setup, monkeypatch):
+    """settings["seconds"] is the call's own wall time (a fit made inside it counted once), plus the time
+    of a fit made before the call and passed in.  The fit is made 2 s slower, so counting it twice
+    would exceed the measured wall time by far more than the rest of the call takes."""
+    model, noise, sens = setup
+    real_fit = fit_candidates
+
+    def slow_fit(*args, **kwargs):
+        start = time.perf_counter()
+        fitted = real_fit(*args, **kwargs)
+        time.sleep(2.0)
+        return dataclasses.replace(fitted, seconds=time.perf_counter() - start)
+
+    monkeypatch.setattr("fmq_theory.plan.core.fit_candidates", slow_fit)
+    start = time.perf_counter()
+    direct = plan_quantization(model, budget_bits=4.0, noise=noise, steps=2, sensitivity=sens, bit_floors=(1,),
+                               progress=False)
+    assert 2.0 <= direct.settings["seconds"] <= time.perf_counter() - start
+    fitted = slow_fit(model, sensitivity=sens, progress=False)
+    start = time.perf_counter()
+    reused = plan_quantization(model, budget_bits=4.0, noise=noise, fitted=fitted, bit_floors=(1,), progress=False)
+    assert fitted.seconds <= reused.settings["seconds"] <= time.perf_counter() - start + fitted.seconds

@@ -499,6 +499,7 @@ def plan_quantization(
     floors = check_bit_floors(bit_floors)
     start = time.perf_counter()
     noise = _make_noise(noise, n_samples, seed, event_shape)
+    earlier_fit_s = 0.0 if fitted is None else fitted.seconds  # a fit made before this call: its time is added
     if fitted is None:
         if sensitivity is None:
             sensitivity = weight_sensitivity(model, noise, adapter=adapter, solver=solver, steps=steps,
@@ -582,7 +583,7 @@ def plan_quantization(
         "candidates": int(sum(len(f) for f in fitted.fitted)), "frontier_peak": solution.frontier_peak,
         "lagrange_multiplier": solution.lagrange_multiplier,
         "bit_floors": list(floors), "bit_floor": chosen, "selection_samples": int(noise.shape[0]) if variants else 0,
-        "seconds": time.perf_counter() - start + fitted.seconds,
+        "seconds": time.perf_counter() - start + earlier_fit_s,
         "dtypes": {k: str(state[k].dtype).removeprefix("torch.") for k in names},
     }
     return QuantizationPlan(
