@@ -166,7 +166,7 @@ def train(args, run: Path, device: torch.device) -> None:
                 log(f"step {step} epoch {step / steps_per_epoch:.2f} loss {float(torch.stack(losses[-50:]).mean()):.4f}")
             if not args.whole_epochs and time.perf_counter() > deadline or step >= target_steps:
                 break
-        if time.perf_counter() > deadline or step >= target_steps:
+        if time.perf_counter() > deadline:
             break
     wall = done_s + time.perf_counter() - start
     losses = losses[-50:]
@@ -177,7 +177,7 @@ def train(args, run: Path, device: torch.device) -> None:
     save_file(sd, str(run / "ema.safetensors"))
     card = {"config": config(args).to_dict(), "epochs": step / steps_per_epoch, "steps": step, "batch_size": bs,
             "memory_format": args.memory_format, "train_commands": commands,
-            "train_wall_s": round(wall, 1), "final_loss": float(torch.stack(losses[-50:]).mean()),
+            "train_wall_s": round(wall, 1), "final_loss": float(torch.stack(losses).mean()),
             "images_per_s": round(step * bs / wall, 1), "checkpoint_sha256": file_sha256(run / "ema.safetensors"),
             "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
     (run / "train.json").write_text(json.dumps(card, indent=2))
@@ -258,6 +258,7 @@ def probe(args, run: Path, device: torch.device) -> None:
     Random images stand in for data (speed only).  Writes ``probe.json``.
     """
     results = []
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for fmt in ("contiguous", "channels_last"):
         args.memory_format = fmt
         torch.manual_seed(args.seed)
@@ -265,7 +266,6 @@ def probe(args, run: Path, device: torch.device) -> None:
         x = torch.rand(args.batch_size, 1, 28, 28, device=device) * 2 - 1
         for _ in range(5):
             train_step(x)
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         sync()
         t = time.perf_counter()
         for _ in range(args.probe_steps):
@@ -363,17 +363,17 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
     # count (the cells' paired reference and FID ratios of equal bias), the low-bit cells, the NFE
     # check (it says whether every 20-NFE row has converged), the large full-precision FIDs, and last
     # the 8-bit cells (they only confirm the near-lossless end).
-    def cells(bits_list):
+    def cell_specs(bits_list):
         return [dict(kind="cell", method=method, bits=bits, samples=args.samples, steps=args.steps, protocol="ours")
                 for bits in bits_list for method in args.methods]
     specs = [dict(kind="fp", method="none", bits=32, samples=args.samples, steps=args.steps, protocol="ours")]
-    specs += cells([b for b in args.bits if b < 8])
+    specs += cell_specs([b for b in args.bits if b < 8])
     specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
               for steps in (args.steps, 100)]
     if args.fid_samples != args.samples:
         specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"))
     specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="paper"))
-    specs += cells([b for b in args.bits if b >= 8])
+    specs += cell_specs([b for b in args.bits if b >= 8])
     load = functools.partial(_load_eval, args, run, str(device))
     ev = cached_context(("paper_arch", str(run)), load)  # built once; the cells run in this process
     cells = [Cell(key=PAPER_ARCH.row_key(ev.base_row(method=c["method"], bits=c["bits"],

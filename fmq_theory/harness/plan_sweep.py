@@ -56,10 +56,10 @@ from safetensors.torch import load_file
 from fmq_theory import __version__
 from fmq_theory._util import file_sha256
 from fmq_theory.flow.solvers import balanced_labels, make_noise
+from fmq_theory.flow.velocity import Adapter
 from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.harness.engine import Cell, EngineReport, run_cells
 from fmq_theory.harness.models.unet import UNet, UNetConfig, unet_adapter
-from fmq_theory.flow.velocity import Adapter
 from fmq_theory.plan import FittedCandidates, QuantizationPlan, fit_candidates, plan_quantization, weight_sensitivity
 from fmq_theory.plan.selection import check_bit_floors
 from fmq_theory.results.schema import PLAN_SWEEP

@@ -527,7 +527,7 @@ def plan_quantization(
         sol = solve_mckp([c[a] for c, a in zip(costs, allowed[f])], [v[a] for v, a in zip(values, allowed[f])],
                          budget=budget_bytes)
         solutions[f] = (tuple(int(a[j]) for a, j in zip(allowed[f], sol.choice)), sol)
-    variants = ()
+    variants = []
     if len(floors) > 1:
         kw = dict(adapter=adapter, solver=sensitivity.solver, steps=sensitivity.steps)
         reference = sampled(model, state, noise, **kw)
@@ -537,16 +537,16 @@ def plan_quantization(
             if picks not in scored:
                 scored[picks] = displacement(sampled(model, _variant_state(state, fitted, picks), noise, **kw),
                                              reference, level=level)
-        variants = tuple(VariantScore(
-            floor=f, bits_per_weight=8 * sum(int(c[j]) for c, j in zip(costs, solutions[f][0])) / n_total,
-            additive=score_sens.predicted({name: fits[j].squared_error for name, fits, j
-                                           in zip(names, fitted.fitted, solutions[f][0])
-                                           if name in score_sens.diag})[0],
-            sampled_msd=scored[solutions[f][0]][0], sampled_low=scored[solutions[f][0]][1],
-            sampled_high=scored[solutions[f][0]][2]) for f in feasible)
+            msd, low, high = scored[picks]
+            additive = score_sens.predicted({name: fits[j].squared_error for name, fits, j
+                                             in zip(names, fitted.fitted, picks) if name in score_sens.diag})[0]
+            variants.append(VariantScore(
+                floor=f, bits_per_weight=8 * sum(int(c[j]) for c, j in zip(costs, picks)) / n_total,
+                additive=additive, sampled_msd=msd, sampled_low=low, sampled_high=high))
         chosen = choose_variant(variants).floor
     else:
         chosen = floors[0]
+    variants = tuple(variants)
     picks, solution = solutions[chosen]
     quantized, passthrough, report, choices, errors = {}, {}, [], [], {}
     for name, fits, j in zip(names, fitted.fitted, picks):

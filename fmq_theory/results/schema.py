@@ -336,8 +336,7 @@ PLAN_SWEEP = Table(
     columns=_columns(
         "checkpoint:str checkpoint_sha256:str budget:float samples:int seed:int solver:str steps:int "
         "projections:int replicates:int batch_size:int bit_floors:str bit_floor:int bits_per_weight:float "
-        "total_bytes:int "
-        "n_weights:int predicted_delta:float predicted_low:float predicted_high:float level:float "
+        "total_bytes:int n_weights:int predicted_delta:float predicted_low:float predicted_high:float level:float "
         "predicted_per_entry:float dual_bound:float data_bytes:int file_bytes:int output:str output_sha256:str "
         "data_sha256:str sensitivity_s:float fit_s:float plan_s:float version:str"),
     key=("checkpoint_sha256", "budget", "samples", "seed", "solver", "steps", "projections", "replicates",
