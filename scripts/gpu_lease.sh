@@ -38,7 +38,7 @@
 # two leases, contiguous at 1,672 in an earlier one; the evaluation's 5k cells ran ~45 s in channels_last).
 # Knobs (environment): DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
 # NFE_SAMPLES (5000), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
-# FID_SAMPLES (50000, the paper's protocol), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
+# FID_SAMPLES (50000, the paper's protocol; 0 leaves those rows out), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330).
 # Measured in the lease of 2026-12-01 (H200; see the closing note of that day):
 #   - the network trained alone at 1,670 images/s (batch 256), concurrent with the plan evaluation at
@@ -66,6 +66,17 @@
 #     in 2 calls; no time was left for the 200-NFE check, the 50k-sample FIDs or the 8-bit cells;
 #   - call 4: Inception for the 16 rows ~3 s each; the call needed the DiT checkpoint moved out of the
 #     tree for the call (the tree and inc3/ came to just over 64 MiB as the tool counts it).
+# Measured in the MNIST lease of 2026-12-02, sixth period (H200, 1,744 s held of the 1,800; issue 13):
+#   run("MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1", carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/inc1"])
+#   run("MEMFMT=contiguous JOBS=paper NO_BENCH=1 S2=470 H2=545 bash scripts/gpu_lease.sh 2", carry=[".carry/inc2", ".carry/inc3"])
+#   run("MEMFMT=contiguous JOBS=paper FID_SAMPLES=0 S3=395 H3=470 bash scripts/gpu_lease.sh 3", carry=[".carry/inc4", ".carry/inc5"])
+#   run("MEMFMT=contiguous JOBS=paper FID_SAMPLES=0 S4=125 H4=190 bash scripts/gpu_lease.sh 4", carry=[".carry/inc6"])
+#   - call 1 (558 s): contiguous trained at 1,682 images/s: 15.0 epochs (3,510 steps of 256) in 534 s, in one
+#     command (channels_last's 1,272-1,308 was the slower format);
+#   - calls 2-3: 5k-sample cells ~31-41 s each in contiguous too (sampling, latent PCA, CPU quantization);
+#     the 200-NFE check on 5k samples ~230 s; FID_SAMPLES=0 left the 50k-sample rows out so that the 8-bit
+#     cells came next; call 4: Inception ~3.3 s per 5k row, the training split's features once (~25 s);
+#   - not reached: the 50k-sample full-precision FIDs and three of the five 8-bit cells.
 set -uo pipefail
 STAGE=${1:?stage 1-4}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop

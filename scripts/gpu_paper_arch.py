@@ -370,9 +370,11 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
     specs += cell_specs([b for b in args.bits if b < 8])
     specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
               for steps in (args.steps, 100)]
-    if args.fid_samples != args.samples:
+    if args.fid_samples and args.fid_samples != args.samples:
         specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"))
-    specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="paper"))
+    if args.fid_samples:
+        specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps,
+                          protocol="paper"))
     specs += cell_specs([b for b in args.bits if b >= 8])
     load = functools.partial(_load_eval, args, run, str(device))
     ev = cached_context(("paper_arch", str(run)), load)  # built once; the cells run in this process
@@ -416,7 +418,7 @@ def main() -> None:
     p.add_argument("--probe-steps", type=int, default=40)
     p.add_argument("--probe-samples", type=int, default=2000)
     p.add_argument("--steps", type=int, default=10, help="midpoint steps of the FIDs (10 = 20 NFE)")
-    p.add_argument("--fid-samples", type=int, default=20000)
+    p.add_argument("--fid-samples", type=int, default=20000, help="the large full-precision FIDs (0: none)")
     p.add_argument("--nfe-samples", type=int, default=2000)
     p.add_argument("--samples", type=int, default=3000, help="samples per quantized cell")
     p.add_argument("--latent-images", type=int, default=10000)
