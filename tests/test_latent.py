@@ -16,6 +16,7 @@ from fmq_theory.harness.latent import (
     latent_features,
     latent_stability,
     pca_variance_stats,
+    top_eigenvalues,
 )
 from fmq_theory.harness.models.unet import UNet, UNetConfig
 
@@ -52,6 +53,48 @@ def test_pca_collapsed_count_and_summary():
     assert s.collapsed == 15 and s.module == "m"
     assert s.mean_variance == pytest.approx(s.variances.mean()) and s.std_variance == pytest.approx(s.variances.std())
     assert s.explained_fraction == pytest.approx(1.0, abs=1e-12)
+
+
+def _spectrum_gram(n, spectrum, seed):
+    """``U diag(spectrum) U^T`` for a random orthonormal ``U``: its eigenvalues are known exactly."""
+    rng = np.random.default_rng(seed)
+    u = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    return torch.from_numpy((u * spectrum) @ u.T), np.sort(spectrum)[::-1]
+
+
+@pytest.mark.parametrize("name, spectrum", [
+    ("power 0.5 (slow decay)", np.arange(1, 401, dtype=float) ** -0.5),
+    ("power 2", np.arange(1, 401, dtype=float) ** -2.0),
+    ("rank 7, then zeros", np.r_[np.linspace(5, 1, 7), np.zeros(393)]),
+    ("clustered: 30 equal, then a gap", np.r_[np.full(30, 2.0), np.linspace(1, 0.1, 370)]),
+    ("paper threshold: 1e-6 after 3 large", np.r_[[9.0, 4.0, 1.0], np.full(397, 1e-6)]),
+])
+def test_top_eigenvalues_subspace_path_against_known_spectrum(name, spectrum):
+    # Oracle: the spectrum the matrix was built from. The subspace path is forced (min_order
+    # below the order); the certified error is rtol * lambda_1 plus the round-off of forming
+    # the matrix (~ n eps lambda_1).
+    gram, ref = _spectrum_gram(400, spectrum, seed=1)
+    got = top_eigenvalues(gram, 20, min_order=50).numpy()
+    np.testing.assert_allclose(got, ref[:20], rtol=0, atol=1e-11 * ref[0] + 400 * 2.3e-16 * ref[0])
+    assert np.all(np.diff(got) <= 0) and np.all(got >= 0)
+
+
+def test_top_eigenvalues_falls_back_to_eigvalsh_when_not_converged():
+    gram, _ = _spectrum_gram(300, np.arange(1, 301, dtype=float) ** -0.1, seed=2)
+    full = torch.linalg.eigvalsh(0.5 * (gram + gram.T)).flip(0)[:20].clamp(min=0.0)
+    assert torch.equal(top_eigenvalues(gram, 20, max_iter=1, min_order=50), full)
+    assert torch.equal(top_eigenvalues(gram, 20), full)  # order 300 <= SUBSPACE_MIN_ORDER: eigvalsh
+    assert top_eigenvalues(gram[:5, :5], 20).shape == (5,)  # k > n: n eigenvalues
+
+
+def test_pca_variances_on_the_subspace_path_match_numpy_covariance():
+    # d = 1200 features of n = 1500 images: the Gram of order 1200 is above SUBSPACE_MIN_ORDER.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1500, 1200)) * np.arange(1, 1201) ** -0.5
+    s = pca_variance_stats(torch.from_numpy(x))
+    ref = np.sort(np.linalg.eigvalsh(np.cov(x, rowvar=False)))[::-1]
+    np.testing.assert_allclose(s.variances, ref[:20], rtol=0, atol=1e-11 * ref[0] + 1200 * 2.3e-16 * ref[0])
+    assert s.explained_fraction == pytest.approx(ref[:20].sum() / ref.sum(), rel=1e-12)
 
 
 def _tiny_unet():
