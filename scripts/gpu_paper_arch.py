@@ -316,8 +316,9 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
                 model.load_state_dict(qsd.state_dict(), strict=True)
                 extra = {"bits_per_weight": qsd.bits_per_weight, "weight_mse": qsd.mse, "n_weights": qsd.n_weights,
                          "quantize_s": round(time.perf_counter() - t, 1)}
+            t_sample = time.perf_counter()
             x, nfe = ev.generate(model, make_noise(samples, (1, 28, 28), seed=ev.args.seed), steps)
-            extra["nfe"] = nfe
+            extra |= {"nfe": nfe, "generate_s": round(time.perf_counter() - t_sample, 1)}
             if kind == "fp" and samples == ev.args.samples:
                 torch.save(x.half(), ev.run / "fp_samples.pt")  # the cells' reference samples
             if kind == "cell":
@@ -328,8 +329,11 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
                           "psnr_t0_paper": psnr(ev.t0_fp, t0_q, data_range=1.0).mean,
                           "ssim_box_t0_paper": ssim_box(ev.t0_fp, t0_q, data_range=1.0).mean}
             if kind in ("cell", "fp"):
-                extra |= ev.latent(model)
+                t_latent = time.perf_counter()
+                extra |= ev.latent(model) | {"latent_s": round(time.perf_counter() - t_latent, 1)}
             stem.with_suffix(".extra.json").write_text(json.dumps(extra))
+            log(f"{stem.name}: " + ", ".join(f"{k} {extra[k]} s" for k in ("quantize_s", "generate_s", "latent_s")
+                                             if k in extra) + f", in all {time.perf_counter() - t:.1f} s")
             np.save(stem.with_suffix(".paper.npy"), paper_uint8(x).numpy())
             np.save(stem.with_suffix(".ours.npy"), to_uint8(x).numpy())
             del model
