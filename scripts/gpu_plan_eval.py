@@ -53,7 +53,7 @@ from safetensors.torch import load_file, save_file
 
 from fmq_theory import __version__
 from fmq_theory.bounds import certify_fid, sampled_dfid
-from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
+from fmq_theory.flow.frechet import gaussian_fit
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 from fmq_theory.harness.checkpoints import LoadedModel
 from fmq_theory.harness.context import Context, load_context
@@ -261,6 +261,56 @@ def evaluate_cell(measure: Measure, *, label: str, budget: float, fields: dict) 
         metrics_path.write_text(json.dumps(metrics))
     metrics = {k: v for k, v in metrics.items() if k in PLAN.names}
     return measure.base_row() | fields | metrics | {"budget": budget}
+
+
+@dataclass
+class CpuExperiment:
+    """The shared set-up of a CPU experiment on one committed model (``scripts/plan_dit_*_cpu.py``).
+
+    :meth:`start` builds the harness of ``name`` (``samples`` noise draws of seed 0, ``pairs``
+    other draws for the sampled prediction, classifier features only), the plan's own noise
+    (``samples`` draws of :data:`PLAN_SEED`) with balanced labels, and the weight sensitivity
+    on that noise (8 replicates, as the GPU run).  :meth:`record` keeps a state dict, samples
+    and measures it with :func:`evaluate_cell`, and appends its row to ``rows``.
+    """
+
+    measure: Measure
+    noise: torch.Tensor
+    labels: torch.Tensor
+    sensitivity: object
+    sensitivity_s: float
+    rows: list
+
+    @classmethod
+    def start(cls, *, name: str, samples: int, pairs: int, work: str, progress: bool = False) -> "CpuExperiment":
+        setup = Setup(name=name, checkpoint=MODELS[name][1], samples=samples, pairs=pairs, batch_size=samples,
+                      n_boot=100, n_boot_inception=10, inception=None, device="cpu", work=work, real_images=None)
+        measure = Measure(setup)
+        model = measure.ctx.model
+        noise = make_noise(samples, measure.event, seed=PLAN_SEED)
+        labels = balanced_labels(samples, model.config.num_classes)
+        t0 = time.perf_counter()
+        sens = weight_sensitivity(model, noise, adapter=unet_adapter(model, labels, 0.0), solver=SOLVER, steps=STEPS,
+                                  replicates=8, batch_size=32, seed=PLAN_SEED, progress=progress)
+        return cls(measure, noise, labels, sens, time.perf_counter() - t0, [])
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.measure.ctx.model
+
+    def adapter(self):
+        """How the plan samples its variants: the model's adapter with the plan's labels, no guidance."""
+        return unet_adapter(self.model, self.labels, 0.0)
+
+    def record(self, label: str, state_dict: dict, fields: dict, *, budget: float, keep: tuple, **extra) -> dict:
+        """Keep ``state_dict`` as the weights of ``label``, sample and measure it; its row (the
+        ``keep`` fields and ``extra``) is appended to ``rows``, printed and returned."""
+        save_file({k: v.detach().cpu().float().contiguous() for k, v in state_dict.items()},
+                  str(self.measure.work / "weights" / f"{_safe(label)}.safetensors"))
+        row = evaluate_cell(self.measure, label=label, budget=budget, fields=fields)
+        self.rows.append({k: row.get(k) for k in keep} | extra)
+        print(json.dumps(self.rows[-1]), flush=True)
+        return self.rows[-1]
 
 
 def _plan_candidates(n_total: int):

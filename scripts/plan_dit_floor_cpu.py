@@ -23,15 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 sys.path.insert(0, "scripts")
 import gpu_plan_eval as g  # noqa: E402  (scripts/ is a folder of scripts, not a package)
 
-from fmq_theory.flow.solvers import balanced_labels, make_noise  # noqa: E402
-from fmq_theory.harness.models.unet import unet_adapter  # noqa: E402
 from fmq_theory.harness.peers import peer_at_budget  # noqa: E402
-from fmq_theory.plan import default_candidates, fit_candidates, plan_quantization, weight_sensitivity  # noqa: E402
+from fmq_theory.plan import default_candidates, fit_candidates, plan_quantization  # noqa: E402
 
 SAMPLES, PAIRS, BUDGET = 256, 32, 3.0
 #: The fields of every row written (and printed).
@@ -41,28 +37,13 @@ args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 args.add_argument("--out", default="results/plan_dit_floor_cpu.json")
 args.add_argument("--work", default="runs/plan_dit_floor_cpu")
 args = args.parse_args()
-setup = g.Setup(name="dit", checkpoint="checkpoints/dit_fashion_mnist", samples=SAMPLES, pairs=PAIRS,
-                batch_size=SAMPLES, n_boot=100, n_boot_inception=10, inception=None, device="cpu", work=args.work,
-                real_images=None)
-m = g.Measure(setup)
-model = m.ctx.model
-noise = make_noise(SAMPLES, m.event, seed=g.PLAN_SEED)
-labels = balanced_labels(SAMPLES, model.config.num_classes)
-t0 = time.perf_counter()
-sens = weight_sensitivity(model, noise, adapter=unet_adapter(model, labels, 0.0), solver=g.SOLVER, steps=g.STEPS,
-                          replicates=8, batch_size=32, seed=g.PLAN_SEED, progress=False)
-t_sens = time.perf_counter() - t0
-print("sensitivity", t_sens, flush=True)
-rows = []
+ex = g.CpuExperiment.start(name="dit", samples=SAMPLES, pairs=PAIRS, work=args.work)
+model, noise, sens = ex.model, ex.noise, ex.sensitivity
+print("sensitivity", ex.sensitivity_s, flush=True)
 
 
 def measure(label: str, state_dict: dict, fields: dict, **extra) -> None:
-    """Keep ``state_dict`` as the weights of ``label``, sample and measure them, record the row."""
-    save_file({k: v.detach().cpu().float().contiguous() for k, v in state_dict.items()},
-              str(m.work / "weights" / f"{g._safe(label)}.safetensors"))
-    row = g.evaluate_cell(m, label=label, budget=BUDGET, fields=fields)
-    rows.append({k: row.get(k) for k in FIELDS} | extra)
-    print(json.dumps(rows[-1]), flush=True)
+    ex.record(label, state_dict, fields, budget=BUDGET, keep=FIELDS, **extra)
 
 
 variants = {
@@ -82,7 +63,7 @@ for name, cands in variants.items():
 # The selection this experiment motivated: the default candidates planned at floors 1 and 2, each variant
 # sampled from the plan's own noise (seed 1, data-free), the least displaced kept.
 plan = plan_quantization(model, budget_bits=BUDGET, noise=noise, fitted=fitted_by["default"], bit_floors=(1, 2),
-                         adapter=unet_adapter(model, labels, 0.0), progress=False)
+                         adapter=ex.adapter(), progress=False)
 measure(f"plan_selected@{BUDGET:g}", plan.state_dict(),
         {"method": "plan", "setting": "selected", "bits_per_weight": plan.bits_per_weight},
         bit_floor=plan.settings["bit_floor"], variants=[dataclasses.asdict(v) for v in plan.variants])
@@ -91,5 +72,5 @@ q = peer_at_budget({k: v.detach().cpu() for k, v in model.state_dict().items()},
 measure(q.label, q.state_dict, {"method": "hqq:g64", "setting": q.setting, "bits_per_weight": q.bits_per_weight})
 provenance = f"scripts/plan_dit_floor_cpu.py, run on {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores"
 Path(args.out).write_text(json.dumps({"provenance": provenance, "model": "dit (checkpoints/dit_fashion_mnist)", "samples": SAMPLES, "pairs": PAIRS,
-                                      "feature_net": "classifier", "sensitivity_s": round(t_sens, 1), "rows": rows},
+                                      "feature_net": "classifier", "sensitivity_s": round(ex.sensitivity_s, 1), "rows": ex.rows},
                                      indent=1))
