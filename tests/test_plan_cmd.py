@@ -45,7 +45,7 @@ def test_plan_end_to_end(tiny, capsys):
     # the default bit floors 1,2: every feasible variant printed, the chosen one marked
     assert plan.settings["bit_floors"] == [1, 2] and plan.variants
     for v in plan.variants:
-        line = next(x for x in text.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits"))
+        line = next(x for x in text.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<7}:"))
         assert f"sampled {v.sampled_msd:.4e}" in line and line.endswith("<- chosen") == (
             v.floor == plan.settings["bit_floor"])
 
@@ -57,7 +57,7 @@ def test_one_bit_floor_samples_nothing(tiny, capsys):
     assert code == 0
     text = capsys.readouterr().out
     plan = load_plan(out)
-    assert "bit_floors=(2,)" in text and "variants by bit floor" not in text and plan.variants == ()
+    assert "bit_floors=(2,)" in text and "variants by code family and bit floor" not in text and plan.variants == ()
     assert all(c.bits >= 2 for c in plan.choices)
 
 
@@ -93,3 +93,20 @@ def test_missing_model_config_is_named(tiny, capsys):
     assert main(["plan", str(folder / "model.safetensors"), "--budget", "3", "-o", str(folder / "y.safetensors")]) == 2
     assert "--model-config" in capsys.readouterr().err
     assert not (folder / "y.safetensors").exists()
+
+
+def test_families_at_the_command_line(tiny, capsys):
+    """``--families optimal,minmax``: both families' variants printed and saved; a sweep and bad names refused."""
+    folder, _ = tiny
+    out = folder / "plan_families.safetensors"
+    assert plan_tiny(folder, out, "--families", "optimal,minmax", "--format", "json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    plan = load_plan(out)
+    assert plan.settings["families"] == ["optimal", "minmax"]
+    assert {v["family"] for v in doc["result"]["variants"]} <= {"optimal", "minmax"}
+    assert doc["result"]["family"] == plan.settings["family"]
+    assert plan_tiny(folder, folder / "sweep.safetensors", "--budget", "2,3", "--families", "optimal,minmax") == 2
+    assert "--families: applies to a single budget only" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        plan_tiny(folder, folder / "bad.safetensors", "--families", "nope")
+    assert exc.value.code == 2 and "--families" in capsys.readouterr().err

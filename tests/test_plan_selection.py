@@ -1,4 +1,4 @@
-"""The plan's bit floors: one knapsack per floor, the variants ranked by their sampled displacement.
+"""The plan's bit floors and code families: one knapsack per variant, the variants ranked by their sampled displacement.
 
 The model is built so that the additive model and the samples disagree: the output is scaled by
 the mean of :math:`\\cos W` with every entry of ``W`` a multiple of :math:`\\pi`, where the
@@ -75,7 +75,7 @@ def test_one_floor_is_the_plain_knapsack(setup):
     assert [c.nbytes for c in plan.choices] == [f.nbytes for f in expected]
     assert plan.total_bytes == solution.cost and plan.dual_bound == solution.dual_bound
     assert plan.variants == () and plan.settings["bit_floor"] == 1 and plan.settings["bit_floors"] == [1]
-    assert "variants by bit floor" not in plan.report()
+    assert "variants by code family and bit floor" not in plan.report()
 
 
 @pytest.mark.parametrize("budget", [2.5, 3.0, 4.0])
@@ -161,7 +161,79 @@ def test_save_and_load_keep_the_variants(setup, tmp_path):
     report = back.report()
     assert report == plan.report()
     for v in plan.variants:
-        line = next(x for x in report.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits"))
+        line = next(x for x in report.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<7}:"))
         assert f"sampled {v.sampled_msd:.4e}" in line and f"additive {v.additive:.4e}" in line
         assert line.endswith("<- chosen") == (v.floor == plan.settings["bit_floor"])
     assert np.isfinite([v.sampled_msd for v in back.variants]).all()
+
+
+# --- code families: each floor planned once per family ------------------------------------------
+
+def test_the_default_family_never_uses_min_max_grids(setup):
+    """``families=("optimal",)`` (the default) is the plan before min-max grids were offered."""
+    for plan in (_plan(setup), _plan(setup, bit_floors=(1,)), _plan(setup, budget_bits=2.0, bit_floors=(1, 2))):
+        assert all(c.method != "uniform_minmax" for c in plan.choices)
+        assert plan.settings["families"] == ["optimal"] and plan.settings["family"] == "optimal"
+        assert all(v.family == "optimal" for v in plan.variants)
+
+
+@pytest.mark.parametrize("budget", [2.5, 3.0, 4.0])
+def test_every_family_variant_is_its_own_knapsack(setup, budget):
+    """Both families: variants family by family, each equal to the plan of that one (family, floor)."""
+    model, _, fitted = setup
+    n = sum(model.state_dict()[k].numel() for k in fitted.names)
+    plan = _plan(setup, budget_bits=budget, bit_floors=(1, 2), families=("optimal", "minmax"))
+    alone = {}
+    for family in ("optimal", "minmax"):
+        for f in (1, 2):
+            try:
+                alone[family, f] = _plan(setup, budget_bits=budget, bit_floors=(f,), families=(family,))
+            except ValueError as exc:
+                assert "below the cheapest plan" in str(exc)
+    assert [(v.family, v.floor) for v in plan.variants] == list(alone)
+    for v in plan.variants:
+        one = alone[v.family, v.floor]
+        methods = {"optimal": {"lloyd_max", "weighted_lloyd", "uniform_mse", "normal_float"},
+                   "minmax": {"uniform_minmax"}}[v.family]
+        assert all(c.method in methods | set(KEPT_METHODS) for c in one.choices)
+        assert all(c.bits >= v.floor or c.method in KEPT_METHODS for c in one.choices)
+        assert one.total_bytes <= math.floor(budget * n / 8) and v.bits_per_weight == one.bits_per_weight
+        assert v.additive == pytest.approx(one.predicted_delta.value, rel=1e-12)
+    best = choose_variant(plan.variants)
+    assert (plan.settings["family"], plan.settings["bit_floor"]) == (best.family, best.floor)
+    assert plan.choices == alone[best.family, best.floor].choices
+
+
+def test_a_min_max_plan_keeps_every_range(setup):
+    """On ``W`` (multiples of pi, 0..3 pi in every row) a 2-bit min-max grid per channel is exact to float16."""
+    plan = _plan(setup, budget_bits=4.0, bit_floors=(2,), families=("minmax",))
+    model = setup[0]
+    w = next(c for c in plan.choices if c.name == "W")
+    assert w.method == "uniform_minmax" and w.bits == 2  # every group holds 0 and 3 pi: the grid is 0, pi, 2 pi, 3 pi
+    back = plan.state_dict()["W"].double()
+    assert float((back - model.W.detach().double()).abs().max()) <= 3 * math.pi * 2.0 ** -10
+
+
+def test_the_report_marks_the_chosen_family_and_floor(setup, tmp_path):
+    plan = _plan(setup, bit_floors=(1, 2), families=("optimal", "minmax"))
+    path = tmp_path / "families.safetensors"
+    plan.save(path)
+    back = load_plan(path)
+    assert back.variants == plan.variants and back.settings == plan.settings
+    report = back.report()
+    assert "variants by code family and bit floor" in report
+    for v in plan.variants:
+        line = next(x for x in report.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<7}:"))
+        assert line.endswith("<- chosen") == ((v.family, v.floor) == (plan.settings["family"], plan.settings["bit_floor"]))
+
+
+def test_a_plan_saved_before_families_reads_as_optimal():
+    old = {"floor": 2, "bits_per_weight": 3.0, "additive": 1.0, "sampled_msd": 0.1, "sampled_low": 0.0,
+           "sampled_high": 0.2}
+    assert VariantScore(**old).family == "optimal"
+
+
+@pytest.mark.parametrize("bad", [(), ["nope"], "optimal", ("optimal", "optimal"), None, ("minmax", 3)])
+def test_bad_families_are_named(setup, bad):
+    with pytest.raises(ValueError, match="families"):
+        _plan(setup, families=bad)

@@ -4,7 +4,8 @@
 
     fmq plan CHECKPOINT --budget 3.0 -o OUT.safetensors [--model-config CONFIG.json]
              [--samples 64] [--seed 0] [--solver midpoint] [--steps 10] [--projections 1]
-             [--replicates 4] [--batch-size 16] [--bit-floors 1,2] [--format {table,json}]
+             [--replicates 4] [--batch-size 16] [--bit-floors 1,2] [--families optimal[,minmax]]
+             [--format {table,json}]
     fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors [--results CSV]
              [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
 
@@ -17,7 +18,9 @@ from Gaussian noise only: no data set is read) and is written by
 :meth:`~fmq_theory.plan.QuantizationPlan.save`.  ``--bit-floors`` (default ``1,2``) are the
 bit floors whose knapsack solutions are sampled from the same noise and compared by the
 displacement of their samples from the full-precision ones; the least displaced is the plan
-(one floor: nothing is sampled).
+(one floor: nothing is sampled).  ``--families`` (default ``optimal``) are the code families
+each floor is planned with (:data:`fmq_theory.plan.candidates.CODE_FAMILIES`);
+``optimal,minmax`` also samples the plans of min-max grids, for a single budget only.
 
 With one budget, printed: the package version and every parameter, the per-tensor report
 (choice, honest bits/weight, MSE, mean sensitivity, predicted contribution), the honest
@@ -59,7 +62,8 @@ from fmq_theory.harness.plan_sweep import (PlanSweepConfig, budget_output, load_
                                            run_plan_sweep)
 from fmq_theory.plan import plan_quantization
 from fmq_theory.plan.core import DATA_FREE_NOTE
-from fmq_theory.plan.selection import check_bit_floors
+from fmq_theory.plan.candidates import CODE_FAMILIES
+from fmq_theory.plan.selection import check_bit_floors, check_families
 from fmq_theory.results.schema import PLAN_SWEEP
 from fmq_theory.vocab import FIXED_STEP_SOLVERS
 
@@ -88,6 +92,15 @@ def _bit_floors(value: str) -> tuple:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--bit-floors {value!r} must be a comma list of distinct ints in 1..16 "
                                          f"({exc})") from exc
+
+
+def _families(value: str) -> tuple:
+    """``--families``: a comma list of distinct code families, e.g. ``optimal,minmax``."""
+    try:
+        return check_families(value.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--families {value!r} must be a comma list of distinct families of "
+                                         f"{sorted(CODE_FAMILIES)} ({exc})") from exc
 
 
 def _seed(value: str) -> int:
@@ -124,6 +137,9 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=16, help="samples per backward pass")
     parser.add_argument("--bit-floors", type=_bit_floors, default=(1, 2),
                         help="bit floors whose plans are sampled and compared (default 1,2; one floor: no sampling)")
+    parser.add_argument("--families", type=_families, default=("optimal",),
+                        help="code families each floor is planned with, e.g. optimal,minmax (default optimal; "
+                             "a single budget only)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     add_engine_flags(parser)
     # unset unless given: they apply to a sweep of several budgets only (a sweep defaults to 'local')
@@ -152,7 +168,7 @@ def run(args) -> int:
     plan = plan_quantization(
         model, budget_bits=budget, adapter=unet_adapter(model, labels), noise=noise, solver=args.solver,
         steps=args.steps, projections=args.projections, replicates=args.replicates, batch_size=args.batch_size,
-        seed=args.seed, bit_floors=args.bit_floors, progress=True,
+        seed=args.seed, bit_floors=args.bit_floors, families=args.families, progress=True,
     )
     parameters = {k: v for k, v in vars(args).items() if k not in ("func", "command", *_SWEEP_FLAGS)}
     parameters["budget"] = budget
@@ -170,7 +186,8 @@ def run(args) -> int:
                     "total_bytes": plan.total_bytes, "n_weights": plan.n_weights,
                     "predicted_delta": asdict(plan.predicted_delta), "dual_bound": plan.dual_bound,
                     "file_bytes": info.file_bytes, "data_bytes": info.data_bytes, "header_bytes": info.header_bytes,
-                    "bit_floor": plan.settings["bit_floor"], "variants": [asdict(v) for v in plan.variants],
+                    "bit_floor": plan.settings["bit_floor"], "family": plan.settings["family"],
+                    "variants": [asdict(v) for v in plan.variants],
                     "choices": [asdict(c) for c in plan.choices]},
             interval_level=plan.predicted_delta.level)
         sys.stdout.write(render(doc, columns=[], fmt="json"))
@@ -190,6 +207,8 @@ _SWEEP_COLUMNS = ["budget", "bit_floor", "bits_per_weight", "total_bytes", "pred
 
 def _sweep(args) -> int:
     """``fmq plan`` with several budgets: one engine cell per budget (:mod:`fmq_theory.harness.plan_sweep`)."""
+    if args.families != ("optimal",):
+        raise ValueError("argument --families: applies to a single budget only (a sweep plans the 'optimal' family)")
     results = Path(args.results) if args.results is not None else Path(args.output).with_suffix(".csv")
     check_output_path(results, argument="--results")
     for budget in args.budget:

@@ -11,6 +11,8 @@ method             what is stored per group                             grouping
                    (:mod:`fmq_theory.plan.weighted`; stored as a
                    ``lloyd_max`` codebook)
 ``uniform_mse``    scale and offset of the MSE-optimal clipped grid      tensor, channel, group
+``uniform_minmax`` scale and offset of the min-max grid (nothing         tensor, channel, group
+                   clipped)
 ``normal_float``   the block absmax (NF codebook is a function of b)     group (blocks)
 ``float16``,       the tensor itself at that dtype (``bits`` 16 / 32):   tensor
 ``float32``        for tiny, sensitive tensors
@@ -48,10 +50,17 @@ from fmq_theory.plan.weighted import nearest_codes, weighted_codebook
 from fmq_theory.quantizers import QuantizedTensor, levels_from_stored, parse_granularity, quantize
 from fmq_theory.vocab import PACKED_BITS
 
-__all__ = ["Candidate", "FittedCandidate", "default_candidates", "dequantized", "fit_candidate", "PLAN_METHODS", "KEPT_METHODS"]
+__all__ = ["Candidate", "FittedCandidate", "default_candidates", "dequantized", "fit_candidate", "CODE_FAMILIES",
+           "PLAN_METHODS", "KEPT_METHODS"]
 
 #: Methods that quantize (codes plus side information).
-PLAN_METHODS = ("lloyd_max", "weighted_lloyd", "uniform_mse", "normal_float")
+PLAN_METHODS = ("lloyd_max", "weighted_lloyd", "uniform_mse", "uniform_minmax", "normal_float")
+#: The families a plan's variants restrict their quantized options to (kept tensors are in every
+#: family): codes that minimise the (weighted) squared error and so clip or pool a group's
+#: extreme weights, and min-max grids that keep every group's range
+#: (:mod:`fmq_theory.plan.selection`).
+CODE_FAMILIES = {"optimal": ("lloyd_max", "weighted_lloyd", "uniform_mse", "normal_float"),
+                 "minmax": ("uniform_minmax",)}
 #: Methods that keep the tensor at a float dtype.
 KEPT_METHODS = ("float16", "float32")
 #: Storage dtypes of side information.
@@ -133,17 +142,19 @@ class FittedCandidate:
 def default_candidates(shape: tuple, *, n_weights: int) -> tuple:
     """The default options for a tensor of ``shape``.
 
-    Every tensor: kept in float16 and float32; ``uniform_mse`` at 8 bits per tensor (float16
-    or float32 scale and offset); ``lloyd_max`` at 4 bits per tensor (float16 codebook).
-    Tensors of more than 256 weights also: ``lloyd_max`` and ``weighted_lloyd`` at 1-4
-    bits (tensor, and channel for tensors with 2+ dimensions) with float16 or float32
-    codebooks; ``uniform_mse`` at 2-6 bits per channel (float16 or float32 scales) and in
-    groups of 64 and 256 (float16); ``normal_float`` at 2-4 bits in blocks of 64 and 256
-    (float16 absmax).
+    Every tensor: kept in float16 and float32; ``uniform_mse`` and ``uniform_minmax`` at 8
+    bits per tensor (float16 or float32 scale and offset); ``lloyd_max`` at 4 bits per tensor
+    (float16 codebook).  Tensors of more than 256 weights also: ``lloyd_max`` and
+    ``weighted_lloyd`` at 1-4 bits (tensor, and channel for tensors with 2+ dimensions) with
+    float16 or float32 codebooks; ``uniform_mse`` at 2-6 bits per channel (float16 or float32
+    scales) and in groups of 64 and 256 (float16); ``uniform_minmax`` at 1-6 bits per channel
+    (per tensor for 1-D tensors; float16 or float32) and in groups of 64 and 256 (float16);
+    ``normal_float`` at 2-4 bits in blocks of 64 and 256 (float16 absmax).
     """
     out = [Candidate("float16", 16, "tensor", "float16"), Candidate("float32", 32, "tensor", "float32"),
            Candidate("uniform_mse", 8, "tensor", "float32"), Candidate("uniform_mse", 8, "tensor", "float16"),
-           Candidate("lloyd_max", 4, "tensor", "float16")]
+           Candidate("lloyd_max", 4, "tensor", "float16"),
+           Candidate("uniform_minmax", 8, "tensor", "float16"), Candidate("uniform_minmax", 8, "tensor", "float32")]
     if n_weights <= 256:
         return tuple(out)
     grains = ("tensor", "channel") if len(shape) >= 2 else ("tensor",)
@@ -160,6 +171,12 @@ def default_candidates(shape: tuple, *, n_weights: int) -> tuple:
     for bits in (2, 3, 4):
         for g in ("group:64", "group:256"):
             out.append(Candidate("normal_float", bits, g, "float16"))
+    whole = grains[-1]  # the channel, or the tensor of a 1-D weight
+    for storage in STORAGE_DTYPES:
+        for bits in (1, 2, 3, 4, 5, 6):
+            for g in (whole, "group:64", "group:256"):
+                if storage == "float16" or g == whole:
+                    out.append(Candidate("uniform_minmax", bits, g, storage))
     return tuple(out)
 
 

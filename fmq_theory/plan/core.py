@@ -24,11 +24,14 @@ plan's JSON) is reported separately by :func:`fmq_theory.io.quantized_file.inspe
 Float buffers (not parameters; the sampler has no gradient for them) are kept at their
 dtype and counted.  No training or test data is used anywhere.
 
-The additive model is first order: it holds while every weight error is small, and a 1-bit
-code is not small.  So the knapsack is solved once per *bit floor* :math:`f` (``bit_floors``),
-with every quantized option of fewer than :math:`f` bits removed, and the variants are
-sampled from the plan's own noise and ranked by the measured displacement of their final
-samples from the full-precision ones (:mod:`fmq_theory.plan.selection`).
+The additive model is first order and diagonal: it holds while every weight error is small
+and uncorrelated, and neither a 1-bit code nor a code that clips a group's extreme weights
+is.  So the knapsack is solved once per *variant*, a bit floor :math:`f` (``bit_floors``:
+every quantized option of fewer than :math:`f` bits removed) and a code family
+(``families``: only the MSE-optimal codes, or only the min-max grids, beside the kept
+tensors), and the variants are sampled from the plan's own noise and ranked by the measured
+displacement of their final samples from the full-precision ones
+(:mod:`fmq_theory.plan.selection`).
 
 Examples
 --------
@@ -61,9 +64,11 @@ from tqdm.auto import tqdm
 from fmq_theory.flow.solvers import make_noise
 from fmq_theory.flow.velocity import XT, Adapter
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized, save_quantized
-from fmq_theory.plan.candidates import Candidate, KEPT_METHODS, default_candidates, dequantized, fit_candidate
+from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, KEPT_METHODS, default_candidates, dequantized,
+                                        fit_candidate)
 from fmq_theory.plan.knapsack import solve_mckp
-from fmq_theory.plan.selection import VariantScore, check_bit_floors, choose_variant, displacement, sampled
+from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, choose_variant, displacement,
+                                       sampled)
 from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
 from fmq_theory.quantizers import QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity
 from fmq_theory.theory.wasserstein import quantization_w2
@@ -163,18 +168,20 @@ class QuantizationPlan:
         Floating weights of the state dict.
     predicted_delta : PredictedDelta
     dual_bound : float
-        Lagrangian lower bound on the additive model's optimum over the chosen floor's
+        Lagrangian lower bound on the additive model's optimum over the chosen variant's
         options (``<= predicted_delta.value``).
     settings : dict
         How the sensitivity was estimated (samples, projections, replicates, solver, steps,
-        seed), the candidate count, the bit floors tried (``bit_floors``) and the one chosen
-        (``bit_floor``), and the plan's wall time.
+        seed), the candidate count, the bit floors and code families tried (``bit_floors``,
+        ``families``) and the variant chosen (``bit_floor``, ``family``), and the plan's
+        wall time.
     data_free : bool
         Always ``True``.
     variants : tuple of VariantScore
-        Every feasible variant of the plan (one per bit floor) with its additive prediction
-        and sampled displacement, in the order of ``bit_floors``; empty when a single floor
-        was given (nothing was sampled).
+        Every feasible variant of the plan (one per family and bit floor) with its additive
+        prediction and sampled displacement, family by family in the order of ``families``,
+        floors in the order of ``bit_floors``; empty when one floor and one family were given
+        (nothing was sampled).
     """
 
     quantized: QuantizedStateDict
@@ -242,12 +249,14 @@ class QuantizationPlan:
         lines.append(f"sensitivity: {s['n_samples']} noise samples, {s['projections']} projection(s), "
                      f"{s['replicates']} replicates, {s['solver']} {s['steps']} steps, seed {s['seed']}")
         if self.variants:
-            lines.append(f"variants by bit floor, sampled from {s['selection_samples']} noise draws "
+            lines.append(f"variants by code family and bit floor, sampled from {s['selection_samples']} noise draws "
                          f"(displacement of the final samples from full precision, per entry, "
                          f"{100 * d.level:.0f}% interval):")
+            chosen = (s.get("family", "optimal"), s["bit_floor"])
             for v in self.variants:
-                mark = "  <- chosen" if v.floor == s["bit_floor"] else ""
-                lines.append(f"  floor {v.floor:>2} bits: {v.bits_per_weight:.4f} bits/w, additive {v.additive:.4e}, "
+                mark = "  <- chosen" if (v.family, v.floor) == chosen else ""
+                lines.append(f"  floor {v.floor:>2} bits {v.family:<7}: {v.bits_per_weight:.4f} bits/w, "
+                             f"additive {v.additive:.4e}, "
                              f"sampled {v.sampled_msd:.4e} ({v.sampled_low:.4e}..{v.sampled_high:.4e}){mark}")
         lines.append(DATA_FREE_NOTE)
         return "\n".join(lines)
@@ -379,10 +388,11 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
                             held_out=bool(held_out), seconds=time.perf_counter() - start)
 
 
-def _allowed(fits: tuple, floor: int) -> np.ndarray:
-    """Indices of the options of one tensor a plan of bit floor ``floor`` may use."""
-    return np.array([j for j, f in enumerate(fits)
-                     if not isinstance(f.stored, QuantizedTensor) or f.candidate.bits >= floor], dtype=np.intp)
+def _allowed(fits: tuple, floor: int, family: str) -> np.ndarray:
+    """Indices of the options of one tensor a plan of bit floor ``floor`` and code family ``family`` may use."""
+    methods = CODE_FAMILIES[family]
+    return np.array([j for j, f in enumerate(fits) if not isinstance(f.stored, QuantizedTensor)
+                     or (f.candidate.bits >= floor and f.candidate.method in methods)], dtype=np.intp)
 
 
 def _variant_state(state: Mapping, fitted: FittedCandidates, picks: tuple) -> dict:
@@ -413,6 +423,7 @@ def plan_quantization(
     held_out: bool = True,
     fitted: FittedCandidates | None = None,
     bit_floors: Sequence[int] = (1, 2),
+    families: Sequence[str] = ("optimal",),
     level: float = 0.95,
     progress: bool = True,
 ) -> QuantizationPlan:
@@ -455,7 +466,14 @@ def plan_quantization(
         and the sensitivity's solver and steps), and the variant whose final samples are
         least displaced from the full-precision ones is the plan
         (:mod:`fmq_theory.plan.selection`; ties go to the lower floor).  With one floor
-        nothing is sampled: the knapsack's solution over that floor's options is the plan.
+        and one family nothing is sampled: the knapsack's solution over that variant's
+        options is the plan.
+    families : sequence of str
+        Keys of :data:`~fmq_theory.plan.candidates.CODE_FAMILIES`: each floor's knapsack is
+        solved once per family, with only that family's quantized options (and the kept
+        tensors), and every such variant is sampled and ranked as above.  The default
+        ``("optimal",)`` leaves the min-max grids out: it is the plan as it was before they
+        were offered.  ``("optimal", "minmax")`` also samples each floor's min-max plan.
     level : float
         Level of the intervals on the predicted degradation and the sampled displacements.
     progress : bool
@@ -470,11 +488,19 @@ def plan_quantization(
     Raises
     ------
     ValueError
-        A budget below the cheapest plan of every floor, bad noise, candidates or
-        ``bit_floors`` (naming the argument).
+        A budget below the cheapest plan of every variant, bad noise, candidates,
+        ``bit_floors`` or ``families`` (naming the argument).
 
     Notes
     -----
+    Why two code families.  On the same DiT at the honest bits per weight of the per-channel
+    min-max rule (``results/plan_dit_floor_variants_cpu.json``,
+    ``scripts/plan_dit_floor_variants_cpu.py``), every floor of the ``"optimal"`` family lost
+    to that rule, although the plan kept the floor whose samples measured best: its codes
+    clip or pool extreme weights, and the additive model prices their one-signed errors as
+    independent noise.  The ``"minmax"`` family's plan is sampled beside it
+    (``results/plan_dit_equal_bits_cpu.json``, ``scripts/plan_dit_equal_bits_cpu.py``).
+
     Why several floors.  The knapsack is exact for the additive model
     :math:`\\sum_i s_i e_i^2`, which is the first-order term of the samples' displacement and
     holds while the weight errors are small.  1-bit codes are far outside that regime, and the
@@ -497,6 +523,7 @@ def plan_quantization(
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} must be in (0, 1)")
     floors = check_bit_floors(bit_floors)
+    keys = [(fam, f) for fam in check_families(families) for f in floors]
     start = time.perf_counter()
     noise = _make_noise(noise, n_samples, seed, event_shape)
     earlier_fit_s = 0.0 if fitted is None else fitted.seconds  # a fit made before this call: its time is added
@@ -513,27 +540,28 @@ def plan_quantization(
     n_total = sum(state[k].numel() for k in names)
     budget_bytes = int(math.floor(budget_bits * n_total / 8))
     costs, values = list(fitted.costs), list(fitted.values)
-    allowed = {f: [_allowed(fits, f) for fits in fitted.fitted] for f in floors}
-    cheapest = {f: sum(int(c[a].min()) for c, a in zip(costs, allowed[f]))
-                for f in floors if all(a.size for a in allowed[f])}
+    allowed = {k: [_allowed(fits, k[1], k[0]) for fits in fitted.fitted] for k in keys}
+    cheapest = {k: sum(int(c[a].min()) for c, a in zip(costs, allowed[k]))
+                for k in keys if all(a.size for a in allowed[k])}
     if not cheapest:
-        raise ValueError(f"bit_floors={list(floors)}: every floor leaves some tensor without an option")
-    feasible = [f for f in floors if f in cheapest and cheapest[f] <= budget_bytes]
+        raise ValueError(f"bit_floors={list(floors)}, families={list(families)}: every variant leaves some tensor "
+                         f"without an option")
+    feasible = [k for k in keys if k in cheapest and cheapest[k] <= budget_bytes]
     if not feasible:
         raise ValueError(f"budget_bits={budget_bits} is below the cheapest plan's "
                          f"{8 * min(cheapest.values()) / n_total:.4f} bits/weight")
     solutions = {}
-    for f in feasible:
-        sol = solve_mckp([c[a] for c, a in zip(costs, allowed[f])], [v[a] for v, a in zip(values, allowed[f])],
+    for k in feasible:
+        sol = solve_mckp([c[a] for c, a in zip(costs, allowed[k])], [v[a] for v, a in zip(values, allowed[k])],
                          budget=budget_bytes)
-        solutions[f] = (tuple(int(a[j]) for a, j in zip(allowed[f], sol.choice)), sol)
+        solutions[k] = (tuple(int(a[j]) for a, j in zip(allowed[k], sol.choice)), sol)
     variants = []
-    if len(floors) > 1:
+    if len(keys) > 1:
         kw = dict(adapter=adapter, solver=sensitivity.solver, steps=sensitivity.steps)
         reference = sampled(model, state, noise, **kw)
         scored = {}  # variants of equal choices are sampled once
-        for f in tqdm(feasible, desc="sampling variants", unit="variant", disable=not progress):
-            picks = solutions[f][0]
+        for k in tqdm(feasible, desc="sampling variants", unit="variant", disable=not progress):
+            picks = solutions[k][0]
             if picks not in scored:
                 scored[picks] = displacement(sampled(model, _variant_state(state, fitted, picks), noise, **kw),
                                              reference, level=level)
@@ -541,11 +569,12 @@ def plan_quantization(
             additive = score_sens.predicted({name: fits[j].squared_error for name, fits, j
                                              in zip(names, fitted.fitted, picks) if name in score_sens.diag})[0]
             variants.append(VariantScore(
-                floor=f, bits_per_weight=8 * sum(int(c[j]) for c, j in zip(costs, picks)) / n_total,
-                additive=additive, sampled_msd=msd, sampled_low=low, sampled_high=high))
-        chosen = choose_variant(variants).floor
+                floor=k[1], bits_per_weight=8 * sum(int(c[j]) for c, j in zip(costs, picks)) / n_total,
+                additive=additive, sampled_msd=msd, sampled_low=low, sampled_high=high, family=k[0]))
+        best = choose_variant(variants)
+        chosen = (best.family, best.floor)
     else:
-        chosen = floors[0]
+        chosen = keys[0]
     variants = tuple(variants)
     picks, solution = solutions[chosen]
     quantized, passthrough, report, choices, errors = {}, {}, [], [], {}
@@ -582,7 +611,8 @@ def plan_quantization(
         "steps": sensitivity.steps, "seed": sensitivity.seed, "held_out": bool(held_out), "event_shape": list(noise.shape[1:]),
         "candidates": int(sum(len(f) for f in fitted.fitted)), "frontier_peak": solution.frontier_peak,
         "lagrange_multiplier": solution.lagrange_multiplier,
-        "bit_floors": list(floors), "bit_floor": chosen, "selection_samples": int(noise.shape[0]) if variants else 0,
+        "bit_floors": list(floors), "bit_floor": chosen[1], "families": list(families), "family": chosen[0],
+        "selection_samples": int(noise.shape[0]) if variants else 0,
         "seconds": time.perf_counter() - start + earlier_fit_s,
         "dtypes": {k: str(state[k].dtype).removeprefix("torch.") for k in names},
     }

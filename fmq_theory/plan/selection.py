@@ -1,10 +1,16 @@
-r"""Choosing among plans of several bit floors by their sampled displacement, data-free.
+r"""Choosing among plans of several bit floors and code families by their sampled displacement, data-free.
 
 The knapsack of :mod:`fmq_theory.plan.core` is optimal for the additive, first-order model
-:math:`\sum_i s_i e_i^2`, which holds while every weight error is small.  A 1-bit code is far
-outside that regime, so the plan also solves the knapsack with every quantized option below a
-bit floor :math:`f` removed (one *variant* per floor) and samples each variant from the
-plan's own Gaussian noise :math:`z_1..z_n` with the deployed solver.  Variant :math:`v` is
+:math:`\sum_i s_i e_i^2`, which holds while every weight error is small and uncorrelated.
+Two kinds of option break it.  A 1-bit code is far outside the small-error regime.  And a code
+that minimises the squared error clips or pools a group's extreme weights
+(:data:`~fmq_theory.plan.candidates.CODE_FAMILIES` ``"optimal"``): its errors are largest, and
+of one sign, exactly on the weights of largest magnitude, which the diagonal model prices as
+if they were independent noise, while a min-max grid (``"minmax"``) keeps every group's range
+at a larger squared error.  So the plan solves the knapsack once per *variant*: a bit floor
+:math:`f` (every quantized option below :math:`f` bits removed) and a family (only that
+family's quantized options; kept float tensors are in every family), and samples each
+variant from the plan's own Gaussian noise :math:`z_1..z_n` with the deployed solver.  Variant :math:`v` is
 scored by the mean squared displacement of its final samples from the full-precision ones,
 per entry of a sample (:math:`D` entries),
 
@@ -15,7 +21,7 @@ per entry of a sample (:math:`D` entries),
 
 with the Student-t interval :math:`\hat m_v \pm t_{n-1}\,\mathrm{sd}(d)/\sqrt n` over the
 noise draws (clipped at 0), and the plan keeps the variant of least :math:`\hat m_v` (ties:
-the lower floor).  This needs only the model and Gaussian noise, like the sensitivity.
+the lower floor, then the family named first).  This needs only the model and Gaussian noise, like the sensitivity.
 
 Examples
 --------
@@ -51,9 +57,10 @@ import torch
 from scipy import stats
 
 from fmq_theory.flow.solvers import sample
+from fmq_theory.plan.candidates import CODE_FAMILIES
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
-__all__ = ["VariantScore", "check_bit_floors", "choose_variant", "displacement", "sampled"]
+__all__ = ["VariantScore", "check_bit_floors", "check_families", "choose_variant", "displacement", "sampled"]
 
 #: Allowed bit floors (code bits of the packed format up to a 16-bit kept tensor).
 FLOOR_RANGE = (1, 16)
@@ -61,7 +68,8 @@ FLOOR_RANGE = (1, 16)
 
 @dataclass(frozen=True)
 class VariantScore:
-    """One variant of a plan: the knapsack's solution with no quantized option below ``floor`` bits.
+    """One variant of a plan: the knapsack's solution with no quantized option below ``floor`` bits,
+    and none outside ``family``.
 
     Attributes
     ----------
@@ -78,6 +86,9 @@ class VariantScore:
         per entry (:func:`displacement`), from the plan's noise.
     sampled_low, sampled_high : float
         Its Student-t interval over the noise draws, at the plan's level.
+    family : str
+        The key of :data:`~fmq_theory.plan.candidates.CODE_FAMILIES` whose quantized options
+        the variant could use (plans saved before families existed read as ``"optimal"``).
     """
 
     floor: int
@@ -86,6 +97,7 @@ class VariantScore:
     sampled_msd: float
     sampled_low: float
     sampled_high: float
+    family: str = "optimal"
 
 
 def check_bit_floors(bit_floors) -> tuple:
@@ -109,6 +121,27 @@ def check_bit_floors(bit_floors) -> tuple:
     if len(set(floors)) != len(floors):
         raise ValueError(f"bit_floors={bit_floors!r} repeats a floor")
     return floors
+
+
+def check_families(families) -> tuple:
+    """``families`` as a tuple of keys of :data:`~fmq_theory.plan.candidates.CODE_FAMILIES`, checked.
+
+    >>> check_families(["optimal", "minmax"])
+    ('optimal', 'minmax')
+
+    Raises
+    ------
+    ValueError
+        Naming ``families`` and the bad value: empty, not a family, or repeated.
+    """
+    if isinstance(families, (str, bytes)) or not isinstance(families, Sequence) or not families:
+        raise ValueError(f"families={families!r} must be a non-empty sequence of {sorted(CODE_FAMILIES)}")
+    for f in families:
+        if f not in CODE_FAMILIES:
+            raise ValueError(f"families={families!r}: {f!r} is not one of {sorted(CODE_FAMILIES)}")
+    if len(set(families)) != len(families):
+        raise ValueError(f"families={families!r} repeats a family")
+    return tuple(families)
 
 
 def sampled(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], noise: torch.Tensor, *,
@@ -141,5 +174,5 @@ def displacement(samples: torch.Tensor, reference: torch.Tensor, *, level: float
 
 
 def choose_variant(scores: Sequence[VariantScore]) -> VariantScore:
-    """The variant of least sampled displacement; among equal ones, the lowest floor."""
+    """The variant of least sampled displacement; among equal ones, the lowest floor, then the first given."""
     return min(scores, key=lambda v: (v.sampled_msd, v.floor))
