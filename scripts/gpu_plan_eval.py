@@ -298,9 +298,10 @@ class CpuExperiment:
     def model(self) -> torch.nn.Module:
         return self.measure.ctx.model
 
-    def adapter(self):
-        """How the plan samples its variants: the model's adapter with the plan's labels, no guidance."""
-        return unet_adapter(self.model, self.labels, 0.0)
+    def adapter(self, n: int | None = None):
+        """How the plan samples its variants: the model's adapter with the plan's labels (the first
+        ``n``, for the first ``n`` noise draws), no guidance."""
+        return unet_adapter(self.model, self.labels[:n], 0.0)
 
     def record(self, label: str, state_dict: dict, fields: dict, *, budget: float, keep: tuple, **extra) -> dict:
         """Keep ``state_dict`` as the weights of ``label``, sample and measure it; its row (the

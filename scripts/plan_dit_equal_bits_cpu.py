@@ -6,17 +6,19 @@ per-channel peers spend about 3.2-3.6 bits per weight.  This run plans at exactl
 honest bits per weight instead, so that every comparison is at equal bits: one sensitivity
 (256 noise draws of seed 1, as the GPU run), the default candidates fitted once, then for each
 peer family at its setting nearest 3.0 bits per weight, the peer and the plan at the peer's
-bits per weight (``bit_floors=(1, 2)``, the default: each floor's knapsack sampled from the
-plan's own noise, the least displaced kept).  Every model is sampled from the same 256 noise
-draws (seed 0) and measured by ``scripts/gpu_plan_eval.py``'s own code (classifier FID against
-the 10k test images, paired-bootstrap dFID, sampled prediction from 32 other draws).  About 20
-minutes on 2 CPU cores::
+bits per weight with both code families and floors 1, 2 and 3 (``families=("optimal",
+"minmax")``, ``bit_floors=(1, 2, 3)``: each feasible variant's knapsack sampled from the first
+128 of the plan's own noise draws, the least displaced kept).  Every model is sampled from the
+same 256 noise draws (seed 0) and measured by ``scripts/gpu_plan_eval.py``'s own code
+(classifier FID against the 10k test images, paired-bootstrap dFID, sampled prediction from 32
+other draws).  About 35 minutes on 2 CPU cores::
 
     PYTHONPATH=. FMQ_DATA_DIR=<folder with fashion_mnist.npz> python scripts/plan_dit_equal_bits_cpu.py
 
 Writes ``results/plan_dit_equal_bits_cpu.json`` (``--out``).
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -32,8 +34,10 @@ from fmq_theory.harness.peers import peer_at_budget  # noqa: E402
 from fmq_theory.plan import fit_candidates, plan_quantization  # noqa: E402
 
 SAMPLES, PAIRS, NEAR = 256, 32, 3.0
+#: The plan's variants, and how many of its noise draws sample them.
+FLOORS, FAMILIES, SELECTION_SAMPLES = (1, 2, 3), ("optimal", "minmax"), 128
 #: Per-channel peers and HQQ; each at its setting nearest NEAR bits per weight.
-FAMILIES = ("rule:uniform_mse", "rule:lloyd_max", "naive:uniform_minmax", "hqq:g64")
+PEERS = ("rule:uniform_mse", "rule:lloyd_max", "naive:uniform_minmax", "hqq:g64")
 #: The fields of every row written (and printed).
 FIELDS = ("method", "setting", "bits_per_weight", "fid", "fid_fp", "dfid", "dfid_low", "dfid_high",
           "predicted_dfid", "psnr", "budget")
@@ -48,16 +52,18 @@ fitted = fit_candidates(ex.model, sensitivity=ex.sensitivity, workers=2, progres
 fit_s = time.perf_counter() - start
 fp_sd = {k: v.detach().cpu() for k, v in ex.model.state_dict().items()}
 
-for family in tqdm(FAMILIES, desc="peer and plan at equal bits"):
+for family in tqdm(PEERS, desc="peer and plan at equal bits"):
     q = peer_at_budget(fp_sd, family=family, budget=NEAR, cache={})
     bpw = q.bits_per_weight
     ex.record(q.label, q.state_dict, {"method": family, "setting": q.setting, "bits_per_weight": bpw}, budget=bpw,
               keep=FIELDS)
-    plan = plan_quantization(ex.model, budget_bits=bpw, noise=ex.noise, fitted=fitted, bit_floors=(1, 2),
-                             adapter=ex.adapter(), progress=False)
+    plan = plan_quantization(ex.model, budget_bits=bpw, noise=ex.noise[:SELECTION_SAMPLES], fitted=fitted,
+                             bit_floors=FLOORS, families=FAMILIES, adapter=ex.adapter(SELECTION_SAMPLES),
+                             progress=False)
     ex.record(f"plan@{bpw:.4f}", plan.state_dict(),
               {"method": "plan", "setting": f"at {family} {q.setting}", "bits_per_weight": plan.bits_per_weight},
-              budget=bpw, keep=FIELDS, bit_floor=plan.settings["bit_floor"], against=family)
+              budget=bpw, keep=FIELDS, bit_floor=plan.settings["bit_floor"], family=plan.settings["family"],
+              against=family, variants=[dataclasses.asdict(v) for v in plan.variants])
 provenance = f"scripts/plan_dit_equal_bits_cpu.py, run on {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores"
 Path(args.out).write_text(json.dumps({
     "provenance": provenance, "model": "dit (checkpoints/dit_fashion_mnist)", "samples": SAMPLES, "pairs": PAIRS,

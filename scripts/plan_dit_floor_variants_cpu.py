@@ -1,10 +1,11 @@
 """CPU experiment: why the plan loses to the naive rule and to HQQ on the FashionMNIST DiT at equal bits.
 
-``scripts/plan_dit_equal_bits_cpu.py`` found the plan's selected variant (floor 2 at 3.42
-bits per weight, floor 1 at 2.59) behind per-channel ``uniform_minmax`` b3 with small tensors
-in float16 (the naive rule) and behind HQQ b2 in groups of 64, each resolved.  The plan picks
-among its floors' knapsack solutions by their sampled displacement from full precision on its
-own noise.  This run asks whether that selection or the allocation itself is at fault: at
+With its MSE-optimal codes only (``families=("optimal",)``, the default), the plan's selected
+variant (floor 2 at 3.42 bits per weight, floor 1 at 2.59) measured behind per-channel
+``uniform_minmax`` b3 with small tensors in float16 (the naive rule) and behind HQQ b2 in
+groups of 64, each resolved.  The plan picks among its floors' knapsack solutions by their
+sampled displacement from full precision on its own noise.  This run asks whether that
+selection or the allocation itself is at fault: at
 each of the two peers' exact honest bits per weight it plans with every floor at once (1, 2
 and 3 where feasible), keeps every variant's additive prediction and sampled displacement,
 and measures each floor's solution (the knapsack over that floor's options alone) with the
