@@ -10,8 +10,10 @@ For each model (the MNIST UNet, the FashionMNIST UNet, the FashionMNIST DiT, and
   per-tensor choices go to ``plan_choices_<model>_<budget>.csv``.  ``--plan-bit-floors``
   (default ``1``: the plain knapsack, as every committed ``results/plan_*.csv`` row was
   measured) are the plan's ``bit_floors``; with several, the floors' plans are sampled from the
-  plan's noise and the least displaced is kept.  The results csv keys a row by the method
-  ``plan``, not by the floors, so measure other floors in a fresh ``--out-dir`` and ``--work``;
+  plan's noise and the least displaced is kept.  ``--plan-families`` (default ``optimal``, as
+  every committed row) are the plan's code ``families``; ``optimal,minmax`` also samples each
+  floor's plan of min-max grids.  The results csv keys a row by the method ``plan``, not by the
+  floors or families, so measure other settings in a fresh ``--out-dir`` and ``--work``;
 * every peer family of :data:`fmq_theory.harness.peers.FAMILIES` at its setting whose honest
   bits per weight are nearest the budget (within 0.75 bits, else no row).
 
@@ -68,6 +70,7 @@ from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.peers import FAMILIES, peer_at_budget
 from fmq_theory.harness.sweep import to_uint8
 from fmq_theory.plan import default_candidates, fit_candidates, plan_quantization, weight_sensitivity
+from fmq_theory.plan.selection import check_families
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 
 #: Model name -> (dataset, default checkpoint folder).
@@ -90,6 +93,8 @@ def _args():
     p.add_argument("--plan-replicates", type=int, default=8)
     p.add_argument("--plan-bit-floors", default="1",
                    help="the plan's bit_floors, a comma list (default 1: the plain knapsack of the committed rows)")
+    p.add_argument("--plan-families", default="optimal",
+                   help="the plan's code families, a comma list (default optimal, as the committed rows)")
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--pairs", type=int, default=1000, help="noise draws (seed 2) of the sampled prediction")
     p.add_argument("--batch-size", type=int, default=5000)
@@ -322,12 +327,14 @@ def _plan_candidates(n_total: int):
 
 
 def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_samples: int, plan_replicates: int,
-            plan_bit_floors: tuple, out_dir: Path) -> dict:
+            plan_bit_floors: tuple, plan_families: tuple, out_dir: Path) -> dict:
     """Quantize every setting once: ``label -> [row fields, budgets]``, weights kept under the work folder."""
     path = measure.work / "assignment.json"
     wanted = {"budgets": budgets, "families": families, "with_plan": with_plan, "plan_samples": plan_samples}
     if plan_bit_floors != (1,):  # the assignments of the committed runs were made without the key
         wanted["plan_bit_floors"] = list(plan_bit_floors)
+    if plan_families != ("optimal",):  # nor with this one
+        wanted["plan_families"] = list(plan_families)
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if {k: saved.get(k) for k in wanted} == wanted:
         return saved["labels"]
@@ -357,11 +364,13 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         print(f"[{measure.setup.name}] plan: sensitivity {t_sens:.1f} s, fitting {fitted.seconds:.1f} s", flush=True)
         for budget in budgets:
             plan = plan_quantization(model, budget_bits=budget, adapter=adapter, noise=noise, fitted=fitted,
-                                     bit_floors=plan_bit_floors, progress=False)
+                                     bit_floors=plan_bit_floors, families=plan_families, progress=False)
             deq = {k: v.detach().cpu().float() for k, v in plan.state_dict().items()}
             label = f"plan@{budget:g}"
             d = plan.predicted_delta
-            labels[label] = [{"method": "plan", "setting": f"budget {budget:g}", "bits_per_weight": plan.bits_per_weight,
+            chosen = ("" if (plan_bit_floors, plan_families) == ((1,), ("optimal",))
+                      else f" ({plan.settings['family']}, floor {plan.settings['bit_floor']})")
+            labels[label] = [{"method": "plan", "setting": f"budget {budget:g}{chosen}", "bits_per_weight": plan.bits_per_weight,
                               "total_bits": 8 * plan.total_bytes, "n_weights": n_float,
                               "fp16_weights": sum(c.n_weights for c in plan.choices if c.method == "float16"),
                               "weight_mse": keep(label, deq), "plan_displacement": d.value,
@@ -412,7 +421,8 @@ def evaluate_model(name: str, args, deadline: float | None) -> None:
         raise SystemExit(f"--families: {unknown} are not among {list(FAMILIES)}")
     labels = prepare(measure, budgets=budgets, families=families, with_plan=args.with_plan,
                      plan_samples=args.plan_samples, plan_replicates=args.plan_replicates,
-                     plan_bit_floors=tuple(int(f) for f in args.plan_bit_floors.split(",")), out_dir=out_dir)
+                     plan_bit_floors=tuple(int(f) for f in args.plan_bit_floors.split(",")),
+                     plan_families=check_families(args.plan_families.split(",")), out_dir=out_dir)
     base = measure.base_row()
     cells = [Cell(key=PLAN.row_key(base | {"budget": b, "method": fields["method"]}),
                   params={"label": label, "budget": b, "fields": fields})
