@@ -268,15 +268,22 @@ def evaluate_cell(measure: Measure, *, label: str, budget: float, fields: dict) 
     return measure.base_row() | fields | metrics | {"budget": budget}
 
 
+#: The fields of a CPU experiment's row (:meth:`CpuExperiment.record`).
+CPU_ROW_FIELDS = ("method", "setting", "bits_per_weight", "fid", "fid_fp", "dfid", "dfid_low", "dfid_high",
+                  "predicted_dfid", "psnr", "budget")
+
+
 @dataclass
 class CpuExperiment:
-    """The shared set-up of a CPU experiment on one committed model (``scripts/plan_dit_*_cpu.py``).
+    """The shared set-up of a CPU experiment on one committed model (``scripts/plan_*_cpu.py``).
 
     :meth:`start` builds the harness of ``name`` (``samples`` noise draws of seed 0, ``pairs``
     other draws for the sampled prediction, classifier features only), the plan's own noise
-    (``samples`` draws of :data:`PLAN_SEED`) with balanced labels, and the weight sensitivity
-    on that noise (8 replicates, as the GPU run).  :meth:`record` keeps a state dict, samples
-    and measures it with :func:`evaluate_cell`, and appends its row to ``rows``.
+    (``samples`` draws of :data:`PLAN_SEED`) with balanced labels, the weight sensitivity on
+    that noise (8 replicates, as the GPU run) and, with ``fit``, the default candidates fitted
+    once.  :meth:`record` keeps a state dict, samples and measures it with
+    :func:`evaluate_cell`, and appends its row to ``rows``; :meth:`record_peer` does so for a
+    peer family; :meth:`write` writes the rows and their provenance as JSON.
     """
 
     measure: Measure
@@ -284,10 +291,14 @@ class CpuExperiment:
     labels: torch.Tensor
     sensitivity: object
     sensitivity_s: float
+    fitted: object
+    setup_s: float
     rows: list
 
     @classmethod
-    def start(cls, *, name: str, samples: int, pairs: int, work: str, progress: bool = False) -> "CpuExperiment":
+    def start(cls, *, name: str, samples: int, pairs: int, work: str, fit: bool = False,
+              progress: bool = False) -> "CpuExperiment":
+        start = time.perf_counter()
         setup = Setup(name=name, checkpoint=MODELS[name][1], samples=samples, pairs=pairs, batch_size=samples,
                       n_boot=100, n_boot_inception=10, inception=None, device="cpu", work=work, real_images=None)
         measure = Measure(setup)
@@ -297,7 +308,9 @@ class CpuExperiment:
         t0 = time.perf_counter()
         sens = weight_sensitivity(model, noise, adapter=unet_adapter(model, labels, 0.0), solver=SOLVER, steps=STEPS,
                                   replicates=8, batch_size=32, seed=PLAN_SEED, progress=progress)
-        return cls(measure, noise, labels, sens, time.perf_counter() - t0, [])
+        sensitivity_s = time.perf_counter() - t0
+        fitted = fit_candidates(model, sensitivity=sens, workers=2, progress=progress) if fit else None
+        return cls(measure, noise, labels, sens, sensitivity_s, fitted, time.perf_counter() - start, [])
 
     @property
     def model(self) -> torch.nn.Module:
@@ -308,7 +321,8 @@ class CpuExperiment:
         ``n``, for the first ``n`` noise draws), no guidance."""
         return unet_adapter(self.model, self.labels[:n], 0.0)
 
-    def record(self, label: str, state_dict: dict, fields: dict, *, budget: float, keep: tuple, **extra) -> dict:
+    def record(self, label: str, state_dict: dict, fields: dict, *, budget: float, keep: tuple = CPU_ROW_FIELDS,
+               **extra) -> dict:
         """Keep ``state_dict`` as the weights of ``label``, sample and measure it; its row (the
         ``keep`` fields and ``extra``) is appended to ``rows``, printed and returned."""
         save_file({k: v.detach().cpu().float().contiguous() for k, v in state_dict.items()},
@@ -317,6 +331,24 @@ class CpuExperiment:
         self.rows.append({k: row.get(k) for k in keep} | extra)
         print(json.dumps(self.rows[-1]), flush=True)
         return self.rows[-1]
+
+    def record_peer(self, family: str, *, near: float):
+        """Record the peer ``family`` at its setting nearest ``near`` bits per weight, at its own
+        bits per weight; returns its :func:`~fmq_theory.harness.peers.peer_at_budget` result."""
+        q = peer_at_budget({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, family=family,
+                           budget=near, cache={})
+        self.record(q.label, q.state_dict, {"method": family, "setting": q.setting,
+                                            "bits_per_weight": q.bits_per_weight}, budget=q.bits_per_weight)
+        return q
+
+    def write(self, path, *, command: str, **extra) -> None:
+        """Write ``rows`` to ``path`` as JSON: ``command`` and this machine as the provenance, the
+        model and the sample counts, then ``extra``."""
+        setup = self.measure.setup
+        provenance = f"{command}, run on {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores"
+        Path(path).write_text(json.dumps({
+            "provenance": provenance, "model": f"{setup.name} ({setup.checkpoint})", "samples": setup.samples,
+            "pairs": setup.pairs, "feature_net": "classifier", **extra, "rows": self.rows}, indent=1))
 
 
 def _plan_candidates(n_total: int):

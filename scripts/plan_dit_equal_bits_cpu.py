@@ -19,52 +19,35 @@ Writes ``results/plan_dit_equal_bits_cpu.json`` (``--out``).
 """
 import argparse
 import dataclasses
-import json
-import os
 import sys
-import time
-from pathlib import Path
 
 from tqdm import tqdm
 
 sys.path.insert(0, "scripts")
 import gpu_plan_eval as g  # noqa: E402  (scripts/ is a folder of scripts, not a package)
 
-from fmq_theory.harness.peers import peer_at_budget  # noqa: E402
-from fmq_theory.plan import fit_candidates, plan_quantization  # noqa: E402
+from fmq_theory.plan import plan_quantization  # noqa: E402
 
 SAMPLES, PAIRS, NEAR = 256, 32, 3.0
 #: The plan's variants, and how many of its noise draws sample them.
 FLOORS, FAMILIES, SELECTION_SAMPLES = (1, 2, 3), ("optimal", "minmax"), 128
 #: Per-channel peers and HQQ; each at its setting nearest NEAR bits per weight.
 PEERS = ("rule:uniform_mse", "rule:lloyd_max", "naive:uniform_minmax", "hqq:g64")
-#: The fields of every row written (and printed).
-FIELDS = ("method", "setting", "bits_per_weight", "fid", "fid_fp", "dfid", "dfid_low", "dfid_high",
-          "predicted_dfid", "psnr", "budget")
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", default="results/plan_dit_equal_bits_cpu.json")
 parser.add_argument("--work", default="runs/plan_dit_equal_bits_cpu")
 args = parser.parse_args()
-start = time.perf_counter()
-ex = g.CpuExperiment.start(name="dit", samples=SAMPLES, pairs=PAIRS, work=args.work, progress=True)
-fitted = fit_candidates(ex.model, sensitivity=ex.sensitivity, workers=2, progress=True)
-fit_s = time.perf_counter() - start
-fp_sd = {k: v.detach().cpu() for k, v in ex.model.state_dict().items()}
+ex = g.CpuExperiment.start(name="dit", samples=SAMPLES, pairs=PAIRS, work=args.work, fit=True, progress=True)
 
 for family in tqdm(PEERS, desc="peer and plan at equal bits"):
-    q = peer_at_budget(fp_sd, family=family, budget=NEAR, cache={})
+    q = ex.record_peer(family, near=NEAR)
     bpw = q.bits_per_weight
-    ex.record(q.label, q.state_dict, {"method": family, "setting": q.setting, "bits_per_weight": bpw}, budget=bpw,
-              keep=FIELDS)
-    plan = plan_quantization(ex.model, budget_bits=bpw, noise=ex.noise[:SELECTION_SAMPLES], fitted=fitted,
+    plan = plan_quantization(ex.model, budget_bits=bpw, noise=ex.noise[:SELECTION_SAMPLES], fitted=ex.fitted,
                              bit_floors=FLOORS, families=FAMILIES, adapter=ex.adapter(SELECTION_SAMPLES),
                              progress=False)
     ex.record(f"plan@{bpw:.4f}", plan.state_dict(),
               {"method": "plan", "setting": f"at {family} {q.setting}", "bits_per_weight": plan.bits_per_weight},
-              budget=bpw, keep=FIELDS, bit_floor=plan.settings["bit_floor"], family=plan.settings["family"],
+              budget=bpw, bit_floor=plan.settings["bit_floor"], family=plan.settings["family"],
               against=family, variants=[dataclasses.asdict(v) for v in plan.variants])
-provenance = f"scripts/plan_dit_equal_bits_cpu.py, run on {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores"
-Path(args.out).write_text(json.dumps({
-    "provenance": provenance, "model": "dit (checkpoints/dit_fashion_mnist)", "samples": SAMPLES, "pairs": PAIRS,
-    "feature_net": "classifier", "sensitivity_and_fit_s": round(fit_s, 1), "rows": ex.rows}, indent=1))
+ex.write(args.out, command="scripts/plan_dit_equal_bits_cpu.py", sensitivity_and_fit_s=round(ex.setup_s, 1))

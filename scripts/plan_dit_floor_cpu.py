@@ -17,11 +17,7 @@ Writes ``results/plan_dit_floor_cpu.json`` (``--out``).
 """
 import argparse
 import dataclasses
-import json
-import os
 import sys
-import time
-from pathlib import Path
 
 sys.path.insert(0, "scripts")
 import gpu_plan_eval as g  # noqa: E402  (scripts/ is a folder of scripts, not a package)
@@ -70,7 +66,4 @@ measure(f"plan_selected@{BUDGET:g}", plan.state_dict(),
 q = peer_at_budget({k: v.detach().cpu() for k, v in model.state_dict().items()}, family="hqq:g64", budget=BUDGET,
                    cache={})
 measure(q.label, q.state_dict, {"method": "hqq:g64", "setting": q.setting, "bits_per_weight": q.bits_per_weight})
-provenance = f"scripts/plan_dit_floor_cpu.py, run on {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores"
-Path(args.out).write_text(json.dumps({"provenance": provenance, "model": "dit (checkpoints/dit_fashion_mnist)", "samples": SAMPLES, "pairs": PAIRS,
-                                      "feature_net": "classifier", "sensitivity_s": round(ex.sensitivity_s, 1), "rows": ex.rows},
-                                     indent=1))
+ex.write(args.out, command="scripts/plan_dit_floor_cpu.py", sensitivity_s=round(ex.sensitivity_s, 1))

@@ -20,56 +20,39 @@ Writes ``results/plan_dit_floor_variants_cpu.json`` (``--out``).
 """
 import argparse
 import dataclasses
-import json
-import os
 import sys
-import time
-from pathlib import Path
 
 from tqdm import tqdm
 
 sys.path.insert(0, "scripts")
 import gpu_plan_eval as g  # noqa: E402  (scripts/ is a folder of scripts, not a package)
 
-from fmq_theory.harness.peers import peer_at_budget  # noqa: E402
-from fmq_theory.plan import fit_candidates, plan_quantization  # noqa: E402
+from fmq_theory.plan import plan_quantization  # noqa: E402
 
 SAMPLES, PAIRS = 256, 32
 #: Each peer at its setting nearest the given bits per weight, and the floors planned at its bits.
 PEERS = (("naive:uniform_minmax", 3.0, (1, 2, 3)), ("hqq:g64", 2.5, (1, 2)))
-#: The fields of every row written (and printed).
-FIELDS = ("method", "setting", "bits_per_weight", "fid", "fid_fp", "dfid", "dfid_low", "dfid_high",
-          "predicted_dfid", "psnr", "budget")
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", default="results/plan_dit_floor_variants_cpu.json")
 parser.add_argument("--work", default="runs/plan_dit_floor_variants_cpu")
 args = parser.parse_args()
-start = time.perf_counter()
-ex = g.CpuExperiment.start(name="dit", samples=SAMPLES, pairs=PAIRS, work=args.work, progress=True)
-fitted = fit_candidates(ex.model, sensitivity=ex.sensitivity, workers=2, progress=True)
-fit_s = time.perf_counter() - start
-fp_sd = {k: v.detach().cpu() for k, v in ex.model.state_dict().items()}
+ex = g.CpuExperiment.start(name="dit", samples=SAMPLES, pairs=PAIRS, work=args.work, fit=True, progress=True)
 
 for family, near, floors in tqdm(PEERS, desc="peer and each floor at equal bits"):
-    q = peer_at_budget(fp_sd, family=family, budget=near, cache={})
+    q = ex.record_peer(family, near=near)
     bpw = q.bits_per_weight
-    ex.record(q.label, q.state_dict, {"method": family, "setting": q.setting, "bits_per_weight": bpw}, budget=bpw,
-              keep=FIELDS)
-    selected = plan_quantization(ex.model, budget_bits=bpw, noise=ex.noise, fitted=fitted, bit_floors=floors,
+    selected = plan_quantization(ex.model, budget_bits=bpw, noise=ex.noise, fitted=ex.fitted, bit_floors=floors,
                                  adapter=ex.adapter(), progress=False)
     scores = {v.floor: dataclasses.asdict(v) for v in selected.variants}
     for floor in floors:
         if floor not in scores:
             continue
-        plan = plan_quantization(ex.model, budget_bits=bpw, noise=ex.noise, fitted=fitted, bit_floors=(floor,),
+        plan = plan_quantization(ex.model, budget_bits=bpw, noise=ex.noise, fitted=ex.fitted, bit_floors=(floor,),
                                  adapter=ex.adapter(), progress=False)
         ex.record(f"plan_floor{floor}@{bpw:.4f}", plan.state_dict(),
                   {"method": "plan", "setting": f"floor {floor} at {family} {q.setting}",
                    "bits_per_weight": plan.bits_per_weight},
-                  budget=bpw, keep=FIELDS, against=family, floor=floor,
+                  budget=bpw, against=family, floor=floor,
                   selected=floor == selected.settings["bit_floor"], variant=scores[floor])
-provenance = f"scripts/plan_dit_floor_variants_cpu.py, run on {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores"
-Path(args.out).write_text(json.dumps({
-    "provenance": provenance, "model": "dit (checkpoints/dit_fashion_mnist)", "samples": SAMPLES, "pairs": PAIRS,
-    "feature_net": "classifier", "sensitivity_and_fit_s": round(fit_s, 1), "rows": ex.rows}, indent=1))
+ex.write(args.out, command="scripts/plan_dit_floor_variants_cpu.py", sensitivity_and_fit_s=round(ex.setup_s, 1))
