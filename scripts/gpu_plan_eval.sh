@@ -1,44 +1,61 @@
 #!/usr/bin/env bash
-# GPU calls: the plan against every peer at equal honest bits per weight, on the MNIST UNet, the
-# FashionMNIST UNet and the FashionMNIST DiT, budgets 2, 2.5, 3, 4 -> $OUT/plan_<model>.csv.
-# Resumable on a warm machine: every call evaluates what is missing until BUDGET_S seconds
-# (default 420) have passed, keeps the samples under runs/plan_work, and returns the csv files.
-# What travels (make once with the commands in /tmp/h/status/12b.txt, all under .carry/):
-#   plan_test/         test splits of MNIST + FashionMNIST and the manifest (6 MB)
-#   wheels_peers/      site.tgz: hqq, gguf, pyyaml(cp312), termcolor, torchao, bitsandbytes
-#                      (only its cpu + cuda130 libraries) unpacked (5.5 MB)
-#   plan_inc{1,2,3}/   the Inception TorchScript file in three parts (29 MB each), one per call;
-#                      they collect in runs/inception_parts and are joined (SHA-256 checked) once
-#                      all three are there; until then only classifier FIDs are computed and the
-#                      Inception FIDs are added later from the kept samples (no re-sampling).
-# The DiT comes from runs/checkpoints/dit_fashion_mnist (the training call on the same warm
-# machine) or else from the committed checkpoints/dit_fashion_mnist.
-# Calls (each right after the previous one returns):
-#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/plan_test", ".carry/wheels_peers"])
-#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/plan_inc1"])
-#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/plan_inc2"])
-#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/plan_inc3"])   # then again until no cell is left
-# Environment: MODELS, SAMPLES (10000), FAMILIES (all), PLAN (--with-plan | --no-with-plan), BUDGET_S.
+# GPU calls: the plan against its peers at equal honest bits per weight on the three committed models
+# (the MNIST UNet, the FashionMNIST UNet, the FashionMNIST DiT), budgets 2, 2.5, 3, 4 ->
+# $OUT/plan_<model>.csv, with the plan's per-tensor choices in $OUT/choices.tgz and the logs in $OUT/logs.tgz.
+# The three models run side by side (one process each; the GPU holds all three): each call evaluates
+# what is missing until DEADLINE_S seconds into the call, then stops (HARD_S hard), keeps the samples
+# under runs/plan_work, and returns the csv files.  A later call on the warm machine resumes.
+# What travels (built by scripts/gpu_carry.sh, all under .carry/; 64 MiB a call with the 33.4 MB tree):
+#   plan_test/     test splits of MNIST + FashionMNIST and the manifest (6.1 MB)
+#   wheels_peers/  site.tgz: hqq, gguf, termcolor, torchao, bitsandbytes, pyyaml (5.6 MB)
+#   wheels_dask/   dask + distributed, which the sweep engine imports (5.4 MB)
+#   inc1..inc6/    the Inception TorchScript file in six parts of 14.6 MB; they collect in
+#                  runs/inception_parts and are joined (SHA-256 checked) once all six are there; until then
+#                  only classifier FIDs are computed, and the Inception FIDs are added later from the kept
+#                  samples (no re-sampling).
+# Calls of the 2026-12-02 lease (issue 12: the plan with both code families, floors 1-3; each call right
+# after the previous one returns):
+#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask", ".carry/inc1"])
+#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/inc2", ".carry/inc3"])
+#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/inc4", ".carry/inc5"])
+#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/inc6"])   # then again until no cell is left
+# Environment: MODELS (mnist fashion_mnist dit), SAMPLES (5000), FAMILIES (the peers below), PLAN_FAMILIES
+# (optimal,minmax), PLAN_FLOORS (1,2,3), DEADLINE_S (480: no new cell after), HARD_S (560).
 set -uo pipefail
-export PYTHONPATH=.:runs/pylib PYTHONUNBUFFERED=1 FMQ_DATA_DIR=runs/plan_data
-OUT=${OUT:-runs/out}; mkdir -p "$OUT" runs/results runs/inception_parts runs/pylib runs/plan_data
+export PYTHONPATH=.:runs/pylib:runs/pydeps PYTHONUNBUFFERED=1 FMQ_DATA_DIR=runs/plan_data NUMBA_NUM_THREADS=5
+export NUMBA_THREADING_LAYER=omp  # numba's parallel kernels are called from several threads (fit_candidates)
+start=$(date +%s)
+OUT=${OUT:-runs/out}; mkdir -p "$OUT" runs/results runs/inception_parts runs/pylib runs/pydeps runs/plan_data runs/logs
 INC_SHA=7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34
 [ -d .carry/plan_test ] && cp .carry/plan_test/* runs/plan_data/
 if [ -f .carry/wheels_peers/site.tgz ] && [ ! -f runs/pylib/.unpacked ]; then
   tar xzf .carry/wheels_peers/site.tgz -C runs/pylib && touch runs/pylib/.unpacked
 fi
-for i in 1 2 3; do [ -f .carry/plan_inc$i/part ] && cp .carry/plan_inc$i/part runs/inception_parts/part$i; done
-[ -d .carry/plan_results ] && cp -n .carry/plan_results/*.csv runs/results/ 2>/dev/null
-if [ ! -f runs/inception/default_1.pt ] && [ -f runs/inception_parts/part1 ] && [ -f runs/inception_parts/part2 ] && [ -f runs/inception_parts/part3 ]; then
-  mkdir -p runs/inception && cat runs/inception_parts/part{1,2,3} > runs/inception/default_1.pt
+if [ -d .carry/wheels_dask ] && [ ! -f runs/pydeps/.unpacked ]; then
+  python3 -c "import glob, zipfile; [zipfile.ZipFile(w).extractall('runs/pydeps') for w in glob.glob('.carry/wheels_dask/*.whl')]" \
+    && touch runs/pydeps/.unpacked
+fi
+for p in 1 2 3 4 5 6; do [ -f .carry/inc$p/part ] && cp .carry/inc$p/part runs/inception_parts/$p; done
+if [ ! -f runs/inception/default_1.pt ] && [ "$(ls runs/inception_parts | wc -l)" = 6 ]; then
+  mkdir -p runs/inception && cat runs/inception_parts/{1,2,3,4,5,6} > runs/inception/default_1.pt
   echo "$INC_SHA  runs/inception/default_1.pt" | sha256sum -c || rm -f runs/inception/default_1.pt
 fi
-INC_ARGS=(); [ -f runs/inception/default_1.pt ] && INC_ARGS=(--inception runs/inception/default_1.pt)
-DIT=checkpoints/dit_fashion_mnist
-[ -f runs/checkpoints/dit_fashion_mnist/model.safetensors ] && DIT=runs/checkpoints/dit_fashion_mnist
-echo "inception parts: $(ls runs/inception_parts | tr '\n' ' ') args: ${INC_ARGS[*]:-none}; dit: $DIT"
-python3 scripts/gpu_plan_eval.py --models ${MODELS:-mnist,fashion_mnist,dit} --checkpoint dit=$DIT \
-  --samples ${SAMPLES:-10000} --families ${FAMILIES:-all} ${PLAN:---with-plan} --deadline ${BUDGET_S:-420} \
-  --out-dir runs/results --work runs/plan_work "${INC_ARGS[@]}" 2>&1 | grep -v "Failed to load\|kernels-community\|_pytree.py"
+INC=(); [ -f runs/inception/default_1.pt ] && INC=(--inception runs/inception/default_1.pt)
+echo "inception parts: $(ls runs/inception_parts | tr '\n' ' ') -> ${INC[*]:-no inception yet}"
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+FILTER="Failed to load\|kernels-community\|_pytree.py\|it/s]\|s/it]\|tensor/s]\|s/tensor]"
+PEERS=hqq:g64,hqq:g128,naive:uniform_minmax,rule:uniform_mse,rule:uniform_minmax,rule:lloyd_max,rule:equal_mass,gguf,nf4,int4
+used=$(( $(date +%s) - start ))
+for m in ${MODELS:-mnist fashion_mnist dit}; do
+  timeout -k 5 $(( ${HARD_S:-560} - used )) python3 scripts/gpu_plan_eval.py --models "$m" --samples "${SAMPLES:-5000}" \
+    --families "${FAMILIES:-$PEERS}" --plan-families "${PLAN_FAMILIES:-optimal,minmax}" \
+    --plan-bit-floors "${PLAN_FLOORS:-1,2,3}" --n-boot-inception 10 --deadline $(( ${DEADLINE_S:-480} - used )) \
+    --out-dir runs/results --work runs/plan_work "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER" >> runs/logs/$m.log &
+done
+wait
+for m in ${MODELS:-mnist fashion_mnist dit}; do echo "== $m"; tail -n 25 runs/logs/$m.log; done
+echo "call: $(( $(date +%s) - start )) s"
 cp runs/results/plan_*.csv "$OUT"/ 2>/dev/null
+(cd runs/results && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices.tgz" plan_choices_*.csv)
+tar czf "$OUT/logs.tgz" runs/logs
 ls -la "$OUT"
