@@ -409,6 +409,8 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
                               "plan_displacement_low": d.low, "plan_displacement_high": d.high,
                               "plan_seconds": round(t_sens + plan.settings["seconds"], 1)}, [budget]]
             _write_choices(plan, out_dir / f"plan_choices_{measure.setup.name}_{budget:g}.csv")
+            print(f"[{measure.setup.name}] plan at {budget:g}: {plan.settings['family']} floor {plan.settings['bit_floor']}, "
+                  f"{plan.settings['seconds'] - fitted.seconds:.1f} s", flush=True)
     cache: dict = {}
     for budget in budgets:
         t0 = time.perf_counter()

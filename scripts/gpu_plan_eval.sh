@@ -2,7 +2,7 @@
 # GPU calls: the plan against its peers at equal honest bits per weight on the three committed models
 # (the MNIST UNet, the FashionMNIST UNet, the FashionMNIST DiT), budgets 2, 2.5, 3, 4 ->
 # $OUT/plan_<model>.csv, with the plan's per-tensor choices in $OUT/choices.tgz and the logs in $OUT/logs.tgz.
-# The three models run side by side (one process each; the GPU holds all three): each call evaluates
+# The three models run in turn in one process: each call evaluates
 # what is missing until DEADLINE_S seconds into the call, then stops (HARD_S hard), keeps the samples
 # under runs/plan_work, and returns the csv files.  A later call on the warm machine resumes.
 # What travels (built by scripts/gpu_carry.sh, all under .carry/; 64 MiB a call with the 33.4 MB tree):
@@ -19,10 +19,10 @@
 #   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/inc2", ".carry/inc3"])
 #   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/inc4", ".carry/inc5"])
 #   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/inc6"])   # then again until no cell is left
-# Environment: MODELS (mnist fashion_mnist dit), SAMPLES (5000), FAMILIES (the peers below), PLAN_FAMILIES
+# Environment: MODELS (mnist,fashion_mnist,dit), SAMPLES (5000), FAMILIES (the peers below), PLAN_FAMILIES
 # (optimal,minmax), PLAN_FLOORS (1,2,3), DEADLINE_S (480: no new cell after), HARD_S (560).
 set -uo pipefail
-export PYTHONPATH=.:runs/pylib:runs/pydeps PYTHONUNBUFFERED=1 FMQ_DATA_DIR=runs/plan_data NUMBA_NUM_THREADS=5
+export PYTHONPATH=.:runs/pylib:runs/pydeps PYTHONUNBUFFERED=1 FMQ_DATA_DIR=runs/plan_data NUMBA_NUM_THREADS=2
 export NUMBA_THREADING_LAYER=omp  # numba's parallel kernels are called from several threads (fit_candidates)
 start=$(date +%s)
 OUT=${OUT:-runs/out}; mkdir -p "$OUT" runs/results runs/inception_parts runs/pylib runs/pydeps runs/plan_data runs/logs
@@ -45,17 +45,19 @@ echo "inception parts: $(ls runs/inception_parts | tr '\n' ' ') -> ${INC[*]:-no 
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
 FILTER="Failed to load\|kernels-community\|_pytree.py\|it/s]\|s/it]\|tensor/s]\|s/tensor]"
 PEERS=hqq:g64,hqq:g128,naive:uniform_minmax,rule:uniform_mse,rule:uniform_minmax,rule:lloyd_max,rule:equal_mass,gguf,nf4,int4
+# rows measured before (carried in .carry/plan_results, e.g. the committed peers) are done rows: not measured again
+[ -d .carry/plan_results ] && cp -n .carry/plan_results/*.csv runs/results/ 2>/dev/null
 used=$(( $(date +%s) - start ))
-for m in ${MODELS:-mnist fashion_mnist dit}; do
-  timeout -k 5 $(( ${HARD_S:-560} - used )) python3 scripts/gpu_plan_eval.py --models "$m" --samples "${SAMPLES:-5000}" \
-    --families "${FAMILIES:-$PEERS}" --plan-families "${PLAN_FAMILIES:-optimal,minmax}" \
-    --plan-bit-floors "${PLAN_FLOORS:-1,2,3}" --n-boot-inception 10 --deadline $(( ${DEADLINE_S:-480} - used )) \
-    --out-dir runs/results --work runs/plan_work "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER" >> runs/logs/$m.log &
-done
-wait
-for m in ${MODELS:-mnist fashion_mnist dit}; do echo "== $m"; tail -n 25 runs/logs/$m.log; done
+# one process, the models in turn: three side by side on the 16 cores (each with torch's and numba's
+# thread pools) spent 7 minutes on the plans alone in the call of 2026-12-02 and reached no cell
+timeout -k 5 $(( ${HARD_S:-560} - used )) python3 scripts/gpu_plan_eval.py --models "${MODELS:-mnist,fashion_mnist,dit}" \
+  --samples "${SAMPLES:-5000}" --families "${FAMILIES:-$PEERS}" --plan-families "${PLAN_FAMILIES:-optimal,minmax}" \
+  --plan-bit-floors "${PLAN_FLOORS:-1,2,3}" --n-boot-inception 10 --deadline $(( ${DEADLINE_S:-480} - used )) \
+  --prepare-reserve 120 --out-dir runs/results --work runs/plan_work "${INC[@]}" 2>&1 \
+  | grep --line-buffered -v "$FILTER" | tr '\r' '\n' | grep --line-buffered -v "it/s]\|s/it]" > runs/logs/plan.log
+grep -v "^$" runs/logs/plan.log | tail -n 60
 echo "call: $(( $(date +%s) - start )) s"
-cp runs/results/plan_*.csv "$OUT"/ 2>/dev/null
+cp runs/results/plan_{mnist,fashion_mnist,dit}.csv "$OUT"/ 2>/dev/null  # at most 8 files come back
 (cd runs/results && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices.tgz" plan_choices_*.csv)
 tar czf "$OUT/logs.tgz" runs/logs
 ls -la "$OUT"
