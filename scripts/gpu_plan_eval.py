@@ -8,12 +8,12 @@ For each model (the MNIST UNet, the FashionMNIST UNet, the FashionMNIST DiT, and
   sensitivity comes from ``--plan-samples`` noise draws of seed 1 (never the evaluation's
   noise), fitted once (:func:`fmq_theory.plan.fit_candidates`) for every budget; its
   per-tensor choices go to ``plan_choices_<model>_<budget>.csv``.  ``--plan-bit-floors``
-  (default ``1``: the plain knapsack, as every committed ``results/plan_*.csv`` row was
-  measured) are the plan's ``bit_floors``; with several, the floors' plans are sampled from the
-  plan's noise and the least displaced is kept.  ``--plan-families`` (default ``optimal``, as
-  every committed row) are the plan's code ``families``; ``optimal,minmax`` also samples each
-  floor's plan of min-max grids.  The results csv keys a row by the method ``plan``, not by the
-  floors or families, so measure other settings in a fresh ``--out-dir`` and ``--work``;
+  (default ``1,2,3``) and ``--plan-families`` (default ``optimal,minmax``) are the plan's
+  ``bit_floors`` and code ``families``, the library's defaults, with which every committed
+  ``results/plan_*.csv`` plan row was measured: each floor's plan of each family is sampled
+  from the plan's noise and the least displaced is kept; the row's setting names it.  The
+  results csv keys a row by the method ``plan``, not by the floors or families, so measure
+  other settings in a fresh ``--out-dir`` and ``--work``;
 * every peer family of :data:`fmq_theory.harness.peers.FAMILIES` at its setting whose honest
   bits per weight are nearest the budget (within 0.75 bits, else no row).
 
@@ -91,10 +91,8 @@ def _args():
     p.add_argument("--with-plan", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--plan-samples", type=int, default=256, help="noise draws of the plan's sensitivity (seed 1)")
     p.add_argument("--plan-replicates", type=int, default=8)
-    p.add_argument("--plan-bit-floors", default="1",
-                   help="the plan's bit_floors, a comma list (default 1: the plain knapsack of the committed rows)")
-    p.add_argument("--plan-families", default="optimal",
-                   help="the plan's code families, a comma list (default optimal, as the committed rows)")
+    p.add_argument("--plan-bit-floors", default="1,2,3", help="the plan's bit_floors, a comma list")
+    p.add_argument("--plan-families", default="optimal,minmax", help="the plan's code families, a comma list")
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--pairs", type=int, default=1000, help="noise draws (seed 2) of the sampled prediction")
     p.add_argument("--batch-size", type=int, default=5000)
@@ -363,7 +361,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
     """Quantize every setting once: ``label -> [row fields, budgets]``, weights kept under the work folder."""
     path = measure.work / "assignment.json"
     wanted = {"budgets": budgets, "families": families, "with_plan": with_plan, "plan_samples": plan_samples}
-    if plan_bit_floors != (1,):  # the assignments of the committed runs were made without the key
+    if plan_bit_floors != (1,):  # the assignments of the first runs (floor 1) were made without the key
         wanted["plan_bit_floors"] = list(plan_bit_floors)
     if plan_families != ("optimal",):  # nor with this one
         wanted["plan_families"] = list(plan_families)

@@ -42,18 +42,19 @@ def test_plan_end_to_end(tiny, capsys):
         line = next(x for x in text.splitlines() if x.startswith(c.name + " "))
         assert f"{c.bits_per_weight:7.3f}" in line and f"{c.mse:10.3e}" in line and f"{c.predicted:10.3e}" in line
     assert {c.name for c in plan.choices} == set(model.state_dict())
-    # the default bit floors 1,2: every feasible variant printed, the chosen one marked
-    assert plan.settings["bit_floors"] == [1, 2] and plan.variants
+    # the default bit floors 1,2,3 and both families: every feasible variant printed, the chosen one marked
+    assert plan.settings["bit_floors"] == [1, 2, 3] and plan.settings["families"] == ["optimal", "minmax"]
+    assert plan.variants
     for v in plan.variants:
         line = next(x for x in text.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<7}:"))
         assert f"sampled {v.sampled_msd:.4e}" in line and line.endswith("<- chosen") == (
-            v.floor == plan.settings["bit_floor"])
+            (v.family, v.floor) == (plan.settings["family"], plan.settings["bit_floor"]))
 
 
 def test_one_bit_floor_samples_nothing(tiny, capsys):
     folder, _ = tiny
     out = folder / "plan_floor.safetensors"
-    code = plan_tiny(folder, out, "--bit-floors", "2")
+    code = plan_tiny(folder, out, "--bit-floors", "2", "--families", "optimal")
     assert code == 0
     text = capsys.readouterr().out
     plan = load_plan(out)
@@ -96,7 +97,7 @@ def test_missing_model_config_is_named(tiny, capsys):
 
 
 def test_families_at_the_command_line(tiny, capsys):
-    """``--families optimal,minmax``: both families' variants printed and saved; a sweep and bad names refused."""
+    """``--families``: the families' variants printed and saved (``optimal`` alone: no min-max); bad names refused."""
     folder, _ = tiny
     out = folder / "plan_families.safetensors"
     assert plan_tiny(folder, out, "--families", "optimal,minmax", "--format", "json") == 0
@@ -105,8 +106,9 @@ def test_families_at_the_command_line(tiny, capsys):
     assert plan.settings["families"] == ["optimal", "minmax"]
     assert {v["family"] for v in doc["result"]["variants"]} <= {"optimal", "minmax"}
     assert doc["result"]["family"] == plan.settings["family"]
-    assert plan_tiny(folder, folder / "sweep.safetensors", "--budget", "2,3", "--families", "optimal,minmax") == 2
-    assert "--families: applies to a single budget only" in capsys.readouterr().err
+    assert plan_tiny(folder, folder / "optimal.safetensors", "--families", "optimal") == 0
+    capsys.readouterr()
+    assert all(c.method != "uniform_minmax" for c in load_plan(folder / "optimal.safetensors").choices)
     with pytest.raises(SystemExit) as exc:
         plan_tiny(folder, folder / "bad.safetensors", "--families", "nope")
     assert exc.value.code == 2 and "--families" in capsys.readouterr().err

@@ -52,8 +52,10 @@ def setup():
 
 
 def _plan(setup, **kwargs):
+    """The plan of ``setup``; one code family unless told (the floor tests compare floors alone)."""
     model, noise, fitted = setup
     kwargs.setdefault("budget_bits", 3.0)
+    kwargs.setdefault("families", ("optimal",))
     return plan_quantization(model, noise=noise, fitted=fitted, progress=False, **kwargs)
 
 
@@ -169,12 +171,25 @@ def test_save_and_load_keep_the_variants(setup, tmp_path):
 
 # --- code families: each floor planned once per family ------------------------------------------
 
-def test_the_default_family_never_uses_min_max_grids(setup):
-    """``families=("optimal",)`` (the default) is the plan before min-max grids were offered."""
-    for plan in (_plan(setup), _plan(setup, bit_floors=(1,)), _plan(setup, budget_bits=2.0, bit_floors=(1, 2))):
+def test_the_optimal_family_alone_never_uses_min_max_grids(setup):
+    """``families=("optimal",)`` is the plan before min-max grids were offered."""
+    for plan in (_plan(setup, families=("optimal",)), _plan(setup, bit_floors=(1,), families=("optimal",)),
+                 _plan(setup, budget_bits=2.0, bit_floors=(1, 2), families=("optimal",))):
         assert all(c.method != "uniform_minmax" for c in plan.choices)
         assert plan.settings["families"] == ["optimal"] and plan.settings["family"] == "optimal"
         assert all(v.family == "optimal" for v in plan.variants)
+
+
+def test_the_default_samples_both_families_at_floors_one_to_three(setup):
+    """The defaults: every feasible (family, floor) of both families and floors 1-3, the least displaced kept."""
+    model, noise, fitted = setup
+    plan = plan_quantization(model, budget_bits=3.0, noise=noise, fitted=fitted, progress=False)
+    assert plan.settings["families"] == ["optimal", "minmax"] and plan.settings["bit_floors"] == [1, 2, 3]
+    explicit = _plan(setup, bit_floors=(1, 2, 3), families=("optimal", "minmax"))
+    assert plan.choices == explicit.choices and plan.variants == explicit.variants
+    assert {(v.family, v.floor) for v in plan.variants} <= {(f, b) for f in ("optimal", "minmax") for b in (1, 2, 3)}
+    best = choose_variant(plan.variants)
+    assert (plan.settings["family"], plan.settings["bit_floor"]) == (best.family, best.floor)
 
 
 @pytest.mark.parametrize("budget", [2.5, 3.0, 4.0])

@@ -10,6 +10,8 @@ per process, never one per budget).  Every run uses one torch thread, since CPU 
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import hashlib
 
 import pytest
@@ -109,6 +111,32 @@ def test_resume_skips_done_budgets_and_the_sensitivity_and_fits_are_made_once(ti
     again = run_plan_sweep(_cfg(tiny), budgets=(2.5, 3.0, 4.0), **common)
     assert again.skipped == 2 and len(again.written) == 1 and _stable(PLAN_SWEEP.read(results)) == after
     assert len(calls) == len(fits) == 2 and not run_plan_sweep(_cfg(tiny), budgets=(2.5, 3.0, 4.0), **common).written
+
+
+def test_families_are_part_of_a_rows_key(tiny, tmp_path, monkeypatch):
+    """A row names the families sampled and the one kept; other families, or a row written before
+    the families were recorded (no ``families`` column), are planned again."""
+    monkeypatch.setattr(engine, "_CONTEXT", {})
+    out, results = tmp_path / "p.safetensors", tmp_path / "rows.csv"
+    common = dict(out=out, results=results, scheduler="none", threads=1, progress=False)
+    run_plan_sweep(_cfg(tiny), budgets=(3.0,), **common)
+    (row,) = PLAN_SWEEP.read(results)
+    plan = load_plan(budget_output(out, 3.0))
+    assert row["families"] == "optimal,minmax" and row["family"] == plan.settings["family"]
+    optimal = dataclasses.replace(_cfg(tiny), families=("optimal",))
+    assert len(run_plan_sweep(optimal, budgets=(3.0,), **common).written) == 1
+    assert sorted(r["families"] for r in PLAN_SWEEP.read(results)) == ["optimal", "optimal,minmax"]
+    with open(results, newline="") as f:  # an old file: no families columns at all
+        rows = list(csv.DictReader(f))
+    with open(results, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[c for c in rows[0] if c not in ("families", "family")],
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    again = run_plan_sweep(_cfg(tiny), budgets=(3.0,), **common)
+    assert again.skipped == 0 and len(again.written) == 1
+    with pytest.raises(ValueError, match="families"):
+        dataclasses.replace(_cfg(tiny), families=("nope",))
 
 
 def test_a_budget_below_the_cheapest_plan_fails_alone(tiny, tmp_path, capsys):

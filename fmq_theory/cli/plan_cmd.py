@@ -4,7 +4,7 @@
 
     fmq plan CHECKPOINT --budget 3.0 -o OUT.safetensors [--model-config CONFIG.json]
              [--samples 64] [--seed 0] [--solver midpoint] [--steps 10] [--projections 1]
-             [--replicates 4] [--batch-size 16] [--bit-floors 1,2] [--families optimal[,minmax]]
+             [--replicates 4] [--batch-size 16] [--bit-floors 1,2,3] [--families optimal,minmax]
              [--format {table,json}]
     fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors [--results CSV]
              [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
@@ -15,12 +15,13 @@ package's UNet with ``--model-config`` naming a JSON file of its
 :class:`~fmq_theory.harness.models.unet.UNetConfig`.  The UNet is sampled with balanced class
 labels and no guidance.  The plan is :func:`fmq_theory.plan.plan_quantization` (sensitivity
 from Gaussian noise only: no data set is read) and is written by
-:meth:`~fmq_theory.plan.QuantizationPlan.save`.  ``--bit-floors`` (default ``1,2``) are the
+:meth:`~fmq_theory.plan.QuantizationPlan.save`.  ``--bit-floors`` (default ``1,2,3``) are the
 bit floors whose knapsack solutions are sampled from the same noise and compared by the
-displacement of their samples from the full-precision ones; the least displaced is the plan
-(one floor: nothing is sampled).  ``--families`` (default ``optimal``) are the code families
-each floor is planned with (:data:`fmq_theory.plan.candidates.CODE_FAMILIES`);
-``optimal,minmax`` also samples the plans of min-max grids, for a single budget only.
+displacement of their samples from the full-precision ones; the least displaced is the plan.
+``--families`` (default ``optimal,minmax``) are the code families each floor is planned with
+(:data:`fmq_theory.plan.candidates.CODE_FAMILIES`): the MSE-optimal codes and the min-max
+grids; ``optimal`` alone leaves the min-max grids out (one floor and one family: nothing is
+sampled).
 
 With one budget, printed: the package version and every parameter, the per-tensor report
 (choice, honest bits/weight, MSE, mean sensitivity, predicted contribution), the honest
@@ -135,11 +136,11 @@ def register(subparsers) -> None:
     parser.add_argument("--projections", type=positive_int, default=1, help="random projections per batch")
     parser.add_argument("--replicates", type=positive_int, default=4, help="independent replicates (interval)")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="samples per backward pass")
-    parser.add_argument("--bit-floors", type=_bit_floors, default=(1, 2),
-                        help="bit floors whose plans are sampled and compared (default 1,2; one floor: no sampling)")
-    parser.add_argument("--families", type=_families, default=("optimal",),
-                        help="code families each floor is planned with, e.g. optimal,minmax (default optimal; "
-                             "a single budget only)")
+    parser.add_argument("--bit-floors", type=_bit_floors, default=(1, 2, 3),
+                        help="bit floors whose plans are sampled and compared (default 1,2,3)")
+    parser.add_argument("--families", type=_families, default=("optimal", "minmax"),
+                        help="code families each floor is planned with (default optimal,minmax; one floor and "
+                             "one family: no sampling)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     add_engine_flags(parser)
     # unset unless given: they apply to a sweep of several budgets only (a sweep defaults to 'local')
@@ -201,21 +202,20 @@ def run(args) -> int:
 
 
 #: Columns of a sweep's printed table.
-_SWEEP_COLUMNS = ["budget", "bit_floor", "bits_per_weight", "total_bytes", "predicted_delta", "predicted_low",
+_SWEEP_COLUMNS = ["budget", "family", "bit_floor", "bits_per_weight", "total_bytes", "predicted_delta", "predicted_low",
                   "predicted_high", "output"]
 
 
 def _sweep(args) -> int:
     """``fmq plan`` with several budgets: one engine cell per budget (:mod:`fmq_theory.harness.plan_sweep`)."""
-    if args.families != ("optimal",):
-        raise ValueError("argument --families: applies to a single budget only (a sweep plans the 'optimal' family)")
     results = Path(args.results) if args.results is not None else Path(args.output).with_suffix(".csv")
     check_output_path(results, argument="--results")
     for budget in args.budget:
         check_output_path(budget_output(args.output, budget), argument="--output")
     cfg = PlanSweepConfig(checkpoint=args.checkpoint, model_config=args.model_config, samples=args.samples,
                           seed=args.seed, solver=args.solver, steps=args.steps, projections=args.projections,
-                          replicates=args.replicates, batch_size=args.batch_size, bit_floors=args.bit_floors)
+                          replicates=args.replicates, batch_size=args.batch_size, bit_floors=args.bit_floors,
+                          families=args.families)
     load_plan_model(args.checkpoint, args.model_config)  # bad CHECKPOINT or --model-config named before any work
     report = run_plan_sweep(cfg, budgets=args.budget, out=args.output, results=results,
                             scheduler=args.scheduler or "local", workers=args.workers, threads=args.threads)
