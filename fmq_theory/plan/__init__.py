@@ -5,7 +5,9 @@ model's own sampling trajectories (:mod:`.sensitivity`), fits every option of ev
 (:mod:`.candidates`, including the sensitivity-weighted exact codebooks of :mod:`.weighted`)
 and chooses one per tensor by an exact multiple-choice knapsack (:mod:`.knapsack`) on the
 additive predicted degradation (:mod:`.core`), once per bit floor; the floors' plans are
-sampled from the same noise and the least displaced is kept (:mod:`.selection`).  ``load_quantized_model`` runs the result with
+sampled from the same noise and the least displaced is kept (:mod:`.selection`).  The whole
+first-order form of a weight error, the cross-weight terms the additive model leaves out, is
+:mod:`.first_order`.  ``load_quantized_model`` runs the result with
 its codes kept packed (:mod:`.runtime`).
 """
 
@@ -19,6 +21,7 @@ from fmq_theory.plan.core import (
     load_plan,
     plan_quantization,
 )
+from fmq_theory.plan.first_order import FirstOrderDisplacement, first_order_displacement
 from fmq_theory.plan.knapsack import KnapsackSolution, solve_mckp
 from fmq_theory.plan.runtime import load_quantized_model, resident_bytes
 from fmq_theory.plan.selection import VariantScore
@@ -27,6 +30,7 @@ from fmq_theory.plan.weighted import weighted_codebook
 
 __all__ = [
     "Candidate",
+    "FirstOrderDisplacement",
     "FittedCandidates",
     "KnapsackSolution",
     "PredictedDelta",
@@ -36,6 +40,7 @@ __all__ = [
     "WeightSensitivity",
     "default_candidates",
     "fit_candidates",
+    "first_order_displacement",
     "load_plan",
     "load_quantized_model",
     "plan_quantization",

@@ -198,30 +198,49 @@ def weight_sensitivity(
     if n < replicates:
         raise ValueError(f"replicates={replicates} needs at least that many noise samples; noise has {n}")
     batch_size = min(batch_size, math.ceil(n / replicates))
-    n_batches = math.ceil(n / batch_size)
-    adapter.check(n)
-    device, dtype = placement(model, like=noise)
-    params = {k: p.detach().to(device).requires_grad_(True) for k, p in model.named_parameters()}
-    call = with_parameters(model, params)
+    params = {k: p for k, p in model.named_parameters()}
+    device = placement(model, like=noise)[0]
     acc = {k: torch.zeros((replicates, *p.shape), dtype=torch.float64, device=device) for k, p in params.items()}
     count = np.zeros(replicates)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    for b in tqdm(range(n_batches), desc="sensitivity (VJP probes)", unit="batch", disable=not progress):
-        rows = slice(b * batch_size, min((b + 1) * batch_size, n))
-        x0 = noise[rows].to(device=device, dtype=dtype)
-        velocity = adapter.bind(call, rows=rows, device=device)
-        xn = integrate(velocity, x0, solver=solver, steps=steps).x
-        for p in range(projections):
-            u = torch.randn(xn.shape, generator=gen).to(device=device, dtype=dtype)
-            grads = torch.autograd.grad((u * xn).sum(), list(params.values()), retain_graph=p < projections - 1,
-                                        allow_unused=True)
-            for k, g in zip(params, grads):
-                if g is not None:
-                    acc[k][b % replicates] += g.detach().double() ** 2
-        count[b % replicates] += projections * (rows.stop - rows.start)
+    for b, rows, grads in probe_gradients(model, noise, adapter=adapter, solver=solver, steps=steps,
+                                          projections=projections, batch_size=batch_size, seed=seed,
+                                          progress=progress):
+        for k, g in grads.items():
+            acc[k][b % replicates] += g.double() ** 2
+        count[b % replicates] += rows.stop - rows.start
     reps = {k: (a.cpu().numpy() / count.reshape((-1,) + (1,) * (a.ndim - 1))) for k, a in acc.items()}
     return WeightSensitivity(
         diag={k: r.mean(axis=0) for k, r in reps.items()},
         replicates={k: r.astype(np.float32) for k, r in reps.items()},
         n_samples=n, projections=projections, solver=solver, steps=steps, seed=seed,
     )
+
+
+def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter = XT(),
+                    solver: str = "midpoint", steps: int = 10, projections: int = 1, batch_size: int = 16,
+                    seed: int = 0, progress: bool = False):
+    r"""The VJP probes of the module docstring, one batch at a time.
+
+    Yields ``(b, rows, grads)`` for every batch ``b`` of ``batch_size`` noise rows (``rows``,
+    a slice) and every one of its ``projections``: ``grads`` maps each parameter name to
+    :math:`g = \nabla_\theta \sum_{z \in \text{rows}} \langle u_z, x_N(\theta; z)\rangle`
+    (detached, on the model's device) for a fresh :math:`u \sim N(0, I)` drawn from ``seed``,
+    so that :math:`E_u[(g \cdot e)^2] = \sum_{z} |J_z e|^2` for any weight error :math:`e`.
+    Parameters the samples do not depend on are left out.
+    """
+    n = int(noise.shape[0])
+    adapter.check(n)
+    device, dtype = placement(model, like=noise)
+    params = {k: p.detach().to(device).requires_grad_(True) for k, p in model.named_parameters()}
+    call = with_parameters(model, params)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    for b in tqdm(range(math.ceil(n / batch_size)), desc="VJP probes", unit="batch",
+                  disable=not progress):
+        rows = slice(b * batch_size, min((b + 1) * batch_size, n))
+        velocity = adapter.bind(call, rows=rows, device=device)
+        xn = integrate(velocity, noise[rows].to(device=device, dtype=dtype), solver=solver, steps=steps).x
+        for p in range(projections):
+            u = torch.randn(xn.shape, generator=gen).to(device=device, dtype=dtype)
+            grads = torch.autograd.grad((u * xn).sum(), list(params.values()), retain_graph=p < projections - 1,
+                                        allow_unused=True)
+            yield b, rows, {k: g.detach() for k, g in zip(params, grads) if g is not None}
