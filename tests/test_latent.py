@@ -80,10 +80,14 @@ def test_top_eigenvalues_subspace_path_against_known_spectrum(name, spectrum):
 
 
 def test_top_eigenvalues_falls_back_to_eigvalsh_when_not_converged():
-    gram, _ = _spectrum_gram(300, np.arange(1, 301, dtype=float) ** -0.1, seed=2)
+    # order 400 > 3 blocks of 2k = 40 columns: the lobpcg path, stopped after one step
+    gram, _ = _spectrum_gram(400, np.arange(1, 401, dtype=float) ** -0.1, seed=2)
     full = torch.linalg.eigvalsh(0.5 * (gram + gram.T)).flip(0)[:20].clamp(min=0.0)
     assert torch.equal(top_eigenvalues(gram, 20, max_iter=1, min_order=50), full)
-    assert torch.equal(top_eigenvalues(gram, 20), full)  # order 300 <= SUBSPACE_MIN_ORDER: eigvalsh
+    assert torch.equal(top_eigenvalues(gram, 20), full)  # order 400 <= SUBSPACE_MIN_ORDER: eigvalsh
+    small = gram[:119, :119]  # under 3 blocks: eigvalsh
+    assert torch.equal(top_eigenvalues(small, 20, min_order=50),
+                       torch.linalg.eigvalsh(0.5 * (small + small.T)).flip(0)[:20].clamp(min=0.0))
     assert top_eigenvalues(gram[:5, :5], 20).shape == (5,)  # k > n: n eigenvalues
 
 
