@@ -119,8 +119,9 @@ def test_bad_errors_are_named(model_and_noise, errors, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [({"level": 1.0}, "level"), ({"projections": 0}, "projections"),
-                                           ({"batch_size": True}, "batch_size")])
+                                           ({"batch_size": True}, "batch_size"), ({"steps": 0}, "steps"),
+                                           ({"solver": "dopri5"}, "solver")])
 def test_bad_settings_are_named(model_and_noise, kwargs, match):
     model, noise = model_and_noise
     with pytest.raises(ValueError, match=match):
-        first_order_displacement(model, noise, [_errors(model)[0]], solver=SOLVER, steps=STEPS, **kwargs)
+        first_order_displacement(model, noise, [_errors(model)[0]], **({"solver": SOLVER, "steps": STEPS} | kwargs))

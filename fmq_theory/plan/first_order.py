@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from fmq_theory.flow.solvers import solver_spec
 from fmq_theory.flow.velocity import XT, Adapter, placement
 from fmq_theory.plan.sensitivity import probe_gradients
 
@@ -150,7 +151,8 @@ def first_order_displacement(
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} must be in (0, 1)")
     errs = _checked_errors(model, errors)
-    for name, value in (("projections", projections), ("batch_size", batch_size)):
+    solver_spec(solver, fixed_step=True)
+    for name, value in (("steps", steps), ("projections", projections), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} must be an int >= 1")
     device, _ = placement(model, like=noise)
