@@ -13,12 +13,18 @@
 #                  runs/inception_parts and are joined (SHA-256 checked) once all six are there; until then
 #                  only classifier FIDs are computed, and the Inception FIDs are added later from the kept
 #                  samples (no re-sampling).
-# Calls of the 2026-12-02 lease (issue 12: the plan with both code families, floors 1-3; each call right
-# after the previous one returns):
-#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask", ".carry/inc1"])
-#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/inc2", ".carry/inc3"])
-#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/inc4", ".carry/inc5"])
-#   run("bash scripts/gpu_plan_eval.sh", carry=[".carry/inc6"])   # then again until no cell is left
+# Calls of the 2026-12-02 lease (issue 12: the plan with both code families, floors 1-3; the committed peer
+# rows in .carry/plan_results, plan rows removed, so that only the plans and the missing peers are measured):
+#   run("DEADLINE_S=500 HARD_S=570 bash scripts/gpu_plan_eval.sh",
+#       carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask", ".carry/inc1", ".carry/plan_results"])
+#     (522 s: per UNet sensitivity 6-9 s, fitting 30-49 s, the four plans 3-5 s each, cells ~7 s; every UNet
+#     cell and 12 of the DiT's)
+#   run("DEADLINE_S=200 HARD_S=260 bash scripts/gpu_plan_eval.sh", carry=[".carry/inc2"])          (120 s: the DiT's rest)
+#   run("MODELS=dit DEADLINE_S=1 HARD_S=40 bash scripts/gpu_plan_eval.sh", carry=[".carry/inc3", ".carry/inc4"])
+#   run("MODELS=dit DEADLINE_S=150 HARD_S=185 bash scripts/gpu_plan_eval.sh", carry=[".carry/inc5", ".carry/inc6"])
+#     (170 s: Inception on 33 of the DiT's 38 rows, ~5 s a row); the UNets' Inception needs a further call
+#   An earlier first call ran the three models as three processes side by side: each process's torch and numba
+#   thread pools on the same 16 cores made the four plans take ~7 min a model, and no cell started in 561 s.
 # Environment: MODELS (mnist,fashion_mnist,dit), SAMPLES (5000), FAMILIES (the peers below), PLAN_FAMILIES
 # (optimal,minmax), PLAN_FLOORS (1,2,3), DEADLINE_S (480: no new cell after), HARD_S (560).
 set -uo pipefail
