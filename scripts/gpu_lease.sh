@@ -27,6 +27,9 @@
 #   run("DATASET=fashion_mnist JOBS=paper S4=... H4=... bash scripts/gpu_lease.sh 4", carry=[".carry/inc6"])  (Inception complete)
 #   fmnist_train/  FashionMNIST train split only (26.5 MB, the manifest of fmnist_data): with the dask wheels the
 #                  engine imports, 65.2 of the 67.1 MB a call carries; call 2 adds the test split from plan_test/
+# Before a lease, on a fresh checkout: `bash scripts/gpu_carry.sh` builds every .carry folder named below.
+# The FashionMNIST lease can also plan its network (issue 12's 55.7M rows): JOBS="paper plan" in calls 2-4
+# runs scripts/gpu_plan_eval.py on model paper_arch_fashion_mnist (CPU dry run on a width-8 copy: 3 rows).
 # Calls of the MNIST lease (each right after the previous one returns; ~1,700 s of device time in all):
 #   run("bash scripts/gpu_lease.sh 1", carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/inc1"], timeout_s=600)
 #   run("bash scripts/gpu_lease.sh 2", carry=[".carry/wheels_peers", ".carry/plan_test", ".carry/inc2"], timeout_s=600)
@@ -126,9 +129,11 @@ plan_small() {  # $1 seconds: the FashionMNIST DiT (the two UNets' rows were mea
     --samples "${SAMPLES:-5000}" --n-boot-inception 10 --deadline "$1" --out-dir runs/results --work runs/plan_work \
     "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
-plan_paper() {  # $1 seconds: the paper's network, once trained (fewer families: 55.7M weights each)
-  [ -f runs/paper_arch_mnist/train.json ] || { echo "plan_paper: no trained MNIST network yet"; return; }
-  FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py --models paper_arch --budgets 2,3,4 \
+plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (fewer families: 55.7M weights each)
+  local model=paper_arch; [ "$DATASET" = mnist ] || model=paper_arch_$DATASET
+  [ -f runs/paper_arch_$DATASET/train.json ] || { echo "plan_paper: no trained $DATASET network yet"; return; }
+  FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py --models "$model" \
+    --checkpoint "$model=runs/paper_arch_$DATASET" --budgets 2,3,4 \
     --families hqq:g64,gguf,nf4,naive:uniform_minmax,rule:uniform_mse --samples "${PAPER_SAMPLES:-2000}" \
     --pairs 500 --batch-size 1000 --n-boot-inception 10 --deadline "$1" --out-dir runs/results --work runs/plan_work \
     "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
@@ -172,7 +177,7 @@ case "$STAGE" in
     cat runs/logs/{paper,small,plan_paper}$STAGE.log 2>/dev/null ;;
 esac
 echo "stage $STAGE: $(( $(date +%s) - start )) s"
-cp runs/results/plan_{dit,paper_arch,mnist,fashion_mnist}.csv "$OUT"/ 2>/dev/null  # at most 8 files come back
+cp runs/results/plan_{dit,paper_arch,paper_arch_fashion_mnist}.csv "$OUT"/ 2>/dev/null  # at most 8 files come back
 (cd runs/results && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices.tgz" plan_choices_*.csv)
 cp runs/paper_arch_$DATASET/paper_arch_$DATASET.csv "$OUT"/ 2>/dev/null
 cp runs/paper_arch_$DATASET/train.json "$OUT"/paper_arch_${DATASET}_train.json 2>/dev/null

@@ -75,7 +75,8 @@ from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 
 #: Model name -> (dataset, default checkpoint folder).
 MODELS = {"mnist": ("mnist", "checkpoints/mnist"), "fashion_mnist": ("fashion_mnist", "checkpoints/fashion_mnist"),
-          "dit": ("fashion_mnist", "checkpoints/dit_fashion_mnist"), "paper_arch": ("mnist", "runs/paper_arch_mnist")}
+          "dit": ("fashion_mnist", "checkpoints/dit_fashion_mnist"), "paper_arch": ("mnist", "runs/paper_arch_mnist"),
+          "paper_arch_fashion_mnist": ("fashion_mnist", "runs/paper_arch_fashion_mnist")}
 SOLVER, STEPS, SEED, PLAN_SEED, PAIR_SEED = "midpoint", 10, 0, 1, 2
 #: Per-channel exact codebooks of every tensor of a 55.7M network do not fit a lease: the
 #: paper's network gets the plan's per-tensor codebooks and its grid and block options only.
@@ -127,17 +128,18 @@ class Setup:
     real_images: int | None
 
 
-def _paper_context(folder: Path, *, samples: int, device: torch.device, real_images: int | None) -> Context:
-    """The paper's network of a ``scripts/gpu_paper_arch.py`` run folder, EMA averages in the model."""
+def _paper_context(folder: Path, *, dataset: str, samples: int, device: torch.device,
+                   real_images: int | None) -> Context:
+    """The paper's network of a ``scripts/gpu_paper_arch.py`` run folder on ``dataset``, EMA averages in the model."""
     card = json.loads((folder / "train.json").read_text())
     cfg = PaperUNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["config"].items()})
     ema = EMA(PaperUNet(cfg))
     ema.load_state_dict(load_file(str(folder / "ema.safetensors")), strict=True)
     ema.copy_to_model()
     trained = LoadedModel(model=ema.model.to(device).eval(), card=card, sha256=card["checkpoint_sha256"], path=folder)
-    clf = ClassifierFeatures(classifier_checkpoint("mnist"), device=device)
-    test = torch.as_tensor(load("mnist", "test", limit=real_images).images)
-    return Context(dataset="mnist", device=device, trained=trained, classifier=clf,
+    clf = ClassifierFeatures(classifier_checkpoint(dataset), device=device)
+    test = torch.as_tensor(load(dataset, "test", limit=real_images).images)
+    return Context(dataset=dataset, device=device, trained=trained, classifier=clf,
                    noise=make_noise(samples, (1, 28, 28), seed=SEED), labels=None, test_images=test,
                    real_features=clf.features(test, batch_size=1000))
 
@@ -149,8 +151,9 @@ class Measure:
         self.setup, self.device = setup, torch.device(setup.device)
         dataset, _ = MODELS[setup.name]
         folder = Path(setup.checkpoint)
-        if setup.name == "paper_arch":
-            self.ctx = _paper_context(folder, samples=setup.samples, device=self.device, real_images=setup.real_images)
+        if setup.name.startswith("paper_arch"):
+            self.ctx = _paper_context(folder, dataset=dataset, samples=setup.samples, device=self.device,
+                                      real_images=setup.real_images)
         else:
             self.ctx = load_context(dataset=dataset, samples=setup.samples, seed=SEED, device=self.device,
                                     checkpoint=folder, real_images=setup.real_images)
