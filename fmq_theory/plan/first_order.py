@@ -50,9 +50,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from fmq_theory.flow.solvers import solver_spec
 from fmq_theory.flow.velocity import XT, Adapter, placement
-from fmq_theory.plan.sensitivity import probe_gradients
+from fmq_theory.plan.sensitivity import check_probe_settings, probe_gradients
 
 __all__ = ["FirstOrderDisplacement", "first_order_displacement"]
 
@@ -151,10 +150,7 @@ def first_order_displacement(
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} must be in (0, 1)")
     errs = _checked_errors(model, errors)
-    solver_spec(solver, fixed_step=True)
-    for name, value in (("steps", steps), ("projections", projections), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an int >= 1")
+    check_probe_settings(solver=solver, steps=steps, projections=projections, batch_size=batch_size)
     device, _ = placement(model, like=noise)
     errs = [{k: torch.as_tensor(t).to(device=device, dtype=torch.float64) for k, t in e.items()} for e in errs]
     entries = int(np.prod(noise.shape[1:]))

@@ -62,7 +62,7 @@ from tqdm.auto import tqdm
 from fmq_theory.flow.solvers import integrate, solver_spec
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
-__all__ = ["WeightSensitivity", "weight_sensitivity"]
+__all__ = ["WeightSensitivity", "check_probe_settings", "probe_gradients", "weight_sensitivity"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,11 +189,8 @@ def weight_sensitivity(
     -------
     WeightSensitivity
     """
-    solver_spec(solver, fixed_step=True)
-    for name, value, low in (("steps", steps, 1), ("projections", projections, 1), ("replicates", replicates, 1),
-                             ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name}={value!r} must be an int >= {low}")
+    check_probe_settings(solver=solver, steps=steps, projections=projections, replicates=replicates,
+                         batch_size=batch_size)
     n = int(noise.shape[0])
     if n < replicates:
         raise ValueError(f"replicates={replicates} needs at least that many noise samples; noise has {n}")
@@ -214,6 +211,15 @@ def weight_sensitivity(
         replicates={k: r.astype(np.float32) for k, r in reps.items()},
         n_samples=n, projections=projections, solver=solver, steps=steps, seed=seed,
     )
+
+
+def check_probe_settings(*, solver: str, **counts) -> None:
+    """``ValueError`` naming ``solver`` unless it is a fixed-step solver, or the first of
+    ``counts`` (``steps``, ``projections``, ``batch_size`` ...) that is not an int >= 1."""
+    solver_spec(solver, fixed_step=True)
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an int >= 1")
 
 
 def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter = XT(),
