@@ -40,7 +40,7 @@
 # PROBE=1 in call 1 times both memory formats first (channels_last trained at 1,272-1,308 images/s in the last
 # two leases, contiguous at 1,672 in an earlier one; the evaluation's 5k cells ran ~45 s in channels_last).
 # Knobs (environment): DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
-# NFE_SAMPLES (5000), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
+# NFE_SAMPLES (5000), FID_FIRST (set: the 50k-sample FIDs before the NFE check), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
 # FID_SAMPLES (50000, the paper's protocol; 0 leaves those rows out), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330).
 # Measured in the lease of 2026-12-01 (H200; see the closing note of that day):
@@ -141,7 +141,7 @@ plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (few
 paper_eval() {  # $1 seconds
   FMQ_DATA_DIR=runs/data_$DATASET timeout -k 5 "$HARD_S" python3 scripts/gpu_paper_arch.py evaluate --dataset "$DATASET" \
     --fid-samples "${FID_SAMPLES:-50000}" --nfe-samples "${NFE_SAMPLES:-5000}" --samples "${PAPER_SAMPLES:-5000}" \
-    --latent-images 10000 --bits ${BITS:-2 3 4 8} --batch-size 1000 --memory-format "$(faster sample_evals_per_s)" \
+    --latent-images 10000 --bits ${BITS:-2 3 4 8} --batch-size 1000 ${FID_FIRST:+--large-fid-first} --memory-format "$(faster sample_evals_per_s)" \
     --budget-s "$1" "${INC[@]}" 2>&1 \
     | grep --line-buffered -v "$FILTER"
 }

@@ -365,20 +365,22 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
     """Every row (full precision, NFE check, quantized cells) as one task of the sweep engine."""
     # In the order of what a short lease must not miss: the full-precision samples at the cells' own
     # count (the cells' paired reference and FID ratios of equal bias), the low-bit cells, the NFE
-    # check (it says whether every 20-NFE row has converged), the large full-precision FIDs, and last
-    # the 8-bit cells (they only confirm the near-lossless end).
+    # check (it says whether every 20-NFE row has converged), the large full-precision FIDs (before the
+    # NFE check with --large-fid-first), and last the 8-bit cells (they only confirm the near-lossless end).
     def cell_specs(bits_list):
         return [dict(kind="cell", method=method, bits=bits, samples=args.samples, steps=args.steps, protocol="ours")
                 for bits in bits_list for method in args.methods]
     specs = [dict(kind="fp", method="none", bits=32, samples=args.samples, steps=args.steps, protocol="ours")]
     specs += cell_specs([b for b in args.bits if b < 8])
-    specs += [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
-              for steps in (args.steps, 100)]
+    nfe = [dict(kind="nfe", method="none", bits=32, samples=args.nfe_samples, steps=steps, protocol="paper")
+           for steps in (args.steps, 100)]
+    large = []
     if args.fid_samples and args.fid_samples != args.samples:
-        specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"))
+        large.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps, protocol="ours"))
     if args.fid_samples:
-        specs.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps,
+        large.append(dict(kind="fp", method="none", bits=32, samples=args.fid_samples, steps=args.steps,
                           protocol="paper"))
+    specs += large + nfe if args.large_fid_first else nfe + large
     specs += cell_specs([b for b in args.bits if b >= 8])
     load = functools.partial(_load_eval, args, run, str(device))
     ev = cached_context(("paper_arch", str(run)), load)  # built once; the cells run in this process
@@ -424,6 +426,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10, help="midpoint steps of the FIDs (10 = 20 NFE)")
     p.add_argument("--fid-samples", type=int, default=20000, help="the large full-precision FIDs (0: none)")
     p.add_argument("--nfe-samples", type=int, default=2000)
+    p.add_argument("--large-fid-first", action="store_true",
+                   help="the large full-precision FIDs (the paper's protocol) before the NFE check, not after")
     p.add_argument("--samples", type=int, default=3000, help="samples per quantized cell")
     p.add_argument("--latent-images", type=int, default=10000)
     p.add_argument("--methods", nargs="+", default=["equal_mass", "uniform_minmax", "piecewise_quantile", "log2",
