@@ -80,6 +80,16 @@
 #     the 200-NFE check on 5k samples ~230 s; FID_SAMPLES=0 left the 50k-sample rows out so that the 8-bit
 #     cells came next; call 4: Inception ~3.3 s per 5k row, the training split's features once (~25 s);
 #   - not reached: the 50k-sample full-precision FIDs and three of the five 8-bit cells.
+# Measured in the FashionMNIST lease of 2026-12-02, ninth period (H200, 1,697 s held of the 1,800; issue 13). The two UNet
+# checkpoints (14 MB) were moved out of the working tree for the lease, so that three Inception parts ride per call:
+#   run("DATASET=fashion_mnist MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1", carry=[".carry/fmnist_train", ".carry/wheels_dask", ".carry/plan_test"])
+#   run("DATASET=fashion_mnist MEMFMT=contiguous JOBS=paper NO_BENCH=1 FID_FIRST=1 S2=485 H2=560 bash scripts/gpu_lease.sh 2", carry=[".carry/inc1", ".carry/inc2", ".carry/inc3"])
+#   run("DATASET=fashion_mnist MEMFMT=contiguous JOBS=paper FID_FIRST=1 S3=450 H3=565 bash scripts/gpu_lease.sh 3", carry=[".carry/inc4", ".carry/inc5", ".carry/inc6"])
+#   - call 1 (543 s): 15.0 epochs (3,510 steps of 256) in 523.7 s at 1,716 images/s, contiguous;
+#   - call 2 (518 s): the 5k full-precision row and 14 of the 15 cells of b = 2-4, 29-40 s each (generation 22.8 s);
+#   - call 3 (567 s): the Inception FIDs of the 15 kept sets (~3.1 s each), the last cell, the 50k-sample
+#     full-precision FIDs (generation 229.6 s; the paper's protocol against the 60k training images) and the
+#     20-NFE arm of the NFE check; not reached: the 200-NFE arm and the 8-bit cells.
 set -uo pipefail
 STAGE=${1:?stage 1-4}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
