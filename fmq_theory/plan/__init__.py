@@ -7,7 +7,8 @@ and chooses one per tensor by an exact multiple-choice knapsack (:mod:`.knapsack
 additive predicted degradation (:mod:`.core`), once per bit floor; the floors' plans are
 sampled from the same noise and the least displaced is kept (:mod:`.selection`).  The whole
 first-order form of a weight error, the cross-weight terms the additive model leaves out, is
-:mod:`.first_order`.  ``load_quantized_model`` runs the result with
+:mod:`.first_order`, and an allocation priced by it, which does not beat the knapsack at two bits, is
+:mod:`.whole_form`.  ``load_quantized_model`` runs the result with
 its codes kept packed (:mod:`.runtime`).
 """
 
@@ -27,9 +28,11 @@ from fmq_theory.plan.runtime import load_quantized_model, resident_bytes
 from fmq_theory.plan.selection import VariantScore
 from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
 from fmq_theory.plan.weighted import weighted_codebook
+from fmq_theory.plan.whole_form import CandidateSketch, WholeFormSolution, sketch_candidates, solve_whole_form
 
 __all__ = [
     "Candidate",
+    "CandidateSketch",
     "FirstOrderDisplacement",
     "FittedCandidates",
     "KnapsackSolution",
@@ -38,6 +41,7 @@ __all__ = [
     "TensorChoice",
     "VariantScore",
     "WeightSensitivity",
+    "WholeFormSolution",
     "default_candidates",
     "fit_candidates",
     "first_order_displacement",
@@ -45,7 +49,9 @@ __all__ = [
     "load_quantized_model",
     "plan_quantization",
     "resident_bytes",
+    "sketch_candidates",
     "solve_mckp",
+    "solve_whole_form",
     "weight_sensitivity",
     "weighted_codebook",
 ]
