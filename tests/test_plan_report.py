@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from fmq_theory.results.plan_report import (
     Change, goal_statement, headline_table, judge_plan_goals, model_results, pareto_front, plan_table, plot_plan_bitmap,
-    plot_plan_pareto, plot_predicted_vs_measured, read_plan_choices, read_plan_results, summarize_choices,
+    plot_plan_pareto, plot_predicted_vs_measured, plot_whole_form_run, read_plan_choices, read_plan_results,
+    summarize_choices,
 )
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 
@@ -270,6 +271,21 @@ def test_predicted_vs_measured_figure(results_dir):
     assert x == pytest.approx(sorted([0.3, 2.0, 4.0, 5.0, 0.1, 0.5, 9.0, 15.0]))
     with pytest.raises(ValueError, match="band"):
         plot_predicted_vs_measured(list(res.values()), band=0.5)
+
+
+def test_whole_form_figure():
+    """One point per plan at its sampled displacement, coloured by how it was allocated; the peer a line."""
+    def row(label, m):
+        return {"variant": label, "bits_per_weight": 2.3, "sampled_msd": m, "sampled_low": m - 0.01,
+                "sampled_high": m + 0.02}
+    rows = [row("hqq:g128 b2", 0.13), row("knapsack: optimal, floor 1", 0.32),
+            row("whole form, optimal options, from floor 1", 0.42), row("whole form, every option, from optimal floor 1", 0.39)]
+    ax = plot_whole_form_run(rows).axes[0]
+    points = [(float(np.asarray(c[0].get_ydata())[0]), c[0].get_color()) for c in ax.containers]
+    assert points == [(0.32, "tab:blue"), (0.42, "tab:orange"), (0.39, "tab:red")]
+    assert [float(y) for y in ax.lines[-4].get_ydata()] == [0.13, 0.13]  # the peer's line, before the legend keys
+    with pytest.raises(ValueError, match="rows must hold the peer"):
+        plot_whole_form_run(rows[:1])
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ from fmq_theory.results.tables import escape_markdown, format_cell, markdown_tab
 
 __all__ = ["CLASSIFIER", "INCEPTION", "Change", "ChoiceSummary", "Features", "Goal", "ModelResults", "PlanCell",
            "Verdict", "goal_statement", "headline_table", "judge_plan_goals", "model_results", "pareto_front",
-           "plan_table", "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "read_plan_choices",
+           "plan_table", "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "plot_whole_form_run", "read_plan_choices",
            "read_plan_results", "summarize_choices"]
 
 
@@ -794,4 +794,39 @@ def plot_predicted_vs_measured(models: Sequence[ModelResults], *, band: float = 
                  f"({len(cells) - len(drawn)} with a change <= 0 not on log axes)", fontsize=9)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="upper left", ncol=2)
+    return fig
+
+
+def plot_whole_form_run(rows: Sequence[Mapping]) -> Figure:
+    """Sampled displacement of each plan of a whole-form run (``results/plan_whole_form_<model>_cpu.json``).
+
+    ``rows[0]`` is the peer, drawn as a dashed line; the others are points with their 95%
+    intervals, coloured by how they were allocated: the knapsack (``"knapsack..."``), the whole
+    form within the family (``"whole form, ... options ..."``) or over every option
+    (``"... every option ..."``).
+    """
+    if len(rows) < 2:
+        raise ValueError(f"rows must hold the peer and at least one plan, got {len(rows)}")
+    peer, planned = rows[0], rows[1:]
+    kinds = {"knapsack (additive prices)": "tab:blue", "whole form, the family's options": "tab:orange",
+             "whole form, every option": "tab:red"}
+
+    def kind(label: str) -> str:
+        if label.startswith("knapsack"):
+            return "knapsack (additive prices)"
+        return "whole form, every option" if "every option" in label else "whole form, the family's options"
+
+    fig = Figure(figsize=(8, 4.6), layout="constrained")
+    ax = fig.subplots()
+    for i, r in enumerate(planned):
+        ax.errorbar([i], [r["sampled_msd"]], yerr=[[r["sampled_msd"] - r["sampled_low"]],
+                                                   [r["sampled_high"] - r["sampled_msd"]]],
+                    fmt="o", color=kinds[kind(r["variant"])], capsize=3)
+    ax.axhline(peer["sampled_msd"], color="black", lw=1, ls="--",
+               label=f"{peer['variant']} ({peer['bits_per_weight']:.3f} bits/weight)")
+    for name, colour in kinds.items():
+        ax.plot([], [], "o", color=colour, label=name)
+    ax.set_xticks(range(len(planned)), [r["variant"] for r in planned], rotation=90, fontsize=7)
+    ax.set_ylabel("sampled displacement per entry")
+    ax.legend(fontsize=7, loc="upper left")
     return fig
