@@ -31,7 +31,6 @@ from gpu_plan_eval import SOLVER, STEPS, CpuExperiment  # noqa: E402  (scripts/ 
 
 from fmq_theory.harness.peers import quantize_peer  # noqa: E402
 from fmq_theory.plan import solve_mckp  # noqa: E402
-from fmq_theory.plan.candidates import KEPT_METHODS, dequantized  # noqa: E402
 from fmq_theory.plan.selection import displacement, sampled  # noqa: E402
 from fmq_theory.quantizers import QuantizedTensor  # noqa: E402
 
@@ -59,10 +58,9 @@ def main() -> None:
         w = sd[name].double()
         mine = []
         for f in fits:
-            back = dequantized(f.stored) if isinstance(f.stored, QuantizedTensor) else f.stored.to(sd[name].dtype)
-            kind = "kept" if f.candidate.method in KEPT_METHODS or not isinstance(f.stored, QuantizedTensor) else "plan"
+            kind = "plan" if isinstance(f.stored, QuantizedTensor) else "kept"
             mine.append((kind, f.candidate.bits, f.nbytes, 0.0 if s is None else float(np.sum(s * f.squared_error)),
-                         back.float()))
+                         f.restored(sd[name].dtype)))
         for (family, setting), q in peers.items():
             if q.tensor_format[name].startswith("hqq"):
                 e2 = ((q.state_dict[name].double() - w) ** 2).numpy()

@@ -31,10 +31,9 @@ from fmq_theory.flow.solvers import balanced_labels, make_noise  # noqa: E402
 from fmq_theory.harness.models.unet import unet_adapter  # noqa: E402
 from fmq_theory.harness.peers import quantize_peer  # noqa: E402
 from fmq_theory.plan import Candidate, plan_quantization  # noqa: E402
-from fmq_theory.plan.candidates import CODE_FAMILIES, KEPT_METHODS, dequantized  # noqa: E402
+from fmq_theory.plan.core import variant_options, variant_state  # noqa: E402
 from fmq_theory.plan.selection import displacement, sampled  # noqa: E402
 from fmq_theory.plan.whole_form import CandidateSketch, sketch_candidates, solve_whole_form  # noqa: E402
-from fmq_theory.quantizers import QuantizedTensor  # noqa: E402
 
 PEER = ("hqq:g128", "b2")
 SKETCH_SAMPLES, SKETCH_SEED, PROJECTIONS, BATCH = 192, 11, 4, 8
@@ -60,15 +59,8 @@ def main() -> None:
     fit, score = sketch.split()
     reference = sampled(model, sd, exp.noise, adapter=exp.adapter(), solver=SOLVER, steps=STEPS)
 
-    def state_of(picks):
-        out = dict(sd)
-        for name, fits, j in zip(fitted.names, fitted.fitted, picks):
-            s = fits[j].stored
-            out[name] = (dequantized(s) if isinstance(s, QuantizedTensor) else s.to(sd[name].dtype)).float()
-        return out
-
     def row(label, picks=None, state=None, bpw=None):
-        state = state_of(picks) if state is None else state
+        state = variant_state(sd, fitted, picks) if state is None else state
         msd, low, high = displacement(sampled(model, state, exp.noise, adapter=exp.adapter(), solver=SOLVER,
                                               steps=STEPS), reference)
         r = {"variant": label, "bits_per_weight": bpw if picks is None else
@@ -87,8 +79,7 @@ def main() -> None:
             picks = tuple(next(j for j, f in enumerate(fits) if f.candidate == Candidate(
                 c.method, c.bits, c.granularity, c.storage)) for fits, c in zip(fitted.fitted, plan.choices))
             row(f"knapsack: {family}, floor {floor}", picks)
-            allowed = [[j for j, f in enumerate(fits) if f.candidate.method in KEPT_METHODS or (
-                f.candidate.method in CODE_FAMILIES[family] and f.candidate.bits >= floor)] for fits in fitted.fitted]
+            allowed = [variant_options(fits, floor=floor, family=family).tolist() for fits in fitted.fitted]
             sub = CandidateSketch(dots=tuple(d[:, a] for d, a in zip(fit.dots, allowed)), batches=fit.batches,
                                   norm=fit.norm)
             within = solve_whole_form([c[a] for c, a in zip(fitted.costs, allowed)], sub, budget=budget,

@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fmq_theory.plan import fit_candidates, first_order_displacement, weight_sensitivity
-from fmq_theory.plan.core import _variant_state
+from fmq_theory.plan.core import variant_state
 from fmq_theory.plan.whole_form import CandidateSketch, sketch_candidates, solve_whole_form
 
 SOLVER, STEPS = "midpoint", 3
@@ -56,7 +56,7 @@ def test_the_sketch_prices_a_choice_as_the_first_order_form(fitted_model):
     assert sketch.n_probes == 4 * 3 and all(d.shape == (12, len(f)) for d, f in zip(sketch.dots, fitted.fitted))
     state = {k: v.detach() for k, v in model.state_dict().items()}
     choices = [tuple(min(j, len(f) - 1) for f in fitted.fitted) for j in (0, 3, 7, 12)]
-    errors = [{k: v - state[k] for k, v in _variant_state(state, fitted, c).items()} for c in choices]
+    errors = [{k: v - state[k] for k, v in variant_state(state, fitted, c).items()} for c in choices]
     want = first_order_displacement(model, noise, errors, **kw)
     for c, w in zip(choices, want):
         assert sketch.value(c) == pytest.approx(w.value, rel=1e-4)

@@ -138,6 +138,13 @@ class FittedCandidate:
     squared_error: np.ndarray
     mse: float
 
+    def restored(self, dtype: torch.dtype) -> torch.Tensor:
+        """The values the model gets back, as a CPU tensor of ``dtype`` (the parameter's): the
+        dequantized codes, or the kept tensor cast back."""
+        if isinstance(self.stored, QuantizedTensor):
+            return dequantized(self.stored).to(dtype)
+        return self.stored.to(dtype)
+
 
 def default_candidates(shape: tuple, *, n_weights: int) -> tuple:
     """The default options for a tensor of ``shape``.

@@ -74,7 +74,7 @@ from fmq_theory.quantizers import QuantizedStateDict, QuantizedTensor, TensorRep
 from fmq_theory.theory.wasserstein import quantization_w2
 
 __all__ = ["FittedCandidates", "PredictedDelta", "QuantizationPlan", "TensorChoice", "fit_candidates", "load_plan",
-           "plan_quantization"]
+           "plan_quantization", "variant_options", "variant_state"]
 
 #: Text printed with every plan.
 DATA_FREE_NOTE = ("data-free: sensitivities come from the model's own sampling trajectories started from "
@@ -388,19 +388,21 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
                             held_out=bool(held_out), seconds=time.perf_counter() - start)
 
 
-def _allowed(fits: tuple, floor: int, family: str) -> np.ndarray:
-    """Indices of the options of one tensor a plan of bit floor ``floor`` and code family ``family`` may use."""
+def variant_options(fits: tuple, *, floor: int, family: str) -> np.ndarray:
+    """Indices of the options of one tensor (its fitted candidates, ``fits``) that a plan of bit floor
+    ``floor`` and code family ``family`` may use: every kept tensor, and the quantized options of that
+    family with at least ``floor`` code bits."""
     methods = CODE_FAMILIES[family]
     return np.array([j for j, f in enumerate(fits) if not isinstance(f.stored, QuantizedTensor)
                      or (f.candidate.bits >= floor and f.candidate.method in methods)], dtype=np.intp)
 
 
-def _variant_state(state: Mapping, fitted: FittedCandidates, picks: tuple) -> dict:
-    """The dequantized state dict of the options ``picks`` (one index per fitted tensor)."""
+def variant_state(state: Mapping, fitted: FittedCandidates, picks: Sequence[int]) -> dict:
+    """``state`` with every fitted tensor replaced by what the model gets back from its option ``picks[t]``
+    (one index per fitted tensor, :meth:`~fmq_theory.plan.candidates.FittedCandidate.restored`)."""
     out = dict(state)
     for name, fits, j in zip(fitted.names, fitted.fitted, picks):
-        stored = fits[j].stored
-        out[name] = dequantized(stored) if isinstance(stored, QuantizedTensor) else stored.to(state[name].dtype)
+        out[name] = fits[j].restored(state[name].dtype)
     return out
 
 
@@ -548,7 +550,7 @@ def plan_quantization(
     n_total = sum(state[k].numel() for k in names)
     budget_bytes = int(math.floor(budget_bits * n_total / 8))
     costs, values = list(fitted.costs), list(fitted.values)
-    allowed = {k: [_allowed(fits, k[1], k[0]) for fits in fitted.fitted] for k in keys}
+    allowed = {k: [variant_options(fits, floor=k[1], family=k[0]) for fits in fitted.fitted] for k in keys}
     cheapest = {k: sum(int(c[a].min()) for c, a in zip(costs, allowed[k]))
                 for k in keys if all(a.size for a in allowed[k])}
     if not cheapest:
@@ -571,7 +573,7 @@ def plan_quantization(
         for k in tqdm(feasible, desc="sampling variants", unit="variant", disable=not progress):
             picks = solutions[k][0]
             if picks not in scored:
-                scored[picks] = displacement(sampled(model, _variant_state(state, fitted, picks), noise, **kw),
+                scored[picks] = displacement(sampled(model, variant_state(state, fitted, picks), noise, **kw),
                                              reference, level=level)
             msd, low, high = scored[picks]
             additive = score_sens.predicted({name: fits[j].squared_error for name, fits, j

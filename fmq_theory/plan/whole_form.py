@@ -70,9 +70,7 @@ import numpy as np
 import torch
 
 from fmq_theory.flow.velocity import XT, Adapter, placement
-from fmq_theory.plan.candidates import dequantized
 from fmq_theory.plan.sensitivity import check_probe_settings, probe_gradients
-from fmq_theory.quantizers import QuantizedTensor
 
 __all__ = ["CandidateSketch", "WholeFormSolution", "sketch_candidates", "solve_whole_form"]
 
@@ -162,11 +160,8 @@ class WholeFormSolution:
 def _signed_errors(fits, weight: torch.Tensor, *, device) -> torch.Tensor:
     """``(n_options, n)`` float32: the error of every option on the values the model gets back."""
     w = weight.detach().to(device=device, dtype=torch.float64).reshape(-1)
-    rows = []
-    for f in fits:
-        back = dequantized(f.stored) if isinstance(f.stored, QuantizedTensor) else f.stored
-        rows.append((back.to(weight.dtype).to(device=device, dtype=torch.float64).reshape(-1) - w).float())
-    return torch.stack(rows)
+    return torch.stack([(f.restored(weight.dtype).to(device=device, dtype=torch.float64).reshape(-1) - w).float()
+                        for f in fits])
 
 
 def sketch_candidates(
