@@ -21,6 +21,7 @@ METHODS = (
     "uniform_minmax",
     "uniform_absmax",
     "uniform_mse",
+    "half_quadratic",
     "piecewise_quantile",
     "pwlq",
     "log2",

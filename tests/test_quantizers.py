@@ -47,6 +47,7 @@ def test_public_names():
         "uniform_minmax",
         "uniform_absmax",
         "uniform_mse",
+        "half_quadratic",
         "piecewise_quantile",
         "pwlq",
         "log2",
@@ -71,7 +72,8 @@ def test_levels_rebuilt_from_stored_and_bit_accounting(method, bits, gran):
     np.testing.assert_array_equal(rebuilt, qt.levels)
     assert all(a.dtype == np.float32 and a.shape[0] == qt.codes.shape[0] for a in qt.stored.values())
     n_groups = qt.codes.shape[0]
-    per_group = {"uniform_absmax": 1, "normal_float": 1, "uniform_minmax": 2, "uniform_mse": 2, "pwlq": 2}
+    per_group = {"uniform_absmax": 1, "normal_float": 1, "uniform_minmax": 2, "uniform_mse": 2, "half_quadratic": 2,
+                 "pwlq": 2}
     floats = per_group.get(method, 2**bits) * n_groups
     assert qt.bits_per_weight == pytest.approx((bits * w.size + 32 * floats) / w.size, rel=1e-15)
     assert qt.codes.dtype == np.uint8 and qt.codes.max() < 2**bits
@@ -459,8 +461,10 @@ def test_works_without_numba():
 def test_weights_near_the_float_limit_give_finite_scaled_output(method, dtype):
     """max|w| near the largest float: the result is the exact power-of-two rescaling of the
     result on moderate weights (so finite and within the method's usual error), or a
-    ValueError naming the weights (only uniform_minmax/uniform_mse at 1 bit, whose stored
-    step exceeds the largest float)."""
+    ValueError naming the weights (only uniform_minmax/uniform_mse/half_quadratic at 1 bit, whose stored
+    step exceeds the largest float).  half_quadratic's fit is not scale-equivariant (its beta is in
+    weight units), so its moderate weights are the ones ``quantize`` fits: ``w * 2**-e`` with max-abs
+    in [1/2, 1)."""
     top = np.finfo(dtype).max
     base = rng().standard_normal((4, 33)) * 0.4
     base[0, 0], base[1, 1] = 0.97, -0.99
@@ -473,9 +477,11 @@ def test_weights_near_the_float_limit_give_finite_scaled_output(method, dtype):
             try:
                 got = quantize(huge, method=method, bits=bits, granularity=gran).dequantize()
             except ValueError as err:
-                assert "weights" in str(err) and bits == 1 and method in ("uniform_minmax", "uniform_mse")
+                assert "weights" in str(err) and bits == 1 and method in ("uniform_minmax", "uniform_mse", "half_quadratic")
                 continue
-            want = np.ldexp(quantize(moderate, method=method, bits=bits, granularity=gran).dequantize(), e)
+            shift = e + int(np.frexp(np.abs(moderate).max())[1]) if method == "half_quadratic" else e
+            fitted = np.ldexp(huge, -shift)
+            want = np.ldexp(quantize(fitted, method=method, bits=bits, granularity=gran).dequantize(), shift)
             assert np.all(np.isfinite(got))
             rtol = 1e-5 if method == "log2" and dtype == np.float32 else 1e-12
             np.testing.assert_allclose(got, want, rtol=rtol, atol=0)

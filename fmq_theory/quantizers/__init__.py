@@ -1,9 +1,9 @@
-"""Weight quantizers: one entry point, nine methods, honest bit accounting.
+"""Weight quantizers: one entry point, ten methods, honest bit accounting.
 
 ``quantize(w, method=..., bits=..., granularity=...)`` returns a
 :class:`QuantizedTensor` (codes, levels, the side information a checkpoint stores, and
 ``bits_per_weight`` counting it); ``quantize_state_dict`` applies it to a model the way
-the paper does.  Method definitions: :mod:`.uniform`, :mod:`.piecewise`, :mod:`.log2`,
+the paper does.  Method definitions: :mod:`.uniform`, :mod:`.half_quadratic`, :mod:`.piecewise`, :mod:`.log2`,
 :mod:`.equal_mass`, :mod:`.lloyd_max`, :mod:`.normal_float`; what each stores:
 :mod:`.registry`; hot loops: :mod:`._kernels` (numba, with numpy twins).
 """

@@ -92,7 +92,8 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
         a ``g`` larger than the tensor is capped at its number of weights).
     **options
         Method options: ``exact_limit`` (``lloyd_max``), ``block_size``
-        (``normal_float``), ``reference_means`` (``equal_mass``).
+        (``normal_float``), ``reference_means`` (``equal_mass``), ``lp_norm``, ``beta``,
+        ``kappa``, ``iters`` (``half_quadratic``).
 
     Notes
     -----

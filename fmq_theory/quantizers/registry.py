@@ -15,6 +15,7 @@ method             stored arrays                  size per group
 uniform_minmax     ``scale``, ``offset``          2 floats
 uniform_absmax     ``scale``                      1 float
 uniform_mse        ``scale``, ``offset``          2 floats
+half_quadratic     ``scale``, ``offset``          2 floats
 piecewise_quantile ``codebook`` (K)               K floats
 pwlq               ``absmax``, ``breakpoint``     2 floats
 log2               ``codebook`` (K)               K floats
@@ -31,7 +32,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from fmq_theory.quantizers import equal_mass, lloyd_max, log2, normal_float, piecewise, uniform
+from fmq_theory.quantizers import equal_mass, half_quadratic, lloyd_max, log2, normal_float, piecewise, uniform
 from fmq_theory.vocab import LAW_BITS, METHODS, QUANTIZER_BITS
 
 #: Smallest and largest supported bit widths (codes are uint8 up to 8 bits, uint16 above).
@@ -76,6 +77,12 @@ SPECS: Mapping[str, MethodSpec] = {
     "uniform_minmax": MethodSpec(uniform.fit_uniform_minmax, uniform.affine_levels, ("scale", "offset")),
     "uniform_absmax": MethodSpec(uniform.fit_uniform_absmax, uniform.absmax_levels, ("scale",)),
     "uniform_mse": MethodSpec(uniform.fit_uniform_mse, uniform.affine_levels, ("scale", "offset")),
+    "half_quadratic": MethodSpec(
+        half_quadratic.fit_half_quadratic,
+        uniform.affine_levels,
+        ("scale", "offset"),
+        options=half_quadratic.DEFAULT_OPTIONS,
+    ),
     "piecewise_quantile": MethodSpec(
         piecewise.fit_piecewise_quantile, piecewise.codebook_levels, ("codebook",)
     ),
