@@ -42,7 +42,14 @@
 # Knobs (environment): DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
 # NFE_SAMPLES (5000), FID_FIRST (set: the 50k-sample FIDs before the NFE check), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
 # FID_SAMPLES (50000, the paper's protocol; 0 leaves those rows out), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
-# 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330).
+# 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330); for the small models' plan
+# evaluation (JOBS=small): SMALL_MODELS ("dit"; e.g. "dit mnist fashion_mnist"), REPLAN (set: their committed plan
+# rows are dropped and measured again), PEER_FAMILIES ("all"), PLAN_FAMILIES (the library's default families),
+# MATCH_PEER (a peer family: the plan also at that peer's b2-b4 bits per weight).
+# The plan re-measured on the three small models after HQQ's grids became its third family (issue 12, tenth
+# period; no training, so call 1 is skipped; no Inception: the UNets' plan rows never had it):
+#   run("JOBS=small SMALL_MODELS='dit mnist fashion_mnist' REPLAN=1 PEER_FAMILIES=hqq:g128 MATCH_PEER=hqq:g128 NO_BENCH=1 S2=480 H2=570 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])
+#   run("JOBS=small SMALL_MODELS='dit mnist fashion_mnist' PEER_FAMILIES=hqq:g128 MATCH_PEER=hqq:g128 S3=480 H3=570 bash scripts/gpu_lease.sh 3")
 # Measured in the lease of 2026-12-01 (H200; see the closing note of that day):
 #   - the network trained alone at 1,670 images/s (batch 256), concurrent with the plan evaluation at
 #     888 images/s: so it trains alone here, 15 epochs = 898,560 images, ~540 s;
@@ -127,15 +134,28 @@ if [ -d .carry/wheels_dask ] && [ ! -f runs/pydeps/.unpacked ]; then
     && touch runs/pydeps/.unpacked
 fi
 export PYTHONPATH=.:runs/pylib:runs/pydeps
-# the DiT rows already measured (plan, with Inception) are done rows: the next lease measures its peers
-[ -f runs/results/plan_dit.csv ] || cp results/plan_dit.csv runs/results/ 2>/dev/null
+# the small models' rows already measured are done rows; REPLAN=1 drops their plan rows first, so that the
+# plan is measured again (after a change of its defaults) beside the peers' kept rows
+for m in ${SMALL_MODELS:-dit}; do
+  [ -f runs/results/plan_$m.csv ] || [ ! -f results/plan_$m.csv ] && continue
+  python3 -c "import csv, sys; rows = list(csv.DictReader(open(sys.argv[1]))); keep = [r for r in rows if not (sys.argv[3] and r['method'] == 'plan')]
+w = csv.DictWriter(open(sys.argv[2], 'w', newline=''), fieldnames=list(rows[0])); w.writeheader(); w.writerows(keep)" \
+    results/plan_$m.csv runs/results/plan_$m.csv "${REPLAN:-}"
+done
+# the UNet checkpoints stay on the machine's disk, so that later calls may leave them out of the tree
+for m in mnist fashion_mnist; do
+  [ -f checkpoints/$m/model.safetensors ] && mkdir -p runs/ckpt && cp -r checkpoints/$m runs/ckpt/
+done
+CKPT=(); for m in mnist fashion_mnist; do [ -f runs/ckpt/$m/model.safetensors ] && CKPT+=(--checkpoint "$m=runs/ckpt/$m"); done
 INC=(); [ -f runs/inception/default_1.pt ] && INC=(--inception runs/inception/default_1.pt)
 echo "stage $STAGE: inception parts $(ls runs/inception_parts | tr '\n' ' ') -> ${INC[*]:-no inception yet}"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
 FILTER="Failed to load\|kernels-community\|_pytree.py\|it/s]\|s/it]\|batch/s]\|s/batch]\|tensor/s]\|s/tensor]"
 
-plan_small() {  # $1 seconds: the FashionMNIST DiT (the two UNets' rows were measured in the last lease)
-  FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py --models "${SMALL_MODELS:-dit}" \
+plan_small() {  # $1 seconds: SMALL_MODELS (space-separated; the FashionMNIST DiT by default)
+  FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py \
+    --models "$(echo ${SMALL_MODELS:-dit} | tr ' ' ,)" "${CKPT[@]}" --families "${PEER_FAMILIES:-all}" \
+    --plan-families "${PLAN_FAMILIES:-optimal,minmax,half_quadratic}" ${MATCH_PEER:+--match-peer "$MATCH_PEER"} \
     --samples "${SAMPLES:-5000}" --n-boot-inception 10 --deadline "$1" --out-dir runs/results --work runs/plan_work \
     "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
@@ -187,7 +207,7 @@ case "$STAGE" in
     cat runs/logs/{paper,small,plan_paper}$STAGE.log 2>/dev/null ;;
 esac
 echo "stage $STAGE: $(( $(date +%s) - start )) s"
-cp runs/results/plan_{dit,paper_arch,paper_arch_fashion_mnist}.csv "$OUT"/ 2>/dev/null  # at most 8 files come back
+cp runs/results/plan_{dit,mnist,fashion_mnist,paper_arch,paper_arch_fashion_mnist}.csv "$OUT"/ 2>/dev/null  # at most 8 files come back
 (cd runs/results && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices.tgz" plan_choices_*.csv)
 cp runs/paper_arch_$DATASET/paper_arch_$DATASET.csv "$OUT"/ 2>/dev/null
 cp runs/paper_arch_$DATASET/train.json "$OUT"/paper_arch_${DATASET}_train.json 2>/dev/null

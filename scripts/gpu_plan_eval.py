@@ -8,12 +8,14 @@ For each model (the MNIST UNet, the FashionMNIST UNet, the FashionMNIST DiT, and
   sensitivity comes from ``--plan-samples`` noise draws of seed 1 (never the evaluation's
   noise), fitted once (:func:`fmq_theory.plan.fit_candidates`) for every budget; its
   per-tensor choices go to ``plan_choices_<model>_<budget>.csv``.  ``--plan-bit-floors``
-  (default ``1,2,3``) and ``--plan-families`` (default ``optimal,minmax``) are the plan's
+  (default ``1,2,3``) and ``--plan-families`` (default ``optimal,minmax,half_quadratic``) are the plan's
   ``bit_floors`` and code ``families``, the library's defaults, with which every committed
   ``results/plan_*.csv`` plan row was measured: each floor's plan of each family is sampled
   from the plan's noise and the least displaced is kept; the row's setting names it.  The
   results csv keys a row by the method ``plan``, not by the floors or families, so measure
-  other settings in a fresh ``--out-dir`` and ``--work``;
+  other settings in a fresh ``--out-dir`` and ``--work``.  ``--match-peer FAMILY`` adds the
+  budgets at which that peer's b2, b3 and b4 settings sit on the model, rounded down, so that
+  the plan is compared with it at equal honest bits;
 * every peer family of :data:`fmq_theory.harness.peers.FAMILIES` at its setting whose honest
   bits per weight are nearest the budget (within 0.75 bits, else no row).
 
@@ -44,6 +46,7 @@ import argparse
 import copy
 import functools
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -67,7 +70,7 @@ from fmq_theory.harness.metrics import psnr, ssim_gaussian
 from fmq_theory.harness.models import architecture_of
 from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import unet_adapter
-from fmq_theory.harness.peers import FAMILIES, peer_at_budget
+from fmq_theory.harness.peers import FAMILIES, peer_at_budget, quantize_peer
 from fmq_theory.harness.sweep import to_uint8
 from fmq_theory.plan import default_candidates, fit_candidates, plan_quantization, weight_sensitivity
 from fmq_theory.plan.selection import check_families
@@ -93,7 +96,9 @@ def _args():
     p.add_argument("--plan-samples", type=int, default=256, help="noise draws of the plan's sensitivity (seed 1)")
     p.add_argument("--plan-replicates", type=int, default=8)
     p.add_argument("--plan-bit-floors", default="1,2,3", help="the plan's bit_floors, a comma list")
-    p.add_argument("--plan-families", default="optimal,minmax", help="the plan's code families, a comma list")
+    p.add_argument("--plan-families", default="optimal,minmax,half_quadratic", help="the plan's code families, a comma list")
+    p.add_argument("--match-peer", default=None,
+                   help="a peer family: also plan at its settings' honest bits per weight (rounded down to 1e-4)")
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--pairs", type=int, default=1000, help="noise draws (seed 2) of the sampled prediction")
     p.add_argument("--batch-size", type=int, default=5000)
@@ -437,6 +442,15 @@ def _write_choices(plan, path: Path) -> None:
                                "predicted": c.predicted} for c in plan.choices])
 
 
+def matched_budgets(model: torch.nn.Module, *, family: str, settings=("b2", "b3", "b4")) -> list:
+    """The honest bits per weight of ``family`` at ``settings`` on ``model``, each rounded down to
+    1e-4: a plan at such a budget never holds more bits than the peer it is compared with."""
+    if family not in FAMILIES:
+        raise SystemExit(f"--match-peer: {family!r} is not among {list(FAMILIES)}")
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return [math.floor(quantize_peer(sd, family=family, setting=s).bits_per_weight * 1e4) / 1e4 for s in settings]
+
+
 def _load_measure(setup: Setup) -> Measure:
     return Measure(setup)
 
@@ -450,6 +464,8 @@ def evaluate_model(name: str, args, deadline: float | None) -> None:
     load = functools.partial(_load_measure, setup)
     measure = cached_context(setup, load)  # the client is the one worker: the set-up is built once
     budgets = [float(b) for b in args.budgets.split(",")]
+    if args.match_peer:
+        budgets += matched_budgets(measure.ctx.model, family=args.match_peer)
     families = list(FAMILIES) if args.families == "all" else args.families.split(",")
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:

@@ -43,7 +43,7 @@ def test_plan_end_to_end(tiny, capsys):
         assert f"{c.bits_per_weight:7.3f}" in line and f"{c.mse:10.3e}" in line and f"{c.predicted:10.3e}" in line
     assert {c.name for c in plan.choices} == set(model.state_dict())
     # the default bit floors 1,2,3 and both families: every feasible variant printed, the chosen one marked
-    assert plan.settings["bit_floors"] == [1, 2, 3] and plan.settings["families"] == ["optimal", "minmax"]
+    assert plan.settings["bit_floors"] == [1, 2, 3] and plan.settings["families"] == ["optimal", "minmax", "half_quadratic"]
     assert plan.variants
     for v in plan.variants:
         line = next(x for x in text.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<7}:"))
@@ -108,7 +108,8 @@ def test_families_at_the_command_line(tiny, capsys):
     assert doc["result"]["family"] == plan.settings["family"]
     assert plan_tiny(folder, folder / "optimal.safetensors", "--families", "optimal") == 0
     capsys.readouterr()
-    assert all(c.method != "uniform_minmax" for c in load_plan(folder / "optimal.safetensors").choices)
+    assert all(c.method not in ("uniform_minmax", "half_quadratic")
+               for c in load_plan(folder / "optimal.safetensors").choices)
     with pytest.raises(SystemExit) as exc:
         plan_tiny(folder, folder / "bad.safetensors", "--families", "nope")
     assert exc.value.code == 2 and "--families" in capsys.readouterr().err

@@ -180,26 +180,29 @@ def test_the_optimal_family_alone_never_uses_min_max_grids(setup):
         assert all(v.family == "optimal" for v in plan.variants)
 
 
-def test_the_default_samples_both_families_at_floors_one_to_three(setup):
-    """The defaults: every feasible (family, floor) of both families and floors 1-3, the least displaced kept."""
+def test_the_default_samples_every_family_at_floors_one_to_three(setup):
+    """The defaults: every feasible (family, floor) of the three families and floors 1-3, the least displaced kept."""
     model, noise, fitted = setup
+    families = ("optimal", "minmax", "half_quadratic")
     plan = plan_quantization(model, budget_bits=3.0, noise=noise, fitted=fitted, progress=False)
-    assert plan.settings["families"] == ["optimal", "minmax"] and plan.settings["bit_floors"] == [1, 2, 3]
-    explicit = _plan(setup, bit_floors=(1, 2, 3), families=("optimal", "minmax"))
+    assert plan.settings["families"] == list(families) and plan.settings["bit_floors"] == [1, 2, 3]
+    explicit = _plan(setup, bit_floors=(1, 2, 3), families=families)
     assert plan.choices == explicit.choices and plan.variants == explicit.variants
-    assert {(v.family, v.floor) for v in plan.variants} <= {(f, b) for f in ("optimal", "minmax") for b in (1, 2, 3)}
+    assert {(v.family, v.floor) for v in plan.variants} <= {(f, b) for f in families for b in (1, 2, 3)}
+    assert {v.family for v in plan.variants} == set(families)
     best = choose_variant(plan.variants)
     assert (plan.settings["family"], plan.settings["bit_floor"]) == (best.family, best.floor)
 
 
 @pytest.mark.parametrize("budget", [2.5, 3.0, 4.0])
 def test_every_family_variant_is_its_own_knapsack(setup, budget):
-    """Both families: variants family by family, each equal to the plan of that one (family, floor)."""
+    """Every family: variants family by family, each equal to the plan of that one (family, floor)."""
     model, _, fitted = setup
     n = sum(model.state_dict()[k].numel() for k in fitted.names)
-    plan = _plan(setup, budget_bits=budget, bit_floors=(1, 2), families=("optimal", "minmax"))
+    families = ("optimal", "minmax", "half_quadratic")
+    plan = _plan(setup, budget_bits=budget, bit_floors=(1, 2), families=families)
     alone = {}
-    for family in ("optimal", "minmax"):
+    for family in families:
         for f in (1, 2):
             try:
                 alone[family, f] = _plan(setup, budget_bits=budget, bit_floors=(f,), families=(family,))
@@ -209,7 +212,7 @@ def test_every_family_variant_is_its_own_knapsack(setup, budget):
     for v in plan.variants:
         one = alone[v.family, v.floor]
         methods = {"optimal": {"lloyd_max", "weighted_lloyd", "uniform_mse", "normal_float"},
-                   "minmax": {"uniform_minmax"}}[v.family]
+                   "minmax": {"uniform_minmax"}, "half_quadratic": {"half_quadratic"}}[v.family]
         assert all(c.method in methods | set(KEPT_METHODS) for c in one.choices)
         assert all(c.bits >= v.floor or c.method in KEPT_METHODS for c in one.choices)
         assert one.total_bytes <= math.floor(budget * n / 8) and v.bits_per_weight == one.bits_per_weight

@@ -4,7 +4,7 @@
 
     fmq plan CHECKPOINT --budget 3.0 -o OUT.safetensors [--model-config CONFIG.json]
              [--samples 64] [--seed 0] [--solver midpoint] [--steps 10] [--projections 1]
-             [--replicates 4] [--batch-size 16] [--bit-floors 1,2,3] [--families optimal,minmax]
+             [--replicates 4] [--batch-size 16] [--bit-floors 1,2,3] [--families optimal,minmax,half_quadratic]
              [--format {table,json}]
     fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors [--results CSV]
              [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
@@ -18,10 +18,10 @@ from Gaussian noise only: no data set is read) and is written by
 :meth:`~fmq_theory.plan.QuantizationPlan.save`.  ``--bit-floors`` (default ``1,2,3``) are the
 bit floors whose knapsack solutions are sampled from the same noise and compared by the
 displacement of their samples from the full-precision ones; the least displaced is the plan.
-``--families`` (default ``optimal,minmax``) are the code families each floor is planned with
-(:data:`fmq_theory.plan.candidates.CODE_FAMILIES`): the MSE-optimal codes and the min-max
-grids; ``optimal`` alone leaves the min-max grids out (one floor and one family: nothing is
-sampled).
+``--families`` (default ``optimal,minmax,half_quadratic``) are the code families each floor is
+planned with (:data:`fmq_theory.plan.candidates.CODE_FAMILIES`): the MSE-optimal codes, the
+min-max grids and HQQ's grids; ``optimal`` alone leaves the other two out (one floor and one
+family: nothing is sampled).
 
 With one budget, printed: the package version and every parameter, the per-tensor report
 (choice, honest bits/weight, MSE, mean sensitivity, predicted contribution), the honest
@@ -138,9 +138,9 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=16, help="samples per backward pass")
     parser.add_argument("--bit-floors", type=_bit_floors, default=(1, 2, 3),
                         help="bit floors whose plans are sampled and compared (default 1,2,3)")
-    parser.add_argument("--families", type=_families, default=("optimal", "minmax"),
-                        help="code families each floor is planned with (default optimal,minmax; one floor and "
-                             "one family: no sampling)")
+    parser.add_argument("--families", type=_families, default=("optimal", "minmax", "half_quadratic"),
+                        help="code families each floor is planned with (default optimal,minmax,half_quadratic; "
+                             "one floor and one family: no sampling)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     add_engine_flags(parser)
     # unset unless given: they apply to a sweep of several budgets only (a sweep defaults to 'local')

@@ -14,6 +14,9 @@ method             what is stored per group                             grouping
 ``uniform_minmax`` scale and offset of the min-max grid (nothing         tensor, channel, group
                    clipped)
 ``normal_float``   the block absmax (NF codebook is a function of b)     group (blocks)
+``half_quadratic`` scale and offset of HQQ's grid (min-max step, zero     channel, group
+                   point fitted by its lp proximal iteration;
+                   :mod:`fmq_theory.quantizers.half_quadratic`)
 ``float16``,       the tensor itself at that dtype (``bits`` 16 / 32):   tensor
 ``float32``        for tiny, sensitive tensors
 ================== ==================================================== ====================
@@ -54,13 +57,13 @@ __all__ = ["Candidate", "FittedCandidate", "default_candidates", "dequantized", 
            "PLAN_METHODS", "KEPT_METHODS"]
 
 #: Methods that quantize (codes plus side information).
-PLAN_METHODS = ("lloyd_max", "weighted_lloyd", "uniform_mse", "uniform_minmax", "normal_float")
+PLAN_METHODS = ("lloyd_max", "weighted_lloyd", "uniform_mse", "uniform_minmax", "normal_float", "half_quadratic")
 #: The families a plan's variants restrict their quantized options to (kept tensors are in every
 #: family): codes that minimise the (weighted) squared error and so clip or pool a group's
-#: extreme weights, and min-max grids that keep every group's range
-#: (:mod:`fmq_theory.plan.selection`).
+#: extreme weights, min-max grids that keep every group's range, and HQQ's grids, a min-max step
+#: whose zero point is fitted to a sparse (lp, p < 1) error (:mod:`fmq_theory.plan.selection`).
 CODE_FAMILIES = {"optimal": ("lloyd_max", "weighted_lloyd", "uniform_mse", "normal_float"),
-                 "minmax": ("uniform_minmax",)}
+                 "minmax": ("uniform_minmax",), "half_quadratic": ("half_quadratic",)}
 #: Methods that keep the tensor at a float dtype.
 KEPT_METHODS = ("float16", "float32")
 #: Storage dtypes of side information.
@@ -156,7 +159,9 @@ def default_candidates(shape: tuple, *, n_weights: int) -> tuple:
     float16 or float32 codebooks; ``uniform_mse`` at 2-6 bits per channel (float16 or float32
     scales) and in groups of 64 and 256 (float16); ``uniform_minmax`` at 1-6 bits per channel
     (per tensor for 1-D tensors; float16 or float32) and in groups of 64 and 256 (float16);
-    ``normal_float`` at 2-4 bits in blocks of 64 and 256 (float16 absmax).
+    ``normal_float`` at 2-4 bits in blocks of 64 and 256 (float16 absmax); ``half_quadratic`` at 1-4
+    bits per channel (per tensor for 1-D tensors) and in groups of 64 and 128 (float16 scale and
+    offset, the sizes and dtype of the ``hqq`` peer).
     """
     out = [Candidate("float16", 16, "tensor", "float16"), Candidate("float32", 32, "tensor", "float32"),
            Candidate("uniform_mse", 8, "tensor", "float32"), Candidate("uniform_mse", 8, "tensor", "float16"),
@@ -179,6 +184,9 @@ def default_candidates(shape: tuple, *, n_weights: int) -> tuple:
         for g in ("group:64", "group:256"):
             out.append(Candidate("normal_float", bits, g, "float16"))
     whole = grains[-1]  # the channel, or the tensor of a 1-D weight
+    for bits in (1, 2, 3, 4):
+        for g in (whole, "group:64", "group:128"):
+            out.append(Candidate("half_quadratic", bits, g, "float16"))
     for storage in STORAGE_DTYPES:
         for bits in (1, 2, 3, 4, 5, 6):
             for g in (whole, "group:64", "group:256"):
