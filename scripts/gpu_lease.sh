@@ -168,6 +168,10 @@ plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (few
     --pairs 500 --batch-size 1000 --n-boot-inception 10 --deadline "$1" --out-dir runs/results --work runs/plan_work \
     "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
+plan_variants() {  # every variant of the plan measured (scripts/gpu_plan_variants.py; its arguments in VARIANTS)
+  FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_variants.py "${CKPT[@]}" ${VARIANTS:-} \
+    2>&1 | grep --line-buffered -v "$FILTER"
+}
 paper_eval() {  # $1 seconds
   FMQ_DATA_DIR=runs/data_$DATASET timeout -k 5 "$HARD_S" python3 scripts/gpu_paper_arch.py evaluate --dataset "$DATASET" \
     --fid-samples "${FID_SAMPLES:-50000}" --nfe-samples "${NFE_SAMPLES:-5000}" --samples "${PAPER_SAMPLES:-5000}" \
@@ -203,11 +207,13 @@ case "$STAGE" in
     [[ " $JOBS " == *" paper "* ]] && paper_eval "$secs" > runs/logs/paper$STAGE.log 2>&1 &
     [[ " $JOBS " == *" small "* ]] && plan_small "$secs" > runs/logs/small$STAGE.log 2>&1 &
     [[ " $JOBS " == *" plan "* ]] && plan_paper "$secs" > runs/logs/plan_paper$STAGE.log 2>&1 &
+    [[ " $JOBS " == *" variants "* ]] && plan_variants > runs/logs/variants$STAGE.log 2>&1 &
     wait
-    cat runs/logs/{paper,small,plan_paper}$STAGE.log 2>/dev/null ;;
+    cat runs/logs/{paper,small,plan_paper,variants}$STAGE.log 2>/dev/null ;;
 esac
 echo "stage $STAGE: $(( $(date +%s) - start )) s"
 cp runs/results/plan_{dit,mnist,fashion_mnist,paper_arch,paper_arch_fashion_mnist}.csv "$OUT"/ 2>/dev/null  # at most 8 files come back
+cp runs/results/plan_variants.json "$OUT"/ 2>/dev/null
 (cd runs/results && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices.tgz" plan_choices_*.csv)
 cp runs/paper_arch_$DATASET/paper_arch_$DATASET.csv "$OUT"/ 2>/dev/null
 cp runs/paper_arch_$DATASET/train.json "$OUT"/paper_arch_${DATASET}_train.json 2>/dev/null
