@@ -1,10 +1,14 @@
 """GPU: every variant of the plan measured, to test the score that chooses among them -> plan_variants.json.
 
 The plan (:func:`fmq_theory.plan.plan_quantization`) solves its knapsack once per code family and
-bit floor and keeps the variant whose samples, drawn from the plan's own noise, are least displaced
+bit floor and kept the variant whose samples, drawn from the plan's own noise, were least displaced
 from the full-precision ones (mean squared displacement per entry).  On the FashionMNIST DiT at 2 bits
 per weight that choice went wrong on the GPU: the kept variant (half_quadratic, floor 1) measured a FID
-change of 387 where the optimal family's floor-1 variant had measured 219.  This script measures every
+change of 387 where the optimal family's floor-1 variant had measured 219.  The first run of this script
+(DiT and FashionMNIST UNet; results/plan_variants_gpu.json) found the diagonal Gaussian W2 ranking the
+variants as the FID does, and the plan now keeps the variant of least ``shift`` (the same, per entry); the
+second (MNIST UNet, results/plan_variants_mnist_gpu.json) tests that choice on a model it was not made on.
+This script measures every
 variant of every budget: for each model, the sensitivity and the candidates exactly as
 ``scripts/gpu_plan_eval.py`` makes them, and for each budget, family and floor, the knapsack's solution
 (:func:`plan_quantization` with that one family and floor), its data-free scores on the plan's noise (the
@@ -39,16 +43,22 @@ from fmq_theory.flow.solvers import balanced_labels, make_noise  # noqa: E402
 from fmq_theory.harness.models.unet import unet_adapter  # noqa: E402
 from fmq_theory.plan import fit_candidates, plan_quantization, weight_sensitivity  # noqa: E402
 from fmq_theory.plan.candidates import CODE_FAMILIES  # noqa: E402
-from fmq_theory.plan.selection import displacement, sampled  # noqa: E402
+from fmq_theory.plan.selection import displacement, distribution_shift, sampled  # noqa: E402
 
 
 def scores(x: torch.Tensor, reference: torch.Tensor) -> dict:
-    """The data-free scores of samples ``x`` against the full-precision ``reference`` (same noise)."""
+    """The data-free scores of samples ``x`` against the full-precision ``reference`` (same noise).
+
+    ``w2_diag`` is summed over entries, ``shift`` (the plan's ranking score since this file's first
+    run, :func:`~fmq_theory.plan.selection.distribution_shift`) is the same per entry, with its interval.
+    """
     msd, low, high = displacement(x, reference)
+    shift, shift_low, shift_high = distribution_shift(x, reference)
     a, b = x.reshape(x.shape[0], -1).double(), reference.reshape(reference.shape[0], -1).double()
     fd = frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
     diag = float(((a.mean(0) - b.mean(0)) ** 2).sum() + ((a.std(0) - b.std(0)) ** 2).sum())
-    return {"msd": msd, "msd_low": low, "msd_high": high, "fd_pixel": fd, "w2_diag": diag}
+    return {"msd": msd, "msd_low": low, "msd_high": high, "fd_pixel": fd, "w2_diag": diag, "shift": shift,
+            "shift_low": shift_low, "shift_high": shift_high}
 
 
 def main() -> None:

@@ -46,8 +46,8 @@ def test_plan_end_to_end(tiny, capsys):
     assert plan.settings["bit_floors"] == [1, 2, 3] and plan.settings["families"] == ["optimal", "minmax", "half_quadratic"]
     assert plan.variants
     for v in plan.variants:
-        line = next(x for x in text.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<7}:"))
-        assert f"sampled {v.sampled_msd:.4e}" in line and line.endswith("<- chosen") == (
+        line = next(x for x in text.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<14}:"))
+        assert f"shift {v.sampled_shift:.4e}" in line and f"sampled {v.sampled_msd:.4e}" in line and line.endswith("<- chosen") == (
             (v.family, v.floor) == (plan.settings["family"], plan.settings["bit_floor"]))
 
 
