@@ -406,8 +406,9 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
             deq = {k: v.detach().cpu().float() for k, v in plan.state_dict().items()}
             label = f"plan@{budget:g}"
             d = plan.predicted_delta
+            grouped = ", groups" if plan.settings.get("grouping") == "groups" else ""
             chosen = ("" if (plan_bit_floors, plan_families) == ((1,), ("optimal",))
-                      else f" ({plan.settings['family']}, floor {plan.settings['bit_floor']})")
+                      else f" ({plan.settings['family']}, floor {plan.settings['bit_floor']}{grouped})")
             labels[label] = [{"method": "plan", "setting": f"budget {budget:g}{chosen}", "bits_per_weight": plan.bits_per_weight,
                               "total_bits": 8 * plan.total_bytes, "n_weights": n_float,
                               "fp16_weights": sum(c.n_weights for c in plan.choices if c.method == "float16"),
@@ -415,7 +416,8 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
                               "plan_displacement_low": d.low, "plan_displacement_high": d.high,
                               "plan_seconds": round(t_sens + plan.settings["seconds"], 1)}, [budget]]
             _write_choices(plan, out_dir / f"plan_choices_{measure.setup.name}_{budget:g}.csv")
-            print(f"[{measure.setup.name}] plan at {budget:g}: {plan.settings['family']} floor {plan.settings['bit_floor']}, "
+            print(f"[{measure.setup.name}] plan at {budget:g}: {plan.settings['family']} floor {plan.settings['bit_floor']}"
+                  f"{grouped}, "
                   f"{plan.settings['seconds'] - fitted.seconds:.1f} s", flush=True)
     cache: dict = {}
     for budget in budgets:

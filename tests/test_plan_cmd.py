@@ -46,15 +46,16 @@ def test_plan_end_to_end(tiny, capsys):
     assert plan.settings["bit_floors"] == [1, 2, 3] and plan.settings["families"] == ["optimal", "minmax", "half_quadratic"]
     assert plan.variants
     for v in plan.variants:
-        line = next(x for x in text.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<14}:"))
+        line = next(x for x in text.splitlines()
+                    if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<14} {v.grouping:<6}:"))
         assert f"shift {v.sampled_shift:.4e}" in line and f"sampled {v.sampled_msd:.4e}" in line and line.endswith("<- chosen") == (
-            (v.family, v.floor) == (plan.settings["family"], plan.settings["bit_floor"]))
+            (v.family, v.floor, v.grouping) == (plan.settings["family"], plan.settings["bit_floor"], plan.settings["grouping"]))
 
 
 def test_one_bit_floor_samples_nothing(tiny, capsys):
     folder, _ = tiny
     out = folder / "plan_floor.safetensors"
-    code = plan_tiny(folder, out, "--bit-floors", "2", "--families", "optimal")
+    code = plan_tiny(folder, out, "--bit-floors", "2", "--families", "optimal", "--groupings", "any")
     assert code == 0
     text = capsys.readouterr().out
     plan = load_plan(out)
@@ -113,3 +114,18 @@ def test_families_at_the_command_line(tiny, capsys):
     with pytest.raises(SystemExit) as exc:
         plan_tiny(folder, folder / "bad.safetensors", "--families", "nope")
     assert exc.value.code == 2 and "--families" in capsys.readouterr().err
+
+
+def test_groupings_at_the_command_line(tiny, capsys):
+    """``--groupings any``: the plan before groupings (no grouped-only variant); bad names refused."""
+    folder, _ = tiny
+    out = folder / "plan_any.safetensors"
+    assert plan_tiny(folder, out, "--groupings", "any", "--format", "json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    plan = load_plan(out)
+    assert plan.settings["groupings"] == ["any"] and doc["result"]["grouping"] == "any"
+    assert {v["grouping"] for v in doc["result"]["variants"]} == {"any"}
+    for bad in ("nope", "any,any", ""):
+        with pytest.raises(SystemExit) as exc:
+            plan_tiny(folder, folder / "bad.safetensors", "--groupings", bad)
+        assert exc.value.code == 2 and "--groupings" in capsys.readouterr().err

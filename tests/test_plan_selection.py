@@ -22,6 +22,7 @@ from hypothesis.extra import numpy as hnp
 from fmq_theory.flow.solvers import sample
 from fmq_theory.plan import fit_candidates, load_plan, plan_quantization, solve_mckp, weight_sensitivity
 from fmq_theory.plan.candidates import KEPT_METHODS
+from fmq_theory.plan.core import variant_options
 from fmq_theory.plan.selection import VariantScore, choose_variant, distribution_shift
 
 D, ROWS, STEPS, SOLVER = 32, 16, 2, "euler"
@@ -60,6 +61,7 @@ def _plan(setup, **kwargs):
     model, noise, fitted = setup
     kwargs.setdefault("budget_bits", 3.0)
     kwargs.setdefault("families", ("optimal",))
+    kwargs.setdefault("groupings", ("any",))
     return plan_quantization(model, noise=noise, fitted=fitted, progress=False, **kwargs)
 
 
@@ -189,7 +191,8 @@ def test_save_and_load_keep_the_variants(setup, tmp_path):
     report = back.report()
     assert report == plan.report()
     for v in plan.variants:
-        line = next(x for x in report.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<14}:"))
+        line = next(x for x in report.splitlines()
+                    if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<14} {v.grouping:<6}:"))
         assert f"sampled {v.sampled_msd:.4e}" in line and f"additive {v.additive:.4e}" in line
         assert f"shift {v.sampled_shift:.4e} ({v.shift_low:.4e}..{v.shift_high:.4e})" in line
         assert line.endswith("<- chosen") == (v.floor == plan.settings["bit_floor"])
@@ -208,17 +211,21 @@ def test_the_optimal_family_alone_never_uses_min_max_grids(setup):
 
 
 def test_the_default_samples_every_family_at_floors_one_to_three(setup):
-    """The defaults: every feasible (family, floor) of the three families and floors 1-3, the least displaced kept."""
+    """The defaults: every feasible (family, floor, grouping) of the three families, floors 1-3 and both
+    groupings, the least shifted kept."""
     model, noise, fitted = setup
-    families = ("optimal", "minmax", "half_quadratic")
+    families, groupings = ("optimal", "minmax", "half_quadratic"), ("any", "groups")
     plan = plan_quantization(model, budget_bits=3.0, noise=noise, fitted=fitted, progress=False)
     assert plan.settings["families"] == list(families) and plan.settings["bit_floors"] == [1, 2, 3]
-    explicit = _plan(setup, bit_floors=(1, 2, 3), families=families)
+    assert plan.settings["groupings"] == list(groupings)
+    explicit = _plan(setup, bit_floors=(1, 2, 3), families=families, groupings=groupings)
     assert plan.choices == explicit.choices and plan.variants == explicit.variants
-    assert {(v.family, v.floor) for v in plan.variants} <= {(f, b) for f in families for b in (1, 2, 3)}
-    assert {v.family for v in plan.variants} == set(families)
+    assert {(v.family, v.floor, v.grouping) for v in plan.variants} <= {
+        (f, b, g) for f in families for b in (1, 2, 3) for g in groupings}
+    assert {v.family for v in plan.variants} == set(families) and {v.grouping for v in plan.variants} == set(groupings)
     best = choose_variant(plan.variants)
-    assert (plan.settings["family"], plan.settings["bit_floor"]) == (best.family, best.floor)
+    assert (plan.settings["family"], plan.settings["bit_floor"], plan.settings["grouping"]) == (
+        best.family, best.floor, best.grouping)
 
 
 @pytest.mark.parametrize("budget", [2.5, 3.0, 4.0])
@@ -268,7 +275,8 @@ def test_the_report_marks_the_chosen_family_and_floor(setup, tmp_path):
     report = back.report()
     assert "variants by code family and bit floor" in report
     for v in plan.variants:
-        line = next(x for x in report.splitlines() if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<14}:"))
+        line = next(x for x in report.splitlines()
+                    if x.strip().startswith(f"floor {v.floor:>2} bits {v.family:<14} {v.grouping:<6}:"))
         assert line.endswith("<- chosen") == ((v.family, v.floor) == (plan.settings["family"], plan.settings["bit_floor"]))
 
 
@@ -277,12 +285,63 @@ def test_a_plan_saved_before_families_reads_as_optimal():
            "sampled_high": 0.2}
     back = VariantScore(**old)
     assert back.family == "optimal" and back.sampled_shift is None and back.shift_low is None
+    assert back.grouping == "any"
 
 
 @pytest.mark.parametrize("bad", [(), ["nope"], "optimal", ("optimal", "optimal"), None, ("minmax", 3)])
 def test_bad_families_are_named(setup, bad):
     with pytest.raises(ValueError, match="families"):
         _plan(setup, families=bad)
+
+
+# --- groupings: each (family, floor) planned with every granularity and with groups only -------
+
+def _grouped(fits, j):
+    return fits[j].candidate.granularity.startswith("group:")
+
+
+@pytest.mark.parametrize("family", ["optimal", "minmax", "half_quadratic"])
+def test_groups_keep_only_grouped_codes_where_a_tensor_has_them(setup, family):
+    _, _, fitted = setup
+    for fits in fitted.fitted:
+        anywhere = set(variant_options(fits, floor=2, family=family).tolist())
+        grouped = set(variant_options(fits, floor=2, family=family, grouping="groups").tolist())
+        quantized = [j for j in anywhere if fits[j].candidate.method not in KEPT_METHODS]
+        kept = anywhere - set(quantized)
+        assert grouped <= anywhere and kept <= grouped
+        if any(_grouped(fits, j) for j in quantized):  # W and B (512 and 1024 weights) have groups
+            assert grouped == kept | {j for j in quantized if _grouped(fits, j)} and grouped != anywhere
+        else:
+            assert grouped == anywhere
+    # a tensor offered no grouped code keeps all of its options under "groups"
+    fits = tuple(f for f in fitted.fitted[0] if not f.candidate.granularity.startswith("group:"))
+    assert np.array_equal(variant_options(fits, floor=1, family=family, grouping="groups"),
+                          variant_options(fits, floor=1, family=family))
+
+
+@pytest.mark.parametrize("budget", [2.5, 3.0])
+def test_every_grouping_variant_is_its_own_knapsack(setup, budget):
+    model, _, fitted = setup
+    n = sum(model.state_dict()[k].numel() for k in fitted.names)
+    families, groupings = ("minmax", "half_quadratic"), ("any", "groups")
+    plan = _plan(setup, budget_bits=budget, bit_floors=(2,), families=families, groupings=groupings)
+    assert [(v.family, v.grouping) for v in plan.variants] == [(f, g) for f in families for g in groupings]
+    for v in plan.variants:
+        alone = _plan(setup, budget_bits=budget, bit_floors=(2,), families=(v.family,), groupings=(v.grouping,))
+        assert v.bits_per_weight == alone.bits_per_weight and alone.total_bytes <= math.floor(budget * n / 8)
+        assert v.additive == pytest.approx(alone.predicted_delta.value, rel=1e-12)
+        if v.grouping == "groups":
+            assert all(c.granularity.startswith("group:") or c.method in KEPT_METHODS for c in alone.choices)
+    best = choose_variant(plan.variants)
+    assert (plan.settings["family"], plan.settings["grouping"]) == (best.family, best.grouping)
+    assert plan.choices == _plan(setup, budget_bits=budget, bit_floors=(2,), families=(best.family,),
+                                 groupings=(best.grouping,)).choices
+
+
+@pytest.mark.parametrize("bad", [(), ["nope"], "any", ("any", "any"), None, ("groups", 1)])
+def test_bad_groupings_are_named(setup, bad):
+    with pytest.raises(ValueError, match="groupings"):
+        _plan(setup, groupings=bad)
 
 
 # --- the distribution shift against POT's Bures-Wasserstein distance ------------------------------

@@ -113,19 +113,23 @@ def test_resume_skips_done_budgets_and_the_sensitivity_and_fits_are_made_once(ti
     assert len(calls) == len(fits) == 2 and not run_plan_sweep(_cfg(tiny), budgets=(2.5, 3.0, 4.0), **common).written
 
 
-def test_families_are_part_of_a_rows_key(tiny, tmp_path, monkeypatch):
-    """A row names the families sampled and the one kept; other families, or a row written before
-    the families were recorded (no ``families`` column), are planned again."""
+def test_families_and_groupings_are_part_of_a_rows_key(tiny, tmp_path, monkeypatch):
+    """A row names the families and groupings sampled and the ones kept; other families or groupings,
+    or a row written before they were recorded (no ``families`` column), are planned again."""
     monkeypatch.setattr(engine, "_CONTEXT", {})
     out, results = tmp_path / "p.safetensors", tmp_path / "rows.csv"
     common = dict(out=out, results=results, scheduler="none", threads=1, progress=False)
     run_plan_sweep(_cfg(tiny), budgets=(3.0,), **common)
     (row,) = PLAN_SWEEP.read(results)
     plan = load_plan(budget_output(out, 3.0))
-    assert row["families"] == "optimal,minmax" and row["family"] == plan.settings["family"]
+    assert row["families"] == "optimal,minmax,half_quadratic" and row["family"] == plan.settings["family"]
+    assert row["groupings"] == "any,groups" and row["grouping"] == plan.settings["grouping"]
     optimal = dataclasses.replace(_cfg(tiny), families=("optimal",))
     assert len(run_plan_sweep(optimal, budgets=(3.0,), **common).written) == 1
-    assert sorted(r["families"] for r in PLAN_SWEEP.read(results)) == ["optimal", "optimal,minmax"]
+    assert sorted(r["families"] for r in PLAN_SWEEP.read(results)) == ["optimal", "optimal,minmax,half_quadratic"]
+    anywhere = dataclasses.replace(optimal, groupings=("any",))
+    assert len(run_plan_sweep(anywhere, budgets=(3.0,), **common).written) == 1
+    assert sorted(r["groupings"] for r in PLAN_SWEEP.read(results)) == ["any", "any,groups", "any,groups"]
     with open(results, newline="") as f:  # an old file: no families columns at all
         rows = list(csv.DictReader(f))
     with open(results, "w", newline="") as f:
@@ -137,6 +141,8 @@ def test_families_are_part_of_a_rows_key(tiny, tmp_path, monkeypatch):
     assert again.skipped == 0 and len(again.written) == 1
     with pytest.raises(ValueError, match="families"):
         dataclasses.replace(_cfg(tiny), families=("nope",))
+    with pytest.raises(ValueError, match="groupings"):
+        dataclasses.replace(_cfg(tiny), groupings=("any", "any"))
 
 
 def test_a_budget_below_the_cheapest_plan_fails_alone(tiny, tmp_path, capsys):

@@ -5,7 +5,7 @@
     fmq plan CHECKPOINT --budget 3.0 -o OUT.safetensors [--model-config CONFIG.json]
              [--samples 64] [--seed 0] [--solver midpoint] [--steps 10] [--projections 1]
              [--replicates 4] [--batch-size 16] [--bit-floors 1,2,3] [--families optimal,minmax,half_quadratic]
-             [--format {table,json}]
+             [--groupings any,groups] [--format {table,json}]
     fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors [--results CSV]
              [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
 
@@ -16,18 +16,20 @@ package's UNet with ``--model-config`` naming a JSON file of its
 labels and no guidance.  The plan is :func:`fmq_theory.plan.plan_quantization` (sensitivity
 from Gaussian noise only: no data set is read) and is written by
 :meth:`~fmq_theory.plan.QuantizationPlan.save`.  ``--bit-floors`` (default ``1,2,3``) are the
-bit floors whose knapsack solutions are sampled from the same noise and compared by the
-displacement of their samples from the full-precision ones; the least displaced is the plan.
+bit floors whose knapsack solutions are sampled from the same noise and compared by how far the
+law of their samples moved from the full-precision one; the least moved is the plan.
 ``--families`` (default ``optimal,minmax,half_quadratic``) are the code families each floor is
 planned with (:data:`fmq_theory.plan.candidates.CODE_FAMILIES`): the MSE-optimal codes, the
-min-max grids and HQQ's grids; ``optimal`` alone leaves the other two out (one floor and one
-family: nothing is sampled).
+min-max grids and HQQ's grids; ``optimal`` alone leaves the other two out.  ``--groupings``
+(default ``any,groups``) plans each once with every granularity and once with only grouped codes
+where a tensor has them (:data:`fmq_theory.plan.selection.GROUPINGS`); one floor, one family and
+one grouping: nothing is sampled.
 
 With one budget, printed: the package version and every parameter, the per-tensor report
 (choice, honest bits/weight, MSE, mean sensitivity, predicted contribution), the honest
 bits/weight of the file, the predicted degradation with its interval, every bit floor's
-variant (honest bits/weight, additive prediction, sampled displacement with its interval, the
-chosen one marked), the file's size and the data-free note.
+variant (honest bits/weight, additive prediction, sampled shift and displacement with their
+intervals, the chosen one marked), the file's size and the data-free note.
 
 With several budgets (a comma list), the command is a sweep
 (:mod:`fmq_theory.harness.plan_sweep`): the sensitivity is estimated once per worker and each
@@ -64,7 +66,7 @@ from fmq_theory.harness.plan_sweep import (PlanSweepConfig, budget_output, load_
 from fmq_theory.plan import plan_quantization
 from fmq_theory.plan.core import DATA_FREE_NOTE
 from fmq_theory.plan.candidates import CODE_FAMILIES
-from fmq_theory.plan.selection import check_bit_floors, check_families
+from fmq_theory.plan.selection import GROUPINGS, check_bit_floors, check_families, check_groupings
 from fmq_theory.results.schema import PLAN_SWEEP
 from fmq_theory.vocab import FIXED_STEP_SOLVERS
 
@@ -104,6 +106,15 @@ def _families(value: str) -> tuple:
                                          f"{sorted(CODE_FAMILIES)} ({exc})") from exc
 
 
+def _groupings(value: str) -> tuple:
+    """``--groupings``: a comma list of distinct groupings, e.g. ``any``."""
+    try:
+        return check_groupings(value.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--groupings {value!r} must be a comma list of distinct groupings of "
+                                         f"{list(GROUPINGS)} ({exc})") from exc
+
+
 def _seed(value: str) -> int:
     try:
         return int(value)
@@ -141,6 +152,9 @@ def register(subparsers) -> None:
     parser.add_argument("--families", type=_families, default=("optimal", "minmax", "half_quadratic"),
                         help="code families each floor is planned with (default optimal,minmax,half_quadratic; "
                              "one floor and one family: no sampling)")
+    parser.add_argument("--groupings", type=_groupings, default=("any", "groups"),
+                        help="granularities each family and floor is planned with (default any,groups: every one, "
+                             "and only groups where a tensor has them)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     add_engine_flags(parser)
     # unset unless given: they apply to a sweep of several budgets only (a sweep defaults to 'local')
@@ -169,7 +183,7 @@ def run(args) -> int:
     plan = plan_quantization(
         model, budget_bits=budget, adapter=unet_adapter(model, labels), noise=noise, solver=args.solver,
         steps=args.steps, projections=args.projections, replicates=args.replicates, batch_size=args.batch_size,
-        seed=args.seed, bit_floors=args.bit_floors, families=args.families, progress=True,
+        seed=args.seed, bit_floors=args.bit_floors, families=args.families, groupings=args.groupings, progress=True,
     )
     parameters = {k: v for k, v in vars(args).items() if k not in ("func", "command", *_SWEEP_FLAGS)}
     parameters["budget"] = budget
@@ -182,13 +196,15 @@ def run(args) -> int:
                    "total_bytes": "bytes", "file_bytes": "bytes", "data_bytes": "bytes", "header_bytes": "bytes",
                    "predicted_delta": "E|dx|^2 per sample (squared pixel units, summed over the sample)",
                    "variants.sampled_msd": "mean squared displacement of the final samples from full precision, "
-                                           "per entry (squared pixel units), sampled from the plan's noise"},
+                                           "per entry (squared pixel units), sampled from the plan's noise",
+                   "variants.sampled_shift": "squared W2 between the diagonal Gaussian fits of the final samples and "
+                                             "the full-precision ones, per entry (squared pixel units)"},
             result={"data_free": plan.data_free, "note": DATA_FREE_NOTE, "bits_per_weight": plan.bits_per_weight,
                     "total_bytes": plan.total_bytes, "n_weights": plan.n_weights,
                     "predicted_delta": asdict(plan.predicted_delta), "dual_bound": plan.dual_bound,
                     "file_bytes": info.file_bytes, "data_bytes": info.data_bytes, "header_bytes": info.header_bytes,
                     "bit_floor": plan.settings["bit_floor"], "family": plan.settings["family"],
-                    "variants": [asdict(v) for v in plan.variants],
+                    "grouping": plan.settings["grouping"], "variants": [asdict(v) for v in plan.variants],
                     "choices": [asdict(c) for c in plan.choices]},
             interval_level=plan.predicted_delta.level)
         sys.stdout.write(render(doc, columns=[], fmt="json"))
@@ -202,8 +218,8 @@ def run(args) -> int:
 
 
 #: Columns of a sweep's printed table.
-_SWEEP_COLUMNS = ["budget", "family", "bit_floor", "bits_per_weight", "total_bytes", "predicted_delta", "predicted_low",
-                  "predicted_high", "output"]
+_SWEEP_COLUMNS = ["budget", "family", "bit_floor", "grouping", "bits_per_weight", "total_bytes", "predicted_delta",
+                  "predicted_low", "predicted_high", "output"]
 
 
 def _sweep(args) -> int:
@@ -215,7 +231,7 @@ def _sweep(args) -> int:
     cfg = PlanSweepConfig(checkpoint=args.checkpoint, model_config=args.model_config, samples=args.samples,
                           seed=args.seed, solver=args.solver, steps=args.steps, projections=args.projections,
                           replicates=args.replicates, batch_size=args.batch_size, bit_floors=args.bit_floors,
-                          families=args.families)
+                          families=args.families, groupings=args.groupings)
     load_plan_model(args.checkpoint, args.model_config)  # bad CHECKPOINT or --model-config named before any work
     report = run_plan_sweep(cfg, budgets=args.budget, out=args.output, results=results,
                             scheduler=args.scheduler or "local", workers=args.workers, threads=args.threads)

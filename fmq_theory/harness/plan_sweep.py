@@ -13,8 +13,8 @@ and assembles the plan (:func:`fmq_theory.plan.plan_quantization` with ``fitted=
 
 The sensitivity is estimated and the candidates fitted exactly as ``fmq plan`` with one budget
 does it (the same noise from ``seed``, balanced class labels, ``torch.manual_seed(seed)``
-first, the default candidates, held-out scoring), and the variants of ``bit_floors`` and
-``families`` are sampled from that noise with those labels, so the plan of a budget in a sweep is the plan of
+first, the default candidates, held-out scoring), and the variants of ``bit_floors``,
+``families`` and ``groupings`` are sampled from that noise with those labels, so the plan of a budget in a sweep is the plan of
 that budget alone, tensor for tensor, at the same torch thread count (CPU sums depend on it).
 
 Outputs, all written by the client as each cell completes:
@@ -61,7 +61,7 @@ from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.harness.engine import Cell, EngineReport, run_cells
 from fmq_theory.harness.models.unet import UNet, UNetConfig, unet_adapter
 from fmq_theory.plan import FittedCandidates, QuantizationPlan, fit_candidates, plan_quantization, weight_sensitivity
-from fmq_theory.plan.selection import check_bit_floors, check_families
+from fmq_theory.plan.selection import check_bit_floors, check_families, check_groupings
 from fmq_theory.results.schema import PLAN_SWEEP
 from fmq_theory.vocab import FIXED_STEP_SOLVERS
 
@@ -91,6 +91,9 @@ class PlanSweepConfig:
     families : tuple of str
         Of :func:`fmq_theory.plan.plan_quantization`: the code families each floor is planned
         with (one floor and one family: no sampling).
+    groupings : tuple of str
+        Of :func:`fmq_theory.plan.plan_quantization`: the granularities each (family, floor) is
+        planned with.
     """
 
     checkpoint: str
@@ -103,11 +106,13 @@ class PlanSweepConfig:
     replicates: int = 4
     batch_size: int = 16
     bit_floors: tuple = (1, 2, 3)
-    families: tuple = ("optimal", "minmax")
+    families: tuple = ("optimal", "minmax", "half_quadratic")
+    groupings: tuple = ("any", "groups")
 
     def __post_init__(self):
         object.__setattr__(self, "bit_floors", check_bit_floors(self.bit_floors))
         object.__setattr__(self, "families", check_families(self.families))
+        object.__setattr__(self, "groupings", check_groupings(self.groupings))
         for name in ("samples", "steps", "projections", "replicates", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -196,13 +201,14 @@ def _setup(cfg: PlanSweepConfig) -> _Setup:
     return _Setup(model, noise, adapter, fit_candidates(model, sensitivity=sensitivity, progress=False), sensitivity_s)
 
 
-def _plan_task(setup: _Setup, *, budget: float, bit_floors: tuple,
-               families: tuple) -> tuple[QuantizationPlan, dict]:
+def _plan_task(setup: _Setup, *, budget: float, bit_floors: tuple, families: tuple,
+               groupings: tuple) -> tuple[QuantizationPlan, dict]:
     """One cell on a worker: the plan of ``budget`` from the shared fits (a knapsack per floor, the
     variants sampled); and the timings."""
     start = time.perf_counter()
     plan = plan_quantization(setup.model, budget_bits=budget, adapter=setup.adapter, noise=setup.noise,
-                             fitted=setup.fitted, bit_floors=bit_floors, families=families, progress=False)
+                             fitted=setup.fitted, bit_floors=bit_floors, families=families, groupings=groupings,
+                             progress=False)
     return plan, {"sensitivity_s": setup.sensitivity_s, "fit_s": setup.fitted.seconds,
                   "plan_s": time.perf_counter() - start}
 
@@ -237,9 +243,10 @@ def plan_sweep_cells(cfg: PlanSweepConfig, budgets, *, out) -> list[Cell]:
     common = {"checkpoint_sha256": sha, "samples": cfg.samples, "seed": cfg.seed, "solver": cfg.solver,
               "steps": cfg.steps, "projections": cfg.projections, "replicates": cfg.replicates,
               "batch_size": cfg.batch_size, "bit_floors": ",".join(map(str, cfg.bit_floors)),
-              "families": ",".join(cfg.families)}
+              "families": ",".join(cfg.families), "groupings": ",".join(cfg.groupings)}
     return [Cell(key=PLAN_SWEEP.row_key(common | {"budget": float(b), "output": str(budget_output(out, b))}),
-                 params={"budget": float(b), "bit_floors": cfg.bit_floors, "families": cfg.families}) for b in budgets]
+                 params={"budget": float(b), "bit_floors": cfg.bit_floors, "families": cfg.families,
+                         "groupings": cfg.groupings}) for b in budgets]
 
 
 def run_plan_sweep(cfg: PlanSweepConfig, *, budgets, out, results, scheduler: str = "none",
@@ -286,7 +293,7 @@ def run_plan_sweep(cfg: PlanSweepConfig, *, budgets, out, results, scheduler: st
         d = plan.predicted_delta
         return key | {
             "checkpoint": checkpoint, "bit_floor": plan.settings["bit_floor"], "family": plan.settings["family"],
-            "bits_per_weight": plan.bits_per_weight, "total_bytes": plan.total_bytes,
+            "grouping": plan.settings["grouping"], "bits_per_weight": plan.bits_per_weight, "total_bytes": plan.total_bytes,
             "n_weights": plan.n_weights, "predicted_delta": d.value, "predicted_low": d.low,
             "predicted_high": d.high, "level": d.level, "predicted_per_entry": d.per_entry,
             "dual_bound": plan.dual_bound, "data_bytes": info.data_bytes, "file_bytes": info.file_bytes,

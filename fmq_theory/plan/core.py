@@ -29,7 +29,8 @@ and uncorrelated, and neither a 1-bit code nor a code that clips a group's extre
 is.  So the knapsack is solved once per *variant*, a bit floor :math:`f` (``bit_floors``:
 every quantized option of fewer than :math:`f` bits removed) and a code family
 (``families``: only the MSE-optimal codes, or only the min-max grids, beside the kept
-tensors), and the variants are sampled from the plan's own noise and ranked by how far the
+tensors) and a grouping (``groupings``: any granularity, or only groups where a tensor has
+them), and the variants are sampled from the plan's own noise and ranked by how far the
 law of their final samples moved from the full-precision one (the squared W2 of diagonal
 Gaussian fits, :mod:`fmq_theory.plan.selection`).
 
@@ -67,9 +68,8 @@ from fmq_theory.io.quantized_file import inspect_quantized, load_quantized, save
 from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, KEPT_METHODS, default_candidates, dequantized,
                                         fit_candidate)
 from fmq_theory.plan.knapsack import solve_mckp
-from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, choose_variant, displacement,
-                                       distribution_shift,
-                                       sampled)
+from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, check_groupings, choose_variant,
+                                       displacement, distribution_shift, sampled)
 from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
 from fmq_theory.quantizers import QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity
 from fmq_theory.theory.wasserstein import quantization_w2
@@ -173,16 +173,17 @@ class QuantizationPlan:
         options (``<= predicted_delta.value``).
     settings : dict
         How the sensitivity was estimated (samples, projections, replicates, solver, steps,
-        seed), the candidate count, the bit floors and code families tried (``bit_floors``,
-        ``families``) and the variant chosen (``bit_floor``, ``family``), and the plan's
+        seed), the candidate count, the bit floors, code families and groupings tried
+        (``bit_floors``, ``families``, ``groupings``) and the variant chosen (``bit_floor``,
+        ``family``, ``grouping``; plans saved before groupings have no such keys), and the plan's
         wall time.
     data_free : bool
         Always ``True``.
     variants : tuple of VariantScore
-        Every feasible variant of the plan (one per family and bit floor) with its additive
-        prediction and sampled displacement, family by family in the order of ``families``,
-        floors in the order of ``bit_floors``; empty when one floor and one family were given
-        (nothing was sampled).
+        Every feasible variant of the plan (one per family, bit floor and grouping) with its
+        additive prediction and sampled scores, family by family in the order of ``families``,
+        floors in the order of ``bit_floors``, groupings in the order of ``groupings``; empty
+        when one of each was given (nothing was sampled).
     """
 
     quantized: QuantizedStateDict
@@ -253,12 +254,12 @@ class QuantizationPlan:
             lines.append(f"variants by code family and bit floor, sampled from {s['selection_samples']} noise draws "
                          f"(per entry, {100 * d.level:.0f}% intervals: shift of the samples' law, which chooses, "
                          f"and displacement of the samples, from full precision):")
-            chosen = (s.get("family", "optimal"), s["bit_floor"])
+            chosen = (s.get("family", "optimal"), s["bit_floor"], s.get("grouping", "any"))
             for v in self.variants:
-                mark = "  <- chosen" if (v.family, v.floor) == chosen else ""
+                mark = "  <- chosen" if (v.family, v.floor, v.grouping) == chosen else ""
                 shift = ("" if v.sampled_shift is None else
                          f"shift {v.sampled_shift:.4e} ({v.shift_low:.4e}..{v.shift_high:.4e}), ")
-                lines.append(f"  floor {v.floor:>2} bits {v.family:<14}: {v.bits_per_weight:.4f} bits/w, "
+                lines.append(f"  floor {v.floor:>2} bits {v.family:<14} {v.grouping:<6}: {v.bits_per_weight:.4f} bits/w, "
                              f"additive {v.additive:.4e}, {shift}"
                              f"sampled {v.sampled_msd:.4e} ({v.sampled_low:.4e}..{v.sampled_high:.4e}){mark}")
         lines.append(DATA_FREE_NOTE)
@@ -391,13 +392,18 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
                             held_out=bool(held_out), seconds=time.perf_counter() - start)
 
 
-def variant_options(fits: tuple, *, floor: int, family: str) -> np.ndarray:
+def variant_options(fits: tuple, *, floor: int, family: str, grouping: str = "any") -> np.ndarray:
     """Indices of the options of one tensor (its fitted candidates, ``fits``) that a plan of bit floor
-    ``floor`` and code family ``family`` may use: every kept tensor, and the quantized options of that
-    family with at least ``floor`` code bits."""
+    ``floor``, code family ``family`` and grouping ``grouping`` may use: every kept tensor, and the
+    quantized options of that family with at least ``floor`` code bits; with ``grouping="groups"``,
+    only the grouped ones among those if there are any."""
     methods = CODE_FAMILIES[family]
-    return np.array([j for j, f in enumerate(fits) if not isinstance(f.stored, QuantizedTensor)
-                     or (f.candidate.bits >= floor and f.candidate.method in methods)], dtype=np.intp)
+    quantized = [j for j, f in enumerate(fits) if isinstance(f.stored, QuantizedTensor)
+                 and f.candidate.bits >= floor and f.candidate.method in methods]
+    if grouping == "groups" and any(fits[j].candidate.granularity.startswith("group:") for j in quantized):
+        quantized = [j for j in quantized if fits[j].candidate.granularity.startswith("group:")]
+    kept = [j for j, f in enumerate(fits) if not isinstance(f.stored, QuantizedTensor)]
+    return np.array(sorted(kept + quantized), dtype=np.intp)
 
 
 def variant_state(state: Mapping, fitted: FittedCandidates, picks: Sequence[int]) -> dict:
@@ -429,6 +435,7 @@ def plan_quantization(
     fitted: FittedCandidates | None = None,
     bit_floors: Sequence[int] = (1, 2, 3),
     families: Sequence[str] = ("optimal", "minmax", "half_quadratic"),
+    groupings: Sequence[str] = ("any", "groups"),
     level: float = 0.95,
     progress: bool = True,
 ) -> QuantizationPlan:
@@ -480,6 +487,11 @@ def plan_quantization(
         ``("optimal", "minmax", "half_quadratic")`` samples every family's plan of every
         floor; ``("optimal", "minmax")`` is the plan before HQQ's grids were offered,
         ``("optimal",)`` the plan before the min-max grids were.
+    groupings : sequence of str
+        Of :data:`~fmq_theory.plan.selection.GROUPINGS`: each (family, floor) is solved once
+        with every granularity (``"any"``) and once with only the grouped options of every
+        tensor that has some (``"groups"``, the layout of HQQ's and GGUF's files); variants
+        with equal choices are sampled once.  ``("any",)`` is the plan before groupings.
     level : float
         Level of the intervals on the predicted degradation and the variants' sampled scores.
     progress : bool
@@ -495,7 +507,7 @@ def plan_quantization(
     ------
     ValueError
         A budget below the cheapest plan of every variant, bad noise, candidates,
-        ``bit_floors`` or ``families`` (naming the argument).
+        ``bit_floors``, ``families`` or ``groupings`` (naming the argument).
 
     Notes
     -----
@@ -559,7 +571,8 @@ def plan_quantization(
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} must be in (0, 1)")
     floors = check_bit_floors(bit_floors)
-    keys = [(fam, f) for fam in check_families(families) for f in floors]
+    groups = check_groupings(groupings)
+    keys = [(fam, f, g) for fam in check_families(families) for f in floors for g in groups]
     start = time.perf_counter()
     noise = _make_noise(noise, n_samples, seed, event_shape)
     earlier_fit_s = 0.0 if fitted is None else fitted.seconds  # a fit made before this call: its time is added
@@ -576,12 +589,13 @@ def plan_quantization(
     n_total = sum(state[k].numel() for k in names)
     budget_bytes = int(math.floor(budget_bits * n_total / 8))
     costs, values = list(fitted.costs), list(fitted.values)
-    allowed = {k: [variant_options(fits, floor=k[1], family=k[0]) for fits in fitted.fitted] for k in keys}
+    allowed = {k: [variant_options(fits, floor=k[1], family=k[0], grouping=k[2]) for fits in fitted.fitted]
+               for k in keys}
     cheapest = {k: sum(int(c[a].min()) for c, a in zip(costs, allowed[k]))
                 for k in keys if all(a.size for a in allowed[k])}
     if not cheapest:
-        raise ValueError(f"bit_floors={list(floors)}, families={list(families)}: every variant leaves some tensor "
-                         f"without an option")
+        raise ValueError(f"bit_floors={list(floors)}, families={list(families)}, groupings={list(groups)}: "
+                         f"every variant leaves some tensor without an option")
     feasible = [k for k in keys if k in cheapest and cheapest[k] <= budget_bytes]
     if not feasible:
         raise ValueError(f"budget_bits={budget_bits} is below the cheapest plan's "
@@ -608,9 +622,9 @@ def plan_quantization(
             variants.append(VariantScore(
                 floor=k[1], bits_per_weight=8 * sum(int(c[j]) for c, j in zip(costs, picks)) / n_total,
                 additive=additive, sampled_msd=msd, sampled_low=low, sampled_high=high, family=k[0],
-                sampled_shift=shift, shift_low=shift_low, shift_high=shift_high))
+                sampled_shift=shift, shift_low=shift_low, shift_high=shift_high, grouping=k[2]))
         best = choose_variant(variants)
-        chosen = (best.family, best.floor)
+        chosen = (best.family, best.floor, best.grouping)
     else:
         chosen = keys[0]
     variants = tuple(variants)
@@ -650,6 +664,7 @@ def plan_quantization(
         "candidates": int(sum(len(f) for f in fitted.fitted)), "frontier_peak": solution.frontier_peak,
         "lagrange_multiplier": solution.lagrange_multiplier,
         "bit_floors": list(floors), "bit_floor": chosen[1], "families": list(families), "family": chosen[0],
+        "groupings": list(groups), "grouping": chosen[2],
         "selection_samples": int(noise.shape[0]) if variants else 0,
         "seconds": time.perf_counter() - start + earlier_fit_s,
         "dtypes": {k: str(state[k].dtype).removeprefix("torch.") for k in names},

@@ -9,7 +9,9 @@ of one sign, exactly on the weights of largest magnitude, which the diagonal mod
 if they were independent noise, while a min-max grid (``"minmax"``) keeps every group's range
 at a larger squared error.  So the plan solves the knapsack once per *variant*: a bit floor
 :math:`f` (every quantized option below :math:`f` bits removed) and a family (only that
-family's quantized options; kept float tensors are in every family), and samples each
+family's quantized options; kept float tensors are in every family) and a *grouping* (``"any"``
+granularity, or ``"groups"``: a tensor that has grouped options of the family may use only those, as
+HQQ and GGUF store every large matrix), and samples each
 variant from the plan's own Gaussian noise :math:`z_1..z_n` with the deployed solver, next to
 the full-precision samples :math:`y_b = x_N(\theta; z_b)`.  With
 :math:`x_b = x_N(\hat\theta_v; z_b)` and :math:`D` entries per sample, two scores are kept.
@@ -85,11 +87,14 @@ from fmq_theory.flow.solvers import sample
 from fmq_theory.plan.candidates import CODE_FAMILIES
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
-__all__ = ["VariantScore", "check_bit_floors", "check_families", "choose_variant", "displacement",
-           "distribution_shift", "sampled"]
+__all__ = ["GROUPINGS", "VariantScore", "check_bit_floors", "check_families", "check_groupings", "choose_variant",
+           "displacement", "distribution_shift", "sampled"]
 
 #: Allowed bit floors (code bits of the packed format up to a 16-bit kept tensor).
 FLOOR_RANGE = (1, 16)
+
+#: Granularities a variant may use: every one, or only groups on tensors that have grouped options.
+GROUPINGS = ("any", "groups")
 
 #: Bootstrap resamples of :func:`distribution_shift`'s interval, and the seed of their draws.
 SHIFT_RESAMPLES, SHIFT_SEED = 400, 0
@@ -123,6 +128,8 @@ class VariantScore:
         ``None`` only in plans saved before it existed (they were ranked by ``sampled_msd``).
     shift_low, shift_high : float or None
         Its bootstrap interval over the noise draws, at the plan's level.
+    grouping : str
+        One of :data:`GROUPINGS` (plans saved before groupings existed read as ``"any"``).
     """
 
     floor: int
@@ -135,6 +142,7 @@ class VariantScore:
     sampled_shift: float | None = None
     shift_low: float | None = None
     shift_high: float | None = None
+    grouping: str = "any"
 
 
 def check_bit_floors(bit_floors) -> tuple:
@@ -179,6 +187,27 @@ def check_families(families) -> tuple:
     if len(set(families)) != len(families):
         raise ValueError(f"families={families!r} repeats a family")
     return tuple(families)
+
+
+def check_groupings(groupings) -> tuple:
+    """``groupings`` as a tuple of :data:`GROUPINGS`, checked.
+
+    >>> check_groupings(["any", "groups"])
+    ('any', 'groups')
+
+    Raises
+    ------
+    ValueError
+        Naming ``groupings`` and the bad value: empty, not a grouping, or repeated.
+    """
+    if isinstance(groupings, (str, bytes)) or not isinstance(groupings, Sequence) or not groupings:
+        raise ValueError(f"groupings={groupings!r} must be a non-empty sequence of {list(GROUPINGS)}")
+    for g in groupings:
+        if g not in GROUPINGS:
+            raise ValueError(f"groupings={groupings!r}: {g!r} is not one of {list(GROUPINGS)}")
+    if len(set(groupings)) != len(groupings):
+        raise ValueError(f"groupings={groupings!r} repeats a grouping")
+    return tuple(groupings)
 
 
 def sampled(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], noise: torch.Tensor, *,
@@ -248,7 +277,8 @@ def distribution_shift(samples: torch.Tensor, reference: torch.Tensor, *, level:
 
 
 def choose_variant(scores: Sequence[VariantScore]) -> VariantScore:
-    """The variant of least sampled distribution shift; among equal ones, the lowest floor, then the first given.
+    """The variant of least sampled distribution shift; among equal ones, the lowest floor, then the first given
+    (the plan gives them family by family, floors within a family, groupings within a floor).
 
     Raises
     ------

@@ -325,8 +325,8 @@ PLAN_CHOICES = Table(
 
 #: A plan sweep (``fmq plan CHECKPOINT --budget 2,2.5,3``,
 #: :func:`fmq_theory.harness.plan_sweep.run_plan_sweep`): one row per budget, describing the plan
-#: file ``output``: ``bit_floors`` and ``families`` are the variants the plan sampled, ``bit_floor``
-#: and ``family`` the one it kept.  ``predicted_*`` is the plan's first-order predicted E|dx|^2 per sample with
+#: file ``output``: ``bit_floors``, ``families`` and ``groupings`` are the variants the plan sampled,
+#: ``bit_floor``, ``family`` and ``grouping`` the one it kept.  ``predicted_*`` is the plan's first-order predicted E|dx|^2 per sample with
 #: its interval at ``level`` (:class:`fmq_theory.plan.PredictedDelta`); ``data_bytes`` and
 #: ``data_sha256`` are the size and SHA-256 of the file's tensor data alone (equal across runs
 #: whenever the plan is), ``file_bytes`` and ``output_sha256`` those of the whole file (its header
@@ -338,12 +338,12 @@ PLAN_SWEEP = Table(
     columns=_columns(
         "checkpoint:str checkpoint_sha256:str budget:float samples:int seed:int solver:str steps:int "
         "projections:int replicates:int batch_size:int bit_floors:str bit_floor:int families:str family:str "
-        "bits_per_weight:float "
+        "groupings:str grouping:str bits_per_weight:float "
         "total_bytes:int n_weights:int predicted_delta:float predicted_low:float predicted_high:float level:float "
         "predicted_per_entry:float dual_bound:float data_bytes:int file_bytes:int output:str output_sha256:str "
         "data_sha256:str sensitivity_s:float fit_s:float plan_s:float version:str"),
     key=("checkpoint_sha256", "budget", "samples", "seed", "solver", "steps", "projections", "replicates",
-         "batch_size", "bit_floors", "families", "output"),
+         "batch_size", "bit_floors", "families", "groupings", "output"),
 )
 
 #: Every results table, by name.
