@@ -11,7 +11,7 @@ second (MNIST UNet, results/plan_variants_mnist_gpu.json) tests that choice on a
 This script measures every
 variant of every budget: for each model, the sensitivity and the candidates exactly as
 ``scripts/gpu_plan_eval.py`` makes them, and for each budget, family and floor, the knapsack's solution
-(:func:`plan_quantization` with that one family and floor), its data-free scores on the plan's noise (the
+(:func:`plan_quantization` with that one family, floor and grouping; the first run had no groupings), its data-free scores on the plan's noise (the
 mean squared displacement with its interval, the Frechet distance between Gaussian fits of the samples in
 pixel space, and the diagonal one, squared mean shift plus squared standard-deviation shift), and its
 measured FID change on the evaluation's noise (classifier features, paired bootstrap), by
@@ -25,6 +25,7 @@ CPU dry run: ``--device cpu --samples 64 --pairs 16 --plan-samples 16 --models d
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -43,7 +44,7 @@ from fmq_theory.flow.solvers import balanced_labels, make_noise  # noqa: E402
 from fmq_theory.harness.models.unet import unet_adapter  # noqa: E402
 from fmq_theory.plan import fit_candidates, plan_quantization, weight_sensitivity  # noqa: E402
 from fmq_theory.plan.candidates import CODE_FAMILIES  # noqa: E402
-from fmq_theory.plan.selection import displacement, distribution_shift, sampled  # noqa: E402
+from fmq_theory.plan.selection import GROUPINGS, displacement, distribution_shift, sampled  # noqa: E402
 
 
 def scores(x: torch.Tensor, reference: torch.Tensor) -> dict:
@@ -96,26 +97,25 @@ def main() -> None:
             budgets += matched_budgets(model, family=peer)
         print(f"[{name}] sensitivity and fitting {time.perf_counter() - start:.1f} s; budgets {budgets}", flush=True)
         for budget in budgets:
-            for family in CODE_FAMILIES:
-                for floor in floors:
-                    try:
-                        plan = plan_quantization(model, budget_bits=budget, noise=noise, fitted=fitted,
-                                                 bit_floors=(floor,), families=(family,), adapter=adapter,
-                                                 progress=False)
-                    except ValueError:  # no plan of this floor within the budget
-                        continue
-                    state = {k: v.detach().cpu().float().contiguous() for k, v in plan.state_dict().items()}
-                    label = f"variant_{family}_f{floor}@{budget:g}"
-                    save_file(state, str(measure.work / "weights" / f"{_safe(label)}.safetensors"))
-                    row = evaluate_cell(measure, label=label, budget=budget,
-                                        fields={"method": "plan", "setting": f"{family} floor {floor}",
-                                                "bits_per_weight": plan.bits_per_weight})
-                    x = sampled(model, state, noise, adapter=adapter, solver=SOLVER, steps=STEPS)
-                    rows.append({"model": name, "budget": budget, "family": family, "floor": floor,
-                                 "bits_per_weight": plan.bits_per_weight, "additive": plan.predicted_delta.value,
-                                 **scores(x, reference), "fid": row["fid"], "dfid": row["dfid"],
-                                 "dfid_low": row["dfid_low"], "dfid_high": row["dfid_high"], "psnr": row["psnr"]})
-                    print(json.dumps(rows[-1]), flush=True)
+            for family, floor, grouping in itertools.product(CODE_FAMILIES, floors, GROUPINGS):
+                try:
+                    plan = plan_quantization(model, budget_bits=budget, noise=noise, fitted=fitted,
+                                             bit_floors=(floor,), families=(family,), groupings=(grouping,),
+                                             adapter=adapter, progress=False)
+                except ValueError:  # no plan of this floor within the budget
+                    continue
+                state = {k: v.detach().cpu().float().contiguous() for k, v in plan.state_dict().items()}
+                label = f"variant_{family}_f{floor}_{grouping}@{budget:g}"
+                save_file(state, str(measure.work / "weights" / f"{_safe(label)}.safetensors"))
+                row = evaluate_cell(measure, label=label, budget=budget,
+                                    fields={"method": "plan", "setting": f"{family} floor {floor} {grouping}",
+                                            "bits_per_weight": plan.bits_per_weight})
+                x = sampled(model, state, noise, adapter=adapter, solver=SOLVER, steps=STEPS)
+                rows.append({"model": name, "budget": budget, "family": family, "floor": floor, "grouping": grouping,
+                             "bits_per_weight": plan.bits_per_weight, "additive": plan.predicted_delta.value,
+                             **scores(x, reference), "fid": row["fid"], "dfid": row["dfid"],
+                             "dfid_low": row["dfid_low"], "dfid_high": row["dfid_high"], "psnr": row["psnr"]})
+                print(json.dumps(rows[-1]), flush=True)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({
                 "command": "scripts/gpu_plan_variants.py " + " ".join(sys.argv[1:]), "device": str(measure.device),
