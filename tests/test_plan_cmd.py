@@ -117,14 +117,15 @@ def test_families_at_the_command_line(tiny, capsys):
 
 
 def test_groupings_at_the_command_line(tiny, capsys):
-    """``--groupings any``: the plan before groupings (no grouped-only variant); bad names refused."""
+    """``--groupings any,groups``: both groupings' variants printed and saved (the default: every
+    granularity only); bad names refused."""
     folder, _ = tiny
-    out = folder / "plan_any.safetensors"
-    assert plan_tiny(folder, out, "--groupings", "any", "--format", "json") == 0
+    out = folder / "plan_groups.safetensors"
+    assert plan_tiny(folder, out, "--groupings", "any,groups", "--format", "json") == 0
     doc = json.loads(capsys.readouterr().out)
     plan = load_plan(out)
-    assert plan.settings["groupings"] == ["any"] and doc["result"]["grouping"] == "any"
-    assert {v["grouping"] for v in doc["result"]["variants"]} == {"any"}
+    assert plan.settings["groupings"] == ["any", "groups"] and doc["result"]["grouping"] == plan.settings["grouping"]
+    assert {v["grouping"] for v in doc["result"]["variants"]} == {"any", "groups"}
     for bad in ("nope", "any,any", ""):
         with pytest.raises(SystemExit) as exc:
             plan_tiny(folder, folder / "bad.safetensors", "--groupings", bad)

@@ -211,10 +211,10 @@ def test_the_optimal_family_alone_never_uses_min_max_grids(setup):
 
 
 def test_the_default_samples_every_family_at_floors_one_to_three(setup):
-    """The defaults: every feasible (family, floor, grouping) of the three families, floors 1-3 and both
-    groupings, the least shifted kept."""
+    """The defaults: every feasible (family, floor) of the three families and floors 1-3, every
+    granularity, the least shifted kept."""
     model, noise, fitted = setup
-    families, groupings = ("optimal", "minmax", "half_quadratic"), ("any", "groups")
+    families, groupings = ("optimal", "minmax", "half_quadratic"), ("any",)
     plan = plan_quantization(model, budget_bits=3.0, noise=noise, fitted=fitted, progress=False)
     assert plan.settings["families"] == list(families) and plan.settings["bit_floors"] == [1, 2, 3]
     assert plan.settings["groupings"] == list(groupings)

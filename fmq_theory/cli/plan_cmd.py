@@ -5,7 +5,7 @@
     fmq plan CHECKPOINT --budget 3.0 -o OUT.safetensors [--model-config CONFIG.json]
              [--samples 64] [--seed 0] [--solver midpoint] [--steps 10] [--projections 1]
              [--replicates 4] [--batch-size 16] [--bit-floors 1,2,3] [--families optimal,minmax,half_quadratic]
-             [--groupings any,groups] [--format {table,json}]
+             [--groupings any] [--format {table,json}]
     fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors [--results CSV]
              [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
 
@@ -21,9 +21,10 @@ law of their samples moved from the full-precision one; the least moved is the p
 ``--families`` (default ``optimal,minmax,half_quadratic``) are the code families each floor is
 planned with (:data:`fmq_theory.plan.candidates.CODE_FAMILIES`): the MSE-optimal codes, the
 min-max grids and HQQ's grids; ``optimal`` alone leaves the other two out.  ``--groupings``
-(default ``any,groups``) plans each once with every granularity and once with only grouped codes
-where a tensor has them (:data:`fmq_theory.plan.selection.GROUPINGS`); one floor, one family and
-one grouping: nothing is sampled.
+(default ``any``: every granularity) may add ``groups``, each family and floor planned also with
+only grouped codes where a tensor has them (:data:`fmq_theory.plan.selection.GROUPINGS`; not a
+default, see :func:`fmq_theory.plan.plan_quantization`); one floor, one family and one grouping:
+nothing is sampled.
 
 With one budget, printed: the package version and every parameter, the per-tensor report
 (choice, honest bits/weight, MSE, mean sensitivity, predicted contribution), the honest
@@ -152,9 +153,9 @@ def register(subparsers) -> None:
     parser.add_argument("--families", type=_families, default=("optimal", "minmax", "half_quadratic"),
                         help="code families each floor is planned with (default optimal,minmax,half_quadratic; "
                              "one floor and one family: no sampling)")
-    parser.add_argument("--groupings", type=_groupings, default=("any", "groups"),
-                        help="granularities each family and floor is planned with (default any,groups: every one, "
-                             "and only groups where a tensor has them)")
+    parser.add_argument("--groupings", type=_groupings, default=("any",),
+                        help="granularities each family and floor is planned with (default any; any,groups also "
+                             "plans with only grouped codes where a tensor has them)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     add_engine_flags(parser)
     # unset unless given: they apply to a sweep of several budgets only (a sweep defaults to 'local')

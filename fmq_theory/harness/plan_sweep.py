@@ -107,7 +107,7 @@ class PlanSweepConfig:
     batch_size: int = 16
     bit_floors: tuple = (1, 2, 3)
     families: tuple = ("optimal", "minmax", "half_quadratic")
-    groupings: tuple = ("any", "groups")
+    groupings: tuple = ("any",)
 
     def __post_init__(self):
         object.__setattr__(self, "bit_floors", check_bit_floors(self.bit_floors))

@@ -435,7 +435,7 @@ def plan_quantization(
     fitted: FittedCandidates | None = None,
     bit_floors: Sequence[int] = (1, 2, 3),
     families: Sequence[str] = ("optimal", "minmax", "half_quadratic"),
-    groupings: Sequence[str] = ("any", "groups"),
+    groupings: Sequence[str] = ("any",),
     level: float = 0.95,
     progress: bool = True,
 ) -> QuantizationPlan:
@@ -488,10 +488,11 @@ def plan_quantization(
         floor; ``("optimal", "minmax")`` is the plan before HQQ's grids were offered,
         ``("optimal",)`` the plan before the min-max grids were.
     groupings : sequence of str
-        Of :data:`~fmq_theory.plan.selection.GROUPINGS`: each (family, floor) is solved once
-        with every granularity (``"any"``) and once with only the grouped options of every
-        tensor that has some (``"groups"``, the layout of HQQ's and GGUF's files); variants
-        with equal choices are sampled once.  ``("any",)`` is the plan before groupings.
+        Of :data:`~fmq_theory.plan.selection.GROUPINGS`: each (family, floor) is solved with
+        every granularity (``"any"``, the default) and, if ``"groups"`` is given, also with only
+        the grouped options of every tensor that has some (the layout of HQQ's and GGUF's
+        files); variants with equal choices are sampled once.  ``"groups"`` is not a default:
+        see the Notes.
     level : float
         Level of the intervals on the predicted degradation and the variants' sampled scores.
     progress : bool
@@ -564,6 +565,18 @@ def plan_quantization(
     ``"minmax"`` floor 2.  A FID compares laws, not pairs; the squared W2 between the two
     sample sets' diagonal Gaussian fits picked the measured best variant in both, and the best
     or second best in every (model, budget) cell of that file.
+
+    Why grouped-only variants are offered but not tried by default.  At HQQ g128's 2.34 bits
+    the DiT's plan put most weights at 2 bits per channel and lost to HQQ's flat groups of 128
+    (dFID 126.9 against 105.2).  With ``groupings=("any", "groups")`` the GPU measured every
+    variant of four budgets (``results/plan_variants_groupings_gpu.json``): one grouped
+    variant does beat HQQ there (``"minmax"``, floor 1, groups: 88.3), but its shift was
+    among the largest, while the grouped ``"optimal"`` variants, of the least shift, measured
+    worse than the variants of every granularity; re-planned with both groupings
+    (``results/plan_groupings_gpu.csv``), the DiT's FID change grew at 2.5, 4, 2.34, 3.53 and
+    4.32 bits per weight (96.2 -> 114, 1.63 -> 5.94, 127 -> 132, 3.98 -> 10.6, 0.86 -> 1.21)
+    and fell only at 3 (47.0 -> 42.0).  No data-free score measured here ranks the grouped
+    variants as the FID does, so more variants only give the selection more ways to err.
     """
     if isinstance(budget_bits, bool) or not isinstance(budget_bits, (int, float)) or not (
             math.isfinite(budget_bits) and budget_bits > 0):
