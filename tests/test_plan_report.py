@@ -273,6 +273,18 @@ def test_predicted_vs_measured_figure(results_dir):
         plot_predicted_vs_measured(list(res.values()), band=0.5)
 
 
+def test_predicted_vs_measured_figure_draws_any_number_of_budgets():
+    """Matched budgets add many (a peer's bits per weight): every budget gets a marker and a legend key."""
+    budgets = [2.0 + 0.125 * i for i in range(15)]
+    rows = [_row("m", 0.0, "none", "fp32", 32.0, 5.0, None, None, fid_fp=5.0)]
+    rows += [_row("m", b, "plan", f"budget {b:g}", b, 5.0 + 1 / b, 0.5 / b, 2 / b, fid_fp=5.0,
+                  predicted_dfid=1 / b, predicted_dfid_low=0.5 / b, predicted_dfid_high=2 / b) for b in budgets]
+    ax = plot_predicted_vs_measured([model_results(rows)]).axes[0]
+    assert ax.get_title().startswith(f"{len(budgets)} of {len(budgets)} cells")
+    keys = [t.get_text() for t in ax.get_legend().get_texts() if t.get_text().startswith("budget")]
+    assert keys == [f"budget {b:g}" for b in budgets]
+
+
 def test_whole_form_figure():
     """One point per plan at its sampled displacement, coloured by how it was allocated; the peer a line."""
     def row(label, m):

@@ -768,7 +768,7 @@ def plot_predicted_vs_measured(models: Sequence[ModelResults], *, band: float = 
     ax.plot(grid, grid, color="tab:green", lw=1, label="predicted = measured")
     model_names = list(dict.fromkeys(m.model for m in models))
     budgets = sorted({c.budget for c in drawn})
-    markers = dict(zip(budgets, "osD^vP*Xh"))
+    markers = {b: "osD^vP*Xh<>p"[i % 12] for i, b in enumerate(budgets)}  # a shape repeats past 12 budgets
     for c in drawn:
         color = f"C{model_names.index(c.model) % 10}"
         meas = c.measured

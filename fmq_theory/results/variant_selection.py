@@ -1,0 +1,123 @@
+r"""Which data-free score picks the plan's variant: every variant of a budget measured.
+
+``scripts/gpu_plan_variants.py`` measures every variant of the plan (code family, bit floor and,
+from its second run, grouping; :mod:`fmq_theory.plan.selection`) at each budget of a model: its
+data-free scores on the plan's noise and its FID change on the evaluation's.  A *cell* is one
+(model, budget); each score picks the variant of least score there, ties to the lower floor as
+:func:`~fmq_theory.plan.selection.choose_variant` does, and the cell is judged by the measured
+:math:`\Delta\mathrm{FID}` of each pick against the best variant's.
+
+The scores (:data:`SCORES`): the knapsack's additive prediction, the mean squared displacement of
+each sample from its full-precision twin (the plan's ranking until the first run), and the shift
+of the samples' law (the squared W2 of their diagonal Gaussian fits, the plan's ranking since).
+The first run's rows carry it summed over entries (``w2_diag``) rather than per entry
+(``shift``); within a cell the two rank alike, so either is read.
+
+Examples
+--------
+>>> rows = [{"model": "m", "budget": 2.0, "family": "optimal", "floor": 1, "additive": 1.0, "msd": 0.2,
+...          "shift": 0.3, "dfid": 9.0},
+...         {"model": "m", "budget": 2.0, "family": "minmax", "floor": 1, "additive": 2.0, "msd": 0.4,
+...          "shift": 0.1, "dfid": 4.0}]
+>>> (cell,) = selection_cells(rows)
+>>> cell.picked["shift"]["family"], cell.regret("displacement")
+('minmax', 5.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["SCORES", "SelectionCell", "plot_variant_selection", "selection_cells"]
+
+#: Score label -> how it is read from a row (the first run's ``w2_diag`` is ``D`` times ``shift``).
+SCORES = {
+    "additive": lambda r: r["additive"],
+    "displacement": lambda r: r["msd"],
+    "shift": lambda r: r["shift"] if "shift" in r else r["w2_diag"],
+}
+_STYLE = {"additive": ("tab:gray", "v"), "displacement": ("tab:orange", "s"), "shift": ("tab:blue", "o")}
+
+
+@dataclass(frozen=True)
+class SelectionCell:
+    """One (model, budget) with every variant measured.
+
+    Attributes
+    ----------
+    model : str
+    budget : float
+    variants : tuple of Mapping
+        The rows, in the order given.
+    best : Mapping
+        The variant of least measured :math:`\\Delta\\mathrm{FID}`.
+    picked : Mapping of str to Mapping
+        Per score of :data:`SCORES`, the variant it picks.
+    """
+
+    model: str
+    budget: float
+    variants: tuple
+    best: Mapping
+    picked: Mapping
+
+    def regret(self, score: str) -> float:
+        """Measured :math:`\\Delta\\mathrm{FID}` of ``score``'s pick minus the best variant's (``>= 0``)."""
+        return float(self.picked[score]["dfid"]) - float(self.best["dfid"])
+
+
+def selection_cells(rows: Sequence[Mapping]) -> tuple:
+    """The :class:`SelectionCell` of every (model, budget) in ``rows``, in first-seen order.
+
+    Raises
+    ------
+    ValueError
+        ``rows`` empty, or a row without a score, ``floor`` or ``dfid`` (naming ``rows``), or
+        with a non-finite one.
+    """
+    if not rows:
+        raise ValueError("rows: give at least one measured variant")
+    groups: dict = {}
+    for i, r in enumerate(rows):
+        try:
+            values = [float(read(r)) for read in SCORES.values()] + [float(r["dfid"]), float(r["floor"])]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"rows[{i}] lacks a score, floor or dfid: {exc!r}") from exc
+        if not np.isfinite(values).all():
+            raise ValueError(f"rows[{i}] holds a non-finite score or dfid: {values}")
+        groups.setdefault((r["model"], float(r["budget"])), []).append(r)
+    cells = []
+    for (model, budget), group in groups.items():
+        picked = {name: min(group, key=lambda r, read=read: (float(read(r)), int(r["floor"])))
+                  for name, read in SCORES.items()}
+        cells.append(SelectionCell(model=model, budget=budget, variants=tuple(group),
+                                   best=min(group, key=lambda r: float(r["dfid"])), picked=picked))
+    return tuple(cells)
+
+
+def plot_variant_selection(cells: Sequence[SelectionCell], *, title: str = "") -> Figure:
+    """Every cell's variants (grey dots) by measured :math:`\\Delta\\mathrm{FID}`, the pick of each score marked.
+
+    The y axis is symmetric-log (linear within 1 of 0), so that changes below 0 show.
+    """
+    if not cells:
+        raise ValueError("cells: give at least one SelectionCell")
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for i, cell in enumerate(cells):
+        ax.plot([i] * len(cell.variants), [float(r["dfid"]) for r in cell.variants], ".", color="0.75", zorder=1)
+        for k, (name, (colour, marker)) in enumerate(_STYLE.items()):
+            ax.plot([i + 0.12 * (k - 1)], [float(cell.picked[name]["dfid"])], marker, color=colour,
+                    mfc="none", ms=8, label=f"picked by the {name}" if i == 0 else None, zorder=2)
+    ax.plot([], [], ".", color="0.75", label="every variant")
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xticks(range(len(cells)), [f"{c.model}\n{c.budget:g}" for c in cells], fontsize=7)
+    ax.set_ylabel("measured $\\Delta$FID")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="y", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig

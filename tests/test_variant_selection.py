@@ -1,0 +1,81 @@
+"""Which score picks the plan's variant: the picks, ties and regrets against a brute-force reading."""
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fmq_theory.results.variant_selection import SCORES, plot_variant_selection, selection_cells
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def _row(model="m", budget=2.0, family="optimal", floor=1, additive=1.0, msd=0.1, shift=0.1, dfid=1.0):
+    return {"model": model, "budget": budget, "family": family, "floor": floor, "additive": additive, "msd": msd,
+            "shift": shift, "dfid": dfid}
+
+
+values = st.floats(-1e3, 1e3, allow_nan=False)
+
+
+@given(st.lists(st.tuples(st.sampled_from([2.0, 3.0]), st.integers(1, 3), values, values, values, values),
+                min_size=1, max_size=12))
+def test_each_pick_is_the_least_score_then_the_lowest_floor(spec):
+    rows = [_row(budget=b, floor=f, additive=a, msd=m, shift=s, dfid=d) for b, f, a, m, s, d in spec]
+    cells = selection_cells(rows)
+    assert [c.budget for c in cells] == list(dict.fromkeys(r["budget"] for r in rows))
+    for cell in cells:
+        group = [r for r in rows if r["budget"] == cell.budget]
+        assert list(cell.variants) == group and cell.best["dfid"] == min(r["dfid"] for r in group)
+        for name, key in (("additive", "additive"), ("displacement", "msd"), ("shift", "shift")):
+            least = min((r[key], r["floor"]) for r in group)
+            assert (cell.picked[name][key], cell.picked[name]["floor"]) == least
+            assert cell.regret(name) >= 0
+
+
+def test_ties_go_to_the_lower_floor_and_the_first_given():
+    a, b, c = _row(floor=2, shift=0.1, dfid=5.0), _row(floor=1, shift=0.1, dfid=7.0), _row(floor=1, shift=0.1)
+    (cell,) = selection_cells([a, b, c])
+    assert cell.picked["shift"] is b and cell.regret("shift") == 6.0
+
+
+def test_the_first_runs_summed_shift_ranks_like_the_per_entry_one():
+    rows = [{k: v for k, v in _row(floor=f, shift=s, dfid=d).items() if k != "shift"} | {"w2_diag": 784 * s}
+            for f, s, d in ((1, 0.3, 9.0), (2, 0.1, 4.0))]
+    (cell,) = selection_cells(rows)
+    assert cell.picked["shift"]["floor"] == 2 and cell.regret("shift") == 0.0
+
+
+@pytest.mark.parametrize("name", ["plan_variants_gpu.json", "plan_variants_groupings_gpu.json"])
+def test_the_committed_runs_are_read_whole(name):
+    rows = json.loads((RESULTS / name).read_text())["rows"]
+    cells = selection_cells(rows)
+    assert sum(len(c.variants) for c in cells) == len(rows)
+    for cell in cells:
+        assert set(cell.picked) == set(SCORES)
+        assert len({(r["family"], r["floor"], r.get("grouping", "any")) for r in cell.variants}) == len(cell.variants)
+
+
+@pytest.mark.parametrize("rows, match", [([], "rows"), ([{"model": "m", "budget": 2.0}], "rows\\[0\\]"),
+                                         ([_row(shift=float("nan"))], "non-finite")])
+def test_bad_rows_are_named(rows, match):
+    with pytest.raises(ValueError, match=match):
+        selection_cells(rows)
+
+
+def test_the_figure_marks_every_pick():
+    rows = [_row(budget=b, floor=f, shift=s, dfid=d) for b, (f, s, d) in itertools.product(
+        (2.0, 3.0), ((1, 0.3, -0.5), (2, 0.1, 40.0)))]
+    fig = plot_variant_selection(selection_cells(rows), title="t")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "symlog" and len(ax.get_xticks()) == 2
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [f"picked by the {name}" for name in SCORES] + ["every variant"]
+    points = np.concatenate([line.get_ydata() for line in ax.get_lines() if len(line.get_ydata())])
+    assert np.isfinite(points).all() and -0.5 in points and 40.0 in points
+    with pytest.raises(ValueError, match="cells"):
+        plot_variant_selection([])
