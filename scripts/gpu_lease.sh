@@ -50,6 +50,15 @@
 # period; no training, so call 1 is skipped; no Inception: the UNets' plan rows never had it):
 #   run("JOBS=small SMALL_MODELS='dit mnist fashion_mnist' REPLAN=1 PEER_FAMILIES=hqq:g128 MATCH_PEER=hqq:g128 NO_BENCH=1 S2=480 H2=570 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])
 #   run("JOBS=small SMALL_MODELS='dit mnist fashion_mnist' PEER_FAMILIES=hqq:g128 MATCH_PEER=hqq:g128 S3=480 H3=570 bash scripts/gpu_lease.sh 3")
+# As they ran that period (H200): (1) the line above, 377 s; (2) PEER_FAMILIES=hqq:g64 MATCH_PEER=hqq:g64 without
+# REPLAN, 327 s; (3) every variant measured (scripts/gpu_plan_variants.py -> results/plan_variants_gpu.json; MNIST cut off):
+#   run("JOBS=variants NO_BENCH=1 H2=560 VARIANTS='--models dit,fashion_mnist,mnist --budgets 2,3 --match-peer hqq:g128' bash scripts/gpu_lease.sh 2")
+# Eleventh period, after the variants' ranking became the shift (results/plan_<model>.csv re-measured; the g64-matched
+# plan rows were dropped by REPLAN and not measured again):
+#   run("JOBS=small SMALL_MODELS='dit mnist fashion_mnist' REPLAN=1 PEER_FAMILIES=hqq:g128 MATCH_PEER=hqq:g128 NO_BENCH=1 S2=480 H2=570 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])  # 443 s
+#   the same with groupings=("any", "groups") the default then (-> results/plan_groupings_gpu.csv; FashionMNIST left by
+#   the deadline), 343 s; a later call was refused ("no device machine could be started", ~120 s of budget); then
+#   run("JOBS=variants NO_BENCH=1 H2=555 VARIANTS='--models dit --budgets 4 --match-peer hqq:g128' bash scripts/gpu_lease.sh 2", carry=[...the three above])  # 450 s -> results/plan_variants_groupings_gpu.json
 # Measured in the lease of 2026-12-01 (H200; see the closing note of that day):
 #   - the network trained alone at 1,670 images/s (batch 256), concurrent with the plan evaluation at
 #     888 images/s: so it trains alone here, 15 epochs = 898,560 images, ~540 s;
