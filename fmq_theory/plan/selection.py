@@ -179,14 +179,7 @@ def check_families(families) -> tuple:
     ValueError
         Naming ``families`` and the bad value: empty, not a family, or repeated.
     """
-    if isinstance(families, (str, bytes)) or not isinstance(families, Sequence) or not families:
-        raise ValueError(f"families={families!r} must be a non-empty sequence of {sorted(CODE_FAMILIES)}")
-    for f in families:
-        if f not in CODE_FAMILIES:
-            raise ValueError(f"families={families!r}: {f!r} is not one of {sorted(CODE_FAMILIES)}")
-    if len(set(families)) != len(families):
-        raise ValueError(f"families={families!r} repeats a family")
-    return tuple(families)
+    return _distinct(families, name="families", allowed=sorted(CODE_FAMILIES), item="family")
 
 
 def check_groupings(groupings) -> tuple:
@@ -200,14 +193,19 @@ def check_groupings(groupings) -> tuple:
     ValueError
         Naming ``groupings`` and the bad value: empty, not a grouping, or repeated.
     """
-    if isinstance(groupings, (str, bytes)) or not isinstance(groupings, Sequence) or not groupings:
-        raise ValueError(f"groupings={groupings!r} must be a non-empty sequence of {list(GROUPINGS)}")
-    for g in groupings:
-        if g not in GROUPINGS:
-            raise ValueError(f"groupings={groupings!r}: {g!r} is not one of {list(GROUPINGS)}")
-    if len(set(groupings)) != len(groupings):
-        raise ValueError(f"groupings={groupings!r} repeats a grouping")
-    return tuple(groupings)
+    return _distinct(groupings, name="groupings", allowed=list(GROUPINGS), item="grouping")
+
+
+def _distinct(values, *, name: str, allowed: list, item: str) -> tuple:
+    """``values`` as a tuple, checked: a non-empty sequence (not a string) of distinct members of ``allowed``."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"{name}={values!r} must be a non-empty sequence of {allowed}")
+    for v in values:
+        if v not in allowed:
+            raise ValueError(f"{name}={values!r}: {v!r} is not one of {allowed}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name}={values!r} repeats a {item}")
+    return tuple(values)
 
 
 def sampled(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], noise: torch.Tensor, *,
