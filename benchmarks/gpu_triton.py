@@ -24,40 +24,61 @@ from fmq_theory.quantizers.torch_rows import schedule
 
 
 @triton.jit
-def _uniform_rows_kernel(w_ptr, codes_ptr, out_ptr, scale_ptr, lo_ptr, n, levels_minus_one,
-                         BLOCK: tl.constexpr):
-    row = tl.program_id(0)
+def _uniform_rows_kernel(w_ptr, codes_ptr, out_ptr, scale_ptr, lo_ptr, rows, n, levels_minus_one,
+                         ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    """``ROWS`` consecutive rows per program, each held whole in registers (``BLOCK >= n``)."""
+    row = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+    live = row < rows
     cols = tl.arange(0, BLOCK)
-    mask = cols < n
-    w = tl.load(w_ptr + row * n + cols, mask=mask, other=0.0)
-    lo = tl.min(tl.where(mask, w, float("inf")), axis=0)
-    hi = tl.max(tl.where(mask, w, float("-inf")), axis=0)
+    mask = live[:, None] & (cols < n)[None, :]
+    offsets = row[:, None] * n + cols[None, :]
+    w = tl.load(w_ptr + offsets, mask=mask, other=0.0)
+    lo = tl.min(tl.where(mask, w, float("inf")), axis=1)
+    hi = tl.max(tl.where(mask, w, float("-inf")), axis=1)
     scale = tl.math.div_rn(hi - lo, levels_minus_one)
     step = tl.where(scale > 0, scale, 1.0)
-    t = tl.math.div_rn(w - lo, step)
+    t = tl.math.div_rn(w - lo[:, None], step[:, None])
     base = tl.floor(t)
     frac = t - base
     odd = (base - 2.0 * tl.floor(base * 0.5)) != 0.0
     q = tl.where((frac > 0.5) | ((frac == 0.5) & odd), base + 1.0, base)  # round half to even
     q = tl.minimum(tl.maximum(q, 0.0), levels_minus_one)
-    q = tl.where(scale > 0, q, 0.0)
-    tl.store(codes_ptr + row * n + cols, q.to(tl.uint8), mask=mask)
-    tl.store(out_ptr + row * n + cols, q * scale + lo, mask=mask)
-    tl.store(scale_ptr + row, scale)
-    tl.store(lo_ptr + row, lo)
+    q = tl.where(scale[:, None] > 0, q, 0.0)
+    tl.store(codes_ptr + offsets, q.to(tl.uint8), mask=mask)
+    tl.store(out_ptr + offsets, q * scale[:, None] + lo[:, None], mask=mask)
+    tl.store(scale_ptr + row, scale, mask=live)
+    tl.store(lo_ptr + row, lo, mask=live)
 
 
-def uniform_minmax_rows_triton(weights: torch.Tensor, *, bits: int):
-    """``(codes, dequantized, scale, offset)`` of every row of a float32 CUDA tensor."""
+def default_uniform_warps(n: int) -> int:
+    """The warps of one ``uniform_minmax`` program of rows of ``n`` weights when none are given."""
+    return min(16, max(4, triton.next_power_of_2(n) // 512))
+
+
+def uniform_minmax_rows_triton(weights: torch.Tensor, *, bits: int, rows_per_program: int = 1,
+                               num_warps: int | None = None):
+    """``(codes, dequantized, scale, offset)`` of every row of a float32 CUDA tensor.
+
+    Parameters
+    ----------
+    weights : torch.Tensor, shape (rows, n), float32
+    bits : int
+        1..8.
+    rows_per_program : int
+        Rows handled by one program (a power of two); the launch configuration, not the result.
+    num_warps : int or None
+        Warps per program; ``None``: :func:`default_uniform_warps`.  Not the result either.
+    """
     rows, n = weights.shape
     weights = weights.contiguous()
     codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
     out = torch.empty_like(weights)
     scale = torch.empty(rows, dtype=torch.float32, device=weights.device)
     lo = torch.empty_like(scale)
-    block = triton.next_power_of_2(n)
-    _uniform_rows_kernel[(rows,)](weights, codes, out, scale, lo, n, float(2**bits - 1), BLOCK=block,
-                                  num_warps=min(16, max(4, block // 512)), enable_fp_fusion=False)
+    warps = default_uniform_warps(n) if num_warps is None else num_warps
+    _uniform_rows_kernel[(triton.cdiv(rows, rows_per_program),)](
+        weights, codes, out, scale, lo, rows, n, float(2**bits - 1), ROWS=rows_per_program,
+        BLOCK=triton.next_power_of_2(n), num_warps=warps, enable_fp_fusion=False)
     return codes, out, scale, lo
 
 
@@ -175,23 +196,11 @@ def triton_layers(p1, p2, forbidden, prev, n_levels, *, block=128, small=4):
 # equal_mass: sort in registers, chunk-end thresholds, cell means, codes, dequantized weights
 # --------------------------------------------------------------------------------------
 @triton.jit
-def _equal_mass_rows_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.constexpr, BLOCK: tl.constexpr):
-    """The CPU quantizer's rule (``fit_equal_mass``): thresholds ``t_k`` = the sorted row at the
-    last index of ``numpy.array_split``'s chunk ``k``, cell of ``w`` = ``#{k : t_k < w}``,
-    level = cell mean (float64: smallest value of the cell + mean offset from it, rounded
-    once), an empty cell repeating the level below."""
-    row = tl.program_id(0).to(tl.int64)
-    idx = tl.arange(0, BLOCK)
-    mask = idx < n
-    w = tl.load(w_ptr + row * n + idx, mask=mask, other=float("inf"))
-    srt = tl.sort(w)
-    base = n // K
-    extra = n % K
-    code = tl.zeros((BLOCK,), tl.int32)
-    for k in tl.static_range(K - 1):
-        last = (k + 1) * base + tl.minimum(k + 1, extra) - 1
-        t = tl.sum(tl.where(idx == last, srt, 0.0), axis=0)
-        code += (w > t).to(tl.int32)
+def _equal_mass_cells(w, code, mask, idx, row, n, codes_ptr, out_ptr, levels_ptr, K: tl.constexpr,
+                      BLOCK: tl.constexpr):
+    """Levels, codes and dequantized weights of one row, given its cells ``code``: level =
+    cell mean (float64: smallest value of the cell + mean offset from it, rounded once), an
+    empty cell repeating the level below.  Shared by both equal_mass kernels."""
     wd = w.to(tl.float64)
     out = tl.zeros((BLOCK,), tl.float32)
     level = tl.sum(tl.zeros((BLOCK,), tl.float32), axis=0)
@@ -208,9 +217,83 @@ def _equal_mass_rows_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.cons
     tl.store(out_ptr + row * n + idx, out, mask=mask)
 
 
-def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int):
-    """``(codes, dequantized, levels)`` of every row of a float32 CUDA tensor (rows of
-    ``2**bits`` to 8192 weights, held in registers)."""
+@triton.jit
+def _equal_mass_rows_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.constexpr, BLOCK: tl.constexpr):
+    """The CPU quantizer's rule (``fit_equal_mass``): thresholds ``t_k`` = the sorted row at the
+    last index of ``numpy.array_split``'s chunk ``k``, cell of ``w`` = ``#{k : t_k < w}``,
+    levels by :func:`_equal_mass_cells`."""
+    row = tl.program_id(0).to(tl.int64)
+    idx = tl.arange(0, BLOCK)
+    mask = idx < n
+    w = tl.load(w_ptr + row * n + idx, mask=mask, other=float("inf"))
+    srt = tl.sort(w)
+    base = n // K
+    extra = n % K
+    code = tl.zeros((BLOCK,), tl.int32)
+    for k in tl.static_range(K - 1):
+        last = (k + 1) * base + tl.minimum(k + 1, extra) - 1
+        t = tl.sum(tl.where(idx == last, srt, 0.0), axis=0)
+        code += (w > t).to(tl.int32)
+    _equal_mass_cells(w, code, mask, idx, row, n, codes_ptr, out_ptr, levels_ptr, K, BLOCK)
+
+
+@triton.jit
+def _equal_mass_select_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.constexpr, KP: tl.constexpr,
+                              BLOCK: tl.constexpr):
+    """The rule of :func:`_equal_mass_rows_kernel` without a sort: the K-1 chunk-end order
+    statistics of the row are found together by a bitwise binary search on an
+    order-preserving int32 key of the float.
+
+    Key: the float's bits ``b`` (``-0.0`` first made ``+0.0``, so that equal floats have equal
+    keys), ``b ^ ((b >> 31) & 0x7fffffff)``: a signed int32 whose order is the order of the
+    floats.  The order statistic of rank ``r`` is the smallest key ``v`` with
+    ``#{key <= v} > r``; it is built from the top bit down, keeping a bit 0 when the count at
+    ``v``'s prefix with that bit 0 and all lower bits 1 already exceeds ``r`` (32 counting
+    passes over the row in registers, all K-1 ranks at once).  The cell of ``w`` is
+    ``#{k : key_k < key(w)}``, which is ``#{k : t_k < w}``.  Padding lanes hold ``+inf``,
+    whose key exceeds every key the search tries below it, so they are never counted:
+    the weights must be finite.
+    """
+    row = tl.program_id(0).to(tl.int64)
+    idx = tl.arange(0, BLOCK)
+    mask = idx < n
+    w = tl.load(w_ptr + row * n + idx, mask=mask, other=float("inf"))
+    bits = w.to(tl.int32, bitcast=True)
+    bits = tl.where((bits << 1) == 0, 0, bits)  # -0.0 -> +0.0
+    key = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    kk = tl.arange(0, KP)
+    base = n // K
+    extra = n % K
+    rank = tl.where(kk < K - 1, (kk + 1) * base + tl.minimum(kk + 1, extra) - 1, n - 1)
+    # the top bit (of the key offset by 2**31): is the order statistic negative, key <= -1?
+    negative = tl.sum((key < 0).to(tl.int32), axis=0)
+    found = tl.where(negative > rank, tl.full((KP,), -2147483648, tl.int32), 0)
+    for i in range(31):
+        bit = tl.full((KP,), 1, tl.int32) << (30 - i)
+        cand = found | (bit - 1)
+        count = tl.sum((key[None, :] <= cand[:, None]).to(tl.int32), axis=1)
+        found = tl.where(count > rank, found, found | bit)
+    code = tl.zeros((BLOCK,), tl.int32)
+    for k in tl.static_range(K - 1):
+        t = tl.sum(tl.where(kk == k, found, 0), axis=0)
+        code += (key > t).to(tl.int32)
+    _equal_mass_cells(w, code, mask, idx, row, n, codes_ptr, out_ptr, levels_ptr, K, BLOCK)
+
+
+def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int, select: bool = False):
+    """``(codes, dequantized, levels)`` of every row of a float32 CUDA tensor (finite weights,
+    rows of ``2**bits`` to 8192 weights, held in registers).
+
+    Parameters
+    ----------
+    weights : torch.Tensor, shape (rows, n), float32
+    bits : int
+        1..8.
+    select : bool
+        ``False``: the row is sorted in registers (``tl.sort``); ``True``: no sort, the K-1
+        thresholds are order statistics found by binary search on the float's bits
+        (:func:`_equal_mass_select_kernel`).  The results are the same.
+    """
     rows, n = weights.shape
     levels_count = 2**bits
     block = triton.next_power_of_2(n)
@@ -220,6 +303,12 @@ def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int):
     codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
     out = torch.empty_like(weights)
     levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
-    _equal_mass_rows_kernel[(rows,)](weights, codes, out, levels, n, K=levels_count, BLOCK=block,
-                                     num_warps=min(16, max(4, block // 256)), enable_fp_fusion=False)
+    warps = min(16, max(4, block // 256))
+    if select:
+        _equal_mass_select_kernel[(rows,)](weights, codes, out, levels, n, K=levels_count,
+                                           KP=max(2, triton.next_power_of_2(levels_count - 1)), BLOCK=block,
+                                           num_warps=warps, enable_fp_fusion=False)
+    else:
+        _equal_mass_rows_kernel[(rows,)](weights, codes, out, levels, n, K=levels_count, BLOCK=block,
+                                         num_warps=warps, enable_fp_fusion=False)
     return codes, out, levels
