@@ -3,6 +3,7 @@
 Run on the GPU machine from the repository root::
 
     PYTHONPATH=. python3 benchmarks/gpu.py --out "$OUT"
+    PYTHONPATH=. python3 benchmarks/gpu.py --only equal_mass,uniform_minmax --out "$OUT"  # no lloyd_max
 
 Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured in one run:
 
@@ -10,18 +11,28 @@ Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured 
   *floor* of a method: the weights read once (4 bytes), the codes (1 byte) and the
   dequantized weights (4 bytes) written once, at that bandwidth;
 * ``equal_mass`` per channel on 4096 x 4096 float32, b = 4: the torch path
-  (:mod:`fmq_theory.quantizers.torch_equal_mass`) and the fused Triton kernel
-  (``benchmarks/gpu_triton.py``): weights/s, ratio to the floor and to a bare
-  ``torch.sort`` of the same rows (the bound of a sort-based method);
+  (:mod:`fmq_theory.quantizers.torch_equal_mass`, rows in chunks; its result checked equal
+  to the unchunked one) and two fused Triton kernels (``benchmarks/gpu_triton.py``), one
+  sorting each row in registers, one sort-free (the K-1 chunk-end order statistics by a
+  bitwise binary search; its result checked equal to the sorting kernel's on every row):
+  weights/s, ratio to the floor and to a bare ``torch.sort`` of the same rows (the bound of
+  a sort-based method);
 * ``uniform_minmax`` per channel: the torch twin (:mod:`fmq_theory.quantizers.torch_rows`)
-  and the fused Triton kernel (``benchmarks/gpu_triton.py``), codes and dequantized weights
-  checked equal to the CPU quantizer;
+  and the fused Triton kernel (``benchmarks/gpu_triton.py``) at every launch configuration of
+  a small grid (rows per program x warps), each checked equal to the CPU quantizer (codes
+  and dequantized weights); the fastest is a measurement of the run, marked ``best_of_grid``;
 * exact ``lloyd_max`` per channel (the batched DP of :mod:`fmq_theory.quantizers.torch_rows`)
   on row batches of the row lengths of FLUX.1's transformer linear layers, b = 4, the time per
   weight of each row length extrapolated to the 11.9e9 weights of the synthetic FLUX.1-shaped
   model (labelled as an extrapolation), and rows sampled for equality with the CPU
   ``lloyd_max``;
-* the peak extra device memory of each path over its input size.
+* the peak extra device memory of each path over its input size (outputs included).
+
+Times: ``seconds`` is the median of calls each followed by a device synchronisation (so a
+call's host overhead, the kernel launch, is in it); ``seconds_back_to_back`` the median per
+call of runs of calls launched back to back and synchronised once (the device's throughput,
+launch overhead hidden behind the previous call's work); ``ratio_to_floor`` and
+``ratio_to_floor_back_to_back`` divide each by the floor.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ import numpy as np
 import torch
 
 from fmq_theory import quantize
-from fmq_theory.quantizers.torch_equal_mass import dequantize_rows, equal_mass_rows
+from fmq_theory.quantizers.torch_equal_mass import default_chunk_rows, dequantize_rows, equal_mass_rows
 from fmq_theory.quantizers.torch_rows import affine_dequantize_rows, lloyd_max_rows, torch_layers, uniform_minmax_rows
 
 #: FLUX.1 [dev]/[schnell] transformer linear layers as (out_features, in_features, count):
@@ -68,6 +79,30 @@ def timed(fn, *, repeats=5):
         sync()
         times.append(time.perf_counter() - start)
     return float(np.median(times)), result
+
+
+def back_to_back(fn, *, seconds_per_call, repeats=5, batch_s=0.02, max_calls=50):
+    """Median time per call of ``fn`` over runs of calls launched back to back and
+    synchronised once (each run about ``batch_s`` long, from ``seconds_per_call``, between 2
+    and ``max_calls`` calls), after one warm-up run."""
+    calls = int(min(max_calls, max(2, np.ceil(batch_s / max(seconds_per_call, 1e-9)))))
+
+    def run():
+        for _ in range(calls):
+            result = fn()
+        return result
+
+    seconds, _ = timed(run, repeats=repeats)
+    return seconds / calls
+
+
+def timings(fn, *, floor, repeats):
+    """``(fields, result)``: both times of ``fn`` (module docstring), their ratios to
+    ``floor``, and ``fn``'s last result."""
+    seconds, result = timed(fn, repeats=repeats)
+    pipelined = back_to_back(fn, seconds_per_call=seconds, repeats=repeats)
+    return dict(seconds=seconds, ratio_to_floor=seconds / floor, seconds_back_to_back=pipelined,
+                ratio_to_floor_back_to_back=pipelined / floor), result
 
 
 class PeakMemory:
@@ -108,38 +143,67 @@ def floor_seconds(n_weights, bandwidth):
     return 9 * n_weights / bandwidth  # 4 bytes read, 1 + 4 bytes written per weight
 
 
-def equal_mass_cases(w, bandwidth, bits):
-    seconds, _ = timed(lambda: equal_mass_rows(w, bits=bits))
-    full_s, _ = timed(lambda: dequantize_rows(*equal_mass_rows(w, bits=bits)))
-    sort_s, _ = timed(lambda: torch.sort(w, dim=1))
+def triton_module():
+    """``benchmarks/gpu_triton.py`` (the package has no Triton dependency)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gpu_triton
+
+    return gpu_triton
+
+
+def same_bits(a: torch.Tensor, b: np.ndarray) -> bool:
+    """``a`` (on any device) and ``b`` hold the same bytes: equal dtype, shape and bit patterns."""
+    a = a.cpu().numpy()
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def equal_mass_cases(w, bandwidth, bits, *, repeats):
+    n_weights = w.numel()
+    floor = floor_seconds(n_weights, bandwidth)
+
+    def quantize_dequantize():
+        codes, levels = equal_mass_rows(w, bits=bits)
+        return codes, dequantize_rows(codes, levels)
+
+    seconds, _ = timed(lambda: equal_mass_rows(w, bits=bits), repeats=repeats)
+    times, (codes, out) = timings(quantize_dequantize, floor=floor, repeats=repeats)
+    sort_s, _ = timed(lambda: torch.sort(w, dim=1), repeats=repeats)
+    whole_codes, whole_levels = equal_mass_rows(w, bits=bits, chunk_rows=w.shape[0])
+    unchunked = bool(torch.equal(codes, whole_codes)
+                     and torch.equal(out, dequantize_rows(whole_codes, whole_levels, chunk_rows=w.shape[0])))
+    del whole_codes, whole_levels, codes, out
     probe = w[:256]
     cpu = quantize(probe.cpu().numpy(), method="equal_mass", bits=bits, granularity="channel")
     ours = dequantize_rows(*equal_mass_rows(probe, bits=bits)).cpu()
     err = float((ours - torch.from_numpy(cpu.dequantize())).abs().max())
-    floor = floor_seconds(w.numel(), bandwidth)
-    rows = [dict(method="equal_mass", path="torch (sort + cumsum + scatter)", seconds=full_s, quantize_only_s=seconds,
-                 weights_per_s=w.numel() / full_s, ratio_to_floor=full_s / floor, sort_s=sort_s,
-                 ratio_to_sort=full_s / sort_s, max_abs_diff_vs_cpu=err,
-                 peak_extra_over_input=peak_extra(lambda: dequantize_rows(*equal_mass_rows(w, bits=bits)),
-                                                  4 * w.numel()))]
-    try:  # the Triton kernel is an experiment of this script; report its failure and go on
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from gpu_triton import equal_mass_rows_triton
-
-        seconds, _ = timed(lambda: equal_mass_rows_triton(w, bits=bits))
-        codes, out, levels = equal_mass_rows_triton(probe, bits=bits)
-        err = float(np.abs(out.cpu().numpy() - cpu.dequantize()).max())
-        same = bool(np.array_equal(codes.cpu().numpy(), cpu.codes) and np.array_equal(levels.cpu().numpy(), cpu.levels))
-        rows.append(dict(method="equal_mass", path="triton fused (row sorted in registers)", seconds=seconds,
-                         weights_per_s=w.numel() / seconds, ratio_to_floor=seconds / floor, sort_s=sort_s,
-                         ratio_to_sort=seconds / sort_s, max_abs_diff_vs_cpu=err, equal_to_cpu=same,
-                         peak_extra_over_input=peak_extra(lambda: equal_mass_rows_triton(w, bits=bits), 4 * w.numel())))
-    except Exception as exc:  # noqa: BLE001 - printed, the run goes on
-        print(f"triton equal_mass failed: {type(exc).__name__}: {exc}", flush=True)
+    full_s = times["seconds"]
+    rows = [dict(method="equal_mass", path="torch (sort + cumsum + scatter)", **times, quantize_only_s=seconds,
+                 weights_per_s=n_weights / full_s, sort_s=sort_s, ratio_to_sort=full_s / sort_s,
+                 max_abs_diff_vs_cpu=err, chunk_rows=default_chunk_rows(w.shape[0]), equal_to_unchunked=unchunked,
+                 peak_extra_over_input=peak_extra(quantize_dequantize, 4 * n_weights))]
+    sorted_result = None
+    for select, path in ((False, "triton fused (row sorted in registers)"),
+                         (True, "triton fused sort-free (K-1 order statistics by bitwise binary search)")):
+        try:  # the Triton kernels are experiments of this script; report a failure and go on
+            kernel = triton_module().equal_mass_rows_triton
+            times, result = timings(lambda: kernel(w, bits=bits, select=select), floor=floor, repeats=repeats)
+            codes, out, levels = kernel(probe, bits=bits, select=select)
+            row = dict(method="equal_mass", path=path, **times, weights_per_s=n_weights / times["seconds"],
+                       sort_s=sort_s, ratio_to_sort=times["seconds"] / sort_s,
+                       max_abs_diff_vs_cpu=float(np.abs(out.cpu().numpy() - cpu.dequantize()).max()),
+                       equal_to_cpu=same_bits(codes, cpu.codes) and same_bits(levels, cpu.levels)
+                       and same_bits(out, cpu.dequantize()),
+                       peak_extra_over_input=peak_extra(lambda: kernel(w, bits=bits, select=select), 4 * n_weights))
+            if select and sorted_result is not None:  # every row, against the sorting kernel
+                row["equal_to_sort_kernel"] = all(bool(torch.equal(a, b)) for a, b in zip(result, sorted_result))
+            sorted_result = None if select else result
+            rows.append(row)
+        except Exception as exc:  # noqa: BLE001 - printed, the run goes on
+            print(f"triton equal_mass ({path}) failed: {type(exc).__name__}: {exc}", flush=True)
     return rows
 
 
-def uniform_cases(w, bandwidth, bits):
+def uniform_cases(w, bandwidth, bits, *, repeats, rows_per_program, warps):
     floor = floor_seconds(w.numel(), bandwidth)
     probe = w[:256]
     cpu = quantize(probe.cpu().numpy(), method="uniform_minmax", bits=bits, granularity="channel")
@@ -148,28 +212,39 @@ def uniform_cases(w, bandwidth, bits):
         codes, scale, offset = uniform_minmax_rows(w, bits=bits)
         return codes, affine_dequantize_rows(codes, scale, offset)
 
-    seconds, _ = timed(eager)
+    times, _ = timings(eager, floor=floor, repeats=repeats)
     codes, scale, offset = uniform_minmax_rows(probe, bits=bits)
-    same = bool(np.array_equal(codes.cpu().numpy(), cpu.codes)
-                and np.array_equal(affine_dequantize_rows(codes, scale, offset).cpu().numpy(), cpu.dequantize()))
-    rows = [dict(method="uniform_minmax", path="torch eager", seconds=seconds, weights_per_s=w.numel() / seconds,
-                 ratio_to_floor=seconds / floor, equal_to_cpu=same,
-                 peak_extra_over_input=peak_extra(eager, 4 * w.numel()))]
-    try:  # the Triton kernel is an experiment of this script; report its failure and go on
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from gpu_triton import uniform_minmax_rows_triton
+    same = same_bits(codes, cpu.codes) and same_bits(affine_dequantize_rows(codes, scale, offset), cpu.dequantize())
+    rows = [dict(method="uniform_minmax", path="torch eager", **times, weights_per_s=w.numel() / times["seconds"],
+                 equal_to_cpu=same, peak_extra_over_input=peak_extra(eager, 4 * w.numel()))]
+    grid = []
+    for per_program in rows_per_program:
+        for num_warps in warps:
+            path = f"triton fused ({per_program} rows per program, {num_warps} warps)"
+            try:  # the Triton kernel is an experiment of this script; report a failure and go on
+                kernel = triton_module().uniform_minmax_rows_triton
 
-        seconds, _ = timed(lambda: uniform_minmax_rows_triton(w, bits=bits))
-        codes, out, _, _ = uniform_minmax_rows_triton(probe, bits=bits)
-        same = bool(np.array_equal(codes.cpu().numpy(), cpu.codes) and np.array_equal(out.cpu().numpy(),
-                                                                                      cpu.dequantize()))
-        rows.append(dict(method="uniform_minmax", path="triton fused (one program per row)", seconds=seconds,
-                         weights_per_s=w.numel() / seconds, ratio_to_floor=seconds / floor, equal_to_cpu=same,
-                         peak_extra_over_input=peak_extra(lambda: uniform_minmax_rows_triton(w, bits=bits),
-                                                          4 * w.numel())))
-    except Exception as exc:  # noqa: BLE001 - printed, the run goes on
-        print(f"triton uniform_minmax failed: {type(exc).__name__}: {exc}", flush=True)
-    return rows
+                def call(per_program=per_program, num_warps=num_warps, x=w):
+                    return kernel(x, bits=bits, rows_per_program=per_program, num_warps=num_warps)
+
+                times, _ = timings(call, floor=floor, repeats=repeats)
+                codes, out, _, _ = call(x=probe)
+                grid.append(dict(method="uniform_minmax", path=path, rows_per_program=per_program,
+                                 num_warps=num_warps, **times, weights_per_s=w.numel() / times["seconds"],
+                                 equal_to_cpu=same_bits(codes, cpu.codes) and same_bits(out, cpu.dequantize()),
+                                 peak_extra_over_input=peak_extra(call, 4 * w.numel())))
+            except Exception as exc:  # noqa: BLE001 - printed, the run goes on
+                print(f"triton uniform_minmax ({path}) failed: {type(exc).__name__}: {exc}", flush=True)
+    exact = [row for row in grid if row["equal_to_cpu"]]
+    if exact:  # the fastest configuration whose result is the CPU's, by device throughput
+        best = min(exact, key=lambda row: row["seconds_back_to_back"])
+        for row in grid:
+            row["best_of_grid"] = row is best
+        print(f"uniform_minmax Triton: fastest exact configuration of {len(grid)} "
+              f"({len(exact)} equal to the CPU): {best['path']}, {best['seconds_back_to_back'] * 1e6:.1f} us back to "
+              f"back = {best['ratio_to_floor_back_to_back']:.2f} x floor ({best['seconds'] * 1e6:.1f} us synced "
+              f"call = {best['ratio_to_floor']:.2f} x)", flush=True)
+    return rows + grid
 
 
 def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, shapes, solver, label):
@@ -250,6 +325,30 @@ def full_model_case(bits, *, batch, device, shapes, solver, label, cap_s):
                 peak_extra_bytes=peak.extra)
 
 
+#: The stages of a run, in order (``--only``).
+STAGES = ("equal_mass", "uniform_minmax", "lloyd_max")
+
+
+def stages(text: str) -> tuple[str, ...]:
+    """``--only``: comma-separated names of :data:`STAGES`, at least one."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in STAGES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"--only {text!r}: give one or more of {','.join(STAGES)}")
+    return names
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """A comma-separated list of positive integers."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive integers")
+    return values
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for gpu.json")
@@ -269,7 +368,17 @@ def main(argv=None) -> int:
                              "extrapolation is below this many seconds")
     parser.add_argument("--full-model-cap", type=float, default=120.0, help="seconds of timed work, whole model")
     parser.add_argument("--device", default="cuda", help="'cpu' for a dry run of the script (tiny sizes)")
+    parser.add_argument("--only", type=stages, default=STAGES,
+                        help=f"comma-separated stages to run, of {','.join(STAGES)} (default: all); "
+                             "equal_mass,uniform_minmax takes well under a minute on an H200")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls (or runs of calls) per figure; median")
+    parser.add_argument("--uniform-rows-per-program", type=positive_ints, default=(1, 2, 4),
+                        help="rows per program of the Triton uniform_minmax grid (powers of two, comma-separated)")
+    parser.add_argument("--uniform-warps", type=positive_ints, default=(4, 8, 16),
+                        help="warps per program of the Triton uniform_minmax grid (comma-separated)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: give at least 1")
     device = torch.device(args.device)
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU dry run"
     print(f"{gpu}; torch {torch.__version__}", flush=True)
@@ -278,23 +387,36 @@ def main(argv=None) -> int:
     w = torch.randn(args.rows, args.cols, device=device, generator=torch.Generator(device=device).manual_seed(0))
     floor = floor_seconds(w.numel(), bandwidth)
     results = dict(gpu=gpu, torch=torch.__version__, bits=args.bits, copy_bandwidth_GBps=bandwidth / 1e9,
-                   chunk=f"{args.rows}x{args.cols}", floor_s=floor, methods=[])
+                   chunk=f"{args.rows}x{args.cols}", floor_s=floor, stages=list(args.only), methods=[])
     args.out.mkdir(parents=True, exist_ok=True)
 
     def save():  # after every stage, so a later failure loses nothing measured
         (args.out / "gpu.json").write_text(json.dumps(results, indent=2))
 
-    for row in equal_mass_cases(w, bandwidth, args.bits) + uniform_cases(w, bandwidth, args.bits):
+    rows = equal_mass_cases(w, bandwidth, args.bits, repeats=args.repeats) if "equal_mass" in args.only else []
+    if "uniform_minmax" in args.only:
+        rows += uniform_cases(w, bandwidth, args.bits, repeats=args.repeats,
+                              rows_per_program=args.uniform_rows_per_program, warps=args.uniform_warps)
+    for row in rows:
         results["methods"].append(row)
         print(json.dumps(row), flush=True)
     save()
     del w
     torch.cuda.empty_cache()
+    lloyds = lloyd_cases(args, bandwidth, device, results, save) if "lloyd_max" in args.only else []
+    print_summary(results, lloyds, gpu=gpu, bandwidth=bandwidth, bits=args.bits)
+    print(f"wrote {args.out / 'gpu.json'}")
+    return 0
+
+
+def lloyd_cases(args, bandwidth, device, results, save):
+    """The ``lloyd_max`` stage: both DP solvers row length by row length, then the whole
+    model with the faster one when its extrapolation is short enough; appended to
+    ``results`` (saved after each step).  Returns ``[(result, solver), ...]``."""
     shapes = FLUX_LINEARS if device.type == "cuda" else ((8, 96, 3), (8, 64, 1))
     lloyds = []
     try:  # the Triton DP is an experiment of this script; report its failure and go on
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from gpu_triton import triton_layers
+        triton_layers = triton_module().triton_layers
 
         lloyds.append((lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.triton_batch,
                                   budget_s=args.lloyd_budget, device=device, shapes=shapes, solver=triton_layers,
@@ -318,29 +440,37 @@ def main(argv=None) -> int:
               f"in {full['measured_s']:.1f} s MEASURED (whole model: "
               f"{'%.1f s' % full['measured_model_s'] if full['measured_model_s'] else 'not finished within the cap'}; "
               f"peak extra {full['peak_extra_bytes'] / 2**30:.2f} GiB)", flush=True)
+    return lloyds
+
+
+def print_summary(results, lloyds, *, gpu, bandwidth, bits):
+    """The extrapolations of ``lloyd_max`` and the table of every measured path."""
     for lloyd, _ in lloyds:
         print(f"lloyd_max ({lloyd['path']}): synthetic FLUX.1-shaped model, {lloyd['model_weights']:.3g} weights, "
-              f"b={args.bits}: EXTRAPOLATED from the timed row batches: {lloyd['extrapolated_model_s']:.1f} s "
+              f"b={bits}: EXTRAPOLATED from the timed row batches: {lloyd['extrapolated_model_s']:.1f} s "
               f"(target < 60 s; copy floor {lloyd['floor_model_s']:.2f} s)", flush=True)
-    print(f"\n| GPU | method | path | weights/s | ratio to floor | other |")
-    print("|---|---|---|---|---|---|")
+    print("\n| GPU | method | path | weights/s | ratio to floor | back to back: ratio to floor | other |")
+    print("|---|---|---|---|---|---|---|")
     for m in results["methods"]:
         if m["method"] == "lloyd_max":
             continue
         parts = [f"{m['ratio_to_sort']:.2f} x bare torch.sort", f"max abs diff vs CPU {m['max_abs_diff_vs_cpu']:.1e}"] \
             if m["method"] == "equal_mass" else []
         parts += [f"codes and values equal to CPU: {m['equal_to_cpu']}"] if "equal_to_cpu" in m else []
+        parts += [f"equal to unchunked: {m['equal_to_unchunked']}"] if "equal_to_unchunked" in m else []
+        parts += [f"equal to the sorting kernel on every row: {m['equal_to_sort_kernel']}"] \
+            if "equal_to_sort_kernel" in m else []
+        parts += ["FASTEST of the grid"] if m.get("best_of_grid") else []
         other = "; ".join(parts)
         print(f"| {gpu} | {m['method']} | {m['path']} | {m['weights_per_s']:.3g} | {m['ratio_to_floor']:.2f} | "
-              f"{other}; peak extra / input {m['peak_extra_over_input']:.2f} |")
+              f"{m['ratio_to_floor_back_to_back']:.2f} | {other}; peak extra / input "
+              f"{m['peak_extra_over_input']:.2f} |")
     for r in (r for lloyd, _ in lloyds for r in lloyd["per_length"]):
         print(f"| {gpu} | lloyd_max | {r['path']}: rows of {r['row_length']} ({r['rows_timed']} rows timed) | "
-              f"{1 / r['s_per_weight']:.3g} | {r['s_per_weight'] * bandwidth / 9:.0f} | codes = CPU on "
+              f"{1 / r['s_per_weight']:.3g} | {r['s_per_weight'] * bandwidth / 9:.0f} | | codes = CPU on "
               f"{r['codes_equal_cpu_fraction']:.4f} of sampled weights; peak extra / input "
               f"{r['peak_extra_over_input']:.2f} ({r['peak_extra_bytes'] / 2**30:.2f} GiB, a fixed per-batch "
               f"budget) |")
-    print(f"wrote {args.out / 'gpu.json'}")
-    return 0
 
 
 if __name__ == "__main__":

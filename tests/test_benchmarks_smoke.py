@@ -3,6 +3,7 @@ smoke sizes are tiny and the numbers mean nothing; ``make bench`` is the real ru
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,44 @@ def test_gpu_script_dry_run_on_cpu(tmp_path):
     lloyd = by_path[("lloyd_max", "torch level-synchronous D&C DP")]
     assert lloyd["per_length"] and all(r["codes_equal_cpu_fraction"] == 1.0 for r in lloyd["per_length"])
     assert "EXTRAPOLATED" in proc.stdout
+
+
+def test_gpu_script_only_quantizers_with_triton_interpreter(tmp_path):
+    """``benchmarks/gpu.py --only equal_mass,uniform_minmax`` (the lead's short GPU run) on the
+    CPU, its Triton kernels run by Triton's interpreter: no lloyd_max stage; both equal_mass
+    kernels and every uniform_minmax launch configuration equal to the CPU quantizer (the
+    sort-free kernel also equal to the sorting one on every row); one fastest configuration;
+    every row with both times and their ratios."""
+    pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--rows", "4",
+                           "--cols", "48", "--bits", "2", "--only", "equal_mass,uniform_minmax", "--repeats", "1",
+                           "--uniform-rows-per-program", "1,4", "--uniform-warps", "4", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=dict(os.environ, TRITON_INTERPRET="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "gpu.json").read_text())
+    assert result["stages"] == ["equal_mass", "uniform_minmax"]
+    methods = result["methods"]
+    assert {m["method"] for m in methods} == {"equal_mass", "uniform_minmax"}
+    for m in methods:
+        for key in ("seconds", "seconds_back_to_back", "ratio_to_floor", "ratio_to_floor_back_to_back"):
+            assert math.isfinite(m[key]) and m[key] > 0, (m["path"], key)
+    by_path = {m["path"]: m for m in methods}
+    torch_path = by_path["torch (sort + cumsum + scatter)"]
+    assert torch_path["max_abs_diff_vs_cpu"] == 0.0 and torch_path["equal_to_unchunked"] is True
+    assert by_path["triton fused (row sorted in registers)"]["equal_to_cpu"] is True
+    select = by_path["triton fused sort-free (K-1 order statistics by bitwise binary search)"]
+    assert select["equal_to_cpu"] is True and select["equal_to_sort_kernel"] is True
+    grid = [m for m in methods if "rows_per_program" in m]
+    assert {(m["rows_per_program"], m["num_warps"]) for m in grid} == {(1, 4), (4, 4)}
+    assert all(m["equal_to_cpu"] is True for m in grid)
+    assert sum(m["best_of_grid"] for m in grid) == 1
+    assert "fastest exact configuration" in proc.stdout
+    assert "EXTRAPOLATED" not in proc.stdout
+
+
+def test_gpu_script_rejects_unknown_stage(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--only", "equal_mass,lloyd",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and "--only 'equal_mass,lloyd'" in proc.stderr
