@@ -172,10 +172,10 @@ plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (few
   local model=paper_arch; [ "$DATASET" = mnist ] || model=paper_arch_$DATASET
   [ -f runs/paper_arch_$DATASET/train.json ] || { echo "plan_paper: no trained $DATASET network yet"; return; }
   FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py --models "$model" \
-    --checkpoint "$model=runs/paper_arch_$DATASET" --budgets 2,3,4 \
-    --families hqq:g64,gguf,nf4,naive:uniform_minmax,rule:uniform_mse --samples "${PAPER_SAMPLES:-2000}" \
-    --pairs 500 --batch-size 1000 --n-boot-inception 10 --deadline "$1" --out-dir runs/results --work runs/plan_work \
-    "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
+    --checkpoint "$model=runs/paper_arch_$DATASET" --budgets "${PAPER_BUDGETS:-2,3,4}" ${MATCH_PEER:+--match-peer "$MATCH_PEER"} \
+    --families "${PAPER_PEERS:-hqq:g64,gguf,nf4,naive:uniform_minmax,rule:uniform_mse}" --samples "${PAPER_SAMPLES:-2000}" \
+    --pairs "${PAPER_PAIRS:-500}" --batch-size 1000 --n-boot-inception 10 --deadline "$1" --out-dir runs/results \
+    --work runs/plan_work "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
 plan_variants() {  # every variant of the plan measured (scripts/gpu_plan_variants.py; its arguments in VARIANTS)
   FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_variants.py "${CKPT[@]}" ${VARIANTS:-} \

@@ -366,7 +366,12 @@ def _plan_candidates(n_total: int):
 
 def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_samples: int, plan_replicates: int,
             plan_bit_floors: tuple, plan_families: tuple, out_dir: Path) -> dict:
-    """Quantize every setting once: ``label -> [row fields, budgets]``, weights kept under the work folder."""
+    """Quantize every setting once: ``label -> [row fields, budgets]``, weights kept under the work folder.
+
+    The assignment is saved after every plan and every budget's peers, so that a call stopped
+    part-way (the 55.7M network's set-up takes most of one) goes on where it stopped: plans and
+    peer budgets already saved are not made again.  A file without ``complete`` is a finished one
+    (the runs before this key)."""
     path = measure.work / "assignment.json"
     wanted = {"budgets": budgets, "families": families, "with_plan": with_plan, "plan_samples": plan_samples}
     if plan_bit_floors != (1,):  # the assignments of the first runs (floor 1) were made without the key
@@ -374,7 +379,9 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
     if plan_families != ("optimal",):  # nor with this one
         wanted["plan_families"] = list(plan_families)
     saved = json.loads(path.read_text()) if path.is_file() else {}
-    if {k: saved.get(k) for k in wanted} == wanted:
+    if {k: saved.get(k) for k in wanted} != wanted:
+        saved = {}
+    if saved.get("complete", True) and saved:
         return saved["labels"]
     model = measure.ctx.model
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -385,9 +392,18 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         save_file({k: v.float().contiguous() for k, v in deq.items()}, str(measure.work / "weights" / f"{_safe(label)}.safetensors"))
         return sum(float(((deq[k].double() - sd[k].double()) ** 2).sum()) for k in floating) / n_float
 
-    labels = {"fp": [{"method": "none", "setting": "fp32", "bits_per_weight": 32.0, "total_bits": 32 * n_float,
-                      "n_weights": n_float, "fp16_weights": 0, "weight_mse": 0.0}, [32.0]]}
-    if with_plan:
+    labels = saved.get("labels") or {"fp": [{"method": "none", "setting": "fp32", "bits_per_weight": 32.0,
+                                             "total_bits": 32 * n_float, "n_weights": n_float, "fp16_weights": 0,
+                                             "weight_mse": 0.0}, [32.0]]}
+    peers_done = list(saved.get("peer_budgets_done", []))
+
+    def save(complete: bool = False) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(wanted | {"labels": labels, "complete": complete, "peer_budgets_done": peers_done}))
+        os.replace(tmp, path)
+
+    plan_budgets = [b for b in budgets if f"plan@{b:g}" not in labels]
+    if with_plan and plan_budgets:
         t0 = time.perf_counter()
         noise = make_noise(plan_samples, measure.event, seed=PLAN_SEED)
         n_classes = model.config.num_classes
@@ -400,7 +416,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         fitted = fit_candidates(model, sensitivity=sens, candidates=_plan_candidates(n_float),
                                 workers=min(16, os.cpu_count() or 1), progress=True)
         print(f"[{measure.setup.name}] plan: sensitivity {t_sens:.1f} s, fitting {fitted.seconds:.1f} s", flush=True)
-        for budget in budgets:
+        for budget in plan_budgets:
             plan = plan_quantization(model, budget_bits=budget, adapter=adapter, noise=noise, fitted=fitted,
                                      bit_floors=plan_bit_floors, families=plan_families, progress=False)
             deq = {k: v.detach().cpu().float() for k, v in plan.state_dict().items()}
@@ -419,8 +435,11 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
             print(f"[{measure.setup.name}] plan at {budget:g}: {plan.settings['family']} floor {plan.settings['bit_floor']}"
                   f"{grouped}, "
                   f"{plan.settings['seconds'] - fitted.seconds:.1f} s", flush=True)
+            save()
     cache: dict = {}
     for budget in budgets:
+        if budget in peers_done:
+            continue
         t0 = time.perf_counter()
         for family in families:
             q = peer_at_budget(sd, family=family, budget=budget, cache=cache)
@@ -433,7 +452,9 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
                                     "weight_mse": keep(q.label, q.state_dict)}, []]
             labels[q.label][1].append(budget)
         print(f"[{measure.setup.name}] budget {budget:g}: peers quantized in {time.perf_counter() - t0:.1f} s", flush=True)
-    path.write_text(json.dumps(wanted | {"labels": labels}))
+        peers_done.append(budget)
+        save()
+    save(complete=True)
     return labels
 
 
@@ -498,7 +519,8 @@ def main() -> None:
     for name in args.models.split(","):
         if name not in MODELS:
             raise SystemExit(f"--models: {name!r} is not among {sorted(MODELS)}")
-        prepared = (Path(args.work) / name / "assignment.json").is_file()
+        saved = Path(args.work) / name / "assignment.json"
+        prepared = saved.is_file() and json.loads(saved.read_text()).get("complete", True)
         if deadline is not None and time.time() > deadline - (0 if prepared else args.prepare_reserve):
             print(f"deadline: model {name} left for the next call", flush=True)
             continue
