@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fmq_theory.plan.weighted import nearest_codes, weighted_codebook, weighted_cost
+from fmq_theory.plan.weighted import SENSITIVITY_FLOOR, nearest_codes, weighted_codebook, weighted_cost
 
 
 def brute_force_cost(x: np.ndarray, s: np.ndarray, n_levels: int) -> float:
@@ -76,3 +76,42 @@ def test_nearest_codes_ties_go_low():
 def test_bad_sensitivity_is_refused(bad):
     with pytest.raises(ValueError, match="s must be finite"):
         weighted_codebook(np.zeros((1, 2)), bad, bits=1)
+
+
+def test_near_zero_sensitivities_keep_a_positive_cell_mass():
+    """Regression (the 55.7M network, 2026-12-03): 50 sensitive values below 19,950 of zero
+    sensitivity.  With a floor of 1e-12 times the mean, a cell of floored values cancelled to a
+    zero mass in the DP's prefix sums (ZeroDivisionError).  Now the codebook is finite, sorted,
+    and, in the cost it minimises (the floored masses), no worse than a feasible codebook: the
+    optimal one of the 50 sensitive values alone (1e-9 relative); in the unfloored cost the
+    floor costs at most 1e-5 relative."""
+    x = np.sort(np.random.default_rng(0).normal(size=20_000))[None]
+    s = np.zeros_like(x)
+    s[0, :50] = 1.0
+    codebook, codes = weighted_codebook(x, s, bits=4)
+    assert np.all(np.isfinite(codebook)) and np.all(np.diff(codebook) >= 0)
+    alone, _ = weighted_codebook(x[:, :50], s[:, :50], bits=4)
+    alone_codes = nearest_codes(x, alone)
+    floored = np.maximum(s, SENSITIVITY_FLOOR * s.mean())
+    assert weighted_cost(x, floored, codebook, codes) <= weighted_cost(x, floored, alone, alone_codes) * (1 + 1e-9)
+    assert weighted_cost(x, s, codebook, codes) <= weighted_cost(x, s, alone, alone_codes) * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-8, 1e8, 1e300])
+def test_codebook_does_not_depend_on_the_scale_of_the_sensitivities(scale):
+    """Scaling every sensitivity of a group leaves the weighted optimum where it is; extreme
+    scales neither underflow nor overflow (levels equal to 1e-12 relative)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 400))
+    s = rng.exponential(size=(3, 400))
+    base, base_codes = weighted_codebook(x, s, bits=3)
+    scaled, codes = weighted_codebook(x, s * scale, bits=3)
+    np.testing.assert_allclose(scaled, base, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(codes, base_codes)
+
+
+def test_a_group_without_sensitivity_is_plain_lloyd_max():
+    """All-zero sensitivities weigh every value alike: the codebook of unit sensitivities."""
+    x = np.random.default_rng(2).normal(size=(2, 300))
+    np.testing.assert_array_equal(weighted_codebook(x, np.zeros_like(x), bits=3)[0],
+                                  weighted_codebook(x, np.ones_like(x), bits=3)[0])
