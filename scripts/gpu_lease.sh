@@ -39,7 +39,7 @@
 # then the next call starts with `RESUME=1 TRAIN_MIN=3 bash scripts/gpu_lease.sh 1 && bash scripts/gpu_lease.sh 2`.
 # PROBE=1 in call 1 times both memory formats first (channels_last trained at 1,272-1,308 images/s in the last
 # two leases, contiguous at 1,672 in an earlier one; the evaluation's 5k cells ran ~45 s in channels_last).
-# Knobs (environment): DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
+# Knobs (environment): PAPER_BUDGETS (2,3,4), PAPER_PEERS, PAPER_SAMPLES (2000), PAPER_PAIRS (500) and MATCH_PEER for JOBS=plan; DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
 # NFE_SAMPLES (5000), FID_FIRST (set: the 50k-sample FIDs before the NFE check), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
 # FID_SAMPLES (50000, the paper's protocol; 0 leaves those rows out), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330); for the small models' plan
@@ -106,6 +106,19 @@
 #   - call 3 (567 s): the Inception FIDs of the 15 kept sets (~3.1 s each), the last cell, the 50k-sample
 #     full-precision FIDs (generation 229.6 s; the paper's protocol against the 60k training images) and the
 #     20-NFE arm of the NFE check; not reached: the 200-NFE arm and the 8-bit cells.
+# Twelfth period (2026-12-03, H200, 1,739 s held of the 1,800): issue 12's plan on the paper's 55.7M MNIST network,
+# trained in the same lease. The three UNet/DiT checkpoints (25.5 MB) were moved out of the tree for calls 1-2 (tree 8.5 MB):
+#   run("MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1", carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers", ".carry/inc1", ".carry/inc2"])
+#   run("JOBS=plan NO_BENCH=1 PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,hqq:g64,gguf,nf4,rule:equal_mass PAPER_SAMPLES=5000 PAPER_PAIRS=1000 S2=520 H2=585 NUMBA_THREADING_LAYER=omp bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/inc3", ".carry/inc4", ".carry/inc5"])
+#   - call 1 (550 s): 15.0 epochs (3,510 steps of 256) in 528 s at 1,702 images/s, final loss 0.1716 (SHA-256 794236c6...);
+#   - call 2, twice in ~100 s: fit_candidates raised ZeroDivisionError in weighted_codebook (a cell of near-zero sensitivities
+#     cancelled to a zero mass; fixed in fmq_theory/plan/weighted.py between the calls);
+#   - call 2 again (588 s): fp samples 26 s, sensitivity 19 s, candidate fitting **397 s** on 16 cores, then the hard stop
+#     before the first plan was saved: no plan row. The fit is the bottleneck; it is not kept between calls;
+#   - call 3 (46 s): `benchmarks/gpu.py --only equal_mass,uniform_minmax` -> benchmarks/gpu_h200_kernels.json (the small
+#     models' g64-matched plan that followed started nothing: S3=170 is below gpu_plan_eval's 180 s set-up reserve);
+#   - call 4 (177 s, checkpoints back in the tree): the DiT's plan at HQQ g64's bits:
+#     run("JOBS=small SMALL_MODELS='dit' PEER_FAMILIES=hqq:g64 MATCH_PEER=hqq:g64 NO_BENCH=1 S2=200 H2=225 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])
 set -uo pipefail
 STAGE=${1:?stage 1-4}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
