@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fmq_theory.plan.weighted import SENSITIVITY_FLOOR, nearest_codes, weighted_codebook, weighted_cost
@@ -115,3 +115,21 @@ def test_a_group_without_sensitivity_is_plain_lloyd_max():
     x = np.random.default_rng(2).normal(size=(2, 300))
     np.testing.assert_array_equal(weighted_codebook(x, np.zeros_like(x), bits=3)[0],
                                   weighted_codebook(x, np.ones_like(x), bits=3)[0])
+
+
+magnitudes = st.sampled_from([0.0, 0.0, 0.0, 1e-300, 1e-30, 1e-8, 1.0, 1e8, 1e30, 1e300])
+
+
+@settings(deadline=None)
+@given(st.lists(magnitudes, min_size=4, max_size=300), st.integers(1, 4), st.integers(0, 2**32 - 1))
+@example([1e300] + [0.0] * 299, 4, 0)
+@example([0.0] * 10, 2, 0)
+@example([0.0, 0.0, 1e-300, 0.0], 2, 278582)  # a one-value cell's mean rounded an ulp above the value
+def test_any_pattern_of_sensitivities_gives_a_finite_sorted_codebook(sens, bits, seed):
+    """Zeros and magnitudes from 1e-300 to 1e300 in one group: the codebook is finite, sorted,
+    inside the range of the values, and each value's code is its nearest level."""
+    x = np.random.default_rng(seed).normal(size=(1, len(sens)))
+    codebook, codes = weighted_codebook(x, np.array([sens]), bits=bits)
+    assert np.all(np.isfinite(codebook)) and np.all(np.diff(codebook) >= 0)
+    assert x.min() <= codebook.min() and codebook.max() <= x.max()
+    np.testing.assert_array_equal(codes, nearest_codes(x, codebook))

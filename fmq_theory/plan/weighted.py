@@ -64,6 +64,8 @@ def _row_codebook(values: np.ndarray, weights: np.ndarray, n_levels: int, dp) ->
     ends, _ = dp(distinct, mass, n_cells)
     begins = np.concatenate(([0], ends[:-1]))
     levels = np.add.reduceat(mass * distinct, begins) / np.add.reduceat(mass, begins)
+    # a weighted mean lies in its cell; the rounded quotient can leave it by an ulp (one value)
+    levels = np.clip(levels, distinct[begins], distinct[ends - 1])
     return np.concatenate([levels, np.full(n_levels - n_cells, levels[-1])])
 
 
