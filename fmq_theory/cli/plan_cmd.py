@@ -89,31 +89,23 @@ def _budgets(value: str) -> list[float]:
     return budgets
 
 
-def _bit_floors(value: str) -> tuple:
-    """``--bit-floors``: a comma list of distinct ints in 1..16, e.g. ``1,2``."""
-    try:
-        return check_bit_floors([int(part) for part in value.split(",")])
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--bit-floors {value!r} must be a comma list of distinct ints in 1..16 "
-                                         f"({exc})") from exc
+def _comma_list(check, *, option: str, what: str, parse=str):
+    """An argparse converter of ``option``'s comma list: each part read by ``parse``, the list
+    checked by ``check`` (a ``ValueError`` of either becomes an error naming ``option``)."""
+
+    def convert(value: str) -> tuple:
+        try:
+            return check([parse(part) for part in value.split(",")])
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{option} {value!r} must be a comma list of {what} ({exc})") from exc
+
+    convert.__doc__ = f"``{option}``: a comma list of {what}."
+    return convert
 
 
-def _families(value: str) -> tuple:
-    """``--families``: a comma list of distinct code families, e.g. ``optimal,minmax``."""
-    try:
-        return check_families(value.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--families {value!r} must be a comma list of distinct families of "
-                                         f"{sorted(CODE_FAMILIES)} ({exc})") from exc
-
-
-def _groupings(value: str) -> tuple:
-    """``--groupings``: a comma list of distinct groupings, e.g. ``any``."""
-    try:
-        return check_groupings(value.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--groupings {value!r} must be a comma list of distinct groupings of "
-                                         f"{list(GROUPINGS)} ({exc})") from exc
+_bit_floors = _comma_list(check_bit_floors, option="--bit-floors", what="distinct ints in 1..16", parse=int)
+_families = _comma_list(check_families, option="--families", what=f"distinct families of {sorted(CODE_FAMILIES)}")
+_groupings = _comma_list(check_groupings, option="--groupings", what=f"distinct groupings of {list(GROUPINGS)}")
 
 
 def _seed(value: str) -> int:
