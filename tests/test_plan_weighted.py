@@ -72,6 +72,22 @@ def test_nearest_codes_ties_go_low():
     assert nearest_codes(np.array([[0.5, 0.49, 0.51]]), np.array([[0.0, 1.0]])).tolist() == [[0, 0, 1]]
 
 
+@pytest.mark.parametrize("shape, n_levels", [((3, 7), 4), ((2048, 64), 8), ((1, 300_000), 16), ((40, 64), 256),
+                                             ((5, 100), 512)])
+def test_nearest_codes_equal_a_searchsorted_per_row(shape, n_levels):
+    """The oracle is ``numpy.searchsorted`` (side left) on each row's mid-points, with repeated
+    levels and values exactly on a mid-point; the larger shapes take the kernel's parallel path."""
+    rng = np.random.default_rng(1)
+    levels = np.sort(np.round(rng.standard_normal((shape[0], n_levels)), 1), axis=1)
+    mids = 0.5 * (levels[:, 1:] + levels[:, :-1])
+    x = rng.standard_normal(shape)
+    x[:, ::5] = mids[:, rng.integers(0, n_levels - 1, size=x[:, ::5].shape[1])]
+    want = np.stack([np.searchsorted(m, row, side="left") for m, row in zip(mids, x)])
+    codes = nearest_codes(x, levels)
+    assert codes.dtype == (np.uint8 if n_levels <= 256 else np.uint16)
+    np.testing.assert_array_equal(codes, want)
+
+
 @pytest.mark.parametrize("bad", [np.array([[-1.0, 1.0]]), np.array([[np.nan, 1.0]])])
 def test_bad_sensitivity_is_refused(bad):
     with pytest.raises(ValueError, match="s must be finite"):

@@ -111,13 +111,13 @@ def nearest_codes(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Index of the nearest of the sorted ``levels`` (``(r, K)``) for each entry of ``x`` (``(r, m)``).
 
     A value half-way between two levels goes to the lower one; uint8 codes for ``K <= 256``.
+    The code is the number of mid-points below the value
+    (:func:`fmq_theory.quantizers._kernels.assign_codes`, parallel over rows and runs of a row).
     """
     lev = np.asarray(levels, dtype=np.float64)
-    mids = 0.5 * (lev[:, 1:] + lev[:, :-1])
-    dtype = np.uint8 if lev.shape[1] <= 256 else np.uint16
-    codes = np.empty(x.shape, dtype=dtype)
-    for i in range(x.shape[0]):
-        codes[i] = np.searchsorted(mids[i], x[i], side="left")
+    mids = np.ascontiguousarray(0.5 * (lev[:, 1:] + lev[:, :-1]))
+    codes = np.empty(np.shape(x), dtype=np.uint8 if lev.shape[1] <= 256 else np.uint16)
+    _kernels.assign_codes(np.ascontiguousarray(x, dtype=np.float64), mids, codes)
     return codes
 
 
