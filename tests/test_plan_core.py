@@ -19,6 +19,7 @@ from fmq_theory.plan import (
     weight_sensitivity,
 )
 from fmq_theory.plan.candidates import dequantized, fit_candidate
+from fmq_theory.plan.core import load_fitted
 from fmq_theory.plan.runtime import unpack_codes_torch
 from fmq_theory.io.packing import pack_codes
 
@@ -229,6 +230,58 @@ def test_fitting_threads_give_the_same_options(setup):
     with pytest.raises(ValueError, match="workers"):
         fit_candidates(model, sensitivity=sens, workers=0, progress=False)
 
+
+
+def _same_fit(a, b) -> None:
+    """Two fits equal option for option: candidates, costs, scores, errors, codes, levels, side arrays."""
+    assert a.names == b.names and a.held_out == b.held_out and a.seconds == b.seconds
+    for fits_a, fits_b, ca, cb, va, vb in zip(a.fitted, b.fitted, a.costs, b.costs, a.values, b.values):
+        np.testing.assert_array_equal(ca, cb)
+        np.testing.assert_array_equal(va, vb)
+        assert [f.candidate for f in fits_a] == [f.candidate for f in fits_b]
+        for fa, fb in zip(fits_a, fits_b):
+            assert fa.nbytes == fb.nbytes and fa.mse == fb.mse
+            np.testing.assert_array_equal(fa.squared_error, fb.squared_error)
+            if torch.is_tensor(fa.stored):
+                assert fa.stored.dtype == fb.stored.dtype and torch.equal(fa.stored, fb.stored)
+                continue
+            qa, qb = fa.stored, fb.stored
+            assert (qa.method, qa.bits, qa.granularity, qa.shape, qa.dtype) == (qb.method, qb.bits, qb.granularity,
+                                                                                 qb.shape, qb.dtype)
+            for x, y in [(qa.codes, qb.codes), (qa.levels, qb.levels)] + [(qa.stored[k], qb.stored[k]) for k in qa.stored]:
+                assert x.dtype == y.dtype
+                np.testing.assert_array_equal(x, y)
+    for ea, eb in [(a.sensitivity, b.sensitivity), (a.fit_sensitivity, b.fit_sensitivity),
+                   (a.score_sensitivity, b.score_sensitivity)]:
+        assert list(ea.diag) == list(eb.diag) and (ea.n_samples, ea.seed, ea.solver) == (eb.n_samples, eb.seed, eb.solver)
+        for name in ea.diag:
+            np.testing.assert_array_equal(ea.diag[name], eb.diag[name])
+            np.testing.assert_array_equal(ea.replicates[name], eb.replicates[name])
+
+
+@pytest.mark.parametrize("held_out", [True, False])
+def test_saved_fit_loads_equal_and_plans_alike(setup, tmp_path, held_out):
+    """A fit written by FittedCandidates.save and read by load_fitted is the same fit (errors
+    computed again from the model), plans the same, and the file is refused for other weights."""
+    model, noise, sens = setup
+    fitted = fit_candidates(model, sensitivity=sens, held_out=held_out, progress=False)
+    path = tmp_path / "fitted.npz"
+    fitted.save(path, model=model, metadata={"sensitivity_seconds": 1.5})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fitted.npz"]
+    loaded, metadata = load_fitted(path, model=model, workers=2)
+    assert metadata == {"sensitivity_seconds": 1.5}
+    _same_fit(fitted, loaded)
+    a = plan_quantization(model, budget_bits=4.0, noise=noise, fitted=fitted, held_out=held_out, progress=False)
+    b = plan_quantization(model, budget_bits=4.0, noise=noise, fitted=loaded, held_out=held_out, progress=False)
+    assert a.choices == b.choices and a.predicted_delta == b.predicted_delta
+    other = Net()
+    other.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        other.c2.weight[0, 0, 0, 0] += 1e-3
+    with pytest.raises(ValueError, match="other weights"):
+        load_fitted(path, model=other)
+    with pytest.raises(ValueError, match="workers"):
+        load_fitted(path, model=model, workers=0)
 
 
 def test_plan_seconds_count_the_fitting_once(setup, monkeypatch):

@@ -53,8 +53,8 @@ from fmq_theory.plan.weighted import nearest_codes, weighted_codebook
 from fmq_theory.quantizers import QuantizedTensor, levels_from_stored, parse_granularity, quantize
 from fmq_theory.vocab import PACKED_BITS
 
-__all__ = ["Candidate", "FittedCandidate", "default_candidates", "dequantized", "fit_candidate", "CODE_FAMILIES",
-           "PLAN_METHODS", "KEPT_METHODS"]
+__all__ = ["Candidate", "FittedCandidate", "default_candidates", "dequantized", "fit_candidate", "scored_candidate",
+           "CODE_FAMILIES", "PLAN_METHODS", "KEPT_METHODS"]
 
 #: Methods that quantize (codes plus side information).
 PLAN_METHODS = ("lloyd_max", "weighted_lloyd", "uniform_mse", "uniform_minmax", "normal_float", "half_quadratic")
@@ -260,11 +260,9 @@ def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict 
         Fits of this same tensor shared between candidates (the float32 fit that a float16
         candidate rounds, the weighted codebook); pass one dict per tensor.
     """
-    original = w.detach().double().cpu()
-    n = original.numel()
+    n = w.numel()
     if cand.method in KEPT_METHODS:
         kept = w.detach().cpu().to(getattr(torch, cand.storage))
-        back = kept.to(w.dtype).double()
         nbytes, stored = n * kept.element_size(), kept
     else:
         if cand.method == "weighted_lloyd" and sensitivity is None:
@@ -272,9 +270,17 @@ def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict 
         qt = _fit_quantized(w, cand, sensitivity, {} if cache is None else cache)
         if not all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in qt.stored.values()):
             return None
-        back = dequantized(qt).double()
         nbytes = packed_nbytes(n, qt.bits) + sum(int(np.asarray(a).nbytes) for a in qt.stored.values())
         stored = qt
+    return scored_candidate(w, cand, stored=stored, nbytes=nbytes)
+
+
+def scored_candidate(w: torch.Tensor, cand: Candidate, *, stored, nbytes: int) -> FittedCandidate | None:
+    """The :class:`FittedCandidate` of ``w`` that stores ``stored`` (a fit of ``cand``, or one read
+    back from a file): its squared error per weight on the values the model gets back; ``None``
+    if an error is not finite (rounded side information that overflows)."""
+    original = w.detach().double().cpu()
+    back = (dequantized(stored) if isinstance(stored, QuantizedTensor) else stored.to(w.dtype)).double()
     e2 = ((back - original) ** 2).numpy()
     if not np.all(np.isfinite(e2)):
         return None

@@ -52,7 +52,10 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -66,16 +69,17 @@ from fmq_theory.flow.solvers import make_noise
 from fmq_theory.flow.velocity import XT, Adapter
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized, save_quantized
 from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, KEPT_METHODS, default_candidates, dequantized,
-                                        fit_candidate)
+                                        fit_candidate, scored_candidate)
 from fmq_theory.plan.knapsack import solve_mckp
 from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, check_groupings, choose_variant,
                                        displacement, distribution_shift, sampled)
 from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
-from fmq_theory.quantizers import QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity
+from fmq_theory.quantizers import (QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity,
+                                   parse_granularity)
 from fmq_theory.theory.wasserstein import quantization_w2
 
-__all__ = ["FittedCandidates", "PredictedDelta", "QuantizationPlan", "TensorChoice", "fit_candidates", "load_plan",
-           "plan_quantization", "variant_options", "variant_state"]
+__all__ = ["FittedCandidates", "PredictedDelta", "QuantizationPlan", "TensorChoice", "fit_candidates", "load_fitted",
+           "load_plan", "plan_quantization", "variant_options", "variant_state"]
 
 #: Text printed with every plan.
 DATA_FREE_NOTE = ("data-free: sensitivities come from the model's own sampling trajectories started from "
@@ -321,6 +325,132 @@ class FittedCandidates:
     score_sensitivity: WeightSensitivity
     held_out: bool
     seconds: float
+
+    def save(self, path, *, model: torch.nn.Module, metadata: Mapping | None = None) -> None:
+        """Write the fit to ``path`` (an uncompressed ``.npz``, no pickles), atomically; see :func:`load_fitted`.
+
+        Stored: every option's candidate, cost, score and what the file of a plan would hold
+        (codes, levels and side arrays, or the kept tensor's bytes), the whole sensitivity
+        estimate, the fit's wall time, a SHA-256 of ``model``'s fitted tensors and
+        ``metadata`` (JSON).  The squared errors are not stored (8 bytes a weight an option);
+        :func:`load_fitted` computes them again from ``model``.
+        """
+        path = os.fspath(path)
+        arrays, tensors = {}, []
+        for t, (fits, cost, value) in enumerate(zip(self.fitted, self.costs, self.values)):
+            arrays[f"t{t}.costs"], arrays[f"t{t}.values"] = cost, value
+            options = []
+            for j, f in enumerate(fits):
+                key, entry = f"t{t}.o{j}", {"candidate": asdict(f.candidate), "nbytes": f.nbytes}
+                if isinstance(f.stored, QuantizedTensor):
+                    qt = f.stored
+                    entry["quantized"] = {"method": qt.method, "bits": qt.bits,
+                                          "granularity": format_granularity(qt.granularity), "shape": list(qt.shape),
+                                          "dtype": qt.dtype, "framework": qt.framework, "device": qt.device,
+                                          "stored": list(qt.stored)}
+                    arrays[f"{key}.codes"], arrays[f"{key}.levels"] = qt.codes, qt.levels
+                    arrays.update({f"{key}.stored.{k}": np.asarray(v) for k, v in qt.stored.items()})
+                else:
+                    entry["kept"] = {"dtype": str(f.stored.dtype).removeprefix("torch."), "shape": list(f.stored.shape)}
+                    arrays[f"{key}.kept"] = f.stored.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+                options.append(entry)
+            tensors.append(options)
+        sens = self.sensitivity
+        for i, name in enumerate(sens.diag):
+            arrays[f"s{i}.diag"], arrays[f"s{i}.replicates"] = sens.diag[name], sens.replicates[name]
+        meta = {"format": FITTED_FORMAT, "names": list(self.names), "held_out": self.held_out, "seconds": self.seconds,
+                "state_sha256": _state_sha256(model.state_dict(), self.names), "tensors": tensors,
+                "sensitivity": {"names": list(sens.diag), "n_samples": sens.n_samples, "projections": sens.projections,
+                                "solver": sens.solver, "steps": sens.steps, "seed": sens.seed,
+                                "data_free": sens.data_free},
+                "metadata": dict(metadata or {})}
+        arrays["meta"] = np.array(json.dumps(meta))
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+
+
+#: Version of the file :meth:`FittedCandidates.save` writes.
+FITTED_FORMAT = 1
+
+
+def _state_sha256(state: Mapping, names: Sequence[str]) -> str:
+    """SHA-256 of the names, dtypes, shapes and bytes of the tensors ``names`` of ``state``."""
+    digest = hashlib.sha256()
+    for name in names:
+        t = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def load_fitted(path, *, model: torch.nn.Module, workers: int = 1) -> tuple[FittedCandidates, dict]:
+    """Read a fit written by :meth:`FittedCandidates.save` for ``model``; equal option for option to the saved one.
+
+    The squared errors are computed again from ``model``'s tensors
+    (:func:`~fmq_theory.plan.candidates.scored_candidate`, as the fit did), ``workers`` tensors at once.
+
+    Returns
+    -------
+    fitted : FittedCandidates
+        With the saved wall time of the fit.
+    metadata : dict
+        As given to :meth:`~FittedCandidates.save`.
+
+    Raises
+    ------
+    ValueError
+        The file is of another format version, or ``model``'s tensors are not the ones fitted.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r} must be an int >= 1")
+    state = model.state_dict()
+    with np.load(os.fspath(path), allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        if meta.get("format") != FITTED_FORMAT:
+            raise ValueError(f"path={path!r}: fit file format {meta.get('format')!r}, this version reads {FITTED_FORMAT}")
+        names = tuple(meta["names"])
+        if not all(name in state for name in names) or _state_sha256(state, names) != meta["state_sha256"]:
+            raise ValueError(f"path={path!r} was fitted to other weights than model's")
+        stored = []
+        for t, options in enumerate(meta["tensors"]):
+            row = []
+            for j, entry in enumerate(options):
+                key, cand = f"t{t}.o{j}", Candidate(**entry["candidate"])
+                if "quantized" in entry:
+                    q = entry["quantized"]
+                    obj = QuantizedTensor(method=q["method"], bits=q["bits"], granularity=parse_granularity(q["granularity"]),
+                                          shape=tuple(q["shape"]), dtype=q["dtype"], codes=z[f"{key}.codes"],
+                                          levels=z[f"{key}.levels"], stored={k: z[f"{key}.stored.{k}"] for k in q["stored"]},
+                                          framework=q["framework"], device=q["device"])
+                else:
+                    k = entry["kept"]
+                    obj = torch.from_numpy(z[f"{key}.kept"]).view(getattr(torch, k["dtype"])).reshape(k["shape"])
+                row.append((cand, obj, entry["nbytes"]))
+            stored.append(row)
+        costs = tuple(z[f"t{t}.costs"] for t in range(len(names)))
+        values = tuple(z[f"t{t}.values"] for t in range(len(names)))
+        s = meta["sensitivity"]
+        sensitivity = WeightSensitivity(diag={n: z[f"s{i}.diag"] for i, n in enumerate(s["names"])},
+                                        replicates={n: z[f"s{i}.replicates"] for i, n in enumerate(s["names"])},
+                                        n_samples=s["n_samples"], projections=s["projections"], solver=s["solver"],
+                                        steps=s["steps"], seed=s["seed"], data_free=s["data_free"])
+
+    def score(t: int) -> tuple:
+        w = state[names[t]].detach().cpu()
+        fits = tuple(scored_candidate(w, cand, stored=obj, nbytes=nbytes) for cand, obj, nbytes in stored[t])
+        if any(f is None for f in fits):
+            raise ValueError(f"path={path!r}: an option of {names[t]!r} has a non-finite error on model's tensor")
+        return fits
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        fitted = tuple(pool.map(score, range(len(names))))
+    fit_sens, score_sens = sensitivity.split() if meta["held_out"] else (sensitivity, sensitivity)
+    return (FittedCandidates(names=names, fitted=fitted, costs=costs, values=values, sensitivity=sensitivity,
+                             fit_sensitivity=fit_sens, score_sensitivity=score_sens, held_out=bool(meta["held_out"]),
+                             seconds=float(meta["seconds"])),
+            meta["metadata"])
 
 
 def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
