@@ -224,6 +224,12 @@ class Eval:
         self.prefetch([(method, bits)])
         return self._quantized.pop((method, bits)).result()
 
+    def stop_prefetch(self) -> None:
+        """Drop the quantizations not started (cells left past the deadline), so that the process
+        exits when the last cell is done, not when the queue is."""
+        self._quantizer.shutdown(wait=False, cancel_futures=True)
+        self._quantized.clear()
+
     def real_inc_train(self) -> np.ndarray:
         """Inception features of the training split (the paper's reference), computed once and kept."""
         path = self.run / "real_train_inception.npy"
@@ -415,6 +421,7 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
     report = run_cells(cells, task=evaluate_cell, load=load, context_key=("paper_arch", str(run)), table=PAPER_ARCH,
                        out=rows_path(run), scheduler="none", deadline=deadline, name="paper arch",
                        is_done=lambda r: r.get("fid") is not None and (not want_inc or r.get("fid_inception") is not None))
+    ev.stop_prefetch()
     log(f"evaluate: {len(report.written)} rows written, {report.skipped} done before, {report.not_started} left, "
         f"{len(report.failed)} failed, {report.wall_s:.1f} s")
     for key, tb in report.failed:
