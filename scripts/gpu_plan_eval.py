@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import hashlib
 import json
 import math
 import os
@@ -73,6 +74,7 @@ from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.peers import FAMILIES, peer_at_budget, quantize_peer
 from fmq_theory.harness.sweep import to_uint8
 from fmq_theory.plan import default_candidates, fit_candidates, plan_quantization, weight_sensitivity
+from fmq_theory.plan.core import load_fitted
 from fmq_theory.plan.selection import check_families
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 
@@ -371,7 +373,10 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
     The assignment is saved after every plan and every budget's peers, so that a call stopped
     part-way (the 55.7M network's set-up takes most of one) goes on where it stopped: plans and
     peer budgets already saved are not made again.  A file without ``complete`` is a finished one
-    (the runs before this key)."""
+    (the runs before this key).  The fitted candidates (with the sensitivity they were fitted and
+    scored with) are saved too, as ``fitted_<key>.npz`` keyed by these settings and the plan's
+    replicates (:meth:`fmq_theory.plan.FittedCandidates.save`), so that a call stopped after the
+    fit makes the remaining plans without fitting again; the file is removed once every plan is made."""
     path = measure.work / "assignment.json"
     wanted = {"budgets": budgets, "families": families, "with_plan": with_plan, "plan_samples": plan_samples}
     if plan_bit_floors != (1,):  # the assignments of the first runs (floor 1) were made without the key
@@ -403,19 +408,26 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         os.replace(tmp, path)
 
     plan_budgets = [b for b in budgets if f"plan@{b:g}" not in labels]
+    fit_key = json.dumps(wanted | {"plan_replicates": plan_replicates}, sort_keys=True)
+    fit_path = measure.work / f"fitted_{hashlib.sha256(fit_key.encode()).hexdigest()[:16]}.npz"
     if with_plan and plan_budgets:
-        t0 = time.perf_counter()
         noise = make_noise(plan_samples, measure.event, seed=PLAN_SEED)
         n_classes = model.config.num_classes
         plan_labels = balanced_labels(plan_samples, n_classes) if n_classes else None
         adapter = unet_adapter(model, plan_labels, 0.0)
-        sens = weight_sensitivity(model, noise.to(measure.device), adapter=adapter,
-                                  solver=SOLVER, steps=STEPS, replicates=plan_replicates, batch_size=32,
-                                  seed=PLAN_SEED, progress=True)
-        t_sens = time.perf_counter() - t0
-        fitted = fit_candidates(model, sensitivity=sens, candidates=_plan_candidates(n_float),
-                                workers=min(16, os.cpu_count() or 1), progress=True)
-        print(f"[{measure.setup.name}] plan: sensitivity {t_sens:.1f} s, fitting {fitted.seconds:.1f} s", flush=True)
+        fitted, t_sens = _saved_fit(fit_path, model=model, key=fit_key)
+        if fitted is None:
+            t0 = time.perf_counter()
+            sens = weight_sensitivity(model, noise.to(measure.device), adapter=adapter,
+                                      solver=SOLVER, steps=STEPS, replicates=plan_replicates, batch_size=32,
+                                      seed=PLAN_SEED, progress=True)
+            t_sens = time.perf_counter() - t0
+            fitted = fit_candidates(model, sensitivity=sens, candidates=_plan_candidates(n_float),
+                                    workers=min(16, os.cpu_count() or 1), progress=True)
+            t0 = time.perf_counter()
+            fitted.save(fit_path, model=model, metadata={"key": fit_key, "sensitivity_seconds": t_sens})
+            print(f"[{measure.setup.name}] plan: sensitivity {t_sens:.1f} s, fitting {fitted.seconds:.1f} s, "
+                  f"fit saved in {time.perf_counter() - t0:.1f} s", flush=True)
         for budget in plan_budgets:
             plan = plan_quantization(model, budget_bits=budget, adapter=adapter, noise=noise, fitted=fitted,
                                      bit_floors=plan_bit_floors, families=plan_families, progress=False)
@@ -436,6 +448,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
                   f"{grouped}, "
                   f"{plan.settings['seconds'] - fitted.seconds:.1f} s", flush=True)
             save()
+    fit_path.unlink(missing_ok=True)  # every plan is made
     cache: dict = {}
     for budget in budgets:
         if budget in peers_done:
@@ -456,6 +469,24 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         save()
     save(complete=True)
     return labels
+
+
+def _saved_fit(path: Path, *, model: torch.nn.Module, key: str) -> tuple:
+    """The fit saved at ``path`` (named by a hash of the settings ``key``) and its sensitivity's
+    seconds, or ``(None, None)`` when there is none, or one of other settings or of other weights."""
+    if not path.is_file():
+        return None, None
+    t0 = time.perf_counter()
+    try:
+        fitted, metadata = load_fitted(path, model=model, workers=min(16, os.cpu_count() or 1))
+    except ValueError as err:
+        print(f"fit at {path} not used: {err}", flush=True)
+        return None, None
+    if metadata.get("key") != key:
+        print(f"fit at {path} not used: saved for other settings", flush=True)
+        return None, None
+    print(f"plan: fit of {fitted.seconds:.1f} s read from {path} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return fitted, metadata["sensitivity_seconds"]
 
 
 def _write_choices(plan, path: Path) -> None:
