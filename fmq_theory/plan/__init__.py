@@ -19,6 +19,7 @@ from fmq_theory.plan.core import (
     QuantizationPlan,
     TensorChoice,
     fit_candidates,
+    load_fitted,
     load_plan,
     plan_quantization,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "default_candidates",
     "fit_candidates",
     "first_order_displacement",
+    "load_fitted",
     "load_plan",
     "load_quantized_model",
     "plan_quantization",
