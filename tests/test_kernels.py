@@ -148,3 +148,38 @@ def test_histogram_stats_equals_twin(seed, n, n_bins, ties):
     np.testing.assert_array_equal(got[3], want[3])
     for a, b in zip(got[1:3], want[1:3]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * width * width * n)
+
+
+def test_serial_kernels_is_thread_local_and_changes_no_result():
+    """Inside ``serial_kernels`` a kernel on a large input gives the parallel run's result
+    bit for bit; the switch holds for the calling thread only and is restored on exit,
+    also when the block raises or is nested."""
+    import threading
+
+    x = _rows(7, 64, K._PARALLEL_MIN // 64 + 1, np.float32, ties=False)
+    lo, hi = x.min(axis=1).astype(np.float64), x.max(axis=1).astype(np.float64)
+    t = _thresholds(7, x, 15, 0)
+    wide_mse = K.uniform_grid_mse(x, lo, hi, 16)
+    wide_codes = np.empty(x.shape, dtype=np.uint8)
+    K.assign_codes(x, t, wide_codes)
+    seen = {}
+
+    def other_thread():
+        seen["other"] = getattr(K._LOCAL, "serial", False)
+
+    with K.serial_kernels():
+        with K.serial_kernels():
+            assert K._LOCAL.serial
+        assert K._LOCAL.serial
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        narrow_codes = np.empty(x.shape, dtype=np.uint8)
+        K.assign_codes(x, t, narrow_codes)
+        np.testing.assert_array_equal(K.uniform_grid_mse(x, lo, hi, 16), wide_mse)
+        np.testing.assert_array_equal(narrow_codes, wide_codes)
+    assert seen == {"other": False} and not K._LOCAL.serial
+    with pytest.raises(RuntimeError, match="inside"):
+        with K.serial_kernels():
+            raise RuntimeError("inside")
+    assert not K._LOCAL.serial

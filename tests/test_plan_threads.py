@@ -1,8 +1,9 @@
 """``fit_candidates(workers>1)`` under numba's ``workqueue`` threading layer.
 
 That layer aborts the whole process (SIGABRT, "Concurrent access has been detected") when two
-Python threads launch ``parallel=True`` kernels at once; the kernels serialise their parallel
-launches under it (:func:`fmq_theory.quantizers._kernels._guarded`).  The fit runs in a fresh
+Python threads launch ``parallel=True`` kernels at once.  The fit's workers run the kernels' serial
+compilations (:func:`fmq_theory.quantizers.serial_kernels`), and any parallel launch from several
+threads is serialised under that layer (:func:`fmq_theory.quantizers._kernels._guarded`).  The fit runs in a fresh
 Python with ``NUMBA_THREADING_LAYER=workqueue`` (the layer is chosen once per process), on
 tensors large enough for the parallel kernels; oracle: the ``workers=1`` fit of the same
 process, compared as ``test_plan_core.test_fitting_threads_give_the_same_options`` does.

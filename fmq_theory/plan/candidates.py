@@ -195,6 +195,20 @@ def default_candidates(shape: tuple, *, n_weights: int) -> tuple:
     return tuple(out)
 
 
+#: numpy's twins of the torch float dtypes, which numpy casts itself.
+_NUMPY_FLOATS = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t.to(dtype)`` as a CPU tensor; cast by numpy where it knows both dtypes (the same
+    round-to-nearest-even, in the calling thread: no torch intra-op threads are started from
+    :func:`~fmq_theory.plan.core.fit_candidates`'s workers)."""
+    t = t.detach().cpu()
+    if t.dtype in _NUMPY_FLOATS and dtype in _NUMPY_FLOATS:
+        return torch.from_numpy(t.numpy().astype(_NUMPY_FLOATS[dtype], order="C"))
+    return t.to(dtype)
+
+
 def _grouped(flat: np.ndarray, n_groups: int, group_size: int) -> np.ndarray:
     padded = np.zeros(n_groups * group_size, dtype=np.float64)
     padded[: flat.size] = flat
@@ -219,7 +233,7 @@ def _fit_quantized(w: torch.Tensor, cand: Candidate, sensitivity, cache: dict) -
         cache[key] = quantize(w, method=method, bits=cand.bits, granularity=cand.granularity, **options)
     qt = cache[key]
     n = qt.n_weights
-    x = _grouped(w.detach().double().cpu().numpy().reshape(-1), *qt.codes.shape)
+    x = _grouped(_cast(w, torch.float64).numpy().reshape(-1), *qt.codes.shape)
     stored = dict(qt.stored)
     if cand.method == "weighted_lloyd":
         wkey = ("weighted_lloyd", cand.bits, cand.granularity)
@@ -242,7 +256,7 @@ def dequantized(qt: QuantizedTensor) -> torch.Tensor:
     """
     values = np.take_along_axis(np.asarray(qt.levels), np.asarray(qt.codes).astype(np.intp), axis=1)
     values = values.reshape(-1)[: qt.n_weights].reshape(qt.shape)
-    return torch.from_numpy(np.ascontiguousarray(values)).to(getattr(torch, qt.dtype))
+    return _cast(torch.from_numpy(np.ascontiguousarray(values)), getattr(torch, qt.dtype))
 
 
 def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict | None = None
@@ -262,7 +276,7 @@ def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict 
     """
     n = w.numel()
     if cand.method in KEPT_METHODS:
-        kept = w.detach().cpu().to(getattr(torch, cand.storage))
+        kept = _cast(w, getattr(torch, cand.storage))
         nbytes, stored = n * kept.element_size(), kept
     else:
         if cand.method == "weighted_lloyd" and sensitivity is None:
@@ -279,9 +293,10 @@ def scored_candidate(w: torch.Tensor, cand: Candidate, *, stored, nbytes: int) -
     """The :class:`FittedCandidate` of ``w`` that stores ``stored`` (a fit of ``cand``, or one read
     back from a file): its squared error per weight on the values the model gets back; ``None``
     if an error is not finite (rounded side information that overflows)."""
-    original = w.detach().double().cpu()
-    back = (dequantized(stored) if isinstance(stored, QuantizedTensor) else stored.to(w.dtype)).double()
-    e2 = ((back - original) ** 2).numpy()
+    original = _cast(w, torch.float64).numpy()
+    back = _cast(dequantized(stored) if isinstance(stored, QuantizedTensor) else _cast(stored, w.dtype),
+                 torch.float64).numpy()
+    e2 = (back - original) ** 2
     if not np.all(np.isfinite(e2)):
         return None
     return FittedCandidate(candidate=cand, stored=stored, nbytes=int(nbytes), squared_error=e2, mse=float(e2.mean()))

@@ -57,7 +57,7 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -75,7 +75,7 @@ from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_fam
                                        displacement, distribution_shift, sampled)
 from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
 from fmq_theory.quantizers import (QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity,
-                                   parse_granularity)
+                                   parse_granularity, serial_kernels)
 from fmq_theory.theory.wasserstein import quantization_w2
 
 __all__ = ["FittedCandidates", "PredictedDelta", "QuantizationPlan", "TensorChoice", "fit_candidates", "load_fitted",
@@ -468,13 +468,12 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
     workers : int
         Threads fitting tensors at once (the kernels release the GIL).  The result does not
         depend on it: every tensor is fitted alone and the results keep the state-dict order.
-        Safe under every numba threading layer: under ``workqueue`` (this package's default
-        unless ``NUMBA_THREADING_LAYER`` is set; it aborts the process on concurrent
-        parallel launches) the parallel kernels, those on inputs of at least
-        :data:`fmq_theory.quantizers._kernels._PARALLEL_MIN` elements, run one at a time,
-        each on all numba threads, while the rest of the fits still overlap; under ``omp``
-        or ``tbb`` they run concurrently (:func:`fmq_theory.quantizers._kernels._guarded`).
-        Without numba (``FMQ_DISABLE_NUMBA``) the numpy twins run, which are thread-safe.
+        With more than one worker the tensors are handed out largest first (the last ones
+        to finish are then the smallest) and each worker runs the kernels' serial
+        compilations (:func:`fmq_theory.quantizers.serial_kernels`): the workers are the
+        parallelism, so no worker starts a team of numba threads on cores the others use,
+        under any threading layer.  Without numba (``FMQ_DISABLE_NUMBA``) the numpy twins
+        run, which are thread-safe.
 
     Returns
     -------
@@ -510,12 +509,24 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
         return (tuple(fits), np.array([f.nbytes for f in fits], dtype=np.int64),
                 np.array([0.0 if score is None else float(np.sum(score * f.squared_error)) for f in fits]))
 
+    def fit_serial(name: str) -> tuple:
+        with serial_kernels():
+            return fit(name)
+
     bar = dict(desc="fitting candidates", unit="tensor", total=len(names), disable=not progress)
     if workers == 1:
         results = list(tqdm(map(fit, names), **bar))
     else:
+        results = [None] * len(names)
+        largest_first = sorted(range(len(names)), key=lambda i: -state[names[i]].numel())
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(tqdm(pool.map(fit, names), **bar))
+            futures = {pool.submit(fit_serial, names[i]): i for i in largest_first}
+            try:
+                for done in tqdm(as_completed(futures), **bar):
+                    results[futures[done]] = done.result()
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
     fitted, costs, values = (list(part) for part in zip(*results)) if results else ([], [], [])
     return FittedCandidates(names=tuple(names), fitted=tuple(fitted), costs=tuple(costs), values=tuple(values),
                             sensitivity=sensitivity, fit_sensitivity=fit_sens, score_sensitivity=score_sens,

@@ -9,6 +9,7 @@ the paper does.  Method definitions: :mod:`.uniform`, :mod:`.half_quadratic`, :m
 """
 
 from fmq_theory.quantizers._base import QuantizedTensor, format_granularity, parse_granularity
+from fmq_theory.quantizers._kernels import serial_kernels
 from fmq_theory.quantizers.api import quantize
 from fmq_theory.quantizers.registry import METHODS, levels_from_stored
 from fmq_theory.quantizers.state_dict import QuantizedStateDict, TensorReport, quantize_state_dict
@@ -23,4 +24,5 @@ __all__ = [
     "parse_granularity",
     "quantize",
     "quantize_state_dict",
+    "serial_kernels",
 ]

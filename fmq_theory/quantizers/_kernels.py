@@ -26,6 +26,7 @@ Conventions shared by all kernels
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import math
 import os
@@ -68,6 +69,8 @@ _PARALLEL_MIN = 1 << 17
 
 #: Held while a parallel kernel runs under a layer that is not thread-safe (``workqueue``).
 _LAUNCH_LOCK = threading.Lock()
+#: Per Python thread: ``serial`` is set inside :func:`serial_kernels`.
+_LOCAL = threading.local()
 #: Whether parallel launches may overlap: ``None`` until the first launch has initialised
 #: numba's threading layer, then whether that layer is thread-safe (``omp``, ``tbb``).
 _concurrent_launches: bool | None = None
@@ -105,7 +108,8 @@ def _jit(py_func, twin):
     """Compile ``py_func`` with numba (cached) or fall back to ``twin``.
 
     The returned kernel runs a parallel compilation when its first argument has at least
-    :data:`_PARALLEL_MIN` elements and a serial one (``prange`` as ``range``) otherwise.
+    :data:`_PARALLEL_MIN` elements, unless the calling thread is inside
+    :func:`serial_kernels`, and a serial one (``prange`` as ``range``) otherwise.
     The serial copy has its own name, so the two never share a cache entry.  Parallel
     launches go through :func:`_guarded` (safe from several Python threads).
     """
@@ -119,10 +123,31 @@ def _jit(py_func, twin):
 
     @functools.wraps(py_func)
     def kernel(x, *args):
-        return (parallel if x.size >= _PARALLEL_MIN else serial)(x, *args)
+        wide = x.size >= _PARALLEL_MIN and not getattr(_LOCAL, "serial", False)
+        return (parallel if wide else serial)(x, *args)
 
     kernel.serial = serial  # for callers that run it from several Python threads
     return kernel
+
+
+@contextlib.contextmanager
+def serial_kernels():
+    """Within the block, kernels called from *this* Python thread run their serial compilation.
+
+    For callers that are parallel themselves (one Python thread per tensor, each on its own
+    core): a kernel's parallel launch from each of ``W`` threads would start ``W`` teams of
+    all numba threads on the same cores (``omp``/``tbb``), or wait for the launch lock
+    (``workqueue``, :func:`_guarded`).  Other threads are not affected, and no result
+    changes: the serial and parallel compilations are the same code, and kernels that
+    split their work into parts (:func:`histogram_stats`) still split it as the process's
+    thread count says, then run the parts in turn.
+    """
+    before = getattr(_LOCAL, "serial", False)
+    _LOCAL.serial = True
+    try:
+        yield
+    finally:
+        _LOCAL.serial = before
 
 
 def _n_threads() -> int:
