@@ -4,6 +4,7 @@ Run on the GPU machine from the repository root::
 
     PYTHONPATH=. python3 benchmarks/gpu.py --out "$OUT"
     PYTHONPATH=. python3 benchmarks/gpu.py --only equal_mass,uniform_minmax --out "$OUT"  # no lloyd_max
+    PYTHONPATH=. python3 benchmarks/gpu.py --only sensitivity --out "$OUT"
 
 Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured in one run:
 
@@ -26,7 +27,15 @@ Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured 
   weight of each row length extrapolated to the 11.9e9 weights of the synthetic FLUX.1-shaped
   model (labelled as an extrapolation), and rows sampled for equality with the CPU
   ``lloyd_max``;
-* the peak extra device memory of each path over its input size (outputs included).
+* the peak extra device memory of each path over its input size (outputs included);
+* stage ``sensitivity`` (issue 18, target 4): the plan's sensitivity pass on the paper's
+  55.7M-parameter network (random weights: the time does not depend on them) with the
+  settings of ``scripts/gpu_plan_eval.py`` (256 noise draws, 8 replicates, batches of 32,
+  midpoint 10 steps), in float32 and under bfloat16 autocast, against sampling the 10,000
+  images of one FID evaluation as the evaluation does (one batch, bfloat16 autocast, 20 NFE).
+  The Inception features are not in the denominator, so the ratio is an upper bound on the
+  share of a whole FID evaluation.  The two estimates are compared tensor by tensor against
+  the float32 estimate's replicate standard error.
 
 Times: ``seconds`` is the median of calls each followed by a device synchronisation (so a
 call's host overhead, the kernel launch, is in it); ``seconds_back_to_back`` the median per
@@ -47,6 +56,10 @@ import numpy as np
 import torch
 
 from fmq_theory import quantize
+from fmq_theory.flow.solvers import make_noise, sample
+from fmq_theory.harness.models.paper_unet import PaperUNet, PaperUNetConfig
+from fmq_theory.harness.models.unet import unet_adapter
+from fmq_theory.plan import weight_sensitivity
 from fmq_theory.quantizers.torch_equal_mass import default_chunk_rows, dequantize_rows, equal_mass_rows
 from fmq_theory.quantizers.torch_rows import affine_dequantize_rows, lloyd_max_rows, torch_layers, uniform_minmax_rows
 
@@ -325,8 +338,67 @@ def full_model_case(bits, *, batch, device, shapes, solver, label, cap_s):
                 peak_extra_bytes=peak.extra)
 
 
+def sensitivity_case(device, *, samples, plan_samples):
+    """The plan's sensitivity pass against sampling one FID evaluation's images (module docstring)."""
+    cuda = device.type == "cuda"
+    config = PaperUNetConfig() if cuda else PaperUNetConfig(model_channels=8, num_res_blocks=1, groups=4)
+    torch.manual_seed(0)
+    model = PaperUNet(config)
+    with torch.no_grad():  # the zero-initialised layers drawn too, so that every weight has a gradient
+        for p in model.parameters():
+            if p.ndim > 1 and not p.any():
+                torch.nn.init.kaiming_uniform_(p, a=5**0.5)
+    model = model.to(device).eval()
+    adapter = unet_adapter(model, None, 0.0)
+    event = (config.in_channels, config.image_size, config.image_size)
+    noise = make_noise(samples, event, seed=0).to(device)
+    probes = make_noise(plan_samples, event, seed=1).to(device)
+
+    def draw(n):
+        return sample(model, noise[:n], adapter=adapter, solver="midpoint", steps=10, clip=(-1.0, 1.0),
+                      batch_size=n, autocast=cuda)
+
+    def sensitivity(autocast, n=plan_samples, replicates=8):
+        return weight_sensitivity(model, probes[:n], adapter=adapter, solver="midpoint", steps=10,
+                                  replicates=replicates, batch_size=32, seed=1, autocast=autocast)
+
+    draw(min(samples, 500))  # warm-up: kernels chosen, memory pools filled
+    sensitivity(False, n=32, replicates=1)
+    sensitivity(True, n=32, replicates=1)
+    sync()
+    start = time.perf_counter()
+    draw(samples)
+    sync()
+    sampling_s = time.perf_counter() - start
+    row = dict(method="sensitivity", path="paper network, random weights", parameters=sum(p.numel() for p in
+               model.parameters()), fid_samples=samples, sampling_s=sampling_s, plan_samples=plan_samples)
+    estimates = {}
+    for autocast in (False, True):
+        sync()
+        start = time.perf_counter()
+        estimates[autocast] = sensitivity(autocast)
+        sync()
+        seconds = time.perf_counter() - start
+        key = "bfloat16" if autocast else "float32"
+        row[f"{key}_s"] = seconds
+        row[f"{key}_share_of_sampling"] = seconds / sampling_s
+    full, low = estimates[False], estimates[True]
+    z, rel = [], []
+    for name, s in full.diag.items():
+        totals = full.replicates[name].reshape(full.replicates[name].shape[0], -1).sum(axis=1, dtype=np.float64)
+        se = totals.std(ddof=1) / np.sqrt(totals.size)
+        diff = abs(float(low.diag[name].sum()) - float(s.sum()))
+        if s.sum() > 0:
+            rel.append(diff / float(s.sum()))
+            z.append(diff / se if se > 0 else np.inf)
+    row.update(tensors=len(rel), median_relative_difference=float(np.median(rel)),
+               max_relative_difference=float(np.max(rel)), max_difference_in_standard_errors=float(np.max(z)),
+               target="sensitivity <= 0.1 x one 10k-sample FID evaluation")
+    return row
+
+
 #: The stages of a run, in order (``--only``).
-STAGES = ("equal_mass", "uniform_minmax", "lloyd_max")
+STAGES = ("equal_mass", "uniform_minmax", "lloyd_max", "sensitivity")
 
 
 def stages(text: str) -> tuple[str, ...]:
@@ -371,6 +443,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", type=stages, default=STAGES,
                         help=f"comma-separated stages to run, of {','.join(STAGES)} (default: all); "
                              "equal_mass,uniform_minmax takes well under a minute on an H200")
+    parser.add_argument("--fid-samples", type=int, default=10_000,
+                        help="images sampled in the denominator of the sensitivity stage")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls (or runs of calls) per figure; median")
     parser.add_argument("--uniform-rows-per-program", type=positive_ints, default=(1, 2, 4),
                         help="rows per program of the Triton uniform_minmax grid (powers of two, comma-separated)")
@@ -404,6 +478,12 @@ def main(argv=None) -> int:
     del w
     torch.cuda.empty_cache()
     lloyds = lloyd_cases(args, bandwidth, device, results, save) if "lloyd_max" in args.only else []
+    if "sensitivity" in args.only:
+        row = sensitivity_case(device, samples=args.fid_samples if device.type == "cuda" else 64,
+                               plan_samples=256 if device.type == "cuda" else 32)
+        results["methods"].append(row)
+        save()
+        print(json.dumps(row), flush=True)
     print_summary(results, lloyds, gpu=gpu, bandwidth=bandwidth, bits=args.bits)
     print(f"wrote {args.out / 'gpu.json'}")
     return 0
@@ -452,7 +532,15 @@ def print_summary(results, lloyds, *, gpu, bandwidth, bits):
     print("\n| GPU | method | path | weights/s | ratio to floor | back to back: ratio to floor | other |")
     print("|---|---|---|---|---|---|---|")
     for m in results["methods"]:
-        if m["method"] == "lloyd_max":
+        if m["method"] == "sensitivity":
+            print(f"sensitivity pass ({m['parameters']:,} parameters, {m['plan_samples']} draws): float32 "
+                  f"{m['float32_s']:.2f} s = {m['float32_share_of_sampling']:.3f} x, bfloat16 autocast "
+                  f"{m['bfloat16_s']:.2f} s = {m['bfloat16_share_of_sampling']:.3f} x sampling {m['fid_samples']} "
+                  f"images ({m['sampling_s']:.2f} s; target 0.1 x the whole FID evaluation); bfloat16 against "
+                  f"float32, per tensor: median {m['median_relative_difference']:.1e} relative, at most "
+                  f"{m['max_difference_in_standard_errors']:.2f} standard errors", flush=True)
+    for m in results["methods"]:
+        if m["method"] in ("lloyd_max", "sensitivity"):
             continue
         parts = [f"{m['ratio_to_sort']:.2f} x bare torch.sort", f"max abs diff vs CPU {m['max_abs_diff_vs_cpu']:.1e}"] \
             if m["method"] == "equal_mass" else []

@@ -46,7 +46,8 @@ def test_smoke_run_writes_every_case(tmp_path):
 
 def test_gpu_script_dry_run_on_cpu(tmp_path):
     """``benchmarks/gpu.py --device cpu`` runs its torch paths on tiny sizes and finds them
-    equal to the CPU quantizers (the Triton kernels need a GPU: reported, not run)."""
+    equal to the CPU quantizers (the Triton kernels need a GPU: reported, not run), and its
+    sensitivity stage times both probe precisions, whose estimates agree."""
     pytest.importorskip("torch")
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--rows", "16",
                            "--cols", "128", "--lloyd-rows", "4", "--out", str(tmp_path)],
@@ -59,6 +60,11 @@ def test_gpu_script_dry_run_on_cpu(tmp_path):
     lloyd = by_path[("lloyd_max", "torch level-synchronous D&C DP")]
     assert lloyd["per_length"] and all(r["codes_equal_cpu_fraction"] == 1.0 for r in lloyd["per_length"])
     assert "EXTRAPOLATED" in proc.stdout
+    sens = next(m for m in methods if m["method"] == "sensitivity")  # a width-8 paper network on the CPU
+    for key in ("sampling_s", "float32_s", "bfloat16_s", "float32_share_of_sampling", "bfloat16_share_of_sampling"):
+        assert math.isfinite(sens[key]) and sens[key] > 0, key
+    assert sens["tensors"] > 0 and sens["median_relative_difference"] < 0.05
+    assert "sensitivity pass" in proc.stdout
 
 
 def test_gpu_script_only_quantizers_with_triton_interpreter(tmp_path):

@@ -170,6 +170,23 @@ def test_sensitivity_row_sums_agree_with_noise_gains():
     assert np.all(np.abs(rows - theirs) <= 5 * 2 * ours_se + 0.05 * theirs)
 
 
+def test_bfloat16_probes_estimate_the_same_sensitivity(setup, tmp_path):
+    """Probes under bfloat16 autocast (same noise and projections) give each tensor's total
+    sensitivity within 5% of the float32 probes', far inside the replicates' spread here; the
+    setting is recorded, kept by a saved fit, and shown in the plan's settings."""
+    model, noise, sens = setup
+    low = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=4, batch_size=2, autocast=True)
+    assert low.autocast and not sens.autocast
+    for name, s in sens.diag.items():
+        assert abs(low.diag[name].sum() - s.sum()) <= 0.05 * s.sum(), name
+    fitted = fit_candidates(model, sensitivity=low, progress=False)
+    fitted.save(tmp_path / "fitted.npz", model=model)
+    loaded, _ = load_fitted(tmp_path / "fitted.npz", model=model)
+    assert loaded.sensitivity.autocast
+    plan = plan_quantization(model, budget_bits=4.0, noise=noise, fitted=loaded, progress=False)
+    assert plan.settings["autocast"] is True
+
+
 def test_split_halves_are_disjoint_replicate_means(setup):
     model, noise, _ = setup
     sens = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=4, batch_size=2)
@@ -253,7 +270,8 @@ def _same_fit(a, b) -> None:
                 np.testing.assert_array_equal(x, y)
     for ea, eb in [(a.sensitivity, b.sensitivity), (a.fit_sensitivity, b.fit_sensitivity),
                    (a.score_sensitivity, b.score_sensitivity)]:
-        assert list(ea.diag) == list(eb.diag) and (ea.n_samples, ea.seed, ea.solver) == (eb.n_samples, eb.seed, eb.solver)
+        assert list(ea.diag) == list(eb.diag)
+        assert (ea.n_samples, ea.seed, ea.solver, ea.autocast) == (eb.n_samples, eb.seed, eb.solver, eb.autocast)
         for name in ea.diag:
             np.testing.assert_array_equal(ea.diag[name], eb.diag[name])
             np.testing.assert_array_equal(ea.replicates[name], eb.replicates[name])

@@ -362,7 +362,7 @@ class FittedCandidates:
                 "state_sha256": _state_sha256(model.state_dict(), self.names), "tensors": tensors,
                 "sensitivity": {"names": list(sens.diag), "n_samples": sens.n_samples, "projections": sens.projections,
                                 "solver": sens.solver, "steps": sens.steps, "seed": sens.seed,
-                                "data_free": sens.data_free},
+                                "data_free": sens.data_free, "autocast": sens.autocast},
                 "metadata": dict(metadata or {})}
         arrays["meta"] = np.array(json.dumps(meta))
         tmp = f"{path}.tmp"
@@ -435,7 +435,8 @@ def load_fitted(path, *, model: torch.nn.Module, workers: int = 1) -> tuple[Fitt
         sensitivity = WeightSensitivity(diag={n: z[f"s{i}.diag"] for i, n in enumerate(s["names"])},
                                         replicates={n: z[f"s{i}.replicates"] for i, n in enumerate(s["names"])},
                                         n_samples=s["n_samples"], projections=s["projections"], solver=s["solver"],
-                                        steps=s["steps"], seed=s["seed"], data_free=s["data_free"])
+                                        steps=s["steps"], seed=s["seed"], data_free=s["data_free"],
+                                        autocast=s.get("autocast", False))
 
     def score(t: int) -> tuple:
         w = state[names[t]].detach().cpu()
@@ -814,7 +815,8 @@ def plan_quantization(
     settings = {
         "n_samples": sensitivity.n_samples, "projections": sensitivity.projections,
         "replicates": int(next(iter(sensitivity.replicates.values())).shape[0]), "solver": sensitivity.solver,
-        "steps": sensitivity.steps, "seed": sensitivity.seed, "held_out": bool(held_out), "event_shape": list(noise.shape[1:]),
+        "steps": sensitivity.steps, "seed": sensitivity.seed, "autocast": sensitivity.autocast,
+        "held_out": bool(held_out), "event_shape": list(noise.shape[1:]),
         "candidates": int(sum(len(f) for f in fitted.fitted)), "frontier_peak": solution.frontier_peak,
         "lagrange_multiplier": solution.lagrange_multiplier,
         "bit_floors": list(floors), "bit_floor": chosen[1], "families": list(families), "family": chosen[0],

@@ -85,6 +85,8 @@ class WeightSensitivity:
         Seed of the projections.
     data_free : bool
         Always ``True``: only the model and Gaussian noise were used.
+    autocast : bool
+        Whether the probes' forward passes ran under bfloat16 autocast.
     """
 
     diag: Mapping[str, np.ndarray]
@@ -95,6 +97,7 @@ class WeightSensitivity:
     steps: int
     seed: int
     data_free: bool = True
+    autocast: bool = False
 
     def predicted(self, squared_errors: Mapping[str, np.ndarray]) -> tuple[float, float]:
         r""":math:`\sum_i \hat s_i e_i^2` over the given tensors, and its standard error.
@@ -159,6 +162,7 @@ def weight_sensitivity(
     replicates: int = 4,
     batch_size: int = 16,
     seed: int = 0,
+    autocast: bool = False,
     progress: bool = False,
 ) -> WeightSensitivity:
     """Per-weight sample-level sensitivity :math:`s_i` of ``model`` (see the module docstring).
@@ -182,6 +186,12 @@ def weight_sensitivity(
         every replicate gets a batch).
     seed : int
         Seed of the projections.
+    autocast : bool
+        Run the probes' forward passes under bfloat16 autocast on the model's device (the
+        backward passes follow it), as the harness samples on CUDA: about half the time on a
+        GPU, at bfloat16's rounding of every activation.  Off by default; what it changes in
+        the estimate is measured against the replicates' spread by ``benchmarks/gpu.py``
+        (stage ``sensitivity``).
     progress : bool
         tqdm bar over batches.
 
@@ -201,7 +211,7 @@ def weight_sensitivity(
     count = np.zeros(replicates)
     for b, rows, grads in probe_gradients(model, noise, adapter=adapter, solver=solver, steps=steps,
                                           projections=projections, batch_size=batch_size, seed=seed,
-                                          progress=progress):
+                                          autocast=autocast, progress=progress):
         for k, g in grads.items():
             acc[k][b % replicates] += g.double() ** 2
         count[b % replicates] += rows.stop - rows.start
@@ -209,7 +219,7 @@ def weight_sensitivity(
     return WeightSensitivity(
         diag={k: r.mean(axis=0) for k, r in reps.items()},
         replicates={k: r.astype(np.float32) for k, r in reps.items()},
-        n_samples=n, projections=projections, solver=solver, steps=steps, seed=seed,
+        n_samples=n, projections=projections, solver=solver, steps=steps, seed=seed, autocast=bool(autocast),
     )
 
 
@@ -224,7 +234,7 @@ def check_probe_settings(*, solver: str, **counts) -> None:
 
 def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter = XT(),
                     solver: str = "midpoint", steps: int = 10, projections: int = 1, batch_size: int = 16,
-                    seed: int = 0, progress: bool = False):
+                    seed: int = 0, autocast: bool = False, progress: bool = False):
     r"""The VJP probes of the module docstring, one batch at a time.
 
     Yields ``(b, rows, grads)`` for every batch ``b`` of ``batch_size`` noise rows (``rows``,
@@ -232,7 +242,8 @@ def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Ada
     :math:`g = \nabla_\theta \sum_{z \in \text{rows}} \langle u_z, x_N(\theta; z)\rangle`
     (detached, on the model's device) for a fresh :math:`u \sim N(0, I)` drawn from ``seed``,
     so that :math:`E_u[(g \cdot e)^2] = \sum_{z} |J_z e|^2` for any weight error :math:`e`.
-    Parameters the samples do not depend on are left out.
+    Parameters the samples do not depend on are left out.  ``autocast``: the forward passes
+    run under bfloat16 autocast (:func:`weight_sensitivity`).
     """
     n = int(noise.shape[0])
     adapter.check(n)
@@ -244,7 +255,8 @@ def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Ada
                   disable=not progress):
         rows = slice(b * batch_size, min((b + 1) * batch_size, n))
         velocity = adapter.bind(call, rows=rows, device=device)
-        xn = integrate(velocity, noise[rows].to(device=device, dtype=dtype), solver=solver, steps=steps).x
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(autocast)):
+            xn = integrate(velocity, noise[rows].to(device=device, dtype=dtype), solver=solver, steps=steps).x
         for p in range(projections):
             u = torch.randn(xn.shape, generator=gen).to(device=device, dtype=dtype)
             grads = torch.autograd.grad((u * xn).sum(), list(params.values()), retain_graph=p < projections - 1,
