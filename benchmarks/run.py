@@ -13,7 +13,8 @@ channel); ``uniform_minmax`` against a vectorized numpy expression; exact W2 aga
 ``ot.wasserstein_1d``; the peak extra memory of quantizing (``memory_*``: bytes over the
 input's 4n, in ``ours_s`` / ``peer_s``); the law-level rho(b) tables against an
 independent mpmath reference (:mod:`rho_reference`; ``error`` holds the largest relative
-error of rho, the case's target).  ``--smoke`` shrinks every size so CI can check that
+error of rho, the case's target); the plan's ``fit_candidates`` on every core against one
+worker (parallel efficiency, and the same options).  ``--smoke`` shrinks every size so CI can check that
 the script still runs; smoke numbers mean nothing.
 """
 
@@ -326,6 +327,47 @@ def rho_case(*, max_bits):
                   error=max_rel_err)
 
 
+def plan_fit_case(rng, *, sets: int, shape: tuple) -> Result:
+    """``fit_candidates`` on every core against one worker, on a synthetic model of ``sets`` x
+    (a conv of ``shape``, a 128 x 512 matrix, a 256-vector), every default option of every
+    tensor; checks that both give the same options (costs and scores bit for bit)."""
+    import torch
+
+    from fmq_theory.plan import fit_candidates
+    from fmq_theory.plan.sensitivity import WeightSensitivity
+
+    def synthetic(n_sets):
+        model = torch.nn.Module()
+        for i in range(n_sets):
+            for name, size in ((f"conv{i}", shape), (f"lin{i}", (128, 512)), (f"vec{i}", (256,))):
+                model.register_parameter(name, torch.nn.Parameter(
+                    torch.from_numpy(rng.standard_normal(size).astype(np.float32) * 0.05)))
+        reps = {k: np.abs(rng.standard_normal((4, *v.shape))).astype(np.float32)
+                for k, v in model.state_dict().items()}
+        sens = WeightSensitivity(diag={k: r.mean(axis=0, dtype=np.float64) for k, r in reps.items()}, replicates=reps,
+                                 n_samples=8, projections=1, solver="midpoint", steps=2, seed=0)
+        return model, sens
+
+    workers = os.cpu_count() or 1
+    warm, warm_sens = synthetic(1)
+    fit_candidates(warm, sensitivity=warm_sens, progress=False)  # compiles the kernels (untimed)
+    model, sens = synthetic(sets)
+    times, fits = {}, {}
+    for w in (workers, 1):
+        start = time.perf_counter()
+        fits[w] = fit_candidates(model, sensitivity=sens, workers=w, progress=False)
+        times[w] = time.perf_counter() - start
+    same = all(np.array_equal(a, b) for a, b in zip(fits[1].values + fits[1].costs,
+                                                    fits[workers].values + fits[workers].costs))
+    n = sum(v.numel() for v in model.state_dict().values())
+    ratio = times[workers] / times[1]
+    limit = 1.5 / workers
+    return Result("plan_fit_workers_vs_one", times[workers], "fit_candidates(workers=1)", times[1], ratio,
+                  f"ratio <= {limit:.3g} (1.5 / cores: parallel efficiency >= 2/3)", bool(ratio <= limit and same),
+                  f"{n / 1e6:.2f}M weights in {3 * sets} tensors, {sum(len(f) for f in fits[1].fitted)} options, "
+                  f"workers={workers}; same options as one worker: {same}")
+
+
 def write_json_atomic(rows, path: Path):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
@@ -340,15 +382,16 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "latest.json")
     parser.add_argument("--only", action="append", metavar="STEP",
                         help="run only this step (repeatable): equal_mass, lloyd_max, ckmeans, pwlq, uniform, w2, "
-                             "memory, rho")
+                             "memory, rho, plan_fit")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.smoke:
-        sizes = dict(em=(64, 96), tensor_n=10**5, ck_n=10**4, lm=(8, 96), w2=10**4, mem=1024 * 64, rho_bits=3)
+        sizes = dict(em=(64, 96), tensor_n=10**5, ck_n=10**4, lm=(8, 96), w2=10**4, mem=1024 * 64, rho_bits=3,
+                     fit=(1, (16, 8, 3, 3)))
         repeats = 1
     else:
         sizes = dict(em=(4096, 4096), tensor_n=10**8, ck_n=10**6, lm=(1024, 1152), w2=10**7, mem=1024 * 9766,
-                     rho_bits=12)
+                     rho_bits=12, fit=(2, (256, 256, 3, 3)))
         repeats = args.repeats
     from tqdm import tqdm
 
@@ -363,6 +406,7 @@ def main(argv=None) -> int:
         "w2": lambda: [w2_case(rng, n=sizes["w2"], repeats=repeats)],
         "memory": lambda: list(memory_cases(n=sizes["mem"])),
         "rho": lambda: [rho_case(max_bits=sizes["rho_bits"])],
+        "plan_fit": lambda: [plan_fit_case(rng, sets=sizes["fit"][0], shape=sizes["fit"][1])],
     }
     unknown = set(args.only or ()) - set(steps)
     if unknown:

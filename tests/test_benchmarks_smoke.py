@@ -17,6 +17,7 @@ CASES = {
     "memory_equal_mass", "memory_uniform_minmax", "memory_lloyd_max",
     "lloyd_max_tensor_b2_vs_ckmeans", "lloyd_max_tensor_b4_vs_ckmeans", "lloyd_max_tensor_b6_vs_ckmeans",
     "lloyd_max_channel_vs_ckmeans", "weighted_channel_vs_ckmeans", "pwlq_channel_vs_uniform_mse",
+    "plan_fit_workers_vs_one",
 }
 FIELDS = {"case": str, "ours_s": float, "peer": str, "peer_s": float, "ratio": float, "target": str, "met": bool,
           "note": str}

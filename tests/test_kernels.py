@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fmq_theory.quantizers import _kernels as K
+from fmq_theory.quantizers.equal_mass import chunk_ends
 
 pytestmark = pytest.mark.skipif(not K.HAVE_NUMBA, reason="numba not installed: kernels are the twins")
 
@@ -119,6 +120,28 @@ def test_lloyd_dp_equals_quadratic_twin(seed, n, cells, weighted):
     assert abs(sse - cost) <= tol
 
 
+@given(seed=seeds, n=st.integers(1, 60), counts=st.lists(st.integers(1, 16), min_size=1, max_size=5, unique=True),
+       weighted=st.booleans())
+def test_lloyd_dp_nested_is_lloyd_dp_for_every_count(seed, n, counts, weighted):
+    """One run of the layers gives, for every cell count, exactly :func:`lloyd_dp`'s partition and
+    cost (bit for bit: the same code), and the twin's partitions to the twin's tolerance."""
+    rng = np.random.default_rng(seed)
+    values = np.unique(rng.standard_normal(n) * 3)
+    weights = rng.uniform(0.1, 5.0, values.size) if weighted else np.ones(values.size)
+    cells = np.array(sorted({min(c, values.size) for c in counts}), dtype=np.int64)
+    ends, costs = K.lloyd_dp_nested(values, weights, cells)
+    ends0, costs0 = K.lloyd_dp_nested_numpy(values, weights, cells)
+    assert ends.shape == ends0.shape == (cells.size, cells.max())
+    scale = np.sum(weights * (values - np.average(values, weights=weights)) ** 2)
+    tol = 1e-10 * scale + 1e-14 * np.sum(weights * values**2)
+    for j, k in enumerate(cells):
+        alone, cost = K.lloyd_dp(values, weights, int(k))
+        np.testing.assert_array_equal(ends[j, :k], alone)
+        assert costs[j] == cost
+        assert np.all(ends[j, k:] == values.size)
+        assert abs(costs0[j] - cost) <= tol
+
+
 @given(seed=seeds, r=st.integers(1, 4), m=st.integers(1, 120), bits=st.integers(1, 4), ties=st.booleans())
 def test_lloyd_rows_equals_twin(seed, r, m, bits, ties):
     x = np.sort(_rows(seed, r, m, np.float64, ties), axis=1)
@@ -178,6 +201,15 @@ def test_serial_kernels_is_thread_local_and_changes_no_result():
         K.assign_codes(x, t, narrow_codes)
         np.testing.assert_array_equal(K.uniform_grid_mse(x, lo, hi, 16), wide_mse)
         np.testing.assert_array_equal(narrow_codes, wide_codes)
+    big = _rows(8, 64, 2 * K._SORT_SPLIT_MIN // 64, np.float32, ties=False)  # two row blocks' worth of threads
+    ends = chunk_ends(big.shape[1], 16)
+    threaded_codes, serial_codes = (np.empty(big.shape, dtype=np.uint8) for _ in range(2))
+    threaded = K.chunk_stats_rows(big, ends, threaded_codes)
+    with K.serial_kernels():
+        serial = K.chunk_stats_rows(big, ends, serial_codes)
+    for a, b in zip(threaded, serial):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(threaded_codes, serial_codes)
     assert seen == {"other": False} and not K._LOCAL.serial
     with pytest.raises(RuntimeError, match="inside"):
         with K.serial_kernels():

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from fmq_theory.plan.weighted import SENSITIVITY_FLOOR, nearest_codes, weighted_codebook, weighted_cost
+from fmq_theory.plan.weighted import (SENSITIVITY_FLOOR, nearest_codes, weighted_codebook, weighted_codebooks,
+                                      weighted_cost)
 
 
 def brute_force_cost(x: np.ndarray, s: np.ndarray, n_levels: int) -> float:
@@ -149,3 +150,26 @@ def test_any_pattern_of_sensitivities_gives_a_finite_sorted_codebook(sens, bits,
     assert np.all(np.isfinite(codebook)) and np.all(np.diff(codebook) >= 0)
     assert x.min() <= codebook.min() and codebook.max() <= x.max()
     np.testing.assert_array_equal(codes, nearest_codes(x, codebook))
+
+
+@given(st.integers(1, 6), st.integers(1, 80), st.sets(st.integers(1, 5), min_size=1, max_size=4),
+       st.integers(0, 2**32 - 1), st.booleans())
+@example(3, 5, {1, 2, 3, 4}, 0, True)  # fewer distinct values than levels in most rows
+def test_one_run_gives_every_widths_codebook(rows, m, widths, seed, ties):
+    """weighted_codebooks at several widths equals weighted_codebook at each, bit for bit (the
+    numba path and the exact twin), including rows with fewer distinct values than levels."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, m))
+    if ties:
+        x = np.round(x)
+    s = rng.exponential(size=(rows, m)) * (rng.random((rows, m)) > 0.2)
+    for twin in (False, True):
+        books = weighted_codebooks(x, s, bits=sorted(widths), exact_twin=twin)
+        assert sorted(books) == sorted(widths)
+        for b in widths:
+            alone = weighted_codebook(x, s, bits=b, exact_twin=twin)[0]
+            np.testing.assert_array_equal(books[b], alone)
+    with pytest.raises(ValueError, match="distinct"):
+        weighted_codebooks(x, s, bits=(2, 2))
+    with pytest.raises(ValueError, match="bits=13"):
+        weighted_codebooks(x, s, bits=(2, 13))

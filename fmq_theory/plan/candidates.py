@@ -49,11 +49,12 @@ import numpy as np
 import torch
 
 from fmq_theory.io.packing import packed_nbytes
-from fmq_theory.plan.weighted import nearest_codes, weighted_codebook
+from fmq_theory.plan.weighted import nearest_codes, weighted_codebooks
 from fmq_theory.quantizers import QuantizedTensor, levels_from_stored, parse_granularity, quantize
 from fmq_theory.vocab import PACKED_BITS
 
-__all__ = ["Candidate", "FittedCandidate", "default_candidates", "dequantized", "fit_candidate", "scored_candidate",
+__all__ = ["Candidate", "FittedCandidate", "default_candidates", "dequantized", "fit_candidate", "fit_options",
+           "scored_candidate",
            "CODE_FAMILIES", "PLAN_METHODS", "KEPT_METHODS"]
 
 #: Methods that quantize (codes plus side information).
@@ -237,9 +238,11 @@ def _fit_quantized(w: torch.Tensor, cand: Candidate, sensitivity, cache: dict) -
     stored = dict(qt.stored)
     if cand.method == "weighted_lloyd":
         wkey = ("weighted_lloyd", cand.bits, cand.granularity)
-        if wkey not in cache:
+        if wkey not in cache:  # with the other widths of this grouping that fit_options announced
+            widths = sorted(set(cache.get(("weighted_lloyd", "widths", cand.granularity), ())) | {cand.bits})
             s = _grouped(np.asarray(sensitivity, dtype=np.float64).reshape(-1), *qt.codes.shape)
-            cache[wkey] = weighted_codebook(x, s, bits=cand.bits)[0]
+            for b, codebook in weighted_codebooks(x, s, bits=widths).items():
+                cache[("weighted_lloyd", b, cand.granularity)] = codebook
         stored = {"codebook": cache[wkey]}
     if cand.method == "weighted_lloyd" or cand.storage != "float32":
         stored = {k: np.asarray(v).astype(cand.storage) for k, v in stored.items()}
@@ -287,6 +290,20 @@ def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict 
         nbytes = packed_nbytes(n, qt.bits) + sum(int(np.asarray(a).nbytes) for a in qt.stored.values())
         stored = qt
     return scored_candidate(w, cand, stored=stored, nbytes=nbytes)
+
+
+def fit_options(w: torch.Tensor, options, *, sensitivity) -> list:
+    """:func:`fit_candidate` for every candidate of ``options`` on the one tensor ``w``, sharing
+    the work they have in common: a float16 candidate rounds its float32 twin's fit, and the
+    weighted codebooks of every width of one grouping come from one DP run per group
+    (:func:`fmq_theory.plan.weighted.weighted_codebooks`).  Each result equals
+    :func:`fit_candidate`'s for that candidate alone."""
+    cache: dict = {}
+    for c in options:
+        if c.method == "weighted_lloyd":
+            key = ("weighted_lloyd", "widths", c.granularity)
+            cache[key] = cache.get(key, ()) + (c.bits,)
+    return [fit_candidate(w, c, sensitivity=sensitivity, cache=cache) for c in options]
 
 
 def scored_candidate(w: torch.Tensor, cand: Candidate, *, stored, nbytes: int) -> FittedCandidate | None:

@@ -69,7 +69,7 @@ from fmq_theory.flow.solvers import make_noise
 from fmq_theory.flow.velocity import XT, Adapter
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized, save_quantized
 from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, KEPT_METHODS, default_candidates, dequantized,
-                                        fit_candidate, scored_candidate)
+                                        fit_options, scored_candidate)
 from fmq_theory.plan.knapsack import solve_mckp
 from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, check_groupings, choose_variant,
                                        displacement, distribution_shift, sampled)
@@ -503,8 +503,7 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
                                  str(w.dtype).removeprefix("torch.")),)
         else:
             options = _candidates_for(candidates, name, tuple(w.shape), w.numel())
-        cache: dict = {}
-        fits = [f for f in (fit_candidate(w, c, sensitivity=s, cache=cache) for c in options) if f is not None]
+        fits = [f for f in fit_options(w, options, sensitivity=s) if f is not None]
         if not fits:
             raise ValueError(f"no candidate of tensor {name!r} could be stored (side information overflows)")
         return (tuple(fits), np.array([f.nbytes for f in fits], dtype=np.int64),

@@ -49,24 +49,74 @@ import numpy as np
 
 from fmq_theory.quantizers import _kernels
 
-__all__ = ["weighted_codebook", "weighted_cost"]
+__all__ = ["weighted_codebook", "weighted_codebooks", "weighted_cost"]
 
 #: Floor on a sensitivity relative to its group's mean (see the module docstring).
 SENSITIVITY_FLOOR = 1e-6
 
 
-def _row_codebook(values: np.ndarray, weights: np.ndarray, n_levels: int, dp) -> np.ndarray:
+def _row_codebooks(values: np.ndarray, weights: np.ndarray, level_counts: np.ndarray, nested) -> list:
+    """The optimal weighted codebook of one row for each count of ``level_counts``, from one DP run."""
     order = np.argsort(values, kind="stable")
     v, s = values[order], weights[order]
     distinct, start = np.unique(v, return_index=True)
     mass = np.add.reduceat(s, start)
-    n_cells = min(n_levels, distinct.size)
-    ends, _ = dp(distinct, mass, n_cells)
-    begins = np.concatenate(([0], ends[:-1]))
-    levels = np.add.reduceat(mass * distinct, begins) / np.add.reduceat(mass, begins)
-    # a weighted mean lies in its cell; the rounded quotient can leave it by an ulp (one value)
-    levels = np.clip(levels, distinct[begins], distinct[ends - 1])
-    return np.concatenate([levels, np.full(n_levels - n_cells, levels[-1])])
+    cells = np.minimum(level_counts, distinct.size)
+    all_ends, _ = nested(distinct, mass, cells)
+    out = []
+    for n_levels, n_cells, ends in zip(level_counts, cells, all_ends):
+        ends = ends[:n_cells]
+        begins = np.concatenate(([0], ends[:-1]))
+        levels = np.add.reduceat(mass * distinct, begins) / np.add.reduceat(mass, begins)
+        # a weighted mean lies in its cell; the rounded quotient can leave it by an ulp (one value)
+        levels = np.clip(levels, distinct[begins], distinct[ends - 1])
+        out.append(np.concatenate([levels, np.full(n_levels - n_cells, levels[-1])]))
+    return out
+
+
+def _check_bits(bits, name: str = "bits") -> int:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 12:
+        raise ValueError(f"{name}={bits!r} must be an integer in 1..12")
+    return int(bits)
+
+
+def weighted_codebooks(x: np.ndarray, s: np.ndarray, *, bits, exact_twin: bool = False) -> dict:
+    """The optimal weighted codebooks of every row of ``x`` at each bit width of ``bits``.
+
+    One sort and one run of the DP's layers per row serve every width: layer ``k`` of the
+    DP does not depend on how many layers follow, so the ``2**b``-cell partition for each
+    ``b`` is read back from the largest width's run
+    (:func:`fmq_theory.quantizers._kernels.lloyd_dp_nested`).  Each codebook equals
+    :func:`weighted_codebook`'s at that width, bit for bit.
+
+    Parameters
+    ----------
+    x, s, exact_twin
+        As in :func:`weighted_codebook`.
+    bits : sequence of int
+        Distinct widths, each ``1..12``.
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        ``{b: codebook of shape (r, 2**b)}``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    if x.ndim != 2 or s.shape != x.shape:
+        raise ValueError(f"x and s must be 2-D arrays of one shape, got {x.shape} and {s.shape}")
+    if not (np.all(np.isfinite(s)) and np.all(s >= 0)):
+        raise ValueError("s must be finite and >= 0")
+    widths = [_check_bits(b) for b in bits]
+    if not widths or len(set(widths)) != len(widths):
+        raise ValueError(f"bits={bits!r} must be one or more distinct widths")
+    level_counts = np.array([1 << b for b in widths], dtype=np.int64)
+    nested = _kernels.lloyd_dp_nested_numpy if exact_twin else _kernels.lloyd_dp_nested
+    mean = s.mean(axis=1, keepdims=True)
+    relative = np.divide(s, mean, out=np.ones_like(s), where=mean > 0)
+    mass = np.maximum(relative, SENSITIVITY_FLOOR)
+    rows = [_row_codebooks(x[i], mass[i], level_counts, nested) for i in range(x.shape[0])]
+    return {b: np.stack([row[j] for row in rows]) for j, b in enumerate(widths)}
 
 
 def weighted_codebook(x: np.ndarray, s: np.ndarray, *, bits: int, exact_twin: bool = False):
@@ -90,21 +140,8 @@ def weighted_codebook(x: np.ndarray, s: np.ndarray, *, bits: int, exact_twin: bo
     codes : numpy.ndarray, shape (r, m), uint8 or uint16
         Index of the nearest level (the lower one on a tie).
     """
-    x = np.asarray(x, dtype=np.float64)
-    s = np.asarray(s, dtype=np.float64)
-    if x.ndim != 2 or s.shape != x.shape:
-        raise ValueError(f"x and s must be 2-D arrays of one shape, got {x.shape} and {s.shape}")
-    if not (np.all(np.isfinite(s)) and np.all(s >= 0)):
-        raise ValueError("s must be finite and >= 0")
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 12:
-        raise ValueError(f"bits={bits!r} must be an integer in 1..12")
-    n_levels = 1 << int(bits)
-    dp = _kernels.lloyd_dp_numpy if exact_twin else _kernels.lloyd_dp
-    mean = s.mean(axis=1, keepdims=True)
-    relative = np.divide(s, mean, out=np.ones_like(s), where=mean > 0)
-    mass = np.maximum(relative, SENSITIVITY_FLOOR)
-    codebook = np.stack([_row_codebook(x[i], mass[i], n_levels, dp) for i in range(x.shape[0])])
-    return codebook, nearest_codes(x, codebook)
+    codebook = weighted_codebooks(x, s, bits=(_check_bits(bits),), exact_twin=exact_twin)[int(bits)]
+    return codebook, nearest_codes(np.asarray(x, dtype=np.float64), codebook)
 
 
 def nearest_codes(x: np.ndarray, levels: np.ndarray) -> np.ndarray:

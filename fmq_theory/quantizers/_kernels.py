@@ -140,7 +140,9 @@ def serial_kernels():
     (``workqueue``, :func:`_guarded`).  Other threads are not affected, and no result
     changes: the serial and parallel compilations are the same code, and kernels that
     split their work into parts (:func:`histogram_stats`) still split it as the process's
-    thread count says, then run the parts in turn.
+    thread count says, then run the parts in turn.  :func:`chunk_stats_rows` sorts its row
+    blocks in the calling thread.  Not covered: :func:`order_statistics` (per-tensor
+    ``equal_mass``), whose two kernels exist only in parallel form.
     """
     before = getattr(_LOCAL, "serial", False)
     _LOCAL.serial = True
@@ -481,7 +483,28 @@ def lloyd_dp_numpy(values: np.ndarray, weights: np.ndarray, n_cells: int):
     return ends, float(best[n])
 
 
-def _lloyd_dp_py(values, weights, n_cells):  # pragma: no cover - compiled by numba
+def lloyd_dp_nested_numpy(values: np.ndarray, weights: np.ndarray, cells: np.ndarray):
+    """:func:`lloyd_dp_numpy` for each cell count of ``cells`` (the twin of :func:`lloyd_dp_nested`).
+
+    Returns
+    -------
+    ends : numpy.ndarray, shape (len(cells), max(cells)), int64
+        Row ``j`` holds the ``cells[j]`` cell ends of that partition, then ``N``.
+    costs : numpy.ndarray, shape (len(cells),), float64
+    """
+    cells = np.asarray(cells, dtype=np.int64)
+    ends = np.full((cells.size, int(cells.max())), values.shape[0], dtype=np.int64)
+    costs = np.empty(cells.size)
+    for j, k in enumerate(cells):
+        ends[j, :k], costs[j] = lloyd_dp_numpy(values, weights, int(k))
+    return ends, costs
+
+
+def _lloyd_dp_layers_py(values, weights, n_cells):  # pragma: no cover - compiled by numba
+    """The DP's layers 1..n_cells: the best split of every prefix for every cell count
+    (``args``) and the optimal cost of the whole row in ``k + 1`` cells (``costs[k]``).
+    A layer does not depend on how many layers follow it, so one run serves every
+    cell count up to ``n_cells``."""
     n = values.shape[0]
     total = 0.0
     wsum = 0.0
@@ -502,6 +525,8 @@ def _lloyd_dp_py(values, weights, n_cells):  # pragma: no cover - compiled by nu
     for i in range(1, n + 1):
         s = p1[i]
         prev[i] = max(p2[i] - s * s / p0[i], 0.0)
+    costs = np.empty(n_cells)
+    costs[0] = prev[n]
     cur = np.empty(n + 1)
     args = np.zeros((n_cells, n + 1), dtype=np.int64)
     stack = np.empty((256, 4), dtype=np.int64)
@@ -549,18 +574,54 @@ def _lloyd_dp_py(values, weights, n_cells):  # pragma: no cover - compiled by nu
             top += 2
         for i in range(n + 1):
             prev[i] = cur[i]
-    ends = np.empty(n_cells, dtype=np.int64)
+        costs[k] = prev[n]
+    return args, costs
+
+
+def _backtrack(args, n, n_cells, ends):  # pragma: no cover - compiled by numba
     i = n
     for k in range(n_cells - 1, -1, -1):
         ends[k] = i
         i = args[k, i]
-    return ends, prev[n]
+
+
+def _lloyd_dp_py(values, weights, n_cells):  # pragma: no cover - compiled by numba
+    args, costs = _lloyd_dp_layers_nb(values, weights, n_cells)
+    ends = np.empty(n_cells, dtype=np.int64)
+    _backtrack_nb(args, values.shape[0], n_cells, ends)
+    return ends, costs[n_cells - 1]
+
+
+def _lloyd_dp_nested_py(values, weights, cells):  # pragma: no cover - compiled by numba
+    n = values.shape[0]
+    top = cells.max()
+    args, costs = _lloyd_dp_layers_nb(values, weights, top)
+    ends = np.full((cells.shape[0], top), n, dtype=np.int64)
+    out = np.empty(cells.shape[0])
+    for j in range(cells.shape[0]):
+        _backtrack_nb(args, n, cells[j], ends[j])
+        out[j] = costs[cells[j] - 1]
+    return ends, out
 
 
 if _numba is not None:
+    _lloyd_dp_layers_nb = _numba.njit(cache=True, nogil=True)(_lloyd_dp_layers_py)
+    _backtrack_nb = _numba.njit(cache=True, nogil=True)(_backtrack)
     lloyd_dp = _numba.njit(cache=True, nogil=True)(_lloyd_dp_py)
+    _lloyd_dp_nested_nb = _numba.njit(cache=True, nogil=True)(_lloyd_dp_nested_py)
 else:  # pragma: no cover - machines without numba
     lloyd_dp = lloyd_dp_numpy
+
+
+def lloyd_dp_nested(values: np.ndarray, weights: np.ndarray, cells: np.ndarray):
+    """The optimal partitions of :func:`lloyd_dp` for several cell counts, from one run of its
+    layers (same arguments, ``cells`` an int array of counts in ``1..N``; results as
+    :func:`lloyd_dp_nested_numpy`).  Each partition equals :func:`lloyd_dp`'s for its count,
+    bit for bit: the layers are the same code."""
+    cells = np.ascontiguousarray(cells, dtype=np.int64)
+    if _numba is None:  # pragma: no cover - machines without numba
+        return lloyd_dp_nested_numpy(values, weights, cells)
+    return _lloyd_dp_nested_nb(values, weights, cells)
 
 
 def lloyd_rows_numpy(sorted_x: np.ndarray, n_levels: int) -> np.ndarray:
@@ -985,7 +1046,7 @@ def _chunk_stats_rows(x: np.ndarray, ends: np.ndarray, codes: np.ndarray):
             first[a:b], shifted[a:b], counts[a:b] = sorted_cell_stats.serial(block, thresholds[a:b])
             _assign_codes_nb.serial(x[a:b], np.ascontiguousarray(block[:, ends[:-1]]), codes[a:b])
 
-    n_threads = max(1, min(_n_threads(), x.size // _SORT_SPLIT_MIN, r))
+    n_threads = 1 if getattr(_LOCAL, "serial", False) else max(1, min(_n_threads(), x.size // _SORT_SPLIT_MIN, r))
     bounds = np.linspace(0, r, n_threads + 1).astype(np.int64)
     if n_threads == 1:
         work(0, r)
@@ -1008,6 +1069,7 @@ KERNELS = {
     "uniform_grid_mse": (uniform_grid_mse, uniform_grid_mse_numpy),
     "nearest_level_mse": (nearest_level_mse, nearest_level_mse_numpy),
     "lloyd_dp": (lloyd_dp, lloyd_dp_numpy),
+    "lloyd_dp_nested": (lloyd_dp_nested, lloyd_dp_nested_numpy),
     "lloyd_rows": (lloyd_rows, lloyd_rows_numpy),
     "histogram_stats": (histogram_stats, histogram_stats_numpy),
     "gather_levels": (gather_levels, gather_levels_numpy),
