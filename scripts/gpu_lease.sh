@@ -39,7 +39,8 @@
 # then the next call starts with `RESUME=1 TRAIN_MIN=3 bash scripts/gpu_lease.sh 1 && bash scripts/gpu_lease.sh 2`.
 # PROBE=1 in call 1 times both memory formats first (channels_last trained at 1,272-1,308 images/s in the last
 # two leases, contiguous at 1,672 in an earlier one; the evaluation's 5k cells ran ~45 s in channels_last).
-# Knobs (environment): PAPER_BUDGETS (2,3,4), PAPER_PEERS, PAPER_SAMPLES (2000), PAPER_PAIRS (500) and MATCH_PEER for JOBS=plan; DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
+# Knobs (environment): BENCH_ONLY (benchmarks/gpu.py --only; e.g. "sensitivity", ~100 s: issue 18 target 4 alone
+# on the idle GPU) and BENCH_S (its timeout, 200), PAPER_BUDGETS (2,3,4), PAPER_PEERS, PAPER_SAMPLES (2000), PAPER_PAIRS (500) and MATCH_PEER for JOBS=plan; DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
 # NFE_SAMPLES (5000), FID_FIRST (set: the 50k-sample FIDs before the NFE check), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
 # FID_SAMPLES (50000, the paper's protocol; 0 leaves those rows out), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330); for the small models' plan
@@ -217,7 +218,8 @@ case "$STAGE" in
   2|3|4)
     if [ "$STAGE" = 2 ] && [ -z "${NO_BENCH:-}" ]; then  # the speed benchmark first, on an idle GPU
       mkdir -p "$OUT/bench"
-      timeout 200 python3 benchmarks/gpu.py --out "$OUT/bench" 2>&1 | grep --line-buffered -v "$FILTER" > runs/logs/bench.log
+      timeout "${BENCH_S:-200}" python3 benchmarks/gpu.py ${BENCH_ONLY:+--only "$BENCH_ONLY"} --out "$OUT/bench" 2>&1 \
+        | grep --line-buffered -v "$FILTER" > runs/logs/bench.log
       cat runs/logs/bench.log
     fi
     used=$(( $(date +%s) - start ))
