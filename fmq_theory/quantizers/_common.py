@@ -39,7 +39,7 @@ def nearest_codes(x: np.ndarray, levels: np.ndarray, bits: int) -> np.ndarray:
     return codes
 
 
-def search_ratio(objective, n_rows: int, *, n_grid: int = 64, n_golden: int = 40) -> np.ndarray:
+def search_ratio(objective, n_rows: int, *, n_grid: int = 64, n_golden: int = 40, grid_objective=None) -> np.ndarray:
     """Minimise ``objective(ratio) -> mse`` (both shape ``(n_rows,)``) over ratio in [0, 1].
 
     A grid of ``n_grid`` ratios ``j / n_grid`` (``j = 1..n_grid``, so the ratio 1 is
@@ -51,13 +51,20 @@ def search_ratio(objective, n_rows: int, *, n_grid: int = 64, n_golden: int = 40
     around the best grid point; the value returned is never worse than the best grid
     point (the best ratio seen is kept).
 
+    ``grid_objective(ratios) -> mse``, if given, evaluates every grid ratio at once (``ratios``
+    of shape ``(n_grid,)``, the result ``(n_rows, n_grid)``); it must equal ``objective`` at
+    each ratio, as a one-pass kernel over the data does.
+
     Returns
     -------
     numpy.ndarray, shape (n_rows,), float64
         The best ratio found for every row.
     """
     grid = np.arange(1, n_grid + 1, dtype=np.float64) / n_grid
-    values = np.stack([objective(np.full(n_rows, a)) for a in grid], axis=1)
+    if grid_objective is None:
+        values = np.stack([objective(np.full(n_rows, a)) for a in grid], axis=1)
+    else:
+        values = grid_objective(grid)
     j = np.argmin(values, axis=1)
     best_a = grid[j]
     best_v = values[np.arange(n_rows), j]

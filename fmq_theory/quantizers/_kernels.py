@@ -371,6 +371,48 @@ def _uniform_grid_mse_py(x, lo, hi, n_levels):  # pragma: no cover - compiled by
 uniform_grid_mse = _jit(_uniform_grid_mse_py, uniform_grid_mse_numpy)
 
 
+def uniform_grid_mse_many_numpy(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_levels: int) -> np.ndarray:
+    """:func:`uniform_grid_mse_numpy` for every column of ``lo`` and ``hi`` (shape ``(r, G)``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (r, G), float64
+    """
+    return np.stack([uniform_grid_mse_numpy(x, lo[:, g], hi[:, g], n_levels) for g in range(lo.shape[1])], axis=1)
+
+
+def _uniform_grid_mse_many_py(x, lo, hi, n_levels):  # pragma: no cover - compiled by numba
+    # every grid of a row in one pass over it: each grid's sum runs in the row's order, as in
+    # _uniform_grid_mse_py (same value, bit for bit), and the G sums are independent chains
+    r, m = x.shape
+    n_grids = lo.shape[1]
+    out = np.empty((r, n_grids))
+    for i in prange(r):
+        low = np.empty(n_grids)
+        step = np.empty(n_grids)
+        acc = np.zeros(n_grids)
+        for g in range(n_grids):
+            low[g] = lo[i, g]
+            step[g] = (hi[i, g] - lo[i, g]) / (n_levels - 1)
+        row = x[i]
+        for j in range(m):
+            v = np.float64(row[j])
+            for g in range(n_grids):
+                if step[g] > 0:
+                    q = math.floor((v - low[g]) / step[g] + 0.5)
+                    q = min(max(q, 0.0), n_levels - 1.0)
+                else:
+                    q = 0.0
+                d = v - (low[g] + q * step[g])
+                acc[g] += d * d
+        for g in range(n_grids):
+            out[i, g] = acc[g] / m
+    return out
+
+
+uniform_grid_mse_many = _jit(_uniform_grid_mse_many_py, uniform_grid_mse_many_numpy)
+
+
 def nearest_level_mse_numpy(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """MSE of every row of ``x`` when each value goes to its nearest level of the sorted
     ``levels[i]`` (shape ``(r, K)``; ties to the lower level).
@@ -1067,6 +1109,7 @@ KERNELS = {
     "assign_codes": (assign_codes, assign_codes_numpy),
     "sorted_cell_stats": (sorted_cell_stats, sorted_cell_stats_numpy),
     "uniform_grid_mse": (uniform_grid_mse, uniform_grid_mse_numpy),
+    "uniform_grid_mse_many": (uniform_grid_mse_many, uniform_grid_mse_many_numpy),
     "nearest_level_mse": (nearest_level_mse, nearest_level_mse_numpy),
     "lloyd_dp": (lloyd_dp, lloyd_dp_numpy),
     "lloyd_dp_nested": (lloyd_dp_nested, lloyd_dp_nested_numpy),

@@ -137,7 +137,13 @@ def fit_uniform_mse(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
         a, b = clip_range(alpha)
         return _kernels.uniform_grid_mse(x, a, b, n_levels)
 
-    alpha = search_ratio(objective, x.shape[0])
+    def grid_objective(alphas):  # every grid ratio in one pass over the data: objective's values, bit for bit
+        shrink = 1.0 - alphas[None, :]
+        a = lo[:, None] + shrink * (centre - lo)[:, None]
+        b = hi[:, None] - shrink * (hi - centre)[:, None]
+        return _kernels.uniform_grid_mse_many(x, np.ascontiguousarray(a), np.ascontiguousarray(b), n_levels)
+
+    alpha = search_ratio(objective, x.shape[0], grid_objective=grid_objective)
     a, b = clip_range(alpha)
     a = np.where(alpha == 1.0, lo, a)
     b = np.where(alpha == 1.0, hi, b)
