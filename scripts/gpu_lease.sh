@@ -120,6 +120,11 @@
 #     models' g64-matched plan that followed started nothing: S3=170 is below gpu_plan_eval's 180 s set-up reserve);
 #   - call 4 (177 s, checkpoints back in the tree): the DiT's plan at HQQ g64's bits:
 #     run("JOBS=small SMALL_MODELS='dit' PEER_FAMILIES=hqq:g64 MATCH_PEER=hqq:g64 NO_BENCH=1 S2=200 H2=225 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])
+# Since (thirteenth period, CPU only): the fit is saved once made (a stopped call 2 resumes without fitting again), and
+# it is faster: the workers run the kernels serially (no nested thread teams), the weighted codebooks of every width come
+# from one DP run, uniform_mse's grid takes one pass; 2 cores: MNIST UNet 19-24 s -> 10-13 s, results bit for bit equal.
+# The next lease repeats the twelfth period's calls 1 and 2; call 2 may start with BENCH_ONLY=sensitivity BENCH_S=150
+# (no NO_BENCH) to measure issue 18's sensitivity target alone on the idle GPU (~100 s).
 set -uo pipefail
 STAGE=${1:?stage 1-4}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
