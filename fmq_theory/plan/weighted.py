@@ -74,9 +74,9 @@ def _row_codebooks(values: np.ndarray, weights: np.ndarray, level_counts: np.nda
     return out
 
 
-def _check_bits(bits, name: str = "bits") -> int:
+def _check_bits(bits) -> int:
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 12:
-        raise ValueError(f"{name}={bits!r} must be an integer in 1..12")
+        raise ValueError(f"bits={bits!r} must be an integer in 1..12")
     return int(bits)
 
 

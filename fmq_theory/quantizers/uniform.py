@@ -130,17 +130,17 @@ def fit_uniform_mse(x: np.ndarray, *, bits: int, storage_dtype: np.dtype):
     hi = x.max(axis=1).astype(np.float64)
     centre = np.clip(x.mean(axis=1, dtype=np.float64), lo, hi)
 
-    def clip_range(alpha):
-        return lo + (1.0 - alpha) * (centre - lo), hi - (1.0 - alpha) * (hi - centre)
+    def clip_range(alpha):  # alpha of shape (r,), or (r, G) for G ratios per row
+        shape = (-1,) + (1,) * (alpha.ndim - 1)
+        low, mid, high = lo.reshape(shape), centre.reshape(shape), hi.reshape(shape)
+        return low + (1.0 - alpha) * (mid - low), high - (1.0 - alpha) * (high - mid)
 
     def objective(alpha):
         a, b = clip_range(alpha)
         return _kernels.uniform_grid_mse(x, a, b, n_levels)
 
     def grid_objective(alphas):  # every grid ratio in one pass over the data: objective's values, bit for bit
-        shrink = 1.0 - alphas[None, :]
-        a = lo[:, None] + shrink * (centre - lo)[:, None]
-        b = hi[:, None] - shrink * (hi - centre)[:, None]
+        a, b = clip_range(np.broadcast_to(alphas, (x.shape[0], alphas.size)))
         return _kernels.uniform_grid_mse_many(x, np.ascontiguousarray(a), np.ascontiguousarray(b), n_levels)
 
     alpha = search_ratio(objective, x.shape[0], grid_objective=grid_objective)
