@@ -84,27 +84,67 @@ class _Terminated(BaseException):
     """SIGTERM received inside :func:`atomic_output` (re-delivered once the temporary file is gone)."""
 
 
+class _SignalGate:
+    """While held, a SIGINT or SIGTERM is recorded instead of raised; :meth:`release` raises it.
+
+    Holds the gap between the creation of a temporary file and the start of the block that
+    removes it, where a signal would otherwise leave the file behind.
+    """
+
+    def __init__(self) -> None:
+        self.held = False
+        self.pending: int | None = None
+        self.raise_for: Callable[[int], None] = lambda signum: None
+
+    def hold(self) -> None:
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+        signum, self.pending = self.pending, None
+        if signum is not None:
+            self.raise_for(signum)
+
+
 @contextlib.contextmanager
-def _terminate_as_exception() -> Iterator[None]:
-    """While active (main thread only), SIGTERM raises :class:`_Terminated`, so that the
-    ``finally`` blocks that remove temporary files run; afterwards SIGTERM is re-sent under
-    the previous handler."""
+def _signals_as_exceptions() -> Iterator[_SignalGate]:
+    """While active (main thread only), SIGTERM raises :class:`_Terminated` and SIGINT calls its
+    handler (``KeyboardInterrupt`` by default) as exceptions, so that the ``finally`` blocks that
+    remove temporary files run, except while the yielded gate is held, when they wait for its
+    release.  Afterwards SIGTERM is re-sent under the previous handler, and a signal still
+    waiting on the gate is re-sent too."""
+    gate = _SignalGate()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield gate
         return
+    previous = {signal.SIGTERM: signal.getsignal(signal.SIGTERM), signal.SIGINT: signal.getsignal(signal.SIGINT)}
+
+    def raise_for(signum: int) -> None:
+        if signum == signal.SIGTERM:
+            raise _Terminated()
+        previous[signal.SIGINT](signum, None)
 
     def handler(signum, frame):
-        raise _Terminated()
+        if gate.held:
+            gate.pending = gate.pending or signum
+        else:
+            raise_for(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    gate.raise_for = raise_for
+    caught = [signal.SIGTERM] + ([signal.SIGINT] if callable(previous[signal.SIGINT]) else [])
+    for signum in caught:
+        signal.signal(signum, handler)
     try:
-        yield
+        yield gate
     except _Terminated:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
         os.kill(os.getpid(), signal.SIGTERM)
         raise SystemExit(128 + signal.SIGTERM) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum in caught:
+            signal.signal(signum, previous[signum])
+        if gate.pending is not None:
+            os.kill(os.getpid(), gate.pending)
 
 
 @contextlib.contextmanager
@@ -138,10 +178,12 @@ def atomic_output(path, *, validate: Callable[[str], None] | None = None) -> Ite
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
-    with _terminate_as_exception():
+    with _signals_as_exceptions() as gate:
+        gate.hold()  # until the clean-up below is armed
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(path), suffix=".tmp")
-        os.close(fd)
         try:
+            os.close(fd)
+            gate.release()  # a signal that came while the file was being made is raised here
             yield tmp
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())

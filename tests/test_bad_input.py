@@ -454,6 +454,34 @@ def test_sigterm_and_sigint_remove_the_temporary_file(tmp_path, sig):
     assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["r.txt"]
 
 
+_SIGNAL_AT_CREATION = """
+import os, signal, sys, tempfile
+from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from fmq_theory._util import atomic_output
+create = tempfile.mkstemp
+def create_then_signal(*args, **kwargs):  # the signal lands the moment the temporary file exists
+    made = create(*args, **kwargs)
+    os.kill(os.getpid(), int(sys.argv[2]))
+    return made
+tempfile.mkstemp = create_then_signal
+with atomic_output(sys.argv[1]) as tmp:
+    Path(tmp).write_text("new")
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_as_the_temporary_file_is_created_removes_it(tmp_path, sig):
+    # the race that failed test_killing_fmq_quantize_on_20m_weights_loses_nothing once in a fresh clone: a
+    # signal between the temporary file's creation and the start of its clean-up left the file behind
+    out = tmp_path / "r.txt"
+    out.write_text("old")
+    child = subprocess.run([sys.executable, "-c", _SIGNAL_AT_CREATION, str(out), str(int(sig))], cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
+    assert child.returncode != 0
+    assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["r.txt"]
+
+
 def test_output_checks(tmp_path):
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("x")
