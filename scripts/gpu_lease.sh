@@ -125,6 +125,16 @@
 # from one DP run, uniform_mse's grid takes one pass; 2 cores: MNIST UNet 19-24 s -> 10-13 s, results bit for bit equal.
 # The next lease repeats the twelfth period's calls 1 and 2; call 2 may start with BENCH_ONLY=sensitivity BENCH_S=150
 # (no NO_BENCH) to measure issue 18's sensitivity target alone on the idle GPU (~100 s).
+# Fourteenth period (2026-12-03, H200; four starts refused first, 90 s of budget each, 360 s in all):
+#   run("MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1", carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers", ".carry/inc1", ".carry/inc2"])
+#   - 546 s: 15.0 epochs (3,510 steps) in 525.4 s at 1,710 images/s, final loss 0.1717 (SHA-256 8fa7559d...);
+#   - call 2, issued at once, found a fresh machine (warm: false; "no trained mnist network yet"): the network was lost;
+#   - with 681 s left, one call trained and planned (TRAIN_MIN=3.3, then JOBS=plan PAPER_BUDGETS=3 S2=290 H2=350):
+#     5.4 epochs (1,259 steps) in 198 s, loss 0.1816; fp samples 26.4 s, sensitivity 21.6 s, **fit 120.2 s** on 16
+#     cores (397 s the period before), fit saved 13.0 s, the plan at 3 bits 61.3 s (half_quadratic, floor 2); the
+#     peers were still being made at the hard stop: again no row. Since then gpu_plan_eval.py measures each plan's
+#     and each budget's peers' cells as soon as they are made, and prints each peer family's time.
+# The next lease: call 1 as above, then call 2 at once (PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 as in the twelfth period).
 set -uo pipefail
 STAGE=${1:?stage 1-4}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop

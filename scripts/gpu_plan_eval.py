@@ -52,6 +52,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -367,8 +368,14 @@ def _plan_candidates(n_total: int):
 
 
 def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_samples: int, plan_replicates: int,
-            plan_bit_floors: tuple, plan_families: tuple, out_dir: Path) -> dict:
+            plan_bit_floors: tuple, plan_families: tuple, out_dir: Path,
+            evaluate: Callable[[dict], None] = lambda labels: None) -> dict:
     """Quantize every setting once: ``label -> [row fields, budgets]``, weights kept under the work folder.
+
+    ``evaluate(labels)`` is called with the settings made so far after every plan and every
+    budget's peers, so that their cells are measured while the rest is quantized: on the 55.7M
+    network the set-up (sensitivity, fit, plans, peers) outlasted a whole call, and a call that
+    measured nothing until every setting was made ended with no row (2026-12-03).
 
     The assignment is saved after every plan and every budget's peers, so that a call stopped
     part-way (the 55.7M network's set-up takes most of one) goes on where it stopped: plans and
@@ -448,6 +455,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
                   f"{grouped}, "
                   f"{plan.settings['seconds'] - fitted.seconds:.1f} s", flush=True)
             save()
+            evaluate(labels)
     fit_path.unlink(missing_ok=True)  # every plan is made
     cache: dict = {}
     for budget in budgets:
@@ -455,7 +463,10 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
             continue
         t0 = time.perf_counter()
         for family in families:
+            t1 = time.perf_counter()
             q = peer_at_budget(sd, family=family, budget=budget, cache=cache)
+            print(f"[{measure.setup.name}] budget {budget:g}: {family} {'-' if q is None else q.setting} "
+                  f"in {time.perf_counter() - t1:.1f} s", flush=True)
             if q is None:
                 continue
             if q.label not in labels:
@@ -467,6 +478,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         print(f"[{measure.setup.name}] budget {budget:g}: peers quantized in {time.perf_counter() - t0:.1f} s", flush=True)
         peers_done.append(budget)
         save()
+        evaluate(labels)
     save(complete=True)
     return labels
 
@@ -524,23 +536,28 @@ def evaluate_model(name: str, args, deadline: float | None) -> None:
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise SystemExit(f"--families: {unknown} are not among {list(FAMILIES)}")
+    base = measure.base_row()
+    want_inc = measure.inception is not None
+
+    def evaluate(labels: dict):  # every cell of the settings made so far; rows already measured are skipped
+        cells = [Cell(key=PLAN.row_key(base | {"budget": b, "method": fields["method"]}),
+                      params={"label": label, "budget": b, "fields": fields})
+                 for label, (fields, label_budgets) in labels.items() for b in label_budgets]
+        report = run_cells(cells, task=evaluate_cell, load=load, context_key=setup, table=PLAN,
+                           out=out_dir / f"plan_{name}.csv", scheduler="none",
+                           is_done=lambda r: r.get("fid") is not None and (not want_inc or r.get("fid_inception") is not None),
+                           deadline=deadline, name=f"plan {name}")
+        print(f"[{name}] {len(report.written)} rows written, {report.skipped} done before, {report.not_started} left, "
+              f"{len(report.failed)} failed, {report.wall_s:.1f} s", flush=True)
+        for key, tb in report.failed:
+            print(f"[{name}] FAILED {key}:\n{tb}", flush=True)
+
     labels = prepare(measure, budgets=budgets, families=families, with_plan=args.with_plan,
                      plan_samples=args.plan_samples, plan_replicates=args.plan_replicates,
                      plan_bit_floors=tuple(int(f) for f in args.plan_bit_floors.split(",")),
-                     plan_families=check_families(args.plan_families.split(",")), out_dir=out_dir)
-    base = measure.base_row()
-    cells = [Cell(key=PLAN.row_key(base | {"budget": b, "method": fields["method"]}),
-                  params={"label": label, "budget": b, "fields": fields})
-             for label, (fields, label_budgets) in labels.items() for b in label_budgets]
-    want_inc = measure.inception is not None
-    report = run_cells(cells, task=evaluate_cell, load=load, context_key=setup, table=PLAN,
-                       out=out_dir / f"plan_{name}.csv", scheduler="none",
-                       is_done=lambda r: r.get("fid") is not None and (not want_inc or r.get("fid_inception") is not None),
-                       deadline=deadline, name=f"plan {name}")
-    print(f"[{name}] {len(report.written)} rows written, {report.skipped} done before, {report.not_started} left, "
-          f"{len(report.failed)} failed, {report.wall_s:.1f} s", flush=True)
-    for key, tb in report.failed:
-        print(f"[{name}] FAILED {key}:\n{tb}", flush=True)
+                     plan_families=check_families(args.plan_families.split(",")), out_dir=out_dir,
+                     evaluate=evaluate)
+    evaluate(labels)
 
 
 def main() -> None:
