@@ -22,27 +22,36 @@ with weight :math:`\beta/2`, and the two blocks are minimised in turn,
    z &\leftarrow \operatorname{mean}\big(Q_z(w) - (w - e)/s\big), \qquad \beta \leftarrow \kappa\beta ,
 
 the generalised soft-thresholding being the proximal step of :math:`|x|^p` and the
-zero-point update the closed-form minimiser of the quadratic block.  The iteration runs at
-most ``iters`` times and stops at the first step whose mean absolute error
-:math:`\operatorname{mean}|w - (Q_z(w) - z)s|` does not decrease, keeping that step's
-update, as the authors' package does (a decrease of less than :data:`PLATEAU`, relative,
-counts as none: on a flat stretch of the error the package's choice is decided by rounding) (``hqq.core.optimize.optimize_weights_proximal_legacy``,
-``hqq`` 0.2.8, with its defaults :math:`p = 0.7`, :math:`\beta = 10`, :math:`\kappa = 1.01`,
-20 iterations).  Where the shrinkage threshold exceeds every residual (small weights: at
-:math:`p = 0.7`, :math:`\beta = 10`, any residual below about 0.37), :math:`e = 0` and the
-update is the least-squares zero point for the current codes (the one that makes their
-mean reconstruction error zero).  :math:`\beta` is in weight units, so unlike the other
-methods the fit is not equivariant under scaling of the weights.
+zero-point update the closed-form minimiser of the quadratic block, with the ``hqq``
+package's defaults :math:`p = 0.7`, :math:`\beta = 10`, :math:`\kappa = 1.01` and 20 steps
+(``hqq.core.optimize.optimize_weights_proximal_legacy``, ``hqq`` 0.2.8).  Every group runs
+all ``iters`` steps.  Where the shrinkage threshold :math:`\beta^{-1/(2-p)}` exceeds every
+residual (at the defaults 0.170 in weight units, 0.147 at the 20th step: every residual
+within half a step of 0.29 or less, as on every network here), :math:`e = 0` and the update is the least-squares zero point for the
+current codes (the one that makes their mean reconstruction error zero); a step is then a
+block coordinate descent on the squared error (the nearest codes for :math:`z`, the best
+:math:`z` for the codes), so no step raises it, and at a fixed point the group's mean error
+is zero.  :math:`\beta` is in weight units, so unlike the other methods the fit is not
+equivariant under scaling of the weights.
 
 What this package does differently from the ``hqq`` package:
 
-* every group stops on its own error (the package stops the whole tensor at once), so a
-  group's result does not depend on the other groups;
+* no early stop: every group runs ``iters`` steps, so a group's result does not depend on
+  the other groups.  The package stops the whole tensor at the first step whose mean
+  absolute error over the tensor does not decrease; on a matrix of many groups that error
+  keeps falling until nearly every group has reached its fixed point (on the FashionMNIST
+  DiT at 4 bits, groups of 128, 31 of its 33 matrices ran all 20 steps and the other two
+  19 and 18), so the two agree there.  Stopping each group at its own first non-decrease
+  instead (this module until 2026-12) halted groups after 5 steps on average, with a
+  squared error 0.4% higher at 2 to 4 bits (3.7% at 1 bit, groups of 128) and a mean error
+  per group 8 times the package's;
 * the computation is in float64 relative to the group's minimum (the package computes in
   float32 on the CPU, float16 on a GPU), and the package's guards for float16 (a step of 1
   when the range is below :math:`10^{-4}`, the inverse step clamped at :math:`2 \cdot 10^4`)
   are not needed; a constant group has step 0 and every weight exact;
-* the initial zero point is not rounded (the package rounds it at 4 bits by default);
+* the initial zero point is not rounded (the package rounds it at 4 bits by default, which
+  keeps the final zero points near integers: a level near 0, for a squared error about 1%
+  higher on the DiT);
 * what is stored is the step ``scale`` and ``offset`` :math:`= -z s` at the storage dtype,
   the levels are rebuilt from them as ``uniform_mse``'s (``fl(fl(k * scale) + offset)``)
   and every weight goes to its nearest rebuilt level, which is where the package's final
@@ -73,11 +82,6 @@ from __future__ import annotations
 import numpy as np
 
 from fmq_theory.quantizers.uniform import _grid_codes
-
-#: Relative decrease of the mean absolute error below which a step counts as no decrease: the
-#: error is piecewise linear in the zero point and flat where as many residuals are positive as
-#: negative, and there rounding alone (about ``m * 2**-53``) would decide whether to go on.
-PLATEAU = 1e-12
 
 #: The ``hqq`` package's defaults (``optimize_weights_proximal_legacy``).
 DEFAULT_OPTIONS = {"lp_norm": 0.7, "beta": 10.0, "kappa": 1.01, "iters": 20}
@@ -117,8 +121,8 @@ def zero_points(x: np.ndarray, *, bits: int, lp_norm: float = 0.7, beta: float =
     bits : int
         Code bits, :math:`K = 2^b` levels.
     lp_norm, beta, kappa, iters
-        The iteration's :math:`p`, initial :math:`\beta`, its growth :math:`\kappa` and the
-        most steps (module docstring).
+        The iteration's :math:`p`, initial :math:`\beta`, its growth :math:`\kappa` and its
+        number of steps, every group running all of them (module docstring).
 
     Returns
     -------
@@ -137,23 +141,11 @@ def zero_points(x: np.ndarray, *, bits: int, lp_norm: float = 0.7, beta: float =
     u = (x[live] - lo[live, None]) / step[live, None]
     s = step[live, None]
     shift = np.zeros(u.shape[0])
-    best = np.full(u.shape[0], np.inf)
-    active = np.ones(u.shape[0], dtype=bool)
     b = float(beta)
     for _ in range(iters):
-        if not active.any():
-            break
-        z = shift[active, None]
-        ua = u[active]
-        q = np.clip(np.rint(ua + z), 0, n_levels - 1)
-        residual = ua - q + z  # (w - r) / s
-        e = _shrink(residual * s[active], b, lp_norm) / s[active]
-        error = np.mean(np.abs(residual), axis=1) * s[active, 0]
-        shift[active] = np.mean(q - ua + e, axis=1)
-        improved = error < best[active] * (1 - PLATEAU)
-        best[active] = np.where(improved, error, best[active])
-        idx = np.flatnonzero(active)
-        active[idx[~improved]] = False
+        q = np.clip(np.rint(u + shift[:, None]), 0, n_levels - 1)
+        e = _shrink((u - q + shift[:, None]) * s, b, lp_norm) / s
+        shift = np.mean(q - u + e, axis=1)
         b *= kappa
     out = np.zeros(x.shape[0])
     out[live] = shift
