@@ -23,11 +23,13 @@ with weight :math:`\beta/2`, and the two blocks are minimised in turn,
 
 the generalised soft-thresholding being the proximal step of :math:`|x|^p` and the
 zero-point update the closed-form minimiser of the quadratic block, with the ``hqq``
-package's defaults :math:`p = 0.7`, :math:`\beta = 10`, :math:`\kappa = 1.01` and 20 steps
-(``hqq.core.optimize.optimize_weights_proximal_legacy``, ``hqq`` 0.2.8).  Every group runs
-all ``iters`` steps.  Where the shrinkage threshold :math:`\beta^{-1/(2-p)}` exceeds every
-residual (at the defaults 0.170 in weight units, 0.147 at the 20th step: every residual
-within half a step of 0.29 or less, as on every network here), :math:`e = 0` and the update is the least-squares zero point for the
+package's defaults :math:`p = 0.7`, :math:`\beta = 10` and 20 steps
+(``hqq.core.optimize.optimize_weights_proximal_legacy``, ``hqq`` 0.2.8).  That optimiser
+lists :math:`\kappa = 1.01` among its options but never grows :math:`\beta` (its
+``optimize_weights_proximal_v2`` does), so the default here is :math:`\kappa = 1`.  Every
+group runs all ``iters`` steps.  Where the shrinkage threshold :math:`\beta^{-1/(2-p)}`
+exceeds every residual (0.170 in weight units at the defaults: every residual within half a
+step of 0.34 or less), :math:`e = 0` and the update is the least-squares zero point for the
 current codes (the one that makes their mean reconstruction error zero); a step is then a
 block coordinate descent on the squared error (the nearest codes for :math:`z`, the best
 :math:`z` for the codes), so no step raises it, and at a fixed point the group's mean error
@@ -83,8 +85,8 @@ import numpy as np
 
 from fmq_theory.quantizers.uniform import _grid_codes
 
-#: The ``hqq`` package's defaults (``optimize_weights_proximal_legacy``).
-DEFAULT_OPTIONS = {"lp_norm": 0.7, "beta": 10.0, "kappa": 1.01, "iters": 20}
+#: The ``hqq`` package's defaults (``optimize_weights_proximal_legacy``, which keeps :math:`\beta`: ``kappa`` 1).
+DEFAULT_OPTIONS = {"lp_norm": 0.7, "beta": 10.0, "kappa": 1.0, "iters": 20}
 
 
 def _check_options(lp_norm, beta, kappa, iters) -> None:
@@ -110,7 +112,7 @@ def _shrink(x: np.ndarray, beta: float, p: float) -> np.ndarray:
         return np.sign(x) * np.maximum(a - a ** (p - 1) / beta, 0.0)
 
 
-def zero_points(x: np.ndarray, *, bits: int, lp_norm: float = 0.7, beta: float = 10.0, kappa: float = 1.01,
+def zero_points(x: np.ndarray, *, bits: int, lp_norm: float = 0.7, beta: float = 10.0, kappa: float = 1.0,
                 iters: int = 20):
     r"""The half-quadratic fit of every row of ``x``: minimum, step and zero point.
 
@@ -153,7 +155,7 @@ def zero_points(x: np.ndarray, *, bits: int, lp_norm: float = 0.7, beta: float =
 
 
 def fit_half_quadratic(x: np.ndarray, *, bits: int, storage_dtype: np.dtype, lp_norm: float = 0.7,
-                       beta: float = 10.0, kappa: float = 1.01, iters: int = 20):
+                       beta: float = 10.0, kappa: float = 1.0, iters: int = 20):
     r"""HQQ's grid (module docstring) for every row of ``x``.
 
     Stored: ``scale`` (the min-max step :math:`s`) and ``offset`` (:math:`\min w - z' s`, the
