@@ -134,9 +134,14 @@
 #     cores (397 s the period before), fit saved 13.0 s, the plan at 3 bits 61.3 s (half_quadratic, floor 2); the
 #     peers were still being made at the hard stop: again no row. Since then gpu_plan_eval.py measures each plan's
 #     and each budget's peers' cells as soon as they are made, and prints each peer family's time.
-# The next lease: call 1 as above, then call 2 at once (PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 as in the twelfth period).
+# The next lease: call 1 as above; then, at once, the network brought here in two short calls,
+#   run("PARTS='1 7' bash scripts/gpu_lease.sh send"); run("PARTS='8 14' bash scripts/gpu_lease.sh send")
+#   (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist, for each call),
+# then call 2 (PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 as in the twelfth period). Should the machine be lost, or in a
+# later lease: scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa, and carry .carry/pa1..pa4,
+# one per call (each ~56 MB with the 8.5 MB tree, the three model checkpoints moved out); the fourth joins the network.
 set -uo pipefail
-STAGE=${1:?stage 1-4}
+STAGE=${1:?stage 1-4 or send}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
 OUT=${OUT:-runs/out}
 mkdir -p "$OUT" runs/logs runs/results runs/inception_parts runs/pylib runs/pydeps runs/data_mnist runs/plan_data
@@ -149,6 +154,10 @@ if [ ! -f runs/inception/default_1.pt ] && [ "$(ls runs/inception_parts | wc -l)
 fi
 DATASET=${DATASET:-mnist}  # the paper network's data set: mnist (.carry/harness_data) or fashion_mnist (.carry/fmnist_data)
 mkdir -p runs/data_$DATASET
+# the trained network carried back in quarters (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in
+for d in .carry/pa1 .carry/pa2 .carry/pa3 .carry/pa4; do
+  [ -d "$d" ] && bash scripts/gpu_checkpoint_parts.sh join "$d" "runs/paper_arch_$DATASET"
+done
 faster() {  # the memory format of the larger $1 in the probe's results (MEMFMT overrides; contiguous without a probe)
   [ -n "${MEMFMT:-}" ] && { echo "$MEMFMT"; return; }
   python3 -c "import json; r = json.load(open('runs/paper_arch_$DATASET/probe.json'))
@@ -220,6 +229,9 @@ paper_eval() {  # $1 seconds
 
 start=$(date +%s)
 case "$STAGE" in
+  send)  # the trained network's parts to bring here (PARTS "1 7", then "8 14"; nothing else comes back)
+    bash scripts/gpu_checkpoint_parts.sh send "runs/paper_arch_$DATASET" "$OUT" ${PARTS:-1 7}
+    exit 0 ;;
   1)
     if [ -n "${PROBE:-}" ]; then  # both memory formats timed first (~1-2 min), the faster one used below
       FMQ_DATA_DIR=runs/data_$DATASET python3 scripts/gpu_paper_arch.py probe --dataset "$DATASET" \

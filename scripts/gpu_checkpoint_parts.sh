@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The paper's 55.7M network (223 MB of float32 EMA weights) between GPU machines, in parts that fit the
+# device tool's limits: 8 files of 16 MiB come back per call, 64 MiB (tree included) travel per call.
+# Twice (2026-12-03 and the period before) the trained network was lost with the machine before the plan
+# measured a row; with its parts kept here, a later call or a later lease starts from them instead of training.
+#
+#   on the GPU machine, after training (two calls: 14 parts of 16,000,000 bytes, 7 per call, with train.json):
+#     bash scripts/gpu_checkpoint_parts.sh send runs/paper_arch_mnist "$OUT" 1 7
+#     bash scripts/gpu_checkpoint_parts.sh send runs/paper_arch_mnist "$OUT" 8 14
+#   here, from the calls' files_at folders (the parts are checked against train.json's SHA-256 once all are in):
+#     bash scripts/gpu_checkpoint_parts.sh keep /work/.device/N runs/saved/paper_arch_mnist
+#     bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa   # .carry/pa1..pa4, ~56 MB each
+#   on the GPU machine, one carried folder per call (gpu_lease.sh does this for every .carry/pa*/ it finds):
+#     bash scripts/gpu_checkpoint_parts.sh join .carry/paK runs/paper_arch_mnist
+set -euo pipefail
+PART=16000000  # bytes of a returned part (under 16 MiB)
+cmd=${1:?send, keep, carry or join}
+case "$cmd" in
+  send)  # RUN OUT FIRST LAST: parts FIRST..LAST of RUN/ema.safetensors into OUT, with train.json
+    run=$2 out=$3 first=$4 last=$5
+    size=$(stat -c %s "$run/ema.safetensors")
+    for ((i = first; i <= last && (i - 1) * PART < size; i++)); do
+      dd if="$run/ema.safetensors" of="$out/ema.part$(printf %02d "$i")" bs=$PART skip=$(( i - 1 )) count=1 status=none
+    done
+    cp "$run/train.json" "$out/train.json"
+    ls -la "$out" ;;
+  keep)  # FILES_AT SAVED: a call's returned parts added to SAVED; the whole file checked once complete
+    src=$2 saved=$3
+    mkdir -p "$saved"
+    cp "$src"/ema.part* "$src/train.json" "$saved/"
+    want=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint_sha256'])" "$saved/train.json")
+    if cat "$saved"/ema.part* | sha256sum | grep -q "^$want "; then echo "$saved: complete, SHA-256 $want"
+    else echo "$saved: $(ls "$saved"/ema.part* | wc -l) parts, not complete yet"; fi ;;
+  carry)  # SAVED PREFIX: the checked file cut in 4 carried folders PREFIX1..PREFIX4 (each with train.json)
+    saved=$2 prefix=$3
+    want=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint_sha256'])" "$saved/train.json")
+    cat "$saved"/ema.part* > "$saved/ema.safetensors"
+    sha256sum "$saved/ema.safetensors" | grep -q "^$want " || { echo "$saved: parts missing or corrupt" >&2; exit 1; }
+    quarter=$(( ($(stat -c %s "$saved/ema.safetensors") + 3) / 4 ))
+    for k in 1 2 3 4; do
+      mkdir -p "$prefix$k"
+      dd if="$saved/ema.safetensors" of="$prefix$k/ema.quarter$k" bs=$quarter skip=$(( k - 1 )) count=1 status=none
+      cp "$saved/train.json" "$prefix$k/"
+    done
+    du -sh "$prefix"? ;;
+  join)  # CARRIED RUN: a carried quarter kept on the machine's disk; RUN/ema.safetensors made once all 4 are in
+    carried=$2 run=$3
+    mkdir -p "$run.parts" "$run"
+    cp "$carried"/ema.quarter* "$carried/train.json" "$run.parts/"
+    want=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint_sha256'])" "$run.parts/train.json")
+    if [ "$(ls "$run.parts"/ema.quarter* | wc -l)" = 4 ]; then
+      cat "$run.parts"/ema.quarter{1,2,3,4} > "$run/ema.safetensors.tmp"
+      if sha256sum "$run/ema.safetensors.tmp" | grep -q "^$want "; then
+        mv "$run/ema.safetensors.tmp" "$run/ema.safetensors" && cp "$run.parts/train.json" "$run/train.json"
+        echo "$run/ema.safetensors: joined, SHA-256 $want"
+      else rm -f "$run/ema.safetensors.tmp"; echo "$run: the joined quarters do not match $want" >&2; exit 1; fi
+    else echo "$run: $(ls "$run.parts"/ema.quarter* | wc -l) of 4 quarters"; fi ;;
+  *) echo "unknown command $cmd: send, keep, carry or join" >&2; exit 2 ;;
+esac
