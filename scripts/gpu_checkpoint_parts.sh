@@ -15,6 +15,7 @@
 set -euo pipefail
 PART=16000000  # bytes of a returned part (under 16 MiB)
 cmd=${1:?send, keep, carry or join}
+recorded_sha256() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint_sha256'])" "$1"; }
 case "$cmd" in
   send)  # RUN OUT FIRST LAST: parts FIRST..LAST of RUN/ema.safetensors into OUT, with train.json
     run=$2 out=$3 first=$4 last=$5
@@ -28,12 +29,12 @@ case "$cmd" in
     src=$2 saved=$3
     mkdir -p "$saved"
     cp "$src"/ema.part* "$src/train.json" "$saved/"
-    want=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint_sha256'])" "$saved/train.json")
+    want=$(recorded_sha256 "$saved/train.json")
     if cat "$saved"/ema.part* | sha256sum | grep -q "^$want "; then echo "$saved: complete, SHA-256 $want"
     else echo "$saved: $(ls "$saved"/ema.part* | wc -l) parts, not complete yet"; fi ;;
   carry)  # SAVED PREFIX: the checked file cut in 4 carried folders PREFIX1..PREFIX4 (each with train.json)
     saved=$2 prefix=$3
-    want=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint_sha256'])" "$saved/train.json")
+    want=$(recorded_sha256 "$saved/train.json")
     cat "$saved"/ema.part* > "$saved/ema.safetensors"
     sha256sum "$saved/ema.safetensors" | grep -q "^$want " || { echo "$saved: parts missing or corrupt" >&2; exit 1; }
     quarter=$(( ($(stat -c %s "$saved/ema.safetensors") + 3) / 4 ))
@@ -47,7 +48,7 @@ case "$cmd" in
     carried=$2 run=$3
     mkdir -p "$run.parts" "$run"
     cp "$carried"/ema.quarter* "$carried/train.json" "$run.parts/"
-    want=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint_sha256'])" "$run.parts/train.json")
+    want=$(recorded_sha256 "$run.parts/train.json")
     if [ "$(ls "$run.parts"/ema.quarter* | wc -l)" = 4 ]; then
       cat "$run.parts"/ema.quarter{1,2,3,4} > "$run/ema.safetensors.tmp"
       if sha256sum "$run/ema.safetensors.tmp" | grep -q "^$want "; then

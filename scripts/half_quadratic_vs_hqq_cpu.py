@@ -26,15 +26,13 @@ import time
 from pathlib import Path
 
 import torch
-from hqq.core.quantize import BaseQuantizeConfig as hqq_config
-from hqq.core.quantize import Quantizer as HQQQuantizer
 
 from fmq_theory import __version__
 from fmq_theory._util import file_sha256, write_atomic
 from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.harness.models.unet import unet_adapter
-from fmq_theory.harness.peers import quantize_peer
+from fmq_theory.harness.peers import _hqq, quantize_peer
 from fmq_theory.plan.candidates import Candidate, fit_candidate
 from fmq_theory.plan.selection import distribution_shift, sampled
 
@@ -42,17 +40,6 @@ CHECKPOINT = Path("checkpoints/dit_fashion_mnist")
 #: (bits, group size); the shift is sampled at 4 bits, where the plan lost.
 SETTINGS = ((1, 128), (2, 128), (3, 128), (4, 128), (4, 64))
 SHIFT_BITS = 4
-
-
-def package(w: torch.Tensor, *, bits: int, group: int, round_zero: bool) -> torch.Tensor:
-    """The ``hqq`` package's dequantized weight, as :func:`fmq_theory.harness.peers.quantize_peer` calls it,
-    with its first zero point rounded or not."""
-    params = dict(hqq_config(nbits=bits, group_size=group, axis=1)["weight_quant_params"], round_zero=round_zero)
-    w_q, meta = HQQQuantizer.quantize(w.float().reshape(w.shape[0], -1), compute_dtype=torch.float16, device="cpu",
-                                      **params)
-    meta = dict(meta, compute_dtype=torch.float16, scale=meta["scale"].to(torch.float16),
-                zero=meta["zero"].to(torch.float16))
-    return HQQQuantizer.dequantize(w_q, meta).float().reshape(w.shape)
 
 
 def main() -> None:
@@ -76,7 +63,7 @@ def main() -> None:
             sets["ours"][k] = fit_candidate(state[k], Candidate("half_quadratic", bits, f"group:{group}", "float16"),
                                             sensitivity=None).restored(torch.float32)
             sets["hqq"][k] = peer.state_dict[k].float()
-            sets["hqq_unrounded"][k] = package(state[k], bits=bits, group=group, round_zero=False)
+            sets["hqq_unrounded"][k] = _hqq(state[k], bits, group, round_zero=False)[0]
         n = sum(state[k].numel() for k in names)
         for kind, weights in sets.items():
             mse = sum(float(((weights[k].double() - state[k].double()) ** 2).sum()) for k in names) / n

@@ -141,13 +141,16 @@ def _fp16(w: torch.Tensor) -> tuple[torch.Tensor, int, str]:
     return w.to(torch.float16).float(), 16 * w.numel(), "fp16"
 
 
-def _hqq(w: torch.Tensor, nbits: int, group: int) -> tuple[torch.Tensor, int, str]:
+def _hqq(w: torch.Tensor, nbits: int, group: int, *, round_zero: bool | None = None) -> tuple[torch.Tensor, int, str]:
     """HQQ with the package's own defaults for a weight matrix (``BaseQuantizeConfig``: axis 1,
-    optimised zero, the zero rounded at 4 bits), scale and zero kept in fp16 as ``HQQLinear`` keeps them.
+    optimised zero, the zero rounded at 4 bits, unless ``round_zero`` says otherwise), scale and
+    zero kept in fp16 as ``HQQLinear`` keeps them.
 
     A convolution kernel goes in as its ``(out, in * k * k)`` matrix (HQQ's unpacking assumes
     two dimensions)."""
     params = hqq_config(nbits=nbits, group_size=group, axis=1)["weight_quant_params"]
+    if round_zero is not None:
+        params = dict(params, round_zero=round_zero)
     w_q, meta = HQQQuantizer.quantize(w.float().reshape(w.shape[0], -1), compute_dtype=torch.float16,
                                       device="cpu", **params)
     meta = dict(meta, compute_dtype=torch.float16, scale=meta["scale"].to(torch.float16),
