@@ -373,28 +373,28 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
     """Quantize every setting once: ``label -> [row fields, budgets]``, weights kept under the work folder.
 
     ``evaluate(labels)`` is called with the settings made so far after every plan and every
-    budget's peers, so that their cells are measured while the rest is quantized: on the 55.7M
-    network the set-up (sensitivity, fit, plans, peers) outlasted a whole call, and a call that
-    measured nothing until every setting was made ended with no row (2026-12-03).
+    peer family of a budget, so that their cells are measured while the rest is quantized: on the
+    55.7M network the set-up (sensitivity, fit, plans, peers) outlasted a whole call, and a call
+    that measured nothing until every setting was made ended with no row (2026-12-03).
 
-    The assignment is saved after every plan and every budget's peers, so that a call stopped
-    part-way (the 55.7M network's set-up takes most of one) goes on where it stopped: plans and
-    peer budgets already saved are not made again.  A file without ``complete`` is a finished one
+    The assignment is saved after every plan and every peer family of a budget, so that a call
+    stopped part-way (the 55.7M network's set-up takes most of one) goes on where it stopped, even
+    with other peer families or budgets (:func:`resumed`): plans of the same plan settings and
+    peers already quantized are not made again.  A file without ``complete`` is a finished one
     (the runs before this key).  The fitted candidates (with the sensitivity they were fitted and
-    scored with) are saved too, as ``fitted_<key>.npz`` keyed by these settings and the plan's
-    replicates (:meth:`fmq_theory.plan.FittedCandidates.save`), so that a call stopped after the
-    fit makes the remaining plans without fitting again; the file is removed once every plan is made."""
+    scored with) are saved too, as ``fitted_<key>.npz`` keyed by the plan's noise draws and
+    replicates (:meth:`fmq_theory.plan.FittedCandidates.save`; the weights are checked when it is
+    read), so that a later call makes other budgets' plans without fitting again."""
     path = measure.work / "assignment.json"
-    wanted = {"budgets": budgets, "families": families, "with_plan": with_plan, "plan_samples": plan_samples}
+    plan_key = {"with_plan": with_plan, "plan_samples": plan_samples}
     if plan_bit_floors != (1,):  # the assignments of the first runs (floor 1) were made without the key
-        wanted["plan_bit_floors"] = list(plan_bit_floors)
+        plan_key["plan_bit_floors"] = list(plan_bit_floors)
     if plan_families != ("optimal",):  # nor with this one
-        wanted["plan_families"] = list(plan_families)
+        plan_key["plan_families"] = list(plan_families)
     saved = json.loads(path.read_text()) if path.is_file() else {}
-    if {k: saved.get(k) for k in wanted} != wanted:
-        saved = {}
-    if saved.get("complete", True) and saved:
-        return saved["labels"]
+    if "complete" not in saved and saved and all(saved.get(k) == v for k, v in
+                                                 (plan_key | {"budgets": budgets, "families": families}).items()):
+        return saved["labels"]  # a finished file of the runs before the resume keys
     model = measure.ctx.model
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     floating = [k for k, v in sd.items() if v.is_floating_point()]
@@ -404,18 +404,18 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         save_file({k: v.float().contiguous() for k, v in deq.items()}, str(measure.work / "weights" / f"{_safe(label)}.safetensors"))
         return sum(float(((deq[k].double() - sd[k].double()) ** 2).sum()) for k in floating) / n_float
 
-    labels = saved.get("labels") or {"fp": [{"method": "none", "setting": "fp32", "bits_per_weight": 32.0,
-                                             "total_bits": 32 * n_float, "n_weights": n_float, "fp16_weights": 0,
-                                             "weight_mse": 0.0}, [32.0]]}
-    peers_done = list(saved.get("peer_budgets_done", []))
+    labels, peers_done = resumed(saved, plan_key=plan_key, budgets=budgets, families=families)
+    labels = {"fp": [{"method": "none", "setting": "fp32", "bits_per_weight": 32.0, "total_bits": 32 * n_float,
+                      "n_weights": n_float, "fp16_weights": 0, "weight_mse": 0.0}, [32.0]]} | labels
 
     def save(complete: bool = False) -> None:
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(wanted | {"labels": labels, "complete": complete, "peer_budgets_done": peers_done}))
+        tmp.write_text(json.dumps(plan_key | {"budgets": budgets, "families": families, "labels": labels,
+                                              "complete": complete, "peers_done": sorted(peers_done)}))
         os.replace(tmp, path)
 
     plan_budgets = [b for b in budgets if f"plan@{b:g}" not in labels]
-    fit_key = json.dumps(wanted | {"plan_replicates": plan_replicates}, sort_keys=True)
+    fit_key = json.dumps({"plan_samples": plan_samples, "plan_replicates": plan_replicates}, sort_keys=True)
     fit_path = measure.work / f"fitted_{hashlib.sha256(fit_key.encode()).hexdigest()[:16]}.npz"
     if with_plan and plan_budgets:
         noise = make_noise(plan_samples, measure.event, seed=PLAN_SEED)
@@ -456,31 +456,72 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
                   f"{plan.settings['seconds'] - fitted.seconds:.1f} s", flush=True)
             save()
             evaluate(labels)
-    fit_path.unlink(missing_ok=True)  # every plan is made
     cache: dict = {}
     for budget in budgets:
-        if budget in peers_done:
-            continue
         t0 = time.perf_counter()
         for family in families:
+            if _peer_key(budget, family) in peers_done:
+                continue
             t1 = time.perf_counter()
             q = peer_at_budget(sd, family=family, budget=budget, cache=cache)
             print(f"[{measure.setup.name}] budget {budget:g}: {family} {'-' if q is None else q.setting} "
                   f"in {time.perf_counter() - t1:.1f} s", flush=True)
-            if q is None:
-                continue
-            if q.label not in labels:
-                fp16 = sum(q.state_dict[k].numel() for k, f in q.tensor_format.items() if f == "fp16")
-                labels[q.label] = [{"method": family, "setting": q.setting, "bits_per_weight": q.bits_per_weight,
-                                    "total_bits": q.total_bits, "n_weights": q.n_weights, "fp16_weights": fp16,
-                                    "weight_mse": keep(q.label, q.state_dict)}, []]
-            labels[q.label][1].append(budget)
+            if q is not None:
+                if q.label not in labels:
+                    fp16 = sum(q.state_dict[k].numel() for k, f in q.tensor_format.items() if f == "fp16")
+                    labels[q.label] = [{"method": family, "setting": q.setting, "bits_per_weight": q.bits_per_weight,
+                                        "total_bits": q.total_bits, "n_weights": q.n_weights, "fp16_weights": fp16,
+                                        "weight_mse": keep(q.label, q.state_dict)}, []]
+                labels[q.label][1].append(budget)
+            peers_done.add(_peer_key(budget, family))
+            save()
+            if q is not None:
+                evaluate(labels)
         print(f"[{measure.setup.name}] budget {budget:g}: peers quantized in {time.perf_counter() - t0:.1f} s", flush=True)
-        peers_done.append(budget)
-        save()
-        evaluate(labels)
     save(complete=True)
     return labels
+
+
+def _peer_key(budget: float, family: str) -> str:
+    return f"{budget:g} {family}"
+
+
+def resumed(saved: dict, *, plan_key: dict, budgets: list, families: list) -> tuple[dict, set]:
+    """What a saved assignment (``assignment.json``, possibly of other settings) gives a new call.
+
+    Returns ``(labels, peers_done)``: the settings already made that this call still wants, as
+    ``label -> [row fields, budgets]``, and the ``"<budget> <family>"`` pairs already quantized.
+    A plan is kept when the plan's own settings ``plan_key`` are the saved ones, whatever the
+    peers; a peer setting is kept for the wanted budgets at which its family was quantized.  On
+    2026-12-03 a call that only reordered the peer families dropped the whole file and fitted
+    and planned the 55.7M network again (~290 s), so that no peer was reached before its stop.
+    Files of the runs before ``peers_done`` (``peer_budgets_done``: whole budgets) are read too.
+
+    Examples
+    --------
+    >>> saved = {"with_plan": True, "plan_samples": 8, "families": ["gguf", "nf4"],
+    ...          "labels": {"plan@3": [{"method": "plan"}, [3.0]], "gguf/Q2_K": [{"method": "gguf"}, [2.0, 3.0]]},
+    ...          "peers_done": ["2 gguf", "3 gguf"]}
+    >>> labels, done = resumed(saved, plan_key={"with_plan": True, "plan_samples": 8}, budgets=[3.0],
+    ...                        families=["nf4", "gguf"])
+    >>> labels, sorted(done)
+    ({'plan@3': [{'method': 'plan'}, [3.0]], 'gguf/Q2_K': [{'method': 'gguf'}, [3.0]]}, ['3 gguf'])
+    """
+    same_plan = bool(saved) and all(saved.get(k) == v for k, v in plan_key.items())
+    done = {key for key in saved.get("peers_done", [])
+            if float(key.split(" ", 1)[0]) in budgets and key.split(" ", 1)[1] in families}
+    done |= {_peer_key(b, f) for b in saved.get("peer_budgets_done", []) if b in budgets
+             for f in saved.get("families", []) if f in families}
+    labels = {}
+    for label, (fields, label_budgets) in saved.get("labels", {}).items():
+        method = fields["method"]
+        if method == "plan":
+            kept = [b for b in label_budgets if same_plan and b in budgets]
+        else:
+            kept = [b for b in label_budgets if _peer_key(b, method) in done]
+        if kept:
+            labels[label] = [fields, kept]
+    return labels, done
 
 
 def _saved_fit(path: Path, *, model: torch.nn.Module, key: str) -> tuple:

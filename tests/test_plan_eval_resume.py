@@ -1,0 +1,82 @@
+"""A stopped GPU plan evaluation resumes with what it made (scripts/gpu_plan_eval.py, ``resumed``).
+
+On 2026-12-03 the second call of the 55.7M network's plan evaluation listed the same peer families in
+another order; the whole saved assignment was dropped, the network was fitted and planned again
+(~290 s of a 395 s call) and no peer was reached.  These tests pin what a saved assignment gives a
+call of other peer families or budgets.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_plan_eval.py"
+
+
+@pytest.fixture(scope="module")
+def plan_eval():
+    spec = importlib.util.spec_from_file_location("gpu_plan_eval", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+PLAN_KEY = {"with_plan": True, "plan_samples": 2000, "plan_bit_floors": [1, 2, 3],
+            "plan_families": ["optimal", "minmax", "half_quadratic"]}
+
+
+def _saved(**extra) -> dict:
+    """The file the stopped call of 2026-12-03 left: two plans made, no peer yet."""
+    return PLAN_KEY | {"budgets": [3.0, 2.2728], "families": ["hqq:g128", "hqq:g64", "gguf", "nf4", "rule:equal_mass"],
+                       "labels": {"fp": [{"method": "none"}, [32.0]], "plan@3": [{"method": "plan"}, [3.0]],
+                                  "plan@2.2728": [{"method": "plan"}, [2.2728]]},
+                       "complete": False, "peers_done": []} | extra
+
+
+def test_reordered_peer_families_keep_the_plans(plan_eval):
+    labels, done = plan_eval.resumed(_saved(), plan_key=PLAN_KEY, budgets=[3.0, 2.2728],
+                                     families=["hqq:g128", "nf4", "gguf", "rule:equal_mass", "hqq:g64"])
+    assert labels == {"plan@3": [{"method": "plan"}, [3.0]], "plan@2.2728": [{"method": "plan"}, [2.2728]]}
+    assert done == set()
+
+
+def test_other_plan_settings_drop_the_plans_not_the_peers(plan_eval):
+    saved = _saved(labels={"plan@3": [{"method": "plan"}, [3.0]], "hqq:g128/b3": [{"method": "hqq:g128"}, [3.0]]},
+                   peers_done=["3 hqq:g128"])
+    labels, done = plan_eval.resumed(saved, plan_key=PLAN_KEY | {"plan_samples": 500}, budgets=[3.0],
+                                     families=["hqq:g128"])
+    assert labels == {"hqq:g128/b3": [{"method": "hqq:g128"}, [3.0]]} and done == {"3 hqq:g128"}
+
+
+def test_a_peer_is_kept_only_at_the_budgets_still_wanted_and_quantized(plan_eval):
+    saved = _saved(labels={"gguf/Q2_K": [{"method": "gguf"}, [2.0, 2.5]], "nf4/g64": [{"method": "nf4"}, [4.0]]},
+                   peers_done=["2 gguf", "2.5 gguf", "4 nf4"], budgets=[2.0, 2.5, 4.0])
+    labels, done = plan_eval.resumed(saved, plan_key=PLAN_KEY, budgets=[2.5, 4.0], families=["gguf"])
+    assert labels == {"gguf/Q2_K": [{"method": "gguf"}, [2.5]]} and done == {"2.5 gguf"}
+
+
+def test_the_files_of_whole_peer_budgets_are_read(plan_eval):
+    """Files written before ``peers_done`` counted whole budgets (``peer_budgets_done``)."""
+    saved = _saved(labels={"gguf/Q2_K": [{"method": "gguf"}, [2.0]], "plan@2": [{"method": "plan"}, [2.0]]},
+                   families=["gguf", "nf4"], peer_budgets_done=[2.0], budgets=[2.0])
+    del saved["peers_done"]
+    labels, done = plan_eval.resumed(saved, plan_key=PLAN_KEY, budgets=[2.0], families=["nf4", "gguf", "hqq:g64"])
+    assert done == {"2 gguf", "2 nf4"}
+    assert labels == {"gguf/Q2_K": [{"method": "gguf"}, [2.0]], "plan@2": [{"method": "plan"}, [2.0]]}
+
+
+def test_nothing_saved_resumes_nothing(plan_eval):
+    assert plan_eval.resumed({}, plan_key=PLAN_KEY, budgets=[3.0], families=["gguf"]) == ({}, set())
+
+
+def test_the_docstring_example(plan_eval):
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(plan_eval.resumed, "resumed", globs={"resumed": plan_eval.resumed}):
+        runner.run(test)
+    assert runner.tries > 0 and runner.failures == 0
