@@ -4,9 +4,9 @@
 # Twice (2026-12-03 and the period before) the trained network was lost with the machine before the plan
 # measured a row; with its parts kept here, a later call or a later lease starts from them instead of training.
 #
-#   on the GPU machine, after training (two calls: 14 parts of 16,000,000 bytes, 7 per call, with train.json):
-#     bash scripts/gpu_checkpoint_parts.sh send runs/paper_arch_mnist "$OUT" 1 7
-#     bash scripts/gpu_checkpoint_parts.sh send runs/paper_arch_mnist "$OUT" 8 14
+#   on the GPU machine, after training (four calls: 14 parts of 16,000,000 bytes, at most 4 per call, since
+#   a call brings back 64 MiB together; on 2026-12-03 parts 5-7 of a call of 7 were left out as over it):
+#     bash scripts/gpu_checkpoint_parts.sh send runs/paper_arch_mnist "$OUT" 1 4   # then 5 8, 9 12, 13 14
 #   here, from the calls' files_at folders (the parts are checked against train.json's SHA-256 once all are in):
 #     bash scripts/gpu_checkpoint_parts.sh keep /work/.device/N runs/saved/paper_arch_mnist
 #     bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa   # .carry/pa1..pa4, ~56 MB each

@@ -134,12 +134,25 @@
 #     cores (397 s the period before), fit saved 13.0 s, the plan at 3 bits 61.3 s (half_quadratic, floor 2); the
 #     peers were still being made at the hard stop: again no row. Since then gpu_plan_eval.py measures each plan's
 #     and each budget's peers' cells as soon as they are made, and prints each peer family's time.
-# The next lease: call 1 as above; then, at once, the network brought here in two short calls,
-#   run("PARTS='1 7' bash scripts/gpu_lease.sh send"); run("PARTS='8 14' bash scripts/gpu_lease.sh send")
+# Fifteenth period (2026-12-03, H200; one start refused first, 91 s; three calls, 1,751 s held of the 1,800):
+#   run("MEMFMT=contiguous TRAIN_MIN=9.2 bash scripts/gpu_lease.sh 1 2>&1 | tail -40; PARTS='1 7' bash scripts/gpu_lease.sh send",
+#       carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers", ".carry/inc1", ".carry/inc2"])
+#   run("JOBS=plan NO_BENCH=1 PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,hqq:g64,gguf,nf4,rule:equal_mass PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/inc3", ".carry/inc4", ".carry/inc5"])
+#   run(the same with PAPER_PEERS=hqq:g128,nf4,gguf,rule:equal_mass,hqq:g64 S2=330 H2=395, carry=[".carry/plan_test"])
+#   - call 1 (551 s): 15.0 epochs (3,510 steps) in 526.6 s at 1,706 images/s, final loss 0.1717 (SHA-256 9ccc9169...);
+#     of the 7 parts sent only 4 came back (64 MiB together per call): the network was not kept here;
+#   - call 2 (573 s): fp samples 26.1 s, sensitivity 22.5 s, fit 178.1 s, fit saved 14.9 s, plan at 3 bits 107.2 s and
+#     its cell 32 s (the fp row with it), plan at 2.2728 bits (hqq:g128 b2's) 74.3 s and its cell 29 s: 3 rows;
+#   - call 3 (397 s): the reordered peer families dropped the saved assignment and fit: fit 120.0 s and both plans
+#     (173 s) made again, no peer reached by the hard stop. Since then (gpu_plan_eval.resumed) a saved plan is kept
+#     whatever the peers, the fit is keyed by the plan's noise alone and kept, and peers are saved per family.
+# The next lease: call 1 as in the fifteenth period with "PARTS='1 4'"; then at once
+#   run("PARTS='5 8' bash scripts/gpu_lease.sh send"); run("PARTS='9 12' ..."); run("PARTS='13 14' ...")
 #   (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist, for each call),
-# then call 2 (PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 as in the twelfth period). Should the machine be lost, or in a
-# later lease: scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa, and carry .carry/pa1..pa4,
-# one per call (each ~56 MB with the 8.5 MB tree, the three model checkpoints moved out); the fourth joins the network.
+# then the plan call of the fifteenth period (the plan, then the peers; ~900 s over two calls). Should the machine be
+# lost, or in a later lease: scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa, and carry
+# .carry/pa1..pa4, one per call (each ~56 MB with the 8.5 MB tree, the three model checkpoints moved out); the fourth
+# joins the network.
 set -uo pipefail
 STAGE=${1:?stage 1-4 or send}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
@@ -229,8 +242,8 @@ paper_eval() {  # $1 seconds
 
 start=$(date +%s)
 case "$STAGE" in
-  send)  # the trained network's parts to bring here (PARTS "1 7", then "8 14"; nothing else comes back)
-    bash scripts/gpu_checkpoint_parts.sh send "runs/paper_arch_$DATASET" "$OUT" ${PARTS:-1 7}
+  send)  # the trained network's parts to bring here (PARTS "1 4", "5 8", "9 12", "13 14": 64 MiB come back per call)
+    bash scripts/gpu_checkpoint_parts.sh send "runs/paper_arch_$DATASET" "$OUT" ${PARTS:-1 4}
     exit 0 ;;
   1)
     if [ -n "${PROBE:-}" ]; then  # both memory formats timed first (~1-2 min), the faster one used below
