@@ -171,7 +171,8 @@ class ModelResults:
     fid_fp : float
         Full-precision FID in those features.
     protocol : dict
-        ``samples, solver, steps, nfe, seed, fid_real_test_samples`` of the rows.
+        ``samples, solver, steps, nfe, seed, fid_real_test_samples, checkpoint_sha256`` of the
+        full-precision row.
     cells : tuple of PlanCell
         Every measured quantized row, sorted by budget, then honest bits per weight.
     unmeasured : tuple of str
@@ -201,7 +202,7 @@ class ModelResults:
         return tuple(sorted({c.budget for c in self.cells}))
 
 
-_PROTOCOL = ("samples", "solver", "steps", "nfe", "seed", "fid_real_test_samples")
+_PROTOCOL = ("samples", "solver", "steps", "nfe", "seed", "fid_real_test_samples", "checkpoint_sha256")
 
 
 def _change(row: Mapping, f: Features, fid_fp: float) -> Change:
