@@ -146,13 +146,14 @@
 #   - call 3 (397 s): the reordered peer families dropped the saved assignment and fit: fit 120.0 s and both plans
 #     (173 s) made again, no peer reached by the hard stop. Since then (gpu_plan_eval.resumed) a saved plan is kept
 #     whatever the peers, the fit is keyed by the plan's noise alone and kept, and peers are saved per family.
-# The next lease: call 1 as in the fifteenth period with "PARTS='1 4'"; then at once
-#   run("PARTS='5 8' bash scripts/gpu_lease.sh send"); run("PARTS='9 12' ..."); run("PARTS='13 14' ...")
-#   (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist, for each call),
-# then the plan call of the fifteenth period (the plan, then the peers; ~900 s over two calls). Should the machine be
-# lost, or in a later lease: scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa, and carry
-# .carry/pa1..pa4, one per call (each ~56 MB with the 8.5 MB tree, the three model checkpoints moved out); the fourth
-# joins the network.
+# The next lease (the rows above are of network 9ccc9169..., now lost: its peers need that network, so a new training
+# measures the plan and the peers again): call 1 as in the fifteenth period with "PARTS='1 4'" (~760 s held with the
+# start); then at once the plan call of the fifteenth period, and its second call with the same families in any order
+# (fit and plans are kept: ~430-490 s for fp samples, sensitivity, fit and two plans, then the peers, ~30 s per cell);
+# with budget left, run("PARTS='5 8' bash scripts/gpu_lease.sh send"), '9 12', '13 14' (here: scripts/gpu_checkpoint_parts.sh
+# keep <files_at> runs/saved/paper_arch_mnist after each). Once the network is kept here, a later lease carries
+# scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa -> .carry/pa1..pa4, one per call (each
+# ~56 MB with the 8.5 MB tree, the three model checkpoints moved out); the fourth joins the network.
 set -uo pipefail
 STAGE=${1:?stage 1-4 or send}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
