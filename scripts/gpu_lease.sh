@@ -148,7 +148,8 @@
 #     whatever the peers, the fit is keyed by the plan's noise alone and kept, and peers are saved per family.
 # The next lease (the rows above are of network 9ccc9169..., now lost: its peers need that network, so a new training
 # measures the plan and the peers again): call 1 as in the fifteenth period with "PARTS='1 4'" (~760 s held with the
-# start); then at once the plan call of the fifteenth period, and its second call with the same families in any order
+# start); then at once the plan call of the fifteenth period with FMQ_PROFILE_PLAN=1 (each plan's profile in the log:
+# 74-107 s per plan there, ~10 s of it sampling), and its second call with the same families in any order
 # (fit and plans are kept: ~430-490 s for fp samples, sensitivity, fit and two plans, then the peers, ~30 s per cell);
 # with budget left, run("PARTS='5 8' bash scripts/gpu_lease.sh send"), '9 12', '13 14' (here: scripts/gpu_checkpoint_parts.sh
 # keep <files_at> runs/saved/paper_arch_mnist after each). Once the network is kept here, a later lease carries

@@ -1,4 +1,6 @@
-"""A stopped GPU plan evaluation resumes with what it made (scripts/gpu_plan_eval.py, ``resumed``).
+"""Helpers of the GPU plan evaluation (scripts/gpu_plan_eval.py).
+
+A stopped evaluation resumes with what it made (``resumed``).
 
 On 2026-12-03 the second call of the 55.7M network's plan evaluation listed the same peer families in
 another order; the whole saved assignment was dropped, the network was fitted and planned again
@@ -80,3 +82,13 @@ def test_the_docstring_example(plan_eval):
     for test in doctest.DocTestFinder().find(plan_eval.resumed, "resumed", globs={"resumed": plan_eval.resumed}):
         runner.run(test)
     assert runner.tries > 0 and runner.failures == 0
+
+
+def test_profiled_returns_the_result_and_prints_the_profile_only_when_asked(plan_eval, monkeypatch, capsys):
+    monkeypatch.delenv("FMQ_PROFILE_PLAN", raising=False)
+    assert plan_eval._profiled(lambda: sum(range(1000))) == 499500
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("FMQ_PROFILE_PLAN", "1")
+    assert plan_eval._profiled(lambda: sorted(range(1000), key=lambda i: -i))[0] == 999
+    out = capsys.readouterr().out
+    assert "Ordered by: internal time" in out and "function calls" in out
