@@ -692,10 +692,16 @@ def plan_quantization(
     family, not across families, so HQQ's grid entered as a family of its own, fitted by the
     package (:mod:`fmq_theory.quantizers.half_quadratic`) and stored in its file format.  At
     HQQ g128's own bits per weight on the DiT (``results/plan_half_quadratic_dit_cpu.json``,
-    ``scripts/plan_half_quadratic_cpu.py``; 256 held-out samples, classifier FID), the plan
-    kept a ``"half_quadratic"`` variant at both budgets and its FID change fell, at 2.34 bits,
-    from 213 (two families) to 127 against HQQ's 101, and at 3.53 bits from 7.5 to 3.2
-    against HQQ's 14.7.
+    ``scripts/plan_half_quadratic_cpu.py``; 256 held-out samples, classifier FID; the file as of
+    commit 25ea8f8, variants then ranked by their mean squared displacement), the plan kept a
+    ``"half_quadratic"`` variant at both budgets and its FID change fell, at 2.34 bits, from 213
+    (two families) to 127 against HQQ's 101, and at 3.53 bits from 7.5 to 3.2 against HQQ's
+    14.7.  Run again with the law's shift ranking the variants (below) and the fit of every
+    group to all its steps (the file now), the family still helps at 2.34 bits (159 to 125),
+    but at 3.53 bits the shift kept its floor-2 variant over its floor-3 one by less than
+    their intervals' width (0.00174 [0.00163, 0.00284] against 0.00191 [0.00167, 0.00294], 128
+    draws) and measured 17.4 [13.6, 21.5] against 7.5 without the family and HQQ's 14.7: a
+    choice between variants that close is a draw, and it can cost more than the family gains.
 
     Why the law's shift chooses.  The variants were ranked by the mean squared displacement
     of each sample from its full-precision twin until the GPU measured every variant
