@@ -127,9 +127,11 @@ def test_student_t_equal_mass_matches_mpmath_at_every_nu(log_nu):
 @example(log_beta=-1.0)  # was 3e-5 off: panel quadrature on a heavy tail
 @example(log_beta=math.log10(0.3))  # was 8e-9 off
 @example(log_beta=3.0)
+@example(log_beta=-1.8515625)  # beta 0.01407, between the limit (0.01403) and the advised 0.0141: built, not refused
 def test_gen_gaussian_equal_mass_matches_mpmath_or_refuses(log_beta):
+    """Refused exactly where the standard variance Gamma(3/beta)/Gamma(1/beta) reaches e^700 (mpmath)."""
     beta = 10.0**log_beta
-    if beta < 0.0141:
+    if mp.loggamma(3 / mp.mpf(beta)) - mp.loggamma(1 / mp.mpf(beta)) >= 700:
         with pytest.raises(ValueError, match=r"beta=.* is too small"):
             make_law("gen-gaussian", beta=beta)
         return

@@ -84,7 +84,8 @@ _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 
 #: Largest ``log(Gamma(3/beta) / Gamma(1/beta))`` (the generalized Gaussian's standard variance)
 #: for which a unit-variance law is built: its scale ``e^(-350)`` and its tail quantiles stay
-#: normal float64 numbers.  It is reached at ``beta`` = :data:`_BETA_MIN`.
+#: normal float64 numbers.  It is reached at ``beta`` = 0.0140303 (mpmath); :data:`_BETA_MIN`,
+#: the bound the error message advises, is that rounded up.
 _LOG_VARIANCE0_LIMIT = 700.0
 _BETA_MIN = 0.0141
 
