@@ -528,10 +528,9 @@ def resumed(saved: dict, *, plan_key: dict, budgets: list, families: list) -> tu
     ({'plan@3': [{'method': 'plan'}, [3.0]], 'gguf/Q2_K': [{'method': 'gguf'}, [3.0]]}, ['3 gguf'])
     """
     same_plan = bool(saved) and all(saved.get(k) == v for k, v in plan_key.items())
-    done = {key for key in saved.get("peers_done", [])
-            if float(key.split(" ", 1)[0]) in budgets and key.split(" ", 1)[1] in families}
-    done |= {_peer_key(b, f) for b in saved.get("peer_budgets_done", []) if b in budgets
-             for f in saved.get("families", []) if f in families}
+    wanted = {_peer_key(b, f) for b in budgets for f in families}
+    done = wanted & (set(saved.get("peers_done", []))
+                     | {_peer_key(b, f) for b in saved.get("peer_budgets_done", []) for f in saved.get("families", [])})
     labels = {}
     for label, (fields, label_budgets) in saved.get("labels", {}).items():
         method = fields["method"]
