@@ -146,15 +146,29 @@
 #   - call 3 (397 s): the reordered peer families dropped the saved assignment and fit: fit 120.0 s and both plans
 #     (173 s) made again, no peer reached by the hard stop. Since then (gpu_plan_eval.resumed) a saved plan is kept
 #     whatever the peers, the fit is keyed by the plan's noise alone and kept, and peers are saved per family.
-# The next lease (the rows above are of network 9ccc9169..., now lost: its peers need that network, so a new training
-# measures the plan and the peers again): call 1 as in the fifteenth period with "PARTS='1 4'" (~760 s held with the
-# start); then at once the plan call of the fifteenth period with FMQ_PROFILE_PLAN=1 (each plan's profile in the log:
-# 74-107 s per plan there, ~10 s of it sampling), and its second call with the same families in any order
-# (fit and plans are kept: ~430-490 s for fp samples, sensitivity, fit and two plans, then the peers, ~30 s per cell);
-# with budget left, run("PARTS='5 8' bash scripts/gpu_lease.sh send"), '9 12', '13 14' (here: scripts/gpu_checkpoint_parts.sh
-# keep <files_at> runs/saved/paper_arch_mnist after each). Once the network is kept here, a later lease carries
-# scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa -> .carry/pa1..pa4, one per call (each
-# ~56 MB with the 8.5 MB tree, the three model checkpoints moved out); the fourth joins the network.
+# Sixteenth period (2026-12-03, H200, 1,742 s held of the 1,800):
+#   - call 1 as planned (550.6 s, with PARTS='1 4'): 15.0 epochs (3,510 steps) in 529.3 s at 1,698 images/s, final loss
+#     0.1716 (SHA-256 08b1891b...), parts 1-4 back; the next call could not be issued within the 30 s the machine stays
+#     warm (the session's reply was cut off by an outage): network lost again, and one start refused (90 s);
+#   - with 1,038 s left, one call trained a short network and planned it, the next measured the peers on it:
+#     run("MEMFMT=contiguous TRAIN_MIN=1.7 bash scripts/gpu_lease.sh 1 2>&1 | tail -6; FMQ_PROFILE_PLAN=1 JOBS=plan NO_BENCH=1 PAPER_BUDGETS=3 PAPER_PEERS=hqq:g128,nf4,gguf,rule:equal_mass,hqq:g64 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=395 H2=435 bash scripts/gpu_lease.sh 2 2>&1 | tail -150",
+#         carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers", ".carry/plan_test"])   # 546 s
+#     run("JOBS=plan NO_BENCH=1 PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g64,hqq:g128,rule:equal_mass,nf4,gguf PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=250 H2=325 bash scripts/gpu_lease.sh 2",
+#         carry=[".carry/plan_test"])   # 327 s
+#     2.6 epochs (606 steps) in 102.1 s at 1,520 images/s, loss 0.1923 (SHA-256 2585a407...); fp samples 26.2 s,
+#     sensitivity 12.8 s, fit 83.9 s, the plan at 3 bits 100.4 s (profile: 48 s in a lock's acquire, 18.9 s in
+#     solve_mckp's own lines, ~3 s of model calls), peers at budget 3: hqq:g128 b3 8.1 s, nf4 55.5 s and gguf 13.0 s
+#     (no setting within 0.75 bits of 3: nf4's least is 4.07, gguf's TQ2_0 2.08 and MXFP4 4.27), rule:equal_mass b3
+#     8.4 s, hqq:g64 b2 7.9 s, ~29 s per cell; call 2: fit read in 22.0 s, the plan at 2.2728 bits 82.6 s, then the
+#     hard stop while its peers were quantized. The rows are results/plan_paper_arch_early.csv (the model column
+#     renamed from paper_arch: another network than plan_paper_arch.csv's 9ccc9169...), with its choices files and
+#     train record (results/plan_paper_arch_early_train.json).
+# The next lease: call 1 as in the fifteenth period with PARTS='1 4', and each later call issued the moment the
+# previous one returns (the machine is given back 30 s after a command): the plan call, then PARTS='5 8', '9 12',
+# '13 14' (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist after each). Once the
+# network is kept here, a later lease carries scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist
+# .carry/pa -> .carry/pa1..pa4, one per call (each ~56 MB with the 8.5 MB tree, the three model checkpoints moved
+# out); the fourth joins the network.
 set -uo pipefail
 STAGE=${1:?stage 1-4 or send}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
