@@ -52,6 +52,7 @@ import json
 import math
 import os
 import pstats
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -457,7 +458,8 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
             _write_choices(plan, out_dir / f"plan_choices_{measure.setup.name}_{budget:g}.csv")
             print(f"[{measure.setup.name}] plan at {budget:g}: {plan.settings['family']} floor {plan.settings['bit_floor']}"
                   f"{grouped}, "
-                  f"{plan.settings['seconds'] - fitted.seconds:.1f} s", flush=True)
+                  f"{plan.settings['seconds'] - fitted.seconds:.1f} s (knapsack frontier peak "
+                  f"{plan.settings['frontier_peak']:,})", flush=True)
             save()
             evaluate(labels)
     cache: dict = {}
@@ -486,18 +488,25 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
     return labels
 
 
-def _profiled(make: Callable):
-    """``make()``; with ``FMQ_PROFILE_PLAN`` set, under :mod:`cProfile`, the 25 functions of most own time printed.
+def _profiled(make: Callable, *, callers_of: int = 5):
+    """``make()``; with ``FMQ_PROFILE_PLAN`` set, under :mod:`cProfile`: the 25 functions of most own
+    time printed, then who called each of the first ``callers_of``.
 
-    On the 55.7M network one plan took 74-107 s on the H200 (2026-12-03) while its sampling
-    should take ~10 s and a width-reduced copy on 2 CPU cores spends under 5 s outside the
-    sampling: the profile of the next lease says where the rest goes."""
+    On the 55.7M network one plan took 74-107 s on the H200 while its sampling takes ~10 s. The
+    lease of 2026-12-03 (sixteenth period) profiled one plan of 100.4 s: 48.3 s in 39 waits on a
+    ``_thread.lock`` and 18.9 s in :func:`~fmq_theory.plan.knapsack.solve_mckp`'s own lines (6
+    calls), model calls ~3 s; the same plan of a width-32 copy on 2 CPU cores spends no time in a
+    lock and 0.3 s in the solver. The callers say which code waits."""
     if not os.environ.get("FMQ_PROFILE_PLAN"):
         return make()
     profile = cProfile.Profile()
     result = profile.runcall(make)
     stream = io.StringIO()
-    pstats.Stats(profile, stream=stream).sort_stats("tottime").print_stats(25)
+    stats = pstats.Stats(profile, stream=stream).sort_stats("tottime")
+    stats.print_stats(25)
+    top = sorted(stats.stats, key=lambda func: -stats.stats[func][2])[:callers_of]  # stats[func][2]: own time
+    for func in top:
+        stats.print_callers(re.escape(pstats.func_std_string(func)))
     print(stream.getvalue(), flush=True)
     return result
 

@@ -92,3 +92,4 @@ def test_profiled_returns_the_result_and_prints_the_profile_only_when_asked(plan
     assert plan_eval._profiled(lambda: sorted(range(1000), key=lambda i: -i))[0] == 999
     out = capsys.readouterr().out
     assert "Ordered by: internal time" in out and "function calls" in out
+    assert "was called by..." in out and "<lambda>" in out  # the callers of the costliest functions
