@@ -5,7 +5,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fmq_theory.plan.knapsack import brute_force_mckp, solve_mckp
+from fmq_theory.plan.knapsack import _undominated, brute_force_mckp, solve_mckp
 
 item = st.lists(st.tuples(st.integers(0, 12), st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 3.25, 7.0, 10.0])),
                 min_size=1, max_size=4)
@@ -25,6 +25,25 @@ def test_optimal_against_brute_force(items, slack):
     assert sol.value == pytest.approx(sum(float(v[j]) for v, j in zip(values, sol.choice)), abs=1e-12)
     assert sol.value == pytest.approx(best, rel=1e-12, abs=1e-12)
     assert sol.dual_bound <= sol.value + 1e-9
+    for c, v, j in zip(costs, values, sol.choice):  # never an option another one dominates
+        assert not any(_dominates(c, v, k, j) for k in range(c.size))
+
+
+def _dominates(c, v, k, j):
+    """Option ``k`` dominates option ``j``: no dearer and no worse, and either better in one or equal
+    in both with the smaller index (of equal options the first is kept)."""
+    return k != j and c[k] <= c[j] and v[k] <= v[j] and ((c[k], v[k]) != (c[j], v[j]) or k < j)
+
+
+@given(item)
+@example([(3, 1.0), (3, 1.0), (2, 1.0), (5, 0.0)])
+def test_undominated_options_against_their_definition(options):
+    c = np.array([x for x, _ in options], dtype=np.int64)
+    v = np.array([y for _, y in options])
+    expected = [j for j in range(c.size) if not any(_dominates(c, v, k, j) for k in range(c.size))]
+    kept = _undominated(c, v)
+    assert sorted(kept.tolist()) == expected
+    assert np.all(np.diff(c[kept]) > 0)  # ascending cost, one option per cost
 
 
 def test_random_real_valued_instances():
