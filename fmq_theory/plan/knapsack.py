@@ -101,18 +101,18 @@ def _validated(costs, values, budget):
 
 
 def _undominated(cost, value):
-    """Indices of the options of one item that no other option dominates, in ascending cost.
+    """Indices of the (cost, value) pairs that no other pair dominates, in ascending cost.
 
-    Option :math:`k` dominates option :math:`j` when :math:`c_k \\le c_j` and :math:`v_k \\le v_j`;
-    of options equal in both, the first index is kept.  Swapping a dominated option for its
-    dominator in any feasible choice keeps it feasible and does not raise its value, so the
-    optimum over the kept options is the optimum over all (``proofs/plan_allocation.md``).
+    Pair :math:`k` dominates pair :math:`j` when :math:`c_k \\le c_j` and :math:`v_k \\le v_j`;
+    of pairs equal in both, the first index is kept (``np.lexsort`` is stable).  Used on each
+    item's options (swapping a dominated option for its dominator keeps any choice feasible and
+    does not raise its value, so the optimum over the kept options is the optimum over all;
+    ``proofs/plan_allocation.md``) and on the refinement's partial solutions.
     """
-    order = np.lexsort((np.arange(cost.size), value, cost))  # by cost, then value, then index
+    order = np.lexsort((value, cost))  # by cost, then value, then index
     v = value[order]
-    best_before = np.minimum.accumulate(v)
     keep = np.ones(v.size, dtype=bool)
-    keep[1:] = v[1:] < best_before[:-1]
+    keep[1:] = v[1:] < np.minimum.accumulate(v)[:-1]
     return order[keep]
 
 
@@ -217,13 +217,9 @@ def solve_mckp(costs: Sequence, values: Sequence, *, budget: int) -> KnapsackSol
         bound_rest = relaxed_rest[t + 1] - lam * remaining
         keep = (remaining >= min_rest[t + 1]) & (cand_value + bound_rest <= best_value + tol)
         cand_cost, cand_value, parent, option = cand_cost[keep], cand_value[keep], parent[keep], option[keep]
-        order = np.lexsort((cand_value, cand_cost))
-        cand_cost, cand_value, parent, option = cand_cost[order], cand_value[order], parent[order], option[order]
-        running = np.minimum.accumulate(cand_value)
-        nondominated = np.ones(cand_value.size, dtype=bool)
-        nondominated[1:] = cand_value[1:] < running[:-1]
-        f_cost, f_value = cand_cost[nondominated], cand_value[nondominated]
-        history.append((parent[nondominated], option[nondominated]))
+        frontier = _undominated(cand_cost, cand_value)
+        f_cost, f_value = cand_cost[frontier], cand_value[frontier]
+        history.append((parent[frontier], option[frontier]))
         peak = max(peak, f_cost.size)
         if f_cost.size > MAX_FRONTIER:
             raise RuntimeError(
@@ -239,8 +235,8 @@ def solve_mckp(costs: Sequence, values: Sequence, *, budget: int) -> KnapsackSol
     total_cost = sum(int(c[j]) for c, j in zip(costs, choice))
     total_value = sum(float(v[j]) for v, j in zip(values, choice))
     return KnapsackSolution(
-        choice=tuple(int(k[j]) for k, j in zip(kept, choice)), cost=total_cost, value=total_value, dual_bound=float(bound),
-        lagrange_multiplier=float(lam), frontier_peak=int(peak),
+        choice=tuple(int(k[j]) for k, j in zip(kept, choice)), cost=total_cost, value=total_value,
+        dual_bound=float(bound), lagrange_multiplier=float(lam), frontier_peak=int(peak),
     )
 
 
