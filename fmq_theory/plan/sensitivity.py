@@ -215,10 +215,17 @@ def weight_sensitivity(
         for k, g in grads.items():
             acc[k][b % replicates] += g.double() ** 2
         count[b % replicates] += rows.stop - rows.start
-    reps = {k: (a.cpu().numpy() / count.reshape((-1,) + (1,) * (a.ndim - 1))) for k, a in acc.items()}
+    # the means and the float32 copies are made where the sums are (on a GPU: one copy of the
+    # results to the host, not float64 arrays of R x every weight reduced by numpy there)
+    counts = torch.as_tensor(count, dtype=torch.float64, device=device)
+    diag, replicates = {}, {}
+    for k, a in acc.items():
+        a /= counts.reshape((-1,) + (1,) * (a.ndim - 1))
+        diag[k] = a.mean(dim=0).cpu().numpy()
+        replicates[k] = a.float().cpu().numpy()
     return WeightSensitivity(
-        diag={k: r.mean(axis=0) for k, r in reps.items()},
-        replicates={k: r.astype(np.float32) for k, r in reps.items()},
+        diag=diag,
+        replicates=replicates,
         n_samples=n, projections=projections, solver=solver, steps=steps, seed=seed, autocast=bool(autocast),
     )
 
