@@ -163,6 +163,21 @@
 #     hard stop while its peers were quantized. The rows are results/plan_paper_arch_early.csv (the model column
 #     renamed from paper_arch: another network than plan_paper_arch.csv's 9ccc9169...), with its choices files and
 #     train record (results/plan_paper_arch_early_train.json).
+# Seventeenth period (2026-12-03, H200, 1,755 s held of the 1,800):
+#   run("MEMFMT=contiguous TRAIN_MIN=9.2 bash scripts/gpu_lease.sh 1 2>&1 | tail -25",
+#       carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers", ".carry/inc1", ".carry/inc2"])   # 627 s held
+#   - 15.0 epochs (3,510 steps) in 527.2 s at 1,704 images/s, final loss 0.1715 (SHA-256 1e124756...); the plan call,
+#     issued at once (PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf: nf4 has no setting within 0.75 bits of 3),
+#     came back "the device machine was taken back for other work before the call finished" (255 s of budget):
+#     the network was lost a fourth time; then one start refused (90 s). With the rest, no training:
+#   run("BENCH_ONLY=sensitivity BENCH_S=150 JOBS=small SMALL_MODELS='dit mnist fashion_mnist' REPLAN=1 PEER_FAMILIES=hqq:g128 MATCH_PEER=hqq:g128 NUMBA_THREADING_LAYER=omp S2=470 H2=540 bash scripts/gpu_lease.sh 2",
+#       carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])   # 361 s: benchmarks/gpu_h200_sensitivity.json, DiT + MNIST
+#   run("JOBS=small SMALL_MODELS='fashion_mnist' PEER_FAMILIES=hqq:g128 MATCH_PEER=hqq:g128 NUMBA_THREADING_LAYER=omp S3=250 H3=300 bash scripts/gpu_lease.sh 3")   # 154 s
+#   run("JOBS=small SMALL_MODELS='dit' PEER_FAMILIES=hqq:g64 MATCH_PEER=hqq:g64 NUMBA_THREADING_LAYER=omp S3=182 H3=185 bash scripts/gpu_lease.sh 3")   # 68 s
+#   run("JOBS=small SMALL_MODELS='mnist' PEER_FAMILIES=hqq:g64 MATCH_PEER=hqq:g64 NUMBA_THREADING_LAYER=omp S3=182 H3=100 bash scripts/gpu_lease.sh 3")   # 79 s
+#   - the small models' plan rows with the current fit (results/plan_{dit,mnist,fashion_mnist}.csv): fit 25.5-26.3 s,
+#     each plan 3-13 s, each 5k cell ~5 s; the sensitivity pass alone: float32 12.69 s, bfloat16 14.47 s, sampling
+#     10k images 44.41 s.
 # The next lease: call 1 as in the fifteenth period with PARTS='1 4', and each later call issued the moment the
 # previous one returns (the machine is given back 30 s after a command): the plan call, then PARTS='5 8', '9 12',
 # '13 14' (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist after each). Once the
