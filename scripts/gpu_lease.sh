@@ -178,6 +178,14 @@
 #   - the small models' plan rows with the current fit (results/plan_{dit,mnist,fashion_mnist}.csv): fit 25.5-26.3 s,
 #     each plan 3-13 s, each 5k cell ~5 s; the sensitivity pass alone: float32 12.69 s, bfloat16 14.47 s, sampling
 #     10k images 44.41 s.
+# Eighteenth period (2026-12-04; 1,471 s of 1,800 held; no training): is it the variants' score or its feature space?
+#   run("JOBS=variants NO_BENCH=1 VARIANTS=\"--models dit --budgets 3.5252,2.3369,4.3242,4.5676,3.7723,2.5853 --floors 1,2,3\" H2=565 bash scripts/gpu_lease.sh 2",
+#       carry=[".carry/plan_test", ".carry/wheels_dask", ".carry/wheels_peers"])   (566 s: 4 budgets measured, 454 s)
+#   the same with --eval-budgets 3.7723,2.5853 --save-samples runs/results/variant_samples.npz (H2=560; 296 s: the
+#   first four budgets' weights reproduced digest for digest, so their dFIDs are joined, not measured again)
+#   -> results/plan_variant_scores_dit_gpu.json by scripts/plan_variant_features_cpu.py.  A third call (DiT at 2 and 3
+#   bits beside FashionMNIST's g64 rows, JOBS="small variants") found those rows already committed, and the variants
+#   process stopped without a traceback partway through budget 2 (250 s); nothing of it is kept.
 # The next lease: call 1 as in the fifteenth period with PARTS='1 4', and each later call issued the moment the
 # previous one returns (the machine is given back 30 s after a command): the plan call, then PARTS='5 8', '9 12',
 # '13 14' (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist after each). Once the

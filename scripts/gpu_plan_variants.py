@@ -15,7 +15,12 @@ variant of every budget: for each model, the sensitivity and the candidates exac
 mean squared displacement with its interval, the Frechet distance between Gaussian fits of the samples in
 pixel space, and the diagonal one, squared mean shift plus squared standard-deviation shift), and its
 measured FID change on the evaluation's noise (classifier features, paired bootstrap), by
-``gpu_plan_eval.evaluate_cell``.  One row per variant; the file is rewritten after every budget::
+``gpu_plan_eval.evaluate_cell``.  Since the third run (2026-12-04) each row also carries
+:func:`candidate_scores` (the network's own pooled features, 4x4-pooled pixels, and the classifier's
+features as a yardstick that is not data-free); a variant whose weights equal an earlier one's at the
+same budget is not measured again (``same_as``); ``--eval-budgets`` measures the FID change at those
+budgets only, and ``--save-samples`` keeps every distinct variant's 256 draws for
+``scripts/plan_variant_features_cpu.py``.  One row per variant; the file is rewritten after every budget::
 
     PYTHONPATH=. python scripts/gpu_plan_variants.py --models dit --budgets 2,3 --match-peer hqq:g128
 
@@ -25,6 +30,7 @@ CPU dry run: ``--device cpu --samples 64 --pairs 16 --plan-samples 16 --models d
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
@@ -32,6 +38,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -42,9 +49,64 @@ from gpu_plan_eval import (MODELS, PLAN_SEED, SOLVER, STEPS, Measure, Setup, _sa
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit  # noqa: E402
 from fmq_theory.flow.solvers import balanced_labels, make_noise  # noqa: E402
 from fmq_theory.harness.models.unet import unet_adapter  # noqa: E402
+from fmq_theory.harness.sweep import to_uint8  # noqa: E402
 from fmq_theory.plan import fit_candidates, plan_quantization, weight_sensitivity  # noqa: E402
 from fmq_theory.plan.candidates import CODE_FAMILIES  # noqa: E402
 from fmq_theory.plan.selection import GROUPINGS, displacement, distribution_shift, sampled  # noqa: E402
+
+
+#: Times at which the full-precision network looks at a sample for the self-feature scores (1: the sample itself).
+FEATURE_TIMES = (1.0, 0.5)
+
+
+def feature_modules(model: torch.nn.Module) -> tuple:
+    """The full-precision network's own layers whose pooled outputs are the self-features: the UNets'
+    latent modules (last down layer, middle block); the DiT's middle and last blocks."""
+    if hasattr(model, "latent_modules"):
+        return model.latent_modules()
+    depth = len(model.blocks)
+    return (f"blocks.{depth // 2}", f"blocks.{depth - 1}")
+
+
+def self_features(model: torch.nn.Module, x: torch.Tensor, labels, *, t: float) -> torch.Tensor:
+    """``(n, d)`` float64: the named layers' outputs of the full-precision ``model`` at time ``t`` on
+    ``t x + (1 - t) z`` (``z`` fixed noise of seed 7), mean-pooled over space or tokens and concatenated.
+    Data-free: only the model and its own samples."""
+    device = next(model.parameters()).device
+    x = x.to(device)
+    z = make_noise(x.shape[0], tuple(x.shape[1:]), seed=7).to(device)
+    out = {}
+    hooks = [model.get_submodule(name).register_forward_hook(
+        lambda _m, _i, o, name=name: out.__setitem__(name, o)) for name in feature_modules(model)]
+    try:
+        with torch.no_grad():
+            model(t * x + (1 - t) * z, torch.full((x.shape[0],), t, device=device),
+                  None if labels is None else labels.to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+    pooled = [o.mean(dim=(2, 3)) if o.ndim == 4 else o.mean(dim=1) for o in (out[n] for n in feature_modules(model))]
+    return torch.cat(pooled, dim=1).double().cpu()
+
+
+def _diag_w2(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a.mean(0) - b.mean(0)) ** 2).mean() + ((a.std(0) - b.std(0)) ** 2).mean())
+
+
+def candidate_scores(model, x, reference, labels, classifier) -> dict:
+    """Scores tried as replacements of the pixel ``shift``: Frechet and diagonal W2 distances of the
+    full-precision network's self-features (data-free), of 4x4-pooled pixels (data-free), and, as a
+    non-data-free yardstick of what 256 draws can resolve, the classifier-feature Frechet distance."""
+    row = {}
+    for t in FEATURE_TIMES:
+        a, b = self_features(model, x, labels, t=t), self_features(model, reference, labels, t=t)
+        row[f"feat_fd_t{t:g}"] = frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
+        row[f"feat_diag_t{t:g}"] = _diag_w2(a, b)
+    pool = torch.nn.functional.avg_pool2d
+    row["pool4_diag"] = _diag_w2(pool(x.float(), 4).flatten(1).double(), pool(reference.float(), 4).flatten(1).double())
+    fa, fb = (torch.as_tensor(classifier.features(to_uint8(v.clamp(-1, 1))), dtype=torch.float64) for v in (x, reference))
+    row["clf_fd"] = frechet_distance(*gaussian_fit(fa), *gaussian_fit(fb))
+    return row
 
 
 def scores(x: torch.Tensor, reference: torch.Tensor) -> dict:
@@ -74,11 +136,16 @@ def main() -> None:
     p.add_argument("--plan-samples", type=int, default=256)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--work", default="runs/plan_variants")
+    p.add_argument("--eval-budgets", default=None,
+                   help="measure the FID change only at these budgets (a comma list; default: all); the others are scored only")
+    p.add_argument("--save-samples", default=None,
+                   help="write every distinct variant's samples from the plan's noise (uint8) and the full-precision ones here (.npz)")
     p.add_argument("--out", default="runs/results/plan_variants.json")
     args = p.parse_args()
     folders = dict(item.split("=", 1) for item in args.checkpoint)
     floors = [int(f) for f in args.floors.split(",")]
-    rows, start = [], time.perf_counter()
+    rows, start, saved = [], time.perf_counter(), {}
+    eval_budgets = None if args.eval_budgets is None else {float(b) for b in args.eval_budgets.split(",") if b}
     for name in args.models.split(","):
         setup = Setup(name=name, checkpoint=folders.get(name, MODELS[name][1]), samples=args.samples,
                       pairs=args.pairs, batch_size=args.samples, n_boot=100, n_boot_inception=10, inception=None,
@@ -87,12 +154,15 @@ def main() -> None:
         model = measure.ctx.model
         noise = make_noise(args.plan_samples, measure.event, seed=PLAN_SEED).to(measure.device)
         n_classes = model.config.num_classes
-        adapter = unet_adapter(model, balanced_labels(args.plan_samples, n_classes) if n_classes else None, 0.0)
+        labels = balanced_labels(args.plan_samples, n_classes).to(measure.device) if n_classes else None
+        adapter = unet_adapter(model, labels, 0.0)
+        seen = {}  # the variants' weights' digest -> their row: a plan met again is not measured again
         sens = weight_sensitivity(model, noise, adapter=adapter, solver=SOLVER, steps=STEPS, replicates=8,
                                   batch_size=32, seed=PLAN_SEED, progress=False)
         fitted = fit_candidates(model, sensitivity=sens, workers=min(16, os.cpu_count() or 1), progress=False)
         reference = sampled(model, model.state_dict(), noise, adapter=adapter, solver=SOLVER, steps=STEPS)
-        budgets = [float(b) for b in args.budgets.split(",")]
+        saved[f"{name}/reference"] = to_uint8(reference.clamp(-1, 1)).numpy()
+        budgets = [float(b) for b in args.budgets.split(",") if b]
         for peer in args.match_peer:
             budgets += matched_budgets(model, family=peer)
         print(f"[{name}] sensitivity and fitting {time.perf_counter() - start:.1f} s; budgets {budgets}", flush=True)
@@ -105,22 +175,37 @@ def main() -> None:
                 except ValueError:  # no plan of this floor within the budget
                     continue
                 state = {k: v.detach().cpu().float().contiguous() for k, v in plan.state_dict().items()}
+                digest = hashlib.sha256(b"".join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest()
+                head = {"model": name, "budget": budget, "family": family, "floor": floor, "grouping": grouping,
+                        "bits_per_weight": plan.bits_per_weight, "additive": plan.predicted_delta.value,
+                        "weights_sha256": digest}
+                if digest in seen:
+                    rows.append({**seen[digest], **head, "same_as": seen[digest]["label"]})
+                    print(json.dumps(rows[-1]), flush=True)
+                    continue
                 label = f"variant_{family}_f{floor}_{grouping}@{budget:g}"
-                save_file(state, str(measure.work / "weights" / f"{_safe(label)}.safetensors"))
-                row = evaluate_cell(measure, label=label, budget=budget,
-                                    fields={"method": "plan", "setting": f"{family} floor {floor} {grouping}",
-                                            "bits_per_weight": plan.bits_per_weight})
+                if eval_budgets is None or budget in eval_budgets:
+                    save_file(state, str(measure.work / "weights" / f"{_safe(label)}.safetensors"))
+                    row = evaluate_cell(measure, label=label, budget=budget,
+                                        fields={"method": "plan", "setting": f"{family} floor {floor} {grouping}",
+                                                "bits_per_weight": plan.bits_per_weight})
+                else:
+                    row = dict.fromkeys(("fid", "dfid", "dfid_low", "dfid_high", "psnr"))
                 x = sampled(model, state, noise, adapter=adapter, solver=SOLVER, steps=STEPS)
-                rows.append({"model": name, "budget": budget, "family": family, "floor": floor, "grouping": grouping,
-                             "bits_per_weight": plan.bits_per_weight, "additive": plan.predicted_delta.value,
-                             **scores(x, reference), "fid": row["fid"], "dfid": row["dfid"],
+                saved[f"{name}/{label}"] = to_uint8(x.clamp(-1, 1)).numpy()
+                rows.append({**head, "label": label, **scores(x, reference),
+                             **candidate_scores(model, x, reference, labels, measure.ctx.classifier),
+                             "fid": row["fid"], "dfid": row["dfid"],
                              "dfid_low": row["dfid_low"], "dfid_high": row["dfid_high"], "psnr": row["psnr"]})
+                seen[digest] = {k: v for k, v in rows[-1].items() if k not in head}
                 print(json.dumps(rows[-1]), flush=True)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({
                 "command": "scripts/gpu_plan_variants.py " + " ".join(sys.argv[1:]), "device": str(measure.device),
                 "samples": args.samples, "plan_samples": args.plan_samples,
                 "seconds": round(time.perf_counter() - start, 1), "rows": rows}, indent=1))
+            if args.save_samples:
+                np.savez_compressed(args.save_samples, **saved)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fmq_theory.results.variant_selection import SCORES, plot_variant_selection, selection_cells
+from fmq_theory.results.variant_selection import SCORES, plot_score_regrets, plot_variant_selection, selection_cells
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -79,3 +79,18 @@ def test_the_figure_marks_every_pick():
     assert np.isfinite(points).all() and -0.5 in points and 40.0 in points
     with pytest.raises(ValueError, match="cells"):
         plot_variant_selection([])
+
+
+def test_plot_score_regrets_draws_one_bar_per_score_and_set():
+    summary = {"any": {"shift": {"total_regret": 2.0}, "fd": {"total_regret": 0.0}},
+               "all": {"shift": {"total_regret": 5.0}, "fd": {"total_regret": 1.5}}}
+    fig = plot_score_regrets(summary, labels={"shift": "the shift", "fd": "pixel FD"}, title="t")
+    bars = [p.get_width() for p in fig.axes[0].patches]
+    assert bars == [2.0, 0.0, 5.0, 1.5]
+
+
+def test_plot_score_regrets_names_a_missing_score():
+    with pytest.raises(ValueError, match="lacks the scores"):
+        plot_score_regrets({"any": {"shift": {"total_regret": 1.0}}}, labels={"fd": "pixel FD"})
+    with pytest.raises(ValueError, match="summary and labels"):
+        plot_score_regrets({}, labels={"fd": "pixel FD"})

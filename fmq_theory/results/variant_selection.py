@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["SCORES", "SelectionCell", "plot_variant_selection", "selection_cells"]
+__all__ = ["SCORES", "SelectionCell", "plot_score_regrets", "plot_variant_selection", "selection_cells"]
 
 #: Score label -> how it is read from a row (the first run's ``w2_diag`` is ``D`` times ``shift``).
 SCORES = {
@@ -120,4 +120,41 @@ def plot_variant_selection(cells: Sequence[SelectionCell], *, title: str = "") -
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="y", alpha=0.25)
     ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def plot_score_regrets(summary: Mapping, *, labels: Mapping, title: str = "") -> Figure:
+    """Each score's total regret (summed over budgets) per variant set, as horizontal bars.
+
+    Parameters
+    ----------
+    summary : Mapping
+        ``variant set -> score -> {"total_regret": float, ...}``, the ``summary`` of
+        ``scripts/plan_variant_features_cpu.py``'s file.
+    labels : Mapping
+        ``score -> label`` of the scores to draw, in drawing order (the others are left out).
+    title : str, keyword-only
+
+    Raises
+    ------
+    ValueError
+        ``summary`` or ``labels`` empty, or a score of ``labels`` missing from a variant set.
+    """
+    if not summary or not labels:
+        raise ValueError("summary and labels: give at least one variant set and one score")
+    fig = Figure(figsize=(7.5, 0.32 * len(labels) * len(summary) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    height = 0.8 / len(summary)
+    for k, (variant_set, scores) in enumerate(summary.items()):
+        missing = [s for s in labels if s not in scores]
+        if missing:
+            raise ValueError(f"summary[{variant_set!r}] lacks the scores {missing}")
+        values = [max(float(scores[s]["total_regret"]), 0.0) for s in labels]
+        ax.barh(np.arange(len(labels)) + k * height, values, height=height, label=variant_set)
+    ax.set_yticks(np.arange(len(labels)) + 0.4 - height / 2, list(labels.values()), fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("summed regret: measured $\\Delta$FID of the pick minus the best variant's")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="x", alpha=0.25)
+    ax.legend(fontsize=8, loc="lower right")
     return fig
