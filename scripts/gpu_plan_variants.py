@@ -93,19 +93,27 @@ def _diag_w2(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a.mean(0) - b.mean(0)) ** 2).mean() + ((a.std(0) - b.std(0)) ** 2).mean())
 
 
-def candidate_scores(model, x, reference, labels, classifier) -> dict:
-    """Scores tried as replacements of the pixel ``shift``: Frechet and diagonal W2 distances of the
-    full-precision network's self-features (data-free), of 4x4-pooled pixels (data-free), and, as a
-    non-data-free yardstick of what 256 draws can resolve, the classifier-feature Frechet distance."""
+def feature_sets(model, x, labels, classifier) -> dict:
+    """The feature sets :func:`candidate_scores` compares: the self-features at each of
+    :data:`FEATURE_TIMES`, the 4x4-pooled pixels, and the classifier's features (all float64)."""
+    sets = {f"t{t:g}": self_features(model, x, labels, t=t) for t in FEATURE_TIMES}
+    sets["pool4"] = torch.nn.functional.avg_pool2d(x.float(), 4).flatten(1).double()
+    sets["clf"] = torch.as_tensor(classifier.features(to_uint8(x.clamp(-1, 1))), dtype=torch.float64)
+    return sets
+
+
+def candidate_scores(variant: dict, reference: dict) -> dict:
+    """Scores tried as replacements of the pixel ``shift``, from two :func:`feature_sets`: Frechet and
+    diagonal W2 distances of the full-precision network's self-features (data-free), the diagonal one of
+    4x4-pooled pixels (data-free), and, as a non-data-free yardstick of what 256 draws can resolve, the
+    classifier-feature Frechet distance."""
     row = {}
     for t in FEATURE_TIMES:
-        a, b = self_features(model, x, labels, t=t), self_features(model, reference, labels, t=t)
+        a, b = variant[f"t{t:g}"], reference[f"t{t:g}"]
         row[f"feat_fd_t{t:g}"] = frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
         row[f"feat_diag_t{t:g}"] = _diag_w2(a, b)
-    pool = torch.nn.functional.avg_pool2d
-    row["pool4_diag"] = _diag_w2(pool(x.float(), 4).flatten(1).double(), pool(reference.float(), 4).flatten(1).double())
-    fa, fb = (torch.as_tensor(classifier.features(to_uint8(v.clamp(-1, 1))), dtype=torch.float64) for v in (x, reference))
-    row["clf_fd"] = frechet_distance(*gaussian_fit(fa), *gaussian_fit(fb))
+    row["pool4_diag"] = _diag_w2(variant["pool4"], reference["pool4"])
+    row["clf_fd"] = frechet_distance(*gaussian_fit(variant["clf"]), *gaussian_fit(reference["clf"]))
     return row
 
 
@@ -162,6 +170,7 @@ def main() -> None:
         fitted = fit_candidates(model, sensitivity=sens, workers=min(16, os.cpu_count() or 1), progress=False)
         reference = sampled(model, model.state_dict(), noise, adapter=adapter, solver=SOLVER, steps=STEPS)
         saved[f"{name}/reference"] = to_uint8(reference.clamp(-1, 1)).numpy()
+        reference_sets = feature_sets(model, reference, labels, measure.ctx.classifier)  # once per model
         budgets = [float(b) for b in args.budgets.split(",") if b]
         for peer in args.match_peer:
             budgets += matched_budgets(model, family=peer)
@@ -194,7 +203,7 @@ def main() -> None:
                 x = sampled(model, state, noise, adapter=adapter, solver=SOLVER, steps=STEPS)
                 saved[f"{name}/{label}"] = to_uint8(x.clamp(-1, 1)).numpy()
                 rows.append({**head, "label": label, **scores(x, reference),
-                             **candidate_scores(model, x, reference, labels, measure.ctx.classifier),
+                             **candidate_scores(feature_sets(model, x, labels, measure.ctx.classifier), reference_sets),
                              "fid": row["fid"], "dfid": row["dfid"],
                              "dfid_low": row["dfid_low"], "dfid_high": row["dfid_high"], "psnr": row["psnr"]})
                 seen[digest] = {k: v for k, v in rows[-1].items() if k not in head}
