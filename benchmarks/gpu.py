@@ -31,11 +31,14 @@ Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured 
 * stage ``sensitivity`` (issue 18, target 4): the plan's sensitivity pass on the paper's
   55.7M-parameter network (random weights: the time does not depend on them) with the
   settings of ``scripts/gpu_plan_eval.py`` (256 noise draws, 8 replicates, batches of 32,
-  midpoint 10 steps), in float32 and under bfloat16 autocast, against sampling the 10,000
-  images of one FID evaluation as the evaluation does (one batch, bfloat16 autocast, 20 NFE).
-  The Inception features are not in the denominator, so the ratio is an upper bound on the
-  share of a whole FID evaluation.  The two estimates are compared tensor by tensor against
-  the float32 estimate's replicate standard error.
+  midpoint 10 steps), one batch per backward pass in float32 and under bfloat16 autocast, and
+  2, 4 and 8 batches per vectorized pass in float32 (``batches_per_pass``, the discrete adjoint
+  of :func:`fmq_theory.plan.sensitivity.probe_gradients`; :data:`SENSITIVITY_PASSES`),
+  against sampling the 10,000 images of one FID evaluation as the evaluation does (one batch,
+  bfloat16 autocast, 20 NFE), with each pass's peak device memory.  The Inception features
+  are not in the denominator, so the ratio is an upper bound on the share of a whole FID
+  evaluation.  Every estimate is compared tensor by tensor with the first (float32, one
+  batch per pass) against that one's replicate standard error.
 
 Times: ``seconds`` is the median of calls each followed by a device synchronisation (so a
 call's host overhead, the kernel launch, is in it); ``seconds_back_to_back`` the median per
@@ -338,6 +341,10 @@ def full_model_case(bits, *, batch, device, shapes, solver, label, cap_s):
                 peak_extra_bytes=peak.extra)
 
 
+#: The sensitivity stage's configurations: (autocast, batches per pass); the first is the reference.
+SENSITIVITY_PASSES = ((False, 1), (True, 1), (False, 2), (False, 4), (False, 8))
+
+
 def sensitivity_case(device, *, samples, plan_samples):
     """The plan's sensitivity pass against sampling one FID evaluation's images (module docstring)."""
     cuda = device.type == "cuda"
@@ -353,48 +360,72 @@ def sensitivity_case(device, *, samples, plan_samples):
     event = (config.in_channels, config.image_size, config.image_size)
     noise = make_noise(samples, event, seed=0).to(device)
     probes = make_noise(plan_samples, event, seed=1).to(device)
+    replicates, batch = 8, plan_samples // 8
 
     def draw(n):
         return sample(model, noise[:n], adapter=adapter, solver="midpoint", steps=10, clip=(-1.0, 1.0),
                       batch_size=n, autocast=cuda)
 
-    def sensitivity(autocast, n=plan_samples, replicates=8):
+    def sensitivity(autocast, per_pass, n=plan_samples, replicates=replicates):
         return weight_sensitivity(model, probes[:n], adapter=adapter, solver="midpoint", steps=10,
-                                  replicates=replicates, batch_size=32, seed=1, autocast=autocast)
+                                  replicates=replicates, batch_size=batch, seed=1, autocast=autocast,
+                                  batches_per_pass=per_pass)
 
     draw(min(samples, 500))  # warm-up: kernels chosen, memory pools filled
-    sensitivity(False, n=32, replicates=1)
-    sensitivity(True, n=32, replicates=1)
+    for autocast, per_pass in SENSITIVITY_PASSES:
+        try:
+            sensitivity(autocast, per_pass, n=batch * per_pass, replicates=per_pass)
+        except (RuntimeError, torch.OutOfMemoryError):  # recorded when timed
+            pass
     sync()
     start = time.perf_counter()
     draw(samples)
     sync()
     sampling_s = time.perf_counter() - start
     row = dict(method="sensitivity", path="paper network, random weights", parameters=sum(p.numel() for p in
-               model.parameters()), fid_samples=samples, sampling_s=sampling_s, plan_samples=plan_samples)
-    estimates = {}
-    for autocast in (False, True):
+               model.parameters()), fid_samples=samples, sampling_s=sampling_s, plan_samples=plan_samples,
+               replicates=replicates, batch_size=batch, passes=[])
+    reference = None
+    for autocast, per_pass in SENSITIVITY_PASSES:
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        entry = dict(precision="bfloat16 autocast" if autocast else "float32", batches_per_pass=per_pass)
         sync()
         start = time.perf_counter()
-        estimates[autocast] = sensitivity(autocast)
+        try:
+            estimate = sensitivity(autocast, per_pass)
+        except (RuntimeError, torch.OutOfMemoryError) as exc:  # recorded; the other passes go on
+            entry.update(error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            row["passes"].append(entry)
+            print(json.dumps(entry), flush=True)
+            continue
         sync()
         seconds = time.perf_counter() - start
-        key = "bfloat16" if autocast else "float32"
-        row[f"{key}_s"] = seconds
-        row[f"{key}_share_of_sampling"] = seconds / sampling_s
-    full, low = estimates[False], estimates[True]
+        reference = reference or estimate
+        entry.update(seconds=seconds, share_of_sampling=seconds / sampling_s,
+                     peak_bytes=torch.cuda.max_memory_allocated() if cuda else None)
+        if estimate is not reference:
+            entry.update(against_reference(reference, estimate))
+        row["passes"].append(entry)
+        print(json.dumps(entry), flush=True)
+    row.update(target="sensitivity <= 0.1 x one 10k-sample FID evaluation")
+    return row
+
+
+def against_reference(full, other) -> dict:
+    """Per tensor, ``other``'s estimate against ``full``'s: relative difference of the sums,
+    and the difference in ``full``'s replicate standard errors."""
     z, rel = [], []
     for name, s in full.diag.items():
         totals = full.replicates[name].reshape(full.replicates[name].shape[0], -1).sum(axis=1, dtype=np.float64)
         se = totals.std(ddof=1) / np.sqrt(totals.size)
-        diff = abs(float(low.diag[name].sum()) - float(s.sum()))
+        diff = abs(float(other.diag[name].sum()) - float(s.sum()))
         if s.sum() > 0:
             rel.append(diff / float(s.sum()))
             z.append(diff / se if se > 0 else np.inf)
-    row.update(tensors=len(rel), median_relative_difference=float(np.median(rel)),
-               max_relative_difference=float(np.max(rel)), max_difference_in_standard_errors=float(np.max(z)),
-               target="sensitivity <= 0.1 x one 10k-sample FID evaluation")
-    return row
+    return dict(tensors=len(rel), median_relative_difference=float(np.median(rel)),
+                max_relative_difference=float(np.max(rel)), max_difference_in_standard_errors=float(np.max(z)))
 
 
 #: The stages of a run, in order (``--only``).
@@ -533,12 +564,19 @@ def print_summary(results, lloyds, *, gpu, bandwidth, bits):
     print("|---|---|---|---|---|---|---|")
     for m in results["methods"]:
         if m["method"] == "sensitivity":
-            print(f"sensitivity pass ({m['parameters']:,} parameters, {m['plan_samples']} draws): float32 "
-                  f"{m['float32_s']:.2f} s = {m['float32_share_of_sampling']:.3f} x, bfloat16 autocast "
-                  f"{m['bfloat16_s']:.2f} s = {m['bfloat16_share_of_sampling']:.3f} x sampling {m['fid_samples']} "
-                  f"images ({m['sampling_s']:.2f} s; target 0.1 x the whole FID evaluation); bfloat16 against "
-                  f"float32, per tensor: median {m['median_relative_difference']:.1e} relative, at most "
-                  f"{m['max_difference_in_standard_errors']:.2f} standard errors", flush=True)
+            print(f"sensitivity pass ({m['parameters']:,} parameters, {m['plan_samples']} draws) against sampling "
+                  f"{m['fid_samples']} images ({m['sampling_s']:.2f} s; target 0.1 x the whole FID evaluation):",
+                  flush=True)
+            for p in m["passes"]:
+                if "error" in p:
+                    print(f"  {p['precision']}, {p['batches_per_pass']} batches per pass: {p['error']}", flush=True)
+                    continue
+                diff = (f"; against the first, per tensor: median {p['median_relative_difference']:.1e} relative, "
+                        f"at most {p['max_difference_in_standard_errors']:.2f} standard errors"
+                        if "tensors" in p else "")
+                peak = f", peak {p['peak_bytes'] / 2**30:.1f} GiB" if p["peak_bytes"] else ""
+                print(f"  {p['precision']}, {p['batches_per_pass']} batches per pass: {p['seconds']:.2f} s = "
+                      f"{p['share_of_sampling']:.3f} x{peak}{diff}", flush=True)
     for m in results["methods"]:
         if m["method"] in ("lloyd_max", "sensitivity"):
             continue

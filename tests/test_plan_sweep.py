@@ -160,6 +160,8 @@ def test_a_budget_below_the_cheapest_plan_fails_alone(tiny, tmp_path, capsys):
     (["--budget", "3", "--scheduler", "none"], "--scheduler: applies to a sweep"),
     (["--budget", "3,4", "--replicates", "1"], "replicates=1 must be at least 4"),
     (["--budget", "3", "--results", "r.csv"], "--results: applies to a sweep"),
+    (["--budget", "3,4", "--batches-per-pass", "2"], "--batches-per-pass: applies to one budget only"),
+    (["--budget", "3", "--batches-per-pass", "0"], "--batches-per-pass"),
 ])
 def test_bad_sweep_arguments_are_named(tiny, tmp_path, argv, match, capsys):
     out = tmp_path / "x.safetensors"

@@ -4,7 +4,7 @@
 
     fmq plan CHECKPOINT --budget 3.0 -o OUT.safetensors [--model-config CONFIG.json]
              [--samples 64] [--seed 0] [--solver midpoint] [--steps 10] [--projections 1]
-             [--replicates 4] [--batch-size 16] [--bit-floors 1,2,3] [--families optimal,minmax,half_quadratic]
+             [--replicates 4] [--batch-size 16] [--batches-per-pass 1] [--bit-floors 1,2,3] [--families optimal,minmax,half_quadratic]
              [--groupings any] [--format {table,json}]
     fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors [--results CSV]
              [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
@@ -140,6 +140,9 @@ def register(subparsers) -> None:
     parser.add_argument("--projections", type=positive_int, default=1, help="random projections per batch")
     parser.add_argument("--replicates", type=positive_int, default=4, help="independent replicates (interval)")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="samples per backward pass")
+    parser.add_argument("--batches-per-pass", type=positive_int, default=1,
+                        help="batches run as one vectorized pass (the same estimate; faster on a GPU with memory to "
+                             "spare; one budget only)")
     parser.add_argument("--bit-floors", type=_bit_floors, default=(1, 2, 3),
                         help="bit floors whose plans are sampled and compared (default 1,2,3)")
     parser.add_argument("--families", type=_families, default=("optimal", "minmax", "half_quadratic"),
@@ -163,6 +166,8 @@ def run(args) -> int:
     if args.replicates > args.samples:
         raise ValueError(f"argument --replicates: {args.replicates} exceeds --samples {args.samples}")
     if len(args.budget) > 1:
+        if args.batches_per_pass != 1:
+            raise ValueError("argument --batches-per-pass: applies to one budget only (a sweep's cells run on the CPU)")
         return _sweep(args)
     given = [flag for flag in _SWEEP_FLAGS if getattr(args, flag) is not None]
     if given:
@@ -176,7 +181,8 @@ def run(args) -> int:
     plan = plan_quantization(
         model, budget_bits=budget, adapter=unet_adapter(model, labels), noise=noise, solver=args.solver,
         steps=args.steps, projections=args.projections, replicates=args.replicates, batch_size=args.batch_size,
-        seed=args.seed, bit_floors=args.bit_floors, families=args.families, groupings=args.groupings, progress=True,
+        batches_per_pass=args.batches_per_pass, seed=args.seed, bit_floors=args.bit_floors, families=args.families,
+        groupings=args.groupings, progress=True,
     )
     parameters = {k: v for k, v in vars(args).items() if k not in ("func", "command", *_SWEEP_FLAGS)}
     parameters["budget"] = budget

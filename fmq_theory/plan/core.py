@@ -572,6 +572,7 @@ def plan_quantization(
     projections: int = 1,
     replicates: int = 4,
     batch_size: int = 16,
+    batches_per_pass: int = 1,
     held_out: bool = True,
     fitted: FittedCandidates | None = None,
     bit_floors: Sequence[int] = (1, 2, 3),
@@ -600,8 +601,9 @@ def plan_quantization(
         Options per tensor (default :func:`~fmq_theory.plan.candidates.default_candidates`).
     sensitivity : WeightSensitivity, optional
         Reuse an estimate (e.g. for several budgets); else estimated here.
-    projections, replicates, batch_size
-        Of :func:`~fmq_theory.plan.sensitivity.weight_sensitivity`.
+    projections, replicates, batch_size, batches_per_pass
+        Of :func:`~fmq_theory.plan.sensitivity.weight_sensitivity` (``batches_per_pass > 1``:
+        the same estimate in fewer, vectorized passes, for a GPU with memory to spare).
     held_out : bool
         Fit the sensitivity-weighted codebooks to one half of the replicates and score every
         candidate (the knapsack's values, the report and the predicted interval) with the
@@ -740,7 +742,8 @@ def plan_quantization(
         if sensitivity is None:
             sensitivity = weight_sensitivity(model, noise, adapter=adapter, solver=solver, steps=steps,
                                              projections=projections, replicates=replicates,
-                                             batch_size=batch_size, seed=seed, progress=progress)
+                                             batch_size=batch_size, batches_per_pass=batches_per_pass, seed=seed,
+                                             progress=progress)
         fitted = fit_candidates(model, sensitivity=sensitivity, candidates=candidates, held_out=held_out,
                                 progress=progress)
     sensitivity, score_sens, held_out = fitted.sensitivity, fitted.score_sensitivity, fitted.held_out

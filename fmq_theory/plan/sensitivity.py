@@ -59,7 +59,7 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from fmq_theory.flow.solvers import integrate, solver_spec
+from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
 __all__ = ["WeightSensitivity", "check_probe_settings", "probe_gradients", "weight_sensitivity"]
@@ -163,6 +163,7 @@ def weight_sensitivity(
     batch_size: int = 16,
     seed: int = 0,
     autocast: bool = False,
+    batches_per_pass: int = 1,
     progress: bool = False,
 ) -> WeightSensitivity:
     """Per-weight sample-level sensitivity :math:`s_i` of ``model`` (see the module docstring).
@@ -192,6 +193,12 @@ def weight_sensitivity(
         GPU, at bfloat16's rounding of every activation.  Off by default; what it changes in
         the estimate is measured against the replicates' spread by ``benchmarks/gpu.py``
         (stage ``sensitivity``).
+    batches_per_pass : int
+        Batches run as one vectorized forward and backward pass (:func:`probe_gradients`):
+        the same estimate in fewer, larger kernels, holding that many batches' activations of
+        one solver step (one batch per pass holds one batch's activations of every step).
+        On the paper's 55.7M network on an H200, 8 batches of 32 per pass took 0.55 of the
+        time of one batch per pass, with a peak of 105 GiB (``benchmarks/gpu.md``).
     progress : bool
         tqdm bar over batches.
 
@@ -200,7 +207,8 @@ def weight_sensitivity(
     WeightSensitivity
     """
     check_probe_settings(solver=solver, steps=steps, projections=projections, replicates=replicates,
-                         batch_size=batch_size)
+                         batch_size=batch_size, batches_per_pass=batches_per_pass)
+    _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
     n = int(noise.shape[0])
     if n < replicates:
         raise ValueError(f"replicates={replicates} needs at least that many noise samples; noise has {n}")
@@ -211,7 +219,8 @@ def weight_sensitivity(
     count = np.zeros(replicates)
     for b, rows, grads in probe_gradients(model, noise, adapter=adapter, solver=solver, steps=steps,
                                           projections=projections, batch_size=batch_size, seed=seed,
-                                          autocast=autocast, progress=progress):
+                                          autocast=autocast, batches_per_pass=batches_per_pass,
+                                          progress=progress):
         for k, g in grads.items():
             acc[k][b % replicates] += g.double() ** 2
         count[b % replicates] += rows.stop - rows.start
@@ -241,7 +250,7 @@ def check_probe_settings(*, solver: str, **counts) -> None:
 
 def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter = XT(),
                     solver: str = "midpoint", steps: int = 10, projections: int = 1, batch_size: int = 16,
-                    seed: int = 0, autocast: bool = False, progress: bool = False):
+                    seed: int = 0, autocast: bool = False, batches_per_pass: int = 1, progress: bool = False):
     r"""The VJP probes of the module docstring, one batch at a time.
 
     Yields ``(b, rows, grads)`` for every batch ``b`` of ``batch_size`` noise rows (``rows``,
@@ -249,23 +258,117 @@ def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Ada
     :math:`g = \nabla_\theta \sum_{z \in \text{rows}} \langle u_z, x_N(\theta; z)\rangle`
     (detached, on the model's device) for a fresh :math:`u \sim N(0, I)` drawn from ``seed``,
     so that :math:`E_u[(g \cdot e)^2] = \sum_{z} |J_z e|^2` for any weight error :math:`e`.
-    Parameters the samples do not depend on are left out.  ``autocast``: the forward passes
-    run under bfloat16 autocast (:func:`weight_sensitivity`).
+    ``autocast``: the forward passes run under bfloat16 autocast (:func:`weight_sensitivity`).
+
+    ``batches_per_pass = k > 1`` runs ``k`` consecutive batches of equal size as one forward
+    and backward pass, vectorized over the batches by :func:`torch.func.vmap` (every batch
+    still gets its own gradient): the same probes, the same :math:`u` in the same order, so
+    the same gradients up to floating-point summation order, in ``k`` times fewer, larger
+    kernels; not with ``autocast`` (``ValueError``).  Its backward pass recomputes the solver
+    step by step (the discrete adjoint of :func:`_vectorized_probes`), so it holds ``k``
+    batches' activations of one solver step, where ``k = 1`` holds one batch's activations of
+    every step, for one more forward pass.  With ``k = 1`` parameters the samples do not
+    depend on are left out; with ``k > 1`` their gradients are zeros.
     """
+    _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
     n = int(noise.shape[0])
     adapter.check(n)
     device, dtype = placement(model, like=noise)
-    params = {k: p.detach().to(device).requires_grad_(True) for k, p in model.named_parameters()}
-    call = with_parameters(model, params)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    for b in tqdm(range(math.ceil(n / batch_size)), desc="VJP probes", unit="batch",
-                  disable=not progress):
-        rows = slice(b * batch_size, min((b + 1) * batch_size, n))
-        velocity = adapter.bind(call, rows=rows, device=device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(autocast)):
-            xn = integrate(velocity, noise[rows].to(device=device, dtype=dtype), solver=solver, steps=steps).x
-        for p in range(projections):
-            u = torch.randn(xn.shape, generator=gen).to(device=device, dtype=dtype)
-            grads = torch.autograd.grad((u * xn).sum(), list(params.values()), retain_graph=p < projections - 1,
-                                        allow_unused=True)
-            yield b, rows, {k: g.detach() for k, g in zip(params, grads) if g is not None}
+    n_batches = math.ceil(n / batch_size)
+    bar = tqdm(total=n_batches, desc="VJP probes", unit="batch", disable=not progress)
+    if batches_per_pass == 1:
+        params = {k: p.detach().to(device).requires_grad_(True) for k, p in model.named_parameters()}
+        call = with_parameters(model, params)
+        for b in range(n_batches):
+            rows = slice(b * batch_size, min((b + 1) * batch_size, n))
+            velocity = adapter.bind(call, rows=rows, device=device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(autocast)):
+                xn = integrate(velocity, noise[rows].to(device=device, dtype=dtype), solver=solver, steps=steps).x
+            for p in range(projections):
+                u = torch.randn(xn.shape, generator=gen).to(device=device, dtype=dtype)
+                grads = torch.autograd.grad((u * xn).sum(), list(params.values()),
+                                            retain_graph=p < projections - 1, allow_unused=True)
+                yield b, rows, {k: g.detach() for k, g in zip(params, grads) if g is not None}
+            bar.update(1)
+    else:
+        params = {k: p.detach().to(device) for k, p in model.named_parameters()}
+        for first, count in _passes(n, batch_size=batch_size, batches_per_pass=batches_per_pass):
+            size = min(batch_size, n - first * batch_size)
+            rows = slice(first * batch_size, first * batch_size + count * size)
+            x0 = noise[rows].to(device=device, dtype=dtype).reshape(count, size, *noise.shape[1:])
+            index = torch.arange(rows.start, rows.stop, device=device).reshape(count, size)
+            # drawn batch by batch, projection by projection: the loop's order
+            u = torch.stack([torch.stack([torch.randn((size, *noise.shape[1:]), generator=gen)
+                                          for _ in range(projections)]) for _ in range(count)])
+            grads = _vectorized_probes(model, params, adapter=adapter, solver=solver, steps=steps,
+                                       device=device)(x0, index, u.to(device=device, dtype=dtype))
+            for j in range(count):
+                b = first + j
+                for p in range(projections):
+                    yield b, slice(b * batch_size, b * batch_size + size), {k: g[j, p] for k, g in grads.items()}
+                bar.update(1)
+    bar.close()
+
+
+def _check_vectorized(*, autocast: bool, batches_per_pass: int) -> None:
+    """``ValueError`` for bfloat16 autocast with vectorized passes: under :func:`torch.func.vmap`
+    torch 2.11's bfloat16 backward of attention mixes float32 and bfloat16 on CUDA (found on
+    the paper's network on an H200, ``benchmarks/gpu.md``)."""
+    if autocast and batches_per_pass > 1:
+        raise ValueError(f"autocast=True with batches_per_pass={batches_per_pass}: not supported (under "
+                         "torch.func.vmap the bfloat16 backward of attention mixes float32 and bfloat16 on CUDA); "
+                         "use one of them")
+
+
+def _passes(n: int, *, batch_size: int, batches_per_pass: int) -> list[tuple[int, int]]:
+    """``(first batch, number of batches)`` of each pass: up to ``batches_per_pass`` consecutive
+    full batches, and the last, shorter batch (if any) alone."""
+    full, rest = divmod(n, batch_size)
+    out = [(first, min(batches_per_pass, full - first)) for first in range(0, full, batches_per_pass)]
+    return out + ([(full, 1)] if rest else [])
+
+
+def _vectorized_probes(model, params, *, adapter, solver, steps, device):
+    r"""``f(x0, index, u) -> {name: (k, P, *shape)}``: the probes of ``k`` batches in one pass.
+
+    ``x0``: ``(k, B, *event)`` noise; ``index``: ``(k, B)`` the rows of each batch (for the
+    adapter's per-sample conditioning); ``u``: ``(k, P, B, *event)`` the projections.
+
+    The gradient is the discrete adjoint of the solver, checkpointed at its steps: the
+    states :math:`x_0..x_{N-1}` of all ``k`` batches are computed as one ordinary batch
+    without a graph, then for :math:`n = N-1..0` the step
+    :math:`x_{n+1} = \Phi_n(x_n; \theta)` is recomputed from :math:`x_n` and pulled back,
+    batch by batch under :func:`torch.func.vmap`:
+    :math:`\lambda_n = \lambda_{n+1}^\top \partial_x\Phi_n`,
+    :math:`g \mathrel{+}= \lambda_{n+1}^\top \partial_\theta\Phi_n`, from
+    :math:`\lambda_N = u`.  That is backpropagation through the whole solve, term by term
+    (the same gradient up to summation order), holding one step's activations instead of
+    all of them, for one more forward pass.
+    """
+    grid = time_grid(steps)
+
+    def advance(x, p, t, h, index):
+        velocity = adapter.bind(with_parameters(model, p), rows=index, device=device)
+        return step(velocity, x, t, h, solver=solver)
+
+    def adjoint(states, index, u):
+        lams = [u[p].to(dtype=states[0].dtype) for p in range(u.shape[0])]
+        grads = [{k: torch.zeros_like(v) for k, v in params.items()} for _ in lams]
+        for (t, h), x in zip(reversed(grid), reversed(states)):
+            _, pull = torch.func.vjp(lambda x_, p_: advance(x_, p_, t, h, index), x, params)
+            for j, lam in enumerate(lams):
+                lams[j], g = pull(lam)
+                for k, v in g.items():
+                    grads[j][k] = grads[j][k] + v
+        return {k: torch.stack([g[k] for g in grads]) for k in params}
+
+    def run(x0, index, u):
+        k, b = index.shape
+        with torch.no_grad():  # the states of all k batches, one ordinary batch
+            states = [x0.reshape(k * b, *x0.shape[2:])]
+            for t, h in grid[:-1]:
+                states.append(advance(states[-1], params, t, h, index.reshape(-1)))
+        return torch.func.vmap(adjoint)([x.reshape(x0.shape) for x in states], index, u)
+
+    return run
