@@ -52,7 +52,7 @@ from fmq_theory.harness.models.unet import unet_adapter  # noqa: E402
 from fmq_theory.harness.sweep import to_uint8  # noqa: E402
 from fmq_theory.plan import fit_candidates, plan_quantization, weight_sensitivity  # noqa: E402
 from fmq_theory.plan.candidates import CODE_FAMILIES  # noqa: E402
-from fmq_theory.plan.selection import GROUPINGS, displacement, distribution_shift, sampled  # noqa: E402
+from fmq_theory.plan.selection import GROUPINGS, diagonal_w2, displacement, distribution_shift, sampled  # noqa: E402
 
 
 #: Times at which the full-precision network looks at a sample for the self-feature scores (1: the sample itself).
@@ -89,10 +89,6 @@ def self_features(model: torch.nn.Module, x: torch.Tensor, labels, *, t: float) 
     return torch.cat(pooled, dim=1).double().cpu()
 
 
-def _diag_w2(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(((a.mean(0) - b.mean(0)) ** 2).mean() + ((a.std(0) - b.std(0)) ** 2).mean())
-
-
 def feature_sets(model, x, labels, classifier) -> dict:
     """The feature sets :func:`candidate_scores` compares: the self-features at each of
     :data:`FEATURE_TIMES`, the 4x4-pooled pixels, and the classifier's features (all float64)."""
@@ -111,8 +107,8 @@ def candidate_scores(variant: dict, reference: dict) -> dict:
     for t in FEATURE_TIMES:
         a, b = variant[f"t{t:g}"], reference[f"t{t:g}"]
         row[f"feat_fd_t{t:g}"] = frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
-        row[f"feat_diag_t{t:g}"] = _diag_w2(a, b)
-    row["pool4_diag"] = _diag_w2(variant["pool4"], reference["pool4"])
+        row[f"feat_diag_t{t:g}"] = diagonal_w2(a, b)
+    row["pool4_diag"] = diagonal_w2(variant["pool4"], reference["pool4"])
     row["clf_fd"] = frechet_distance(*gaussian_fit(variant["clf"]), *gaussian_fit(reference["clf"]))
     return row
 
@@ -127,8 +123,7 @@ def scores(x: torch.Tensor, reference: torch.Tensor) -> dict:
     shift, shift_low, shift_high = distribution_shift(x, reference)
     a, b = x.reshape(x.shape[0], -1).double(), reference.reshape(reference.shape[0], -1).double()
     fd = frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
-    diag = float(((a.mean(0) - b.mean(0)) ** 2).sum() + ((a.std(0) - b.std(0)) ** 2).sum())
-    return {"msd": msd, "msd_low": low, "msd_high": high, "fd_pixel": fd, "w2_diag": diag, "shift": shift,
+    return {"msd": msd, "msd_low": low, "msd_high": high, "fd_pixel": fd, "w2_diag": shift * a.shape[1], "shift": shift,
             "shift_low": shift_low, "shift_high": shift_high}
 
 

@@ -29,7 +29,6 @@ Rows of a later ``--rows`` file fill in the dFID that an earlier one measured (`
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import time
 from pathlib import Path
@@ -40,6 +39,8 @@ from scipy import stats
 
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
 from fmq_theory.harness.features.inception import InceptionFeatures
+from fmq_theory.plan.selection import diagonal_w2
+from fmq_theory.results.variant_selection import selection_cells
 
 #: Random feature networks: (seed, width of the first layer).
 RANDOM_NETS = ((0, 64), (1, 64), (2, 16))
@@ -68,17 +69,14 @@ def random_net(seed: int, width: int):
 
 
 def distances(a, b) -> tuple:
-    """(Frechet distance, diagonal W2 squared) between the Gaussian fits of two feature sets."""
+    """(Frechet distance, diagonal W2 squared summed over entries) between the Gaussian fits of two feature sets."""
     fd = frechet_distance(*gaussian_fit(torch.as_tensor(a, dtype=torch.float64)),
                           *gaussian_fit(torch.as_tensor(b, dtype=torch.float64)))
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    diag = float(((a.mean(0) - b.mean(0)) ** 2).sum() + ((a.std(0, ddof=1) - b.std(0, ddof=1)) ** 2).sum())
-    return fd, diag
+    return fd, diagonal_w2(a, b) * np.shape(a)[1]
 
 
-def merged_rows(paths) -> list:
+def merged_rows(files) -> list:
     """The rows of the last file, their missing dFIDs filled from the earlier files (same variant key)."""
-    files = [json.loads(Path(p).read_text()) for p in paths]
     measured = {}
     for f in files:
         for r in f["rows"]:
@@ -103,16 +101,14 @@ def merged_rows(paths) -> list:
 
 def regrets(rows, score: str, groupings) -> dict:
     """Per budget: the measured dFID of the least-``score`` variant minus the measured best's, and Spearman's rho."""
-    cells = collections.defaultdict(list)
-    for r in rows:
-        if r["grouping"] in groupings and score in r:
-            cells[r["budget"]].append(r)
+    kept = [r for r in rows if r["grouping"] in groupings and score in r]
     out = {}
-    for budget, rs in sorted(cells.items()):
-        pick = min(rs, key=lambda r: r[score])
-        out[str(budget)] = {"regret": pick["dfid"] - min(r["dfid"] for r in rs), "picked_dfid": pick["dfid"],
-                            "picked": f"{pick['family']} floor {pick['floor']} {pick['grouping']}",
-                            "spearman": float(stats.spearmanr([r[score] for r in rs], [r["dfid"] for r in rs])[0])}
+    for cell in sorted(selection_cells(kept, scores={score: lambda r: r[score]}), key=lambda c: c.budget):
+        pick = cell.picked[score]
+        out[str(cell.budget)] = {
+            "regret": cell.regret(score), "picked_dfid": pick["dfid"],
+            "picked": f"{pick['family']} floor {pick['floor']} {pick['grouping']}",
+            "spearman": float(stats.spearmanr([r[score] for r in cell.variants], [r["dfid"] for r in cell.variants])[0])}
     return out
 
 
@@ -126,7 +122,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
-    rows = merged_rows(args.rows)
+    files = [json.loads(Path(p).read_text()) for p in args.rows]
+    rows = merged_rows(files)
     kept = np.load(args.samples)
     extractors = {f"random_net{seed}_w{width}": random_net(seed, width) for seed, width in RANDOM_NETS}
     inception_budgets = {float(b) for b in args.inception_budgets.split(",") if b}
@@ -155,8 +152,7 @@ def main() -> None:
             print(f"{label:17s} {score:22s} regret {summary[label][score]['total_regret']:7.2f} "
                   f"{[round(c['regret'], 2) for c in per.values()]}")
     Path(args.out).write_text(json.dumps({
-        "command": "scripts/plan_variant_features_cpu.py", "gpu_commands": [json.loads(Path(f).read_text())["command"]
-                                                                          for f in args.rows],
+        "command": "scripts/plan_variant_features_cpu.py", "gpu_commands": [f["command"] for f in files],
         "plan_samples": 256, "evaluation": "classifier FID change, 5,000 samples, midpoint 20 NFE, paired bootstrap",
         "seconds": round(time.perf_counter() - start, 1), "summary": summary, "rows": rows}, indent=1))
 

@@ -23,7 +23,7 @@ from fmq_theory.flow.solvers import sample
 from fmq_theory.plan import fit_candidates, load_plan, plan_quantization, solve_mckp, weight_sensitivity
 from fmq_theory.plan.candidates import KEPT_METHODS
 from fmq_theory.plan.core import variant_options
-from fmq_theory.plan.selection import VariantScore, choose_variant, distribution_shift
+from fmq_theory.plan.selection import VariantScore, choose_variant, diagonal_w2, distribution_shift
 
 D, ROWS, STEPS, SOLVER = 32, 16, 2, "euler"
 
@@ -364,6 +364,26 @@ def test_the_shift_is_pots_diagonal_bures_wasserstein(xy):
     shift, low, high = distribution_shift(torch.from_numpy(x), torch.from_numpy(y))
     assert shift == pytest.approx(_pot_shift(x, y), rel=1e-6, abs=1e-9 * (1 + float(np.abs(np.r_[x, y]).max()) ** 2))
     assert 0 <= low <= shift <= high and np.isfinite(high)
+
+
+@given(pairs)
+@example((np.zeros((2, 1)), np.ones((2, 1))))
+def test_diagonal_w2_is_pots_and_the_shifts_point_estimate(xy):
+    """Any feature sets (numpy or torch, any trailing shape): POT's diagonal Bures-Wasserstein, and
+    the point estimate of distribution_shift on the same draws."""
+    x, y = xy
+    tol = 1e-9 * (1 + float(np.abs(np.r_[x, y]).max()) ** 2)
+    assert diagonal_w2(x, y) == pytest.approx(_pot_shift(x, y), rel=1e-6, abs=tol)
+    assert diagonal_w2(torch.from_numpy(x[:, :, None]), y[:, :, None]) == pytest.approx(
+        distribution_shift(torch.from_numpy(x), torch.from_numpy(y))[0], rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize("a, b", [(np.zeros((4, 3)), np.zeros((4, 2))), (np.zeros((1, 3)), np.zeros((5, 3))),
+                                  (np.array([[0.0], [np.nan]]), np.zeros((2, 1))),
+                                  (np.zeros((2, 1)), np.array([[np.inf], [0.0]]))])
+def test_diagonal_w2_names_bad_sets(a, b):
+    with pytest.raises(ValueError, match="a .*b|finite"):
+        diagonal_w2(a, b)
 
 
 def test_the_shift_of_a_moved_copy_is_the_squared_move_and_of_a_permutation_zero():

@@ -88,7 +88,7 @@ from fmq_theory.plan.candidates import CODE_FAMILIES
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
 __all__ = ["GROUPINGS", "VariantScore", "check_bit_floors", "check_families", "check_groupings", "choose_variant",
-           "displacement", "distribution_shift", "sampled"]
+           "diagonal_w2", "displacement", "distribution_shift", "sampled"]
 
 #: Allowed bit floors (code bits of the packed format up to a 16-bit kept tensor).
 FLOOR_RANGE = (1, 16)
@@ -237,11 +237,49 @@ def displacement(samples: torch.Tensor, reference: torch.Tensor, *, level: float
     return msd, max(msd - half, 0.0), msd + half
 
 
+def diagonal_w2(a, b) -> float:
+    r"""Squared W2 between the diagonal Gaussian fits of two sample sets, per entry: :math:`\hat w`.
+
+    .. math::
+
+        \hat w = \frac1D \sum_{j=1}^{D} \big[(\bar a_j - \bar b_j)^2 + (s_{a,j} - s_{b,j})^2\big]
+
+    (means and unbiased standard deviations over the first axis; every other axis is an entry).
+    The point estimate of :func:`distribution_shift`, for any feature sets: the pixels, pooled
+    pixels or a network's features.
+
+    Parameters
+    ----------
+    a, b : array_like or torch.Tensor, shape ``(n, ...)`` and ``(m, ...)``
+        Draws along the first axis, ``n, m >= 2``, the same entries.
+
+    Raises
+    ------
+    ValueError
+        If the entries differ, a set has fewer than two draws, or a value is not finite.
+
+    Examples
+    --------
+    >>> diagonal_w2([[0.0], [2.0]], [[1.0], [5.0]])  # (1 - 3)^2 + (sqrt(2) - sqrt(8))^2
+    6.0
+    """
+    x, y = (np.asarray(torch.as_tensor(v).double().reshape(len(v), -1)) for v in (a, b))
+    if x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
+        raise ValueError(f"a {x.shape} and b {y.shape}: need the same entries and at least two draws each")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("a and b must be finite")
+    return _diagonal_w2(x, y)
+
+
+def _diagonal_w2(x: np.ndarray, y: np.ndarray) -> float:
+    """:func:`diagonal_w2` of checked float64 arrays ``(n, D)`` (the bootstrap's inner loop)."""
+    return float(np.mean((x.mean(0) - y.mean(0)) ** 2 + (x.std(0, ddof=1) - y.std(0, ddof=1)) ** 2))
+
+
 def distribution_shift(samples: torch.Tensor, reference: torch.Tensor, *, level: float = 0.95) -> tuple:
     """``(shift, low, high)``: squared W2 between the diagonal Gaussian fits of two paired sample sets, per entry.
 
-    ``shift`` is :math:`\\hat w` of the module docstring (means and unbiased standard deviations
-    over the first axis, averaged over the other entries); ``low``/``high`` the percentile
+    ``shift`` is :math:`\\hat w` of the module docstring (:func:`diagonal_w2`); ``low``/``high`` the percentile
     interval at ``level`` of :data:`SHIFT_RESAMPLES` paired bootstrap resamples of the draws
     (the same draws for both sets, seeded by :data:`SHIFT_SEED`; both ``shift`` with fewer than
     three draws).  The plug-in estimate is biased upward by about :math:`\\mathrm{var}(x_j - y_j)/n`
@@ -261,8 +299,7 @@ def distribution_shift(samples: torch.Tensor, reference: torch.Tensor, *, level:
     y = reference.double().reshape(reference.shape[0], -1).numpy()
 
     def shift(rows) -> float:
-        a, b = x[rows], y[rows]
-        return float(np.mean((a.mean(0) - b.mean(0)) ** 2 + (a.std(0, ddof=1) - b.std(0, ddof=1)) ** 2))
+        return _diagonal_w2(x[rows], y[rows])
 
     n = x.shape[0]
     value = shift(np.arange(n))

@@ -27,7 +27,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -70,8 +70,16 @@ class SelectionCell:
         return float(self.picked[score]["dfid"]) - float(self.best["dfid"])
 
 
-def selection_cells(rows: Sequence[Mapping]) -> tuple:
+def selection_cells(rows: Sequence[Mapping], *, scores: Mapping[str, Callable] = SCORES) -> tuple:
     """The :class:`SelectionCell` of every (model, budget) in ``rows``, in first-seen order.
+
+    Parameters
+    ----------
+    rows : sequence of Mapping
+        Measured variants: ``model``, ``budget``, ``floor``, ``dfid`` and every score.
+    scores : Mapping of str to callable
+        Score label -> how it is read from a row (default :data:`SCORES`); each picks its
+        least-score variant per cell, ties to the lower floor.
 
     Raises
     ------
@@ -84,7 +92,7 @@ def selection_cells(rows: Sequence[Mapping]) -> tuple:
     groups: dict = {}
     for i, r in enumerate(rows):
         try:
-            values = [float(read(r)) for read in SCORES.values()] + [float(r["dfid"]), float(r["floor"])]
+            values = [float(read(r)) for read in scores.values()] + [float(r["dfid"]), float(r["floor"])]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"rows[{i}] lacks a score, floor or dfid: {exc!r}") from exc
         if not np.isfinite(values).all():
@@ -93,7 +101,7 @@ def selection_cells(rows: Sequence[Mapping]) -> tuple:
     cells = []
     for (model, budget), group in groups.items():
         picked = {name: min(group, key=lambda r, read=read: (float(read(r)), int(r["floor"])))
-                  for name, read in SCORES.items()}
+                  for name, read in scores.items()}
         cells.append(SelectionCell(model=model, budget=budget, variants=tuple(group),
                                    best=min(group, key=lambda r: float(r["dfid"])), picked=picked))
     return tuple(cells)
