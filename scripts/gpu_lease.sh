@@ -186,6 +186,13 @@
 #   -> results/plan_variant_scores_dit_gpu.json by scripts/plan_variant_features_cpu.py.  A third call (DiT at 2 and 3
 #   bits beside FashionMNIST's g64 rows, JOBS="small variants") found those rows already committed, and the variants
 #   process stopped without a traceback partway through budget 2 (250 s); nothing of it is kept.
+# Nineteenth period (2026-12-04; ~1,550 s of 1,800 held; no training): issue 18's sensitivity pass, four calls of
+#   PYTHONPATH=. python3 benchmarks/gpu.py --only sensitivity --out "$OUT/bench"   (110-158 s each; the last, with
+#   the loop and 2/4/8 batches per vectorized pass, -> benchmarks/gpu_h200_sensitivity.json), and the DiT's variants
+#   at 3 and 2 bits (155 s; both budgets in the one call):
+#   run("JOBS=variants NO_BENCH=1 VARIANTS=\"--models dit --budgets 3,2 --floors 1,2,3 --save-samples $OUT/variant_samples_23.npz\" H2=360 bash scripts/gpu_lease.sh 2",
+#       carry=[".carry/plan_test", ".carry/wheels_dask", ".carry/wheels_peers"])
+#   -> added to results/plan_variant_scores_dit_gpu.json by scripts/plan_variant_features_cpu.py --scored.
 # The next lease: call 1 as in the fifteenth period with PARTS='1 4', and each later call issued the moment the
 # previous one returns (the machine is given back 30 s after a command): the plan call, then PARTS='5 8', '9 12',
 # '13 14' (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist after each). Once the

@@ -24,6 +24,12 @@ all of them, and writes everything to one file::
         --inception runs/inception/default_1.pt --out results/plan_variant_scores_dit_gpu.json
 
 Rows of a later ``--rows`` file fill in the dFID that an earlier one measured (``--eval-budgets``).
+``--scored`` adds the rows of an earlier output of this script as they are (their kept draws need
+not be here), so that a later GPU run extends the file; on 2026-12-04 the DiT at 3 and 2 bits::
+
+    PYTHONPATH=. python scripts/plan_variant_features_cpu.py --scored results/plan_variant_scores_dit_gpu.json \
+        --rows runs/variants/pv_dit_23.json --samples runs/variants/variant_samples_23.npz \
+        --out results/plan_variant_scores_dit_gpu.json
 """
 
 from __future__ import annotations
@@ -116,6 +122,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", action="append", required=True, help="a plan_variants.json of the GPU (repeatable)")
     p.add_argument("--samples", required=True, help="the --save-samples file of the GPU run")
+    p.add_argument("--scored", action="append", default=[],
+                   help="an earlier output of this script: its rows are kept as they are (repeatable)")
     p.add_argument("--inception-budgets", default="", help="budgets whose variants also get Inception features")
     p.add_argument("--inception", default=None, help="the Inception TorchScript file (default: fetched)")
     p.add_argument("--out", default="results/plan_variant_scores_dit_gpu.json")
@@ -142,6 +150,13 @@ def main() -> None:
                 cache[label] = distances(extract(kept[f"{model}/{label}"]), cache[f"{model}/reference"])
             r[f"{name}_fd"], r[f"{name}_diag"] = cache[label]
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+    earlier = [json.loads(Path(p).read_text()) for p in args.scored]
+    new_keys = {(r["model"], r["budget"]) for r in rows}
+    for e in earlier:
+        clash = new_keys & {(r["model"], r["budget"]) for r in e["rows"]}
+        if clash:
+            raise ValueError(f"--scored: {sorted(clash)} are in --rows too")
+    rows = [r for e in earlier for r in e["rows"]] + rows
     scores = list(GPU_SCORES) + [f"{n}_{k}" for n in extractors for k in ("fd", "diag")]
     summary = {}
     for label, groupings in (("plan_default_any", ("any",)), ("all_groupings", ("any", "groups"))):
@@ -152,7 +167,8 @@ def main() -> None:
             print(f"{label:17s} {score:22s} regret {summary[label][score]['total_regret']:7.2f} "
                   f"{[round(c['regret'], 2) for c in per.values()]}")
     Path(args.out).write_text(json.dumps({
-        "command": "scripts/plan_variant_features_cpu.py", "gpu_commands": [f["command"] for f in files],
+        "command": "scripts/plan_variant_features_cpu.py",
+        "gpu_commands": [c for e in earlier for c in e["gpu_commands"]] + [f["command"] for f in files],
         "plan_samples": 256, "evaluation": "classifier FID change, 5,000 samples, midpoint 20 NFE, paired bootstrap",
         "seconds": round(time.perf_counter() - start, 1), "summary": summary, "rows": rows}, indent=1))
 
