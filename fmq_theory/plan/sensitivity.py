@@ -297,7 +297,7 @@ def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Ada
             size = min(batch_size, n - first * batch_size)
             rows = slice(first * batch_size, first * batch_size + count * size)
             x0 = noise[rows].to(device=device, dtype=dtype).reshape(count, size, *noise.shape[1:])
-            index = torch.arange(rows.start, rows.stop, device=device).reshape(count, size)
+            index = torch.arange(rows.start, rows.stop).reshape(count, size)  # CPU indices cut CPU or CUDA labels
             # drawn batch by batch, projection by projection: the loop's order
             u = torch.stack([torch.stack([torch.randn((size, *noise.shape[1:]), generator=gen)
                                           for _ in range(projections)]) for _ in range(count)])
