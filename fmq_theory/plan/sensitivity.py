@@ -293,6 +293,7 @@ def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Ada
             bar.update(1)
     else:
         params = {k: p.detach().to(device) for k, p in model.named_parameters()}
+        probes = _vectorized_probes(model, params, adapter=adapter, solver=solver, steps=steps, device=device)
         for first, count in _passes(n, batch_size=batch_size, batches_per_pass=batches_per_pass):
             size = min(batch_size, n - first * batch_size)
             rows = slice(first * batch_size, first * batch_size + count * size)
@@ -301,8 +302,7 @@ def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Ada
             # drawn batch by batch, projection by projection: the loop's order
             u = torch.stack([torch.stack([torch.randn((size, *noise.shape[1:]), generator=gen)
                                           for _ in range(projections)]) for _ in range(count)])
-            grads = _vectorized_probes(model, params, adapter=adapter, solver=solver, steps=steps,
-                                       device=device)(x0, index, u.to(device=device, dtype=dtype))
+            grads = probes(x0, index, u.to(device=device, dtype=dtype))
             for j in range(count):
                 b = first + j
                 for p in range(projections):
