@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The paper's 55.7M network (223 MB of float32 EMA weights) between GPU machines, in parts that fit the
-# device tool's limits: 8 files of 16 MiB come back per call, 64 MiB (tree included) travel per call.
+# The paper's 55.7M network between GPU machines, in parts that fit the device tool's limits: 8 files of
+# 16 MiB come back per call, 64 MiB (tree included) travel per call. ema.safetensors holds the EMA wrapper's
+# whole state dict, the live weights (model.*) and their averages (shadow_params.N): 445,415,648 bytes, not the
+# 223 MB of the averages alone (measured 2026-12-04, when 15 parts came back and 28 were needed).
 # Twice (2026-12-03 and the period before) the trained network was lost with the machine before the plan
 # measured a row; with its parts kept here, a later call or a later lease starts from them instead of training.
 #
-#   on the GPU machine, after training (four calls: 14 parts of 16,000,000 bytes, at most 4 per call, since
+#   on the GPU machine, after training (seven calls: 28 parts of 16,000,000 bytes, at most 4 per call, since
 #   a call brings back 64 MiB together; on 2026-12-03 parts 5-7 of a call of 7 were left out as over it):
-#     bash scripts/gpu_checkpoint_parts.sh send runs/paper_arch_mnist "$OUT" 1 4   # then 5 8, 9 12, 13 14
+#     bash scripts/gpu_checkpoint_parts.sh send runs/paper_arch_mnist "$OUT" 1 4   # then 5 8, ..., 25 28
 #   here, from the calls' files_at folders (the parts are checked against train.json's SHA-256 once all are in):
 #     bash scripts/gpu_checkpoint_parts.sh keep /work/.device/N runs/saved/paper_arch_mnist
-#     bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa   # .carry/pa1..pa4, ~56 MB each
+#     bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa [BYTES]
+#       -> .carry/pa1..paN, pieces of at most BYTES (default 56,000,000: one per call beside a tree of at most
+#          11 MB, i.e. with the model checkpoints moved out; 8 calls for 445 MB)
 #   on the GPU machine, one carried folder per call (gpu_lease.sh does this for every .carry/pa*/ it finds):
 #     bash scripts/gpu_checkpoint_parts.sh join .carry/paK runs/paper_arch_mnist
 set -euo pipefail
@@ -23,6 +27,7 @@ case "$cmd" in
     for ((i = first; i <= last && (i - 1) * PART < size; i++)); do
       dd if="$run/ema.safetensors" of="$out/ema.part$(printf %02d "$i")" bs=$PART skip=$(( i - 1 )) count=1 status=none
     done
+    echo "parts $first..$(( i - 1 )) of $(( (size + PART - 1) / PART )) ($size bytes)"
     cp "$run/train.json" "$out/train.json"
     ls -la "$out" ;;
   keep)  # FILES_AT SAVED: a call's returned parts added to SAVED; the whole file checked once complete
@@ -32,29 +37,29 @@ case "$cmd" in
     want=$(recorded_sha256 "$saved/train.json")
     if cat "$saved"/ema.part* | sha256sum | grep -q "^$want "; then echo "$saved: complete, SHA-256 $want"
     else echo "$saved: $(ls "$saved"/ema.part* | wc -l) parts, not complete yet"; fi ;;
-  carry)  # SAVED PREFIX: the checked file cut in 4 carried folders PREFIX1..PREFIX4 (each with train.json)
-    saved=$2 prefix=$3
+  carry)  # SAVED PREFIX [BYTES]: the checked file cut in carried folders PREFIX1..PREFIXn of at most BYTES each
+    saved=$2 prefix=$3 most=${4:-56000000}
     want=$(recorded_sha256 "$saved/train.json")
     cat "$saved"/ema.part* > "$saved/ema.safetensors"
     sha256sum "$saved/ema.safetensors" | grep -q "^$want " || { echo "$saved: parts missing or corrupt" >&2; exit 1; }
-    quarter=$(( ($(stat -c %s "$saved/ema.safetensors") + 3) / 4 ))
-    for k in 1 2 3 4; do
+    n=$(( ($(stat -c %s "$saved/ema.safetensors") + most - 1) / most ))
+    for ((k = 1; k <= n; k++)); do
       mkdir -p "$prefix$k"
-      dd if="$saved/ema.safetensors" of="$prefix$k/ema.quarter$k" bs=$quarter skip=$(( k - 1 )) count=1 status=none
-      cp "$saved/train.json" "$prefix$k/"
+      dd if="$saved/ema.safetensors" of="$prefix$k/ema.piece$k" bs=$most skip=$(( k - 1 )) count=1 status=none
+      cp "$saved/train.json" "$prefix$k/" && echo "$n" > "$prefix$k/pieces"
     done
-    du -sh "$prefix"? ;;
-  join)  # CARRIED RUN: a carried quarter kept on the machine's disk; RUN/ema.safetensors made once all 4 are in
+    du -sh "$prefix"* ;;
+  join)  # CARRIED RUN: a carried piece kept on the machine's disk; RUN/ema.safetensors made once all are in
     carried=$2 run=$3
     mkdir -p "$run.parts" "$run"
-    cp "$carried"/ema.quarter* "$carried/train.json" "$run.parts/"
-    want=$(recorded_sha256 "$run.parts/train.json")
-    if [ "$(ls "$run.parts"/ema.quarter* | wc -l)" = 4 ]; then
-      cat "$run.parts"/ema.quarter{1,2,3,4} > "$run/ema.safetensors.tmp"
+    cp "$carried"/ema.piece* "$carried/train.json" "$carried/pieces" "$run.parts/"
+    want=$(recorded_sha256 "$run.parts/train.json") n=$(cat "$run.parts/pieces")
+    if [ "$(ls "$run.parts"/ema.piece* | wc -l)" = "$n" ]; then
+      for ((k = 1; k <= n; k++)); do cat "$run.parts/ema.piece$k"; done > "$run/ema.safetensors.tmp"
       if sha256sum "$run/ema.safetensors.tmp" | grep -q "^$want "; then
         mv "$run/ema.safetensors.tmp" "$run/ema.safetensors" && cp "$run.parts/train.json" "$run/train.json"
         echo "$run/ema.safetensors: joined, SHA-256 $want"
-      else rm -f "$run/ema.safetensors.tmp"; echo "$run: the joined quarters do not match $want" >&2; exit 1; fi
-    else echo "$run: $(ls "$run.parts"/ema.quarter* | wc -l) of 4 quarters"; fi ;;
+      else rm -f "$run/ema.safetensors.tmp"; echo "$run: the joined pieces do not match $want" >&2; exit 1; fi
+    else echo "$run: $(ls "$run.parts"/ema.piece* | wc -l) of $n pieces"; fi ;;
   *) echo "unknown command $cmd: send, keep, carry or join" >&2; exit 2 ;;
 esac

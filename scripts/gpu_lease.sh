@@ -193,12 +193,24 @@
 #   run("JOBS=variants NO_BENCH=1 VARIANTS=\"--models dit --budgets 3,2 --floors 1,2,3 --save-samples $OUT/variant_samples_23.npz\" H2=360 bash scripts/gpu_lease.sh 2",
 #       carry=[".carry/plan_test", ".carry/wheels_dask", ".carry/wheels_peers"])
 #   -> added to results/plan_variant_scores_dit_gpu.json by scripts/plan_variant_features_cpu.py --scored.
-# The next lease: call 1 as in the fifteenth period with PARTS='1 4', and each later call issued the moment the
-# previous one returns (the machine is given back 30 s after a command): the plan call, then PARTS='5 8', '9 12',
-# '13 14' (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist after each). Once the
-# network is kept here, a later lease carries scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist
-# .carry/pa -> .carry/pa1..pa4, one per call (each ~56 MB with the 8.5 MB tree, the three model checkpoints moved
-# out); the fourth joins the network.
+# Twentieth period (2026-12-04, H200, 1,752 s held of the 1,800):
+#   run("MEMFMT=contiguous TRAIN_MIN=9.2 bash scripts/gpu_lease.sh 1 2>&1 | tail -25", carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers"])
+#   - 545 s: 15.0 epochs (3,510 steps) in 528.3 s at 1,701 images/s, final loss 0.1716 (SHA-256 8bc56e37...); the plan
+#     call could not be issued within the 30 s (the session's reply was cut off by an outage): the network was lost;
+#   run("MEMFMT=contiguous TRAIN_MIN=9.1 bash scripts/gpu_lease.sh 1 2>&1 | tail -6; PARTS='1 4' bash scripts/gpu_lease.sh send 2>&1 | tail -8",
+#       carry=[".carry/harness_data", ".carry/wheels_dask"])   # 546 s: 15.0 epochs in 529.8 s, loss 0.1718, SHA-256 5ff27299...
+#   run("PARTS='5 8' bash scripts/gpu_lease.sh send"), then '9 12' and '13 14' (~9 s of budget each);
+#   - ema.safetensors is 445,415,648 bytes (model.* and shadow_params.*), 28 parts, not 14: 15 came back, so the network
+#     is not kept here (scripts/gpu_checkpoint_parts.sh now says so, and cuts its carried pieces to the tool's limit);
+#   with the ~490 s left, the peers alone on that network (no plan: 480 s of its own would not fit):
+#   run("PARTS='15 15' bash scripts/gpu_lease.sh send >/dev/null 2>&1; export NUMBA_THREADING_LAYER=omp PYTHONPATH=.:runs/pylib:runs/pydeps; FMQ_DATA_DIR=runs/plan_data timeout -k 5 425 python3 scripts/gpu_plan_eval.py --models paper_arch --checkpoint paper_arch=runs/paper_arch_mnist --budgets 3 --match-peer hqq:g128 --families hqq:g128,rule:equal_mass,hqq:g64,gguf --no-with-plan --samples 5000 --pairs 1000 --batch-size 1000 --n-boot-inception 10 --deadline 370 --prepare-reserve 60 --out-dir runs/results --work runs/plan_work; cp runs/results/plan_paper_arch*.csv $OUT/",
+#       carry=[".carry/wheels_peers", ".carry/plan_test"])   # 426 s: fp samples 26.3 s, 13 peer rows at budgets 3, 2.2728, 3.473, 4.2685
+#   -> results/plan_paper_arch_peers.csv (model renamed paper_arch_peers) and results/plan_paper_arch_peers_train.json.
+# The next lease: call 1 with PARTS='1 4', then at once the plan call (JOBS=plan, as in the fifteenth period), then
+# PARTS '5 8' ... '25 28' (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist after each;
+# ~9 s of budget per call). Once the network is kept here, a later lease carries
+# scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa -> .carry/pa1..pa8 (56 MB each; one per
+# call, with the model checkpoints moved out of the tree); the last joins the network.
 set -uo pipefail
 STAGE=${1:?stage 1-4 or send}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
@@ -213,8 +225,8 @@ if [ ! -f runs/inception/default_1.pt ] && [ "$(ls runs/inception_parts | wc -l)
 fi
 DATASET=${DATASET:-mnist}  # the paper network's data set: mnist (.carry/harness_data) or fashion_mnist (.carry/fmnist_data)
 mkdir -p runs/data_$DATASET
-# the trained network carried back in quarters (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in
-for d in .carry/pa1 .carry/pa2 .carry/pa3 .carry/pa4; do
+# the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in
+for d in .carry/pa[0-9]*; do
   [ -d "$d" ] && bash scripts/gpu_checkpoint_parts.sh join "$d" "runs/paper_arch_$DATASET"
 done
 faster() {  # the memory format of the larger $1 in the probe's results (MEMFMT overrides; contiguous without a probe)
