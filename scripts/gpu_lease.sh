@@ -201,15 +201,16 @@
 #       carry=[".carry/harness_data", ".carry/wheels_dask"])   # 546 s: 15.0 epochs in 529.8 s, loss 0.1718, SHA-256 5ff27299...
 #   run("PARTS='5 8' bash scripts/gpu_lease.sh send"), then '9 12' and '13 14' (~9 s of budget each);
 #   - ema.safetensors is 445,415,648 bytes (model.* and shadow_params.*), 28 parts, not 14: 15 came back, so the network
-#     is not kept here (scripts/gpu_checkpoint_parts.sh now says so, and cuts its carried pieces to the tool's limit);
+#     is not kept here. Since then training also writes model.safetensors (the averaged network, 223 MB, 14 parts),
+#     and scripts/gpu_checkpoint_parts.sh sends and carries that file, in pieces cut to one call's carry;
 #   with the ~490 s left, the peers alone on that network (no plan: 480 s of its own would not fit):
 #   run("PARTS='15 15' bash scripts/gpu_lease.sh send >/dev/null 2>&1; export NUMBA_THREADING_LAYER=omp PYTHONPATH=.:runs/pylib:runs/pydeps; FMQ_DATA_DIR=runs/plan_data timeout -k 5 425 python3 scripts/gpu_plan_eval.py --models paper_arch --checkpoint paper_arch=runs/paper_arch_mnist --budgets 3 --match-peer hqq:g128 --families hqq:g128,rule:equal_mass,hqq:g64,gguf --no-with-plan --samples 5000 --pairs 1000 --batch-size 1000 --n-boot-inception 10 --deadline 370 --prepare-reserve 60 --out-dir runs/results --work runs/plan_work; cp runs/results/plan_paper_arch*.csv $OUT/",
 #       carry=[".carry/wheels_peers", ".carry/plan_test"])   # 426 s: fp samples 26.3 s, 13 peer rows at budgets 3, 2.2728, 3.473, 4.2685
 #   -> results/plan_paper_arch_peers.csv (model renamed paper_arch_peers) and results/plan_paper_arch_peers_train.json.
 # The next lease: call 1 with PARTS='1 4', then at once the plan call (JOBS=plan, as in the fifteenth period), then
-# PARTS '5 8' ... '25 28' (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist after each;
-# ~9 s of budget per call). Once the network is kept here, a later lease carries
-# scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa -> .carry/pa1..pa8 (56 MB each; one per
+# PARTS '5 8', '9 12', '13 14' (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist after
+# each; ~9 s of budget per call). Once the network is kept here, a later lease carries
+# scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa -> .carry/pa1..pa4 (56 MB each; one per
 # call, with the model checkpoints moved out of the tree); the last joins the network.
 set -uo pipefail
 STAGE=${1:?stage 1-4 or send}

@@ -15,8 +15,11 @@ Stages:
   matching on the MNIST training split in [-1, 1], AdamW lr 1e-4, betas (0.9, 0.95) (the
   paper's arguments), bf16 autocast, in ``--memory-format`` (default contiguous), until ``--minutes`` of wall time (whole
   epochs only when ``--whole-epochs``).  Saves ``ema.safetensors`` (the EMA state dict,
-  ``model.*``, ``num_updates``, ``shadow_params.N``) and ``train.json`` (epochs, wall time,
-  final loss = mean of the last 50 steps).
+  ``model.*``, ``num_updates``, ``shadow_params.N``), ``model.safetensors`` (the network with
+  the averages in place: what is evaluated, half the size, the file that travels between
+  machines, ``scripts/gpu_checkpoint_parts.sh``) and ``train.json`` (epochs, wall time, final
+  loss = mean of the last 50 steps, both files' SHA-256); the stages below read the run with
+  :func:`fmq_theory.harness.checkpoints.load_training_run`.
 * ``probe``: training images/s and sampling evaluations/s in both memory formats (a minute
   or two on the H200), so that a lease trains and samples in the faster one.
 * ``evaluate``: every row below is one cell of the sweep engine
@@ -59,13 +62,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from fmq_theory import __version__
 from fmq_theory._util import file_sha256
 from fmq_theory.flow.frechet import fid_from_features
 from fmq_theory.flow.path import cond_ot_path
 from fmq_theory.flow.solvers import make_noise, sample
+from fmq_theory.harness.checkpoints import load_training_run
 from fmq_theory.harness.data import load
 from fmq_theory.harness.engine import Cell, cached_context, run_cells
 from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
@@ -178,10 +182,12 @@ def train(args, run: Path, device: torch.device) -> None:
     ema.eval()
     sd = {k: v.detach().contiguous().cpu() for k, v in ema.state_dict().items()}
     save_file(sd, str(run / "ema.safetensors"))
+    save_file(ema.averaged_state_dict(), str(run / "model.safetensors"))
     card = {"config": config(args).to_dict(), "epochs": step / steps_per_epoch, "steps": step, "batch_size": bs,
             "memory_format": args.memory_format, "train_commands": commands,
             "train_wall_s": round(wall, 1), "final_loss": float(torch.stack(losses).mean()),
             "images_per_s": round(step * bs / wall, 1), "checkpoint_sha256": file_sha256(run / "ema.safetensors"),
+            "model_sha256": file_sha256(run / "model.safetensors"),
             "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
     (run / "train.json").write_text(json.dumps(card, indent=2))
     log(f"train done: {json.dumps(card)}")
@@ -193,9 +199,7 @@ class Eval:
     def __init__(self, args, run: Path, device: torch.device):
         self.args, self.run, self.device = args, run, device
         self.card = json.loads((run / "train.json").read_text())
-        self.sd = load_file(str(run / "ema.safetensors"))
-        self.cfg = PaperUNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.card["config"].items()})
-        self.model = self.build(self.sd)
+        self.model = load_training_run(run).model.to(device, memory_format=_memory_format(args)).eval()
         self.classifier = ClassifierFeatures(classifier_checkpoint(args.dataset), device=device)
         test = torch.as_tensor(load(args.dataset, "test").images)
         self.test_u8 = test
@@ -237,12 +241,6 @@ class Eval:
             np.save(path, self.inception.features(torch.as_tensor(load(self.args.dataset, "train").images),
                                                   batch_size=500))
         return np.load(path)
-
-    def build(self, sd: dict) -> PaperUNet:
-        ema = EMA(PaperUNet(self.cfg))
-        ema.load_state_dict(sd, strict=True)
-        ema.copy_to_model()
-        return ema.model.to(self.device, memory_format=_memory_format(self.args)).eval()
 
     def base_row(self, **fields) -> dict:
         row = {"dataset": self.args.dataset, "seed": self.args.seed, "solver": "midpoint", "epochs": self.card["epochs"],

@@ -65,7 +65,7 @@ from fmq_theory import __version__
 from fmq_theory.bounds import certify_fid, sampled_dfid
 from fmq_theory.flow.frechet import gaussian_fit
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
-from fmq_theory.harness.checkpoints import LoadedModel
+from fmq_theory.harness.checkpoints import load_training_run
 from fmq_theory.harness.context import Context, load_context
 from fmq_theory.harness.data import load
 from fmq_theory.harness.engine import Cell, cached_context, run_cells
@@ -73,7 +73,6 @@ from fmq_theory.harness.features.classifier import ClassifierFeatures, classifie
 from fmq_theory.harness.features.inception import InceptionFeatures
 from fmq_theory.harness.metrics import psnr, ssim_gaussian
 from fmq_theory.harness.models import architecture_of
-from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.peers import FAMILIES, peer_at_budget, quantize_peer
 from fmq_theory.harness.sweep import to_uint8
@@ -142,12 +141,7 @@ class Setup:
 def _paper_context(folder: Path, *, dataset: str, samples: int, device: torch.device,
                    real_images: int | None) -> Context:
     """The paper's network of a ``scripts/gpu_paper_arch.py`` run folder on ``dataset``, EMA averages in the model."""
-    card = json.loads((folder / "train.json").read_text())
-    cfg = PaperUNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["config"].items()})
-    ema = EMA(PaperUNet(cfg))
-    ema.load_state_dict(load_file(str(folder / "ema.safetensors")), strict=True)
-    ema.copy_to_model()
-    trained = LoadedModel(model=ema.model.to(device).eval(), card=card, sha256=card["checkpoint_sha256"], path=folder)
+    trained = load_training_run(folder, device=device)
     clf = ClassifierFeatures(classifier_checkpoint(dataset), device=device)
     test = torch.as_tensor(load(dataset, "test", limit=real_images).images)
     return Context(dataset=dataset, device=device, trained=trained, classifier=clf,

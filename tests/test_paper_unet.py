@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from fmq_theory._util import file_sha256
 
 from fmq_theory.flow.path import cond_ot_path
 from fmq_theory.flow.solvers import make_noise, sample
-from fmq_theory.harness.checkpoints import load_trained_model, save_checkpoint
+from fmq_theory.harness.checkpoints import load_trained_model, load_training_run, save_checkpoint
 from fmq_theory.harness.models.paper_unet import (EMA, PAPER_MNIST, PaperUNet, PaperUNetConfig, paper_adapter,
                                                   paper_unet_from_state_dict)
 from fmq_theory.harness.sweep import SweepConfig, run_sweep
@@ -171,3 +171,75 @@ def test_a_checkpoint_folder_of_the_paper_network_round_trips(tmp_path):
         want = model(x, t)
         assert float(want.abs().max()) > 0
         torch.testing.assert_close(loaded.model(x, t), want, rtol=0, atol=0)
+
+
+def _trained_run(folder: Path, *, with_model_file: bool) -> EMA:
+    """A width-reduced EMA wrapper whose averages differ from its live weights, saved as a run folder
+    (``scripts/gpu_paper_arch.py train``'s layout): ema.safetensors, optionally model.safetensors, train.json."""
+    torch.manual_seed(1)
+    cfg = PaperUNetConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, groups=4, dropout=0.0)
+    ema = EMA(PaperUNet(cfg))
+    for _ in range(3):
+        with torch.no_grad():
+            for p in ema.model.parameters():
+                p.add_(torch.randn_like(p))
+        ema.update_ema()
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(ema.state_dict(), str(folder / "ema.safetensors"))
+    record = {"config": cfg.to_dict(), "checkpoint_sha256": file_sha256(folder / "ema.safetensors")}
+    if with_model_file:
+        save_file(ema.averaged_state_dict(), str(folder / "model.safetensors"))
+        record["model_sha256"] = file_sha256(folder / "model.safetensors")
+    (folder / "train.json").write_text(json.dumps(record))
+    return ema
+
+
+def test_averaged_state_dict_is_what_copy_to_model_leaves_and_changes_nothing(tmp_path):
+    """The averaged state dict equals the network's after ``copy_to_model``, bit for bit, and the live
+    weights are untouched by taking it."""
+    ema = _trained_run(tmp_path, with_model_file=False)
+    live = {k: v.clone() for k, v in ema.model.state_dict().items()}
+    averaged = ema.averaged_state_dict()
+    assert all(torch.equal(v, ema.model.state_dict()[k]) for k, v in live.items())
+    assert any(not torch.equal(averaged[k], live[k]) for k in live)
+    ema.copy_to_model()
+    assert set(averaged) == set(live)
+    assert all(torch.equal(averaged[k], v) for k, v in ema.model.state_dict().items())
+
+
+def test_a_training_run_loads_the_same_network_from_either_file(tmp_path):
+    """``load_training_run`` gives the same velocities, bit for bit, from model.safetensors and from
+    ema.safetensors, and carries the record's checkpoint SHA-256 as the rows' identity."""
+    _trained_run(tmp_path / "both", with_model_file=True)
+    ema_only = tmp_path / "ema_only"
+    ema_only.mkdir()
+    for name in ("ema.safetensors", "train.json"):
+        (ema_only / name).write_bytes((tmp_path / "both" / name).read_bytes())
+    a, b = load_training_run(tmp_path / "both"), load_training_run(ema_only)
+    record = json.loads((tmp_path / "both" / "train.json").read_text())
+    assert a.sha256 == b.sha256 == record["checkpoint_sha256"]
+    x, t = torch.randn(3, 1, 8, 8), torch.rand(3)
+    with torch.no_grad():
+        assert torch.equal(a.model(x, t), b.model(x, t))
+
+
+def test_a_training_run_refuses_a_corrupt_file_or_record(tmp_path):
+    """A weights file that differs from its recorded SHA-256, a record without it, or a folder without a
+    record or weights is refused with a message naming what is wrong."""
+    with pytest.raises(FileNotFoundError, match="train.json"):
+        load_training_run(tmp_path)
+    _trained_run(tmp_path, with_model_file=True)
+    data = bytearray((tmp_path / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="differs from the SHA-256"):
+        load_training_run(tmp_path)
+    record = json.loads((tmp_path / "train.json").read_text())
+    del record["model_sha256"]
+    (tmp_path / "train.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="no model_sha256"):
+        load_training_run(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    (tmp_path / "ema.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="neither"):
+        load_training_run(tmp_path)

@@ -19,6 +19,12 @@ facebookresearch/flow_matching's image example (``.pth`` with the EMA wrapper's 
 under ``"model"``, or that state dict as ``.safetensors``), rebuilt as the paper's network
 by :func:`fmq_theory.harness.models.paper_unet.paper_unet_from_state_dict` (configuration
 read from the shapes, EMA averages copied into the network).
+
+:func:`load_training_run` reads the run folder of the paper's network that
+``scripts/gpu_paper_arch.py train`` writes: ``train.json`` (the run's record) beside
+``ema.safetensors`` (the EMA wrapper's state dict, live weights and averages: 445 MB for the
+55.7M network) and ``model.safetensors`` (the network with its averages in place, what is
+evaluated: half that, so it is the file that travels between machines).
 """
 
 from __future__ import annotations
@@ -32,13 +38,16 @@ from safetensors.torch import save_file
 
 from fmq_theory._util import file_sha256, write_atomic
 from fmq_theory.harness.models import architecture_of, build_model, config_from_dict
-from fmq_theory.harness.models.paper_unet import paper_unet_from_state_dict
+from fmq_theory.harness.models.paper_unet import PaperUNetConfig, paper_unet_from_state_dict
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 
-__all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "update_card", "WEIGHTS_FILE", "CARD_FILE"]
+__all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "load_training_run", "update_card", "WEIGHTS_FILE",
+           "CARD_FILE", "RUN_RECORD"]
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
+RUN_RECORD = "train.json"  # a training run's record (scripts/gpu_paper_arch.py)
+EMA_FILE = "ema.safetensors"  # a training run's EMA wrapper
 _CARD_MD = "MODEL_CARD.md"
 
 
@@ -152,3 +161,63 @@ def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> L
     model.load_state_dict(load_state_dict_file(weights, argument="checkpoint weights"), strict=True)
     model.to(device).eval()
     return LoadedModel(model=model, card=card, sha256=file_sha256(weights), path=folder)
+
+
+def load_training_run(folder: Path, *, device: str | torch.device = "cpu") -> LoadedModel:
+    """The paper's network of a training run folder, its moving averages in place, checked against its record.
+
+    Reads :data:`WEIGHTS_FILE` (the averaged network) when the folder holds it, else
+    ``ema.safetensors`` (the EMA wrapper, whose averages are copied into the network); the file
+    read must have the SHA-256 its record ``train.json`` gives for it (``model_sha256``,
+    ``checkpoint_sha256``).  The configuration comes from the record; the network is loaded with
+    ``strict=True``.  Both files give the same network, bit for bit.
+
+    Parameters
+    ----------
+    folder : path-like
+        The run folder (e.g. ``runs/paper_arch_mnist``).
+    device : str or torch.device, keyword-only
+        Where the model is put (in eval mode).
+
+    Returns
+    -------
+    LoadedModel
+        The network, the run's record as its card, the record's ``checkpoint_sha256`` (the
+        training's identity, which result rows carry, whichever file was read) and the folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` lacks the record or both weights files.
+    ValueError
+        The file read differs from its recorded SHA-256, its record gives none, or it does not
+        load into the recorded configuration.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
+    >>> cfg = PaperUNetConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, groups=4)
+    >>> ema, run = EMA(PaperUNet(cfg)), Path(tempfile.mkdtemp())
+    >>> save_file(ema.averaged_state_dict(), str(run / WEIGHTS_FILE))
+    >>> _ = (run / RUN_RECORD).write_text(json.dumps({"config": cfg.to_dict(), "checkpoint_sha256": "0" * 64,
+    ...                                               "model_sha256": file_sha256(run / WEIGHTS_FILE)}))
+    >>> load_training_run(run).model.config.model_channels
+    8
+    """
+    folder = Path(folder)
+    record_path = folder / RUN_RECORD
+    if not record_path.is_file():
+        raise FileNotFoundError(f"folder={str(folder)!r} holds no {RUN_RECORD} (not a training run folder)")
+    card = json.loads(record_path.read_text())
+    path, key = (folder / WEIGHTS_FILE, "model_sha256") if (folder / WEIGHTS_FILE).is_file() else (folder / EMA_FILE, "checkpoint_sha256")
+    if not path.is_file():
+        raise FileNotFoundError(f"folder={str(folder)!r} holds neither {WEIGHTS_FILE} nor {EMA_FILE}")
+    if key not in card:
+        raise ValueError(f"{record_path} gives no {key} for {path.name}")
+    if file_sha256(path) != card[key]:
+        raise ValueError(f"{path} differs from the SHA-256 its record gives ({card[key][:12]}...): a corrupt or foreign file")
+    cfg = PaperUNetConfig.from_dict(card["config"])
+    model = paper_unet_from_state_dict(load_state_dict_file(path, argument="run weights"), num_heads=cfg.num_heads,
+                                       groups=cfg.groups, image_size=cfg.image_size)
+    return LoadedModel(model=model.to(device).eval(), card=card, sha256=card["checkpoint_sha256"], path=folder)
