@@ -166,7 +166,7 @@ def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> L
 def load_training_run(folder: Path, *, device: str | torch.device = "cpu") -> LoadedModel:
     """The paper's network of a training run folder, its moving averages in place, checked against its record.
 
-    Reads :data:`WEIGHTS_FILE` (the averaged network) when the folder holds it, else
+    Reads ``model.safetensors`` (the averaged network) when the folder holds it, else
     ``ema.safetensors`` (the EMA wrapper, whose averages are copied into the network); the file
     read must have the SHA-256 its record ``train.json`` gives for it (``model_sha256``,
     ``checkpoint_sha256``).  The configuration comes from the record; the network is loaded with
