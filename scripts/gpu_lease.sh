@@ -39,6 +39,8 @@
 # then the next call starts with `RESUME=1 TRAIN_MIN=3 bash scripts/gpu_lease.sh 1 && bash scripts/gpu_lease.sh 2`.
 # PROBE=1 in call 1 times both memory formats first (channels_last trained at 1,272-1,308 images/s in the last
 # two leases, contiguous at 1,672 in an earlier one; the evaluation's 5k cells ran ~45 s in channels_last).
+# PLAN_BPP (1): the paper network's sensitivity pass, probe batches per vectorized pass (4: 9.1 s against the loop's 15.0 s
+# and 55 GiB against 66 in benchmarks/gpu_h200_sensitivity.json).
 # Knobs (environment): BENCH_ONLY (benchmarks/gpu.py --only; e.g. "sensitivity", ~100 s: issue 18 target 4 alone
 # on the idle GPU) and BENCH_S (its timeout, 200), PAPER_BUDGETS (2,3,4), PAPER_PEERS, PAPER_SAMPLES (2000), PAPER_PAIRS (500) and MATCH_PEER for JOBS=plan; DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
 # NFE_SAMPLES (5000), FID_FIRST (set: the 50k-sample FIDs before the NFE check), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
@@ -285,6 +287,7 @@ plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (few
     --checkpoint "$model=runs/paper_arch_$DATASET" --budgets "${PAPER_BUDGETS:-2,3,4}" ${MATCH_PEER:+--match-peer "$MATCH_PEER"} \
     --families "${PAPER_PEERS:-hqq:g64,gguf,nf4,naive:uniform_minmax,rule:uniform_mse}" --samples "${PAPER_SAMPLES:-2000}" \
     --pairs "${PAPER_PAIRS:-500}" --batch-size 1000 --n-boot-inception 10 --deadline "$1" --out-dir runs/results \
+    --plan-batches-per-pass "${PLAN_BPP:-1}" \
     --work runs/plan_work "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
 plan_variants() {  # every variant of the plan measured (scripts/gpu_plan_variants.py; its arguments in VARIANTS)
