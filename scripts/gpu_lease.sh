@@ -209,9 +209,10 @@
 #   run("PARTS='15 15' bash scripts/gpu_lease.sh send >/dev/null 2>&1; export NUMBA_THREADING_LAYER=omp PYTHONPATH=.:runs/pylib:runs/pydeps; FMQ_DATA_DIR=runs/plan_data timeout -k 5 425 python3 scripts/gpu_plan_eval.py --models paper_arch --checkpoint paper_arch=runs/paper_arch_mnist --budgets 3 --match-peer hqq:g128 --families hqq:g128,rule:equal_mass,hqq:g64,gguf --no-with-plan --samples 5000 --pairs 1000 --batch-size 1000 --n-boot-inception 10 --deadline 370 --prepare-reserve 60 --out-dir runs/results --work runs/plan_work; cp runs/results/plan_paper_arch*.csv $OUT/",
 #       carry=[".carry/wheels_peers", ".carry/plan_test"])   # 426 s: fp samples 26.3 s, 13 peer rows at budgets 3, 2.2728, 3.473, 4.2685
 #   -> results/plan_paper_arch_peers.csv (model renamed paper_arch_peers) and results/plan_paper_arch_peers_train.json.
-# The next lease: call 1 with PARTS='1 4', then at once the plan call (JOBS=plan, as in the fifteenth period), then
-# PARTS '5 8', '9 12', '13 14' (here: scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist after
-# each; ~9 s of budget per call). Once the network is kept here, a later lease carries
+# The next lease: call 1 with PARTS='1 4', then at once PARTS '5 8', '9 12', '13 14' (here, after each:
+# scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist; ~9 s of budget per call), so that the
+# network is kept here before anything else; then the plan call (JOBS=plan as in the fifteenth period, PLAN_BPP=4).
+# If that machine is lost, a later lease carries
 # scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa -> .carry/pa1..pa4 (56 MB each; one per
 # call, with the model checkpoints moved out of the tree); the last joins the network.
 set -uo pipefail
