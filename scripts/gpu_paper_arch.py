@@ -69,7 +69,7 @@ from fmq_theory._util import file_sha256
 from fmq_theory.flow.frechet import fid_from_features
 from fmq_theory.flow.path import cond_ot_path
 from fmq_theory.flow.solvers import make_noise, sample
-from fmq_theory.harness.checkpoints import load_training_run
+from fmq_theory.harness.checkpoints import EMA_FILE, RUN_RECORD, WEIGHTS_FILE, load_training_run
 from fmq_theory.harness.data import load
 from fmq_theory.harness.engine import Cell, cached_context, run_cells
 from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
@@ -109,7 +109,7 @@ def export(run: Path) -> None:
     out = os.environ.get("OUT")
     if out and rows_path(run).is_file():
         shutil.copy(rows_path(run), Path(out) / rows_path(run).name)
-        for name in ("train.json", "log.txt"):
+        for name in (RUN_RECORD, "log.txt"):
             if (run / name).is_file():
                 shutil.copy(run / name, Path(out) / name)
 
@@ -181,15 +181,15 @@ def train(args, run: Path, device: torch.device) -> None:
                 "wall_s": wall, "batch_size": bs, "commands": commands}, state_path)  # for --resume in the next command
     ema.eval()
     sd = {k: v.detach().contiguous().cpu() for k, v in ema.state_dict().items()}
-    save_file(sd, str(run / "ema.safetensors"))
-    save_file(ema.averaged_state_dict(), str(run / "model.safetensors"))
+    save_file(sd, str(run / EMA_FILE))
+    save_file(ema.averaged_state_dict(), str(run / WEIGHTS_FILE))
     card = {"config": config(args).to_dict(), "epochs": step / steps_per_epoch, "steps": step, "batch_size": bs,
             "memory_format": args.memory_format, "train_commands": commands,
             "train_wall_s": round(wall, 1), "final_loss": float(torch.stack(losses).mean()),
-            "images_per_s": round(step * bs / wall, 1), "checkpoint_sha256": file_sha256(run / "ema.safetensors"),
-            "model_sha256": file_sha256(run / "model.safetensors"),
+            "images_per_s": round(step * bs / wall, 1), "checkpoint_sha256": file_sha256(run / EMA_FILE),
+            "model_sha256": file_sha256(run / WEIGHTS_FILE),
             "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
-    (run / "train.json").write_text(json.dumps(card, indent=2))
+    (run / RUN_RECORD).write_text(json.dumps(card, indent=2))
     log(f"train done: {json.dumps(card)}")
 
 
@@ -198,8 +198,9 @@ class Eval:
 
     def __init__(self, args, run: Path, device: torch.device):
         self.args, self.run, self.device = args, run, device
-        self.card = json.loads((run / "train.json").read_text())
-        self.model = load_training_run(run).model.to(device, memory_format=_memory_format(args)).eval()
+        trained = load_training_run(run)  # the record and the network, checked against it
+        self.card = trained.card
+        self.model = trained.model.to(device, memory_format=_memory_format(args)).eval()
         self.classifier = ClassifierFeatures(classifier_checkpoint(args.dataset), device=device)
         test = torch.as_tensor(load(args.dataset, "test").images)
         self.test_u8 = test

@@ -42,7 +42,7 @@ from fmq_theory.harness.models.paper_unet import PaperUNetConfig, paper_unet_fro
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 
 __all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "load_training_run", "update_card", "WEIGHTS_FILE",
-           "CARD_FILE", "RUN_RECORD"]
+           "CARD_FILE", "RUN_RECORD", "EMA_FILE"]
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
