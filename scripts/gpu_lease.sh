@@ -209,14 +209,31 @@
 #   run("PARTS='15 15' bash scripts/gpu_lease.sh send >/dev/null 2>&1; export NUMBA_THREADING_LAYER=omp PYTHONPATH=.:runs/pylib:runs/pydeps; FMQ_DATA_DIR=runs/plan_data timeout -k 5 425 python3 scripts/gpu_plan_eval.py --models paper_arch --checkpoint paper_arch=runs/paper_arch_mnist --budgets 3 --match-peer hqq:g128 --families hqq:g128,rule:equal_mass,hqq:g64,gguf --no-with-plan --samples 5000 --pairs 1000 --batch-size 1000 --n-boot-inception 10 --deadline 370 --prepare-reserve 60 --out-dir runs/results --work runs/plan_work; cp runs/results/plan_paper_arch*.csv $OUT/",
 #       carry=[".carry/wheels_peers", ".carry/plan_test"])   # 426 s: fp samples 26.3 s, 13 peer rows at budgets 3, 2.2728, 3.473, 4.2685
 #   -> results/plan_paper_arch_peers.csv (model renamed paper_arch_peers) and results/plan_paper_arch_peers_train.json.
-# The next lease: call 1 with PARTS='1 4', then at once PARTS '5 8', '9 12', '13 14' (here, after each:
-# scripts/gpu_checkpoint_parts.sh keep <files_at> runs/saved/paper_arch_mnist; ~9 s of budget per call), so that the
-# network is kept here before anything else; then the plan call (JOBS=plan as in the fifteenth period, PLAN_BPP=4).
-# If that machine is lost, a later lease carries
-# scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa -> .carry/pa1..pa4 (56 MB each; one per
-# call, with the model checkpoints moved out of the tree); the last joins the network.
+# Twenty-first period (2026-12-04, H200, ~1,510 s held of the 1,800; issue 12):
+#   run("MEMFMT=contiguous TRAIN_MIN=9.1 bash scripts/gpu_lease.sh 1 2>&1 | tail -8; PARTS='1 4' bash scripts/gpu_lease.sh send 2>&1 | tail -8",
+#       carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers"])   # 559.6 s: 15.0 epochs in 535.8 s,
+#     1,677 images/s, loss 0.1716, model SHA-256 50cd765f...; the next call (PARTS='5 8') found a fresh machine: the 30 s
+#     warm window had passed before it was issued, so that network was lost (4 of its 14 parts are here);
+#   the same call again (559.6 s: 15.0 epochs in 535.4 s, loss 0.1716, checkpoint SHA-256 794236c6..., the twelfth
+#     period's to the bit, model SHA-256 aebd2ae4...), then at once, with nothing between the calls:
+#   run("rm -f runs/out/*; PARTS='5 8' bash scripts/gpu_lease.sh send 2>&1 | tail -2"), then '9 12' and '13 14'
+#     (0.4 s each, ~8 s of budget each): all 14 parts came back; `gpu_checkpoint_parts.sh keep` joined them here:
+#     runs/saved/paper_arch_mnist holds the network (aebd2ae4..., git-ignored, 223 MB);
+#   run("JOBS=small SMALL_MODELS='fashion_mnist' PEER_FAMILIES=hqq:g64 MATCH_PEER=hqq:g64 NO_BENCH=1 NUMBA_THREADING_LAYER=omp S2=200 H2=255 bash scripts/gpu_lease.sh 2",
+#       carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])   # 136 s: fit 33.7 s, 3 plan rows at
+#     HQQ g64's bits (results/plan_fashion_mnist.csv), the plans at 2-4 bits made again with the same choices.
+# The next lease starts from the network kept here; no training:
+#   bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa   # .carry/pa1..pa4, 56 MB each
+#   mv checkpoints /tmp/ckpt_out   # the tree is then 8.2 MB: one piece per call fits the 64 MiB
+#   run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa1"]), then pa2, pa3 at once (a few seconds each);
+#   run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa4"])   # joins runs/paper_arch_mnist, SHA-256 checked
+#   mv /tmp/ckpt_out checkpoints
+#   run("JOBS=plan NO_BENCH=1 PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2",
+#       carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])
+#   run(the same with S3=... H3=... and stage 3)   # the fit is read back, done rows are skipped: the peers, then 3.473 and 4.2685
+# If a machine is lost between calls, the pieces on its disk go with it, but not the network: carry them again.
 set -uo pipefail
-STAGE=${1:?stage 1-4 or send}
+STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
 OUT=${OUT:-runs/out}
 mkdir -p "$OUT" runs/logs runs/results runs/inception_parts runs/pylib runs/pydeps runs/data_mnist runs/plan_data
@@ -230,8 +247,9 @@ fi
 DATASET=${DATASET:-mnist}  # the paper network's data set: mnist (.carry/harness_data) or fashion_mnist (.carry/fmnist_data)
 mkdir -p runs/data_$DATASET
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in
-for d in .carry/pa[0-9]*; do
-  [ -d "$d" ] && bash scripts/gpu_checkpoint_parts.sh join "$d" "runs/paper_arch_$DATASET"
+for d in .carry/pa[0-9]*; do  # (a piece left on the disk by an earlier call is not joined again)
+  [ -d "$d" ] && [ ! -f "runs/paper_arch_$DATASET/model.safetensors" ] \
+    && bash scripts/gpu_checkpoint_parts.sh join "$d" "runs/paper_arch_$DATASET"
 done
 faster() {  # the memory format of the larger $1 in the probe's results (MEMFMT overrides; contiguous without a probe)
   [ -n "${MEMFMT:-}" ] && { echo "$MEMFMT"; return; }
@@ -305,6 +323,9 @@ paper_eval() {  # $1 seconds
 
 start=$(date +%s)
 case "$STAGE" in
+  carry)  # nothing but the set-up above: a carried piece of the network kept on the disk, joined once all are in
+    ls -la "runs/paper_arch_$DATASET" 2>/dev/null
+    exit 0 ;;
   send)  # the trained network's parts to bring here (PARTS "1 4", "5 8", "9 12", "13 14": 64 MiB come back per call)
     bash scripts/gpu_checkpoint_parts.sh send "runs/paper_arch_$DATASET" "$OUT" ${PARTS:-1 4}
     exit 0 ;;
