@@ -209,11 +209,11 @@
 #   run("PARTS='15 15' bash scripts/gpu_lease.sh send >/dev/null 2>&1; export NUMBA_THREADING_LAYER=omp PYTHONPATH=.:runs/pylib:runs/pydeps; FMQ_DATA_DIR=runs/plan_data timeout -k 5 425 python3 scripts/gpu_plan_eval.py --models paper_arch --checkpoint paper_arch=runs/paper_arch_mnist --budgets 3 --match-peer hqq:g128 --families hqq:g128,rule:equal_mass,hqq:g64,gguf --no-with-plan --samples 5000 --pairs 1000 --batch-size 1000 --n-boot-inception 10 --deadline 370 --prepare-reserve 60 --out-dir runs/results --work runs/plan_work; cp runs/results/plan_paper_arch*.csv $OUT/",
 #       carry=[".carry/wheels_peers", ".carry/plan_test"])   # 426 s: fp samples 26.3 s, 13 peer rows at budgets 3, 2.2728, 3.473, 4.2685
 #   -> results/plan_paper_arch_peers.csv (model renamed paper_arch_peers) and results/plan_paper_arch_peers_train.json.
-# Twenty-first period (2026-12-04, H200, ~1,510 s held of the 1,800; issue 12):
+# Twenty-first period (2026-12-04, H200, 1,577 s held of the 1,800; issues 12 and 13):
 #   run("MEMFMT=contiguous TRAIN_MIN=9.1 bash scripts/gpu_lease.sh 1 2>&1 | tail -8; PARTS='1 4' bash scripts/gpu_lease.sh send 2>&1 | tail -8",
 #       carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers"])   # 559.6 s: 15.0 epochs in 535.8 s,
 #     1,677 images/s, loss 0.1716, model SHA-256 50cd765f...; the next call (PARTS='5 8') found a fresh machine: the 30 s
-#     warm window had passed before it was issued, so that network was lost (4 of its 14 parts are here);
+#     warm window had passed before it was issued, so that network was lost (its parts 1-4 were not kept);
 #   the same call again (559.6 s: 15.0 epochs in 535.4 s, loss 0.1716, checkpoint SHA-256 794236c6..., the twelfth
 #     period's to the bit, model SHA-256 aebd2ae4...), then at once, with nothing between the calls:
 #   run("rm -f runs/out/*; PARTS='5 8' bash scripts/gpu_lease.sh send 2>&1 | tail -2"), then '9 12' and '13 14'
@@ -221,7 +221,9 @@
 #     runs/saved/paper_arch_mnist holds the network (aebd2ae4..., git-ignored, 223 MB);
 #   run("JOBS=small SMALL_MODELS='fashion_mnist' PEER_FAMILIES=hqq:g64 MATCH_PEER=hqq:g64 NO_BENCH=1 NUMBA_THREADING_LAYER=omp S2=200 H2=255 bash scripts/gpu_lease.sh 2",
 #       carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])   # 136 s: fit 33.7 s, 3 plan rows at
-#     HQQ g64's bits (results/plan_fashion_mnist.csv), the plans at 2-4 bits made again with the same choices.
+#     HQQ g64's bits (results/plan_fashion_mnist.csv), the plans at 2-4 bits made again with the same choices;
+#   mv checkpoints out, then run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa1"])   # 0.5 s, rc 0: one 56 MB
+#     piece beside the 8.3 MB tree is accepted.
 # The next lease starts from the network kept here; no training:
 #   bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa   # .carry/pa1..pa4, 56 MB each
 #   mv checkpoints /tmp/ckpt_out   # the tree is then 8.2 MB: one piece per call fits the 64 MiB
