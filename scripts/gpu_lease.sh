@@ -224,15 +224,24 @@
 #     HQQ g64's bits (results/plan_fashion_mnist.csv), the plans at 2-4 bits made again with the same choices;
 #   mv checkpoints out, then run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa1"])   # 0.5 s, rc 0: one 56 MB
 #     piece beside the 8.3 MB tree is accepted.
-# The next lease starts from the network kept here; no training:
-#   bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa   # .carry/pa1..pa4, 56 MB each
-#   mv checkpoints /tmp/ckpt_out   # the tree is then 8.2 MB: one piece per call fits the 64 MiB
-#   run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa1"]), then pa2, pa3 at once (a few seconds each);
-#   run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa4"])   # joins runs/paper_arch_mnist, SHA-256 checked
-#   mv /tmp/ckpt_out checkpoints
+# Twenty-second period (2026-12-04, H200, 1,705 s held of the 1,800; issue 12 on the kept network, no training):
+#   mv checkpoints /tmp/ckpt_out   # the tree 8.3 MB: one 56 MB piece per call
+#   run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa1"]), then pa2, pa3, pa4 at once (0.5-1.1 s each, 45 s held
+#     for the four): the fourth joined runs/paper_arch_mnist/model.safetensors, SHA-256 aebd2ae4... checked;
+#   the plan call below failed in 20 s with the checkpoints still out of the tree (the classifier of the FID is
+#     checkpoints/classifier_mnist.*): move them back before it;
 #   run("JOBS=plan NO_BENCH=1 PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2",
-#       carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])
-#   run(the same with S3=... H3=... and stage 3)   # the fit is read back, done rows are skipped: the peers, then 3.473 and 4.2685
+#       carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])   # 571 s: fp samples 26.6 s,
+#     sensitivity 14.7 s, fit 116.0 s, plans at 3 and 2.2728 bits 106.8 s each, ~30 s per cell: 3 rows
+#   run(the same without NO_BENCH, S3=500 H3=570, stage 3)   # 569 s: fit read back in 19.3 s, plans at 3.473 (149.0 s)
+#     and 4.2685 (153.8 s), the budget-3 peers (102 s to quantize; gguf has no setting near 3), 4 rows
+#   run(the same, S3=455 H3=505, stage 3)   # 315 s: every peer read back, the 12 remaining cells in 263 s
+#   run("JOBS=plan PAPER_BUDGETS=2.5 PAPER_PEERS=hqq:g128 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S3=170 H3=200 bash scripts/gpu_lease.sh 3")
+#     # 143 s: the plan at 2.5 (38.5 s)
+#   -> results/plan_paper_arch.csv (21 rows on checkpoint 794236c6...), its five choices files and
+#      results/plan_paper_arch_train.json.
+# A later lease starts the same way from the network kept here (runs/saved/paper_arch_mnist; .carry/pa1..pa4 are
+# made by `bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa`).
 # If a machine is lost between calls, the pieces on its disk go with it, but not the network: carry them again.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
@@ -304,6 +313,7 @@ plan_small() {  # $1 seconds: SMALL_MODELS (space-separated; the FashionMNIST Di
 plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (fewer families: 55.7M weights each)
   local model=paper_arch; [ "$DATASET" = mnist ] || model=paper_arch_$DATASET
   [ -f runs/paper_arch_$DATASET/train.json ] || { echo "plan_paper: no trained $DATASET network yet"; return; }
+  [ -f checkpoints/classifier_$DATASET.safetensors ] || { echo "plan_paper: checkpoints/ not in the tree (the FID's classifier)"; return; }
   FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py --models "$model" \
     --checkpoint "$model=runs/paper_arch_$DATASET" --budgets "${PAPER_BUDGETS:-2,3,4}" ${MATCH_PEER:+--match-peer "$MATCH_PEER"} \
     --families "${PAPER_PEERS:-hqq:g64,gguf,nf4,naive:uniform_minmax,rule:uniform_mse}" --samples "${PAPER_SAMPLES:-2000}" \
