@@ -51,9 +51,12 @@ def test_gpu_script_dry_run_on_cpu(tmp_path):
     sensitivity stage times both probe precisions and the vectorized passes, whose estimates
     agree with the first."""
     pytest.importorskip("torch")
+    # one thread: beside the book's build on CI's 2 cores, torch's thread team spinning against it made the
+    # run ~7x slower (47 s alone, over 300 s under that load); single-threaded it takes ~53 s alone
+    single = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--rows", "16",
                            "--cols", "128", "--lloyd-rows", "4", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=single)
     assert proc.returncode == 0, proc.stderr[-3000:]
     methods = json.loads((tmp_path / "gpu.json").read_text())["methods"]
     by_path = {(m["method"], m["path"]): m for m in methods}
