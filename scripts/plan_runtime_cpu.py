@@ -24,6 +24,7 @@ The threads torch uses are the machine's (``torch.get_num_threads()``, recorded)
 """
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -75,13 +76,12 @@ def measure(checkpoint: str, plan_path: str, *, samples: int, repeats: int) -> d
     fp_s = _median_seconds(_sampler(fp, noise, labels), repeats)
     packed_s = _median_seconds(_sampler(packed, noise, labels), repeats)
     rebuilt = [m for m in packed.modules() if isinstance(m, PackedTensor)]
-    largest = max((torch.Size(m.shape).numel() * torch.empty(0, dtype=m.dtype).element_size() for m in rebuilt),
-                  default=0)
+    largest = max((math.prod(m.shape) * m.dtype.itemsize for m in rebuilt), default=0)
     return {"checkpoint": os.path.basename(os.path.normpath(checkpoint)), "plan_file": os.path.basename(plan_path),
             "budget": plan.budget_bits, "bits_per_weight": plan.bits_per_weight,
             "n_weights": sum(c.n_weights for c in plan.choices), "packed_tensors": len(rebuilt),
             "fp_resident_bytes": resident_bytes(fp), "packed_resident_bytes": resident_bytes(packed),
-            "plan_file_bytes": os.path.getsize(plan_path), "largest_rebuilt_bytes": int(largest),
+            "plan_file_bytes": os.path.getsize(plan_path), "largest_rebuilt_bytes": largest,
             "fp_sampling_s": fp_s, "packed_sampling_s": packed_s, "samples_equal_dequantized": same}
 
 
