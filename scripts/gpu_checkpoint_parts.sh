@@ -15,7 +15,8 @@
 #     bash scripts/gpu_checkpoint_parts.sh keep /work/.device/N runs/saved/paper_arch_mnist
 #     bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa [BYTES]
 #       -> .carry/pa1..paN, pieces of at most BYTES (default 56,000,000: one per call beside a tree of at most
-#          11 MB, i.e. with the model checkpoints moved out; 4 calls for 223 MB)
+#          11 MB, i.e. with the model checkpoints moved out; 4 calls for 223 MB; 37,200,000 makes six pieces
+#          with ~20 MB beside each for data or an Inception part, as gpu_lease.sh did on 2026-12-04)
 #   on the GPU machine, one carried folder per call (gpu_lease.sh does this for every .carry/pa*/ it finds):
 #     bash scripts/gpu_checkpoint_parts.sh join .carry/paK runs/paper_arch_mnist
 set -euo pipefail

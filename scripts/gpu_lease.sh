@@ -240,8 +240,21 @@
 #     # 143 s: the plan at 2.5 (38.5 s)
 #   -> results/plan_paper_arch.csv (21 rows on checkpoint 794236c6...), its five choices files and
 #      results/plan_paper_arch_train.json.
-# A later lease starts the same way from the network kept here (runs/saved/paper_arch_mnist; .carry/pa1..pa4 are
-# made by `bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa`).
+# Twenty-third period (2026-12-04, H200, 1,676 s held of the 1,800; issue 13's MNIST rows on the kept network, no training).
+# The network cut in six pieces of 37.2 MB, so that the data, the dask wheels and five Inception parts ride beside them
+# (the three UNet/DiT checkpoints, 25.4 MB, moved out of the tree for the lease; the classifiers stay: the FID needs them):
+#   bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa 37200000
+#   run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa1", ".carry/harness_data", ".carry/wheels_dask"])  # 63.7 MB
+#   run(the same, carry=[".carry/paK", ".carry/inc(K-1)"]) for K = 2..6, at once (0.5-1.4 s each; 57 s held for the six)
+#   run("JOBS=paper NO_BENCH=1 FID_FIRST=1 S2=495 H2=565 bash scripts/gpu_lease.sh 2", carry=[".carry/inc6"])  # 561 s
+#   run("JOBS=paper FID_FIRST=1 S3=495 H3=565 bash scripts/gpu_lease.sh 3")   # 566 s
+#   run("JOBS=paper FID_FIRST=1 S3=470 H3=540 bash scripts/gpu_lease.sh 3")   # 472 s
+#   - set-up ~30 s per call; the 5k-sample cells 27-29 s each (generation 22.8 s, latent PCA 3.1 s; quantization on the
+#     CPU ahead of them), two of them 64 s and 76 s (uniform_minmax b2, lloyd_max b4 as call 3's first); the 50k-sample samples 229 s; the
+#     200-NFE arm on 5k samples 282 s (a first start was cut by call 2's hard stop); the five 8-bit cells 27-29 s each;
+#   -> results/paper_arch_mnist.csv, all 25 rows on checkpoint 794236c6... (the plan's network), and its train record.
+# A later lease starts the same way from the network kept here (runs/saved/paper_arch_mnist; .carry/pa1..pa6 as above,
+# or pa1..pa4 of the default 56 MB with the whole of checkpoints/ out of the tree and nothing beside them).
 # If a machine is lost between calls, the pieces on its disk go with it, but not the network: carry them again.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
