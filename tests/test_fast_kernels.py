@@ -7,7 +7,7 @@ Integer outputs (codes, counts, order statistics) must match exactly; cell sums 
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fmq_theory import quantize
@@ -108,6 +108,26 @@ def test_equal_mass_selection_falls_back_on_concentrated_data():
     x[:100] = np.arange(100)
     qt = quantize(x, method="equal_mass", bits=2)
     assert np.all(qt.dequantize()[100:] == 0.0)
+
+
+@given(seed=seeds, r=st.integers(1, 4), m=st.integers(1, 5000), ties=st.booleans(), special=st.booleans())
+@example(seed=0, r=1, m=1, ties=False, special=False)
+@example(seed=1, r=2, m=8, ties=True, special=True)
+def test_radix_sort_rows_equals_twin(seed, r, m, ties, special):
+    x = _data(seed, (r, m), np.float32, ties)
+    if special:  # both zeros, infinities, subnormals and the extremes of float32
+        rng = np.random.default_rng(seed)
+        info = np.finfo(np.float32)
+        values = np.array([0.0, -0.0, np.inf, -np.inf, info.smallest_subnormal, -info.smallest_subnormal,
+                           info.max, info.min, info.tiny], dtype=np.float32)
+        mask = rng.random((r, m)) < 0.5
+        x[mask] = rng.choice(values, size=int(mask.sum()))
+    got, want = x.copy(), x.copy()
+    K.radix_sort_rows(got)
+    K.radix_sort_rows_numpy(want)
+    np.testing.assert_array_equal(got, want)  # the same values in the same order (-0.0 == +0.0 here)
+    for row in got:  # the documented order of the zeros: every -0.0 before every +0.0
+        assert np.all(np.diff(np.signbit(row[row == 0]).astype(np.int8)) <= 0)
 
 
 @pytest.mark.parametrize("shape, ties", [((3, 5), False), ((2048, 1100), False), ((2048, 1100), True)])

@@ -18,10 +18,12 @@ cells are exactly the chunks, so on tie-free input this equals the paper's defin
 floating-point rounding (means are accumulated in float64 and rounded once to the
 storage dtype).
 
-Speed: the rows are sorted block by block on every core, and while a block is still in
-the cache its chunk-end values :math:`t_k`, its cell sums (contiguous ranges of the
-sorted rows) and the cell of every weight in the original order (a vectorised counting
-pass) are read off (:func:`fmq_theory.quantizers._kernels.chunk_stats_rows`).  No
+Speed: the rows are sorted block by block on every core (float32 rows of up to 65,536
+weights by a radix sort of their monotone 32-bit keys, about twice as fast as numpy's
+vectorised sort on rows of 4,096), and while a block is still in the cache its
+chunk-end values :math:`t_k`, its cell sums (contiguous ranges of the sorted rows) and
+the cell of every weight in the original order (a vectorised counting pass) are read
+off (:func:`fmq_theory.quantizers._kernels.chunk_stats_rows`).  No
 argsort, no per-row Python loop, no sorted copy of the whole tensor, one read of the
 input; the sort is most of the time (``make bench`` prints the ratio).  A
 single float32 group of at least :data:`SELECT_MIN` weights is not sorted at all: its
