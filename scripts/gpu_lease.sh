@@ -255,6 +255,16 @@
 #   -> results/paper_arch_mnist.csv, all 25 rows on checkpoint 794236c6... (the plan's network), and its train record.
 # A later lease starts the same way from the network kept here (runs/saved/paper_arch_mnist; .carry/pa1..pa6 as above,
 # or pa1..pa4 of the default 56 MB with the whole of checkpoints/ out of the tree and nothing beside them).
+# Planned next (issue 13's FashionMNIST rows on one network: the 200-NFE arm and the 8-bit cells are missing, and
+# network 593ee5d0 is lost): with the three model checkpoints out of the tree (9.5 MB), train, keep and evaluate:
+#   run("DATASET=fashion_mnist MEMFMT=contiguous TRAIN_MIN=9.1 bash scripts/gpu_lease.sh 1 2>&1 | tail -8; DATASET=fashion_mnist PARTS='1 4' bash scripts/gpu_lease.sh send",
+#       carry=[".carry/fmnist_train", ".carry/wheels_dask", ".carry/plan_test", ".carry/inc1"])   # 62.1 MB
+#   run("DATASET=fashion_mnist PARTS='5 8' bash scripts/gpu_lease.sh send", carry=[".carry/inc2", ".carry/inc3", ".carry/inc4"])
+#   run("DATASET=fashion_mnist PARTS='9 12' bash scripts/gpu_lease.sh send", carry=[".carry/inc5", ".carry/inc6"])
+#   run("DATASET=fashion_mnist PARTS='13 14' bash scripts/gpu_lease.sh send")   (each at once after the one before)
+#   run("DATASET=fashion_mnist JOBS=paper NO_BENCH=1 FID_FIRST=1 S2=495 H2=565 bash scripts/gpu_lease.sh 2"), then stage 3
+#   with what is left; after each send: bash scripts/gpu_checkpoint_parts.sh keep FILES_AT runs/saved/paper_arch_fashion_mnist.
+#   The MNIST lease above measured the 25 rows in ~1,600 s of calls, so a later lease finishes them from the kept network.
 # If a machine is lost between calls, the pieces on its disk go with it, but not the network: carry them again.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
