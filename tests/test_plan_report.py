@@ -157,8 +157,31 @@ def test_goals_on_known_tables(results_dir):
     assert sorted(v.label for v in g4.verdicts if v.ok) == ["dit 3 plan/budget 3", "mnist 3 plan/budget 3"]
     assert len(g4.verdicts) == 7 and "mnist 4 plan/budget 4" not in {v.label for v in g4.verdicts}
     assert sorted(v.value for v in g4.verdicts) == pytest.approx([1.5, 1.5, 4, 4, 4, 4, 4])
+    # 4 x a dFID whose interval is +-0.1 around it: no value of the interval is within 2x
+    assert {v.status for v in g4.verdicts if not v.ok} == {"missed, resolved"}
     text = goal_statement((g1, g2, g3, g4))
     assert text.count("**not met**") == 4 and "2 of 7 pass" in text.splitlines()[3]
+
+
+@pytest.mark.parametrize("low, high, predicted, want", [
+    (0.0583, 0.759, 0.0876, True),   # 2 x 0.0876 = 0.175 lies in the interval
+    (0.2, 0.759, 0.0876, False),     # the whole interval is above 2 x the prediction
+    (0.58, 1.59, 2.58, True),        # 2.58 / 2 = 1.29 lies in the interval
+    (0.58, 1.2, 2.58, False),        # the whole interval is below half the prediction
+    (-1.0, -0.5, -1.5, True),        # negative: -1.5 / 2 = -0.75 lies in the interval
+    (-1.0, -0.5, 0.6, False),        # opposite signs: no value has a positive ratio
+    (-0.1, 0.1, 0.15, True),         # an interval holding 0 meets [0.075, 0.3]
+    (0.1, 0.2, 0.0, False),          # a zero prediction has ratio 0 to everything
+    (None, None, 0.1, False),        # no interval
+])
+def test_change_admits_a_factor_of_the_prediction(low, high, predicted, want):
+    # brute force: some value m of a fine grid of the interval with 1/2 <= predicted / m <= 2
+    change = Change("classifier", 0.0 if low is None else (low + high) / 2, low, high)
+    assert change.admits(predicted, band=2.0) is want
+    if low is not None:
+        grid = np.linspace(low, high, 100001)
+        ratio = np.divide(predicted, grid, out=np.full_like(grid, np.inf), where=grid != 0)
+        assert bool(np.any((ratio >= 0.5) & (ratio <= 2.0))) is want
 
 
 def test_goal_with_nothing_to_judge_is_not_met(results_dir):

@@ -112,6 +112,27 @@ class Change:
         """The interval exists and excludes 0."""
         return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
 
+    def admits(self, predicted: float, *, band: float) -> bool:
+        """Whether some value :math:`m` of the interval has :math:`1/b \\le p / m \\le b`.
+
+        With the prediction :math:`p` and ``band`` :math:`b > 1`: the interval meets
+        :math:`[p / b, p\\,b]` (both positive) or :math:`[p\\,b, p / b]` (both negative).
+        A miss of the factor that the interval admits is a miss within the measurement's
+        noise; one it does not admit is resolved by the measurement.  ``False`` without an
+        interval, or for a prediction of 0 (its ratio to any measurement is 0).
+
+        Examples
+        --------
+        >>> Change("classifier", 0.341, 0.0583, 0.759).admits(0.0876, band=2.0)  # 2 x 0.0876 >= 0.0583
+        True
+        >>> Change("classifier", 0.341, 0.2, 0.759).admits(0.0876, band=2.0)
+        False
+        """
+        if self.low is None or self.high is None or predicted == 0:
+            return False
+        ends = sorted((predicted / band, predicted * band))
+        return self.low <= ends[1] and ends[0] <= self.high
+
 
 @dataclass(frozen=True)
 class PlanCell:
@@ -384,7 +405,9 @@ class Verdict:
     ----------
     label : str
     status : str
-        ``"met"``/``"missed"``; goal 3: ``"resolved win"``, ``"win, not resolved"``, ``"loss"``.
+        ``"met"``/``"missed"``; goal 3: ``"resolved win"``, ``"win, not resolved"``, ``"loss"``;
+        goal 4: ``"met"``, ``"missed, within the noise"`` (the measured interval holds a value
+        within the factor of the prediction, :meth:`Change.admits`) or ``"missed, resolved"``.
     ok : bool
         Whether the item meets the goal.
     value : float or None
@@ -523,7 +546,9 @@ def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = 3.0, dfi
                 continue
             ratio = c.predicted / c.measured.value
             ok = 1 / band <= ratio <= band
-            g4.append(Verdict(f"{m.model} {c.budget:g} {c.label}", "met" if ok else "missed", ok, ratio,
+            status = "met" if ok else ("missed, within the noise" if c.measured.admits(c.predicted, band=band)
+                                       else "missed, resolved")
+            g4.append(Verdict(f"{m.model} {c.budget:g} {c.label}", status, ok, ratio,
                               f"{m.model} {c.label} at {c.budget:g} bits: predicted {c.predicted:.3g}, measured "
                               f"{_change_text(c.measured)} ({c.measured.features}): ratio {ratio:.2f}"))
     return (
