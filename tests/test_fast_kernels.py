@@ -130,6 +130,15 @@ def test_radix_sort_rows_equals_twin(seed, r, m, ties, special):
         assert np.all(np.diff(np.signbit(row[row == 0]).astype(np.int8)) <= 0)
 
 
+def test_radix_sort_rows_parallel_compilation_equals_twin():
+    x = _data(3, (64, 4096), np.float32, ties=True)  # 262,144 values: the parallel compilation
+    assert x.size >= K._PARALLEL_MIN
+    got, want = x.copy(), x.copy()
+    K.radix_sort_rows(got)
+    K.radix_sort_rows_numpy(want)
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("shape, ties", [((3, 5), False), ((2048, 1100), False), ((2048, 1100), True)])
 def test_chunk_stats_rows_equals_twin(shape, ties):
     # the larger shapes are split between threads (>= 2 cores) and into several blocks
