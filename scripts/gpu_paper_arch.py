@@ -42,6 +42,10 @@ Stages:
     on the first 64 real test images, peak 1.0, box window 11) and latent stability (PCA-20
     after the input blocks and after the middle block at t=0 on ``--latent-images`` test
     images).
+  - Every row paired with the full-precision samples of the cells' count and NFE (the cells,
+    and the NFE check's 200-NFE arm) also gets its change of FID against them with a 95%
+    paired-bootstrap interval (:func:`fmq_theory.bounds.certify_fid`; ``--n-boot`` and
+    ``--n-boot-inception`` replicates).
 
   Samples are kept (uint8) under ``run/kept``, so a call without the Inception file computes
   everything else, and a later call adds the Inception FIDs without sampling again.  The cells'
@@ -66,7 +70,8 @@ from safetensors.torch import save_file
 
 from fmq_theory import __version__
 from fmq_theory._util import file_sha256
-from fmq_theory.flow.frechet import fid_from_features
+from fmq_theory.bounds import certify_fid
+from fmq_theory.flow.frechet import fid_from_features, gaussian_fit
 from fmq_theory.flow.path import cond_ot_path
 from fmq_theory.flow.solvers import make_noise, sample
 from fmq_theory.harness.checkpoints import EMA_FILE, RUN_RECORD, WEIGHTS_FILE, load_training_run
@@ -213,6 +218,7 @@ class Eval:
         self.t0_fp = self.t0(self.model)
         self._quantizer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quantize")
         self._quantized: dict[tuple[str, int], Future] = {}
+        self._paired: dict[tuple[str, bool], tuple] = {}  # (protocol, inception) -> fp features, real moments
         log(f"eval set-up: inception {'yes' if self.inception else 'no'}, {test.shape[0]} test images")
 
     def prefetch(self, cells) -> None:
@@ -234,6 +240,32 @@ class Eval:
         exits when the last cell is done, not when the queue is."""
         self._quantizer.shutdown(wait=False, cancel_futures=True)
         self._quantized.clear()
+
+    def paired_change(self, features, *, protocol: str, inception: bool) -> dict:
+        """FID_q - FID_fp with its 95% paired-bootstrap interval (:func:`certify_fid`): ``features``
+        of samples paired with the full-precision samples at the cells' count and NFE (the same
+        noise), both in ``protocol``'s uint8 and against its real images; ``{}`` before those
+        samples exist."""
+        stem = _kept(self.run, f"fp_none_b32_n{self.args.samples}_s{self.args.steps}")
+        path = stem.with_suffix(f".{protocol}.npy")
+        if not path.is_file() or features.shape[0] != self.args.samples:
+            return {}
+        key = (protocol, inception)
+        if key not in self._paired:
+            u8 = torch.from_numpy(np.load(path))
+            if inception:
+                real = self.real_inc_train() if protocol == "paper" else self.real_inc_test
+                fp = self.inception.features(u8, batch_size=500)
+            else:
+                real, fp = self.real_clf, self.classifier.features(u8)
+            dev = lambda a: torch.as_tensor(a, dtype=torch.float64, device=self.device)  # noqa: E731
+            self._paired[key] = (dev(fp), gaussian_fit(dev(real)))
+        fp, (mean, cov) = self._paired[key]
+        cert = certify_fid(fp, torch.as_tensor(features, dtype=torch.float64, device=self.device), reference_mean=mean,
+                           reference_cov=cov, n_boot=self.args.n_boot_inception if inception else self.args.n_boot,
+                           seed=self.args.seed)
+        name = "dfid_inception" if inception else "dfid"
+        return {name: cert.measured_dfid, f"{name}_low": cert.dfid_low, f"{name}_high": cert.dfid_high}
 
     def real_inc_train(self) -> np.ndarray:
         """Inception features of the training split (the paper's reference), computed once and kept."""
@@ -328,6 +360,8 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
     if kind == "nfe" and steps == ev.args.steps:
         kind = "fp"  # the check's 20-NFE arm: the full-precision samples of the same noise, kept once
     stem = _kept(ev.run, f"{kind}_{method}_b{bits}_n{samples}_s{steps}")
+    # every row but the reference itself is paired with the full-precision samples of the same noise
+    paired = samples == ev.args.samples and not (kind == "fp" and steps == ev.args.steps)
     metrics_path = stem.with_suffix(f".{protocol}.json")
     m = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     if "fid" not in m:
@@ -362,13 +396,19 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
             del model
         u8 = torch.from_numpy(np.load(stem.with_suffix(".ours.npy")))
         m = json.loads(stem.with_suffix(".extra.json").read_text())
-        m["fid"] = fid_from_features(ev.real_clf, ev.classifier.features(u8))
+        feats = ev.classifier.features(u8)
+        m["fid"] = fid_from_features(ev.real_clf, feats)
+        if paired:
+            m |= ev.paired_change(feats, protocol="ours", inception=False)
         m["sample_s"] = round(time.perf_counter() - t, 1)
         metrics_path.write_text(json.dumps(m))
     if ev.inception is not None and "fid_inception" not in m:
         u8 = torch.from_numpy(np.load(stem.with_suffix(f".{protocol}.npy")))
         real = ev.real_inc_train() if protocol == "paper" else ev.real_inc_test
-        m["fid_inception"] = fid_from_features(real, ev.inception.features(u8, batch_size=500))
+        feats = ev.inception.features(u8, batch_size=500)
+        m["fid_inception"] = fid_from_features(real, feats)
+        if paired:
+            m |= ev.paired_change(feats, protocol=protocol, inception=True)
         m["real_samples"] = int(real.shape[0])
         m["inception_net"] = ev.inception.name
         metrics_path.write_text(json.dumps(m))
@@ -463,6 +503,10 @@ def main() -> None:
     p.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4, 8])
     p.add_argument("--budget-s", type=float, default=540)
     p.add_argument("--inception", default=None)
+    p.add_argument("--n-boot", type=int, default=200,
+                   help="paired-bootstrap replicates of each dFID interval, classifier features")
+    p.add_argument("--n-boot-inception", type=int, default=20,
+                   help="the same for Inception features (each replicate two 2048-d Frechet distances)")
     args = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True

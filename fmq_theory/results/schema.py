@@ -271,15 +271,19 @@ SENSITIVITY = Table(
 #: ``results/paper_arch_<dataset>.csv``.  ``protocol`` names how the FIDs of the row were
 #: obtained: ``"paper"`` (Inception FID of the samples against the training set, images to
 #: uint8 by torchmetrics' ``normalize=True`` truncation) or ``"ours"`` (against the test set,
-#: rounded to uint8); ``method`` ``"none"`` is the full-precision model; an empty cell is a
-#: metric not computed for that row.
+#: rounded to uint8); ``method`` ``"none"`` is the full-precision model; ``dfid*`` (classifier)
+#: and ``dfid_inception*`` are the change of FID against the full-precision samples of the same
+#: noise and count at the cells' NFE, with its 95% paired-bootstrap interval
+#: (:func:`fmq_theory.bounds.certify_fid`; for the 200-NFE row of the NFE check, its change
+#: against the 20-NFE arm); an empty cell is a metric not computed for that row.
 PAPER_ARCH = Table(
     name="paper_arch",
     columns=_columns(
         "dataset:str method:str bits:int granularity:str protocol:str samples:int solver:str steps:int "
         "nfe:int seed:int epochs:float train_wall_s:float final_loss:float feature_net:str fid:float "
-        "inception_net:str fid_inception:float real_samples:int psnr:float ssim:float psnr_t0_paper:float "
-        "ssim_box_t0_paper:float latent_in_mean_var:float latent_in_std_var:float latent_in_collapsed:int "
+        "inception_net:str fid_inception:float real_samples:int dfid:float dfid_low:float dfid_high:float "
+        "dfid_inception:float dfid_inception_low:float dfid_inception_high:float psnr:float ssim:float "
+        "psnr_t0_paper:float ssim_box_t0_paper:float latent_in_mean_var:float latent_in_std_var:float latent_in_collapsed:int "
         "latent_mid_mean_var:float latent_mid_std_var:float latent_mid_collapsed:int latent_images:int "
         "bits_per_weight:float weight_mse:float n_weights:int n_parameters:int checkpoint_sha256:str "
         "device:str wall_s:float version:str"),
