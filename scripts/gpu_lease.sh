@@ -265,6 +265,8 @@
 #   run("DATASET=fashion_mnist JOBS=paper NO_BENCH=1 FID_FIRST=1 S2=495 H2=565 bash scripts/gpu_lease.sh 2"), then stage 3
 #   with what is left; after each send: bash scripts/gpu_checkpoint_parts.sh keep FILES_AT runs/saved/paper_arch_fashion_mnist.
 #   The MNIST lease above measured the 25 rows in ~1,600 s of calls, so a later lease finishes them from the kept network.
+#   Its rows will carry the paired dFID intervals new since (classifier on every cell, Inception on the 200-NFE arm:
+#   20 replicates of two 2048-d Frechet distances, ~20 s once).
 # If a machine is lost between calls, the pieces on its disk go with it, but not the network: carry them again.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}

@@ -271,11 +271,11 @@ SENSITIVITY = Table(
 #: ``results/paper_arch_<dataset>.csv``.  ``protocol`` names how the FIDs of the row were
 #: obtained: ``"paper"`` (Inception FID of the samples against the training set, images to
 #: uint8 by torchmetrics' ``normalize=True`` truncation) or ``"ours"`` (against the test set,
-#: rounded to uint8); ``method`` ``"none"`` is the full-precision model; ``dfid*`` (classifier)
-#: and ``dfid_inception*`` are the change of FID against the full-precision samples of the same
-#: noise and count at the cells' NFE, with its 95% paired-bootstrap interval
-#: (:func:`fmq_theory.bounds.certify_fid`; for the 200-NFE row of the NFE check, its change
-#: against the 20-NFE arm); an empty cell is a metric not computed for that row.
+#: rounded to uint8); ``method`` ``"none"`` is the full-precision model; ``dfid*`` (classifier;
+#: every quantized cell) and ``dfid_inception*`` (the NFE check's 200-NFE row) are the change of
+#: FID against the full-precision samples of the same noise and count at the cells' NFE, with its
+#: 95% paired-bootstrap interval (:func:`fmq_theory.bounds.certify_fid`); an empty cell is a
+#: metric not computed for that row.
 PAPER_ARCH = Table(
     name="paper_arch",
     columns=_columns(
