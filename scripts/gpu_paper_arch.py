@@ -248,7 +248,7 @@ class Eval:
         samples exist."""
         stem = _kept(self.run, f"fp_none_b32_n{self.args.samples}_s{self.args.steps}")
         path = stem.with_suffix(f".{protocol}.npy")
-        if not path.is_file() or features.shape[0] != self.args.samples:
+        if not path.is_file():
             return {}
         key = (protocol, inception)
         if key not in self._paired:
@@ -261,9 +261,8 @@ class Eval:
             dev = lambda a: torch.as_tensor(a, dtype=torch.float64, device=self.device)  # noqa: E731
             self._paired[key] = (dev(fp), gaussian_fit(dev(real)))
         fp, (mean, cov) = self._paired[key]
-        cert = certify_fid(fp, torch.as_tensor(features, dtype=torch.float64, device=self.device), reference_mean=mean,
-                           reference_cov=cov, n_boot=self.args.n_boot_inception if inception else self.args.n_boot,
-                           seed=self.args.seed)
+        cert = certify_fid(fp, features, reference_mean=mean, reference_cov=cov,  # features follow fp's device
+                           n_boot=self.args.n_boot_inception if inception else self.args.n_boot, seed=self.args.seed)
         name = "dfid_inception" if inception else "dfid"
         return {name: cert.measured_dfid, f"{name}_low": cert.dfid_low, f"{name}_high": cert.dfid_high}
 

@@ -283,8 +283,9 @@ PAPER_ARCH = Table(
         "nfe:int seed:int epochs:float train_wall_s:float final_loss:float feature_net:str fid:float "
         "inception_net:str fid_inception:float real_samples:int dfid:float dfid_low:float dfid_high:float "
         "dfid_inception:float dfid_inception_low:float dfid_inception_high:float psnr:float ssim:float "
-        "psnr_t0_paper:float ssim_box_t0_paper:float latent_in_mean_var:float latent_in_std_var:float latent_in_collapsed:int "
-        "latent_mid_mean_var:float latent_mid_std_var:float latent_mid_collapsed:int latent_images:int "
+        "psnr_t0_paper:float ssim_box_t0_paper:float latent_in_mean_var:float latent_in_std_var:float "
+        "latent_in_collapsed:int latent_mid_mean_var:float latent_mid_std_var:float latent_mid_collapsed:int "
+        "latent_images:int "
         "bits_per_weight:float weight_mse:float n_weights:int n_parameters:int checkpoint_sha256:str "
         "device:str wall_s:float version:str"),
     key=("dataset", "method", "bits", "granularity", "protocol", "samples", "solver", "steps", "seed"),
