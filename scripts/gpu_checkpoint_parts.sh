@@ -13,12 +13,13 @@
 #     bash scripts/gpu_checkpoint_parts.sh send runs/paper_arch_mnist "$OUT" 1 4   # then 5 8, 9 12, 13 14
 #   here, from the calls' files_at folders (the parts are checked against train.json's SHA-256 once all are in):
 #     bash scripts/gpu_checkpoint_parts.sh keep /work/.device/N runs/saved/paper_arch_mnist
-#     bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa [BYTES]
-#       -> .carry/pa1..paN, pieces of at most BYTES (default 56,000,000: one per call beside a tree of at most
+#     bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa_mnist [BYTES]
+#       -> .carry/pa_mnist1..pa_mnistN (gpu_lease.sh joins .carry/pa_$DATASET*), pieces of at most BYTES
+#          (default 56,000,000: one per call beside a tree of at most
 #          11 MB, i.e. with the model checkpoints moved out; 4 calls for 223 MB; 37,200,000 makes six pieces
 #          with ~20 MB beside each for data or an Inception part, as gpu_lease.sh did on 2026-12-04)
-#   on the GPU machine, one carried folder per call (gpu_lease.sh does this for every .carry/pa*/ it finds):
-#     bash scripts/gpu_checkpoint_parts.sh join .carry/paK runs/paper_arch_mnist
+#   on the GPU machine, one carried folder per call (gpu_lease.sh does this for every .carry/pa_$DATASET*/ it finds):
+#     bash scripts/gpu_checkpoint_parts.sh join .carry/pa_mnistK runs/paper_arch_mnist
 set -euo pipefail
 PART=16000000  # bytes of a returned part (under 16 MiB)
 FILE=model.safetensors  # the network with its averages in place (fmq_theory.harness.checkpoints.load_training_run)

@@ -253,20 +253,37 @@
 #     CPU ahead of them), two of them 64 s and 76 s (uniform_minmax b2, lloyd_max b4 as call 3's first); the 50k-sample samples 229 s; the
 #     200-NFE arm on 5k samples 282 s (a first start was cut by call 2's hard stop); the five 8-bit cells 27-29 s each;
 #   -> results/paper_arch_mnist.csv, all 25 rows on checkpoint 794236c6... (the plan's network), and its train record.
-# A later lease starts the same way from the network kept here (runs/saved/paper_arch_mnist; .carry/pa1..pa6 as above,
-# or pa1..pa4 of the default 56 MB with the whole of checkpoints/ out of the tree and nothing beside them).
-# Planned next (issue 13's FashionMNIST rows on one network: the 200-NFE arm and the 8-bit cells are missing, and
-# network 593ee5d0 is lost): with the three model checkpoints out of the tree (9.5 MB), train, keep and evaluate:
+# A later lease starts the same way from the network kept here (runs/saved/paper_arch_mnist; its pieces are now named
+# .carry/pa_mnist1..6, or pa_mnist1..4 of the default 56 MB with the whole of checkpoints/ out of the tree).
+# Twenty-fourth period (2026-12-04, H200, 1,741 s held of the 1,800; issue 13's FashionMNIST network trained and kept;
+# the three model checkpoints out of the tree for the lease, 9.7 MB):
 #   run("DATASET=fashion_mnist MEMFMT=contiguous TRAIN_MIN=9.1 bash scripts/gpu_lease.sh 1 2>&1 | tail -8; DATASET=fashion_mnist PARTS='1 4' bash scripts/gpu_lease.sh send",
-#       carry=[".carry/fmnist_train", ".carry/wheels_dask", ".carry/plan_test", ".carry/inc1"])   # 62.1 MB
-#   run("DATASET=fashion_mnist PARTS='5 8' bash scripts/gpu_lease.sh send", carry=[".carry/inc2", ".carry/inc3", ".carry/inc4"])
-#   run("DATASET=fashion_mnist PARTS='9 12' bash scripts/gpu_lease.sh send", carry=[".carry/inc5", ".carry/inc6"])
-#   run("DATASET=fashion_mnist PARTS='13 14' bash scripts/gpu_lease.sh send")   (each at once after the one before)
-#   run("DATASET=fashion_mnist JOBS=paper NO_BENCH=1 FID_FIRST=1 S2=495 H2=565 bash scripts/gpu_lease.sh 2"), then stage 3
-#   with what is left; after each send: bash scripts/gpu_checkpoint_parts.sh keep FILES_AT runs/saved/paper_arch_fashion_mnist.
-#   The MNIST lease above measured the 25 rows in ~1,600 s of calls, so a later lease finishes them from the kept network.
-#   Its rows will carry the paired dFID intervals new since (classifier on every cell, Inception on the 200-NFE arm:
-#   20 replicates of two 2048-d Frechet distances, ~20 s once).
+#       carry=[".carry/fmnist_train", ".carry/wheels_dask", ".carry/plan_test", ".carry/inc1"])   # 62.3 MB; 556 s
+#   - 15.0 epochs (3,510 steps) in 529.8 s, model SHA-256 c266850b...; the send call that followed, issued in the
+#     session's next reply, found a fresh machine: the warm window had passed, the network was lost (a fifth time);
+#   - so the five calls below were issued together, in one batch of the session's tool calls: each started as the one
+#     before returned, with no reply between them (held 1,467.6 -> 1,479.3 -> 1,488.6 -> 1,495.5 s across the sends):
+#   run(the call above again)   # 551 s: 15.0 epochs in 529.6 s at 1,697 images/s, loss 0.2213, checkpoint SHA-256
+#     a81eae7e..., model ce7c235f... (FashionMNIST training is not bit-reproducible here, unlike MNIST's: the first
+#     run's c266850b... differs from byte 40,977)
+#   run("rm -f runs/out/* \"$OUT\"/*; DATASET=fashion_mnist PARTS='5 8' bash scripts/gpu_lease.sh send", carry=[".carry/inc2", ".carry/inc3", ".carry/inc4"])
+#   run(the same with PARTS='9 12', carry=[".carry/inc5", ".carry/inc6"]), then PARTS='13 14'   # 1.1-1.6 s each
+#   run("(while sleep 10; do cp runs/paper_arch_fashion_mnist/paper_arch_fashion_mnist.csv \"$OUT\"/ 2>/dev/null; done) & DATASET=fashion_mnist JOBS=paper NO_BENCH=1 S2=185 H2=240 bash scripts/gpu_lease.sh 2")
+#     # 242 s: the 5k full-precision row and four 2-bit cells (27-28 s each; uniform_minmax b2 62 s), with their
+#     # paired classifier dFID intervals; the copier brings the rows back even from a call cut short by the budget
+#   -> the network kept here (bash scripts/gpu_checkpoint_parts.sh keep /work/.device/N runs/saved/paper_arch_fashion_mnist
+#      for the four sends: SHA-256 ce7c235f... checked) and cut in .carry/pa_fashion_mnist1..6 (37.2 MB); its 5 rows and
+#      train record in results/pending/ (tracked, so they travel), which the set-up above copies in as done rows.
+# Planned next (the FashionMNIST network's other 20 rows, ~1,150 s of evaluation; no training). Checkpoints out of the
+# tree; every call below in one batch of tool calls, so that none waits on a reply:
+#   run("DATASET=fashion_mnist bash scripts/gpu_lease.sh carry", carry=[".carry/pa_fashion_mnistK", ".carry/incK"]) for K = 1..6
+#     (51.8 MB beside the 9.6 MB tree; a third folder would come within 0.4 MB of the 64 MiB)
+#   run("(while sleep 10; do cp runs/paper_arch_fashion_mnist/paper_arch_fashion_mnist.csv \"$OUT\"/ 2>/dev/null; done) & DATASET=fashion_mnist JOBS=paper NO_BENCH=1 FID_FIRST=1 S2=495 H2=565 bash scripts/gpu_lease.sh 2",
+#       carry=[".carry/fmnist_train", ".carry/plan_test", ".carry/wheels_dask"])   (the data set: train split, then the test split added to it)
+#   run(the copier and "DATASET=fashion_mnist JOBS=paper FID_FIRST=1 S3=495 H3=565 bash scripts/gpu_lease.sh 3")
+#   run(the same with S3=300 H3=360)   (returns at once if the rows are complete)
+#   then: the returned csv and results/pending/paper_arch_fashion_mnist_train.json replace results/paper_arch_fashion_mnist*.
+#   The rows will carry the paired dFID intervals (classifier on every cell, Inception on the 200-NFE arm).
 # If a machine is lost between calls, the pieces on its disk go with it, but not the network: carry them again.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
@@ -282,11 +299,21 @@ if [ ! -f runs/inception/default_1.pt ] && [ "$(ls runs/inception_parts | wc -l)
 fi
 DATASET=${DATASET:-mnist}  # the paper network's data set: mnist (.carry/harness_data) or fashion_mnist (.carry/fmnist_data)
 mkdir -p runs/data_$DATASET
-# the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in
-for d in .carry/pa[0-9]*; do  # (a piece left on the disk by an earlier call is not joined again)
+# the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
+# the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
+# joined under the other data set's name
+for d in .carry/pa_${DATASET}[0-9]*; do  # (a piece left on the disk by an earlier call is not joined again)
   [ -d "$d" ] && [ ! -f "runs/paper_arch_$DATASET/model.safetensors" ] \
     && bash scripts/gpu_checkpoint_parts.sh join "$d" "runs/paper_arch_$DATASET"
 done
+# rows already measured on this network (results/pending/, tracked until the network's rows are complete) are done
+# rows: copied in once, and only when their train record names the network joined here
+pend=results/pending/paper_arch_$DATASET
+if [ -f "$pend.csv" ] && [ -f "runs/paper_arch_$DATASET/train.json" ] && [ ! -f "runs/paper_arch_$DATASET/paper_arch_$DATASET.csv" ] \
+   && python3 -c "import json, sys; a, b = (json.load(open(f))['model_sha256'] for f in sys.argv[1:]); sys.exit(a != b)" \
+        "${pend}_train.json" "runs/paper_arch_$DATASET/train.json"; then
+  cp "$pend.csv" "runs/paper_arch_$DATASET/paper_arch_$DATASET.csv" && echo "$(( $(wc -l < "$pend.csv") - 1 )) rows of $pend.csv done"
+fi
 faster() {  # the memory format of the larger $1 in the probe's results (MEMFMT overrides; contiguous without a probe)
   [ -n "${MEMFMT:-}" ] && { echo "$MEMFMT"; return; }
   python3 -c "import json; r = json.load(open('runs/paper_arch_$DATASET/probe.json'))

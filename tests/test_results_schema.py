@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -123,13 +124,21 @@ def test_tables_are_consistent():
         Table(name="x", columns=(("a", list),))
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "results").glob("*.csv")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "results").glob("*.csv")) + sorted((ROOT / "results" / "pending").glob("*.csv")),
+                         ids=lambda p: str(p.relative_to(ROOT / "results")))
 def test_committed_tables_round_trip_byte_for_byte(path, tmp_path):
     table = _table_of(path)
     rows = table.read(path)
     assert rows and tuple(rows[0]) == table.names
     table.write(tmp_path / path.name, rows)
     assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+
+
+def test_pending_rows_are_of_the_network_their_record_names():
+    """A network's rows waiting in results/pending/ were all measured on the network of its training record."""
+    for path in sorted((ROOT / "results" / "pending").glob("paper_arch_*.csv")):
+        record = json.loads(path.with_name(f"{path.stem}_train.json").read_text())
+        assert {r["checkpoint_sha256"] for r in PAPER_ARCH.read(path)} == {record["checkpoint_sha256"]}, path.name
 
 
 @pytest.mark.slow
