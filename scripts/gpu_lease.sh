@@ -281,7 +281,14 @@
 #   run("(while sleep 10; do cp runs/paper_arch_fashion_mnist/paper_arch_fashion_mnist.csv \"$OUT\"/ 2>/dev/null; done) & DATASET=fashion_mnist JOBS=paper NO_BENCH=1 FID_FIRST=1 S2=495 H2=565 bash scripts/gpu_lease.sh 2",
 #       carry=[".carry/fmnist_train", ".carry/plan_test", ".carry/wheels_dask"])   (the data set: train split, then the test split added to it)
 #   run(the copier and "DATASET=fashion_mnist JOBS=paper FID_FIRST=1 S3=495 H3=565 bash scripts/gpu_lease.sh 3")
-#   run(the same with S3=300 H3=360)   (returns at once if the rows are complete)
+#   run(the same with S3=200 H3=250)   (returns at once if the rows are complete)
+#   then, in the same batch, `mv /tmp/ckpt_out/* checkpoints/` here (a bash call between two runs), and with what is left,
+#   issue 12's question whether a random network's Frechet distance, the data-free score that ranked the DiT's variants
+#   best (results/plan_variant_scores_dit_gpu.json), ranks the UNets' variants as well (set H2 to the budget left):
+#   run("JOBS=variants NO_BENCH=1 VARIANTS=\"--models mnist --budgets 2.3582,3.6206 --floors 1,2,3 --save-samples $OUT/variant_samples_mnist.npz --out $OUT/pv_mnist.json\" H2=240 bash scripts/gpu_lease.sh 2",
+#       carry=[".carry/wheels_peers"])   (~100 s a budget on the DiT; the file is rewritten after every budget)
+#   -> PYTHONPATH=. python scripts/plan_variant_features_cpu.py --rows FILES_AT/pv_mnist.json --samples FILES_AT/variant_samples_mnist.npz
+#        --model mnist --out results/plan_variant_scores_mnist_gpu.json
 #   then: the returned csv and results/pending/paper_arch_fashion_mnist_train.json replace results/paper_arch_fashion_mnist*.
 #   The rows will carry the paired dFID intervals (classifier on every cell, Inception on the 200-NFE arm).
 # If a machine is lost between calls, the pieces on its disk go with it, but not the network: carry them again.

@@ -1,4 +1,4 @@
-"""CPU: which score of a variant's samples ranks the DiT's plan variants as the measured FID does?
+"""CPU: which score of a variant's samples ranks a model's plan variants as the measured FID does?
 
 ``scripts/gpu_plan_variants.py`` measured every variant (code family x bit floor x grouping) of the
 plan on the FashionMNIST DiT at HQQ's own bits per weight on the H200 (2026-12-04, the current
@@ -22,6 +22,12 @@ all of them, and writes everything to one file::
         --rows runs/variants/pv_dit_new.json --rows runs/variants/pv_dit_samples.json \\
         --samples runs/variants/variant_samples.npz --inception-budgets 2.3369,3.5252 \\
         --inception runs/inception/default_1.pt --out results/plan_variant_scores_dit_gpu.json
+
+One model per output file: a GPU file of several models (``--models mnist,fashion_mnist``) is read
+once per model with ``--model`` (their budgets coincide, and the summary is keyed by budget)::
+
+    PYTHONPATH=. python scripts/plan_variant_features_cpu.py --rows runs/variants/pv_unets.json \\
+        --samples runs/variants/variant_samples_unets.npz --model mnist --out results/plan_variant_scores_mnist_gpu.json
 
 Rows of a later ``--rows`` file fill in the dFID that an earlier one measured (``--eval-budgets``).
 ``--scored`` adds the rows of an earlier output of this script as they are (their kept draws need
@@ -105,6 +111,18 @@ def merged_rows(files) -> list:
     return list(unique.values())
 
 
+def one_model(rows, *, model: str | None) -> list:
+    """The rows of ``model`` (all of them if None); ``ValueError`` naming ``--model`` unless they are of one
+    model: the summary is keyed by budget, and two models at one budget would overwrite each other."""
+    kept = [r for r in rows if model is None or r["model"] == model]
+    models = sorted({r["model"] for r in rows})
+    if not kept:
+        raise ValueError(f"--model {model!r}: the rows hold {models}")
+    if len({r["model"] for r in kept}) > 1:
+        raise ValueError(f"--model: the rows hold several models {models}; score one at a time")
+    return kept
+
+
 def regrets(rows, score: str, groupings) -> dict:
     """Per budget: the measured dFID of the least-``score`` variant minus the measured best's, and Spearman's rho."""
     kept = [r for r in rows if r["grouping"] in groupings and score in r]
@@ -126,12 +144,13 @@ def main() -> None:
                    help="an earlier output of this script: its rows are kept as they are (repeatable)")
     p.add_argument("--inception-budgets", default="", help="budgets whose variants also get Inception features")
     p.add_argument("--inception", default=None, help="the Inception TorchScript file (default: fetched)")
+    p.add_argument("--model", default=None, help="the model whose rows are scored (needed if the files hold several)")
     p.add_argument("--out", default="results/plan_variant_scores_dit_gpu.json")
     args = p.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
     files = [json.loads(Path(p).read_text()) for p in args.rows]
-    rows = merged_rows(files)
+    rows = one_model(merged_rows(files), model=args.model)
     kept = np.load(args.samples)
     extractors = {f"random_net{seed}_w{width}": random_net(seed, width) for seed, width in RANDOM_NETS}
     inception_budgets = {float(b) for b in args.inception_budgets.split(",") if b}
@@ -156,7 +175,7 @@ def main() -> None:
         clash = new_keys & {(r["model"], r["budget"]) for r in e["rows"]}
         if clash:
             raise ValueError(f"--scored: {sorted(clash)} are in --rows too")
-    rows = [r for e in earlier for r in e["rows"]] + rows
+    rows = one_model([r for e in earlier for r in e["rows"]] + rows, model=None)  # --scored: of the same model
     scores = list(GPU_SCORES) + [f"{n}_{k}" for n in extractors for k in ("fd", "diag")]
     summary = {}
     for label, groupings in (("plan_default_any", ("any",)), ("all_groupings", ("any", "groups"))):
