@@ -43,7 +43,7 @@
 # and 55 GiB against 66 in benchmarks/gpu_h200_sensitivity.json).
 # Knobs (environment): BENCH_ONLY (benchmarks/gpu.py --only; e.g. "sensitivity", ~100 s: issue 18 target 4 alone
 # on the idle GPU) and BENCH_S (its timeout, 200), PAPER_BUDGETS (2,3,4), PAPER_PEERS, PAPER_SAMPLES (2000), PAPER_PAIRS (500) and MATCH_PEER for JOBS=plan; DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
-# NFE_SAMPLES (5000), FID_FIRST (set: the 50k-sample FIDs before the NFE check), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
+# KINDS ("fp cell nfe": the paper-network rows evaluated), NFE_SAMPLES (5000), FID_FIRST (set: the 50k-sample FIDs before the NFE check), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
 # FID_SAMPLES (50000, the paper's protocol; 0 leaves those rows out), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330); for the small models' plan
 # evaluation (JOBS=small): SMALL_MODELS ("dit"; e.g. "dit mnist fashion_mnist"), REPLAN (set: their committed plan
@@ -291,6 +291,17 @@
 #        --model mnist --out results/plan_variant_scores_mnist_gpu.json
 #   then: the returned csv and results/pending/paper_arch_fashion_mnist_train.json replace results/paper_arch_fashion_mnist*.
 #   The rows will carry the paired dFID intervals (classifier on every cell, Inception on the 200-NFE arm).
+# Planned after it (the MNIST network kept here, aebd2ae4...; no training): the NFE check again with its paired
+# intervals (issue 13; the committed MNIST rows have none), beside issue 12's plan at 2.0 and 4.0 bits per weight on
+# that network (the issue's budgets not yet measured there). Checkpoints out of the tree; all in one batch of tool calls:
+#   run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa_mnistK", ".carry/incK"]) for K = 1..6
+#   run("(while sleep 10; do cp runs/paper_arch_mnist/paper_arch_mnist.csv runs/results/plan_paper_arch.csv \"$OUT\"/ 2>/dev/null; done) & KINDS=nfe JOBS='paper plan' NO_BENCH=1 PAPER_BUDGETS=2,4 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf,nf4 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2",
+#       carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/plan_test", ".carry/wheels_peers"])
+#   run(the same with S3=500 H3=570, stage 3)   (the saved fit, plans and peers are read back: ~330 s of cells remain)
+#   KINDS=nfe: the two rows of the NFE check only (~28 s + 282 s + the intervals; CPU dry run on a width-8 network: the
+#   same two rows and intervals as the whole evaluation's); then
+#   python scripts/merge_paper_arch.py results/paper_arch_mnist.csv FILES_AT/paper_arch_mnist.csv   (one network checked)
+#   and the returned plan_paper_arch.csv's rows added to results/plan_paper_arch.csv (the same checkpoint_sha256).
 # If a machine is lost between calls, the pieces on its disk go with it, but not the network: carry them again.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
@@ -387,7 +398,7 @@ plan_variants() {  # every variant of the plan measured (scripts/gpu_plan_varian
 paper_eval() {  # $1 seconds
   FMQ_DATA_DIR=runs/data_$DATASET timeout -k 5 "$HARD_S" python3 scripts/gpu_paper_arch.py evaluate --dataset "$DATASET" \
     --fid-samples "${FID_SAMPLES:-50000}" --nfe-samples "${NFE_SAMPLES:-5000}" --samples "${PAPER_SAMPLES:-5000}" \
-    --latent-images 10000 --bits ${BITS:-2 3 4 8} --batch-size 1000 ${FID_FIRST:+--large-fid-first} --memory-format "$(faster sample_evals_per_s)" \
+    --latent-images 10000 --bits ${BITS:-2 3 4 8} --kinds ${KINDS:-fp cell nfe} --batch-size 1000 ${FID_FIRST:+--large-fid-first} --memory-format "$(faster sample_evals_per_s)" \
     --budget-s "$1" "${INC[@]}" 2>&1 \
     | grep --line-buffered -v "$FILTER"
 }

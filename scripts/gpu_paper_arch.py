@@ -47,6 +47,8 @@ Stages:
     95% paired-bootstrap interval (:func:`fmq_theory.bounds.certify_fid`, ``--n-boot``
     replicates); the 200-NFE arm its change of Inception FID too (``--n-boot-inception``).
 
+  ``--kinds`` limits the rows to some of these kinds.
+
   Samples are kept (uint8) under ``run/kept``, so a call without the Inception file computes
   everything else, and a later call adds the Inception FIDs without sampling again.  The cells'
   quantizations run on the CPU in one background thread, in the cells' order, while the GPU
@@ -444,6 +446,7 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
                           protocol="paper"))
     specs += large + nfe if args.large_fid_first else nfe + large
     specs += cell_specs([b for b in args.bits if b >= 8])
+    specs = [c for c in specs if c["kind"] in args.kinds]
     load = functools.partial(_load_eval, args, run, str(device))
     ev = cached_context(("paper_arch", str(run)), load)  # built once; the cells run in this process
     cells = [Cell(key=PAPER_ARCH.row_key(ev.base_row(method=c["method"], bits=c["bits"],
@@ -500,6 +503,9 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["equal_mass", "uniform_minmax", "piecewise_quantile", "log2",
                                                     "lloyd_max"])
     p.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4, 8])
+    p.add_argument("--kinds", nargs="+", choices=("fp", "cell", "nfe"), default=["fp", "cell", "nfe"],
+                   help="which rows ``evaluate`` measures: full precision (both protocols), the quantized cells, the "
+                        "NFE check (``--kinds nfe`` measures the check again on a network whose other rows are done)")
     p.add_argument("--budget-s", type=float, default=540)
     p.add_argument("--inception", default=None)
     p.add_argument("--n-boot", type=int, default=200,
