@@ -454,14 +454,29 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
                                                      protocol=c["protocol"], samples=c["samples"], steps=c["steps"])),
                   params=c) for c in specs]
     want_inc = ev.inception is not None
-    done = {PAPER_ARCH.row_key(r) for r in PAPER_ARCH.read(rows_path(run))} if rows_path(run).is_file() else set()
+    # The cells' paired reference: its row counts as done only with its samples on this disk. Rows carried in
+    # from an earlier lease (results/pending/) come without them, so the reference is sampled again first.
+    reference = PAPER_ARCH.row_key(ev.base_row(method="none", bits=32, granularity="none", protocol="ours",
+                                               samples=args.samples, steps=args.steps))
+    has_reference = (run / "fp_samples.pt").is_file()
+    if "cell" in args.kinds and "fp" not in args.kinds and not has_reference:
+        raise ValueError(f"--kinds {' '.join(args.kinds)}: the cells need their full-precision reference samples, "
+                         f"which {run} does not hold; add fp")
+
+    def is_done(r: dict) -> bool:
+        if PAPER_ARCH.row_key(r) == reference and not has_reference:
+            return False
+        return r.get("fid") is not None and (not want_inc or r.get("fid_inception") is not None)
+
+    done = {PAPER_ARCH.row_key(r) for r in PAPER_ARCH.read(rows_path(run)) if is_done(r)} \
+        if rows_path(run).is_file() else set()
     ev.prefetch([(c.params["method"], c.params["bits"]) for c in cells if c.params["kind"] == "cell"
                  and c.key not in done and not _kept(run, f"cell_{c.params['method']}_b{c.params['bits']}_n"
                                                           f"{c.params['samples']}_s{c.params['steps']}.ours.npy").is_file()])
     deadline = time.time() + args.budget_s
     report = run_cells(cells, task=evaluate_cell, load=load, context_key=("paper_arch", str(run)), table=PAPER_ARCH,
                        out=rows_path(run), scheduler="none", deadline=deadline, name="paper arch",
-                       is_done=lambda r: r.get("fid") is not None and (not want_inc or r.get("fid_inception") is not None))
+                       is_done=is_done)
     ev.stop_prefetch()
     log(f"evaluate: {len(report.written)} rows written, {report.skipped} done before, {report.not_started} left, "
         f"{len(report.failed)} failed, {report.wall_s:.1f} s")
