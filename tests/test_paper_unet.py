@@ -224,8 +224,8 @@ def test_a_training_run_loads_the_same_network_from_either_file(tmp_path):
 
 
 def test_a_training_run_refuses_a_corrupt_file_or_record(tmp_path):
-    """A weights file that differs from its recorded SHA-256, a record without it, or a folder without a
-    record or weights is refused with a message naming what is wrong."""
+    """A weights file that differs from its recorded SHA-256, a record without it or without the training's
+    identity, or a folder without a record or weights is refused with a message naming what is wrong."""
     with pytest.raises(FileNotFoundError, match="train.json"):
         load_training_run(tmp_path)
     _trained_run(tmp_path, with_model_file=True)
@@ -238,6 +238,11 @@ def test_a_training_run_refuses_a_corrupt_file_or_record(tmp_path):
     del record["model_sha256"]
     (tmp_path / "train.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="no model_sha256"):
+        load_training_run(tmp_path)
+    record["model_sha256"] = file_sha256(tmp_path / "model.safetensors")
+    del record["checkpoint_sha256"]  # the training's identity, which every result row carries
+    (tmp_path / "train.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="no checkpoint_sha256 .the training's identity"):
         load_training_run(tmp_path)
     (tmp_path / "model.safetensors").unlink()
     (tmp_path / "ema.safetensors").unlink()

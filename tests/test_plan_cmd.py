@@ -1,16 +1,24 @@
 """``fmq plan`` end to end on a tiny UNet (seconds)."""
 
+import argparse
 import json
 from dataclasses import asdict
 
 import jsonschema
 import pytest
+import torch
 from _tiny_unet import save_tiny_unet
+from safetensors.torch import save_file
 
+from fmq_theory._util import file_sha256
 from fmq_theory.cli import main
 from fmq_theory.cli._output import SCHEMA
+from fmq_theory.flow.solvers import make_noise, sample
+from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
+from fmq_theory.harness.models.unet import unet_adapter
+from fmq_theory.harness.plan_sweep import load_plan_model
 from fmq_theory.io.quantized_file import inspect_quantized
-from fmq_theory.plan import load_plan
+from fmq_theory.plan import load_plan, load_quantized_model
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +138,58 @@ def test_groupings_at_the_command_line(tiny, capsys):
         with pytest.raises(SystemExit) as exc:
             plan_tiny(folder, folder / "bad.safetensors", "--groupings", bad)
         assert exc.value.code == 2 and "--groupings" in capsys.readouterr().err
+
+
+def _paper_network_files(folder):
+    """A width-reduced copy of the paper's network in its EMA wrapper (averages unlike the live weights),
+    saved both ways a user may hold it: flow_matching's checkpoint file and a run folder of
+    ``scripts/gpu_paper_arch.py train`` (model.safetensors + train.json)."""
+    torch.manual_seed(0)
+    cfg = PaperUNetConfig(model_channels=16, channel_mult=(2, 2), num_res_blocks=1)  # 32 groups, as the example
+    ema = EMA(PaperUNet(cfg), decay=0.5)
+    with torch.no_grad():
+        for p in ema.model.parameters():
+            p.normal_(std=0.05)
+    ema.update_ema()
+    pth = folder / "checkpoint-0.pth"
+    torch.save({"model": ema.state_dict(), "epoch": 0, "args": argparse.Namespace(dataset="mnist")}, pth)
+    run = folder / "run"
+    run.mkdir()
+    save_file(ema.averaged_state_dict(), str(run / "model.safetensors"))
+    (run / "train.json").write_text(json.dumps({"config": cfg.to_dict(), "checkpoint_sha256": file_sha256(pth),
+                                                "model_sha256": file_sha256(run / "model.safetensors")}))
+    return ema, pth, run
+
+
+def test_plan_of_the_papers_network_from_a_flow_matching_checkpoint_and_a_run_folder(tmp_path, capsys):
+    """``fmq plan`` takes the paper's network as a user holds it: the example's ``.pth`` (EMA wrapper) and
+    a run folder plan the EMA averages alike (the same plan, code for code), and the plan's file runs
+    packed with the same samples as its dequantized weights."""
+    ema, pth, run = _paper_network_files(tmp_path)
+    argv = ["--budget", "3.0", "--samples", "4", "--steps", "2", "--replicates", "4", "--bit-floors", "2",
+            "--families", "optimal", "--groupings", "any"]
+    assert main(["plan", str(pth), "-o", str(tmp_path / "from_pth.safetensors"), *argv]) == 0
+    assert main(["plan", str(run), "-o", str(tmp_path / "from_run.safetensors"), *argv]) == 0
+    assert "no training or test images were used" in capsys.readouterr().out
+    a, b = load_plan(tmp_path / "from_pth.safetensors"), load_plan(tmp_path / "from_run.safetensors")
+    assert a.choices == b.choices and a.bits_per_weight == b.bits_per_weight <= 3.0
+    assert {c.name for c in a.choices} == set(ema.averaged_state_dict())
+    for name, t in a.state_dict().items():
+        torch.testing.assert_close(t, b.state_dict()[name], rtol=0, atol=0)
+    model = load_plan_model(str(run))
+    dequantized = load_plan_model(str(run))
+    dequantized.load_state_dict(a.state_dict(), strict=True)
+    packed = load_quantized_model(load_plan_model(str(pth)), a)
+    noise = make_noise(2, (1, 28, 28), seed=3)
+    with torch.no_grad():
+        x_packed = sample(packed, noise, adapter=unet_adapter(packed), solver="midpoint", steps=2).x
+        x_deq = sample(dequantized, noise, adapter=unet_adapter(dequantized), solver="midpoint", steps=2).x
+        x_fp = sample(model, noise, adapter=unet_adapter(model), solver="midpoint", steps=2).x
+    assert torch.equal(x_packed, x_deq) and not torch.equal(x_packed, x_fp)
+
+
+def test_a_file_that_is_no_flow_matching_checkpoint_names_model_config(tmp_path):
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    save_file({"layer.weight": torch.zeros(2, 2)}, str(tmp_path / "w.safetensors"))
+    with pytest.raises(ValueError, match="--model-config.*not a flow_matching"):
+        load_plan_model(str(tmp_path / "w.safetensors"))

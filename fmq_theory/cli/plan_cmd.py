@@ -10,10 +10,14 @@
              [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
 
 ``CHECKPOINT`` is a checkpoint folder of the harness (``model.safetensors`` plus
-``model_card.json``, e.g. ``checkpoints/mnist``), or a ``.safetensors`` state dict of the
-package's UNet with ``--model-config`` naming a JSON file of its
-:class:`~fmq_theory.harness.models.unet.UNetConfig`.  The UNet is sampled with balanced class
-labels and no guidance.  The plan is :func:`fmq_theory.plan.plan_quantization` (sensitivity
+``model_card.json``, e.g. ``checkpoints/mnist``), a run folder of the paper's 55.7M network
+(``train.json`` beside its weights, as ``scripts/gpu_paper_arch.py train`` writes it), a
+checkpoint file of facebookresearch/flow_matching's image example (``.pth`` or
+``.safetensors``, EMA wrapper included: the averages are planned), or a ``.safetensors`` state
+dict of the package's UNet with ``--model-config`` naming a JSON file of its
+:class:`~fmq_theory.harness.models.unet.UNetConfig`
+(:func:`fmq_theory.harness.plan_sweep.load_plan_model`).  A class-conditional model is sampled
+with balanced class labels, and no model with guidance.  The plan is :func:`fmq_theory.plan.plan_quantization` (sensitivity
 from Gaussian noise only: no data set is read) and is written by
 :meth:`~fmq_theory.plan.QuantizationPlan.save`.  ``--bit-floors`` (default ``1,2,3``) are the
 bit floors whose knapsack solutions are sampled from the same noise and compared by how far the
@@ -124,7 +128,9 @@ def register(subparsers) -> None:
                     "predicted sample degradation within an honest bits/weight budget (no data set used).",
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT",
-                        help="checkpoint folder (model.safetensors + model_card.json) or a UNet .safetensors")
+                        help="checkpoint folder (model.safetensors + model_card.json), a run folder of the paper's "
+                             "network (train.json), a flow_matching image-example checkpoint (.pth or .safetensors), "
+                             "or a UNet .safetensors with --model-config")
     parser.add_argument("--budget", required=True, type=_budgets,
                         help="honest bits per weight, e.g. 3.0, or a comma list for a sweep, e.g. 2,2.5,3")
     parser.add_argument("-o", "--output", required=True, type=_output, metavar="OUT",

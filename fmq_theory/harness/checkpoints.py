@@ -213,8 +213,10 @@ def load_training_run(folder: Path, *, device: str | torch.device = "cpu") -> Lo
     path, key = (folder / WEIGHTS_FILE, "model_sha256") if (folder / WEIGHTS_FILE).is_file() else (folder / EMA_FILE, "checkpoint_sha256")
     if not path.is_file():
         raise FileNotFoundError(f"folder={str(folder)!r} holds neither {WEIGHTS_FILE} nor {EMA_FILE}")
-    if key not in card:
-        raise ValueError(f"{record_path} gives no {key} for {path.name}")
+    for needed in dict.fromkeys((key, "checkpoint_sha256")):
+        if needed not in card:
+            raise ValueError(f"{record_path} gives no {needed}" + (f" for {path.name}" if needed == key else
+                                                                   " (the training's identity, which result rows carry)"))
     if file_sha256(path) != card[key]:
         raise ValueError(f"{path} differs from the SHA-256 its record gives ({card[key][:12]}...): a corrupt or foreign file")
     cfg = PaperUNetConfig.from_dict(card["config"])

@@ -57,7 +57,8 @@ from fmq_theory import __version__
 from fmq_theory._util import file_sha256
 from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.flow.velocity import Adapter
-from fmq_theory.harness.checkpoints import load_trained_model
+from fmq_theory.harness.checkpoints import (CARD_FILE, EMA_FILE, RUN_RECORD, WEIGHTS_FILE, load_trained_model,
+                                           load_training_run)
 from fmq_theory.harness.engine import Cell, EngineReport, run_cells
 from fmq_theory.harness.models.unet import UNet, UNetConfig, unet_adapter
 from fmq_theory.plan import FittedCandidates, QuantizationPlan, fit_candidates, plan_quantization, weight_sensitivity
@@ -140,24 +141,39 @@ def budget_output(out, budget: float) -> Path:
     return out.with_name(f"{out.stem}_b{float(budget)!r}{out.suffix}")
 
 
-def load_plan_model(checkpoint: str, model_config: str | None = None) -> UNet:
-    """The UNet of ``fmq plan``: a checkpoint folder, or a ``.safetensors`` file with its config JSON.
+def load_plan_model(checkpoint: str, model_config: str | None = None) -> torch.nn.Module:
+    """The velocity model of ``fmq plan``, from any of the package's checkpoint forms.
+
+    ``checkpoint`` is a checkpoint folder (``model.safetensors`` + ``model_card.json``), a run
+    folder of the paper's network (``train.json`` beside its weights, as
+    ``scripts/gpu_paper_arch.py train`` writes it: :func:`~fmq_theory.harness.checkpoints.load_training_run`),
+    a checkpoint file of facebookresearch/flow_matching's image example (``.pth`` or
+    ``.safetensors``, EMA wrapper included: rebuilt as the paper's network with its averages,
+    :func:`~fmq_theory.harness.checkpoints.load_trained_model`), or a UNet ``.safetensors``
+    file with its config JSON in ``model_config``.
 
     Raises
     ------
     FileNotFoundError, ValueError
-        A missing checkpoint or config file, a config given with a folder or missing for a
-        file, a config that is not a ``UNetConfig`` (each naming the argument).
+        A missing checkpoint or config file, a config given with a folder, a file that is
+        neither a flow_matching checkpoint nor given a config, a config that is not a
+        ``UNetConfig`` (each naming the argument).
     """
     path = Path(checkpoint)
     if path.is_dir():
         if model_config is not None:
             raise ValueError("argument --model-config: not used with a checkpoint folder (its card has the config)")
+        if (path / RUN_RECORD).is_file() and not (path / CARD_FILE).is_file():
+            return load_training_run(path).model
         return load_trained_model(path).model
     if not path.is_file():
         raise FileNotFoundError(f"argument CHECKPOINT: no such file or folder {checkpoint!r}")
     if model_config is None:
-        raise ValueError("argument --model-config: needed when CHECKPOINT is a .safetensors file")
+        try:
+            return load_trained_model(path).model
+        except ValueError as exc:
+            raise ValueError(f"argument --model-config: needed when CHECKPOINT is a UNet .safetensors file "
+                             f"({checkpoint!r} is not a flow_matching image-example checkpoint: {exc})") from exc
     if not os.path.isfile(model_config):
         raise FileNotFoundError(f"argument --model-config: no such file {model_config!r}")
     try:
@@ -170,15 +186,19 @@ def load_plan_model(checkpoint: str, model_config: str | None = None) -> UNet:
 
 
 def _weights_file(checkpoint: str) -> Path:
+    """The file whose SHA-256 names the planned weights (a run folder without ``model.safetensors``:
+    its EMA wrapper's file, as :func:`~fmq_theory.harness.checkpoints.load_training_run` reads it)."""
     path = Path(checkpoint)
-    return path / "model.safetensors" if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    return path / WEIGHTS_FILE if (path / WEIGHTS_FILE).is_file() else path / EMA_FILE
 
 
 @dataclass(frozen=True, eq=False)
 class _Setup:
     """What every budget shares: the model, its noise and adapter, the sensitivity and the fitted candidates."""
 
-    model: UNet
+    model: torch.nn.Module
     noise: torch.Tensor
     adapter: Adapter
     fitted: FittedCandidates
