@@ -36,8 +36,8 @@ from tqdm import tqdm
 
 from fmq_theory import __version__
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
-from fmq_theory.harness.checkpoints import load_trained_model
 from fmq_theory.harness.models.unet import unet_adapter
+from fmq_theory.harness.plan_sweep import load_plan_model
 from fmq_theory.plan import load_plan, load_quantized_model, resident_bytes
 from fmq_theory.plan.runtime import PackedTensor
 
@@ -63,14 +63,14 @@ def _median_seconds(draw, repeats: int) -> float:
 
 def measure(checkpoint: str, plan_path: str, *, samples: int, repeats: int) -> dict:
     """One row: the plan file at ``plan_path`` run packed, against its checkpoint at full precision."""
-    fp = load_trained_model(checkpoint).model
+    fp = load_plan_model(checkpoint)
     cfg = fp.config
     noise = make_noise(samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=1)
     labels = balanced_labels(samples, cfg.num_classes) if cfg.num_classes else None
     plan = load_plan(plan_path)
-    dequantized = load_trained_model(checkpoint).model
+    dequantized = load_plan_model(checkpoint)
     dequantized.load_state_dict(plan.state_dict(), strict=True)
-    packed = load_quantized_model(load_trained_model(checkpoint).model, plan)
+    packed = load_quantized_model(load_plan_model(checkpoint), plan)
     with torch.no_grad():
         same = bool(torch.equal(_sampler(packed, noise, labels)(), _sampler(dequantized, noise, labels)()))
     fp_s = _median_seconds(_sampler(fp, noise, labels), repeats)
