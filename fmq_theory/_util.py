@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 __all__ = [
-    "atomic_output", "check_not_input", "check_output_path", "file_digest", "file_sha256", "repo_root",
-    "sweep_stale_temporaries", "write_atomic",
+    "atomic_output", "available_memory_bytes", "check_not_input", "check_output_path", "file_digest", "file_sha256",
+    "repo_root", "sweep_stale_temporaries", "write_atomic",
 ]
 
 
@@ -278,3 +278,16 @@ def repo_root() -> Path:
     """
     root = Path(__file__).resolve().parents[1]
     return root if (root / "pyproject.toml").is_file() else Path.cwd()
+
+
+def available_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
+    """The memory this machine can give a new process (Linux's ``MemAvailable``), or ``None`` where
+    ``meminfo`` is not there or has no such line (another system: nothing is checked then)."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        return None
+    return None

@@ -10,7 +10,7 @@ import torch
 from _tiny_unet import save_tiny_unet
 from safetensors.torch import save_file
 
-from fmq_theory._util import file_sha256
+from fmq_theory._util import available_memory_bytes, file_sha256
 from fmq_theory.cli import main
 from fmq_theory.cli._output import SCHEMA
 from fmq_theory.flow.solvers import make_noise, sample
@@ -18,7 +18,8 @@ from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.plan_sweep import load_plan_model
 from fmq_theory.io.quantized_file import inspect_quantized
-from fmq_theory.plan import load_plan, load_quantized_model
+from fmq_theory.plan import (fit_candidates, fit_memory_bytes, load_plan, load_quantized_model,
+                             weight_sensitivity)
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +194,37 @@ def test_a_file_that_is_no_flow_matching_checkpoint_names_model_config(tmp_path)
     save_file({"layer.weight": torch.zeros(2, 2)}, str(tmp_path / "w.safetensors"))
     with pytest.raises(ValueError, match="--model-config.*not a flow_matching"):
         load_plan_model(str(tmp_path / "w.safetensors"))
+
+
+def test_fit_memory_bytes_bounds_what_the_fit_keeps(tiny):
+    """The lower bound is the fit's own squared errors: equal to them when no option is dropped, never below."""
+    _, model = tiny
+    noise = make_noise(4, (model.config.in_channels, 8, 8), seed=0)
+    sens = weight_sensitivity(model, noise, adapter=unet_adapter(model, torch.tensor([0, 1, 2, 0])), steps=2,
+                              replicates=4, batch_size=1)
+    fitted = fit_candidates(model, sensitivity=sens, progress=False)
+    kept = sum(f.squared_error.nbytes for fits in fitted.fitted for f in fits)
+    bound = fit_memory_bytes(model)
+    assert kept <= bound and kept >= 0.95 * bound
+
+
+def test_a_fit_larger_than_the_memory_is_refused_before_any_work(tiny, monkeypatch, capsys):
+    """On a machine with too little memory ``fmq plan`` names CHECKPOINT at once and writes nothing,
+    rather than being killed for memory part of the way (as the paper's network was on 23 GB)."""
+    folder, _ = tiny
+    monkeypatch.setattr("fmq_theory.cli.plan_cmd.available_memory_bytes", lambda: 1024)
+    for budget in ("3", "2,3"):
+        out = folder / f"small_{budget.replace(',', '_')}.safetensors"
+        assert main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
+                     "--budget", budget, "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "argument CHECKPOINT" in err and "GiB available" in err and "fit_memory_bytes" in err
+        assert not out.exists() and not out.with_suffix(".csv").exists()
+
+
+def test_available_memory_is_read_from_meminfo(tmp_path):
+    (tmp_path / "meminfo").write_text("MemTotal:       24000000 kB\nMemAvailable:   1000 kB\n")
+    assert available_memory_bytes(str(tmp_path / "meminfo")) == 1024000
+    (tmp_path / "other").write_text("MemTotal:       24000000 kB\n")
+    assert available_memory_bytes(str(tmp_path / "other")) is None
+    assert available_memory_bytes(str(tmp_path / "absent")) is None

@@ -45,7 +45,9 @@ one row per budget to the ``--results`` csv (default: ``OUT`` with the suffix ``
 :data:`~fmq_theory.results.schema.PLAN_SWEEP` table; budgets already there (with their file
 intact) are not planned again.  Printed: one line per budget and the engine's summary.
 
-Bad arguments exit with status 2 and write nothing.
+Bad arguments exit with status 2 and write nothing; so does a model whose fit would not fit in
+this machine's memory (:func:`fmq_theory.plan.fit_memory_bytes` against Linux's
+``MemAvailable``), before any work, instead of being killed for memory part of the way through.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from pathlib import Path
 import torch
 
 from fmq_theory import __version__
-from fmq_theory._util import check_output_path
+from fmq_theory._util import available_memory_bytes, check_output_path
 from fmq_theory.cli._output import command_line, document, render
 from fmq_theory.cli._spec import add_engine_flags, engine_summary, positive_int
 from fmq_theory.flow.solvers import balanced_labels, make_noise
@@ -68,7 +70,7 @@ from fmq_theory.cli.quantize_cmd import _output
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.plan_sweep import (PlanSweepConfig, budget_output, load_plan_model, plan_sweep_cells,
                                            run_plan_sweep)
-from fmq_theory.plan import plan_quantization
+from fmq_theory.plan import fit_memory_bytes, plan_quantization
 from fmq_theory.plan.core import DATA_FREE_NOTE
 from fmq_theory.plan.candidates import CODE_FAMILIES
 from fmq_theory.plan.selection import GROUPINGS, check_bit_floors, check_families, check_groupings
@@ -167,6 +169,17 @@ def register(subparsers) -> None:
 _SWEEP_FLAGS = ("results", "scheduler", "workers", "threads")
 
 
+def _check_memory(model: torch.nn.Module, checkpoint: str) -> None:
+    """``ValueError`` naming CHECKPOINT if fitting its options needs more memory than this machine has."""
+    need, have = fit_memory_bytes(model), available_memory_bytes()
+    if have is not None and need > have:
+        n = sum(p.numel() for p in model.parameters())
+        raise ValueError(f"argument CHECKPOINT: planning {checkpoint!r} fits every option of each of its tensors "
+                         f"({n:,} parameters) and keeps at least {need / 2**30:.1f} GiB of their errors "
+                         f"(fmq_theory.plan.fit_memory_bytes); this machine has {have / 2**30:.1f} GiB available: "
+                         "plan it on a machine with more memory")
+
+
 def run(args) -> int:
     """Handler of ``fmq plan``; returns the exit status."""
     if args.replicates > args.samples:
@@ -180,6 +193,7 @@ def run(args) -> int:
         raise ValueError(f"argument --{given[0]}: applies to a sweep of several budgets only (--budget 2,3)")
     budget = args.budget[0]
     model = load_plan_model(args.checkpoint, args.model_config)
+    _check_memory(model, args.checkpoint)
     cfg = model.config
     noise = make_noise(args.samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=args.seed)
     labels = balanced_labels(args.samples, cfg.num_classes) if cfg.num_classes else None
@@ -237,7 +251,8 @@ def _sweep(args) -> int:
                           seed=args.seed, solver=args.solver, steps=args.steps, projections=args.projections,
                           replicates=args.replicates, batch_size=args.batch_size, bit_floors=args.bit_floors,
                           families=args.families, groupings=args.groupings)
-    load_plan_model(args.checkpoint, args.model_config)  # bad CHECKPOINT or --model-config named before any work
+    # bad CHECKPOINT or --model-config named before any work, and a fit too large for this machine
+    _check_memory(load_plan_model(args.checkpoint, args.model_config), args.checkpoint)
     report = run_plan_sweep(cfg, budgets=args.budget, out=args.output, results=results,
                             scheduler=args.scheduler or "local", workers=args.workers, threads=args.threads)
     keys = {cell.key for cell in plan_sweep_cells(cfg, args.budget, out=args.output)}

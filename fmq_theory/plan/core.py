@@ -454,6 +454,29 @@ def load_fitted(path, *, model: torch.nn.Module, workers: int = 1) -> tuple[Fitt
             meta["metadata"])
 
 
+def fit_memory_bytes(model: torch.nn.Module, *, candidates: Sequence[Candidate] | Callable | None = None) -> int:
+    r"""Bytes of the squared errors :func:`fit_candidates` keeps for ``model``: a lower bound on its memory.
+
+    Every option of every floating tensor is fitted and kept, each with :math:`e_i^2` per weight in
+    float64 (:attr:`~fmq_theory.plan.candidates.FittedCandidate.squared_error`), so the fit holds
+    at least :math:`8 \sum_t n_t |O_t|` bytes for tensors of :math:`n_t` weights and :math:`|O_t|`
+    options (the options' codes and levels come on top; an option whose error is not finite is
+    dropped).  With the default options a large tensor has 100, so about 800 bytes a weight: the
+    paper's 55.7M network needs more than 23 GB (killed for memory at 24.1 GB, 181 of its 390
+    tensors fitted, on a 23 GB machine on 2026-12-04).
+
+    Examples
+    --------
+    >>> layer = torch.nn.Linear(64, 64)  # 4,096 + 64 weights
+    >>> fit_memory_bytes(layer) == 8 * sum(p.numel() * len(default_candidates(tuple(p.shape), n_weights=p.numel()))
+    ...                                     for p in layer.parameters())
+    True
+    """
+    state = model.state_dict()
+    return sum(8 * v.numel() * len(_candidates_for(candidates, k, tuple(v.shape), v.numel()))
+               for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 0)
+
+
 def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
                    candidates: Sequence[Candidate] | Callable | None = None, held_out: bool = True,
                    workers: int = 1, progress: bool = True) -> FittedCandidates:
