@@ -23,6 +23,7 @@ swapped for a packed one (:func:`fmq_theory.plan.load_quantized_model`), each sa
 The threads torch uses are the machine's (``torch.get_num_threads()``, recorded).
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -63,14 +64,14 @@ def _median_seconds(draw, repeats: int) -> float:
 
 def measure(checkpoint: str, plan_path: str, *, samples: int, repeats: int) -> dict:
     """One row: the plan file at ``plan_path`` run packed, against its checkpoint at full precision."""
-    fp = load_plan_model(checkpoint)
+    fp = load_plan_model(checkpoint)  # read (and, for a run folder, its hash checked) once; the others are copies
     cfg = fp.config
     noise = make_noise(samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=1)
     labels = balanced_labels(samples, cfg.num_classes) if cfg.num_classes else None
     plan = load_plan(plan_path)
-    dequantized = load_plan_model(checkpoint)
+    dequantized = copy.deepcopy(fp)
     dequantized.load_state_dict(plan.state_dict(), strict=True)
-    packed = load_quantized_model(load_plan_model(checkpoint), plan)
+    packed = load_quantized_model(copy.deepcopy(fp), plan)
     with torch.no_grad():
         same = bool(torch.equal(_sampler(packed, noise, labels)(), _sampler(dequantized, noise, labels)()))
     fp_s = _median_seconds(_sampler(fp, noise, labels), repeats)

@@ -41,8 +41,8 @@ from fmq_theory.harness.models import architecture_of, build_model, config_from_
 from fmq_theory.harness.models.paper_unet import PaperUNetConfig, paper_unet_from_state_dict
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 
-__all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "load_training_run", "update_card", "WEIGHTS_FILE",
-           "CARD_FILE", "RUN_RECORD", "EMA_FILE"]
+__all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "load_training_run", "run_weights_file",
+           "update_card", "WEIGHTS_FILE", "CARD_FILE", "RUN_RECORD", "EMA_FILE"]
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
@@ -163,6 +163,16 @@ def load_trained_model(folder: Path, *, device: str | torch.device = "cpu") -> L
     return LoadedModel(model=model, card=card, sha256=file_sha256(weights), path=folder)
 
 
+def run_weights_file(folder: Path) -> tuple[Path, str]:
+    """The file a training run folder is read from and the key of its SHA-256 in the record:
+    ``model.safetensors`` (``model_sha256``) when the folder holds it, else ``ema.safetensors``
+    (``checkpoint_sha256``)."""
+    folder = Path(folder)
+    if (folder / WEIGHTS_FILE).is_file():
+        return folder / WEIGHTS_FILE, "model_sha256"
+    return folder / EMA_FILE, "checkpoint_sha256"
+
+
 def load_training_run(folder: Path, *, device: str | torch.device = "cpu") -> LoadedModel:
     """The paper's network of a training run folder, its moving averages in place, checked against its record.
 
@@ -210,13 +220,13 @@ def load_training_run(folder: Path, *, device: str | torch.device = "cpu") -> Lo
     if not record_path.is_file():
         raise FileNotFoundError(f"folder={str(folder)!r} holds no {RUN_RECORD} (not a training run folder)")
     card = json.loads(record_path.read_text())
-    path, key = (folder / WEIGHTS_FILE, "model_sha256") if (folder / WEIGHTS_FILE).is_file() else (folder / EMA_FILE, "checkpoint_sha256")
+    path, key = run_weights_file(folder)
     if not path.is_file():
         raise FileNotFoundError(f"folder={str(folder)!r} holds neither {WEIGHTS_FILE} nor {EMA_FILE}")
-    for needed in dict.fromkeys((key, "checkpoint_sha256")):
-        if needed not in card:
-            raise ValueError(f"{record_path} gives no {needed}" + (f" for {path.name}" if needed == key else
-                                                                   " (the training's identity, which result rows carry)"))
+    if key not in card:
+        raise ValueError(f"{record_path} gives no {key} for {path.name}")
+    if "checkpoint_sha256" not in card:
+        raise ValueError(f"{record_path} gives no checkpoint_sha256 (the training's identity, which result rows carry)")
     if file_sha256(path) != card[key]:
         raise ValueError(f"{path} differs from the SHA-256 its record gives ({card[key][:12]}...): a corrupt or foreign file")
     cfg = PaperUNetConfig.from_dict(card["config"])

@@ -57,8 +57,8 @@ from fmq_theory import __version__
 from fmq_theory._util import file_sha256
 from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.flow.velocity import Adapter
-from fmq_theory.harness.checkpoints import (CARD_FILE, EMA_FILE, RUN_RECORD, WEIGHTS_FILE, load_trained_model,
-                                           load_training_run)
+from fmq_theory.harness.checkpoints import (CARD_FILE, RUN_RECORD, load_trained_model, load_training_run,
+                                           run_weights_file)
 from fmq_theory.harness.engine import Cell, EngineReport, run_cells
 from fmq_theory.harness.models.unet import UNet, UNetConfig, unet_adapter
 from fmq_theory.plan import FittedCandidates, QuantizationPlan, fit_candidates, plan_quantization, weight_sensitivity
@@ -189,9 +189,7 @@ def _weights_file(checkpoint: str) -> Path:
     """The file whose SHA-256 names the planned weights (a run folder without ``model.safetensors``:
     its EMA wrapper's file, as :func:`~fmq_theory.harness.checkpoints.load_training_run` reads it)."""
     path = Path(checkpoint)
-    if not path.is_dir():
-        return path
-    return path / WEIGHTS_FILE if (path / WEIGHTS_FILE).is_file() else path / EMA_FILE
+    return run_weights_file(path)[0] if path.is_dir() else path
 
 
 @dataclass(frozen=True, eq=False)

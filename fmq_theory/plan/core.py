@@ -270,6 +270,11 @@ class QuantizationPlan:
         return "\n".join(lines)
 
 
+def _floating_names(state: Mapping) -> list[str]:
+    """The names of ``state``'s non-empty floating tensors: the tensors a plan fits options for."""
+    return [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 0]
+
+
 def _candidates_for(candidates, name: str, shape: tuple, n: int) -> tuple:
     if candidates is None:
         return default_candidates(shape, n_weights=n)
@@ -473,8 +478,8 @@ def fit_memory_bytes(model: torch.nn.Module, *, candidates: Sequence[Candidate] 
     True
     """
     state = model.state_dict()
-    return sum(8 * v.numel() * len(_candidates_for(candidates, k, tuple(v.shape), v.numel()))
-               for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 0)
+    return sum(8 * state[k].numel() * len(_candidates_for(candidates, k, tuple(state[k].shape), state[k].numel()))
+               for k in _floating_names(state))
 
 
 def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
@@ -514,7 +519,7 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
     else:
         fit_sens = score_sens = sensitivity
     state = model.state_dict()
-    names = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 0]
+    names = _floating_names(state)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r} must be an int >= 1")
 
