@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -131,8 +132,8 @@ for k, s in sens.diag.items():
     if w.numel() <= 256:
         continue
     for meth in tot:
-        f = fit_candidate(w, Candidate(meth, 3, "channel", "float16"), sensitivity=s)
-        tot[meth] += float(np.sum(s * f.squared_error))
+        f = fit_candidate(w, Candidate(meth, 3, "channel", "float16"), sensitivity=s, score=partial(sens.terms, k))
+        tot[meth] += f.predicted
 results["weighted_vs_unweighted_b3_channel_fp16"] = tot
 save()
 print("weighted vs unweighted (b3 channel fp16, predicted E|dx|^2):", tot, flush=True)

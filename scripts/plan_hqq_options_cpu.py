@@ -59,7 +59,7 @@ def main() -> None:
         mine = []
         for f in fits:
             kind = "plan" if isinstance(f.stored, QuantizedTensor) else "kept"
-            mine.append((kind, f.candidate.bits, f.nbytes, 0.0 if s is None else float(np.sum(s * f.squared_error)),
+            mine.append((kind, f.candidate.bits, f.nbytes, f.predicted,
                          f.restored(sd[name].dtype)))
         for (family, setting), q in peers.items():
             if q.tensor_format[name].startswith("hqq"):

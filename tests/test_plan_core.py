@@ -84,6 +84,11 @@ def test_budget_file_size_round_trip_and_packed_model(setup, budget, tmp_path):
         assert c.mse == pytest.approx(float(e2.mean()), rel=1e-9, abs=1e-300)
     assert plan.predicted_delta.value == pytest.approx(sum(c.predicted for c in plan.choices), rel=1e-9)
     assert plan.dual_bound <= plan.predicted_delta.value * (1 + 1e-9)
+    # the interval from the options' kept replicate sums is the one from the squared errors themselves
+    errors = {c.name: ((plan.state_dict()[c.name].double() - model.state_dict()[c.name].double()) ** 2).numpy()
+              for c in plan.choices if c.name in score.diag}
+    d = plan.predicted_delta
+    assert (d.value, d.low, d.high) == score.interval(errors, level=d.level)
     # packed inference equals the dequantized model, bit for bit, and holds fewer bytes
     reference = Net()
     reference.load_state_dict(plan.state_dict())
@@ -250,7 +255,8 @@ def test_fitting_threads_give_the_same_options(setup):
 
 
 def _same_fit(a, b) -> None:
-    """Two fits equal option for option: candidates, costs, scores, errors, codes, levels, side arrays."""
+    """Two fits equal option for option: candidates, costs, scores, prices and their replicates, codes, levels,
+    side arrays."""
     assert a.names == b.names and a.held_out == b.held_out and a.seconds == b.seconds
     for fits_a, fits_b, ca, cb, va, vb in zip(a.fitted, b.fitted, a.costs, b.costs, a.values, b.values):
         np.testing.assert_array_equal(ca, cb)
@@ -258,7 +264,8 @@ def _same_fit(a, b) -> None:
         assert [f.candidate for f in fits_a] == [f.candidate for f in fits_b]
         for fa, fb in zip(fits_a, fits_b):
             assert fa.nbytes == fb.nbytes and fa.mse == fb.mse
-            np.testing.assert_array_equal(fa.squared_error, fb.squared_error)
+            assert fa.predicted == fb.predicted
+            np.testing.assert_array_equal(fa.predicted_replicates, fb.predicted_replicates)
             if torch.is_tensor(fa.stored):
                 assert fa.stored.dtype == fb.stored.dtype and torch.equal(fa.stored, fb.stored)
                 continue

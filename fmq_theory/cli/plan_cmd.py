@@ -175,7 +175,7 @@ def _check_memory(model: torch.nn.Module, checkpoint: str) -> None:
     if have is not None and need > have:
         n = sum(p.numel() for p in model.parameters())
         raise ValueError(f"argument CHECKPOINT: planning {checkpoint!r} fits every option of each of its tensors "
-                         f"({n:,} parameters) and keeps at least {need / 2**30:.1f} GiB of their errors "
+                         f"({n:,} parameters) and keeps at least {need / 2**30:.1f} GiB of their codes "
                          f"(fmq_theory.plan.fit_memory_bytes); this machine has {have / 2**30:.1f} GiB available: "
                          "plan it on a machine with more memory")
 

@@ -44,6 +44,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -120,7 +121,11 @@ class Candidate:
 
 @dataclass(frozen=True, eq=False)
 class FittedCandidate:
-    """A candidate fitted to one tensor.
+    r"""A candidate fitted to one tensor, with its error and the additive model's price of it.
+
+    Only these few numbers of the error are kept, not :math:`e_i^2` per weight: a plan fits
+    about 100 options of every tensor, and their squared errors in float64 would take about
+    800 bytes a weight (more than 23 GB for the paper's 55.7M network).
 
     Attributes
     ----------
@@ -129,18 +134,23 @@ class FittedCandidate:
         What the file holds: a quantized tensor, or the tensor at the kept dtype.
     nbytes : int
         Exact data bytes in the quantized file.
-    squared_error : numpy.ndarray
-        :math:`e_i^2` per weight (float64, the tensor's shape), on the values the model
-        gets back (after the cast to the parameter's dtype).
     mse : float
-        Mean of ``squared_error``.
+        Mean of :math:`e_i^2` over the tensor, on the values the model gets back (after the
+        cast to the parameter's dtype).
+    predicted : float
+        :math:`\sum_i \hat s_i e_i^2` with the scoring sensitivity (0 if none was given: a
+        tensor without sensitivity, such as a float buffer).
+    predicted_replicates : numpy.ndarray
+        Shape ``(R,)``: the same sum with each replicate of the scoring sensitivity (empty if
+        none was given; :meth:`fmq_theory.plan.sensitivity.WeightSensitivity.terms`).
     """
 
     candidate: Candidate
     stored: object
     nbytes: int
-    squared_error: np.ndarray
     mse: float
+    predicted: float
+    predicted_replicates: np.ndarray
 
     def restored(self, dtype: torch.dtype) -> torch.Tensor:
         """The values the model gets back, as a CPU tensor of ``dtype`` (the parameter's): the
@@ -262,8 +272,8 @@ def dequantized(qt: QuantizedTensor) -> torch.Tensor:
     return _cast(torch.from_numpy(np.ascontiguousarray(values)), getattr(torch, qt.dtype))
 
 
-def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict | None = None
-                  ) -> FittedCandidate | None:
+def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict | None = None,
+                  score: Callable | None = None) -> FittedCandidate | None:
     """Fit ``cand`` to the tensor ``w``; ``None`` if its side information overflows the dtype.
 
     Parameters
@@ -276,6 +286,11 @@ def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict 
     cache : dict, optional
         Fits of this same tensor shared between candidates (the float32 fit that a float16
         candidate rounds, the weighted codebook); pass one dict per tensor.
+    score : callable, optional
+        ``squared_error -> (sum, replicate sums)`` of the scoring sensitivity, e.g.
+        ``functools.partial(estimate.terms, name)``
+        (:meth:`~fmq_theory.plan.sensitivity.WeightSensitivity.terms`): what
+        :attr:`FittedCandidate.predicted` and :attr:`~FittedCandidate.predicted_replicates` hold.
     """
     n = w.numel()
     if cand.method in KEPT_METHODS:
@@ -289,10 +304,10 @@ def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict 
             return None
         nbytes = packed_nbytes(n, qt.bits) + sum(int(np.asarray(a).nbytes) for a in qt.stored.values())
         stored = qt
-    return scored_candidate(w, cand, stored=stored, nbytes=nbytes)
+    return scored_candidate(w, cand, stored=stored, nbytes=nbytes, score=score)
 
 
-def fit_options(w: torch.Tensor, options, *, sensitivity) -> list:
+def fit_options(w: torch.Tensor, options, *, sensitivity, score: Callable | None = None) -> list:
     """:func:`fit_candidate` for every candidate of ``options`` on the one tensor ``w``, sharing
     the work they have in common: a float16 candidate rounds its float32 twin's fit, and the
     weighted codebooks of every width of one grouping come from one DP run per group
@@ -303,17 +318,21 @@ def fit_options(w: torch.Tensor, options, *, sensitivity) -> list:
         if c.method == "weighted_lloyd":
             key = ("weighted_lloyd", "widths", c.granularity)
             cache[key] = cache.get(key, ()) + (c.bits,)
-    return [fit_candidate(w, c, sensitivity=sensitivity, cache=cache) for c in options]
+    return [fit_candidate(w, c, sensitivity=sensitivity, cache=cache, score=score) for c in options]
 
 
-def scored_candidate(w: torch.Tensor, cand: Candidate, *, stored, nbytes: int) -> FittedCandidate | None:
+def scored_candidate(w: torch.Tensor, cand: Candidate, *, stored, nbytes: int,
+                     score: Callable | None = None) -> FittedCandidate | None:
     """The :class:`FittedCandidate` of ``w`` that stores ``stored`` (a fit of ``cand``, or one read
-    back from a file): its squared error per weight on the values the model gets back; ``None``
-    if an error is not finite (rounded side information that overflows)."""
+    back from a file), scored on the values the model gets back (``score`` as in
+    :func:`fit_candidate`); ``None`` if an error is not finite (rounded side information that
+    overflows)."""
     original = _cast(w, torch.float64).numpy()
     back = _cast(dequantized(stored) if isinstance(stored, QuantizedTensor) else _cast(stored, w.dtype),
                  torch.float64).numpy()
     e2 = (back - original) ** 2
     if not np.all(np.isfinite(e2)):
         return None
-    return FittedCandidate(candidate=cand, stored=stored, nbytes=int(nbytes), squared_error=e2, mse=float(e2.mean()))
+    predicted, replicates = (0.0, np.zeros(0)) if score is None else score(e2)
+    return FittedCandidate(candidate=cand, stored=stored, nbytes=int(nbytes), mse=float(e2.mean()),
+                           predicted=predicted, predicted_replicates=replicates)

@@ -59,6 +59,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -393,7 +394,7 @@ def _state_sha256(state: Mapping, names: Sequence[str]) -> str:
 def load_fitted(path, *, model: torch.nn.Module, workers: int = 1) -> tuple[FittedCandidates, dict]:
     """Read a fit written by :meth:`FittedCandidates.save` for ``model``; equal option for option to the saved one.
 
-    The squared errors are computed again from ``model``'s tensors
+    The options' errors and predicted prices are computed again from ``model``'s tensors
     (:func:`~fmq_theory.plan.candidates.scored_candidate`, as the fit did), ``workers`` tensors at once.
 
     Returns
@@ -443,16 +444,19 @@ def load_fitted(path, *, model: torch.nn.Module, workers: int = 1) -> tuple[Fitt
                                         steps=s["steps"], seed=s["seed"], data_free=s["data_free"],
                                         autocast=s.get("autocast", False))
 
+    fit_sens, score_sens = sensitivity.split() if meta["held_out"] else (sensitivity, sensitivity)
+
     def score(t: int) -> tuple:
         w = state[names[t]].detach().cpu()
-        fits = tuple(scored_candidate(w, cand, stored=obj, nbytes=nbytes) for cand, obj, nbytes in stored[t])
+        terms = partial(score_sens.terms, names[t]) if names[t] in score_sens.diag else None
+        fits = tuple(scored_candidate(w, cand, stored=obj, nbytes=nbytes, score=terms)
+                     for cand, obj, nbytes in stored[t])
         if any(f is None for f in fits):
             raise ValueError(f"path={path!r}: an option of {names[t]!r} has a non-finite error on model's tensor")
         return fits
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         fitted = tuple(pool.map(score, range(len(names))))
-    fit_sens, score_sens = sensitivity.split() if meta["held_out"] else (sensitivity, sensitivity)
     return (FittedCandidates(names=names, fitted=fitted, costs=costs, values=values, sensitivity=sensitivity,
                              fit_sensitivity=fit_sens, score_sensitivity=score_sens, held_out=bool(meta["held_out"]),
                              seconds=float(meta["seconds"])),
@@ -460,25 +464,32 @@ def load_fitted(path, *, model: torch.nn.Module, workers: int = 1) -> tuple[Fitt
 
 
 def fit_memory_bytes(model: torch.nn.Module, *, candidates: Sequence[Candidate] | Callable | None = None) -> int:
-    r"""Bytes of the squared errors :func:`fit_candidates` keeps for ``model``: a lower bound on its memory.
+    r"""Bytes of the codes and kept copies :func:`fit_candidates` holds for ``model``: a lower bound on its memory.
 
-    Every option of every floating tensor is fitted and kept, each with :math:`e_i^2` per weight in
-    float64 (:attr:`~fmq_theory.plan.candidates.FittedCandidate.squared_error`), so the fit holds
-    at least :math:`8 \sum_t n_t |O_t|` bytes for tensors of :math:`n_t` weights and :math:`|O_t|`
-    options (the options' codes and levels come on top; an option whose error is not finite is
-    dropped).  With the default options a large tensor has 100, so about 800 bytes a weight: the
-    paper's 55.7M network needs more than 23 GB (killed for memory at 24.1 GB, 181 of its 390
-    tensors fitted, on a 23 GB machine on 2026-12-04).
+    Every option of every floating tensor is fitted and kept until the budgets are solved:
+    a quantized option with one ``uint8`` code per weight (its levels and side arrays come on
+    top), a kept one as the tensor at its dtype.  So the fit holds at least
+    :math:`\sum_t n_t \sum_{o \in O_t} c_o` bytes for tensors of :math:`n_t` weights and options
+    :math:`O_t`, with :math:`c_o` = 1 for a quantized option and its item size for a kept one (an
+    option whose error is not finite is dropped).  With the default options a large tensor has
+    100 (98 quantized, float16 and float32 kept), so about 104 bytes a weight: 5.4 GiB for the
+    paper's 55.7M network.  (Until the fit kept only each option's price instead of its
+    squared error per weight, :attr:`~fmq_theory.plan.candidates.FittedCandidate.predicted`,
+    it held 8 bytes more per option and weight: that network was killed for memory at 24.1 GB
+    on a 23 GB machine on 2026-12-04.)
 
     Examples
     --------
-    >>> layer = torch.nn.Linear(64, 64)  # 4,096 + 64 weights
-    >>> fit_memory_bytes(layer) == 8 * sum(p.numel() * len(default_candidates(tuple(p.shape), n_weights=p.numel()))
-    ...                                     for p in layer.parameters())
+    >>> def per_weight(shape, n):
+    ...     return sum(c.bits // 8 if c.method in KEPT_METHODS else 1 for c in default_candidates(shape, n_weights=n))
+    >>> per_weight((64, 64), 4096), per_weight((64,), 64)  # a weight matrix's 100 options, a bias's 7
+    (104, 11)
+    >>> fit_memory_bytes(torch.nn.Linear(64, 64)) == 4096 * 104 + 64 * 11
     True
     """
     state = model.state_dict()
-    return sum(8 * state[k].numel() * len(_candidates_for(candidates, k, tuple(state[k].shape), state[k].numel()))
+    return sum(state[k].numel() * sum(c.bits // 8 if c.method in KEPT_METHODS else 1
+                                      for c in _candidates_for(candidates, k, tuple(state[k].shape), state[k].numel()))
                for k in _floating_names(state))
 
 
@@ -525,17 +536,18 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
 
     def fit(name: str) -> tuple:
         w = state[name].detach().cpu()
-        s, score = fit_sens.diag.get(name), score_sens.diag.get(name)
+        s = fit_sens.diag.get(name)
         if s is None:  # a float buffer: kept at its dtype
             options = (Candidate(str(w.dtype).removeprefix("torch."), w.element_size() * 8, "tensor",
                                  str(w.dtype).removeprefix("torch.")),)
         else:
             options = _candidates_for(candidates, name, tuple(w.shape), w.numel())
-        fits = [f for f in fit_options(w, options, sensitivity=s) if f is not None]
+        terms = partial(score_sens.terms, name) if name in score_sens.diag else None
+        fits = [f for f in fit_options(w, options, sensitivity=s, score=terms) if f is not None]
         if not fits:
             raise ValueError(f"no candidate of tensor {name!r} could be stored (side information overflows)")
         return (tuple(fits), np.array([f.nbytes for f in fits], dtype=np.int64),
-                np.array([0.0 if score is None else float(np.sum(score * f.squared_error)) for f in fits]))
+                np.array([f.predicted for f in fits]))
 
     def fit_serial(name: str) -> tuple:
         with serial_kernels():
@@ -808,8 +820,9 @@ def plan_quantization(
                 scored[picks] = (displacement(x, reference, level=level),
                                  distribution_shift(x, reference, level=level))
             (msd, low, high), (shift, shift_low, shift_high) = scored[picks]
-            additive = score_sens.predicted({name: fits[j].squared_error for name, fits, j
-                                             in zip(names, fitted.fitted, picks) if name in score_sens.diag})[0]
+            additive = score_sens.predicted_from_terms(
+                [(fits[j].predicted, fits[j].predicted_replicates)
+                 for name, fits, j in zip(names, fitted.fitted, picks) if name in score_sens.diag])[0]
             variants.append(VariantScore(
                 floor=k[1], bits_per_weight=8 * sum(int(c[j]) for c, j in zip(costs, picks)) / n_total,
                 additive=additive, sampled_msd=msd, sampled_low=low, sampled_high=high, family=k[0],
@@ -820,7 +833,7 @@ def plan_quantization(
         chosen = keys[0]
     variants = tuple(variants)
     picks, solution = solutions[chosen]
-    quantized, passthrough, report, choices, errors = {}, {}, [], [], {}
+    quantized, passthrough, report, choices, terms = {}, {}, [], [], []
     for name, fits, j in zip(names, fitted.fitted, picks):
         f = fits[j]
         c = f.candidate
@@ -836,16 +849,16 @@ def plan_quantization(
         else:
             passthrough[name] = f.stored
         if s is not None:
-            errors[name] = f.squared_error
+            terms.append((f.predicted, f.predicted_replicates))
         choices.append(TensorChoice(
             name=name, method=c.method, bits=c.bits, granularity=c.granularity, storage=c.storage,
             n_weights=original.numel(), nbytes=f.nbytes, bits_per_weight=8 * f.nbytes / original.numel(),
             mse=f.mse, gain=0.0 if s is None else float(np.mean(s)),
-            predicted=0.0 if s is None else float(np.sum(s * f.squared_error))))
+            predicted=f.predicted))
     for k, v in state.items():
         if k not in names:
             passthrough[k] = v
-    value, low, high = score_sens.interval(errors, level=level)
+    value, low, high = score_sens.interval_from_terms(terms, level=level)
     entries = int(np.prod(noise.shape[1:]))
     total = sum(c.nbytes for c in choices)
     settings = {

@@ -99,6 +99,33 @@ class WeightSensitivity:
     data_free: bool = True
     autocast: bool = False
 
+    def terms(self, name: str, squared_error: np.ndarray) -> tuple[float, np.ndarray]:
+        r"""One tensor's :math:`\sum_i \hat s_i e_i^2` and its ``R`` replicate sums :math:`\sum_i \hat s^{(r)}_i e_i^2`.
+
+        They are all that :meth:`predicted` and :meth:`interval` read of the tensor's errors, so
+        a caller scoring many options of one tensor keeps these ``R + 1`` numbers of each option
+        instead of its :math:`e_i^2` (:func:`fmq_theory.plan.core.fit_candidates` does).
+
+        Parameters
+        ----------
+        name : str
+            A parameter of the estimate.
+        squared_error : numpy.ndarray
+            :math:`e_i^2`, of the parameter's shape.
+
+        Examples
+        --------
+        >>> sens = WeightSensitivity(diag={"w": np.array([1.0, 3.0])},
+        ...                          replicates={"w": np.array([[0.0, 2.0], [2.0, 4.0]], dtype=np.float32)},
+        ...                          n_samples=4, projections=1, solver="euler", steps=1, seed=0)
+        >>> total, reps = sens.terms("w", np.array([1.0, 0.5]))
+        >>> total, reps.tolist()
+        (2.5, [1.0, 4.0])
+        """
+        e2 = np.asarray(squared_error, dtype=np.float64)
+        return (float(np.sum(self.diag[name] * e2)),
+                np.tensordot(self.replicates[name].astype(np.float64), e2, axes=e2.ndim))
+
     def predicted(self, squared_errors: Mapping[str, np.ndarray]) -> tuple[float, float]:
         r""":math:`\sum_i \hat s_i e_i^2` over the given tensors, and its standard error.
 
@@ -106,12 +133,15 @@ class WeightSensitivity:
         parameter's shape.  The standard error is the spread of the replicate means over
         :math:`\sqrt{R}` (0 with one replicate).
         """
+        return self.predicted_from_terms([self.terms(name, e2) for name, e2 in squared_errors.items()])
+
+    @staticmethod
+    def predicted_from_terms(terms) -> tuple[float, float]:
+        """:meth:`predicted` from the tensors' :meth:`terms`, summed in the order given."""
         reps = None
         total = 0.0
-        for name, e2 in squared_errors.items():
-            e2 = np.asarray(e2, dtype=np.float64)
-            total += float(np.sum(self.diag[name] * e2))
-            r = np.tensordot(self.replicates[name].astype(np.float64), e2, axes=e2.ndim)
+        for value, r in terms:
+            total += value
             reps = r if reps is None else reps + r
         if reps is None or reps.size < 2:
             return total, 0.0
@@ -145,7 +175,11 @@ class WeightSensitivity:
 
     def interval(self, squared_errors: Mapping[str, np.ndarray], *, level: float = 0.95) -> tuple:
         """``(estimate, low, high)``: Student-t interval on :meth:`predicted`, clipped at 0."""
-        est, se = self.predicted(squared_errors)
+        return self.interval_from_terms([self.terms(name, e2) for name, e2 in squared_errors.items()], level=level)
+
+    def interval_from_terms(self, terms, *, level: float = 0.95) -> tuple:
+        """:meth:`interval` from the tensors' :meth:`terms`, summed in the order given."""
+        est, se = self.predicted_from_terms(terms)
         r = next(iter(self.replicates.values())).shape[0]
         q = float(stats.t.ppf(0.5 + level / 2, df=max(r - 1, 1)))
         return est, max(est - q * se, 0.0), est + q * se

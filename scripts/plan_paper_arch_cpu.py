@@ -1,0 +1,112 @@
+"""``fmq plan`` of the paper's 55.7M architecture on this CPU machine: the fit's memory, and the plan run packed (issue 12).
+
+Usage (as results/plan_paper_arch_cpu.json was made, 2 cores and 23 GB, ~10 min)::
+
+    PYTHONPATH=. python scripts/plan_paper_arch_cpu.py --out results/plan_paper_arch_cpu.json
+
+No trained network of the paper's recipe outlives its GPU lease here (223 MB, too large for the
+tracked tree), so this measures the architecture with seeded random weights: its default
+initialisation (seed ``--seed``), the output convolutions that start at zero given normal weights of
+standard deviation 0.02 as training would give them weights, saved in flow_matching's checkpoint
+form (``model.*`` and ``shadow_params.N`` in an EMA wrapper).  Memory and time depend on the tensors'
+shapes and on the plan's choices, not on what the network learnt; the choices of a random network
+differ from a trained one's (``results/plan_paper_arch.csv`` has the trained network's plans, on the
+GPU).
+
+1. ``fmq plan CHECKPOINT --budget B`` in a child process, as a user runs it, with the fit's small
+   settings of the refusal measured on 2026-12-04 (``--samples 8 --replicates 4 --batch-size 2
+   --bit-floors 2 --families half_quadratic``): its wall time and peak resident memory
+   (``getrusage`` of the child), beside :func:`fmq_theory.plan.fit_memory_bytes`' bound and the
+   machine's available memory;
+2. ``scripts/plan_runtime_cpu.py`` on the plan written: bytes at rest and sampling time, packed
+   against full precision, and whether the packed samples equal the dequantized model's.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fmq_theory import __version__
+from fmq_theory._util import available_memory_bytes, file_sha256
+from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
+from fmq_theory.plan import fit_memory_bytes
+
+PLAN_SETTINGS = ["--samples", "8", "--replicates", "4", "--batch-size", "2", "--bit-floors", "2",
+                 "--families", "half_quadratic"]
+
+
+def random_paper_network(path: Path, *, seed: int) -> EMA:
+    """The paper's network with seeded random weights, saved as flow_matching's checkpoint at ``path``."""
+    torch.manual_seed(seed)
+    ema = EMA(PaperUNet(PaperUNetConfig()))
+    with torch.no_grad():
+        for p in ema.model.parameters():
+            if not torch.any(p):  # the zero-initialised output convolutions
+                p.normal_(std=0.02)
+    ema.update_ema()
+    torch.save({"model": ema.state_dict(), "epoch": 0, "args": argparse.Namespace(dataset="mnist")}, path)
+    return ema
+
+
+def child(argv: list, log: Path) -> dict:
+    """Run ``argv`` to completion, its output to ``log``; its wall time and peak resident bytes."""
+    start = time.perf_counter()
+    with open(log, "w") as handle:
+        proc = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONPATH": "."})
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(argv)} exited with {proc.returncode}; see {log}")
+    return {"wall_s": wall, "peak_resident_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="JSON file written")
+    parser.add_argument("--budget", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=8, help="noise draws of the runtime's sampling (one batch)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed sampling runs per model (median)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        checkpoint, plan_file = work / "checkpoint-0.pth", work / "plan.safetensors"
+        ema = random_paper_network(checkpoint, seed=args.seed)
+        fmq = [sys.executable, "-c", "import sys; from fmq_theory.cli import main; sys.exit(main(sys.argv[1:]))"]
+        plan_argv = ["plan", str(checkpoint), "--budget", str(args.budget), *PLAN_SETTINGS, "-o", str(plan_file)]
+        print("fmq " + " ".join(plan_argv), flush=True)
+        plan = child([*fmq, *plan_argv], work / "plan.log")  # the first child: its peak is the plan's alone
+        summary = [line for line in (work / "plan.log").read_text().splitlines() if line.startswith(("honest", "file:"))]
+        runtime_out = work / "runtime.json"
+        child([sys.executable, "scripts/plan_runtime_cpu.py", "--samples", str(args.samples), "--repeats",
+               str(args.repeats), "--out", str(runtime_out), "--plans",
+               f"paper_arch_random={checkpoint}:{plan_file}"], work / "runtime.log")
+        runtime = json.loads(runtime_out.read_text())
+        doc = {"version": __version__, "command": "python scripts/plan_paper_arch_cpu.py " + " ".join(
+                   f"--{k} {v}" for k, v in vars(args).items()),
+               "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+               "network": {"architecture": "the paper's (fmq_theory.harness.models.paper_unet.PAPER_MNIST)",
+                           "weights": f"random: default initialisation, seed {args.seed}; zero-initialised "
+                                      "convolutions given N(0, 0.02^2) weights",
+                           "parameters": sum(p.numel() for p in ema.model.parameters()),
+                           "checkpoint_sha256": file_sha256(checkpoint)},
+               "plan": {"command": "fmq " + " ".join(plan_argv).replace(str(work) + "/", ""),
+                        "fit_memory_bytes": fit_memory_bytes(ema.model),
+                        "available_memory_bytes": available_memory_bytes(), **plan, "summary": summary},
+               "runtime": {"protocol": runtime["protocol"], "torch_threads": runtime["torch_threads"],
+                           **runtime["rows"][0]}}
+    tmp_out = Path(args.out).with_suffix(".tmp")
+    tmp_out.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp_out.replace(args.out)
+    print(json.dumps(doc, indent=1))
+
+
+if __name__ == "__main__":
+    main()
