@@ -13,15 +13,18 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import json
 
 import pytest
 import torch
 from _tiny_unet import save_tiny_unet
+from safetensors.torch import save_file
 
 from fmq_theory._util import file_sha256
 from fmq_theory.cli import main
 from fmq_theory.harness import engine, plan_sweep
-from fmq_theory.harness.plan_sweep import PlanSweepConfig, budget_output, run_plan_sweep
+from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
+from fmq_theory.harness.plan_sweep import PlanSweepConfig, budget_output, plan_sweep_cells, run_plan_sweep
 from fmq_theory.plan import load_plan
 from fmq_theory.results.schema import PLAN_SWEEP
 
@@ -171,3 +174,30 @@ def test_bad_sweep_arguments_are_named(tiny, tmp_path, argv, match, capsys):
         code = exc.code
     assert code == 2 and match in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_papers_network_has_one_name_from_its_run_folder_and_its_ema_file(tiny, tmp_path):
+    """A sweep's rows name a training run folder by its record's ``checkpoint_sha256`` (its EMA wrapper's
+    file, as the paper network's result rows do), not by the averaged ``model.safetensors`` it is read
+    from: planning the folder or its ``ema.safetensors`` alone gives the same name.  A file is named by
+    itself."""
+    torch.manual_seed(0)
+    cfg = PaperUNetConfig(model_channels=16, channel_mult=(2, 2), num_res_blocks=1)
+    ema = EMA(PaperUNet(cfg), decay=0.5)
+    with torch.no_grad():
+        for p in ema.model.parameters():
+            p.normal_(std=0.05)
+    ema.update_ema()
+    save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp_path / "ema.safetensors"))
+    save_file(ema.averaged_state_dict(), str(tmp_path / "model.safetensors"))
+    (tmp_path / "train.json").write_text(json.dumps({
+        "config": cfg.to_dict(), "checkpoint_sha256": file_sha256(tmp_path / "ema.safetensors"),
+        "model_sha256": file_sha256(tmp_path / "model.safetensors")}))
+
+    def name(checkpoint) -> str:
+        cell = plan_sweep_cells(PlanSweepConfig(checkpoint=str(checkpoint)), [3.0], out=tmp_path / "p.safetensors")[0]
+        return dict(zip(PLAN_SWEEP.key, cell.key))["checkpoint_sha256"]
+
+    assert name(tmp_path) == name(tmp_path / "ema.safetensors") == file_sha256(tmp_path / "ema.safetensors")
+    assert name(tmp_path) != file_sha256(tmp_path / "model.safetensors")
+    assert name(tiny / "model.safetensors") == file_sha256(tiny / "model.safetensors")

@@ -42,7 +42,7 @@ from fmq_theory.harness.models.paper_unet import PaperUNetConfig, paper_unet_fro
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 
 __all__ = ["LoadedModel", "save_checkpoint", "load_trained_model", "load_training_run", "run_weights_file",
-           "update_card", "WEIGHTS_FILE", "CARD_FILE", "RUN_RECORD", "EMA_FILE"]
+           "update_card", "run_record", "WEIGHTS_FILE", "CARD_FILE", "RUN_RECORD", "EMA_FILE"]
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
@@ -173,6 +173,32 @@ def run_weights_file(folder: Path) -> tuple[Path, str]:
     return folder / EMA_FILE, "checkpoint_sha256"
 
 
+def run_record(folder: Path) -> dict:
+    """The record ``train.json`` of a training run folder, checked to name its weights file and the training.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` lacks the record or both weights files.
+    ValueError
+        The record gives no SHA-256 for the file :func:`run_weights_file` reads, or no
+        ``checkpoint_sha256`` (the training's identity, which result rows carry).
+    """
+    folder = Path(folder)
+    record_path = folder / RUN_RECORD
+    if not record_path.is_file():
+        raise FileNotFoundError(f"folder={str(folder)!r} holds no {RUN_RECORD} (not a training run folder)")
+    card = json.loads(record_path.read_text())
+    path, key = run_weights_file(folder)
+    if not path.is_file():
+        raise FileNotFoundError(f"folder={str(folder)!r} holds neither {WEIGHTS_FILE} nor {EMA_FILE}")
+    if key not in card:
+        raise ValueError(f"{record_path} gives no {key} for {path.name}")
+    if "checkpoint_sha256" not in card:
+        raise ValueError(f"{record_path} gives no checkpoint_sha256 (the training's identity, which result rows carry)")
+    return card
+
+
 def load_training_run(folder: Path, *, device: str | torch.device = "cpu") -> LoadedModel:
     """The paper's network of a training run folder, its moving averages in place, checked against its record.
 
@@ -215,18 +241,8 @@ def load_training_run(folder: Path, *, device: str | torch.device = "cpu") -> Lo
     >>> load_training_run(run).model.config.model_channels
     8
     """
-    folder = Path(folder)
-    record_path = folder / RUN_RECORD
-    if not record_path.is_file():
-        raise FileNotFoundError(f"folder={str(folder)!r} holds no {RUN_RECORD} (not a training run folder)")
-    card = json.loads(record_path.read_text())
+    card = run_record(folder)
     path, key = run_weights_file(folder)
-    if not path.is_file():
-        raise FileNotFoundError(f"folder={str(folder)!r} holds neither {WEIGHTS_FILE} nor {EMA_FILE}")
-    if key not in card:
-        raise ValueError(f"{record_path} gives no {key} for {path.name}")
-    if "checkpoint_sha256" not in card:
-        raise ValueError(f"{record_path} gives no checkpoint_sha256 (the training's identity, which result rows carry)")
     if file_sha256(path) != card[key]:
         raise ValueError(f"{path} differs from the SHA-256 its record gives ({card[key][:12]}...): a corrupt or foreign file")
     cfg = PaperUNetConfig.from_dict(card["config"])

@@ -57,8 +57,8 @@ from fmq_theory import __version__
 from fmq_theory._util import file_sha256
 from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.flow.velocity import Adapter
-from fmq_theory.harness.checkpoints import (CARD_FILE, RUN_RECORD, load_trained_model, load_training_run,
-                                           run_weights_file)
+from fmq_theory.harness.checkpoints import (CARD_FILE, RUN_RECORD, WEIGHTS_FILE, load_trained_model,
+                                           load_training_run, run_record)
 from fmq_theory.harness.engine import Cell, EngineReport, run_cells
 from fmq_theory.harness.models.unet import UNet, UNetConfig, unet_adapter
 from fmq_theory.plan import FittedCandidates, QuantizationPlan, fit_candidates, plan_quantization, weight_sensitivity
@@ -163,7 +163,7 @@ def load_plan_model(checkpoint: str, model_config: str | None = None) -> torch.n
     if path.is_dir():
         if model_config is not None:
             raise ValueError("argument --model-config: not used with a checkpoint folder (its card has the config)")
-        if (path / RUN_RECORD).is_file() and not (path / CARD_FILE).is_file():
+        if _is_run_folder(path):
             return load_training_run(path).model
         return load_trained_model(path).model
     if not path.is_file():
@@ -185,11 +185,25 @@ def load_plan_model(checkpoint: str, model_config: str | None = None) -> torch.n
     return model.eval()
 
 
-def _weights_file(checkpoint: str) -> Path:
-    """The file whose SHA-256 names the planned weights (a run folder without ``model.safetensors``:
-    its EMA wrapper's file, as :func:`~fmq_theory.harness.checkpoints.load_training_run` reads it)."""
+def _is_run_folder(path: Path) -> bool:
+    """Whether ``path`` is a training run folder of the paper's network (its record, no model card)."""
+    return path.is_dir() and (path / RUN_RECORD).is_file() and not (path / CARD_FILE).is_file()
+
+
+def _weights_sha256(checkpoint: str) -> str:
+    """The SHA-256 that names the planned network in the sweep's rows (``checkpoint_sha256``).
+
+    A run folder is named by its training: its record's ``checkpoint_sha256``, the SHA-256 of the
+    EMA wrapper's file ``ema.safetensors`` (a flow_matching checkpoint), which the paper network's
+    result rows carry too, whichever weights file the folder is read from
+    (:func:`load_plan_model` checks that file against the record).  So the network has one name
+    whether a user plans the run folder or its ``ema.safetensors`` alone.  Anything else is named
+    by the file read: a checkpoint folder's ``model.safetensors``, or the checkpoint file itself.
+    """
     path = Path(checkpoint)
-    return run_weights_file(path)[0] if path.is_dir() else path
+    if _is_run_folder(path):
+        return run_record(path)["checkpoint_sha256"]
+    return file_sha256(path / WEIGHTS_FILE if path.is_dir() else path)
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,7 +271,7 @@ def plan_sweep_cells(cfg: PlanSweepConfig, budgets, *, out) -> list[Cell]:
             raise ValueError(f"budgets: {b!r} is not a positive number of bits per weight")
     if len(set(map(float, budgets))) != len(budgets):
         raise ValueError(f"budgets: {budgets} repeats a budget")
-    sha = file_sha256(_weights_file(cfg.checkpoint))
+    sha = _weights_sha256(cfg.checkpoint)
     common = {"checkpoint_sha256": sha, "samples": cfg.samples, "seed": cfg.seed, "solver": cfg.solver,
               "steps": cfg.steps, "projections": cfg.projections, "replicates": cfg.replicates,
               "batch_size": cfg.batch_size, "bit_floors": ",".join(map(str, cfg.bit_floors)),
