@@ -43,6 +43,7 @@
 # and 55 GiB against 66 in benchmarks/gpu_h200_sensitivity.json).
 # Knobs (environment): BENCH_ONLY (benchmarks/gpu.py --only; e.g. "sensitivity", ~100 s: issue 18 target 4 alone
 # on the idle GPU) and BENCH_S (its timeout, 200), PAPER_BUDGETS (2,3,4), PAPER_PEERS, PAPER_SAMPLES (2000), PAPER_PAIRS (500) and MATCH_PEER for JOBS=plan; DATASET (mnist), MEMFMT (both stages' memory format; else the probe's faster, else contiguous), RESUME, PROBE, JOBS ("paper small plan": the evaluations run side by side), BITS ("2 3 4 8"),
+# DETERMINISTIC (set: train with deterministic kernels only, gpu_paper_arch.py train --deterministic),
 # KINDS ("fp cell nfe": the paper-network rows evaluated), NFE_SAMPLES (5000), FID_FIRST (set: the 50k-sample FIDs before the NFE check), EPOCHS (15), TRAIN_MIN (9.4, a cap), TRAIN_BATCH (256: batch 512 measured slower), SAMPLES (5000), PAPER_SAMPLES (5000),
 # FID_SAMPLES (50000, the paper's protocol; 0 leaves those rows out), S2/S3/S4 (seconds after which no new cell starts: 400, 200,
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330); for the small models' plan
@@ -274,35 +275,24 @@
 #   -> the network kept here (bash scripts/gpu_checkpoint_parts.sh keep /work/.device/N runs/saved/paper_arch_fashion_mnist
 #      for the four sends: SHA-256 ce7c235f... checked) and cut in .carry/pa_fashion_mnist1..6 (37.2 MB); its 5 rows and
 #      train record in results/pending/ (tracked, so they travel), which the set-up above copies in as done rows.
-# Planned next (the FashionMNIST network's other 20 rows, ~1,150 s of evaluation; no training). Checkpoints out of the
-# tree; every call below in one batch of tool calls, so that none waits on a reply:
-#   run("DATASET=fashion_mnist bash scripts/gpu_lease.sh carry", carry=[".carry/pa_fashion_mnistK", ".carry/incK"]) for K = 1..6
-#     (51.8 MB beside the 9.6 MB tree; a third folder would come within 0.4 MB of the 64 MiB)
-#   run("(while sleep 10; do cp runs/paper_arch_fashion_mnist/paper_arch_fashion_mnist.csv \"$OUT\"/ 2>/dev/null; done) & DATASET=fashion_mnist JOBS=paper NO_BENCH=1 FID_FIRST=1 S2=495 H2=565 bash scripts/gpu_lease.sh 2",
-#       carry=[".carry/fmnist_train", ".carry/plan_test", ".carry/wheels_dask"])   (the data set: train split, then the test split added to it)
-#   run(the copier and "DATASET=fashion_mnist JOBS=paper FID_FIRST=1 S3=495 H3=565 bash scripts/gpu_lease.sh 3")
-#   run(the same with S3=200 H3=250)   (returns at once if the rows are complete)
-#   then, in the same batch, `mv /tmp/ckpt_out/* checkpoints/` here (a bash call between two runs), and with what is left,
-#   issue 12's question whether a random network's Frechet distance, the data-free score that ranked the DiT's variants
-#   best (results/plan_variant_scores_dit_gpu.json), ranks the UNets' variants as well (set H2 to the budget left):
-#   run("JOBS=variants NO_BENCH=1 VARIANTS=\"--models mnist --budgets 2.3582,3.6206 --floors 1,2,3 --save-samples $OUT/variant_samples_mnist.npz --out $OUT/pv_mnist.json\" H2=240 bash scripts/gpu_lease.sh 2",
-#       carry=[".carry/wheels_peers"])   (~100 s a budget on the DiT; the file is rewritten after every budget)
-#   -> PYTHONPATH=. python scripts/plan_variant_features_cpu.py --rows FILES_AT/pv_mnist.json --samples FILES_AT/variant_samples_mnist.npz
-#        --model mnist --out results/plan_variant_scores_mnist_gpu.json
-#   then: the returned csv and results/pending/paper_arch_fashion_mnist_train.json replace results/paper_arch_fashion_mnist*.
-#   The rows will carry the paired dFID intervals (classifier on every cell, Inception on the 200-NFE arm).
-# Planned after it (the MNIST network kept here, aebd2ae4...; no training): the NFE check again with its paired
-# intervals (issue 13; the committed MNIST rows have none), beside issue 12's plan at 2.0 and 4.0 bits per weight on
-# that network (the issue's budgets not yet measured there). Checkpoints out of the tree; all in one batch of tool calls:
-#   run("bash scripts/gpu_lease.sh carry", carry=[".carry/pa_mnistK", ".carry/incK"]) for K = 1..6
-#   run("(while sleep 10; do cp runs/paper_arch_mnist/paper_arch_mnist.csv runs/results/plan_paper_arch.csv \"$OUT\"/ 2>/dev/null; done) & KINDS=nfe JOBS='paper plan' NO_BENCH=1 PAPER_BUDGETS=2,4 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf,nf4 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2",
-#       carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/plan_test", ".carry/wheels_peers"])
-#   run(the same with S3=500 H3=570, stage 3)   (the saved fit, plans and peers are read back: ~330 s of cells remain)
-#   KINDS=nfe: the two rows of the NFE check only (~28 s + 282 s + the intervals; CPU dry run on a width-8 network: the
-#   same two rows and intervals as the whole evaluation's); then
-#   python scripts/merge_paper_arch.py results/paper_arch_mnist.csv FILES_AT/paper_arch_mnist.csv   (one network checked)
-#   and the returned plan_paper_arch.csv's rows added to results/plan_paper_arch.csv (the same checkpoint_sha256).
-# If a machine is lost between calls, the pieces on its disk go with it, but not the network: carry them again.
+# Twenty-fifth period (2026-12-05): no device machine was lent. The networks kept here for the two leases planned
+# last period (runs/saved/paper_arch_mnist, aebd2ae4...; runs/saved/paper_arch_fashion_mnist, ce7c235f...) and every
+# .carry folder were gone: a session's new checkout holds what is tracked, and runs/ and .carry/ are git-ignored (a
+# 223 MB network cannot be tracked: the tree stays under 40 MB). So a network outlives its session only if it can be
+# trained again, bit for bit, and it cannot yet: nine MNIST trainings of one command and seed ended at final losses
+# 0.1715-0.1718, two of them in the same network (794236c6..., the tables' network); FashionMNIST's two differed.
+# The two leases planned then (carrying a kept network) are void, and the 5 rows in results/pending/ are of a network
+# that no longer exists. `bash scripts/gpu_carry.sh` makes the data, wheel and Inception folders again.
+# Planned next, in one batch of tool calls (the three model checkpoints out of the tree for calls 1-2):
+#   1. Is --deterministic training reproducible, and at what speed? Two short trainings and one default, ~3 min:
+#      run("bash scripts/gpu_lease.sh carry >/dev/null; export PYTHONPATH=.:runs/pydeps FMQ_DATA_DIR=runs/data_mnist; for r in a b c; do python3 scripts/gpu_paper_arch.py train --run runs/det_$r $([ $r = c ] || echo --deterministic) --epochs 0.5 --minutes 3 --batch-size 256 | tail -1; done; grep -h '_sha256\|images_per_s\|nondeterministic' runs/det_*/train.json",
+#          carry=[".carry/harness_data", ".carry/wheels_dask"])   (a and b deterministic, c the default)
+#      Equal model_sha256 for a and b, and images/s near c's: train every later network with DETERMINISTIC=1.
+#   2. The MNIST network trained (DETERMINISTIC=1 if step 1 says so) and, in the same lease, what issue 12 lacks on it:
+#      run("DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=9.1 bash scripts/gpu_lease.sh 1 2>&1 | tail -8", carry=[...as above, ".carry/wheels_peers"])
+#      run("JOBS=plan NO_BENCH=1 PAPER_BUDGETS=2,3,4 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf,nf4 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/inc1", ".carry/inc2"])
+#      -> a plan table of that network (results/plan_paper_arch.csv is of 794236c6...: a new network's rows go beside it,
+#         never into it). If its training is reproducible, later leases train it again and measure its paper_arch rows.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
@@ -419,7 +409,7 @@ case "$STAGE" in
     # RESUME=1: a later command trains on from the saved state (step count, EMA, optimizer, wall time)
     FMQ_DATA_DIR=runs/data_$DATASET python3 scripts/gpu_paper_arch.py train --dataset "$DATASET" --epochs "${EPOCHS:-15}" \
       --minutes "${TRAIN_MIN:-9.4}" --batch-size "${TRAIN_BATCH:-256}" --memory-format "$(faster train_images_per_s)" \
-      ${RESUME:+--resume} 2>&1 | grep --line-buffered -v "$FILTER" >> runs/logs/train.log
+      ${RESUME:+--resume} ${DETERMINISTIC:+--deterministic} 2>&1 | grep --line-buffered -v "$FILTER" >> runs/logs/train.log
     cat runs/logs/train.log ;;
   2|3|4)
     if [ "$STAGE" = 2 ] && [ -z "${NO_BENCH:-}" ]; then  # the speed benchmark first, on an idle GPU
