@@ -6,7 +6,9 @@
 # the 14 parts sent of it were half of it, and the network was not kept). Runs trained before 2026-12-04 have no
 # model.safetensors.
 # Twice (2026-12-03 and the period before) the trained network was lost with the machine before the plan
-# measured a row; with its parts kept here, a later call or a later lease starts from them instead of training.
+# measured a row; with its parts kept here, a later call or a later lease starts from them instead of training,
+# but only within one session: runs/saved and .carry are git-ignored, and a new session's checkout (2026-12-05)
+# held neither kept network.
 #
 #   on the GPU machine, after training (four calls: 14 parts of 16,000,000 bytes, at most 4 per call, since
 #   a call brings back 64 MiB together; on 2026-12-03 parts 5-7 of a call of 7 were left out as over it):
