@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from fmq_theory import __version__
-from fmq_theory._util import available_memory_bytes, file_sha256
+from fmq_theory._util import available_memory_bytes, file_sha256, write_atomic
 from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
 from fmq_theory.plan import fit_memory_bytes
 
@@ -102,9 +102,7 @@ def main() -> None:
                         "available_memory_bytes": available_memory_bytes(), **plan, "summary": summary},
                "runtime": {"protocol": runtime["protocol"], "torch_threads": runtime["torch_threads"],
                            **runtime["rows"][0]}}
-    tmp_out = Path(args.out).with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp_out.replace(args.out)
+    write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1) + "\n"))
     print(json.dumps(doc, indent=1))
 
 
