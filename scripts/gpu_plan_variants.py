@@ -25,6 +25,12 @@ budgets only, and ``--save-samples`` keeps every distinct variant's 256 draws fo
     PYTHONPATH=. python scripts/gpu_plan_variants.py --models dit --budgets 2,3 --match-peer hqq:g128
 
 CPU dry run: ``--device cpu --samples 64 --pairs 16 --plan-samples 16 --models dit --budgets 3``.
+On the CPU, with no GPU lent (2026-12-05; 2 cores, ~45 min), the MNIST UNet's default variants
+(``--groupings any``) at HQQ g128's bits with 2,000 samples each::
+
+    PYTHONPATH=. python scripts/gpu_plan_variants.py --device cpu --models mnist --budgets 2.3582,3.6206 \
+        --floors 1,2,3 --groupings any --samples 2000 --pairs 500 \
+        --save-samples runs/variants/variant_samples_mnist_cpu.npz --out runs/variants/pv_mnist_cpu.json
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ from fmq_theory.harness.models.unet import unet_adapter  # noqa: E402
 from fmq_theory.harness.sweep import to_uint8  # noqa: E402
 from fmq_theory.plan import fit_candidates, plan_quantization, weight_sensitivity  # noqa: E402
 from fmq_theory.plan.candidates import CODE_FAMILIES  # noqa: E402
-from fmq_theory.plan.selection import GROUPINGS, diagonal_w2, displacement, distribution_shift, sampled  # noqa: E402
+from fmq_theory.plan.selection import GROUPINGS, check_groupings, diagonal_w2, displacement, distribution_shift, sampled  # noqa: E402
 
 
 #: Times at which the full-precision network looks at a sample for the self-feature scores (1: the sample itself).
@@ -134,6 +140,8 @@ def main() -> None:
     p.add_argument("--budgets", default="2,3")
     p.add_argument("--match-peer", action="append", default=[], help="also the b2-b4 bits per weight of this peer")
     p.add_argument("--floors", default="1,2,3")
+    p.add_argument("--groupings", default=",".join(GROUPINGS),
+                   help="of the variants measured (e.g. 'any', the plan's default: half the variants)")
     p.add_argument("--samples", type=int, default=5000)
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--plan-samples", type=int, default=256)
@@ -147,6 +155,7 @@ def main() -> None:
     args = p.parse_args()
     folders = dict(item.split("=", 1) for item in args.checkpoint)
     floors = [int(f) for f in args.floors.split(",")]
+    groupings = check_groupings(args.groupings.split(","))
     rows, start, saved = [], time.perf_counter(), {}
     eval_budgets = None if args.eval_budgets is None else {float(b) for b in args.eval_budgets.split(",") if b}
     for name in args.models.split(","):
@@ -171,7 +180,7 @@ def main() -> None:
             budgets += matched_budgets(model, family=peer)
         print(f"[{name}] sensitivity and fitting {time.perf_counter() - start:.1f} s; budgets {budgets}", flush=True)
         for budget in budgets:
-            for family, floor, grouping in itertools.product(CODE_FAMILIES, floors, GROUPINGS):
+            for family, floor, grouping in itertools.product(CODE_FAMILIES, floors, groupings):
                 try:
                     plan = plan_quantization(model, budget_bits=budget, noise=noise, fitted=fitted,
                                              bit_floors=(floor,), families=(family,), groupings=(grouping,),

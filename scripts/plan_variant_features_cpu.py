@@ -29,7 +29,12 @@ once per model with ``--model`` (their budgets coincide, and the summary is keye
     PYTHONPATH=. python scripts/plan_variant_features_cpu.py --rows runs/variants/pv_unets.json \\
         --samples runs/variants/variant_samples_unets.npz --model mnist --out results/plan_variant_scores_mnist_gpu.json
 
-Rows of a later ``--rows`` file fill in the dFID that an earlier one measured (``--eval-budgets``).
+The MNIST UNet's variants measured on the CPU (``scripts/gpu_plan_variants.py --device cpu``, 2026-12-05)::
+
+    PYTHONPATH=. python scripts/plan_variant_features_cpu.py --rows runs/variants/pv_mnist_cpu.json \
+        --samples runs/variants/variant_samples_mnist_cpu.npz --model mnist --out results/plan_variant_scores_mnist_cpu.json
+
+The file records each run's sample count and device (``evaluation``).  Rows of a later ``--rows`` file fill in the dFID that an earlier one measured (``--eval-budgets``).
 ``--scored`` adds the rows of an earlier output of this script as they are (their kept draws need
 not be here), so that a later GPU run extends the file; on 2026-12-04 the DiT at 3 and 2 bits::
 
@@ -185,10 +190,15 @@ def main() -> None:
             summary[label][score] = {"total_regret": sum(c["regret"] for c in per.values()), "budgets": per}
             print(f"{label:17s} {score:22s} regret {summary[label][score]['total_regret']:7.2f} "
                   f"{[round(c['regret'], 2) for c in per.values()]}")
+    runs = [(f.get("samples", 5000), f.get("plan_samples", 256), f.get("device", "cuda")) for f in files]
+    evaluations = [e["evaluation"] for e in earlier] + [
+        f"classifier FID change, {n:,} samples, midpoint 20 NFE, paired bootstrap ({device})" for n, _, device in runs]
+    plan_samples = {e["plan_samples"] for e in earlier} | {m for _, m, _ in runs}
     Path(args.out).write_text(json.dumps({
         "command": "scripts/plan_variant_features_cpu.py",
         "gpu_commands": [c for e in earlier for c in e["gpu_commands"]] + [f["command"] for f in files],
-        "plan_samples": 256, "evaluation": "classifier FID change, 5,000 samples, midpoint 20 NFE, paired bootstrap",
+        "plan_samples": plan_samples.pop() if len(plan_samples) == 1 else sorted(plan_samples),
+        "evaluation": "; ".join(dict.fromkeys(evaluations)),
         "seconds": round(time.perf_counter() - start, 1), "summary": summary, "rows": rows}, indent=1))
 
 
