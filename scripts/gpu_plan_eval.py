@@ -62,6 +62,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from fmq_theory import __version__
+from fmq_theory._util import file_sha256
 from fmq_theory.bounds import certify_fid, sampled_dfid
 from fmq_theory.flow.frechet import gaussian_fit
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
@@ -193,7 +194,9 @@ class Measure:
         return torch.as_tensor(feats, dtype=torch.float64, device=self.device)
 
     def _cached_inception(self, label: str, u8: torch.Tensor) -> np.ndarray:
-        path = self.work / f"inception_{label}_{u8.shape[0]}.npy"
+        """Inception features of ``u8``, kept under its label and a digest of the images themselves."""
+        digest = hashlib.sha256(u8.contiguous().numpy().tobytes()).hexdigest()[:16]
+        path = self.work / f"inception_{label}_{u8.shape[0]}_{digest}.npy"
         if not path.is_file():
             np.save(path, self.inception.features(u8, batch_size=500))
         return np.load(path)
@@ -243,14 +246,33 @@ def _safe(label: str) -> str:
     return label.replace("/", "_").replace(":", "_").replace("@", "_at_").replace(" ", "_")
 
 
+def kept_key(measure: Measure, label: str) -> dict:
+    """What the kept files of the cell ``label`` (``work/<label>.*``) are measured from: the evaluation's
+    settings (:meth:`Measure.base_row`, the pair and bootstrap counts) and, but for the reference ``fp``,
+    the SHA-256 of the weights file sampled.
+
+    :func:`evaluate_cell` reuses kept files only under an equal key.  A label names a setting, not its
+    weights: on 2026-12-05 a CPU run of ``gpu_plan_variants.py`` reused, under the same labels, the
+    metrics that a 64-sample dry run had kept for other weights.
+    """
+    key = measure.base_row() | {"pairs": measure.setup.pairs, "n_boot": measure.setup.n_boot,
+                                "n_boot_inception": measure.setup.n_boot_inception}
+    if label != "fp":
+        key["weights_sha256"] = file_sha256(measure.work / "weights" / f"{_safe(label)}.safetensors")
+    return key
+
+
 def evaluate_cell(measure: Measure, *, label: str, budget: float, fields: dict) -> dict:
-    """One row: the setting ``label`` (sampled once, kept) at ``budget``."""
+    """One row: the setting ``label`` (sampled once, kept under :func:`kept_key`) at ``budget``."""
     t0 = time.perf_counter()
     # names by concatenation: replacing the suffix would cut "plan@2.5" at its dot and give it
     # the files of "plan@2"
     kept = {ext: measure.work / f"{_safe(label)}.{ext}" for ext in ("json", "samples.npy", "pairs.npy")}
     metrics_path = kept["json"]
+    key = kept_key(measure, label)
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if metrics.get("kept_key") != key:  # kept for other weights or settings: measured again
+        metrics = {}
     if "fid" not in metrics:
         if label == "fp":  # the reference's samples, drawn once by Measure
             x, u8, pairs_u8 = measure.fp_x, measure.fp_u8, measure.fp_pairs_u8
@@ -267,6 +289,7 @@ def evaluate_cell(measure: Measure, *, label: str, budget: float, fields: dict) 
         metrics = measure.classifier_metrics(u8, x, pairs_u8) | {"wall_s": round(time.perf_counter() - t0, 2)}
         if label == "fp":  # the reference itself: no PSNR/SSIM against itself (an infinite PSNR)
             metrics = {k: v for k, v in metrics.items() if k not in ("psnr", "ssim")}
+        metrics["kept_key"] = key
         metrics_path.write_text(json.dumps(metrics))
     if measure.inception is not None and "fid_inception" not in metrics:
         u8 = torch.from_numpy(np.load(kept["samples.npy"]))

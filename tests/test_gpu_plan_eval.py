@@ -93,3 +93,49 @@ def test_profiled_returns_the_result_and_prints_the_profile_only_when_asked(plan
     out = capsys.readouterr().out
     assert "Ordered by: internal time" in out and "function calls" in out
     assert "was called by..." in out and "<lambda>" in out  # the callers of the costliest functions
+
+
+class _FakeMeasure:
+    """What :func:`evaluate_cell` reads of a measurement: a one-weight model whose 'samples' are its weight."""
+
+    def __init__(self, work: Path, *, n_boot: int = 3):
+        import torch
+        from types import SimpleNamespace
+
+        self.work, self.calls, self.inception = work, 0, None
+        self.setup = SimpleNamespace(pairs=2, n_boot=n_boot, n_boot_inception=4)
+        self.ctx = SimpleNamespace(model=torch.nn.Linear(1, 1, bias=False), noise=torch.zeros(2, 1), labels=None)
+        self.pair_noise, self.pair_labels = torch.zeros(2, 1), None
+
+    def base_row(self) -> dict:
+        return {"model": "fake", "samples": 2, "device": "cpu"}
+
+    def generate(self, model, noise, labels):
+        self.calls += 1
+        return noise + model.weight.detach().sum(), 1
+
+    def classifier_metrics(self, u8, x, pairs_u8) -> dict:
+        return {"fid": float(x.mean())}
+
+
+def test_kept_cells_are_reused_only_for_the_same_weights_and_settings(plan_eval, tmp_path):
+    """On 2026-12-05 a CPU run reused, under the same labels, the metrics a 64-sample dry run had kept for
+    other weights: a kept cell now counts only under its weights' SHA-256 and the evaluation's settings."""
+    import torch
+    from safetensors.torch import save_file
+
+    (tmp_path / "weights").mkdir()
+    weights = tmp_path / "weights" / f"{plan_eval._safe('variant_optimal_f1_any@3.6206')}.safetensors"
+
+    def evaluate(measure):
+        return plan_eval.evaluate_cell(measure, label="variant_optimal_f1_any@3.6206", budget=3.6206, fields={})
+
+    measure = _FakeMeasure(tmp_path)
+    save_file({"weight": torch.full((1, 1), 0.25)}, str(weights))
+    first = evaluate(measure)
+    assert measure.calls == 2 and first["fid"] == 0.25
+    assert evaluate(measure) == first and measure.calls == 2  # the same weights and settings: kept
+    save_file({"weight": torch.full((1, 1), 0.5)}, str(weights))
+    assert evaluate(measure)["fid"] == 0.5 and measure.calls == 4  # other weights: measured again
+    other = _FakeMeasure(tmp_path, n_boot=5)
+    assert evaluate(other)["fid"] == 0.5 and other.calls == 2  # other settings: measured again
