@@ -293,6 +293,12 @@
 #      run("JOBS=plan NO_BENCH=1 PAPER_BUDGETS=2,3,4 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf,nf4 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/inc1", ".carry/inc2"])
 #      -> a plan table of that network (results/plan_paper_arch.csv is of 794236c6...: a new network's rows go beside it,
 #         never into it). If its training is reproducible, later leases train it again and measure its paper_arch rows.
+#   3. With what is left (no training; the checkpoints back in the tree): issue 12's variant-selection question on the
+#      UNets at 5,000 samples (the CPU measured MNIST at 2.3582 bits only, 2,000 samples: a tie within the noise,
+#      results/plan_variant_scores_mnist_cpu.json):
+#      run("JOBS=variants NO_BENCH=1 VARIANTS=\"--models mnist,fashion_mnist --budgets 2.3582,3.6206 --floors 1,2,3 --groupings any --save-samples $OUT/vs_unets.npz --out $OUT/pv_unets.json\" H2=<left> bash scripts/gpu_lease.sh 2",
+#          carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])
+#      -> plan_variant_features_cpu.py --model mnist (and --model fashion_mnist), as in its docstring.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
