@@ -28,8 +28,8 @@ CPU dry run: ``--device cpu --samples 64 --pairs 16 --plan-samples 16 --models d
 On the CPU, with no GPU lent (2026-12-05; 2 cores, ~45 min), the MNIST UNet's default variants
 (``--groupings any``) at HQQ g128's bits with 2,000 samples each::
 
-    PYTHONPATH=. python scripts/gpu_plan_variants.py --device cpu --models mnist --budgets 2.3582,3.6206 \
-        --floors 1,2,3 --groupings any --samples 2000 --pairs 500 \
+    PYTHONPATH=. python scripts/gpu_plan_variants.py --device cpu --models mnist --budgets 2.3582,3.6206 \\
+        --floors 1,2,3 --groupings any --samples 2000 --pairs 500 \\
         --save-samples runs/variants/variant_samples_mnist_cpu.npz --out runs/variants/pv_mnist_cpu.json
 """
 

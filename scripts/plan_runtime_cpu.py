@@ -4,7 +4,7 @@ Usage (as results/plan_runtime_cpu.json was made, 2 cores, ~27 min in all)::
 
     fmq plan checkpoints/mnist --budget 2,3,4 -o runs/plans/mnist.safetensors   # mnist_b{2.0,3.0,4.0}.safetensors
     fmq plan checkpoints/dit_fashion_mnist --budget 3 -o runs/plans/dit_b3.safetensors
-    PYTHONPATH=. python scripts/plan_runtime_cpu.py --samples 64 --repeats 3 --out results/plan_runtime_cpu.json \
+    PYTHONPATH=. python scripts/plan_runtime_cpu.py --samples 64 --repeats 3 --out results/plan_runtime_cpu.json \\
         --plans mnist=checkpoints/mnist:runs/plans/mnist_b2.0.safetensors,...,dit=checkpoints/dit_fashion_mnist:runs/plans/dit_b3.safetensors
 
 For each plan file: the model of its checkpoint at full precision and with every quantized tensor

@@ -31,15 +31,16 @@ once per model with ``--model`` (their budgets coincide, and the summary is keye
 
 The MNIST UNet's variants measured on the CPU (``scripts/gpu_plan_variants.py --device cpu``, 2026-12-05)::
 
-    PYTHONPATH=. python scripts/plan_variant_features_cpu.py --rows runs/variants/pv_mnist_cpu.json \
+    PYTHONPATH=. python scripts/plan_variant_features_cpu.py --rows runs/variants/pv_mnist_cpu.json \\
         --samples runs/variants/variant_samples_mnist_cpu.npz --model mnist --out results/plan_variant_scores_mnist_cpu.json
 
-The file records each run's sample count and device (``evaluation``).  Rows of a later ``--rows`` file fill in the dFID that an earlier one measured (``--eval-budgets``).
+The file records each run's sample count and device (``evaluation``).  Rows of a later ``--rows``
+file fill in the dFID that an earlier one measured (``--eval-budgets``).
 ``--scored`` adds the rows of an earlier output of this script as they are (their kept draws need
 not be here), so that a later GPU run extends the file; on 2026-12-04 the DiT at 3 and 2 bits::
 
-    PYTHONPATH=. python scripts/plan_variant_features_cpu.py --scored results/plan_variant_scores_dit_gpu.json \
-        --rows runs/variants/pv_dit_23.json --samples runs/variants/variant_samples_23.npz \
+    PYTHONPATH=. python scripts/plan_variant_features_cpu.py --scored results/plan_variant_scores_dit_gpu.json \\
+        --rows runs/variants/pv_dit_23.json --samples runs/variants/variant_samples_23.npz \\
         --out results/plan_variant_scores_dit_gpu.json
 """
 
