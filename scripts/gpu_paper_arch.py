@@ -178,8 +178,9 @@ def train(args, run: Path, device: torch.device) -> None:
     log(f"train: {sum(p.numel() for p in ema.model.parameters())} parameters, {n} images, batch {bs}, "
         f"{args.memory_format}" + (", deterministic" if args.deterministic else "")
         + (f", resumed at step {step}" if state else ""))
-    with warnings.catch_warnings(record=True) as caught:  # torch's warnings of ops without a deterministic kernel
-        warnings.simplefilter("always")
+    # torch's warnings of ops without a deterministic kernel, recorded once per place (not once per step)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
         while step < target_steps:
             order = torch.randperm(n, device=device)
             for i in range(steps_per_epoch):
