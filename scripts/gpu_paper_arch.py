@@ -24,7 +24,12 @@ Stages:
   later lease: the default picks cuDNN's convolution algorithms by timing them, and nine MNIST
   trainings of one command and seed on the H200 (3,510 steps each) ended at final losses from
   0.1715 to 0.1718, only two of them in the same network (checkpoint ``794236c6...``);
-  FashionMNIST's two of 2026-12-04 differed too.
+  FashionMNIST's two of 2026-12-04 differed too.  With it (H200, 2026-12-05) two trainings of 117
+  steps gave the same files, bit for bit, torch named no op without a deterministic kernel, and a
+  full training ran at 1,551 images/s against the default's ~1,700 (3,380 steps in a 9.3-minute
+  cap, not 15 epochs); whether another H200 repeats it is not yet measured.  ``--resume`` carries
+  the epoch's shuffle, the place in it and the random streams, so a training split across
+  commands is the training of one command.
 * ``probe``: training images/s and sampling evaluations/s in both memory formats (a minute
   or two on the H200), so that a lease trains and samples in the faster one.
 * ``evaluate``: every row below is one cell of the sweep engine
@@ -174,6 +179,13 @@ def train(args, run: Path, device: torch.device) -> None:
     start = time.perf_counter()
     step, losses, done_s = (state["step"], list(state["losses"]), state["wall_s"]) if state else (0, [], 0.0)
     commands = state["commands"] + 1 if state else 1
+    # the epoch under way (its shuffle, and the next batch in it) and the random streams carry over,
+    # so that training split across commands is the same training as in one command
+    order, position = (state["order"].to(device), state["position"]) if state else (None, steps_per_epoch)
+    if state:
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
     deadline = start + 60 * args.minutes
     log(f"train: {sum(p.numel() for p in ema.model.parameters())} parameters, {n} images, batch {bs}, "
         f"{args.memory_format}" + (", deterministic" if args.deterministic else "")
@@ -182,16 +194,14 @@ def train(args, run: Path, device: torch.device) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         while step < target_steps:
-            order = torch.randperm(n, device=device)
-            for i in range(steps_per_epoch):
-                losses.append(train_step(x_all[order[i * bs:(i + 1) * bs]]))
-                step += 1
-                if step % 200 == 0:
-                    log(f"step {step} epoch {step / steps_per_epoch:.2f} "
-                        f"loss {float(torch.stack(losses[-50:]).mean()):.4f}")
-                if not args.whole_epochs and time.perf_counter() > deadline or step >= target_steps:
-                    break
-            if time.perf_counter() > deadline:
+            if position == steps_per_epoch:
+                order, position = torch.randperm(n, device=device), 0
+            losses.append(train_step(x_all[order[position * bs:(position + 1) * bs]]))
+            step, position = step + 1, position + 1
+            if step % 200 == 0:
+                log(f"step {step} epoch {step / steps_per_epoch:.2f} "
+                    f"loss {float(torch.stack(losses[-50:]).mean()):.4f}")
+            if time.perf_counter() > deadline and (not args.whole_epochs or position == steps_per_epoch):
                 break
     marker = " does not have a deterministic implementation"
     nondeterministic = sorted({str(w.message).partition(marker)[0] for w in caught if marker in str(w.message)})
@@ -201,7 +211,10 @@ def train(args, run: Path, device: torch.device) -> None:
     wall = done_s + time.perf_counter() - start
     losses = losses[-50:]
     torch.save({"ema": ema.state_dict(), "optimizer": opt.state_dict(), "step": step, "losses": losses,
-                "wall_s": wall, "batch_size": bs, "commands": commands}, state_path)  # for --resume in the next command
+                "wall_s": wall, "batch_size": bs, "commands": commands, "order": order.cpu(), "position": position,
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0, dtype=torch.uint8)},
+               state_path)  # for --resume in the next command
     ema.eval()
     sd = {k: v.detach().contiguous().cpu() for k, v in ema.state_dict().items()}
     save_file(sd, str(run / EMA_FILE))
@@ -524,7 +537,8 @@ def main() -> None:
                         "plain contiguous at 1,672 in an earlier run; ``probe`` measures both in one run)")
     p.add_argument("--resume", action="store_true",
                    help="train on from the run's train_state.pt (a later command of the same lease): the step count, "
-                        "EMA, optimizer and wall time continue; each command starts a new shuffle of the data")
+                        "EMA, optimizer, wall time, the epoch's shuffle and the random streams continue, so that a training "
+                        "split across commands is the training of one command, bit for bit (with --deterministic on a GPU)")
     p.add_argument("--deterministic", action="store_true",
                    help="train with deterministic kernels only (cuDNN's fixed algorithms, cuBLAS's deterministic "
                         "workspace, torch.use_deterministic_algorithms with warn_only): so that a later lease can "

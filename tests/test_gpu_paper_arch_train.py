@@ -4,7 +4,9 @@ On the GPU the option is what lets a later lease train the same network again (c
 convolution algorithms by timing them otherwise); whether it does is measured there.  Here, where
 training is deterministic anyway, the test holds the plumbing: the option trains, says so in the
 run's record with the ops that have no deterministic kernel (none on the CPU), and two runs give the
-same files, bit for bit.
+same files, bit for bit.  A training split across commands (``--resume``, as a lease trains past one
+command's 10 minutes) must be the training of one command: the epoch's shuffle, the place in it and
+the random streams carry over.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_paper_arch.py"
 
 
-def _train(run: Path, *extra: str) -> dict:
+STEPS_PER_EPOCH = 60_000 // 16  # MNIST's training split at batch 16
+
+
+def _train(run: Path, *extra: str, steps: int = 2) -> dict:
     subprocess.run([sys.executable, str(SCRIPT), "train", "--run", str(run), "--device", "cpu", "--width", "8",
-                    "--res-blocks", "1", "--batch-size", "16", "--epochs", "0.0005", "--minutes", "2", *extra],
+                    "--res-blocks", "1", "--batch-size", "16", "--epochs", repr(steps / STEPS_PER_EPOCH),
+                    "--minutes", "2", *extra],
                    cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, check=True, capture_output=True)
     return json.loads((run / "train.json").read_text())
 
@@ -32,3 +38,12 @@ def test_deterministic_training_is_recorded_and_repeats_itself(tmp_path):
     assert (a["model_sha256"], a["checkpoint_sha256"]) == (b["model_sha256"], b["checkpoint_sha256"])
     default = _train(tmp_path / "c")
     assert default["deterministic"] is False and "nondeterministic_ops" not in default
+
+
+def test_a_training_resumed_in_a_second_command_is_the_training_of_one_command(tmp_path):
+    whole = _train(tmp_path / "whole", "--deterministic", steps=5)
+    _train(tmp_path / "split", "--deterministic", steps=2)
+    split = _train(tmp_path / "split", "--deterministic", "--resume", steps=5)
+    assert (whole["steps"], split["steps"], split["train_commands"]) == (5, 5, 2)
+    assert (split["model_sha256"], split["checkpoint_sha256"]) == (whole["model_sha256"], whole["checkpoint_sha256"])
+    assert split["final_loss"] == whole["final_loss"]
