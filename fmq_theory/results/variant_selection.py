@@ -158,11 +158,12 @@ def plot_score_regrets(summary: Mapping, *, labels: Mapping, title: str = "") ->
         if missing:
             raise ValueError(f"summary[{variant_set!r}] lacks the scores {missing}")
         values = [max(float(scores[s]["total_regret"]), 0.0) for s in labels]
-        ax.barh(np.arange(len(labels)) + k * height, values, height=height, label=variant_set)
+        bars = ax.barh(np.arange(len(labels)) + k * height, values, height=height, label=variant_set)
+        ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=2)  # a regret of 0 has no bar to see
     ax.set_yticks(np.arange(len(labels)) + 0.4 - height / 2, list(labels.values()), fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("summed regret: measured $\\Delta$FID of the pick minus the best variant's")
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", alpha=0.25)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     return fig
