@@ -49,7 +49,8 @@
 # 250), H2/H3/H4 (hard stops of the evaluations, seconds into the call: 555, 300, 330); for the small models' plan
 # evaluation (JOBS=small): SMALL_MODELS ("dit"; e.g. "dit mnist fashion_mnist"), REPLAN (set: their committed plan
 # rows are dropped and measured again), PEER_FAMILIES ("all"), PLAN_FAMILIES (the library's default families),
-# MATCH_PEER (a peer family: the plan also at that peer's b2-b4 bits per weight).
+# MATCH_PEER (a peer family: the plan also at that peer's b2-b4 bits per weight); KEEP_ROWS (a committed plan table of
+# the paper network whose rows are done rows when the network trained here is theirs) and NO_PLAN (set: peers only).
 # The plan re-measured on the three small models after HQQ's grids became its third family (issue 12, tenth
 # period; no training, so call 1 is skipped; no Inception: the UNets' plan rows never had it):
 #   run("JOBS=small SMALL_MODELS='dit mnist fashion_mnist' REPLAN=1 PEER_FAMILIES=hqq:g128 MATCH_PEER=hqq:g128 NO_BENCH=1 S2=480 H2=570 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])
@@ -283,22 +284,42 @@
 # 0.1715-0.1718, two of them in the same network (794236c6..., the tables' network); FashionMNIST's two differed.
 # The two leases planned then (carrying a kept network) are void, and the 5 rows in results/pending/ are of a network
 # that no longer exists. `bash scripts/gpu_carry.sh` makes the data, wheel and Inception folders again.
-# Planned next, in one batch of tool calls (the three model checkpoints out of the tree for calls 1-2):
-#   1. Is --deterministic training reproducible, and at what speed? Two short trainings and one default, ~3 min:
-#      run("bash scripts/gpu_lease.sh carry >/dev/null; export PYTHONPATH=.:runs/pydeps FMQ_DATA_DIR=runs/data_mnist; for r in a b c; do python3 scripts/gpu_paper_arch.py train --run runs/det_$r $([ $r = c ] || echo --deterministic) --epochs 0.5 --minutes 3 --batch-size 256 | tail -1; done; grep -h '_sha256\|images_per_s\|nondeterministic' runs/det_*/train.json",
-#          carry=[".carry/harness_data", ".carry/wheels_dask"])   (a and b deterministic, c the default)
-#      Equal model_sha256 for a and b, and images/s near c's: train every later network with DETERMINISTIC=1.
-#   2. The MNIST network trained (DETERMINISTIC=1 if step 1 says so) and, in the same lease, what issue 12 lacks on it:
-#      run("DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=9.1 bash scripts/gpu_lease.sh 1 2>&1 | tail -8", carry=[...as above, ".carry/wheels_peers"])
-#      run("JOBS=plan NO_BENCH=1 PAPER_BUDGETS=2,3,4 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf,nf4 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2", carry=[".carry/plan_test", ".carry/inc1", ".carry/inc2"])
-#      -> a plan table of that network (results/plan_paper_arch.csv is of 794236c6...: a new network's rows go beside it,
-#         never into it). If its training is reproducible, later leases train it again and measure its paper_arch rows.
-#   3. With what is left (no training; the checkpoints back in the tree): issue 12's variant-selection question on the
-#      UNets at 5,000 samples (the CPU measured MNIST at 2.3582 bits only, 2,000 samples: a tie within the noise,
-#      results/plan_variant_scores_mnist_cpu.json):
-#      run("JOBS=variants NO_BENCH=1 VARIANTS=\"--models mnist,fashion_mnist --budgets 2.3582,3.6206 --floors 1,2,3 --groupings any --save-samples $OUT/vs_unets.npz --out $OUT/pv_unets.json\" H2=<left> bash scripts/gpu_lease.sh 2",
-#          carry=[".carry/plan_test", ".carry/wheels_peers", ".carry/wheels_dask"])
-#      -> plan_variant_features_cpu.py --model mnist (and --model fashion_mnist), as in its docstring.
+# Twenty-sixth period (2026-12-05, H200, 1,723 s held of the 1,800): the first call found no machine; the plan's batch went
+# on without it, so the training call started a machine (~180 s) and failed at once (no dask: its wheels rode in the call
+# that never ran), and the two after it did nothing. Then, back to back:
+#   run("bash scripts/gpu_lease.sh carry >/dev/null; export PYTHONPATH=.:runs/pydeps FMQ_DATA_DIR=runs/data_mnist; for r in a b c; do python3 scripts/gpu_paper_arch.py train --run runs/det_$r $([ $r = c ] || echo --deterministic) --epochs 0.5 --minutes 3 --batch-size 256 2>&1 | tail -2; done",
+#       carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers"])   # 104 s
+#   - a and b (--deterministic): 117 steps each, the same files bit for bit (checkpoint 49e6daa0..., model 39d0844a...),
+#     final loss 0.25756, no op without a deterministic kernel, 1,435 and 1,506 images/s; c (default) 1,178 images/s
+#     (cuDNN's timing of algorithms in so short a run), another network (f32b60c9...);
+#   run("DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1 2>&1 | tail -6",
+#       carry=[".carry/plan_test", ".carry/inc1", ".carry/inc2", ".carry/inc3"])   # 572 s
+#   - 3,380 steps (14.44 epochs: at 1,551 images/s, against the default's ~1,700, the 9.3-minute cap stopped it short of
+#     15) in 558 s, final loss 0.1715, checkpoint 3694735258ff..., model 5f0ccdfb...: results/plan_paper_arch_det_train.json;
+#   run("JOBS=plan NO_BENCH=1 PAPER_BUDGETS=2,4,3 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf,nf4 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2 2>&1 | tail -150",
+#       carry=[".carry/inc4", ".carry/inc5", ".carry/inc6"])   # 571 s
+#   - fp samples 26.4 s, sensitivity 13.2 s, fit 146.6 s, fit saved 11.2 s, the plan at 2 bits 48.3 s (minmax floor 1) and
+#     its cell with the fp row 43.2 s, the plan at 4 bits 136.1 s (minmax floor 2) and its cell 35.8 s; then the deadline:
+#     no peer (results/plan_paper_arch_det.csv, the model renamed paper_arch_det);
+#   (the three model checkpoints back in the tree) then the UNets' variant selection:
+#   run("JOBS=variants NO_BENCH=1 VARIANTS=\"--models mnist,fashion_mnist --budgets 2.3582,3.6206 --floors 1,2,3 --groupings any --save-samples $OUT/vs_unets.npz --out $OUT/pv_unets.json\" H2=290 bash scripts/gpu_lease.sh 2")   # 255 s
+#   - sensitivity and fit 37.9 s (MNIST), 157.3 s (FashionMNIST, with MNIST's cells before it); both budgets of both
+#     models -> results/plan_variant_scores_{mnist,fashion_mnist}_gpu.json by scripts/plan_variant_features_cpu.py.
+# Since (CPU): train --resume carries the epoch's shuffle, the place in it and the random streams (a training split across
+# commands is the training of one command: tests/test_gpu_paper_arch_train.py); KEEP_ROWS and NO_PLAN below.
+# Planned next, in one batch of tool calls, each call carrying what it needs itself (a call that fails to start must not
+# leave the next without its wheels); the three model checkpoints out of the tree:
+#   1. Does another lease train the same network? The deterministic network again, stopped at its step (3,380/234 epochs):
+#      run("DETERMINISTIC=1 EPOCHS=14.444444444444445 MEMFMT=contiguous TRAIN_MIN=9.5 bash scripts/gpu_lease.sh 1 2>&1 | tail -4",
+#          carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers", ".carry/plan_test"])
+#      checkpoint 3694735258ff... again: training repeats across leases, and the network's table grows lease by lease.
+#   2. Its peers at the plan's two budgets (the plan rows kept: no fit, no plan; ~45 s a peer, 8 peers):
+#      run("KEEP_ROWS=results/plan_paper_arch_det.csv NO_PLAN=1 JOBS=plan NO_BENCH=1 PAPER_BUDGETS=2,4 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf,nf4 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2 2>&1 | tail -60",
+#          carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers", ".carry/plan_test"])
+#      -> the returned plan_paper_arch.csv, its model renamed paper_arch_det (schema PLAN), replaces
+#         results/plan_paper_arch_det.csv when its rows' checkpoint_sha256 is 3694735258ff...; another network's rows go
+#         to a file of their own.
+#   3. With what is left: the plan at 3 bits (no NO_PLAN; the fit ~160 s, the plan ~100 s, its cell ~35 s).
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
@@ -359,6 +380,21 @@ for m in ${SMALL_MODELS:-dit}; do
 w = csv.DictWriter(open(sys.argv[2], 'w', newline=''), fieldnames=list(rows[0])); w.writeheader(); w.writerows(keep)" \
     results/plan_$m.csv runs/results/plan_$m.csv "${REPLAN:-}"
 done
+# KEEP_ROWS (a committed plan table of the paper network, e.g. results/plan_paper_arch_det.csv): its rows are done rows
+# here, copied in once, and only when they were measured on the network trained here (the same checkpoint SHA-256), so
+# that a network trained again bit for bit (train --deterministic) gets only what its table lacks (with NO_PLAN: peers)
+paper_model=paper_arch; [ "$DATASET" = mnist ] || paper_model=paper_arch_$DATASET
+if [ -n "${KEEP_ROWS:-}" ] && [ -f "runs/paper_arch_$DATASET/train.json" ] && [ ! -f "runs/results/plan_$paper_model.csv" ]; then
+  mkdir -p runs/results && python3 -c "import json, sys
+from fmq_theory.results.schema import PLAN
+src, record, dst, model = sys.argv[1:]
+rows, sha = PLAN.read(src), json.load(open(record))['checkpoint_sha256']
+if {r['checkpoint_sha256'] for r in rows} == {sha}:
+    PLAN.write(dst, [{**r, 'model': model} for r in rows]); print(f'{len(rows)} rows of {src} done')
+else:
+    print(f'{src}: measured on another network than the one trained here ({sha[:8]}): not copied')" \
+    "$KEEP_ROWS" "runs/paper_arch_$DATASET/train.json" "runs/results/plan_$paper_model.csv" "$paper_model"
+fi
 # the UNet checkpoints stay on the machine's disk, so that later calls may leave them out of the tree
 for m in mnist fashion_mnist; do
   [ -f checkpoints/$m/model.safetensors ] && mkdir -p runs/ckpt && cp -r checkpoints/$m runs/ckpt/
@@ -377,14 +413,14 @@ plan_small() {  # $1 seconds: SMALL_MODELS (space-separated; the FashionMNIST Di
     "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
 plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (fewer families: 55.7M weights each)
-  local model=paper_arch; [ "$DATASET" = mnist ] || model=paper_arch_$DATASET
+  local model=$paper_model
   [ -f runs/paper_arch_$DATASET/train.json ] || { echo "plan_paper: no trained $DATASET network yet"; return; }
   [ -f checkpoints/classifier_$DATASET.safetensors ] || { echo "plan_paper: checkpoints/ not in the tree (the FID's classifier)"; return; }
   FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py --models "$model" \
     --checkpoint "$model=runs/paper_arch_$DATASET" --budgets "${PAPER_BUDGETS:-2,3,4}" ${MATCH_PEER:+--match-peer "$MATCH_PEER"} \
     --families "${PAPER_PEERS:-hqq:g64,gguf,nf4,naive:uniform_minmax,rule:uniform_mse}" --samples "${PAPER_SAMPLES:-2000}" \
     --pairs "${PAPER_PAIRS:-500}" --batch-size 1000 --n-boot-inception 10 --deadline "$1" --out-dir runs/results \
-    --plan-batches-per-pass "${PLAN_BPP:-1}" \
+    --plan-batches-per-pass "${PLAN_BPP:-1}" ${NO_PLAN:+--no-with-plan} \
     --work runs/plan_work "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
 plan_variants() {  # every variant of the plan measured (scripts/gpu_plan_variants.py; its arguments in VARIANTS)
