@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from _tiny_unet import save_tiny_unet
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from fmq_theory._util import available_memory_bytes, file_sha256
 from fmq_theory.cli import main
@@ -230,6 +230,28 @@ def test_a_fit_larger_than_the_memory_is_refused_before_any_work(tiny, monkeypat
         err = capsys.readouterr().err
         assert "argument CHECKPOINT" in err and "GiB available" in err and "fit_memory_bytes" in err
         assert not out.exists() and not out.with_suffix(".csv").exists()
+
+
+def test_low_memory_writes_the_same_plan_and_is_offered_when_only_it_fits(tiny, monkeypatch, capsys):
+    """``--low-memory`` keeps the options' prices only: the file holds the same tensors, bit for bit; with
+    less memory than the codes need but enough for one tensor's options, the refusal names the flag."""
+    folder, _ = tiny
+    model = load_plan_model(str(folder / "model.safetensors"), str(folder / "config.json"))
+    full, lean = folder / "full.safetensors", folder / "lean.safetensors"
+    assert plan_tiny(folder, full) == 0 and plan_tiny(folder, lean, "--low-memory") == 0
+    a, b = load_file(str(full)), load_file(str(lean))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    capsys.readouterr()
+    need = fit_memory_bytes(model, keep_codes=False)
+    assert need < fit_memory_bytes(model)
+    monkeypatch.setattr("fmq_theory.cli.plan_cmd.available_memory_bytes", lambda: need)
+    out = folder / "refused.safetensors"
+    assert plan_tiny(folder, out) == 2
+    assert "give --low-memory" in capsys.readouterr().err and not out.exists()
+    assert plan_tiny(folder, out, "--low-memory") == 0
+    assert main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
+                 "--budget", "2,3", "-o", str(folder / "sweep.safetensors"), "--low-memory"]) == 2
+    assert "argument --low-memory" in capsys.readouterr().err
 
 
 def test_available_memory_is_read_from_meminfo(tmp_path):

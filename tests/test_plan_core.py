@@ -284,6 +284,35 @@ def _same_fit(a, b) -> None:
             np.testing.assert_array_equal(ea.replicates[name], eb.replicates[name])
 
 
+def test_a_fit_of_prices_only_plans_the_same_bit_for_bit(setup):
+    """keep_codes=False keeps no option's codes, and each option fitted again by FittedCandidates.option
+    is the kept fit's, codes, levels and side arrays; so a plan of every floor and family (variants
+    sampled from their states) is the same plan, weights and all."""
+    model, noise, sens = setup
+    full = fit_candidates(model, sensitivity=sens, progress=False)
+    lean = fit_candidates(model, sensitivity=sens, keep_codes=False, progress=False)
+    assert full.keep_codes and not lean.keep_codes
+    assert all(f.stored is None for fits in lean.fitted for f in fits)
+    state = model.state_dict()
+    again = dataclasses.replace(lean, fitted=tuple(tuple(lean.option(t, j, state=state) for j in range(len(fits)))
+                                                   for t, fits in enumerate(lean.fitted)), seconds=full.seconds)
+    _same_fit(full, again)
+    a = plan_quantization(model, budget_bits=3.0, noise=noise, fitted=full, progress=False)
+    b = plan_quantization(model, budget_bits=3.0, noise=noise, fitted=lean, progress=False)
+    assert len(a.variants) > 1 and a.variants == b.variants
+    assert a.choices == b.choices and a.predicted_delta == b.predicted_delta
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    with pytest.raises(ValueError, match="keep_codes=False"):
+        lean.save("unused.npz", model=model)
+    with pytest.raises(ValueError, match="FittedCandidates.option"):
+        lean.fitted[0][0].restored(torch.float32)
+    t = lean.names.index("c2.weight")  # other weights, twice as many: the option fitted again costs more
+    j = next(j for j, f in enumerate(lean.fitted[t]) if f.candidate.method == "uniform_mse")
+    with pytest.raises(ValueError, match="priced at"):
+        lean.option(t, j, state={**state, "c2.weight": state["c2.weight"].repeat(2, 1, 1, 1)})
+
+
 @pytest.mark.parametrize("held_out", [True, False])
 def test_saved_fit_loads_equal_and_plans_alike(setup, tmp_path, held_out):
     """A fit written by FittedCandidates.save and read by load_fitted is the same fit (errors

@@ -5,7 +5,7 @@
     fmq plan CHECKPOINT --budget 3.0 -o OUT.safetensors [--model-config CONFIG.json]
              [--samples 64] [--seed 0] [--solver midpoint] [--steps 10] [--projections 1]
              [--replicates 4] [--batch-size 16] [--batches-per-pass 1] [--bit-floors 1,2,3] [--families optimal,minmax,half_quadratic]
-             [--groupings any] [--format {table,json}]
+             [--groupings any] [--low-memory] [--format {table,json}]
     fmq plan CHECKPOINT --budget 2,2.5,3 -o OUT.safetensors [--results CSV]
              [--scheduler {local,ADDRESS,none}] [--workers N] [--threads T] [...]
 
@@ -44,6 +44,11 @@ budget is one cell of the sweep engine (``--scheduler``, ``--workers``, ``--thre
 one row per budget to the ``--results`` csv (default: ``OUT`` with the suffix ``.csv``), the
 :data:`~fmq_theory.results.schema.PLAN_SWEEP` table; budgets already there (with their file
 intact) are not planned again.  Printed: one line per budget and the engine's summary.
+
+``--low-memory`` (one budget) keeps each option's cost and prices only, not its codes, and fits
+the chosen options again (``keep_codes=False`` of :func:`fmq_theory.plan.plan_quantization`): the
+same file, bit for bit, for a model whose options' codes (about 104 bytes a weight) do not fit
+in memory.
 
 Bad arguments exit with status 2 and write nothing; so does a model whose fit would not fit in
 this machine's memory (:func:`fmq_theory.plan.fit_memory_bytes` against Linux's
@@ -159,6 +164,9 @@ def register(subparsers) -> None:
     parser.add_argument("--groupings", type=_groupings, default=("any",),
                         help="granularities each family and floor is planned with (default any; any,groups also "
                              "plans with only grouped codes where a tensor has them)")
+    parser.add_argument("--low-memory", action="store_true",
+                        help="keep each option's prices only and fit the chosen options again: the same plan in far "
+                             "less memory, a little slower (one budget only)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     add_engine_flags(parser)
     # unset unless given: they apply to a sweep of several budgets only (a sweep defaults to 'local')
@@ -169,15 +177,17 @@ def register(subparsers) -> None:
 _SWEEP_FLAGS = ("results", "scheduler", "workers", "threads")
 
 
-def _check_memory(model: torch.nn.Module, checkpoint: str) -> None:
+def _check_memory(model: torch.nn.Module, checkpoint: str, *, keep_codes: bool = True) -> None:
     """``ValueError`` naming CHECKPOINT if fitting its options needs more memory than this machine has."""
-    need, have = fit_memory_bytes(model), available_memory_bytes()
+    need, have = fit_memory_bytes(model, keep_codes=keep_codes), available_memory_bytes()
     if have is not None and need > have:
         n = sum(p.numel() for p in model.parameters())
+        lean = fit_memory_bytes(model, keep_codes=False)
         raise ValueError(f"argument CHECKPOINT: planning {checkpoint!r} fits every option of each of its tensors "
-                         f"({n:,} parameters) and keeps at least {need / 2**30:.1f} GiB of their codes "
+                         f"({n:,} parameters) and holds at least {need / 2**30:.1f} GiB of their codes "
                          f"(fmq_theory.plan.fit_memory_bytes); this machine has {have / 2**30:.1f} GiB available: "
-                         "plan it on a machine with more memory")
+                         + (f"give --low-memory, which holds at least {lean / 2**30:.1f} GiB of them"
+                            if keep_codes and lean <= have else "plan it on a machine with more memory"))
 
 
 def run(args) -> int:
@@ -187,13 +197,15 @@ def run(args) -> int:
     if len(args.budget) > 1:
         if args.batches_per_pass != 1:
             raise ValueError("argument --batches-per-pass: applies to one budget only (a sweep's cells run on the CPU)")
+        if args.low_memory:
+            raise ValueError("argument --low-memory: applies to one budget only")
         return _sweep(args)
     given = [flag for flag in _SWEEP_FLAGS if getattr(args, flag) is not None]
     if given:
         raise ValueError(f"argument --{given[0]}: applies to a sweep of several budgets only (--budget 2,3)")
     budget = args.budget[0]
     model = load_plan_model(args.checkpoint, args.model_config)
-    _check_memory(model, args.checkpoint)
+    _check_memory(model, args.checkpoint, keep_codes=not args.low_memory)
     cfg = model.config
     noise = make_noise(args.samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=args.seed)
     labels = balanced_labels(args.samples, cfg.num_classes) if cfg.num_classes else None
@@ -202,7 +214,7 @@ def run(args) -> int:
         model, budget_bits=budget, adapter=unet_adapter(model, labels), noise=noise, solver=args.solver,
         steps=args.steps, projections=args.projections, replicates=args.replicates, batch_size=args.batch_size,
         batches_per_pass=args.batches_per_pass, seed=args.seed, bit_floors=args.bit_floors, families=args.families,
-        groupings=args.groupings, progress=True,
+        groupings=args.groupings, keep_codes=not args.low_memory, progress=True,
     )
     parameters = {k: v for k, v in vars(args).items() if k not in ("func", "command", *_SWEEP_FLAGS)}
     parameters["budget"] = budget

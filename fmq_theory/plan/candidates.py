@@ -130,8 +130,9 @@ class FittedCandidate:
     Attributes
     ----------
     candidate : Candidate
-    stored : QuantizedTensor or torch.Tensor
-        What the file holds: a quantized tensor, or the tensor at the kept dtype.
+    stored : QuantizedTensor or torch.Tensor or None
+        What the file holds: a quantized tensor, or the tensor at the kept dtype (``None`` in a
+        fit that keeps prices only: :meth:`fmq_theory.plan.FittedCandidates.option` fits it again).
     nbytes : int
         Exact data bytes in the quantized file.
     mse : float
@@ -155,6 +156,9 @@ class FittedCandidate:
     def restored(self, dtype: torch.dtype) -> torch.Tensor:
         """The values the model gets back, as a CPU tensor of ``dtype`` (the parameter's): the
         dequantized codes, or the kept tensor cast back."""
+        if self.stored is None:
+            raise ValueError(f"{self.candidate.label!r} keeps its prices only (keep_codes=False): get it with "
+                             "FittedCandidates.option, which fits it again")
         if isinstance(self.stored, QuantizedTensor):
             return dequantized(self.stored).to(dtype)
         return self.stored.to(dtype)

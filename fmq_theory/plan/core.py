@@ -58,7 +58,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Callable, Mapping, Sequence
 
@@ -69,8 +69,8 @@ from tqdm.auto import tqdm
 from fmq_theory.flow.solvers import make_noise
 from fmq_theory.flow.velocity import XT, Adapter
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized, save_quantized
-from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, KEPT_METHODS, default_candidates, dequantized,
-                                        fit_options, scored_candidate)
+from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, FittedCandidate, KEPT_METHODS, default_candidates,
+                                        dequantized, fit_candidate, fit_options, scored_candidate)
 from fmq_theory.plan.knapsack import solve_mckp
 from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, check_groupings, choose_variant,
                                        displacement, distribution_shift, sampled)
@@ -320,6 +320,9 @@ class FittedCandidates:
     held_out : bool
     seconds : float
         Wall time of the fitting.
+    keep_codes : bool
+        Whether every option holds what a file of it would (:attr:`FittedCandidate.stored`), or
+        only its cost and prices, a chosen option being fitted again by :meth:`option`.
     """
 
     names: tuple
@@ -331,6 +334,28 @@ class FittedCandidates:
     score_sensitivity: WeightSensitivity
     held_out: bool
     seconds: float
+    keep_codes: bool = True
+
+    def option(self, t: int, j: int, *, state: Mapping) -> FittedCandidate:
+        """Option ``j`` of tensor ``t`` with what a file of it holds: as kept, or, for a fit made
+        with ``keep_codes=False``, fitted again to ``state[names[t]]`` (the same codes, levels and
+        side arrays: a candidate's fit depends on the tensor and the fitting sensitivity alone).
+
+        Raises
+        ------
+        ValueError
+            The fit again does not cost what the option was priced at (``state`` holds other
+            weights than the ones fitted).
+        """
+        f = self.fitted[t][j]
+        if f.stored is not None:
+            return f
+        name = self.names[t]
+        again = fit_candidate(state[name].detach().cpu(), f.candidate, sensitivity=self.fit_sensitivity.diag.get(name))
+        if again is None or again.nbytes != f.nbytes:
+            raise ValueError(f"state: {name!r} fitted again as {f.candidate.label!r} does not cost the "
+                             f"{f.nbytes} bytes it was priced at (other weights than the fitted ones?)")
+        return replace(f, stored=again.stored)
 
     def save(self, path, *, model: torch.nn.Module, metadata: Mapping | None = None) -> None:
         """Write the fit to ``path`` (an uncompressed ``.npz``, no pickles), atomically; see :func:`load_fitted`.
@@ -340,7 +365,14 @@ class FittedCandidates:
         estimate, the fit's wall time, a SHA-256 of ``model``'s fitted tensors and
         ``metadata`` (JSON).  The squared errors are not stored (8 bytes a weight an option);
         :func:`load_fitted` computes them again from ``model``.
+
+        Raises
+        ------
+        ValueError
+            A fit made with ``keep_codes=False`` (it holds no codes to save).
         """
+        if not self.keep_codes:
+            raise ValueError("a fit made with keep_codes=False holds no codes to save; fit with keep_codes=True")
         path = os.fspath(path)
         arrays, tensors = {}, []
         for t, (fits, cost, value) in enumerate(zip(self.fitted, self.costs, self.values)):
@@ -463,7 +495,8 @@ def load_fitted(path, *, model: torch.nn.Module, workers: int = 1) -> tuple[Fitt
             meta["metadata"])
 
 
-def fit_memory_bytes(model: torch.nn.Module, *, candidates: Sequence[Candidate] | Callable | None = None) -> int:
+def fit_memory_bytes(model: torch.nn.Module, *, candidates: Sequence[Candidate] | Callable | None = None,
+                     keep_codes: bool = True) -> int:
     r"""Bytes of the codes and kept copies :func:`fit_candidates` holds for ``model``: a lower bound on its memory.
 
     Every option of every floating tensor is fitted and kept until the budgets are solved:
@@ -476,7 +509,9 @@ def fit_memory_bytes(model: torch.nn.Module, *, candidates: Sequence[Candidate] 
     paper's 55.7M network.  (Until the fit kept only each option's price instead of its
     squared error per weight, :attr:`~fmq_theory.plan.candidates.FittedCandidate.predicted`,
     it held 8 bytes more per option and weight: that network was killed for memory at 24.1 GB
-    on a 23 GB machine on 2026-12-04.)
+    on a 23 GB machine on 2026-12-04.)  With ``keep_codes=False`` (:func:`fit_candidates`) the
+    options of one tensor are held only while it is fitted: the largest tensor's
+    :math:`n_t \sum_{o \in O_t} c_o` for one worker.
 
     Examples
     --------
@@ -486,16 +521,19 @@ def fit_memory_bytes(model: torch.nn.Module, *, candidates: Sequence[Candidate] 
     (104, 11)
     >>> fit_memory_bytes(torch.nn.Linear(64, 64)) == 4096 * 104 + 64 * 11
     True
+    >>> fit_memory_bytes(torch.nn.Linear(64, 64), keep_codes=False) == 4096 * 104
+    True
     """
     state = model.state_dict()
-    return sum(state[k].numel() * sum(c.bits // 8 if c.method in KEPT_METHODS else 1
-                                      for c in _candidates_for(candidates, k, tuple(state[k].shape), state[k].numel()))
-               for k in _floating_names(state))
+    per_tensor = [state[k].numel() * sum(c.bits // 8 if c.method in KEPT_METHODS else 1
+                                         for c in _candidates_for(candidates, k, tuple(state[k].shape), state[k].numel()))
+                  for k in _floating_names(state)]
+    return sum(per_tensor) if keep_codes else max(per_tensor, default=0)
 
 
 def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
                    candidates: Sequence[Candidate] | Callable | None = None, held_out: bool = True,
-                   workers: int = 1, progress: bool = True) -> FittedCandidates:
+                   workers: int = 1, keep_codes: bool = True, progress: bool = True) -> FittedCandidates:
     """Fit and score every option of every floating tensor of ``model`` (the budget-free part of a plan).
 
     Parameters
@@ -514,6 +552,12 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
         parallelism, so no worker starts a team of numba threads on cores the others use,
         under any threading layer.  Without numba (``FMQ_DISABLE_NUMBA``) the numpy twins
         run, which are thread-safe.
+    keep_codes : bool
+        Keep what a file of every option holds (its codes: about 104 bytes a weight with the
+        default options, :func:`fit_memory_bytes`), or only each option's cost and prices, so that
+        the fit holds a few numbers per option and a plan fits its chosen options again
+        (:meth:`FittedCandidates.option`; the same plan, bit for bit).  ``False`` for a model
+        whose options do not fit in memory; such a fit cannot be saved.
 
     Returns
     -------
@@ -543,7 +587,8 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
         else:
             options = _candidates_for(candidates, name, tuple(w.shape), w.numel())
         terms = partial(score_sens.terms, name) if name in score_sens.diag else None
-        fits = [f for f in fit_options(w, options, sensitivity=s, score=terms) if f is not None]
+        fits = [f if keep_codes else replace(f, stored=None)
+                for f in fit_options(w, options, sensitivity=s, score=terms) if f is not None]
         if not fits:
             raise ValueError(f"no candidate of tensor {name!r} could be stored (side information overflows)")
         return (tuple(fits), np.array([f.nbytes for f in fits], dtype=np.int64),
@@ -570,7 +615,7 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
     fitted, costs, values = (list(part) for part in zip(*results)) if results else ([], [], [])
     return FittedCandidates(names=tuple(names), fitted=tuple(fitted), costs=tuple(costs), values=tuple(values),
                             sensitivity=sensitivity, fit_sensitivity=fit_sens, score_sensitivity=score_sens,
-                            held_out=bool(held_out), seconds=time.perf_counter() - start)
+                            held_out=bool(held_out), seconds=time.perf_counter() - start, keep_codes=bool(keep_codes))
 
 
 def variant_options(fits: tuple, *, floor: int, family: str, grouping: str = "any") -> np.ndarray:
@@ -579,11 +624,11 @@ def variant_options(fits: tuple, *, floor: int, family: str, grouping: str = "an
     quantized options of that family with at least ``floor`` code bits; with ``grouping="groups"``,
     only the grouped ones among those if there are any."""
     methods = CODE_FAMILIES[family]
-    quantized = [j for j, f in enumerate(fits) if isinstance(f.stored, QuantizedTensor)
+    quantized = [j for j, f in enumerate(fits) if f.candidate.method not in KEPT_METHODS
                  and f.candidate.bits >= floor and f.candidate.method in methods]
     if grouping == "groups" and any(fits[j].candidate.granularity.startswith("group:") for j in quantized):
         quantized = [j for j in quantized if fits[j].candidate.granularity.startswith("group:")]
-    kept = [j for j, f in enumerate(fits) if not isinstance(f.stored, QuantizedTensor)]
+    kept = [j for j, f in enumerate(fits) if f.candidate.method in KEPT_METHODS]
     return np.array(sorted(kept + quantized), dtype=np.intp)
 
 
@@ -591,8 +636,8 @@ def variant_state(state: Mapping, fitted: FittedCandidates, picks: Sequence[int]
     """``state`` with every fitted tensor replaced by what the model gets back from its option ``picks[t]``
     (one index per fitted tensor, :meth:`~fmq_theory.plan.candidates.FittedCandidate.restored`)."""
     out = dict(state)
-    for name, fits, j in zip(fitted.names, fitted.fitted, picks):
-        out[name] = fits[j].restored(state[name].dtype)
+    for t, (name, j) in enumerate(zip(fitted.names, picks)):
+        out[name] = fitted.option(t, j, state=state).restored(state[name].dtype)
     return out
 
 
@@ -619,6 +664,7 @@ def plan_quantization(
     families: Sequence[str] = ("optimal", "minmax", "half_quadratic"),
     groupings: Sequence[str] = ("any",),
     level: float = 0.95,
+    keep_codes: bool = True,
     progress: bool = True,
 ) -> QuantizationPlan:
     """Plan a mixed-precision quantization of ``model`` within ``budget_bits`` honest bits per weight.
@@ -678,6 +724,10 @@ def plan_quantization(
         see the Notes.
     level : float
         Level of the intervals on the predicted degradation and the variants' sampled scores.
+    keep_codes : bool
+        Of :func:`fit_candidates`, when the fit is made here: ``False`` keeps each option's cost and
+        prices only and fits the chosen options again, the same plan in far less memory (every
+        variant sampled costs one more fit of one option per tensor).
     progress : bool
         tqdm bars on the sensitivity, the fitting and the sampling of the variants.
 
@@ -785,7 +835,7 @@ def plan_quantization(
                                              batch_size=batch_size, batches_per_pass=batches_per_pass, seed=seed,
                                              progress=progress)
         fitted = fit_candidates(model, sensitivity=sensitivity, candidates=candidates, held_out=held_out,
-                                progress=progress)
+                                keep_codes=keep_codes, progress=progress)
     sensitivity, score_sens, held_out = fitted.sensitivity, fitted.score_sensitivity, fitted.held_out
     state = model.state_dict()
     names = list(fitted.names)
@@ -834,8 +884,8 @@ def plan_quantization(
     variants = tuple(variants)
     picks, solution = solutions[chosen]
     quantized, passthrough, report, choices, terms = {}, {}, [], [], []
-    for name, fits, j in zip(names, fitted.fitted, picks):
-        f = fits[j]
+    for t, (name, j) in enumerate(zip(names, picks)):
+        f = fitted.option(t, j, state=state)
         c = f.candidate
         s = score_sens.diag.get(name)
         original = state[name].detach().cpu()

@@ -157,11 +157,12 @@ class WholeFormSolution:
     lagrange_multiplier: float
 
 
-def _signed_errors(fits, weight: torch.Tensor, *, device) -> torch.Tensor:
-    """``(n_options, n)`` float32: the error of every option on the values the model gets back."""
+def _signed_errors(fitted, t: int, state, *, device) -> torch.Tensor:
+    """``(n_options, n)`` float32: the error of every option of tensor ``t`` on the values the model gets back."""
+    weight = state[fitted.names[t]]
     w = weight.detach().to(device=device, dtype=torch.float64).reshape(-1)
-    return torch.stack([(f.restored(weight.dtype).to(device=device, dtype=torch.float64).reshape(-1) - w).float()
-                        for f in fits])
+    return torch.stack([(fitted.option(t, j, state=state).restored(weight.dtype).to(device=device, dtype=torch.float64)
+                         .reshape(-1) - w).float() for j in range(len(fitted.fitted[t]))])
 
 
 def sketch_candidates(
@@ -204,7 +205,7 @@ def sketch_candidates(
     check_probe_settings(solver=solver, steps=steps, projections=projections, batch_size=batch_size)
     device, _ = placement(model, like=noise)
     state = model.state_dict()
-    errors = {name: _signed_errors(fits, state[name], device=device) for name, fits in zip(fitted.names, fitted.fitted)}
+    errors = {name: _signed_errors(fitted, t, state, device=device) for t, name in enumerate(fitted.names)}
     found: dict[str, list] = {name: [] for name in fitted.names}
     batches, rows_total = [], 0
     last = -1
