@@ -3,6 +3,7 @@
 Usage (as results/plan_paper_arch_cpu.json was made, 2 cores and 23 GB, ~10 min)::
 
     PYTHONPATH=. python scripts/plan_paper_arch_cpu.py --out results/plan_paper_arch_cpu.json
+    PYTHONPATH=. python scripts/plan_paper_arch_cpu.py --low-memory --out results/plan_paper_arch_cpu_low_memory.json
 
 No trained network of the paper's recipe outlives its GPU lease here (223 MB, too large for the
 tracked tree), so this measures the architecture with seeded random weights: its default
@@ -16,12 +17,14 @@ GPU).
 1. ``fmq plan CHECKPOINT --budget B`` in a child process, as a user runs it, with the fit's small
    settings of the refusal measured on 2026-12-04 (``--samples 8 --replicates 4 --batch-size 2
    --bit-floors 2 --families half_quadratic``): its wall time and peak resident memory
-   (``getrusage`` of the child), beside :func:`fmq_theory.plan.fit_memory_bytes`' bound and the
-   machine's available memory;
+   (``getrusage`` of the child) and each phase's peak (sensitivity, fit, ..., sampled from ``/proc``), beside :func:`fmq_theory.plan.fit_memory_bytes`' bound and the
+   machine's available memory (``--low-memory``: the fit keeps the options' prices only and the plan
+   fits its chosen options again, ``fmq plan --low-memory``);
 2. ``scripts/plan_runtime_cpu.py`` on the plan written: bytes at rest and sampling time, packed
    against full precision, and whether the packed samples equal the dequantized model's.
 """
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -33,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from fmq_theory import __version__
 from fmq_theory._util import available_memory_bytes, file_sha256, write_atomic
@@ -56,15 +60,51 @@ def random_paper_network(path: Path, *, seed: int) -> EMA:
     return ema
 
 
-def child(argv: list, log: Path) -> dict:
-    """Run ``argv`` to completion, its output to ``log``; its wall time and peak resident bytes."""
+def tensors_sha256(path: Path) -> str:
+    """SHA-256 of a safetensors file's tensors (names, dtypes, shapes, bytes), not of its metadata: equal for
+    two plans that store the same codes and side arrays whatever their recorded parameters."""
+    digest = hashlib.sha256()
+    tensors = load_file(str(path))
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+#: The progress bars of ``fmq plan``, in the order it runs them: the phase a moment belongs to is the last one
+#: whose bar has appeared in the log (before the first: loading the model).
+PHASES = {"VJP probes": "sensitivity", "fitting candidates": "fit", "sampling variants": "variants"}
+
+
+def _resident_bytes(pid: int) -> int | None:
+    """``VmRSS`` of the process ``pid`` (Linux), or ``None`` once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
+    except (FileNotFoundError, ProcessLookupError, StopIteration):
+        return None
+
+
+def child(argv: list, log: Path, *, every_s: float = 0.5) -> dict:
+    """Run ``argv`` to completion, its output to ``log``: its wall time, peak resident bytes and, sampled every
+    ``every_s`` seconds, the peak of each phase of :data:`PHASES` (by the progress bars in the log)."""
     start = time.perf_counter()
+    phase_peaks: dict = {}
     with open(log, "w") as handle:
-        proc = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONPATH": "."})
+        proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONPATH": "."})
+        while proc.poll() is None:
+            rss, text = _resident_bytes(proc.pid), log.read_text(errors="replace")
+            seen = [(text.find(bar), phase) for bar, phase in PHASES.items() if bar in text]
+            phase = max(seen)[1] if seen else "load"
+            if rss is not None:
+                phase_peaks[phase] = max(phase_peaks.get(phase, 0), rss)
+            time.sleep(every_s)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} exited with {proc.returncode}; see {log}")
-    return {"wall_s": wall, "peak_resident_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
+    return {"wall_s": wall, "peak_resident_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+            "phase_peak_resident_bytes": phase_peaks, "phase_sampling_s": every_s}
 
 
 def main() -> None:
@@ -74,13 +114,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=8, help="noise draws of the runtime's sampling (one batch)")
     parser.add_argument("--repeats", type=int, default=3, help="timed sampling runs per model (median)")
+    parser.add_argument("--low-memory", action="store_true", help="fmq plan --low-memory")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         checkpoint, plan_file = work / "checkpoint-0.pth", work / "plan.safetensors"
         ema = random_paper_network(checkpoint, seed=args.seed)
         fmq = [sys.executable, "-c", "import sys; from fmq_theory.cli import main; sys.exit(main(sys.argv[1:]))"]
-        plan_argv = ["plan", str(checkpoint), "--budget", str(args.budget), *PLAN_SETTINGS, "-o", str(plan_file)]
+        plan_argv = ["plan", str(checkpoint), "--budget", str(args.budget), *PLAN_SETTINGS, "-o", str(plan_file),
+                     *(["--low-memory"] if args.low_memory else [])]
         print("fmq " + " ".join(plan_argv), flush=True)
         plan = child([*fmq, *plan_argv], work / "plan.log")  # the first child: its peak is the plan's alone
         summary = [line for line in (work / "plan.log").read_text().splitlines() if line.startswith(("honest", "file:"))]
@@ -90,7 +132,8 @@ def main() -> None:
                f"paper_arch_random={checkpoint}:{plan_file}"], work / "runtime.log")
         runtime = json.loads(runtime_out.read_text())
         doc = {"version": __version__, "command": "python scripts/plan_paper_arch_cpu.py " + " ".join(
-                   f"--{k} {v}" for k, v in vars(args).items()),
+                   f"--{k.replace('_', '-')}" + ("" if isinstance(v, bool) else f" {v}")
+                   for k, v in vars(args).items() if v is not False),
                "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                "network": {"architecture": "the paper's (fmq_theory.harness.models.paper_unet.PAPER_MNIST)",
                            "weights": f"random: default initialisation, seed {args.seed}; zero-initialised "
@@ -98,7 +141,8 @@ def main() -> None:
                            "parameters": sum(p.numel() for p in ema.model.parameters()),
                            "checkpoint_sha256": file_sha256(checkpoint)},
                "plan": {"command": "fmq " + " ".join(plan_argv).replace(str(work) + "/", ""),
-                        "fit_memory_bytes": fit_memory_bytes(ema.model),
+                        "fit_memory_bytes": fit_memory_bytes(ema.model, keep_codes=not args.low_memory),
+                        "plan_tensors_sha256": tensors_sha256(plan_file),
                         "available_memory_bytes": available_memory_bytes(), **plan, "summary": summary},
                "runtime": {"protocol": runtime["protocol"], "torch_threads": runtime["torch_threads"],
                            **runtime["rows"][0]}}
