@@ -316,6 +316,8 @@
 #   2. Its peers at the plan's two budgets (the plan rows kept: no fit, no plan; ~45 s a peer, 8 peers):
 #      run("KEEP_ROWS=results/plan_paper_arch_det.csv NO_PLAN=1 JOBS=plan NO_BENCH=1 PAPER_BUDGETS=2,4 PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf,nf4 PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=500 H2=570 bash scripts/gpu_lease.sh 2 2>&1 | tail -60",
 #          carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers", ".carry/plan_test"])
+#      (no Inception part rides along: the six need ~84 MB. The peers' rows then have classifier FIDs only, and a table
+#      whose rows do not all have Inception's is read in classifier features: fmq_theory.results.plan_report.model_results)
 #      -> the returned plan_paper_arch.csv, its model renamed paper_arch_det (schema PLAN), replaces
 #         results/plan_paper_arch_det.csv when its rows' checkpoint_sha256 is 3694735258ff...; another network's rows go
 #         to a file of their own.
