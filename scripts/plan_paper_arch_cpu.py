@@ -24,7 +24,6 @@ GPU).
    against full precision, and whether the packed samples equal the dequantized model's.
 """
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -42,6 +41,7 @@ from fmq_theory import __version__
 from fmq_theory._util import available_memory_bytes, file_sha256, write_atomic
 from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
 from fmq_theory.plan import fit_memory_bytes
+from fmq_theory.plan.core import _state_sha256
 
 PLAN_SETTINGS = ["--samples", "8", "--replicates", "4", "--batch-size", "2", "--bit-floors", "2",
                  "--families", "half_quadratic"]
@@ -61,15 +61,11 @@ def random_paper_network(path: Path, *, seed: int) -> EMA:
 
 
 def tensors_sha256(path: Path) -> str:
-    """SHA-256 of a safetensors file's tensors (names, dtypes, shapes, bytes), not of its metadata: equal for
-    two plans that store the same codes and side arrays whatever their recorded parameters."""
-    digest = hashlib.sha256()
+    """SHA-256 of a safetensors file's tensors (names, dtypes, shapes, bytes, in name order; the digest a saved fit
+    checks its model by), not of its metadata: equal for two plans that store the same codes and side arrays
+    whatever their recorded parameters."""
     tensors = load_file(str(path))
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
+    return _state_sha256(tensors, sorted(tensors))
 
 
 #: The progress bars of ``fmq plan``, in the order it runs them: the phase a moment belongs to is the last one
