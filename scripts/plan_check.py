@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import time
-from functools import partial
 
 import numpy as np
 import torch
@@ -132,7 +131,7 @@ for k, s in sens.diag.items():
     if w.numel() <= 256:
         continue
     for meth in tot:
-        f = fit_candidate(w, Candidate(meth, 3, "channel", "float16"), sensitivity=s, score=partial(sens.terms, k))
+        f = fit_candidate(w, Candidate(meth, 3, "channel", "float16"), sensitivity=s, score=sens.scorer(k))
         tot[meth] += f.predicted
 results["weighted_vs_unweighted_b3_channel_fp16"] = tot
 save()

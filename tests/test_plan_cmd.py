@@ -19,7 +19,8 @@ from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.plan_sweep import load_plan_model
 from fmq_theory.io.quantized_file import inspect_quantized
-from fmq_theory.plan import (fit_candidates, fit_memory_bytes, load_plan, load_quantized_model,
+from fmq_theory.cli.plan_cmd import _plan_memory_bytes
+from fmq_theory.plan import (fit_candidates, fit_memory_bytes, load_plan, load_quantized_model, sensitivity_memory,
                              weight_sensitivity)
 
 
@@ -229,6 +230,7 @@ def test_a_fit_larger_than_the_memory_is_refused_before_any_work(tiny, monkeypat
                      "--budget", budget, "-o", str(out)]) == 2
         err = capsys.readouterr().err
         assert "argument CHECKPOINT" in err and "GiB available" in err and "fit_memory_bytes" in err
+        assert "sensitivity_memory" in err
         assert not out.exists() and not out.with_suffix(".csv").exists()
 
 
@@ -242,8 +244,8 @@ def test_low_memory_writes_the_same_plan_and_is_offered_when_only_it_fits(tiny, 
     a, b = load_file(str(full)), load_file(str(lean))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     capsys.readouterr()
-    need = fit_memory_bytes(model, keep_codes=False)
-    assert need < fit_memory_bytes(model)
+    need = _plan_memory_bytes(model, replicates=4, keep_codes=False)
+    assert need < _plan_memory_bytes(model, replicates=4, keep_codes=True)
     monkeypatch.setattr("fmq_theory.cli.plan_cmd.available_memory_bytes", lambda: need)
     out = folder / "refused.safetensors"
     assert plan_tiny(folder, out) == 2
@@ -252,6 +254,21 @@ def test_low_memory_writes_the_same_plan_and_is_offered_when_only_it_fits(tiny, 
     assert main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
                  "--budget", "2,3", "-o", str(folder / "sweep.safetensors"), "--low-memory"]) == 2
     assert "argument --low-memory" in capsys.readouterr().err
+
+
+def test_the_refusal_counts_the_sensitivity_estimate(tiny, monkeypatch, capsys):
+    """Memory for the fit's codes alone is not enough: the estimate of ``--replicates`` replicates
+    (8 + 4 R bytes a parameter) is held beside them, so the plan is refused, naming both."""
+    folder, _ = tiny
+    model = load_plan_model(str(folder / "model.safetensors"), str(folder / "config.json"))
+    sens = sensitivity_memory(model, replicates=4)
+    assert _plan_memory_bytes(model, replicates=4, keep_codes=True) == max(
+        sens.sums, sens.estimate + fit_memory_bytes(model))
+    monkeypatch.setattr("fmq_theory.cli.plan_cmd.available_memory_bytes", lambda: fit_memory_bytes(model))
+    out = folder / "refused_for_the_estimate.safetensors"
+    assert plan_tiny(folder, out) == 2
+    err = capsys.readouterr().err
+    assert "sensitivity_memory" in err and "4 replicates" in err and not out.exists()
 
 
 def test_available_memory_is_read_from_meminfo(tmp_path):

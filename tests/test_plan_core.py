@@ -1,7 +1,9 @@
 """plan_quantization on a tiny model: budget, file size, exact round trip, packed loading."""
 
 import dataclasses
+import math
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -11,11 +13,13 @@ from fmq_theory.flow.solvers import sample
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized
 from fmq_theory.plan import (
     Candidate,
+    WeightSensitivity,
     fit_candidates,
     load_plan,
     load_quantized_model,
     plan_quantization,
     resident_bytes,
+    sensitivity_memory,
     weight_sensitivity,
 )
 from fmq_theory.plan.candidates import dequantized, fit_candidate
@@ -199,12 +203,68 @@ def test_split_halves_are_disjoint_replicate_means(setup):
     for k, reps in sens.replicates.items():
         np.testing.assert_array_equal(fit.replicates[k], reps[:2])
         np.testing.assert_array_equal(score.replicates[k], reps[2:])
-        np.testing.assert_allclose(fit.diag[k], reps[:2].astype(np.float64).mean(0), rtol=1e-12)
+        # bit for bit the float64 means of the halves' replicates (the halves' stored diagonals until 2026-12-05)
+        np.testing.assert_array_equal(fit.diag[k], reps[:2].astype(np.float64).mean(0))
+        np.testing.assert_array_equal(score.diag[k], reps[2:].astype(np.float64).mean(0))
         # the halves average back to the whole estimate (float32 replicates: 1e-6 relative)
         np.testing.assert_allclose((fit.diag[k] + score.diag[k]) / 2, sens.diag[k], rtol=1e-6, atol=1e-30)
+    assert list(fit.diag) == list(sens.diag) and len(score.diag) == len(sens.diag)
+    assert "no such tensor" not in fit.diag and fit.diag.get("no such tensor") is None
     one = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=1, batch_size=8)
     with pytest.raises(ValueError, match="at least 2 replicates"):
         one.split()
+
+
+def test_split_halves_hold_no_copy():
+    """Splitting allocates under 1% of the replicates' bytes: the halves' replicates are views and
+    their diagonals are computed when read (a stored copy would be 16 bytes a weight)."""
+    rng = np.random.default_rng(0)
+    reps = {f"t{i}": rng.random((4, 1000, 250), dtype=np.float32) for i in range(4)}  # 4M weights, 16 MB
+    sens = WeightSensitivity(diag={k: r.astype(np.float64).mean(0) for k, r in reps.items()}, replicates=reps,
+                             n_samples=8, projections=1, solver="midpoint", steps=2, seed=0)
+    whole = sum(r.nbytes for r in sens.replicates.values())
+    tracemalloc.start()
+    try:
+        halves = sens.split()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 0.01 * whole, (held, whole)
+    for half in halves:
+        for k, reps in half.replicates.items():
+            assert np.shares_memory(reps, sens.replicates[k])
+
+
+@pytest.mark.parametrize("replicates", [1, 4])
+def test_sensitivity_memory_is_what_the_estimate_holds(setup, replicates):
+    """``sensitivity_memory(...).estimate`` is the estimate's arrays' bytes exactly, and ``sums`` their
+    float64 sums' (8 R a parameter); a bad replicate count is refused, naming it."""
+    model, noise, _ = setup
+    sens = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=replicates, batch_size=2)
+    mem = sensitivity_memory(model, replicates=replicates)
+    held = sum(a.nbytes for a in sens.diag.values()) + sum(a.nbytes for a in sens.replicates.values())
+    n = sum(p.numel() for p in model.parameters())
+    assert (mem.estimate, mem.sums) == (held, 8 * replicates * n)
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="replicates"):
+            sensitivity_memory(model, replicates=bad)
+
+
+def test_scorer_is_terms_against_plain_sums(setup):
+    """``scorer(name)(e2)`` is ``terms(name, e2)``: the diagonal's and every replicate's weighted sum,
+    against exactly rounded sums (1e-12 relative), on the whole estimate and on a split half."""
+    model, noise, _ = setup
+    sens = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=4, batch_size=2)
+    rng = np.random.default_rng(0)
+    for est in (sens, sens.split()[1]):
+        for k in est.replicates:
+            e2 = rng.random(est.replicates[k].shape[1:])
+            score = est.scorer(k)
+            total, reps = score(e2)
+            assert (total, reps.tolist()) == (est.terms(k, e2)[0], est.terms(k, e2)[1].tolist())
+            assert total == pytest.approx(float(np.sum(np.asarray(est.diag[k], dtype=np.float64) * e2)), rel=1e-12)
+            plain = [math.fsum((r.astype(np.float64) * e2).ravel()) for r in est.replicates[k]]  # exactly rounded
+            np.testing.assert_allclose(reps, plain, rtol=1e-12, atol=1e-300)
 
 
 def test_held_out_scores_with_the_other_half(setup):

@@ -50,9 +50,10 @@ the chosen options again (``keep_codes=False`` of :func:`fmq_theory.plan.plan_qu
 same file, bit for bit, for a model whose options' codes (about 104 bytes a weight) do not fit
 in memory.
 
-Bad arguments exit with status 2 and write nothing; so does a model whose fit would not fit in
-this machine's memory (:func:`fmq_theory.plan.fit_memory_bytes` against Linux's
-``MemAvailable``), before any work, instead of being killed for memory part of the way through.
+Bad arguments exit with status 2 and write nothing; so does a model whose plan would not fit in
+this machine's memory (:func:`fmq_theory.plan.fit_memory_bytes` and
+:func:`fmq_theory.plan.sensitivity_memory` against Linux's ``MemAvailable``), before any work,
+instead of being killed for memory part of the way through.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ from fmq_theory.cli.quantize_cmd import _output
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.plan_sweep import (PlanSweepConfig, budget_output, load_plan_model, plan_sweep_cells,
                                            run_plan_sweep)
-from fmq_theory.plan import fit_memory_bytes, plan_quantization
+from fmq_theory.plan import fit_memory_bytes, plan_quantization, sensitivity_memory
 from fmq_theory.plan.core import DATA_FREE_NOTE
 from fmq_theory.plan.candidates import CODE_FAMILIES
 from fmq_theory.plan.selection import GROUPINGS, check_bit_floors, check_families, check_groupings
@@ -177,17 +178,26 @@ def register(subparsers) -> None:
 _SWEEP_FLAGS = ("results", "scheduler", "workers", "threads")
 
 
-def _check_memory(model: torch.nn.Module, checkpoint: str, *, keep_codes: bool = True) -> None:
-    """``ValueError`` naming CHECKPOINT if fitting its options needs more memory than this machine has."""
-    need, have = fit_memory_bytes(model, keep_codes=keep_codes), available_memory_bytes()
+def _plan_memory_bytes(model: torch.nn.Module, *, replicates: int, keep_codes: bool) -> int:
+    """A lower bound on what planning ``model`` holds: the sensitivity pass's sums, then the estimate
+    beside the fitted options' codes (:func:`~fmq_theory.plan.sensitivity_memory`,
+    :func:`~fmq_theory.plan.fit_memory_bytes`)."""
+    sens = sensitivity_memory(model, replicates=replicates)
+    return max(sens.sums, sens.estimate + fit_memory_bytes(model, keep_codes=keep_codes))
+
+
+def _check_memory(model: torch.nn.Module, checkpoint: str, *, replicates: int, keep_codes: bool = True) -> None:
+    """``ValueError`` naming CHECKPOINT if planning it needs more memory than this machine has."""
+    need, have = _plan_memory_bytes(model, replicates=replicates, keep_codes=keep_codes), available_memory_bytes()
     if have is not None and need > have:
         n = sum(p.numel() for p in model.parameters())
-        lean = fit_memory_bytes(model, keep_codes=False)
-        raise ValueError(f"argument CHECKPOINT: planning {checkpoint!r} fits every option of each of its tensors "
-                         f"({n:,} parameters) and holds at least {need / 2**30:.1f} GiB of their codes "
-                         f"(fmq_theory.plan.fit_memory_bytes); this machine has {have / 2**30:.1f} GiB available: "
-                         + (f"give --low-memory, which holds at least {lean / 2**30:.1f} GiB of them"
-                            if keep_codes and lean <= have else "plan it on a machine with more memory"))
+        lean = _plan_memory_bytes(model, replicates=replicates, keep_codes=False)
+        raise ValueError(f"argument CHECKPOINT: planning {checkpoint!r} ({n:,} parameters) holds at least "
+                         f"{need / 2**30:.1f} GiB: the codes of every option of its tensors "
+                         f"(fmq_theory.plan.fit_memory_bytes) beside the sensitivity estimate of {replicates} "
+                         f"replicates (fmq_theory.plan.sensitivity_memory); this machine has {have / 2**30:.1f} GiB "
+                         "available: " + (f"give --low-memory, which holds at least {lean / 2**30:.1f} GiB"
+                                          if keep_codes and lean <= have else "plan it on a machine with more memory"))
 
 
 def run(args) -> int:
@@ -205,7 +215,7 @@ def run(args) -> int:
         raise ValueError(f"argument --{given[0]}: applies to a sweep of several budgets only (--budget 2,3)")
     budget = args.budget[0]
     model = load_plan_model(args.checkpoint, args.model_config)
-    _check_memory(model, args.checkpoint, keep_codes=not args.low_memory)
+    _check_memory(model, args.checkpoint, replicates=args.replicates, keep_codes=not args.low_memory)
     cfg = model.config
     noise = make_noise(args.samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=args.seed)
     labels = balanced_labels(args.samples, cfg.num_classes) if cfg.num_classes else None
@@ -264,7 +274,7 @@ def _sweep(args) -> int:
                           replicates=args.replicates, batch_size=args.batch_size, bit_floors=args.bit_floors,
                           families=args.families, groupings=args.groupings)
     # bad CHECKPOINT or --model-config named before any work, and a fit too large for this machine
-    _check_memory(load_plan_model(args.checkpoint, args.model_config), args.checkpoint)
+    _check_memory(load_plan_model(args.checkpoint, args.model_config), args.checkpoint, replicates=args.replicates)
     report = run_plan_sweep(cfg, budgets=args.budget, out=args.output, results=results,
                             scheduler=args.scheduler or "local", workers=args.workers, threads=args.threads)
     keys = {cell.key for cell in plan_sweep_cells(cfg, args.budget, out=args.output)}

@@ -292,8 +292,8 @@ def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict 
         candidate rounds, the weighted codebook); pass one dict per tensor.
     score : callable, optional
         ``squared_error -> (sum, replicate sums)`` of the scoring sensitivity, e.g.
-        ``functools.partial(estimate.terms, name)``
-        (:meth:`~fmq_theory.plan.sensitivity.WeightSensitivity.terms`): what
+        ``estimate.scorer(name)``
+        (:meth:`~fmq_theory.plan.sensitivity.WeightSensitivity.scorer`): what
         :attr:`FittedCandidate.predicted` and :attr:`~FittedCandidate.predicted_replicates` hold.
     """
     n = w.numel()

@@ -59,7 +59,6 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -480,7 +479,7 @@ def load_fitted(path, *, model: torch.nn.Module, workers: int = 1) -> tuple[Fitt
 
     def score(t: int) -> tuple:
         w = state[names[t]].detach().cpu()
-        terms = partial(score_sens.terms, names[t]) if names[t] in score_sens.diag else None
+        terms = score_sens.scorer(names[t]) if names[t] in score_sens.diag else None
         fits = tuple(scored_candidate(w, cand, stored=obj, nbytes=nbytes, score=terms)
                      for cand, obj, nbytes in stored[t])
         if any(f is None for f in fits):
@@ -586,7 +585,7 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
                                  str(w.dtype).removeprefix("torch.")),)
         else:
             options = _candidates_for(candidates, name, tuple(w.shape), w.numel())
-        terms = partial(score_sens.terms, name) if name in score_sens.diag else None
+        terms = score_sens.scorer(name) if name in score_sens.diag else None
         fits = [f if keep_codes else replace(f, stored=None)
                 for f in fit_options(w, options, sensitivity=s, score=terms) if f is not None]
         if not fits:
