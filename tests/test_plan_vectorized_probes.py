@@ -69,6 +69,40 @@ def test_vectorized_sensitivity_equals_the_loop(model):
                                    atol=1e-4 * loop.replicates[name].max())
 
 
+class WithDropout(torch.nn.Module):
+    """A convolution, dropout (as the paper's UNet has, p = 0.3) and batch norm, left in training mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.drop = torch.nn.Dropout(0.3)
+        self.norm = torch.nn.BatchNorm2d(4)
+        self.out = torch.nn.Conv2d(4, 1, 3, padding=1)
+
+    def forward(self, x, t):
+        return self.out(self.norm(self.drop(torch.tanh(self.c1(x))))) * (1 + t[:, None, None, None])
+
+
+@pytest.mark.parametrize("batches_per_pass", [1, 2])
+def test_a_model_in_training_mode_is_probed_as_deployed(batches_per_pass):
+    """A model left in training mode is probed in eval mode, as ``sample`` samples it: no dropout
+    (whose random masks made the loop's estimate noisy and the vectorized pass fail under vmap,
+    found on the paper's network on 2026-12-05) and batch norm's running statistics. The estimate
+    equals that of the same model put in eval mode first, bit for bit."""
+    torch.manual_seed(0)
+    trained, deployed = WithDropout(), WithDropout()
+    deployed.load_state_dict(trained.state_dict())
+    deployed.eval()
+    assert trained.training
+    noise = torch.randn(8, 1, 6, 6, generator=torch.Generator().manual_seed(3))
+    common = dict(solver="midpoint", steps=2, replicates=2, batch_size=2, batches_per_pass=batches_per_pass, seed=0)
+    a, b = weight_sensitivity(trained, noise, **common), weight_sensitivity(deployed, noise, **common)
+    assert not trained.training
+    for name in b.diag:
+        np.testing.assert_array_equal(a.diag[name], b.diag[name])
+        np.testing.assert_array_equal(a.replicates[name], b.replicates[name])
+
+
 def test_vectorized_passes_refuse_autocast(model):
     """bfloat16 autocast under vmap fails in torch's batched backward on CUDA: refused up front."""
     noise = torch.randn(8, 1, 6, 6)

@@ -243,12 +243,23 @@ def with_parameters(module: torch.nn.Module, params: Mapping[str, torch.Tensor])
     :func:`torch.func.functional_call`, so gradients and JVPs with respect to ``params`` flow
     through the call; bind the result with an :class:`Adapter` like the module itself.
 
+    The module is put in eval mode, as :func:`fmq_theory.flow.solvers.sample` puts a module it
+    samples: every caller (the plan's sensitivity and variants, the bounds' propagation) studies
+    the deployed sampler, so dropout is off and batch norm uses its running statistics.  (A
+    module in training mode gave dropout-noised sensitivities, and its vectorized probes failed
+    under :func:`torch.func.vmap`, which refuses random operations.)
+
     Examples
     --------
     >>> lin = torch.nn.Linear(1, 1, bias=False)
     >>> with_parameters(lin, {"weight": torch.full((1, 1), 3.0)})(torch.ones(1, 1))
     tensor([[3.]])
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    >>> _ = with_parameters(net, dict(net.named_parameters()))
+    >>> net.training
+    False
     """
+    module.eval()
 
     def call(*args, **kwargs):
         return torch.func.functional_call(module, params, args, kwargs)
