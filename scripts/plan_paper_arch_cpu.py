@@ -17,9 +17,11 @@ GPU).
 1. ``fmq plan CHECKPOINT --budget B`` in a child process, as a user runs it, with the fit's small
    settings of the refusal measured on 2026-12-04 (``--samples 8 --replicates 4 --batch-size 2
    --bit-floors 2 --families half_quadratic``): its wall time and peak resident memory
-   (``getrusage`` of the child) and each phase's peak (sensitivity, fit, ..., sampled from ``/proc``), beside :func:`fmq_theory.plan.fit_memory_bytes`' bound and the
-   machine's available memory (``--low-memory``: the fit keeps the options' prices only and the plan
-   fits its chosen options again, ``fmq plan --low-memory``);
+   (``getrusage`` of the child) and each phase's peak (sensitivity, fit, ..., sampled from
+   ``/proc``), beside the bounds of :func:`fmq_theory.plan.fit_memory_bytes` and
+   :func:`fmq_theory.plan.sensitivity_memory` and the machine's available memory
+   (``--low-memory``: the fit keeps the options' prices only and the plan fits its chosen options
+   again, ``fmq plan --low-memory``);
 2. ``scripts/plan_runtime_cpu.py`` on the plan written: bytes at rest and sampling time, packed
    against full precision, and whether the packed samples equal the dequantized model's.
 """
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -40,10 +43,11 @@ from safetensors.torch import load_file
 from fmq_theory import __version__
 from fmq_theory._util import available_memory_bytes, file_sha256, write_atomic
 from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
-from fmq_theory.plan import fit_memory_bytes
+from fmq_theory.plan import fit_memory_bytes, sensitivity_memory
 from fmq_theory.plan.core import _state_sha256
 
-PLAN_SETTINGS = ["--samples", "8", "--replicates", "4", "--batch-size", "2", "--bit-floors", "2",
+REPLICATES = 4
+PLAN_SETTINGS = ["--samples", "8", "--replicates", str(REPLICATES), "--batch-size", "2", "--bit-floors", "2",
                  "--families", "half_quadratic"]
 
 
@@ -138,6 +142,7 @@ def main() -> None:
                            "checkpoint_sha256": file_sha256(checkpoint)},
                "plan": {"command": "fmq " + " ".join(plan_argv).replace(str(work) + "/", ""),
                         "fit_memory_bytes": fit_memory_bytes(ema.model, keep_codes=not args.low_memory),
+                        "sensitivity_memory_bytes": asdict(sensitivity_memory(ema.model, replicates=REPLICATES)),
                         "plan_tensors_sha256": tensors_sha256(plan_file),
                         "available_memory_bytes": available_memory_bytes(), **plan, "summary": summary},
                "runtime": {"protocol": runtime["protocol"], "torch_threads": runtime["torch_threads"],
