@@ -62,7 +62,8 @@ from tqdm.auto import tqdm
 from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
-__all__ = ["ReplicateMeans", "SensitivityMemory", "WeightSensitivity", "check_probe_settings", "probe_gradients", "sensitivity_memory", "weight_sensitivity"]
+__all__ = ["ReplicateMeans", "SensitivityMemory", "WeightSensitivity", "check_probe_settings", "probe_gradients",
+           "sensitivity_memory", "weight_sensitivity"]
 
 
 class ReplicateMeans(Mapping):
@@ -106,8 +107,9 @@ class WeightSensitivity:
 
     Attributes
     ----------
-    diag : dict of str to numpy.ndarray
-        :math:`\\hat s_i`, float64 of the parameter's shape: the mean over all replicates.
+    diag : mapping of str to numpy.ndarray
+        :math:`\\hat s_i`, float64 of the parameter's shape: the mean over all replicates (a
+        :class:`ReplicateMeans` for a :meth:`split` half).
     replicates : dict of str to numpy.ndarray
         Shape ``(R, *shape)`` float32: the ``R`` independent replicate means.
     n_samples : int
