@@ -35,7 +35,9 @@ Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured 
   2, 4 and 8 batches per vectorized pass in float32 (``batches_per_pass``, the discrete adjoint
   of :func:`fmq_theory.plan.sensitivity.probe_gradients`; :data:`SENSITIVITY_PASSES`),
   against sampling the 10,000 images of one FID evaluation as the evaluation does (one batch,
-  bfloat16 autocast, 20 NFE), with each pass's peak device memory.  The Inception features
+  bfloat16 autocast, 20 NFE), with each pass's peak device memory (of it, the float64 sums of
+  the replicate being run, ``device_sums_bytes``: 8 bytes a parameter since 2026-12-05, when
+  the sums of all 8 replicates, 64, were held on the device).  The Inception features
   are not in the denominator, so the ratio is an upper bound on the share of a whole FID
   evaluation.  Every estimate is compared tensor by tensor with the first (float32, one
   batch per pass) against that one's replicate standard error.
@@ -62,7 +64,7 @@ from fmq_theory import quantize
 from fmq_theory.flow.solvers import make_noise, sample
 from fmq_theory.harness.models.paper_unet import PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import unet_adapter
-from fmq_theory.plan import weight_sensitivity
+from fmq_theory.plan import sensitivity_memory, weight_sensitivity
 from fmq_theory.quantizers.torch_equal_mass import default_chunk_rows, dequantize_rows, equal_mass_rows
 from fmq_theory.quantizers.torch_rows import affine_dequantize_rows, lloyd_max_rows, torch_layers, uniform_minmax_rows
 
@@ -384,7 +386,8 @@ def sensitivity_case(device, *, samples, plan_samples):
     sampling_s = time.perf_counter() - start
     row = dict(method="sensitivity", path="paper network, random weights", parameters=sum(p.numel() for p in
                model.parameters()), fid_samples=samples, sampling_s=sampling_s, plan_samples=plan_samples,
-               replicates=replicates, batch_size=batch, passes=[])
+               replicates=replicates, batch_size=batch,
+               device_sums_bytes=sensitivity_memory(model, replicates=replicates).device_sums, passes=[])
     reference = None
     for autocast, per_pass in SENSITIVITY_PASSES:
         if cuda:

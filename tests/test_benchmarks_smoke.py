@@ -67,6 +67,7 @@ def test_gpu_script_dry_run_on_cpu(tmp_path):
     assert "EXTRAPOLATED" in proc.stdout
     sens = next(m for m in methods if m["method"] == "sensitivity")  # a width-8 paper network on the CPU
     assert math.isfinite(sens["sampling_s"]) and sens["sampling_s"] > 0
+    assert sens["device_sums_bytes"] == 8 * sens["parameters"]  # one replicate's float64 sums, not 8's
     passes = sens["passes"]
     assert (passes[0]["precision"], passes[0]["batches_per_pass"]) == ("float32", 1)  # the reference
     assert {p["precision"] for p in passes} == {"float32", "bfloat16 autocast"}

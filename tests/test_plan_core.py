@@ -237,14 +237,15 @@ def test_split_halves_hold_no_copy():
 
 @pytest.mark.parametrize("replicates", [1, 4])
 def test_sensitivity_memory_is_what_the_estimate_holds(setup, replicates):
-    """``sensitivity_memory(...).estimate`` is the estimate's arrays' bytes exactly, and ``sums`` their
-    float64 sums' (8 R a parameter); a bad replicate count is refused, naming it."""
+    """``sensitivity_memory(...).estimate`` is the estimate's arrays' bytes exactly, ``sums`` their
+    float64 sums' (8 R a parameter) and ``device_sums`` one replicate's (8); a bad replicate count
+    is refused, naming it."""
     model, noise, _ = setup
     sens = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=replicates, batch_size=2)
     mem = sensitivity_memory(model, replicates=replicates)
     held = sum(a.nbytes for a in sens.diag.values()) + sum(a.nbytes for a in sens.replicates.values())
     n = sum(p.numel() for p in model.parameters())
-    assert (mem.estimate, mem.sums) == (held, 8 * replicates * n)
+    assert (mem.estimate, mem.sums, mem.device_sums) == (held, 8 * replicates * n, 8 * n)
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="replicates"):
             sensitivity_memory(model, replicates=bad)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fmq_theory.flow.velocity import ClassConditional
-from fmq_theory.plan.sensitivity import _passes, probe_gradients, weight_sensitivity
+from fmq_theory.plan.sensitivity import _passes, probe_gradients, replicate_batch_size, weight_sensitivity
 
 
 class Conditional(torch.nn.Module):
@@ -112,16 +112,107 @@ def test_vectorized_passes_refuse_autocast(model):
 
 
 def test_passes_cover_the_batches_in_order():
-    """Brute force over small sizes: consecutive, equal-sized batches, at most k per pass."""
+    """Brute force over small sizes, in batch order and in the sensitivity's replicate order: the
+    passes are the order cut into runs of equal-sized batches, at most k each, each as long as it
+    can be (cut only when full or where the size changes)."""
     for n in range(1, 30):
         for batch in range(1, 8):
-            for k in range(1, 6):
-                passes = _passes(n, batch_size=batch, batches_per_pass=k)
-                order = [first + j for first, count in passes for j in range(count)]
-                assert order == list(range(-(-n // batch)))
-                for first, count in passes:
-                    sizes = {min(batch, n - b * batch) for b in range(first, first + count)}
-                    assert 1 <= count <= k and len(sizes) == 1
+            n_batches = -(-n // batch)
+            sizes = [min(batch, n - b * batch) for b in range(n_batches)]
+            for replicates in (1, 3):
+                order = [b for r in range(replicates) for b in range(r, n_batches, replicates)]
+                for k in range(1, 6):
+                    passes = _passes(order, sizes=sizes, batches_per_pass=k)
+                    assert [b for p in passes for b in p] == order
+                    for p, after in zip(passes, passes[1:] + [None]):
+                        assert 1 <= len(p) <= k and len({sizes[b] for b in p}) == 1
+                        assert after is None or len(p) == k or sizes[after[0]] != sizes[p[0]]
+
+
+@pytest.mark.parametrize("batches_per_pass", [1, 3])
+def test_any_batch_order_gives_every_batch_its_own_gradients(model, batches_per_pass):
+    """Run in a shuffled order, every batch gets the gradients it gets in batch order: the same
+    projections, so bit for bit in the loop and to float32 summation order (1e-4 of each tensor's
+    largest entry) when batches share another vectorized pass. A bad order is refused by name."""
+    noise = torch.randn(11, 1, 6, 6, generator=torch.Generator().manual_seed(5))
+    adapter = ClassConditional(labels=torch.arange(11) % 3)
+    common = dict(adapter=adapter, solver="midpoint", steps=2, projections=2, batch_size=3, seed=6,
+                  batches_per_pass=batches_per_pass)
+    order = [2, 0, 3, 1]
+    plain = {(b, p): g for (b, _, g), p in zip(probe_gradients(model, noise, **common), [0, 1] * 4)}
+    shuffled = list(probe_gradients(model, noise, batch_order=order, **common))
+    assert [b for b, _, _ in shuffled] == [b for b in order for _ in range(2)]
+    for (b, rows, g), p in zip(shuffled, [0, 1] * 4):
+        assert rows == slice(3 * b, min(3 * b + 3, 11))
+        for name, value in g.items():
+            if batches_per_pass == 1:
+                assert torch.equal(value, plain[(b, p)][name])
+            else:
+                _close(plain[(b, p)][name], value)
+    for bad in ([0, 1, 2], [0, 1, 2, 2], [0, 1, 2, 4]):
+        with pytest.raises(ValueError, match="batch_order"):
+            list(probe_gradients(model, noise, batch_order=bad, **common))
+
+
+def _sensitivity_in_batch_order(model, noise, *, replicates, batch_size, **common):
+    """The estimate accumulated as the sensitivity did before it ran replicate by replicate: every
+    replicate's float64 sums held at once and added to in batch order (the oracle, bit for bit)."""
+    sums, count = {}, np.zeros(replicates)
+    for b, rows, grads in probe_gradients(model, noise, batch_size=batch_size, **common):
+        for k, g in grads.items():
+            sums.setdefault(k, torch.zeros((replicates, *g.shape), dtype=torch.float64))[b % replicates] += \
+                g.double() ** 2
+        count[b % replicates] += rows.stop - rows.start
+    counts = torch.as_tensor(count, dtype=torch.float64)
+    means = {k: a / counts.reshape((-1,) + (1,) * (a.ndim - 1)) for k, a in sums.items()}
+    return {k: a.mean(dim=0).numpy() for k, a in means.items()}, {k: a.float().numpy() for k, a in means.items()}
+
+
+@pytest.mark.parametrize(("n", "replicates", "batch_size", "batches_per_pass", "projections"),
+                         [(16, 4, 4, 1, 1), (17, 3, 4, 1, 2), (24, 4, 2, 2, 1), (13, 2, 3, 2, 2)])
+def test_replicate_by_replicate_equals_every_replicate_at_once(model, n, replicates, batch_size,
+                                                               batches_per_pass, projections):
+    """``weight_sensitivity`` holds one replicate's sums at a time on the model's device; its estimate
+    equals the oracle that held every replicate's at once in batch order, bit for bit (the same
+    squares added in the same order to each replicate's sum)."""
+    noise = torch.randn(n, 1, 6, 6, generator=torch.Generator().manual_seed(n))
+    common = dict(adapter=ClassConditional(labels=torch.arange(n) % 4), solver="midpoint", steps=2, seed=1,
+                  projections=projections, batches_per_pass=batches_per_pass)
+    sens = weight_sensitivity(model, noise, replicates=replicates, batch_size=batch_size, **common)
+    diag, reps = _sensitivity_in_batch_order(model, noise, replicates=replicates, batch_size=batch_size, **common)
+    assert set(diag) <= set(sens.diag)
+    for k in sens.diag:  # a parameter the samples do not depend on: no probe in the loop, zeros
+        np.testing.assert_array_equal(sens.diag[k], diag.get(k, np.zeros_like(sens.diag[k])))
+        np.testing.assert_array_equal(sens.replicates[k], reps.get(k, np.zeros_like(sens.replicates[k])))
+
+
+def test_every_replicate_gets_a_batch():
+    """Brute force: the batch size is the largest at most the one asked for and ``ceil(n / replicates)``
+    that cuts the samples into at least ``replicates`` batches, and the smaller of those two wherever
+    it already did (the size used before).  Found on 2026-12-05: 6 samples with 4
+    replicates were cut into 3 batches of 2, and the empty replicate's 0 / 0 made NaN estimates."""
+    for n in range(1, 41):
+        for replicates in range(1, n + 1):
+            for asked in range(1, 12):
+                size = replicate_batch_size(n, batch_size=asked, replicates=replicates)
+                assert 1 <= size <= asked and -(-n // size) >= replicates
+                before = min(asked, -(-n // replicates))
+                assert size == before or -(-n // (size + 1)) < replicates
+                if -(-n // before) >= replicates:
+                    assert size == before
+
+
+@pytest.mark.parametrize(("n", "replicates"), [(5, 4), (6, 4), (9, 4), (7, 3)])
+def test_no_replicate_is_empty(model, n, replicates):
+    """The cases that gave NaN estimates: every replicate's estimate is finite and has draws."""
+    noise = torch.randn(n, 1, 6, 6, generator=torch.Generator().manual_seed(7))
+    sens = weight_sensitivity(model, noise, adapter=ClassConditional(labels=torch.arange(n) % 4),
+                              solver="euler", steps=2, replicates=replicates)
+    for k, reps in sens.replicates.items():
+        assert reps.shape[0] == replicates and np.isfinite(reps).all() and np.isfinite(sens.diag[k]).all()
+    assert all(sens.replicates[k].reshape(replicates, -1).any(axis=1).all() for k in ("c1.weight", "out.weight"))
+    with pytest.raises(ValueError, match="replicates=4 needs at least that many noise samples"):
+        replicate_batch_size(3, batch_size=16, replicates=4)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -63,7 +63,7 @@ from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
 __all__ = ["ReplicateMeans", "SensitivityMemory", "WeightSensitivity", "check_probe_settings", "probe_gradients",
-           "sensitivity_memory", "weight_sensitivity"]
+           "replicate_batch_size", "sensitivity_memory", "weight_sensitivity"]
 
 
 class ReplicateMeans(Mapping):
@@ -281,8 +281,8 @@ def weight_sensitivity(
         Independent groups of draws (``>= 1``; ``>= 2`` for an error bar); batch ``k`` goes
         to replicate ``k mod replicates``.
     batch_size : int
-        Samples per backward pass, at most ``ceil(n / replicates)`` (lowered to that so that
-        every replicate gets a batch).
+        Samples per backward pass; lowered, where needed, to the largest size that makes at
+        least ``replicates`` batches, so that every replicate gets one (:func:`replicate_batch_size`).
     seed : int
         Seed of the projections.
     autocast : bool
@@ -306,45 +306,94 @@ def weight_sensitivity(
 
     Notes
     -----
-    Memory, beside the pass's activations: the float64 sums of the replicates, ``8 R`` bytes a
-    parameter on the model's device, each freed as the result's arrays of that parameter are
-    made from it (``8 + 4 R`` bytes a parameter on the host); :func:`sensitivity_memory`.
+    The batches run replicate by replicate (batch ``b`` in replicate ``b mod R``, each
+    replicate's batches in increasing order, every batch with the projections it has in batch
+    order: :func:`probe_gradients` ``batch_order``), so that the model's device holds the
+    float64 sum of one replicate only, ``8`` bytes a parameter; it is added to the host's
+    float64 sums of every replicate, ``8 R`` bytes a parameter, when the replicate is done.  Each
+    batch's squared probe is added in the same order as in batch order, so the estimate is the
+    same, bit for bit, as accumulating all replicates at once in batch order (on the CPU, where
+    the host's sums are the device's, they are added to in place).  The host's sums are freed
+    one parameter at a time as the result's arrays are made from them (``8 + 4 R`` bytes a
+    parameter); :func:`sensitivity_memory`.
     """
     check_probe_settings(solver=solver, steps=steps, projections=projections, replicates=replicates,
                          batch_size=batch_size, batches_per_pass=batches_per_pass)
     _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
     n = int(noise.shape[0])
-    if n < replicates:
-        raise ValueError(f"replicates={replicates} needs at least that many noise samples; noise has {n}")
-    batch_size = min(batch_size, math.ceil(n / replicates))
+    batch_size = replicate_batch_size(n, batch_size=batch_size, replicates=replicates)
+    n_batches = math.ceil(n / batch_size)
     params = {k: p for k, p in model.named_parameters()}
     device = placement(model, like=noise)[0]
-    acc = {k: torch.zeros((replicates, *p.shape), dtype=torch.float64, device=device) for k, p in params.items()}
+    sums = {k: torch.zeros((replicates, *p.shape), dtype=torch.float64) for k, p in params.items()}
+    in_place = device == next(iter(sums.values())).device  # the host is the device: add to the sums themselves
     count = np.zeros(replicates)
+    current, acc = None, {}
+
+    def keep(r: int) -> None:  # replicate r is done: its device sums go to the host's
+        if not in_place:
+            for k, a in acc.items():
+                sums[k][r].copy_(a)
+
+    order = [b for r in range(replicates) for b in range(r, n_batches, replicates)]
     for b, rows, grads in probe_gradients(model, noise, adapter=adapter, solver=solver, steps=steps,
                                           projections=projections, batch_size=batch_size, seed=seed,
                                           autocast=autocast, batches_per_pass=batches_per_pass,
-                                          progress=progress):
+                                          batch_order=order, progress=progress):
+        r = b % replicates
+        if r != current:
+            if current is not None:
+                keep(current)
+            current = r
+            acc = {k: sums[k][r] if in_place else torch.zeros(p.shape, dtype=torch.float64, device=device)
+                   for k, p in params.items()}
         for k, g in grads.items():
-            acc[k][b % replicates] += g.double() ** 2
-        count[b % replicates] += rows.stop - rows.start
-    # the means and the float32 copies are made where the sums are (on a GPU: one copy of the
-    # results to the host, not float64 arrays of R x every weight reduced by numpy there)
-    counts = torch.as_tensor(count, dtype=torch.float64, device=device)
+            acc[k] += g.double() ** 2
+        count[r] += rows.stop - rows.start
+    keep(current)
+    acc.clear()
+    counts = torch.as_tensor(count, dtype=torch.float64)
     # each sum is freed once read, so that the sums and the results (8 R and 8 + 4 R bytes a
     # weight) are not all held at once
     diag, replicates = {}, {}
-    for k in list(acc):
-        a = acc.pop(k)
+    for k in list(sums):
+        a = sums.pop(k)
         a /= counts.reshape((-1,) + (1,) * (a.ndim - 1))
-        diag[k] = a.mean(dim=0).cpu().numpy()
-        replicates[k] = a.float().cpu().numpy()
+        diag[k] = a.mean(dim=0).numpy()
+        replicates[k] = a.float().numpy()
         del a
     return WeightSensitivity(
         diag=diag,
         replicates=replicates,
         n_samples=n, projections=projections, solver=solver, steps=steps, seed=seed, autocast=bool(autocast),
     )
+
+
+def replicate_batch_size(n: int, *, batch_size: int, replicates: int) -> int:
+    """The batch size :func:`weight_sensitivity` uses for ``n`` noise samples: the largest size at
+    most ``batch_size`` and ``ceil(n / replicates)`` that cuts them into at least ``replicates``
+    batches, so that every replicate gets one (``ceil(n / replicates)`` alone cuts 6 samples into
+    3 batches of 2, which leaves one of 4 replicates empty; 1 cuts them into 6).
+
+    Raises
+    ------
+    ValueError
+        Fewer samples than replicates, or a count that is not an int >= 1 (naming it).
+
+    Examples
+    --------
+    >>> replicate_batch_size(256, batch_size=16, replicates=4)
+    16
+    >>> replicate_batch_size(6, batch_size=16, replicates=4)
+    1
+    """
+    check_probe_settings(n=n, batch_size=batch_size, replicates=replicates)
+    if n < replicates:
+        raise ValueError(f"replicates={replicates} needs at least that many noise samples; noise has {n}")
+    size = min(batch_size, math.ceil(n / replicates))
+    while math.ceil(n / size) < replicates:  # ends: size 1 makes n >= replicates batches
+        size -= 1
+    return size
 
 
 @dataclass(frozen=True)
@@ -355,7 +404,10 @@ class SensitivityMemory:
     ----------
     sums : int
         During the pass: the float64 sum of the squared probes of every replicate, ``8 R``
-        bytes a parameter, on the model's device.
+        bytes a parameter, on the host.
+    device_sums : int
+        During the pass, for a model on a GPU: the float64 sum of the replicate being run,
+        ``8`` bytes a parameter, on its device (for a model on the CPU it is a slice of ``sums``).
     estimate : int
         After it: the :class:`WeightSensitivity` (a float64 diagonal and ``R`` float32
         replicates), ``8 + 4 R`` bytes a parameter, on the host; a plan holds it until it is
@@ -363,6 +415,7 @@ class SensitivityMemory:
     """
 
     sums: int
+    device_sums: int
     estimate: int
 
 
@@ -370,17 +423,18 @@ def sensitivity_memory(model: torch.nn.Module, *, replicates: int) -> Sensitivit
     """The bytes of :class:`SensitivityMemory` for ``model``'s parameters and ``replicates``.
 
     The sums are freed one parameter at a time as the estimate is made from them, so the two
-    are not held whole at once.  With 4 replicates: 32 and 24 bytes a parameter, 1.7 and
-    1.2 GiB for the paper's 55.7M network, 30 and 22 GiB for 1e9 parameters.
+    are not held whole at once.  With 4 replicates: 32 and 24 bytes a parameter on the host,
+    1.7 and 1.2 GiB for the paper's 55.7M network, 30 and 22 GiB for 1e9 parameters; on a GPU
+    the sums take 8 bytes a parameter whatever the number of replicates (7.5 GiB for 1e9).
 
     Examples
     --------
     >>> sensitivity_memory(torch.nn.Linear(64, 64), replicates=4)  # 4,160 parameters
-    SensitivityMemory(sums=133120, estimate=99840)
+    SensitivityMemory(sums=133120, device_sums=33280, estimate=99840)
     """
     check_probe_settings(replicates=replicates)
     n = sum(p.numel() for p in model.parameters())
-    return SensitivityMemory(sums=8 * replicates * n, estimate=(8 + 4 * replicates) * n)
+    return SensitivityMemory(sums=8 * replicates * n, device_sums=8 * n, estimate=(8 + 4 * replicates) * n)
 
 
 def check_probe_settings(*, solver: str | None = None, **counts) -> None:
@@ -395,7 +449,8 @@ def check_probe_settings(*, solver: str | None = None, **counts) -> None:
 
 def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter = XT(),
                     solver: str = "midpoint", steps: int = 10, projections: int = 1, batch_size: int = 16,
-                    seed: int = 0, autocast: bool = False, batches_per_pass: int = 1, progress: bool = False):
+                    seed: int = 0, autocast: bool = False, batches_per_pass: int = 1,
+                    batch_order: Sequence[int] | None = None, progress: bool = False):
     r"""The VJP probes of the module docstring, one batch at a time.
 
     Yields ``(b, rows, grads)`` for every batch ``b`` of ``batch_size`` noise rows (``rows``,
@@ -414,44 +469,50 @@ def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Ada
     batches' activations of one solver step, where ``k = 1`` holds one batch's activations of
     every step, for one more forward pass.  With ``k = 1`` parameters the samples do not
     depend on are left out; with ``k > 1`` their gradients are zeros.
+
+    ``batch_order`` (a permutation of the batch indices, default ``0, 1, ...``) runs the
+    batches in that order; each batch keeps the projections it has in batch order (all are
+    drawn first, batch by batch, projection by projection), so in any order the loop yields
+    every batch's gradients bit for bit as in batch order.  A vectorized pass takes up to
+    ``k`` batches of equal size that follow each other in ``batch_order`` (:func:`_passes`).
     """
     _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
     n = int(noise.shape[0])
     adapter.check(n)
     device, dtype = placement(model, like=noise)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
     n_batches = math.ceil(n / batch_size)
+    order = list(range(n_batches)) if batch_order is None else [int(b) for b in batch_order]
+    if sorted(order) != list(range(n_batches)):
+        raise ValueError(f"batch_order must be a permutation of the {n_batches} batch indices 0..{n_batches - 1}; "
+                         f"got {len(order)} indices")
+    rows = [slice(b * batch_size, min((b + 1) * batch_size, n)) for b in range(n_batches)]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    u = [[torch.randn((r.stop - r.start, *noise.shape[1:]), generator=gen) for _ in range(projections)]
+         for r in rows]  # batch by batch, projection by projection, whatever the order run
     bar = tqdm(total=n_batches, desc="VJP probes", unit="batch", disable=not progress)
     if batches_per_pass == 1:
         params = {k: p.detach().to(device).requires_grad_(True) for k, p in model.named_parameters()}
         call = with_parameters(model, params)
-        for b in range(n_batches):
-            rows = slice(b * batch_size, min((b + 1) * batch_size, n))
-            velocity = adapter.bind(call, rows=rows, device=device)
+        for b in order:
+            velocity = adapter.bind(call, rows=rows[b], device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(autocast)):
-                xn = integrate(velocity, noise[rows].to(device=device, dtype=dtype), solver=solver, steps=steps).x
+                xn = integrate(velocity, noise[rows[b]].to(device=device, dtype=dtype), solver=solver, steps=steps).x
             for p in range(projections):
-                u = torch.randn(xn.shape, generator=gen).to(device=device, dtype=dtype)
-                grads = torch.autograd.grad((u * xn).sum(), list(params.values()),
+                grads = torch.autograd.grad((u[b][p].to(device=device, dtype=dtype) * xn).sum(), list(params.values()),
                                             retain_graph=p < projections - 1, allow_unused=True)
-                yield b, rows, {k: g.detach() for k, g in zip(params, grads) if g is not None}
+                yield b, rows[b], {k: g.detach() for k, g in zip(params, grads) if g is not None}
             bar.update(1)
     else:
         params = {k: p.detach().to(device) for k, p in model.named_parameters()}
         probes = _vectorized_probes(model, params, adapter=adapter, solver=solver, steps=steps, device=device)
-        for first, count in _passes(n, batch_size=batch_size, batches_per_pass=batches_per_pass):
-            size = min(batch_size, n - first * batch_size)
-            rows = slice(first * batch_size, first * batch_size + count * size)
-            x0 = noise[rows].to(device=device, dtype=dtype).reshape(count, size, *noise.shape[1:])
-            index = torch.arange(rows.start, rows.stop).reshape(count, size)  # CPU indices cut CPU or CUDA labels
-            # drawn batch by batch, projection by projection: the loop's order
-            u = torch.stack([torch.stack([torch.randn((size, *noise.shape[1:]), generator=gen)
-                                          for _ in range(projections)]) for _ in range(count)])
-            grads = probes(x0, index, u.to(device=device, dtype=dtype))
-            for j in range(count):
-                b = first + j
+        sizes = [r.stop - r.start for r in rows]
+        for batches in _passes(order, sizes=sizes, batches_per_pass=batches_per_pass):
+            x0 = torch.stack([noise[rows[b]] for b in batches]).to(device=device, dtype=dtype)
+            index = torch.stack([torch.arange(rows[b].start, rows[b].stop) for b in batches])  # CPU indices cut CPU or CUDA labels
+            grads = probes(x0, index, torch.stack([torch.stack(u[b]) for b in batches]).to(device=device, dtype=dtype))
+            for j, b in enumerate(batches):
                 for p in range(projections):
-                    yield b, slice(b * batch_size, b * batch_size + size), {k: g[j, p] for k, g in grads.items()}
+                    yield b, rows[b], {k: g[j, p] for k, g in grads.items()}
                 bar.update(1)
     bar.close()
 
@@ -466,12 +527,16 @@ def _check_vectorized(*, autocast: bool, batches_per_pass: int) -> None:
                          "use one of them")
 
 
-def _passes(n: int, *, batch_size: int, batches_per_pass: int) -> list[tuple[int, int]]:
-    """``(first batch, number of batches)`` of each pass: up to ``batches_per_pass`` consecutive
-    full batches, and the last, shorter batch (if any) alone."""
-    full, rest = divmod(n, batch_size)
-    out = [(first, min(batches_per_pass, full - first)) for first in range(0, full, batches_per_pass)]
-    return out + ([(full, 1)] if rest else [])
+def _passes(order: Sequence[int], *, sizes: Sequence[int], batches_per_pass: int) -> list[list[int]]:
+    """The batches of each pass: ``order`` cut into runs of at most ``batches_per_pass`` batches
+    that follow each other in it and have equal ``sizes`` (a batch of another size starts a pass)."""
+    out = []
+    for b in order:
+        if out and len(out[-1]) < batches_per_pass and sizes[out[-1][0]] == sizes[b]:
+            out[-1].append(b)
+        else:
+            out.append([b])
+    return out
 
 
 def _vectorized_probes(model, params, *, adapter, solver, steps, device):
