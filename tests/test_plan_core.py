@@ -24,6 +24,7 @@ from fmq_theory.plan import (
 )
 from fmq_theory.plan.candidates import dequantized, fit_candidate
 from fmq_theory.plan.core import load_fitted
+from fmq_theory.plan.sensitivity import probe_gradients
 from fmq_theory.plan.runtime import unpack_codes_torch
 from fmq_theory.io.packing import pack_codes
 
@@ -118,6 +119,53 @@ def test_bad_arguments_are_named(setup, kwargs, match):
     kwargs.setdefault("noise", noise)
     with pytest.raises(ValueError, match=match):
         plan_quantization(model, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("noise,match", [
+    (torch.full((8, 1, 8, 8), float("nan")), "noise holds NaN or infinite entries"),
+    (torch.full((8, 1, 8, 8), float("inf")), "noise holds NaN or infinite entries"),
+    (torch.zeros(0, 1, 8, 8), "noise of shape \\(0, 1, 8, 8\\) holds no samples"),
+    (torch.zeros(8), "noise must be a floating tensor"),
+    (torch.zeros(8, 1, 8, 8, dtype=torch.long), "noise must be a floating tensor"),
+])
+def test_bad_noise_is_refused_by_name(setup, noise, match):
+    """Found on 2026-12-05: NaN or infinite noise gave a NaN sensitivity estimate, and noise of one
+    dimension failed inside the model. The sensitivity, its probes and the plan refuse them, naming
+    ``noise``, before any work."""
+    model = setup[0]
+    for call in (lambda: weight_sensitivity(model, noise, solver="euler", steps=2, replicates=2),
+                 lambda: list(probe_gradients(model, noise, solver="euler", steps=2)),
+                 lambda: plan_quantization(model, budget_bits=4.0, noise=noise, steps=2, progress=False)):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_a_model_that_is_not_finite_is_refused_by_name(setup):
+    """A NaN parameter is named before the pass; a finite model whose samples overflow is named
+    after it (its probes are not finite): never a NaN estimate."""
+    broken = Net()
+    broken.load_state_dict(setup[0].state_dict())
+    with torch.no_grad():
+        broken.c2.weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="model parameter 'c2.weight' holds NaN or infinite entries"):
+        weight_sensitivity(broken, setup[1], solver="euler", steps=2, replicates=2)
+    with torch.no_grad():
+        broken.c2.weight.fill_(1e30)
+        broken.out.weight.fill_(1e30)
+    with pytest.raises(ValueError, match="the probes of model parameter '.*' are not finite"):
+        weight_sensitivity(broken, setup[1], solver="euler", steps=2, replicates=2)
+
+
+def test_held_out_replicates_are_checked_before_the_pass(setup, monkeypatch):
+    """Too few replicates for held-out scoring is refused before the sensitivity pass runs."""
+    import fmq_theory.plan.core as core
+
+    def never(*args, **kwargs):
+        raise AssertionError("the sensitivity pass ran")
+
+    monkeypatch.setattr(core, "weight_sensitivity", never)
+    with pytest.raises(ValueError, match="replicates=2: held-out scoring needs at least 4"):
+        plan_quantization(setup[0], budget_bits=4.0, noise=setup[1], replicates=2, steps=2, progress=False)
 
 
 def test_candidate_costs_match_the_file(setup, tmp_path):

@@ -73,7 +73,7 @@ from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, FittedCandidat
 from fmq_theory.plan.knapsack import solve_mckp
 from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, check_groupings, choose_variant,
                                        displacement, distribution_shift, sampled)
-from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
+from fmq_theory.plan.sensitivity import WeightSensitivity, check_noise, weight_sensitivity
 from fmq_theory.quantizers import (QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity,
                                    parse_granularity, serial_kernels)
 from fmq_theory.theory.wasserstein import quantization_w2
@@ -287,10 +287,16 @@ def _candidates_for(candidates, name: str, shape: tuple, n: int) -> tuple:
     return found
 
 
+def _check_held_out(replicates: int) -> None:
+    """``ValueError`` naming ``replicates`` if held-out scoring cannot split them in halves of at least 2."""
+    if replicates < 4:
+        raise ValueError(f"replicates={replicates}: held-out scoring needs at least 4 sensitivity replicates (half to "
+                         "fit the codebooks, half to score them with an interval); use replicates >= 4 or held_out=False")
+
+
 def _make_noise(noise, n_samples, seed, event_shape):
     if noise is not None:
-        if not torch.is_tensor(noise) or noise.ndim < 2 or not noise.is_floating_point():
-            raise ValueError("noise must be a floating tensor of shape (n, *event)")
+        check_noise(noise)
         return noise
     if event_shape is None:
         raise ValueError("give noise, or event_shape (with n_samples and seed) to draw it")
@@ -565,10 +571,7 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
     """
     start = time.perf_counter()
     if held_out:
-        r = next(iter(sensitivity.replicates.values())).shape[0]
-        if r < 4:
-            raise ValueError(f"replicates={r}: held-out scoring needs at least 4 sensitivity replicates (half to fit "
-                             "the codebooks, half to score them with an interval); use replicates >= 4 or held_out=False")
+        _check_held_out(next(iter(sensitivity.replicates.values())).shape[0])
         fit_sens, score_sens = sensitivity.split()
     else:
         fit_sens = score_sens = sensitivity
@@ -829,6 +832,8 @@ def plan_quantization(
     earlier_fit_s = 0.0 if fitted is None else fitted.seconds  # a fit made before this call: its time is added
     if fitted is None:
         if sensitivity is None:
+            if held_out:  # refused before the pass, not after it
+                _check_held_out(replicates)
             sensitivity = weight_sensitivity(model, noise, adapter=adapter, solver=solver, steps=steps,
                                              projections=projections, replicates=replicates,
                                              batch_size=batch_size, batches_per_pass=batches_per_pass, seed=seed,

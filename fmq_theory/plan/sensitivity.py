@@ -62,8 +62,8 @@ from tqdm.auto import tqdm
 from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
-__all__ = ["ReplicateMeans", "SensitivityMemory", "WeightSensitivity", "check_probe_settings", "probe_gradients",
-           "replicate_batch_size", "sensitivity_memory", "weight_sensitivity"]
+__all__ = ["ReplicateMeans", "SensitivityMemory", "WeightSensitivity", "check_noise", "check_probe_settings",
+           "probe_gradients", "replicate_batch_size", "sensitivity_memory", "weight_sensitivity"]
 
 
 class ReplicateMeans(Mapping):
@@ -320,6 +320,8 @@ def weight_sensitivity(
     check_probe_settings(solver=solver, steps=steps, projections=projections, replicates=replicates,
                          batch_size=batch_size, batches_per_pass=batches_per_pass)
     _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
+    check_noise(noise)
+    _check_finite_parameters(model)
     n = int(noise.shape[0])
     batch_size = replicate_batch_size(n, batch_size=batch_size, replicates=replicates)
     n_batches = math.ceil(n / batch_size)
@@ -352,6 +354,10 @@ def weight_sensitivity(
         count[r] += rows.stop - rows.start
     keep(current)
     acc.clear()
+    for k, a in sums.items():  # the samples or their gradients overflowed (a finite model and noise)
+        if not bool(torch.isfinite(a).all()):
+            raise ValueError(f"the probes of model parameter {k!r} are not finite: the sampler's output or its "
+                             f"gradient overflows for this noise ({solver}, {steps} steps)")
     counts = torch.as_tensor(count, dtype=torch.float64)
     # each sum is freed once read, so that the sums and the results (8 R and 8 + 4 R bytes a
     # weight) are not all held at once
@@ -437,6 +443,24 @@ def sensitivity_memory(model: torch.nn.Module, *, replicates: int) -> Sensitivit
     return SensitivityMemory(sums=8 * replicates * n, device_sums=8 * n, estimate=(8 + 4 * replicates) * n)
 
 
+def check_noise(noise) -> None:
+    """``ValueError`` naming ``noise`` unless it is a floating tensor of shape ``(n, *event)`` with
+    ``n >= 1`` samples, every entry finite."""
+    if not torch.is_tensor(noise) or noise.ndim < 2 or not noise.is_floating_point():
+        raise ValueError("noise must be a floating tensor of shape (n, *event)")
+    if noise.shape[0] == 0 or noise.numel() == 0:
+        raise ValueError(f"noise of shape {tuple(noise.shape)} holds no samples")
+    if not bool(torch.isfinite(noise).all()):
+        raise ValueError("noise holds NaN or infinite entries")
+
+
+def _check_finite_parameters(model: torch.nn.Module) -> None:
+    """``ValueError`` naming the first parameter of ``model`` with a NaN or infinite entry."""
+    for name, p in model.named_parameters():
+        if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+            raise ValueError(f"model parameter {name!r} holds NaN or infinite entries")
+
+
 def check_probe_settings(*, solver: str | None = None, **counts) -> None:
     """``ValueError`` naming ``solver`` unless it is a fixed-step solver (when given), or the first of
     ``counts`` (``steps``, ``projections``, ``batch_size`` ...) that is not an int >= 1."""
@@ -477,6 +501,7 @@ def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Ada
     ``k`` batches of equal size that follow each other in ``batch_order`` (:func:`_passes`).
     """
     _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
+    check_noise(noise)
     n = int(noise.shape[0])
     adapter.check(n)
     device, dtype = placement(model, like=noise)
