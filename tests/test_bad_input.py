@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import signal
 import stat
 import struct
@@ -41,11 +42,19 @@ from fmq_theory.harness.features.inception import check_inception_file
 from fmq_theory.harness.models.unet import UNetConfig
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized, save_quantized
+from fmq_theory.plan.knapsack import solve_mckp
+from fmq_theory.plan.runtime import unpack_codes_torch
+from fmq_theory.plan.weighted import weighted_codebook, weighted_codebooks, weighted_cost
 from fmq_theory.quantizers import quantize, quantize_state_dict
+from fmq_theory.quantizers.torch_rows import (affine_dequantize_rows, lloyd_max_rows, lloyd_thresholds_sorted,
+                                             schedule, uniform_minmax_rows)
 from fmq_theory.theory import symbolic
-from fmq_theory.theory.distortion import Distortion, effective_exponents, law_quantizer
-from fmq_theory.theory.fid_chain import fid_chain, flow_error
+from fmq_theory.theory.distortion import (Distortion, default_replicates, distortions, effective_exponent,
+                                          effective_exponents, law_quantizer, mean_interval)
+from fmq_theory.theory.fid_chain import fid_bound, fid_chain, flow_error, velocity_error, weight_w2
 from fmq_theory.theory.laws import GenGaussian, StudentT, make_law
+from fmq_theory.theory.rho import rho_table
+from fmq_theory.theory.wasserstein import wasserstein_1d
 
 REPO = Path(__file__).resolve().parents[1]
 RTOL = 1e-12
@@ -193,6 +202,12 @@ def test_frechet_distance_refuses_a_matrix_that_is_no_covariance(sigma, fragment
         frechet_distance(np.zeros(2), sigma, np.zeros(2), np.eye(2))
 
 
+def test_frechet_distance_that_overflows_is_refused():
+    """Finite moments whose squares overflow: NaN came back."""
+    with pytest.raises(ValueError, match="mu1, sigma1, mu2, sigma2: the Frechet distance overflows"):
+        frechet_distance(np.full(2, 1e200), np.eye(2) * 1e300, np.full(2, -1e200), np.eye(2) * 1e300)
+
+
 def test_frechet_distance_accepts_round_off_negative_eigenvalues():
     x = np.random.default_rng(0).standard_normal((3, 10))
     s = np.cov(x, rowvar=False)  # rank 2: eigenvalues of -1e-16 are round-off
@@ -269,6 +284,61 @@ def test_symbolic_refuses_the_factorint_range_at_once(capsys):
         symbolic.panter_dite_constant("gen-gaussian", beta=0.004)
 
 
+def test_theory_calculators_refuse_what_gave_nan_or_a_raw_error():
+    with pytest.raises(ValueError, match=r"n=0 must be an integer >= 2"):
+        default_replicates(0)  # ZeroDivisionError
+    with pytest.raises(ValueError, match=r"bits=3 must be a sequence"):
+        distortions(make_law("gaussian"), method="equal_mass", bits=3)  # 'int' object is not iterable
+    with pytest.raises(ValueError, match=r"bits=3 must be a sequence"):
+        rho_table(make_law("gaussian"), bits=3, n=100)
+    with pytest.raises(ValueError, match=r"against='nope'"):
+        rho_table(make_law("gaussian"), bits=[2], n=100, replicates=2, against="nope")  # named method=
+    with pytest.raises(ValueError, match=r"values must be finite and non-empty"):
+        mean_interval([])  # (nan, -inf, inf)
+    with pytest.raises(ValueError, match=r"values must be finite"):
+        mean_interval([1.0, math.nan])
+    with pytest.raises(ValueError, match=r"confidence=1.5"):
+        mean_interval([1.0, 2.0], confidence=1.5)  # (1.5, nan, nan)
+
+
+def test_effective_exponent_of_distortions_whose_ratio_overflows():
+    assert effective_exponent(1e-308, 1e308) == pytest.approx(-2 * 308 * math.log2(10), rel=1e-12)  # was -inf
+    assert effective_exponent(1e308, 1e-308) == pytest.approx(2 * 308 * math.log2(10), rel=1e-12)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: flow_error(lipschitz_x=1e308, eps=1.0, solver="midpoint", steps=10), "lipschitz_x=1e+308"),
+    (lambda: fid_bound(fid_fp=1.0, sqrt_fd_bound=1e308), "sqrt_fd_bound=1e+308"),
+    (lambda: weight_w2(mse=1e308, n_params=100), "mse=1e+308, n_params=100"),
+    (lambda: velocity_error(lipschitz_theta=1e308, dtheta_norm=1e10), "lipschitz_theta=1e+308"),
+    (lambda: fid_chain(mse=1e308, n_params=100, lipschitz_theta=1.0, lipschitz_x=1.0, lip_features=1.0, fid_fp=1.0),
+     "mse=1e+308"),
+])
+def test_fid_chain_links_that_overflow_name_their_inputs(call, fragment):
+    """An OverflowError, an infinite link, or an error naming an intermediate (dtheta_norm) before."""
+    with pytest.raises(ValueError, match=re.escape(fragment) + ".*overflows"):
+        call()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"v_weights": [0.5, 0.5]}])
+def test_wasserstein_of_far_apart_points_is_finite_and_exact(kwargs):
+    """|u - v|**2 overflows float64 but W2 does not: rescaled by the largest difference (inf came back)."""
+    u, v = [1e308, -1e308], [0.0, 1.0]
+    exact = 1e308 * math.sqrt(0.5 * (1.0 + ((1e308 - 1.0) / 1e308) ** 2))  # sorted pairs (-1e308, 0), (1e308, 1)
+    assert wasserstein_1d(u, v, **kwargs) == pytest.approx(exact, rel=1e-15)
+    assert wasserstein_1d([0.0, 3.0], [1.0, 1.0], **kwargs) == math.sqrt(2.5)  # ordinary sizes: the direct sum
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"u": [1.7e308], "v": [-1.7e308]}, "u and v lie too far apart"),  # the difference itself overflows: inf
+    ({"u": [0.0, 1.0], "v": [0.0, 1.0], "p": math.inf}, "p=inf"),  # 1.0 for identical samples
+    ({"u": np.array([0.0, 1.0]) + 1j, "v": [0.0, 1.0]}, "u must be real"),  # 0.0: imaginary part dropped
+])
+def test_wasserstein_refuses_overflow_infinite_order_and_complex(kwargs, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        wasserstein_1d(**kwargs)
+
+
 # ----------------------------------------------------------------------------- quantizers (issue 13)
 
 
@@ -318,6 +388,94 @@ def test_lloyd_max_above_its_cost_limit_takes_the_bounded_histogram_mode():
         "assert q.info['histogram'].all() and 0 <= q.info['excess_mse_bound'][0] < np.inf, q.info\n"
         "assert np.isfinite(q.dequantize()).all()\n", timeout=60.0)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_half_quadratic_levels_beyond_the_float32_range_are_refused():
+    """Its fitted zero point puts a level above max|w| = 3.4e38, past float32's largest: inf came back."""
+    w = np.array([3.4e38, -3.4e38, 0.0, 1.0], dtype=np.float32)
+    with pytest.raises(ValueError, match=r"w: the weights span a range too wide for 'half_quadratic''s levels"):
+        quantize(w, method="half_quadratic", bits=3)
+
+
+def test_quantize_state_dict_names_the_tensor():
+    sd = {"good": torch.ones(2, 2), "layer.bad": torch.tensor([[1.0, math.nan], [2.0, 3.0]])}
+    with pytest.raises(ValueError, match=r"tensor 'layer.bad': w contains 1 non-finite"):
+        quantize_state_dict(sd, method="uniform_minmax", bits=2)
+
+
+def test_torch_rows_refuse_overflow_and_malformed_input():
+    with pytest.raises(ValueError, match="weights span a range too wide"):
+        uniform_minmax_rows(torch.tensor([[3e38, -3e38, 0.0]]), bits=2)  # scale inf
+    with pytest.raises(ValueError, match="weights: a cell mean overflows the float32 levels"):
+        lloyd_max_rows(torch.tensor([[1.7e308, -1.7e308, 0.0, 1.0, 2.0]], dtype=torch.float64), bits=1)  # +-inf
+    with pytest.raises(ValueError, match="n_levels=1"):
+        lloyd_thresholds_sorted(torch.tensor([[0.0, 1.0, 2.0]]), 1)  # IndexError
+    with pytest.raises(ValueError, match="sorted_x must be finite and sorted"):
+        lloyd_thresholds_sorted(torch.tensor([[3.0, 1.0, 2.0, 0.0]]), 2)  # a threshold of 3.0, silently
+    with pytest.raises(ValueError, match="sorted_x must be a 2-D floating tensor"):
+        lloyd_thresholds_sorted(torch.zeros(2, 0), 2)  # ZeroDivisionError
+    with pytest.raises(ValueError, match="scale contains NaN"):
+        affine_dequantize_rows(torch.zeros(2, 3, dtype=torch.uint8), torch.tensor([1.0, math.nan]), torch.zeros(2))
+    with pytest.raises(ValueError, match=r"scale must be a floating tensor of shape \(2,\)"):
+        affine_dequantize_rows(torch.zeros(2, 3, dtype=torch.uint8), torch.ones(3), torch.zeros(2))
+    with pytest.raises(ValueError, match="n=0 must be an integer >= 1"):
+        schedule(0, "cpu")
+
+
+# ----------------------------------------------------------------------------- plan: knapsack, weighted codebooks, packed codes
+
+
+def test_weighted_codebook_refuses_non_finite_or_empty_x():
+    s = np.ones((1, 4))
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="x must be finite"):  # a NaN or inf level before
+            weighted_codebook(np.array([[0.0, bad, 10.0, 11.0]]), s, bits=1)
+    with pytest.raises(ValueError, match="x and s must be non-empty 2-D arrays"):
+        weighted_codebook(np.zeros((1, 0)), np.zeros((1, 0)), bits=1)  # ZeroDivisionError
+    with pytest.raises(ValueError, match="bits=2 must be a sequence"):
+        weighted_codebooks(np.zeros((1, 4)), s, bits=2)  # 'int' object is not iterable
+
+
+def test_weighted_cost_checks_its_arguments():
+    x, s = np.array([[0.0, 1.0, 10.0, 11.0]]), np.ones((1, 4))
+    levels, codes = np.array([[0.5, 10.5]]), np.array([[0, 0, 1, 1]], dtype=np.uint8)
+    assert weighted_cost(x, s, levels, codes) == 1.0
+    with pytest.raises(ValueError, match="x must be finite"):
+        weighted_cost(np.array([[0.0, math.nan, 10.0, 11.0]]), s, levels, codes)  # nan
+    with pytest.raises(ValueError, match="s must be finite and >= 0"):
+        weighted_cost(x, -s, levels, codes)  # -1.0
+    with pytest.raises(ValueError, match="levels must be finite"):
+        weighted_cost(x, s, np.array([[math.inf, 1.0]]), codes)  # inf
+    with pytest.raises(ValueError, match=r"codes must lie in 0..1"):
+        weighted_cost(x, s, levels, np.array([[0, 0, 1, 5]]))  # IndexError
+    with pytest.raises(ValueError, match="overflows float64"):
+        weighted_cost(x * 1e200, s, levels * 1e200, codes)  # inf
+
+
+def test_knapsack_refuses_an_overflowing_total_and_takes_any_budget():
+    costs = [np.array([1, 2]), np.array([1, 2])]
+    with pytest.raises(ValueError, match="values: the worst choice's total overflows"):
+        solve_mckp(costs, [np.array([1e308, 1e308])] * 2, budget=3)  # value=inf
+    with pytest.raises(ValueError, match="item 0: values must be real numbers"):
+        solve_mckp([np.array([1, 2])], [np.array([1 + 1j, 1.0])], budget=5)  # TypeError in float()
+    with pytest.raises(ValueError, match="costs: the dearest choice costs"):
+        solve_mckp([np.array([2**62, 1])] * 2, [np.array([0.0, 1.0])] * 2, budget=2**63)
+    values = [np.array([2.0, 1.0]), np.array([3.0, 0.0])]
+    huge = solve_mckp(costs, values, budget=10**30)  # OverflowError: Python int too large to convert to C long
+    assert huge == solve_mckp(costs, values, budget=4)
+
+
+def test_unpack_codes_torch_checks_bits_count_and_stream():
+    packed = torch.tensor([57, 3], dtype=torch.uint8)
+    assert unpack_codes_torch(packed, bits=2, count=5).tolist() == [1, 2, 3, 0, 3]
+    with pytest.raises(ValueError, match="count=-1"):
+        unpack_codes_torch(packed, bits=2, count=-1)  # 7 codes came back
+    with pytest.raises(ValueError, match="bits=0"):
+        unpack_codes_torch(packed, bits=0, count=5)  # five zeros came back
+    with pytest.raises(ValueError, match=r"packed must be a 1-D uint8 tensor of 13 bytes"):
+        unpack_codes_torch(packed, bits=2, count=50)  # RuntimeError from reshape
+    with pytest.raises(ValueError, match=r"packed must be a 1-D uint8 tensor"):
+        unpack_codes_torch(packed.float(), bits=2, count=5)  # NotImplementedError
 
 
 # ----------------------------------------------------------------------------- files: quantized format

@@ -195,7 +195,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
     _check_covariance(s1, name="sigma1")
     _check_covariance(s2, name="sigma2")
-    return _frechet(m1, s1, m2, s2)
+    distance = _frechet(m1, s1, m2, s2)
+    if not np.isfinite(distance):
+        raise ValueError("mu1, sigma1, mu2, sigma2: the Frechet distance overflows float64 (entries too large)")
+    return distance
 
 
 #: Relative tolerance of the covariance checks of :func:`frechet_distance`: asymmetry and

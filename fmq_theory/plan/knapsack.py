@@ -84,7 +84,10 @@ def _validated(costs, values, budget):
     c_out, v_out = [], []
     for t, (c, v) in enumerate(zip(costs, values)):
         c = np.asarray(c)
-        v = np.asarray(v, dtype=np.float64)
+        v = np.asarray(v)
+        if v.dtype.kind not in "iuf":
+            raise ValueError(f"item {t}: values must be real numbers, got dtype {v.dtype}")
+        v = v.astype(np.float64)
         if c.ndim != 1 or c.shape != v.shape or c.size == 0:
             raise ValueError(f"item {t}: costs and values must be non-empty 1-D arrays of one length")
         if not np.issubdtype(c.dtype, np.integer) or np.any(c < 0):
@@ -97,7 +100,12 @@ def _validated(costs, values, budget):
         raise ValueError(
             f"budget={budget} is below the cheapest choice, {sum(int(c.min()) for c in c_out)}"
         )
-    return c_out, v_out, int(budget)
+    dearest = sum(int(c.max()) for c in c_out)
+    if dearest > np.iinfo(np.int64).max:
+        raise ValueError(f"costs: the dearest choice costs {dearest}, beyond the int64 range of the solver")
+    if not np.isfinite(sum(float(v.max()) for v in v_out)):
+        raise ValueError("values: the worst choice's total overflows float64")
+    return c_out, v_out, min(int(budget), dearest)  # a budget above the dearest choice is that choice's cost
 
 
 def _undominated(cost, value):

@@ -33,7 +33,7 @@ import os
 import numpy as np
 import torch
 
-from fmq_theory.io.packing import pack_codes
+from fmq_theory.io.packing import pack_codes, packed_nbytes
 from fmq_theory.plan.core import QuantizationPlan, load_plan
 
 __all__ = ["CastTensor", "PackedTensor", "load_quantized_model", "resident_bytes", "unpack_codes_torch"]
@@ -41,7 +41,19 @@ __all__ = ["CastTensor", "PackedTensor", "load_quantized_model", "resident_bytes
 
 def unpack_codes_torch(packed: torch.Tensor, *, bits: int, count: int) -> torch.Tensor:
     """The ``count`` codes of a packed ``uint8`` stream, as ``int64`` (torch twin of
-    :func:`fmq_theory.io.packing.unpack_codes`)."""
+    :func:`fmq_theory.io.packing.unpack_codes`).
+
+    Raises
+    ------
+    ValueError
+        ``bits`` outside 1..8, ``count`` not a non-negative integer, or ``packed`` not a 1-D
+        ``uint8`` tensor of exactly :func:`~fmq_theory.io.packing.packed_nbytes` bytes.
+    """
+    expected = packed_nbytes(count, bits)  # checks bits and count
+    if not isinstance(packed, torch.Tensor) or packed.dtype != torch.uint8 or packed.shape != (expected,):
+        raise ValueError(f"packed must be a 1-D uint8 tensor of {expected} bytes ({count} codes of {bits} bits), "
+                         f"got {type(packed).__name__} {getattr(packed, 'dtype', '')} "
+                         f"{tuple(getattr(packed, 'shape', ()))}")
     shifts = torch.arange(8, device=packed.device, dtype=torch.uint8)
     stream = ((packed[:, None] >> shifts) & 1).reshape(-1)[: count * bits].reshape(count, bits)
     weights = torch.tensor([1 << j for j in range(bits)], device=packed.device, dtype=torch.int64)

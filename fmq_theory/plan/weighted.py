@@ -80,6 +80,22 @@ def _check_bits(bits) -> int:
     return int(bits)
 
 
+def _checked_pair(x, s) -> tuple:
+    """``x`` and ``s`` as float64 arrays; ``ValueError`` naming them unless both are real, of one
+    non-empty 2-D shape, ``x`` finite and ``s`` finite and ``>= 0``."""
+    if np.iscomplexobj(x) or np.iscomplexobj(s):
+        raise ValueError("x and s must be real arrays")
+    x = np.asarray(x, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    if x.ndim != 2 or s.shape != x.shape or x.size == 0:
+        raise ValueError(f"x and s must be non-empty 2-D arrays of one shape, got {x.shape} and {s.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x must be finite (it holds NaN or Inf)")
+    if not (np.all(np.isfinite(s)) and np.all(s >= 0)):
+        raise ValueError("s must be finite and >= 0")
+    return x, s
+
+
 def weighted_codebooks(x: np.ndarray, s: np.ndarray, *, bits, exact_twin: bool = False) -> dict:
     """The optimal weighted codebooks of every row of ``x`` at each bit width of ``bits``.
 
@@ -101,12 +117,9 @@ def weighted_codebooks(x: np.ndarray, s: np.ndarray, *, bits, exact_twin: bool =
     dict of int to numpy.ndarray
         ``{b: codebook of shape (r, 2**b)}``.
     """
-    x = np.asarray(x, dtype=np.float64)
-    s = np.asarray(s, dtype=np.float64)
-    if x.ndim != 2 or s.shape != x.shape:
-        raise ValueError(f"x and s must be 2-D arrays of one shape, got {x.shape} and {s.shape}")
-    if not (np.all(np.isfinite(s)) and np.all(s >= 0)):
-        raise ValueError("s must be finite and >= 0")
+    x, s = _checked_pair(x, s)
+    if isinstance(bits, (int, np.integer)):
+        raise ValueError(f"bits={bits!r} must be a sequence of widths (weighted_codebook takes one)")
     widths = [_check_bits(b) for b in bits]
     if not widths or len(set(widths)) != len(widths):
         raise ValueError(f"bits={bits!r} must be one or more distinct widths")
@@ -159,6 +172,39 @@ def nearest_codes(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
 
 
 def weighted_cost(x: np.ndarray, s: np.ndarray, levels: np.ndarray, codes: np.ndarray) -> float:
-    r""":math:`\sum_i s_i (x_i - \mathrm{levels}[\mathrm{code}_i])^2` over all rows."""
-    fitted = np.take_along_axis(np.asarray(levels, dtype=np.float64), codes.astype(np.intp), axis=1)
-    return float(np.sum(np.asarray(s, dtype=np.float64) * (np.asarray(x, dtype=np.float64) - fitted) ** 2))
+    r""":math:`\sum_i s_i (x_i - \mathrm{levels}[\mathrm{code}_i])^2` over all rows.
+
+    Parameters
+    ----------
+    x, s : numpy.ndarray, shape (r, m)
+        As in :func:`weighted_codebook`.
+    levels : numpy.ndarray, shape (r, K)
+        Finite levels of every row.
+    codes : numpy.ndarray, shape (r, m), integer
+        Indices into the row's levels, ``0..K-1``.
+
+    Returns
+    -------
+    float
+        The weighted squared error; ``ValueError`` naming the argument for bad input or a sum
+        that overflows float64.
+    """
+    x, s = _checked_pair(x, s)
+    if np.iscomplexobj(levels):
+        raise ValueError("levels must be a real array")
+    levels = np.asarray(levels, dtype=np.float64)
+    codes = np.asarray(codes)
+    if levels.ndim != 2 or levels.shape[0] != x.shape[0] or levels.shape[1] == 0:
+        raise ValueError(f"levels must have shape (r, K) with r = {x.shape[0]} rows and K >= 1, got {levels.shape}")
+    if not np.all(np.isfinite(levels)):
+        raise ValueError("levels must be finite (they hold NaN or Inf)")
+    if codes.shape != x.shape or codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
+        raise ValueError(f"codes must be an integer array of x's shape {x.shape}, got {codes.dtype} {codes.shape}")
+    if codes.min() < 0 or codes.max() >= levels.shape[1]:
+        raise ValueError(f"codes must lie in 0..{levels.shape[1] - 1}, got {codes.min()}..{codes.max()}")
+    fitted = np.take_along_axis(levels, codes.astype(np.intp), axis=1)
+    with np.errstate(over="ignore"):
+        cost = float(np.sum(s * (x - fitted) ** 2))
+    if not np.isfinite(cost):
+        raise ValueError("x, s and levels give a weighted cost that overflows float64")
+    return cost

@@ -102,9 +102,10 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
     ``max|w|``, and the stored side information is scaled back by ``2**e``.  Both
     scalings are exact except for weights that become subnormal (below
     ``max|w| * 2**-1022`` in float64), which move by at most that much, so the output is
-    finite and within the method's usual error.  A stored number that cannot be
+    finite and within the method's usual error.  A stored number or a level that cannot be
     represented (e.g. ``uniform_minmax``'s step at ``bits=1`` for a range above the
-    largest float) raises ``ValueError``.
+    largest float, or ``half_quadratic``'s top level beyond a float32 ``max|w|`` near
+    3.4e38) raises ``ValueError``.
 
     Returns
     -------
@@ -117,7 +118,7 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
         Unsupported input type or dtype, non-integer ``bits``, unknown option.
     ValueError
         Unknown method or granularity, ``bits`` out of range, empty or non-finite input,
-        weights whose stored side information overflows (see Notes).
+        weights whose stored side information or levels overflow (see Notes).
 
     Examples
     --------
@@ -151,6 +152,11 @@ def quantize(w, *, method: str, bits: int, granularity="tensor", **options) -> Q
     if exponent:
         stored = _rescaled(stored, exponent, method)
     levels = levels_from_stored(method, bits, stored)
+    if not np.all(np.isfinite(levels)):
+        raise ValueError(
+            f"w: the weights span a range too wide for {method!r}'s levels in {levels.dtype} (a level beyond "
+            "max|w| overflows, max|w| near the float limit); use more bits or another method"
+        )
     return QuantizedTensor(
         method=method,
         bits=bits,

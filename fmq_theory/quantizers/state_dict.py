@@ -198,10 +198,13 @@ def quantize_state_dict(
         if not _quantizable(tensor):
             passthrough[name] = tensor
             continue
-        if reference_compatible:
-            qt = _reference_tensor(tensor, method=method, bits=bits, granularity=granularity)
-        else:
-            qt = quantize(tensor, method=method, bits=bits, granularity=granularity, **options)
+        try:
+            if reference_compatible:
+                qt = _reference_tensor(tensor, method=method, bits=bits, granularity=granularity)
+            else:
+                qt = quantize(tensor, method=method, bits=bits, granularity=granularity, **options)
+        except ValueError as exc:
+            raise ValueError(f"tensor {name!r}: {exc}") from exc
         original = _as_float64(tensor)
         restored = _as_float64(qt.dequantize())
         quantized[name] = qt

@@ -84,6 +84,9 @@ def uniform_minmax_rows(weights: torch.Tensor, *, bits: int):
     # a tensor divisor: CUDA divides by a Python scalar as a product with its reciprocal, one
     # rounding off the CPU quantizer's quotient (measured on the H200: codes differed)
     scale = (hi - lo) / torch.full_like(hi, n_levels - 1)
+    if not bool(torch.isfinite(scale).all()):
+        raise ValueError(f"weights span a range too wide for a {weights.dtype} scale (max - min overflows); "
+                         "quantize them on the CPU, which rescales such rows")
     step = torch.where(scale > 0, scale, torch.ones_like(scale))
     t = torch.sub(weights, lo)
     t.div_(step).round_().clamp_(0, n_levels - 1)
@@ -95,7 +98,21 @@ def uniform_minmax_rows(weights: torch.Tensor, *, bits: int):
 
 
 def affine_dequantize_rows(codes: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """``fl(fl(code * scale) + offset)`` row by row (two roundings, as ``affine_levels``)."""
+    """``fl(fl(code * scale) + offset)`` row by row (two roundings, as ``affine_levels``).
+
+    Raises
+    ------
+    ValueError
+        ``codes`` not 2-D, ``scale`` or ``offset`` not finite floating tensors of shape ``(rows,)``.
+    """
+    if codes.ndim != 2:
+        raise ValueError(f"codes must be 2-D (rows, m), got shape {tuple(codes.shape)}")
+    for name, value in (("scale", scale), ("offset", offset)):
+        if value.shape != (codes.shape[0],) or not value.is_floating_point():
+            raise ValueError(f"{name} must be a floating tensor of shape ({codes.shape[0]},), got {value.dtype} "
+                             f"{tuple(value.shape)}")
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or Inf")
     out = codes.to(scale.dtype)
     out.mul_(scale[:, None])
     return out.add_(offset[:, None])
@@ -124,6 +141,8 @@ def schedule(n: int, device: str):
         (solved at earlier depths; ``0`` and ``n + 1`` hold the bounds of the whole range)
         bound their search.
     """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n={n!r} must be an integer >= 1")
     depths = [(np.array([n]), np.array([0]), np.array([n + 1]))]
     lo = np.array([1])
     hi = np.array([n - 1])
@@ -251,7 +270,20 @@ def lloyd_thresholds_sorted(sorted_x: torch.Tensor, n_levels: int, *, batch: int
     Returns
     -------
     torch.Tensor, shape (r, n_levels - 1), dtype of ``sorted_x``
+
+    Raises
+    ------
+    ValueError
+        ``sorted_x`` not a 2-D floating tensor with a column, or not finite and sorted along
+        its rows; ``n_levels`` not an integer ``>= 2``.
     """
+    if isinstance(n_levels, bool) or not isinstance(n_levels, (int, np.integer)) or n_levels < 2:
+        raise ValueError(f"n_levels={n_levels!r} must be an integer >= 2")
+    if sorted_x.ndim != 2 or not sorted_x.is_floating_point() or sorted_x.shape[1] < 1:
+        raise ValueError(f"sorted_x must be a 2-D floating tensor with at least one column, got shape "
+                         f"{tuple(sorted_x.shape)} and dtype {sorted_x.dtype}")
+    if not bool((torch.isfinite(sorted_x).all() & (sorted_x[:, 1:] >= sorted_x[:, :-1]).all())):
+        raise ValueError("sorted_x must be finite and sorted ascending along each row")
     r, m = sorted_x.shape
     out = torch.full((r, n_levels - 1), torch.inf, dtype=sorted_x.dtype, device=sorted_x.device)
     distinct = 1 + (sorted_x[:, 1:] != sorted_x[:, :-1]).sum(dim=1)
@@ -300,5 +332,8 @@ def lloyd_max_rows(weights: torch.Tensor, *, bits: int, batch: int = DEFAULT_BAT
     del prefix
     below = torch.where(counts > 0, torch.arange(n_levels, device=weights.device), -1).cummax(dim=1).values
     levels = means.gather(1, below).to(torch.float32)
+    if not bool(torch.isfinite(levels).all()):
+        raise ValueError("weights: a cell mean overflows the float32 levels (|weights| near or above the float32 "
+                         "limit); quantize them on the CPU, which keeps float64 levels for float64 weights")
     codes = torch.searchsorted(thresholds, weights.contiguous(), right=False, out_int32=True)
     return codes.to(torch.uint8), levels

@@ -70,7 +70,7 @@ from scipy import linalg, optimize, stats
 
 from fmq_theory import __version__
 from fmq_theory.quantizers import quantize
-from fmq_theory.theory._checks import check_bits as _check_bits, check_sample_size as _check_n
+from fmq_theory.theory._checks import check_bit_list, check_bits as _check_bits, check_sample_size as _check_n
 from fmq_theory.theory.laws import ContinuousLaw, Empirical, Gaussian, GenGaussian, Laplace, StudentT
 from fmq_theory.theory.minmax_quadrature import QuadratureNotConverged, minmax_finite_n
 from fmq_theory.vocab import FINITE_N_EXACT_METHODS, LAW_METHODS, METHODS
@@ -340,7 +340,7 @@ class Distortion:
 
 def default_replicates(n: int) -> int:
     """Monte Carlo replicates used when none are given: about 1e7 weights in all, 10..2000."""
-    return int(np.clip(np.ceil(1.0e7 / n), 10, 2000))
+    return int(np.clip(np.ceil(1.0e7 / _check_n(n)), 10, 2000))
 
 
 def distortion(law, *, method: str, bits: int, n: int | None = None, replicates: int | None = None,
@@ -384,7 +384,7 @@ def distortions(law, *, method: str, bits, n: int | None = None, replicates: int
         One per entry of ``bits``, in order.
     """
     _check_method(method)
-    bits = [_check_bits(b) for b in bits]
+    bits = check_bit_list(bits)
     if isinstance(law, Empirical):
         if n is not None:
             raise ValueError(f"n={n!r} must be None for an empirical law (its size is n)")
@@ -434,8 +434,29 @@ def _empirical(law, method, bits):
 
 
 def mean_interval(values, *, confidence: float = 0.95):
-    """Mean and Student-t ``confidence`` interval of i.i.d. replicate values."""
-    values = np.asarray(values, dtype=float)
+    """Mean and Student-t ``confidence`` interval of i.i.d. replicate values.
+
+    Parameters
+    ----------
+    values : array_like of float
+        Finite, at least one (one value gives the interval ``(-inf, inf)``).
+    confidence : float
+        In ``(0, 1)``.
+
+    Raises
+    ------
+    ValueError
+        ``values`` empty, not real or not finite; ``confidence`` outside ``(0, 1)``.
+    """
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.integer, np.floating)) \
+            or not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r} must be a number in (0, 1)")
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"values must be real numbers: {exc}") from exc
+    if values.size == 0 or not np.all(np.isfinite(values)):
+        raise ValueError(f"values must be finite and non-empty, got {values.size} value(s)")
     mean = float(np.mean(values))
     if values.size < 2:
         return mean, -np.inf, np.inf
@@ -461,7 +482,7 @@ def monte_carlo_replicates(law, *, method: str, bits, n: int, replicates: int, s
     numpy.ndarray, shape (len(bits), replicates)
     """
     _check_method(method)
-    bits = [_check_bits(b) for b in bits]
+    bits = check_bit_list(bits)
     n = _check_n(n)
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 1:
         raise ValueError(f"replicates={replicates!r} must be a positive integer")
@@ -528,7 +549,10 @@ def effective_exponent(previous: float, current: float) -> float | None:
         raise ValueError(f"distortions must be finite and >= 0, got {previous!r} and {current!r}")
     if previous == 0 or current == 0:
         return None
-    return float(-np.log2(current / previous))
+    ratio = current / previous
+    if 0 < ratio < np.inf:
+        return float(-np.log2(ratio))
+    return float(np.log2(previous) - np.log2(current))  # the ratio over- or underflows float64
 
 
 def effective_exponents(rows) -> tuple:

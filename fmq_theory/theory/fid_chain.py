@@ -109,6 +109,19 @@ def _finite_factor(compute, lipschitz_x: float, horizon: float) -> float:
     return value
 
 
+def _finite_value(compute, **inputs) -> float:
+    """``compute()``, or a ``ValueError`` naming ``inputs`` when it leaves the float64 range
+    (the bound is vacuous, not a number to print)."""
+    try:
+        value = compute()
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        given = ", ".join(f"{name}={v!r}" for name, v in inputs.items())
+        raise ValueError(f"{given}: the bound overflows float64; it is vacuous")
+    return value
+
+
 def _positive_int(value, *, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {value!r}")
@@ -144,7 +157,8 @@ def weight_w2(*, mse: float, n_params: int) -> Link:
         name="W2(weights, quantized weights)",
         value=math.sqrt(mse),
         inputs=(("mse", mse), ("n_params", n_params)),
-        details=(("w2_squared", mse), ("dtheta_norm", math.sqrt(n_params * mse))),
+        details=(("w2_squared", mse),
+                 ("dtheta_norm", _finite_value(lambda: math.sqrt(n_params * mse), mse=mse, n_params=n_params))),
         assumptions=(
             "the quantizer is monotone (order preserving), so the coupling (w, Q(w)) is the "
             "monotone coupling, optimal for W2 in 1-D: W2^2 = MSE",
@@ -173,7 +187,7 @@ def velocity_error(*, lipschitz_theta: float, dtheta_norm: float) -> Link:
     dn = _nonneg(dtheta_norm, name="dtheta_norm")
     return Link(
         name="sup velocity error eps",
-        value=lt * dn,
+        value=_finite_value(lambda: lt * dn, lipschitz_theta=lt, dtheta_norm=dn),
         inputs=(("lipschitz_theta", lt), ("dtheta_norm", dn)),
         details=(),
         assumptions=(
@@ -236,7 +250,7 @@ def flow_error(*, lipschitz_x: float, eps: float, solver: str = "exact", steps: 
         amp = horizon if lx == 0 else _finite_factor(lambda: math.expm1(lx * horizon) / lx, lx, horizon)
         return Link(
             name="flow error |x_T - x_hat_T| (exact flow, Gronwall)",
-            value=eps * amp,
+            value=_finite_value(lambda: eps * amp, eps=eps, lipschitz_x=lx, horizon=horizon),
             inputs=(("lipschitz_x", lx), ("eps", eps), ("solver", solver), ("horizon", horizon)),
             details=(("amplification", amp),),
             assumptions=(*base, "exact ODE solutions (no discretization); Gronwall's inequality"),
@@ -249,7 +263,8 @@ def flow_error(*, lipschitz_x: float, eps: float, solver: str = "exact", steps: 
         gain, defect = 1.0 + h * lx, h
         how = "Euler: e_{k+1} <= (1 + hL) e_k + h eps"
     else:
-        gain, defect = 1.0 + h * lx + 0.5 * (h * lx) ** 2, h * (1.0 + 0.5 * h * lx)
+        gain = _finite_factor(lambda: 1.0 + h * lx + 0.5 * (h * lx) ** 2, lx, horizon)
+        defect = h * (1.0 + 0.5 * h * lx)
         how = (f"{solver}: one-step maps G-Lipschitz with G = 1 + hL + (hL)^2/2; "
                "one-step defect <= h eps (1 + hL/2)")
     # sum_{k<N} G^k, computed stably for G close to 1
@@ -258,7 +273,7 @@ def flow_error(*, lipschitz_x: float, eps: float, solver: str = "exact", steps: 
     amp = _finite_factor(lambda: defect * geometric, lx, horizon)
     return Link(
         name=f"numerical flow error |x_N - x_hat_N| ({solver}, {n} steps)",
-        value=eps * amp,
+        value=_finite_value(lambda: eps * amp, eps=eps, lipschitz_x=lx, steps=n, horizon=horizon),
         inputs=(("lipschitz_x", lx), ("eps", eps), ("solver", solver), ("steps", n),
                 ("horizon", horizon)),
         details=(("amplification", amp), ("step_size", h), ("step_gain", gain),
@@ -310,7 +325,7 @@ def feature_w2(*, lip_features: float, w2_samples: float) -> Link:
     w2 = _nonneg(w2_samples, name="w2_samples")
     return Link(
         name="W2(feature laws)",
-        value=lf * w2,
+        value=_finite_value(lambda: lf * w2, lip_features=lf, w2_samples=w2),
         inputs=(("lip_features", lf), ("w2_samples", w2)),
         details=(),
         assumptions=("the feature map is Lip(features)-Lipschitz (Euclidean norms) on the "
@@ -367,7 +382,7 @@ def fid_bound(*, fid_fp: float, sqrt_fd_bound: float) -> Link:
     """
     fid = _nonneg(fid_fp, name="fid_fp")
     d = _nonneg(sqrt_fd_bound, name="sqrt_fd_bound")
-    value = (math.sqrt(fid) + d) ** 2
+    value = _finite_value(lambda: (math.sqrt(fid) + d) ** 2, fid_fp=fid, sqrt_fd_bound=d)
     return Link(
         name="FID_q",
         value=value,

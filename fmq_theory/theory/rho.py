@@ -22,7 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmq_theory import __version__
+from fmq_theory.theory._checks import check_bit_list
 from fmq_theory.theory.distortion import distortions
+from fmq_theory.vocab import METHODS
 
 #: The paper's range for rho (claim 3).
 PAPER_RANGE = (0.25, 0.4)
@@ -105,7 +107,9 @@ def rho_table(law, *, bits, n: int | None = None, method: str = "equal_mass",
     -------
     tuple of RhoRow
     """
-    bits = list(bits)
+    bits = check_bit_list(bits)
+    if against not in METHODS:
+        raise ValueError(f"against={against!r} is not one of {', '.join(METHODS)}")
     kw = dict(bits=bits, n=n, replicates=replicates, seed=seed, quad_rtol=quad_rtol)
     num = distortions(law, method=method, **kw)
     den = distortions(law, method=against, **kw)
