@@ -344,6 +344,12 @@
 #   The three model checkpoints were out of the tree (9.9 MB tracked, 38.4 MB with the first two calls' carry).
 #   A deterministic network trained on an H100 may differ from the H200's 3694735258ff... (another card may choose other
 #   kernels): then calls 2-3 plan and measure peers on that network, a table of its own.
+# Twenty-eighth period (2026-12-05): no machine was lent (status: "no new device machine is lent at present"); the plan
+# above stands. Since 41a8654 the sensitivity pass runs replicate by replicate (one replicate's float64 sums on the
+# device): with 8 batches of 32 per pass and 8 replicates its passes are the same as before, and only the final means are
+# taken on the host, so a plan at 3 bits made now is of the same estimate as the rows at 2 and 4 up to the means' rounding.
+# When time is left in a lease: `python benchmarks/gpu.py --only sensitivity` records the pass's peak beside
+# device_sums_bytes (8 a weight, 64 before).
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
