@@ -128,15 +128,16 @@ def test_families_at_the_command_line(tiny, capsys):
 
 
 def test_groupings_at_the_command_line(tiny, capsys):
-    """``--groupings any,groups``: both groupings' variants printed and saved (the default: every
+    """``--groupings any,groups,flat``: every grouping's variants printed and saved (the default: every
     granularity only); bad names refused."""
     folder, _ = tiny
     out = folder / "plan_groups.safetensors"
-    assert plan_tiny(folder, out, "--groupings", "any,groups", "--format", "json") == 0
+    assert plan_tiny(folder, out, "--groupings", "any,groups,flat", "--format", "json") == 0
     doc = json.loads(capsys.readouterr().out)
     plan = load_plan(out)
-    assert plan.settings["groupings"] == ["any", "groups"] and doc["result"]["grouping"] == plan.settings["grouping"]
-    assert {v["grouping"] for v in doc["result"]["variants"]} == {"any", "groups"}
+    assert plan.settings["groupings"] == ["any", "groups", "flat"]
+    assert doc["result"]["grouping"] == plan.settings["grouping"]
+    assert {v["grouping"] for v in doc["result"]["variants"]} == {"any", "groups", "flat"}
     for bad in ("nope", "any,any", ""):
         with pytest.raises(SystemExit) as exc:
             plan_tiny(folder, folder / "bad.safetensors", "--groupings", bad)

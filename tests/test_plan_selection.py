@@ -21,8 +21,8 @@ from hypothesis.extra import numpy as hnp
 
 from fmq_theory.flow.solvers import sample
 from fmq_theory.plan import fit_candidates, load_plan, plan_quantization, solve_mckp, weight_sensitivity
-from fmq_theory.plan.candidates import KEPT_METHODS
-from fmq_theory.plan.core import variant_options
+from fmq_theory.plan.candidates import CODE_FAMILIES, KEPT_METHODS
+from fmq_theory.plan.core import variant_option_sets, variant_options
 from fmq_theory.plan.selection import VariantScore, choose_variant, diagonal_w2, distribution_shift
 
 D, ROWS, STEPS, SOLVER = 32, 16, 2, "euler"
@@ -336,6 +336,53 @@ def test_every_grouping_variant_is_its_own_knapsack(setup, budget):
     assert (plan.settings["family"], plan.settings["grouping"]) == (best.family, best.grouping)
     assert plan.choices == _plan(setup, budget_bits=budget, bit_floors=(2,), families=(best.family,),
                                  groupings=(best.grouping,)).choices
+
+
+def _flat_brute_force(fitted, *, family, floor, budget):
+    """The least additive value over every pair of options of W and B that a "flat" plan allows,
+    from the definition: each kept, or of the family, grouped, of at least ``floor`` bits, and
+    the quantized ones of one code (method, bits, group size, storage)."""
+    (w, b), (cw, cb), (vw, vb) = fitted.fitted, fitted.costs, fitted.values
+    best = math.inf
+    for i, fi in enumerate(w):
+        for j, fj in enumerate(b):
+            picked = [f.candidate for f in (fi, fj) if f.candidate.method not in KEPT_METHODS]
+            allowed = all(c.method in CODE_FAMILIES[family] and c.bits >= floor and c.granularity.startswith("group:")
+                          for c in picked) and len(set(picked)) <= 1
+            if allowed and cw[i] + cb[j] <= budget:
+                best = min(best, float(vw[i] + vb[j]))
+    return best
+
+
+@pytest.mark.parametrize("family", ["minmax", "half_quadratic"])
+@pytest.mark.parametrize("budget", [2.5, 3.0, 4.5])
+def test_flat_is_the_best_layout_of_one_shared_code(setup, family, budget):
+    """grouping "flat" (one knapsack, no sampling): both matrices take one shared grouped code or
+    full precision, and the plan's additive value is the least over every such pair of options,
+    found by brute force from the definition (W and B both have grouped options)."""
+    model, _, fitted = setup
+    assert fitted.names == ("W", "B.weight")
+    n = sum(model.state_dict()[k].numel() for k in fitted.names)
+    plan = _plan(setup, budget_bits=budget, bit_floors=(1,), families=(family,), groupings=("flat",))
+    assert plan.settings["grouping"] == "flat" and plan.total_bytes <= math.floor(budget * n / 8)
+    codes = {(c.method, c.bits, c.granularity) for c in plan.choices if c.method not in KEPT_METHODS}
+    assert len(codes) <= 1 and all(g.startswith("group:") for _, _, g in codes)
+    brute = _flat_brute_force(fitted, family=family, floor=1, budget=math.floor(budget * n / 8))
+    assert plan.predicted_delta.value == pytest.approx(brute, rel=1e-12)
+    sets = variant_option_sets(fitted.fitted, floor=2, family=family, grouping="flat")
+    assert len(sets) == len({f.candidate for fits in fitted.fitted for f in fits if f.candidate.bits >= 2
+                             and f.candidate.method in CODE_FAMILIES[family]
+                             and f.candidate.granularity.startswith("group:")})
+
+
+def test_flat_variants_are_sampled_and_ranked_with_the_others(setup):
+    """With groupings ("any", "flat") every (family, grouping) is a variant, ranked by the shift."""
+    plan = _plan(setup, budget_bits=3.0, bit_floors=(2,), families=("minmax", "half_quadratic"),
+                 groupings=("any", "flat"))
+    assert [(v.family, v.grouping) for v in plan.variants] == [(f, g) for f in ("minmax", "half_quadratic")
+                                                               for g in ("any", "flat")]
+    best = choose_variant(plan.variants)
+    assert (plan.settings["family"], plan.settings["grouping"]) == (best.family, best.grouping)
 
 
 @pytest.mark.parametrize("bad", [(), ["nope"], "any", ("any", "any"), None, ("groups", 1)])

@@ -26,8 +26,10 @@ law of their samples moved from the full-precision one; the least moved is the p
 planned with (:data:`fmq_theory.plan.candidates.CODE_FAMILIES`): the MSE-optimal codes, the
 min-max grids and HQQ's grids; ``optimal`` alone leaves the other two out.  ``--groupings``
 (default ``any``: every granularity) may add ``groups``, each family and floor planned also with
-only grouped codes where a tensor has them (:data:`fmq_theory.plan.selection.GROUPINGS`; not a
-default, see :func:`fmq_theory.plan.plan_quantization`); one floor, one family and one grouping:
+only grouped codes where a tensor has them, and ``flat``, also with one grouped code shared by
+every tensor that has it or full precision, as HQQ's and GGUF's files
+(:data:`fmq_theory.plan.selection.GROUPINGS`; neither a default, see
+:func:`fmq_theory.plan.plan_quantization`); one floor, one family and one grouping:
 nothing is sampled.
 
 With one budget, printed: the package version and every parameter, the per-tensor report
@@ -164,7 +166,8 @@ def register(subparsers) -> None:
                              "one floor and one family: no sampling)")
     parser.add_argument("--groupings", type=_groupings, default=("any",),
                         help="granularities each family and floor is planned with (default any; any,groups also "
-                             "plans with only grouped codes where a tensor has them)")
+                             "plans with only grouped codes where a tensor has them; any,flat also with one grouped "
+                             "code shared by every tensor that has it, or full precision)")
     parser.add_argument("--low-memory", action="store_true",
                         help="keep each option's prices only and fit the chosen options again: the same plan in far "
                              "less memory, a little slower (one budget only)")

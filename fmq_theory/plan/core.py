@@ -79,7 +79,7 @@ from fmq_theory.quantizers import (QuantizedStateDict, QuantizedTensor, TensorRe
 from fmq_theory.theory.wasserstein import quantization_w2
 
 __all__ = ["FittedCandidates", "PredictedDelta", "QuantizationPlan", "TensorChoice", "fit_candidates", "load_fitted",
-           "load_plan", "plan_quantization", "variant_options", "variant_state"]
+           "load_plan", "plan_quantization", "variant_option_sets", "variant_options", "variant_state"]
 
 #: Text printed with every plan.
 DATA_FREE_NOTE = ("data-free: sensitivities come from the model's own sampling trajectories started from "
@@ -634,6 +634,38 @@ def variant_options(fits: tuple, *, floor: int, family: str, grouping: str = "an
     return np.array(sorted(kept + quantized), dtype=np.intp)
 
 
+def variant_option_sets(fitted: Sequence[tuple], *, floor: int, family: str, grouping: str = "any") -> list:
+    """The knapsacks of one variant: lists of every tensor's allowed option indices (one list per
+    knapsack; ``fitted``: each tensor's fitted candidates).
+
+    With ``grouping`` ``"any"`` or ``"groups"`` there is one knapsack, of
+    :func:`variant_options`.  With ``"flat"`` there is one per *shared code*: each grouped code
+    (method, bits, group size, storage) of the family with at least ``floor`` bits.  A tensor
+    that has the shared code may take it or be kept in float16 or float32; a tensor that does
+    not have it (a small one) takes any option of the family (``"any"``).  That is the layout
+    of HQQ's and GGUF's files, one code for every large matrix, with the knapsack choosing which
+    tensors to keep at full precision; the variant is the shared code whose knapsack has the
+    least additive value.
+    """
+    if grouping != "flat":
+        return [[variant_options(fits, floor=floor, family=family, grouping=grouping) for fits in fitted]]
+    methods = CODE_FAMILIES[family]
+    codes = sorted({f.candidate for fits in fitted for f in fits
+                    if f.candidate.method in methods and f.candidate.bits >= floor
+                    and f.candidate.granularity.startswith("group:")},
+                   key=lambda c: (c.method, c.bits, c.granularity, c.storage))
+    out = []
+    for code in codes:
+        sets = []
+        for fits in fitted:
+            own = [j for j, f in enumerate(fits) if f.candidate == code]
+            kept = [j for j, f in enumerate(fits) if f.candidate.method in KEPT_METHODS]
+            sets.append(np.array(sorted(kept + own), dtype=np.intp) if own
+                        else variant_options(fits, floor=floor, family=family))
+        out.append(sets)
+    return out
+
+
 def variant_state(state: Mapping, fitted: FittedCandidates, picks: Sequence[int]) -> dict:
     """``state`` with every fitted tensor replaced by what the model gets back from its option ``picks[t]``
     (one index per fitted tensor, :meth:`~fmq_theory.plan.candidates.FittedCandidate.restored`)."""
@@ -720,10 +752,12 @@ def plan_quantization(
         ``("optimal",)`` the plan before the min-max grids were.
     groupings : sequence of str
         Of :data:`~fmq_theory.plan.selection.GROUPINGS`: each (family, floor) is solved with
-        every granularity (``"any"``, the default) and, if ``"groups"`` is given, also with only
-        the grouped options of every tensor that has some (the layout of HQQ's and GGUF's
-        files); variants with equal choices are sampled once.  ``"groups"`` is not a default:
-        see the Notes.
+        every granularity (``"any"``, the default); if ``"groups"`` is given, also with only
+        the grouped options of every tensor that has some; if ``"flat"`` is given, also with
+        one grouped code shared by every tensor that has it, or full precision (the layout of
+        HQQ's and GGUF's files: one knapsack per shared code, the one of least additive value
+        kept, :func:`variant_option_sets`).  Variants with equal choices are sampled once.
+        Neither ``"groups"`` nor ``"flat"`` is a default: see the Notes.
     level : float
         Level of the intervals on the predicted degradation and the variants' sampled scores.
     keep_codes : bool
@@ -846,10 +880,12 @@ def plan_quantization(
     n_total = sum(state[k].numel() for k in names)
     budget_bytes = int(math.floor(budget_bits * n_total / 8))
     costs, values = list(fitted.costs), list(fitted.values)
-    allowed = {k: [variant_options(fits, floor=k[1], family=k[0], grouping=k[2]) for fits in fitted.fitted]
-               for k in keys}
-    cheapest = {k: sum(int(c[a].min()) for c, a in zip(costs, allowed[k]))
-                for k in keys if all(a.size for a in allowed[k])}
+    def cheapest_of(allowed):  # the least cost of a knapsack, None if a tensor has no option
+        return sum(int(c[a].min()) for c, a in zip(costs, allowed)) if all(a.size for a in allowed) else None
+
+    knapsacks = {k: [(a, low) for a in variant_option_sets(fitted.fitted, floor=k[1], family=k[0], grouping=k[2])
+                     if (low := cheapest_of(a)) is not None] for k in keys}
+    cheapest = {k: min(low for _, low in sets) for k, sets in knapsacks.items() if sets}
     if not cheapest:
         raise ValueError(f"bit_floors={list(floors)}, families={list(families)}, groupings={list(groups)}: "
                          f"every variant leaves some tensor without an option")
@@ -858,10 +894,13 @@ def plan_quantization(
         raise ValueError(f"budget_bits={budget_bits} is below the cheapest plan's "
                          f"{8 * min(cheapest.values()) / n_total:.4f} bits/weight")
     solutions = {}
-    for k in feasible:
-        sol = solve_mckp([c[a] for c, a in zip(costs, allowed[k])], [v[a] for v, a in zip(values, allowed[k])],
-                         budget=budget_bytes)
-        solutions[k] = (tuple(int(a[j]) for a, j in zip(allowed[k], sol.choice)), sol)
+    for k in feasible:  # a variant of several knapsacks ("flat") keeps the one of least value (the first of ties)
+        for allowed, low in knapsacks[k]:
+            if low <= budget_bytes:
+                sol = solve_mckp([c[a] for c, a in zip(costs, allowed)], [v[a] for v, a in zip(values, allowed)],
+                                 budget=budget_bytes)
+                if k not in solutions or sol.value < solutions[k][1].value:
+                    solutions[k] = (tuple(int(a[j]) for a, j in zip(allowed, sol.choice)), sol)
     variants = []
     if len(keys) > 1:
         kw = dict(adapter=adapter, solver=sensitivity.solver, steps=sensitivity.steps)

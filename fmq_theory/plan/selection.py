@@ -10,8 +10,9 @@ if they were independent noise, while a min-max grid (``"minmax"``) keeps every 
 at a larger squared error.  So the plan solves the knapsack once per *variant*: a bit floor
 :math:`f` (every quantized option below :math:`f` bits removed) and a family (only that
 family's quantized options; kept float tensors are in every family) and a *grouping* (``"any"``
-granularity, or ``"groups"``: a tensor that has grouped options of the family may use only those, as
-HQQ and GGUF store every large matrix), and samples each
+granularity; ``"groups"``: a tensor that has grouped options of the family may use only those, as
+HQQ and GGUF store every large matrix; ``"flat"``: one grouped code shared by every tensor that
+has it, or full precision, as HQQ's and GGUF's files), and samples each
 variant from the plan's own Gaussian noise :math:`z_1..z_n` with the deployed solver, next to
 the full-precision samples :math:`y_b = x_N(\theta; z_b)`.  With
 :math:`x_b = x_N(\hat\theta_v; z_b)` and :math:`D` entries per sample, two scores are kept.
@@ -93,8 +94,9 @@ __all__ = ["GROUPINGS", "VariantScore", "check_bit_floors", "check_families", "c
 #: Allowed bit floors (code bits of the packed format up to a 16-bit kept tensor).
 FLOOR_RANGE = (1, 16)
 
-#: Granularities a variant may use: every one, or only groups on tensors that have grouped options.
-GROUPINGS = ("any", "groups")
+#: Granularities a variant may use: every one, only groups on tensors that have grouped options, or
+#: one shared grouped code on every tensor that has it (:func:`fmq_theory.plan.core.variant_option_sets`).
+GROUPINGS = ("any", "groups", "flat")
 
 #: Bootstrap resamples of :func:`distribution_shift`'s interval, and the seed of their draws.
 SHIFT_RESAMPLES, SHIFT_SEED = 400, 0
