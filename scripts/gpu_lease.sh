@@ -350,6 +350,12 @@
 # taken on the host, so a plan at 3 bits made now is of the same estimate as the rows at 2 and 4 up to the means' rounding.
 # When time is left in a lease: `python benchmarks/gpu.py --only sensitivity` records the pass's peak beside
 # device_sums_bytes (8 a weight, 64 before).
+# The grouping "flat" (c94b782; HQQ's file layout as a variant) closed the DiT's loss at 2.3369 bits on the CPU (dFID
+# 103.4 against the default plan's 124.4 and HQQ's 101.3; results/plan_flat_dit_cpu.json). Whether to make it a default
+# needs every variant of every model measured: with time left after the calls above,
+#   run("python scripts/gpu_plan_variants.py --models dit,mnist,fashion_mnist --match-peer hqq:g128 --budgets 2,3
+#        --groupings any,flat --samples 5000 --pairs 1000 --out $OUT/plan_variants_flat.json", carry=[".carry/plan_test"])
+#   (a dry run of its set-up on the CPU first; the small models' variants took ~4 min a model on the H200 on 2026-12-04).
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop

@@ -44,6 +44,22 @@ from fmq_theory.plan.selection import distribution_shift, sampled  # noqa: E402
 PEERS = (("hqq:g128", "b2", 2, 128), ("hqq:g128", "b4", 4, 128), ("hqq:g64", "b4", 4, 64))
 
 
+def hqq_layout(fitted, peer, *, bits: int, group: int) -> tuple[list, int]:
+    """``(picks, bytes)``: HQQ's layout made of the plan's own fits (``fitted``): every tensor the peer
+    quantizes at the plan's ``half_quadratic`` option of ``bits`` in groups of ``group`` (float16 scale and
+    offset), every other tensor (and one with no such option) kept in float16."""
+    picks, nbytes = [], 0
+    for name, fits in zip(fitted.names, fitted.fitted):
+        own = ("half_quadratic", bits, f"group:{group}", "float16")
+        j = next((j for j, f in enumerate(fits) if (f.candidate.method, f.candidate.bits, f.candidate.granularity,
+                                                     f.candidate.storage) == own), None)
+        if j is None or peer.tensor_format[name] == "fp16":
+            j = next(j for j, f in enumerate(fits) if f.candidate.method == "float16")
+        picks.append(j)
+        nbytes += fits[j].nbytes
+    return picks, nbytes
+
+
 def measured(path: Path) -> dict:
     """``(budget label, method) -> (dfid, low, high)`` of the GPU csv."""
     with path.open() as f:
@@ -76,15 +92,7 @@ def main() -> None:
         label = next(k[0] for k in gpu if k[1] == family and abs(float(k[0]) - budget) < 1e-3)
         plan = plan_quantization(model, budget_bits=float(label), noise=exp.noise, fitted=fitted,
                                  adapter=exp.adapter(), progress=False)
-        picks, nbytes = [], 0
-        for name, fits in zip(fitted.names, fitted.fitted):
-            own = ("half_quadratic", bits, f"group:{group}", "float16")
-            j = next((j for j, f in enumerate(fits) if (f.candidate.method, f.candidate.bits, f.candidate.granularity,
-                                                         f.candidate.storage) == own), None)
-            if j is None or peer.tensor_format[name] == "fp16":
-                j = next(j for j, f in enumerate(fits) if f.candidate.method == "float16")
-            picks.append(j)
-            nbytes += fits[j].nbytes
+        picks, nbytes = hqq_layout(fitted, peer, bits=bits, group=group)
         rows = [("plan", f"{plan.settings['family']}, floor {plan.settings['bit_floor']}", plan.bits_per_weight,
                  plan.state_dict(), gpu.get((label, "plan"))),
                 ("layout", f"half_quadratic b{bits} group:{group} where the peer quantizes, float16 elsewhere",

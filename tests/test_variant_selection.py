@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fmq_theory.results.variant_selection import SCORES, plot_score_regrets, plot_variant_selection, selection_cells
+from fmq_theory.results.variant_selection import (SCORES, plot_layout_run, plot_score_regrets, plot_variant_selection,
+                                                  selection_cells)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -87,6 +88,22 @@ def test_plot_score_regrets_draws_one_bar_per_score_and_set():
     fig = plot_score_regrets(summary, labels={"shift": "the shift", "fd": "pixel FD"}, title="t")
     bars = [p.get_width() for p in fig.axes[0].patches]
     assert bars == [2.0, 0.0, 5.0, 1.5]
+
+
+def test_plot_layout_run_draws_each_budgets_sets_in_order():
+    """One panel per budget; each weight set's dFID at its place (plan, plan flat, layout, peer) with its interval."""
+    def row(budget, method, dfid):
+        return {"budget": budget, "method": method, "bits_per_weight": budget, "dfid": dfid, "dfid_low": dfid - 1,
+                "dfid_high": dfid + 2, "shift": 0.1}
+    rows = [row(2.3, "peer", 10.0), row(2.3, "plan", 30.0), row(3.5, "layout", 4.0), row(2.3, "plan flat", 11.0)]
+    fig = plot_layout_run(rows)
+    assert [ax.get_title() for ax in fig.axes] == ["2.3 bits per weight", "3.5 bits per weight"]
+    points = fig.axes[0].lines[0].get_xydata()
+    assert points.tolist() == [[30.0, 0.0], [11.0, 1.0], [10.0, 2.0]]
+    with pytest.raises(ValueError, match="rows hold methods \\['other'\\]"):
+        plot_layout_run([row(2.3, "other", 1.0)])
+    with pytest.raises(ValueError, match="rows: give at least one"):
+        plot_layout_run([])
 
 
 def test_plot_score_regrets_names_a_missing_score():

@@ -32,7 +32,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["SCORES", "SelectionCell", "plot_score_regrets", "plot_variant_selection", "selection_cells"]
+__all__ = ["SCORES", "SelectionCell", "plot_layout_run", "plot_score_regrets", "plot_variant_selection",
+           "selection_cells"]
 
 #: Score label -> how it is read from a row (the first run's ``w2_diag`` is ``D`` times ``shift``).
 SCORES = {
@@ -166,4 +167,47 @@ def plot_score_regrets(summary: Mapping, *, labels: Mapping, title: str = "") ->
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", alpha=0.25)
     ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+#: The weight sets of ``scripts/plan_flat_dit_cpu.py``'s rows, in drawing order, with their labels.
+LAYOUT_KINDS = {"plan": "plan (grouping any)", "plan flat": "plan, grouping flat", "layout": "HQQ's layout, plan's fits",
+                "peer": "hqq package"}
+
+
+def plot_layout_run(rows: Sequence[Mapping]) -> Figure:
+    """One panel per budget: each weight set's measured dFID with its 95% interval, its shift in the label.
+
+    Parameters
+    ----------
+    rows : sequence of Mapping
+        Rows with ``budget``, ``method`` (a key of :data:`LAYOUT_KINDS`), ``bits_per_weight``,
+        ``dfid``, ``dfid_low``, ``dfid_high`` and ``shift``: the ``layout_rows`` and the
+        ``measured`` rows of ``results/plan_flat_dit_cpu.json``.
+
+    Raises
+    ------
+    ValueError
+        No rows, or a row of another method.
+    """
+    if not rows:
+        raise ValueError("rows: give at least one measured row")
+    unknown = sorted({r["method"] for r in rows} - set(LAYOUT_KINDS))
+    if unknown:
+        raise ValueError(f"rows hold methods {unknown}, not of {list(LAYOUT_KINDS)}")
+    budgets = sorted({float(r["budget"]) for r in rows})
+    fig = Figure(figsize=(3.6 * len(budgets) + 0.6, 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(budgets)))
+    for ax, budget in zip(axes, budgets):
+        here = sorted((r for r in rows if float(r["budget"]) == budget), key=lambda r: list(LAYOUT_KINDS).index(r["method"]))
+        y = np.arange(len(here))
+        dfid = np.array([r["dfid"] for r in here])
+        err = np.array([[r["dfid"] - r["dfid_low"] for r in here], [r["dfid_high"] - r["dfid"] for r in here]])
+        ax.errorbar(dfid, y, xerr=np.clip(err, 0, None), fmt="o", capsize=3)
+        ax.set_yticks(y, [f"{LAYOUT_KINDS[r['method']]}\n{r['bits_per_weight']:.3f} bits/w, shift {r['shift']:.2g}"
+                          for r in here], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(f"{budget:g} bits per weight", fontsize=9)
+        ax.set_xlabel("$\\Delta$FID (classifier), 95% interval", fontsize=8)
+        ax.grid(True, axis="x", alpha=0.25)
     return fig
