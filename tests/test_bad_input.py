@@ -52,7 +52,9 @@ from fmq_theory.theory import symbolic
 from fmq_theory.theory.distortion import (Distortion, default_replicates, distortions, effective_exponent,
                                           effective_exponents, law_quantizer, mean_interval)
 from fmq_theory.theory.fid_chain import fid_bound, fid_chain, flow_error, velocity_error, weight_w2
+from fmq_theory.theory.law_fit import fit_laws, hill_tail_index
 from fmq_theory.theory.laws import GenGaussian, StudentT, make_law
+from fmq_theory.theory.minmax_quadrature import minmax_finite_n
 from fmq_theory.theory.rho import rho_table
 from fmq_theory.theory.wasserstein import wasserstein_1d
 
@@ -282,6 +284,67 @@ def test_symbolic_refuses_the_factorint_range_at_once(capsys):
     assert "beta=0.001 is below 1/200" in err
     with pytest.raises(ValueError, match="beta=0.004 is below"):
         symbolic.panter_dite_constant("gen-gaussian", beta=0.004)
+
+
+@pytest.mark.parametrize("call", [
+    lambda nu: symbolic.optimal_clip("student-t", nu=nu),
+    lambda nu: symbolic.panter_dite_constant("student-t", nu=nu),
+    symbolic.pareto_cell_variance,
+    symbolic.pareto_tail_sum,
+])
+def test_symbolic_refuses_a_huge_nu_at_once(call):
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"nu=1e\+308 is above 1000.*law='gaussian'"):
+        call(1e308)  # ran past 60 s
+    assert time.perf_counter() - start < 1
+
+
+def test_minmax_finite_n_names_a_bad_rtol():
+    for rtol in (0, -1, math.nan, 1.0):  # QuadratureNotConverged (a RuntimeError)
+        with pytest.raises(ValueError, match=r"rtol=.* must be a number in \(0, 1\)"):
+            minmax_finite_n(make_law("gaussian"), bits=4, n=64, rtol=rtol)
+
+
+def test_fit_laws_names_x_families_and_k():
+    x = np.random.default_rng(0).standard_t(5, 500)
+    for bad in (x * 1e307, np.ones(100), x * 1e-310):  # "loc=nan", "scale=0.0"
+        with pytest.raises(ValueError, match=r"^x gives a standard deviation of"):
+            fit_laws(bad)
+    with pytest.raises(ValueError, match=r"^the mean of x is more than 1e\+06 standard deviations"):
+        fit_laws(x + 1e9)
+    with pytest.raises(ValueError, match=r"families=\(\) is empty"):
+        fit_laws(x, families=())  # IndexError
+    with pytest.raises(ValueError, match=r"k=True must be an integer"):
+        hill_tail_index(x, k=True)  # numpy's "truth value ... is ambiguous"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"scale": 1e308}, r"scale=1e\+308 gives a standard deviation"),  # OverflowError in law_quantizer
+    ({"scale": 1e-308}, r"scale=1e-308 gives a standard deviation"),  # "Geometric sequence cannot include zero"
+    ({"loc": 1e308}, r"loc=1e\+308 is more than 1e\+06 standard deviations"),
+    ({"loc": 1e16}, r"loc=1e\+16 is more than"),  # scipy's "array must not contain infs or NaNs"
+])
+def test_law_parameters_out_of_the_representable_range_are_named(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        make_law("gaussian", **kwargs)
+    with pytest.raises(ValueError, match=fragment):
+        StudentT(nu=1.5, **{"scale": 1.0, **kwargs})
+
+
+def test_law_parameters_at_the_ends_of_the_range_give_exact_distortions():
+    unit = law_quantizer(make_law("gaussian"), method="uniform_mse", bits=4).distortion
+    for std in (1e-60, 1e60):
+        law = make_law("gaussian", scale=std)
+        assert law_quantizer(law, method="uniform_mse", bits=4).distortion == pytest.approx(unit * std**2, rel=1e-13)
+    law = make_law("gaussian", loc=1e6)
+    assert law_quantizer(law, method="equal_mass", bits=8).distortion == pytest.approx(
+        law_quantizer(make_law("gaussian"), method="equal_mass", bits=8).distortion, rel=1e-9)
+
+
+@pytest.mark.parametrize("law", [StudentT(nu=2.001), GenGaussian(beta=1e6), GenGaussian(beta=1e308)])
+def test_lloyd_max_names_the_law_where_its_cells_are_not_finite(law):
+    with pytest.raises(ValueError, match=r"^law=.*(nu=2.001|beta=1000000.0|beta=1e\+308).*not finite numbers"):
+        law_quantizer(law, method="lloyd_max", bits=12)  # scipy's "array must not contain infs or NaNs"
 
 
 def test_theory_calculators_refuse_what_gave_nan_or_a_raw_error():

@@ -187,6 +187,11 @@ def _lloyd_max(law, K, *, tol=1e-10, max_iter=200):
         band[0, 1:] = -0.5 * b[:-1]
         band[1] = 1.0 - 0.5 * a - 0.5 * b
         band[2, :-1] = -0.5 * a[1:]
+        if not (np.all(np.isfinite(band)) and np.all(np.isfinite(res))):
+            raise ValueError(f"law={law.describe()}: the Lloyd-Max Newton iteration at K={K} levels meets "
+                             "cells whose density or moments are not finite numbers (float64 underflow in "
+                             "the far tail or at the edge of the support); this law is outside the range "
+                             "where the exact lloyd_max solver is supported")
         try:
             step = linalg.solve_banded((1, 1), band, -res)
         except linalg.LinAlgError:  # singular Jacobian (e.g. Laplace, b = 2): one Lloyd step

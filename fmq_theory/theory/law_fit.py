@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, special, stats
 
-from fmq_theory.theory.laws import FAMILIES, ContinuousLaw, Gaussian, GenGaussian, Laplace, StudentT
+from fmq_theory.theory.laws import (FAMILIES, ContinuousLaw, Gaussian, GenGaussian, Laplace, StudentT,
+                                   check_location_scale)
 from fmq_theory.vocab import LAWS
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def hill_tail_index(x, *, k: int | None = None) -> HillEstimate:
     n = y.size
     if k is None:
         k = int(np.sqrt(n))
-    if not isinstance(k, (int, np.integer)) or not 1 <= k < n:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
         raise ValueError(f"k={k!r} must be an integer with 1 <= k < n = {n}")
     threshold = y[k]
     if threshold <= 0:
@@ -203,6 +204,12 @@ def fit_laws(x, *, families=LAWS) -> FitReport:
         are not reported.
     """
     xs = np.sort(_as_sample(x, "x"))
+    peak = float(np.max(np.abs(xs)))  # the moments of xs / peak cannot overflow
+    std = peak * float(np.std(xs / peak)) if peak else 0.0
+    check_location_scale(std, peak * float(np.mean(xs / peak)) if peak else 0.0, std_name="x",
+                         loc_name="the mean of x")
+    if len(families) == 0:
+        raise ValueError(f"families={families!r} is empty; name at least one of {', '.join(LAWS)}")
     for fam in families:
         if fam not in FAMILIES:
             raise ValueError(f"families contains {fam!r}, not one of {', '.join(LAWS)}")

@@ -105,6 +105,23 @@ _NU_COMPLEMENT = 1.0e3
 _LOG_C_SERIES_FROM = 32.0
 _LOG_GAMMA_HALF_SHIFT = (-1 / 8, 1 / 192, -1 / 640, 17 / 14336, -31 / 18432, 691 / 180224)
 
+#: Range of the law's standard deviation (its ``scale`` where the variance is infinite) that a
+#: law may have.  The exact distortions are ``std**2`` times those of the unit law and square
+#: values out to the ``1e-15`` tail quantile (``3e7 std`` for Student-t ``nu = 2.001``); the
+#: Monte Carlo intervals square the per-replicate distortions (``std**4``).  Measured: every
+#: exact solver gives ``std**2`` times the unit law's distortion to ``1e-14`` relative for std
+#: ``1e-150 .. 1e120`` at bits 1 and 12 (Gaussian, Laplace, Student-t ``nu = 2.001, 3``,
+#: generalized Gaussian ``beta = 0.0141, 0.5``) and fails beyond about ``1e150`` (``uniform_mse``
+#: overflows) and below ``1e-200`` (its clip grid underflows to 0); Monte Carlo at ``n = 64``
+#: holds at ``1e+-60`` and overflows at ``1e100``.
+_STD_RANGE = (1.0e-60, 1.0e60)
+#: Largest ``|loc| / std``: the exact solvers work in ``x = loc + scale z``, which loses
+#: ``log10(|loc| / std)`` digits.  Measured at bits 1, 4, 8, 12 (Gaussian, Student-t ``nu = 3``,
+#: generalized Gaussian ``beta = 0.5``): relative error below ``1.3e-10`` at ``1e6 std``
+#: (``4e-8`` at ``1e8``; unnamed scipy errors at ``1e16``); ``lloyd_max`` stops converging
+#: from about ``1e3 std`` on at 8-12 bits and says so, naming the law.
+_LOC_SPAN = 1.0e6
+
 
 def _check_positive(name, value):
     try:
@@ -114,6 +131,22 @@ def _check_positive(name, value):
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name}={value!r} must be a finite number > 0")
     return value
+
+
+def check_location_scale(std: float, loc: float, *, std_name: str, loc_name: str) -> None:
+    """Refuse a law (or a sample) whose ``std`` is outside :data:`_STD_RANGE` or whose ``loc`` is
+    more than :data:`_LOC_SPAN` standard deviations from 0, with a ``ValueError`` naming
+    ``std_name`` or ``loc_name``."""
+    lo, hi = _STD_RANGE
+    if not lo <= std <= hi:
+        raise ValueError(
+            f"{std_name} gives a standard deviation of {std:.3g}, outside {lo:g}..{hi:g} where the "
+            "law's distortions are representable; rescale the weights (distortions scale with the variance)")
+    if abs(loc) > _LOC_SPAN * std:
+        raise ValueError(
+            f"{loc_name} is more than {_LOC_SPAN:g} standard deviations ({std:.3g}) from 0: the exact "
+            "quantizers would lose that many digits; subtract it from the weights (distortions do not "
+            "depend on it)")
 
 
 @dataclass(frozen=True)
@@ -146,6 +179,8 @@ class ContinuousLaw:
             object.__setattr__(self, "scale", 1.0 / np.sqrt(self._variance0()))
         else:
             object.__setattr__(self, "scale", _check_positive("scale", self.scale))
+        check_location_scale(self.scale * self._spread0(), loc, std_name=f"scale={self.scale!r}",
+                             loc_name=f"loc={self.loc!r}")
 
     # --- family-specific standard law (z >= 0 for the tail functions) ------------------
     def _check_shape(self):
@@ -153,6 +188,10 @@ class ContinuousLaw:
 
     def _variance0(self):
         raise NotImplementedError
+
+    def _spread0(self):
+        """Standard deviation of the standard law (1 where it is infinite)."""
+        return float(np.sqrt(self._variance0()))
 
     def _pdf0(self, z):
         raise NotImplementedError
@@ -519,6 +558,9 @@ class StudentT(ContinuousLaw):
             raise ValueError(f"nu={self.nu!r} <= 2: the Student-t variance is infinite (needs nu > 2)")
         return self.nu / (self.nu - 2.0)
 
+    def _spread0(self):
+        return super()._spread0() if self.nu > 2 else 1.0
+
     @property
     def _gaussian(self):
         """Whether ``nu`` is so large that the Gaussian formulas are exact to rounding."""
@@ -751,9 +793,10 @@ def make_law(name: str, *, nu: float | None = None, beta: float | None = None,
     nu, beta : float, optional
         Shape parameters; giving one that the family does not use is an error.
     scale : float, optional
-        Family scale parameter; ``None`` gives unit variance.
+        Family scale parameter; ``None`` gives unit variance.  The law's standard deviation
+        (``scale`` where the variance is infinite) must lie in ``1e-60 .. 1e60``.
     loc : float
-        Location.
+        Location, at most ``1e6`` standard deviations from 0.
 
     Examples
     --------

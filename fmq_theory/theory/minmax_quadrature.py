@@ -82,6 +82,8 @@ def minmax_finite_n(law: ContinuousLaw, *, bits: int, n: int, rtol: float = 1e-6
 
     Raises
     ------
+    ValueError
+        If ``bits``, ``n`` or ``rtol`` (a number in (0, 1)) is out of range.
     QuadratureNotConverged
         If step 1/16 does not agree with step 1/8 to ``rtol``.  This happens for heavy tails
         (Student-t with small ``nu``) at few levels: when the grid step is comparable to the
@@ -90,6 +92,8 @@ def minmax_finite_n(law: ContinuousLaw, *, bits: int, n: int, rtol: float = 1e-6
     """
     bits = check_bits(bits)
     n = check_sample_size(n)
+    if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
+        raise ValueError(f"rtol={rtol!r} must be a number in (0, 1)")
     if not isinstance(law, ContinuousLaw):
         raise TypeError(f"law={law!r} must be a ContinuousLaw from fmq_theory.theory.laws")
     law.variance  # needs a finite second moment

@@ -55,6 +55,7 @@ from fmq_theory.vocab import LAWS, SYMBOLIC_METHODS
 
 __all__ = [
     "SYMBOLIC_BETA_MIN",
+    "SYMBOLIC_NU_MAX",
     "Derivation",
     "Constant",
     "AsymptoticForm",
@@ -201,6 +202,15 @@ def _num(expr: sp.Expr) -> float:
 #: 120 s in sympy's ``factorint``; ``beta = 0.005`` takes about 17 s).
 SYMBOLIC_BETA_MIN = sp.Rational(1, 200)
 
+#: Largest Student-t ``nu`` the derivations accept.  The exact constants hold powers such as
+#: ``(nu - 2)**((nu + 1)/2)`` and ``Gamma(nu/2)``, whose exact simplification grows with ``nu``:
+#: measured (one core, integer ``nu``), ``panter_dite_constant`` 0.3 s at ``nu = 1000``, 1.4 s
+#: at 3000, 13 s at 1e4; ``optimal_clip`` 0.8 s at 1e4 and past 30 s at 3e4;
+#: ``pareto_cell_variance`` / ``pareto_tail_sum`` 0.9 s at 1e6 and past 30 s at 1e8; every
+#: function, ``asymptotic_form`` included, within 1.5 s at 1000.  There the Student-t is the
+#: Gaussian to within 0.3% (Panter-Dite constant 2.7289 against 2.7207).
+SYMBOLIC_NU_MAX = 1000
+
 
 @dataclass(frozen=True)
 class _Law:
@@ -249,6 +259,11 @@ def _law(law: str, *, nu=None, beta=None) -> _Law:
     n = _exact(nu, name="nu")
     if n <= 2:
         raise ValueError(f"nu must be > 2 (finite variance, unit-variance scaling), got {nu!r}")
+    if n > SYMBOLIC_NU_MAX:
+        raise ValueError(
+            f"nu={nu!r} is above {SYMBOLIC_NU_MAX}: the exact constants hold (nu-2)^((nu+1)/2) and "
+            "Gamma(nu/2), whose exact simplification does not finish in minutes; use law='gaussian' "
+            "(the nu -> infinity limit, within 0.3% at nu = 1000)")
     return _Law(law, (("nu", float(nu)),), "pareto", nu=n)
 
 
