@@ -156,6 +156,16 @@ def test_a_model_that_is_not_finite_is_refused_by_name(setup):
         weight_sensitivity(broken, setup[1], solver="euler", steps=2, replicates=2)
 
 
+def test_a_model_without_parameters_is_refused(setup):
+    """Nothing to probe: a clear error, where autograd failed inside the pass."""
+    class Field(torch.nn.Module):
+        def forward(self, x, t):
+            return -x
+
+    with pytest.raises(ValueError, match="model has no parameters"):
+        weight_sensitivity(Field(), setup[1], solver="euler", steps=2, replicates=2)
+
+
 def test_held_out_replicates_are_checked_before_the_pass(setup, monkeypatch):
     """Too few replicates for held-out scoring is refused before the sensitivity pass runs."""
     import fmq_theory.plan.core as core

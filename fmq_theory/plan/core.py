@@ -654,14 +654,14 @@ def variant_option_sets(fitted: Sequence[tuple], *, floor: int, family: str, gro
                     if f.candidate.method in methods and f.candidate.bits >= floor
                     and f.candidate.granularity.startswith("group:")},
                    key=lambda c: (c.method, c.bits, c.granularity, c.storage))
+    kept = [[j for j, f in enumerate(fits) if f.candidate.method in KEPT_METHODS] for fits in fitted]
+    anywhere = [variant_options(fits, floor=floor, family=family) for fits in fitted]
     out = []
     for code in codes:
         sets = []
-        for fits in fitted:
+        for t, fits in enumerate(fitted):
             own = [j for j, f in enumerate(fits) if f.candidate == code]
-            kept = [j for j, f in enumerate(fits) if f.candidate.method in KEPT_METHODS]
-            sets.append(np.array(sorted(kept + own), dtype=np.intp) if own
-                        else variant_options(fits, floor=floor, family=family))
+            sets.append(np.array(sorted(kept[t] + own), dtype=np.intp) if own else anywhere[t])
         out.append(sets)
     return out
 
@@ -888,6 +888,7 @@ def plan_quantization(
     n_total = sum(state[k].numel() for k in names)
     budget_bytes = int(math.floor(budget_bits * n_total / 8))
     costs, values = list(fitted.costs), list(fitted.values)
+
     def cheapest_of(allowed):  # the least cost of a knapsack, None if a tensor has no option
         return sum(int(c[a].min()) for c, a in zip(costs, allowed)) if all(a.size for a in allowed) else None
 

@@ -328,7 +328,7 @@ def weight_sensitivity(
     params = {k: p for k, p in model.named_parameters()}
     device = placement(model, like=noise)[0]
     sums = {k: torch.zeros((replicates, *p.shape), dtype=torch.float64) for k, p in params.items()}
-    in_place = device == next(iter(sums.values())).device  # the host is the device: add to the sums themselves
+    in_place = device.type == "cpu"  # the host is the device: add to the sums themselves
     count = np.zeros(replicates)
     current, acc = None, {}
 
@@ -354,10 +354,6 @@ def weight_sensitivity(
         count[r] += rows.stop - rows.start
     keep(current)
     acc.clear()
-    for k, a in sums.items():  # the samples or their gradients overflowed (a finite model and noise)
-        if not bool(torch.isfinite(a).all()):
-            raise ValueError(f"the probes of model parameter {k!r} are not finite: the sampler's output or its "
-                             f"gradient overflows for this noise ({solver}, {steps} steps)")
     counts = torch.as_tensor(count, dtype=torch.float64)
     # each sum is freed once read, so that the sums and the results (8 R and 8 + 4 R bytes a
     # weight) are not all held at once
@@ -366,6 +362,10 @@ def weight_sensitivity(
         a = sums.pop(k)
         a /= counts.reshape((-1,) + (1,) * (a.ndim - 1))
         diag[k] = a.mean(dim=0).numpy()
+        # the sums are of squares, so their mean is finite exactly where every replicate's is
+        if not np.isfinite(diag[k]).all():  # the samples or their gradients overflowed (a finite model and noise)
+            raise ValueError(f"the probes of model parameter {k!r} are not finite: the sampler's output or its "
+                             f"gradient overflows for this noise ({solver}, {steps} steps)")
         replicates[k] = a.float().numpy()
         del a
     return WeightSensitivity(
@@ -455,7 +455,10 @@ def check_noise(noise) -> None:
 
 
 def _check_finite_parameters(model: torch.nn.Module) -> None:
-    """``ValueError`` naming the first parameter of ``model`` with a NaN or infinite entry."""
+    """``ValueError`` if ``model`` has no parameters (nothing to probe), or naming the first one with
+    a NaN or infinite entry."""
+    if next(model.parameters(), None) is None:
+        raise ValueError("model has no parameters: there is no weight whose sensitivity could be estimated")
     for name, p in model.named_parameters():
         if p.is_floating_point() and not bool(torch.isfinite(p).all()):
             raise ValueError(f"model parameter {name!r} holds NaN or infinite entries")
