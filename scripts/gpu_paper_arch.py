@@ -163,13 +163,24 @@ def _trainer(args, device: torch.device, state: dict | None = None):
     return ema, opt, step
 
 
+def read_train_state(path: Path) -> dict:
+    """The training state ``train`` saved (for ``--resume``), read on the host.
+
+    Read on the host, not the training's device: ``torch.set_rng_state`` and
+    ``torch.cuda.set_rng_state`` take CPU byte tensors (the random streams read onto a GPU raised
+    "RNG state must be a torch.ByteTensor" in the lease of 2026-12-05), and ``load_state_dict``
+    copies the network's and the optimizer's tensors onto their parameters' device.
+    """
+    return torch.load(path, map_location="cpu")
+
+
 def train(args, run: Path, device: torch.device) -> None:
     torch.manual_seed(args.seed)
     x_all = images_to_model_space(torch.as_tensor(load(args.dataset, "train").images)).to(device)
     state_path = run / "train_state.pt"
     if args.resume and not state_path.is_file():
         raise FileNotFoundError(f"--resume: {state_path} is missing (no earlier training command in this run folder)")
-    state = torch.load(state_path, map_location=device) if args.resume else None
+    state = read_train_state(state_path) if args.resume else None
     if state is not None and state["batch_size"] != args.batch_size:
         raise ValueError(f"--batch-size {args.batch_size} differs from the saved run's {state['batch_size']}")
     ema, opt, train_step = _trainer(args, device, state)
