@@ -356,6 +356,22 @@
 #   run("python scripts/gpu_plan_variants.py --models dit,mnist,fashion_mnist --match-peer hqq:g128 --budgets 2,3
 #        --groupings any,flat --samples 5000 --pairs 1000 --out $OUT/plan_variants_flat.json", carry=[".carry/plan_test"])
 #   (a dry run of its set-up on the CPU first; the small models' variants took ~4 min a model on the H200 on 2026-12-04).
+# Twenty-ninth period (2026-12-05, an H100 80GB HBM3 came, not an H200; 1,732 s held of the 1,800): the three calls
+# planned above, issued in one batch as written (the three model checkpoints out of the tree):
+#   - call 1 (581 s): deterministic training at 1,396 images/s (the H200's 1,551): the 9.3-minute cap stopped it at
+#     3,044 of 3,380 steps (13.01 epochs), final loss 0.17326, checkpoint 79d7e17d7399..., model 9d8e1c71...;
+#   - call 2 (571 s): the resume failed at once (torch.load(map_location=device) put the saved random streams on the GPU:
+#     "RNG state must be a torch.ByteTensor"; mended in 02ea10b, train_state is read on the host), so the network stayed
+#     at 3,044 steps, another network than 3694735258ff..., and the call planned it: fp samples 28.9 s, sensitivity 14.9 s,
+#     fit 135.0 s, fit saved 9.1 s, the plan at 2 bits 55.5 s and its cell (with the fp row) 35.1 s, the plan at 4 bits
+#     217.2 s (minmax floor 3); the deadline came before its cell; the budget-2 peers quantized (hqq:g128 6.2 s,
+#     rule:equal_mass 9.2 s, hqq:g64 b1 6.4 s, gguf TQ2_0 15.5 s), no cell;
+#   - call 3 (484 s, NO_PLAN=1 as written for another network): nf4 at budget 2 75.2 s (no setting near 2), the
+#     budget-4 peers 355.7 s in all, ten peer cells at ~32 s each;
+#   -> results/plan_paper_arch_h100.csv (model renamed paper_arch_h100: 11 rows, classifier FIDs only, the plan at
+#      2 bits, the peers at 2 and 4), results/plan_choices_paper_arch_h100_2.csv, results/plan_paper_arch_h100_train.json.
+#   Not measured: the plan's cell at 4 bits on this network, the H200 network's peers; whether a lease trains the H200's
+#   deterministic network again (the H100 ran other kernels at another speed, and stopped at another step).
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
