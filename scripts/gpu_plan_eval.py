@@ -392,7 +392,8 @@ def _plan_candidates(n_total: int):
 
 def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_samples: int, plan_replicates: int,
             plan_bit_floors: tuple, plan_families: tuple, out_dir: Path, plan_batches_per_pass: int = 1,
-            evaluate: Callable[[dict], None] = lambda labels: None) -> dict:
+            evaluate: Callable[[dict], None] = lambda labels: None,
+            done: Callable[[float, str], bool] = lambda budget, method: False) -> dict:
     """Quantize every setting once: ``label -> [row fields, budgets]``, weights kept under the work folder.
 
     ``evaluate(labels)`` is called with the settings made so far after every plan and every
@@ -407,7 +408,12 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
     (the runs before this key).  The fitted candidates (with the sensitivity they were fitted and
     scored with) are saved too, as ``fitted_<key>.npz`` keyed by the plan's noise draws and
     replicates (:meth:`fmq_theory.plan.FittedCandidates.save`; the weights are checked when it is
-    read), so that a later call makes other budgets' plans without fitting again."""
+    read), so that a later call makes other budgets' plans without fitting again.
+
+    ``done(budget, method)`` says whether the table already holds that cell measured (e.g. rows of
+    an earlier lease on the same network, ``KEEP_ROWS``): such a plan or peer is not made at all.
+    On 2026-12-05 a call whose budget-4 peers were all done rows would have quantized them again
+    for 356 s of its 484."""
     path = measure.work / "assignment.json"
     plan_key = {"with_plan": with_plan, "plan_samples": plan_samples}
     if plan_bit_floors != (1,):  # the assignments of the first runs (floor 1) were made without the key
@@ -437,7 +443,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
                                               "complete": complete, "peers_done": sorted(peers_done)}))
         os.replace(tmp, path)
 
-    plan_budgets = [b for b in budgets if f"plan@{b:g}" not in labels]
+    plan_budgets = [b for b in budgets if f"plan@{b:g}" not in labels and not done(b, "plan")]
     # the vectorized pass equals the loop to rounding, not bit for bit: its fit is kept apart (the loop's key as before)
     vectorized = {"batches_per_pass": plan_batches_per_pass} if plan_batches_per_pass > 1 else {}
     fit_key = json.dumps({"plan_samples": plan_samples, "plan_replicates": plan_replicates} | vectorized, sort_keys=True)
@@ -487,7 +493,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
     for budget in budgets:
         t0 = time.perf_counter()
         for family in families:
-            if _peer_key(budget, family) in peers_done:
+            if _peer_key(budget, family) in peers_done or done(budget, family):
                 continue
             t1 = time.perf_counter()
             q = peer_at_budget(sd, family=family, budget=budget, cache=cache)
@@ -507,6 +513,12 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         print(f"[{measure.setup.name}] budget {budget:g}: peers quantized in {time.perf_counter() - t0:.1f} s", flush=True)
     save(complete=True)
     return labels
+
+
+def done_keys(path: Path, *, is_done: Callable[[dict], bool]) -> set:
+    """The :data:`PLAN` keys of the rows of ``path`` that ``is_done`` accepts (none when there is
+    no such file)."""
+    return {PLAN.row_key(r) for r in PLAN.read(path) if is_done(r)} if Path(path).is_file() else set()
 
 
 def _profiled(make: Callable, *, callers_of: int = 5):
@@ -626,14 +638,20 @@ def evaluate_model(name: str, args, deadline: float | None) -> None:
         raise SystemExit(f"--families: {unknown} are not among {list(FAMILIES)}")
     base = measure.base_row()
     want_inc = measure.inception is not None
+    out = out_dir / f"plan_{name}.csv"
+
+    def is_done(row: dict) -> bool:
+        return row.get("fid") is not None and (not want_inc or row.get("fid_inception") is not None)
+
+    def done(budget: float, method: str) -> bool:
+        return PLAN.row_key(base | {"budget": budget, "method": method}) in done_keys(out, is_done=is_done)
 
     def evaluate(labels: dict):  # every cell of the settings made so far; rows already measured are skipped
         cells = [Cell(key=PLAN.row_key(base | {"budget": b, "method": fields["method"]}),
                       params={"label": label, "budget": b, "fields": fields})
                  for label, (fields, label_budgets) in labels.items() for b in label_budgets]
         report = run_cells(cells, task=evaluate_cell, load=load, context_key=setup, table=PLAN,
-                           out=out_dir / f"plan_{name}.csv", scheduler="none",
-                           is_done=lambda r: r.get("fid") is not None and (not want_inc or r.get("fid_inception") is not None),
+                           out=out, scheduler="none", is_done=is_done,
                            deadline=deadline, name=f"plan {name}")
         print(f"[{name}] {len(report.written)} rows written, {report.skipped} done before, {report.not_started} left, "
               f"{len(report.failed)} failed, {report.wall_s:.1f} s", flush=True)
@@ -645,7 +663,7 @@ def evaluate_model(name: str, args, deadline: float | None) -> None:
                      plan_batches_per_pass=args.plan_batches_per_pass,
                      plan_bit_floors=tuple(int(f) for f in args.plan_bit_floors.split(",")),
                      plan_families=check_families(args.plan_families.split(",")), out_dir=out_dir,
-                     evaluate=evaluate)
+                     evaluate=evaluate, done=done)
     evaluate(labels)
 
 

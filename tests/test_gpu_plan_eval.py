@@ -13,9 +13,13 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import sys
+import types
 from pathlib import Path
 
 import pytest
+import torch
+
+from fmq_theory.results.schema import PLAN
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_plan_eval.py"
 
@@ -139,3 +143,26 @@ def test_kept_cells_are_reused_only_for_the_same_weights_and_settings(plan_eval,
     assert evaluate(measure)["fid"] == 0.5 and measure.calls == 4  # other weights: measured again
     other = _FakeMeasure(tmp_path, n_boot=5)
     assert evaluate(other)["fid"] == 0.5 and other.calls == 2  # other settings: measured again
+
+
+def test_done_keys_are_the_measured_rows_of_the_table(plan_eval, tmp_path):
+    base = {"model": "m", "samples": 5000, "solver": "midpoint", "steps": 10, "seed": 0, "fid_real_test_samples": 10000}
+    rows = [base | {"budget": 4.0, "method": "nf4", "fid": 7.0}, base | {"budget": 4.0, "method": "gguf"}]
+    PLAN.write(tmp_path / "plan_m.csv", rows)
+    keys = plan_eval.done_keys(tmp_path / "plan_m.csv", is_done=lambda r: r.get("fid") is not None)
+    assert keys == {PLAN.row_key(base | {"budget": 4.0, "method": "nf4"})}
+    assert plan_eval.done_keys(tmp_path / "absent.csv", is_done=lambda r: True) == set()
+
+
+def test_a_peer_whose_cell_is_done_is_not_quantized(plan_eval, tmp_path, monkeypatch):
+    """Rows kept from an earlier lease (KEEP_ROWS) are not made again: of two families at two budgets,
+    only the one cell not done is quantized."""
+    quantized = []
+    monkeypatch.setattr(plan_eval, "peer_at_budget",
+                        lambda sd, *, family, budget, cache: quantized.append((budget, family)))
+    measure = types.SimpleNamespace(work=tmp_path, ctx=types.SimpleNamespace(model=torch.nn.Linear(3, 2)),
+                                    setup=types.SimpleNamespace(name="m"))
+    plan_eval.prepare(measure, budgets=[2.0, 4.0], families=["nf4", "gguf"], with_plan=False, plan_samples=8,
+                      plan_replicates=2, plan_bit_floors=(1,), plan_families=("optimal",), out_dir=tmp_path,
+                      done=lambda budget, method: (budget, method) != (4.0, "gguf"))
+    assert quantized == [(4.0, "gguf")]
