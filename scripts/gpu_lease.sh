@@ -372,6 +372,23 @@
 #      2 bits, the peers at 2 and 4), results/plan_choices_paper_arch_h100_2.csv, results/plan_paper_arch_h100_train.json.
 #   Not measured: the plan's cell at 4 bits on this network, the H200 network's peers; whether a lease trains the H200's
 #   deterministic network again (the H100 ran other kernels at another speed, and stopped at another step).
+# Planned next (either card: each card has its own deterministic network and table; the three model checkpoints out
+# of the tree). Since e5c477c a plan or peer whose cell is a done row (KEEP_ROWS) is not made again, so the one form
+# below measures only what the card's table lacks: on an H200 the peers at 2 and 4 and the plan and peers at 3
+# (results/plan_paper_arch_det.csv), on an H100 the plan's cell at 4 and the plan and peers at 3
+# (results/plan_paper_arch_h100.csv). A network that differs from its card's table gets a table of its own.
+#   run("G=$(nvidia-smi --query-gpu=name --format=csv,noheader); echo $G; case $G in *H200*) E=14.444444444444445;; *) E=13.008547008547009;; esac;
+#        DETERMINISTIC=1 EPOCHS=$E MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1 2>&1 | tail -5",
+#       carry=[".carry/harness_data", ".carry/wheels_dask", ".carry/wheels_peers", ".carry/plan_test"])
+#   run("[ -f runs/paper_arch_mnist/train_state.pt ] || { echo 'fresh machine: the network is gone'; exit 3; }; t0=$SECONDS;
+#        case $(nvidia-smi --query-gpu=name --format=csv,noheader) in *H200*) E=14.444444444444445 K=results/plan_paper_arch_det.csv B=2,4,3;;
+#        *) E=13.008547008547009 K=results/plan_paper_arch_h100.csv B=4,3;; esac;
+#        RESUME=1 DETERMINISTIC=1 EPOCHS=$E MEMFMT=contiguous TRAIN_MIN=4 bash scripts/gpu_lease.sh 1 2>&1 | tail -3;
+#        (while sleep 10; do cp runs/results/plan_paper_arch*.csv runs/results/plan_choices_paper_arch*.csv \"$OUT\"/ 2>/dev/null; done) &
+#        KEEP_ROWS=$K JOBS=plan NO_BENCH=1 PAPER_BUDGETS=$B PAPER_PEERS=hqq:g128,rule:equal_mass,hqq:g64,gguf,nf4 PAPER_SAMPLES=5000
+#        PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp MEMFMT=contiguous S2=$((500-SECONDS+t0)) H2=$((570-SECONDS+t0)) bash scripts/gpu_lease.sh 2 2>&1 | tail -50",
+#       the same carry)
+#   run(the same plan command as stage 3, S3=480 H3=560, KEEP_ROWS and B as above, carry=[".carry/plan_test"]), once more if time is left.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
@@ -434,7 +451,8 @@ w = csv.DictWriter(open(sys.argv[2], 'w', newline=''), fieldnames=list(rows[0]))
 done
 # KEEP_ROWS (a committed plan table of the paper network, e.g. results/plan_paper_arch_det.csv): its rows are done rows
 # here, copied in once, and only when they were measured on the network trained here (the same checkpoint SHA-256), so
-# that a network trained again bit for bit (train --deterministic) gets only what its table lacks (with NO_PLAN: peers)
+# that a network trained again bit for bit (train --deterministic) gets only what its table lacks (its done plans and
+# peers are not made again: gpu_plan_eval.prepare(done=))
 paper_model=paper_arch; [ "$DATASET" = mnist ] || paper_model=paper_arch_$DATASET
 if [ -n "${KEEP_ROWS:-}" ] && [ -f "runs/paper_arch_$DATASET/train.json" ] && [ ! -f "runs/results/plan_$paper_model.csv" ]; then
   mkdir -p runs/results && python3 -c "import json, sys
