@@ -599,6 +599,7 @@ def _vectorized_probes(model, params, *, adapter, solver, steps, device):
                 lams[j], g = pull(lam)
                 for k, v in g.items():
                     grads[j][k] = grads[j][k] + v
+            del pull  # this step's activations go before the next step's are made
         return {k: torch.stack([g[k] for g in grads]) for k in params}
 
     def run(x0, index, u):
