@@ -37,7 +37,8 @@ Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured 
   against sampling the 10,000 images of one FID evaluation as the evaluation does (one batch,
   bfloat16 autocast, 20 NFE), with each pass's peak device memory (of it, the float64 sums of
   the replicate being run, ``device_sums_bytes``: 8 bytes a parameter since 2026-12-05, when
-  the sums of all 8 replicates, 64, were held on the device).  The Inception features
+  the sums of all 8 replicates, 64, were held on the device), beside its estimate
+  (``estimated_peak_bytes``, :func:`fmq_theory.plan.pass_memory`).  The Inception features
   are not in the denominator, so the ratio is an upper bound on the share of a whole FID
   evaluation.  Every estimate is compared tensor by tensor with the first (float32, one
   batch per pass) against that one's replicate standard error.
@@ -64,7 +65,7 @@ from fmq_theory import quantize
 from fmq_theory.flow.solvers import make_noise, sample
 from fmq_theory.harness.models.paper_unet import PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import unet_adapter
-from fmq_theory.plan import sensitivity_memory, weight_sensitivity
+from fmq_theory.plan import pass_memory, sensitivity_memory, weight_sensitivity
 from fmq_theory.quantizers.torch_equal_mass import default_chunk_rows, dequantize_rows, equal_mass_rows
 from fmq_theory.quantizers.torch_rows import affine_dequantize_rows, lloyd_max_rows, torch_layers, uniform_minmax_rows
 
@@ -393,7 +394,10 @@ def sensitivity_case(device, *, samples, plan_samples):
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        entry = dict(precision="bfloat16 autocast" if autocast else "float32", batches_per_pass=per_pass)
+        entry = dict(precision="bfloat16 autocast" if autocast else "float32", batches_per_pass=per_pass,
+                     estimated_peak_bytes=pass_memory(model, probes, adapter=adapter, solver="midpoint", steps=10,
+                                                      replicates=replicates, batch_size=batch, autocast=autocast,
+                                                      batches_per_pass=per_pass).total)
         sync()
         start = time.perf_counter()
         try:
@@ -577,7 +581,8 @@ def print_summary(results, lloyds, *, gpu, bandwidth, bits):
                 diff = (f"; against the first, per tensor: median {p['median_relative_difference']:.1e} relative, "
                         f"at most {p['max_difference_in_standard_errors']:.2f} standard errors"
                         if "tensors" in p else "")
-                peak = f", peak {p['peak_bytes'] / 2**30:.1f} GiB" if p["peak_bytes"] else ""
+                peak = (f", peak {p['peak_bytes'] / 2**30:.1f} GiB (estimated {p['estimated_peak_bytes'] / 2**30:.1f}, "
+                        f"{p['estimated_peak_bytes'] / p['peak_bytes']:.3f} x)" if p["peak_bytes"] else "")
                 print(f"  {p['precision']}, {p['batches_per_pass']} batches per pass: {p['seconds']:.2f} s = "
                       f"{p['share_of_sampling']:.3f} x{peak}{diff}", flush=True)
     for m in results["methods"]:

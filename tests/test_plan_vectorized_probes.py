@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from fmq_theory.flow.velocity import ClassConditional
-from fmq_theory.plan.sensitivity import _passes, probe_gradients, replicate_batch_size, weight_sensitivity
+from fmq_theory.flow.solvers import integrate
+from fmq_theory.flow.velocity import ClassConditional, with_parameters
+from fmq_theory.plan.sensitivity import (
+    _passes, pass_memory, probe_gradients, replicate_batch_size, weight_sensitivity,
+)
 
 
 class Conditional(torch.nn.Module):
@@ -254,3 +257,55 @@ def test_the_adjoint_holds_one_steps_activations_at_a_time(model, monkeypatch):
     list(probe_gradients(model, noise, adapter=adapter, solver="midpoint", steps=4, batch_size=3,
                          batches_per_pass=2))
     assert most[0] == 1 and live[0] == 0
+
+
+def _saved_bytes(run, *, leave_out: set) -> int:
+    """Bytes of every storage autograd saves while ``run()`` builds its graph, but those at ``leave_out``."""
+    storages = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in leave_out:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("solver, steps, rows", [("euler", 3, 4), ("midpoint", 5, 3), ("heun", 2, 5)])
+def test_pass_memory_counts_what_a_batchs_solve_saves(model, solver, steps, rows):
+    """Oracle: the storages autograd saves while one batch is integrated through the solver, as
+    the one-batch pass does (every evaluation's graph held to the end)."""
+    noise = torch.randn(4 * rows, 1, 6, 6, generator=torch.Generator().manual_seed(2))
+    adapter = ClassConditional(labels=torch.arange(4 * rows) % 3, cfg_scale=0.0, null_class=3)
+    estimate = pass_memory(model, noise, adapter=adapter, solver=solver, steps=steps, replicates=4, batch_size=rows)
+    params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}
+    velocity = adapter.bind(with_parameters(model, params), rows=slice(0, rows))
+    x0 = noise[:rows].clone()
+    own = {p.untyped_storage().data_ptr() for p in params.values()}
+    exact = _saved_bytes(lambda: integrate(velocity, x0, solver=solver, steps=steps), leave_out=own)
+    assert estimate.activations == exact  # to the byte: every evaluation saves the same, plus nothing of the solver
+    n = sum(p.numel() for p in model.parameters())
+    assert (estimate.parameters, estimate.sums, estimate.gradients) == (4 * n, 8 * n, 4 * n)
+
+
+def test_pass_memory_of_a_vectorized_pass_holds_one_step_of_k_batches(model):
+    noise = torch.randn(12, 1, 6, 6, generator=torch.Generator().manual_seed(2))
+    one = pass_memory(model, noise, solver="midpoint", steps=4, replicates=4, batch_size=3,
+                      adapter=ClassConditional(labels=torch.arange(12) % 3, cfg_scale=0.0, null_class=3))
+    vec = pass_memory(model, noise, solver="midpoint", steps=4, replicates=4, batch_size=3, batches_per_pass=2,
+                      projections=2, adapter=ClassConditional(labels=torch.arange(12) % 3, cfg_scale=0.0, null_class=3))
+    assert vec.activations == 2 * (vec.shared + vec.per_row * 3 * 2)
+    assert one.activations == one.shared + one.per_row * 3 * 2 * 4 and one.per_row == vec.per_row > 0
+    assert vec.gradients == 3 * 2 * 2 * one.parameters
+
+
+@pytest.mark.parametrize("bad, match", [(dict(noise=torch.randn(1, 1, 6, 6)), "noise"),
+                                        (dict(autocast=True, batches_per_pass=2), "autocast"),
+                                        (dict(noise=torch.full((4, 1, 6, 6), float("nan"))), "noise"),
+                                        (dict(batch_size=0), "batch_size")])
+def test_pass_memory_names_bad_input(model, bad, match):
+    args = dict(noise=torch.randn(4, 1, 6, 6)) | bad
+    with pytest.raises(ValueError, match=match):
+        pass_memory(model, args.pop("noise"), adapter=ClassConditional(labels=torch.arange(4) % 3), **args)

@@ -28,7 +28,9 @@ from fmq_theory.plan.first_order import FirstOrderDisplacement, first_order_disp
 from fmq_theory.plan.knapsack import KnapsackSolution, solve_mckp
 from fmq_theory.plan.runtime import load_quantized_model, resident_bytes
 from fmq_theory.plan.selection import VariantScore
-from fmq_theory.plan.sensitivity import SensitivityMemory, WeightSensitivity, sensitivity_memory, weight_sensitivity
+from fmq_theory.plan.sensitivity import (
+    PassMemory, SensitivityMemory, WeightSensitivity, pass_memory, sensitivity_memory, weight_sensitivity,
+)
 from fmq_theory.plan.weighted import weighted_codebook
 from fmq_theory.plan.whole_form import CandidateSketch, WholeFormSolution, sketch_candidates, solve_whole_form
 
@@ -38,6 +40,7 @@ __all__ = [
     "FirstOrderDisplacement",
     "FittedCandidates",
     "KnapsackSolution",
+    "PassMemory",
     "PredictedDelta",
     "QuantizationPlan",
     "SensitivityMemory",
@@ -52,6 +55,7 @@ __all__ = [
     "load_fitted",
     "load_plan",
     "load_quantized_model",
+    "pass_memory",
     "plan_quantization",
     "resident_bytes",
     "sensitivity_memory",
