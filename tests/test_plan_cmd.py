@@ -12,16 +12,16 @@ from _tiny_unet import save_tiny_unet
 from safetensors.torch import load_file, save_file
 
 from fmq_theory._util import available_memory_bytes, file_sha256
-from fmq_theory.cli import main
+from fmq_theory.cli import build_parser, main
 from fmq_theory.cli._output import SCHEMA
-from fmq_theory.flow.solvers import make_noise, sample
+from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.plan_sweep import load_plan_model
 from fmq_theory.io.quantized_file import inspect_quantized
-from fmq_theory.cli.plan_cmd import _plan_memory_bytes
-from fmq_theory.plan import (fit_candidates, fit_memory_bytes, load_plan, load_quantized_model, sensitivity_memory,
-                             weight_sensitivity)
+from fmq_theory.cli.plan_cmd import _pass_bytes, _plan_memory_bytes
+from fmq_theory.plan import (fit_candidates, fit_memory_bytes, load_plan, load_quantized_model, pass_memory,
+                             sensitivity_memory, weight_sensitivity)
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +245,7 @@ def test_low_memory_writes_the_same_plan_and_is_offered_when_only_it_fits(tiny, 
     a, b = load_file(str(full)), load_file(str(lean))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     capsys.readouterr()
+    monkeypatch.setattr("fmq_theory.cli.plan_cmd._pass_bytes", lambda *args, **kwargs: 0)  # the codes' question alone
     need = _plan_memory_bytes(model, replicates=4, keep_codes=False)
     assert need < _plan_memory_bytes(model, replicates=4, keep_codes=True)
     monkeypatch.setattr("fmq_theory.cli.plan_cmd.available_memory_bytes", lambda: need)
@@ -270,6 +271,31 @@ def test_the_refusal_counts_the_sensitivity_estimate(tiny, monkeypatch, capsys):
     assert plan_tiny(folder, out) == 2
     err = capsys.readouterr().err
     assert "sensitivity_memory" in err and "4 replicates" in err and not out.exists()
+
+
+def test_a_sensitivity_pass_too_large_is_refused_naming_the_batch_size(tiny, monkeypatch, capsys):
+    """The pass holds its activations beside the sums (:func:`fmq_theory.plan.pass_memory`): with memory
+    for the pass at batch 1 but not at 16, ``fmq plan`` names ``--batch-size`` before any work, and the
+    activations it counts are those pass_memory measures for the plan's own noise."""
+    folder, _ = tiny
+    model = load_plan_model(str(folder / "model.safetensors"), str(folder / "config.json"))
+    argv = ["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"), "--budget", "3",
+            "-o", str(folder / "too_large.safetensors"), "--samples", "64", "--steps", "2", "--replicates", "4"]
+    args = build_parser().parse_args(argv)
+    noise = make_noise(64, (1, model.config.image_size, model.config.image_size), seed=args.seed)
+    labels = balanced_labels(64, model.config.num_classes)
+    m = pass_memory(model, noise, adapter=unet_adapter(model, labels), solver=args.solver, steps=2, replicates=4,
+                    batch_size=16)
+    assert _pass_bytes(model, args, batch_size=16) == m.activations + m.gradients > _pass_bytes(model, args, batch_size=1)
+    at = {b: _plan_memory_bytes(model, replicates=4, keep_codes=True, pass_bytes=_pass_bytes(model, args, batch_size=b))
+          for b in (1, 16)}
+    assert at[1] < at[16]
+    monkeypatch.setattr("fmq_theory.cli.plan_cmd.available_memory_bytes", lambda: at[16] - 1)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "argument --batch-size" in err and "pass_memory" in err and not (folder / "too_large.safetensors").exists()
+    monkeypatch.setattr("fmq_theory.cli.plan_cmd.available_memory_bytes", lambda: at[16])
+    assert main(argv) == 0
 
 
 def test_available_memory_is_read_from_meminfo(tmp_path):

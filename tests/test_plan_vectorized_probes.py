@@ -301,7 +301,7 @@ def test_pass_memory_of_a_vectorized_pass_holds_one_step_of_k_batches(model):
     assert vec.gradients == 3 * 2 * 2 * one.parameters
 
 
-@pytest.mark.parametrize("bad, match", [(dict(noise=torch.randn(1, 1, 6, 6)), "noise"),
+@pytest.mark.parametrize("bad, match", [(dict(noise=torch.randn(0, 1, 6, 6)), "noise"),
                                         (dict(autocast=True, batches_per_pass=2), "autocast"),
                                         (dict(noise=torch.full((4, 1, 6, 6), float("nan"))), "noise"),
                                         (dict(batch_size=0), "batch_size")])
@@ -309,3 +309,12 @@ def test_pass_memory_names_bad_input(model, bad, match):
     args = dict(noise=torch.randn(4, 1, 6, 6)) | bad
     with pytest.raises(ValueError, match=match):
         pass_memory(model, args.pop("noise"), adapter=ClassConditional(labels=torch.arange(4) % 3), **args)
+
+
+def test_pass_memory_of_one_row_counts_it_all_as_the_rows(model):
+    """With one row of noise nothing tells the shared bytes from the row's: all count as the row's."""
+    noise = torch.randn(3, 1, 6, 6, generator=torch.Generator().manual_seed(2))
+    adapter = ClassConditional(labels=torch.arange(3) % 3)
+    many = pass_memory(model, noise, adapter=adapter, replicates=1, batch_size=1)
+    one = pass_memory(model, noise[:1], adapter=adapter, replicates=1, batch_size=1)
+    assert one.per_row == many.per_row + many.shared and one.shared == 0 and one.activations >= many.activations

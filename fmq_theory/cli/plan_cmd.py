@@ -78,7 +78,7 @@ from fmq_theory.cli.quantize_cmd import _output
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.plan_sweep import (PlanSweepConfig, budget_output, load_plan_model, plan_sweep_cells,
                                            run_plan_sweep)
-from fmq_theory.plan import fit_memory_bytes, plan_quantization, sensitivity_memory
+from fmq_theory.plan import fit_memory_bytes, pass_memory, plan_quantization, sensitivity_memory
 from fmq_theory.plan.core import DATA_FREE_NOTE
 from fmq_theory.plan.candidates import CODE_FAMILIES
 from fmq_theory.plan.selection import GROUPINGS, check_bit_floors, check_families, check_groupings
@@ -181,26 +181,59 @@ def register(subparsers) -> None:
 _SWEEP_FLAGS = ("results", "scheduler", "workers", "threads")
 
 
-def _plan_memory_bytes(model: torch.nn.Module, *, replicates: int, keep_codes: bool) -> int:
-    """A lower bound on what planning ``model`` holds: the sensitivity pass's sums, then the estimate
-    beside the fitted options' codes (:func:`~fmq_theory.plan.sensitivity_memory`,
-    :func:`~fmq_theory.plan.fit_memory_bytes`)."""
+def _plan_memory_bytes(model: torch.nn.Module, *, replicates: int, keep_codes: bool, pass_bytes: int = 0) -> int:
+    """A lower bound on what planning ``model`` holds: the sensitivity pass's sums beside its
+    ``pass_bytes`` (activations and gradients), then the estimate beside the fitted options' codes
+    (:func:`~fmq_theory.plan.sensitivity_memory`, :func:`~fmq_theory.plan.fit_memory_bytes`)."""
     sens = sensitivity_memory(model, replicates=replicates)
-    return max(sens.sums, sens.estimate + fit_memory_bytes(model, keep_codes=keep_codes))
+    return max(sens.sums + pass_bytes, sens.estimate + fit_memory_bytes(model, keep_codes=keep_codes))
 
 
-def _check_memory(model: torch.nn.Module, checkpoint: str, *, replicates: int, keep_codes: bool = True) -> None:
-    """``ValueError`` naming CHECKPOINT if planning it needs more memory than this machine has."""
-    need, have = _plan_memory_bytes(model, replicates=replicates, keep_codes=keep_codes), available_memory_bytes()
-    if have is not None and need > have:
-        n = sum(p.numel() for p in model.parameters())
-        lean = _plan_memory_bytes(model, replicates=replicates, keep_codes=False)
-        raise ValueError(f"argument CHECKPOINT: planning {checkpoint!r} ({n:,} parameters) holds at least "
-                         f"{need / 2**30:.1f} GiB: the codes of every option of its tensors "
-                         f"(fmq_theory.plan.fit_memory_bytes) beside the sensitivity estimate of {replicates} "
-                         f"replicates (fmq_theory.plan.sensitivity_memory); this machine has {have / 2**30:.1f} GiB "
-                         "available: " + (f"give --low-memory, which holds at least {lean / 2**30:.1f} GiB"
-                                          if keep_codes and lean <= have else "plan it on a machine with more memory"))
+def _pass_bytes(model: torch.nn.Module, args, *, batch_size: int) -> int:
+    """The activations and gradients of ``fmq plan``'s sensitivity pass at ``batch_size``
+    (:func:`~fmq_theory.plan.pass_memory`, two evaluations of the pass's noise rows)."""
+    noise, adapter = _plan_noise(model, args)
+    m = pass_memory(model, noise, adapter=adapter, solver=args.solver, steps=args.steps,
+                    projections=args.projections, replicates=args.replicates, batch_size=batch_size,
+                    batches_per_pass=args.batches_per_pass)
+    return m.activations + m.gradients
+
+
+def _plan_noise(model: torch.nn.Module, args) -> tuple:
+    """``(noise, adapter)`` of the plan: ``--samples`` draws of ``--seed``, labels balanced over the classes."""
+    cfg = model.config
+    noise = make_noise(args.samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=args.seed)
+    labels = balanced_labels(args.samples, cfg.num_classes) if cfg.num_classes else None
+    return noise, unet_adapter(model, labels)
+
+
+def _check_memory(model: torch.nn.Module, args, *, keep_codes: bool = True) -> None:
+    """``ValueError`` naming CHECKPOINT (or ``--batch-size``, when a smaller one would fit) if planning
+    it needs more memory than this machine has."""
+    have = available_memory_bytes()
+    if have is None:
+        return
+    replicates = args.replicates
+    pass_bytes = _pass_bytes(model, args, batch_size=args.batch_size)
+    need = _plan_memory_bytes(model, replicates=replicates, keep_codes=keep_codes, pass_bytes=pass_bytes)
+    if need <= have:
+        return
+    n = sum(p.numel() for p in model.parameters())
+    what = (f"at least {need / 2**30:.1f} GiB: the sensitivity pass's sums of {replicates} replicates "
+            f"(fmq_theory.plan.sensitivity_memory) beside its activations at --batch-size {args.batch_size} "
+            f"(fmq_theory.plan.pass_memory, {pass_bytes / 2**30:.1f} GiB), then its estimate beside the codes of "
+            f"every option of the tensors (fmq_theory.plan.fit_memory_bytes); this machine has "
+            f"{have / 2**30:.1f} GiB available")
+    smallest = _plan_memory_bytes(model, replicates=replicates, keep_codes=keep_codes,
+                                  pass_bytes=_pass_bytes(model, args, batch_size=1))
+    if args.batch_size > 1 and smallest <= have:
+        raise ValueError(f"argument --batch-size: planning {args.checkpoint!r} ({n:,} parameters) at "
+                         f"--batch-size {args.batch_size} holds {what}: give a smaller --batch-size "
+                         f"(1 holds at least {smallest / 2**30:.1f} GiB)")
+    lean = _plan_memory_bytes(model, replicates=replicates, keep_codes=False, pass_bytes=pass_bytes)
+    raise ValueError(f"argument CHECKPOINT: planning {args.checkpoint!r} ({n:,} parameters) holds {what}: "
+                     + (f"give --low-memory, which holds at least {lean / 2**30:.1f} GiB"
+                        if keep_codes and lean <= have else "plan it on a machine with more memory"))
 
 
 def run(args) -> int:
@@ -218,13 +251,11 @@ def run(args) -> int:
         raise ValueError(f"argument --{given[0]}: applies to a sweep of several budgets only (--budget 2,3)")
     budget = args.budget[0]
     model = load_plan_model(args.checkpoint, args.model_config)
-    _check_memory(model, args.checkpoint, replicates=args.replicates, keep_codes=not args.low_memory)
-    cfg = model.config
-    noise = make_noise(args.samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=args.seed)
-    labels = balanced_labels(args.samples, cfg.num_classes) if cfg.num_classes else None
+    _check_memory(model, args, keep_codes=not args.low_memory)
+    noise, adapter = _plan_noise(model, args)
     torch.manual_seed(args.seed)
     plan = plan_quantization(
-        model, budget_bits=budget, adapter=unet_adapter(model, labels), noise=noise, solver=args.solver,
+        model, budget_bits=budget, adapter=adapter, noise=noise, solver=args.solver,
         steps=args.steps, projections=args.projections, replicates=args.replicates, batch_size=args.batch_size,
         batches_per_pass=args.batches_per_pass, seed=args.seed, bit_floors=args.bit_floors, families=args.families,
         groupings=args.groupings, keep_codes=not args.low_memory, progress=True,
@@ -277,7 +308,7 @@ def _sweep(args) -> int:
                           replicates=args.replicates, batch_size=args.batch_size, bit_floors=args.bit_floors,
                           families=args.families, groupings=args.groupings)
     # bad CHECKPOINT or --model-config named before any work, and a fit too large for this machine
-    _check_memory(load_plan_model(args.checkpoint, args.model_config), args.checkpoint, replicates=args.replicates)
+    _check_memory(load_plan_model(args.checkpoint, args.model_config), args)
     report = run_plan_sweep(cfg, budgets=args.budget, out=args.output, results=results,
                             scheduler=args.scheduler or "local", workers=args.workers, threads=args.threads)
     keys = {cell.key for cell in plan_sweep_cells(cfg, args.budget, out=args.output)}

@@ -502,7 +502,7 @@ def pass_memory(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter
     Raises
     ------
     ValueError
-        As :func:`weight_sensitivity` for its arguments; ``noise`` with fewer than 2 rows.
+        As :func:`weight_sensitivity` for its arguments.
 
     Examples
     --------
@@ -522,8 +522,6 @@ def pass_memory(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter
                          batch_size=batch_size, batches_per_pass=batches_per_pass)
     _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
     check_noise(noise)
-    if noise.shape[0] < 2:
-        raise ValueError(f"noise must have at least 2 rows to measure a row's activations; got {noise.shape[0]}")
     _check_finite_parameters(model)
     device, dtype = placement(model, like=noise)
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}
@@ -546,7 +544,8 @@ def pass_memory(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter
                 velocity(0.5, x)
         return sum(storages.values())
 
-    one, two = saved(1), saved(2)
+    one = saved(1)  # one row of noise: all of it counted as the row's (an upper estimate under autocast)
+    two = saved(2) if noise.shape[0] > 1 else 2 * one
     per_row, shared = two - one, 2 * one - two
     n = sum(p.numel() for p in model.parameters())
     nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
