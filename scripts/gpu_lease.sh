@@ -389,6 +389,9 @@
 #        PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp MEMFMT=contiguous S2=$((500-SECONDS+t0)) H2=$((570-SECONDS+t0)) bash scripts/gpu_lease.sh 2 2>&1 | tail -50",
 #       the same carry)
 #   run(the same plan command as stage 3, S3=480 H3=560, KEEP_ROWS and B as above, carry=[".carry/plan_test"]), once more if time is left.
+#   With time left: `PYTHONPATH=. python3 benchmarks/gpu.py --only sensitivity --out "$OUT"` (~110-160 s): since 56ab743
+#   the vectorized passes hold one step's activations (estimated 14.1/27.6/54.6 GiB at 2/4/8 batches per pass, against
+#   29.6/55.4/105.4 measured before), and each pass records estimated_peak_bytes beside its peak.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
