@@ -79,6 +79,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
 from fmq_theory.bounds.spectral import jacobian_spectral_norm
+from fmq_theory.flow.checks import check_noise, check_probe_settings
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
 from fmq_theory.flow.solvers import solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, Velocity, placement
@@ -305,6 +306,13 @@ def certify_w2(samples_fp, samples_q, *, low: float = -1.0, high: float = 1.0, d
     -------
     W2Certificate
 
+    Raises
+    ------
+    ValueError
+        Unpaired, complex, non-finite or coordinate-free samples; ``low``/``high`` not finite with
+        ``low < high``, or so far apart that ``d (high - low)^2`` overflows float64; ``delta``
+        outside ``(0, 1)``.
+
     Examples
     --------
     Two samplers that differ by a shift of 0.01 in each of 4 coordinates: ``W2 = 0.02``.
@@ -318,9 +326,11 @@ def certify_w2(samples_fp, samples_q, *, low: float = -1.0, high: float = 1.0, d
     """
     a = torch.as_tensor(samples_fp).detach()
     b = torch.as_tensor(samples_q).detach().to(a.device)
-    if a.shape != b.shape or a.ndim < 2 or a.shape[0] < 2:
-        raise ValueError(f"samples_fp and samples_q must be paired (n >= 2, ...) arrays, got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
+    if a.shape != b.shape or a.ndim < 2 or a.shape[0] < 2 or a[0].numel() == 0:
+        raise ValueError(f"samples_fp and samples_q must be paired (n >= 2, ...) arrays with at least one "
+                         f"coordinate, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.is_complex() or b.is_complex():
+        raise ValueError("samples_fp and samples_q must be real (a complex sample lost its imaginary part)")
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"low={low!r}, high={high!r} must be finite with low < high")
     if not 0.0 < delta < 1.0:
@@ -330,6 +340,9 @@ def certify_w2(samples_fp, samples_q, *, low: float = -1.0, high: float = 1.0, d
     n, d = a.shape[0], int(np.prod(a.shape[1:]))
     diff = b.double().clamp(low, high) - a.double().clamp(low, high)
     sq = (diff.flatten(1) ** 2).sum(1).cpu().numpy()
+    if not high - low < math.sqrt(np.finfo(float).max / d):  # else d (high - low)^2 is inf or an OverflowError
+        raise ValueError(f"low={low!r}, high={high!r}: the squared diameter d (high - low)^2 of the box (d = {d}) "
+                         "overflows float64")
     range_sq = d * (high - low) ** 2
     sq = np.minimum(sq, range_sq)  # the clipped pairs lie in the box; this only removes round-off
     return W2Certificate(
@@ -531,6 +544,14 @@ def estimate_w2_trajectory(
     -------
     TrajectoryEstimate
 
+    Raises
+    ------
+    ValueError
+        ``noise`` not a floating tensor ``(n >= 2, *event)`` of finite entries; ``batch_size`` or
+        ``lanczos_iterations`` not a positive int; a bad ``solver``, ``steps``, ``t0``/``t1``,
+        ``segment_points``, ``confidence`` or ``value_range``; the models on different devices
+        or dtypes.
+
     Examples
     --------
     A linear field ``v = -A x`` and the same field with ``A`` rounded to one decimal:
@@ -543,6 +564,8 @@ def estimate_w2_trajectory(
     (True, True)
     """
     pts = _check_solver_args(solver, steps, t0, t1, segment_points, confidence)
+    check_noise(noise)
+    check_probe_settings(batch_size=batch_size, lanczos_iterations=lanczos_iterations)
     adapter.check(noise.shape[0])
     if noise.shape[0] < 2:
         raise ValueError(f"noise must hold at least 2 samples, got {noise.shape[0]}")
@@ -681,12 +704,24 @@ def certify_fid(
     Returns
     -------
     FIDCertificate
+
+    Raises
+    ------
+    ValueError
+        Unpaired or non-finite features; reference moments that are not finite or not of shapes
+        ``(d,)`` and ``(d, d)``; only one of ``labels_fp``, ``labels_q``, or labels not of shape
+        ``(n,)``; ``n_boot`` or ``confidence`` out of range.
     """
     # torch.as_tensor takes arrays, sequences and tensors on any device alike
     a = torch.as_tensor(features_fp, dtype=torch.float64)
     b = torch.as_tensor(features_q, dtype=torch.float64, device=a.device)
     if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2:
         raise ValueError(f"features_fp and features_q must be paired (n >= 2, d) arrays, got {tuple(a.shape)} and {tuple(b.shape)}")
+    for name, value in (("features_fp", a), ("features_q", b)):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} holds NaN or infinite entries")
+    if (labels_fp is None) != (labels_q is None):
+        raise ValueError("labels_fp and labels_q must be given together (the switch rate compares them)")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence={confidence!r} must lie in (0, 1)")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 2:
@@ -694,6 +729,10 @@ def certify_fid(
     n = a.shape[0]
     mu_r = torch.as_tensor(reference_mean, dtype=torch.float64, device=a.device)
     cov_r = torch.as_tensor(reference_cov, dtype=torch.float64, device=a.device)
+    d = a.shape[1]
+    for name, value, shape in (("reference_mean", mu_r, (d,)), ("reference_cov", cov_r, (d, d))):
+        if tuple(value.shape) != shape or not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} must be a finite array of shape {shape}, got shape {tuple(value.shape)}")
     mu_a, s_a = gaussian_fit(a)
     mu_b, s_b = gaussian_fit(b)
     fid_fp = frechet_distance(mu_a, s_a, mu_r, cov_r)
@@ -712,7 +751,7 @@ def certify_fid(
     q_lo, q_med, q_hi = np.quantile(np.asarray(reps), [alpha, 0.5, 1 - alpha])
     dfid = fid_q - fid_fp
     low, high = dfid - float(q_hi - q_med), dfid + float(q_med - q_lo)
-    if labels_fp is not None and labels_q is not None:
+    if labels_fp is not None:
         la, lb = np.asarray(labels_fp), np.asarray(labels_q)
         if la.shape != (n,) or lb.shape != (n,):
             raise ValueError(f"labels_fp and labels_q must have shape ({n},), got {la.shape} and {lb.shape}")

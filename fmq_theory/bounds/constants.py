@@ -49,6 +49,7 @@ A linear field ``v(t, x) = A x`` with ``A = diag(2, 1)``: every estimate finds `
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -57,6 +58,7 @@ import torch
 from torch.func import jvp, vjp
 
 from fmq_theory.bounds.spectral import jacobian_spectral_norm
+from fmq_theory.flow.checks import check_noise
 from fmq_theory.flow.solvers import solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, Velocity, with_parameters
 
@@ -91,10 +93,18 @@ def trajectory_points(velocity: Velocity, x0: torch.Tensor, *, solver: str, step
     -------
     tuple of (float, torch.Tensor)
         ``(t_k, x_k)`` before step ``k``.
+
+    Raises
+    ------
+    ValueError
+        Not a fixed-step ``solver``, ``steps`` or ``every`` not a positive int, or ``x0`` with a
+        NaN or infinite entry.
     """
     solver_spec(solver, fixed_step=True)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")
+    if not bool(torch.isfinite(x0).all()):
+        raise ValueError("x0 holds NaN or infinite entries")
     points, x = [], x0
     for k, (t, h) in enumerate(time_grid(steps)):
         if k % every == 0:
@@ -128,7 +138,15 @@ def lipschitz_x_lower(velocity: Velocity, points: Sequence[Point], *, iterations
     -------
     numpy.ndarray, shape ``(len(points), n)``
         Each an estimate from below; their maximum is a lower estimate of ``L_x``.
+
+    Raises
+    ------
+    ValueError
+        ``points`` is empty, or as :func:`~fmq_theory.bounds.spectral.jacobian_spectral_norm`
+        (``iterations``, a non-finite state or Jacobian product).
     """
+    if not points:
+        raise ValueError("points is empty: give at least one (t, x)")
     return np.stack([_jacobian_norms(lambda z, t=t: velocity(t, z), x, iterations, generator) for t, x in points])
 
 
@@ -159,9 +177,19 @@ def lipschitz_theta_lower(velocity_of: Callable[[Mapping[str, torch.Tensor]], Ve
     -------
     numpy.ndarray, shape ``(len(points),)``
         Their maximum is a lower estimate of ``L_theta``.
+
+    Raises
+    ------
+    ValueError
+        ``points`` is empty, ``iterations`` is not a positive int (0 gave a norm of 0), or the
+        estimate at a point is not finite (a NaN or infinite state or velocity).
     """
+    if not points:
+        raise ValueError("points is empty: give at least one (t, x)")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations={iterations!r} must be a positive integer")
     out = []
-    for t, x in points:
+    for k, (t, x) in enumerate(points):
         def f(p, t=t, x=x):
             return velocity_of(p)(t, x)
 
@@ -174,6 +202,9 @@ def lipschitz_theta_lower(velocity_of: Callable[[Mapping[str, torch.Tensor]], Ve
             _, ju = jvp(f, (params,), (g,))
             sigma = float(ju.flatten() @ u.flatten()) ** 0.5
             u = ju
+        if not math.isfinite(sigma):
+            raise ValueError(f"points[{k}]: ||d v / d theta|| is not finite there (a NaN or infinite state or "
+                             "velocity)")
         out.append(sigma)
     return np.array(out)
 
@@ -197,7 +228,9 @@ def _layers(feature_fn: Callable, net: torch.nn.Module, input_shape: tuple) -> l
              for m in net.modules() if not list(m.children())]
     try:
         with torch.no_grad():
-            param = next(net.parameters())
+            param = next(net.parameters(), None)
+            if param is None:
+                raise ValueError(f"net ({type(net).__name__}) has no parameters: no layer whose norm could be bounded")
             feature_fn(torch.zeros(2, *input_shape, dtype=param.dtype, device=param.device))
     finally:
         for h in hooks:
@@ -262,6 +295,12 @@ def layer_norm_upper(layer: torch.nn.Module, in_shape: tuple) -> float:
     -------
     float
 
+    Raises
+    ------
+    ValueError
+        ``layer`` is neither a Linear nor a Conv2d, or its weight holds a NaN or infinite entry;
+        ``in_shape`` of a Conv2d is not ``(c, h, w)``.
+
     Examples
     --------
     >>> lin = torch.nn.Linear(3, 2, bias=False)
@@ -269,11 +308,15 @@ def layer_norm_upper(layer: torch.nn.Module, in_shape: tuple) -> float:
     >>> layer_norm_upper(lin, (3,))
     4.0
     """
+    if not isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+        raise ValueError(f"layer must be a Linear or Conv2d, got {type(layer).__name__}")
+    if not bool(torch.isfinite(layer.weight).all()):
+        raise ValueError(f"layer ({layer!r}): its weight holds NaN or infinite entries")
     if isinstance(layer, torch.nn.Conv2d):
+        if len(in_shape) != 3:
+            raise ValueError(f"in_shape={tuple(in_shape)!r} must be (c, h, w) for a Conv2d")
         return _conv_norm_upper(layer, tuple(in_shape))
-    if isinstance(layer, torch.nn.Linear):
-        return float(torch.linalg.matrix_norm(layer.weight.detach().double().cpu(), ord=2))
-    raise ValueError(f"layer must be a Linear or Conv2d, got {type(layer).__name__}")
+    return float(torch.linalg.matrix_norm(layer.weight.detach().double().cpu(), ord=2))
 
 
 def lip_features_upper(feature_fn: Callable[[torch.Tensor], torch.Tensor], net: torch.nn.Module, *,
@@ -301,6 +344,12 @@ def lip_features_upper(feature_fn: Callable[[torch.Tensor], torch.Tensor], net: 
     Returns
     -------
     float
+
+    Raises
+    ------
+    ValueError
+        ``net`` has no parameters, holds a leaf module of another kind, or a layer with a NaN or
+        infinite weight (:func:`layer_norm_upper`).
     """
     prod = 1.0
     for layer, shape in _layers(feature_fn, net, tuple(input_shape)):
@@ -367,9 +416,17 @@ def trajectory_constants(model: torch.nn.Module, noise: torch.Tensor, *, adapter
     Returns
     -------
     TrajectoryConstants
+
+    Raises
+    ------
+    ValueError
+        ``noise`` is not a floating tensor ``(n >= 1, *event)`` of finite entries (it gave NaN
+        constants), ``theta_samples`` is not an int in ``[1, n]``, or as the functions above.
     """
-    if not 1 <= theta_samples <= noise.shape[0]:
-        raise ValueError(f"theta_samples={theta_samples!r} must be in [1, {noise.shape[0]}]")
+    check_noise(noise)
+    n = noise.shape[0]
+    if isinstance(theta_samples, bool) or not isinstance(theta_samples, int) or not 1 <= theta_samples <= n:
+        raise ValueError(f"theta_samples={theta_samples!r} must be an int in [1, {n}]")
     adapter.check(noise.shape[0])
     params = {name: p.detach() for name, p in model.named_parameters()}
 

@@ -51,7 +51,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
+from fmq_theory.flow.checks import check_noise, check_probe_settings
+from fmq_theory.flow.frechet import frechet_distance, gaussian_fit, to_float64
 from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
@@ -105,6 +106,15 @@ def row_variances(params: Mapping[str, torch.Tensor], quantized: Mapping[str, ob
     dict of str to numpy.ndarray
         Shape ``(rows_l,)`` per perturbed tensor, keyed by the names of ``params``.
 
+    Raises
+    ------
+    ValueError
+        A name that is no parameter (or matches several), a tensor of the wrong shape or whose
+        row variances are not finite (a NaN or infinite entry, or an error that overflows
+        float64), an MSE that is not a finite number ``>= 0``.
+    TypeError
+        A value that is neither a tensor nor a number.
+
     Examples
     --------
     >>> params = {"model.w": torch.zeros(2, 4)}
@@ -120,6 +130,9 @@ def row_variances(params: Mapping[str, torch.Tensor], quantized: Mapping[str, ob
                 raise ValueError(f"quantized[{name!r}] has shape {tuple(value.shape)}, expected {tuple(p.shape)}")
             diff = (value.detach().double().cpu() - p.detach().double().cpu()).reshape(rows, -1)
             out[name] = (diff**2).mean(1).numpy()
+            if not np.all(np.isfinite(out[name])):
+                raise ValueError(f"quantized[{name!r}]: its error variances are not finite (a NaN or infinite "
+                                 "entry, or an error whose square overflows float64)")
         elif isinstance(value, (float, int, np.floating)) and not isinstance(value, bool):
             if not (math.isfinite(float(value)) and float(value) >= 0):
                 raise ValueError(f"quantized[{name!r}] = {value!r} must be a finite MSE >= 0")
@@ -169,7 +182,7 @@ def _check_common(solver, steps, clip):
     solver_spec(solver, fixed_step=True)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive int")
-    if clip is not None and not (len(clip) == 2 and clip[0] < clip[1]):
+    if clip is not None and not (isinstance(clip, (tuple, list)) and len(clip) == 2 and clip[0] < clip[1]):
         raise ValueError(f"clip={clip!r} must be None or a pair (low, high) with low < high")
 
 
@@ -225,6 +238,13 @@ def noise_gains(
     -------
     NoiseGains
 
+    Raises
+    ------
+    ValueError
+        ``noise`` not a floating tensor ``(n >= 1, *event)`` of finite entries (an empty one gave
+        NaN gains); ``projections`` or ``batch_size`` not a positive int; a bad ``solver``,
+        ``steps`` or ``clip``.
+
     Examples
     --------
     >>> class Field(torch.nn.Module):
@@ -240,8 +260,8 @@ def noise_gains(
     (('lin.weight', 'lin.bias'), [(2,), (1,)])
     """
     _check_common(solver, steps, clip)
-    if isinstance(projections, bool) or not isinstance(projections, int) or projections < 1:
-        raise ValueError(f"projections={projections!r} must be a positive int")
+    check_noise(noise)
+    check_probe_settings(projections=projections, batch_size=batch_size)
     adapter.check(noise.shape[0])
     device, dtype = placement(model_fp, like=noise)
     names = tuple(n for n, _ in model_fp.named_parameters())
@@ -356,10 +376,18 @@ class Prediction:
     n: int
 
     def dominant(self, level: str = "feature", k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` tensors with the largest share at ``level`` ("step", "sample", "feature"), as (name, fraction)."""
+        """The ``k`` tensors with the largest share at ``level`` ("step", "sample", "feature"), as (name, fraction).
+
+        Raises
+        ------
+        ValueError
+            Unknown ``level``, or ``k`` not a positive int (``k = -1`` gave all tensors but one).
+        """
         terms = {"step": self.step_terms, "sample": self.sample_terms, "feature": self.feature_terms}
         if level not in terms:
             raise ValueError(f"level={level!r} is not one of {sorted(terms)}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k={k!r} must be a positive int")
         t = terms[level]
         total = float(t.sum()) or 1.0
         order = np.argsort(t)[::-1][:k]
@@ -415,6 +443,14 @@ def predict(
     -------
     Prediction
 
+    Raises
+    ------
+    ValueError
+        ``noise`` not a floating tensor ``(n >= 2, *event)`` of finite entries; ``draws`` or
+        ``batch_size`` not a positive int; reference moments that are not finite or not of
+        shapes ``(D,)`` and ``(D, D)``; ``gains`` of another solver, steps or tensors;
+        ``quantized`` as in :func:`row_variances`.
+
     Examples
     --------
     A small MLP field ``v(x, t)`` and its weights rounded to 4 bits:
@@ -438,10 +474,15 @@ def predict(
     _check_common(solver, steps, clip)
     if gains.solver != solver or gains.steps != steps:
         raise ValueError(f"gains were computed for {gains.solver}/{gains.steps}, not {solver}/{steps}")
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"draws={draws!r} must be a positive int")
+    check_probe_settings(draws=draws, batch_size=batch_size)
+    check_noise(noise)
     if noise.shape[0] < 2:
         raise ValueError(f"noise must hold at least 2 samples, got {noise.shape[0]}")
+    mu_r = to_float64(np.asarray(reference_mean), name="reference_mean")
+    cov_r = to_float64(np.asarray(reference_cov), name="reference_cov")
+    if mu_r.ndim != 1 or tuple(cov_r.shape) != (mu_r.shape[0],) * 2:
+        raise ValueError(f"reference_mean and reference_cov must have shapes (D,) and (D, D), got "
+                         f"{tuple(mu_r.shape)} and {tuple(cov_r.shape)}")
     adapter.check(noise.shape[0])
     device, dtype = placement(model_fp, like=noise)
     params = {n: p.detach().to(device) for n, p in model_fp.named_parameters()}
@@ -461,8 +502,7 @@ def predict(
         terms["sample"][i] = float(v @ gains.sample[i])
         terms["feature"][i] = float(v @ gains.feature[i])
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    mu_r = torch.as_tensor(np.asarray(reference_mean)).double().to(device)
-    cov_r = torch.as_tensor(np.asarray(reference_cov)).double().to(device)
+    mu_r, cov_r = mu_r.to(device), cov_r.to(device)
     fid_draws, sample_mc, feature_mc = [], [], []
     base_feats = None
 
@@ -547,6 +587,12 @@ def dither_state_dict(state_dict: Mapping[str, torch.Tensor], quantized: Mapping
     -------
     dict of str to torch.Tensor
         A new state dict (same devices and dtypes).
+
+    Raises
+    ------
+    ValueError
+        ``quantized`` as in :func:`row_variances`, or dithered weights that are not finite (a
+        NaN or infinite weight, or an MSE so large that they overflow the tensor's dtype).
     """
     var = row_variances(state_dict, quantized)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -559,4 +605,7 @@ def dither_state_dict(state_dict: Mapping[str, torch.Tensor], quantized: Mapping
         u = torch.rand(p.shape, generator=gen, dtype=torch.float64) * 2 - 1
         scale = a.view(-1, *([1] * (p.dim() - 1))) if p.dim() > 1 else a
         out[name] = (p.detach().double().cpu() + u * scale).to(dtype=p.dtype, device=p.device)
+        if not bool(torch.isfinite(out[name]).all()):
+            raise ValueError(f"quantized[{name!r}]: the dithered weights are not finite (the weights hold NaN or "
+                             f"infinite entries, or the MSE is too large for {p.dtype})")
     return out

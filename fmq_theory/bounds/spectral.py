@@ -106,10 +106,19 @@ def jacobian_spectral_norm(
     Raises
     ------
     ValueError
-        If ``iterations`` is not a positive integer or ``start`` has the wrong shape.
+        If ``iterations`` is not a positive integer, ``point`` is not a floating tensor
+        ``(n >= 1, ...)`` of finite entries, ``start`` has the wrong shape or a non-finite entry,
+        or the Jacobian products of ``step_map`` at ``point`` are not finite.
     """
-    if not isinstance(iterations, int) or iterations < 1:
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations={iterations!r} must be a positive integer")
+    if point.ndim < 1 or point.shape[0] == 0 or not point.is_floating_point():
+        raise ValueError(f"point must be a floating tensor of shape (n >= 1, ...), got {tuple(point.shape)} "
+                         f"{point.dtype}")
+    if not bool(torch.isfinite(point).all()):
+        raise ValueError("point holds NaN or infinite entries")
+    if start is not None and not bool(torch.isfinite(start).all()):
+        raise ValueError("start holds NaN or infinite entries")
     n = point.shape[0]
     event = point[0].numel()
     k = min(iterations, event)
@@ -150,6 +159,8 @@ def jacobian_spectral_norm(
     if k > 1:
         off = torch.stack(betas[:-1], 1).double()
         t = t + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError("step_map: its Jacobian products at point are not finite (NaN or overflow)")
     evals, evecs = torch.linalg.eigh(t)
     theta = evals[:, -1].clamp_min(0.0)
     top = evecs[:, :, -1]  # (n, k)

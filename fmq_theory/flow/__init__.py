@@ -5,4 +5,5 @@
   and the certificate.
 - :mod:`.velocity` — adapters from a model's own call signature to ``v(t, x)``.
 - :mod:`.frechet` — Gaussian moment fits and the Fréchet distance between them.
+- :mod:`.checks` — the argument checks of noise and probe settings shared by the layers above.
 """

@@ -43,6 +43,11 @@ class PathSample:
 def cond_ot_path(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> PathSample:
     """Sample ``x_t = (1 - t) x0 + t x1`` with target velocity ``x1 - x0``.
 
+    Raises
+    ------
+    ValueError
+        ``x0`` and ``x1`` differ in shape or have no batch axis, or ``t`` is not of shape ``(B,)``.
+
     Examples
     --------
     >>> ps = cond_ot_path(torch.zeros(1, 2), torch.ones(1, 2), torch.tensor([0.25]))
@@ -51,6 +56,8 @@ def cond_ot_path(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> PathSam
     """
     if x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must have one shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
+    if x0.ndim == 0:
+        raise ValueError("x0 and x1 must have a batch axis (B, ...), got 0-d tensors")
     if t.shape != (x0.shape[0],):
         raise ValueError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
     tb = t.reshape(-1, *([1] * (x0.ndim - 1))).to(x0.dtype)
@@ -62,7 +69,14 @@ def flow_matching_loss(model: Callable, x1: torch.Tensor, *, y: torch.Tensor | N
     """Conditional flow-matching loss ``E |v(x_t, t, y) - (x1 - x0)|^2`` (mean over entries).
 
     ``model`` is class-conditional, ``model(x, t, y)`` (``y = None`` for an unconditional one).
+
+    Raises
+    ------
+    ValueError
+        ``x1`` has no batch axis or no samples (the mean of an empty batch is NaN).
     """
+    if x1.ndim == 0 or x1.numel() == 0:
+        raise ValueError(f"x1 must be a non-empty batch (B >= 1, ...), got shape {tuple(x1.shape)}")
     x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
     t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
     ps = cond_ot_path(x0, x1, t)

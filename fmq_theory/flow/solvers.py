@@ -29,6 +29,8 @@ bit.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -128,6 +130,11 @@ def time_grid(steps: int, *, t_start: float = 0.0, t_end: float = 1.0) -> tuple[
         ``(t_k, h)`` for ``k = 0, ..., steps - 1`` with ``h = (t_end - t_start) / steps`` and
         ``t_k = t_start + k h``: the grid of :func:`integrate` and of the certificate.
 
+    Raises
+    ------
+    ValueError
+        ``steps`` is not a positive int, or ``t_start`` or ``t_end`` is not a finite number.
+
     Examples
     --------
     >>> time_grid(4)
@@ -135,8 +142,17 @@ def time_grid(steps: int, *, t_start: float = 0.0, t_end: float = 1.0) -> tuple[
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    _check_interval(t_start, t_end)
     h = (t_end - t_start) / steps
     return tuple((t_start + k * h, h) for k in range(steps))
+
+
+def _check_interval(t_start, t_end) -> None:
+    """``ValueError`` naming ``t_start, t_end`` unless both are finite real numbers (a NaN or
+    infinite end gave a grid of NaN times, and ``dopri5`` never finished)."""
+    for name, value in (("t_start", t_start), ("t_end", t_end)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"{name}={value!r} must be a finite number")
 
 
 def step(velocity: Velocity, x: torch.Tensor, t: float, h: float, *, solver: str) -> torch.Tensor:
@@ -216,10 +232,18 @@ def integrate(velocity: Velocity, x: torch.Tensor, *, solver: str = "midpoint", 
         Number of fixed steps (ignored by ``dopri5``).
     t_start, t_end : float
         Integration interval; ``t_end < t_start`` integrates backwards (inversion).
+    atol, rtol : float
+        Absolute and relative tolerances of ``dopri5`` (finite, > 0).
 
     Returns
     -------
     ODEResult
+
+    Raises
+    ------
+    ValueError
+        Unknown ``solver``; ``steps`` not a positive int; ``t_start`` or ``t_end`` not finite;
+        for ``dopri5``, ``atol`` or ``rtol`` not a finite number > 0.
 
     Examples
     --------
@@ -229,6 +253,10 @@ def integrate(velocity: Velocity, x: torch.Tensor, *, solver: str = "midpoint", 
     """
     spec = solver_spec(solver)
     if spec.name == "dopri5":
+        _check_interval(t_start, t_end)
+        for name, tol in (("atol", atol), ("rtol", rtol)):
+            if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and tol > 0):
+                raise ValueError(f"{name}={tol!r} must be a finite number > 0")
         count = [0]
 
         def f(t, state):
@@ -248,15 +276,35 @@ def make_noise(n: int, shape: tuple[int, ...], *, seed: int) -> torch.Tensor:
 
     The same ``(n, shape, seed)`` gives bit-identical noise on every machine, so full-precision
     and quantized models are sampled from exactly the same starting points.
+
+    Raises
+    ------
+    ValueError
+        ``n`` is not a positive int, ``shape`` not a sequence of ints ``>= 0``, or ``seed`` not an
+        integer in ``[-2**63, 2**64)`` (the range of :meth:`torch.Generator.manual_seed`).
     """
-    if not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
+    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ValueError(f"shape must be a sequence of ints >= 0, got {shape!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -2**63 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [-2**63, 2**64), got {seed!r}")
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     return torch.randn((n, *shape), generator=g, dtype=torch.float32)
 
 
 def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
-    """Labels ``0, 1, ..., num_classes - 1, 0, 1, ...`` of length ``n`` (int64)."""
+    """Labels ``0, 1, ..., num_classes - 1, 0, 1, ...`` of length ``n`` (int64).
+
+    Raises
+    ------
+    ValueError
+        ``n`` is not an int ``>= 0`` or ``num_classes`` not a positive int.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     return torch.arange(n, dtype=torch.long) % num_classes
 
 
@@ -289,12 +337,26 @@ def sample(model: Callable, noise: torch.Tensor, *, adapter: Adapter = XT(), sol
     ODEResult
         ``x`` on the CPU in float32; ``nfe`` the largest per-batch NFE.
 
+    Raises
+    ------
+    ValueError
+        ``noise`` is not a floating tensor ``(n >= 1, ...)`` of finite entries, ``clip`` not
+        ``None`` or a pair ``(low, high)`` with ``low < high``, ``batch_size`` not a positive int,
+        or the conditioning of ``adapter`` does not have ``n`` rows.
+
     Examples
     --------
     >>> res = sample(lambda x, t: -x, torch.ones(3, 2), solver="euler", steps=2)
     >>> res.x[0], res.nfe
     (tensor([0.2500, 0.2500]), 2)
     """
+    if not torch.is_tensor(noise) or noise.ndim < 1 or noise.shape[0] == 0 or not noise.is_floating_point():
+        got = tuple(noise.shape) if torch.is_tensor(noise) else type(noise).__name__
+        raise ValueError(f"noise must be a floating tensor of shape (n >= 1, ...), got {got}")
+    if not bool(torch.isfinite(noise).all()):
+        raise ValueError("noise holds NaN or infinite entries")
+    if clip is not None and not (isinstance(clip, (tuple, list)) and len(clip) == 2 and clip[0] < clip[1]):
+        raise ValueError(f"clip={clip!r} must be None or a pair (low, high) with low < high")
     adapter.check(noise.shape[0])
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")

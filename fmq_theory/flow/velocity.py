@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import abc
 import itertools
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -196,6 +198,13 @@ class ClassConditional(Adapter):
         The label of the unconditional branch (the UNet's is ``config.num_classes``); needed
         when ``cfg_scale > 0``.
 
+    Raises
+    ------
+    ValueError
+        ``cfg_scale`` is not a finite number ``>= 0`` (an infinite one gave NaN velocities),
+        ``labels`` is not 1-D, ``null_class`` is not an int, or ``cfg_scale > 0`` without
+        ``null_class``.
+
     Examples
     --------
     >>> def model(x, t, y):
@@ -211,8 +220,11 @@ class ClassConditional(Adapter):
     null_class: int | None = None
 
     def __post_init__(self):
-        if not self.cfg_scale >= 0:
-            raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale!r}")
+        if not (math.isfinite(self.cfg_scale) and self.cfg_scale >= 0):
+            raise ValueError(f"cfg_scale must be a finite number >= 0, got {self.cfg_scale!r}")
+        if self.null_class is not None and (isinstance(self.null_class, bool)
+                                            or not isinstance(self.null_class, numbers.Integral)):
+            raise ValueError(f"null_class must be an int, got {self.null_class!r}")
         if self.labels is not None and self.labels.ndim != 1:
             raise ValueError(f"labels must be 1-D, got shape {tuple(self.labels.shape)}")
         if self.cfg_scale > 0 and self.labels is not None and self.null_class is None:

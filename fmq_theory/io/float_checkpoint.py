@@ -86,7 +86,10 @@ def _tensor_mapping(obj, path: str, key: str | None) -> dict[str, torch.Tensor]:
 
 def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
     _, header = read_safetensors_header(path)
-    if METADATA_KEY in (header.get("__metadata__") or {}):
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path!r} has a corrupt safetensors header: '__metadata__' is not a mapping")
+    if METADATA_KEY in meta:
         raise ValueError(
             f"{path!r} is an fmq_theory quantized checkpoint, not a float one; "
             "read it with fmq_theory.io.quantized_file.load_quantized"
@@ -146,7 +149,8 @@ def load_state_dict_file(path, *, key: str | None = None, safe_globals: tuple = 
     IsADirectoryError
         ``path`` is a directory.
     ValueError
-        Unknown suffix; corrupt or truncated file; a quantized checkpoint written by
+        Unknown suffix; corrupt or truncated file (a safetensors header whose ``__metadata__``
+        is not a mapping included); a quantized checkpoint written by
         :func:`fmq_theory.io.quantized_file.save_quantized` (read those with
         :func:`~fmq_theory.io.quantized_file.load_quantized`); a pickle that holds anything
         ``weights_only`` refuses (for example an object whose unpickling would run code);

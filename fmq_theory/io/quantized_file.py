@@ -234,6 +234,8 @@ def _report_measurements(report: tuple, quantized: dict) -> dict[str, dict]:
 
 
 def _report_row(name: str, qt: QuantizedTensor, measured: dict):
+    if not isinstance(measured, dict):
+        raise TypeError(f"the report of tensor {name!r} is not a mapping")
     names = set(TensorReport.__dataclass_fields__)
     derived = {k: v for k, v in _derived_report_fields(name, qt).items() if k in names}
     return TensorReport(**derived, **{k: tuple(v) if isinstance(v, list) else v for k, v in measured.items()})
@@ -337,6 +339,8 @@ def save_quantized(path, qsd_or_mapping, *, metadata: Mapping[str, Any] | None =
 
 def _document(path: str, header: dict) -> dict:
     meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path!r} has a corrupt safetensors header: '__metadata__' is not a mapping")
     if METADATA_KEY not in meta:
         raise ValueError(f"{path!r} is a safetensors file but not an fmq_theory quantized checkpoint")
     try:
@@ -357,6 +361,8 @@ def _document(path: str, header: dict) -> dict:
     tensors = document.get("tensors")
     if not isinstance(tensors, dict) or not all(isinstance(e, dict) for e in tensors.values()):
         raise ValueError(f"{path!r}: metadata has no tensor layout")
+    if not isinstance(document.get("metadata") or {}, dict):
+        raise ValueError(f"{path!r}: the caller's metadata is not a mapping")
     return document
 
 
@@ -419,7 +425,8 @@ def inspect_quantized(path) -> QuantizedFileInfo:
     Raises
     ------
     FileNotFoundError, ValueError
-        Missing file; not a (supported) fmq_theory quantized checkpoint; truncated file or a
+        Missing file; not a (supported) fmq_theory quantized checkpoint (a header whose
+        ``__metadata__`` or caller metadata is not a mapping included); truncated file or a
         tensor whose bytes fail their checksum.
     """
     path = require_file(path, "path")
@@ -541,7 +548,8 @@ def load_quantized(path, *, device: str = "cpu") -> QuantizedStateDict:
         A ``.safetensors`` file written by :func:`save_quantized`.
     device : str
         Device recorded in the torch-framework :class:`QuantizedTensor` objects (so that
-        ``dequantize()`` lands there) and of the passthrough torch tensors.
+        ``dequantize()`` lands there) and of the passthrough torch tensors; a name
+        :class:`torch.device` accepts.
 
     Returns
     -------
@@ -556,12 +564,18 @@ def load_quantized(path, *, device: str = "cpu") -> QuantizedStateDict:
     FileNotFoundError
         ``path`` does not exist.
     ValueError
-        Truncated or corrupt file, a tensor whose bytes fail their SHA-256 digest,
+        ``device`` is not a device name; truncated or corrupt file (a header whose
+        ``__metadata__``, caller metadata or report is not a mapping included), a tensor whose
+        bytes fail their SHA-256 digest,
         non-finite stored codebooks/scales, unsupported format version, or a layout that fails
         validation (unknown method, bits outside 1..8, inconsistent shapes, a packed
         stream of the wrong length or with non-zero padding, stored arrays that do not
         rebuild ``2**bits`` levels per group, tensors missing from or extra in the file).
     """
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device name: {exc}") from exc
     path = require_file(path, "path")
     header_bytes, header = read_safetensors_header(path)
     document = _document(path, header)

@@ -295,14 +295,26 @@ def fit_candidate(w: torch.Tensor, cand: Candidate, *, sensitivity, cache: dict 
         ``estimate.scorer(name)``
         (:meth:`~fmq_theory.plan.sensitivity.WeightSensitivity.scorer`): what
         :attr:`FittedCandidate.predicted` and :attr:`~FittedCandidate.predicted_replicates` hold.
+
+    Raises
+    ------
+    ValueError
+        ``w`` is empty (a kept candidate's MSE was NaN) or, for a quantized candidate, has a NaN
+        or infinite entry; a ``weighted_lloyd`` candidate without a ``sensitivity`` of one value
+        per weight of ``w`` (a shorter one was padded with zeros), or with a negative or
+        non-finite one.
     """
     n = w.numel()
+    if n == 0:
+        raise ValueError(f"w is empty (shape {tuple(w.shape)})")
     if cand.method in KEPT_METHODS:
         kept = _cast(w, getattr(torch, cand.storage))
         nbytes, stored = n * kept.element_size(), kept
     else:
-        if cand.method == "weighted_lloyd" and sensitivity is None:
-            raise ValueError(f"candidate {cand.label!r} needs the tensor's sensitivity")
+        if cand.method == "weighted_lloyd" and (sensitivity is None or np.size(sensitivity) != n):
+            got = None if sensitivity is None else np.shape(sensitivity)
+            raise ValueError(f"candidate {cand.label!r} needs the tensor's sensitivity, one value per weight of w "
+                             f"(shape {tuple(w.shape)}), got {got}")
         qt = _fit_quantized(w, cand, sensitivity, {} if cache is None else cache)
         if not all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in qt.stored.values()):
             return None

@@ -65,6 +65,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fmq_theory.flow.checks import check_noise
 from fmq_theory.flow.solvers import make_noise
 from fmq_theory.flow.velocity import XT, Adapter
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized, save_quantized
@@ -73,7 +74,7 @@ from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, FittedCandidat
 from fmq_theory.plan.knapsack import solve_mckp
 from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, check_groupings, choose_variant,
                                        displacement, distribution_shift, sampled)
-from fmq_theory.plan.sensitivity import WeightSensitivity, check_noise, weight_sensitivity
+from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
 from fmq_theory.quantizers import (QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity,
                                    parse_granularity, serial_kernels)
 from fmq_theory.theory.wasserstein import quantization_w2

@@ -50,8 +50,9 @@ import numpy as np
 import torch
 from scipy import stats
 
+from fmq_theory.flow.checks import check_probe_settings
 from fmq_theory.flow.velocity import XT, Adapter, placement
-from fmq_theory.plan.sensitivity import check_probe_settings, probe_gradients
+from fmq_theory.plan.sensitivity import probe_gradients
 
 __all__ = ["FirstOrderDisplacement", "first_order_displacement"]
 

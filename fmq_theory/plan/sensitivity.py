@@ -59,10 +59,11 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
+from fmq_theory.flow.checks import check_noise, check_probe_settings
 from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
-__all__ = ["PassMemory", "ReplicateMeans", "SensitivityMemory", "WeightSensitivity", "check_noise", "check_probe_settings",
+__all__ = ["PassMemory", "ReplicateMeans", "SensitivityMemory", "WeightSensitivity",
            "pass_memory", "probe_gradients", "replicate_batch_size", "sensitivity_memory", "weight_sensitivity"]
 
 
@@ -560,17 +561,6 @@ def pass_memory(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter
                       per_row=per_row, shared=shared)
 
 
-def check_noise(noise) -> None:
-    """``ValueError`` naming ``noise`` unless it is a floating tensor of shape ``(n, *event)`` with
-    ``n >= 1`` samples, every entry finite."""
-    if not torch.is_tensor(noise) or noise.ndim < 2 or not noise.is_floating_point():
-        raise ValueError("noise must be a floating tensor of shape (n, *event)")
-    if noise.shape[0] == 0 or noise.numel() == 0:
-        raise ValueError(f"noise of shape {tuple(noise.shape)} holds no samples")
-    if not bool(torch.isfinite(noise).all()):
-        raise ValueError("noise holds NaN or infinite entries")
-
-
 def _check_finite_parameters(model: torch.nn.Module) -> None:
     """``ValueError`` if ``model`` has no parameters (nothing to probe), or naming the first one with
     a NaN or infinite entry."""
@@ -579,16 +569,6 @@ def _check_finite_parameters(model: torch.nn.Module) -> None:
     for name, p in model.named_parameters():
         if p.is_floating_point() and not bool(torch.isfinite(p).all()):
             raise ValueError(f"model parameter {name!r} holds NaN or infinite entries")
-
-
-def check_probe_settings(*, solver: str | None = None, **counts) -> None:
-    """``ValueError`` naming ``solver`` unless it is a fixed-step solver (when given), or the first of
-    ``counts`` (``steps``, ``projections``, ``batch_size`` ...) that is not an int >= 1."""
-    if solver is not None:
-        solver_spec(solver, fixed_step=True)
-    for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an int >= 1")
 
 
 def probe_gradients(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter = XT(),

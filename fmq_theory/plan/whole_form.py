@@ -69,8 +69,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from fmq_theory.flow.checks import check_probe_settings
 from fmq_theory.flow.velocity import XT, Adapter, placement
-from fmq_theory.plan.sensitivity import check_probe_settings, probe_gradients
+from fmq_theory.plan.sensitivity import probe_gradients
 
 __all__ = ["CandidateSketch", "WholeFormSolution", "sketch_candidates", "solve_whole_form"]
 

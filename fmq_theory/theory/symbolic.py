@@ -211,6 +211,14 @@ SYMBOLIC_BETA_MIN = sp.Rational(1, 200)
 #: Gaussian to within 0.3% (Panter-Dite constant 2.7289 against 2.7207).
 SYMBOLIC_NU_MAX = 1000
 
+#: Largest odd-integer (key 1) and half-integer (key 2, the denominator of ``nu``) Student-t ``nu``
+#: the derivations accept; even integers go up to :data:`SYMBOLIC_NU_MAX`, other ``nu`` are refused.
+#: Measured (sympy 1.14, every value of each kind from 2.5 and 3 up): all pass within 3 s; above
+#: them sympy builds integers past Python's 4300-digit conversion limit (a raw ``ValueError`` at
+#: ``nu = 127`` and ``83.5``) or runs past a minute (``999.5``), as it does for other decimals
+#: (``9.999`` and ``3.14159``: its exact powers of large coprime numerators and denominators).
+_SYMBOLIC_NU_MAX_ODD = {1: sp.Integer(125), 2: sp.Rational(165, 2)}
+
 
 @dataclass(frozen=True)
 class _Law:
@@ -264,6 +272,18 @@ def _law(law: str, *, nu=None, beta=None) -> _Law:
             f"nu={nu!r} is above {SYMBOLIC_NU_MAX}: the exact constants hold (nu-2)^((nu+1)/2) and "
             "Gamma(nu/2), whose exact simplification does not finish in minutes; use law='gaussian' "
             "(the nu -> infinity limit, within 0.3% at nu = 1000)")
+    numeric = ("the numeric path takes any nu > 2: fmq_theory.theory.distortion.law_quantizer("
+               "make_law('student-t', nu=...)), fmq distortion --law student-t --nu NU")
+    if (2 * n).q != 1:
+        raise ValueError(
+            f"nu={nu!r} is not an integer or a half-integer: the exact constants raise numbers built from "
+            f"nu = {n} to powers with its denominator, whose exact simplification can run for hours; the "
+            f"symbolic path takes nu in steps of 1/2; {numeric}")
+    if n % 2 != 0 and n > _SYMBOLIC_NU_MAX_ODD[n.q]:
+        raise ValueError(
+            f"nu={nu!r} is above {float(_SYMBOLIC_NU_MAX_ODD[n.q]):g} for an odd or half-integer nu: the exact "
+            f"simplification there builds integers past Python's 4300-digit limit or runs for minutes; take an "
+            f"even integer nu (up to {SYMBOLIC_NU_MAX}), or {numeric}")
     return _Law(law, (("nu", float(nu)),), "pareto", nu=n)
 
 
@@ -388,6 +408,14 @@ def optimal_clip(law: str, *, nu=None, beta=None) -> Derivation:
     -------
     Derivation
         ``expression`` in the symbol ``b``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``law``, a missing or misplaced shape parameter, or one the exact derivation
+        does not finish for: Student-t ``nu`` must be a multiple of 1/2 in ``(2, 1000]``, at most
+        125 when odd and 82.5 when a half-integer; generalized-Gaussian ``beta`` at least
+        :data:`SYMBOLIC_BETA_MIN`.
     """
     spec = _law(law, nu=nu, beta=beta)
     clip, why = _optimal_clip(spec)
@@ -440,6 +468,11 @@ def panter_dite_constant(law: str, *, nu=None, beta=None) -> Constant:
     Returns
     -------
     Constant
+
+    Raises
+    ------
+    ValueError
+        As :func:`optimal_clip`: an unknown ``law``, or a shape parameter it refuses.
     """
     spec = _law(law, nu=nu, beta=beta)
     expr = sp.simplify(_cube_root_integral(spec) ** 3 / 12)
@@ -521,6 +554,12 @@ def pareto_cell_variance(nu) -> Derivation:
     -------
     Derivation
         ``expression`` in the symbol ``j`` (valid for ``j >= 2``).
+
+    Raises
+    ------
+    ValueError
+        ``nu`` is not a multiple of 1/2 in ``(2, 1000]``, or is above 125 when odd or above 82.5
+        when a half-integer (the exact derivation does not finish there).
     """
     n = _law("student-t", nu=nu).nu
     z, r = sp.symbols("z r", positive=True)
@@ -591,6 +630,12 @@ def pareto_tail_sum(nu) -> Constant:
     Returns
     -------
     Constant
+
+    Raises
+    ------
+    ValueError
+        ``nu`` is not a multiple of 1/2 in ``(2, 1000]``, or is above 125 when odd or above 82.5
+        when a half-integer (the exact derivation does not finish there).
     """
     n = _law("student-t", nu=nu).nu
     expr, value = _pareto_tail_sum(n)
@@ -632,6 +677,11 @@ def sample_range_second_moment(law: str, *, n: int, nu=None, beta=None) -> Const
     Constant
         ``expression`` is the formula with :math:`b_n, a_n` substituted as floats
         (:math:`b_n` from ``scipy.stats``' inverse survival function).
+
+    Raises
+    ------
+    ValueError
+        As :func:`optimal_clip`: an unknown ``law``, or a shape parameter it refuses.
     """
     import scipy.stats as st
 
@@ -772,6 +822,12 @@ def asymptotic_form(law: str, method: str, *, nu=None, beta=None, n: int = 2304)
     -------
     AsymptoticForm
 
+    Raises
+    ------
+    ValueError
+        An unknown ``method``; as :func:`optimal_clip`, an unknown ``law`` or a shape parameter it
+        refuses.
+
     Examples
     --------
     >>> f = asymptotic_form("gaussian", "lloyd_max")
@@ -809,5 +865,11 @@ def _uniform_minmax_form(spec: _Law, n: int) -> AsymptoticForm:
 
 
 def asymptotic_table(law: str, *, nu=None, beta=None, n: int = 2304) -> tuple[AsymptoticForm, ...]:
-    """:func:`asymptotic_form` for every method of :data:`fmq_theory.vocab.SYMBOLIC_METHODS`, in that order."""
+    """:func:`asymptotic_form` for every method of :data:`fmq_theory.vocab.SYMBOLIC_METHODS`, in that order.
+
+    Raises
+    ------
+    ValueError
+        As :func:`asymptotic_form`.
+    """
     return tuple(asymptotic_form(law, m, nu=nu, beta=beta, n=n) for m in SYMBOLIC_METHODS)
