@@ -391,13 +391,13 @@ def sensitivity_case(device, *, samples, plan_samples):
                device_sums_bytes=sensitivity_memory(model, replicates=replicates).device_sums, passes=[])
     reference = None
     for autocast, per_pass in SENSITIVITY_PASSES:
-        if cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
         entry = dict(precision="bfloat16 autocast" if autocast else "float32", batches_per_pass=per_pass,
                      estimated_peak_bytes=pass_memory(model, probes, adapter=adapter, solver="midpoint", steps=10,
                                                       replicates=replicates, batch_size=batch, autocast=autocast,
                                                       batches_per_pass=per_pass).total)
+        if cuda:  # after the estimate's two evaluations, so that the peak is the pass's alone
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
         sync()
         start = time.perf_counter()
         try:

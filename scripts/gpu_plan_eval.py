@@ -643,8 +643,10 @@ def evaluate_model(name: str, args, deadline: float | None) -> None:
     def is_done(row: dict) -> bool:
         return row.get("fid") is not None and (not want_inc or row.get("fid_inception") is not None)
 
+    done_before = done_keys(out, is_done=is_done)  # the cells this call makes are not in it, and not made twice
+
     def done(budget: float, method: str) -> bool:
-        return PLAN.row_key(base | {"budget": budget, "method": method}) in done_keys(out, is_done=is_done)
+        return PLAN.row_key(base | {"budget": budget, "method": method}) in done_before
 
     def evaluate(labels: dict):  # every cell of the settings made so far; rows already measured are skipped
         cells = [Cell(key=PLAN.row_key(base | {"budget": b, "method": fields["method"]}),

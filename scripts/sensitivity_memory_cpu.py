@@ -47,7 +47,8 @@ def main() -> None:
     parser.add_argument("--measured", required=True, help="a benchmarks/gpu.py json with the sensitivity stage")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    measured = next(m for m in json.loads(Path(args.measured).read_text())["methods"] if m["method"] == "sensitivity")
+    run = json.loads(Path(args.measured).read_text())
+    measured = next(m for m in run["methods"] if m["method"] == "sensitivity")
     model = paper_network()
     config = model.config
     probes = make_noise(measured["plan_samples"], (config.in_channels, config.image_size, config.image_size), seed=1)
@@ -70,7 +71,7 @@ def main() -> None:
     Path(args.out).write_text(json.dumps({
         "provenance": f"scripts/sensitivity_memory_cpu.py --measured {args.measured}, run on {time.strftime('%Y-%m-%d')} "
                       f"on {os.cpu_count()} CPU cores, fmq_theory {__version__}, torch {torch.__version__}",
-        "measured_on": measured.get("gpu", json.loads(Path(args.measured).read_text()).get("gpu")),
+        "measured_on": run["gpu"],
         "parameters": n, "plan_samples": measured["plan_samples"], "batch_size": measured["batch_size"],
         "replicates": replicates, "passes": rows}, indent=1))
 

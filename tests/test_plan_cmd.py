@@ -19,7 +19,7 @@ from fmq_theory.harness.models.paper_unet import EMA, PaperUNet, PaperUNetConfig
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.plan_sweep import load_plan_model
 from fmq_theory.io.quantized_file import inspect_quantized
-from fmq_theory.cli.plan_cmd import _pass_bytes, _plan_memory_bytes
+from fmq_theory.cli.plan_cmd import _pass_bytes, _plan_memory_bytes, _plan_noise
 from fmq_theory.plan import (fit_candidates, fit_memory_bytes, load_plan, load_quantized_model, pass_memory,
                              sensitivity_memory, weight_sensitivity)
 
@@ -286,9 +286,13 @@ def test_a_sensitivity_pass_too_large_is_refused_naming_the_batch_size(tiny, mon
     labels = balanced_labels(64, model.config.num_classes)
     m = pass_memory(model, noise, adapter=unet_adapter(model, labels), solver=args.solver, steps=2, replicates=4,
                     batch_size=16)
-    assert _pass_bytes(model, args, batch_size=16) == m.activations + m.gradients > _pass_bytes(model, args, batch_size=1)
-    at = {b: _plan_memory_bytes(model, replicates=4, keep_codes=True, pass_bytes=_pass_bytes(model, args, batch_size=b))
-          for b in (1, 16)}
+    plan_noise, adapter = _plan_noise(model, args)  # the plan's own, made by the command
+
+    def at_batch(b):
+        return _pass_bytes(model, args, noise=plan_noise, adapter=adapter, batch_size=b)
+
+    assert at_batch(16) == m.activations + m.gradients > at_batch(1)
+    at = {b: _plan_memory_bytes(model, replicates=4, keep_codes=True, pass_bytes=at_batch(b)) for b in (1, 16)}
     assert at[1] < at[16]
     monkeypatch.setattr("fmq_theory.cli.plan_cmd.available_memory_bytes", lambda: at[16] - 1)
     assert main(argv) == 2

@@ -189,10 +189,9 @@ def _plan_memory_bytes(model: torch.nn.Module, *, replicates: int, keep_codes: b
     return max(sens.sums + pass_bytes, sens.estimate + fit_memory_bytes(model, keep_codes=keep_codes))
 
 
-def _pass_bytes(model: torch.nn.Module, args, *, batch_size: int) -> int:
-    """The activations and gradients of ``fmq plan``'s sensitivity pass at ``batch_size``
+def _pass_bytes(model: torch.nn.Module, args, *, noise: torch.Tensor, adapter, batch_size: int) -> int:
+    """The activations and gradients of ``fmq plan``'s sensitivity pass over ``noise`` at ``batch_size``
     (:func:`~fmq_theory.plan.pass_memory`, two evaluations of the pass's noise rows)."""
-    noise, adapter = _plan_noise(model, args)
     m = pass_memory(model, noise, adapter=adapter, solver=args.solver, steps=args.steps,
                     projections=args.projections, replicates=args.replicates, batch_size=batch_size,
                     batches_per_pass=args.batches_per_pass)
@@ -207,14 +206,14 @@ def _plan_noise(model: torch.nn.Module, args) -> tuple:
     return noise, unet_adapter(model, labels)
 
 
-def _check_memory(model: torch.nn.Module, args, *, keep_codes: bool = True) -> None:
+def _check_memory(model: torch.nn.Module, args, *, noise: torch.Tensor, adapter, keep_codes: bool = True) -> None:
     """``ValueError`` naming CHECKPOINT (or ``--batch-size``, when a smaller one would fit) if planning
-    it needs more memory than this machine has."""
+    it over ``noise`` (:func:`_plan_noise`) needs more memory than this machine has."""
     have = available_memory_bytes()
     if have is None:
         return
     replicates = args.replicates
-    pass_bytes = _pass_bytes(model, args, batch_size=args.batch_size)
+    pass_bytes = _pass_bytes(model, args, noise=noise, adapter=adapter, batch_size=args.batch_size)
     need = _plan_memory_bytes(model, replicates=replicates, keep_codes=keep_codes, pass_bytes=pass_bytes)
     if need <= have:
         return
@@ -225,7 +224,7 @@ def _check_memory(model: torch.nn.Module, args, *, keep_codes: bool = True) -> N
             f"every option of the tensors (fmq_theory.plan.fit_memory_bytes); this machine has "
             f"{have / 2**30:.1f} GiB available")
     smallest = _plan_memory_bytes(model, replicates=replicates, keep_codes=keep_codes,
-                                  pass_bytes=_pass_bytes(model, args, batch_size=1))
+                                  pass_bytes=_pass_bytes(model, args, noise=noise, adapter=adapter, batch_size=1))
     if args.batch_size > 1 and smallest <= have:
         raise ValueError(f"argument --batch-size: planning {args.checkpoint!r} ({n:,} parameters) at "
                          f"--batch-size {args.batch_size} holds {what}: give a smaller --batch-size "
@@ -251,8 +250,8 @@ def run(args) -> int:
         raise ValueError(f"argument --{given[0]}: applies to a sweep of several budgets only (--budget 2,3)")
     budget = args.budget[0]
     model = load_plan_model(args.checkpoint, args.model_config)
-    _check_memory(model, args, keep_codes=not args.low_memory)
     noise, adapter = _plan_noise(model, args)
+    _check_memory(model, args, noise=noise, adapter=adapter, keep_codes=not args.low_memory)
     torch.manual_seed(args.seed)
     plan = plan_quantization(
         model, budget_bits=budget, adapter=adapter, noise=noise, solver=args.solver,
@@ -308,7 +307,9 @@ def _sweep(args) -> int:
                           replicates=args.replicates, batch_size=args.batch_size, bit_floors=args.bit_floors,
                           families=args.families, groupings=args.groupings)
     # bad CHECKPOINT or --model-config named before any work, and a fit too large for this machine
-    _check_memory(load_plan_model(args.checkpoint, args.model_config), args)
+    model = load_plan_model(args.checkpoint, args.model_config)
+    noise, adapter = _plan_noise(model, args)
+    _check_memory(model, args, noise=noise, adapter=adapter)
     report = run_plan_sweep(cfg, budgets=args.budget, out=args.output, results=results,
                             scheduler=args.scheduler or "local", workers=args.workers, threads=args.threads)
     keys = {cell.key for cell in plan_sweep_cells(cfg, args.budget, out=args.output)}

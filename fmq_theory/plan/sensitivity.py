@@ -318,11 +318,8 @@ def weight_sensitivity(
     one parameter at a time as the result's arrays are made from them (``8 + 4 R`` bytes a
     parameter); :func:`sensitivity_memory`.
     """
-    check_probe_settings(solver=solver, steps=steps, projections=projections, replicates=replicates,
-                         batch_size=batch_size, batches_per_pass=batches_per_pass)
-    _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
-    check_noise(noise)
-    _check_finite_parameters(model)
+    _check_pass(model, noise, solver=solver, steps=steps, projections=projections, replicates=replicates,
+                batch_size=batch_size, batches_per_pass=batches_per_pass, autocast=autocast)
     n = int(noise.shape[0])
     batch_size = replicate_batch_size(n, batch_size=batch_size, replicates=replicates)
     n_batches = math.ceil(n / batch_size)
@@ -519,11 +516,8 @@ def pass_memory(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter
     >>> m.activations == 16 * 10 * 256  # 16 rows, 10 evaluations
     True
     """
-    check_probe_settings(solver=solver, steps=steps, projections=projections, replicates=replicates,
-                         batch_size=batch_size, batches_per_pass=batches_per_pass)
-    _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
-    check_noise(noise)
-    _check_finite_parameters(model)
+    _check_pass(model, noise, solver=solver, steps=steps, projections=projections, replicates=replicates,
+                batch_size=batch_size, batches_per_pass=batches_per_pass, autocast=autocast)
     device, dtype = placement(model, like=noise)
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}
     own = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -559,6 +553,15 @@ def pass_memory(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter
         gradients, activations = 3 * k * projections * nbytes, k * (shared + per_row * rows * stages)
     return PassMemory(parameters=nbytes, sums=8 * n, gradients=gradients, activations=activations,
                       per_row=per_row, shared=shared)
+
+
+def _check_pass(model: torch.nn.Module, noise, *, autocast: bool, batches_per_pass: int, **settings) -> None:
+    """The checks of :func:`weight_sensitivity`'s arguments (and :func:`pass_memory`'s, the same),
+    each a ``ValueError`` naming the argument, before any work."""
+    check_probe_settings(**settings, batches_per_pass=batches_per_pass)
+    _check_vectorized(autocast=autocast, batches_per_pass=batches_per_pass)
+    check_noise(noise)
+    _check_finite_parameters(model)
 
 
 def _check_finite_parameters(model: torch.nn.Module) -> None:
