@@ -1,4 +1,4 @@
-"""Files and paths: atomic writes, file hashes, the repository root.
+"""Files and paths: atomic writes, file hashes, the repository root; the check of a count.
 
 Every file the package writes (checkpoints, data caches, result tables) goes through
 :func:`atomic_output` or :func:`write_atomic` (a temporary sibling renamed onto the target as
@@ -7,8 +7,9 @@ swept on the next write when a killed process left it behind); the command line 
 outputs with :func:`check_output_path` and :func:`check_not_input` before any work; every
 file it records as provenance is named
 by :func:`file_sha256` (:func:`file_digest` for other algorithms); every committed artefact
-(checkpoints, results) is found from :func:`repo_root`.  Standard library only, so that every
-layer of the package can use it.
+(checkpoints, results) is found from :func:`repo_root`; the positive counts the library takes
+(``steps``, ``batch_size``, ``limit`` ...) are checked by :func:`check_positive_int`.  Standard
+library only, so that every layer of the package can use it.
 
 Examples
 --------
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import numbers
+import operator
 import os
 import re
 import signal
@@ -33,8 +36,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 __all__ = [
-    "atomic_output", "available_memory_bytes", "check_not_input", "check_output_path", "file_digest", "file_sha256",
-    "repo_root", "sweep_stale_temporaries", "write_atomic",
+    "atomic_output", "available_memory_bytes", "check_not_input", "check_output_path", "check_positive_int",
+    "file_digest", "file_sha256", "repo_root", "sweep_stale_temporaries", "write_atomic",
 ]
 
 
@@ -291,3 +294,58 @@ def available_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
     except OSError:
         return None
     return None
+
+
+def check_positive_int(value, *, name: str, allow_none: bool = False) -> int | None:
+    """``value`` as a Python int after checking that it is a positive integer (or ``None``).
+
+    The one check of the positive counts the library takes (``steps``, ``batch_size``,
+    ``limit`` ...).  An :class:`int` or a numpy integer scalar (any :class:`numbers.Integral`)
+    is accepted and converted with :func:`operator.index`, so that callers keep a plain int
+    (one that JSON can write).  A :class:`bool` is refused although it is an int subclass, and
+    so is a float even when it is whole (``3.0``), a string, or a 0-d array or tensor: a count
+    given as any of these is a mistake.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str, keyword-only
+        The argument's name, for the message.
+    allow_none : bool, keyword-only
+        Accept ``None`` too (returned as is), for an optional count.
+
+    Returns
+    -------
+    int or None
+        ``value`` as a Python int, ``>= 1``; ``None`` only when ``allow_none``.
+
+    Raises
+    ------
+    ValueError
+        ``value`` is not an integer ``>= 1`` (nor ``None`` when ``allow_none``); the message
+        names ``name`` and the bad value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_positive_int(np.int64(3), name="steps")
+    3
+    >>> check_positive_int(None, name="limit", allow_none=True) is None
+    True
+    >>> check_positive_int(0, name="steps")
+    Traceback (most recent call last):
+    ...
+    ValueError: steps must be a positive int, got 0
+    >>> check_positive_int(2.0, name="limit", allow_none=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: limit must be a positive int or None, got 2.0
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = operator.index(value)
+        if number >= 1:
+            return number
+    raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")

@@ -481,7 +481,7 @@ def test_torch_rows_refuse_overflow_and_malformed_input():
         affine_dequantize_rows(torch.zeros(2, 3, dtype=torch.uint8), torch.tensor([1.0, math.nan]), torch.zeros(2))
     with pytest.raises(ValueError, match=r"scale must be a floating tensor of shape \(2,\)"):
         affine_dequantize_rows(torch.zeros(2, 3, dtype=torch.uint8), torch.ones(3), torch.zeros(2))
-    with pytest.raises(ValueError, match="n=0 must be an integer >= 1"):
+    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
         schedule(0, "cpu")
 
 

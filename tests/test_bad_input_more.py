@@ -121,7 +121,7 @@ def test_jacobian_spectral_norm_refuses_empty_or_non_finite_input():
         jacobian_spectral_norm(lambda x: 2 * x, torch.ones(2, 2), start=torch.full((2, 2), math.nan))
     with pytest.raises(ValueError, match="step_map: its Jacobian products at point are not finite"):
         jacobian_spectral_norm(lambda x: x * 1e38 * 1e38, torch.ones(2, 2))  # tensor([nan, nan])
-    with pytest.raises(ValueError, match="iterations=True must be a positive integer"):
+    with pytest.raises(ValueError, match="iterations must be a positive int, got True"):
         jacobian_spectral_norm(lambda x: 2 * x, torch.ones(2, 2), iterations=True)  # ran one iteration
     est = jacobian_spectral_norm(lambda x: 2 * x, torch.ones(2, 2), iterations=2)
     assert torch.allclose(est.norm, torch.full((2,), 2.0))
@@ -136,7 +136,7 @@ def test_lipschitz_estimates_refuse_what_gave_zero_nan_or_a_raw_error():
     point = [(0.0, torch.ones(1, 2))]  # d(W x)/dW maps dW to dW x: norm |x| = sqrt(2)
     assert lipschitz_theta_lower(velocity_of, params, point, iterations=3)[0] == pytest.approx(math.sqrt(2), rel=1e-6)
     for iterations in (0, -1):  # array([0.])
-        with pytest.raises(ValueError, match=f"iterations={iterations} must be a positive integer"):
+        with pytest.raises(ValueError, match=f"iterations must be a positive int, got {iterations}"):
             lipschitz_theta_lower(velocity_of, params, point, iterations=iterations)
     with pytest.raises(ValueError, match="points is empty"):
         lipschitz_theta_lower(velocity_of, params, [])  # array([]): its max raised later
@@ -189,9 +189,9 @@ def test_estimate_w2_trajectory_names_noise_batch_size_and_lanczos_iterations():
     field = Field()
     with pytest.raises(ValueError, match="noise holds NaN or infinite entries"):
         estimate_w2_trajectory(field, field, torch.full((4, 2), math.nan), steps=2)  # "upper=nan": an inner name
-    with pytest.raises(ValueError, match="batch_size=0 must be an int >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         estimate_w2_trajectory(field, field, torch.ones(4, 2), steps=2, batch_size=0)  # range() arg 3 must not be zero
-    with pytest.raises(ValueError, match="lanczos_iterations=0 must be an int >= 1"):
+    with pytest.raises(ValueError, match="lanczos_iterations must be a positive int, got 0"):
         estimate_w2_trajectory(field, field, torch.ones(4, 2), steps=2, lanczos_iterations=0)  # named iterations=
 
 
@@ -233,13 +233,13 @@ def test_noise_gains_and_predict_name_noise_batch_size_clip_and_the_reference():
     common = {"feature_fn": lambda x: x, "solver": "euler", "steps": 2}
     with pytest.raises(ValueError, match=r"noise of shape \(0, 2\) holds no samples"):
         noise_gains(field, torch.zeros(0, 2), **common)  # gains of NaN
-    with pytest.raises(ValueError, match="batch_size=0 must be an int >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         noise_gains(field, noise, batch_size=0, **common)  # range() arg 3 must not be zero
     with pytest.raises(ValueError, match="clip=3 must be None or a pair"):
         noise_gains(field, noise, clip=3, **common)  # TypeError: object of type 'int' has no len()
     gains = noise_gains(field, noise, **common)
     ref = {"reference_mean": np.zeros(2), "reference_cov": np.eye(2), "gains": gains}
-    with pytest.raises(ValueError, match="batch_size=0 must be an int >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         predict(field, {"lin.weight": 0.01}, noise=noise, batch_size=0, **ref, **common)
     with pytest.raises(ValueError, match="reference_mean contains NaN or infinite values"):
         predict(field, {"lin.weight": 0.01}, noise=noise, **{**ref, "reference_mean": np.full(2, np.nan)},
@@ -257,7 +257,7 @@ def test_prediction_dominant_names_k():
                       sample_msd_actual=0.0, feature_msd_actual=0.0, n=2)
     assert pred.dominant("step", k=1) == [("b", 0.75)]
     for k in (-1, 0, 1.5):  # every tensor but the last; []; TypeError: slice indices must be integers
-        with pytest.raises(ValueError, match=f"k={k!r} must be a positive int"):
+        with pytest.raises(ValueError, match=f"k must be a positive int, got {k!r}"):
             pred.dominant("step", k=k)
 
 

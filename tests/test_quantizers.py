@@ -393,7 +393,7 @@ def test_quantize_state_dict_numpy_and_empty():
         ({"granularity": "row"}, ValueError, "granularity='row'"),
         ({"granularity": ("group", 0)}, ValueError, "granularity"),
         ({"block_size": 64}, TypeError, "option 'block_size' is not accepted by method 'equal_mass'"),
-        ({"method": "normal_float", "block_size": 0}, ValueError, "block_size=0"),
+        ({"method": "normal_float", "block_size": 0}, ValueError, "block_size must be a positive int or None, got 0"),
         ({"method": "lloyd_max", "exact_limit": 1}, ValueError, "exact_limit=1"),
     ],
 )

@@ -63,8 +63,8 @@ def test_default_chunk_is_a_sixteenth_of_the_rows(rows, chunk):
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(weights=torch.zeros(2, 8), bits=2, chunk_rows=0), "chunk_rows=0"),
-    (dict(weights=torch.zeros(2, 8), bits=2, chunk_rows=True), "chunk_rows=True"),
+    (dict(weights=torch.zeros(2, 8), bits=2, chunk_rows=0), "chunk_rows must be a positive int or None, got 0"),
+    (dict(weights=torch.zeros(2, 8), bits=2, chunk_rows=True), "chunk_rows must be a positive int or None, got True"),
     (dict(weights=torch.zeros(3), bits=2), "2-D floating"),
     (dict(weights=torch.zeros(2, 8), bits=0), "bits=0"),
     (dict(weights=torch.zeros(2, 3), bits=2), "fewer than"),

@@ -78,6 +78,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.bounds.spectral import jacobian_spectral_norm
 from fmq_theory.flow.checks import check_noise, check_probe_settings
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
@@ -432,8 +433,7 @@ _TRAJECTORY_LABELS = {
 
 def _check_solver_args(solver, steps, t0, t1, segment_points, confidence):
     solver_spec(solver, fixed_step=True)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps={steps!r} must be a positive int")
+    steps = check_positive_int(steps, name="steps")
     if not (math.isfinite(t0) and math.isfinite(t1)) or t0 == t1:
         raise ValueError(f"t0={t0!r}, t1={t1!r} must be finite and distinct")
     pts = tuple(float(s) for s in segment_points)
@@ -441,7 +441,7 @@ def _check_solver_args(solver, steps, t0, t1, segment_points, confidence):
         raise ValueError(f"segment_points={segment_points!r} must be a non-empty sequence in [0, 1]")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence={confidence!r} must lie in (0, 1)")
-    return pts
+    return steps, pts
 
 
 def _certify_batch(v_fp: Velocity, v_q: Velocity, x: torch.Tensor, *, solver: str, grid: tuple,
@@ -563,7 +563,7 @@ def estimate_w2_trajectory(
     >>> bool(np.all(est.per_sample >= est.paired_distance)), est.w2_paired <= est.w2_rms <= est.w2_estimate
     (True, True)
     """
-    pts = _check_solver_args(solver, steps, t0, t1, segment_points, confidence)
+    steps, pts = _check_solver_args(solver, steps, t0, t1, segment_points, confidence)
     check_noise(noise)
     check_probe_settings(batch_size=batch_size, lanczos_iterations=lanczos_iterations)
     adapter.check(noise.shape[0])

@@ -57,6 +57,7 @@ import numpy as np
 import torch
 from torch.func import jvp, vjp
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.bounds.spectral import jacobian_spectral_norm
 from fmq_theory.flow.checks import check_noise
 from fmq_theory.flow.solvers import solver_spec, step, time_grid
@@ -101,8 +102,7 @@ def trajectory_points(velocity: Velocity, x0: torch.Tensor, *, solver: str, step
         NaN or infinite entry.
     """
     solver_spec(solver, fixed_step=True)
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be a positive int, got {every!r}")
+    every = check_positive_int(every, name="every")
     if not bool(torch.isfinite(x0).all()):
         raise ValueError("x0 holds NaN or infinite entries")
     points, x = [], x0
@@ -186,8 +186,7 @@ def lipschitz_theta_lower(velocity_of: Callable[[Mapping[str, torch.Tensor]], Ve
     """
     if not points:
         raise ValueError("points is empty: give at least one (t, x)")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations={iterations!r} must be a positive integer")
+    iterations = check_positive_int(iterations, name="iterations")
     out = []
     for k, (t, x) in enumerate(points):
         def f(p, t=t, x=x):

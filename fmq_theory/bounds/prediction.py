@@ -51,6 +51,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.flow.checks import check_noise, check_probe_settings
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit, to_float64
 from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
@@ -178,12 +179,13 @@ class NoiseGains:
     steps: int
 
 
-def _check_common(solver, steps, clip):
+def _check_common(solver, steps, clip) -> int:
+    """``steps`` as an int after checking ``solver``, ``steps`` and ``clip``."""
     solver_spec(solver, fixed_step=True)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps={steps!r} must be a positive int")
+    steps = check_positive_int(steps, name="steps")
     if clip is not None and not (isinstance(clip, (tuple, list)) and len(clip) == 2 and clip[0] < clip[1]):
         raise ValueError(f"clip={clip!r} must be None or a pair (low, high) with low < high")
+    return steps
 
 
 def noise_gains(
@@ -259,7 +261,7 @@ def noise_gains(
     >>> gains.names, [g.shape for g in gains.sample]
     (('lin.weight', 'lin.bias'), [(2,), (1,)])
     """
-    _check_common(solver, steps, clip)
+    steps = _check_common(solver, steps, clip)
     check_noise(noise)
     check_probe_settings(projections=projections, batch_size=batch_size)
     adapter.check(noise.shape[0])
@@ -386,8 +388,7 @@ class Prediction:
         terms = {"step": self.step_terms, "sample": self.sample_terms, "feature": self.feature_terms}
         if level not in terms:
             raise ValueError(f"level={level!r} is not one of {sorted(terms)}")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k={k!r} must be a positive int")
+        k = check_positive_int(k, name="k")
         t = terms[level]
         total = float(t.sum()) or 1.0
         order = np.argsort(t)[::-1][:k]
@@ -471,7 +472,7 @@ def predict(
     >>> pred.sample_msd > 0, pred.fid_draws.shape, bool(np.isfinite(pred.dfid_actual))
     (True, (2, 2), True)
     """
-    _check_common(solver, steps, clip)
+    steps = _check_common(solver, steps, clip)
     if gains.solver != solver or gains.steps != steps:
         raise ValueError(f"gains were computed for {gains.solver}/{gains.steps}, not {solver}/{steps}")
     check_probe_settings(draws=draws, batch_size=batch_size)

@@ -32,6 +32,8 @@ from typing import Callable
 
 import torch
 
+from fmq_theory._util import check_positive_int
+
 __all__ = ["SpectralNormEstimate", "jacobian_spectral_norm"]
 
 
@@ -110,8 +112,7 @@ def jacobian_spectral_norm(
         ``(n >= 1, ...)`` of finite entries, ``start`` has the wrong shape or a non-finite entry,
         or the Jacobian products of ``step_map`` at ``point`` are not finite.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations={iterations!r} must be a positive integer")
+    iterations = check_positive_int(iterations, name="iterations")
     if point.ndim < 1 or point.shape[0] == 0 or not point.is_floating_point():
         raise ValueError(f"point must be a floating tensor of shape (n >= 1, ...), got {tuple(point.shape)} "
                          f"{point.dtype}")

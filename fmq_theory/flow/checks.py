@@ -12,13 +12,14 @@ Examples
 ...     check_probe_settings(solver="euler", steps=0)
 ... except ValueError as exc:
 ...     print(exc)
-steps=0 must be an int >= 1
+steps must be a positive int, got 0
 """
 
 from __future__ import annotations
 
 import torch
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.flow.solvers import solver_spec
 
 __all__ = ["check_noise", "check_probe_settings"]
@@ -37,9 +38,8 @@ def check_noise(noise) -> None:
 
 def check_probe_settings(*, solver: str | None = None, **counts) -> None:
     """``ValueError`` naming ``solver`` unless it is a fixed-step solver (when given), or the first of
-    ``counts`` (``steps``, ``projections``, ``batch_size`` ...) that is not an int >= 1."""
+    ``counts`` (``steps``, ``projections``, ``batch_size`` ...) that is not a positive int."""
     if solver is not None:
         solver_spec(solver, fixed_step=True)
     for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an int >= 1")
+        check_positive_int(value, name=name)

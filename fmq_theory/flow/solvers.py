@@ -37,6 +37,7 @@ from typing import Callable
 import torch
 import torchdiffeq
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.flow.velocity import XT, Adapter, Velocity, placement
 from fmq_theory.vocab import FIXED_STEP_SOLVERS, SOLVER_STAGES, SOLVERS
 
@@ -140,8 +141,7 @@ def time_grid(steps: int, *, t_start: float = 0.0, t_end: float = 1.0) -> tuple[
     >>> time_grid(4)
     ((0.0, 0.25), (0.25, 0.25), (0.5, 0.25), (0.75, 0.25))
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = check_positive_int(steps, name="steps")
     _check_interval(t_start, t_end)
     h = (t_end - t_start) / steps
     return tuple((t_start + k * h, h) for k in range(steps))
@@ -283,8 +283,7 @@ def make_noise(n: int, shape: tuple[int, ...], *, seed: int) -> torch.Tensor:
         ``n`` is not a positive int, ``shape`` not a sequence of ints ``>= 0``, or ``seed`` not an
         integer in ``[-2**63, 2**64)`` (the range of :meth:`torch.Generator.manual_seed`).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_positive_int(n, name="n")
     if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in shape):
         raise ValueError(f"shape must be a sequence of ints >= 0, got {shape!r}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -2**63 <= seed < 2**64:
@@ -303,8 +302,7 @@ def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be an int >= 0, got {n!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = check_positive_int(num_classes, name="num_classes")
     return torch.arange(n, dtype=torch.long) % num_classes
 
 
@@ -358,8 +356,7 @@ def sample(model: Callable, noise: torch.Tensor, *, adapter: Adapter = XT(), sol
     if clip is not None and not (isinstance(clip, (tuple, list)) and len(clip) == 2 and clip[0] < clip[1]):
         raise ValueError(f"clip={clip!r} must be None or a pair (low, high) with low < high")
     adapter.check(noise.shape[0])
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_positive_int(batch_size, name="batch_size")
     device, dtype = placement(model, like=noise)
     if isinstance(model, torch.nn.Module):
         model.eval()

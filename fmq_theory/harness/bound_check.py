@@ -61,6 +61,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.bounds import (
     certify_fid,
     certify_w2,
@@ -160,8 +161,7 @@ class BoundCheckConfig:
             raise ValueError(f"methods has unknown quantizers {bad}; known: {sorted(METHODS)}")
         if self.solver not in FIXED_STEP_SOLVERS:
             raise ValueError(f"solver={self.solver!r} is not one of {list(FIXED_STEP_SOLVERS)}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be a positive int, got {self.steps!r}")
+        object.__setattr__(self, "steps", check_positive_int(self.steps, name="steps"))
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must lie in (0, 1), got {self.confidence!r}")
 

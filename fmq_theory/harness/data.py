@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmq_theory._util import file_sha256, repo_root, write_atomic
+from fmq_theory._util import check_positive_int, file_sha256, repo_root, write_atomic
 
 __all__ = [
     "DATASETS",
@@ -294,8 +294,7 @@ def load(dataset: str, split: str, *, root: Path | None = None, limit: int | Non
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    limit = check_positive_int(limit, name="limit", allow_none=True)
     root = Path(root) if root is not None else data_dir()
     entry = prepare(dataset, root=root)
     with np.load(root / entry["file"]) as z:

@@ -60,6 +60,7 @@ import torch
 from distributed import Client, LocalCluster, as_completed, get_worker
 from tqdm.auto import tqdm
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.results.schema import Table
 
 __all__ = ["Cell", "EngineReport", "cached_context", "cell_seed", "default_workers", "run_cells",
@@ -291,8 +292,7 @@ def run_cells(cells: Sequence[Cell], *, task: Callable[..., Any], load: Callable
     if len(set(keys)) != len(keys):
         raise ValueError(f"cells: keys must be distinct, got {len(keys) - len(set(keys))} repeats")
     scheduler = scheduler_choice(scheduler)
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive int or None, got {workers!r}")
+    workers = check_positive_int(workers, name="workers", allow_none=True)
     out = Path(out)
     start = time.perf_counter()
 

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fmq_theory._util import check_positive_int
+
 __all__ = [
     "COLLAPSE_THRESHOLD",
     "N_COMPONENTS",
@@ -70,12 +72,6 @@ def _check_images(images, *, name: str = "images") -> torch.Tensor:
     if not bool(torch.isfinite(images).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return images
-
-
-def _check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,8 +217,7 @@ def pca_variance_stats(
     if not isinstance(features, torch.Tensor) or features.ndim != 2 or features.shape[0] < 2:
         shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
         raise ValueError(f"features must be a 2-D torch tensor with at least 2 rows, got {shape}")
-    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
-        raise ValueError(f"n_components must be a positive int, got {n_components!r}")
+    n_components = check_positive_int(n_components, name="n_components")
     if not (isinstance(collapse_threshold, float) and collapse_threshold > 0):
         raise ValueError(f"collapse_threshold must be a positive float, got {collapse_threshold!r}")
     x = features.to(torch.float64)
@@ -279,7 +274,7 @@ def latent_features(
         ``name -> (N, D_name)`` float32 CPU tensors, in the order of ``module_names``.
     """
     images = _check_images(images)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_positive_int(batch_size, name="batch_size")
     names = list(module_names)
     if not names or len(set(names)) != len(names) or not all(isinstance(s, str) for s in names):
         raise ValueError(f"module_names must be distinct strings, at least one, got {module_names!r}")
@@ -403,7 +398,7 @@ def invert(velocity: Velocity, images: torch.Tensor, *, solver: Solver, batch_si
     torch.Tensor, shape (N, C, H, W), float32, CPU
     """
     images = _check_images(images)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_positive_int(batch_size, name="batch_size")
     out = []
     with torch.inference_mode():
         for start in range(0, images.shape[0], batch_size):

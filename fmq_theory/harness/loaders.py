@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.harness.data import DataUnavailableError, ImageDataset, array_sha256, data_dir, download_wheel
 
 __all__ = [
@@ -255,10 +256,8 @@ def load_image_folder(root, *, name: str, split: str = "train", image_size: int 
     -------
     ImageDataset
     """
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
-        raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    image_size = check_positive_int(image_size, name="image_size", allow_none=True)
+    limit = check_positive_int(limit, name="limit", allow_none=True)
     root = Path(root)
     if not root.is_dir():
         raise DataUnavailableError(f"image folder {root} does not exist")

@@ -54,7 +54,7 @@ import torch
 from safetensors.torch import load_file
 
 from fmq_theory import __version__
-from fmq_theory._util import file_sha256
+from fmq_theory._util import check_positive_int, file_sha256
 from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.flow.velocity import Adapter
 from fmq_theory.harness.checkpoints import (CARD_FILE, RUN_RECORD, WEIGHTS_FILE, load_trained_model,
@@ -115,9 +115,7 @@ class PlanSweepConfig:
         object.__setattr__(self, "families", check_families(self.families))
         object.__setattr__(self, "groupings", check_groupings(self.groupings))
         for name in ("samples", "steps", "projections", "replicates", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive int")
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name=name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed={self.seed!r} must be an int")
         if self.solver not in FIXED_STEP_SOLVERS:

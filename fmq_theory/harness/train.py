@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.harness import data as data_mod
 from fmq_theory.flow.path import flow_matching_loss
 from fmq_theory.harness.models import architecture_of, build_model
@@ -77,8 +78,7 @@ class TrainConfig:
         if self.dataset not in data_mod.DATASETS:
             raise ValueError(f"dataset must be one of {sorted(data_mod.DATASETS)}, got {self.dataset!r}")
         for name in ("steps", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name=name))
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay!r}")
         if not 0.0 <= self.label_dropout < 1.0:

@@ -65,6 +65,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.flow.checks import check_noise
 from fmq_theory.flow.solvers import make_noise
 from fmq_theory.flow.velocity import XT, Adapter
@@ -447,8 +448,7 @@ def load_fitted(path, *, model: torch.nn.Module, workers: int = 1) -> tuple[Fitt
     ValueError
         The file is of another format version, or ``model``'s tensors are not the ones fitted.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers={workers!r} must be an int >= 1")
+    workers = check_positive_int(workers, name="workers")
     state = model.state_dict()
     with np.load(os.fspath(path), allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
@@ -578,8 +578,7 @@ def fit_candidates(model: torch.nn.Module, *, sensitivity: WeightSensitivity,
         fit_sens = score_sens = sensitivity
     state = model.state_dict()
     names = _floating_names(state)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers={workers!r} must be an int >= 1")
+    workers = check_positive_int(workers, name="workers")
 
     def fit(name: str) -> tuple:
         w = state[name].detach().cpu()

@@ -382,7 +382,7 @@ def replicate_batch_size(n: int, *, batch_size: int, replicates: int) -> int:
     Raises
     ------
     ValueError
-        Fewer samples than replicates, or a count that is not an int >= 1 (naming it).
+        Fewer samples than replicates, or a count that is not a positive int (naming it).
 
     Examples
     --------

@@ -28,6 +28,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.quantizers._common import nearest_codes
 
 #: Default block length (QLoRA / bitsandbytes).
@@ -60,11 +61,9 @@ def nf_levels(bits: int, stored) -> np.ndarray:
 
 def nf_granularity(granularity: tuple, options: dict) -> tuple:
     """The blocks actually used: ``("group", block_size)`` unless ``block_size`` is None."""
-    block = options.get("block_size", DEFAULT_BLOCK_SIZE)
+    block = check_positive_int(options.get("block_size", DEFAULT_BLOCK_SIZE), name="block_size", allow_none=True)
     if block is None:
         return granularity
-    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
-        raise ValueError(f"block_size={block!r} must be a positive integer or None")
     if granularity[0] == "group":
         return granularity
     return ("group", int(block))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.vocab import PACKED_BITS
 
 
@@ -51,11 +52,8 @@ def default_chunk_rows(rows: int) -> int:
 
 
 def _chunk_rows(chunk_rows, rows: int) -> int:
-    if chunk_rows is None:
-        return default_chunk_rows(rows)
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ValueError(f"chunk_rows={chunk_rows!r} must be a positive integer or None")
-    return chunk_rows
+    chunk_rows = check_positive_int(chunk_rows, name="chunk_rows", allow_none=True)
+    return default_chunk_rows(rows) if chunk_rows is None else chunk_rows
 
 
 @torch.no_grad()

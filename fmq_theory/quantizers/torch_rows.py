@@ -44,6 +44,7 @@ import functools
 import numpy as np
 import torch
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.quantizers import _kernels
 from fmq_theory.vocab import PACKED_BITS
 
@@ -141,8 +142,7 @@ def schedule(n: int, device: str):
         (solved at earlier depths; ``0`` and ``n + 1`` hold the bounds of the whole range)
         bound their search.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n={n!r} must be an integer >= 1")
+    n = check_positive_int(n, name="n")
     depths = [(np.array([n]), np.array([0]), np.array([n + 1]))]
     lo = np.array([1])
     hi = np.array([n - 1])

@@ -69,6 +69,7 @@ import numpy as np
 from scipy import linalg, optimize, stats
 
 from fmq_theory import __version__
+from fmq_theory._util import check_positive_int
 from fmq_theory.quantizers import quantize
 from fmq_theory.theory._checks import check_bit_list, check_bits as _check_bits, check_sample_size as _check_n
 from fmq_theory.theory.laws import ContinuousLaw, Empirical, Gaussian, GenGaussian, Laplace, StudentT
@@ -489,8 +490,7 @@ def monte_carlo_replicates(law, *, method: str, bits, n: int, replicates: int, s
     _check_method(method)
     bits = check_bit_list(bits)
     n = _check_n(n)
-    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 1:
-        raise ValueError(f"replicates={replicates!r} must be a positive integer")
+    replicates = check_positive_int(replicates, name="replicates")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer")
     if n > MAX_MONTE_CARLO_N:

@@ -65,7 +65,7 @@ def _weights(weights, n: int, name: str) -> np.ndarray:
 
 
 def _pth_mean_root(diff: np.ndarray, p: float, dt: np.ndarray | None = None) -> float:
-    """:math:`(\sum_k dt_k\, d_k^p)^{1/p}` (the mean over ``diff`` without ``dt``), computed directly,
+    r""":math:`(\sum_k dt_k\, d_k^p)^{1/p}` (the mean over ``diff`` without ``dt``), computed directly,
     or, where :math:`d^p` overflows float64, as :math:`M (\sum_k dt_k (d_k / M)^p)^{1/p}` with
     :math:`M = \max_k d_k`; ``ValueError`` naming ``u`` and ``v`` if a difference itself overflows."""
     with np.errstate(over="ignore"):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["check_batch_size", "check_uint8_images", "full_fp32", "with_progress"]
+__all__ = ["check_uint8_images", "full_fp32", "with_progress"]
 
 
 @contextlib.contextmanager
@@ -51,13 +51,6 @@ def check_uint8_images(images, *, name: str = "images") -> torch.Tensor:
     if t.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one image")
     return t
-
-
-def check_batch_size(batch_size: int) -> int:
-    """``batch_size`` after checking that it is a positive int (``ValueError`` otherwise)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
 
 
 def with_progress(iterable, enabled: bool, desc: str):

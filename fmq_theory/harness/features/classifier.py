@@ -36,10 +36,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from fmq_theory._util import file_sha256, repo_root, write_atomic
+from fmq_theory._util import check_positive_int, file_sha256, repo_root, write_atomic
 from fmq_theory.io.float_checkpoint import load_state_dict_file
 from fmq_theory.harness.data import DATASETS, load
-from fmq_theory.harness.features._common import check_batch_size, check_uint8_images, full_fp32, with_progress
+from fmq_theory.harness.features._common import check_uint8_images, full_fp32, with_progress
 from fmq_theory.harness.metrics import bootstrap_fid
 
 __all__ = [
@@ -216,14 +216,14 @@ def train_classifier(
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    epochs = check_positive_int(epochs, name="epochs")
+    batch_size = check_positive_int(batch_size, name="batch_size")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     if not (isinstance(lr, float) and lr > 0):
         raise ValueError(f"lr must be a positive float, got {lr!r}")
     device = torch.device(device)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    limit = check_positive_int(limit, name="limit", allow_none=True)
     train = load(dataset, "train", limit=limit)
     test = load(dataset, "test")
     c, h, _ = DATASETS[dataset]["shape"]
@@ -329,7 +329,7 @@ class ClassifierFeatures:
 
     def _run(self, images, batch_size: int, fn) -> np.ndarray:
         imgs = check_uint8_images(images)
-        batch_size = check_batch_size(batch_size)
+        batch_size = check_positive_int(batch_size, name="batch_size")
         cfg = self.card["config"]
         expected = (cfg["in_channels"], cfg["image_size"], cfg["image_size"])
         if tuple(imgs.shape[1:]) != expected:

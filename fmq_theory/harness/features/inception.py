@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmq_theory._util import file_digest, file_sha256
+from fmq_theory._util import check_positive_int, file_digest, file_sha256
 from fmq_theory.harness.data import DataUnavailableError, data_dir, download_wheel
-from fmq_theory.harness.features._common import check_batch_size, check_uint8_images, full_fp32, with_progress
+from fmq_theory.harness.features._common import check_uint8_images, full_fp32, with_progress
 from fmq_theory.harness.features.files import extract_member
 
 __all__ = [
@@ -206,7 +206,7 @@ class InceptionFeatures:
         numpy.ndarray, shape (N, 2048), float32
         """
         imgs = check_uint8_images(images)
-        batch_size = check_batch_size(batch_size)
+        batch_size = check_positive_int(batch_size, name="batch_size")
         out = np.empty((imgs.shape[0], INCEPTION_FEATURE_DIM), dtype=np.float32)
         with torch.inference_mode(), full_fp32():
             for start in with_progress(range(0, imgs.shape[0], batch_size), progress, "inception"):

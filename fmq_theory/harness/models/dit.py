@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.harness.models.unet import conditioning_embedding
 
 __all__ = ["DiTConfig", "DiT", "sincos_position_embedding"]
@@ -86,17 +87,15 @@ class DiTConfig:
 
     def __post_init__(self):
         for name in ("in_channels", "image_size", "patch", "hidden", "depth", "num_heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name=name))
         if self.image_size % self.patch:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch={self.patch}")
         if self.hidden % self.num_heads or self.hidden % 4:
             raise ValueError(f"hidden={self.hidden} must be divisible by num_heads={self.num_heads} and by 4")
         if not self.mlp_ratio > 0:
             raise ValueError(f"mlp_ratio must be > 0, got {self.mlp_ratio!r}")
-        if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes < 1):
-            raise ValueError(f"num_classes must be a positive int or None, got {self.num_classes!r}")
+        object.__setattr__(self, "num_classes",
+                           check_positive_int(self.num_classes, name="num_classes", allow_none=True))
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""

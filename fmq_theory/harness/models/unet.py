@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fmq_theory._util import check_positive_int
 from fmq_theory.flow.velocity import ClassConditional, Velocity
 
 __all__ = ["UNetConfig", "UNet", "conditioning_embedding", "guided_velocity", "timestep_embedding", "unet_adapter"]
@@ -76,9 +77,7 @@ class UNetConfig:
     def __post_init__(self):
         for name in ("in_channels", "image_size", "base_channels", "num_res_blocks",
                      "num_heads", "groups"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name=name))
         object.__setattr__(self, "channel_mult", tuple(int(m) for m in self.channel_mult))
         object.__setattr__(self, "attention_resolutions",
                            tuple(int(r) for r in self.attention_resolutions))
@@ -93,9 +92,8 @@ class UNetConfig:
                                  f"groups={self.groups}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.num_classes is not None and (not isinstance(self.num_classes, int)
-                                             or self.num_classes < 1):
-            raise ValueError(f"num_classes must be a positive int or None, got {self.num_classes!r}")
+        object.__setattr__(self, "num_classes",
+                           check_positive_int(self.num_classes, name="num_classes", allow_none=True))
 
     def to_dict(self) -> dict:
         """JSON-ready dict (tuples become lists)."""
