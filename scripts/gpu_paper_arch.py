@@ -511,8 +511,7 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
             return False
         return r.get("fid") is not None and (not want_inc or r.get("fid_inception") is not None)
 
-    done = {PAPER_ARCH.row_key(r) for r in PAPER_ARCH.read(rows_path(run)) if is_done(r)} \
-        if rows_path(run).is_file() else set()
+    done = PAPER_ARCH.done_keys(rows_path(run), is_done=is_done)
     ev.prefetch([(c.params["method"], c.params["bits"]) for c in cells if c.params["kind"] == "cell"
                  and c.key not in done and not _kept(run, f"cell_{c.params['method']}_b{c.params['bits']}_n"
                                                           f"{c.params['samples']}_s{c.params['steps']}.ours.npy").is_file()])

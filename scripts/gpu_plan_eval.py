@@ -515,12 +515,6 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
     return labels
 
 
-def done_keys(path: Path, *, is_done: Callable[[dict], bool]) -> set:
-    """The :data:`PLAN` keys of the rows of ``path`` that ``is_done`` accepts (none when there is
-    no such file)."""
-    return {PLAN.row_key(r) for r in PLAN.read(path) if is_done(r)} if Path(path).is_file() else set()
-
-
 def _profiled(make: Callable, *, callers_of: int = 5):
     """``make()``; with ``FMQ_PROFILE_PLAN`` set, under :mod:`cProfile`: the 25 functions of most own
     time printed, then who called each of the first ``callers_of``.
@@ -643,7 +637,7 @@ def evaluate_model(name: str, args, deadline: float | None) -> None:
     def is_done(row: dict) -> bool:
         return row.get("fid") is not None and (not want_inc or row.get("fid_inception") is not None)
 
-    done_before = done_keys(out, is_done=is_done)  # the cells this call makes are not in it, and not made twice
+    done_before = PLAN.done_keys(out, is_done=is_done)  # the cells this call makes are not in it, and not made twice
 
     def done(budget: float, method: str) -> bool:
         return PLAN.row_key(base | {"budget": budget, "method": method}) in done_before

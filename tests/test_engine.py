@@ -122,6 +122,31 @@ def test_a_cells_numbers_do_not_depend_on_the_order(tmp_path):
     assert len(set(rows_a.values())) == 4
 
 
+def test_done_keys_are_the_keys_of_the_rows_is_done_accepts(tmp_path):
+    out = tmp_path / "t.csv"
+    TOY.write(out, [{"cell": "a", "value": 1.0}, {"cell": "b"}, {"cell": "c", "value": 3.0}])
+    assert TOY.done_keys(out) == {("a",), ("b",), ("c",)}
+    assert TOY.done_keys(out, is_done=lambda r: r.get("value") is not None) == {("a",), ("c",)}
+    assert TOY.done_keys(tmp_path / "absent.csv", is_done=lambda r: True) == set()
+
+
+def test_run_cells_skips_exactly_the_done_rows(tmp_path):
+    """A row that ``is_done`` refuses is measured again; one it accepts is not (the oracle: the calls made)."""
+    out = tmp_path / "t.csv"
+    TOY.write(out, [{"cell": "a", "value": 1.0}, {"cell": "b"}])
+    made = []
+
+    def task(context, *, name: str) -> dict:
+        made.append(name)
+        return {"cell": name, "value": 2.0}
+
+    cells = [Cell(key=(n,), params={"name": n}) for n in ("a", "b", "c")]
+    report = run_cells(cells, task=task, load=lambda: None, context_key="done", table=TOY, out=out,
+                       scheduler="none", progress=False, is_done=lambda r: r.get("value") is not None)
+    assert sorted(made) == ["b", "c"] and report.skipped == 1
+    assert {r["cell"]: r["value"] for r in TOY.read(out)} == {"a": 1.0, "b": 2.0, "c": 2.0}
+
+
 _CALLS: dict = {}
 
 

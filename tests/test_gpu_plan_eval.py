@@ -145,15 +145,6 @@ def test_kept_cells_are_reused_only_for_the_same_weights_and_settings(plan_eval,
     assert evaluate(other)["fid"] == 0.5 and other.calls == 2  # other settings: measured again
 
 
-def test_done_keys_are_the_measured_rows_of_the_table(plan_eval, tmp_path):
-    base = {"model": "m", "samples": 5000, "solver": "midpoint", "steps": 10, "seed": 0, "fid_real_test_samples": 10000}
-    rows = [base | {"budget": 4.0, "method": "nf4", "fid": 7.0}, base | {"budget": 4.0, "method": "gguf"}]
-    PLAN.write(tmp_path / "plan_m.csv", rows)
-    keys = plan_eval.done_keys(tmp_path / "plan_m.csv", is_done=lambda r: r.get("fid") is not None)
-    assert keys == {PLAN.row_key(base | {"budget": 4.0, "method": "nf4"})}
-    assert plan_eval.done_keys(tmp_path / "absent.csv", is_done=lambda r: True) == set()
-
-
 def test_a_peer_whose_cell_is_done_is_not_quantized(plan_eval, tmp_path, monkeypatch):
     """Rows kept from an earlier lease (KEEP_ROWS) are not made again: of two families at two budgets,
     only the one cell not done is quantized."""

@@ -299,8 +299,8 @@ def run_cells(cells: Sequence[Cell], *, task: Callable[..., Any], load: Callable
     def rows() -> list[dict]:
         return table.read(out) if out.is_file() else []
 
-    held = {table.row_key(r): r for r in rows()}
-    todo = [c for c in cells if c.key not in held or (is_done is not None and not is_done(held[c.key]))]
+    done = table.done_keys(out, is_done=is_done)
+    todo = [c for c in cells if c.key not in done]
     written, failed = [], []
     retried = 0
 

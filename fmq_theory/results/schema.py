@@ -44,7 +44,7 @@ import numbers
 import operator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -161,6 +161,18 @@ class Table:
         """The typed values of :attr:`key` in ``row``; ``None`` for a key column ``row`` lacks
         (a row written before the column was added to the key matches no new row)."""
         return tuple(self._value(column, row.get(column)) for column in self.key)
+
+    def done_keys(self, path, *, is_done: Callable[[dict], bool] | None = None) -> set:
+        """The :meth:`row_key` of each row of ``path`` that ``is_done`` accepts (every row when
+        ``is_done`` is ``None``); empty when there is no file ``path``.
+
+        The cells of a sweep whose rows are already measured: what
+        :func:`~fmq_theory.harness.engine.run_cells` skips, and what a script asks before it
+        makes a cell's inputs (a quantized checkpoint, a plan) again.
+        """
+        if not Path(path).is_file():
+            return set()
+        return {self.row_key(r) for r in self.read(path) if is_done is None or is_done(r)}
 
     def read(self, path) -> list[dict]:
         """Typed rows of the csv file ``path`` (its columns: any of the table's, in any order).
