@@ -392,6 +392,24 @@
 #   With time left: `PYTHONPATH=. python3 benchmarks/gpu.py --only sensitivity --out "$OUT"` (~110-160 s): since 56ab743
 #   the vectorized passes hold one step's activations (estimated 14.1/27.6/54.6 GiB at 2/4/8 batches per pass, against
 #   29.6/55.4/105.4 measured before), and each pass records estimated_peak_bytes beside its peak.
+# Thirtieth period (2026-12-05): twelve calls got no machine (five "could not be started", 1-2 min each; seven "none
+# asked for", 15 s each; 721 s of the 1,800 spent before one came), so the lease above (a 9.3-minute training first)
+# no longer fitted.
+# With what was left, an H100 80GB HBM3, the grouping "flat" measured on every model instead (no training needed):
+#   run("bash scripts/gpu_lease.sh carry; PYTHONPATH=.:runs/pylib:runs/pydeps FMQ_DATA_DIR=runs/plan_data
+#        python3 scripts/gpu_plan_variants.py --models dit --budgets '' --match-peer hqq:g128 --groupings any,flat
+#        --samples 5000 --pairs 1000 --out runs/results/pv_flat_dit.json", carry=[plan_test, wheels_peers, wheels_dask])
+#     305 s (the first try, without .carry/wheels_dask, stopped at once: the engine imports distributed);
+#   the same with --models fashion_mnist,mnist, 585 s: the FashionMNIST UNet whole, the MNIST UNet at 2.3582 only;
+#   -> results/plan_variants_flat_dit_gpu.json, results/plan_variants_flat_unets_gpu.json. The default's picks there
+#   equal the committed H200 plan rows within a relative 3.6e-4; "flat" changed the pick in 1 of 7 cells (the DiT at
+#   2.3369: 105.75 against 122.73, HQQ 105.22) and no other. 77 s were left; the machine was given back.
+# Planned next: the lease of "Planned next" above (the paper network), and, on its own lease, "flat" at the committed
+# rows' budgets, to decide whether it becomes a default (~5 min a model on an H100):
+#   run("bash scripts/gpu_lease.sh carry >/dev/null; PYTHONPATH=.:runs/pylib:runs/pydeps FMQ_DATA_DIR=runs/plan_data
+#        python3 scripts/gpu_plan_variants.py --models dit --budgets 2,2.5,3,4 --groupings any,flat --samples 5000
+#        --pairs 1000 --out $OUT/plan_variants_flat_budgets_dit.json", carry=[".carry/plan_test", ".carry/wheels_peers",
+#        ".carry/wheels_dask"]), then the same for fashion_mnist and mnist (the MNIST UNet also at 3.6206,4.3424).
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop

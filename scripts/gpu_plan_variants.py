@@ -159,6 +159,7 @@ def main() -> None:
     rows, start, saved = [], time.perf_counter(), {}
     eval_budgets = None if args.eval_budgets is None else {float(b) for b in args.eval_budgets.split(",") if b}
     for name in args.models.split(","):
+        model_start = time.perf_counter()
         setup = Setup(name=name, checkpoint=folders.get(name, MODELS[name][1]), samples=args.samples,
                       pairs=args.pairs, batch_size=args.samples, n_boot=100, n_boot_inception=10, inception=None,
                       device=args.device, work=args.work, real_images=None)
@@ -178,7 +179,7 @@ def main() -> None:
         budgets = [float(b) for b in args.budgets.split(",") if b]
         for peer in args.match_peer:
             budgets += matched_budgets(model, family=peer)
-        print(f"[{name}] sensitivity and fitting {time.perf_counter() - start:.1f} s; budgets {budgets}", flush=True)
+        print(f"[{name}] sensitivity and fitting {time.perf_counter() - model_start:.1f} s; budgets {budgets}", flush=True)
         for budget in budgets:
             for family, floor, grouping in itertools.product(CODE_FAMILIES, floors, groupings):
                 try:

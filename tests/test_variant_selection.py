@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fmq_theory.results.variant_selection import (SCORES, plot_layout_run, plot_score_regrets, plot_variant_selection,
-                                                  selection_cells)
+from fmq_theory.results.variant_selection import (SCORES, grouping_picks, plot_grouping_picks, plot_layout_run,
+                                                  plot_score_regrets, plot_variant_selection, selection_cells)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -111,3 +111,49 @@ def test_plot_score_regrets_names_a_missing_score():
         plot_score_regrets({"any": {"shift": {"total_regret": 1.0}}}, labels={"fd": "pixel FD"})
     with pytest.raises(ValueError, match="summary and labels"):
         plot_score_regrets({}, labels={"fd": "pixel FD"})
+
+
+@given(st.lists(st.tuples(st.sampled_from([2.0, 3.0]), st.sampled_from(["any", "flat", "groups"]), st.integers(1, 3),
+                          values, values), min_size=1, max_size=14))
+@example(spec=[(2.0, "flat", 1, 0.0, 0.0)]).via("no variant of the default set: no cell")
+@example(spec=[(2.0, "groups", 1, 0.0, 0.0), (3.0, "any", 1, 0.0, 0.0), (2.0, "any", 1, 0.0, 0.0)]).via(
+    "the order is that of the widened set's rows, not of every row")
+def test_grouping_picks_are_the_least_shift_within_each_set(spec):
+    """Oracle: brute force over the rows of each set of groupings, (shift, floor) then first given."""
+    rows = [_row(budget=b, floor=f, shift=s, dfid=d) | {"grouping": g, "dfid_low": d - 1, "dfid_high": d + 1}
+            for b, g, f, s, d in spec]
+    picks = grouping_picks(rows)
+    cells = [b for b in dict.fromkeys(r["budget"] for r in rows if r["grouping"] in ("any", "flat"))
+             if any(r["budget"] == b and r["grouping"] == "any" for r in rows)]
+    assert [p.budget for p in picks] == cells
+    for pick in picks:
+        def least(groupings):
+            group = [r for r in rows if r["budget"] == pick.budget and r["grouping"] in groupings]
+            return min(group, key=lambda r: (r["shift"], r["floor"]))
+        assert pick.default is least(("any",)) and pick.widened is least(("any", "flat"))
+        assert pick.best["dfid"] == min(r["dfid"] for r in rows if r["budget"] == pick.budget and r["grouping"] != "groups")
+        assert pick.widened["shift"] <= pick.default["shift"]
+        assert pick.changed == (pick.widened is not pick.default)
+
+
+def test_grouping_picks_refuses_a_default_outside_the_widened_set():
+    with pytest.raises(ValueError, match=r"default=\['groups'\] must be within widened"):
+        grouping_picks([_row() | {"grouping": "any"}], default=("groups",))
+
+
+def test_the_committed_flat_runs_change_a_pick_only_where_flat_moves_the_law_least():
+    """The GPU runs of every model at HQQ g128's budgets (results/plan_variants_flat_*_gpu.json)."""
+    rows = [r for name in ("plan_variants_flat_dit_gpu.json", "plan_variants_flat_unets_gpu.json")
+            for r in json.loads((RESULTS / name).read_text())["rows"]]
+    picks = grouping_picks(rows)
+    assert {p.model for p in picks} == {"dit", "fashion_mnist", "mnist"}
+    for pick in picks:
+        assert pick.changed == (pick.widened["grouping"] == "flat")
+        assert pick.best["dfid"] <= min(pick.default["dfid"], pick.widened["dfid"])
+    fig = plot_grouping_picks(picks, peers={(picks[0].model, picks[0].budget): picks[0].best | {"method": "peer"}})
+    assert len(fig.axes[0].get_xticks()) == len(picks)
+
+
+def test_plot_grouping_picks_refuses_no_picks():
+    with pytest.raises(ValueError, match="picks: give at least one"):
+        plot_grouping_picks([])

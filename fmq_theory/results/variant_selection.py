@@ -32,8 +32,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["SCORES", "SelectionCell", "plot_layout_run", "plot_score_regrets", "plot_variant_selection",
-           "selection_cells"]
+__all__ = ["SCORES", "GroupingPick", "SelectionCell", "grouping_picks", "plot_grouping_picks", "plot_layout_run",
+           "plot_score_regrets", "plot_variant_selection", "selection_cells"]
 
 #: Score label -> how it is read from a row (the first run's ``w2_diag`` is ``D`` times ``shift``).
 SCORES = {
@@ -210,4 +210,128 @@ def plot_layout_run(rows: Sequence[Mapping]) -> Figure:
         ax.set_title(f"{budget:g} bits per weight", fontsize=9)
         ax.set_xlabel("$\\Delta$FID (classifier), 95% interval", fontsize=8)
         ax.grid(True, axis="x", alpha=0.25)
+    return fig
+
+
+@dataclass(frozen=True)
+class GroupingPick:
+    """One (model, budget): the variant the shift picks from two sets of groupings, and the best one.
+
+    Attributes
+    ----------
+    model : str
+    budget : float
+    default : Mapping
+        The shift's pick among the variants of the ``default`` groupings of :func:`grouping_picks`.
+    widened : Mapping
+        Its pick among the variants of the ``widened`` groupings.
+    best : Mapping
+        The variant of least measured :math:`\\Delta\\mathrm{FID}` among the widened set.
+    """
+
+    model: str
+    budget: float
+    default: Mapping
+    widened: Mapping
+    best: Mapping
+
+    @property
+    def changed(self) -> bool:
+        """Whether widening the groupings changes the pick (another variant, not a tie of equal weights)."""
+        a, b = self.default.get("weights_sha256"), self.widened.get("weights_sha256")
+        return self.widened is not self.default if a is None or b is None else a != b
+
+
+def grouping_picks(rows: Sequence[Mapping], *, default: Sequence[str] = ("any",),
+                   widened: Sequence[str] = ("any", "flat")) -> tuple:
+    """What a plan with the groupings ``widened`` keeps, against one with ``default``, per (model, budget).
+
+    Each set's pick is the variant of least ``shift`` among the rows of its groupings, ties to the
+    lower floor (:func:`~fmq_theory.plan.selection.choose_variant`; rows repeated as ``same_as``
+    carry the same numbers).
+
+    Parameters
+    ----------
+    rows : sequence of Mapping
+        Measured variants of ``scripts/gpu_plan_variants.py``: ``model``, ``budget``, ``grouping``,
+        ``floor``, ``shift`` and ``dfid``.
+    default, widened : sequence of str, keyword-only
+        The two sets of groupings; ``default`` a subset of ``widened``.
+
+    Returns
+    -------
+    tuple of GroupingPick
+        In first-seen order of the (model, budget) cells that hold variants of both sets.
+
+    Raises
+    ------
+    ValueError
+        ``default`` not within ``widened``, or a row the shift cannot read (see
+        :func:`selection_cells`).
+
+    Examples
+    --------
+    >>> rows = [{"model": "m", "budget": 2.0, "grouping": "any", "floor": 1, "shift": 0.3, "dfid": 9.0},
+    ...         {"model": "m", "budget": 2.0, "grouping": "flat", "floor": 1, "shift": 0.1, "dfid": 4.0}]
+    >>> (pick,) = grouping_picks(rows)
+    >>> pick.default["dfid"], pick.widened["dfid"], pick.changed
+    (9.0, 4.0, True)
+    """
+    if not set(default) <= set(widened):
+        raise ValueError(f"default={list(default)} must be within widened={list(widened)}")
+    shift = {"shift": SCORES["shift"]}
+    narrow = [r for r in rows if r["grouping"] in default]
+    if not narrow:  # no cell holds a variant of the default set
+        return ()
+    small = {(c.model, c.budget): c for c in selection_cells(narrow, scores=shift)}
+    large = selection_cells([r for r in rows if r["grouping"] in widened], scores=shift)
+    return tuple(GroupingPick(model=c.model, budget=c.budget, default=small[(c.model, c.budget)].picked["shift"],
+                              widened=c.picked["shift"], best=c.best)
+                 for c in large if (c.model, c.budget) in small)
+
+
+def plot_grouping_picks(picks: Sequence[GroupingPick], *, peers: Mapping | None = None,
+                        labels: Sequence[str] = ("grouping any", "groupings any, flat"), title: str = "") -> Figure:
+    """Per (model, budget): the measured dFID, with its 95% interval, of each set's pick, the best variant, a peer.
+
+    Parameters
+    ----------
+    picks : sequence of GroupingPick
+    peers : Mapping, optional
+        ``(model, budget) -> row`` (``dfid``, ``dfid_low``, ``dfid_high`` and ``method``) of a peer
+        measured at that budget, drawn as a grey bar.
+    labels : pair of str, keyword-only
+        The legend's names of the default and the widened set.
+    title : str, keyword-only
+
+    The y axis is symmetric-log (linear within 1 of 0), so that changes near 0 show.
+
+    Raises
+    ------
+    ValueError
+        ``picks`` empty.
+    """
+    if not picks:
+        raise ValueError("picks: give at least one GroupingPick")
+    peers = peers or {}
+    fig = Figure(figsize=(7.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    kinds = [("default", labels[0], "tab:gray", "o", -0.15), ("widened", labels[1], "tab:blue", "s", 0.0),
+             ("best", "best variant", "tab:green", "^", 0.15)]
+    for i, pick in enumerate(picks):
+        for attr, label, colour, marker, dx in kinds:
+            r = getattr(pick, attr)
+            err = [[max(float(r["dfid"]) - float(r["dfid_low"]), 0.0)], [max(float(r["dfid_high"]) - float(r["dfid"]), 0.0)]]
+            ax.errorbar([i + dx], [float(r["dfid"])], yerr=err, fmt=marker, color=colour, mfc="none", ms=7, capsize=2,
+                        label=label if i == 0 else None)
+        peer = peers.get((pick.model, pick.budget))
+        if peer is not None:
+            ax.fill_between([i - 0.3, i + 0.3], float(peer["dfid_low"]), float(peer["dfid_high"]), color="0.85",
+                            zorder=0, label=f"{peer['method']} (95% interval)" if i == 0 else None)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xticks(range(len(picks)), [f"{p.model}\n{p.budget:g}" for p in picks], fontsize=7)
+    ax.set_ylabel("measured $\\Delta$FID (classifier)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="y", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right")
     return fig
