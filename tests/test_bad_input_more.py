@@ -17,6 +17,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 import torch
+from _safetensors_files import rewrite_document
 
 from fmq_theory.bounds.certificate import certify_fid, certify_w2, estimate_w2_trajectory
 from fmq_theory.bounds.constants import (layer_norm_upper, lip_features_upper, lipschitz_theta_lower,
@@ -298,16 +299,8 @@ def _rewritten(tmp_path, change) -> str:
     good = tmp_path / "good.safetensors"
     save_quantized(good, quantize_state_dict({"w": torch.randn(4, 16, generator=torch.Generator().manual_seed(0))},
                                              method="equal_mass", bits=2))
-    raw = good.read_bytes()
-    (length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + length])
-    document = json.loads(header["__metadata__"]["fmq_theory"])
-    change(document)
-    header["__metadata__"]["fmq_theory"] = json.dumps(document)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
     out = tmp_path / "edited.safetensors"
-    out.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length:])
+    rewrite_document(good, out, change)
     return str(out)
 
 

@@ -15,6 +15,7 @@ import tempfile
 import numpy as np
 import pytest
 import torch
+from _safetensors_files import rewrite_document
 from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
@@ -228,19 +229,6 @@ def test_atomic_output_success_and_missing_directory(tmp_path):
 # --------------------------------------------------------------------------- validation on load
 
 
-def _rewrite_document(src, dst, edit):
-    """Copy a quantized file with its fmq_theory metadata edited by ``edit(document)``."""
-    raw = open(src, "rb").read()
-    (length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + length])
-    document = json.loads(header["__metadata__"]["fmq_theory"])
-    edit(document)
-    header["__metadata__"]["fmq_theory"] = json.dumps(document)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    open(dst, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + length :])
-
-
 def _set(field, value):
     def edit(document):
         document["tensors"]["w"][field] = value
@@ -274,7 +262,7 @@ def test_tampered_metadata_is_rejected(edit, message, tmp_path):
     good = tmp_path / "good.safetensors"
     save_quantized(good, _quantized_mapping() | {"step": torch.tensor(1)})
     bad = tmp_path / "bad.safetensors"
-    _rewrite_document(good, bad, edit)
+    rewrite_document(good, bad, edit)
     with pytest.raises(ValueError, match=message):
         load_quantized(bad)
 
@@ -307,7 +295,7 @@ def test_corrupt_quantized_files_are_rejected(tmp_path):
         load_quantized(tmp_path / "odd.safetensors")
     # with its digest re-stamped, the padding check still refuses it
     digest = hashlib.sha256(bytes(data[header_end + start : header_end + end])).hexdigest()
-    _rewrite_document(tmp_path / "odd.safetensors", tmp_path / "odd2.safetensors",
+    rewrite_document(tmp_path / "odd.safetensors", tmp_path / "odd2.safetensors",
                       lambda d: d["tensors"]["w"]["sha256"].update({"w::codes": digest}))
     with pytest.raises(ValueError, match="padding"):
         load_quantized(tmp_path / "odd2.safetensors")

@@ -108,6 +108,17 @@ def selection_cells(rows: Sequence[Mapping], *, scores: Mapping[str, Callable] =
     return tuple(cells)
 
 
+def _cell_axis(ax, cells: Sequence, *, ylabel: str, title: str) -> None:
+    """The axis of a plot of one column per (model, budget): symmetric-log y (linear within 1 of 0),
+    the cells named below, a horizontal grid and the legend."""
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xticks(range(len(cells)), [f"{c.model}\n{c.budget:g}" for c in cells], fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="y", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right")
+
+
 def plot_variant_selection(cells: Sequence[SelectionCell], *, title: str = "") -> Figure:
     """Every cell's variants (grey dots) by measured :math:`\\Delta\\mathrm{FID}`, the pick of each score marked.
 
@@ -123,12 +134,7 @@ def plot_variant_selection(cells: Sequence[SelectionCell], *, title: str = "") -
             ax.plot([i + 0.12 * (k - 1)], [float(cell.picked[name]["dfid"])], marker, color=colour,
                     mfc="none", ms=8, label=f"picked by the {name}" if i == 0 else None, zorder=2)
     ax.plot([], [], ".", color="0.75", label="every variant")
-    ax.set_yscale("symlog", linthresh=1.0)
-    ax.set_xticks(range(len(cells)), [f"{c.model}\n{c.budget:g}" for c in cells], fontsize=7)
-    ax.set_ylabel("measured $\\Delta$FID")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, axis="y", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper right")
+    _cell_axis(ax, cells, ylabel="measured $\\Delta$FID", title=title)
     return fig
 
 
@@ -328,10 +334,5 @@ def plot_grouping_picks(picks: Sequence[GroupingPick], *, peers: Mapping | None 
         if peer is not None:
             ax.fill_between([i - 0.3, i + 0.3], float(peer["dfid_low"]), float(peer["dfid_high"]), color="0.85",
                             zorder=0, label=f"{peer['method']} (95% interval)" if i == 0 else None)
-    ax.set_yscale("symlog", linthresh=1.0)
-    ax.set_xticks(range(len(picks)), [f"{p.model}\n{p.budget:g}" for p in picks], fontsize=7)
-    ax.set_ylabel("measured $\\Delta$FID (classifier)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, axis="y", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper right")
+    _cell_axis(ax, picks, ylabel="measured $\\Delta$FID (classifier)", title=title)
     return fig
