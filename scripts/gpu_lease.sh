@@ -413,6 +413,20 @@
 #   These cells also test, held out, the score found on the two variant files (plan page, "HQQ's file layout as a
 #   variant"): the shift times the network's own t = 1 features' Frechet distance (rows' shift * feat_fd_t1) summed a
 #   regret of 1.82 and 14.52 there, against the shift's 12.88 and 14.33.
+# Thirty-first period (2026-12-05): an H200 was named; the machine of call 1 above (the paper network's training) was
+# taken back for other work before the call finished (710 s of device time gone, nothing returned), and call 2 found a
+# fresh H100 ("the network is gone"). The 1,089 s left went to "flat" at the committed rows' budgets:
+#   run("bash scripts/gpu_lease.sh carry >/dev/null; PYTHONPATH=.:runs/pylib:runs/pydeps FMQ_DATA_DIR=runs/plan_data
+#        timeout 560 python3 scripts/gpu_plan_variants.py --models dit --budgets 2,2.5,3,4 --groupings any,flat
+#        --samples 5000 --pairs 1000 --out $OUT/plan_variants_flat_budgets_dit.json", carry=[plan_test, wheels_peers,
+#        wheels_dask]): 392 s; the same for fashion_mnist 482 s; for mnist with --budgets 2 only, 138 s (60 s were left);
+#   -> results/plan_variants_flat_budgets_{dit,fashion_mnist,mnist}_gpu.json. The default's picks equal the committed
+#   plan rows within a relative 7.3e-5; "flat" changed 1 pick of 9, for the worse (FashionMNIST at 2.5: 33.79 against
+#   13.65), so over the 16 GPU cells it made one pick better and one worse: not a default. Held out, the product score
+#   (shift * feat_fd_t1) regrets 19.93 against the shift's 1.43 on the default grouping: the plan keeps the shift.
+# Planned next: the paper network's lease of "Planned next" above, unchanged (it needs ~1,650 s of one lease: a call
+#   cut off by a machine taken back loses the network, so start it only with the whole budget left); the MNIST UNet's
+#   flat cells at 2.5, 3 and 4 bits when a lease has ~6 minutes to spare (`--models mnist --budgets 2.5,3,4`).
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop

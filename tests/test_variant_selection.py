@@ -9,6 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from fmq_theory.results.schema import PLAN
 from fmq_theory.results.variant_selection import (SCORES, grouping_picks, plot_grouping_picks, plot_layout_run,
                                                   plot_score_regrets, plot_variant_selection, selection_cells)
 
@@ -152,6 +153,26 @@ def test_the_committed_flat_runs_change_a_pick_only_where_flat_moves_the_law_lea
         assert pick.best["dfid"] <= min(pick.default["dfid"], pick.widened["dfid"])
     fig = plot_grouping_picks(picks, peers={(picks[0].model, picks[0].budget): picks[0].best | {"method": "peer"}})
     assert len(fig.axes[0].get_xticks()) == len(picks)
+
+
+def test_the_committed_budgets_flat_runs_keep_the_default_pick_in_all_but_one_cell():
+    """The GPU runs at the committed rows' budgets (results/plan_variants_flat_budgets_*_gpu.json):
+    the default grouping's pick is the committed plan row's variant (same dFID within 1e-3
+    relative), and "flat" changes it only at the FashionMNIST UNet's 2.5 bits, for the worse."""
+    rows = [r for m in ("dit", "fashion_mnist", "mnist")
+            for r in json.loads((RESULTS / f"plan_variants_flat_budgets_{m}_gpu.json").read_text())["rows"]]
+    picks = grouping_picks(rows)
+    assert [(p.model, p.budget) for p in picks] == [("dit", b) for b in (2.0, 2.5, 3.0, 4.0)] + [
+        ("fashion_mnist", b) for b in (2.0, 2.5, 3.0, 4.0)] + [("mnist", 2.0)]
+    committed = {(m, float(r["budget"])): r for m in ("dit", "fashion_mnist", "mnist")
+                 for r in PLAN.read(RESULTS / f"plan_{m}.csv") if r["method"] == "plan"}
+    for pick in picks:
+        plan_row = committed[(pick.model, pick.budget)]
+        assert pick.default["dfid"] == pytest.approx(plan_row["dfid"], rel=1e-3)
+    changed = [(p.model, p.budget) for p in picks if p.changed]
+    assert changed == [("fashion_mnist", 2.5)]
+    (worse,) = [p for p in picks if p.changed]
+    assert worse.widened["grouping"] == "flat" and worse.widened["dfid_low"] > worse.default["dfid_high"]
 
 
 def test_plot_grouping_picks_refuses_no_picks():

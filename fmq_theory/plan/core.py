@@ -864,9 +864,11 @@ def plan_quantization(
     ``results/plan_variants_flat_unets_gpu.json``): adding ``"flat"`` changed the pick in 1 of 7
     cells, the DiT at 2.34 bits (105.8 [104.4, 107.7] against 122.7 and HQQ's 105.2), and in the
     other six (the DiT at 3.53 and 4.32, the FashionMNIST UNet at 2.36, 3.62 and 4.34, the MNIST
-    UNet at 2.36) the flat variants moved the law more than the default's pick.  Whether it
-    changes the picks at 2, 2.5, 3 and 4 bits, where the committed rows were measured, is not
-    measured yet, so it is not a default.
+    UNet at 2.36) the flat variants moved the law more than the default's pick.  At the committed
+    rows' budgets (2, 2.5, 3 and 4 bits on the DiT and the FashionMNIST UNet, 2 on the MNIST UNet;
+    ``results/plan_variants_flat_budgets_*_gpu.json``) it changed 1 pick of 9, for the worse: the
+    FashionMNIST UNet at 2.5 bits, 33.8 [32.6, 35.1] against 13.6 [12.7, 14.7].  Over the 16 GPU
+    cells it made one pick better and one worse, so it is not a default.
     """
     if isinstance(budget_bits, bool) or not isinstance(budget_bits, (int, float)) or not (
             math.isfinite(budget_bits) and budget_bits > 0):
