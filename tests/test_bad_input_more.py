@@ -89,8 +89,12 @@ def test_make_noise_and_balanced_labels_name_their_arguments():
 def test_sample_refuses_empty_or_non_finite_noise_and_an_empty_clip():
     with pytest.raises(ValueError, match=r"clip=\(1.0, -1.0\) must be None or a pair"):
         sample(_decay, torch.ones(2, 2), solver="euler", steps=2, clip=(1.0, -1.0))  # every sample -1.0
-    with pytest.raises(ValueError, match=r"noise must be a floating tensor of shape \(n >= 1, \.\.\.\), got \(0, 2\)"):
+    with pytest.raises(ValueError, match=r"noise of shape \(0, 2\) holds no samples"):
         sample(_decay, torch.ones(0, 2), solver="euler", steps=2)  # torch.cat(): expected a non-empty list
+    with pytest.raises(ValueError, match=r"noise must be a floating tensor of shape \(n, \*event\), got shape \(3,\)"):
+        sample(_decay, torch.ones(3), solver="euler", steps=2)  # a scalar event is (n, 1), as for every probe
+    with pytest.raises(ValueError, match=r"got shape \(3, 2\), dtype torch.int64"):
+        sample(_decay, torch.ones(3, 2, dtype=torch.long), solver="euler", steps=2)
     with pytest.raises(ValueError, match="noise holds NaN or infinite entries"):
         sample(_decay, torch.full((2, 2), math.nan), solver="euler", steps=2)  # NaN samples
 

@@ -80,9 +80,9 @@ from tqdm.auto import tqdm
 
 from fmq_theory._util import check_positive_int
 from fmq_theory.bounds.spectral import jacobian_spectral_norm
-from fmq_theory.flow.checks import check_noise, check_probe_settings
+from fmq_theory.flow.checks import check_noise
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit
-from fmq_theory.flow.solvers import solver_spec, step, time_grid
+from fmq_theory.flow.solvers import check_probe_settings, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, Velocity, placement
 
 __all__ = [

@@ -52,9 +52,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
 from fmq_theory._util import check_positive_int
-from fmq_theory.flow.checks import check_noise, check_probe_settings
+from fmq_theory.flow.checks import check_noise
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit, to_float64
-from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
+from fmq_theory.flow.solvers import check_probe_settings, integrate, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
 __all__ = ["NoiseGains", "Prediction", "dither_state_dict", "noise_gains", "predict", "row_variances"]

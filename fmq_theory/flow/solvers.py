@@ -38,10 +38,11 @@ import torch
 import torchdiffeq
 
 from fmq_theory._util import check_positive_int
+from fmq_theory.flow.checks import check_noise
 from fmq_theory.flow.velocity import XT, Adapter, Velocity, placement
 from fmq_theory.vocab import FIXED_STEP_SOLVERS, SOLVER_STAGES, SOLVERS
 
-__all__ = ["ODEResult", "SolverSpec", "balanced_labels", "integrate", "make_noise", "sample",
+__all__ = ["ODEResult", "SolverSpec", "balanced_labels", "check_probe_settings", "integrate", "make_noise", "sample",
            "solver_spec", "step", "time_grid"]
 
 
@@ -338,7 +339,7 @@ def sample(model: Callable, noise: torch.Tensor, *, adapter: Adapter = XT(), sol
     Raises
     ------
     ValueError
-        ``noise`` is not a floating tensor ``(n >= 1, ...)`` of finite entries, ``clip`` not
+        ``noise`` is not a floating tensor ``(n >= 1, *event)`` of finite entries, ``clip`` not
         ``None`` or a pair ``(low, high)`` with ``low < high``, ``batch_size`` not a positive int,
         or the conditioning of ``adapter`` does not have ``n`` rows.
 
@@ -348,11 +349,7 @@ def sample(model: Callable, noise: torch.Tensor, *, adapter: Adapter = XT(), sol
     >>> res.x[0], res.nfe
     (tensor([0.2500, 0.2500]), 2)
     """
-    if not torch.is_tensor(noise) or noise.ndim < 1 or noise.shape[0] == 0 or not noise.is_floating_point():
-        got = tuple(noise.shape) if torch.is_tensor(noise) else type(noise).__name__
-        raise ValueError(f"noise must be a floating tensor of shape (n >= 1, ...), got {got}")
-    if not bool(torch.isfinite(noise).all()):
-        raise ValueError("noise holds NaN or infinite entries")
+    check_noise(noise)
     if clip is not None and not (isinstance(clip, (tuple, list)) and len(clip) == 2 and clip[0] < clip[1]):
         raise ValueError(f"clip={clip!r} must be None or a pair (low, high) with low < high")
     adapter.check(noise.shape[0])
@@ -371,6 +368,27 @@ def sample(model: Callable, noise: torch.Tensor, *, adapter: Adapter = XT(), sol
         outs.append(x.float().cpu())
         nfe, steps_done = max(nfe, res.nfe), res.steps
     return ODEResult(x=torch.cat(outs), nfe=nfe, solver=solver, steps=steps_done)
+
+
+def check_probe_settings(*, solver: str | None = None, **counts) -> None:
+    """``ValueError`` naming ``solver`` unless it is a fixed-step solver (when given), or the first of
+    ``counts`` (``steps``, ``projections``, ``batch_size`` ...) that is not a positive int.
+
+    The sensitivity pass, the first-order and whole-form probes and the bounds integrate with
+    these settings; each refuses them here before any work.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_probe_settings(solver="euler", steps=0)
+    ... except ValueError as exc:
+    ...     print(exc)
+    steps must be a positive int, got 0
+    """
+    if solver is not None:
+        solver_spec(solver, fixed_step=True)
+    for name, value in counts.items():
+        check_positive_int(value, name=name)
 
 
 def _bfloat16(v: Velocity) -> Velocity:

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from fmq_theory.flow.checks import check_probe_settings
+from fmq_theory.flow.solvers import check_probe_settings
 from fmq_theory.flow.velocity import XT, Adapter, placement
 from fmq_theory.plan.sensitivity import probe_gradients
 

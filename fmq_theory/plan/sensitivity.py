@@ -59,8 +59,8 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from fmq_theory.flow.checks import check_noise, check_probe_settings
-from fmq_theory.flow.solvers import integrate, solver_spec, step, time_grid
+from fmq_theory.flow.checks import check_noise
+from fmq_theory.flow.solvers import check_probe_settings, integrate, solver_spec, step, time_grid
 from fmq_theory.flow.velocity import XT, Adapter, placement, with_parameters
 
 __all__ = ["PassMemory", "ReplicateMeans", "SensitivityMemory", "WeightSensitivity",

@@ -69,7 +69,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fmq_theory.flow.checks import check_probe_settings
+from fmq_theory.flow.solvers import check_probe_settings
 from fmq_theory.flow.velocity import XT, Adapter, placement
 from fmq_theory.plan.sensitivity import probe_gradients
 
