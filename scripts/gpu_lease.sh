@@ -424,9 +424,11 @@
 #   plan rows within a relative 7.3e-5; "flat" changed 1 pick of 9, for the worse (FashionMNIST at 2.5: 33.79 against
 #   13.65), so over the 16 GPU cells it made one pick better and one worse: not a default. Held out, the product score
 #   (shift * feat_fd_t1) regrets 19.93 against the shift's 1.43 on the default grouping: the plan keeps the shift.
+#   The MNIST UNet's 2.5, 3 and 4 bits then scored on the CPU without FID (--device cpu --eval-budgets 0, 590 s;
+#   results/plan_variants_flat_budgets_mnist_scores_cpu.json): the least flat shift is 2.93, 6.50 and 4.87 times the
+#   default pick's, so "flat" would change no pick there.
 # Planned next: the paper network's lease of "Planned next" above, unchanged (it needs ~1,650 s of one lease: a call
-#   cut off by a machine taken back loses the network, so start it only with the whole budget left); the MNIST UNet's
-#   flat cells at 2.5, 3 and 4 bits when a lease has ~6 minutes to spare (`--models mnist --budgets 2.5,3,4`).
+#   cut off by a machine taken back loses the network, so start it only with the whole budget left).
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop

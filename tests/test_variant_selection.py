@@ -173,6 +173,10 @@ def test_the_committed_budgets_flat_runs_keep_the_default_pick_in_all_but_one_ce
     assert changed == [("fashion_mnist", 2.5)]
     (worse,) = [p for p in picks if p.changed]
     assert worse.widened["grouping"] == "flat" and worse.widened["dfid_low"] > worse.default["dfid_high"]
+    scored = json.loads((RESULTS / "plan_variants_flat_budgets_mnist_scores_cpu.json").read_text())["rows"]
+    for budget in (2.5, 3.0, 4.0):  # the MNIST UNet's other budgets, scored on the CPU: flat moves the law more
+        least = {g: min(r["shift"] for r in scored if r["budget"] == budget and r["grouping"] == g) for g in ("any", "flat")}
+        assert least["flat"] > 2.5 * least["any"]
 
 
 def test_plot_grouping_picks_refuses_no_picks():

@@ -868,7 +868,9 @@ def plan_quantization(
     rows' budgets (2, 2.5, 3 and 4 bits on the DiT and the FashionMNIST UNet, 2 on the MNIST UNet;
     ``results/plan_variants_flat_budgets_*_gpu.json``) it changed 1 pick of 9, for the worse: the
     FashionMNIST UNet at 2.5 bits, 33.8 [32.6, 35.1] against 13.6 [12.7, 14.7].  Over the 16 GPU
-    cells it made one pick better and one worse, so it is not a default.
+    cells it made one pick better and one worse, so it is not a default.  (On the MNIST UNet's
+    other budgets, scored on the CPU without FID, the least flat shift is 1.6 to 6.5 times the
+    default pick's: ``results/plan_variants_flat_*mnist_scores_cpu.json``.)
     """
     if isinstance(budget_bits, bool) or not isinstance(budget_bits, (int, float)) or not (
             math.isfinite(budget_bits) and budget_bits > 0):
