@@ -65,6 +65,12 @@ from fmq_theory.plan.selection import GROUPINGS, check_groupings, diagonal_w2, d
 FEATURE_TIMES = (1.0, 0.5)
 
 
+def weights_digest(state: dict) -> str:
+    """SHA-256 of the tensors of ``state`` (float32 on the host) in key order: a variant's identity, so that
+    a plan met again is not measured again, and another machine's rebuild can be checked against it."""
+    return hashlib.sha256(b"".join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest()
+
+
 def feature_modules(model: torch.nn.Module) -> tuple:
     """The full-precision network's own layers whose pooled outputs are the self-features: the UNets'
     latent modules (last down layer, middle block); the DiT's middle and last blocks."""
@@ -189,7 +195,7 @@ def main() -> None:
                 except ValueError:  # no plan of this floor within the budget
                     continue
                 state = {k: v.detach().cpu().float().contiguous() for k, v in plan.state_dict().items()}
-                digest = hashlib.sha256(b"".join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest()
+                digest = weights_digest(state)
                 head = {"model": name, "budget": budget, "family": family, "floor": floor, "grouping": grouping,
                         "bits_per_weight": plan.bits_per_weight, "additive": plan.predicted_delta.value,
                         "weights_sha256": digest}

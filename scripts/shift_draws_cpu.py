@@ -9,7 +9,7 @@ interval is that of one estimate, while the three are sampled from the same nois
 (their weights' SHA-256 checked against a GPU file's rows), samples each and the full-precision
 model again from ``--draws`` fresh draws (another seed), and reports every variant's shift with
 its interval and its paired difference from the first variant, with a paired bootstrap
-interval over the draws (the same resampled draws for both)::
+interval over the draws (:func:`fmq_theory.plan.selection.shift_difference`)::
 
     PYTHONPATH=. python scripts/shift_draws_cpu.py --model dit --budget 3.5252 \\
         --variants half_quadratic:2:any,half_quadratic:3:any,minmax:1:flat --draws 2048 \\
@@ -21,47 +21,28 @@ CPU dry run: ``--draws 32 --plan-samples 16`` (the weights then differ from the 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 from tqdm import tqdm
 
 sys.path.insert(0, "scripts")
 from gpu_plan_eval import MODELS, PLAN_SEED, SOLVER, STEPS  # noqa: E402
+from gpu_plan_variants import weights_digest  # noqa: E402
 
 from fmq_theory._util import write_atomic  # noqa: E402
 from fmq_theory.flow.solvers import balanced_labels, make_noise  # noqa: E402
 from fmq_theory.harness.checkpoints import load_trained_model  # noqa: E402
 from fmq_theory.harness.models.unet import unet_adapter  # noqa: E402
 from fmq_theory.plan import fit_candidates, plan_quantization, weight_sensitivity  # noqa: E402
-from fmq_theory.plan.selection import diagonal_w2, distribution_shift, sampled  # noqa: E402
+from fmq_theory.plan.selection import distribution_shift, sampled, shift_difference  # noqa: E402
 
 #: Seed of the fresh draws (the plan's are PLAN_SEED; the evaluation's 0 and 2).
 FRESH_SEED = 11
 #: Paired bootstrap resamples of the draws for each difference's interval.
 RESAMPLES = 1000
-
-
-def paired_difference(x: np.ndarray, y: np.ndarray, reference: np.ndarray, *, level: float = 0.95,
-                      seed: int = 0) -> tuple:
-    """``(d, low, high)``: the shift of ``x`` minus that of ``y`` (both against ``reference``, rows paired),
-    with the percentile interval of :data:`RESAMPLES` bootstrap resamples of the rows, each resample
-    the same rows of all three."""
-    d = diagonal_w2(x, reference) - diagonal_w2(y, reference)
-    rows = np.random.default_rng(seed).integers(0, x.shape[0], size=(RESAMPLES, x.shape[0]))
-    boot = [diagonal_w2(x[r], reference[r]) - diagonal_w2(y[r], reference[r]) for r in rows]
-    low, high = np.quantile(boot, [0.5 - level / 2, 0.5 + level / 2])
-    return float(d), float(min(low, d)), float(max(high, d))
-
-
-def digest(state: dict) -> str:
-    """SHA-256 of the float32 tensors of ``state`` in key order, as ``gpu_plan_variants.py`` takes it."""
-    return hashlib.sha256(b"".join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest()
 
 
 def main() -> None:
@@ -105,18 +86,18 @@ def main() -> None:
                                         plan_reference)
         shift = distribution_shift(x, reference)
         gpu = gpu_rows.get((family, int(floor), grouping))
-        samples.append(x.double().reshape(x.shape[0], -1).numpy())
+        digest = weights_digest(state)
+        samples.append(x)
         rows.append({"family": family, "floor": int(floor), "grouping": grouping,
-                     "bits_per_weight": plan.bits_per_weight, "weights_sha256": digest(state),
-                     "same_weights_as_rows": None if gpu is None else gpu["weights_sha256"] == digest(state),
+                     "bits_per_weight": plan.bits_per_weight, "weights_sha256": digest,
+                     "same_weights_as_rows": None if gpu is None else gpu["weights_sha256"] == digest,
                      "rows_dfid": None if gpu is None else gpu["dfid"],
                      "rows_dfid_low": None if gpu is None else gpu["dfid_low"],
                      "rows_dfid_high": None if gpu is None else gpu["dfid_high"],
                      "plan_shift": plan_shift[0], "plan_shift_low": plan_shift[1], "plan_shift_high": plan_shift[2],
                      "shift": shift[0], "shift_low": shift[1], "shift_high": shift[2]})
-    ref = reference.double().reshape(reference.shape[0], -1).numpy()
     for row, x in zip(rows, samples):
-        d = paired_difference(x, samples[0], ref)
+        d = shift_difference(x, samples[0], reference, resamples=RESAMPLES)
         row.update({"minus_first": d[0], "minus_first_low": d[1], "minus_first_high": d[2]})
         print(json.dumps(row), flush=True)
     record = {"command": " ".join(["scripts/shift_draws_cpu.py", *sys.argv[1:]]), "model": args.model,

@@ -15,7 +15,7 @@ import numpy as np
 import ot
 import pytest
 import torch
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -23,7 +23,7 @@ from fmq_theory.flow.solvers import sample
 from fmq_theory.plan import fit_candidates, load_plan, plan_quantization, solve_mckp, weight_sensitivity
 from fmq_theory.plan.candidates import CODE_FAMILIES, KEPT_METHODS
 from fmq_theory.plan.core import variant_option_sets, variant_options
-from fmq_theory.plan.selection import VariantScore, choose_variant, diagonal_w2, distribution_shift
+from fmq_theory.plan.selection import VariantScore, choose_variant, diagonal_w2, distribution_shift, shift_difference
 
 D, ROWS, STEPS, SOLVER = 32, 16, 2, "euler"
 
@@ -461,3 +461,57 @@ def test_the_shift_interval_covers_the_population_value_of_paired_samples():
 def test_bad_sample_shapes_are_named(shapes):
     with pytest.raises(ValueError, match="samples"):
         distribution_shift(torch.zeros(shapes[0]), torch.zeros(shapes[1]))
+
+
+def _oracle_w2(x: np.ndarray, y: np.ndarray) -> float:
+    """Squared W2 of diagonal Gaussian fits per entry, written out entry by entry."""
+    total = 0.0
+    for j in range(x.shape[1]):
+        total += (x[:, j].mean() - y[:, j].mean()) ** 2 + (x[:, j].std(ddof=1) - y[:, j].std(ddof=1)) ** 2
+    return total / x.shape[1]
+
+
+@settings(deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(3, 40), d=st.integers(1, 5))
+def test_the_shift_difference_is_the_oracles_and_lies_in_its_interval(seed, n, d):
+    """scripts/shift_draws_cpu.py's paired difference of two variants' shifts."""
+    rng = np.random.default_rng(seed)
+    ref = rng.normal(size=(n, d))
+    x, y = ref + 0.3 * rng.normal(size=(n, d)), ref + 0.1 * rng.normal(size=(n, d))
+    x, y, ref = (torch.from_numpy(v) for v in (x, y, ref))
+    value, low, high = shift_difference(x, y, ref, resamples=1000)
+    assert value == pytest.approx(_oracle_w2(x.numpy(), ref.numpy()) - _oracle_w2(y.numpy(), ref.numpy()),
+                                  rel=1e-10, abs=1e-12)
+    assert low <= value <= high
+    back = shift_difference(y, x, ref, resamples=1000)
+    assert back[0] == pytest.approx(-value, rel=1e-12, abs=1e-15)
+
+
+def test_a_variant_against_itself_differs_by_exactly_zero():
+    rng = np.random.default_rng(0)
+    ref = torch.from_numpy(rng.normal(size=(50, 4)))
+    x = ref + torch.from_numpy(rng.normal(size=(50, 4)))
+    assert shift_difference(x, x, ref, resamples=1000) == (0.0, 0.0, 0.0)
+
+
+def test_pairing_resolves_a_difference_that_the_two_intervals_do_not():
+    """Two variants sharing most of their error: each shift alone is noisy, their difference is not."""
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(400, 8))
+    common = rng.normal(size=(400, 8))
+    x, y = ref + 0.5 * common + 0.05, ref + 0.5 * common
+    x, y, ref = (torch.from_numpy(v) for v in (x, y, ref))
+    value, low, high = shift_difference(x, y, ref, resamples=1000)
+    assert value == pytest.approx(0.05**2 + 0.05 * 2 * (0.5 * common).mean(0).mean(), rel=1e-9)  # same spreads
+    _, x_low, x_high = distribution_shift(x, ref)
+    _, y_low, y_high = distribution_shift(y, ref)
+    assert x_low < y_high and y_low < x_high  # the two intervals overlap
+    assert low > 0  # the paired one does not hold 0
+
+
+@pytest.mark.parametrize("other, resamples, match", [
+    (torch.zeros(5, 3), 10, "samples \\(5, 3\\) and reference \\(4, 3\\) must have one shape"),
+    (torch.zeros(4, 3), 0, "resamples must be a positive int, got 0")])
+def test_shift_difference_names_bad_sets_and_resamples(other, resamples, match):
+    with pytest.raises(ValueError, match=match):
+        shift_difference(torch.zeros(4, 3), other, torch.zeros(4, 3), resamples=resamples)
