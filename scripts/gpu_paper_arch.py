@@ -188,7 +188,9 @@ def train(args, run: Path, device: torch.device) -> None:
     steps_per_epoch = n // bs
     target_steps = round(args.epochs * steps_per_epoch) if args.epochs else float("inf")
     start = time.perf_counter()
-    step, losses, done_s = (state["step"], list(state["losses"]), state["wall_s"]) if state else (0, [], 0.0)
+    # the saved losses are read on the host (read_train_state): back onto the device of the new ones
+    step, losses, done_s = ((state["step"], [loss.to(device) for loss in state["losses"]], state["wall_s"])
+                            if state else (0, [], 0.0))
     commands = state["commands"] + 1 if state else 1
     # the epoch under way (its shuffle, and the next batch in it) and the random streams carry over,
     # so that training split across commands is the same training as in one command
@@ -221,6 +223,7 @@ def train(args, run: Path, device: torch.device) -> None:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     wall = done_s + time.perf_counter() - start
     losses = losses[-50:]
+    final_loss = float(torch.stack(losses).mean())  # before any file is written: a failure here leaves the last set
     torch.save({"ema": ema.state_dict(), "optimizer": opt.state_dict(), "step": step, "losses": losses,
                 "wall_s": wall, "batch_size": bs, "commands": commands, "order": order.cpu(), "position": position,
                 "rng_cpu": torch.get_rng_state(),
@@ -232,7 +235,7 @@ def train(args, run: Path, device: torch.device) -> None:
     save_file(ema.averaged_state_dict(), str(run / WEIGHTS_FILE))
     card = {"config": config(args).to_dict(), "epochs": step / steps_per_epoch, "steps": step, "batch_size": bs,
             "memory_format": args.memory_format, "train_commands": commands,
-            "train_wall_s": round(wall, 1), "final_loss": float(torch.stack(losses).mean()),
+            "train_wall_s": round(wall, 1), "final_loss": final_loss,
             "images_per_s": round(step * bs / wall, 1), "checkpoint_sha256": file_sha256(run / EMA_FILE),
             "model_sha256": file_sha256(run / WEIGHTS_FILE),
             "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
