@@ -429,6 +429,24 @@
 #   default pick's, so "flat" would change no pick there.
 # Planned next: the paper network's lease of "Planned next" above, unchanged (it needs ~1,650 s of one lease: a call
 #   cut off by a machine taken back loses the network, so start it only with the whole budget left).
+# Thirty-second period (2026-12-05, an H100 80GB HBM3, the whole 1,800 s): the lease of "Planned next" above as written
+# (the three model checkpoints out of the tree):
+#   - call 1 (576 s): the deterministic training, 1,390.6 images/s, stopped by the cap at 3,032 of 3,044 steps;
+#   - call 2 (31 s): the resume trained the last 12 steps, saved train_state.pt and the network, then failed on the
+#     record (the saved losses, read on the host, beside the device's new ones in torch.stack); the plan then refused
+#     the network (its SHA-256 differed from the record's). Mended (the losses back onto the device; the final loss
+#     taken before any file is written), and call 2 issued again (571 s): the resume found step 3,044 and wrote the
+#     record: checkpoint 79d7e17d7399..., the first H100 lease's network bit for bit (final loss 0.17326) ->
+#     results/plan_paper_arch_h100_train_repeat.json. The 11 rows kept (KEEP_ROWS); the plan at 4 bits 183.5 s and its
+#     cell 32.1 s, the plan at 3 bits 81.2 s and its cell 31.2 s, the budget-3 peers quantized (gguf: no setting near 3);
+#   - call 3 (183 s, S3=450 H3=500): nf4 at 3 (no setting near 3), the three budget-3 peer cells (94.2 s);
+#   -> results/plan_paper_arch_h100.csv (16 rows), results/plan_choices_paper_arch_h100_{3,4}.csv;
+#   - call 4 (40 s): `benchmarks/gpu.py --only sensitivity` ran out of memory sampling 10k images in one batch;
+#   - call 5 (154 s): the same with PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True -> benchmarks/gpu_h100_sensitivity.json
+#     (the estimate 0.98-0.99 of the loop's peaks, 0.84-0.90 of the vectorized passes'; 0.187 of sampling at 8 a pass).
+#   Given back with 167 s left.
+# Planned next: on an H200 (its own network, results/plan_paper_arch_det.csv), the same lease: the network trained
+#   again (does an H200 lease repeat 3694735258ff...?), its peers at 2 and 4 and the plan and peers at 3.
 set -uo pipefail
 STAGE=${1:?stage 1-4, send or carry}
 export PYTHONUNBUFFERED=1 NUMBA_NUM_THREADS=12 OMP_NUM_THREADS=12  # cores left for the training loop
