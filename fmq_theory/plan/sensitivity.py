@@ -495,7 +495,11 @@ def pass_memory(model: torch.nn.Module, noise: torch.Tensor, *, adapter: Adapter
     72.2 MB and 111 MB shared under bfloat16 autocast.  Against the five peaks measured on the
     H200 (``benchmarks/gpu_h200_sensitivity.json``, batches of 32, midpoint, 10 steps, with the
     code of then: 8 R bytes a parameter of sums on the device and, vectorized, two steps'
-    activations), the same terms came within 2.3 % (``scripts/sensitivity_memory_cpu.py``).
+    activations), the same terms came within 2.3 % (``scripts/sensitivity_memory_cpu.py``).  With
+    the code now, on an H100 (``benchmarks/gpu_h100_sensitivity.json``): 0.98-0.99 of the measured
+    peak with one batch per pass, but 0.84-0.90 with 2-8 batches per vectorized pass (2.6-5.8 GiB
+    short): the vectorized backward holds memory that autograd does not save, so there the
+    estimate is a lower bound.
 
     Raises
     ------
