@@ -510,7 +510,7 @@ def test_pairing_resolves_a_difference_that_the_two_intervals_do_not():
 
 
 @pytest.mark.parametrize("other, resamples, match", [
-    (torch.zeros(5, 3), 10, "samples \\(5, 3\\) and reference \\(4, 3\\) must have one shape"),
+    (torch.zeros(5, 3), 10, "samples \\(4, 3\\) and other \\(5, 3\\) and reference \\(4, 3\\) must have one shape"),
     (torch.zeros(4, 3), 0, "resamples must be a positive int, got 0")])
 def test_shift_difference_names_bad_sets_and_resamples(other, resamples, match):
     with pytest.raises(ValueError, match=match):

@@ -323,18 +323,19 @@ def shift_difference(samples: torch.Tensor, other: torch.Tensor, reference: torc
     >>> round(shift_difference(ref + 0.5, ref + 0.25, ref)[0], 6)  # 0.25 - 0.0625
     0.1875
     """
-    x, r = _paired_rows(samples=samples, reference=reference)
-    y, _ = _paired_rows(samples=other, reference=reference)
+    x, y, r = _paired_rows(samples=samples, other=other, reference=reference)
     return _paired_bootstrap(lambda rows: _diagonal_w2(x[rows], r[rows]) - _diagonal_w2(y[rows], r[rows]),
                              n=x.shape[0], level=level, resamples=check_positive_int(resamples, name="resamples"))
 
 
-def _paired_rows(*, samples: torch.Tensor, reference: torch.Tensor) -> tuple:
-    """Both sets as float64 arrays ``(n, D)``, after checking they have one shape and at least two draws."""
-    if samples.shape != reference.shape or samples.shape[0] < 2:
-        raise ValueError(f"samples {tuple(samples.shape)} and reference {tuple(reference.shape)} must have one "
+def _paired_rows(**sets: torch.Tensor) -> tuple:
+    """The sets, in the order given, as float64 arrays ``(n, D)``, after checking they have one shape and at
+    least two draws (the error names each set by its keyword)."""
+    shapes = {name: tuple(v.shape) for name, v in sets.items()}
+    if len(set(shapes.values())) > 1 or next(iter(shapes.values()))[0] < 2:
+        raise ValueError(f"{' and '.join(f'{name} {shape}' for name, shape in shapes.items())} must have one "
                          f"shape with at least two draws")
-    return tuple(v.double().reshape(v.shape[0], -1).numpy() for v in (samples, reference))
+    return tuple(v.double().reshape(v.shape[0], -1).numpy() for v in sets.values())
 
 
 def _paired_bootstrap(statistic, *, n: int, level: float, resamples: int) -> tuple:
