@@ -22,8 +22,12 @@ Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured 
   and the fused Triton kernel (``benchmarks/gpu_triton.py``) at every launch configuration of
   a small grid (rows per program x warps), each checked equal to the CPU quantizer (codes
   and dequantized weights); the fastest is a measurement of the run, marked ``best_of_grid``;
-* exact ``lloyd_max`` per channel (the batched DP of :mod:`fmq_theory.quantizers.torch_rows`)
-  on row batches of the row lengths of FLUX.1's transformer linear layers, b = 4, the time per
+* exact ``lloyd_max`` per channel (the batched DP of :mod:`fmq_theory.quantizers.torch_rows`,
+  its middle layers in torch and in the Triton kernel of ``benchmarks/gpu_triton.py``): first
+  the Triton kernel at each of ``gpu_triton.LLOYD_CONFIGS`` on one batch of the row length
+  that holds most of the model, each checked equal to the torch DP, with its speed-up over
+  the first configuration (the previous kernel's schedule) in the same run; then both solvers,
+  the Triton one at its fastest configuration, on row batches of the row lengths of FLUX.1's transformer linear layers, b = 4, the time per
   weight of each row length extrapolated to the 11.9e9 weights of the synthetic FLUX.1-shaped
   model (labelled as an extrapolation), and rows sampled for equality with the CPU
   ``lloyd_max``;
@@ -53,6 +57,7 @@ launch overhead hidden behind the previous call's work); ``ratio_to_floor`` and
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -529,6 +534,33 @@ def main(argv=None) -> int:
     return 0
 
 
+def triton_lloyd_config(bits, *, batch, device, shapes):
+    """Times the Triton DP at each of ``gpu_triton.LLOYD_CONFIGS`` (the first: the previous
+    kernel's schedule, the baseline) on one batch of the row length that holds most of the
+    model's weights, each checked equal to the torch DP, and returns the fastest
+    ``(flat, tile, warps)`` and the grid's rows, with each one's speed-up over the baseline."""
+    gpu_triton = triton_module()
+    by_length = {}
+    for out_f, in_f, count in shapes:
+        by_length[in_f] = by_length.get(in_f, 0) + out_f * in_f * count
+    n = max(by_length, key=by_length.get)
+    w = torch.randn(max(1, batch // n), n, device=device, generator=torch.Generator(device=device).manual_seed(2))
+    reference = lloyd_max_rows(w[:16], bits=bits, batch=batch, layers=torch_layers)
+    grid = []
+    for flat, tile, warps in gpu_triton.LLOYD_CONFIGS:
+        solver = functools.partial(gpu_triton.triton_layers, flat=flat, tile=tile, warps=warps)
+        check = lloyd_max_rows(w[:16], bits=bits, batch=batch, layers=solver)  # also the warm-up (compilation)
+        same = bool(torch.equal(check[0], reference[0]) and torch.equal(check[1], reference[1]))
+        seconds, _ = timed(lambda solver=solver: lloyd_max_rows(w, bits=bits, batch=batch, layers=solver), repeats=3)
+        grid.append(dict(flat=flat, tile=tile, warps=warps, row_length=n, rows=w.shape[0], seconds=seconds,
+                         ns_per_weight=1e9 * seconds / w.numel(), speedup_over_baseline=grid[0]["seconds"] / seconds
+                         if grid else 1.0, equal_to_torch_dp=same))
+        print(json.dumps(grid[-1]), flush=True)
+    best = min((g for g in grid if g["equal_to_torch_dp"]), key=lambda g: g["seconds"])
+    best["fastest"] = True
+    return best["flat"], best["tile"], best["warps"], grid
+
+
 def lloyd_cases(args, bandwidth, device, results, save):
     """The ``lloyd_max`` stage: both DP solvers row length by row length, then the whole
     model with the faster one when its extrapolation is short enough; appended to
@@ -536,11 +568,15 @@ def lloyd_cases(args, bandwidth, device, results, save):
     shapes = FLUX_LINEARS if device.type == "cuda" else ((8, 96, 3), (8, 64, 1))
     lloyds = []
     try:  # the Triton DP is an experiment of this script; report its failure and go on
-        triton_layers = triton_module().triton_layers
-
+        flat, tile, warps, grid = triton_lloyd_config(args.bits, batch=args.triton_batch, device=device,
+                                                      shapes=shapes)
+        results["lloyd_triton_grid"] = grid
+        triton_layers = functools.partial(triton_module().triton_layers, flat=flat, tile=tile, warps=warps)
         lloyds.append((lloyd_case(bandwidth, args.bits, rows_per_length=args.lloyd_rows, batch=args.triton_batch,
                                   budget_s=args.lloyd_budget, device=device, shapes=shapes, solver=triton_layers,
-                                  label="torch + Triton DP kernel (one program per row)"), triton_layers))
+                                  label=f"torch + Triton DP kernel (one program per row; "
+                                        f"{'candidates flattened' if flat else 'the previous schedule'}, "
+                                        f"{tile} lanes, {warps} warps)"), triton_layers))
         results["methods"].append(lloyds[-1][0])
         save()
     except Exception as exc:  # noqa: BLE001 - printed, the run goes on
@@ -565,6 +601,11 @@ def lloyd_cases(args, bandwidth, device, results, save):
 
 def print_summary(results, lloyds, *, gpu, bandwidth, bits):
     """The extrapolations of ``lloyd_max`` and the table of every measured path."""
+    for g in results.get("lloyd_triton_grid", ()):
+        print(f"lloyd_max Triton DP, {'candidates flattened' if g['flat'] else 'previous schedule (baseline)'}, "
+              f"{g['tile']} lanes, {g['warps']} warps: {g['ns_per_weight']:.2f} ns per weight on {g['rows']} rows of "
+              f"{g['row_length']}, {g['speedup_over_baseline']:.2f} x the baseline's speed; equal to the torch DP: "
+              f"{g['equal_to_torch_dp']}{'; FASTEST' if g.get('fastest') else ''}", flush=True)
     for lloyd, _ in lloyds:
         print(f"lloyd_max ({lloyd['path']}): synthetic FLUX.1-shaped model, {lloyd['model_weights']:.3g} weights, "
               f"b={bits}: EXTRAPOLATED from the timed row batches: {lloyd['extrapolated_model_s']:.1f} s "

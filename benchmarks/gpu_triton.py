@@ -86,13 +86,140 @@ def uniform_minmax_rows_triton(weights: torch.Tensor, *, bits: int, rows_per_pro
 # exact lloyd_max: layers 2..K-1 of the DP, one program per row
 # --------------------------------------------------------------------------------------
 @triton.jit
+def _lloyd_depth(p1, p2, forb, prev, cur, opt, out, mid_ptr, left_ptr, right_ptr, s0, s1,
+                 NB: tl.constexpr, CB: tl.constexpr):
+    """One depth of the recursion, the previous kernel's schedule: its nodes ``s0..s1-1`` NB
+    at a time, each node's window of candidate splits CB at a time, as one NB x CB tile
+    (NB = 1 to search one node's window, CB = 1 for one lane per node).  Ties go to the
+    smallest split, as in ``torch.argmin``: the first minimum of a chunk, and a later chunk
+    only when strictly lower."""
+    nodes = tl.arange(0, NB)
+    cands = tl.arange(0, CB)
+    for start in range(s0, s1, NB):
+        node = start + nodes
+        live = node < s1
+        i = tl.load(mid_ptr + node, mask=live, other=1)
+        jlo = tl.load(opt + tl.load(left_ptr + node, mask=live, other=0), mask=live, other=0)
+        jhi = tl.minimum(tl.load(opt + tl.load(right_ptr + node, mask=live, other=0), mask=live, other=0), i - 1)
+        width = tl.where(live, jhi - jlo + 1, 0)
+        p1i = tl.load(p1 + i, mask=live, other=0.0)[:, None]
+        p2i = tl.load(p2 + i, mask=live, other=0.0)[:, None]
+        best = tl.full((NB,), float("inf"), tl.float64)
+        best_j = jlo
+        for base in range(0, tl.max(width, axis=0), CB):
+            j = (jlo + base)[:, None] + cands[None, :]
+            ok = live[:, None] & (j <= jhi[:, None])
+            s = p1i - tl.load(p1 + j, mask=ok, other=0.0)
+            cnt = tl.where(ok, i[:, None] - j, 1).to(tl.float64)
+            c = tl.maximum(p2i - tl.load(p2 + j, mask=ok, other=0.0) - s * s / cnt, 0.0)
+            c = c + tl.load(prev + j, mask=ok, other=float("inf"))
+            bad = (~ok) | (tl.load(forb + j, mask=ok, other=1) != 0)
+            c = tl.where(bad, float("inf"), c)
+            low = tl.min(c, axis=1)
+            at = tl.argmin(c, axis=1)
+            better = low < best
+            best = tl.where(better, low, best)
+            best_j = tl.where(better, jlo + base + at, best_j)
+        tl.store(cur + i, best, mask=live)
+        tl.store(opt + i, best_j, mask=live)
+        tl.store(out + i - 1, best_j.to(tl.int32), mask=live)
+
+
+@triton.jit
+def _max_combine(a, b):
+    return tl.maximum(a, b)
+
+
+@triton.jit
+def _segment_min_combine(k1, c1, j1, k2, c2, j2):
+    """Segmented scan over lanes of increasing split, the segments (nodes) contiguous: the
+    right operand wins a new node or a strictly lower cost; a tie keeps the left, smaller
+    split."""
+    take = (k1 != k2) | (c2 < c1)
+    return k2, tl.where(take, c2, c1), tl.where(take, j2, j1)
+
+
+@triton.jit
+def _lloyd_depth_flat(p1, p2, forb, prev, cur, opt, out, mid_ptr, left_ptr, right_ptr, s0, s1, stamp,
+                      head, nofs, nend, njlo, nbest, nbj, TILE: tl.constexpr):
+    """One depth of the recursion with its candidates flattened: the windows of the depth's
+    nodes laid end to end (they overlap in at most one split, so at most n + m candidates) and
+    searched TILE at a time, one lane per candidate, whatever the windows' widths.
+
+    A: per node, its window, its first and end place among the candidates and its running
+    best (``+inf`` at its lowest split); ``head`` marks the first place of each non-empty
+    window with ``stamp << 32 | node`` (stamps grow with layer and depth, so a running maximum
+    over ``head`` finds each place's node without clearing the marks of earlier depths).
+    B: each chunk's costs, reduced per node by a segmented scan; the lane that ends a node's
+    run in the chunk keeps the result when strictly lower than the node's running best.
+    C: the nodes' bests written out."""
+    lanes = tl.arange(0, TILE)
+    total = s0 * 0
+    for start in range(s0, s1, TILE):
+        node = start + lanes
+        live = node < s1
+        k = node - s0
+        i = tl.load(mid_ptr + node, mask=live, other=1)
+        jlo = tl.load(opt + tl.load(left_ptr + node, mask=live, other=0), mask=live, other=0)
+        jhi = tl.minimum(tl.load(opt + tl.load(right_ptr + node, mask=live, other=0), mask=live, other=0), i - 1)
+        width = tl.where(live, tl.maximum(jhi - jlo + 1, 0), 0)
+        end = tl.cumsum(width, 0) + total
+        first = end - width
+        tl.store(nofs + k, first, mask=live)
+        tl.store(nend + k, end, mask=live)
+        tl.store(njlo + k, jlo, mask=live)
+        tl.store(nbest + k, tl.full((TILE,), float("inf"), tl.float64), mask=live)
+        tl.store(nbj + k, jlo, mask=live)
+        tl.store(head + first, (stamp << 32) | k, mask=live & (width > 0))
+        total += tl.sum(width, axis=0)
+    tl.debug_barrier()
+    carry = stamp << 32
+    for c0 in range(0, total, TILE):
+        q = c0 + lanes
+        valid = q < total
+        h = tl.maximum(tl.associative_scan(tl.load(head + q, mask=valid, other=0), 0, _max_combine), carry)
+        carry = tl.max(h, axis=0)
+        k = tl.where(valid, h & 0xFFFFFFFF, 0)
+        first = tl.load(nofs + k, mask=valid, other=0)
+        end = tl.load(nend + k, mask=valid, other=0)
+        j = tl.load(njlo + k, mask=valid, other=0) + (q - first)
+        i = tl.load(mid_ptr + s0 + k, mask=valid, other=1)
+        s = tl.load(p1 + i, mask=valid, other=0.0) - tl.load(p1 + j, mask=valid, other=0.0)
+        cnt = tl.where(valid, i - j, 1).to(tl.float64)
+        c = tl.maximum(tl.load(p2 + i, mask=valid, other=0.0) - tl.load(p2 + j, mask=valid, other=0.0)
+                       - s * s / cnt, 0.0)
+        c = c + tl.load(prev + j, mask=valid, other=float("inf"))
+        bad = (~valid) | (tl.load(forb + j, mask=valid, other=1) != 0)
+        c = tl.where(bad, float("inf"), c)
+        _, low, at = tl.associative_scan((tl.where(valid, k, -1), c, j), 0, _segment_min_combine)
+        last = valid & ((q == end - 1) | (lanes == TILE - 1))
+        better = last & (low < tl.load(nbest + k, mask=last, other=float("inf")))
+        tl.store(nbest + k, low, mask=better)
+        tl.store(nbj + k, at, mask=better)
+        tl.debug_barrier()
+    for start in range(s0, s1, TILE):
+        node = start + lanes
+        live = node < s1
+        i = tl.load(mid_ptr + node, mask=live, other=1)
+        best_j = tl.load(nbj + node - s0, mask=live, other=0)
+        tl.store(cur + i, tl.load(nbest + node - s0, mask=live, other=float("inf")), mask=live)
+        tl.store(opt + i, best_j, mask=live)
+        tl.store(out + i - 1, best_j.to(tl.int32), mask=live)
+
+
+@triton.jit
 def _lloyd_layers_kernel(p1_ptr, p2_ptr, forb_ptr, buf_ptr, opt_ptr, splits_ptr, mid_ptr, left_ptr, right_ptr,
-                         depth_ptr, n_depths, n, n_levels, BLOCK: tl.constexpr, SMALL: tl.constexpr):
+                         depth_ptr, head_ptr, node_ptr, best_ptr, n_depths, n, n_levels,
+                         TILE: tl.constexpr, FLAT: tl.constexpr):
     """The level-synchronous divide and conquer of ``torch_rows.torch_layers`` for one row:
-    per layer, per depth of the recursion, every node searches the window its ancestors fixed.
-    Depths of at most SMALL nodes vectorise over the candidates of one node at a time, the
-    others over BLOCK nodes at a time (each looping over its own window).  A barrier after
-    every depth makes its splits visible to the next one."""
+    per layer, per depth of the recursion, every node searches the window its ancestors fixed,
+    then a barrier makes the depth's splits visible to the next one.
+
+    FLAT: the depth's candidates flattened (:func:`_lloyd_depth_flat`), every lane on a
+    candidate.  Otherwise the previous kernel's schedule, kept as the benchmark's baseline: a
+    depth of at most 4 nodes searches one node's window TILE candidates at a time, a deeper
+    one gives each of TILE nodes one lane that walks its window, so that each step lasts as
+    long as the widest window among TILE nodes (about 10% of the lanes on a candidate)."""
     row = tl.program_id(0).to(tl.int64)
     stride = n + 1
     p1 = p1_ptr + row * stride
@@ -101,7 +228,8 @@ def _lloyd_layers_kernel(p1_ptr, p2_ptr, forb_ptr, buf_ptr, opt_ptr, splits_ptr,
     buf = buf_ptr + row * 2 * stride
     opt = opt_ptr + row * (n + 2)
     splits = splits_ptr + row * (n_levels - 2) * stride
-    lanes = tl.arange(0, BLOCK)
+    head = head_ptr + row * 2 * stride
+    nodes = node_ptr + row * 4 * stride
     for cells in range(2, n_levels):
         prev = buf + ((cells - 1) % 2) * stride
         cur = buf + (cells % 2) * stride
@@ -112,58 +240,15 @@ def _lloyd_layers_kernel(p1_ptr, p2_ptr, forb_ptr, buf_ptr, opt_ptr, splits_ptr,
         for d in range(n_depths):
             s0 = tl.load(depth_ptr + d)
             s1 = tl.load(depth_ptr + d + 1)
-            if s1 - s0 <= SMALL:
-                for node in range(s0, s1):
-                    i = tl.load(mid_ptr + node)
-                    jlo = tl.load(opt + tl.load(left_ptr + node))
-                    jhi = tl.minimum(tl.load(opt + tl.load(right_ptr + node)), i - 1)
-                    p1i = tl.load(p1 + i)
-                    p2i = tl.load(p2 + i)
-                    best = p1i * 0.0 + float("inf")  # a float64 scalar (p1i is finite)
-                    best_j = jlo
-                    for base in range(jlo, jhi + 1, BLOCK):
-                        j = base + lanes
-                        ok = j <= jhi
-                        s = p1i - tl.load(p1 + j, mask=ok, other=0.0)
-                        cnt = (i - j).to(tl.float64)
-                        c = tl.maximum(p2i - tl.load(p2 + j, mask=ok, other=0.0) - s * s / cnt, 0.0)
-                        c = c + tl.load(prev + j, mask=ok, other=float("inf"))
-                        bad = (~ok) | (tl.load(forb + j, mask=ok, other=1) != 0)
-                        c = tl.where(bad, float("inf"), c)
-                        low = tl.min(c, axis=0)
-                        at = tl.argmin(c, axis=0)
-                        if low < best:
-                            best = low
-                            best_j = base + at
-                    tl.store(cur + i, best)
-                    tl.store(opt + i, best_j)
-                    tl.store(out + i - 1, best_j.to(tl.int32))
+            if FLAT:
+                stamp = ((cells - 2) * n_depths + d + 1).to(tl.int64)
+                _lloyd_depth_flat(p1, p2, forb, prev, cur, opt, out, mid_ptr, left_ptr, right_ptr, s0, s1, stamp,
+                                  head, nodes, nodes + stride, nodes + 2 * stride, best_ptr + row * stride,
+                                  nodes + 3 * stride, TILE)
+            elif s1 - s0 <= 4:
+                _lloyd_depth(p1, p2, forb, prev, cur, opt, out, mid_ptr, left_ptr, right_ptr, s0, s1, 1, TILE)
             else:
-                for start in range(s0, s1, BLOCK):
-                    node = start + lanes
-                    live = node < s1
-                    i = tl.load(mid_ptr + node, mask=live, other=1)
-                    jlo = tl.load(opt + tl.load(left_ptr + node, mask=live, other=0), mask=live, other=0)
-                    jhi = tl.minimum(tl.load(opt + tl.load(right_ptr + node, mask=live, other=0), mask=live,
-                                             other=0), i - 1)
-                    width = tl.where(live, jhi - jlo + 1, 0)
-                    p1i = tl.load(p1 + i, mask=live, other=0.0)
-                    p2i = tl.load(p2 + i, mask=live, other=0.0)
-                    best = tl.full((BLOCK,), float("inf"), tl.float64)
-                    best_j = jlo
-                    for t in range(0, tl.max(width, axis=0)):
-                        j = jlo + t
-                        ok = live & (j <= jhi)
-                        s = p1i - tl.load(p1 + j, mask=ok, other=0.0)
-                        cnt = tl.where(ok, i - j, 1).to(tl.float64)
-                        c = tl.maximum(p2i - tl.load(p2 + j, mask=ok, other=0.0) - s * s / cnt, 0.0)
-                        c = c + tl.load(prev + j, mask=ok, other=float("inf"))
-                        better = ok & (tl.load(forb + j, mask=ok, other=1) == 0) & (c < best)
-                        best = tl.where(better, c, best)
-                        best_j = tl.where(better, j, best_j)
-                    tl.store(cur + i, best, mask=live)
-                    tl.store(opt + i, best_j, mask=live)
-                    tl.store(out + i - 1, best_j.to(tl.int32), mask=live)
+                _lloyd_depth(p1, p2, forb, prev, cur, opt, out, mid_ptr, left_ptr, right_ptr, s0, s1, TILE, 1)
             tl.debug_barrier()
 
 
@@ -175,8 +260,19 @@ def _flat_schedule(n: int, device: str):
     return mids, lefts, rights, torch.cumsum(sizes, 0).to(device), len(depths)
 
 
-def triton_layers(p1, p2, forbidden, prev, n_levels, *, block=128, small=4):
-    """Drop-in replacement of :func:`fmq_theory.quantizers.torch_rows.torch_layers` on a GPU."""
+#: The DP kernel's launch configurations that ``gpu.py`` times: (flattened candidates, lanes
+#: per step, warps); the first is the previous kernel's schedule and launch, the baseline.
+LLOYD_CONFIGS = ((False, 128, 4), (True, 256, 4), (True, 512, 4), (True, 1024, 4), (True, 1024, 8))
+
+
+def triton_layers(p1, p2, forbidden, prev, n_levels, *, flat=True, tile=512, warps=4):
+    """Drop-in replacement of :func:`fmq_theory.quantizers.torch_rows.torch_layers` on a GPU.
+
+    ``flat``: the depth's candidates flattened (else the previous kernel's schedule);
+    ``tile`` (a power of two) lanes per step, over ``warps`` warps.  The flattened schedule's
+    work memory: 6 (n + 1) int64/float64 per row beside the DP's own (~5 (n + 1))."""
+    if tile < 16 or tile & (tile - 1):
+        raise ValueError(f"tile={tile!r} must be a power of two >= 16")
     r, n = p1.shape[0], p1.shape[1] - 1
     device = p1.device
     buf = torch.empty((r, 2, n + 1), dtype=torch.float64, device=device)
@@ -184,11 +280,15 @@ def triton_layers(p1, p2, forbidden, prev, n_levels, *, block=128, small=4):
     buf[:, 0] = torch.inf
     opt = torch.empty((r, n + 2), dtype=torch.int64, device=device)
     splits = torch.empty((r, max(n_levels - 2, 1), n + 1), dtype=torch.int32, device=device)
+    # the flattened schedule's marks start below every stamp; its per-node scratch needs no clearing
+    head = torch.zeros((r, 2, n + 1) if flat else (1,), dtype=torch.int64, device=device)
+    nodes = torch.empty((r, 4, n + 1) if flat else (1,), dtype=torch.int64, device=device)
+    best = torch.empty((r, n + 1) if flat else (1,), dtype=torch.float64, device=device)
     mids, lefts, rights, offsets, n_depths = _flat_schedule(n, str(device))
     if n_levels > 2:
         _lloyd_layers_kernel[(r,)](p1.contiguous(), p2.contiguous(), forbidden.to(torch.int8).contiguous(), buf,
-                                   opt, splits, mids, lefts, rights, offsets, n_depths, n, n_levels,
-                                   BLOCK=block, SMALL=small, num_warps=4, enable_fp_fusion=False)
+                                   opt, splits, mids, lefts, rights, offsets, head, nodes, best, n_depths, n,
+                                   n_levels, TILE=tile, FLAT=flat, num_warps=warps, enable_fp_fusion=False)
     return [splits[:, k] for k in range(n_levels - 2)], buf[:, (n_levels - 1) % 2]
 
 

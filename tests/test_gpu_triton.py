@@ -7,6 +7,7 @@ values with ``-0.0``, ``+0.0`` and subnormals among them, row lengths that are n
 of ``2**bits`` nor a power of two.  Rows are tiny: the interpreter runs a program in numpy.
 """
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import gpu_triton  # noqa: E402
 
 from fmq_theory import quantize  # noqa: E402
+from fmq_theory.quantizers.torch_rows import lloyd_max_rows  # noqa: E402
 
 # the interpreter computes the masked-off lanes too (inf - inf in padding and empty cells)
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -73,3 +75,26 @@ def test_uniform_launch_configurations_equal_cpu_quantizer(rows_per_program, num
             torch.from_numpy(w), bits=bits, rows_per_program=rows_per_program, num_warps=num_warps)
         assert bit_equal(codes.numpy(), cpu.codes)
         assert bit_equal(out.numpy(), cpu.dequantize())
+
+
+@pytest.mark.parametrize("flat, tile, bits, n, seed", [
+    (True, 16, 4, 133, 7), (True, 32, 5, 90, 8), (True, 256, 3, 257, 9), (False, 128, 4, 150, 10),
+])
+def test_lloyd_kernel_schedules_equal_cpu_quantizer(flat, tile, bits, n, seed):
+    """Both schedules of the DP kernel give the CPU ``lloyd_max``'s codes and levels bit for
+    bit: a tie-free row and rows of a coarse grid (many equal values, so many forbidden
+    splits).  Tiles of 16-32 lanes on rows of ~100 make the flattened schedule's windows span
+    several steps and several windows share one step."""
+    rng = np.random.default_rng(seed)
+    w = np.concatenate([rng.standard_normal((1, n)), np.round(rng.standard_normal((2, n)) * 6) / 6]).astype(np.float32)
+    cpu = quantize(w, method="lloyd_max", bits=bits, granularity="channel")
+    codes, levels = lloyd_max_rows(torch.from_numpy(w), bits=bits, layers=functools.partial(
+        gpu_triton.triton_layers, flat=flat, tile=tile))
+    assert bit_equal(codes.numpy(), cpu.codes)
+    assert bit_equal(levels.numpy(), cpu.levels.astype(np.float32))
+
+
+def test_lloyd_kernel_rejects_a_tile_that_is_not_a_power_of_two():
+    with pytest.raises(ValueError, match="tile=24 "):
+        gpu_triton.triton_layers(*(torch.zeros(1, 9, dtype=torch.float64),) * 2, torch.zeros(1, 9, dtype=torch.bool),
+                                 torch.zeros(1, 9, dtype=torch.float64), 4, tile=24)
