@@ -461,6 +461,29 @@ if [ ! -f runs/inception/default_1.pt ] && [ "$(ls runs/inception_parts | wc -l)
 fi
 DATASET=${DATASET:-mnist}  # the paper network's data set: mnist (.carry/harness_data) or fashion_mnist (.carry/fmnist_data)
 mkdir -p runs/data_$DATASET
+# Thirty-third period (2026-12-05): the first call, (a) below, was answered "no new device machine is lent at present";
+# no command ran and no device time was spent. On the CPU: the lloyd_max DP kernel's flattened schedule
+# (benchmarks/gpu.md, first section; benchmarks/lloyd_schedule.py counts its steps).
+# Planned next, two leases (either order; each needs the whole of one lease only for (b)):
+#   (a) the lloyd_max stage alone, ~4-6 min with the machine's start: the DP kernel's configurations against the previous
+#       schedule in the same run, then every FLUX.1 row length, then the whole 12B model when under 150 s:
+#       run("bash scripts/gpu_lease.sh carry >/dev/null; PYTHONPATH=.:runs/pylib:runs/pydeps timeout 540 python3
+#            benchmarks/gpu.py --only lloyd_max --out $OUT/bench 2>&1 | grep -v Warning | tail -45",
+#           carry=[".carry/wheels_dask"])
+#   (b) issue 13's FashionMNIST table on a deterministic network, grown lease by lease through results/pending/ (empty
+#       now: the a81eae7e... rows are results/paper_arch_fashion_mnist_a81eae7e.csv). The three model checkpoints out of
+#       the tree; the calls back to back:
+#       1. run("DETERMINISTIC=1 DATASET=fashion_mnist MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1 2>&1 | tail -6",
+#              carry=[".carry/fmnist_train", ".carry/wheels_dask", ".carry/plan_test", ".carry/inc1"])   # ~63 MB
+#       2. run("RESUME=1 DETERMINISTIC=1 DATASET=fashion_mnist MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1 2>&1 | tail -6",
+#              carry=[".carry/inc2", ".carry/inc3", ".carry/inc4"])   # 15 epochs, 3,510 steps: ~650 s at the H100's 1,390 images/s
+#       3. run("(while sleep 10; do cp runs/paper_arch_fashion_mnist/paper_arch_fashion_mnist.csv \"$OUT\"/ 2>/dev/null; done) &
+#              DATASET=fashion_mnist MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp cell' FID_SAMPLES=0 S2=500 H2=570
+#              bash scripts/gpu_lease.sh 2", carry=[".carry/inc5", ".carry/inc6"])   # the 5k full-precision row, then the cells
+#       4. the same as stage 3 (S3, H3) with what is left.
+#       -> the rows and the train record to results/pending/paper_arch_fashion_mnist{.csv,_train.json}. A later lease on
+#       the same kind of card trains the network again (its SHA-256 checked) and measures the rest: the cells left, the
+#       50k-sample FIDs and the NFE check (KINDS='fp cell nfe', FID_FIRST=1).
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
