@@ -55,7 +55,8 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 from fmq_theory.results.tables import escape_markdown, format_cell, markdown_table, typeset_numbers
 
-__all__ = ["CLASSIFIER", "INCEPTION", "Change", "ChoiceSummary", "Features", "Goal", "ModelResults", "PlanCell",
+__all__ = ["CLASSIFIER", "GOAL_BAND", "GOAL_BUDGET", "GOAL_DFID_FRACTION", "GOAL_FID_RATIO", "GOAL_LOW_BUDGETS",
+           "INCEPTION", "Change", "ChoiceSummary", "Features", "Goal", "ModelResults", "PlanCell",
            "Verdict", "goal_statement", "headline_table", "judge_plan_goals", "model_results", "pareto_front",
            "plan_table", "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "plot_whole_form_run", "read_plan_choices",
            "read_plan_results", "summarize_choices"]
@@ -479,8 +480,14 @@ def _plan(model: ModelResults, budget: float) -> PlanCell | None:
     return next((c for c in model.at(budget) if c.method == "plan"), None)
 
 
-def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = 3.0, dfid_fraction: float = 0.1,
-                     low_budgets: tuple = (2.0, 2.5), fid_ratio: float = 2.0, band: float = 2.0) -> tuple:
+#: The issue's thresholds, the defaults of :func:`judge_plan_goals`: goal 1's budget and largest
+#: dFID / FP FID, goal 2's budgets and largest FID / FP FID, goal 4's band.
+GOAL_BUDGET, GOAL_DFID_FRACTION, GOAL_LOW_BUDGETS, GOAL_FID_RATIO, GOAL_BAND = 3.0, 0.1, (2.0, 2.5), 2.0, 2.0
+
+
+def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = GOAL_BUDGET,
+                     dfid_fraction: float = GOAL_DFID_FRACTION, low_budgets: tuple = GOAL_LOW_BUDGETS,
+                     fid_ratio: float = GOAL_FID_RATIO, band: float = GOAL_BAND) -> tuple:
     """The issue's four goals (see the module notes) judged on ``models``.
 
     Parameters
