@@ -173,13 +173,14 @@ def _lloyd_depth_flat(p1, p2, forb, prev, cur, opt, out, mid_ptr, left_ptr, righ
         tl.store(head + first, (stamp << 32) | k, mask=live & (width > 0))
         total += tl.sum(width, axis=0)
     tl.debug_barrier()
-    carry = stamp << 32
+    carry0 = stamp << 32
+    carry = carry0
     for c0 in range(0, total, TILE):
         q = c0 + lanes
         valid = q < total
         h = tl.maximum(tl.associative_scan(tl.load(head + q, mask=valid, other=0), 0, _max_combine), carry)
         carry = tl.max(h, axis=0)
-        k = tl.where(valid, h & 0xFFFFFFFF, 0)
+        k = tl.where(valid, h - carry0, 0)  # the current stamp marks every place: h >= carry0
         first = tl.load(nofs + k, mask=valid, other=0)
         end = tl.load(nend + k, mask=valid, other=0)
         j = tl.load(njlo + k, mask=valid, other=0) + (q - first)
