@@ -7,7 +7,7 @@ and ``best``/``first`` equal a brute-force scan of the rows, on random models.
 import numpy as np
 import pytest
 
-from fmq_theory.results.goal_bounds import goal_bounds, goal_bounds_table
+from fmq_theory.results.goal_bounds import goal_bounds, goal_bounds_table, plot_goal_bounds
 from fmq_theory.results.plan_report import Change, ModelResults, PlanCell, judge_plan_goals
 
 
@@ -78,3 +78,15 @@ def test_items_are_the_judges_misses_and_the_scans_agree(seed):
 def test_no_models_is_an_error_naming_models():
     with pytest.raises(ValueError, match="models"):
         goal_bounds([])
+
+
+def test_the_figure_draws_each_missed_goals_limit_in_fid():
+    m = model("m", 10.0, [(2.0, "plan", 2.0, 25.0), (3.0, "plan", 3.0, 12.0), (3.0, "hqq", 3.4, 10.9)])
+    ok = model("ok", 10.0, [(3.0, "plan", 3.0, 10.5)])
+    bounds = goal_bounds([m, ok])
+    fig = plot_goal_bounds([m, ok], bounds)
+    (ax,) = [a for a in fig.axes if a.get_visible()]  # only the model with a miss
+    limits = sorted(line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--")
+    assert limits == pytest.approx([11.0, 20.0])  # goal 1: 10 + 0.1 x 10; goal 2: 2 x 10
+    with pytest.raises(ValueError, match="bounds"):
+        plot_goal_bounds([ok], bounds)

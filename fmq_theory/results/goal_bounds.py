@@ -33,15 +33,19 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from fmq_theory.results.plan_report import (
     GOAL_BUDGET, GOAL_DFID_FRACTION, GOAL_FID_RATIO, GOAL_LOW_BUDGETS, ModelResults, PlanCell,
 )
 from fmq_theory.results.tables import escape_markdown, markdown_table
 
-__all__ = ["GoalBound", "goal_bounds", "goal_bounds_table"]
+__all__ = ["GoalBound", "goal_bounds", "goal_bounds_table", "plot_goal_bounds"]
 
 
 @dataclass(frozen=True)
@@ -133,12 +137,59 @@ def goal_bounds(models: Sequence[ModelResults], *, budget: float = GOAL_BUDGET,
 
 
 def goal_bounds_table(bounds: Sequence[GoalBound]) -> str:
-    """Markdown table: per missed item, the goal's limit, the plan, the best row of at most the
-    plan's bits and the row of fewest bits that meets the goal (``value (bits/weight)``)."""
+    """Markdown table: per missed item, the goal's limit, the plan's value, the best row of at
+    most the plan's bits ("the plan" when it is the plan) and the row of fewest bits that meets
+    the goal, each as ``value (bits/weight)``."""
     def shown(b, c):
         return f"{escape_markdown(c.label)}: {b.value(c):.3g} ({c.bits_per_weight:.3f})"
     rows = [[b.goal, escape_markdown(b.model), f"{b.budget:g}", f"{b.quantity} ≤ {b.limit:.3g}",
-             f"{b.value(b.plan):.3g} ({b.plan.bits_per_weight:.3f})", shown(b, b.best),
+             f"{b.value(b.plan):.3g}", "the plan" if b.best is b.plan else shown(b, b.best),
              "none measured" if b.first is None else shown(b, b.first)] for b in bounds]
-    return markdown_table(header=["goal", "model", "budget", "goal's limit", "plan (bits/weight)",
-                                  "best at ≤ the plan's bits", "fewest bits that meet it"], rows=rows)
+    return markdown_table(header=["goal", "model", "budget", "goal's limit", "plan", "best at ≤ the plan's bits",
+                                  "fewest bits that meet it"], rows=rows)
+
+
+def plot_goal_bounds(models: Sequence[ModelResults], bounds: Sequence[GoalBound]) -> Figure:
+    """One panel per model with a missed item: every measured row's FID against its honest bits
+    per weight (the plan's rows as black stars, the peers' as grey dots), each missed goal's
+    limit as a line in FID (goal 1: :math:`\\mathrm{FID}_{fp}` plus the dFID limit; goal 2:
+    the FID limit) and the missed plan rows ringed in red.  A goal is reached where a point
+    falls below its line; log FID axis."""
+    shown = [m for m in models if any(b.model == m.model for b in bounds)]
+    if not shown:
+        raise ValueError("bounds names none of models: nothing to draw")
+    ncol = 2 if len(shown) > 1 else 1
+    nrow = math.ceil(len(shown) / ncol)
+    fig = Figure(figsize=(7.5, 2.9 * nrow + 1.0), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    handles = {}
+    for ax, m in zip(axes.flat, shown):
+        peers = [(c.bits_per_weight, c.fid) for c in m.cells if c.method != "plan"]
+        plans = sorted((c.bits_per_weight, c.fid) for c in m.cells if c.method == "plan")
+        if peers:
+            handles.setdefault("peers", ax.plot(*zip(*peers), "o", color="0.6", ms=3.5, zorder=3)[0])
+        handles.setdefault("plan", ax.plot(*zip(*plans), "*-", color="k", ms=9, lw=1.2, zorder=5)[0])
+        mine = [b for b in bounds if b.model == m.model]
+        for goal, color in ((1, "tab:green"), (2, "tab:orange")):
+            limit = next((b.limit + (m.fid_fp if b.quantity == "dFID" else 0.0) for b in mine if b.goal == goal),
+                         None)
+            if limit is not None:
+                handles.setdefault(f"goal {goal}'s limit", ax.axhline(limit, color=color, ls="--", lw=1.3))
+        missed = [(b.plan.bits_per_weight, b.plan.fid) for b in mine]
+        handles.setdefault("missed plan row", ax.plot(*zip(*missed), "o", mfc="none", mec="tab:red", ms=13,
+                                                      mew=1.5, zorder=6)[0])
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(f"{m.model}: {m.features} FID", fontsize=9)
+        ax.set_xlabel("honest bits per weight", fontsize=9)
+        ax.set_ylabel("FID", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(True, which="both", alpha=0.25)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    order = ["plan", "peers", "missed plan row", "goal 1's limit", "goal 2's limit"]
+    fig.legend([handles[k] for k in order if k in handles], [k for k in order if k in handles],
+               loc="outside lower center", ncol=5, fontsize=8, frameon=False)
+    return fig
