@@ -33,15 +33,15 @@ Examples
 
 from __future__ import annotations
 
-import math
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from fmq_theory.results.plan_report import (
-    GOAL_BUDGET, GOAL_DFID_FRACTION, GOAL_FID_RATIO, GOAL_LOW_BUDGETS, ModelResults, PlanCell,
+    GOAL_BUDGET, GOAL_DFID_FRACTION, GOAL_FID_RATIO, GOAL_LOW_BUDGETS, ModelResults, PlanCell, fid_panels,
+    panel_legend, style_fid_axis,
 )
 from fmq_theory.results.tables import escape_markdown, markdown_table
 
@@ -95,8 +95,7 @@ def _value(quantity: str, cell: PlanCell) -> float:
 
 
 def _bound(goal: int, m: ModelResults, plan: PlanCell, quantity: str, limit: float) -> GoalBound:
-    def value(c):
-        return _value(quantity, c)
+    value = functools.partial(_value, quantity)
     cheaper = [c for c in m.cells if c.bits_per_weight <= plan.bits_per_weight]
     meeting = [c for c in m.cells if value(c) <= limit]
     return GoalBound(goal=goal, model=m.model, budget=plan.budget, quantity=quantity, limit=limit, plan=plan,
@@ -125,15 +124,11 @@ def goal_bounds(models: Sequence[ModelResults], *, budget: float = GOAL_BUDGET,
     if not models:
         raise ValueError("models is empty: nothing to judge")
     lo, hi = low_budgets
-    out = []
-    for goal in (1, 2):
-        for m in models:
-            for plan in (c for c in m.cells if c.method == "plan"):
-                if goal == 1 and plan.budget == budget and plan.change.value > dfid_fraction * m.fid_fp:
-                    out.append(_bound(1, m, plan, "dFID", dfid_fraction * m.fid_fp))
-                if goal == 2 and lo <= plan.budget <= hi and plan.fid > fid_ratio * m.fid_fp:
-                    out.append(_bound(2, m, plan, "FID", fid_ratio * m.fid_fp))
-    return tuple(out)
+    plans = [(m, c) for m in models for c in m.cells if c.method == "plan"]
+    return tuple([_bound(1, m, c, "dFID", dfid_fraction * m.fid_fp) for m, c in plans
+                  if c.budget == budget and c.change.value > dfid_fraction * m.fid_fp]
+                 + [_bound(2, m, c, "FID", fid_ratio * m.fid_fp) for m, c in plans
+                    if lo <= c.budget <= hi and c.fid > fid_ratio * m.fid_fp])
 
 
 def goal_bounds_table(bounds: Sequence[GoalBound]) -> str:
@@ -158,12 +153,9 @@ def plot_goal_bounds(models: Sequence[ModelResults], bounds: Sequence[GoalBound]
     shown = [m for m in models if any(b.model == m.model for b in bounds)]
     if not shown:
         raise ValueError("bounds names none of models: nothing to draw")
-    ncol = 2 if len(shown) > 1 else 1
-    nrow = math.ceil(len(shown) / ncol)
-    fig = Figure(figsize=(7.5, 2.9 * nrow + 1.0), layout="constrained")
-    axes = fig.subplots(nrow, ncol, squeeze=False)
+    fig, axes = fid_panels(len(shown), panel_height=2.9, legend_height=1.0)
     handles = {}
-    for ax, m in zip(axes.flat, shown):
+    for ax, m in zip(axes, shown):
         peers = [(c.bits_per_weight, c.fid) for c in m.cells if c.method != "plan"]
         plans = sorted((c.bits_per_weight, c.fid) for c in m.cells if c.method == "plan")
         if peers:
@@ -178,18 +170,6 @@ def plot_goal_bounds(models: Sequence[ModelResults], bounds: Sequence[GoalBound]
         missed = [(b.plan.bits_per_weight, b.plan.fid) for b in mine]
         handles.setdefault("missed plan row", ax.plot(*zip(*missed), "o", mfc="none", mec="tab:red", ms=13,
                                                       mew=1.5, zorder=6)[0])
-        ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_title(f"{m.model}: {m.features} FID", fontsize=9)
-        ax.set_xlabel("honest bits per weight", fontsize=9)
-        ax.set_ylabel("FID", fontsize=9)
-        ax.tick_params(labelsize=8)
-        ax.grid(True, which="both", alpha=0.25)
-    for ax in list(axes.flat)[len(shown):]:
-        ax.set_visible(False)
-    order = ["plan", "peers", "missed plan row", "goal 1's limit", "goal 2's limit"]
-    fig.legend([handles[k] for k in order if k in handles], [k for k in order if k in handles],
-               loc="outside lower center", ncol=5, fontsize=8, frameon=False)
+        style_fid_axis(ax, title=f"{m.model}: {m.features} FID", ylabel="FID")
+    panel_legend(fig, handles, ["plan", "peers", "missed plan row", "goal 1's limit", "goal 2's limit"], ncol=5)
     return fig

@@ -57,9 +57,9 @@ from fmq_theory.results.tables import escape_markdown, format_cell, markdown_tab
 
 __all__ = ["CLASSIFIER", "GOAL_BAND", "GOAL_BUDGET", "GOAL_DFID_FRACTION", "GOAL_FID_RATIO", "GOAL_LOW_BUDGETS",
            "INCEPTION", "Change", "ChoiceSummary", "Features", "Goal", "ModelResults", "PlanCell",
-           "Verdict", "goal_statement", "headline_table", "judge_plan_goals", "model_results", "pareto_front",
+           "Verdict", "fid_panels", "goal_statement", "headline_table", "judge_plan_goals", "model_results", "panel_legend", "pareto_front",
            "plan_table", "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "plot_whole_form_run", "read_plan_choices",
-           "read_plan_results", "summarize_choices"]
+           "read_plan_results", "style_fid_axis", "summarize_choices"]
 
 
 @dataclass(frozen=True)
@@ -640,12 +640,9 @@ def plot_plan_pareto(models: Sequence[ModelResults]) -> Figure:
     if not models:
         raise ValueError("models is empty: nothing to draw")
     styles = _peer_styles(models)
-    ncol = 2 if len(models) > 1 else 1
-    nrow = math.ceil(len(models) / ncol)
-    fig = Figure(figsize=(7.5, 3.2 * nrow + 1.6), layout="constrained")
-    axes = fig.subplots(nrow, ncol, squeeze=False)
+    fig, axes = fid_panels(len(models), panel_height=3.2, legend_height=1.6)
     handles = {}
-    for ax, m in zip(axes.flat, models):
+    for ax, m in zip(axes, models):
         peers = {}
         for c in m.cells:
             if c.method != "plan":
@@ -666,21 +663,43 @@ def plot_plan_pareto(models: Sequence[ModelResults]) -> Figure:
             handles.setdefault("plan", h)
         h = ax.axhline(m.fid_fp, color="k", ls=":", lw=1.2)
         handles.setdefault("full precision", h)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_title(f"{m.model}: {m.features} FID, {m.protocol.get('samples')} samples", fontsize=9)
-        ax.set_xlabel("honest bits per weight", fontsize=9)
-        ax.set_ylabel(f"FID ({m.features})", fontsize=9)
-        ax.tick_params(labelsize=8)
-        ax.grid(True, which="both", alpha=0.25)
-    for ax in list(axes.flat)[len(models):]:
-        ax.set_visible(False)
-    order = ["plan", "full precision", "Pareto front of the peers"] + sorted(styles)
-    fig.legend([handles[k] for k in order if k in handles], [k for k in order if k in handles],
-               loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+        style_fid_axis(ax, title=f"{m.model}: {m.features} FID, {m.protocol.get('samples')} samples",
+                       ylabel=f"FID ({m.features})")
+    panel_legend(fig, handles, ["plan", "full precision", "Pareto front of the peers"] + sorted(styles), ncol=3)
     return fig
+
+
+def fid_panels(n: int, *, panel_height: float, legend_height: float) -> tuple:
+    """A figure 7.5 inches wide of ``n`` panels, two a row (one when ``n == 1``), with room for
+    a legend under them; a last unused panel is hidden.  Returns the figure and the ``n`` axes
+    in order."""
+    ncol = 2 if n > 1 else 1
+    nrow = math.ceil(n / ncol)
+    fig = Figure(figsize=(7.5, panel_height * nrow + legend_height), layout="constrained")
+    axes = list(fig.subplots(nrow, ncol, squeeze=False).flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def style_fid_axis(ax, *, title: str, ylabel: str) -> None:
+    """A panel of FID against honest bits per weight: log FID axis with plain-number ticks at
+    1, 2 and 5 per decade, 9-point title and labels, a light grid."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("honest bits per weight", fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(True, which="both", alpha=0.25)
+
+
+def panel_legend(fig: Figure, handles: Mapping, order: Sequence[str], *, ncol: int) -> None:
+    """One legend under the panels: the entries of ``order`` that have a handle, in that order."""
+    fig.legend([handles[k] for k in order if k in handles], [k for k in order if k in handles],
+               loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
 
 
 #: Colour of each method of :class:`fmq_theory.plan.TensorChoice` in the bit map.
