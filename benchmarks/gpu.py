@@ -27,10 +27,10 @@ Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured 
   the Triton kernel at each of ``gpu_triton.LLOYD_CONFIGS`` on one batch of the row length
   that holds most of the model, each checked equal to the torch DP, with its speed-up over
   the first configuration (the previous kernel's schedule) in the same run; then both solvers,
-  the Triton one at its fastest configuration, on row batches of the row lengths of FLUX.1's transformer linear layers, b = 4, the time per
-  weight of each row length extrapolated to the 11.9e9 weights of the synthetic FLUX.1-shaped
-  model (labelled as an extrapolation), and rows sampled for equality with the CPU
-  ``lloyd_max``;
+  the Triton one at its fastest configuration, on row batches of the row lengths of FLUX.1's
+  transformer linear layers, b = 4, the time per weight of each row length extrapolated to
+  the 11.9e9 weights of the synthetic FLUX.1-shaped model (labelled as an extrapolation), and
+  rows sampled for equality with the CPU ``lloyd_max``;
 * the peak extra device memory of each path over its input size (outputs included);
 * stage ``sensitivity`` (issue 18, target 4): the plan's sensitivity pass on the paper's
   55.7M-parameter network (random weights: the time does not depend on them) with the
@@ -271,12 +271,18 @@ def uniform_cases(w, bandwidth, bits, *, repeats, rows_per_program, warps):
     return rows + grid
 
 
-def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, shapes, solver, label):
-    """Time per weight of the exact DP (middle layers by ``solver``) at each FLUX.1 row
-    length, extrapolated to the model."""
+def weights_by_length(shapes) -> dict:
+    """The model's weights per row length (``in_features``), of ``(out_f, in_f, count)`` linear shapes."""
     by_length = {}
     for out_f, in_f, count in shapes:
         by_length[in_f] = by_length.get(in_f, 0) + out_f * in_f * count
+    return by_length
+
+
+def lloyd_case(bandwidth, bits, *, rows_per_length, batch, budget_s, device, shapes, solver, label):
+    """Time per weight of the exact DP (middle layers by ``solver``) at each FLUX.1 row
+    length, extrapolated to the model."""
+    by_length = weights_by_length(shapes)
     total = sum(by_length.values())
     gen = torch.Generator(device=device).manual_seed(0)
     per_length = []
@@ -540,9 +546,7 @@ def triton_lloyd_config(bits, *, batch, device, shapes):
     model's weights, each checked equal to the torch DP, and returns the fastest
     ``(flat, tile, warps)`` and the grid's rows, with each one's speed-up over the baseline."""
     gpu_triton = triton_module()
-    by_length = {}
-    for out_f, in_f, count in shapes:
-        by_length[in_f] = by_length.get(in_f, 0) + out_f * in_f * count
+    by_length = weights_by_length(shapes)
     n = max(by_length, key=by_length.get)
     w = torch.randn(max(1, batch // n), n, device=device, generator=torch.Generator(device=device).manual_seed(2))
     reference = lloyd_max_rows(w[:16], bits=bits, batch=batch, layers=torch_layers)
