@@ -335,7 +335,7 @@ def test_page_executes_on_synthetic_tables(results_dir, tmp_path):
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     glued = {o["metadata"]["scrapbook"]["name"] for o in outputs if "scrapbook" in o.get("metadata", {})}
-    assert {"plan_models", "plan_within_band", "plan_resolved_predicted", "plan_goals_met"} <= glued
+    assert {"plan_models", "plan_within_band", "plan_resolved_predicted", "plan_goals_met", "plan_envelope_text"} <= glued
 
 
 def test_peers_only_tables_are_drawn_and_judged():
