@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fmq_theory.results.plan_envelope import (
-    budget_inversions, plan_envelope, plan_envelope_table, plot_plan_envelope,
+    budget_inversions, plan_envelope, plan_envelope_table, plot_plan_envelope, with_envelope,
 )
-from fmq_theory.results.plan_report import Change, ModelResults, PlanCell, read_plan_results
+from fmq_theory.results.plan_report import Change, ModelResults, PlanCell, judge_plan_goals, read_plan_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -96,6 +96,18 @@ def test_committed_fashion_mnist_plan_made_monotone():
     assert changed[2.5].pick.budget == 2.3582
     table = plan_envelope_table(env)
     assert table.count("\n") == 2 + len(changed) - 1 and "fashion\\_mnist | 2.5 |" in table
+
+
+def test_with_envelope_swaps_only_predicted_plan_rows_and_is_judged_so():
+    """The pick's measurements replace the plan row at its budget; peers and a plan row without a
+    prediction stay; judge_plan_goals then sets the pick against the peers of that budget."""
+    peer = cell(2.5, 12.0, 11.0, method="hqq", bpw=2.5)
+    m = model([cell(2.0, 9.0, 8.0), cell(2.5, 15.0, 13.0), peer, cell(3.0, 4.0, None)])
+    swapped = with_envelope(m)
+    assert [(c.method, c.budget, c.bits_per_weight, c.fid) for c in swapped.cells] == [
+        ("plan", 2.0, 2.0, 9.0), ("plan", 2.5, 2.0, 9.0), ("hqq", 2.5, 2.5, 12.0), ("plan", 3.0, 3.0, 4.0)]
+    before, after = (judge_plan_goals([x])[2].verdicts for x in (m, swapped))
+    assert [v.status for v in before] == ["loss"] and [v.status for v in after] != ["loss"]
 
 
 def test_plot_draws_one_panel_per_model_and_checks_its_arguments():

@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -44,7 +45,8 @@ from matplotlib.figure import Figure
 from fmq_theory.results.plan_report import ModelResults, PlanCell, fid_panels, panel_legend, style_fid_axis
 from fmq_theory.results.tables import escape_markdown, markdown_table
 
-__all__ = ["EnvelopeCell", "budget_inversions", "plan_envelope", "plan_envelope_table", "plot_plan_envelope"]
+__all__ = ["EnvelopeCell", "budget_inversions", "plan_envelope", "plan_envelope_table", "plot_plan_envelope",
+           "with_envelope"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,29 @@ def plan_envelope(model: ModelResults) -> tuple:
         out.append(EnvelopeCell(model=model.model, budget=plan.budget, plan=plan, pick=pick,
                                 candidates=len(within)))
     return tuple(out)
+
+
+def with_envelope(model: ModelResults) -> ModelResults:
+    """``model`` with each plan row that has a prediction replaced by the envelope's pick at its
+    budget (the pick's measurements under the budget it now serves), so that
+    :func:`~fmq_theory.results.plan_report.judge_plan_goals` judges the envelope against the peers.
+
+    Examples
+    --------
+    >>> from fmq_theory.results.plan_report import Change, ModelResults, PlanCell
+    >>> def plan(budget, fid, predicted):
+    ...     return PlanCell(model="m", budget=budget, method="plan", setting=f"budget {budget:g}",
+    ...                     bits_per_weight=budget, fid=fid, predicted=predicted,
+    ...                     change=Change(features="classifier", value=fid - 1.0, low=None, high=None))
+    >>> m = ModelResults(model="m", dataset="d", architecture="unet", features="classifier", net="clf", fid_fp=1.0,
+    ...                  protocol={}, cells=(plan(2.0, 9.0, 8.0), plan(2.5, 15.0, 13.0)))
+    >>> [(c.budget, c.setting, c.fid) for c in with_envelope(m).cells]
+    [(2.0, 'budget 2', 9.0), (2.5, 'budget 2', 9.0)]
+    """
+    picks = {c.budget: c.pick for c in plan_envelope(model)}
+    cells = tuple(dataclasses.replace(picks[c.budget], budget=c.budget) if c.method == "plan" and c.budget in picks
+                  else c for c in model.cells)
+    return dataclasses.replace(model, cells=cells)
 
 
 def budget_inversions(fids: Sequence[float]) -> int:
