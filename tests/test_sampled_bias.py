@@ -1,0 +1,59 @@
+"""``fmq_theory.results.sampled_bias``: the sampled prediction's bias against the number of pairs.
+
+Oracles: numpy means and standard deviations of the run's own lists, and the committed CPU run
+(``results/sampled_bias_dit_cpu.json``, from ``scripts/sampled_bias_dit_cpu.py``).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmq_theory.results.sampled_bias import bias_points, plot_sampled_bias
+
+RUN = Path(__file__).resolve().parents[1] / "results" / "sampled_bias_dit_cpu.json"
+
+
+def test_points_are_the_means_of_each_size_in_numeric_order():
+    rng = np.random.default_rng(0)
+    sizes = {str(m): {"value": list(rng.uniform(1, 9, k)), "debiased": list(rng.uniform(1, 9, k))}
+             for m, k in ((128, 2), (32, 8), (64, 4))}
+    run = {"feature_dim": 64, "rows": [{"method": "a", "setting": "b3", "dfid": 2.5, "by_size": sizes}]}
+    points = bias_points(run)
+    assert [p.pairs for p in points] == [32, 64, 128] and [p.pairs_per_dim for p in points] == [0.5, 1.0, 2.0]
+    for p in points:
+        preds = sizes[str(p.pairs)]
+        assert p.sets == len(preds["value"])
+        assert p.plain == pytest.approx(np.mean(preds["value"])) and p.plain_sd == pytest.approx(np.std(preds["value"]))
+        assert p.debiased_ratio == pytest.approx(np.mean(preds["debiased"]) / 2.5)
+        assert p.label == "a/b3"
+
+
+@pytest.mark.parametrize("row, match", [
+    ({"dfid": 0.0, "by_size": {"2": {"value": [1.0], "debiased": [1.0]}}}, "must be > 0"),
+    ({"dfid": 1.0, "by_size": {"2": {"value": [], "debiased": []}}}, "size 2"),
+    ({"dfid": 1.0, "by_size": {"2": {"value": [1.0], "debiased": [1.0, 2.0]}}}, "size 2"),
+])
+def test_bad_rows_are_named(row, match):
+    with pytest.raises(ValueError, match=match):
+        bias_points({"feature_dim": 4, "rows": [{"method": "m", "setting": "s"} | row]})
+
+
+def test_committed_run_the_correction_moves_every_mean_toward_the_measurement():
+    """On the DiT in the classifier's features: the plain prediction's excess falls as the pairs
+    grow, and at every number of pairs the debiased mean is nearer the measured change."""
+    points = bias_points(json.loads(RUN.read_text()))
+    for label in {p.label for p in points}:
+        mine = [p for p in points if p.label == label]
+        excess = [p.plain_ratio - 1 for p in mine]
+        assert all(a > b > 0 for a, b in zip(excess, excess[1:]))
+        assert all(abs(p.debiased_ratio - 1) < abs(p.plain_ratio - 1) for p in mine)
+
+
+def test_plot_draws_both_estimates_per_setting():
+    points = bias_points(json.loads(RUN.read_text()))
+    fig = plot_sampled_bias(points)
+    assert len(fig.axes[0].get_legend().get_texts()) == 2 * len({p.label for p in points})
+    with pytest.raises(ValueError, match="points"):
+        plot_sampled_bias(())
