@@ -155,13 +155,14 @@ def budget_inversions(fids: Sequence[float]) -> int:
 
 def plan_envelope_table(cells: Sequence[EnvelopeCell]) -> str:
     """Markdown table of the budgets where the envelope takes another plan: the plan's and the
-    pick's honest bits per weight, predicted dFID and FID, and whether the FID difference is
-    resolved."""
-    rows = [[escape_markdown(c.model), f"{c.budget:g}", f"{c.plan.bits_per_weight:.4f}", f"{c.plan.predicted:.3g}",
-             f"{c.plan.fid:.3g}", f"{c.pick.bits_per_weight:.4f}", f"{c.pick.predicted:.3g}", f"{c.pick.fid:.3g}",
-             f"{c.fid_change:+.3g}", "yes" if c.resolved else "no"] for c in cells if c.changed]
-    return markdown_table(header=["model", "budget", "plan: bits/weight", "predicted dFID", "FID",
-                                  "pick: bits/weight", "predicted dFID", "FID", "FID change", "resolved"], rows=rows)
+    pick's honest bits per weight, predicted dFID and FID (one column each, ``·``-separated), the
+    FID change and whether it is resolved."""
+    def row(p):
+        return f"{p.bits_per_weight:.4f} · {p.predicted:.3g} · {p.fid:.3g}"
+    rows = [[escape_markdown(c.model), f"{c.budget:g}", row(c.plan), row(c.pick), f"{c.fid_change:+.3g}",
+             "yes" if c.resolved else "no"] for c in cells if c.changed]
+    return markdown_table(header=["model", "budget", "plan: bits/weight · predicted dFID · FID", "pick: the same",
+                                  "FID change", "resolved"], rows=rows)
 
 
 def plot_plan_envelope(envelopes: Sequence[Sequence[EnvelopeCell]], *, fid_fp: Sequence[float]) -> Figure:
