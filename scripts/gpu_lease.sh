@@ -484,9 +484,9 @@ mkdir -p runs/data_$DATASET
 #       -> the rows and the train record to results/pending/paper_arch_fashion_mnist{.csv,_train.json}. A later lease on
 #       the same kind of card trains the network again (its SHA-256 checked) and measures the rest: the cells left, the
 #       50k-sample FIDs and the NFE check (KINDS='fp cell nfe', FID_FIRST=1).
-# Thirty-fourth period (2026-12-06): (a) asked for eleven times between 23:03 and 00:25, on nvidia-h100-x1 and
+# Thirty-fourth period (2026-12-06): (a) asked for thirteen times between 23:03 and 01:01, on nvidia-h100-x1 and
 # nvidia-h200; each time "could not be started" (~90-195 s of the budget each) or "none asked for" (15 s); 1,800 ->
-# 914 s left and no command ran. (a) and (b) above stand as planned. With (a), when the budget allows, the sampled
+# 809 s left and no command ran. (a) and (b) above stand as planned. With (a), when the budget allows, the sampled
 # prediction's bias in InceptionV3's features (scripts/gpu_plan_eval.py now writes predicted_dfid_inception_bias):
 # the DiT's committed Inception rows over-predict by 5.3-16.4 FID, so re-measuring a few of its peers there (a fresh
 # --out-dir, --families rule:uniform_minmax,naive:uniform_minmax --no-with-plan --budgets 3,4, the six Inception
