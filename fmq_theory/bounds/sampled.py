@@ -43,8 +43,9 @@ estimate of that bias (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1
 
 over the same ``B = n_boot`` replicates as the interval, and the corrected
 :attr:`SampledDFID.debiased` :math:`= \widehat{\Delta \mathrm{FID}} - \widehat b`.  The
-correction removes the :math:`1/M` term of a smooth bias; where ``M`` is below the feature
-dimension the bias is not smooth in :math:`1/M` and the correction is partial.
+correction removes the :math:`1/M` term of a bias smooth in :math:`1/M`; it is partial: on the
+committed DiT with fewer pairs than features it removed part of the excess, not all of it
+(``scripts/sampled_bias_dit_cpu.py``; the plan page, "Predicted against measured").
 
 Examples
 --------
