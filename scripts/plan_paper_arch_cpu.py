@@ -22,7 +22,7 @@ GPU).
    :func:`fmq_theory.plan.sensitivity_memory` and the machine's available memory
    (``--low-memory``: the fit keeps the options' prices only and the plan fits its chosen options
    again, ``fmq plan --low-memory``);
-2. ``scripts/plan_runtime_cpu.py`` on the plan written: bytes at rest and sampling time, packed
+2. ``scripts/plan_runtime.py`` on the plan written: bytes at rest and sampling time, packed
    against full precision, and whether the packed samples equal the dequantized model's.
 """
 import argparse
@@ -127,7 +127,7 @@ def main() -> None:
         plan = child([*fmq, *plan_argv], work / "plan.log")  # the first child: its peak is the plan's alone
         summary = [line for line in (work / "plan.log").read_text().splitlines() if line.startswith(("honest", "file:"))]
         runtime_out = work / "runtime.json"
-        child([sys.executable, "scripts/plan_runtime_cpu.py", "--samples", str(args.samples), "--repeats",
+        child([sys.executable, "scripts/plan_runtime.py", "--samples", str(args.samples), "--repeats",
                str(args.repeats), "--out", str(runtime_out), "--plans",
                f"paper_arch_random={checkpoint}:{plan_file}"], work / "runtime.log")
         runtime = json.loads(runtime_out.read_text())

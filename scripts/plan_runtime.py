@@ -1,11 +1,17 @@
-"""Running the plan's file with its codes kept packed, against full precision, on the CPU (issue 12).
+"""Running the plan's file with its codes kept packed, against full precision, on the CPU or a GPU (issue 12).
 
 Usage (as results/plan_runtime_cpu.json was made, 2 cores, ~27 min in all)::
 
     fmq plan checkpoints/mnist --budget 2,3,4 -o runs/plans/mnist.safetensors   # mnist_b{2.0,3.0,4.0}.safetensors
     fmq plan checkpoints/dit_fashion_mnist --budget 3 -o runs/plans/dit_b3.safetensors
-    PYTHONPATH=. python scripts/plan_runtime_cpu.py --samples 64 --repeats 3 --out results/plan_runtime_cpu.json \\
+    PYTHONPATH=. python scripts/plan_runtime.py --samples 64 --repeats 3 --out results/plan_runtime_cpu.json \\
         --plans mnist=checkpoints/mnist:runs/plans/mnist_b2.0.safetensors,...,dit=checkpoints/dit_fashion_mnist:runs/plans/dit_b3.safetensors
+
+On a GPU (``--device cuda``; ``scripts/gpu_lease.sh``'s ``runtime`` stage writes results/plan_runtime_gpu.json)
+the same rows also give each model's working device memory while it samples (the peak of
+``torch.cuda.max_memory_allocated`` over a draw, less what was allocated before it: the models
+held at rest are not in it, so a deployment holds the model's resident bytes plus that), and
+the wall times are taken between device synchronisations.
 
 For each plan file: the model of its checkpoint at full precision and with every quantized tensor
 swapped for a packed one (:func:`fmq_theory.plan.load_quantized_model`), each sampling the same
@@ -18,7 +24,7 @@ swapped for a packed one (:func:`fmq_theory.plan.load_quantized_model`), each sa
 * sampling wall time, the median of ``--repeats`` runs after a warm-up, for both models in turn;
 * whether the packed model's samples equal, bit for bit, those of the full-precision architecture
   loaded with the plan's dequantized state dict (they must: the module docstring of
-  :mod:`fmq_theory.plan.runtime` says why).
+  :mod:`fmq_theory.plan.runtime` says why), and their largest absolute difference.
 
 The threads torch uses are the machine's (``torch.get_num_threads()``, recorded).
 """
@@ -52,30 +58,54 @@ def _sampler(model, noise, labels):
     return draw
 
 
-def _median_seconds(draw, repeats: int) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(draw, repeats: int, device: torch.device) -> float:
     draw()  # warm-up
     times = []
     for _ in range(repeats):
+        _sync(device)
         start = time.perf_counter()
         draw()
+        _sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def measure(checkpoint: str, plan_path: str, *, samples: int, repeats: int) -> dict:
+def _working_bytes(draw, device: torch.device) -> int | None:
+    """Peak device memory allocated while ``draw`` runs, beyond what was allocated before it
+    (``None`` off a GPU)."""
+    if device.type != "cuda":
+        return None
+    _sync(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    draw()
+    _sync(device)
+    return int(torch.cuda.max_memory_allocated(device) - before)
+
+
+def measure(checkpoint: str, plan_path: str, *, samples: int, repeats: int, device: torch.device) -> dict:
     """One row: the plan file at ``plan_path`` run packed, against its checkpoint at full precision."""
     fp = load_plan_model(checkpoint)  # read (and, for a run folder, its hash checked) once; the others are copies
     cfg = fp.config
-    noise = make_noise(samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=1)
-    labels = balanced_labels(samples, cfg.num_classes) if cfg.num_classes else None
+    noise = make_noise(samples, (cfg.in_channels, cfg.image_size, cfg.image_size), seed=1).to(device)
+    labels = balanced_labels(samples, cfg.num_classes).to(device) if cfg.num_classes else None
     plan = load_plan(plan_path)
     dequantized = copy.deepcopy(fp)
     dequantized.load_state_dict(plan.state_dict(), strict=True)
-    packed = load_quantized_model(copy.deepcopy(fp), plan)
+    packed = load_quantized_model(copy.deepcopy(fp), plan).to(device)
+    fp, dequantized = fp.to(device), dequantized.to(device)
     with torch.no_grad():
-        same = bool(torch.equal(_sampler(packed, noise, labels)(), _sampler(dequantized, noise, labels)()))
-    fp_s = _median_seconds(_sampler(fp, noise, labels), repeats)
-    packed_s = _median_seconds(_sampler(packed, noise, labels), repeats)
+        a, b = _sampler(packed, noise, labels)(), _sampler(dequantized, noise, labels)()
+        same, max_diff = bool(torch.equal(a, b)), float((a - b).abs().max())
+    fp_s = _median_seconds(_sampler(fp, noise, labels), repeats, device)
+    packed_s = _median_seconds(_sampler(packed, noise, labels), repeats, device)
+    working = {"fp_working_bytes": _working_bytes(_sampler(fp, noise, labels), device),
+               "packed_working_bytes": _working_bytes(_sampler(packed, noise, labels), device)}
     rebuilt = [m for m in packed.modules() if isinstance(m, PackedTensor)]
     largest = max((math.prod(m.shape) * m.dtype.itemsize for m in rebuilt), default=0)
     return {"checkpoint": os.path.basename(os.path.normpath(checkpoint)), "plan_file": os.path.basename(plan_path),
@@ -83,7 +113,8 @@ def measure(checkpoint: str, plan_path: str, *, samples: int, repeats: int) -> d
             "n_weights": sum(c.n_weights for c in plan.choices), "packed_tensors": len(rebuilt),
             "fp_resident_bytes": resident_bytes(fp), "packed_resident_bytes": resident_bytes(packed),
             "plan_file_bytes": os.path.getsize(plan_path), "largest_rebuilt_bytes": largest,
-            "fp_sampling_s": fp_s, "packed_sampling_s": packed_s, "samples_equal_dequantized": same}
+            "fp_sampling_s": fp_s, "packed_sampling_s": packed_s, "samples_equal_dequantized": same,
+            "samples_max_abs_diff": max_diff} | (working if device.type == "cuda" else {})
 
 
 def main() -> None:
@@ -93,7 +124,9 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="JSON file written")
     parser.add_argument("--samples", type=int, default=256, help="noise draws sampled per run (one batch)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (median)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, or cuda for the GPU rows")
     args = parser.parse_args()
+    device = torch.device(args.device)
     items = []
     for item in args.plans.split(","):
         name, _, rest = item.partition("=")
@@ -103,10 +136,13 @@ def main() -> None:
         items.append((name, checkpoint, plan_path))
     rows = []
     for name, checkpoint, plan_path in tqdm(items, desc="plan runtime", unit="plan"):
-        rows.append({"model": name, **measure(checkpoint, plan_path, samples=args.samples, repeats=args.repeats)})
-    doc = {"version": __version__, "command": "python scripts/plan_runtime_cpu.py " + " ".join(
+        rows.append({"model": name, **measure(checkpoint, plan_path, samples=args.samples, repeats=args.repeats,
+                                              device=device)})
+    doc = {"version": __version__, "command": "python scripts/plan_runtime.py " + " ".join(
                f"--{k} {v}" for k, v in vars(args).items()),
-           "device": "cpu", "machine": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
+           "device": device.type, "machine": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                              else platform.processor() or platform.machine()),
+           "torch_threads": torch.get_num_threads(),
            "protocol": {"samples": args.samples, "solver": "midpoint", "steps": STEPS, "nfe": 2 * STEPS,
                         "noise_seed": 1, "repeats": args.repeats},
            "rows": rows}
