@@ -491,6 +491,28 @@ mkdir -p runs/data_$DATASET
 # the DiT's committed Inception rows over-predict by 5.3-16.4 FID, so re-measuring a few of its peers there (a fresh
 # --out-dir, --families rule:uniform_minmax,naive:uniform_minmax --no-with-plan --budgets 3,4, the six Inception
 # parts carried over three calls, the mnist and fashion_mnist checkpoints out of the tree) tests the correction.
+# Thirty-fifth period (2026-12-06, H200): six starts refused first (~90-105 s of the budget each), then one lease,
+# the mnist and fashion_mnist checkpoints out of the tree (22.2 MB tracked):
+#   run("bash scripts/gpu_lease.sh carry >/dev/null; PYTHONPATH=.:runs/pylib:runs/pydeps timeout 530 python3
+#        benchmarks/gpu.py --only lloyd_max --out $OUT/bench ...", carry=[wheels_dask, inc1, inc2])   # 109 s
+#     -> benchmarks/gpu_h200_lloyd_flat.json: flattened 1.53x the previous schedule at rows of 3,072; whole 12B model
+#        80.3 s (was ~128 s; target 60 s);
+#   run("bash scripts/gpu_lease.sh carry", carry=[inc3, inc4, plan_test])   # 0.3 s
+#   run("JOBS=bias S3=330 H3=360 bash scripts/gpu_lease.sh 3", carry=[inc5, inc6, wheels_peers])   # 162 s
+#     -> results/plan_dit_inception_bias_gpu.csv: nine DiT peer cells again (budgets 2, 3, 4; rule and naive
+#        uniform_minmax, hqq:g128), with the bootstrap bias in both feature spaces; measured and plain predicted
+#        values equal to the committed rows';
+#   run("python3 -m fmq_theory plan checkpoints/dit_fashion_mnist --budget 2,3,4 ...; scripts/plan_runtime.py --device
+#        cuda --samples 1000 ...")   # 355 s: the plan on the machine's CPUs took 274 s a budget, so only b2 was
+#        written before the cap -> results/plan_runtime_gpu_b1000.json; the same at 1 and 64 samples (24 s) ->
+#        results/plan_runtime_gpu_b{1,64}.json (peaks with three models resident: see their "note");
+#   two starts refused after (the machine went back while plan_runtime.py was mended to write working bytes).
+# Planned next: (b) above stands; plan_runtime.py's working bytes on the GPU (.carry/plan_files holds the DiT's b2
+#   plan file, 0.8 MB, brought back from this lease; `fmq plan checkpoints/dit_fashion_mnist --budget 2,3 -o
+#   .carry/plan_files/dit.safetensors` writes it again as dit_b2.0.safetensors; ~40 s): run("bash scripts/gpu_lease.sh carry >/dev/null 2>&1; for n in 1 64 1000; do
+#   PYTHONPATH=.:runs/pylib:runs/pydeps python3 scripts/plan_runtime.py --device cuda --samples $n --repeats 5
+#   --plans dit=checkpoints/dit_fashion_mnist:.carry/plan_files/dit_b2.0.safetensors --out $OUT/rt_$n.json; done",
+#   carry=[".carry/plan_files", ".carry/wheels_dask"]).
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
@@ -581,6 +603,13 @@ plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (few
     --plan-batches-per-pass "${PLAN_BPP:-1}" ${NO_PLAN:+--no-with-plan} \
     --work runs/plan_work "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
+plan_bias() {  # $1 seconds: the DiT's peers measured again into a fresh table, with the sampled prediction's bootstrap
+  # bias in both feature spaces (predicted_dfid[_inception]_bias), to test the correction against the measured change
+  FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py --models dit --no-with-plan \
+    --families "${BIAS_PEERS:-rule:uniform_minmax,naive:uniform_minmax,hqq:g128}" --budgets "${BIAS_BUDGETS:-2,3,4}" \
+    --samples "${BIAS_SAMPLES:-5000}" --pairs "${BIAS_PAIRS:-1000}" --n-boot-inception "${BIAS_BOOT:-20}" --deadline "$1" --out-dir runs/results_bias \
+    --work runs/bias_work "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
+}
 plan_variants() {  # every variant of the plan measured (scripts/gpu_plan_variants.py; its arguments in VARIANTS)
   FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_variants.py "${CKPT[@]}" ${VARIANTS:-} \
     2>&1 | grep --line-buffered -v "$FILTER"
@@ -627,13 +656,15 @@ case "$STAGE" in
     [[ " $JOBS " == *" paper "* ]] && paper_eval "$secs" > runs/logs/paper$STAGE.log 2>&1 &
     [[ " $JOBS " == *" small "* ]] && plan_small "$secs" > runs/logs/small$STAGE.log 2>&1 &
     [[ " $JOBS " == *" plan "* ]] && plan_paper "$secs" > runs/logs/plan_paper$STAGE.log 2>&1 &
+    [[ " $JOBS " == *" bias "* ]] && plan_bias "$secs" > runs/logs/bias$STAGE.log 2>&1 &
     [[ " $JOBS " == *" variants "* ]] && plan_variants > runs/logs/variants$STAGE.log 2>&1 &
     wait
-    cat runs/logs/{paper,small,plan_paper,variants}$STAGE.log 2>/dev/null ;;
+    cat runs/logs/{paper,small,plan_paper,bias,variants}$STAGE.log 2>/dev/null ;;
 esac
 echo "stage $STAGE: $(( $(date +%s) - start )) s"
 cp runs/results/plan_{dit,mnist,fashion_mnist,paper_arch,paper_arch_fashion_mnist}.csv "$OUT"/ 2>/dev/null  # at most 8 files come back
 cp runs/results/plan_variants.json "$OUT"/ 2>/dev/null
+cp runs/results_bias/plan_dit.csv "$OUT"/plan_dit_bias.csv 2>/dev/null
 (cd runs/results && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices.tgz" plan_choices_*.csv)
 cp runs/paper_arch_$DATASET/paper_arch_$DATASET.csv "$OUT"/ 2>/dev/null
 cp runs/paper_arch_$DATASET/train.json "$OUT"/paper_arch_${DATASET}_train.json 2>/dev/null
