@@ -226,7 +226,8 @@ class Measure:
                 "dfid_high": cert.dfid_high, "switch_rate": cert.switch_rate,
                 "psnr": psnr(a, b, data_range=1.0).mean, "ssim": ssim_gaussian(a, b, data_range=1.0).mean,
                 "predicted_dfid": pred.value, "predicted_dfid_low": pred.low, "predicted_dfid_high": pred.high,
-                "predicted_dfid_bias": pred.bias, "pairs": pred.n_pairs}
+                "predicted_dfid_bias": pred.bias, "predicted_dfid_extrapolated": pred.extrapolated,
+                "pairs": pred.n_pairs}
 
     def inception_metrics(self, u8: torch.Tensor, pairs_u8: torch.Tensor) -> dict:
         feats = self._dev(self.inception.features(u8, batch_size=500))
@@ -239,6 +240,7 @@ class Measure:
                 "dfid_inception_low": cert.dfid_low, "dfid_inception_high": cert.dfid_high,
                 "predicted_dfid_inception": pred.value, "predicted_dfid_inception_low": pred.low,
                 "predicted_dfid_inception_high": pred.high, "predicted_dfid_inception_bias": pred.bias,
+                "predicted_dfid_inception_extrapolated": pred.extrapolated,
                 "inception_net": self.inception.name, "inception_sha256": self.inception.sha256}
 
 

@@ -28,6 +28,21 @@ def test_points_are_the_means_of_each_size_in_numeric_order():
         assert p.plain == pytest.approx(np.mean(preds["value"])) and p.plain_sd == pytest.approx(np.std(preds["value"]))
         assert p.debiased_ratio == pytest.approx(np.mean(preds["debiased"]) / 2.5)
         assert p.label == "a/b3"
+    by = {p.pairs: p for p in points}
+    assert by[32].extrapolated is None and by[32].extrapolated_ratio is None
+    for m in (64, 128):
+        assert by[m].extrapolated == pytest.approx(2 * np.mean(sizes[str(m)]["value"]) - np.mean(sizes[str(m // 2)]["value"]))
+        assert by[m].extrapolated_ratio == pytest.approx(by[m].extrapolated / 2.5)
+
+
+def test_extrapolation_removes_a_bias_in_one_over_m_exactly():
+    """Means of the form v + c/M: the two-point extrapolation returns v at every size."""
+    run = {"feature_dim": 8, "rows": [{"method": "m", "setting": "s", "dfid": 3.0,
+                                       "by_size": {str(m): {"value": [3.0 + 40.0 / m], "debiased": [3.0]}
+                                                   for m in (4, 8, 16, 24)}}]}
+    extra = {p.pairs: p.extrapolated for p in bias_points(run)}
+    assert extra[4] is None and extra[24] is None  # no 2 in the run; 12 not in it
+    assert extra[8] == pytest.approx(3.0) and extra[16] == pytest.approx(3.0)
 
 
 @pytest.mark.parametrize("row, match", [
@@ -51,9 +66,17 @@ def test_committed_run_the_correction_moves_every_mean_toward_the_measurement():
         assert all(abs(p.debiased_ratio - 1) < abs(p.plain_ratio - 1) for p in mine)
 
 
-def test_plot_draws_both_estimates_per_setting():
+def test_committed_run_the_extrapolation_is_nearer_than_the_plain_mean():
+    """Wherever the run holds M/2, the extrapolation from M/2 and M is nearer the measured change
+    than the plain mean at M."""
+    points = [p for p in bias_points(json.loads(RUN.read_text())) if p.extrapolated is not None]
+    assert points
+    assert all(abs(p.extrapolated_ratio - 1) < abs(p.plain_ratio - 1) for p in points)
+
+
+def test_plot_draws_every_estimate_per_setting():
     points = bias_points(json.loads(RUN.read_text()))
     fig = plot_sampled_bias(points)
-    assert len(fig.axes[0].get_legend().get_texts()) == 2 * len({p.label for p in points})
+    assert len(fig.axes[0].get_legend().get_texts()) == 3 * len({p.label for p in points})
     with pytest.raises(ValueError, match="points"):
         plot_sampled_bias(())
