@@ -506,8 +506,11 @@ mkdir -p runs/data_$DATASET
 #        cuda --samples 1000 ...")   # 355 s: the plan on the machine's CPUs took 274 s a budget, so only b2 was
 #        written before the cap -> results/plan_runtime_gpu_b1000.json; the same at 1 and 64 samples (24 s) ->
 #        results/plan_runtime_gpu_b{1,64}.json (peaks with three models resident: see their "note");
-#   two starts refused after (the machine went back while plan_runtime.py was mended to write working bytes).
-# Planned next: (b) above stands; plan_runtime.py's working bytes on the GPU (.carry/plan_files holds the DiT's b2
+#   two starts refused after (the machine went back while plan_runtime.py was mended to write working bytes), and a
+#   third call refused for the budget (327 s left: "too little device-machine time is left to start another").
+# Planned next: (b) above stands; JOBS=bias again (~165 s, the same three calls' carry), so that the nine cells carry
+#   predicted_dfid_inception_extrapolated (SampledDFID.extrapolated, added after this lease); plan_runtime.py's
+#   working bytes on the GPU (.carry/plan_files holds the DiT's b2
 #   plan file, 0.8 MB, brought back from this lease; `fmq plan checkpoints/dit_fashion_mnist --budget 2,3 -o
 #   .carry/plan_files/dit.safetensors` writes it again as dit_b2.0.safetensors; ~40 s): run("bash scripts/gpu_lease.sh carry >/dev/null 2>&1; for n in 1 64 1000; do
 #   PYTHONPATH=.:runs/pylib:runs/pydeps python3 scripts/plan_runtime.py --device cuda --samples $n --repeats 5

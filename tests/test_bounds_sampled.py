@@ -91,7 +91,8 @@ def test_bootstrap_bias_correction_moves_toward_the_large_sample_change(pairs):
 
 def test_extrapolation_is_twice_the_value_less_two_random_halves():
     """The split-half extrapolation against its definition, recomputed from the same halves
-    (``torch.randperm`` drawn after the bootstrap from the seed's generator); with fewer than 4
+    (``torch.randperm`` drawn after the bootstrap from the seed's generator): (M v - h v_h)/(M - h),
+    twice the value less the halves' mean for even M; with fewer than 4
     pairs there are no halves with a covariance and it is the plain value; the bootstrap's
     interval and bias do not depend on it."""
     rng = np.random.default_rng(3)
@@ -106,7 +107,15 @@ def test_extrapolation_is_twice_the_value_less_two_random_halves():
     halves = [sampled_dfid(fp, a[i], b[i], reference_mean=mu, reference_cov=cov, n_boot=2).value
               for i in (perm[:4], perm[4:8])]
     assert pred.bias == pytest.approx(np.mean(reps) - pred.value, rel=1e-12, abs=1e-12)
-    assert pred.extrapolated == pytest.approx(2 * pred.value - np.mean(halves), rel=1e-12, abs=1e-12)
+    assert pred.extrapolated == pytest.approx((9 * pred.value - 4 * np.mean(halves)) / 5, rel=1e-12, abs=1e-12)
+    even = sampled_dfid(fp, a[:8], b[:8], reference_mean=mu, reference_cov=cov, n_boot=7, seed=4)
+    gen = torch.Generator().manual_seed(4)
+    for _ in range(7):
+        torch.randint(8, (8,), generator=gen)
+    perm = torch.randperm(8, generator=gen).numpy()
+    halves = [sampled_dfid(fp, a[i], b[i], reference_mean=mu, reference_cov=cov, n_boot=2).value
+              for i in (perm[:4], perm[4:])]
+    assert even.extrapolated == pytest.approx(2 * even.value - np.mean(halves), rel=1e-12, abs=1e-12)
     few = sampled_dfid(fp, a[:3], b[:3], reference_mean=mu, reference_cov=cov, n_boot=7, seed=4)
     assert few.extrapolated == few.value
 

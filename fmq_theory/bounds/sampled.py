@@ -48,12 +48,13 @@ committed DiT with fewer pairs than features it removed part of the excess, not 
 (``scripts/sampled_bias_dit_cpu.py``; the plan page, "Predicted against measured").
 
 **Split-half extrapolation.**  A second correction needs no resampling: the pairs are split at
-random into two halves of :math:`h = \lfloor M/2 \rfloor`, each half gives a prediction
-:math:`\hat v_{h,1}, \hat v_{h,2}`, and
+random into two disjoint halves of :math:`h = \lfloor M/2 \rfloor`, each half gives a
+prediction :math:`\hat v_{h,1}, \hat v_{h,2}` with mean :math:`\bar v_h`, and
 
 .. math::
 
-    \hat v_{\mathrm{ex}} = 2\,\widehat{\Delta \mathrm{FID}} - \tfrac12 (\hat v_{h,1} + \hat v_{h,2})
+    \hat v_{\mathrm{ex}} = \frac{M\,\widehat{\Delta \mathrm{FID}} - h\,\bar v_h}{M - h}
+    \quad (= 2\,\widehat{\Delta \mathrm{FID}} - \bar v_h \text{ for even } M)
 
 (:attr:`SampledDFID.extrapolated`) is the two-point extrapolation in :math:`1/M` (Richardson;
 Chong & Forsyth, "Effectively Unbiased FID and Inception Score and where to find them", CVPR
@@ -111,8 +112,8 @@ class SampledDFID:
     bias : float
         The bootstrap estimate of the estimate's bias: the replicates' mean less :attr:`value`.
     extrapolated : float
-        The split-half extrapolation in :math:`1/M` (module docstring): twice :attr:`value` less the
-        mean prediction of two disjoint random halves of the pairs.
+        The split-half extrapolation in :math:`1/M` (module docstring): for even ``M``, twice
+        :attr:`value` less the mean prediction of two disjoint random halves of the pairs.
     """
 
     value: float
@@ -212,7 +213,7 @@ def sampled_dfid(features_fp, pairs_fp, pairs_q, *, reference_mean, reference_co
     perm = torch.randperm(m, generator=gen).to(fp.device)
     halves = [to_ref(*_predicted_moments(mu, cov, a[i], b[i])) - fid_fp for i in (perm[:h], perm[h:2 * h])] \
         if h >= 2 else [value, value]
-    extrapolated = 2.0 * value - 0.5 * (halves[0] + halves[1])
+    extrapolated = (m * value - h * 0.5 * (halves[0] + halves[1])) / (m - h)
     if not all(math.isfinite(v) for v in (value, low, high, bias, extrapolated)):
         raise ValueError("the prediction is not finite: check the features for overflow")
     return SampledDFID(value=value, low=low, high=high, level=level, n_pairs=m, n_fp=int(fp.shape[0]),

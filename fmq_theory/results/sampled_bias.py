@@ -1,4 +1,4 @@
-r"""The sampled prediction's bias against the number of pairs, and its bootstrap correction.
+r"""The sampled prediction's bias against the number of pairs, and its two corrections.
 
 Reads a run of ``scripts/sampled_bias_dit_cpu.py`` (``results/sampled_bias_dit_cpu.json``,
 classifier features) or ``scripts/inception_bias_dit_cpu.py``
