@@ -508,7 +508,8 @@ mkdir -p runs/data_$DATASET
 #        results/plan_runtime_gpu_b{1,64}.json (peaks with three models resident: see their "note");
 #   two starts refused after (the machine went back while plan_runtime.py was mended to write working bytes), and a
 #   third call refused for the budget (327 s left: "too little device-machine time is left to start another").
-# Planned next: (b) above stands; JOBS=bias again (~165 s, the same three calls' carry), so that the nine cells carry
+# Planned next: (b) above stands; (a) again (~110 s: LLOYD_CONFIGS now also times 128 lanes and 2 warps, as the
+#   speed fell with more lanes); JOBS=bias again (~165 s, the same three calls' carry), so that the nine cells carry
 #   predicted_dfid_inception_extrapolated (SampledDFID.extrapolated, added after this lease); plan_runtime.py's
 #   working bytes on the GPU (.carry/plan_files holds the DiT's b2
 #   plan file, 0.8 MB, brought back from this lease; `fmq plan checkpoints/dit_fashion_mnist --budget 2,3 -o
