@@ -66,7 +66,7 @@ class BiasPoint:
     plain_sd, debiased_sd : float
         Their standard deviations over the sets (0 for one set).
     extrapolated : float or None
-        :math:`2\,\bar v_M - \bar v_{M/2}` of the plain means, ``None`` where the run has no
+        :math:`2\\,\\bar v_M - \\bar v_{M/2}` of the plain means, ``None`` where the run has no
         :math:`M/2`.
     """
 
