@@ -491,7 +491,7 @@ mkdir -p runs/data_$DATASET
 # the DiT's committed Inception rows over-predict by 5.3-16.4 FID, so re-measuring a few of its peers there (a fresh
 # --out-dir, --families rule:uniform_minmax,naive:uniform_minmax --no-with-plan --budgets 3,4, the six Inception
 # parts carried over three calls, the mnist and fashion_mnist checkpoints out of the tree) tests the correction.
-# Thirty-fifth period (2026-12-06, H200): six starts refused first (~90-105 s of the budget each), then one lease,
+# Thirty-fifth period (2026-12-06, H200): five starts refused first (~90-140 s of the budget each), then one lease,
 # the mnist and fashion_mnist checkpoints out of the tree (22.2 MB tracked):
 #   run("bash scripts/gpu_lease.sh carry >/dev/null; PYTHONPATH=.:runs/pylib:runs/pydeps timeout 530 python3
 #        benchmarks/gpu.py --only lloyd_max --out $OUT/bench ...", carry=[wheels_dask, inc1, inc2])   # 109 s
