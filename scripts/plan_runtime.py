@@ -7,8 +7,8 @@ Usage (as results/plan_runtime_cpu.json was made, 2 cores, ~27 min in all)::
     PYTHONPATH=. python scripts/plan_runtime.py --samples 64 --repeats 3 --out results/plan_runtime_cpu.json \\
         --plans mnist=checkpoints/mnist:runs/plans/mnist_b2.0.safetensors,...,dit=checkpoints/dit_fashion_mnist:runs/plans/dit_b3.safetensors
 
-On a GPU (``--device cuda``; ``scripts/gpu_lease.sh``'s ``runtime`` stage writes results/plan_runtime_gpu.json)
-the same rows also give each model's working device memory while it samples (the peak of
+On a GPU (``--device cuda``; results/plan_runtime_gpu_b{1,64,1000}.json, one call per batch size, the
+command in ``scripts/gpu_lease.sh``'s "Thirty-fifth period" entry) the same rows also give each model's working device memory while it samples (the peak of
 ``torch.cuda.max_memory_allocated`` over a draw, less what was allocated before it: the models
 held at rest are not in it, so a deployment holds the model's resident bytes plus that), and
 the wall times are taken between device synchronisations.
