@@ -517,6 +517,25 @@ mkdir -p runs/data_$DATASET
 #   PYTHONPATH=.:runs/pylib:runs/pydeps python3 scripts/plan_runtime.py --device cuda --samples $n --repeats 5
 #   --plans dit=checkpoints/dit_fashion_mnist:.carry/plan_files/dit_b2.0.safetensors --out $OUT/rt_$n.json; done",
 #   carry=[".carry/plan_files", ".carry/wheels_dask"]).
+# Thirty-sixth period (2026-12-06, an H100 80GB HBM3 at the first start, the whole 1,800 s): (b) above as written,
+# the three model checkpoints out of the tree (10.7 MB tracked):
+#   1. DETERMINISTIC=1 DATASET=fashion_mnist MEMFMT=contiguous TRAIN_MIN=9.3 ... 1 (582.6 s): 2,982 steps at 1,368
+#      images/s before the cap, no op without a deterministic kernel;
+#   2. the same with RESUME=1 (122.6 s): steps 2,982-3,510; 15 epochs, 657.7 s of training in two commands, final loss
+#      0.22123, checkpoint a6eeb42ddf90..., network e9d320111eef...;
+#   3. JOBS=paper KINDS='fp cell' FID_SAMPLES=0 S2=500 H2=570 ... 2 (544.1 s): the 5k full-precision row (33.9 s) and
+#      11 cells at 2-4 bits (30-61 s each);
+#   4. the same as stage 3, S3=380 H3=440 (413.7 s): the last 4-bit cells and the five 8-bit cells;
+#   -> results/pending/paper_arch_fashion_mnist{.csv,_train.json}: 21 of 25 rows (all 20 cells). Given back with 82 s left.
+# Planned next (FashionMNIST, network e9d320111eef... in results/pending/): the rows it lacks, the 50k full-precision
+#   FIDs (ours, the paper's protocol) and the NFE check (20 and 200 NFE at 5k; the 200-NFE arm ~570 s on the H200 for
+#   MNIST), after the same two training calls (their carry as in (b)); the script copies the 21 rows in as done rows
+#   when the network's SHA-256 matches:
+#     3'. run("(while sleep 10; do cp runs/paper_arch_fashion_mnist/paper_arch_fashion_mnist.csv \"$OUT\"/ 2>/dev/null; done) &
+#           DATASET=fashion_mnist MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp nfe' FID_FIRST=1 S2=500 H2=570
+#           bash scripts/gpu_lease.sh 2", carry=[".carry/inc5", ".carry/inc6"])   # fp 5k again, then the 50k rows
+#     4'. the same as stage 3 with what is left (the NFE check): ~1,150 s of rows after ~700 s of training, so one
+#         lease may end short of the 200-NFE arm; a row done is a row kept in results/pending/ for the next.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
