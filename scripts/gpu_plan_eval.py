@@ -227,7 +227,9 @@ class Measure:
                 "psnr": psnr(a, b, data_range=1.0).mean, "ssim": ssim_gaussian(a, b, data_range=1.0).mean,
                 "predicted_dfid": pred.value, "predicted_dfid_low": pred.low, "predicted_dfid_high": pred.high,
                 "predicted_dfid_bias": pred.bias, "predicted_dfid_extrapolated": pred.extrapolated,
-                "pairs": pred.n_pairs}
+                "predicted_dfid_paired": pred.paired, "predicted_dfid_paired_low": pred.paired_low,
+                "predicted_dfid_paired_high": pred.paired_high,
+                "predicted_dfid_paired_extrapolated": pred.paired_extrapolated, "pairs": pred.n_pairs}
 
     def inception_metrics(self, u8: torch.Tensor, pairs_u8: torch.Tensor) -> dict:
         feats = self._dev(self.inception.features(u8, batch_size=500))
@@ -241,6 +243,9 @@ class Measure:
                 "predicted_dfid_inception": pred.value, "predicted_dfid_inception_low": pred.low,
                 "predicted_dfid_inception_high": pred.high, "predicted_dfid_inception_bias": pred.bias,
                 "predicted_dfid_inception_extrapolated": pred.extrapolated,
+                "predicted_dfid_inception_paired": pred.paired, "predicted_dfid_inception_paired_low": pred.paired_low,
+                "predicted_dfid_inception_paired_high": pred.paired_high,
+                "predicted_dfid_inception_paired_extrapolated": pred.paired_extrapolated,
                 "inception_net": self.inception.name, "inception_sha256": self.inception.sha256}
 
 

@@ -7,8 +7,8 @@ the committed FashionMNIST DiT in the classifier's features, where a small ``M``
 estimate in the regime of the 1,000 pairs in InceptionV3's 2,048 features: full-precision and
 quantized samples from the evaluation's noise (seed 0) give the measured dFID with its paired
 interval (as ``scripts/gpu_plan_eval.py``), and the ``--pairs`` other draws (seed 2) are cut into
-disjoint sets of each size ``M``, each set giving one prediction, plain and debiased
-(``SampledDFID.debiased``).  About 25 minutes on 2 CPU cores (the DiT samples ~5 images a second there)::
+disjoint sets of each size ``M``, each set giving one prediction, plain, debiased
+(``SampledDFID.debiased``) and the paired difference of the set's own FIDs (``SampledDFID.paired``).  About 25 minutes on 2 CPU cores (the DiT samples ~5 images a second there)::
 
     PYTHONPATH=. FMQ_DATA_DIR=<folder with fashion_mnist.npz> python scripts/sampled_bias_dit_cpu.py
 
@@ -67,9 +67,10 @@ for spec in args.settings.split(","):
                               reference_mean=measure.ref[0], reference_cov=measure.ref[1], n_boot=args.n_boot,
                               seed=k)
                  for k, i in enumerate(range(0, min(args.pairs // m, args.max_sets) * m, m))]
-        by_size[str(m)] = {"value": [p.value for p in preds], "debiased": [p.debiased for p in preds]}
+        by_size[str(m)] = {k: [getattr(p, k) for p in preds] for k in ("value", "debiased", "paired")}
         print(f"{q.label} M={m}: measured {row['dfid']:.3f}, plain {np.mean(by_size[str(m)]['value']):.3f}, "
-              f"debiased {np.mean(by_size[str(m)]['debiased']):.3f} over {len(preds)} sets", flush=True)
+              f"debiased {np.mean(by_size[str(m)]['debiased']):.3f}, paired {np.mean(by_size[str(m)]['paired']):.3f} "
+              f"over {len(preds)} sets", flush=True)
     rows.append({k: row.get(k) for k in ("method", "setting", "bits_per_weight", "fid", "fid_fp", "dfid", "dfid_low",
                                          "dfid_high", "predicted_dfid")} | {"by_size": by_size})
 Path(args.out).write_text(json.dumps({

@@ -77,6 +77,29 @@ def test_committed_run_the_extrapolation_is_nearer_than_the_plain_mean():
 def test_plot_draws_every_estimate_per_setting():
     points = bias_points(json.loads(RUN.read_text()))
     fig = plot_sampled_bias(points)
-    assert len(fig.axes[0].get_legend().get_texts()) == 3 * len({p.label for p in points})
+    # one legend entry per setting (its colour) and one per estimate drawn (its marker)
+    kinds = 2 + any(p.paired is not None for p in points) + any(p.extrapolated is not None for p in points)
+    assert len(fig.legends[0].get_texts()) == len({p.label for p in points}) + kinds
+    # every estimate of every setting is drawn: a line of markers per setting and estimate
+    lines = [ln for ln in fig.axes[0].get_lines() if len(ln.get_xdata()) and ln.get_marker() not in ("None", "_")]
+    assert len(lines) >= len({p.label for p in points}) * kinds
     with pytest.raises(ValueError, match="points"):
         plot_sampled_bias(())
+
+
+def test_paired_means_and_their_extrapolation():
+    """The paired difference's mean and spread over the sets, and 2 P_M - P_{M/2} of its means; a
+    run without it (the committed classifier run before it) leaves them None; a size whose paired
+    list does not match its plain one is refused."""
+    run = {"feature_dim": 8, "rows": [{"method": "m", "setting": "b4", "dfid": 2.0, "by_size": {
+        "4": {"value": [6.0, 4.0], "debiased": [5.0, 3.0], "paired": [3.0, 2.0]},
+        "8": {"value": [4.0], "debiased": [3.0], "paired": [2.2]}}}]}
+    small, big = bias_points(run)
+    assert (small.paired, small.paired_sd, small.paired_extrapolated) == (2.5, 0.5, None)
+    assert big.paired == 2.2 and big.paired_extrapolated == pytest.approx(2 * 2.2 - 2.5)
+    assert big.paired_ratio == pytest.approx(1.1) and big.paired_extrapolated_ratio == pytest.approx(0.95)
+    del run["rows"][0]["by_size"]["4"]["paired"]
+    assert bias_points(run)[1].paired_extrapolated is None
+    run["rows"][0]["by_size"]["8"]["paired"] = [1.0, 2.0]
+    with pytest.raises(ValueError, match="paired"):
+        bias_points(run)

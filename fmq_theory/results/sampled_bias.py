@@ -22,6 +22,9 @@ extrapolate the FID itself linearly in :math:`1/N` the same way).  For a functio
 quadratic in the estimated moments it is exactly unbiased: it equals the first-order term
 plus the cross term of two independent halves, in which the noise of neither half is squared.
 
+Where the run's predictions also hold the paired difference of the pairs' own FIDs
+(``paired``, :attr:`fmq_theory.bounds.SampledDFID.paired`), the point carries its mean too.
+
 Examples
 --------
 >>> run = {"feature_dim": 4, "rows": [{"method": "rule:uniform_minmax", "setting": "b4", "dfid": 2.0,
@@ -41,6 +44,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 __all__ = ["BiasPoint", "bias_points", "plot_sampled_bias"]
 
@@ -68,6 +72,12 @@ class BiasPoint:
     extrapolated : float or None
         :math:`2\\,\\bar v_M - \\bar v_{M/2}` of the plain means, ``None`` where the run has no
         :math:`M/2`.
+    paired, paired_sd : float or None
+        The mean over the sets of the paired difference and its standard deviation, ``None``
+        where the run's predictions have none.
+    paired_extrapolated : float or None
+        The same extrapolation of the paired means, ``None`` without :math:`M/2` or a paired
+        difference.
     """
 
     label: str
@@ -80,6 +90,9 @@ class BiasPoint:
     plain_sd: float
     debiased_sd: float
     extrapolated: float | None = None
+    paired: float | None = None
+    paired_sd: float | None = None
+    paired_extrapolated: float | None = None
 
     @property
     def plain_ratio(self) -> float:
@@ -96,6 +109,16 @@ class BiasPoint:
         """The extrapolation over the measured change (``None`` without one)."""
         return None if self.extrapolated is None else self.extrapolated / self.measured
 
+    @property
+    def paired_ratio(self) -> float | None:
+        """The paired difference over the measured change (``None`` without one)."""
+        return None if self.paired is None else self.paired / self.measured
+
+    @property
+    def paired_extrapolated_ratio(self) -> float | None:
+        """The paired extrapolation over the measured change (``None`` without one)."""
+        return None if self.paired_extrapolated is None else self.paired_extrapolated / self.measured
+
 
 def bias_points(run: Mapping) -> tuple:
     """Every setting and number of pairs of ``run``, by setting, then increasing :math:`M`.
@@ -111,47 +134,71 @@ def bias_points(run: Mapping) -> tuple:
         label = f"{row['method']}/{row['setting']}"
         if not row["dfid"] > 0:
             raise ValueError(f"run row {label!r}: measured dfid={row['dfid']!r} must be > 0 for a ratio")
-        means = {}
+        means, paired_means = {}, {}
         for size, preds in sorted(row["by_size"].items(), key=lambda kv: int(kv[0])):
+            m = int(size)
             plain, debiased = np.asarray(preds["value"], float), np.asarray(preds["debiased"], float)
             if plain.size == 0 or plain.size != debiased.size:
                 raise ValueError(f"run row {label!r}, size {size}: {plain.size} plain and {debiased.size} debiased "
                                  "predictions")
-            m = int(size)
             means[m] = float(plain.mean())
             half = means.get(m // 2) if m % 2 == 0 else None
+            paired = np.asarray(preds["paired"], float) if "paired" in preds else None
+            if paired is not None and paired.size != plain.size:
+                raise ValueError(f"run row {label!r}, size {size}: {plain.size} plain and {paired.size} paired "
+                                 "predictions")
+            if paired is not None:
+                paired_means[m] = float(paired.mean())
+            paired_half = paired_means.get(m // 2) if m % 2 == 0 and m in paired_means else None
             out.append(BiasPoint(label=label, pairs=m, pairs_per_dim=m / d, sets=int(plain.size),
                                  measured=float(row["dfid"]), plain=means[m], debiased=float(debiased.mean()),
                                  plain_sd=float(plain.std()), debiased_sd=float(debiased.std()),
-                                 extrapolated=None if half is None else 2.0 * means[m] - half))
+                                 extrapolated=None if half is None else 2.0 * means[m] - half,
+                                 paired=None if paired is None else float(paired.mean()),
+                                 paired_sd=None if paired is None else float(paired.std()),
+                                 paired_extrapolated=None if paired_half is None
+                                 else 2.0 * paired_means[m] - paired_half))
     return tuple(out)
 
 
 def plot_sampled_bias(points: Sequence[BiasPoint]) -> Figure:
     """Mean prediction over the measured change against :math:`M/d` (log 2 axis), one colour per
-    setting: plain (circles, solid) and debiased (squares, dashed), bars one standard deviation
-    of a single set's prediction, and the extrapolation from :math:`M/2` and :math:`M`
-    (triangles, dotted) where there is one; the measured change is the line at 1."""
+    setting: plain (circles, solid), debiased (squares, dashed) and, where the run has it, the
+    paired difference (diamonds, dash-dot), bars one standard deviation of a single set's
+    prediction, and the extrapolation from :math:`M/2` and :math:`M` (triangles, dotted) where
+    there is one; the measured change is the line at 1.  The legend names the colours and the
+    markers apart."""
     if not points:
         raise ValueError("points is empty: nothing to draw")
-    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    fig = Figure(figsize=(6.5, 4.4), layout="constrained")
     ax = fig.subplots()
+    styles = {"plain": ("o", "-"), "debiased": ("s", "--"), "paired": ("D", "-."), "extrapolated": ("^", ":")}
+    drawn = set()
+    handles = []
     for i, label in enumerate(dict.fromkeys(p.label for p in points)):
         mine = [p for p in points if p.label == label]
-        x = [p.pairs_per_dim for p in mine]
-        for kind, marker, ls in (("plain", "o", "-"), ("debiased", "s", "--")):
-            ax.errorbar(x, [getattr(p, kind) / p.measured for p in mine],
-                        yerr=[getattr(p, f"{kind}_sd") / p.measured for p in mine], fmt=marker, ls=ls,
-                        color=f"C{i}", capsize=3, label=f"{label} (measured dFID {mine[0].measured:.3g}), {kind}")
+        handles.append(Line2D([], [], color=f"C{i}", lw=6, label=f"{label} (measured dFID {mine[0].measured:.3g})"))
+        for kind in ("plain", "debiased", "paired"):
+            have = [p for p in mine if getattr(p, kind) is not None]
+            if have:
+                drawn.add(kind)
+                ax.errorbar([p.pairs_per_dim for p in have], [getattr(p, kind) / p.measured for p in have],
+                            yerr=[getattr(p, f"{kind}_sd") / p.measured for p in have], fmt=styles[kind][0],
+                            ls=styles[kind][1], color=f"C{i}", capsize=3)
         extra = [p for p in mine if p.extrapolated is not None]
         if extra:
-            ax.plot([p.pairs_per_dim for p in extra], [p.extrapolated_ratio for p in extra], marker="^", ls=":",
-                    color=f"C{i}", label=f"{label}, extrapolated from M/2 and M")
+            drawn.add("extrapolated")
+            ax.plot([p.pairs_per_dim for p in extra], [p.extrapolated_ratio for p in extra],
+                    marker=styles["extrapolated"][0], ls=styles["extrapolated"][1], color=f"C{i}")
+    words = {"plain": "plain", "debiased": "debiased", "paired": "paired difference",
+             "extrapolated": "plain, extrapolated from M/2 and M"}
+    handles += [Line2D([], [], color="0.3", marker=styles[k][0], ls=styles[k][1], label=words[k])
+                for k in styles if k in drawn]
     ax.axhline(1.0, color="k", lw=1)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("pairs per feature dimension, M/d", fontsize=9)
     ax.set_ylabel("predicted / measured dFID", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7)
+    fig.legend(handles=handles, fontsize=7, loc="outside lower center", ncols=2)  # below: the points stay clear
     return fig

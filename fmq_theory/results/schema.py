@@ -313,6 +313,8 @@ PAPER_ARCH = Table(
 #: bootstrap bias estimates (:attr:`fmq_theory.bounds.SampledDFID.bias`; empty in rows written before
 #: 2026-12-06) and ``*_extrapolated`` their split-half extrapolations in 1/M
 #: (:attr:`fmq_theory.bounds.SampledDFID.extrapolated`; empty in every committed row, all written before them);
+#: ``*_paired`` the paired difference of the pairs' own FIDs with its interval and its extrapolation
+#: (:attr:`fmq_theory.bounds.SampledDFID.paired`; empty in every committed row, all written before them);
 #: ``plan_displacement*`` the plan's own additive prediction of E|x_q - x_fp|^2 per sample with
 #: its interval, and ``plan_seconds`` its sensitivity and fitting time; an empty cell is a
 #: metric not computed.
@@ -325,9 +327,13 @@ PLAN = Table(
         "inception_net:str fid_inception:float fid_inception_fp:float dfid_inception:float "
         "dfid_inception_low:float dfid_inception_high:float psnr:float ssim:float switch_rate:float "
         "weight_mse:float predicted_dfid:float predicted_dfid_low:float predicted_dfid_high:float "
-        "predicted_dfid_bias:float predicted_dfid_extrapolated:float predicted_dfid_inception:float "
+        "predicted_dfid_bias:float predicted_dfid_extrapolated:float predicted_dfid_paired:float "
+        "predicted_dfid_paired_low:float predicted_dfid_paired_high:float predicted_dfid_paired_extrapolated:float "
+        "predicted_dfid_inception:float "
         "predicted_dfid_inception_low:float predicted_dfid_inception_high:float predicted_dfid_inception_bias:float "
-        "predicted_dfid_inception_extrapolated:float "
+        "predicted_dfid_inception_extrapolated:float predicted_dfid_inception_paired:float "
+        "predicted_dfid_inception_paired_low:float predicted_dfid_inception_paired_high:float "
+        "predicted_dfid_inception_paired_extrapolated:float "
         "plan_displacement:float plan_displacement_low:float plan_displacement_high:float plan_seconds:float "
         "fid_real_test_samples:int checkpoint_sha256:str classifier_sha256:str inception_sha256:str "
         "device:str wall_s:float version:str"),
