@@ -536,6 +536,10 @@ mkdir -p runs/data_$DATASET
 #           bash scripts/gpu_lease.sh 2", carry=[".carry/inc5", ".carry/inc6"])   # fp 5k again, then the 50k rows
 #     4'. the same as stage 3 with what is left (the NFE check): ~1,150 s of rows after ~700 s of training, so one
 #         lease may end short of the 200-NFE arm; a row done is a row kept in results/pending/ for the next.
+#   On a lease too short for that (a refused start or two): JOBS=bias first (~165 s, three calls carrying inc1-2 +
+#   wheels_dask, inc3-4 + plan_test, inc5-6 + wheels_peers, the last `JOBS=bias S3=330 H3=360 bash scripts/gpu_lease.sh 3`):
+#   its nine DiT cells then carry predicted_dfid_inception_paired* (SampledDFID.paired, added after the last such lease),
+#   the test on nine cells of what the CPU run of results/inception_bias_dit_cpu.json found on a few.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name

@@ -16,12 +16,14 @@ so its plain value is a re-draw of the GPU's prediction, not a copy.  On 2 CPU c
 takes ~25 minutes to sample (5,000 + 1,000 images at ~4.3 a second) and ~40 to take the
 reference's and the samples' InceptionV3 features (5-14 images a second; kept in ``--work``
 under a digest of the images, so a second run samples again but reads them back), and each
-cell ~10 minutes.  ``results/inception_bias_dit_cpu.json`` holds one cell, per-channel
-``uniform_minmax`` at 4 bits (a run of two was stopped before its second for the session's
-time)::
+cell ~6-9 minutes.  ``results/inception_bias_dit_cpu.json`` holds four cells, per-channel
+``uniform_minmax`` and HQQ at group 128 at 3 and 4 bits, with the control variate (plain,
+debiased, extrapolated) and the paired difference of the pairs' own FIDs
+(``SampledDFID.paired``), from a run of 3,176 s::
 
     PYTHONPATH=. FMQ_DATA_DIR=<folder with fashion_mnist.npz> python scripts/inception_bias_dit_cpu.py \\
-        --inception <InceptionV3 TorchScript file> --settings rule:uniform_minmax@4
+        --inception <InceptionV3 TorchScript file> --n-boot 40 --n-boot-half 4 \\
+        --settings hqq:g128@4,rule:uniform_minmax@3,rule:uniform_minmax@4,hqq:g128@3
 
 Writes ``results/inception_bias_dit_cpu.json`` (``--out``) after every cell.
 """
@@ -73,7 +75,9 @@ half = setup.pairs // 2
 def predict(pairs_fp, pairs_q, *, n_boot: int) -> dict:
     p = sampled_dfid(measure.inc_fp, pairs_fp, pairs_q, reference_mean=measure.ref_inc[0],
                      reference_cov=measure.ref_inc[1], n_boot=n_boot, seed=g.SEED)
-    return {"value": p.value, "low": p.low, "high": p.high, "bias": p.bias, "debiased": p.debiased}
+    return {"value": p.value, "low": p.low, "high": p.high, "bias": p.bias, "debiased": p.debiased,
+            "extrapolated": p.extrapolated, "paired": p.paired, "paired_low": p.paired_low,
+            "paired_high": p.paired_high, "paired_extrapolated": p.paired_extrapolated}
 
 
 rows = []
@@ -91,8 +95,7 @@ for spec in args.settings.split(","):
     halves = [predict(measure.inc_fp_pairs[i:i + half], inc_q[i:i + half], n_boot=args.n_boot_half)
               for i in (0, half)]
     # by_size as scripts/sampled_bias_dit_cpu.py writes it (fmq_theory.results.sampled_bias reads both runs)
-    by_size = {str(m): {k: [p[k] for p in preds] for k in ("value", "low", "high", "bias", "debiased")}
-               for m, preds in ((half, halves), (setup.pairs, [every]))}
+    by_size = {str(m): {k: [p[k] for p in preds] for k in preds[0]} for m, preds in ((half, halves), (setup.pairs, [every]))}
     rows.append({"method": family, "setting": q.setting, "bits_per_weight": q.bits_per_weight,
                  "dfid": ref["dfid_inception"], "dfid_low": ref["dfid_inception_low"],
                  "dfid_high": ref["dfid_inception_high"], "gpu_predicted_dfid": ref["predicted_dfid_inception"],
@@ -100,7 +103,8 @@ for spec in args.settings.split(","):
     print(f"{q.label}: GPU measured {ref['dfid_inception']:.2f}, GPU predicted {ref['predicted_dfid_inception']:.2f}; "
           f"CPU plain {every['value']:.2f}, debiased {every['debiased']:.2f} (M={setup.pairs}); halves plain "
           f"{np.mean([h['value'] for h in halves]):.2f}, debiased {np.mean([h['debiased'] for h in halves]):.2f} "
-          f"({rows[-1]['seconds']:.0f} s)", flush=True)
+          f"; paired {every['paired']:.2f} [{every['paired_low']:.2f}, {every['paired_high']:.2f}], extrapolated "
+          f"{every['paired_extrapolated']:.2f} ({rows[-1]['seconds']:.0f} s)", flush=True)
     Path(args.out).write_text(json.dumps({
         "provenance": f"scripts/inception_bias_dit_cpu.py, run on {time.strftime('%Y-%m-%d')} on {os.cpu_count()} "
                       f"CPU cores in {time.perf_counter() - start:.0f} s",
