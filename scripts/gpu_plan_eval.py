@@ -225,11 +225,7 @@ class Measure:
         return {"fid": cert.fid_q, "fid_fp": cert.fid_fp, "dfid": cert.measured_dfid, "dfid_low": cert.dfid_low,
                 "dfid_high": cert.dfid_high, "switch_rate": cert.switch_rate,
                 "psnr": psnr(a, b, data_range=1.0).mean, "ssim": ssim_gaussian(a, b, data_range=1.0).mean,
-                "predicted_dfid": pred.value, "predicted_dfid_low": pred.low, "predicted_dfid_high": pred.high,
-                "predicted_dfid_bias": pred.bias, "predicted_dfid_extrapolated": pred.extrapolated,
-                "predicted_dfid_paired": pred.paired, "predicted_dfid_paired_low": pred.paired_low,
-                "predicted_dfid_paired_high": pred.paired_high,
-                "predicted_dfid_paired_extrapolated": pred.paired_extrapolated, "pairs": pred.n_pairs}
+                **_prediction_columns(pred, "predicted_dfid"), "pairs": pred.n_pairs}
 
     def inception_metrics(self, u8: torch.Tensor, pairs_u8: torch.Tensor) -> dict:
         feats = self._dev(self.inception.features(u8, batch_size=500))
@@ -240,13 +236,15 @@ class Measure:
                             n_boot=self.setup.n_boot_inception, seed=SEED)
         return {"fid_inception": cert.fid_q, "fid_inception_fp": cert.fid_fp, "dfid_inception": cert.measured_dfid,
                 "dfid_inception_low": cert.dfid_low, "dfid_inception_high": cert.dfid_high,
-                "predicted_dfid_inception": pred.value, "predicted_dfid_inception_low": pred.low,
-                "predicted_dfid_inception_high": pred.high, "predicted_dfid_inception_bias": pred.bias,
-                "predicted_dfid_inception_extrapolated": pred.extrapolated,
-                "predicted_dfid_inception_paired": pred.paired, "predicted_dfid_inception_paired_low": pred.paired_low,
-                "predicted_dfid_inception_paired_high": pred.paired_high,
-                "predicted_dfid_inception_paired_extrapolated": pred.paired_extrapolated,
+                **_prediction_columns(pred, "predicted_dfid_inception"),
                 "inception_net": self.inception.name, "inception_sha256": self.inception.sha256}
+
+
+def _prediction_columns(pred, prefix: str) -> dict:
+    """The plan table's columns of one sampled prediction (:class:`fmq_theory.bounds.SampledDFID`)
+    in one feature net: ``prefix`` is ``predicted_dfid`` or ``predicted_dfid_inception``."""
+    return {prefix: pred.value} | {f"{prefix}_{field}": getattr(pred, field) for field in (
+        "low", "high", "bias", "extrapolated", "paired", "paired_low", "paired_high", "paired_extrapolated")}
 
 
 def _safe(label: str) -> str:

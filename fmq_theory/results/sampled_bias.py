@@ -142,23 +142,27 @@ def bias_points(run: Mapping) -> tuple:
                 raise ValueError(f"run row {label!r}, size {size}: {plain.size} plain and {debiased.size} debiased "
                                  "predictions")
             means[m] = float(plain.mean())
-            half = means.get(m // 2) if m % 2 == 0 else None
             paired = np.asarray(preds["paired"], float) if "paired" in preds else None
             if paired is not None and paired.size != plain.size:
                 raise ValueError(f"run row {label!r}, size {size}: {plain.size} plain and {paired.size} paired "
                                  "predictions")
             if paired is not None:
                 paired_means[m] = float(paired.mean())
-            paired_half = paired_means.get(m // 2) if m % 2 == 0 and m in paired_means else None
             out.append(BiasPoint(label=label, pairs=m, pairs_per_dim=m / d, sets=int(plain.size),
                                  measured=float(row["dfid"]), plain=means[m], debiased=float(debiased.mean()),
                                  plain_sd=float(plain.std()), debiased_sd=float(debiased.std()),
-                                 extrapolated=None if half is None else 2.0 * means[m] - half,
-                                 paired=None if paired is None else float(paired.mean()),
+                                 extrapolated=_two_point(means, m),
+                                 paired=None if paired is None else paired_means[m],
                                  paired_sd=None if paired is None else float(paired.std()),
-                                 paired_extrapolated=None if paired_half is None
-                                 else 2.0 * paired_means[m] - paired_half))
+                                 paired_extrapolated=_two_point(paired_means, m)))
     return tuple(out)
+
+
+def _two_point(means: Mapping[int, float], m: int) -> float | None:
+    """:math:`2\\,\\bar v_M - \\bar v_{M/2}` of ``means`` by size, ``None`` without both sizes."""
+    if m not in means or m % 2 or m // 2 not in means:
+        return None
+    return 2.0 * means[m] - means[m // 2]
 
 
 def plot_sampled_bias(points: Sequence[BiasPoint]) -> Figure:
