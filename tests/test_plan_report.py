@@ -118,8 +118,35 @@ def test_model_results_prefers_inception_and_keeps_the_largest_protocol():
     assert plan3.measured.features == "classifier" and plan3.measured.value == pytest.approx(0.2)
     # with an Inception prediction on every predicted row, it is compared in Inception features
     rows = [r | ({"predicted_dfid_inception": 1.0} if r["method"] == "plan" else {}) for r in rows]
-    plan3 = next(c for c in model_results(rows).at(3.0) if c.method == "plan")
+    m = model_results(rows)
+    plan3 = next(c for c in m.at(3.0) if c.method == "plan")
     assert plan3.predicted == 1.0 and plan3.measured.features == "Inception"
+    assert m.prediction == "Inception, plain"
+
+
+def test_model_results_prefers_the_paired_prediction_where_every_row_has_it():
+    rows = _model_rows("m", 4.0, (8.0, 6.0, 4.2, 4.1), inception=True)
+    paired = {"predicted_dfid_inception": 5.0, "predicted_dfid_inception_paired": 0.5,
+              "predicted_dfid_inception_paired_low": 0.3, "predicted_dfid_inception_paired_high": 0.7}
+    rows = [r | (paired if r["method"] == "plan" else {}) for r in rows]
+    m = model_results(rows)
+    plan3 = next(c for c in m.at(3.0) if c.method == "plan")
+    assert m.prediction == "Inception, paired"
+    assert (plan3.predicted, plan3.predicted_low, plan3.predicted_high) == (0.5, 0.3, 0.7)
+    assert plan3.measured.value == pytest.approx(0.4)  # the measured change, Inception features
+    # goal 4 judges the paired value (0.5 / 0.4), where the plain one (5.0 / 0.4) would miss
+    g4 = judge_plan_goals([m])[3]
+    v = next(v for v in g4.verdicts if v.label == "m 3 plan/budget 3")
+    assert v.ok and v.value == pytest.approx(1.25) and "(Inception, paired)" in v.text
+    # one predicted row without it: every row falls back to the plain estimate
+    rows[-3] = {k: v for k, v in rows[-3].items() if k != "predicted_dfid_inception_paired"}
+    assert rows[-3]["method"] == "plan" and model_results(rows).prediction == "Inception, plain"
+    # classifier features: the paired classifier columns are preferred there too
+    cls = [r | ({"predicted_dfid_paired": 0.2} if r["method"] == "plan" else {})
+           for r in _model_rows("c", 5.0, (9.0, 10.0, 5.3, 5.1))]
+    c = model_results(cls)
+    assert c.prediction == "classifier, paired"
+    assert next(x for x in c.at(3.0) if x.method == "plan").predicted == 0.2
 
 
 def test_model_results_bad_rows():

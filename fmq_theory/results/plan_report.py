@@ -11,9 +11,13 @@ The page "What works at 2-3 bits" (``notebooks/plan.md``) is drawn from two tabl
 
 **Feature net.** A model's FIDs are read in InceptionV3's features when every row of the
 model has an Inception FID, else in the project classifier's (:data:`INCEPTION`,
-:data:`CLASSIFIER`).  The prediction is compared with the measured change in its own features:
-Inception when every predicted row carries ``predicted_dfid_inception`` and an Inception
-interval, else the classifier's.
+:data:`CLASSIFIER`).  The prediction is compared with the measured change in its own features, by
+the first of :data:`PREDICTIONS` whose value, with the measured interval in its features,
+every predicted row carries: the
+paired difference of the sampled pairs' own FIDs in Inception's features
+(``predicted_dfid_inception_paired``), the plain sampled estimate there
+(``predicted_dfid_inception``), then the same two in the classifier's.  Rows measured before the
+paired difference was added carry the plain estimate only.
 
 **Resolved.** A change :math:`\Delta\mathrm{FID} = \mathrm{FID}_q - \mathrm{FID}_{fp}` is
 resolved when its 95% paired-bootstrap interval (:func:`fmq_theory.bounds.certify_fid`)
@@ -44,7 +48,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -55,8 +59,8 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 from fmq_theory.results.tables import escape_markdown, format_cell, markdown_table, typeset_numbers
 
-__all__ = ["CLASSIFIER", "GOAL_BAND", "GOAL_BUDGET", "GOAL_DFID_FRACTION", "GOAL_FID_RATIO", "GOAL_LOW_BUDGETS",
-           "INCEPTION", "Change", "ChoiceSummary", "Features", "Goal", "ModelResults", "PlanCell",
+__all__ = ["CLASSIFIER", "CLASSIFIER_PAIRED", "GOAL_BAND", "GOAL_BUDGET", "GOAL_DFID_FRACTION", "GOAL_FID_RATIO",
+           "GOAL_LOW_BUDGETS", "INCEPTION", "INCEPTION_PAIRED", "PREDICTIONS", "Change", "ChoiceSummary", "Features", "Goal", "ModelResults", "PlanCell",
            "Verdict", "fid_panels", "goal_statement", "headline_table", "judge_plan_goals", "model_results", "panel_legend", "pareto_front",
            "plan_table", "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "plot_whole_form_run", "read_plan_choices",
            "read_plan_results", "style_fid_axis", "summarize_choices"]
@@ -76,6 +80,7 @@ class Features:
     predicted: str
     predicted_low: str
     predicted_high: str
+    estimate: str = "plain"
 
 
 #: InceptionV3 features (the issue's protocol).
@@ -87,6 +92,18 @@ INCEPTION = Features(name="Inception", net="inception_net", fid="fid_inception",
 CLASSIFIER = Features(name="classifier", net="feature_net", fid="fid", fid_fp="fid_fp", dfid="dfid",
                       low="dfid_low", high="dfid_high", predicted="predicted_dfid",
                       predicted_low="predicted_dfid_low", predicted_high="predicted_dfid_high")
+#: The same features with the paired difference of the sampled pairs' own FIDs as the prediction
+#: (:attr:`fmq_theory.bounds.sampled.SampledDFID.paired`): the rows of a run since it was added.
+INCEPTION_PAIRED = replace(INCEPTION, predicted="predicted_dfid_inception_paired",
+                           predicted_low="predicted_dfid_inception_paired_low",
+                           predicted_high="predicted_dfid_inception_paired_high", estimate="paired")
+CLASSIFIER_PAIRED = replace(CLASSIFIER, predicted="predicted_dfid_paired", predicted_low="predicted_dfid_paired_low",
+                            predicted_high="predicted_dfid_paired_high", estimate="paired")
+#: The predictions a model's rows are judged by, in order of preference: the first whose value
+#: (and the measured interval in its features) every predicted row carries.  The paired
+#: difference comes first: it tracks the measured change where the plain estimate runs high
+#: (``results/plan_dit_inception_bias_gpu.csv``).
+PREDICTIONS = (INCEPTION_PAIRED, INCEPTION, CLASSIFIER_PAIRED, CLASSIFIER)
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,10 @@ class ModelResults:
         ``"<budget> <method>/<setting>"`` of rows without an FID in those features.
     dropped_protocols : tuple of int
         Sample counts of other protocols in the file, left out (the largest is kept).
+    prediction : str
+        Which prediction the cells carry: ``"<features>, <estimate>"`` of the first of
+        :data:`PREDICTIONS` that every predicted row holds, e.g. ``"Inception, paired"``
+        (``""`` when no row is predicted).
     """
 
     model: str
@@ -213,6 +234,7 @@ class ModelResults:
     cells: tuple
     unmeasured: tuple = ()
     dropped_protocols: tuple = ()
+    prediction: str = ""
 
     def at(self, budget: float) -> tuple:
         """The cells serving ``budget``."""
@@ -272,8 +294,8 @@ def model_results(rows: Sequence[Mapping]) -> ModelResults:
     f = INCEPTION if all(r.get("fid_inception") is not None for r in rows) else CLASSIFIER
     predicted = [r for r in quantized if r.get("predicted_dfid") is not None
                  or r.get("predicted_dfid_inception") is not None]
-    p = INCEPTION if predicted and all(r.get(c) is not None for r in predicted for c in (
-        INCEPTION.predicted, INCEPTION.low, INCEPTION.high)) else CLASSIFIER
+    p = next((f for f in PREDICTIONS if predicted and all(r.get(c) is not None for r in predicted for c in (
+        f.predicted, f.low, f.high))), CLASSIFIER)
     fid_fp = float(fp[f.fid])
     cells, unmeasured = [], []
     for r in quantized:
@@ -293,7 +315,8 @@ def model_results(rows: Sequence[Mapping]) -> ModelResults:
     return ModelResults(model=models[0], dataset=fp.get("dataset") or "", architecture=fp.get("architecture") or "",
                         features=f.name, net=fp.get(f.net) or "", fid_fp=fid_fp,
                         protocol={k: fp.get(k) for k in _PROTOCOL}, cells=tuple(cells),
-                        unmeasured=tuple(unmeasured), dropped_protocols=tuple(s for s in samples if s != keep))
+                        unmeasured=tuple(unmeasured), dropped_protocols=tuple(s for s in samples if s != keep),
+                        prediction=f"{p.name}, {p.estimate}" if predicted else "")
 
 
 _PLAN_FILE = re.compile(r"plan_(?!choices_)(?P<model>.+)\.csv")
@@ -557,7 +580,7 @@ def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = GOAL_BUD
                                        else "missed, resolved")
             g4.append(Verdict(f"{m.model} {c.budget:g} {c.label}", status, ok, ratio,
                               f"{m.model} {c.label} at {c.budget:g} bits: predicted {c.predicted:.3g}, measured "
-                              f"{_change_text(c.measured)} ({c.measured.features}): ratio {ratio:.2f}"))
+                              f"{_change_text(c.measured)} ({m.prediction}): ratio {ratio:.2f}"))
     return (
         Goal("dFID at 3 bits", f"at {budget:g} bits per weight, dFID <= {dfid_fraction:.0%} of the "
              "full-precision FID on every model", tuple(g1)),
