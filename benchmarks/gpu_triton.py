@@ -264,7 +264,8 @@ def _flat_schedule(n: int, device: str):
 #: The DP kernel's launch configurations that ``gpu.py`` times: (flattened candidates, lanes
 #: per step, warps); the first is the previous kernel's schedule and launch, the baseline.  On an
 #: H200 (2026-12-06, ``benchmarks/gpu_h200_lloyd_flat.json``) the speed fell with every doubling of
-#: the lanes from 256 (1.53x the baseline) to 1024 (1.17x), so 128 lanes and 2 warps are timed too.
+#: the lanes from 256 (1.53x the baseline) to 1024 (1.17x), so 128 lanes and 2 warps are timed too; on
+#: an H100 (``benchmarks/gpu_h100_lloyd_flat.json``) they were slower (1.24-1.32x against 256 lanes' 1.42x).
 LLOYD_CONFIGS = ((False, 128, 4), (True, 128, 2), (True, 128, 4), (True, 256, 2), (True, 256, 4), (True, 512, 4),
                  (True, 1024, 4), (True, 1024, 8))
 
