@@ -540,6 +540,30 @@ mkdir -p runs/data_$DATASET
 #   wheels_dask, inc3-4 + plan_test, inc5-6 + wheels_peers, the last `JOBS=bias S3=330 H3=360 bash scripts/gpu_lease.sh 3`):
 #   its nine DiT cells then carry predicted_dfid_inception_paired* (SampledDFID.paired, added after the last such lease),
 #   the test on nine cells of what the CPU run of results/inception_bias_dit_cpu.json found on a few.
+# Thirty-seventh period (2026-12-06, an H100 80GB HBM3 at the first start; 1,607 s used, given back with 193 s left):
+#   1-2. (b)'s two training calls as written (578.1 s, 97.4 s; carry as in (b), call 2 inc2-4): the first command's
+#        cap stopped at step 3,067 (2,982 last time), and the network is the last lease's bit for bit (checkpoint
+#        a6eeb42ddf90..., network e9d320111eef..., final loss 0.22123) -> results/pending/paper_arch_fashion_mnist_train_repeat.json;
+#        call 2 ended with `DATASET=fashion_mnist PARTS='1 3' bash scripts/gpu_lease.sh send`;
+#   3-5. `... PARTS='4 7' ... send`, '8 11', '12 14' (1.0-1.2 s each): all 14 parts back, joined and checked here
+#        (gpu_checkpoint_parts.sh keep), cut into .carry/pa_fashion_mnist1..4 (56 MB each; git-ignored, this
+#        workspace only): a later lease may carry the network in (four calls, the checkpoints out of the tree)
+#        instead of training it;
+#   6. JOBS=bias S3=330 H3=360 ... 3, carry inc5, inc6, wheels_peers, checkpoints/dit_fashion_mnist back in the tree
+#      (173.8 s) -> results/plan_dit_inception_bias_gpu.csv again, now with the paired columns: measured and plain
+#      predicted values equal the H200's rows bit for bit; the paired Inception prediction 0.97-1.07x the measured;
+#   7. the lloyd_max stage, (a) above (118.4 s) -> benchmarks/gpu_h100_lloyd_flat.json: 128 lanes slower than 256;
+#      whole 12B model 92.8 s on the H100;
+#   8. plan_runtime.py's working bytes at 1, 64 and 1,000 samples (41.8 s) -> results/plan_runtime_gpu_b{1,64,1000}.json;
+#   9. DATASET=fashion_mnist JOBS=plan NO_BENCH=1 PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,rule:equal_mass
+#      PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=360 H2=480 ... 2 (481.3 s): the plan at 3
+#      and at HQQ g128's 2-bit size (2.2728), then the deadline, before the plan at 3.473 and any peer ->
+#      results/plan_paper_arch_fashion_mnist.csv (3 rows) and its choices.
+# Planned next: on an H200 (the 50,000-sample FIDs took 486 s there; on an H100 the 5k full-precision row took 2.3x
+#   the H200's, so neither 50k row nor the 200-NFE arm fits a 600 s call there), the FashionMNIST network carried in
+#   (.carry/pa_fashion_mnist1..4 while this workspace lasts; else the two training calls), then 3' and 4' above; the
+#   FashionMNIST plan's peers at 3 and 2.2728 (JOBS=plan with the same arguments and
+#   KEEP_ROWS=results/plan_paper_arch_fashion_mnist.csv: its three rows are done rows).
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
