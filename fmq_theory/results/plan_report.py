@@ -11,13 +11,12 @@ The page "What works at 2-3 bits" (``notebooks/plan.md``) is drawn from two tabl
 
 **Feature net.** A model's FIDs are read in InceptionV3's features when every row of the
 model has an Inception FID, else in the project classifier's (:data:`INCEPTION`,
-:data:`CLASSIFIER`).  The prediction is compared with the measured change in its own features, by
-the first of :data:`PREDICTIONS` whose value, with the measured interval in its features,
-every predicted row carries: the
-paired difference of the sampled pairs' own FIDs in Inception's features
-(``predicted_dfid_inception_paired``), the plain sampled estimate there
-(``predicted_dfid_inception``), then the same two in the classifier's.  Rows measured before the
-paired difference was added carry the plain estimate only.
+:data:`CLASSIFIER`).  The prediction is compared with the measured change in its own features,
+by the first of :data:`PREDICTIONS` whose value, with the measured interval in its features,
+every predicted row carries: the paired difference of the sampled pairs' own FIDs in
+Inception's features (``predicted_dfid_inception_paired``), the plain sampled estimate there
+(``predicted_dfid_inception``), then the same two in the classifier's.  Rows measured before
+the paired difference was added carry the plain estimate only.
 
 **Resolved.** A change :math:`\Delta\mathrm{FID} = \mathrm{FID}_q - \mathrm{FID}_{fp}` is
 resolved when its 95% paired-bootstrap interval (:func:`fmq_theory.bounds.certify_fid`)
@@ -60,7 +59,8 @@ from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 from fmq_theory.results.tables import escape_markdown, format_cell, markdown_table, typeset_numbers
 
 __all__ = ["CLASSIFIER", "CLASSIFIER_PAIRED", "GOAL_BAND", "GOAL_BUDGET", "GOAL_DFID_FRACTION", "GOAL_FID_RATIO",
-           "GOAL_LOW_BUDGETS", "INCEPTION", "INCEPTION_PAIRED", "PREDICTIONS", "Change", "ChoiceSummary", "Features", "Goal", "ModelResults", "PlanCell",
+           "GOAL_LOW_BUDGETS", "INCEPTION", "INCEPTION_PAIRED", "PREDICTIONS", "Change", "ChoiceSummary", "Features",
+           "Goal", "ModelResults", "PlanCell",
            "Verdict", "fid_panels", "goal_statement", "headline_table", "judge_plan_goals", "model_results", "panel_legend", "pareto_front",
            "plan_table", "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "plot_whole_form_run", "read_plan_choices",
            "read_plan_results", "style_fid_axis", "summarize_choices"]
@@ -68,7 +68,9 @@ __all__ = ["CLASSIFIER", "CLASSIFIER_PAIRED", "GOAL_BAND", "GOAL_BUDGET", "GOAL_
 
 @dataclass(frozen=True)
 class Features:
-    """The columns of :data:`~fmq_theory.results.schema.PLAN` that hold one feature net's numbers."""
+    """The columns of :data:`~fmq_theory.results.schema.PLAN` that hold one feature net's numbers,
+    and which of its predictions (``estimate``: ``"plain"`` or ``"paired"``) the ``predicted*``
+    columns hold."""
 
     name: str
     net: str
@@ -294,8 +296,8 @@ def model_results(rows: Sequence[Mapping]) -> ModelResults:
     f = INCEPTION if all(r.get("fid_inception") is not None for r in rows) else CLASSIFIER
     predicted = [r for r in quantized if r.get("predicted_dfid") is not None
                  or r.get("predicted_dfid_inception") is not None]
-    p = next((f for f in PREDICTIONS if predicted and all(r.get(c) is not None for r in predicted for c in (
-        f.predicted, f.low, f.high))), CLASSIFIER)
+    p = next((cand for cand in PREDICTIONS if predicted and all(
+        r.get(c) is not None for r in predicted for c in (cand.predicted, cand.low, cand.high))), CLASSIFIER)
     fid_fp = float(fp[f.fid])
     cells, unmeasured = [], []
     for r in quantized:
