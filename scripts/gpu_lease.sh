@@ -559,9 +559,11 @@ mkdir -p runs/data_$DATASET
 #      PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp S2=360 H2=480 ... 2 (481.3 s): the plan at 3
 #      and at HQQ g128's 2-bit size (2.2728), then the deadline, before the plan at 3.473 and any peer ->
 #      results/plan_paper_arch_fashion_mnist.csv (3 rows) and its choices.
-# Planned next: on an H200 (the 50,000-sample FIDs took 486 s there; on an H100 the 5k full-precision row took 2.3x
-#   the H200's, so neither 50k row nor the 200-NFE arm fits a 600 s call there), the FashionMNIST network carried in
-#   (.carry/pa_fashion_mnist1..4 while this workspace lasts; else the two training calls), then 3' and 4' above; the
+# Planned next: the FashionMNIST network carried in (.carry/pa_fashion_mnist1..4, four calls with the checkpoints
+#   out of the tree, while this workspace lasts; else the two training calls), then 3' and 4' above, repeated until
+#   the rows are in: the 50,000-sample FIDs took 486 s on the H200 and the 5k full-precision row 2.3x the H200's time
+#   on an H100, so on an H100 neither 50k row nor the 200-NFE arm fits one call, and gpu_paper_arch.py now samples
+#   them in parts (--part-evals, ~60 s each on the H200) that the next call resumes (since this lease); the
 #   FashionMNIST plan's peers at 3 and 2.2728 (JOBS=plan with the same arguments and
 #   KEEP_ROWS=results/plan_paper_arch_fashion_mnist.csv: its three rows are done rows).
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;

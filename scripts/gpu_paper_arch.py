@@ -60,7 +60,11 @@ Stages:
   ``--kinds`` limits the rows to some of these kinds.
 
   Samples are kept (uint8) under ``run/kept``, so a call without the Inception file computes
-  everything else, and a later call adds the Inception FIDs without sampling again.  The cells'
+  everything else, and a later call adds the Inception FIDs without sampling again.  The
+  full-precision rows other than the cells' reference (the large FIDs, the NFE check's 200-NFE
+  arm) are sampled in parts of about ``--part-evals`` network evaluations, each kept as it is
+  done (:func:`sample_in_parts`): a row longer than one 10-minute command (both of those on an
+  H100) goes on from its first missing part in the lease's next command.  The cells'
   quantizations run on the CPU in one background thread, in the cells' order, while the GPU
   samples the cell before (each 2-12 s on the 55.7M network; a cell waits only for its own).
 
@@ -396,6 +400,82 @@ def _kept(run: Path, label: str) -> Path:
     return run / "kept" / label
 
 
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to a temporary name, then renamed: a command stopped mid-write leaves no file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def part_samples(*, samples: int, steps: int, part_evals: int, batch_size: int) -> int:
+    """Draws per part of a row sampled in parts: about ``part_evals`` network evaluations
+    (midpoint: ``2 steps`` per draw), a whole number of ``batch_size`` batches, at least one.
+
+    Examples
+    --------
+    >>> part_samples(samples=50_000, steps=10, part_evals=250_000, batch_size=1000)  # 20 NFE
+    12000
+    >>> part_samples(samples=5_000, steps=100, part_evals=250_000, batch_size=1000)  # 200 NFE
+    1000
+    """
+    per = max(batch_size, part_evals // (2 * steps) // batch_size * batch_size)
+    return min(per, samples)
+
+
+def sample_in_parts(generate, noise: torch.Tensor, steps: int, *, stem: Path, part: int) -> tuple[dict, int, float]:
+    """The samples of ``noise``, made ``part`` draws at a time, each part kept as it is done.
+
+    A part is kept as ``stem.partK.{ours,paper}.npy`` (both uint8 roundings) with
+    ``stem.partK.json`` (its NFE and seconds) written last, so that a row longer than one command
+    (the 50,000-sample FIDs, or the NFE check's 200-NFE arm, on a card slower than the H200)
+    resumes in the lease's next command at its first part without a record, and a command
+    stopped mid-part loses only that part.  The parts are the batches of one call of
+    ``generate`` on all of ``noise`` (``part`` a multiple of its batch size), so the samples are
+    the same.
+
+    Parameters
+    ----------
+    generate : callable
+        ``generate(noise, steps) -> (x, nfe)``, samples in [-1, 1].
+    noise : torch.Tensor
+        The row's starting noise, all draws.
+    steps : int
+    stem : Path
+        Where the row's samples are kept (:func:`_kept`).
+    part : int
+        Draws per part (:func:`part_samples`).
+
+    Returns
+    -------
+    (dict, int, float)
+        ``{"ours": uint8, "paper": uint8}`` of all draws, the NFE per draw, and the seconds the
+        parts took to sample, in this command and earlier ones.  The caller removes the parts
+        (:func:`remove_parts`) once it has kept the whole.
+    """
+    starts = range(0, noise.shape[0], part)
+    for k, start in enumerate(starts):
+        record = stem.with_suffix(f".part{k:03d}.json")
+        if record.is_file():
+            continue
+        t = time.perf_counter()
+        x, nfe = generate(noise[start:start + part], steps)
+        _save_atomic(stem.with_suffix(f".part{k:03d}.ours.npy"), to_uint8(x).numpy())
+        _save_atomic(stem.with_suffix(f".part{k:03d}.paper.npy"), paper_uint8(x).numpy())
+        record.write_text(json.dumps({"nfe": nfe, "seconds": round(time.perf_counter() - t, 1)}))
+        log(f"{stem.name}: part {k + 1} of {len(starts)} ({x.shape[0]} draws) in {time.perf_counter() - t:.1f} s")
+    records = [json.loads(stem.with_suffix(f".part{k:03d}.json").read_text()) for k in range(len(starts))]
+    u8 = {p: np.concatenate([np.load(stem.with_suffix(f".part{k:03d}.{p}.npy")) for k in range(len(starts))])
+          for p in ("ours", "paper")}
+    return u8, records[0]["nfe"], round(sum(r["seconds"] for r in records), 1)
+
+
+def remove_parts(stem: Path) -> None:
+    """Remove the parts :func:`sample_in_parts` kept for ``stem``."""
+    for f in stem.parent.glob(f"{stem.name}.part*"):
+        f.unlink()
+
+
 def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int, steps: int, protocol: str) -> dict:
     """One row: a full-precision FID (``kind`` "fp"), an NFE check ("nfe") or a quantized cell ("cell").
 
@@ -420,9 +500,18 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
                 model.load_state_dict(qsd.state_dict(), strict=True)
                 extra = {"bits_per_weight": qsd.bits_per_weight, "weight_mse": qsd.mse, "n_weights": qsd.n_weights,
                          "quantize_wait_s": round(time.perf_counter() - t, 1)}
-            t_sample = time.perf_counter()
-            x, nfe = ev.generate(model, make_noise(samples, (1, 28, 28), seed=ev.args.seed), steps)
-            extra |= {"nfe": nfe, "generate_s": round(time.perf_counter() - t_sample, 1)}
+            noise = make_noise(samples, (1, 28, 28), seed=ev.args.seed)
+            if kind == "cell" or (kind == "fp" and samples == ev.args.samples):  # the samples themselves are needed
+                t_sample = time.perf_counter()
+                x, nfe = ev.generate(model, noise, steps)
+                u8 = {"paper": paper_uint8(x).numpy(), "ours": to_uint8(x).numpy()}
+                extra |= {"nfe": nfe, "generate_s": round(time.perf_counter() - t_sample, 1)}
+            else:  # a large or long row: in parts, resumed by a later command of the lease
+                part = part_samples(samples=samples, steps=steps, part_evals=ev.args.part_evals,
+                                    batch_size=ev.args.batch_size)
+                u8, nfe, generate_s = sample_in_parts(functools.partial(ev.generate, model), noise, steps,
+                                                      stem=stem, part=part)
+                extra |= {"nfe": nfe, "generate_s": generate_s, "parts": -(-samples // part)}
             if kind == "fp" and samples == ev.args.samples:
                 torch.save(x.half(), ev.run / "fp_samples.pt")  # the cells' reference samples
             if kind == "cell":
@@ -438,8 +527,9 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
             stem.with_suffix(".extra.json").write_text(json.dumps(extra))
             log(f"{stem.name}: " + ", ".join(f"{k} {extra[k]} s" for k in ("quantize_wait_s", "generate_s", "latent_s")
                                              if k in extra) + f", in all {time.perf_counter() - t:.1f} s")
-            np.save(stem.with_suffix(".paper.npy"), paper_uint8(x).numpy())
-            np.save(stem.with_suffix(".ours.npy"), to_uint8(x).numpy())
+            _save_atomic(stem.with_suffix(".paper.npy"), u8["paper"])
+            _save_atomic(stem.with_suffix(".ours.npy"), u8["ours"])  # last: its presence marks the samples done
+            remove_parts(stem)
             del model
         u8 = torch.from_numpy(np.load(stem.with_suffix(".ours.npy")))
         m = json.loads(stem.with_suffix(".extra.json").read_text())
@@ -572,6 +662,10 @@ def main() -> None:
     p.add_argument("--kinds", nargs="+", choices=("fp", "cell", "nfe"), default=["fp", "cell", "nfe"],
                    help="which rows ``evaluate`` measures: full precision (both protocols), the quantized cells, the "
                         "NFE check (``--kinds nfe`` measures the check again on a network whose other rows are done)")
+    p.add_argument("--part-evals", type=int, default=250_000,
+                   help="network evaluations per part of a full-precision or NFE-check row sampled in parts (each "
+                        "part kept as it is done, so a row longer than one command resumes in the next); ~60 s "
+                        "on the H200")
     p.add_argument("--budget-s", type=float, default=540)
     p.add_argument("--inception", default=None)
     p.add_argument("--n-boot", type=int, default=200,
