@@ -86,7 +86,7 @@ import torch
 from safetensors.torch import save_file
 
 from fmq_theory import __version__
-from fmq_theory._util import file_sha256
+from fmq_theory._util import file_sha256, write_atomic
 from fmq_theory.bounds import certify_fid
 from fmq_theory.flow.frechet import fid_from_features, gaussian_fit
 from fmq_theory.flow.path import cond_ot_path
@@ -401,11 +401,11 @@ def _kept(run: Path, label: str) -> Path:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to a temporary name, then renamed: a command stopped mid-write leaves no file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    """``np.save`` through :func:`~fmq_theory._util.write_atomic`: a command stopped mid-write leaves no file."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    write_atomic(path, write)
 
 
 def part_samples(*, samples: int, steps: int, part_evals: int, batch_size: int) -> int:

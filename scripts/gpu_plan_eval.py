@@ -62,7 +62,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from fmq_theory import __version__
-from fmq_theory._util import file_sha256
+from fmq_theory._util import file_sha256, write_atomic
 from fmq_theory.bounds import certify_fid, sampled_dfid
 from fmq_theory.flow.frechet import gaussian_fit
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
@@ -176,10 +176,10 @@ class Measure:
         clf = self.ctx.classifier
         self.ref = gaussian_fit(self._dev(self.ctx.real_features))
         t0 = time.perf_counter()
-        self.fp_x, self.nfe = self.generate(model, self.ctx.noise, self.ctx.labels)
+        self.fp_x, self.nfe = self._fp_samples("fp", model, self.ctx.noise, self.ctx.labels)
         self.fp_u8 = to_uint8(self.fp_x)
         self.f_fp, self.pred_fp = self._dev(clf.features(self.fp_u8)), clf.predict(self.fp_u8)
-        self.fp_pairs_u8 = to_uint8(self.generate(model, self.pair_noise, self.pair_labels)[0])
+        self.fp_pairs_u8 = to_uint8(self._fp_samples("fp_pairs", model, self.pair_noise, self.pair_labels)[0])
         self.f_fp_pairs = self._dev(clf.features(self.fp_pairs_u8))
         print(f"[{setup.name}] {architecture_of(model)} {self.ctx.trained.sha256[:12]}: {setup.samples} + "
               f"{setup.pairs} FP samples in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -200,6 +200,28 @@ class Measure:
         if not path.is_file():
             np.save(path, self.inception.features(u8, batch_size=500))
         return np.load(path)
+
+    def _fp_samples(self, label: str, model, noise: torch.Tensor, labels) -> tuple[torch.Tensor, int]:
+        """The full-precision model's samples of ``noise`` (and ``labels``), kept in the work folder.
+
+        They are kept under a digest of everything they depend on: the checkpoint's SHA-256, the
+        noise and labels themselves, the solver, steps, batch size, device type, torch and package
+        versions.  A later run on the same model, noise and sampler therefore reads them instead of
+        sampling again (the CPU's Inception run of the DiT spent 1,383 s of its 3,176 s on them).
+        A change to the sampler's code that leaves the package version as it was needs a fresh
+        ``--work`` folder."""
+        key = {"checkpoint": self.ctx.trained.sha256, "noise": _tensor_digest(noise),
+               "labels": None if labels is None else _tensor_digest(labels), "solver": SOLVER, "steps": STEPS,
+               "batch_size": self.setup.batch_size, "device": self.device.type, "torch": torch.__version__,
+               "version": __version__}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        path = self.work / f"{label}_samples_{noise.shape[0]}_{digest}.pt"
+        if path.is_file():
+            kept = torch.load(path, weights_only=True)
+            return kept["x"], int(kept["nfe"])
+        x, nfe = self.generate(model, noise, labels)
+        write_atomic(path, lambda tmp: torch.save({"x": x, "nfe": torch.tensor(nfe)}, tmp))
+        return x, nfe
 
     def generate(self, model, noise, labels) -> tuple[torch.Tensor, int]:
         res = sample(model, noise, adapter=unet_adapter(model, labels, 0.0), solver=SOLVER, steps=STEPS, clip=(-1.0, 1.0),
@@ -238,6 +260,12 @@ class Measure:
                 "dfid_inception_low": cert.dfid_low, "dfid_inception_high": cert.dfid_high,
                 **_prediction_columns(pred, "predicted_dfid_inception"),
                 "inception_net": self.inception.name, "inception_sha256": self.inception.sha256}
+
+
+def _tensor_digest(t: torch.Tensor) -> str:
+    """SHA-256 of a tensor's dtype, shape and bytes."""
+    t = t.detach().cpu().contiguous()
+    return hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode() + t.numpy().tobytes()).hexdigest()
 
 
 def _prediction_columns(pred, prefix: str) -> dict:

@@ -15,7 +15,9 @@ InceptionV3 would take ~10 minutes a cell here).  The CPU samples without the GP
 so its plain value is a re-draw of the GPU's prediction, not a copy.  On 2 CPU cores the set-up
 takes ~25 minutes to sample (5,000 + 1,000 images at ~4.3 a second) and ~40 to take the
 reference's and the samples' InceptionV3 features (5-14 images a second; kept in ``--work``
-under a digest of the images, so a second run samples again but reads them back), and each
+under a digest of the images; the full-precision samples are kept there too, under a digest of
+the model, noise and sampler, so a second run with the same ``--work`` neither samples nor takes
+their features again), and each
 cell ~6-9 minutes.  ``results/inception_bias_dit_cpu.json`` holds four cells, per-channel
 ``uniform_minmax`` and HQQ at group 128 at 3 and 4 bits, with the control variate (plain,
 debiased, extrapolated) and the paired difference of the pairs' own FIDs

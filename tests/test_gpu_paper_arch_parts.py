@@ -91,8 +91,8 @@ def test_a_stopped_row_goes_on_from_its_first_missing_part(script, generate, tmp
     with pytest.raises(KeyboardInterrupt):
         script.sample_in_parts(stopped_after_one, noise, 2, stem=tmp_path / "row", part=4)
     assert calls == [4] and (tmp_path / "row.part000.json").is_file()
-    # a part whose write was cut short is not a part: no record, and its temporary file is ignored
-    (tmp_path / "row.part001.ours.npy.tmp").write_bytes(b"\x93NUMPY cut short")
+    # a part whose write was cut short is not a part: no record, and a temporary file left by a kill is ignored
+    (tmp_path / ".row.part001.ours.npy.999.x.tmp").write_bytes(b"\x93NUMPY cut short")
 
     later = []
 

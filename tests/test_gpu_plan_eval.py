@@ -157,3 +157,32 @@ def test_a_peer_whose_cell_is_done_is_not_quantized(plan_eval, tmp_path, monkeyp
                       plan_replicates=2, plan_bit_floors=(1,), plan_families=("optimal",), out_dir=tmp_path,
                       done=lambda budget, method: (budget, method) != (4.0, "gguf"))
     assert quantized == [(4.0, "gguf")]
+
+
+def test_the_full_precision_samples_are_kept_and_read_again_for_the_same_sampler(plan_eval, tmp_path, monkeypatch):
+    """A second measurement of the same model, noise and sampler reads the full-precision samples
+    the first kept (bit for bit) instead of sampling them; another batch size samples again."""
+    root = SCRIPT.parents[1]
+    calls = []
+    generate = plan_eval.Measure.generate
+
+    def counted(self, model, noise, labels):
+        calls.append(noise.shape[0])
+        return generate(self, model, noise, labels)
+
+    monkeypatch.setattr(plan_eval.Measure, "generate", counted)
+
+    def measure(batch_size=8):
+        setup = plan_eval.Setup(name="mnist", checkpoint=str(root / plan_eval.MODELS["mnist"][1]), samples=8, pairs=4,
+                                batch_size=batch_size, n_boot=4, n_boot_inception=4, inception=None, device="cpu",
+                                work=str(tmp_path), real_images=64)
+        return plan_eval.Measure(setup)
+
+    first = measure()
+    assert calls == [8, 4] and len(list((tmp_path / "mnist").glob("fp*_samples_*.pt"))) == 2
+    again = measure()
+    assert calls == [8, 4] and again.nfe == first.nfe
+    torch.testing.assert_close(again.fp_x, first.fp_x, rtol=0, atol=0)
+    torch.testing.assert_close(again.f_fp_pairs, first.f_fp_pairs, rtol=0, atol=0)
+    measure(batch_size=4)
+    assert calls == [8, 4, 8, 4]
