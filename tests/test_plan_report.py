@@ -249,8 +249,8 @@ def test_headline_table(results_dir):
     lines = headline_table(list(read_plan_results(results_dir).values())).splitlines()
     assert len(lines) == 2 + 8
     # dit at 2 bits: plan FID 25 against the best peer, rule:lloyd_max at 15 + 10 = 20
-    assert lines[2] == "| dit | 2 | 25 (2.000) | rule:lloyd\\_max/b2 | 20 (2.900) | loss |"
-    assert lines[-1] == "| mnist | 4 | 5.1 (4.000) | rule:lloyd\\_max/b4 | 15 (4.900) | resolved win |"
+    assert lines[2] == "| dit | 2 | 25 (2.000) | rule:lloyd\\_max/b2: 20 (2.900) | loss |"
+    assert lines[-1] == "| mnist | 4 | 5.1 (4.000) | rule:lloyd\\_max/b4: 15 (4.900) | resolved win |"
 
 
 def test_plan_table(results_dir):

@@ -610,21 +610,10 @@ def goal_statement(goals: Sequence[Goal]) -> str:
     return "\n".join(lines)
 
 
-def _breakable(name: str) -> str:
-    """``name`` escaped for Markdown, with a zero-width space after each underscore, where a
-    narrow table column may wrap a long model name (``paper_arch_fashion_mnist``).
-
-    Examples
-    --------
-    >>> _breakable("paper_arch") == "paper\\_\u200barch"
-    True
-    """
-    return escape_markdown(name).replace("\\_", "\\_\u200b")
-
-
 def headline_table(models: Sequence[ModelResults]) -> str:
     """Markdown table: for every model and budget with a plan row, the plan against the peer
-    with the lowest FID at that budget (FID, honest bits per weight, the comparison of goal 3)."""
+    with the lowest FID at that budget (FID, honest bits per weight, the comparison of goal 3).
+    The peer and its numbers share a column, so that the table wraps within a page's width."""
     rows = []
     for m in models:
         for b in m.budgets:
@@ -633,11 +622,11 @@ def headline_table(models: Sequence[ModelResults]) -> str:
             if plan is None:
                 continue
             best = min(peers, key=lambda c: c.fid) if peers else None
-            rows.append([_breakable(m.model), f"{b:g}", f"{format_cell(plan.fid, '.3g')} ({plan.bits_per_weight:.3f})",
-                         "—" if best is None else escape_markdown(best.label),
-                         "—" if best is None else f"{format_cell(best.fid, '.3g')} ({best.bits_per_weight:.3f})",
+            rows.append([escape_markdown(m.model), f"{b:g}", f"{format_cell(plan.fid, '.3g')} ({plan.bits_per_weight:.3f})",
+                         "—" if best is None else
+                         f"{escape_markdown(best.label)}: {format_cell(best.fid, '.3g')} ({best.bits_per_weight:.3f})",
                          "no peer" if best is None else _versus(plan, best)])
-    return markdown_table(header=["model", "budget", "plan: FID (bits/weight)", "best peer", "its FID (bits/weight)",
+    return markdown_table(header=["model", "budget", "plan: FID (bits/weight)", "best peer: FID (bits/weight)",
                                   "plan against it"], rows=rows)
 
 
