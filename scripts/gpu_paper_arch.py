@@ -501,7 +501,8 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
                 extra = {"bits_per_weight": qsd.bits_per_weight, "weight_mse": qsd.mse, "n_weights": qsd.n_weights,
                          "quantize_wait_s": round(time.perf_counter() - t, 1)}
             noise = make_noise(samples, (1, 28, 28), seed=ev.args.seed)
-            if kind == "cell" or (kind == "fp" and samples == ev.args.samples):  # the samples themselves are needed
+            reference = kind == "fp" and samples == ev.args.samples  # the cells' reference samples
+            if kind == "cell" or reference:  # the samples themselves are needed
                 t_sample = time.perf_counter()
                 x, nfe = ev.generate(model, noise, steps)
                 u8 = {"paper": paper_uint8(x).numpy(), "ours": to_uint8(x).numpy()}
@@ -512,8 +513,8 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
                 u8, nfe, generate_s = sample_in_parts(functools.partial(ev.generate, model), noise, steps,
                                                       stem=stem, part=part)
                 extra |= {"nfe": nfe, "generate_s": generate_s, "parts": -(-samples // part)}
-            if kind == "fp" and samples == ev.args.samples:
-                torch.save(x.half(), ev.run / "fp_samples.pt")  # the cells' reference samples
+            if reference:
+                torch.save(x.half(), ev.run / "fp_samples.pt")
             if kind == "cell":
                 fp_x = torch.load(ev.run / "fp_samples.pt").float()[:samples]
                 a, b = (fp_x + 1) / 2, (x + 1) / 2

@@ -68,7 +68,7 @@ from fmq_theory.flow.frechet import gaussian_fit
 from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 from fmq_theory.harness.checkpoints import load_training_run
 from fmq_theory.harness.context import Context, load_context
-from fmq_theory.harness.data import load
+from fmq_theory.harness.data import array_sha256, load
 from fmq_theory.harness.engine import Cell, cached_context, run_cells
 from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
 from fmq_theory.harness.features.inception import InceptionFeatures
@@ -210,8 +210,8 @@ class Measure:
         sampling again (the CPU's Inception run of the DiT spent 1,383 s of its 3,176 s on them).
         A change to the sampler's code that leaves the package version as it was needs a fresh
         ``--work`` folder."""
-        key = {"checkpoint": self.ctx.trained.sha256, "noise": _tensor_digest(noise),
-               "labels": None if labels is None else _tensor_digest(labels), "solver": SOLVER, "steps": STEPS,
+        key = {"checkpoint": self.ctx.trained.sha256, "noise": array_sha256(noise.cpu().numpy()),
+               "labels": None if labels is None else array_sha256(labels.cpu().numpy()), "solver": SOLVER, "steps": STEPS,
                "batch_size": self.setup.batch_size, "device": self.device.type, "torch": torch.__version__,
                "version": __version__}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -260,12 +260,6 @@ class Measure:
                 "dfid_inception_low": cert.dfid_low, "dfid_inception_high": cert.dfid_high,
                 **_prediction_columns(pred, "predicted_dfid_inception"),
                 "inception_net": self.inception.name, "inception_sha256": self.inception.sha256}
-
-
-def _tensor_digest(t: torch.Tensor) -> str:
-    """SHA-256 of a tensor's dtype, shape and bytes."""
-    t = t.detach().cpu().contiguous()
-    return hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode() + t.numpy().tobytes()).hexdigest()
 
 
 def _prediction_columns(pred, prefix: str) -> dict:
