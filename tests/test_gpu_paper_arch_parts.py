@@ -10,7 +10,6 @@ and a half-written file never counts as a part.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _scripts import load_script
 
 from fmq_theory.flow.solvers import make_noise, sample
 from fmq_theory.harness.models.paper_unet import PaperUNet, PaperUNetConfig, paper_adapter
@@ -32,11 +32,7 @@ SCRIPT = ROOT / "scripts" / "gpu_paper_arch.py"
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("gpu_paper_arch_parts", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_paper_arch")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ the random streams carry over.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
+from _scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_paper_arch.py"
@@ -52,20 +52,12 @@ def test_a_training_resumed_in_a_second_command_is_the_training_of_one_command(t
     assert split["final_loss"] == whole["final_loss"]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("gpu_paper_arch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_saved_state_is_read_on_the_host_where_the_random_streams_are_set(tmp_path):
     """The lease of 2026-12-05 read the state onto the GPU, and ``torch.set_rng_state`` refused the
     streams there: the state is read on the host, whatever device trained, and its CPU stream
     restored gives the draws that followed the save."""
     _train(tmp_path / "run", "--deterministic", steps=2)
-    state = _script().read_train_state(tmp_path / "run" / "train_state.pt")
+    state = load_script("gpu_paper_arch").read_train_state(tmp_path / "run" / "train_state.pt")
     for key in ("rng_cpu", "rng_cuda", "order"):
         assert state[key].device.type == "cpu", key
     assert state["rng_cpu"].dtype == torch.uint8 and state["rng_cuda"].dtype == torch.uint8

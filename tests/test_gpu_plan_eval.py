@@ -11,26 +11,19 @@ call of other peer families or budgets.
 from __future__ import annotations
 
 import doctest
-import importlib.util
-import sys
 import types
 from pathlib import Path
 
 import pytest
 import torch
+from _scripts import load_script
 
-from fmq_theory.results.schema import PLAN
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_plan_eval.py"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def plan_eval():
-    spec = importlib.util.spec_from_file_location("gpu_plan_eval", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_plan_eval")
 
 
 PLAN_KEY = {"with_plan": True, "plan_samples": 2000, "plan_bit_floors": [1, 2, 3],
@@ -162,7 +155,6 @@ def test_a_peer_whose_cell_is_done_is_not_quantized(plan_eval, tmp_path, monkeyp
 def test_the_full_precision_samples_are_kept_and_read_again_for_the_same_sampler(plan_eval, tmp_path, monkeypatch):
     """A second measurement of the same model, noise and sampler reads the full-precision samples
     the first kept (bit for bit) instead of sampling them; another batch size samples again."""
-    root = SCRIPT.parents[1]
     calls = []
     generate = plan_eval.Measure.generate
 
@@ -173,7 +165,7 @@ def test_the_full_precision_samples_are_kept_and_read_again_for_the_same_sampler
     monkeypatch.setattr(plan_eval.Measure, "generate", counted)
 
     def measure(batch_size=8):
-        setup = plan_eval.Setup(name="mnist", checkpoint=str(root / plan_eval.MODELS["mnist"][1]), samples=8, pairs=4,
+        setup = plan_eval.Setup(name="mnist", checkpoint=str(ROOT / plan_eval.MODELS["mnist"][1]), samples=8, pairs=4,
                                 batch_size=batch_size, n_boot=4, n_boot_inception=4, inception=None, device="cpu",
                                 work=str(tmp_path), real_images=64)
         return plan_eval.Measure(setup)

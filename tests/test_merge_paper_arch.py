@@ -7,12 +7,12 @@ of another network must be refused with the file left as it was.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _scripts import load_script
 
 from fmq_theory.results.schema import PAPER_ARCH
 
@@ -23,10 +23,7 @@ TABLE = ROOT / "results" / "paper_arch_mnist.csv"
 
 @pytest.fixture(scope="module")
 def merge():
-    spec = importlib.util.spec_from_file_location("merge_paper_arch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("merge_paper_arch")
 
 
 def _run(*args) -> subprocess.CompletedProcess:
