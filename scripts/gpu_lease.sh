@@ -566,6 +566,29 @@ mkdir -p runs/data_$DATASET
 #   them in parts (--part-evals, ~60 s each on the H200) that the next call resumes (since this lease); the
 #   FashionMNIST plan's peers at 3 and 2.2728 (JOBS=plan with the same arguments and
 #   KEEP_ROWS=results/plan_paper_arch_fashion_mnist.csv: its three rows are done rows).
+# Thirty-eighth period (2026-12-06): the first batch was refused twice over (three calls: "the working tree is larger
+#   than 64 MiB" with a 56,004,865-byte piece beside the 10.96 MB tree: the limit counts more than the files' bytes;
+#   then "could not be started" and five "none asked for": 331 s of the budget). With 18 more tracked files out of
+#   the tree (tests/data, results/figures/*.png, results/grids_*.npz, results/sensitivity_*.csv,
+#   checkpoints/classifier_mnist; 7.6 MB in 4 KiB blocks) an H100 80GB HBM3 came at the next try, and the lease ran:
+#   1-4. `DATASET=fashion_mnist bash scripts/gpu_lease.sh carry`, one call per .carry/pa_fashion_mnist1..4 (0.2-0.9 s
+#        each): the network joined on the machine, SHA-256 e9d320111eef..., no training;
+#   5-6. the same, carrying fmnist_train + inc1-2, then inc3-5 + plan_test + wheels_dask (1.1 s);
+#   7. KEEP_ROWS=results/plan_paper_arch_fashion_mnist.csv DATASET=fashion_mnist JOBS='plan paper' NO_BENCH=1
+#      PAPER_BUDGETS=3 MATCH_PEER=hqq:g128 PAPER_PEERS=hqq:g128,rule:equal_mass KINDS='fp nfe' FID_FIRST=1
+#      PAPER_SAMPLES=5000 PAPER_PAIRS=1000 NUMBA_THREADING_LAYER=omp MEMFMT=contiguous S2=500 H2=570 ... 2, with a
+#      copier of the rows to $OUT (carry inc6, wheels_peers; 540 s): the plan's sensitivity 14.3 s, fit 84.2 s, the
+#      plan at 3.473 (78.7 s) and its cell, the plan at 4.2685 (200.3 s; HQQ g128's 4-bit size, which MATCH_PEER adds),
+#      the peers quantized; beside it the paper's evaluation sampled the 5k full-precision rows again (ours, paper);
+#   8. the same (571 s): the 50,000 full-precision samples in five parts (493.8 s) and seven peer cells (~97 s each);
+#   9. the same with S2=215 H2=245 (246 s): both 50k FIDs and the last two peer cells, and one part of five of the
+#      200-NFE arm (99.0 s), lost with the machine.
+#   -> results/plan_paper_arch_fashion_mnist.csv (13 rows: the plan at 3, 2.2728, 3.473, 4.2685 and HQQ g128 and
+#      rule:equal_mass at each) and its choices at 3.473 and 4.2685; results/pending/paper_arch_fashion_mnist.csv 24 of
+#      25 rows. Given back with 33 s left.
+# Planned next: the 200-NFE arm of the FashionMNIST network (~500 s on an H100 in parts; the network carried in as
+#   above, 1-6, then `DATASET=fashion_mnist MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=nfe S2=500 H2=570 bash
+#   scripts/gpu_lease.sh 2`, once or twice), after which its 25 rows leave results/pending/.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
