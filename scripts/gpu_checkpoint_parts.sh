@@ -17,8 +17,10 @@
 #     bash scripts/gpu_checkpoint_parts.sh keep /work/.device/N runs/saved/paper_arch_mnist
 #     bash scripts/gpu_checkpoint_parts.sh carry runs/saved/paper_arch_mnist .carry/pa_mnist [BYTES]
 #       -> .carry/pa_mnist1..pa_mnistN (gpu_lease.sh joins .carry/pa_$DATASET*), pieces of at most BYTES
-#          (default 56,000,000: one per call beside a tree of at most
-#          11 MB, i.e. with the model checkpoints moved out; 4 calls for 223 MB; 37,200,000 makes six pieces
+#          (default 50,000,000: one per call beside a tree of at most
+#          12 MB, i.e. with the model checkpoints moved out; 5 calls for 223 MB. The device tool's count of the tree
+#          is more than its bytes (the refusal below fits a count in 4 KiB blocks): on 2026-12-06 a 56,004,865-byte piece beside a tree of 10.96 MB (12.29 MB in
+#          blocks) was refused as over 64 MiB, and passed once the tree was 7.6 MB in blocks; 37,200,000 makes six pieces
 #          with ~20 MB beside each for data or an Inception part, as gpu_lease.sh did on 2026-12-04)
 #   on the GPU machine, one carried folder per call (gpu_lease.sh does this for every .carry/pa_$DATASET*/ it finds):
 #     bash scripts/gpu_checkpoint_parts.sh join .carry/pa_mnistK runs/paper_arch_mnist
@@ -45,7 +47,7 @@ case "$cmd" in
     if cat "$saved"/model.part* | sha256sum | grep -q "^$want "; then echo "$saved: complete, SHA-256 $want"
     else echo "$saved: $(ls "$saved"/model.part* | wc -l) parts, not complete yet"; fi ;;
   carry)  # SAVED PREFIX [BYTES]: the checked file cut in carried folders PREFIX1..PREFIXn of at most BYTES each
-    saved=$2 prefix=$3 most=${4:-56000000}
+    saved=$2 prefix=$3 most=${4:-50000000}
     want=$(recorded_sha256 "$saved/train.json")
     cat "$saved"/model.part* > "$saved/$FILE"
     sha256sum "$saved/$FILE" | grep -q "^$want " || { echo "$saved: parts missing or corrupt" >&2; exit 1; }

@@ -587,7 +587,8 @@ mkdir -p runs/data_$DATASET
 #      rule:equal_mass at each) and its choices at 3.473 and 4.2685; results/pending/paper_arch_fashion_mnist.csv 24 of
 #      25 rows. Given back with 33 s left.
 # Planned next: the 200-NFE arm of the FashionMNIST network (~500 s on an H100 in parts; the network carried in as
-#   above, 1-6, then `DATASET=fashion_mnist MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=nfe S2=500 H2=570 bash
+#   above, now in five calls of .carry/pa_fashion_mnist1..5 (50,000,000-byte pieces since this period: they fit
+#   beside the tree with only the three model checkpoints out), the data and Inception as in 5-6, then `DATASET=fashion_mnist MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=nfe S2=500 H2=570 bash
 #   scripts/gpu_lease.sh 2`, once or twice), after which its 25 rows leave results/pending/.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
