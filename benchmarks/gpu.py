@@ -206,24 +206,24 @@ def equal_mass_cases(w, bandwidth, bits, *, repeats):
                  max_abs_diff_vs_cpu=err, chunk_rows=default_chunk_rows(w.shape[0]), equal_to_unchunked=unchunked,
                  peak_extra_over_input=peak_extra(quantize_dequantize, 4 * n_weights))]
     sorted_result = None
-    for select, path in ((False, "triton fused (row sorted in registers)"),
-                         (True, "triton fused sort-free (K-1 order statistics by bitwise binary search)")):
+    for path, label in (("sort", "triton fused (row sorted in registers)"),
+                        ("bisect", "triton fused sort-free (K-1 order statistics by bitwise binary search)")):
         try:  # the Triton kernels are experiments of this script; report a failure and go on
             kernel = triton_module().equal_mass_rows_triton
-            times, result = timings(lambda: kernel(w, bits=bits, select=select), floor=floor, repeats=repeats)
-            codes, out, levels = kernel(probe, bits=bits, select=select)
-            row = dict(method="equal_mass", path=path, **times, weights_per_s=n_weights / times["seconds"],
+            times, result = timings(lambda: kernel(w, bits=bits, path=path), floor=floor, repeats=repeats)
+            codes, out, levels = kernel(probe, bits=bits, path=path)
+            row = dict(method="equal_mass", path=label, **times, weights_per_s=n_weights / times["seconds"],
                        sort_s=sort_s, ratio_to_sort=times["seconds"] / sort_s,
                        max_abs_diff_vs_cpu=float(np.abs(out.cpu().numpy() - cpu.dequantize()).max()),
                        equal_to_cpu=same_bits(codes, cpu.codes) and same_bits(levels, cpu.levels)
                        and same_bits(out, cpu.dequantize()),
-                       peak_extra_over_input=peak_extra(lambda: kernel(w, bits=bits, select=select), 4 * n_weights))
-            if select and sorted_result is not None:  # every row, against the sorting kernel
+                       peak_extra_over_input=peak_extra(lambda: kernel(w, bits=bits, path=path), 4 * n_weights))
+            if path == "bisect" and sorted_result is not None:  # every row, against the sorting kernel
                 row["equal_to_sort_kernel"] = all(bool(torch.equal(a, b)) for a, b in zip(result, sorted_result))
-            sorted_result = None if select else result
+            sorted_result = None if path == "bisect" else result
             rows.append(row)
         except Exception as exc:  # noqa: BLE001 - printed, the run goes on
-            print(f"triton equal_mass ({path}) failed: {type(exc).__name__}: {exc}", flush=True)
+            print(f"triton equal_mass ({label}) failed: {type(exc).__name__}: {exc}", flush=True)
     return rows
 
 

@@ -343,29 +343,41 @@ def _equal_mass_rows_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.cons
 
 
 @triton.jit
+def _order_key(w):
+    """Order-preserving int32 key of float32 ``w``: its bits ``b`` (``-0.0`` first made ``+0.0``, so
+    that equal floats have equal keys), ``b ^ ((b >> 31) & 0x7fffffff)``, a signed int32 whose order
+    is the order of the floats.  Without the first step the map is its own inverse
+    (:func:`_key_bits`)."""
+    bits = w.to(tl.int32, bitcast=True)
+    bits = tl.where((bits << 1) == 0, 0, bits)  # -0.0 -> +0.0
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
+@triton.jit
+def _key_bits(key):
+    """The float32 bits of an :func:`_order_key` (``+0.0`` for the key of both zeros)."""
+    return key ^ ((key >> 31) & 0x7FFFFFFF)
+
+
+@triton.jit
 def _equal_mass_select_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.constexpr, KP: tl.constexpr,
                               BLOCK: tl.constexpr):
     """The rule of :func:`_equal_mass_rows_kernel` without a sort: the K-1 chunk-end order
-    statistics of the row are found together by a bitwise binary search on an
-    order-preserving int32 key of the float.
+    statistics of the row are found together by a bitwise binary search on the
+    order-preserving int32 key of the float (:func:`_order_key`).
 
-    Key: the float's bits ``b`` (``-0.0`` first made ``+0.0``, so that equal floats have equal
-    keys), ``b ^ ((b >> 31) & 0x7fffffff)``: a signed int32 whose order is the order of the
-    floats.  The order statistic of rank ``r`` is the smallest key ``v`` with
-    ``#{key <= v} > r``; it is built from the top bit down, keeping a bit 0 when the count at
-    ``v``'s prefix with that bit 0 and all lower bits 1 already exceeds ``r`` (32 counting
-    passes over the row in registers, all K-1 ranks at once).  The cell of ``w`` is
-    ``#{k : key_k < key(w)}``, which is ``#{k : t_k < w}``.  Padding lanes hold ``+inf``,
-    whose key exceeds every key the search tries below it, so they are never counted:
-    the weights must be finite.
+    The order statistic of rank ``r`` is the smallest key ``v`` with ``#{key <= v} > r``; it is
+    built from the top bit down, keeping a bit 0 when the count at ``v``'s prefix with that bit
+    0 and all lower bits 1 already exceeds ``r`` (32 counting passes over the row in
+    registers, all K-1 ranks at once).  The cell of ``w`` is ``#{k : key_k < key(w)}``, which
+    is ``#{k : t_k < w}``.  Padding lanes hold ``+inf``, whose key exceeds every key the search
+    tries below it, so they are never counted: the weights must be finite.
     """
     row = tl.program_id(0).to(tl.int64)
     idx = tl.arange(0, BLOCK)
     mask = idx < n
     w = tl.load(w_ptr + row * n + idx, mask=mask, other=float("inf"))
-    bits = w.to(tl.int32, bitcast=True)
-    bits = tl.where((bits << 1) == 0, 0, bits)  # -0.0 -> +0.0
-    key = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    key = _order_key(w)
     kk = tl.arange(0, KP)
     base = n // K
     extra = n % K
@@ -385,20 +397,325 @@ def _equal_mass_select_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.co
     _equal_mass_cells(w, code, mask, idx, row, n, codes_ptr, out_ptr, levels_ptr, K, BLOCK)
 
 
-def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int, select: bool = False):
-    """``(codes, dequantized, levels)`` of every row of a float32 CUDA tensor (finite weights,
-    rows of ``2**bits`` to 8192 weights, held in registers).
+# --------------------------------------------------------------------------------------
+# equal_mass, radix path: one digit of the scaled value, the candidates' keys sorted
+# --------------------------------------------------------------------------------------
+#: Bins of the radix path's digit (:func:`_radix_digit`): one histogram of 256 bins per row.
+RADIX_BINS = 256
+
+#: The largest int32, above every finite float's key: the padding of the sorted candidates.
+_KEY_PAD = tl.constexpr(2147483647)
+
+
+@triton.jit
+def _radix_digit(w, lo, inv, NB: tl.constexpr):
+    """The bin ``min(floor((w - lo) * inv), NB - 1)`` of the row's weights ``w`` (``inv = 0``:
+    every weight in bin 0).  A non-decreasing function of ``w`` (each rounded step is), so a
+    weight in a higher bin is larger than every weight in a lower one; ``-0.0`` and ``+0.0``
+    share a bin.  Computed by this one function wherever a bin is needed, so that every pass
+    sees the same bins."""
+    t = tl.where(inv > 0, (w - lo) * inv, 0.0)
+    return tl.minimum(tl.floor(t), NB - 1.0).to(tl.int32)
+
+
+@triton.jit
+def _radix_thresholds(scratch, cells, held, n, kk, target, below, rho, seg_lo, seg_end, next_held,
+                      K: tl.constexpr, S: tl.constexpr, LOG_S: tl.constexpr):
+    """The K-1 thresholds of one row from the keys of its candidates, with the cumulative cell
+    counts and the cells' first values found among them.
+
+    ``scratch[0:held]`` holds the keys of every weight of the candidate bins (``held <= S``),
+    in any order; they are sorted (``S`` lanes, padded with the largest int32) and written
+    back.  A candidate bin's keys then occupy the sorted positions ``[seg_lo, seg_lo + size)``,
+    ``seg_lo`` being the number of candidates in the bins below it, so target ``k`` (rank
+    ``rho_k`` within its bin ``B_k``) is the key at ``seg_lo_k + rho_k``.  Binary lifting from
+    there finds ``after_k``, the number of candidates ``<= t_k``, so
+    ``#{w <= t_k} = below_k + after_k - seg_lo_k`` and the key at ``after_k`` is the smallest
+    candidate above ``t_k``: the first value of cell ``k + 1`` when it lies in ``t_k``'s bin
+    (``after_k < seg_end_k``) or when the next non-empty bin is a candidate (``next_held_k``);
+    otherwise it is the smallest weight of that bin, not held (cell ``k + 1`` needs no first
+    value when ``#{w <= t_k} = n``).
+
+    Writes, for ``k < K - 1``: ``cells[k]`` = ``t_k``'s key, ``cells[K + k + 1]`` = the float
+    bits of cell ``k + 1``'s first value, ``cells[2K + k]`` = ``#{w <= t_k}``.  Returns, per
+    target, whether that first value was found (or is not needed).
+    """
+    j = tl.arange(0, S)
+    inside = j < held
+    keys = tl.load(scratch + j, mask=inside, other=0.0).to(tl.int32, bitcast=True)
+    ordered = tl.sort(tl.where(inside, keys, _KEY_PAD))
+    tl.debug_barrier()  # every key read before the sorted ones overwrite them
+    tl.store(scratch + j, ordered.to(tl.float32, bitcast=True), mask=inside)
+    tl.debug_barrier()
+    at = seg_lo + rho
+    t = tl.load(scratch + at, mask=target, other=0.0).to(tl.int32, bitcast=True)
+    last = at
+    for i in tl.static_range(LOG_S):
+        probe = last + (S >> (i + 1))
+        look = target & (probe < held)
+        v = tl.load(scratch + probe, mask=look, other=0.0).to(tl.int32, bitcast=True)
+        last = tl.where(look & (v <= t), probe, last)
+    after = last + 1
+    upto = below + after - seg_lo
+    nxt = tl.load(scratch + after, mask=target & (after < held), other=0.0).to(tl.int32, bitcast=True)
+    tl.store(cells + kk, t, mask=target)
+    tl.store(cells + K + 1 + kk, _key_bits(nxt), mask=target)
+    tl.store(cells + 2 * K + kk, upto, mask=target)
+    return ~target | (upto == n) | (after < seg_end) | next_held
+
+
+@triton.jit
+def _equal_mass_radix_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, work_ptr, route_ptr, n,
+                             K: tl.constexpr, BITS: tl.constexpr, NB: tl.constexpr, TILE: tl.constexpr,
+                             CB: tl.constexpr, LOG_CB: tl.constexpr, BLOCK: tl.constexpr,
+                             LOG_BLOCK: tl.constexpr):
+    """The rule of :func:`_equal_mass_rows_kernel` (thresholds ``t_k`` = the row's order
+    statistics at the chunk ends ``r_k``, cell ``#{k : t_k < w}``, level = cell mean in float64
+    from the cell's smallest value, rounded once; an empty cell repeats the level below)
+    without sorting the row: the row is read ``TILE`` weights at a time, in five passes (six on
+    route 2).
+
+    1. ``lo``, ``hi``: the row's minimum and maximum.
+    2. One histogram (``tl.histogram``, NB bins) of the digit ``b(w) = min(floor((w - lo) NB /
+       (hi - lo)), NB - 1)`` (:func:`_radix_digit`), non-decreasing in ``w``.  Its prefix sums
+       name the bin ``B_k`` of every rank ``r_k``, the count ``below_k`` of the bins under it and
+       the rank ``rho_k = r_k - below_k`` within it.  The *candidates* are the weights of the
+       bins ``B_k``, and of the next non-empty bin after ``B_k`` when ``t_k`` is the last of its
+       bin by rank (the next bin then holds cell ``k + 1``'s first value).
+    3. If the candidates fit in ``CB`` lanes, their keys (:func:`_order_key`) are compacted (a
+       prefix sum of the candidate flags) into the row of ``out``, which is written only in the
+       last pass, and :func:`_radix_thresholds` sorts them and reads off the thresholds, the
+       cumulative cell counts and the cells' first values (``route`` 0).  A first value it
+       cannot see (``t_k`` tied with the rest of its bin: ``route`` 2) is the smallest key of
+       the next non-empty bin, taken by an integer ``atomic_min`` of the keys of that bin's
+       weights in one more pass (the minimum does not depend on the order of the atomics).
+       When the candidates do not fit (data concentrated in a few bins, e.g. one outlier
+       stretching the range: ``route`` 1), every weight is a candidate: the row is sorted
+       whole (``BLOCK`` lanes).
+    4. Codes by a binary search of the key among the thresholds' keys (``BITS`` steps), and the
+       cell sums ``sum(w - first)`` in float64, one block reduction per cell and tile; codes
+       written.  Levels from the sums, counts and first values; written.
+    5. The dequantized weights: each code's level.
+
+    ``route_ptr[row]``: the route (0, 1 or 2).  ``work_ptr``: ``2 NB + 3 K`` int32 per row: per
+    bin a flag (candidate, then on route 2 "holds a missing first value") and a minimum key,
+    then the thresholds, first values and cumulative counts (:func:`_radix_thresholds`).  The
+    weights must be finite.
+    """
+    row = tl.program_id(0).to(tl.int64)
+    w_row = w_ptr + row * n
+    out_row = out_ptr + row * n  # the candidates' keys until the last pass writes the row
+    code_row = codes_ptr + row * n
+    flags = work_ptr + row * (2 * NB + 3 * K)
+    minima = flags + NB
+    cells = minima + NB
+    cols = tl.arange(0, TILE)
+    lo_run = tl.full((TILE,), float("inf"), tl.float32)
+    hi_run = tl.full((TILE,), float("-inf"), tl.float32)
+    for start in range(0, n, TILE):
+        live = start + cols < n
+        w = tl.load(w_row + start + cols, mask=live, other=0.0)
+        lo_run = tl.minimum(lo_run, tl.where(live, w, float("inf")))
+        hi_run = tl.maximum(hi_run, tl.where(live, w, float("-inf")))
+    lo = tl.min(lo_run, axis=0)
+    span = tl.max(hi_run, axis=0) - lo
+    spread = (span > 0) & (span < float("inf"))
+    inv = tl.where(spread, NB / tl.where(spread, span, 1.0), 0.0)
+    hist = tl.zeros((NB,), tl.int32)
+    for start in range(0, n, TILE):
+        live = start + cols < n
+        w = tl.load(w_row + start + cols, mask=live, other=0.0)
+        hist += tl.histogram(tl.where(live, _radix_digit(w, lo, inv, NB), 0), NB)
+    bins = tl.arange(0, NB)
+    hist -= tl.where(bins == 0, tl.cdiv(n, TILE) * TILE - n, 0)  # the padding lanes, counted in bin 0
+
+    kk = tl.arange(0, K)
+    target = kk < K - 1
+    base = n // K
+    extra = n % K
+    rank = tl.where(target, (kk + 1) * base + tl.minimum(kk + 1, extra) - 1, n - 1)
+    digit = tl.sum((tl.cumsum(hist, 0)[None, :] <= rank[:, None]).to(tl.int32), axis=1)
+    lower = bins[None, :] < digit[:, None]
+    below = tl.sum(tl.where(lower, hist[None, :], 0), axis=1)
+    size = tl.sum(tl.where(bins[None, :] == digit[:, None], hist[None, :], 0), axis=1)
+    rho = rank - below
+    after = tl.min(tl.where((bins[None, :] > digit[:, None]) & (hist[None, :] > 0), bins[None, :], NB), axis=1)
+    extend = target & (rho == size - 1)
+    chosen = ((bins[None, :] == digit[:, None]) & target[:, None]) | ((bins[None, :] == after[:, None])
+                                                                       & extend[:, None])
+    picked = tl.max(chosen.to(tl.int32), axis=0)
+    held_bins = picked * hist
+    held = tl.sum(held_bins, axis=0)
+    seg_lo = tl.sum(tl.where(lower, held_bins[None, :], 0), axis=1)
+    next_held = tl.sum(tl.where(bins[None, :] == after[:, None], picked[None, :], 0), axis=1) > 0
+
+    route = n * 0 + 1
+    if held <= CB:
+        tl.store(flags + bins, picked)
+        tl.debug_barrier()
+        carry = n * 0
+        for start in range(0, n, TILE):
+            live = start + cols < n
+            w = tl.load(w_row + start + cols, mask=live, other=0.0)
+            flag = tl.load(flags + _radix_digit(w, lo, inv, NB), mask=live, other=0)
+            place = carry + tl.cumsum(flag, 0) - flag
+            tl.store(out_row + place, _order_key(w).to(tl.float32, bitcast=True), mask=flag != 0)
+            carry += tl.sum(flag, axis=0)
+        tl.debug_barrier()
+        missing = ~_radix_thresholds(out_row, cells, held, n, kk, target, below, rho, seg_lo, seg_lo + size,
+                                     next_held, K, CB, LOG_CB)
+        route = 2 * tl.max(missing.to(tl.int32), axis=0)
+        if route == 2:  # the smallest key of each bin that holds a missing first value
+            tl.store(flags + bins, tl.zeros((NB,), tl.int32))
+            tl.debug_barrier()
+            tl.store(flags + after, tl.full((K,), 1, tl.int32), mask=missing)
+            tl.store(minima + after, tl.full((K,), _KEY_PAD, tl.int32), mask=missing)
+            tl.debug_barrier()
+            for start in range(0, n, TILE):
+                live = start + cols < n
+                w = tl.load(w_row + start + cols, mask=live, other=0.0)
+                b = _radix_digit(w, lo, inv, NB)
+                tl.atomic_min(minima + b, _order_key(w), mask=live & (tl.load(flags + b, mask=live, other=0) != 0))
+            tl.debug_barrier()
+            smallest = tl.load(minima + after, mask=missing, other=0, cache_modifier=".cg")  # after the atomics, at L2
+            tl.store(cells + K + 1 + kk, _key_bits(smallest), mask=missing)
+    if route == 1:  # every weight a candidate: the row sorted whole
+        tl.debug_barrier()
+        for start in range(0, n, TILE):
+            live = start + cols < n
+            w = tl.load(w_row + start + cols, mask=live, other=0.0)
+            tl.store(out_row + start + cols, _order_key(w).to(tl.float32, bitcast=True), mask=live)
+        tl.debug_barrier()
+        _radix_thresholds(out_row, cells, n, n, kk, target, below, rho, below, below + size, after < NB, K, BLOCK,
+                          LOG_BLOCK)
+    tl.store(route_ptr + row, route.to(tl.int8))
+    tl.store(cells + K, lo.to(tl.int32, bitcast=True))  # cell 0 starts at the minimum
+    tl.debug_barrier()
+
+    sums = tl.zeros((K,), tl.float64)
+    for start in range(0, n, TILE):
+        live = start + cols < n
+        w = tl.load(w_row + start + cols, mask=live, other=0.0)
+        key = _order_key(w)
+        code = tl.zeros((TILE,), tl.int32)
+        for i in tl.static_range(BITS):  # code = #{k : t_k < w}, the t_k sorted: binary lifting
+            step = K >> (i + 1)
+            code += tl.where(tl.load(cells + code + step - 1) < key, step, 0)
+        first = tl.load(cells + K + code).to(tl.float32, bitcast=True)
+        shifted = w.to(tl.float64) - first.to(tl.float64)
+        for k in tl.static_range(K):
+            sums += tl.where(kk == k, tl.sum(tl.where(live & (code == k), shifted, 0.0), axis=0), 0.0)
+        tl.store(code_row + start + cols, code.to(tl.uint8), mask=live)
+    upto = tl.load(cells + 2 * K + kk, mask=target, other=n)
+    count = upto - tl.load(cells + 2 * K + kk - 1, mask=kk > 0, other=0)
+    first = tl.load(cells + K + kk).to(tl.float32, bitcast=True)
+    mean = (first.to(tl.float64) + sums / tl.maximum(count, 1).to(tl.float64)).to(tl.float32)
+    source = tl.associative_scan(tl.where(count > 0, kk, -1), 0, _max_combine)  # the last non-empty cell
+    level = tl.sum(tl.where(kk[None, :] == source[:, None], mean[None, :], 0.0), axis=1)
+    tl.store(levels_ptr + row * K + kk, level)
+    tl.debug_barrier()
+    for start in range(0, n, TILE):
+        live = start + cols < n
+        code = tl.load(code_row + start + cols, mask=live, other=0).to(tl.int32)
+        tl.store(out_row + start + cols, tl.load(levels_ptr + row * K + code, mask=live, other=0.0), mask=live)
+
+
+def radix_candidates(n: int, bits: int) -> int:
+    """Lanes of the radix path's candidate sort when none are given:
+    ``next_power_of_2(n 2**bits / 64)``, at least 128, at most ``next_power_of_2(n)``.
+
+    For N(0, 1) rows the candidate bins hold about ``0.12 n`` weights at ``b = 4`` (the bins
+    of the 15 thresholds, each ``(max - min) / 256`` wide at density ``phi(t_k)``), so
+    ``n / 4`` lanes leave about a factor 2 of room (``n = 4096``: ~480 of 1024)."""
+    block = triton.next_power_of_2(n)
+    return min(block, max(128, triton.next_power_of_2(-(-n * 2**bits // 64))))
+
+
+#: The radix path's launch configurations that ``gpu.py`` times, as (tile, warps); the first is
+#: the default.  Not yet timed on a GPU.  A whole row of 4,096 per tile gives each of the
+#: row's K block reductions of the cell sums 16 weights a thread (8 warps) to amortise its
+#: shuffles over; 16 warps halve that, 1,024-weight tiles over 4 warps do four times as many
+#: reductions with 8 weights a thread.
+RADIX_CONFIGS = ((4096, 8), (4096, 16), (1024, 4))
+
+
+def equal_mass_radix_rows_triton(weights: torch.Tensor, *, bits: int, tile: int = RADIX_CONFIGS[0][0],
+                                 num_warps: int = RADIX_CONFIGS[0][1], candidates: int | None = None):
+    """The radix path (:func:`_equal_mass_radix_kernel`): ``(codes, dequantized, levels, route)``
+    of every row of a float32 CUDA tensor (finite weights, rows of ``2**bits`` to 8192).
 
     Parameters
     ----------
     weights : torch.Tensor, shape (rows, n), float32
     bits : int
         1..8.
-    select : bool
-        ``False``: the row is sorted in registers (``tl.sort``); ``True``: no sort, the K-1
-        thresholds are order statistics found by binary search on the float's bits
-        (:func:`_equal_mass_select_kernel`).  The results are the same.
+    tile : int
+        Weights read per step (a power of two >= 16; at most the row's power of two is used).
+    num_warps : int
+        Warps per program (one program per row).
+    candidates : int or None
+        Lanes of the candidate sort (a power of two); ``None``: :func:`radix_candidates`.  A row
+        whose candidates do not fit is sorted whole.  ``tile``, ``num_warps`` and ``candidates``
+        are the launch configuration, not the result.
+
+    Returns
+    -------
+    codes : torch.Tensor, shape (rows, n), uint8
+    dequantized : torch.Tensor, shape (rows, n), float32
+    levels : torch.Tensor, shape (rows, 2**bits), float32
+    route : torch.Tensor, shape (rows,), int8
+        0: thresholds and first values from the sorted candidates; 1: too many candidates,
+        the row sorted whole; 2: as 0, with some cells' first values from one more pass over
+        their bins.
     """
+    rows, n = weights.shape
+    levels_count = 2**bits
+    block = triton.next_power_of_2(n)
+    if not levels_count <= n <= 8192:
+        raise ValueError(f"rows of n={n} weights: this kernel takes {levels_count}..8192")
+    if tile < 16 or tile & (tile - 1):
+        raise ValueError(f"tile={tile!r} must be a power of two >= 16")
+    lanes = radix_candidates(n, bits) if candidates is None else candidates
+    if lanes < 2 or lanes & (lanes - 1) or lanes > block:
+        raise ValueError(f"candidates={candidates!r} must be a power of two from 2 to {block}")
+    weights = weights.contiguous()
+    codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
+    out = torch.empty_like(weights)
+    levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
+    work = torch.empty((rows, 2 * RADIX_BINS + 3 * levels_count), dtype=torch.int32, device=weights.device)
+    route = torch.empty(rows, dtype=torch.int8, device=weights.device)
+    _equal_mass_radix_kernel[(rows,)](weights, codes, out, levels, work, route, n, K=levels_count, BITS=bits,
+                                      NB=RADIX_BINS, TILE=min(tile, block), CB=lanes, LOG_CB=lanes.bit_length() - 1,
+                                      BLOCK=block, LOG_BLOCK=block.bit_length() - 1, num_warps=num_warps,
+                                      enable_fp_fusion=False)
+    return codes, out, levels, route
+
+
+#: The paths of :func:`equal_mass_rows_triton`.
+EQUAL_MASS_PATHS = ("sort", "bisect", "radix")
+
+
+def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int, path: str = "sort"):
+    """``(codes, dequantized, levels)`` of every row of a float32 CUDA tensor (finite weights,
+    rows of ``2**bits`` to 8192 weights).
+
+    Parameters
+    ----------
+    weights : torch.Tensor, shape (rows, n), float32
+    bits : int
+        1..8.
+    path : {"sort", "bisect", "radix"}
+        ``"sort"``: the row is sorted in registers (``tl.sort``, :func:`_equal_mass_rows_kernel`);
+        ``"bisect"``: no sort, the K-1 thresholds are order statistics found by a 32-pass
+        binary search on the float's bits (:func:`_equal_mass_select_kernel`); ``"radix"``: one
+        histogram of a digit of the scaled value, then a sort of the few weights of the
+        thresholds' bins (:func:`_equal_mass_radix_kernel`, default launch configuration of
+        :func:`equal_mass_radix_rows_triton`).  The results are the same.
+    """
+    if path not in EQUAL_MASS_PATHS:
+        raise ValueError(f"path={path!r}: give one of {', '.join(EQUAL_MASS_PATHS)}")
+    if path == "radix":
+        return equal_mass_radix_rows_triton(weights, bits=bits)[:3]
     rows, n = weights.shape
     levels_count = 2**bits
     block = triton.next_power_of_2(n)
@@ -409,7 +726,7 @@ def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int, select: bool = F
     out = torch.empty_like(weights)
     levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
     warps = min(16, max(4, block // 256))
-    if select:
+    if path == "bisect":
         _equal_mass_select_kernel[(rows,)](weights, codes, out, levels, n, K=levels_count,
                                            KP=max(2, triton.next_power_of_2(levels_count - 1)), BLOCK=block,
                                            num_warps=warps, enable_fp_fusion=False)
