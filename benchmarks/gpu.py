@@ -13,11 +13,14 @@ Prints every figure to stdout and writes ``gpu.json`` into ``--out``.  Measured 
   dequantized weights (4 bytes) written once, at that bandwidth;
 * ``equal_mass`` per channel on 4096 x 4096 float32, b = 4: the torch path
   (:mod:`fmq_theory.quantizers.torch_equal_mass`, rows in chunks; its result checked equal
-  to the unchunked one) and two fused Triton kernels (``benchmarks/gpu_triton.py``), one
+  to the unchunked one) and three fused Triton paths (``benchmarks/gpu_triton.py``): one
   sorting each row in registers, one sort-free (the K-1 chunk-end order statistics by a
-  bitwise binary search; its result checked equal to the sorting kernel's on every row):
-  weights/s, ratio to the floor and to a bare ``torch.sort`` of the same rows (the bound of
-  a sort-based method);
+  bitwise binary search), and the radix path (one histogram of a digit of the scaled value,
+  then a sort of the keys of the thresholds' bins only) at each launch configuration of
+  ``gpu_triton.RADIX_CONFIGS``, with its rows counted by route and the fastest exact one marked
+  ``best_of_grid``; each checked equal to the CPU quantizer on 256 rows and, but the sorting
+  kernel, to the sorting kernel on every row: weights/s, ratio to the floor and to a bare
+  ``torch.sort`` of the same rows (the bound of a sort-based method);
 * ``uniform_minmax`` per channel: the torch twin (:mod:`fmq_theory.quantizers.torch_rows`)
   and the fused Triton kernel (``benchmarks/gpu_triton.py``) at every launch configuration of
   a small grid (rows per program x warps), each checked equal to the CPU quantizer (codes
@@ -205,26 +208,62 @@ def equal_mass_cases(w, bandwidth, bits, *, repeats):
                  weights_per_s=n_weights / full_s, sort_s=sort_s, ratio_to_sort=full_s / sort_s,
                  max_abs_diff_vs_cpu=err, chunk_rows=default_chunk_rows(w.shape[0]), equal_to_unchunked=unchunked,
                  peak_extra_over_input=peak_extra(quantize_dequantize, 4 * n_weights))]
+    try:  # the Triton kernels are experiments of this script; report a failure and go on
+        variants = triton_equal_mass_variants(triton_module(), bits=bits)
+    except Exception as exc:  # noqa: BLE001 - printed, the run goes on
+        print(f"triton equal_mass failed: {type(exc).__name__}: {exc}", flush=True)
+        variants = []
     sorted_result = None
-    for path, label in (("sort", "triton fused (row sorted in registers)"),
-                        ("bisect", "triton fused sort-free (K-1 order statistics by bitwise binary search)")):
+    for path, tile, warps, label, call in variants:
         try:  # the Triton kernels are experiments of this script; report a failure and go on
-            kernel = triton_module().equal_mass_rows_triton
-            times, result = timings(lambda: kernel(w, bits=bits, path=path), floor=floor, repeats=repeats)
-            codes, out, levels = kernel(probe, bits=bits, path=path)
+            times, result = timings(lambda: call(w), floor=floor, repeats=repeats)
+            codes, out, levels, _ = call(probe)
             row = dict(method="equal_mass", path=label, **times, weights_per_s=n_weights / times["seconds"],
                        sort_s=sort_s, ratio_to_sort=times["seconds"] / sort_s,
                        max_abs_diff_vs_cpu=float(np.abs(out.cpu().numpy() - cpu.dequantize()).max()),
                        equal_to_cpu=same_bits(codes, cpu.codes) and same_bits(levels, cpu.levels)
                        and same_bits(out, cpu.dequantize()),
-                       peak_extra_over_input=peak_extra(lambda: kernel(w, bits=bits, path=path), 4 * n_weights))
-            if path == "bisect" and sorted_result is not None:  # every row, against the sorting kernel
-                row["equal_to_sort_kernel"] = all(bool(torch.equal(a, b)) for a, b in zip(result, sorted_result))
-            sorted_result = None if path == "bisect" else result
+                       peak_extra_over_input=peak_extra(lambda: call(w), 4 * n_weights))
+            if path == "sort":
+                sorted_result = result[:3]
+            elif sorted_result is not None:  # every row, against the sorting kernel
+                row["equal_to_sort_kernel"] = all(bool(torch.equal(a, b)) for a, b in zip(result[:3], sorted_result))
+            if path == "radix":
+                row.update(tile=tile, num_warps=warps,
+                           rows_by_route={str(r): int((result[3] == r).sum()) for r in range(3)})
             rows.append(row)
         except Exception as exc:  # noqa: BLE001 - printed, the run goes on
             print(f"triton equal_mass ({label}) failed: {type(exc).__name__}: {exc}", flush=True)
+    radix = [row for row in rows if "rows_by_route" in row]
+    exact = [row for row in radix if row["equal_to_cpu"] and row.get("equal_to_sort_kernel", False)]
+    if exact:  # the fastest launch configuration whose result is the CPU's and the sorting kernel's
+        best = min(exact, key=lambda row: row["seconds_back_to_back"])
+        for row in radix:
+            row["best_of_grid"] = row is best
+        print(f"equal_mass Triton radix: fastest exact configuration of {len(radix)} ({len(exact)} equal to the CPU "
+              f"and the sorting kernel): {best['path']}, {best['seconds_back_to_back'] * 1e6:.1f} us back to back = "
+              f"{best['ratio_to_floor_back_to_back']:.2f} x floor ({best['seconds'] * 1e6:.1f} us synced call = "
+              f"{best['ratio_to_floor']:.2f} x); rows by route {best['rows_by_route']}", flush=True)
     return rows
+
+
+def triton_equal_mass_variants(gpu_triton, *, bits):
+    """The Triton ``equal_mass`` paths timed, as ``(path, tile, warps, label, call)`` with
+    ``call(x) -> (codes, dequantized, levels, route)`` (``route`` is ``None`` but on the radix
+    path): the sorting kernel first (the others are checked against it on every row), the
+    bisection, then the radix path at each of ``gpu_triton.RADIX_CONFIGS``."""
+    def fixed(path):
+        return lambda x: (*gpu_triton.equal_mass_rows_triton(x, bits=bits, path=path), None)
+
+    def radix(tile, warps):
+        return lambda x: gpu_triton.equal_mass_radix_rows_triton(x, bits=bits, tile=tile, num_warps=warps)
+
+    return [("sort", None, None, "triton fused (row sorted in registers)", fixed("sort")),
+            ("bisect", None, None, "triton fused sort-free (K-1 order statistics by bitwise binary search)",
+             fixed("bisect"))] + [
+        ("radix", tile, warps, f"triton fused radix (one {gpu_triton.RADIX_BINS}-bin histogram of the scaled value, "
+         f"the candidates' keys sorted; tile {tile}, {warps} warps)", radix(tile, warps))
+        for tile, warps in gpu_triton.RADIX_CONFIGS]
 
 
 def uniform_cases(w, bandwidth, bits, *, repeats, rows_per_program, warps):
@@ -641,6 +680,8 @@ def print_summary(results, lloyds, *, gpu, bandwidth, bits):
         parts += [f"equal to unchunked: {m['equal_to_unchunked']}"] if "equal_to_unchunked" in m else []
         parts += [f"equal to the sorting kernel on every row: {m['equal_to_sort_kernel']}"] \
             if "equal_to_sort_kernel" in m else []
+        parts += [f"rows by route (0 candidates sorted, 1 row sorted whole, 2 with a pass for first values): "
+                  f"{m['rows_by_route']}"] if "rows_by_route" in m else []
         parts += ["FASTEST of the grid"] if m.get("best_of_grid") else []
         other = "; ".join(parts)
         print(f"| {gpu} | {m['method']} | {m['path']} | {m['weights_per_s']:.3g} | {m['ratio_to_floor']:.2f} | "

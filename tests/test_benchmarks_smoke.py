@@ -84,10 +84,11 @@ def test_gpu_script_dry_run_on_cpu(tmp_path):
 
 def test_gpu_script_only_quantizers_with_triton_interpreter(tmp_path):
     """``benchmarks/gpu.py --only equal_mass,uniform_minmax`` (the lead's short GPU run) on the
-    CPU, its Triton kernels run by Triton's interpreter: no lloyd_max stage; both equal_mass
-    kernels and every uniform_minmax launch configuration equal to the CPU quantizer (the
-    sort-free kernel also equal to the sorting one on every row); one fastest configuration;
-    every row with both times and their ratios."""
+    CPU, its Triton kernels run by Triton's interpreter: no lloyd_max stage; every equal_mass
+    path (the radix path at each launch configuration) and every uniform_minmax launch
+    configuration equal to the CPU quantizer (the sort-free paths also equal to the sorting
+    kernel on every row, each radix row counted in one route); one fastest configuration of
+    each grid; every row with both times and their ratios."""
     pytest.importorskip("torch")
     pytest.importorskip("triton")
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--rows", "4",
@@ -109,6 +110,13 @@ def test_gpu_script_only_quantizers_with_triton_interpreter(tmp_path):
     assert by_path["triton fused (row sorted in registers)"]["equal_to_cpu"] is True
     select = by_path["triton fused sort-free (K-1 order statistics by bitwise binary search)"]
     assert select["equal_to_cpu"] is True and select["equal_to_sort_kernel"] is True
+    radix = [m for m in methods if "rows_by_route" in m]
+    assert len(radix) >= 2 and len({(m["tile"], m["num_warps"]) for m in radix}) == len(radix)
+    for m in radix:
+        assert m["equal_to_cpu"] is True and m["equal_to_sort_kernel"] is True, m["path"]
+        assert sum(m["rows_by_route"].values()) == 4, m["rows_by_route"]
+    assert sum(m["best_of_grid"] for m in radix) == 1
+    assert "equal_mass Triton radix: fastest exact configuration" in proc.stdout
     grid = [m for m in methods if "rows_per_program" in m]
     assert {(m["rows_per_program"], m["num_warps"]) for m in grid} == {(1, 4), (4, 4)}
     assert all(m["equal_to_cpu"] is True for m in grid)
