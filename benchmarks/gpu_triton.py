@@ -323,11 +323,23 @@ def _equal_mass_cells(w, code, mask, idx, row, n, codes_ptr, out_ptr, levels_ptr
 
 
 @triton.jit
-def _equal_mass_rows_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, n, K: tl.constexpr, BLOCK: tl.constexpr):
+def _equal_mass_rows_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, route_ptr, n, K: tl.constexpr,
+                            BLOCK: tl.constexpr, ROUTED: tl.constexpr):
     """The CPU quantizer's rule (``fit_equal_mass``): thresholds ``t_k`` = the sorted row at the
     last index of ``numpy.array_split``'s chunk ``k``, cell of ``w`` = ``#{k : t_k < w}``,
-    levels by :func:`_equal_mass_cells`."""
+    levels by :func:`_equal_mass_cells`.  ``ROUTED``: only the rows whose ``route_ptr[row]``
+    is 1, those the radix path leaves to this kernel (:func:`_equal_mass_radix_kernel`)."""
     row = tl.program_id(0).to(tl.int64)
+    if ROUTED:
+        if tl.load(route_ptr + row) == 1:
+            _equal_mass_sorted_row(w_ptr, codes_ptr, out_ptr, levels_ptr, row, n, K, BLOCK)
+    else:
+        _equal_mass_sorted_row(w_ptr, codes_ptr, out_ptr, levels_ptr, row, n, K, BLOCK)
+
+
+@triton.jit
+def _equal_mass_sorted_row(w_ptr, codes_ptr, out_ptr, levels_ptr, row, n, K: tl.constexpr, BLOCK: tl.constexpr):
+    """One row of :func:`_equal_mass_rows_kernel`, sorted in registers."""
     idx = tl.arange(0, BLOCK)
     mask = idx < n
     w = tl.load(w_ptr + row * n + idx, mask=mask, other=float("inf"))
@@ -419,6 +431,18 @@ def _radix_digit(w, lo, inv, NB: tl.constexpr):
 
 
 @triton.jit
+def _count_at_most(table, value, NB: tl.constexpr, LOG_NB: tl.constexpr):
+    """``#{b : table[b] <= value}`` for each lane of ``value``, ``table`` a non-decreasing int32
+    array of ``NB`` entries in memory: binary lifting, ``LOG_NB + 1`` loads a lane."""
+    count = value * 0
+    for i in tl.static_range(LOG_NB + 1):
+        probe = count + (NB >> i)
+        inside = probe <= NB
+        count = tl.where(inside & (tl.load(table + probe - 1, mask=inside, other=_KEY_PAD) <= value), probe, count)
+    return count
+
+
+@triton.jit
 def _radix_thresholds(scratch, cells, held, n, kk, target, below, rho, seg_lo, seg_end, next_held,
                       K: tl.constexpr, S: tl.constexpr, LOG_S: tl.constexpr):
     """The K-1 thresholds of one row from the keys of its candidates, with the cumulative cell
@@ -466,47 +490,53 @@ def _radix_thresholds(scratch, cells, held, n, kk, target, below, rho, seg_lo, s
 
 @triton.jit
 def _equal_mass_radix_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, work_ptr, route_ptr, n,
-                             K: tl.constexpr, BITS: tl.constexpr, NB: tl.constexpr, TILE: tl.constexpr,
-                             CB: tl.constexpr, LOG_CB: tl.constexpr, BLOCK: tl.constexpr,
-                             LOG_BLOCK: tl.constexpr):
+                             K: tl.constexpr, BITS: tl.constexpr, NB: tl.constexpr, LOG_NB: tl.constexpr,
+                             TILE: tl.constexpr, WIDTH: tl.constexpr, KC: tl.constexpr, CB: tl.constexpr,
+                             LOG_CB: tl.constexpr):
     """The rule of :func:`_equal_mass_rows_kernel` (thresholds ``t_k`` = the row's order
     statistics at the chunk ends ``r_k``, cell ``#{k : t_k < w}``, level = cell mean in float64
     from the cell's smallest value, rounded once; an empty cell repeats the level below)
-    without sorting the row: the row is read ``TILE`` weights at a time, in five passes (six on
-    route 2).
+    without sorting the row: one program per row reads it in five passes (six on route 2).
 
-    1. ``lo``, ``hi``: the row's minimum and maximum.
+    1. ``lo``, ``hi``: the row's minimum and maximum (``TILE`` weights a step).
     2. One histogram (``tl.histogram``, NB bins) of the digit ``b(w) = min(floor((w - lo) NB /
-       (hi - lo)), NB - 1)`` (:func:`_radix_digit`), non-decreasing in ``w``.  Its prefix sums
-       name the bin ``B_k`` of every rank ``r_k``, the count ``below_k`` of the bins under it and
-       the rank ``rho_k = r_k - below_k`` within it.  The *candidates* are the weights of the
-       bins ``B_k``, and of the next non-empty bin after ``B_k`` when ``t_k`` is the last of its
-       bin by rank (the next bin then holds cell ``k + 1``'s first value).
-    3. If the candidates fit in ``CB`` lanes, their keys (:func:`_order_key`) are compacted (a
-       prefix sum of the candidate flags) into the row of ``out``, which is written only in the
-       last pass, and :func:`_radix_thresholds` sorts them and reads off the thresholds, the
-       cumulative cell counts and the cells' first values (``route`` 0).  A first value it
-       cannot see (``t_k`` tied with the rest of its bin: ``route`` 2) is the smallest key of
-       the next non-empty bin, taken by an integer ``atomic_min`` of the keys of that bin's
-       weights in one more pass (the minimum does not depend on the order of the atomics).
-       When the candidates do not fit (data concentrated in a few bins, e.g. one outlier
-       stretching the range: ``route`` 1), every weight is a candidate: the row is sorted
-       whole (``BLOCK`` lanes).
-    4. Codes by a binary search of the key among the thresholds' keys (``BITS`` steps), and the
-       cell sums ``sum(w - first)`` in float64, one block reduction per cell and tile; codes
-       written.  Levels from the sums, counts and first values; written.
+       (hi - lo)), NB - 1)`` (:func:`_radix_digit`), non-decreasing in ``w``.  Binary lifting
+       over its prefix sums (:func:`_count_at_most`) names the bin ``B_k`` of every rank
+       ``r_k``, the count ``below_k`` of the bins under it and the rank ``rho_k = r_k -
+       below_k`` within it.  The *candidates* are the weights of the bins ``B_k``, and of the
+       next non-empty bin after ``B_k`` when ``t_k`` is the last of its bin by rank (that bin
+       then holds cell ``k + 1``'s first value); each candidate bin gets a segment of the row
+       of ``out``, which is written only in the last pass.
+    3. If the candidates fit in ``CB`` lanes, each one's key (:func:`_order_key`) goes to its
+       bin's segment at a slot from an ``atomic_add`` on the bin's counter (any order: the
+       sort that follows makes the result independent of it), and :func:`_radix_thresholds`
+       sorts them and reads off the thresholds, the cumulative cell counts and the cells'
+       first values (``route`` 0).  A first value it cannot see (``t_k`` tied with the rest
+       of its bin: ``route`` 2) is the smallest key of the next non-empty bin, taken by an
+       integer ``atomic_min`` of the keys of that bin's weights in one more pass (the minimum
+       does not depend on the order of the atomics).  When the candidates do not fit (data
+       concentrated in a few bins, e.g. one outlier stretching the range: ``route`` 1), the
+       program stops there and the row is left to the sorting kernel
+       (:func:`_equal_mass_rows_kernel`, ``ROUTED``), so that no whole-row sort sets this
+       kernel's registers.
+    4. ``WIDTH`` weights a step (one a lane): the code by a binary search of the key among the
+       thresholds' keys (``BITS`` steps), written; ``w - first`` in float64 added to a
+       (KC, WIDTH) tile of per-lane cell sums (one select and add per cell), which is summed
+       across the lanes once at the end; one such pass per KC cells (one pass for b <= 4).
+       Levels from the sums, counts and first values.
     5. The dequantized weights: each code's level.
 
-    ``route_ptr[row]``: the route (0, 1 or 2).  ``work_ptr``: ``2 NB + 3 K`` int32 per row: per
-    bin a flag (candidate, then on route 2 "holds a missing first value") and a minimum key,
-    then the thresholds, first values and cumulative counts (:func:`_radix_thresholds`).  The
+    ``route_ptr[row]``: the route (0, 1 or 2).  ``work_ptr``: ``3 NB + 3 K`` int32 per row: the
+    histogram's prefix sums, per bin a flag or segment start and a counter or minimum key, then
+    the thresholds, first values and cumulative counts (:func:`_radix_thresholds`).  The
     weights must be finite.
     """
     row = tl.program_id(0).to(tl.int64)
     w_row = w_ptr + row * n
     out_row = out_ptr + row * n  # the candidates' keys until the last pass writes the row
     code_row = codes_ptr + row * n
-    flags = work_ptr + row * (2 * NB + 3 * K)
+    cumul = work_ptr + row * (3 * NB + 3 * K)
+    flags = cumul + NB
     minima = flags + NB
     cells = minima + NB
     cols = tl.arange(0, TILE)
@@ -528,39 +558,44 @@ def _equal_mass_radix_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, work_ptr, ro
         hist += tl.histogram(tl.where(live, _radix_digit(w, lo, inv, NB), 0), NB)
     bins = tl.arange(0, NB)
     hist -= tl.where(bins == 0, tl.cdiv(n, TILE) * TILE - n, 0)  # the padding lanes, counted in bin 0
+    tl.store(cumul + bins, tl.cumsum(hist, 0))
+    tl.store(flags + bins, tl.zeros((NB,), tl.int32))
+    tl.debug_barrier()
 
     kk = tl.arange(0, K)
     target = kk < K - 1
     base = n // K
     extra = n % K
     rank = tl.where(target, (kk + 1) * base + tl.minimum(kk + 1, extra) - 1, n - 1)
-    digit = tl.sum((tl.cumsum(hist, 0)[None, :] <= rank[:, None]).to(tl.int32), axis=1)
-    lower = bins[None, :] < digit[:, None]
-    below = tl.sum(tl.where(lower, hist[None, :], 0), axis=1)
-    size = tl.sum(tl.where(bins[None, :] == digit[:, None], hist[None, :], 0), axis=1)
+    digit = _count_at_most(cumul, rank, NB, LOG_NB)  # the bin of rank r_k: cumul[digit] > r_k
+    upto_bin = tl.load(cumul + digit)
+    below = tl.load(cumul + digit - 1, mask=digit > 0, other=0)
+    size = upto_bin - below
     rho = rank - below
-    after = tl.min(tl.where((bins[None, :] > digit[:, None]) & (hist[None, :] > 0), bins[None, :], NB), axis=1)
-    extend = target & (rho == size - 1)
-    chosen = ((bins[None, :] == digit[:, None]) & target[:, None]) | ((bins[None, :] == after[:, None])
-                                                                       & extend[:, None])
-    picked = tl.max(chosen.to(tl.int32), axis=0)
-    held_bins = picked * hist
+    after = _count_at_most(cumul, upto_bin, NB, LOG_NB)  # the next non-empty bin (NB: none)
+    tl.store(flags + digit, tl.full((K,), 1, tl.int32), mask=target)
+    tl.store(flags + after, tl.full((K,), 1, tl.int32), mask=target & (rho == size - 1) & (after < NB))
+    tl.debug_barrier()
+    held_bins = tl.load(flags + bins) * hist
     held = tl.sum(held_bins, axis=0)
-    seg_lo = tl.sum(tl.where(lower, held_bins[None, :], 0), axis=1)
-    next_held = tl.sum(tl.where(bins[None, :] == after[:, None], picked[None, :], 0), axis=1) > 0
+    segment = tl.cumsum(held_bins, 0) - held_bins
+    tl.debug_barrier()  # every flag read before the segments replace them
+    tl.store(flags + bins, tl.where(held_bins > 0, segment, -1))
+    tl.store(minima + bins, tl.zeros((NB,), tl.int32))  # the candidates counted into each segment
+    tl.debug_barrier()
+    seg_lo = tl.load(flags + digit)
+    next_held = tl.load(flags + after, mask=after < NB, other=-1) >= 0
 
     route = n * 0 + 1
     if held <= CB:
-        tl.store(flags + bins, picked)
-        tl.debug_barrier()
-        carry = n * 0
         for start in range(0, n, TILE):
             live = start + cols < n
             w = tl.load(w_row + start + cols, mask=live, other=0.0)
-            flag = tl.load(flags + _radix_digit(w, lo, inv, NB), mask=live, other=0)
-            place = carry + tl.cumsum(flag, 0) - flag
-            tl.store(out_row + place, _order_key(w).to(tl.float32, bitcast=True), mask=flag != 0)
-            carry += tl.sum(flag, axis=0)
+            b = _radix_digit(w, lo, inv, NB)
+            seg = tl.load(flags + b, mask=live, other=-1)
+            take = seg >= 0
+            slot = tl.atomic_add(minima + b, tl.full((TILE,), 1, tl.int32), mask=take, sem="relaxed")
+            tl.store(out_row + seg + slot, _order_key(w).to(tl.float32, bitcast=True), mask=take)
         tl.debug_barrier()
         missing = ~_radix_thresholds(out_row, cells, held, n, kk, target, below, rho, seg_lo, seg_lo + size,
                                      next_held, K, CB, LOG_CB)
@@ -575,49 +610,51 @@ def _equal_mass_radix_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, work_ptr, ro
                 live = start + cols < n
                 w = tl.load(w_row + start + cols, mask=live, other=0.0)
                 b = _radix_digit(w, lo, inv, NB)
-                tl.atomic_min(minima + b, _order_key(w), mask=live & (tl.load(flags + b, mask=live, other=0) != 0))
+                tl.atomic_min(minima + b, _order_key(w), mask=live & (tl.load(flags + b, mask=live, other=0) != 0),
+                              sem="relaxed")
             tl.debug_barrier()
             smallest = tl.load(minima + after, mask=missing, other=0, cache_modifier=".cg")  # after the atomics, at L2
             tl.store(cells + K + 1 + kk, _key_bits(smallest), mask=missing)
-    if route == 1:  # every weight a candidate: the row sorted whole
+    tl.store(route_ptr + row, route.to(tl.int8))
+    if route != 1:  # route 1: the row is left to the sorting kernel
+        tl.store(cells + K, lo.to(tl.int32, bitcast=True))  # cell 0 starts at the minimum
+        tl.debug_barrier()
+        lanes = tl.arange(0, WIDTH)
+        chunk = tl.arange(0, KC)
+        sums = tl.zeros((K,), tl.float64)
+        for c0 in tl.static_range(0, K, KC):  # KC cells a pass: KC float64 sums a lane
+            lane_sums = tl.zeros((KC, WIDTH), tl.float64)  # summed across the lanes after the pass
+            for start in range(0, n, WIDTH):
+                live = start + lanes < n
+                w = tl.load(w_row + start + lanes, mask=live, other=0.0)
+                key = _order_key(w)
+                code = tl.zeros((WIDTH,), tl.int32)
+                for i in tl.static_range(BITS):  # code = #{k : t_k < w}, the t_k sorted: binary lifting
+                    step = K >> (i + 1)
+                    code += tl.where(tl.load(cells + code + step - 1) < key, step, 0)
+                first = tl.load(cells + K + code).to(tl.float32, bitcast=True)
+                shifted = w.to(tl.float64) - first.to(tl.float64)
+                if c0 == 0:
+                    tl.store(code_row + start + lanes, code.to(tl.uint8), mask=live)
+                cell = tl.where(live, code - c0, KC)  # padding lanes in no cell
+                lane_sums += tl.where(cell[None, :] == chunk[:, None], shifted[None, :], -0.0)  # + -0.0: unchanged
+            part = tl.sum(lane_sums, axis=1)
+            sums += tl.sum(tl.where(kk[:, None] == c0 + chunk[None, :], part[None, :], 0.0), axis=1)
+        upto = tl.load(cells + 2 * K + kk, mask=target, other=n)
+        count = upto - tl.load(cells + 2 * K + kk - 1, mask=kk > 0, other=0)
+        first = tl.load(cells + K + kk).to(tl.float32, bitcast=True)
+        mean = (first.to(tl.float64) + sums / tl.maximum(count, 1).to(tl.float64)).to(tl.float32)
+        source = tl.associative_scan(tl.where(count > 0, kk, -1), 0, _max_combine)  # the last non-empty cell
+        tl.store(levels_ptr + row * K + kk, mean)
+        tl.debug_barrier()
+        level = tl.load(levels_ptr + row * K + source)
+        tl.debug_barrier()  # every mean read before the levels replace them
+        tl.store(levels_ptr + row * K + kk, level)
         tl.debug_barrier()
         for start in range(0, n, TILE):
             live = start + cols < n
-            w = tl.load(w_row + start + cols, mask=live, other=0.0)
-            tl.store(out_row + start + cols, _order_key(w).to(tl.float32, bitcast=True), mask=live)
-        tl.debug_barrier()
-        _radix_thresholds(out_row, cells, n, n, kk, target, below, rho, below, below + size, after < NB, K, BLOCK,
-                          LOG_BLOCK)
-    tl.store(route_ptr + row, route.to(tl.int8))
-    tl.store(cells + K, lo.to(tl.int32, bitcast=True))  # cell 0 starts at the minimum
-    tl.debug_barrier()
-
-    sums = tl.zeros((K,), tl.float64)
-    for start in range(0, n, TILE):
-        live = start + cols < n
-        w = tl.load(w_row + start + cols, mask=live, other=0.0)
-        key = _order_key(w)
-        code = tl.zeros((TILE,), tl.int32)
-        for i in tl.static_range(BITS):  # code = #{k : t_k < w}, the t_k sorted: binary lifting
-            step = K >> (i + 1)
-            code += tl.where(tl.load(cells + code + step - 1) < key, step, 0)
-        first = tl.load(cells + K + code).to(tl.float32, bitcast=True)
-        shifted = w.to(tl.float64) - first.to(tl.float64)
-        for k in tl.static_range(K):
-            sums += tl.where(kk == k, tl.sum(tl.where(live & (code == k), shifted, 0.0), axis=0), 0.0)
-        tl.store(code_row + start + cols, code.to(tl.uint8), mask=live)
-    upto = tl.load(cells + 2 * K + kk, mask=target, other=n)
-    count = upto - tl.load(cells + 2 * K + kk - 1, mask=kk > 0, other=0)
-    first = tl.load(cells + K + kk).to(tl.float32, bitcast=True)
-    mean = (first.to(tl.float64) + sums / tl.maximum(count, 1).to(tl.float64)).to(tl.float32)
-    source = tl.associative_scan(tl.where(count > 0, kk, -1), 0, _max_combine)  # the last non-empty cell
-    level = tl.sum(tl.where(kk[None, :] == source[:, None], mean[None, :], 0.0), axis=1)
-    tl.store(levels_ptr + row * K + kk, level)
-    tl.debug_barrier()
-    for start in range(0, n, TILE):
-        live = start + cols < n
-        code = tl.load(code_row + start + cols, mask=live, other=0).to(tl.int32)
-        tl.store(out_row + start + cols, tl.load(levels_ptr + row * K + code, mask=live, other=0.0), mask=live)
+            code = tl.load(code_row + start + cols, mask=live, other=0).to(tl.int32)
+            tl.store(out_row + start + cols, tl.load(levels_ptr + row * K + code, mask=live, other=0.0), mask=live)
 
 
 def radix_candidates(n: int, bits: int) -> int:
@@ -632,11 +669,13 @@ def radix_candidates(n: int, bits: int) -> int:
 
 
 #: The radix path's launch configurations that ``gpu.py`` times, as (tile, warps); the first is
-#: the default.  Not yet timed on a GPU.  A whole row of 4,096 per tile gives each of the
-#: row's K block reductions of the cell sums 16 weights a thread (8 warps) to amortise its
-#: shuffles over; 16 warps halve that, 1,024-weight tiles over 4 warps do four times as many
-#: reductions with 8 weights a thread.
-RADIX_CONFIGS = ((4096, 8), (4096, 16), (1024, 4))
+#: the default.  Not yet timed on a GPU.  Counted from the PTX for sm_90a (each source line's
+#: instructions times its executions, rows of 4,096, b = 4, route 0; registers from ``ptxas``):
+#: about 270 instructions per weight at 512 x 2 (80 registers), 310 at 1024 x 4 (64), 380 at
+#: 2048 x 8 (60), against about 990 for the sorting kernel (86 registers, 16 warps).  Fewer
+#: warps a row spread the cell sums' one cross-lane reduction per row over more weights a
+#: lane; the tile only sets how many weights a lane reads per step in the other passes.
+RADIX_CONFIGS = ((512, 2), (1024, 4), (2048, 8))
 
 
 def equal_mass_radix_rows_triton(weights: torch.Tensor, *, bits: int, tile: int = RADIX_CONFIGS[0][0],
@@ -644,19 +683,24 @@ def equal_mass_radix_rows_triton(weights: torch.Tensor, *, bits: int, tile: int 
     """The radix path (:func:`_equal_mass_radix_kernel`): ``(codes, dequantized, levels, route)``
     of every row of a float32 CUDA tensor (finite weights, rows of ``2**bits`` to 8192).
 
+    Two launches: the radix kernel on every row, then the sorting kernel
+    (:func:`_equal_mass_rows_kernel`, ``ROUTED``) on the rows it left (route 1), its other
+    programs returning at once.
+
     Parameters
     ----------
     weights : torch.Tensor, shape (rows, n), float32
     bits : int
         1..8.
     tile : int
-        Weights read per step (a power of two >= 16; at most the row's power of two is used).
+        Weights a program reads per step (a power of two >= 16; at most the row's power of two
+        is used) in the passes other than the cell sums, which read ``32 num_warps``.
     num_warps : int
-        Warps per program (one program per row).
+        Warps per program of the radix kernel (one program per row).
     candidates : int or None
         Lanes of the candidate sort (a power of two); ``None``: :func:`radix_candidates`.  A row
-        whose candidates do not fit is sorted whole.  ``tile``, ``num_warps`` and ``candidates``
-        are the launch configuration, not the result.
+        whose candidates do not fit goes to the sorting kernel.  ``tile``, ``num_warps`` and
+        ``candidates`` are the launch configuration, not the result.
 
     Returns
     -------
@@ -665,8 +709,8 @@ def equal_mass_radix_rows_triton(weights: torch.Tensor, *, bits: int, tile: int 
     levels : torch.Tensor, shape (rows, 2**bits), float32
     route : torch.Tensor, shape (rows,), int8
         0: thresholds and first values from the sorted candidates; 1: too many candidates,
-        the row sorted whole; 2: as 0, with some cells' first values from one more pass over
-        their bins.
+        the row sorted whole by the sorting kernel; 2: as 0, with some cells' first values
+        from one more pass over their bins.
     """
     rows, n = weights.shape
     levels_count = 2**bits
@@ -682,13 +726,21 @@ def equal_mass_radix_rows_triton(weights: torch.Tensor, *, bits: int, tile: int 
     codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
     out = torch.empty_like(weights)
     levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
-    work = torch.empty((rows, 2 * RADIX_BINS + 3 * levels_count), dtype=torch.int32, device=weights.device)
+    work = torch.empty((rows, 3 * RADIX_BINS + 3 * levels_count), dtype=torch.int32, device=weights.device)
     route = torch.empty(rows, dtype=torch.int8, device=weights.device)
     _equal_mass_radix_kernel[(rows,)](weights, codes, out, levels, work, route, n, K=levels_count, BITS=bits,
-                                      NB=RADIX_BINS, TILE=min(tile, block), CB=lanes, LOG_CB=lanes.bit_length() - 1,
-                                      BLOCK=block, LOG_BLOCK=block.bit_length() - 1, num_warps=num_warps,
-                                      enable_fp_fusion=False)
+                                      NB=RADIX_BINS, LOG_NB=RADIX_BINS.bit_length() - 1, TILE=min(tile, block),
+                                      WIDTH=32 * num_warps, KC=min(levels_count, 16), CB=lanes,
+                                      LOG_CB=lanes.bit_length() - 1,
+                                      num_warps=num_warps, enable_fp_fusion=False)
+    _equal_mass_rows_kernel[(rows,)](weights, codes, out, levels, route, n, K=levels_count, BLOCK=block, ROUTED=True,
+                                     num_warps=_sorting_warps(block), enable_fp_fusion=False)
     return codes, out, levels, route
+
+
+def _sorting_warps(block: int) -> int:
+    """Warps of one program of the sorting and bisecting kernels, rows of ``block`` lanes."""
+    return min(16, max(4, block // 256))
 
 
 #: The paths of :func:`equal_mass_rows_triton`.
@@ -725,12 +777,12 @@ def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int, path: str = "sor
     codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
     out = torch.empty_like(weights)
     levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
-    warps = min(16, max(4, block // 256))
+    warps = _sorting_warps(block)
     if path == "bisect":
         _equal_mass_select_kernel[(rows,)](weights, codes, out, levels, n, K=levels_count,
                                            KP=max(2, triton.next_power_of_2(levels_count - 1)), BLOCK=block,
                                            num_warps=warps, enable_fp_fusion=False)
     else:
-        _equal_mass_rows_kernel[(rows,)](weights, codes, out, levels, n, K=levels_count, BLOCK=block,
-                                         num_warps=warps, enable_fp_fusion=False)
+        _equal_mass_rows_kernel[(rows,)](weights, codes, out, levels, None, n, K=levels_count, BLOCK=block,
+                                         ROUTED=False, num_warps=warps, enable_fp_fusion=False)
     return codes, out, levels
