@@ -54,6 +54,9 @@ def test_gpu_script_dry_run_on_cpu(tmp_path):
     # one thread: beside the book's build on CI's 2 cores, torch's thread team spinning against it made the
     # run ~7x slower (47 s alone, over 300 s under that load); single-threaded it takes ~53 s alone
     single = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    # tests/test_gpu_triton.py sets TRITON_INTERPRET=1 for the whole process (where Triton is installed):
+    # inherited, it would run every Triton kernel here under the interpreter, past the timeout
+    single.pop("TRITON_INTERPRET", None)
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--rows", "16",
                            "--cols", "128", "--lloyd-rows", "4", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT, env=single)
