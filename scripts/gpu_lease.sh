@@ -590,6 +590,11 @@ mkdir -p runs/data_$DATASET
 #   above, now in five calls of .carry/pa_fashion_mnist1..5 (50,000,000-byte pieces since this period: they fit
 #   beside the tree with only the three model checkpoints out), the data and Inception as in 5-6, then `DATASET=fashion_mnist MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=nfe S2=500 H2=570 bash
 #   scripts/gpu_lease.sh 2`, once or twice), after which its 25 rows leave results/pending/.
+#   With ~3 min to spare (any card, no carry but .carry/wheels_dask): the equal_mass radix path of
+#   benchmarks/gpu_triton.py (path="radix", added after this lease; checked only under Triton's interpreter so far),
+#   `bash scripts/gpu_lease.sh carry >/dev/null; PYTHONPATH=.:runs/pylib:runs/pydeps python3 benchmarks/gpu.py
+#   --only equal_mass --out "$OUT/bench"`: its three launch configurations against the sorting kernel and the floor,
+#   each row checked equal to the CPU quantizer and to the sorting kernel.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
