@@ -235,16 +235,25 @@ def equal_mass_cases(w, bandwidth, bits, *, repeats):
         except Exception as exc:  # noqa: BLE001 - printed, the run goes on
             print(f"triton equal_mass ({label}) failed: {type(exc).__name__}: {exc}", flush=True)
     radix = [row for row in rows if "rows_by_route" in row]
-    exact = [row for row in radix if row["equal_to_cpu"] and row.get("equal_to_sort_kernel", False)]
-    if exact:  # the fastest launch configuration whose result is the CPU's and the sorting kernel's
-        best = min(exact, key=lambda row: row["seconds_back_to_back"])
-        for row in radix:
-            row["best_of_grid"] = row is best
-        print(f"equal_mass Triton radix: fastest exact configuration of {len(radix)} ({len(exact)} equal to the CPU "
-              f"and the sorting kernel): {best['path']}, {best['seconds_back_to_back'] * 1e6:.1f} us back to back = "
-              f"{best['ratio_to_floor_back_to_back']:.2f} x floor ({best['seconds'] * 1e6:.1f} us synced call = "
-              f"{best['ratio_to_floor']:.2f} x); rows by route {best['rows_by_route']}", flush=True)
+    mark_fastest(radix, [row for row in radix if row["equal_to_cpu"] and row.get("equal_to_sort_kernel", False)],
+                 name="equal_mass Triton radix", equal_to="the CPU and the sorting kernel",
+                 extra=lambda best: f"; rows by route {best['rows_by_route']}")
     return rows
+
+
+def mark_fastest(grid, exact, *, name, equal_to, extra=lambda best: ""):
+    """Marks ``best_of_grid`` on every row of a grid of launch configurations: true on the fastest
+    of ``exact`` (its rows whose result is exact) by device throughput (back to back), and prints
+    it; nothing when no row is exact.  ``extra(best)``: text added to the printed line."""
+    if not exact:
+        return
+    best = min(exact, key=lambda row: row["seconds_back_to_back"])
+    for row in grid:
+        row["best_of_grid"] = row is best
+    print(f"{name}: fastest exact configuration of {len(grid)} ({len(exact)} equal to {equal_to}): "
+          f"{best['path']}, {best['seconds_back_to_back'] * 1e6:.1f} us back to back = "
+          f"{best['ratio_to_floor_back_to_back']:.2f} x floor ({best['seconds'] * 1e6:.1f} us synced call = "
+          f"{best['ratio_to_floor']:.2f} x){extra(best)}", flush=True)
 
 
 def triton_equal_mass_variants(gpu_triton, *, bits):
@@ -298,15 +307,7 @@ def uniform_cases(w, bandwidth, bits, *, repeats, rows_per_program, warps):
                                  peak_extra_over_input=peak_extra(call, 4 * w.numel())))
             except Exception as exc:  # noqa: BLE001 - printed, the run goes on
                 print(f"triton uniform_minmax ({path}) failed: {type(exc).__name__}: {exc}", flush=True)
-    exact = [row for row in grid if row["equal_to_cpu"]]
-    if exact:  # the fastest configuration whose result is the CPU's, by device throughput
-        best = min(exact, key=lambda row: row["seconds_back_to_back"])
-        for row in grid:
-            row["best_of_grid"] = row is best
-        print(f"uniform_minmax Triton: fastest exact configuration of {len(grid)} "
-              f"({len(exact)} equal to the CPU): {best['path']}, {best['seconds_back_to_back'] * 1e6:.1f} us back to "
-              f"back = {best['ratio_to_floor_back_to_back']:.2f} x floor ({best['seconds'] * 1e6:.1f} us synced "
-              f"call = {best['ratio_to_floor']:.2f} x)", flush=True)
+    mark_fastest(grid, [row for row in grid if row["equal_to_cpu"]], name="uniform_minmax Triton", equal_to="the CPU")
     return rows + grid
 
 

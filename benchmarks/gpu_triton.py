@@ -657,6 +657,21 @@ def _equal_mass_radix_kernel(w_ptr, codes_ptr, out_ptr, levels_ptr, work_ptr, ro
             tl.store(out_row + start + cols, tl.load(levels_ptr + row * K + code, mask=live, other=0.0), mask=live)
 
 
+def _equal_mass_outputs(weights: torch.Tensor, *, bits: int) -> tuple:
+    """``(weights, codes, dequantized, levels)``: the contiguous rows and the empty outputs of an
+    ``equal_mass`` path, once the row length is checked (``2**bits`` to 8192 weights, held whole
+    by the sorting kernel)."""
+    rows, n = weights.shape
+    levels_count = 2**bits
+    if not levels_count <= n <= 8192:
+        raise ValueError(f"rows of n={n} weights: this kernel takes {levels_count}..8192")
+    weights = weights.contiguous()
+    codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
+    out = torch.empty_like(weights)
+    levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
+    return weights, codes, out, levels
+
+
 def radix_candidates(n: int, bits: int) -> int:
     """Lanes of the radix path's candidate sort when none are given:
     ``next_power_of_2(n 2**bits / 64)``, at least 128, at most ``next_power_of_2(n)``.
@@ -712,20 +727,14 @@ def equal_mass_radix_rows_triton(weights: torch.Tensor, *, bits: int, tile: int 
         the row sorted whole by the sorting kernel; 2: as 0, with some cells' first values
         from one more pass over their bins.
     """
+    weights, codes, out, levels = _equal_mass_outputs(weights, bits=bits)
     rows, n = weights.shape
-    levels_count = 2**bits
-    block = triton.next_power_of_2(n)
-    if not levels_count <= n <= 8192:
-        raise ValueError(f"rows of n={n} weights: this kernel takes {levels_count}..8192")
+    levels_count, block = 2**bits, triton.next_power_of_2(n)
     if tile < 16 or tile & (tile - 1):
         raise ValueError(f"tile={tile!r} must be a power of two >= 16")
     lanes = radix_candidates(n, bits) if candidates is None else candidates
     if lanes < 2 or lanes & (lanes - 1) or lanes > block:
         raise ValueError(f"candidates={candidates!r} must be a power of two from 2 to {block}")
-    weights = weights.contiguous()
-    codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
-    out = torch.empty_like(weights)
-    levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
     work = torch.empty((rows, 3 * RADIX_BINS + 3 * levels_count), dtype=torch.int32, device=weights.device)
     route = torch.empty(rows, dtype=torch.int8, device=weights.device)
     _equal_mass_radix_kernel[(rows,)](weights, codes, out, levels, work, route, n, K=levels_count, BITS=bits,
@@ -768,15 +777,9 @@ def equal_mass_rows_triton(weights: torch.Tensor, *, bits: int, path: str = "sor
         raise ValueError(f"path={path!r}: give one of {', '.join(EQUAL_MASS_PATHS)}")
     if path == "radix":
         return equal_mass_radix_rows_triton(weights, bits=bits)[:3]
+    weights, codes, out, levels = _equal_mass_outputs(weights, bits=bits)
     rows, n = weights.shape
-    levels_count = 2**bits
-    block = triton.next_power_of_2(n)
-    if not levels_count <= n <= 8192:
-        raise ValueError(f"rows of n={n} weights: this kernel takes {levels_count}..8192")
-    weights = weights.contiguous()
-    codes = torch.empty((rows, n), dtype=torch.uint8, device=weights.device)
-    out = torch.empty_like(weights)
-    levels = torch.empty((rows, levels_count), dtype=torch.float32, device=weights.device)
+    levels_count, block = 2**bits, triton.next_power_of_2(n)
     warps = _sorting_warps(block)
     if path == "bisect":
         _equal_mass_select_kernel[(rows,)](weights, codes, out, levels, n, K=levels_count,
