@@ -134,9 +134,12 @@ def test_committed_tables_round_trip_byte_for_byte(path, tmp_path):
     assert (tmp_path / path.name).read_bytes() == path.read_bytes()
 
 
-def test_pending_rows_are_of_the_network_their_record_names():
-    """A network's rows waiting in results/pending/ were all measured on the network of its training record."""
-    for path in sorted((ROOT / "results" / "pending").glob("paper_arch_*.csv")):
+def test_paper_network_rows_are_of_the_network_their_record_names():
+    """Every table of the paper's network, complete (results/) or waiting (results/pending/), was measured on
+    the one network of its training record: no table mixes two networks."""
+    tables = sorted((ROOT / "results").glob("paper_arch_*.csv")) + sorted((ROOT / "results" / "pending").glob("paper_arch_*.csv"))
+    assert tables
+    for path in tables:
         record = json.loads(path.with_name(f"{path.stem}_train.json").read_text())
         assert {r["checkpoint_sha256"] for r in PAPER_ARCH.read(path)} == {record["checkpoint_sha256"]}, path.name
 
