@@ -595,6 +595,22 @@ mkdir -p runs/data_$DATASET
 #   `bash scripts/gpu_lease.sh carry >/dev/null; PYTHONPATH=.:runs/pylib:runs/pydeps python3 benchmarks/gpu.py
 #   --only equal_mass --out "$OUT/bench"`: its three launch configurations against the sorting kernel and the floor,
 #   each row checked equal to the CPU quantizer and to the sorting kernel.
+# Thirty-ninth period (2026-12-06): .carry/ was gone with the checkout (pa_fashion_mnist1..5 too), so the network was
+#   trained again. nvidia-h100-x1 was refused twice ("could not be started", then "none tried for 10 min"); a call for
+#   nvidia-h200 got an H100 80GB HBM3, and the calls ran back to back, the three model checkpoints out of the tree:
+#   1. DETERMINISTIC=1 DATASET=fashion_mnist MEMFMT=contiguous TRAIN_MIN=9.3 ... 1 (carry fmnist_train, wheels_dask,
+#      plan_test, inc1; 583.8 s): the cap stopped it at step 3,049;
+#   2. DATASET=fashion_mnist ... carry (carry inc2-4; 1.5 s);
+#   3. RESUME=1 (the same) ... 1, then DATASET=fashion_mnist MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=nfe S2=370
+#      H2=430 ... 2 with a copier of the rows to $OUT (carry inc5, inc6; 420.9 s): network e9d320111eef... bit for bit a
+#      third time (643.2 s of training); 24 rows of results/pending/ copied in as done; the 200-NFE arm alone, five parts
+#      of 50.6-51.6 s (254.2 s; 99 s a part last period, beside the plan) -> the 25th row;
+#   4. `bash scripts/gpu_lease.sh carry >/dev/null; ... benchmarks/gpu.py --only equal_mass --out $OUT/bench` (53.7 s)
+#      -> benchmarks/gpu_h100_equal_mass_radix.json: the radix path's first GPU run, exact, 7.14x the floor back to back
+#      (tile 1024, 4 warps) against the sorting kernel's 32.85x;
+#   5. the same with --only lloyd_max (116.8 s): the whole 12B model 93.0 s, as before (92.8 s); not kept.
+#   -> results/paper_arch_fashion_mnist.csv (25 rows; the 593ee5d0 H200 network's table it replaces kept apart).
+#   Given back with 312 s left.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
