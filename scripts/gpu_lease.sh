@@ -610,7 +610,14 @@ mkdir -p runs/data_$DATASET
 #      (tile 1024, 4 warps) against the sorting kernel's 32.85x;
 #   5. the same with --only lloyd_max (116.8 s): the whole 12B model 93.0 s, as before (92.8 s); not kept.
 #   -> results/paper_arch_fashion_mnist.csv (25 rows; the 593ee5d0 H200 network's table it replaces kept apart).
-#   Given back with 312 s left.
+#   Given back with 312 s left. The 200-NFE row has no paired interval: with KINDS=nfe the machine had no reference
+#   samples (the 5k full-precision row was carried in as done), and the arm was measured unpaired without a word;
+#   gpu_paper_arch.py now refuses that (add fp) and counts a paired row without its change as not done.
+# Planned next (issue 13, the NFE check's interval; ~1,000 s on an H100): before the lease, copy
+#   results/paper_arch_fashion_mnist.csv and its _train.json into results/pending/ (uncommitted: they travel with the
+#   tree); then calls 1-3 above with KINDS='fp nfe' in call 3: the reference sampled again (~34 s), the 200-NFE arm
+#   again in five parts (~254 s), paired. Keep the committed reference row (the cells' intervals are against it) and
+#   take the new arm's row, whose interval is against this lease's reference samples.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name

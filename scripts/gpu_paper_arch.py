@@ -55,7 +55,9 @@ Stages:
   - Every row paired with the full-precision samples of the cells' count and NFE (the cells,
     and the NFE check's 200-NFE arm) also gets its change of classifier FID against them with a
     95% paired-bootstrap interval (:func:`fmq_theory.bounds.certify_fid`, ``--n-boot``
-    replicates); the 200-NFE arm its change of Inception FID too (``--n-boot-inception``).
+    replicates); the 200-NFE arm its change of Inception FID too (``--n-boot-inception``).  A paired
+    row without its change (one carried in from a lease that lacked the reference samples) is not
+    done: it is measured again once the reference is sampled (``--kinds`` must then hold ``fp``).
 
   ``--kinds`` limits the rows to some of these kinds.
 
@@ -491,7 +493,7 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
     paired = samples == ev.args.samples and not (kind == "fp" and steps == ev.args.steps)
     metrics_path = stem.with_suffix(f".{protocol}.json")
     m = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    if "fid" not in m:
+    if "fid" not in m or (paired and "dfid" not in m):  # (no paired change while the reference samples were missing)
         if not stem.with_suffix(".ours.npy").is_file():
             model, extra = ev.model, {}
             if kind == "cell":
@@ -596,14 +598,23 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
     reference = PAPER_ARCH.row_key(ev.base_row(method="none", bits=32, granularity="none", protocol="ours",
                                                samples=args.samples, steps=args.steps))
     has_reference = (run / "fp_samples.pt").is_file()
-    if "cell" in args.kinds and "fp" not in args.kinds and not has_reference:
-        raise ValueError(f"--kinds {' '.join(args.kinds)}: the cells need their full-precision reference samples, "
-                         f"which {run} does not hold; add fp")
+    paired_kinds = {"cell"} | ({"nfe"} if args.nfe_samples == args.samples else set())
+    if paired_kinds & set(args.kinds) and "fp" not in args.kinds and not has_reference:
+        raise ValueError(f"--kinds {' '.join(args.kinds)}: the paired rows ({', '.join(sorted(paired_kinds))}) need "
+                         f"the full-precision reference samples, which {run} does not hold; add fp")
 
     def is_done(r: dict) -> bool:
+        """A row is done with its FIDs and, where it is paired with the reference samples (the cells and the
+        NFE check's 200-NFE arm), its paired change: a row carried in without it is measured again."""
         if PAPER_ARCH.row_key(r) == reference and not has_reference:
             return False
-        return r.get("fid") is not None and (not want_inc or r.get("fid_inception") is not None)
+        if r.get("fid") is None or (want_inc and r.get("fid_inception") is None):
+            return False
+        cell = r["method"] != "none"
+        nfe_arm = not cell and r["steps"] != args.steps
+        if r["samples"] != args.samples or not (cell or nfe_arm):
+            return True  # not paired: a full-precision row at this page's NFE, or of another sample count
+        return r.get("dfid") is not None and not (nfe_arm and want_inc and r.get("dfid_inception") is None)
 
     done = PAPER_ARCH.done_keys(rows_path(run), is_done=is_done)
     ev.prefetch([(c.params["method"], c.params["bits"]) for c in cells if c.params["kind"] == "cell"

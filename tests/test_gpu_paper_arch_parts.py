@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,26 +102,78 @@ def test_a_stopped_row_goes_on_from_its_first_missing_part(script, generate, tmp
     np.testing.assert_array_equal(u8["ours"], to_uint8(whole).numpy())
 
 
+_COMMON = ["--device", "cpu", "--width", "8", "--res-blocks", "1", "--batch-size", "4"]
+
+
+def _evaluate(run: Path, *kinds: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``gpu_paper_arch.py evaluate`` on ``run``'s width-8 network: 8 draws a row (24 for the large FIDs), 2 steps."""
+    return subprocess.run([sys.executable, str(SCRIPT), "evaluate", *_COMMON, "--run", str(run), "--kinds", *kinds,
+                           "--samples", "8", "--fid-samples", "24", "--nfe-samples", "8", "--steps", "2",
+                           "--part-evals", "32", "--latent-images", "32", "--n-boot", "4",
+                           "--inception", str(run / "none.pt")],
+                          cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, check=check, capture_output=True,
+                          text=True)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run folder holding a width-8 copy of the paper's network trained for two steps (nothing evaluated)."""
+    run = tmp_path_factory.mktemp("paper_arch") / "run"
+    subprocess.run([sys.executable, str(SCRIPT), "train", *_COMMON, "--run", str(run), "--epochs", repr(2 / 15_000),
+                    "--minutes", "2"], cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, check=True,
+                   capture_output=True)
+    return run
+
+
+def _rows(run: Path) -> dict:
+    return {(r["protocol"], r["samples"], r["steps"]): r for r in PAPER_ARCH.read(run / "paper_arch_mnist.csv")}
+
+
 @pytest.mark.slow
-def test_evaluate_samples_its_large_rows_in_parts_end_to_end(tmp_path):
+def test_evaluate_samples_its_large_rows_in_parts_end_to_end(trained, tmp_path):
     """``evaluate`` on a width-8 network trained for two steps: the 24-draw full-precision rows and
     the NFE check's 200-NFE arm go through the parts (3 and 2 of them: at least a batch a part),
-    and only the whole is kept."""
-    run = tmp_path / "run"
-    common = ["--run", str(run), "--device", "cpu", "--width", "8", "--res-blocks", "1", "--batch-size", "4"]
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, str(SCRIPT), "train", *common, "--epochs", repr(2 / 15_000), "--minutes", "2"],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
-    out = subprocess.run([sys.executable, str(SCRIPT), "evaluate", *common, "--kinds", "fp", "nfe", "--samples", "8",
-                          "--fid-samples", "24", "--nfe-samples", "8", "--steps", "2", "--part-evals", "32",
-                          "--latent-images", "32", "--n-boot", "4", "--inception", str(tmp_path / "none.pt")],
-                         cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    rows = {(r["protocol"], r["samples"], r["steps"]): r for r in PAPER_ARCH.read(run / "paper_arch_mnist.csv")}
+    and only the whole is kept; the 200-NFE arm, of the same noise as the reference, carries its
+    paired change of FID with its interval."""
+    run = shutil.copytree(trained, tmp_path / "run")
+    out = _evaluate(run, "fp", "nfe")
+    rows = _rows(run)
     assert set(rows) == {("ours", 8, 2), ("ours", 24, 2), ("paper", 24, 2), ("paper", 8, 2), ("paper", 8, 100)}
     assert all(r["fid"] is not None and np.isfinite(r["fid"]) for r in rows.values())
     assert rows["ours", 24, 2]["fid"] == rows["paper", 24, 2]["fid"]  # one sample set, kept once
+    arm = rows["paper", 8, 100]
+    assert arm["dfid"] is not None and np.isfinite([arm["dfid"], arm["dfid_low"], arm["dfid_high"]]).all()
+    assert arm["dfid_low"] <= arm["dfid_high"]
+    assert all(r["dfid"] is None for k, r in rows.items() if k != ("paper", 8, 100))  # the others are not paired
     assert out.stdout.count("fp_none_b32_n24_s2: part") == 3 and out.stdout.count("nfe_none_b32_n8_s100: part") == 2
     extra = json.loads((run / "kept" / "fp_none_b32_n24_s2.extra.json").read_text())
     assert (extra["parts"], extra["nfe"]) == (3, 4)
     assert not list((run / "kept").glob("*.part*"))
     assert np.load(run / "kept" / "fp_none_b32_n24_s2.ours.npy").shape == (24, 1, 28, 28)
+
+
+@pytest.mark.slow
+def test_a_carried_200_nfe_row_without_its_paired_change_is_measured_again_beside_its_reference(trained, tmp_path):
+    """A lease's rows carried into a later one (results/pending/) come without their samples. The
+    200-NFE arm measured there without the reference samples has no paired change: it is not done,
+    ``--kinds nfe`` alone refuses to measure it (the reference is missing), and ``--kinds fp nfe``
+    samples the reference again and gives the arm its paired change."""
+    run = shutil.copytree(trained, tmp_path / "run")
+    _evaluate(run, "fp", "nfe")
+    measured = _rows(run)[("paper", 8, 100)]
+    rows = PAPER_ARCH.read(run / "paper_arch_mnist.csv")  # the rows as a later lease holds them
+    for r in rows:
+        r.update({k: None for k in ("dfid", "dfid_low", "dfid_high", "dfid_inception", "dfid_inception_low",
+                                     "dfid_inception_high")})
+    shutil.rmtree(run / "kept")
+    (run / "fp_samples.pt").unlink()
+    PAPER_ARCH.write(run / "paper_arch_mnist.csv", rows)
+    refused = _evaluate(run, "nfe", check=False)
+    assert refused.returncode != 0 and "add fp" in refused.stderr
+    out = _evaluate(run, "fp", "nfe")
+    again = _rows(run)[("paper", 8, 100)]
+    assert again["dfid"] is not None and again["dfid_low"] <= again["dfid_high"]
+    # on the CPU sampling repeats bit for bit: the same samples, so the same change and interval
+    assert (again["fid"], again["dfid"], again["dfid_low"], again["dfid_high"]) == (
+        measured["fid"], measured["dfid"], measured["dfid_low"], measured["dfid_high"])
+    assert "nfe_none_b32_n8_s100: part" in out.stdout  # sampled again: its samples were not carried
