@@ -618,6 +618,16 @@ mkdir -p runs/data_$DATASET
 #   tree); then calls 1-3 above with KINDS='fp nfe' in call 3: the reference sampled again (~34 s), the 200-NFE arm
 #   again in five parts (~254 s), paired. Keep the committed reference row (the cells' intervals are against it) and
 #   take the new arm's row, whose interval is against this lease's reference samples.
+# Planned next (issue 12, goal 4 read by the paired prediction on every model): the paired columns
+#   (predicted_dfid*_paired*) are missing from six committed plan tables. Four can get them: plan_dit.csv (50 rows),
+#   plan_mnist.csv (66), plan_fashion_mnist.csv (62) from the committed checkpoints, and plan_paper_arch_h100.csv (16)
+#   on its deterministic network trained again. Two never can: plan_paper_arch.csv and plan_paper_arch_early.csv were
+#   measured on H200 networks trained without --deterministic and not kept. At ~19 s a row on an H100 (the nine DiT
+#   cells of the thirty-seventh period, 173.8 s with 5,000 samples, 1,000 pairs, 20 Inception replicates), the three
+#   small tables are ~56 min: two leases. Each is measured afresh, so for that lease move results/plan_<model>.csv out
+#   of the tree (else JOBS=small copies its rows in as done), then, per model and peer budget set,
+#   `JOBS=small SMALL_MODELS=<model> PEER_FAMILIES=all MATCH_PEER=hqq:g128 NO_BENCH=1 S2=480 H2=570 ... 2` (and again
+#   with MATCH_PEER=hqq:g64), carry plan_test, wheels_peers, wheels_dask and the six Inception parts over the calls.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
