@@ -628,6 +628,14 @@ mkdir -p runs/data_$DATASET
 #   of the tree (else JOBS=small copies its rows in as done), then, per model and peer budget set,
 #   `JOBS=small SMALL_MODELS=<model> PEER_FAMILIES=all MATCH_PEER=hqq:g128 NO_BENCH=1 S2=480 H2=570 ... 2` (and again
 #   with MATCH_PEER=hqq:g64), carry plan_test, wheels_peers, wheels_dask and the six Inception parts over the calls.
+# Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
+#   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
+#   one: a deterministic 15-epoch MNIST network (the H100 one of plan_paper_arch_h100.csv stopped at 13.0 epochs, so it
+#   is not the paper's recipe), its rows grown in results/pending/ over two leases as the FashionMNIST ones were
+#   (lease 1: calls 1-4 of the thirty-sixth period without DATASET, ~1,720 s: training ~660 s in two commands, the
+#   5k full-precision row and the 20 cells ~960 s; lease 2: trained again, checked by its SHA-256, then
+#   KINDS='fp nfe' FID_FIRST=1: the reference again, both 50k FIDs in five parts ~500 s, the 200-NFE arm ~254 s).
+#   Once complete it replaces the MNIST table, the current one kept apart as paper_arch_mnist_794236c6.csv.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
