@@ -478,6 +478,13 @@ def remove_parts(stem: Path) -> None:
         f.unlink()
 
 
+def is_paired(args, *, method: str, samples: int, steps: int) -> bool:
+    """Whether a row is paired with the full-precision reference samples (the same noise at the cells'
+    count and NFE): the quantized cells and the NFE check's 200-NFE arm, not the reference itself nor
+    another sample count."""
+    return samples == args.samples and not (method == "none" and steps == args.steps)
+
+
 def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int, steps: int, protocol: str) -> dict:
     """One row: a full-precision FID (``kind`` "fp"), an NFE check ("nfe") or a quantized cell ("cell").
 
@@ -490,7 +497,7 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
         kind = "fp"  # the check's 20-NFE arm: the full-precision samples of the same noise, kept once
     stem = _kept(ev.run, f"{kind}_{method}_b{bits}_n{samples}_s{steps}")
     # every row but the reference itself is paired with the full-precision samples of the same noise
-    paired = samples == ev.args.samples and not (kind == "fp" and steps == ev.args.steps)
+    paired = is_paired(ev.args, method=method, samples=samples, steps=steps)
     metrics_path = stem.with_suffix(f".{protocol}.json")
     m = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     if "fid" not in m or (paired and "dfid" not in m):  # (no paired change while the reference samples were missing)
@@ -610,10 +617,9 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
             return False
         if r.get("fid") is None or (want_inc and r.get("fid_inception") is None):
             return False
-        cell = r["method"] != "none"
-        nfe_arm = not cell and r["steps"] != args.steps
-        if r["samples"] != args.samples or not (cell or nfe_arm):
-            return True  # not paired: a full-precision row at this page's NFE, or of another sample count
+        if not is_paired(args, method=r["method"], samples=r["samples"], steps=r["steps"]):
+            return True
+        nfe_arm = r["method"] == "none"  # paired and full precision: the 200-NFE arm, paired in Inception too
         return r.get("dfid") is not None and not (nfe_arm and want_inc and r.get("dfid_inception") is None)
 
     done = PAPER_ARCH.done_keys(rows_path(run), is_done=is_done)

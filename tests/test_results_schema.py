@@ -124,8 +124,11 @@ def test_tables_are_consistent():
         Table(name="x", columns=(("a", list),))
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "results").glob("*.csv")) + sorted((ROOT / "results" / "pending").glob("*.csv")),
-                         ids=lambda p: str(p.relative_to(ROOT / "results")))
+#: every committed table: the complete ones in results/ and the rows waiting in results/pending/
+COMMITTED_TABLES = sorted((ROOT / "results").glob("*.csv")) + sorted((ROOT / "results" / "pending").glob("*.csv"))
+
+
+@pytest.mark.parametrize("path", COMMITTED_TABLES, ids=lambda p: str(p.relative_to(ROOT / "results")))
 def test_committed_tables_round_trip_byte_for_byte(path, tmp_path):
     table = _table_of(path)
     rows = table.read(path)
@@ -137,7 +140,7 @@ def test_committed_tables_round_trip_byte_for_byte(path, tmp_path):
 def test_paper_network_rows_are_of_the_network_their_record_names():
     """Every table of the paper's network, complete (results/) or waiting (results/pending/), was measured on
     the one network of its training record: no table mixes two networks."""
-    tables = sorted((ROOT / "results").glob("paper_arch_*.csv")) + sorted((ROOT / "results" / "pending").glob("paper_arch_*.csv"))
+    tables = [path for path in COMMITTED_TABLES if path.name.startswith("paper_arch_")]
     assert tables
     for path in tables:
         record = json.loads(path.with_name(f"{path.stem}_train.json").read_text())
