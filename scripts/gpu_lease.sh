@@ -618,16 +618,27 @@ mkdir -p runs/data_$DATASET
 #   tree); then calls 1-3 above with KINDS='fp nfe' in call 3: the reference sampled again (~34 s), the 200-NFE arm
 #   again in five parts (~254 s), paired. Keep the committed reference row (the cells' intervals are against it) and
 #   take the new arm's row, whose interval is against this lease's reference samples.
+# Fortieth period (2026-12-06; nvidia-h200 refused three times, 374 s of the budget, then an H100 80GB HBM3; given
+#   back with 539 s left): (b) below for the DiT, the three model checkpoints and results/plan_dit.csv out of the tree:
+#   1. `bash scripts/gpu_lease.sh carry` (carry inc1-3, wheels_dask; 0.6 s); 2. the same (carry inc4-6; 0.4 s);
+#   3. checkpoints/dit_fashion_mnist back in the tree, `JOBS=small SMALL_MODELS=dit PEER_FAMILIES=all MATCH_PEER=hqq:g128
+#      NO_BENCH=1 S2=500 H2=575 bash scripts/gpu_lease.sh 2` (carry plan_test, wheels_peers; 535.5 s): the plan's
+#      sensitivity 2.6 s and fit 24.0 s, then 47 rows at ~11.4 s a sampled cell before the deadline;
+#   4. the same (carry wheels_peers; 180.4 s): 44 rows; 5. the same with MATCH_PEER=hqq:g64 S2=470 H2=545 (140.6 s): 43.
+#   -> results/plan_dit.csv, 134 rows (every peer family at every budget, the matched ones included; 50 before), every
+#      row in both feature nets with the paired prediction; the 50 earlier rows' classifier FIDs repeat bit for bit
+#      (H200 then, H100 now), and the plan's choices are the same at every budget (their sensitivities differ in
+#      the 8th digit).
 # Planned next (issue 12, goal 4 read by the paired prediction on every model): the paired columns
-#   (predicted_dfid*_paired*) are missing from six committed plan tables. Four can get them: plan_dit.csv (50 rows),
-#   plan_mnist.csv (66), plan_fashion_mnist.csv (62) from the committed checkpoints, and plan_paper_arch_h100.csv (16)
-#   on its deterministic network trained again. Two never can: plan_paper_arch.csv and plan_paper_arch_early.csv were
-#   measured on H200 networks trained without --deterministic and not kept. At ~19 s a row on an H100 (the nine DiT
-#   cells of the thirty-seventh period, 173.8 s with 5,000 samples, 1,000 pairs, 20 Inception replicates), the three
-#   small tables are ~56 min: two leases. Each is measured afresh, so for that lease move results/plan_<model>.csv out
-#   of the tree (else JOBS=small copies its rows in as done), then, per model and peer budget set,
-#   `JOBS=small SMALL_MODELS=<model> PEER_FAMILIES=all MATCH_PEER=hqq:g128 NO_BENCH=1 S2=480 H2=570 ... 2` (and again
-#   with MATCH_PEER=hqq:g64), carry plan_test, wheels_peers, wheels_dask and the six Inception parts over the calls.
+#   (predicted_dfid*_paired*) and the Inception FIDs are missing from five committed plan tables. Three can get them:
+#   plan_mnist.csv (66 rows), plan_fashion_mnist.csv (62) from the committed checkpoints, and plan_paper_arch_h100.csv
+#   (16) on its deterministic network trained again. Two never can: plan_paper_arch.csv and plan_paper_arch_early.csv
+#   were measured on H200 networks trained without --deterministic and not kept. The DiT's table took 856 s of calls
+#   on an H100 for 134 rows (every family at every budget); a UNet's should take about as long, one per lease. For
+#   it, move results/plan_<model>.csv out of the tree (else JOBS=small copies its rows in as done) and the three
+#   model checkpoints (the UNet's own comes back in the measuring call), then the carry calls 1-2 above, then
+#   `JOBS=small SMALL_MODELS=<model> PEER_FAMILIES=all MATCH_PEER=hqq:g128 NO_BENCH=1 S2=500 H2=575 ... 2` until no
+#   row is left, and again with MATCH_PEER=hqq:g64.
 # Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
 #   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
 #   one: a deterministic 15-epoch MNIST network (the H100 one of plan_paper_arch_h100.csv stopped at 13.0 epochs, so it
