@@ -174,7 +174,7 @@ def test_goals_on_known_tables(results_dir):
     status = {v.label: v.status for v in g3.verdicts}
     assert len(status) == 16
     assert status["mnist 3 rule:lloyd_max/b3"] == "resolved win"
-    assert status["dit 2 rule:lloyd_max/b2"] == "loss"  # 25 > 20
+    assert status["dit 2 rule:lloyd_max/b2"] == "loss, not resolved"  # 25 > 20, but [14.9, 15.1] meets [5, 15]
     assert status["dit 2 hqq:g64/b2"] == "resolved win"  # [14.9, 15.1] below [19, 21]
     assert status["dit 2.5 rule:lloyd_max/b2"] == "win, not resolved"  # 19 < 20, but [8.9, 9.1] meets [5, 15]
     assert status["mnist 2.5 rule:lloyd_max/b2"] == "win, not resolved"  # [4.9, 5.1] meets [5, 15]
@@ -245,11 +245,22 @@ def test_pareto_front_against_brute_force(points):
     assert pareto_front(points) == tuple(front)
 
 
+def test_losses_are_resolved_only_when_the_plans_interval_lies_above(tmp_path):
+    """A loss mirrors a win: resolved when the plan's dFID interval lies entirely above the peer's;
+    an equal FID is a loss, and within the noise when the intervals meet."""
+    # the plan at 2 bits: FID 30, dFID 20 in [19.9, 20.1]; the peers: 20 in [5, 15] and 30 in [19, 21]
+    PLAN.write(tmp_path / "plan_dit.csv", _model_rows("dit", 10.0, (30.0, 19.0, 12.0, 10.5)))
+    status = {v.label: (v.status, v.ok) for v in judge_plan_goals(list(read_plan_results(tmp_path).values()))[2].verdicts}
+    assert status["dit 2 rule:lloyd_max/b2"] == ("resolved loss", False)  # [19.9, 20.1] above [5, 15]
+    assert status["dit 2 hqq:g64/b2"] == ("loss, not resolved", False)  # 30 = 30, [19.9, 20.1] within [19, 21]
+    assert status["dit 2.5 rule:lloyd_max/b2"] == ("win, not resolved", False)
+
+
 def test_headline_table(results_dir):
     lines = headline_table(list(read_plan_results(results_dir).values())).splitlines()
     assert len(lines) == 2 + 8
     # dit at 2 bits: plan FID 25 against the best peer, rule:lloyd_max at 15 + 10 = 20
-    assert lines[2] == "| dit | 2 | 25 (2.000) | rule:lloyd\\_max/b2: 20 (2.900) | loss |"
+    assert lines[2] == "| dit | 2 | 25 (2.000) | rule:lloyd\\_max/b2: 20 (2.900) | loss, not resolved |"
     assert lines[-1] == "| mnist | 4 | 5.1 (4.000) | rule:lloyd\\_max/b4: 15 (4.900) | resolved win |"
 
 

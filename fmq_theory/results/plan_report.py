@@ -431,7 +431,8 @@ class Verdict:
     ----------
     label : str
     status : str
-        ``"met"``/``"missed"``; goal 3: ``"resolved win"``, ``"win, not resolved"``, ``"loss"``;
+        ``"met"``/``"missed"``; goal 3: ``"resolved win"``, ``"win, not resolved"``,
+        ``"loss, not resolved"``, ``"resolved loss"`` (only a resolved win meets it);
         goal 4: ``"met"``, ``"missed, within the noise"`` (the measured interval holds a value
         within the factor of the prediction, :meth:`Change.admits`) or ``"missed, resolved"``.
     ok : bool
@@ -493,12 +494,13 @@ def _change_text(change: Change, *, typeset: bool = False) -> str:
 
 def _versus(plan: PlanCell, peer: PlanCell) -> str:
     """``"resolved win"`` (lower FID, the plan's dFID interval entirely below the peer's),
-    ``"win, not resolved"`` or ``"loss"``."""
-    if not plan.fid < peer.fid:
-        return "loss"
-    if plan.change.high is not None and peer.change.low is not None and plan.change.high < peer.change.low:
-        return "resolved win"
-    return "win, not resolved"
+    ``"win, not resolved"``, ``"loss, not resolved"`` (a FID not lower, the intervals meeting) or
+    ``"resolved loss"`` (the plan's interval entirely above the peer's)."""
+    def below(a: PlanCell, b: PlanCell) -> bool:
+        return a.change.high is not None and b.change.low is not None and a.change.high < b.change.low
+    if plan.fid < peer.fid:
+        return "resolved win" if below(plan, peer) else "win, not resolved"
+    return "resolved loss" if below(peer, plan) else "loss, not resolved"
 
 
 def _plan(model: ModelResults, budget: float) -> PlanCell | None:
