@@ -19,7 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fmq_theory.results.plan_report import (
-    Change, goal_statement, headline_table, judge_plan_goals, model_results, pareto_front, plan_table, plot_plan_bitmap,
+    CLASSIFIER, CLASSIFIER_PAIRED, INCEPTION, Change, goal_statement, headline_table, judge_plan_goals, model_results, pareto_front, plan_table, plot_plan_bitmap,
     plot_plan_pareto, plot_predicted_vs_measured, plot_whole_form_run, read_plan_choices, read_plan_results,
     summarize_choices,
 )
@@ -243,6 +243,28 @@ def test_pareto_front_against_brute_force(points):
     front = [p for p in unique if not any(q[0] <= p[0] and q[1] < p[1] for q in unique)
              and not any(q[0] < p[0] and q[1] == p[1] for q in unique)]
     assert pareto_front(points) == tuple(front)
+
+
+def test_model_results_reads_the_feature_net_asked_for():
+    """Rows in both nets are read in Inception's by default and in either when asked; Inception is
+    refused where a row lacks it, and anything but the two nets is refused by name."""
+    both = _model_rows("dit", 10.0, (25.0, 19.0, 12.0, 10.5), inception=True)
+    auto, clf, inc = (model_results(both, features=f) for f in (None, CLASSIFIER, INCEPTION))
+    assert (auto.features, clf.features, inc.features) == ("Inception", "classifier", "Inception")
+    assert [(c.fid, c.change) for c in auto.cells] == [(c.fid, c.change) for c in inc.cells]
+    assert (clf.fid_fp, inc.fid_fp) == (10.0, 20.0)
+    # the rows hold the classifier's prediction only: the default judges by it, Inception's view has none
+    assert auto.prediction == "classifier, plain" and inc.prediction == ""
+    assert {c.predicted for c in inc.cells} == {None}
+    assert [c.fid for c in clf.cells] == [c.fid / 2 for c in inc.cells]
+    assert [c.change.high for c in clf.cells] == [c.change.high / 2 for c in inc.cells]
+    # the classifier's prediction stays with the classifier's view
+    assert [c.predicted for c in clf.cells] == [c.predicted for c in model_results(_model_rows(
+        "dit", 10.0, (25.0, 19.0, 12.0, 10.5))).cells]
+    with pytest.raises(ValueError, match="features=INCEPTION"):
+        model_results(_model_rows("dit", 10.0, (25.0, 19.0, 12.0, 10.5)), features=INCEPTION)
+    with pytest.raises(ValueError, match="features="):
+        model_results(both, features=CLASSIFIER_PAIRED)
 
 
 def test_losses_are_resolved_only_when_the_plans_interval_lies_above(tmp_path):

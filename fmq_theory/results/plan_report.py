@@ -11,7 +11,7 @@ The page "What works at 2-3 bits" (``notebooks/plan.md``) is drawn from two tabl
 
 **Feature net.** A model's FIDs are read in InceptionV3's features when every row of the
 model has an Inception FID, else in the project classifier's (:data:`INCEPTION`,
-:data:`CLASSIFIER`).  The prediction is compared with the measured change in its own features,
+:data:`CLASSIFIER`), or in the one asked for (:func:`model_results`'s ``features``).  The prediction is compared with the measured change in its own features,
 by the first of :data:`PREDICTIONS` whose value, with the measured interval in its features,
 every predicted row carries: the paired difference of the sampled pairs' own FIDs in
 Inception's features (``predicted_dfid_inception_paired``), the plain sampled estimate there
@@ -258,7 +258,7 @@ def _change(row: Mapping, f: Features, fid_fp: float) -> Change:
     return Change(features=f.name, value=float(value), low=row.get(f.low), high=row.get(f.high))
 
 
-def model_results(rows: Sequence[Mapping]) -> ModelResults:
+def model_results(rows: Sequence[Mapping], *, features: Features | None = None) -> ModelResults:
     """The rows of one ``plan_<model>.csv`` as a :class:`ModelResults`.
 
     Parameters
@@ -267,13 +267,21 @@ def model_results(rows: Sequence[Mapping]) -> ModelResults:
         Typed rows of :data:`~fmq_theory.results.schema.PLAN` (extra columns such as
         ``predicted_dfid_inception`` are read when present).  When the file holds several
         protocols (sample counts), the one with most samples is kept.
+    features : Features, optional
+        The feature net the FIDs are read in: :data:`INCEPTION` or :data:`CLASSIFIER`.  ``None``
+        (default): Inception's when every row has an Inception FID, else the classifier's, and
+        the prediction the first of :data:`PREDICTIONS` that every predicted row carries; when
+        given, the prediction is chosen among those of the same net.
 
     Raises
     ------
     ValueError
         ``rows`` is empty, names several models, has no full-precision row (``method`` ``none``)
-        in its protocol, or two rows for one budget and method.
+        in its protocol, or two rows for one budget and method; ``features`` is not one of the
+        two, or is :data:`INCEPTION` while a row has no Inception FID.
     """
+    if features is not None and features not in (INCEPTION, CLASSIFIER):
+        raise ValueError(f"features={features!r} must be INCEPTION, CLASSIFIER or None")
     rows = [dict(r) for r in rows]
     if not rows:
         raise ValueError("rows is empty: no plan results to read")
@@ -293,11 +301,15 @@ def model_results(rows: Sequence[Mapping]) -> ModelResults:
         if (r["budget"], r["method"]) in seen:
             raise ValueError(f"rows of model {models[0]!r}: two rows for budget {r['budget']} method {r['method']!r}")
         seen.add((r["budget"], r["method"]))
-    f = INCEPTION if all(r.get("fid_inception") is not None for r in rows) else CLASSIFIER
+    every_inception = all(r.get("fid_inception") is not None for r in rows)
+    if features is INCEPTION and not every_inception:
+        raise ValueError(f"features=INCEPTION: rows of model {models[0]!r} without an Inception FID")
+    f = features or (INCEPTION if every_inception else CLASSIFIER)
     predicted = [r for r in quantized if r.get("predicted_dfid") is not None
                  or r.get("predicted_dfid_inception") is not None]
-    p = next((cand for cand in PREDICTIONS if predicted and all(
-        r.get(c) is not None for r in predicted for c in (cand.predicted, cand.low, cand.high))), CLASSIFIER)
+    judged_by = PREDICTIONS if features is None else tuple(c for c in PREDICTIONS if c.name == features.name)
+    p = next((cand for cand in judged_by if predicted and all(
+        r.get(c) is not None for r in predicted for c in (cand.predicted, cand.low, cand.high))), judged_by[-1])
     fid_fp = float(fp[f.fid])
     cells, unmeasured = [], []
     for r in quantized:
@@ -318,7 +330,7 @@ def model_results(rows: Sequence[Mapping]) -> ModelResults:
                         features=f.name, net=fp.get(f.net) or "", fid_fp=fid_fp,
                         protocol={k: fp.get(k) for k in _PROTOCOL}, cells=tuple(cells),
                         unmeasured=tuple(unmeasured), dropped_protocols=tuple(s for s in samples if s != keep),
-                        prediction=f"{p.name}, {p.estimate}" if predicted else "")
+                        prediction=f"{p.name}, {p.estimate}" if any(c.predicted is not None for c in cells) else "")
 
 
 _PLAN_FILE = re.compile(r"plan_(?!choices_)(?P<model>.+)\.csv")
