@@ -20,11 +20,14 @@ measured FID change on the evaluation's noise (classifier features, paired boots
 features as a yardstick that is not data-free); a variant whose weights equal an earlier one's at the
 same budget is not measured again (``same_as``); ``--eval-budgets`` measures the FID change at those
 budgets only, and ``--save-samples`` keeps every distinct variant's 256 draws for
-``scripts/plan_variant_features_cpu.py``.  One row per variant; the file is rewritten after every budget::
+``scripts/plan_variant_features_cpu.py``.  With ``--inception FILE`` (since 2026-12-06) each measured
+variant also carries its Inception FID change, the issue's protocol, beside the classifier's.  One row
+per variant; the file is rewritten after every budget::
 
     PYTHONPATH=. python scripts/gpu_plan_variants.py --models dit --budgets 2,3 --match-peer hqq:g128
 
-CPU dry run: ``--device cpu --samples 64 --pairs 16 --plan-samples 16 --models dit --budgets 3``.
+CPU dry run: ``--device cpu --samples 64 --pairs 16 --plan-samples 16 --models dit --budgets 3`` (with
+``--inception``, add ``--real-images 256``: InceptionV3 on all 10,000 test images takes over 15 min on 2 cores).
 On the CPU, with no GPU lent (2026-12-05; 2 cores, ~45 min), the MNIST UNet's default variants
 (``--groupings any``) at HQQ g128's bits with 2,000 samples each::
 
@@ -60,6 +63,11 @@ from fmq_theory.plan import fit_candidates, plan_quantization, weight_sensitivit
 from fmq_theory.plan.candidates import CODE_FAMILIES  # noqa: E402
 from fmq_theory.plan.selection import GROUPINGS, check_groupings, diagonal_w2, displacement, distribution_shift, sampled  # noqa: E402
 
+
+#: The measured columns of a variant's row (None where its budget is not measured), and with ``--inception``
+#: the Inception ones too.
+MEASURED = ("fid", "dfid", "dfid_low", "dfid_high", "psnr")
+MEASURED_INCEPTION = ("fid_inception", "dfid_inception", "dfid_inception_low", "dfid_inception_high")
 
 #: Times at which the full-precision network looks at a sample for the self-feature scores (1: the sample itself).
 FEATURE_TIMES = (1.0, 0.5)
@@ -157,6 +165,10 @@ def main() -> None:
                    help="measure the FID change only at these budgets (a comma list; default: all); the others are scored only")
     p.add_argument("--save-samples", default=None,
                    help="write every distinct variant's samples from the plan's noise (uint8) and the full-precision ones here (.npz)")
+    p.add_argument("--inception", default=None,
+                   help="TorchScript InceptionV3 file: each measured variant also gets its Inception FID change")
+    p.add_argument("--real-images", type=int, default=None,
+                   help="real test images of the FID's reference (default all; fewer for a CPU dry run)")
     p.add_argument("--out", default="runs/results/plan_variants.json")
     args = p.parse_args()
     folders = dict(item.split("=", 1) for item in args.checkpoint)
@@ -167,8 +179,8 @@ def main() -> None:
     for name in args.models.split(","):
         model_start = time.perf_counter()
         setup = Setup(name=name, checkpoint=folders.get(name, MODELS[name][1]), samples=args.samples,
-                      pairs=args.pairs, batch_size=args.samples, n_boot=100, n_boot_inception=10, inception=None,
-                      device=args.device, work=args.work, real_images=None)
+                      pairs=args.pairs, batch_size=args.samples, n_boot=100, n_boot_inception=10, inception=args.inception,
+                      device=args.device, work=args.work, real_images=args.real_images)
         measure = Measure(setup)
         model = measure.ctx.model
         noise = make_noise(args.plan_samples, measure.event, seed=PLAN_SEED).to(measure.device)
@@ -210,13 +222,12 @@ def main() -> None:
                                         fields={"method": "plan", "setting": f"{family} floor {floor} {grouping}",
                                                 "bits_per_weight": plan.bits_per_weight})
                 else:
-                    row = dict.fromkeys(("fid", "dfid", "dfid_low", "dfid_high", "psnr"))
+                    row = {}
                 x = sampled(model, state, noise, adapter=adapter, solver=SOLVER, steps=STEPS)
                 saved[f"{name}/{label}"] = to_uint8(x.clamp(-1, 1)).numpy()
                 rows.append({**head, "label": label, **scores(x, reference),
                              **candidate_scores(feature_sets(model, x, labels, measure.ctx.classifier), reference_sets),
-                             "fid": row["fid"], "dfid": row["dfid"],
-                             "dfid_low": row["dfid_low"], "dfid_high": row["dfid_high"], "psnr": row["psnr"]})
+                             **{k: row.get(k) for k in MEASURED + (MEASURED_INCEPTION if args.inception else ())}})
                 seen[digest] = {k: v for k, v in rows[-1].items() if k not in head}
                 print(json.dumps(rows[-1]), flush=True)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
