@@ -639,6 +639,19 @@ mkdir -p runs/data_$DATASET
 #   model checkpoints (the UNet's own comes back in the measuring call), then the carry calls 1-2 above, then
 #   `JOBS=small SMALL_MODELS=<model> PEER_FAMILIES=all MATCH_PEER=hqq:g128 NO_BENCH=1 S2=500 H2=575 ... 2` until no
 #   row is left, and again with MATCH_PEER=hqq:g64.
+#   Then two more calls with nvidia-h200 and no kind named (20:00 and 20:11) were refused ("could not be started"),
+#   180 s of the budget; 359 s left, too few for a start (~190 s) and the run below.
+# Planned next (issue 12, the DiT's variants in Inception's features, ~300 s of calls after the start): in Inception's
+#   features the DiT's plan beats HQQ at 4 of its 6 sizes, ties at 2.3369 and loses, resolved, at 4.3242 (16.43
+#   against 15.88); every variant the shift chose among was measured in the classifier's features only, so whether
+#   the shift picks the best variant in the issue's protocol is not known. With the three model checkpoints out:
+#   calls 1-2 of the fortieth period (the Inception parts), then, checkpoints/dit_fashion_mnist back in the tree and
+#   carrying plan_test and wheels_peers, `bash scripts/gpu_lease.sh carry >/dev/null; FMQ_DATA_DIR=runs/plan_data
+#   PYTHONPATH=.:runs/pylib:runs/pydeps timeout 540 python3 scripts/gpu_plan_variants.py --models dit
+#   --budgets 4.3242,2.3369 --groupings any,flat --floors 1,2,3 --inception runs/inception/default_1.pt
+#   --out "$OUT/plan_variants_inception_dit_gpu.json"` (the CPU dry run with 64 samples and --real-images 256 took
+#   9 min on 2 cores; on an H100 ~11.4 s a distinct variant): the variant that `plan_quantization` keeps must repeat
+#   results/plan_dit.csv's plan row at each budget bit for bit.
 # Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
 #   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
 #   one: a deterministic 15-epoch MNIST network (the H100 one of plan_paper_arch_h100.csv stopped at 13.0 epochs, so it
