@@ -629,6 +629,8 @@ mkdir -p runs/data_$DATASET
 #      row in both feature nets with the paired prediction; the 50 earlier rows' classifier FIDs repeat bit for bit
 #      (H200 then, H100 now), and the plan's choices are the same at every budget (their sensitivities differ in
 #      the 8th digit).
+#   Then two more calls with nvidia-h200 and no kind named (20:00 and 20:11) were refused ("could not be started"),
+#   180 s of the budget; 359 s left, too few for a start (~190 s) and the variants' run planned below.
 # Planned next (issue 12, goal 4 read by the paired prediction on every model): the paired columns
 #   (predicted_dfid*_paired*) and the Inception FIDs are missing from five committed plan tables. Three can get them:
 #   plan_mnist.csv (66 rows), plan_fashion_mnist.csv (62) from the committed checkpoints, and plan_paper_arch_h100.csv
@@ -639,8 +641,6 @@ mkdir -p runs/data_$DATASET
 #   model checkpoints (the UNet's own comes back in the measuring call), then the carry calls 1-2 above, then
 #   `JOBS=small SMALL_MODELS=<model> PEER_FAMILIES=all MATCH_PEER=hqq:g128 NO_BENCH=1 S2=500 H2=575 ... 2` until no
 #   row is left, and again with MATCH_PEER=hqq:g64.
-#   Then two more calls with nvidia-h200 and no kind named (20:00 and 20:11) were refused ("could not be started"),
-#   180 s of the budget; 359 s left, too few for a start (~190 s) and the run below.
 # Planned next (issue 12, the DiT's variants in Inception's features, ~300 s of calls after the start): in Inception's
 #   features the DiT's plan beats HQQ at 4 of its 6 sizes, ties at 2.3369 and loses, resolved, at 4.3242 (16.43
 #   against 15.88); every variant the shift chose among was measured in the classifier's features only, so whether
