@@ -631,27 +631,28 @@ mkdir -p runs/data_$DATASET
 #      the 8th digit).
 #   Then two more calls with nvidia-h200 and no kind named (20:00 and 20:11) were refused ("could not be started"),
 #   180 s of the budget; 359 s left, too few for a start (~190 s) and the variants' run planned below.
-# Planned next (issue 12, goal 4 read by the paired prediction on every model): the paired columns
-#   (predicted_dfid*_paired*) and the Inception FIDs are missing from five committed plan tables. Three can get them:
-#   plan_mnist.csv (66 rows), plan_fashion_mnist.csv (62) from the committed checkpoints, and plan_paper_arch_h100.csv
-#   (16) on its deterministic network trained again. Two never can: plan_paper_arch.csv and plan_paper_arch_early.csv
-#   were measured on H200 networks trained without --deterministic and not kept. The DiT's table took 856 s of calls
-#   on an H100 for 134 rows (every family at every budget); a UNet's should take about as long, one per lease. For
-#   it, move results/plan_<model>.csv out of the tree (else JOBS=small copies its rows in as done) and the three
-#   model checkpoints (the UNet's own comes back in the measuring call), then the carry calls 1-2 above, then
-#   `JOBS=small SMALL_MODELS=<model> PEER_FAMILIES=all MATCH_PEER=hqq:g128 NO_BENCH=1 S2=500 H2=575 ... 2` until no
-#   row is left, and again with MATCH_PEER=hqq:g64.
-# Planned next (issue 12, the DiT's variants in Inception's features, ~300 s of calls after the start): in Inception's
-#   features the DiT's plan beats HQQ at 4 of its 6 sizes, ties at 2.3369 and loses, resolved, at 4.3242 (16.43
-#   against 15.88); every variant the shift chose among was measured in the classifier's features only, so whether
-#   the shift picks the best variant in the issue's protocol is not known. With the three model checkpoints out:
-#   calls 1-2 of the fortieth period (the Inception parts), then, checkpoints/dit_fashion_mnist back in the tree and
-#   carrying plan_test and wheels_peers, `bash scripts/gpu_lease.sh carry >/dev/null; FMQ_DATA_DIR=runs/plan_data
-#   PYTHONPATH=.:runs/pylib:runs/pydeps timeout 540 python3 scripts/gpu_plan_variants.py --models dit
-#   --budgets 4.3242,2.3369 --groupings any,flat --floors 1,2,3 --inception runs/inception/default_1.pt
-#   --out "$OUT/plan_variants_inception_dit_gpu.json"` (the CPU dry run with 64 samples and --real-images 256 took
-#   9 min on 2 cores; on an H100 ~11.4 s a distinct variant): the variant that `plan_quantization` keeps must repeat
-#   results/plan_dit.csv's plan row at each budget bit for bit.
+# Forty-first period (2026-12-06, 21:37-22:05; an H100 80GB HBM3 at the first call, 33 s to start; given back with 68 s
+#   of the 1,800 left). The three model checkpoints, results/plan_mnist.csv and results/plan_fashion_mnist.csv out of
+#   the tree; calls 1-2 of the fortieth period (0.6 s, 0.4 s); then, the three checkpoints back in the tree:
+#   3. `JOBS="small variants" SMALL_MODELS="mnist fashion_mnist" PEER_FAMILIES=all MATCH_PEER=hqq:g128 NO_BENCH=1 S2=500
+#      H2=575 VARIANTS="--models dit --budgets 4.3242,2.3369 --groupings any,flat --floors 1,2,3 --inception
+#      runs/inception/default_1.pt --out $OUT/plan_variants_inception_dit_gpu.json" bash scripts/gpu_lease.sh 2` (carry
+#      plan_test, wheels_peers; 576.0 s): the variants' run side by side with the MNIST UNet's table, 435.2 s for its
+#      30 rows (16 distinct variants) -> results/plan_variants_inception_dit_gpu.json;
+#   4. JOBS=small alone, the same otherwise (carry wheels_peers; 377.5 s): the MNIST UNet's hqq:g128 sizes complete, 96 rows;
+#   5. the same with MATCH_PEER=hqq:g64 S2=505 H2=570 (531.6 s): the MNIST UNet complete, 138 rows, then 28 of the
+#      FashionMNIST UNet's; 6. SMALL_MODELS=fashion_mnist S2=150 H2=185 (170.5 s): 47 more, 21 of the hqq:g64 run left.
+#   -> results/plan_mnist.csv, 138 rows (66 before), every row in both feature nets with the paired prediction: 62 of the
+#      66 earlier rows repeat their classifier FIDs bit for bit; the 4 plan rows at 2, 2.5, 2.3582 and 2.6062 bits move
+#      in the 5th digit (their weighted_lloyd codebooks follow the sensitivity, which moved in the 8th digit; the same
+#      choices, weight MSE equal to 7 digits). results/pending/plan_fashion_mnist.csv, 75 rows (its README).
+# Planned next (issue 12, the FashionMNIST UNet's table in both feature nets, ~500 s of calls after the start): move
+#   results/plan_fashion_mnist.csv out of the tree and put results/pending/plan_fashion_mnist.csv in its place (its rows
+#   are then done rows); the three checkpoints out for calls 1-2 above, then checkpoints/fashion_mnist back, carrying
+#   plan_test and wheels_peers: `JOBS=small SMALL_MODELS=fashion_mnist PEER_FAMILIES=all MATCH_PEER=hqq:g64 NO_BENCH=1
+#   S2=500 H2=575 bash scripts/gpu_lease.sh 2` (21 rows), then the same with MATCH_PEER=hqq:g128 (~40 rows) until none is
+#   left. plan_paper_arch_h100.csv (16 rows) can get the paired columns only on its deterministic network trained again;
+#   plan_paper_arch.csv and plan_paper_arch_early.csv never can (H200 networks trained without --deterministic, gone).
 # Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
 #   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
 #   one: a deterministic 15-epoch MNIST network (the H100 one of plan_paper_arch_h100.csv stopped at 13.0 epochs, so it

@@ -147,6 +147,17 @@ def test_paper_network_rows_are_of_the_network_their_record_names():
         assert {r["checkpoint_sha256"] for r in PAPER_ARCH.read(path)} == {record["checkpoint_sha256"]}, path.name
 
 
+def test_waiting_plan_rows_are_of_the_committed_model():
+    """A plan table waiting in results/pending/ (its lease ran out) holds rows of the committed checkpoint the
+    complete table in results/ was measured on, so that the rows can be carried as done into the next lease."""
+    waiting = [path for path in COMMITTED_TABLES if path.parent.name == "pending" and path.name.startswith("plan_")]
+    for path in waiting:
+        model = path.stem.removeprefix("plan_")
+        card = json.loads((ROOT / "checkpoints" / model / "model_card.json").read_text())
+        assert {r["checkpoint_sha256"] for r in PLAN.read(path)} == {card["weights_sha256"]}, path.name
+        assert {r["checkpoint_sha256"] for r in PLAN.read(ROOT / "results" / path.name)} == {card["weights_sha256"]}
+
+
 @pytest.mark.slow
 def test_merge_script_reproduces_the_committed_tables_and_figures(tmp_path):
     """Merging each committed bound-check table with itself gives back the table and its figure."""
