@@ -9,9 +9,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from fmq_theory.results.plan_report import CLASSIFIER, INCEPTION
 from fmq_theory.results.schema import PLAN
-from fmq_theory.results.variant_selection import (SCORES, grouping_picks, plot_grouping_picks, plot_layout_run,
-                                                  plot_score_regrets, plot_variant_selection, selection_cells)
+from fmq_theory.results.variant_selection import (SCORES, grouping_picks, in_features, plot_grouping_picks,
+                                                  plot_layout_run, plot_score_regrets, plot_variant_selection,
+                                                  selection_cells)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -177,6 +179,47 @@ def test_the_committed_budgets_flat_runs_keep_the_default_pick_in_all_but_one_ce
     for budget in (2.5, 3.0, 4.0):  # the MNIST UNet's other budgets, scored on the CPU: flat moves the law more
         least = {g: min(r["shift"] for r in scored if r["budget"] == budget and r["grouping"] == g) for g in ("any", "flat")}
         assert least["flat"] > 2.5 * least["any"]
+
+
+def test_in_features_moves_only_the_three_dfid_columns():
+    row = _row(dfid=1.0) | {"dfid_low": 0.5, "dfid_high": 1.5, "fid": 7.0, "dfid_inception": 3.0,
+                            "dfid_inception_low": 2.0, "dfid_inception_high": 4.0}
+    (moved,) = in_features([row], features=INCEPTION)
+    assert (moved["dfid"], moved["dfid_low"], moved["dfid_high"]) == (3.0, 2.0, 4.0)
+    assert {k: v for k, v in moved.items() if not k.startswith("dfid")} == {
+        k: v for k, v in row.items() if not k.startswith("dfid")}
+    assert row["dfid"] == 1.0  # the input is not changed
+    (same,) = in_features([row], features=CLASSIFIER)
+    assert same == row and same is not row
+
+
+@pytest.mark.parametrize("extra, match", [({}, r"rows\[0\] has no Inception column 'dfid_inception'"),
+                                          ({"dfid_inception": None, "dfid_inception_low": None,
+                                            "dfid_inception_high": None}, r"rows\[0\] has no Inception measurement")])
+def test_in_features_names_a_row_without_the_features(extra, match):
+    with pytest.raises(ValueError, match=match):
+        in_features([_row() | {"dfid_low": 0.0, "dfid_high": 2.0} | extra], features=INCEPTION)
+    with pytest.raises(ValueError, match="features=.* must be INCEPTION or CLASSIFIER"):
+        in_features([_row()], features="inception")
+
+
+def test_the_committed_inception_run_repeats_the_dit_plan_rows_and_finds_a_better_variant():
+    """results/plan_variants_inception_dit_gpu.json (every DiT variant at HQQ g128's b4 and b2 bits, both
+    feature nets, H100): the default grouping's pick is the committed plan row bit for bit; at 4.3242 bits the
+    shift keeps it with "flat" offered, while a flat variant measures below HQQ g128's Inception interval."""
+    rows = json.loads((RESULTS / "plan_variants_inception_dit_gpu.json").read_text())["rows"]
+    picks = grouping_picks(in_features(rows, features=INCEPTION))
+    assert [(p.model, p.budget) for p in picks] == [("dit", 4.3242), ("dit", 2.3369)]
+    committed = {(float(r["budget"]), r["method"]): r for r in PLAN.read(RESULTS / "plan_dit.csv")}
+    for pick in picks:
+        plan_row = committed[(pick.budget, "plan")]
+        for key in ("fid", "fid_inception", "bits_per_weight"):
+            assert pick.default[key] == plan_row[key]  # bit for bit
+    high = picks[0]
+    hqq = committed[(4.3242, "hqq:g128")]
+    assert not high.changed and high.best["grouping"] == "flat"
+    assert high.default["dfid_low"] > hqq["dfid_inception_high"]  # the plan row's resolved loss
+    assert high.best["dfid_high"] < hqq["dfid_inception_low"]  # a variant it could have kept wins
 
 
 def test_plot_grouping_picks_refuses_no_picks():

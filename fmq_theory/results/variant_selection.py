@@ -32,8 +32,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["SCORES", "GroupingPick", "SelectionCell", "grouping_picks", "plot_grouping_picks", "plot_layout_run",
-           "plot_score_regrets", "plot_variant_selection", "selection_cells"]
+from fmq_theory.results.plan_report import CLASSIFIER, INCEPTION, Features
+
+__all__ = ["SCORES", "GroupingPick", "SelectionCell", "grouping_picks", "in_features", "plot_grouping_picks",
+           "plot_layout_run", "plot_score_regrets", "plot_variant_selection", "selection_cells"]
 
 #: Score label -> how it is read from a row (the first run's ``w2_diag`` is ``D`` times ``shift``).
 SCORES = {
@@ -116,7 +118,7 @@ def _cell_axis(ax, cells: Sequence, *, ylabel: str, title: str) -> None:
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="y", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="best")
 
 
 def plot_variant_selection(cells: Sequence[SelectionCell], *, title: str = "") -> Figure:
@@ -296,8 +298,53 @@ def grouping_picks(rows: Sequence[Mapping], *, default: Sequence[str] = ("any",)
                  for c in large if (c.model, c.budget) in small)
 
 
+def in_features(rows: Sequence[Mapping], *, features: Features) -> list:
+    """The rows with ``dfid``, ``dfid_low`` and ``dfid_high`` read in another feature net's columns.
+
+    The functions of this module judge a variant by ``dfid`` and its interval, the project
+    classifier's; this gives them the same rows judged in ``features`` (e.g. :data:`INCEPTION`, a
+    run with ``--inception``). Every other key is kept, ``fid`` and ``fid_fp`` included.
+
+    Parameters
+    ----------
+    rows : sequence of Mapping
+    features : Features, keyword-only
+        :data:`~fmq_theory.results.plan_report.INCEPTION` or
+        :data:`~fmq_theory.results.plan_report.CLASSIFIER` (the rows unchanged but copied).
+
+    Returns
+    -------
+    list of dict
+
+    Raises
+    ------
+    ValueError
+        ``features`` is neither, or a row lacks one of its three columns (naming ``rows``).
+
+    Examples
+    --------
+    >>> row = {"dfid": 1.0, "dfid_low": 0.5, "dfid_high": 1.5,
+    ...        "dfid_inception": 3.0, "dfid_inception_low": 2.0, "dfid_inception_high": 4.0}
+    >>> in_features([row], features=INCEPTION)[0]["dfid_low"]
+    2.0
+    """
+    if features not in (INCEPTION, CLASSIFIER):
+        raise ValueError(f"features={features!r} must be INCEPTION or CLASSIFIER")
+    out = []
+    for i, r in enumerate(rows):
+        try:
+            moved = {"dfid": r[features.dfid], "dfid_low": r[features.low], "dfid_high": r[features.high]}
+        except KeyError as exc:
+            raise ValueError(f"rows[{i}] has no {features.name} column {exc}") from exc
+        if any(v is None for v in moved.values()):
+            raise ValueError(f"rows[{i}] has no {features.name} measurement: {moved}")
+        out.append({**r, **moved})
+    return out
+
+
 def plot_grouping_picks(picks: Sequence[GroupingPick], *, peers: Mapping | None = None,
-                        labels: Sequence[str] = ("grouping any", "groupings any, flat"), title: str = "") -> Figure:
+                        labels: Sequence[str] = ("grouping any", "groupings any, flat"), title: str = "",
+                        feature_name: str = "classifier") -> Figure:
     """Per (model, budget): the measured dFID, with its 95% interval, of each set's pick, the best variant, a peer.
 
     Parameters
@@ -309,6 +356,8 @@ def plot_grouping_picks(picks: Sequence[GroupingPick], *, peers: Mapping | None 
     labels : pair of str, keyword-only
         The legend's names of the default and the widened set.
     title : str, keyword-only
+    feature_name : str, keyword-only
+        The feature net the ``dfid`` columns are in (see :func:`in_features`), named on the y axis.
 
     The y axis is symmetric-log (linear within 1 of 0), so that changes near 0 show.
 
@@ -334,5 +383,5 @@ def plot_grouping_picks(picks: Sequence[GroupingPick], *, peers: Mapping | None 
         if peer is not None:
             ax.fill_between([i - 0.3, i + 0.3], float(peer["dfid_low"]), float(peer["dfid_high"]), color="0.85",
                             zorder=0, label=f"{peer['method']} (95% interval)" if i == 0 else None)
-    _cell_axis(ax, picks, ylabel="measured $\\Delta$FID (classifier)", title=title)
+    _cell_axis(ax, picks, ylabel=f"measured $\\Delta$FID ({feature_name})", title=title)
     return fig
