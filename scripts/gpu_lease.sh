@@ -651,7 +651,11 @@ mkdir -p runs/data_$DATASET
 #   are then done rows); the three checkpoints out for calls 1-2 above, then checkpoints/fashion_mnist back, carrying
 #   plan_test and wheels_peers: `JOBS=small SMALL_MODELS=fashion_mnist PEER_FAMILIES=all MATCH_PEER=hqq:g64 NO_BENCH=1
 #   S2=500 H2=575 bash scripts/gpu_lease.sh 2` (21 rows), then the same with MATCH_PEER=hqq:g128 (~40 rows) until none is
-#   left. plan_paper_arch_h100.csv (16 rows) can get the paired columns only on its deterministic network trained again;
+#   left. Side by side in the first of those calls (JOBS="small variants", as call 3 of the forty-first period ran; the
+#   MNIST checkpoint in the tree too): VARIANTS="--models mnist --budgets 4,4.3424,4.5812 --groupings any,flat --floors
+#   1,2,3 --inception runs/inception/default_1.pt --out $OUT/plan_variants_inception_mnist_gpu.json", where the MNIST
+#   plan loses to HQQ b4 beyond the intervals in Inception's features: whether a variant it builds would win, as the
+#   DiT's flat one does at 4.3242 (~11 s a distinct variant, ~8 distinct a budget on the DiT). plan_paper_arch_h100.csv (16 rows) can get the paired columns only on its deterministic network trained again;
 #   plan_paper_arch.csv and plan_paper_arch_early.csv never can (H200 networks trained without --deterministic, gone).
 # Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
 #   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
