@@ -655,7 +655,9 @@ mkdir -p runs/data_$DATASET
 #   MNIST checkpoint in the tree too): VARIANTS="--models mnist --budgets 4,4.3424,4.5812 --groupings any,flat --floors
 #   1,2,3 --inception runs/inception/default_1.pt --out $OUT/plan_variants_inception_mnist_gpu.json", where the MNIST
 #   plan loses to HQQ b4 beyond the intervals in Inception's features: whether a variant it builds would win, as the
-#   DiT's flat one does at 4.3242 (~11 s a distinct variant, ~8 distinct a budget on the DiT). plan_paper_arch_h100.csv (16 rows) can get the paired columns only on its deterministic network trained again;
+#   DiT's flat one does at 4.3242 (~11 s a distinct variant, ~8 distinct a budget on the DiT). CPU dry run of that
+#   command at --budgets 4.3424 --device cpu --samples 64 --pairs 32 --plan-samples 32 --real-images 256: sensitivity and
+#   fitting 91.8 s, then 12 of the budget's 18 rows (7 distinct variants) before its 20-minute cap, each row in both nets. plan_paper_arch_h100.csv (16 rows) can get the paired columns only on its deterministic network trained again;
 #   plan_paper_arch.csv and plan_paper_arch_early.csv never can (H200 networks trained without --deterministic, gone).
 # Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
 #   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
