@@ -657,8 +657,15 @@ mkdir -p runs/data_$DATASET
 #   plan loses to HQQ b4 beyond the intervals in Inception's features: whether a variant it builds would win, as the
 #   DiT's flat one does at 4.3242 (~11 s a distinct variant, ~8 distinct a budget on the DiT). CPU dry run of that
 #   command at --budgets 4.3424 --device cpu --samples 64 --pairs 32 --plan-samples 32 --real-images 256: sensitivity and
-#   fitting 91.8 s, then 12 of the budget's 18 rows (7 distinct variants) before its 20-minute cap, each row in both nets. plan_paper_arch_h100.csv (16 rows) can get the paired columns only on its deterministic network trained again;
+#   fitting 91.8 s, then 12 of the budget's 18 rows (7 distinct variants) before its 20-minute cap, each row in both nets.
+#   plan_paper_arch_h100.csv (16 rows) can get the paired columns only on its deterministic network trained again;
 #   plan_paper_arch.csv and plan_paper_arch_early.csv never can (H200 networks trained without --deterministic, gone).
+# Forty-second period (2026-12-07, 00:34-02:41): no machine. Eighteen calls for call 1 of the lease above (carrying
+#   inc1-3 and wheels_dask, the three model checkpoints out of the tree), 5-15 minutes apart, with no kind, with
+#   nvidia-h200 and with nvidia-h100-x1: sixteen answered "could not be started" (90 s of the budget each, once 72 s and
+#   once 181 s), two "none was asked for" (15 s each); between them status said sessions beside this one were refused too.
+#   1,543 s of the 1,800 went that way and nothing ran; the 257 s left were too few for the ~600 s the plan above needs
+#   after a start. The plan above stands unchanged.
 # Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
 #   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
 #   one: a deterministic 15-epoch MNIST network (the H100 one of plan_paper_arch_h100.csv stopped at 13.0 epochs, so it
