@@ -179,6 +179,10 @@ def test_goals_on_known_tables(results_dir):
     assert status["dit 2.5 rule:lloyd_max/b2"] == "win, not resolved"  # 19 < 20, but [8.9, 9.1] meets [5, 15]
     assert status["mnist 2.5 rule:lloyd_max/b2"] == "win, not resolved"  # [4.9, 5.1] meets [5, 15]
     assert sum(s == "resolved win" for s in status.values()) == 13
+    # the peers' extra bits over the plan: 0.9 for rule:lloyd_max, 0.5 for hqq:g64 (the rows' bpw); goal 3 only
+    extra = {v.label: v.peer_extra_bits for v in g3.verdicts}
+    assert extra["dit 2 rule:lloyd_max/b2"] == pytest.approx(0.9) and extra["mnist 4 hqq:g64/b4"] == pytest.approx(0.5)
+    assert all(v.peer_extra_bits is None for g in (g1, g2, g4) for v in g.verdicts)
     # predicted = 1.5 x measured at 3 bits (met), 4 x elsewhere (missed); judged on the 7 resolved
     # plan cells (mnist at 4 bits, dFID 0.1 in [0.1 - 0.1, 0.2], is not resolved)
     assert sorted(v.label for v in g4.verdicts if v.ok) == ["dit 3 plan/budget 3", "mnist 3 plan/budget 3"]

@@ -455,6 +455,10 @@ class Verdict:
         goal 4 predicted over measured (``None`` where there is no cell to judge).
     text : str
         The numbers behind it, in words.
+    peer_extra_bits : float or None
+        Goal 3: the peer's honest bits per weight minus the plan's (> 0: the peer, at its
+        nominal setting nearest the budget, stores more bits than the plan); ``None`` for the
+        other goals.
     """
 
     label: str
@@ -462,6 +466,7 @@ class Verdict:
     ok: bool
     value: float | None
     text: str
+    peer_extra_bits: float | None = None
 
 
 @dataclass(frozen=True)
@@ -586,7 +591,8 @@ def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = GOAL_BUD
                 g3.append(Verdict(f"{m.model} {b:g} {peer.label}", status, status == "resolved win",
                                   plan.fid / peer.fid,
                                   f"{m.model} at {b:g} bits: plan FID {plan.fid:.3g} ({plan.bits_per_weight:.3f} bpw) "
-                                  f"vs {peer.label} {peer.fid:.3g} ({peer.bits_per_weight:.3f} bpw): {status}"))
+                                  f"vs {peer.label} {peer.fid:.3g} ({peer.bits_per_weight:.3f} bpw): {status}",
+                                  peer_extra_bits=peer.bits_per_weight - plan.bits_per_weight))
         for c in m.cells:
             if c.predicted is None or c.measured is None or not c.measured.resolved:
                 continue
