@@ -666,6 +666,14 @@ mkdir -p runs/data_$DATASET
 #   once 181 s), two "none was asked for" (15 s each); between them status said sessions beside this one were refused too.
 #   1,543 s of the 1,800 went that way and nothing ran; the 257 s left were too few for the ~600 s the plan above needs
 #   after a start. The plan above stands unchanged.
+# Forty-third period (2026-12-07, 03:36-05:06): no machine again. Twenty-seven calls for the lease above, the three model
+#   checkpoints out of the tree and the pending FashionMNIST rows in place of the committed table: three batches of its
+#   five calls (03:36-03:51), then calls 1-2 (03:57), then call 1 alone, ten times 5-6 minutes apart (a call alone, so
+#   that a refused start costs no 15 s calls after it). Fourteen answered "could not be started" (75-151 s of the
+#   budget each), thirteen "none was asked for" (15 s each): 1,486 s of the 1,800, nothing ran; a twenty-eighth call,
+#   at 314 s left, was refused for the budget. status named nvidia-h200 and nvidia-h100-x1 by turns, with the same
+#   answer. The plan above stands unchanged; a lease that comes with less than its ~1,150 s runs call 3 alone with
+#   S2/H2 cut to what is left (the rows done are kept: the 41st period's 170-s call added 47 rows).
 # Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
 #   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
 #   one: a deterministic 15-epoch MNIST network (the H100 one of plan_paper_arch_h100.csv stopped at 13.0 epochs, so it
