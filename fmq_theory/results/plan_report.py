@@ -59,7 +59,7 @@ from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 from fmq_theory.results.tables import escape_markdown, format_cell, markdown_table, typeset_numbers
 
 __all__ = ["CLASSIFIER", "CLASSIFIER_PAIRED", "GOAL_BAND", "GOAL_BUDGET", "GOAL_DFID_FRACTION", "GOAL_FID_RATIO",
-           "GOAL_LOW_BUDGETS", "INCEPTION", "INCEPTION_PAIRED", "PREDICTIONS", "Change", "ChoiceSummary", "Features",
+           "GOAL_LOW_BUDGETS", "INCEPTION", "INCEPTION_PAIRED", "MATCHED_BITS", "PREDICTIONS", "Change", "ChoiceSummary", "Features",
            "Goal", "ModelResults", "PlanCell",
            "Verdict", "fid_panels", "goal_statement", "headline_table", "judge_plan_goals", "model_results", "panel_legend", "pareto_front",
            "plan_table", "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "plot_whole_form_run", "read_plan_choices",
@@ -527,6 +527,11 @@ def _plan(model: ModelResults, budget: float) -> PlanCell | None:
 #: The issue's thresholds, the defaults of :func:`judge_plan_goals`: goal 1's budget and largest
 #: dFID / FP FID, goal 2's budgets and largest FID / FP FID, goal 4's band.
 GOAL_BUDGET, GOAL_DFID_FRACTION, GOAL_LOW_BUDGETS, GOAL_FID_RATIO, GOAL_BAND = 3.0, 0.1, (2.0, 2.5), 2.0, 2.0
+
+#: The resolution of a budget matched to a peer's size: ``scripts/gpu_plan_eval.py``'s ``matched_budgets`` rounds
+#: the peer's honest bits per weight down to it, so a peer that stores less than this more than the plan
+#: (:attr:`Verdict.peer_extra_bits`) is compared at the plan's own size.
+MATCHED_BITS = 1e-4
 
 
 def judge_plan_goals(models: Sequence[ModelResults], *, budget: float = GOAL_BUDGET,
