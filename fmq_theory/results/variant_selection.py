@@ -112,8 +112,11 @@ def selection_cells(rows: Sequence[Mapping], *, scores: Mapping[str, Callable] =
 
 def _cell_axis(ax, cells: Sequence, *, ylabel: str, title: str) -> None:
     """The axis of a plot of one column per (model, budget): symmetric-log y (linear within 1 of 0),
-    the cells named below, a horizontal grid and the legend."""
-    ax.set_yscale("symlog", linthresh=1.0)
+    the cells named below, a horizontal grid and the legend.  Where everything drawn lies within 1
+    of 0 the y axis stays linear: symmetric-log is linear there too, and its locator would mark
+    only the axis's ends."""
+    if max(abs(y) for y in ax.get_ylim()) > 1.0:
+        ax.set_yscale("symlog", linthresh=1.0)
     ax.set_xticks(range(len(cells)), [f"{c.model}\n{c.budget:g}" for c in cells], fontsize=7)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -124,7 +127,8 @@ def _cell_axis(ax, cells: Sequence, *, ylabel: str, title: str) -> None:
 def plot_variant_selection(cells: Sequence[SelectionCell], *, title: str = "") -> Figure:
     """Every cell's variants (grey dots) by measured :math:`\\Delta\\mathrm{FID}`, the pick of each score marked.
 
-    The y axis is symmetric-log (linear within 1 of 0), so that changes below 0 show.
+    The y axis is symmetric-log (linear within 1 of 0), so that changes below 0 show; linear where
+    every value drawn lies within 1 of 0.
     """
     if not cells:
         raise ValueError("cells: give at least one SelectionCell")
@@ -359,7 +363,8 @@ def plot_grouping_picks(picks: Sequence[GroupingPick], *, peers: Mapping | None 
     feature_name : str, keyword-only
         The feature net the ``dfid`` columns are in (see :func:`in_features`), named on the y axis.
 
-    The y axis is symmetric-log (linear within 1 of 0), so that changes near 0 show.
+    The y axis is symmetric-log (linear within 1 of 0), so that changes near 0 show; linear where
+    every value drawn lies within 1 of 0.
 
     Raises
     ------
