@@ -222,6 +222,48 @@ def test_the_committed_inception_run_repeats_the_dit_plan_rows_and_finds_a_bette
     assert high.best["dfid_high"] < hqq["dfid_inception_low"]  # a variant it could have kept wins
 
 
+def test_the_committed_mnist_inception_run_repeats_the_plan_rows_and_finds_half_quadratic_below_hqq_g128():
+    """results/plan_variants_inception_mnist_gpu.json (every MNIST variant at 4 and 4.3424 bits, both feature
+    nets, H100; the call stopped before 4.5812): the default grouping's pick is the committed plan row bit for
+    bit; the best variant, half_quadratic floor 1 of grouping any, measures below HQQ g128's Inception interval
+    at both budgets but more than the pick in the classifier's features (beyond the intervals at 4.3424 bits
+    only), and above HQQ g64's b4 row
+    (4.5812 bits per weight), whose Inception FID is below full precision's."""
+    run = json.loads((RESULTS / "plan_variants_inception_mnist_gpu.json").read_text())
+    assert "--budgets 4,4.3424,4.5812" in run["command"] and len(run["rows"]) == 36
+    picks = grouping_picks(in_features(run["rows"], features=INCEPTION))
+    assert [(p.model, p.budget) for p in picks] == [("mnist", 4.0), ("mnist", 4.3424)]
+    committed = {(float(r["budget"]), r["method"]): r for r in PLAN.read(RESULTS / "plan_mnist.csv")}
+    classifier = {r["label"]: r for r in run["rows"] if not r.get("same_as")}
+    hqq64 = committed[(4.5812, "hqq:g64")]
+    for pick in picks:
+        plan_row = committed[(pick.budget, "plan")]
+        for key in ("fid", "fid_inception", "dfid_inception_low", "dfid_inception_high", "bits_per_weight"):
+            assert pick.default[key] == plan_row[key]  # bit for bit
+        hqq = committed[(pick.budget, "hqq:g128")]
+        best = pick.best
+        assert not pick.changed and (best["family"], best["floor"], best["grouping"]) == ("half_quadratic", 1, "any")
+        assert best["dfid_high"] < hqq["dfid_inception_low"] and best["dfid_high"] < pick.default["dfid_low"]
+        worse, pick_clf = classifier[best.get("same_as") or best["label"]], classifier[pick.default["label"]]
+        assert worse["dfid"] > pick_clf["dfid"]
+        assert (worse["dfid_low"] > pick_clf["dfid_high"]) == (pick.budget == 4.3424)  # resolved there only
+        assert best["dfid_low"] > hqq64["dfid_inception_high"] and hqq64["dfid_inception_high"] < 0
+        assert best["bits_per_weight"] < hqq64["bits_per_weight"]
+
+
+def test_a_figure_within_1_of_0_keeps_a_linear_axis_with_inner_ticks():
+    """Symmetric-log with linthresh 1 is linear within 1 of 0, and its locator would tick only the axis's ends."""
+    small = grouping_picks([_row(shift=0.1, dfid=0.3) | {"grouping": "any", "dfid_low": 0.2, "dfid_high": 0.4},
+                            _row(floor=2, shift=0.2, dfid=-0.4) | {"grouping": "flat", "dfid_low": -0.5,
+                                                                   "dfid_high": -0.3}])
+    ax = plot_grouping_picks(small).axes[0]
+    lo, hi = ax.get_ylim()
+    inner = [t for t in ax.get_yticks() if lo < t < hi]
+    assert ax.get_yscale() == "linear" and len(inner) >= 3
+    large = grouping_picks([_row(shift=0.1, dfid=30.0) | {"grouping": "any", "dfid_low": 20.0, "dfid_high": 40.0}])
+    assert plot_grouping_picks(large).axes[0].get_yscale() == "symlog"
+
+
 def test_plot_grouping_picks_refuses_no_picks():
     with pytest.raises(ValueError, match="picks: give at least one"):
         plot_grouping_picks([])
