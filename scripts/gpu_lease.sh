@@ -674,6 +674,27 @@ mkdir -p runs/data_$DATASET
 #   at 314 s left, was refused for the budget. status named nvidia-h200 and nvidia-h100-x1 by turns, with the same
 #   answer. The plan above stands unchanged; a lease that comes with less than its ~1,150 s runs call 3 alone with
 #   S2/H2 cut to what is left (the rows done are kept: the 41st period's 170-s call added 47 rows).
+# Forty-fourth period (2026-12-07): five calls for call 1 of the lease above refused ("could not be started", 90-181 s
+#   of the budget each; one "none was asked for", 15 s) from 06:34 to 07:21; the sixth, at 07:33 with 1,064 s left,
+#   got an H100 80GB HBM3 (811 s held at its first answer: the refusals count as held time). Then, back to back:
+#   1. `bash scripts/gpu_lease.sh carry` (carry inc1-3, wheels_dask; 0.6 s); 2. the same (carry inc4-6; 0.4 s);
+#   3. the three checkpoints back, call 3 above as written (carry plan_test, wheels_peers; 575.9 s): the hqq:g64 run
+#      complete (21 rows: 75 -> 96) and the MNIST variants' run to its hard stop (535.1 s): 36 rows, budgets 4 and
+#      4.3424 complete, 4.5812 not written -> results/plan_variants_inception_mnist_gpu.json;
+#   4. MATCH_PEER=hqq:g128 with S2=280 H2=320 for the 386 s left (carry wheels_peers; 320.7 s): sensitivity 6.9 s,
+#      fit 30.6 s, 15 rows (96 -> 111) at ~12 s a row. Given back with 55 s left.
+#   -> results/pending/plan_fashion_mnist.csv, 111 rows (27 left: the peers at 3.6206 and 4.3424); its 60 rows shared
+#      with the committed table repeat their classifier FIDs bit for bit; the committed table stays until the rest.
+# Planned next (issue 12): the FashionMNIST table's last 27 rows and the MNIST variants at 4.5812, in one lease
+#   (~600 s of calls): results/pending/plan_fashion_mnist.csv in place of results/plan_fashion_mnist.csv, the three
+#   checkpoints out for calls 1-2 (carry inc1-3 + wheels_dask, then inc4-6), then, the checkpoints back, carrying
+#   plan_test and wheels_peers: `JOBS="small variants" SMALL_MODELS=fashion_mnist PEER_FAMILIES=all
+#   MATCH_PEER=hqq:g128 NO_BENCH=1 S2=500 H2=575 VARIANTS="--models mnist --budgets 4.5812 --groupings any,flat
+#   --floors 1,2,3 --inception runs/inception/default_1.pt --out $OUT/plan_variants_inception_mnist_4.5812_gpu.json"
+#   bash scripts/gpu_lease.sh 2` (27 rows at ~12-27 s; the variants ~66 s of fitting and ~18 rows at ~25 s side by
+#   side). Then the 138-row table replaces the committed one (update
+#   tests/test_plan_envelope.py::test_committed_fashion_mnist_plan_made_monotone, which pins 6 budget inversions:
+#   the table is then read in Inception's features, and with the 111 rows in place it counts 1).
 # Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
 #   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
 #   one: a deterministic 15-epoch MNIST network (the H100 one of plan_paper_arch_h100.csv stopped at 13.0 epochs, so it
