@@ -227,8 +227,7 @@ def test_the_committed_mnist_inception_run_repeats_the_plan_rows_and_finds_half_
     nets, H100; the call stopped before 4.5812): the default grouping's pick is the committed plan row bit for
     bit; the best variant, half_quadratic floor 1 of grouping any, measures below HQQ g128's Inception interval
     at both budgets but more than the pick in the classifier's features (beyond the intervals at 4.3424 bits
-    only), and above HQQ g64's b4 row
-    (4.5812 bits per weight), whose Inception FID is below full precision's."""
+    only), and above HQQ g64's b4 row (4.5812 bits per weight), whose Inception FID is below full precision's."""
     run = json.loads((RESULTS / "plan_variants_inception_mnist_gpu.json").read_text())
     assert "--budgets 4,4.3424,4.5812" in run["command"] and len(run["rows"]) == 36
     picks = grouping_picks(in_features(run["rows"], features=INCEPTION))

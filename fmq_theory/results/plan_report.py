@@ -59,8 +59,8 @@ from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 from fmq_theory.results.tables import escape_markdown, format_cell, markdown_table, typeset_numbers
 
 __all__ = ["CLASSIFIER", "CLASSIFIER_PAIRED", "GOAL_BAND", "GOAL_BUDGET", "GOAL_DFID_FRACTION", "GOAL_FID_RATIO",
-           "GOAL_LOW_BUDGETS", "INCEPTION", "INCEPTION_PAIRED", "MATCHED_BITS", "PREDICTIONS", "Change", "ChoiceSummary", "Features",
-           "Goal", "ModelResults", "PlanCell",
+           "GOAL_LOW_BUDGETS", "INCEPTION", "INCEPTION_PAIRED", "MATCHED_BITS", "PREDICTIONS", "Change", "ChoiceSummary",
+           "Features", "Goal", "ModelResults", "PlanCell",
            "Verdict", "fid_panels", "goal_statement", "headline_table", "judge_plan_goals", "model_results", "panel_legend", "pareto_front",
            "plan_table", "plot_plan_bitmap", "plot_plan_pareto", "plot_predicted_vs_measured", "plot_whole_form_run", "read_plan_choices",
            "read_plan_results", "style_fid_axis", "summarize_choices"]
