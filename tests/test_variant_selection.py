@@ -250,6 +250,28 @@ def test_the_committed_mnist_inception_run_repeats_the_plan_rows_and_finds_half_
         assert best["bits_per_weight"] < hqq64["bits_per_weight"]
 
 
+def test_the_committed_mnist_inception_run_at_hqq_g64s_size_finds_no_variant_reaching_hqq_g64():
+    """results/plan_variants_inception_mnist_4.5812_gpu.json (every MNIST variant at 4.5812 bits, HQQ g64's
+    4-bit size; the second H100 lease of 2026-12-07): the default grouping's pick is the committed plan row bit
+    for bit; the best variant in Inception's features, half_quadratic floor 3 of grouping any, is below HQQ
+    g128's interval but above HQQ g64's, as the pick is; in the classifier's features the pick is below HQQ
+    g64's interval."""
+    run = json.loads((RESULTS / "plan_variants_inception_mnist_4.5812_gpu.json").read_text())
+    assert "--budgets 4.5812 " in run["command"] and len(run["rows"]) == 18
+    (pick,) = grouping_picks(in_features(run["rows"], features=INCEPTION))
+    committed = {(float(r["budget"]), r["method"]): r for r in PLAN.read(RESULTS / "plan_mnist.csv")}
+    plan_row, hqq128, hqq64 = (committed[(4.5812, m)] for m in ("plan", "hqq:g128", "hqq:g64"))
+    for key in ("fid", "fid_inception", "dfid_inception_low", "dfid_inception_high", "bits_per_weight"):
+        assert pick.default[key] == plan_row[key]  # bit for bit
+    best = pick.best
+    assert not pick.changed and (best["family"], best["floor"], best["grouping"]) == ("half_quadratic", 3, "any")
+    assert best["dfid_high"] < hqq128["dfid_inception_low"]
+    assert best["dfid_low"] > hqq64["dfid_inception_high"] and pick.default["dfid_low"] > hqq64["dfid_inception_high"]
+    assert abs(best["bits_per_weight"] - hqq64["bits_per_weight"]) < 1e-3
+    classifier = {r["label"]: r for r in run["rows"] if not r.get("same_as")}
+    assert classifier[pick.default.get("same_as") or pick.default["label"]]["dfid_high"] < hqq64["dfid_low"]
+
+
 def test_a_figure_within_1_of_0_keeps_a_linear_axis_with_inner_ticks():
     """Symmetric-log with linthresh 1 is linear within 1 of 0, and its locator would tick only the axis's ends."""
     small = grouping_picks([_row(shift=0.1, dfid=0.3) | {"grouping": "any", "dfid_low": 0.2, "dfid_high": 0.4},
