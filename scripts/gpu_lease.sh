@@ -685,24 +685,30 @@ mkdir -p runs/data_$DATASET
 #      fit 30.6 s, 15 rows (96 -> 111) at ~12 s a row. Given back with 55 s left.
 #   -> results/pending/plan_fashion_mnist.csv, 111 rows (27 left: the peers at 3.6206 and 4.3424); its 60 rows shared
 #      with the committed table repeat their classifier FIDs bit for bit; the committed table stays until the rest.
-# Planned next (issue 12): the FashionMNIST table's last 27 rows and the MNIST variants at 4.5812, in one lease
-#   (~600 s of calls): results/pending/plan_fashion_mnist.csv in place of results/plan_fashion_mnist.csv, the three
-#   checkpoints out for calls 1-2 (carry inc1-3 + wheels_dask, then inc4-6), then, the checkpoints back, carrying
-#   plan_test and wheels_peers: `JOBS="small variants" SMALL_MODELS=fashion_mnist PEER_FAMILIES=all
-#   MATCH_PEER=hqq:g128 NO_BENCH=1 S2=500 H2=575 VARIANTS="--models mnist --budgets 4.5812 --groupings any,flat
-#   --floors 1,2,3 --inception runs/inception/default_1.pt --out $OUT/plan_variants_inception_mnist_4.5812_gpu.json"
-#   bash scripts/gpu_lease.sh 2` (27 rows at ~12-27 s; the variants ~66 s of fitting and ~18 rows at ~25 s side by
-#   side). Then the 138-row table replaces the committed one (update
-#   tests/test_plan_envelope.py::test_committed_fashion_mnist_plan_made_monotone, which pins 6 budget inversions:
-#   the table is then read in Inception's features, and with the 111 rows in place it counts 1).
-# Planned next (issue 13, the MNIST table's intervals): results/paper_arch_mnist.csv (network 794236c6..., H200, trained
-#   without --deterministic, gone) has no paired interval on any row, and never can. The FashionMNIST route gives
-#   one: a deterministic 15-epoch MNIST network (the H100 one of plan_paper_arch_h100.csv stopped at 13.0 epochs, so it
-#   is not the paper's recipe), its rows grown in results/pending/ over two leases as the FashionMNIST ones were
-#   (lease 1: calls 1-4 of the thirty-sixth period without DATASET, ~1,720 s: training ~660 s in two commands, the
-#   5k full-precision row and the 20 cells ~960 s; lease 2: trained again, checked by its SHA-256, then
-#   KINDS='fp nfe' FID_FIRST=1: the reference again, both 50k FIDs in five parts ~500 s, the 200-NFE arm ~254 s).
-#   Once complete it replaces the MNIST table, the current one kept apart as paper_arch_mnist_794236c6.csv.
+# Forty-fifth period (2026-12-07, an H100 80GB HBM3 at the first call; the whole 1,800 s, given back with 27 s left):
+#   issue 12's planned lease as written: the pending FashionMNIST table in place of the committed one, the three
+#   checkpoints out for calls 1-2 (0.5 s, 0.4 s), back for call 3 (487.6 s): the FashionMNIST table's last 27 rows
+#   (~12 s each) and the MNIST variants at 4.5812 side by side (324.5 s, 18 rows)
+#   -> results/plan_fashion_mnist.csv, 138 rows (the 62 of the table it replaced repeat their classifier FIDs bit for
+#      bit), the choices at 2.3582, 3.6206 and 4.3424 of this run; results/plan_variants_inception_mnist_4.5812_gpu.json.
+#   Then issue 13's MNIST lease 1 with the 1,215 s left (the machine had gone back: ~100 s to start again), the three
+#   checkpoints out of the tree:
+#   4. `DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1` (carry harness_data, wheels_dask,
+#      plan_test, inc1; 573.8 s): step 3,055 at the cap, 1,401 images/s;
+#   5. `RESUME=1 DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=5 ... 1` (carry inc2-4; 96.0 s): 15 epochs, 3,510 steps,
+#      641.5 s of training, final loss 0.17170, checkpoint e8d69b926a8b..., network 48b4549de6e5...;
+#   6. a copier of the rows to $OUT, then `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp cell' FID_SAMPLES=0 S2=370
+#      H2=400 bash scripts/gpu_lease.sh 2` (carry inc5-6; 400.6 s): the 5k full-precision row (31.3 s) and 8 cells
+#      (29-39 s each) -> results/pending/paper_arch_mnist{.csv,_train.json}, 9 of 25 rows.
+# Planned next (issue 13, the MNIST network's rows; two leases, either card kind only if it is an H100: an H200 trains
+#   another network): the three checkpoints out of the tree; calls 4-5 above again (the network trained a second time
+#   must have network SHA-256 48b4549de6e5..., which gpu_lease.sh checks before it copies the 9 pending rows in as done);
+#   then, carrying inc5-6 with a copier of the rows to $OUT,
+#   `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp cell nfe' FID_SAMPLES=0 S2=500 H2=570 bash scripts/gpu_lease.sh 2`
+#   (the reference again ~31 s, the 11 cells left ~390 s, the NFE check's 200-NFE arm ~254 s in parts; repeat the
+#   call with what is left). The second lease: trained again, then `KINDS='fp nfe' FID_FIRST=1` (both 50k FIDs in five
+#   parts, ~500 s). Once complete, the rows replace results/paper_arch_mnist.csv, the current table kept apart as
+#   results/paper_arch_mnist_794236c6.csv.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
