@@ -285,6 +285,23 @@ def test_a_figure_within_1_of_0_keeps_a_linear_axis_with_inner_ticks():
     assert plot_grouping_picks(large).axes[0].get_yscale() == "symlog"
 
 
+def test_plot_grouping_picks_draws_each_peer_of_a_cell_with_one_legend_entry_per_method():
+    """A cell's peers may be one row or several: each is a band over its interval, and each method is
+    named once in the legend, also where the first cell has no peer."""
+    picks = grouping_picks([_row(shift=0.1, dfid=3.0) | {"grouping": "any", "dfid_low": 2.0, "dfid_high": 4.0},
+                            _row(budget=3.0, shift=0.1, dfid=2.0) | {"grouping": "any", "dfid_low": 1.0,
+                                                                     "dfid_high": 3.0}])
+    band = {"dfid": 1.0, "dfid_low": 0.5, "dfid_high": 1.5}
+    peers = {(picks[1].model, 3.0): [band | {"method": "hqq:g128"}, band | {"method": "hqq:g64", "dfid_low": -2.0}]}
+    ax = plot_grouping_picks(picks, peers=peers).axes[0]
+    bands = [c for c in ax.collections if c.get_label().endswith("(95% interval)")]
+    assert [c.get_label() for c in bands] == ["hqq:g128 (95% interval)", "hqq:g64 (95% interval)"]
+    assert bands[0].get_facecolor().tolist() != bands[1].get_facecolor().tolist()
+    assert bands[1].get_paths()[0].vertices[:, 1].min() == -2.0
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend.count("hqq:g64 (95% interval)") == 1 and "hqq:g128 (95% interval)" in legend
+
+
 def test_plot_grouping_picks_refuses_no_picks():
     with pytest.raises(ValueError, match="picks: give at least one"):
         plot_grouping_picks([])

@@ -44,6 +44,7 @@ SCORES = {
     "shift": lambda r: r["shift"] if "shift" in r else r["w2_diag"],
 }
 _STYLE = {"additive": ("tab:gray", "v"), "displacement": ("tab:orange", "s"), "shift": ("tab:blue", "o")}
+_PEER_FILLS = ("0.85", "#f3d9b1", "#cde0f2")  # the bands of plot_grouping_picks' peers, one per method
 
 
 @dataclass(frozen=True)
@@ -355,8 +356,9 @@ def plot_grouping_picks(picks: Sequence[GroupingPick], *, peers: Mapping | None 
     ----------
     picks : sequence of GroupingPick
     peers : Mapping, optional
-        ``(model, budget) -> row`` (``dfid``, ``dfid_low``, ``dfid_high`` and ``method``) of a peer
-        measured at that budget, drawn as a grey bar.
+        ``(model, budget) -> row``, or a sequence of rows, each with ``dfid``, ``dfid_low``,
+        ``dfid_high`` and ``method``: peers measured at that budget, each drawn as a band over its
+        95% interval, one fill colour and one legend entry per method.
     labels : pair of str, keyword-only
         The legend's names of the default and the widened set.
     title : str, keyword-only
@@ -373,7 +375,7 @@ def plot_grouping_picks(picks: Sequence[GroupingPick], *, peers: Mapping | None 
     """
     if not picks:
         raise ValueError("picks: give at least one GroupingPick")
-    peers = peers or {}
+    peers, fills = peers or {}, {}
     fig = Figure(figsize=(7.5, 4.0), layout="constrained")
     ax = fig.subplots()
     kinds = [("default", labels[0], "tab:gray", "o", -0.15), ("widened", labels[1], "tab:blue", "s", 0.0),
@@ -384,9 +386,11 @@ def plot_grouping_picks(picks: Sequence[GroupingPick], *, peers: Mapping | None 
             err = [[max(float(r["dfid"]) - float(r["dfid_low"]), 0.0)], [max(float(r["dfid_high"]) - float(r["dfid"]), 0.0)]]
             ax.errorbar([i + dx], [float(r["dfid"])], yerr=err, fmt=marker, color=colour, mfc="none", ms=7, capsize=2,
                         label=label if i == 0 else None)
-        peer = peers.get((pick.model, pick.budget))
-        if peer is not None:
-            ax.fill_between([i - 0.3, i + 0.3], float(peer["dfid_low"]), float(peer["dfid_high"]), color="0.85",
-                            zorder=0, label=f"{peer['method']} (95% interval)" if i == 0 else None)
+        cell_peers = peers.get((pick.model, pick.budget), ())
+        for peer in [cell_peers] if isinstance(cell_peers, Mapping) else cell_peers:
+            first = peer["method"] not in fills
+            fill = fills.setdefault(peer["method"], _PEER_FILLS[len(fills) % len(_PEER_FILLS)])
+            ax.fill_between([i - 0.3, i + 0.3], float(peer["dfid_low"]), float(peer["dfid_high"]), color=fill,
+                            zorder=0, label=f"{peer['method']} (95% interval)" if first else None)
     _cell_axis(ax, picks, ylabel=f"measured $\\Delta$FID ({feature_name})", title=title)
     return fig
