@@ -700,15 +700,27 @@ mkdir -p runs/data_$DATASET
 #   6. a copier of the rows to $OUT, then `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp cell' FID_SAMPLES=0 S2=370
 #      H2=400 bash scripts/gpu_lease.sh 2` (carry inc5-6; 400.6 s): the 5k full-precision row (31.3 s) and 8 cells
 #      (29-39 s each) -> results/pending/paper_arch_mnist{.csv,_train.json}, 9 of 25 rows.
-# Planned next (issue 13, the MNIST network's rows; two leases, either card kind only if it is an H100: an H200 trains
-#   another network): the three checkpoints out of the tree; calls 4-5 above again (the network trained a second time
-#   must have network SHA-256 48b4549de6e5..., which gpu_lease.sh checks before it copies the 9 pending rows in as done);
-#   then, carrying inc5-6 with a copier of the rows to $OUT,
-#   `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp cell nfe' FID_SAMPLES=0 S2=500 H2=570 bash scripts/gpu_lease.sh 2`
-#   (the reference again ~31 s, the 11 cells left ~390 s, the NFE check's 200-NFE arm ~254 s in parts; repeat the
-#   call with what is left). The second lease: trained again, then `KINDS='fp nfe' FID_FIRST=1` (both 50k FIDs in five
-#   parts, ~500 s). Once complete, the rows replace results/paper_arch_mnist.csv, the current table kept apart as
-#   results/paper_arch_mnist_794236c6.csv.
+# Forty-sixth period (2026-12-07, a second session that day): six calls for nvidia-h100-x1 refused between 12:15
+#   and 12:48 (four could not start a machine, two were 'none asked for'; 391 s of the 1,800 in all); then a
+#   call asking for nvidia-h200 got an H100 80GB HBM3:
+#   1. `bash scripts/gpu_lease.sh carry >/dev/null; PYTHONPATH=.:runs/pylib:runs/pydeps python3 benchmarks/gpu.py
+#      --only equal_mass --out "$OUT/bench"` (carry wheels_dask; 46.8 s): the radix path at 7.09x the floor back to
+#      back (7.14x before), 8.37x as one call, every configuration equal to the CPU;
+#   then the planned issue-13 lease, the three checkpoints out of the tree:
+#   2. `DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1` (carry harness_data,
+#      wheels_dask, plan_test, inc1; 570.9 s): step 3,075 at the cap;
+#   3. `RESUME=1 DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=5 ... 1` (carry inc2-4; 95.8 s): checkpoint e8d69b92...,
+#      network 48b4549de6e5..., the first lease's network bit for bit; the 9 pending rows copied in as done;
+#   4. a copier of the rows to $OUT, then `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp cell' FID_SAMPLES=0
+#      S2=545 H2=585 bash scripts/gpu_lease.sh 2` (carry inc5-6; 509.9 s): the reference again and the 12 cells left
+#      (479.8 s) -> results/pending/paper_arch_mnist.csv, 21 of 25 rows; given back with 138 s left.
+# Planned next (issue 13, the MNIST network's last four rows; one lease, on an H100 only: an H200 trains another
+#   network): the three checkpoints out of the tree; calls 2-3 above again (~670 s; gpu_lease.sh checks the
+#   network's SHA-256 against the pending record before it copies the 21 rows in as done); then, carrying inc5-6
+#   with a copier of the rows to $OUT, `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp nfe' FID_FIRST=1 S2=500
+#   H2=570 bash scripts/gpu_lease.sh 2`, repeated with what is left (the reference again ~31 s, both 50,000-sample
+#   FIDs in five parts ~500 s, the paper's protocol at 5,000 samples, the 200-NFE arm ~254 s). Once complete, the
+#   rows replace results/paper_arch_mnist.csv, the current table kept apart as results/paper_arch_mnist_794236c6.csv.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
