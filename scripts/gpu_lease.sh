@@ -714,13 +714,23 @@ mkdir -p runs/data_$DATASET
 #   4. a copier of the rows to $OUT, then `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp cell' FID_SAMPLES=0
 #      S2=545 H2=585 bash scripts/gpu_lease.sh 2` (carry inc5-6; 509.9 s): the reference again and the 12 cells left
 #      (479.8 s) -> results/pending/paper_arch_mnist.csv, 21 of 25 rows; given back with 138 s left.
-# Planned next (issue 13, the MNIST network's last four rows; one lease, on an H100 only: an H200 trains another
-#   network): the three checkpoints out of the tree; calls 2-3 above again (~670 s; gpu_lease.sh checks the
-#   network's SHA-256 against the pending record before it copies the 21 rows in as done); then, carrying inc5-6
-#   with a copier of the rows to $OUT, `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp nfe' FID_FIRST=1 S2=500
-#   H2=570 bash scripts/gpu_lease.sh 2`, repeated with what is left (the reference again ~31 s, both 50,000-sample
-#   FIDs in five parts ~500 s, the paper's protocol at 5,000 samples, the 200-NFE arm ~254 s). Once complete, the
-#   rows replace results/paper_arch_mnist.csv, the current table kept apart as results/paper_arch_mnist_794236c6.csv.
+# Forty-seventh period (2026-12-07, a third session that day): eight calls refused between 14:57 and 15:36 (for
+#   nvidia-h100-x1, and once nvidia-h200: four 'could not be started', four 'none asked for'; 586 s of the 1,800);
+#   then on an H100 80GB HBM3 (its start ~87 s), the three checkpoints out of the tree, each command
+#   guarded by `nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H100 || exit 3` (an H200 trains another
+#   network):
+#   1. `DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1` (carry harness_data, wheels_dask,
+#      plan_test, inc1; 575.1 s): step 3,082 at the cap;
+#   2. `RESUME=1 DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=5 ... 1` (carry inc2-4; 93.5 s): network 48b4549de6e5...,
+#      the first lease's bit for bit a third time; the 21 pending rows copied in as done;
+#   3. a copier of the rows to $OUT, then `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp nfe' FID_SAMPLES=0 S2=320
+#      H2=385 bash scripts/gpu_lease.sh 2` (carry inc5-6; 358.3 s): the reference again (30.4 s), the NFE check's
+#      20-NFE arm (the paper's protocol at 5,000 samples) and its 200-NFE arm (251 s of sampling): 23 of 25 rows.
+# Planned next (issue 13, the MNIST network's last two rows; one lease, on an H100 only): the three checkpoints out
+#   of the tree; calls 1-2 above again (~670 s); then, carrying inc5-6 with a copier of the rows to $OUT,
+#   `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=fp S2=330 H2=585 bash scripts/gpu_lease.sh 2` (the reference
+#   again ~31 s, then both 50,000-sample FIDs, ~500 s). Once complete, the rows replace results/paper_arch_mnist.csv,
+#   the current table kept apart as results/paper_arch_mnist_794236c6.csv.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
