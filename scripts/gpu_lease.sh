@@ -729,8 +729,8 @@ mkdir -p runs/data_$DATASET
 # Planned next (issue 13, the MNIST network's last two rows; one lease, on an H100 only): the three checkpoints out
 #   of the tree; calls 1-2 above again (~670 s); then, carrying inc5-6 with a copier of the rows to $OUT,
 #   `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=fp S2=330 H2=585 bash scripts/gpu_lease.sh 2` (the reference
-#   again ~31 s, then both 50,000-sample FIDs, ~500 s). Once complete, the rows replace results/paper_arch_mnist.csv,
-#   the current table kept apart as results/paper_arch_mnist_794236c6.csv.
+#   again ~31 s, then both 50,000-sample FIDs, ~500 s). Once complete, `python scripts/promote_pending.py --dataset
+#   mnist` moves the rows to results/paper_arch_mnist.csv, the current table kept apart as paper_arch_mnist_794236c6.csv.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
