@@ -600,20 +600,22 @@ def evaluate_stage(args, run: Path, device: torch.device) -> None:
                                                      protocol=c["protocol"], samples=c["samples"], steps=c["steps"])),
                   params=c) for c in specs]
     want_inc = ev.inception is not None
-    # The cells' paired reference: its row counts as done only with its samples on this disk. Rows carried in
-    # from an earlier lease (results/pending/) come without them, so the reference is sampled again first.
+    # The cells' paired reference: while rows paired with it are asked for, its row counts as done only with its
+    # samples on this disk. Rows carried in from an earlier lease (results/pending/) come without them, so the
+    # reference is then sampled again first; asked for unpaired rows only (the large FIDs), the carried row stands.
     reference = PAPER_ARCH.row_key(ev.base_row(method="none", bits=32, granularity="none", protocol="ours",
                                                samples=args.samples, steps=args.steps))
     has_reference = (run / "fp_samples.pt").is_file()
     paired_kinds = {"cell"} | ({"nfe"} if args.nfe_samples == args.samples else set())
-    if paired_kinds & set(args.kinds) and "fp" not in args.kinds and not has_reference:
+    needs_reference = bool(paired_kinds & set(args.kinds))
+    if needs_reference and "fp" not in args.kinds and not has_reference:
         raise ValueError(f"--kinds {' '.join(args.kinds)}: the paired rows ({', '.join(sorted(paired_kinds))}) need "
                          f"the full-precision reference samples, which {run} does not hold; add fp")
 
     def is_done(r: dict) -> bool:
         """A row is done with its FIDs and, where it is paired with the reference samples (the cells and the
         NFE check's 200-NFE arm), its paired change: a row carried in without it is measured again."""
-        if PAPER_ARCH.row_key(r) == reference and not has_reference:
+        if PAPER_ARCH.row_key(r) == reference and needs_reference and not has_reference:
             return False
         if r.get("fid") is None or (want_inc and r.get("fid_inception") is None):
             return False

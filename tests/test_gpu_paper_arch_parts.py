@@ -177,3 +177,23 @@ def test_a_carried_200_nfe_row_without_its_paired_change_is_measured_again_besid
     assert (again["fid"], again["dfid"], again["dfid_low"], again["dfid_high"]) == (
         measured["fid"], measured["dfid"], measured["dfid_low"], measured["dfid_high"])
     assert "nfe_none_b32_n8_s100: part" in out.stdout  # sampled again: its samples were not carried
+
+
+@pytest.mark.slow
+def test_a_carried_reference_stands_when_only_unpaired_rows_are_asked_for(trained, tmp_path):
+    """Rows carried into a later lease without their samples: ``--kinds fp`` with the reference's row
+    among them measures the large full-precision FIDs only (no row is paired with the reference, so it
+    is not sampled again), and the carried reference row is kept as it was."""
+    run = shutil.copytree(trained, tmp_path / "run")
+    _evaluate(run, "fp", "nfe")
+    rows = PAPER_ARCH.read(run / "paper_arch_mnist.csv")
+    carried = [r for r in rows if r["samples"] == 8 and r["steps"] == 2]  # the reference and the 20-NFE arm
+    shutil.rmtree(run / "kept")
+    (run / "fp_samples.pt").unlink()
+    PAPER_ARCH.write(run / "paper_arch_mnist.csv", carried)
+    out = _evaluate(run, "fp")
+    after = _rows(run)
+    assert set(after) == {("ours", 8, 2), ("paper", 8, 2), ("ours", 24, 2), ("paper", 24, 2)}
+    assert [after[r["protocol"], 8, 2] for r in carried] == carried  # as carried, not measured again
+    assert "fp_none_b32_n24_s2: part" in out.stdout and "fp_none_b32_n8_s2" not in out.stdout
+    assert not (run / "fp_samples.pt").is_file()
