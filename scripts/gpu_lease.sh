@@ -726,11 +726,17 @@ mkdir -p runs/data_$DATASET
 #   3. a copier of the rows to $OUT, then `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp nfe' FID_SAMPLES=0 S2=320
 #      H2=385 bash scripts/gpu_lease.sh 2` (carry inc5-6; 358.3 s): the reference again (30.4 s), the NFE check's
 #      20-NFE arm (the paper's protocol at 5,000 samples) and its 200-NFE arm (251 s of sampling): 23 of 25 rows.
-# Planned next (issue 13, the MNIST network's last two rows; one lease, on an H100 only): the three checkpoints out
-#   of the tree; calls 1-2 above again (~670 s); then, carrying inc5-6 with a copier of the rows to $OUT,
-#   `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=fp S2=330 H2=585 bash scripts/gpu_lease.sh 2` (the reference
-#   again ~31 s, then both 50,000-sample FIDs, ~500 s). Once complete, `python scripts/promote_pending.py --dataset
-#   mnist` moves the rows to results/paper_arch_mnist.csv, the current table kept apart as paper_arch_mnist_794236c6.csv.
+# Forty-eighth period (2026-12-07, a fourth session that day): no H100 came. Nine calls refused between 17:50 and
+#   18:59 (seven for nvidia-h100-x1, one for nvidia-h200: five 'could not be started', ~90-180 s each; three 'none
+#   asked for', 15 s each), 781 s of the 1,800; with 1,019 s left the lease below no longer fitted, and no call ran.
+# Planned next (issue 13, the MNIST network's last two rows; one lease, on an H100 only, started only with at least
+#   ~1,450 s of budget left): the three checkpoints out of the tree; calls 1-2 above again (~670 s); then, carrying
+#   inc5-6 with a copier of the rows to $OUT, `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=fp S2=560 H2=590 bash
+#   scripts/gpu_lease.sh 2`: since the forty-eighth period `--kinds fp` alone keeps the carried 5,000-sample reference
+#   (no row paired with it is asked for), so the call goes straight to the two 50,000-sample FIDs, one sample set:
+#   ~581 s on an H100 by the FashionMNIST network's rows (548.8 s ours, 32.4 s the paper's), not the ~500 s once
+#   assumed. Once complete, `python scripts/promote_pending.py --dataset mnist` moves the rows to
+#   results/paper_arch_mnist.csv, the current table kept apart as paper_arch_mnist_794236c6.csv.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
