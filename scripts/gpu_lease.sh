@@ -726,9 +726,12 @@ mkdir -p runs/data_$DATASET
 #   3. a copier of the rows to $OUT, then `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS='fp nfe' FID_SAMPLES=0 S2=320
 #      H2=385 bash scripts/gpu_lease.sh 2` (carry inc5-6; 358.3 s): the reference again (30.4 s), the NFE check's
 #      20-NFE arm (the paper's protocol at 5,000 samples) and its 200-NFE arm (251 s of sampling): 23 of 25 rows.
-# Forty-eighth period (2026-12-07, a fourth session that day): no H100 came. Nine calls refused between 17:50 and
-#   18:59 (seven for nvidia-h100-x1, one for nvidia-h200: five 'could not be started', ~90-180 s each; three 'none
-#   asked for', 15 s each), 781 s of the 1,800; with 1,019 s left the lease below no longer fitted, and no call ran.
+# Forty-eighth period (2026-12-07, a fourth session that day): no H100 came in time. Thirteen calls refused between
+#   17:48 and 19:13 (ten for nvidia-h100-x1 until 18:48, then three for nvidia-h200: eight 'could not be started',
+#   ~90 s each for an H100 and ~180 s for an H200; five 'none asked for', 15 s each), 976 s of the 1,800; with 1,199 s
+#   left at 18:48 the lease below no longer fitted. The fourteenth call (nvidia-h200 named, for `benchmarks/gpu.py
+#   --only equal_mass,uniform_minmax,sensitivity` on the issue's card) got an H100 80GB HBM3 (its start ~87 s) and
+#   stopped at its guard (0.3 s); given back with 731 s left.
 # Planned next (issue 13, the MNIST network's last two rows; one lease, on an H100 only, started only with at least
 #   ~1,450 s of budget left): the three checkpoints out of the tree; calls 1-2 above again (~670 s); then, carrying
 #   inc5-6 with a copier of the rows to $OUT, `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=fp S2=560 H2=590 bash
