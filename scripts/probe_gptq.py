@@ -36,13 +36,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fmq_theory._util import write_atomic
 from fmq_theory.bounds.certificate import certify_fid
 from fmq_theory.flow.frechet import gaussian_fit
 from fmq_theory.flow.solvers import sample
 from fmq_theory.harness.context import load_context
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.sweep import to_uint8
-from fmq_theory._util import write_atomic
+from fmq_theory.quantizers.torch_rows import affine_dequantize_rows, uniform_minmax_rows
 
 CALIBRATION_SEED = 123  # the FID noise is seed 0
 
@@ -76,21 +77,25 @@ def input_moments(model: nn.Module, layers: dict, *, noise: torch.Tensor, labels
     return {name: sums[name] / counts[name] for name in layers}
 
 
-def channel_grid(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's lowest value and step of a uniform grid of ``2**bits`` levels from its min to its max."""
-    lo, hi = w.min(1, keepdim=True).values, w.max(1, keepdim=True).values
-    return lo, (hi - lo).clamp_min(1e-12) / (2**bits - 1)
+def rtn_round(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Round to nearest: the package's per-channel ``uniform_minmax``, in the dtype of ``w``."""
+    return affine_dequantize_rows(*uniform_minmax_rows(w, bits=bits))
 
 
-def on_grid(w: torch.Tensor, lo: torch.Tensor, step: torch.Tensor, bits: int) -> torch.Tensor:
-    return torch.clamp(torch.round((w - lo) / step), 0, 2**bits - 1) * step + lo
+def on_grid(w: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, bits: int) -> torch.Tensor:
+    """Each row of ``w`` rounded onto its row's ``uniform_minmax`` grid (``scale`` and ``offset`` of
+    :func:`~fmq_theory.quantizers.torch_rows.uniform_minmax_rows`, shape (rows, 1)); a constant row's
+    grid (``scale == 0``) is its one value."""
+    step = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.clamp(torch.round((w - offset) / step), 0, 2**bits - 1) * scale + offset
 
 
 def gptq_round(w: torch.Tensor, h: torch.Tensor, bits: int, *, damp: float = 0.01, block: int = 128) -> torch.Tensor:
     """``w`` (rows x inputs, float64) rounded column by column onto its rows' grids, each column's error
     compensated on the later columns through the upper Cholesky factor of ``(H + damp mean(diag H) I)^-1``."""
     w, h = w.clone(), h.clone()
-    lo, step = channel_grid(w, bits)
+    _, scale, offset = uniform_minmax_rows(w, bits=bits)
+    scale, offset = scale[:, None], offset[:, None]
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
     h += damp * torch.diag(h).mean() * torch.eye(h.shape[0], dtype=h.dtype)
@@ -100,7 +105,7 @@ def gptq_round(w: torch.Tensor, h: torch.Tensor, bits: int, *, damp: float = 0.0
         b = min(a + block, w.shape[1])
         err = torch.empty_like(w[:, a:b])
         for i in range(a, b):
-            out[:, i] = on_grid(w[:, i:i + 1], lo, step, bits)[:, 0]
+            out[:, i] = on_grid(w[:, i:i + 1], scale, offset, bits)[:, 0]
             err[:, i - a] = (w[:, i] - out[:, i]) / u[i, i]
             w[:, i:b] -= err[:, i - a:i - a + 1] * u[i, i:b]
         w[:, b:] -= err @ u[a:b, b:]
@@ -115,7 +120,7 @@ def quantized_copy(model: nn.Module, layers: dict, moments: dict, *, bits: int, 
     for name in layers:
         weight = modules[name].weight.data
         w = weight.reshape(weight.shape[0], -1).double()
-        q = on_grid(w, *channel_grid(w, bits), bits) if arm == "rtn" else gptq_round(w, moments[name], bits)
+        q = rtn_round(w, bits) if arm == "rtn" else gptq_round(w, moments[name], bits)
         d = q - w
         weighted += float(torch.einsum("oi,ij,oj->", d, moments[name], d))
         modules[name].weight.data = q.reshape(weight.shape).to(weight.dtype)
@@ -139,8 +144,10 @@ def main(argv=None) -> dict:
     layers = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     covered = sum(m.weight.numel() for m in layers.values())
     start = time.perf_counter()
-    cal = torch.randn((args.calibration, *ctx.noise.shape[1:]), generator=torch.Generator().manual_seed(CALIBRATION_SEED))
-    moments = input_moments(model, layers, noise=cal, labels=None if ctx.labels is None else ctx.labels[:args.calibration])
+    cal = torch.randn((args.calibration, *ctx.noise.shape[1:]),
+                      generator=torch.Generator().manual_seed(CALIBRATION_SEED))
+    cal_labels = None if ctx.labels is None else ctx.labels[:args.calibration]
+    moments = input_moments(model, layers, noise=cal, labels=cal_labels)
     result = {"dataset": args.dataset, "checkpoint_sha256": ctx.trained.sha256, "samples": args.samples,
               "calibration_draws": args.calibration, "bits": args.bits, "layers": len(layers),
               "weights_rounded": covered, "parameters": sum(p.numel() for p in model.parameters()),
