@@ -57,12 +57,13 @@ def promotion(results: Path, dataset: str) -> list[tuple[Path, Path]]:
         if not path.is_file():
             raise FileNotFoundError(f"{what}: no file {path}")
     train, pending_train = (json.loads(files[k].read_text()) for k in ("train", "pending train"))
-    missing = PAPER_ARCH.done_keys(files["table"]) - PAPER_ARCH.done_keys(files["pending table"])
+    committed, waiting = PAPER_ARCH.read(files["table"]), PAPER_ARCH.read(files["pending table"])
+    missing = {PAPER_ARCH.row_key(r) for r in committed} - {PAPER_ARCH.row_key(r) for r in waiting}
     if missing:
         raise ValueError(f"{files['pending table']}: {len(missing)} rows of {files['table']} not measured yet: "
                          + "; ".join(" ".join(str(v) for v in key) for key in sorted(missing, key=str)))
-    others = sorted(str(sha)[:16] for sha in {r["checkpoint_sha256"] for r in PAPER_ARCH.read(files["pending table"])}
-                    - {pending_train["checkpoint_sha256"]})
+    shas = {r["checkpoint_sha256"] for r in waiting} - {pending_train["checkpoint_sha256"]}
+    others = sorted(str(sha)[:16] for sha in shas)
     if others:
         raise ValueError(f"{files['pending table']}: rows of checkpoints {others}, not of its training record's "
                          f"{pending_train['checkpoint_sha256'][:16]}")
