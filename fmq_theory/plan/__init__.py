@@ -5,7 +5,9 @@ model's own sampling trajectories (:mod:`.sensitivity`), fits every option of ev
 (:mod:`.candidates`, including the sensitivity-weighted exact codebooks of :mod:`.weighted`)
 and chooses one per tensor by an exact multiple-choice knapsack (:mod:`.knapsack`) on the
 additive predicted degradation (:mod:`.core`), once per bit floor; the floors' plans are
-sampled from the same noise and the least displaced is kept (:mod:`.selection`).  The whole
+sampled from the same noise and the least displaced is kept (:mod:`.selection`).  With
+``compensate=True`` the chosen codes of every linear and convolution weight are rounded against
+its inputs' second moment over the same trajectories (:mod:`.compensation`).  The whole
 first-order form of a weight error, the cross-weight terms the additive model leaves out, is
 :mod:`.first_order`, and an allocation priced by it, which does not beat the knapsack at two bits, is
 :mod:`.whole_form`.  ``load_quantized_model`` runs the result with
@@ -13,6 +15,7 @@ its codes kept packed (:mod:`.runtime`).
 """
 
 from fmq_theory.plan.candidates import Candidate, default_candidates
+from fmq_theory.plan.compensation import compensated, input_moments
 from fmq_theory.plan.core import (
     FittedCandidates,
     PredictedDelta,
@@ -48,10 +51,12 @@ __all__ = [
     "VariantScore",
     "WeightSensitivity",
     "WholeFormSolution",
+    "compensated",
     "default_candidates",
     "fit_candidates",
     "fit_memory_bytes",
     "first_order_displacement",
+    "input_moments",
     "load_fitted",
     "load_plan",
     "load_quantized_model",

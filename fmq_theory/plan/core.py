@@ -72,6 +72,7 @@ from fmq_theory.flow.velocity import XT, Adapter
 from fmq_theory.io.quantized_file import inspect_quantized, load_quantized, save_quantized
 from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, FittedCandidate, KEPT_METHODS, default_candidates,
                                         dequantized, fit_candidate, fit_options, scored_candidate)
+from fmq_theory.plan.compensation import compensated, input_moments
 from fmq_theory.plan.knapsack import solve_mckp
 from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, check_groupings, choose_variant,
                                        displacement, distribution_shift, sampled)
@@ -80,8 +81,9 @@ from fmq_theory.quantizers import (QuantizedStateDict, QuantizedTensor, TensorRe
                                    parse_granularity, serial_kernels)
 from fmq_theory.theory.wasserstein import quantization_w2
 
-__all__ = ["FittedCandidates", "PredictedDelta", "QuantizationPlan", "TensorChoice", "fit_candidates", "load_fitted",
-           "load_plan", "plan_quantization", "variant_option_sets", "variant_options", "variant_state"]
+__all__ = ["FittedCandidates", "PredictedDelta", "QuantizationPlan", "TensorChoice", "compensated_option",
+           "fit_candidates", "load_fitted", "load_plan", "plan_quantization", "variant_option_sets", "variant_options",
+           "variant_state"]
 
 #: Text printed with every plan.
 DATA_FREE_NOTE = ("data-free: sensitivities come from the model's own sampling trajectories started from "
@@ -256,6 +258,9 @@ class QuantizationPlan:
         s = self.settings
         lines.append(f"sensitivity: {s['n_samples']} noise samples, {s['projections']} projection(s), "
                      f"{s['replicates']} replicates, {s['solver']} {s['steps']} steps, seed {s['seed']}")
+        if s.get("compensate"):
+            lines.append("codes: error-compensating rounding of every linear and convolution weight on its option's "
+                         "levels, against its inputs' second moment over the model's own sampling from the noise")
         if self.variants:
             lines.append(f"variants by code family and bit floor, sampled from {s['selection_samples']} noise draws "
                          f"(per entry, {100 * d.level:.0f}% intervals: shift of the samples' law, which chooses, "
@@ -666,13 +671,34 @@ def variant_option_sets(fitted: Sequence[tuple], *, floor: int, family: str, gro
     return out
 
 
-def variant_state(state: Mapping, fitted: FittedCandidates, picks: Sequence[int]) -> dict:
+def variant_state(state: Mapping, fitted: FittedCandidates, picks: Sequence[int], *,
+                  option: Callable[[int, int], FittedCandidate] | None = None) -> dict:
     """``state`` with every fitted tensor replaced by what the model gets back from its option ``picks[t]``
-    (one index per fitted tensor, :meth:`~fmq_theory.plan.candidates.FittedCandidate.restored`)."""
+    (one index per fitted tensor, :meth:`~fmq_theory.plan.candidates.FittedCandidate.restored`);
+    ``option(t, j)`` gives the option (default :meth:`FittedCandidates.option`, e.g. a
+    :func:`compensated_option` instead)."""
     out = dict(state)
     for t, (name, j) in enumerate(zip(fitted.names, picks)):
-        out[name] = fitted.option(t, j, state=state).restored(state[name].dtype)
+        f = fitted.option(t, j, state=state) if option is None else option(t, j)
+        out[name] = f.restored(state[name].dtype)
     return out
+
+
+def compensated_option(fitted: FittedCandidates, t: int, j: int, *, state: Mapping, moments: Mapping,
+                       score: Callable | None = None) -> FittedCandidate:
+    """Option ``j`` of tensor ``t`` with its codes chosen by error-compensating rounding on its own levels
+    (:func:`fmq_theory.plan.compensation.compensated`, against ``moments[name]``), scored again on the
+    values the model gets back (``score`` as in :func:`~fmq_theory.plan.candidates.fit_candidate`).
+
+    The same candidate, side information and bytes; a kept tensor, or one without moments (not the
+    weight of a linear or ungrouped convolution layer), is the option as fitted."""
+    f = fitted.option(t, j, state=state)
+    name = fitted.names[t]
+    if name not in moments or not isinstance(f.stored, QuantizedTensor):
+        return f
+    w = state[name].detach().cpu()
+    return scored_candidate(w, f.candidate, stored=compensated(w, f.stored, moments[name]), nbytes=f.nbytes,
+                            score=score)
 
 
 def plan_quantization(
@@ -699,6 +725,8 @@ def plan_quantization(
     groupings: Sequence[str] = ("any",),
     level: float = 0.95,
     keep_codes: bool = True,
+    compensate: bool = False,
+    moments: Mapping | None = None,
     progress: bool = True,
 ) -> QuantizationPlan:
     """Plan a mixed-precision quantization of ``model`` within ``budget_bits`` honest bits per weight.
@@ -764,8 +792,19 @@ def plan_quantization(
         Of :func:`fit_candidates`, when the fit is made here: ``False`` keeps each option's cost and
         prices only and fits the chosen options again, the same plan in far less memory (every
         variant sampled costs one more fit of one option per tensor).
+    compensate : bool
+        Choose the codes of every linear and ungrouped convolution weight by error-compensating
+        rounding on the chosen option's own levels (:mod:`fmq_theory.plan.compensation`, GPTQ with
+        static groups), against the second moment of the layer's inputs over the full-precision
+        model's sampling from ``noise`` (data-free): the same file layout and bytes, a smaller
+        output error.  Every variant is sampled so rounded, and the report and prediction score
+        the rounded errors.  The knapsack still prices each option by its round-to-nearest error.
+    moments : mapping, optional
+        With ``compensate``: ``{weight name: E[x x^T]}`` of
+        :func:`~fmq_theory.plan.compensation.input_moments` (made once for several budgets); else
+        made here from ``noise`` with the sensitivity's solver and steps.
     progress : bool
-        tqdm bars on the sensitivity, the fitting and the sampling of the variants.
+        tqdm bars on the sensitivity, the fitting, the layer moments and the sampling of the variants.
 
     Returns
     -------
@@ -877,6 +916,8 @@ def plan_quantization(
         raise ValueError(f"budget_bits={budget_bits!r} must be a positive finite number")
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} must be in (0, 1)")
+    if moments is not None and not (compensate and len(moments)):
+        raise ValueError("moments: give them with compensate=True, one matrix per weight at least")
     floors = check_bit_floors(bit_floors)
     groups = check_groupings(groupings)
     keys = [(fam, f, g) for fam in check_families(families) for f in floors for g in groups]
@@ -921,6 +962,25 @@ def plan_quantization(
                                  budget=budget_bytes)
                 if k not in solutions or sol.value < solutions[k][1].value:
                     solutions[k] = (tuple(int(a[j]) for a, j in zip(allowed, sol.choice)), sol)
+    if compensate and moments is None:
+        moments = input_moments(model, noise, adapter=adapter, solver=sensitivity.solver, steps=sensitivity.steps,
+                                batch_size=max(batch_size, 64), progress=progress)
+    moments = dict(moments) if compensate else {}
+    options = {}  # (t, j) -> the option as the file holds it (compensated once, for every variant)
+
+    def option(t: int, j: int) -> FittedCandidate:
+        if not moments:
+            return fitted.option(t, j, state=state)
+        if (t, j) not in options:
+            name = names[t]
+            score = score_sens.scorer(name) if name in score_sens.diag else None
+            options[t, j] = compensated_option(fitted, t, j, state=state, moments=moments, score=score)
+        return options[t, j]
+
+    def priced(t: int, j: int) -> tuple:  # an option's prediction terms (no fit again if nothing is compensated)
+        f = option(t, j) if moments else fitted.fitted[t][j]
+        return f.predicted, f.predicted_replicates
+
     variants = []
     if len(keys) > 1:
         kw = dict(adapter=adapter, solver=sensitivity.solver, steps=sensitivity.steps)
@@ -929,13 +989,12 @@ def plan_quantization(
         for k in tqdm(feasible, desc="sampling variants", unit="variant", disable=not progress):
             picks = solutions[k][0]
             if picks not in scored:
-                x = sampled(model, variant_state(state, fitted, picks), noise, **kw)
+                x = sampled(model, variant_state(state, fitted, picks, option=option), noise, **kw)
                 scored[picks] = (displacement(x, reference, level=level),
                                  distribution_shift(x, reference, level=level))
             (msd, low, high), (shift, shift_low, shift_high) = scored[picks]
             additive = score_sens.predicted_from_terms(
-                [(fits[j].predicted, fits[j].predicted_replicates)
-                 for name, fits, j in zip(names, fitted.fitted, picks) if name in score_sens.diag])[0]
+                [priced(t, j) for t, (name, j) in enumerate(zip(names, picks)) if name in score_sens.diag])[0]
             variants.append(VariantScore(
                 floor=k[1], bits_per_weight=8 * sum(int(c[j]) for c, j in zip(costs, picks)) / n_total,
                 additive=additive, sampled_msd=msd, sampled_low=low, sampled_high=high, family=k[0],
@@ -948,7 +1007,7 @@ def plan_quantization(
     picks, solution = solutions[chosen]
     quantized, passthrough, report, choices, terms = {}, {}, [], [], []
     for t, (name, j) in enumerate(zip(names, picks)):
-        f = fitted.option(t, j, state=state)
+        f = option(t, j)
         c = f.candidate
         s = score_sens.diag.get(name)
         original = state[name].detach().cpu()
@@ -982,7 +1041,7 @@ def plan_quantization(
         "candidates": int(sum(len(f) for f in fitted.fitted)), "frontier_peak": solution.frontier_peak,
         "lagrange_multiplier": solution.lagrange_multiplier,
         "bit_floors": list(floors), "bit_floor": chosen[1], "families": list(families), "family": chosen[0],
-        "groupings": list(groups), "grouping": chosen[2],
+        "groupings": list(groups), "grouping": chosen[2], "compensate": bool(moments),
         "selection_samples": int(noise.shape[0]) if variants else 0,
         "seconds": time.perf_counter() - start + earlier_fit_s,
         "dtypes": {k: str(state[k].dtype).removeprefix("torch.") for k in names},
