@@ -819,6 +819,13 @@ plan_small() {  # $1 seconds: SMALL_MODELS (space-separated; the FashionMNIST Di
     --samples "${SAMPLES:-5000}" --n-boot-inception 10 --deadline "$1" --out-dir runs/results --work runs/plan_work \
     "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
+plan_comp() {  # $1 seconds: the plan with compensated codes (gpu_plan_eval.py --plan-compensate) on COMP_MODELS and
+  # COMP_BUDGETS beside HQQ g128 (PEER_FAMILIES), into a table of its own (runs/results_comp: the rows keep the method 'plan')
+  FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py \
+    --models "$(echo ${COMP_MODELS:-mnist fashion_mnist dit} | tr ' ' ,)" "${CKPT[@]}" --families "${PEER_FAMILIES:-hqq:g128}" \
+    --budgets "${COMP_BUDGETS:-2,2.5,3,4}" --plan-compensate --samples "${SAMPLES:-5000}" --n-boot-inception 10 \
+    --deadline "$1" --out-dir runs/results_comp --work runs/comp_work "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
+}
 plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (fewer families: 55.7M weights each)
   local model=$paper_model
   [ -f runs/paper_arch_$DATASET/train.json ] || { echo "plan_paper: no trained $DATASET network yet"; return; }
@@ -882,16 +889,21 @@ case "$STAGE" in
     JOBS=${JOBS:-paper small plan}  # which evaluations run side by side
     [[ " $JOBS " == *" paper "* ]] && paper_eval "$secs" > runs/logs/paper$STAGE.log 2>&1 &
     [[ " $JOBS " == *" small "* ]] && plan_small "$secs" > runs/logs/small$STAGE.log 2>&1 &
+    [[ " $JOBS " == *" comp "* ]] && plan_comp "$secs" > runs/logs/comp$STAGE.log 2>&1 &
     [[ " $JOBS " == *" plan "* ]] && plan_paper "$secs" > runs/logs/plan_paper$STAGE.log 2>&1 &
     [[ " $JOBS " == *" bias "* ]] && plan_bias "$secs" > runs/logs/bias$STAGE.log 2>&1 &
     [[ " $JOBS " == *" variants "* ]] && plan_variants > runs/logs/variants$STAGE.log 2>&1 &
     wait
-    cat runs/logs/{paper,small,plan_paper,bias,variants}$STAGE.log 2>/dev/null ;;
+    cat runs/logs/{paper,small,comp,plan_paper,bias,variants}$STAGE.log 2>/dev/null ;;
 esac
 echo "stage $STAGE: $(( $(date +%s) - start )) s"
 cp runs/results/plan_{dit,mnist,fashion_mnist,paper_arch,paper_arch_fashion_mnist}.csv "$OUT"/ 2>/dev/null  # at most 8 files come back
 cp runs/results/plan_variants.json "$OUT"/ 2>/dev/null
 cp runs/results_bias/plan_dit.csv "$OUT"/plan_dit_bias.csv 2>/dev/null
+for f in runs/results_comp/plan_*.csv; do  # the compensated plan's tables and their choices (plan_comp)
+  [ -f "$f" ] && case "$f" in */plan_choices_*) ;; *) cp "$f" "$OUT/$(basename "$f" .csv)_compensated.csv";; esac
+done
+(cd runs/results_comp 2>/dev/null && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices_compensated.tgz" plan_choices_*.csv)
 (cd runs/results && ls plan_choices_*.csv >/dev/null 2>&1 && tar czf "$OUT/choices.tgz" plan_choices_*.csv)
 cp runs/paper_arch_$DATASET/paper_arch_$DATASET.csv "$OUT"/ 2>/dev/null
 cp runs/paper_arch_$DATASET/train.json "$OUT"/paper_arch_${DATASET}_train.json 2>/dev/null
