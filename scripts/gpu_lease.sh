@@ -819,11 +819,11 @@ plan_small() {  # $1 seconds: SMALL_MODELS (space-separated; the FashionMNIST Di
     --samples "${SAMPLES:-5000}" --n-boot-inception 10 --deadline "$1" --out-dir runs/results --work runs/plan_work \
     "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
-plan_comp() {  # $1 seconds: the plan with compensated codes (gpu_plan_eval.py --plan-compensate) on COMP_MODELS and
+plan_comp() {  # $1 seconds: the plan offered compensated codes (gpu_plan_eval.py --plan-roundings) on COMP_MODELS and
   # COMP_BUDGETS beside HQQ g128 (PEER_FAMILIES), into a table of its own (runs/results_comp: the rows keep the method 'plan')
   FMQ_DATA_DIR=runs/plan_data timeout -k 5 "$HARD_S" python3 scripts/gpu_plan_eval.py \
     --models "$(echo ${COMP_MODELS:-mnist fashion_mnist dit} | tr ' ' ,)" "${CKPT[@]}" --families "${PEER_FAMILIES:-hqq:g128}" \
-    --budgets "${COMP_BUDGETS:-2,2.5,3,4}" --plan-compensate --samples "${SAMPLES:-5000}" --n-boot-inception 10 \
+    --budgets "${COMP_BUDGETS:-2,2.5,3,4}" --plan-roundings nearest,compensated --samples "${SAMPLES:-5000}" --n-boot-inception 10 \
     --deadline "$1" --out-dir runs/results_comp --work runs/comp_work "${INC[@]}" 2>&1 | grep --line-buffered -v "$FILTER"
 }
 plan_paper() {  # $1 seconds: the paper's network of $DATASET, once trained (fewer families: 55.7M weights each)

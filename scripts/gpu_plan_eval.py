@@ -80,7 +80,7 @@ from fmq_theory.harness.sweep import to_uint8
 from fmq_theory.plan import default_candidates, fit_candidates, plan_quantization, weight_sensitivity
 from fmq_theory.plan.compensation import input_moments
 from fmq_theory.plan.core import load_fitted
-from fmq_theory.plan.selection import check_families
+from fmq_theory.plan.selection import check_families, check_roundings
 from fmq_theory.results.schema import PLAN, PLAN_CHOICES
 
 #: Model name -> (dataset, default checkpoint folder).
@@ -107,10 +107,10 @@ def _args():
                         "4 measured 1.7x faster than 1 on the paper network, in less memory)")
     p.add_argument("--plan-bit-floors", default="1,2,3", help="the plan's bit_floors, a comma list")
     p.add_argument("--plan-families", default="optimal,minmax,half_quadratic", help="the plan's code families, a comma list")
-    p.add_argument("--plan-compensate", action="store_true",
-                   help="the plan's codes by error-compensating rounding (fmq_theory.plan.compensation) against the "
-                        "layers' input moments over the plan's noise; the rows keep the method 'plan', so give a fresh "
-                        "--out-dir and --work")
+    p.add_argument("--plan-roundings", default="nearest",
+                   help="the plan's roundings, a comma list (nearest,compensated: every variant also with its codes by "
+                        "error-compensating rounding against the layers' input moments over the plan's noise); the "
+                        "rows keep the method 'plan', so give a fresh --out-dir and --work")
     p.add_argument("--match-peer", default=None,
                    help="a peer family: also plan at its settings' honest bits per weight (rounded down to 1e-4)")
     p.add_argument("--samples", type=int, default=10000)
@@ -424,7 +424,7 @@ def _plan_candidates(n_total: int):
 
 def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_samples: int, plan_replicates: int,
             plan_bit_floors: tuple, plan_families: tuple, out_dir: Path, plan_batches_per_pass: int = 1,
-            plan_compensate: bool = False, evaluate: Callable[[dict], None] = lambda labels: None,
+            plan_roundings: tuple = ("nearest",), evaluate: Callable[[dict], None] = lambda labels: None,
             done: Callable[[float, str], bool] = lambda budget, method: False) -> dict:
     """Quantize every setting once: ``label -> [row fields, budgets]``, weights kept under the work folder.
 
@@ -452,8 +452,8 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         plan_key["plan_bit_floors"] = list(plan_bit_floors)
     if plan_families != ("optimal",):  # nor with this one
         plan_key["plan_families"] = list(plan_families)
-    if plan_compensate:
-        plan_key["plan_compensate"] = True
+    if plan_roundings != ("nearest",):
+        plan_key["plan_roundings"] = list(plan_roundings)
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if "complete" not in saved and saved and all(saved.get(k) == v for k, v in
                                                  (plan_key | {"budgets": budgets, "families": families}).items()):
@@ -501,7 +501,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
             print(f"[{measure.setup.name}] plan: sensitivity {t_sens:.1f} s, fitting {fitted.seconds:.1f} s, "
                   f"fit saved in {time.perf_counter() - t0:.1f} s", flush=True)
         moments = None
-        if plan_compensate:  # the layers' input moments over the plan's own noise, once for every budget
+        if "compensated" in plan_roundings:  # the layers' input moments over the plan's own noise, once for every budget
             t0 = time.perf_counter()
             moments = input_moments(model, noise.to(measure.device), adapter=adapter, solver=SOLVER, steps=STEPS,
                                     batch_size=min(plan_samples, 256), progress=True)
@@ -510,7 +510,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
         for budget in plan_budgets:
             plan = _profiled(lambda: plan_quantization(model, budget_bits=budget, adapter=adapter, noise=noise,
                                                        fitted=fitted, bit_floors=plan_bit_floors,
-                                                       families=plan_families, compensate=plan_compensate,
+                                                       families=plan_families, roundings=plan_roundings,
                                                        moments=moments, progress=False))
             deq = {k: v.detach().cpu().float() for k, v in plan.state_dict().items()}
             label = f"plan@{budget:g}"
@@ -518,7 +518,7 @@ def prepare(measure: Measure, *, budgets, families, with_plan: bool, plan_sample
             grouped = ", groups" if plan.settings.get("grouping") == "groups" else ""
             chosen = ("" if (plan_bit_floors, plan_families) == ((1,), ("optimal",))
                       else f" ({plan.settings['family']}, floor {plan.settings['bit_floor']}{grouped})")
-            chosen += ", compensated" if plan_compensate else ""
+            chosen += f", {plan.settings['rounding']} codes" if plan_roundings != ("nearest",) else ""
             labels[label] = [{"method": "plan", "setting": f"budget {budget:g}{chosen}", "bits_per_weight": plan.bits_per_weight,
                               "total_bits": 8 * plan.total_bytes, "n_weights": n_float,
                               "fp16_weights": sum(c.n_weights for c in plan.choices if c.method == "float16"),
@@ -702,7 +702,7 @@ def evaluate_model(name: str, args, deadline: float | None) -> None:
                      plan_batches_per_pass=args.plan_batches_per_pass,
                      plan_bit_floors=tuple(int(f) for f in args.plan_bit_floors.split(",")),
                      plan_families=check_families(args.plan_families.split(",")), out_dir=out_dir,
-                     plan_compensate=args.plan_compensate, evaluate=evaluate, done=done)
+                     plan_roundings=check_roundings(args.plan_roundings.split(",")), evaluate=evaluate, done=done)
     evaluate(labels)
 
 

@@ -310,22 +310,26 @@ def test_available_memory_is_read_from_meminfo(tmp_path):
     assert available_memory_bytes(str(tmp_path / "absent")) is None
 
 
-def test_compensate_writes_the_same_options_with_other_codes(tiny, capsys):
-    """``--compensate``: the same choices at the same bytes (one floor and family: nothing sampled decides),
+def test_roundings_at_the_command_line(tiny, capsys):
+    """``--roundings compensated``: the same choices at the same bytes as ``nearest`` (one floor and family),
     the codes of the linear and convolution weights rounded against their inputs; the report says so."""
     folder, _ = tiny
     plain, comp = folder / "plain.safetensors", folder / "comp.safetensors"
     one = ("--bit-floors", "2", "--families", "minmax")
     assert plan_tiny(folder, plain, *one) == 0
     capsys.readouterr()
-    assert plan_tiny(folder, comp, *one, "--compensate") == 0
+    assert plan_tiny(folder, comp, *one, "--roundings", "compensated") == 0
     assert "codes: error-compensating rounding" in capsys.readouterr().out
     a, b = load_plan(plain), load_plan(comp)
-    assert b.settings["compensate"] and not a.settings["compensate"] and a.total_bytes == b.total_bytes
+    assert (a.settings["rounding"], b.settings["rounding"]) == ("nearest", "compensated")
+    assert a.total_bytes == b.total_bytes
     assert [(c.name, c.method, c.bits, c.granularity, c.nbytes) for c in a.choices] == [
         (c.name, c.method, c.bits, c.granularity, c.nbytes) for c in b.choices]
     differ = [n for n, qt in b.quantized.quantized.items() if not np.array_equal(qt.codes, a.quantized.quantized[n].codes)]
     assert differ and all(n.endswith(".weight") for n in differ)
     assert main(["plan", str(folder / "model.safetensors"), "--model-config", str(folder / "config.json"),
-                 "--budget", "2,3", "-o", str(folder / "sweep.safetensors"), "--compensate"]) == 2
-    assert "argument --compensate" in capsys.readouterr().err
+                 "--budget", "2,3", "-o", str(folder / "sweep.safetensors"), "--roundings", "nearest,compensated"]) == 2
+    assert "argument --roundings" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        plan_tiny(folder, comp, "--roundings", "nearest,nearest")
+    assert "--roundings" in capsys.readouterr().err

@@ -185,16 +185,19 @@ def planned():
     sens = weight_sensitivity(model, noise, solver="midpoint", steps=2, replicates=4, batch_size=4, progress=False)
     fitted = fit_candidates(model, sensitivity=sens, progress=False)
     kw = dict(budget_bits=3.0, noise=noise, fitted=fitted, bit_floors=(1,), families=("minmax",), progress=False)
-    return model, noise, sens, plan_quantization(model, **kw), plan_quantization(model, compensate=True, **kw)
+    return model, noise, sens, kw, {r: plan_quantization(model, roundings=r, **kw)
+                                    for r in [("nearest",), ("compensated",), ("nearest", "compensated")]}
 
 
-def test_a_compensated_plan_keeps_the_choices_and_bytes_and_lowers_the_output_error(planned, tmp_path):
-    model, noise, sens, rtn, comp = planned
+def test_compensated_codes_keep_the_choices_and_bytes_and_lower_the_output_error(planned, tmp_path):
+    model, noise, sens, _, plans = planned
+    rtn, comp = plans["nearest",], plans["compensated",]
     assert comp.choices != rtn.choices  # errors and predictions differ ...
     for a, b in zip(rtn.choices, comp.choices):  # ... on the same options at the same bytes
         assert (a.name, a.method, a.bits, a.granularity, a.storage, a.nbytes) == (
             b.name, b.method, b.bits, b.granularity, b.storage, b.nbytes)
-    assert comp.total_bytes == rtn.total_bytes and comp.settings["compensate"] and not rtn.settings["compensate"]
+    assert comp.total_bytes == rtn.total_bytes and (comp.settings["rounding"], rtn.settings["rounding"]) == (
+        "compensated", "nearest")
     moments = input_moments(model, noise, solver="midpoint", steps=2, progress=False)
     state = model.state_dict()
     changed, errors = 0, {"rtn": 0.0, "comp": 0.0}
@@ -212,25 +215,40 @@ def test_a_compensated_plan_keeps_the_choices_and_bytes_and_lowers_the_output_er
         assert c.mse == pytest.approx(float(e2.mean()), rel=1e-9, abs=1e-300)
         if c.name in score.diag:
             assert c.predicted == pytest.approx(float(np.sum(score.diag[c.name] * e2)), rel=1e-9, abs=1e-300)
+    assert "codes: error-compensating rounding" in comp.report() and "codes:" not in rtn.report()
     path = tmp_path / "plan.safetensors"
     comp.save(path)
     back = load_plan(path)
-    assert back.choices == comp.choices and back.settings["compensate"]
+    assert back.choices == comp.choices and back.settings["rounding"] == "compensated"
     for name, value in comp.state_dict().items():
         assert torch.equal(back.state_dict()[name], value)
 
 
+def test_both_roundings_are_sampled_and_the_least_shifted_is_the_plan(planned):
+    _, _, _, _, plans = planned
+    both = plans["nearest", "compensated"]
+    assert [v.rounding for v in both.variants] == ["nearest", "compensated"]
+    a, b = both.variants
+    assert (a.floor, a.family, a.grouping, a.bits_per_weight) == (b.floor, b.family, b.grouping, b.bits_per_weight)
+    best = min(both.variants, key=lambda v: v.sampled_shift)
+    assert both.settings["rounding"] == best.rounding and both.settings["roundings"] == ["nearest", "compensated"]
+    alone = plans[best.rounding,]  # the same file as the plan of that rounding alone
+    assert both.choices == alone.choices
+    for name, value in both.state_dict().items():
+        assert torch.equal(alone.state_dict()[name], value)
+    assert " compensated: " in both.report() and "<- chosen" in both.report()
+
+
 def test_given_moments_plan_as_made_ones(planned):
-    model, noise, sens, _, comp = planned
+    model, noise, sens, kw, plans = planned
     moments = input_moments(model, noise, solver="midpoint", steps=2, progress=False)
-    again = plan_quantization(model, budget_bits=3.0, noise=noise, fitted=fit_candidates(model, sensitivity=sens,
-                                                                                         progress=False),
-                              bit_floors=(1,), families=("minmax",), compensate=True, moments=moments, progress=False)
-    assert again.choices == comp.choices
+    again = plan_quantization(model, roundings=("compensated",), moments=moments, **kw)
+    assert again.choices == plans["compensated",].choices
 
 
-def test_moments_need_compensate(planned):
-    model, noise, sens, _, _ = planned
+def test_moments_need_a_compensated_rounding(planned):
+    model, noise, sens, kw, _ = planned
     with pytest.raises(ValueError, match="moments"):
-        plan_quantization(model, budget_bits=3.0, noise=noise, sensitivity=sens, moments={"c1.weight": None},
-                          progress=False)
+        plan_quantization(model, moments={"c1.weight": None}, **kw)
+    with pytest.raises(ValueError, match="roundings"):
+        plan_quantization(model, roundings=("exact",), **kw)

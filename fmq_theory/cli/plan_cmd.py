@@ -81,7 +81,7 @@ from fmq_theory.harness.plan_sweep import (PlanSweepConfig, budget_output, load_
 from fmq_theory.plan import fit_memory_bytes, pass_memory, plan_quantization, sensitivity_memory
 from fmq_theory.plan.core import DATA_FREE_NOTE
 from fmq_theory.plan.candidates import CODE_FAMILIES
-from fmq_theory.plan.selection import GROUPINGS, check_bit_floors, check_families, check_groupings
+from fmq_theory.plan.selection import GROUPINGS, ROUNDINGS, check_bit_floors, check_families, check_groupings, check_roundings
 from fmq_theory.results.schema import PLAN_SWEEP
 from fmq_theory.vocab import FIXED_STEP_SOLVERS
 
@@ -120,6 +120,7 @@ def _comma_list(check, *, option: str, what: str, parse=str):
 _bit_floors = _comma_list(check_bit_floors, option="--bit-floors", what="distinct ints in 1..16", parse=int)
 _families = _comma_list(check_families, option="--families", what=f"distinct families of {sorted(CODE_FAMILIES)}")
 _groupings = _comma_list(check_groupings, option="--groupings", what=f"distinct groupings of {list(GROUPINGS)}")
+_roundings = _comma_list(check_roundings, option="--roundings", what=f"distinct roundings of {list(ROUNDINGS)}")
 
 
 def _seed(value: str) -> int:
@@ -171,10 +172,11 @@ def register(subparsers) -> None:
     parser.add_argument("--low-memory", action="store_true",
                         help="keep each option's prices only and fit the chosen options again: the same plan in far "
                              "less memory, a little slower (one budget only)")
-    parser.add_argument("--compensate", action="store_true",
-                        help="choose the codes of every linear and convolution weight by error-compensating rounding "
-                             "(GPTQ with the plan's own grids) against the layer's input moments over the model's "
-                             "sampling from the noise: the same bytes, a smaller output error (one budget only)")
+    parser.add_argument("--roundings", type=_roundings, default=("nearest",),
+                        help="how each variant's codes are chosen on its levels (default nearest; nearest,compensated "
+                             "also samples every variant with the codes of its linear and convolution weights by "
+                             "error-compensating rounding against their inputs over the model's sampling from the "
+                             "noise, GPTQ with the plan's own grids, at the same bytes; one budget only)"),
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     add_engine_flags(parser)
     # unset unless given: they apply to a sweep of several budgets only (a sweep defaults to 'local')
@@ -248,8 +250,8 @@ def run(args) -> int:
             raise ValueError("argument --batches-per-pass: applies to one budget only (a sweep's cells run on the CPU)")
         if args.low_memory:
             raise ValueError("argument --low-memory: applies to one budget only")
-        if args.compensate:
-            raise ValueError("argument --compensate: applies to one budget only")
+        if args.roundings != ("nearest",):
+            raise ValueError("argument --roundings: applies to one budget only")
         return _sweep(args)
     given = [flag for flag in _SWEEP_FLAGS if getattr(args, flag) is not None]
     if given:
@@ -263,7 +265,7 @@ def run(args) -> int:
         model, budget_bits=budget, adapter=adapter, noise=noise, solver=args.solver,
         steps=args.steps, projections=args.projections, replicates=args.replicates, batch_size=args.batch_size,
         batches_per_pass=args.batches_per_pass, seed=args.seed, bit_floors=args.bit_floors, families=args.families,
-        groupings=args.groupings, keep_codes=not args.low_memory, compensate=args.compensate, progress=True,
+        groupings=args.groupings, keep_codes=not args.low_memory, roundings=args.roundings, progress=True,
     )
     parameters = {k: v for k, v in vars(args).items() if k not in ("func", "command", *_SWEEP_FLAGS)}
     parameters["budget"] = budget
@@ -284,7 +286,7 @@ def run(args) -> int:
                     "predicted_delta": asdict(plan.predicted_delta), "dual_bound": plan.dual_bound,
                     "file_bytes": info.file_bytes, "data_bytes": info.data_bytes, "header_bytes": info.header_bytes,
                     "bit_floor": plan.settings["bit_floor"], "family": plan.settings["family"],
-                    "grouping": plan.settings["grouping"], "compensate": plan.settings["compensate"], "variants": [asdict(v) for v in plan.variants],
+                    "grouping": plan.settings["grouping"], "rounding": plan.settings["rounding"], "variants": [asdict(v) for v in plan.variants],
                     "choices": [asdict(c) for c in plan.choices]},
             interval_level=plan.predicted_delta.level)
         sys.stdout.write(render(doc, columns=[], fmt="json"))

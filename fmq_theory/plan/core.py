@@ -74,7 +74,8 @@ from fmq_theory.plan.candidates import (CODE_FAMILIES, Candidate, FittedCandidat
                                         dequantized, fit_candidate, fit_options, scored_candidate)
 from fmq_theory.plan.compensation import compensated, input_moments
 from fmq_theory.plan.knapsack import solve_mckp
-from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, check_groupings, choose_variant,
+from fmq_theory.plan.selection import (VariantScore, check_bit_floors, check_families, check_groupings,
+                                       check_roundings, choose_variant,
                                        displacement, distribution_shift, sampled)
 from fmq_theory.plan.sensitivity import WeightSensitivity, weight_sensitivity
 from fmq_theory.quantizers import (QuantizedStateDict, QuantizedTensor, TensorReport, format_granularity,
@@ -258,19 +259,22 @@ class QuantizationPlan:
         s = self.settings
         lines.append(f"sensitivity: {s['n_samples']} noise samples, {s['projections']} projection(s), "
                      f"{s['replicates']} replicates, {s['solver']} {s['steps']} steps, seed {s['seed']}")
-        if s.get("compensate"):
+        if s.get("rounding") == "compensated":
             lines.append("codes: error-compensating rounding of every linear and convolution weight on its option's "
                          "levels, against its inputs' second moment over the model's own sampling from the noise")
         if self.variants:
             lines.append(f"variants by code family and bit floor, sampled from {s['selection_samples']} noise draws "
                          f"(per entry, {100 * d.level:.0f}% intervals: shift of the samples' law, which chooses, "
                          f"and displacement of the samples, from full precision):")
-            chosen = (s.get("family", "optimal"), s["bit_floor"], s.get("grouping", "any"))
+            chosen = (s.get("family", "optimal"), s["bit_floor"], s.get("grouping", "any"), s.get("rounding", "nearest"))
+            several = len(s.get("roundings", ["nearest"])) > 1
             for v in self.variants:
-                mark = "  <- chosen" if (v.family, v.floor, v.grouping) == chosen else ""
+                mark = "  <- chosen" if (v.family, v.floor, v.grouping, v.rounding) == chosen else ""
                 shift = ("" if v.sampled_shift is None else
                          f"shift {v.sampled_shift:.4e} ({v.shift_low:.4e}..{v.shift_high:.4e}), ")
-                lines.append(f"  floor {v.floor:>2} bits {v.family:<14} {v.grouping:<6}: {v.bits_per_weight:.4f} bits/w, "
+                rounding = f" {v.rounding:<11}" if several else ""
+                lines.append(f"  floor {v.floor:>2} bits {v.family:<14} {v.grouping:<6}{rounding}: "
+                             f"{v.bits_per_weight:.4f} bits/w, "
                              f"additive {v.additive:.4e}, {shift}"
                              f"sampled {v.sampled_msd:.4e} ({v.sampled_low:.4e}..{v.sampled_high:.4e}){mark}")
         lines.append(DATA_FREE_NOTE)
@@ -725,7 +729,7 @@ def plan_quantization(
     groupings: Sequence[str] = ("any",),
     level: float = 0.95,
     keep_codes: bool = True,
-    compensate: bool = False,
+    roundings: Sequence[str] = ("nearest",),
     moments: Mapping | None = None,
     progress: bool = True,
 ) -> QuantizationPlan:
@@ -792,15 +796,22 @@ def plan_quantization(
         Of :func:`fit_candidates`, when the fit is made here: ``False`` keeps each option's cost and
         prices only and fits the chosen options again, the same plan in far less memory (every
         variant sampled costs one more fit of one option per tensor).
-    compensate : bool
-        Choose the codes of every linear and ungrouped convolution weight by error-compensating
-        rounding on the chosen option's own levels (:mod:`fmq_theory.plan.compensation`, GPTQ with
-        static groups), against the second moment of the layer's inputs over the full-precision
-        model's sampling from ``noise`` (data-free): the same file layout and bytes, a smaller
-        output error.  Every variant is sampled so rounded, and the report and prediction score
-        the rounded errors.  The knapsack still prices each option by its round-to-nearest error.
+    roundings : sequence of str
+        Of :data:`~fmq_theory.plan.selection.ROUNDINGS`: how each variant's codes are chosen on its
+        options' levels.  ``"nearest"`` (the default) rounds every weight to its nearest level;
+        ``"compensated"`` chooses the codes of every linear and ungrouped convolution weight by
+        error-compensating rounding (:mod:`fmq_theory.plan.compensation`, GPTQ with static
+        groups), against the second moment of the layer's inputs over the full-precision model's
+        sampling from ``noise`` (data-free).  Each variant is sampled with each rounding given and
+        the law's shift chooses, as between floors (the same bytes either way); the report and
+        prediction score the chosen codes' errors.  The knapsack prices each option by its
+        round-to-nearest error.  Why both, not compensation alone: on the FashionMNIST UNet's committed
+        plans (CPU, ``results/probes/plan_gptq_*.json``) compensation cut the classifier
+        :math:`\\Delta FID` at 3 bits per weight from 3.11 to 0.73, but raised it at 2 bits from
+        68.4 to 153, though it cut the summed output error there too (3,613 to 762): the layers'
+        errors are compensated one layer at a time, against the full-precision inputs.
     moments : mapping, optional
-        With ``compensate``: ``{weight name: E[x x^T]}`` of
+        With ``"compensated"`` among ``roundings``: ``{weight name: E[x x^T]}`` of
         :func:`~fmq_theory.plan.compensation.input_moments` (made once for several budgets); else
         made here from ``noise`` with the sensitivity's solver and steps.
     progress : bool
@@ -916,8 +927,9 @@ def plan_quantization(
         raise ValueError(f"budget_bits={budget_bits!r} must be a positive finite number")
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} must be in (0, 1)")
-    if moments is not None and not (compensate and len(moments)):
-        raise ValueError("moments: give them with compensate=True, one matrix per weight at least")
+    roundings = check_roundings(roundings)
+    if moments is not None and not ("compensated" in roundings and len(moments)):
+        raise ValueError("moments: give them with 'compensated' among roundings, one matrix per weight at least")
     floors = check_bit_floors(bit_floors)
     groups = check_groupings(groupings)
     keys = [(fam, f, g) for fam in check_families(families) for f in floors for g in groups]
@@ -962,52 +974,53 @@ def plan_quantization(
                                  budget=budget_bytes)
                 if k not in solutions or sol.value < solutions[k][1].value:
                     solutions[k] = (tuple(int(a[j]) for a, j in zip(allowed, sol.choice)), sol)
-    if compensate and moments is None:
+    if "compensated" in roundings and moments is None:
         moments = input_moments(model, noise, adapter=adapter, solver=sensitivity.solver, steps=sensitivity.steps,
                                 batch_size=max(batch_size, 64), progress=progress)
-    moments = dict(moments) if compensate else {}
-    options = {}  # (t, j) -> the option as the file holds it (compensated once, for every variant)
+    compensated_options = {}  # (t, j) -> the option with compensated codes, made once for every variant
 
-    def option(t: int, j: int) -> FittedCandidate:
-        if not moments:
+    def option(t: int, j: int, rounding: str) -> FittedCandidate:
+        if rounding == "nearest":
             return fitted.option(t, j, state=state)
-        if (t, j) not in options:
+        if (t, j) not in compensated_options:
             name = names[t]
             score = score_sens.scorer(name) if name in score_sens.diag else None
-            options[t, j] = compensated_option(fitted, t, j, state=state, moments=moments, score=score)
-        return options[t, j]
+            compensated_options[t, j] = compensated_option(fitted, t, j, state=state, moments=moments, score=score)
+        return compensated_options[t, j]
 
-    def priced(t: int, j: int) -> tuple:  # an option's prediction terms (no fit again if nothing is compensated)
-        f = option(t, j) if moments else fitted.fitted[t][j]
+    def priced(t: int, j: int, rounding: str) -> tuple:  # prediction terms (round-to-nearest's without a fit again)
+        f = fitted.fitted[t][j] if rounding == "nearest" else option(t, j, rounding)
         return f.predicted, f.predicted_replicates
 
     variants = []
-    if len(keys) > 1:
+    if len(keys) * len(roundings) > 1:
         kw = dict(adapter=adapter, solver=sensitivity.solver, steps=sensitivity.steps)
         reference = sampled(model, state, noise, **kw)
-        scored = {}  # variants of equal choices are sampled once
+        scored = {}  # variants of equal choices and rounding are sampled once
         for k in tqdm(feasible, desc="sampling variants", unit="variant", disable=not progress):
             picks = solutions[k][0]
-            if picks not in scored:
-                x = sampled(model, variant_state(state, fitted, picks, option=option), noise, **kw)
-                scored[picks] = (displacement(x, reference, level=level),
-                                 distribution_shift(x, reference, level=level))
-            (msd, low, high), (shift, shift_low, shift_high) = scored[picks]
-            additive = score_sens.predicted_from_terms(
-                [priced(t, j) for t, (name, j) in enumerate(zip(names, picks)) if name in score_sens.diag])[0]
-            variants.append(VariantScore(
-                floor=k[1], bits_per_weight=8 * sum(int(c[j]) for c, j in zip(costs, picks)) / n_total,
-                additive=additive, sampled_msd=msd, sampled_low=low, sampled_high=high, family=k[0],
-                sampled_shift=shift, shift_low=shift_low, shift_high=shift_high, grouping=k[2]))
+            for rounding in roundings:
+                if (picks, rounding) not in scored:
+                    x = sampled(model, variant_state(state, fitted, picks,
+                                                     option=lambda t, j, r=rounding: option(t, j, r)), noise, **kw)
+                    scored[picks, rounding] = (displacement(x, reference, level=level),
+                                               distribution_shift(x, reference, level=level))
+                (msd, low, high), (shift, shift_low, shift_high) = scored[picks, rounding]
+                additive = score_sens.predicted_from_terms(
+                    [priced(t, j, rounding) for t, (name, j) in enumerate(zip(names, picks)) if name in score_sens.diag])[0]
+                variants.append(VariantScore(
+                    floor=k[1], bits_per_weight=8 * sum(int(c[j]) for c, j in zip(costs, picks)) / n_total,
+                    additive=additive, sampled_msd=msd, sampled_low=low, sampled_high=high, family=k[0],
+                    sampled_shift=shift, shift_low=shift_low, shift_high=shift_high, grouping=k[2], rounding=rounding))
         best = choose_variant(variants)
-        chosen = (best.family, best.floor, best.grouping)
+        chosen, rounding = (best.family, best.floor, best.grouping), best.rounding
     else:
-        chosen = keys[0]
+        chosen, rounding = keys[0], roundings[0]
     variants = tuple(variants)
     picks, solution = solutions[chosen]
     quantized, passthrough, report, choices, terms = {}, {}, [], [], []
     for t, (name, j) in enumerate(zip(names, picks)):
-        f = option(t, j)
+        f = option(t, j, rounding)
         c = f.candidate
         s = score_sens.diag.get(name)
         original = state[name].detach().cpu()
@@ -1041,7 +1054,8 @@ def plan_quantization(
         "candidates": int(sum(len(f) for f in fitted.fitted)), "frontier_peak": solution.frontier_peak,
         "lagrange_multiplier": solution.lagrange_multiplier,
         "bit_floors": list(floors), "bit_floor": chosen[1], "families": list(families), "family": chosen[0],
-        "groupings": list(groups), "grouping": chosen[2], "compensate": bool(moments),
+        "groupings": list(groups), "grouping": chosen[2],
+        "roundings": list(roundings), "rounding": rounding,
         "selection_samples": int(noise.shape[0]) if variants else 0,
         "seconds": time.perf_counter() - start + earlier_fit_s,
         "dtypes": {k: str(state[k].dtype).removeprefix("torch.") for k in names},

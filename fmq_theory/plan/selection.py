@@ -98,6 +98,9 @@ FLOOR_RANGE = (1, 16)
 #: Granularities a variant may use: every one, only groups on tensors that have grouped options, or
 #: one shared grouped code on every tensor that has it (:func:`fmq_theory.plan.core.variant_option_sets`).
 GROUPINGS = ("any", "groups", "flat")
+#: How a variant's codes are chosen on its options' levels: each weight to its nearest level, or
+#: column by column against the layer's inputs (:func:`fmq_theory.plan.compensation.compensated`).
+ROUNDINGS = ("nearest", "compensated")
 
 #: Bootstrap resamples of :func:`distribution_shift`'s interval (and by default :func:`shift_difference`'s),
 #: and the seed of their draws.
@@ -134,6 +137,10 @@ class VariantScore:
         Its bootstrap interval over the noise draws, at the plan's level.
     grouping : str
         One of :data:`GROUPINGS` (plans saved before groupings existed read as ``"any"``).
+    rounding : str
+        One of :data:`ROUNDINGS`: the codes by round-to-nearest, or by error-compensating rounding on the
+        same levels (:mod:`fmq_theory.plan.compensation`; plans saved before it existed read as
+        ``"nearest"``).
     """
 
     floor: int
@@ -147,6 +154,7 @@ class VariantScore:
     shift_low: float | None = None
     shift_high: float | None = None
     grouping: str = "any"
+    rounding: str = "nearest"
 
 
 def check_bit_floors(bit_floors) -> tuple:
@@ -198,6 +206,20 @@ def check_groupings(groupings) -> tuple:
         Naming ``groupings`` and the bad value: empty, not a grouping, or repeated.
     """
     return _distinct(groupings, name="groupings", allowed=list(GROUPINGS), item="grouping")
+
+
+def check_roundings(roundings) -> tuple:
+    """``roundings`` as a tuple of :data:`ROUNDINGS`, checked.
+
+    >>> check_roundings(["nearest", "compensated"])
+    ('nearest', 'compensated')
+
+    Raises
+    ------
+    ValueError
+        Naming ``roundings`` and the bad value: empty, not a rounding, or repeated.
+    """
+    return _distinct(roundings, name="roundings", allowed=list(ROUNDINGS), item="rounding")
 
 
 def _distinct(values, *, name: str, allowed: list, item: str) -> tuple:
@@ -352,7 +374,8 @@ def _paired_bootstrap(statistic, *, n: int, level: float, resamples: int) -> tup
 
 def choose_variant(scores: Sequence[VariantScore]) -> VariantScore:
     """The variant of least sampled distribution shift; among equal ones, the lowest floor, then the first given
-    (the plan gives them family by family, floors within a family, groupings within a floor).
+    (the plan gives them family by family, floors within a family, groupings within a floor, round-to-nearest
+    before compensated within a grouping).
 
     Raises
     ------
