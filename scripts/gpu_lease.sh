@@ -740,6 +740,22 @@ mkdir -p runs/data_$DATASET
 #   ~581 s on an H100 by the FashionMNIST network's rows (548.8 s ours, 32.4 s the paper's), not the ~500 s once
 #   assumed. Once complete, `python scripts/promote_pending.py --dataset mnist` moves the rows to
 #   results/paper_arch_mnist.csv, the current table kept apart as paper_arch_mnist_794236c6.csv.
+# Forty-ninth period (2026-12-07, a fifth session that day): the issue-13 lease above waited for an H100 from 21:11 and
+#   never fitted: thirteen calls for nvidia-h100-x1 (six 'could not be started', ~90 s each; seven 'none asked for',
+#   15 s each) and six for nvidia-h200 (four 'could not be started', ~180-195 s each; two 'none asked for') to 22:50,
+#   1,381 s of the 1,800. At 22:55, with 419 s left, an H100 80GB HBM3 came (start ~95 s), and issue 12's two-way plan
+#   ran instead, the three model checkpoints out of the tree for calls 1-2:
+#   1. `bash scripts/gpu_lease.sh carry` (carry inc1-3, wheels_dask; 0.8 s); 2. the same (carry inc4-6; 0.5 s);
+#   3. `COMP_MODELS="mnist fashion_mnist" COMP_BUDGETS=3 PEER_FAMILIES=hqq:g128 NO_BENCH=1 JOBS=comp S2=215 H2=265
+#      bash scripts/gpu_lease.sh 2` (carry plan_test, wheels_peers, wheels_dask; 160.6 s): the MNIST UNet's plan at
+#      3 bits with roundings nearest,compensated (sensitivity 8.7 s, fit 42.1 s, moments 3.6 s, plan 27.1 s; 3 rows in
+#      35.6 s), FashionMNIST left at the deadline -> results/plan_mnist_compensated.csv (model mnist_compensated),
+#      results/plan_choices_mnist_compensated_3.csv. Given back with 122 s left.
+# Planned next (issue 12, ~600 s after the start; either card): the three checkpoints out for calls 1-2 above, back for
+#   `COMP_MODELS="fashion_mnist dit mnist" COMP_BUDGETS=2,2.5,3,4 PEER_FAMILIES=hqq:g128 NO_BENCH=1 JOBS=comp S2=500
+#   H2=570 bash scripts/gpu_lease.sh 2` (carry plan_test, wheels_peers, wheels_dask); its rows' model renamed
+#   <model>_compensated, merged by key into results/plan_<model>_compensated.csv. Then the issue-13 lease above, on an
+#   H100, when a session opens with one.
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
