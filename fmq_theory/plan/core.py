@@ -827,7 +827,8 @@ def plan_quantization(
     ------
     ValueError
         A budget below the cheapest plan of every variant, bad noise, candidates,
-        ``bit_floors``, ``families`` or ``groupings`` (naming the argument).
+        ``bit_floors``, ``families``, ``groupings`` or ``roundings``, or ``moments`` without a
+        compensated rounding (naming the argument).
 
     Notes
     -----

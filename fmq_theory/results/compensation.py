@@ -23,8 +23,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 __all__ = ["CompensationProbe", "ProbeArm", "compensation_probe", "plot_compensation", "read_compensation_probes"]
 
@@ -82,13 +82,14 @@ def read_compensation_probes(folder) -> list[CompensationProbe]:
     return sorted(runs, key=lambda p: (p.model, p.budget))
 
 
-def plot_compensation(probes, *, labels: dict | None = None):
+def plot_compensation(probes, *, labels: dict | None = None) -> Figure:
     """Each probe's :math:`\\Delta FID` with its interval, round-to-nearest beside compensated, on a
     symmetric-log axis (linear within 1, so that an interval reaching below zero is drawn)."""
     if not probes:
         raise ValueError("probes: nothing to plot")
     labels = labels or {}
-    fig, ax = plt.subplots(figsize=(6.4, 0.55 * len(probes) + 1.4))
+    fig = Figure(figsize=(6.4, 0.55 * len(probes) + 1.4), layout="constrained")
+    ax = fig.add_subplot()
     y = np.arange(len(probes))
     for offset, name, color, pick in ((0.15, "round to nearest (as committed)", "tab:red", lambda p: p.rtn),
                                       (-0.15, "error-compensated", "tab:blue", lambda p: p.compensated)):
@@ -105,5 +106,4 @@ def plot_compensation(probes, *, labels: dict | None = None):
     ax.set_xlabel(r"$\Delta$FID against full precision (95% paired interval)")
     ax.set_ylim(len(probes) - 0.5, -0.5)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout()
     return fig
