@@ -14,7 +14,11 @@ The moments come from the full-precision model's own sampling from Gaussian nois
 draws, seed 123, apart from the FID noise of seed 0): no image is used.  Each arm's classifier FID on
 ``--samples`` draws, with the paired 95% interval of its change
 (:func:`fmq_theory.bounds.certificate.certify_fid`), its honest bits per weight and its summed output
-error ``sum tr(D H D^T)`` go to ``--out`` (JSON).
+error ``sum tr(D H D^T)`` go to ``--out`` (JSON); and the score the plan would choose between the arms by,
+the shift of the samples' law from full precision (:func:`fmq_theory.plan.selection.distribution_shift`,
+per entry, with its bootstrap interval) on ``--selection-draws`` draws of the plan's own noise (seed 1,
+balanced labels, as ``scripts/gpu_plan_eval.py`` plans), so that the choice of
+``plan_quantization(roundings=("nearest", "compensated"))`` can be read against the FIDs.
 
 Run (CPU, 2 cores)::
 
@@ -35,14 +39,16 @@ import torch
 from fmq_theory._util import write_atomic
 from fmq_theory.bounds.certificate import certify_fid
 from fmq_theory.flow.frechet import gaussian_fit
-from fmq_theory.flow.solvers import sample
+from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 from fmq_theory.harness.context import load_context
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.sweep import to_uint8
 from fmq_theory.plan.candidates import Candidate, dequantized, fit_candidate
 from fmq_theory.plan.compensation import compensated, input_moments, output_error
+from fmq_theory.plan.selection import distribution_shift, sampled
 
 CALIBRATION_SEED = 123  # the FID noise is seed 0
+PLAN_SEED = 1  # the plan's own noise (scripts/gpu_plan_eval.py)
 MODELS = {"mnist": ("mnist", None), "fashion_mnist": ("fashion_mnist", None),
           "dit": ("fashion_mnist", "checkpoints/dit_fashion_mnist")}
 
@@ -53,6 +59,7 @@ def main(argv=None) -> dict:
     p.add_argument("--budget", default="3", help="the budget as in results/plan_choices_<model>_<budget>.csv")
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--calibration", type=int, default=64)
+    p.add_argument("--selection-draws", type=int, default=256, help="draws of the plan's noise the shift is scored on")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     dataset, checkpoint = MODELS[args.model]
@@ -99,13 +106,22 @@ def main(argv=None) -> dict:
 
     ref = gaussian_fit(torch.as_tensor(ctx.real_features, dtype=torch.float64))
     f_fp = features(model)
+    plan_noise = make_noise(args.selection_draws, tuple(ctx.noise.shape[1:]), seed=PLAN_SEED)
+    n_classes = model.config.num_classes
+    plan_adapter = unet_adapter(model, balanced_labels(args.selection_draws, n_classes) if n_classes else None, 0.0)
+    selection = dict(adapter=plan_adapter, solver="midpoint", steps=10)
+    x_fp = sampled(model, state, plan_noise, **selection)
+    result["selection_draws"] = args.selection_draws
     for arm, weights in arms.items():
         start = time.perf_counter()
+        shift, shift_low, shift_high = distribution_shift(sampled(model, {**state, **weights}, plan_noise, **selection),
+                                                          x_fp)
         model.load_state_dict({**state, **weights})
         cert = certify_fid(f_fp, features(model), reference_mean=ref[0], reference_cov=ref[1], n_boot=200, seed=0)
         result["arms"][arm] = {"fid": cert.fid_q, "fid_fp": cert.fid_fp, "dfid": cert.measured_dfid,
                                "dfid_low": cert.dfid_low, "dfid_high": cert.dfid_high,
-                               "output_weighted_error": errors[arm], "seconds": round(time.perf_counter() - start, 1)}
+                               "output_weighted_error": errors[arm], "shift": shift, "shift_low": shift_low,
+                               "shift_high": shift_high, "seconds": round(time.perf_counter() - start, 1)}
         print(f"{arm}: {json.dumps(result['arms'][arm])}", flush=True)
     model.load_state_dict(state)
     write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))

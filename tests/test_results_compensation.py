@@ -26,6 +26,9 @@ def test_the_committed_probes_read_as_written():
         assert p.bits_per_weight == run["bits_per_weight"] and p.samples == run["samples"]
         assert p.error_ratio == raw["output_weighted_error"] / run["arms"]["rtn"]["output_weighted_error"]
         c, r = p.compensated, p.rtn
+        assert (c.shift, r.shift) == (raw.get("shift"), run["arms"]["rtn"].get("shift"))
+        if c.shift is not None:
+            assert p.shift_picks == ("compensated" if c.shift < r.shift else "rtn")
         assert p.verdict == ("lower" if c.high < r.low else "higher" if c.low > r.high else "unresolved")
 
 

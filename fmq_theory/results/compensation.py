@@ -31,12 +31,14 @@ __all__ = ["CompensationProbe", "ProbeArm", "compensation_probe", "plot_compensa
 
 @dataclass(frozen=True)
 class ProbeArm:
-    """One way of writing the codes: measured change and its interval, and the output error."""
+    """One way of writing the codes: measured change and its interval, the output error, and the shift of the
+    samples' law on the plan's own noise that the plan chooses by (``None`` in runs made before it was recorded)."""
 
     dfid: float
     low: float
     high: float
     output_error: float
+    shift: float | None = None
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,21 @@ class CompensationProbe:
             return "lower"
         return "higher" if self.compensated.low > self.rtn.high else "unresolved"
 
+    @property
+    def shift_picks(self) -> str | None:
+        """The arm of least shift, the one ``plan_quantization(roundings=("nearest", "compensated"))`` would keep
+        (``"rtn"`` or ``"compensated"``); ``None`` without shifts."""
+        if self.rtn.shift is None or self.compensated.shift is None:
+            return None
+        return "compensated" if self.compensated.shift < self.rtn.shift else "rtn"
+
 
 def compensation_probe(run: dict) -> CompensationProbe:
     """The :class:`CompensationProbe` of one probe file's contents."""
     def arm(a: dict) -> ProbeArm:
         return ProbeArm(dfid=float(a["dfid"]), low=float(a["dfid_low"]), high=float(a["dfid_high"]),
-                        output_error=float(a["output_weighted_error"]))
+                        output_error=float(a["output_weighted_error"]),
+                        shift=None if a.get("shift") is None else float(a["shift"]))
 
     return CompensationProbe(model=run["model"], budget=float(run["budget"]), bits_per_weight=float(run["bits_per_weight"]),
                              samples=int(run["samples"]), feature_net=run["feature_net"], rtn=arm(run["arms"]["rtn"]),
