@@ -6,8 +6,9 @@ model's own sampling trajectories (:mod:`.sensitivity`), fits every option of ev
 and chooses one per tensor by an exact multiple-choice knapsack (:mod:`.knapsack`) on the
 additive predicted degradation (:mod:`.core`), once per bit floor; the floors' plans are
 sampled from the same noise and the least displaced is kept (:mod:`.selection`).  With
-``roundings=("nearest", "compensated")`` each variant is also sampled with the codes of every linear and convolution weight are rounded against
-its inputs' second moment over the same trajectories (:mod:`.compensation`).  The whole
+``roundings=("nearest", "compensated")`` each variant is also sampled with the codes of every
+linear and convolution weight rounded against its inputs' second moment over the same
+trajectories (:mod:`.compensation`).  The whole
 first-order form of a weight error, the cross-weight terms the additive model leaves out, is
 :mod:`.first_order`, and an allocation priced by it, which does not beat the knapsack at two bits, is
 :mod:`.whole_form`.  ``load_quantized_model`` runs the result with

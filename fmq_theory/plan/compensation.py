@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from fmq_theory.flow.checks import check_noise
 from fmq_theory.flow.solvers import integrate
 from fmq_theory.flow.velocity import XT, Adapter, placement
+from fmq_theory.plan.weighted import nearest_codes
 from fmq_theory.quantizers import QuantizedTensor
 
 __all__ = ["COMPENSATED_MODULES", "compensated", "input_moments", "layer_rows", "output_error"]
@@ -185,21 +186,22 @@ def compensated(w: torch.Tensor, qt: QuantizedTensor, h: torch.Tensor, *, damp: 
     h[dead, dead] = 1.0
     h += damp * torch.diag(h).mean() * torch.eye(cols, dtype=h.dtype)
     u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    levels = torch.from_numpy(np.asarray(qt.levels, dtype=np.float64))
+    levels = np.asarray(qt.levels, dtype=np.float64)
     group_size = qt.codes.shape[1]
-    flat = torch.arange(rows)[:, None] * cols + torch.arange(cols)[None, :]
+    flat = np.arange(rows)[:, None] * cols + np.arange(cols)[None, :]
     group, position = flat // group_size, flat % group_size
-    codes = torch.empty((rows, cols), dtype=torch.long)
+    codes = np.empty((rows, cols), dtype=qt.codes.dtype)
+    every_row = np.arange(rows)
     for a in range(0, cols, block):
         b = min(a + block, cols)
         err = torch.empty((rows, b - a), dtype=torch.float64)
         for i in range(a, b):
-            grid = levels[group[:, i]]
-            codes[:, i] = torch.argmin((grid - work[:, i:i + 1]).abs(), dim=1)
-            q = grid.gather(1, codes[:, i:i + 1])[:, 0]
+            grid = levels[group[:, i]]  # each row's levels at column i (the plan's own rule picks the nearest)
+            codes[:, i] = nearest_codes(work[:, i:i + 1].numpy(), grid)[:, 0]
+            q = torch.from_numpy(grid[every_row, codes[:, i]])
             err[:, i - a] = (work[:, i] - q) / u[i, i]
             work[:, i:b] -= err[:, i - a:i - a + 1] * u[i, i:b]
         work[:, b:] -= err @ u[a:b, b:]
     out = np.zeros_like(qt.codes)
-    out[group.reshape(-1).numpy(), position.reshape(-1).numpy()] = codes.reshape(-1).numpy().astype(out.dtype)
+    out[group.reshape(-1), position.reshape(-1)] = codes.reshape(-1)
     return replace(qt, codes=out, info={})
