@@ -101,8 +101,7 @@ from fmq_theory.harness.features.inception import InceptionFeatures
 from fmq_theory.harness.latent import latent_stability
 from fmq_theory.harness.metrics import psnr, ssim_box, ssim_gaussian
 from fmq_theory.harness.models.paper_unet import EMA, PAPER_MNIST, PaperUNet, PaperUNetConfig, paper_adapter
-from fmq_theory.harness.sweep import to_uint8
-from fmq_theory.harness.train import images_to_model_space
+from fmq_theory.harness.train import images_to_model_space, to_uint8
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.schema import PAPER_ARCH
 

@@ -76,7 +76,7 @@ from fmq_theory.harness.metrics import psnr, ssim_gaussian
 from fmq_theory.harness.models import architecture_of
 from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.peers import FAMILIES, peer_at_budget, quantize_peer
-from fmq_theory.harness.sweep import to_uint8
+from fmq_theory.harness.train import to_uint8
 from fmq_theory.plan import default_candidates, fit_candidates, plan_quantization, weight_sensitivity
 from fmq_theory.plan.compensation import input_moments
 from fmq_theory.plan.core import load_fitted

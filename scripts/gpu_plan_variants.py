@@ -58,7 +58,7 @@ from gpu_plan_eval import (MODELS, PLAN_SEED, SOLVER, STEPS, Measure, Setup, _sa
 from fmq_theory.flow.frechet import frechet_distance, gaussian_fit  # noqa: E402
 from fmq_theory.flow.solvers import balanced_labels, make_noise  # noqa: E402
 from fmq_theory.harness.models.unet import unet_adapter  # noqa: E402
-from fmq_theory.harness.sweep import to_uint8  # noqa: E402
+from fmq_theory.harness.train import to_uint8  # noqa: E402
 from fmq_theory.plan import fit_candidates, plan_quantization, weight_sensitivity  # noqa: E402
 from fmq_theory.plan.candidates import CODE_FAMILIES  # noqa: E402
 from fmq_theory.plan.selection import GROUPINGS, check_groupings, diagonal_w2, displacement, distribution_shift, sampled  # noqa: E402

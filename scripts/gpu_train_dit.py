@@ -30,8 +30,7 @@ from fmq_theory.harness.data import load
 from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
 from fmq_theory.harness.models.dit import DiTConfig
 from fmq_theory.harness.models.unet import unet_adapter
-from fmq_theory.harness.sweep import to_uint8
-from fmq_theory.harness.train import TrainConfig, train
+from fmq_theory.harness.train import TrainConfig, to_uint8, train
 
 
 def main() -> None:

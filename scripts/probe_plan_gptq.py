@@ -39,10 +39,9 @@ import torch
 from fmq_theory._util import write_atomic
 from fmq_theory.bounds.certificate import certify_fid
 from fmq_theory.flow.frechet import gaussian_fit
-from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
+from fmq_theory.flow.solvers import balanced_labels, make_noise
 from fmq_theory.harness.context import load_context
 from fmq_theory.harness.models.unet import unet_adapter
-from fmq_theory.harness.sweep import to_uint8
 from fmq_theory.plan.candidates import Candidate, dequantized, fit_candidate
 from fmq_theory.plan.compensation import compensated, input_moments, output_error
 from fmq_theory.plan.selection import distribution_shift, sampled
@@ -98,14 +97,8 @@ def main(argv=None) -> dict:
     print(f"{args.model} @ {args.budget}: {result['bits_per_weight']:.4f} bits/weight, calibration {calibration_s:.1f} s",
           flush=True)
 
-    def features(m):
-        with torch.no_grad():
-            x = sample(m, ctx.noise, adapter=unet_adapter(m, ctx.labels, 0.0), solver="midpoint", steps=10,
-                       clip=(-1.0, 1.0), batch_size=500).x
-        return torch.as_tensor(ctx.classifier.features(to_uint8(x)), dtype=torch.float64)
-
     ref = gaussian_fit(torch.as_tensor(ctx.real_features, dtype=torch.float64))
-    f_fp = features(model)
+    f_fp = ctx.sample_features(model)
     plan_noise = make_noise(args.selection_draws, tuple(ctx.noise.shape[1:]), seed=PLAN_SEED)
     n_classes = model.config.num_classes
     plan_adapter = unet_adapter(model, balanced_labels(args.selection_draws, n_classes) if n_classes else None, 0.0)
@@ -117,7 +110,7 @@ def main(argv=None) -> dict:
         shift, shift_low, shift_high = distribution_shift(sampled(model, {**state, **weights}, plan_noise, **selection),
                                                           x_fp)
         model.load_state_dict({**state, **weights})
-        cert = certify_fid(f_fp, features(model), reference_mean=ref[0], reference_cov=ref[1], n_boot=200, seed=0)
+        cert = certify_fid(f_fp, ctx.sample_features(model), reference_mean=ref[0], reference_cov=ref[1], n_boot=200, seed=0)
         result["arms"][arm] = {"fid": cert.fid_q, "fid_fp": cert.fid_fp, "dfid": cert.measured_dfid,
                                "dfid_low": cert.dfid_low, "dfid_high": cert.dfid_high,
                                "output_weighted_error": errors[arm], "shift": shift, "shift_low": shift_low,

@@ -24,7 +24,7 @@ from _scripts import load_script
 
 from fmq_theory.flow.solvers import make_noise, sample
 from fmq_theory.harness.models.paper_unet import PaperUNet, PaperUNetConfig, paper_adapter
-from fmq_theory.harness.sweep import to_uint8
+from fmq_theory.harness.train import to_uint8
 from fmq_theory.results.schema import PAPER_ARCH
 
 ROOT = Path(__file__).resolve().parents[1]

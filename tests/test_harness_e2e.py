@@ -4,11 +4,15 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
+from fmq_theory.flow.solvers import sample
 from fmq_theory.harness.checkpoints import save_checkpoint
+from fmq_theory.harness.context import load_context
+from fmq_theory.harness.models.unet import unet_adapter
 from fmq_theory.harness.models.unet import UNetConfig
 from fmq_theory.harness.sweep import SweepConfig, run_sweep
-from fmq_theory.harness.train import TrainConfig, train
+from fmq_theory.harness.train import TrainConfig, to_uint8, train
 from fmq_theory.results.plots import plot_all
 from fmq_theory.results.schema import SWEEP
 from fmq_theory.results.slopes import fit_slope, noise_floor
@@ -65,3 +69,15 @@ def test_slope_fit_recovers_a_power_law():
     assert fit.slope == pytest.approx(-2.0, abs=1e-9)
     assert fit.ci_low == pytest.approx(-2.0, abs=1e-6) and fit.ci_high == pytest.approx(-2.0, abs=1e-6)
     assert list(fit.bits) == [2, 3, 4, 5, 6, 7]
+
+
+def test_context_sample_features_are_the_classifiers_of_the_uint8_samples():
+    ctx = load_context(dataset="mnist", samples=6, seed=0, device="cpu", real_images=40)
+    f = ctx.sample_features(ctx.model, steps=2, batch_size=4)
+    x = sample(ctx.model, ctx.noise, adapter=unet_adapter(ctx.model, ctx.labels, 0.0), solver="midpoint", steps=2,
+               clip=(-1.0, 1.0), batch_size=6).x
+    expect = ctx.classifier.features(to_uint8(x))
+    assert f.dtype == torch.float64 and f.shape == (6, ctx.real_features.shape[1])
+    np.testing.assert_allclose(f.numpy(), expect, rtol=0, atol=1e-5)  # batches of 4 against one of 6
+    # the features are of the samples the real images' features compare with: same net, same scale
+    assert to_uint8(torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0])).tolist() == [0, 0, 128, 255, 255]

@@ -1,63 +1,60 @@
-"""``scripts/probe_gptq.py``: the rounding of issue 12's GPTQ probe, against closed forms.
-
-Oracles: with an input second moment ``H`` that is diagonal nothing is compensated, so GPTQ equals
-round-to-nearest on the same grid; on two input columns the compensation is the least-squares one,
-``w2 + (H21 / H22)(w1 - q1)`` (with ``H`` damped as the probe damps it), rounded; every output lies
-on its row's grid; and the im2col rows of a convolution reproduce its output through the weight.
-"""
+"""``scripts/probe_gptq.py``: its two arms are the package's per-channel ``uniform_minmax`` and its compensated
+codes on that grid (the rounding itself is tested against the OBQ oracle in ``tests/test_plan_compensation.py``)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 from _scripts import load_script
 
-from fmq_theory.quantizers.torch_rows import uniform_minmax_rows
+from fmq_theory.plan.candidates import dequantized
+from fmq_theory.plan.compensation import input_moments, output_error
+from fmq_theory.quantizers import quantize
 
 probe = load_script("probe_gptq")
 
 
-def grid(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's ``uniform_minmax`` step and offset, shape (rows, 1)."""
-    _, scale, offset = uniform_minmax_rows(w, bits=bits)
-    return scale[:, None], offset[:, None]
+class _Velocity(nn.Module):
+    """A two-layer convolutional velocity field ``v(x, t)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner, self.outer = nn.Conv2d(1, 6, 3, padding=1), nn.Conv2d(6, 1, 3, padding=1)
+
+    def forward(self, x, t):
+        return self.outer(torch.nn.functional.silu(self.inner(x)))
 
 
-def test_a_diagonal_moment_leaves_nothing_to_compensate():
-    g = torch.Generator().manual_seed(0)
-    w = torch.randn(6, 40, generator=g, dtype=torch.float64)
-    h = torch.diag(torch.rand(40, generator=g, dtype=torch.float64) + 0.1)
-    rtn = probe.rtn_round(w, 3)
-    torch.testing.assert_close(probe.gptq_round(w, h, 3, block=16), rtn, rtol=0, atol=1e-12)
+def _model_and_moments():
+    torch.manual_seed(0)
+    model = _Velocity().double()
+    noise = torch.randn(8, 1, 6, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return model, input_moments(model, noise, steps=2, progress=False)
 
 
-def test_two_columns_get_the_least_squares_compensation():
-    g = torch.Generator().manual_seed(1)
-    w = torch.randn(50, 2, generator=g, dtype=torch.float64)
-    a = torch.randn(2, 2, generator=g, dtype=torch.float64)
-    h = a @ a.T + 0.05 * torch.eye(2, dtype=torch.float64)
-    damped = h + 0.01 * torch.diag(h).mean() * torch.eye(2, dtype=torch.float64)
-    scale, offset = grid(w, 2)
-    q1 = probe.on_grid(w[:, :1], scale, offset, 2)
-    w2 = w[:, 1:] + damped[1, 0] / damped[1, 1] * (w[:, :1] - q1)
-    want = torch.cat([q1, probe.on_grid(w2, scale, offset, 2)], dim=1)
-    torch.testing.assert_close(probe.gptq_round(w, h, 2), want, rtol=0, atol=1e-12)
+def test_the_rtn_arm_is_the_packages_per_channel_minmax():
+    model, moments = _model_and_moments()
+    q, weighted = probe.quantized_copy(model, moments, bits=3, arm="rtn")
+    params, total = dict(q.named_parameters()), 0.0
+    for name, h in moments.items():
+        w = dict(model.named_parameters())[name].data
+        expect = dequantized(quantize(w.reshape(w.shape[0], -1), method="uniform_minmax", bits=3,
+                                      granularity="channel")).reshape(w.shape)
+        assert torch.equal(params[name].data, expect)
+        total += output_error(w.reshape(w.shape[0], -1), expect.reshape(w.shape[0], -1), h)
+    assert weighted == total
+    assert torch.equal(q.inner.bias, model.inner.bias)  # biases stay as they are
 
 
-def test_every_rounded_weight_lies_on_its_rows_grid():
-    g = torch.Generator().manual_seed(2)
-    w = torch.randn(8, 300, generator=g, dtype=torch.float64)
-    x = torch.randn(1000, 300, generator=g, dtype=torch.float64)
-    x = x @ torch.randn(300, 300, generator=g, dtype=torch.float64)
-    q = probe.gptq_round(w, x.T @ x / 1000, 3)
-    scale, offset = grid(w, 3)
-    k = (q - offset) / scale
-    torch.testing.assert_close(k, k.round(), rtol=0, atol=1e-9)
-    assert k.min() >= 0 and k.max() <= 7
-
-
-def test_conv_input_rows_reproduce_the_convolution():
-    conv = torch.nn.Conv2d(3, 5, 3, padding=1, bias=False).double()
-    x = torch.randn(2, 3, 7, 7, dtype=torch.float64)
-    rows = probe.layer_inputs(conv, x)
-    out = rows @ conv.weight.reshape(5, -1).T  # (batch * positions, out channels)
-    torch.testing.assert_close(out, conv(x).permute(0, 2, 3, 1).reshape(-1, 5))
+def test_the_gptq_arm_keeps_the_grid_and_lowers_the_output_error():
+    model, moments = _model_and_moments()
+    rtn, e_rtn = probe.quantized_copy(model, moments, bits=3, arm="rtn")
+    gptq, e_gptq = probe.quantized_copy(model, moments, bits=3, arm="gptq")
+    assert e_gptq < e_rtn
+    for name in moments:
+        w = dict(model.named_parameters())[name].data
+        qt = quantize(w.reshape(w.shape[0], -1), method="uniform_minmax", bits=3, granularity="channel")
+        rows = dict(gptq.named_parameters())[name].data.reshape(w.shape[0], -1)
+        levels = torch.as_tensor(qt.levels).to(rows.dtype)
+        # every compensated weight is one of its row's levels
+        assert all(torch.isin(rows[i], levels[i]).all() for i in range(rows.shape[0]))

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmq_theory.flow.solvers import balanced_labels, make_noise
+from fmq_theory.flow.solvers import balanced_labels, make_noise, sample
 from fmq_theory.harness.checkpoints import LoadedModel, load_trained_model
 from fmq_theory.harness.data import DATASETS, load
 from fmq_theory.harness.features.classifier import ClassifierFeatures, classifier_checkpoint
-from fmq_theory.harness.models.unet import UNet
+from fmq_theory.harness.models.unet import UNet, unet_adapter
+from fmq_theory.harness.train import to_uint8
 
 __all__ = ["Context", "load_context"]
 
@@ -65,6 +66,19 @@ class Context:
     def model(self) -> UNet:
         """The full-precision model."""
         return self.trained.model
+
+    def sample_features(self, model: torch.nn.Module, *, solver: str = "midpoint", steps: int = 10,
+                        batch_size: int = 500) -> torch.Tensor:
+        """The classifier features of ``model``'s samples from :attr:`noise` (and :attr:`labels`), float64.
+
+        ``model`` shares the full-precision model's architecture (a quantized copy, or the model with
+        other weights loaded); it is sampled with ``solver`` and ``steps``, clipped to [-1, 1] and
+        rounded to uint8 as the real images are, so that the features compare with :attr:`real_features`.
+        """
+        with torch.no_grad():
+            x = sample(model, self.noise, adapter=unet_adapter(model, self.labels, 0.0), solver=solver, steps=steps,
+                       clip=(-1.0, 1.0), batch_size=batch_size).x
+        return torch.as_tensor(self.classifier.features(to_uint8(x)), dtype=torch.float64)
 
 
 def load_context(*, dataset: str, samples: int, seed: int, device: str | torch.device,

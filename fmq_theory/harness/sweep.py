@@ -51,12 +51,12 @@ from fmq_theory.harness.features.inception import InceptionFeatures
 from fmq_theory.harness.latent import compare_inversions, invert, latent_stability
 from fmq_theory.harness.metrics import psnr, ssim_box, ssim_gaussian
 from fmq_theory.harness.models.unet import guided_velocity, unet_adapter
-from fmq_theory.harness.train import images_to_model_space
+from fmq_theory.harness.train import images_to_model_space, to_uint8
 from fmq_theory.quantizers import quantize_state_dict
 from fmq_theory.results.schema import SWEEP
 from fmq_theory.vocab import METHODS
 
-__all__ = ["SweepConfig", "parse_cells", "run_sweep", "sweep_cells", "to_uint8", "quantized_model"]
+__all__ = ["SweepConfig", "parse_cells", "run_sweep", "sweep_cells", "quantized_model"]
 
 
 @dataclass(frozen=True)
@@ -151,11 +151,6 @@ def parse_cells(spec: str) -> set | None:
         except ValueError:
             raise ValueError(f"inception_cells must look like 'm:2,3;n:8' or 'all', got {spec!r}")
     return cells
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Model-space images in [-1, 1] -> uint8 pixels ``round((x + 1) * 127.5)``."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def quantized_model(model: torch.nn.Module, *, method: str, bits: int, granularity: str):

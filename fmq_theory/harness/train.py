@@ -27,7 +27,7 @@ from fmq_theory.harness import data as data_mod
 from fmq_theory.flow.path import flow_matching_loss
 from fmq_theory.harness.models import architecture_of, build_model
 
-__all__ = ["TrainConfig", "TrainResult", "train", "images_to_model_space"]
+__all__ = ["TrainConfig", "TrainResult", "train", "images_to_model_space", "to_uint8"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,12 @@ def images_to_model_space(images_uint8: np.ndarray | torch.Tensor) -> torch.Tens
     if t.dtype != torch.uint8:
         raise TypeError(f"images must be uint8, got {t.dtype}")
     return t.float() / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Model-space images in [-1, 1] -> uint8 pixels ``round((x + 1) * 127.5)``, the inverse of
+    :func:`images_to_model_space` on its range (values outside [-1, 1] are clipped first)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
