@@ -499,6 +499,7 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
     paired = is_paired(ev.args, method=method, samples=samples, steps=steps)
     metrics_path = stem.with_suffix(f".{protocol}.json")
     m = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    earlier_s = m.get("sample_s", 0.0)  # the row's time in an earlier command (its samples and classifier FID)
     if "fid" not in m or (paired and "dfid" not in m):  # (no paired change while the reference samples were missing)
         if not stem.with_suffix(".ours.npy").is_file():
             model, extra = ev.model, {}
@@ -562,7 +563,7 @@ def evaluate_cell(ev: "Eval", *, kind: str, method: str, bits: int, samples: int
     row = ev.base_row(method=method, bits=bits, granularity="channel" if kind == "cell" else "none",
                       protocol=protocol, samples=samples, steps=steps)
     row.update({k: v for k, v in m.items() if k in PAPER_ARCH.names})
-    row["wall_s"] = round(m.get("sample_s", 0.0) + time.perf_counter() - t, 1)
+    row["wall_s"] = round(earlier_s + time.perf_counter() - t, 1)
     return row
 
 
