@@ -756,6 +756,24 @@ mkdir -p runs/data_$DATASET
 #   H2=570 bash scripts/gpu_lease.sh 2` (carry plan_test, wheels_peers, wheels_dask); its rows' model renamed
 #   <model>_compensated, merged by key into results/plan_<model>_compensated.csv. Then the issue-13 lease above, on an
 #   H100, when a session opens with one.
+# Fiftieth period (2026-12-08): the first call, for nvidia-h100-x1, got an H100 80GB HBM3 at once; the issue-13 lease
+#   above, the three checkpoints out of the tree and each command guarded by the H100 check:
+#   1. `DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=9.3 bash scripts/gpu_lease.sh 1` (carry harness_data, wheels_dask,
+#      plan_test, inc1; 580.8 s): step 2,960 at the cap (1,358 images/s);
+#   2. `RESUME=1 DETERMINISTIC=1 MEMFMT=contiguous TRAIN_MIN=5 ... 1` (carry inc2-4; 129.0 s): network 48b4549de6e5...,
+#      the first lease's bit for bit a fourth time (662.9 s of training in all); the 23 pending rows copied in as done;
+#   3. a copier of the rows to $OUT, then `MEMFMT=contiguous JOBS=paper NO_BENCH=1 KINDS=fp S2=560 H2=590 bash
+#      scripts/gpu_lease.sh 2` (carry inc5-6; 370.7 s): both 50,000-sample full-precision FIDs, ours and the paper's
+#      protocol of one sample set -> 25 of 25 rows, promoted to results/paper_arch_mnist.csv (scripts/promote_pending.py);
+#   then, the checkpoints back in the tree, issue 12's two-way plan on the same warm machine:
+#   4. `COMP_MODELS="fashion_mnist dit mnist" COMP_BUDGETS=2,2.5,3,4 PEER_FAMILIES=hqq:g128 NO_BENCH=1 JOBS=comp S2=400
+#      H2=450 bash scripts/gpu_lease.sh 2` (carry plan_test, wheels_peers, wheels_dask; 344.9 s): the FashionMNIST UNet
+#      at the four budgets with HQQ g128 -> results/plan_fashion_mnist_compensated.csv and its choices; the DiT and
+#      MNIST left at the deadline. Given back with 260 s left.
+# Planned next (issue 12, either card, ~600 s after the start): the three checkpoints out for two carry calls (inc1-3,
+#   inc4-6), back for `COMP_MODELS="dit mnist" COMP_BUDGETS=2,2.5,3,4 PEER_FAMILIES=hqq:g128 NO_BENCH=1 JOBS=comp
+#   S2=500 H2=570 bash scripts/gpu_lease.sh 2` (carry plan_test, wheels_peers, wheels_dask); rows merged by key into
+#   results/plan_<model>_compensated.csv (model <model>_compensated).
 # the trained network carried back in pieces (scripts/gpu_checkpoint_parts.sh; one per call), joined once all are in;
 # the pieces are named by data set (.carry/pa_mnist1.., .carry/pa_fashion_mnist1..), so that a network is never
 # joined under the other data set's name
