@@ -32,11 +32,25 @@ from matplotlib.figure import Figure
 
 from fmq_theory.results.plan_report import Change, ModelResults, fid_panels, panel_legend
 
-__all__ = ["CompensationProbe", "ProbeArm", "TwoWayCell", "compensation_probe", "plot_compensation", "plot_two_way",
-           "read_compensation_probes", "two_way_cells"]
+__all__ = ["CompensationProbe", "ProbeArm", "TwoWayCell", "compensation_probe", "interval_order", "plot_compensation",
+           "plot_two_way", "read_compensation_probes", "two_way_cells"]
 
 #: The words ``scripts/gpu_plan_eval.py`` ends a plan row's setting with when its codes are compensated.
 COMPENSATED_SETTING = ", compensated codes"
+
+
+def interval_order(interval: tuple, other: tuple) -> str:
+    """``"lower"`` or ``"higher"`` where ``interval`` (``(low, high)``) lies wholly below or above ``other``, else
+    ``"unresolved"`` (also where an end is ``None``: no interval).
+
+    >>> interval_order((0.1, 0.5), (0.7, 0.9)), interval_order((1.0, 2.0), (0.7, 1.2)), interval_order((0.1, None), (1, 2))
+    ('lower', 'unresolved', 'unresolved')
+    """
+    if None in (*interval, *other):
+        return "unresolved"
+    if interval[1] < other[0]:
+        return "lower"
+    return "higher" if interval[0] > other[1] else "unresolved"
 
 
 @dataclass(frozen=True)
@@ -72,9 +86,7 @@ class CompensationProbe:
     def verdict(self) -> str:
         """``"lower"`` or ``"higher"`` where the compensated interval lies wholly below or above round-to-nearest's,
         else ``"unresolved"``."""
-        if self.compensated.high < self.rtn.low:
-            return "lower"
-        return "higher" if self.compensated.low > self.rtn.high else "unresolved"
+        return interval_order((self.compensated.low, self.compensated.high), (self.rtn.low, self.rtn.high))
 
     @property
     def shift_picks(self) -> str | None:
@@ -165,12 +177,7 @@ class TwoWayCell:
         """``"lower"`` or ``"higher"`` where the two-way plan's interval lies wholly below or above the committed
         plan's, else ``"unresolved"`` (also without intervals).  Each interval is paired with the run's own
         full-precision samples; the two runs sample the same noise, so their full-precision FIDs agree."""
-        a, b = self.two_way, self.committed
-        if None in (a.low, a.high, b.low, b.high):
-            return "unresolved"
-        if a.high < b.low:
-            return "lower"
-        return "higher" if a.low > b.high else "unresolved"
+        return interval_order((self.two_way.low, self.two_way.high), (self.committed.low, self.committed.high))
 
 
 def two_way_cells(two_way: ModelResults, committed: ModelResults) -> tuple:
